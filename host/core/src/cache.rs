@@ -1,0 +1,433 @@
+//! [`Cache`]: a handle to one named cache, with the in-memory LRU in front of the store.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use lru::LruCache;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS};
+use crate::manager::{Shared, unexpected};
+use crate::store::{CacheId, Outcome, Page, Target, Write};
+use crate::{Error, Json, Quota, Result};
+
+/// Entries fetched per page when iterating a whole cache.
+const ITERATION_PAGE: usize = 256;
+
+/// A handle to one named cache: a persistent map from string keys to [`Json`] values.
+///
+/// Handles are cheap to clone and can be sent between threads; every handle to the same cache
+/// in a process shares one in-memory LRU. Reads that hit the LRU touch neither the database
+/// nor the operating system. Writes are durable when they return, and other processes sharing
+/// the database see them from then on.
+///
+/// ```
+/// use easycaching::{CacheManager, Json};
+/// use serde_json::json;
+///
+/// # let dir = tempfile::tempdir()?;
+/// let manager = CacheManager::open(dir.path().join("app.db"))?;
+/// let cache = manager.create_cache("test")?;
+///
+/// cache.set("foo", Json::parse(r#""bar""#)?)?;
+/// assert_eq!(cache.get("foo")?.as_deref(), Some(r#""bar""#));
+/// assert!(cache.contains("foo")?);
+///
+/// cache.set_value("user:1", &json!({"name": "Ada"}))?;
+/// let user: serde_json::Value = cache.get_value("user:1")?.unwrap();
+/// assert_eq!(user["name"], "Ada");
+///
+/// for entry in cache.iter() {
+///     let (key, value) = entry?;
+///     println!("{{{key:?}: {value}}}");
+/// }
+/// assert!(cache.delete("foo")?);
+/// assert_eq!(cache.clear()?, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) state: Arc<CacheState>,
+    pub(crate) quota: Quota,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &self.name())
+            .field("quota", &self.quota)
+            .finish()
+    }
+}
+
+impl Cache {
+    /// The cache's name.
+    pub fn name(&self) -> &str {
+        &self.state.target.name
+    }
+
+    /// The quota this handle holds the cache to.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    /// A handle to the same cache that holds it to `quota` on writes.
+    pub fn with_quota(&self, quota: Quota) -> Cache {
+        Cache {
+            quota,
+            ..self.clone()
+        }
+    }
+
+    /// The value stored under `key`, or `None`.
+    pub fn get(&self, key: &str) -> Result<Option<Json>> {
+        self.shared.limits.check_key(key)?;
+        self.ready()?;
+        let generation = match self.state.lookup(key) {
+            Lookup::Hit(value) => return Ok(Some(value)),
+            Lookup::Miss(generation) => generation,
+        };
+        let value = self.shared.store.get(self.state.target.id, key)?;
+        if let Some(value) = &value {
+            self.state
+                .fill(key, value, generation, self.shared.max_cached_value_bytes);
+        }
+        Ok(value)
+    }
+
+    /// The value stored under `key`, deserialized into `T`.
+    pub fn get_value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.get(key)?.map(|value| value.deserialize()).transpose()
+    }
+
+    /// The values stored under each of `keys`, in order, read in one go.
+    pub fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Json>>> {
+        self.shared.limits.check_batch(keys.len())?;
+        for key in keys {
+            self.shared.limits.check_key(key)?;
+        }
+        self.ready()?;
+        let mut values = Vec::with_capacity(keys.len());
+        let mut misses = Vec::new();
+        let mut generation = 0;
+        for (index, key) in keys.iter().enumerate() {
+            match self.state.lookup(key) {
+                Lookup::Hit(value) => values.push(Some(value)),
+                Lookup::Miss(current) => {
+                    // The earliest generation: the store is read after every lookup.
+                    if misses.is_empty() {
+                        generation = current;
+                    }
+                    misses.push((index, *key));
+                    values.push(None);
+                }
+            }
+        }
+        if !misses.is_empty() {
+            let missed: Vec<&str> = misses.iter().map(|(_, key)| *key).collect();
+            let found = self.shared.store.get_many(self.state.target.id, &missed)?;
+            for ((index, key), value) in misses.into_iter().zip(found) {
+                if let Some(value) = &value {
+                    self.state
+                        .fill(key, value, generation, self.shared.max_cached_value_bytes);
+                }
+                values[index] = value;
+            }
+        }
+        Ok(values)
+    }
+
+    /// Stores `value` under `key`, replacing what was there.
+    pub fn set(&self, key: &str, value: Json) -> Result<()> {
+        self.set_many([(key.to_owned(), value)])
+    }
+
+    /// Serializes `value` and stores it under `key`.
+    pub fn set_value<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        self.set(key, Json::from_value(value)?)
+    }
+
+    /// Stores every entry in one durable write, all or none; a later entry for the same key
+    /// wins.
+    pub fn set_many(&self, entries: impl IntoIterator<Item = (String, Json)>) -> Result<()> {
+        let entries: Vec<(String, Json)> = entries.into_iter().collect();
+        let limits = &self.shared.limits;
+        limits.check_batch(entries.len())?;
+        for (key, value) in &entries {
+            limits.check_key(key)?;
+            limits.check_value(value)?;
+        }
+        self.alive()?;
+        self.shared.write(Write::Set {
+            cache: self.target(),
+            entries,
+            quota: self.quota,
+        })?;
+        Ok(())
+    }
+
+    /// Whether a value is stored under `key`.
+    pub fn contains(&self, key: &str) -> Result<bool> {
+        self.shared.limits.check_key(key)?;
+        self.ready()?;
+        if let Lookup::Hit(_) = self.state.lookup(key) {
+            return Ok(true);
+        }
+        self.shared.store.contains(self.state.target.id, key)
+    }
+
+    /// Removes `key`; `true` when a value was there.
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        Ok(self.delete_many(&[key])? > 0)
+    }
+
+    /// Removes each of `keys` in one durable write; returns how many were there.
+    pub fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        self.shared.limits.check_batch(keys.len())?;
+        for key in keys {
+            self.shared.limits.check_key(key)?;
+        }
+        self.alive()?;
+        let keys = keys.iter().map(|key| key.to_string()).collect();
+        count(self.shared.write(Write::Delete {
+            cache: self.target(),
+            keys,
+        })?)
+    }
+
+    /// Removes every entry; returns how many there were.
+    pub fn clear(&self) -> Result<u64> {
+        self.alive()?;
+        count(self.shared.write(Write::Clear {
+            cache: self.target(),
+        })?)
+    }
+
+    /// How many entries the cache holds.
+    pub fn len(&self) -> Result<u64> {
+        self.ready()?;
+        match self.shared.store.cache_stats(self.state.target.id)? {
+            Some(stats) => Ok(stats.entries),
+            None => Err(self.gone()),
+        }
+    }
+
+    /// Whether the cache holds no entries.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// How many bytes of keys and values the cache holds.
+    pub fn size_bytes(&self) -> Result<u64> {
+        self.ready()?;
+        match self.shared.store.cache_stats(self.state.target.id)? {
+            Some(stats) => Ok(stats.bytes),
+            None => Err(self.gone()),
+        }
+    }
+
+    /// How many of the cache's entries this process holds in memory (at most the LRU
+    /// capacity).
+    pub fn cached_len(&self) -> usize {
+        self.state.cached()
+    }
+
+    /// One page of entries in key order after `cursor` (from the start when `None`): at most
+    /// `limit` entries (clamped to 1..=1000), stopping early after about 4 MiB of values.
+    /// Pass [`Page::next`] back for the following page; it is `None` at the end.
+    pub fn entries(&self, cursor: Option<&str>, limit: usize) -> Result<Page<(String, Json)>> {
+        self.ready()?;
+        let limit = limit.clamp(1, MAX_PAGE_ITEMS);
+        self.shared
+            .store
+            .entries(self.state.target.id, cursor, limit, MAX_PAGE_BYTES)
+    }
+
+    /// One page of keys in key order; paged like [`Cache::entries`].
+    pub fn keys(&self, cursor: Option<&str>, limit: usize) -> Result<Page<String>> {
+        self.ready()?;
+        let limit = limit.clamp(1, MAX_PAGE_ITEMS);
+        self.shared.store.keys(self.state.target.id, cursor, limit)
+    }
+
+    /// Every entry in key order, fetched a page at a time. An entry that exists for the whole
+    /// iteration is seen exactly once, even while others write.
+    pub fn iter(&self) -> Entries {
+        Entries {
+            cache: self.clone(),
+            page: Vec::new().into_iter(),
+            next: None,
+            done: false,
+        }
+    }
+
+    fn target(&self) -> Target<CacheId> {
+        self.state.target.clone()
+    }
+
+    /// Before a read: takes in other processes' writes, then checks the cache still exists.
+    fn ready(&self) -> Result<()> {
+        self.shared.refresh()?;
+        self.alive()
+    }
+
+    fn alive(&self) -> Result<()> {
+        if self.state.is_dropped() {
+            return Err(self.gone());
+        }
+        Ok(())
+    }
+
+    fn gone(&self) -> Error {
+        Error::NoSuchCache(self.name().to_owned())
+    }
+}
+
+fn count(outcome: Outcome) -> Result<u64> {
+    match outcome {
+        Outcome::Count(count) => Ok(count),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Every entry of a cache, a page at a time. Made by [`Cache::iter`].
+pub struct Entries {
+    cache: Cache,
+    page: std::vec::IntoIter<(String, Json)>,
+    next: Option<String>,
+    done: bool,
+}
+
+impl Iterator for Entries {
+    type Item = Result<(String, Json)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(entry) = self.page.next() {
+                return Some(Ok(entry));
+            }
+            if self.done {
+                return None;
+            }
+            match self.cache.entries(self.next.as_deref(), ITERATION_PAGE) {
+                Ok(page) => {
+                    self.done = page.next.is_none();
+                    self.next = page.next;
+                    self.page = page.items.into_iter();
+                }
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}
+
+/// The in-memory side of one cache, shared by every handle to it in this process.
+pub(crate) struct CacheState {
+    pub(crate) target: Target<CacheId>,
+    lru: Option<Mutex<Lru>>,
+    dropped: AtomicBool,
+}
+
+/// The LRU, and a generation that every change to it bumps. A reader that missed notes the
+/// generation, reads the store, and fills the LRU only if the generation is unchanged: had a
+/// write or an invalidation come in between, what it read may already be stale.
+struct Lru {
+    entries: LruCache<String, Json>,
+    generation: u64,
+}
+
+pub(crate) enum Lookup {
+    Hit(Json),
+    Miss(u64),
+}
+
+impl CacheState {
+    pub(crate) fn new(target: Target<CacheId>, capacity: usize) -> CacheState {
+        let lru = NonZeroUsize::new(capacity).map(|capacity| {
+            Mutex::new(Lru {
+                entries: LruCache::new(capacity),
+                generation: 0,
+            })
+        });
+        CacheState {
+            target,
+            lru,
+            dropped: AtomicBool::new(false),
+        }
+    }
+
+    fn lru(&self) -> Option<MutexGuard<'_, Lru>> {
+        self.lru
+            .as_ref()
+            .map(|lru| lru.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    pub(crate) fn lookup(&self, key: &str) -> Lookup {
+        match self.lru() {
+            Some(mut lru) => match lru.entries.get(key) {
+                Some(value) => Lookup::Hit(value.clone()),
+                None => Lookup::Miss(lru.generation),
+            },
+            None => Lookup::Miss(0),
+        }
+    }
+
+    /// Keeps a value read from the store, unless the LRU changed since the read began.
+    pub(crate) fn fill(&self, key: &str, value: &Json, generation: u64, max_value_bytes: usize) {
+        if value.len() > max_value_bytes {
+            return;
+        }
+        if let Some(mut lru) = self.lru()
+            && lru.generation == generation
+        {
+            lru.entries.put(key.to_owned(), value.clone());
+        }
+    }
+
+    /// Keeps a value this process just wrote.
+    pub(crate) fn store(&self, key: &str, value: &Json, max_value_bytes: usize) {
+        if value.len() > max_value_bytes {
+            return self.forget(key);
+        }
+        if let Some(mut lru) = self.lru() {
+            lru.generation += 1;
+            lru.entries.put(key.to_owned(), value.clone());
+        }
+    }
+
+    /// Drops one key from the LRU.
+    pub(crate) fn forget(&self, key: &str) {
+        if let Some(mut lru) = self.lru() {
+            lru.generation += 1;
+            lru.entries.pop(key);
+        }
+    }
+
+    /// Empties the LRU.
+    pub(crate) fn forget_all(&self) {
+        if let Some(mut lru) = self.lru() {
+            lru.generation += 1;
+            lru.entries.clear();
+        }
+    }
+
+    /// How many entries the LRU holds now.
+    pub(crate) fn cached(&self) -> usize {
+        self.lru().map_or(0, |lru| lru.entries.len())
+    }
+
+    pub(crate) fn mark_dropped(&self) {
+        self.dropped.store(true, Ordering::Release);
+        self.forget_all();
+    }
+
+    pub(crate) fn is_dropped(&self) -> bool {
+        self.dropped.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,116 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in easycaching.
+///
+/// An operation that returns an error changed nothing: no half-written entry is ever visible.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No cache of that name exists, or it was deleted while a handle to it was open.
+    #[error("no cache named {0:?} exists (create it with create-cache, or check the name)")]
+    NoSuchCache(String),
+
+    /// No queue of that name exists, or it was deleted while a handle to it was open.
+    #[error("no queue named {0:?} exists (create it with create-queue, or check the name)")]
+    NoSuchQueue(String),
+
+    /// A cache or queue name that is not allowed.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given (shortened when it is very long).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A value that is not a JSON document.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+
+    /// A key, value or batch over its limit (see [`Limits`](crate::Limits)).
+    #[error("{what} is {size} {unit}, over the limit of {limit}")]
+    TooLarge {
+        /// What was too large: "key", "value", "batch".
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// The unit of `size` and `limit`: "bytes" or "items".
+        unit: &'static str,
+        /// The limit it went over.
+        limit: usize,
+    },
+
+    /// A write that would take a cache or queue past its quota.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+
+    /// The database stayed locked by other connections for longer than the busy timeout.
+    #[error(
+        "the database {path} stayed locked by another process for {waited:?}; \
+         is a long transaction (an sqlite3 shell?) holding it? (raise busy_timeout to wait longer)"
+    )]
+    Busy {
+        /// The database file.
+        path: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+    },
+
+    /// The file exists but is not an easycaching database; it was left untouched.
+    #[error("{path} is not an easycaching database ({reason}); it was left untouched")]
+    NotOurDatabase {
+        /// The file.
+        path: PathBuf,
+        /// Why it is not ours.
+        reason: String,
+    },
+
+    /// The database was written by a newer easycaching with a schema this build does not know.
+    #[error(
+        "{path} has schema version {found}, newer than this build of easycaching knows \
+         ({supported}); upgrade easycaching to open it (the file was left untouched)"
+    )]
+    SchemaTooNew {
+        /// The file.
+        path: PathBuf,
+        /// The schema version found in the file.
+        found: i64,
+        /// The newest schema version this build knows.
+        supported: i64,
+    },
+
+    /// SQLite found the database file damaged.
+    #[error(
+        "the database {path} is corrupt ({detail}); restore it from a backup, or move it \
+         aside to start afresh"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
+    },
+
+    /// Any other failure of the storage: I/O errors, a full disk, a read-only file.
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+impl Error {
+    /// A shortened copy of `name` for error messages, so a hostile 1 MB name does not become
+    /// a 1 MB log line.
+    pub(crate) fn invalid_name(name: &str, reason: &'static str) -> Self {
+        const SHOWN: usize = 64;
+        let name = match name.char_indices().nth(SHOWN) {
+            Some((cut, _)) => format!("{}…", &name[..cut]),
+            None => name.to_owned(),
+        };
+        Error::InvalidName { name, reason }
+    }
+}

@@ -1,0 +1,65 @@
+//! A shared, persistent cache of JSON documents: named caches and FIFO queues in one SQLite
+//! file, with an in-memory LRU in front of each cache.
+//!
+//! This is the storage engine behind the easycaching WebAssembly host, and it stands on its
+//! own: a Rust application embeds it with no wasm at all.
+//!
+//! ```
+//! use easycaching::CacheManager;
+//! use serde_json::json;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! let manager = CacheManager::open(dir.path().join("easycaching.db"))?;
+//! let test = manager.create_cache("test")?;
+//! test.set_value("foo", &json!({"bar": 1}))?;
+//! assert_eq!(test.get("foo")?.unwrap().as_str(), r#"{"bar":1}"#);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Guarantees
+//!
+//! - **Durable**: a write is in the database when it returns; with the default
+//!   [`Durability::Full`] it is fsynced and survives `kill -9` and power loss alike.
+//! - **Shared**: many threads and many processes may use one database file at once. A write
+//!   that returned in one process is seen by reads in every other, even those that had the old
+//!   value in their LRU. Lock waits are absorbed (up to the busy timeout) and never surface as
+//!   "database is locked".
+//! - **Fast**: a hit in the LRU costs a mutex and two memory loads to check that no other
+//!   process committed; concurrent writers share commits (group commit).
+//! - **Checked**: values must be JSON ([`Error::InvalidJson`]), keys and values are bounded by
+//!   [`Limits`] ([`Error::TooLarge`]), names by [`validate_name`]; a failed write stores
+//!   nothing.
+//!
+//! # Layout
+//!
+//! [`CacheManager`] opens a database and hands out [`Cache`] and [`Queue`] handles. Under
+//! them, every write goes through a group commit to a [`store::Store`] (the shipped one is
+//! [`store::SqliteStore`]), and reads consult the LRU first.
+#![deny(missing_docs)]
+
+mod cache;
+mod error;
+mod group_commit;
+mod json;
+mod limits;
+mod manager;
+mod names;
+mod options;
+mod queue;
+pub mod store;
+
+pub use cache::{Cache, Entries};
+pub use error::{Error, Result};
+pub use json::Json;
+pub use limits::{
+    DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES, Limits,
+    MAX_PAGE_BYTES, MAX_PAGE_ITEMS, Quota,
+};
+pub use manager::{CacheManager, Summary};
+pub use names::{MAX_NAME_BYTES, validate_name};
+pub use options::{
+    CacheManagerBuilder, DEFAULT_BUSY_TIMEOUT, DEFAULT_LRU_CAPACITY, DEFAULT_MAX_BATCH_WRITES,
+    DEFAULT_MAX_CACHED_VALUE_BYTES, Durability,
+};
+pub use queue::Queue;
+pub use store::Page;

@@ -1,0 +1,489 @@
+//! [`CacheManager`]: the entry point, and the state every handle of a database shares.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::cache::{Cache, CacheState};
+use crate::group_commit::GroupCommit;
+use crate::options::CacheManagerBuilder;
+use crate::queue::Queue;
+use crate::store::{
+    Applied, CacheId, Change, ChangeToken, Changes, Listed, Outcome, OwnCommit, QueueId,
+    SqliteStore, Store, Target, Write,
+};
+use crate::{Error, Limits, Quota, Result, validate_name};
+
+/// Opens a database of named caches and queues, and hands out handles to them.
+///
+/// Cloning a manager is cheap; clones share everything. Many managers, in many processes, may
+/// open the same database file at once: a write through one is seen by every other from the
+/// moment it returns.
+///
+/// ```
+/// use easycaching::CacheManager;
+///
+/// # let dir = tempfile::tempdir()?;
+/// let manager = CacheManager::open(dir.path().join("app.db"))?;
+/// let test = manager.create_cache("test")?;
+/// test.set_value("foo", "bar")?;
+///
+/// // Elsewhere, the same cache by name.
+/// let again = manager.open_cache("test")?;
+/// assert_eq!(again.get_value::<String>("foo")?.as_deref(), Some("bar"));
+///
+/// let jobs = manager.create_queue("jobs")?;
+/// jobs.put_value(&serde_json::json!({"task": "resize", "id": 7}))?;
+/// assert_eq!(jobs.len()?, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct CacheManager {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for CacheManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheManager")
+            .field("path", &self.shared.path)
+            .finish()
+    }
+}
+
+/// A cache or queue as listed by [`CacheManager::list_caches`] and
+/// [`CacheManager::list_queues`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The name.
+    pub name: String,
+    /// Entries in the cache, items in the queue.
+    pub entries: u64,
+    /// Bytes of keys and values (of items, for a queue).
+    pub bytes: u64,
+}
+
+impl From<Listed> for Summary {
+    fn from(listed: Listed) -> Self {
+        Summary {
+            name: listed.name,
+            entries: listed.stats.entries,
+            bytes: listed.stats.bytes,
+        }
+    }
+}
+
+impl CacheManager {
+    /// Opens the database at `path` with the default settings, creating it when needed.
+    pub fn open(path: impl AsRef<Path>) -> Result<CacheManager> {
+        Self::builder(path).open()
+    }
+
+    /// Starts configuring a manager for the database at `path`.
+    pub fn builder(path: impl AsRef<Path>) -> CacheManagerBuilder {
+        CacheManagerBuilder::new(path.as_ref())
+    }
+
+    pub(crate) fn from_builder(options: CacheManagerBuilder) -> Result<CacheManager> {
+        let store = SqliteStore::open(&options.path, options.durability, options.busy_timeout)?;
+        if !store.detects_changes_in_memory() {
+            tracing::warn!(path = %options.path.display(), "other processes' writes will be checked on every read");
+        }
+        let path = store.path().to_owned();
+        Ok(CacheManager {
+            shared: Arc::new(Shared::new(Box::new(store), path, &options)?),
+        })
+    }
+
+    /// The database file (its canonical path).
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The size limits in force.
+    pub fn limits(&self) -> Limits {
+        self.shared.limits
+    }
+
+    /// Opens the cache called `name`, creating it empty when it does not exist, as the
+    /// original `create_cache` does.
+    pub fn create_cache(&self, name: &str) -> Result<Cache> {
+        validate_name(name)?;
+        if let Some(cache) = self.registered_cache(name)? {
+            return Ok(cache);
+        }
+        match self.shared.write(Write::CreateCache {
+            name: name.to_owned(),
+        })? {
+            Outcome::Created { id, .. } => self
+                .shared
+                .install(CacheId(id), name)
+                .map(|state| self.handle(state)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Opens the existing cache called `name`; [`Error::NoSuchCache`] when there is none.
+    pub fn open_cache(&self, name: &str) -> Result<Cache> {
+        validate_name(name)?;
+        if let Some(cache) = self.registered_cache(name)? {
+            return Ok(cache);
+        }
+        match self.shared.store.find_cache(name)? {
+            Some(id) => self
+                .shared
+                .install(id, name)
+                .map(|state| self.handle(state)),
+            None => Err(Error::NoSuchCache(name.to_owned())),
+        }
+    }
+
+    /// Every cache in the database, in name order, with its size.
+    pub fn list_caches(&self) -> Result<Vec<Summary>> {
+        Ok(self
+            .shared
+            .store
+            .list_caches()?
+            .into_iter()
+            .map(Summary::from)
+            .collect())
+    }
+
+    /// Deletes the cache called `name` and its entries; `true` when it existed. Handles to it
+    /// fail with [`Error::NoSuchCache`] from then on, in every process.
+    pub fn delete_cache(&self, name: &str) -> Result<bool> {
+        validate_name(name)?;
+        match self.shared.write(Write::DropCache {
+            name: name.to_owned(),
+        })? {
+            Outcome::Dropped(id) => Ok(id.is_some()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Opens the queue called `name`, creating it empty when it does not exist.
+    pub fn create_queue(&self, name: &str) -> Result<Queue> {
+        validate_name(name)?;
+        match self.shared.write(Write::CreateQueue {
+            name: name.to_owned(),
+        })? {
+            Outcome::Created { id, .. } => Ok(self.queue_handle(QueueId(id), name)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Opens the existing queue called `name`; [`Error::NoSuchQueue`] when there is none.
+    pub fn open_queue(&self, name: &str) -> Result<Queue> {
+        validate_name(name)?;
+        match self.shared.store.find_queue(name)? {
+            Some(id) => Ok(self.queue_handle(id, name)),
+            None => Err(Error::NoSuchQueue(name.to_owned())),
+        }
+    }
+
+    /// Every queue in the database, in name order, with its size.
+    pub fn list_queues(&self) -> Result<Vec<Summary>> {
+        Ok(self
+            .shared
+            .store
+            .list_queues()?
+            .into_iter()
+            .map(Summary::from)
+            .collect())
+    }
+
+    /// Deletes the queue called `name` and its items; `true` when it existed.
+    pub fn delete_queue(&self, name: &str) -> Result<bool> {
+        validate_name(name)?;
+        match self.shared.write(Write::DropQueue {
+            name: name.to_owned(),
+        })? {
+            Outcome::Dropped(id) => Ok(id.is_some()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A handle from this process's registry, after taking in other processes' changes (one
+    /// of which may have deleted the cache).
+    fn registered_cache(&self, name: &str) -> Result<Option<Cache>> {
+        self.shared.refresh()?;
+        Ok(self
+            .shared
+            .registered_by_name(name)
+            .map(|state| self.handle(state)))
+    }
+
+    fn handle(&self, state: Arc<CacheState>) -> Cache {
+        Cache {
+            shared: self.shared.clone(),
+            state,
+            quota: self.shared.default_quota,
+        }
+    }
+
+    fn queue_handle(&self, id: QueueId, name: &str) -> Queue {
+        Queue {
+            shared: self.shared.clone(),
+            target: Target {
+                id,
+                name: name.into(),
+            },
+            quota: self.shared.default_quota,
+        }
+    }
+}
+
+pub(crate) fn unexpected(outcome: Outcome) -> Error {
+    Error::Storage(format!("internal error: unexpected outcome {outcome:?}"))
+}
+
+/// What every handle of one manager shares.
+pub(crate) struct Shared {
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) limits: Limits,
+    pub(crate) max_cached_value_bytes: usize,
+    path: PathBuf,
+    lru_capacity: usize,
+    default_quota: Quota,
+    registry: Mutex<Registry>,
+    writes: GroupCommit<Write, Result<Outcome>>,
+    coherence: Coherence,
+}
+
+/// The in-memory state of every cache this process has opened, by id and by name.
+#[derive(Default)]
+struct Registry {
+    by_id: HashMap<CacheId, Arc<CacheState>>,
+    by_name: HashMap<Arc<str>, CacheId>,
+}
+
+/// How far this process has taken in the other processes' changes.
+///
+/// `synced` is the change token as of the last time the change log was read (or this
+/// process's own commit was known to be the only one since). While the store's token still
+/// equals it, nobody has committed and every LRU is current: that check is the whole cost of
+/// coherence on a cache hit. `cursor` is the change-log position read up to; its lock also
+/// orders the application of changes to the LRUs, ours and theirs.
+struct Coherence {
+    synced: [AtomicU64; 2],
+    cursor: Mutex<i64>,
+}
+
+impl Coherence {
+    fn is_synced(&self, token: ChangeToken) -> bool {
+        token.0[0] == self.synced[0].load(Ordering::Acquire)
+            && token.0[1] == self.synced[1].load(Ordering::Acquire)
+    }
+
+    fn set_synced(&self, token: ChangeToken) {
+        self.synced[0].store(token.0[0], Ordering::Release);
+        self.synced[1].store(token.0[1], Ordering::Release);
+    }
+
+    fn lock_cursor(&self) -> MutexGuard<'_, i64> {
+        self.cursor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Shared {
+    fn new(store: Box<dyn Store>, path: PathBuf, options: &CacheManagerBuilder) -> Result<Shared> {
+        // The token first: a commit between the two reads is re-read later, harmlessly, since
+        // nothing is cached yet.
+        let token = store.change_token();
+        let cursor = store.change_cursor()?;
+        let coherence = Coherence {
+            synced: Default::default(),
+            cursor: Mutex::new(cursor),
+        };
+        coherence.set_synced(token);
+        Ok(Shared {
+            store,
+            limits: options.limits,
+            max_cached_value_bytes: options.max_cached_value_bytes,
+            path,
+            lru_capacity: options.lru_capacity,
+            default_quota: options.default_quota,
+            registry: Mutex::default(),
+            writes: GroupCommit::new(options.max_batch_writes),
+            coherence,
+        })
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn registered_by_name(&self, name: &str) -> Option<Arc<CacheState>> {
+        let registry = self.registry();
+        registry
+            .by_name
+            .get(name)
+            .and_then(|id| registry.by_id.get(id))
+            .cloned()
+    }
+
+    /// The state of cache `id`, made and registered when this process has none yet.
+    fn install(&self, id: CacheId, name: &str) -> Result<Arc<CacheState>> {
+        let state = {
+            let mut registry = self.registry();
+            if let Some(state) = registry.by_id.get(&id) {
+                return Ok(state.clone());
+            }
+            let name: Arc<str> = name.into();
+            let state = Arc::new(CacheState::new(
+                Target {
+                    id,
+                    name: name.clone(),
+                },
+                self.lru_capacity,
+            ));
+            registry.by_id.insert(id, state.clone());
+            registry.by_name.insert(name, id);
+            state
+        };
+        // Had the cache been deleted before it was registered, that change may already have
+        // been taken in and missed this state: look once.
+        if self.store.cache_stats(id)?.is_none() {
+            self.unregister(id);
+            return Err(Error::NoSuchCache(name.to_owned()));
+        }
+        Ok(state)
+    }
+
+    fn unregister(&self, id: CacheId) {
+        let mut registry = self.registry();
+        if let Some(state) = registry.by_id.remove(&id) {
+            registry.by_name.remove(&state.target.name);
+            state.mark_dropped();
+        }
+    }
+
+    fn registered(&self, id: CacheId) -> Option<Arc<CacheState>> {
+        self.registry().by_id.get(&id).cloned()
+    }
+
+    /// Submits one write to the group commit and waits until it is durable.
+    pub(crate) fn write(&self, write: Write) -> Result<Outcome> {
+        self.writes.submit(
+            write,
+            |batch| {
+                let Applied {
+                    results,
+                    own_commit,
+                } = self.store.apply(&batch);
+                self.after_commit(&batch, &results, own_commit);
+                results
+            },
+            || {
+                Err(Error::Storage(
+                    "internal error: a write batch panicked; nothing was written".into(),
+                ))
+            },
+        )
+    }
+
+    /// Brings the LRUs up to date with a batch just committed. Runs in commit order (one
+    /// batch at a time) under the cursor lock, so it cannot interleave with taking in other
+    /// processes' changes.
+    fn after_commit(&self, writes: &[Write], results: &[Result<Outcome>], own: Option<OwnCommit>) {
+        let mut cursor = self.coherence.lock_cursor();
+        // Written values go into the LRU only when nobody else committed between our last look
+        // at the change log and our commit; otherwise the keys are dropped and read afresh.
+        let own = own.filter(|own| self.coherence.is_synced(own.before));
+        for (write, result) in writes.iter().zip(results) {
+            let Ok(outcome) = result else { continue };
+            match write {
+                Write::Set { cache, entries, .. } => {
+                    if let Some(state) = self.registered(cache.id) {
+                        for (key, value) in entries {
+                            match own {
+                                Some(_) => state.store(key, value, self.max_cached_value_bytes),
+                                None => state.forget(key),
+                            }
+                        }
+                    }
+                }
+                Write::Delete { cache, keys } => {
+                    if let Some(state) = self.registered(cache.id) {
+                        keys.iter().for_each(|key| state.forget(key));
+                    }
+                }
+                Write::Clear { cache } => {
+                    if let Some(state) = self.registered(cache.id) {
+                        state.forget_all();
+                    }
+                }
+                Write::DropCache { .. } => {
+                    if let Outcome::Dropped(Some(id)) = outcome {
+                        self.unregister(CacheId(*id));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(own) = own {
+            self.coherence.set_synced(own.after);
+            *cursor = own.cursor;
+        }
+    }
+
+    /// Takes in other processes' changes, if there were any since the last look. On the hit
+    /// path this is two memory loads and two comparisons.
+    pub(crate) fn refresh(&self) -> Result<()> {
+        if self.coherence.is_synced(self.store.change_token()) {
+            return Ok(());
+        }
+        let mut cursor = self.coherence.lock_cursor();
+        let token = self.store.change_token();
+        if self.coherence.is_synced(token) {
+            return Ok(());
+        }
+        match self.store.changes_since(*cursor)? {
+            Changes::Since {
+                changes,
+                cursor: next,
+            } => {
+                for change in changes {
+                    match change {
+                        Change::Key(id, key) => {
+                            if let Some(state) = self.registered(id) {
+                                state.forget(&key);
+                            }
+                        }
+                        Change::Cleared(id) => {
+                            if let Some(state) = self.registered(id) {
+                                state.forget_all();
+                            }
+                        }
+                        Change::Dropped(id) => self.unregister(id),
+                    }
+                }
+                *cursor = next;
+            }
+            Changes::Overflow { cursor: next } => {
+                tracing::debug!("fell behind the change log; forgetting every cached entry");
+                let existing: HashSet<i64> = self
+                    .store
+                    .list_caches()?
+                    .into_iter()
+                    .map(|c| c.id)
+                    .collect();
+                let registered: Vec<Arc<CacheState>> =
+                    self.registry().by_id.values().cloned().collect();
+                for state in registered {
+                    state.forget_all();
+                    if !existing.contains(&state.target.id.0) {
+                        self.unregister(state.target.id);
+                    }
+                }
+                *cursor = next;
+            }
+        }
+        self.coherence.set_synced(token);
+        Ok(())
+    }
+}

@@ -1,0 +1,127 @@
+//! How a [`CacheManager`](crate::CacheManager) is configured, with the documented defaults.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{CacheManager, Limits, Quota, Result};
+
+/// Default for [`CacheManagerBuilder::lru_capacity`]: 500 entries per cache, as in the
+/// original Python easycaching.
+pub const DEFAULT_LRU_CAPACITY: usize = 500;
+/// Default for [`CacheManagerBuilder::max_cached_value_bytes`]: 64 KiB. With 500 entries a
+/// cache's LRU holds at most about 32 MiB, whatever the size of the database.
+pub const DEFAULT_MAX_CACHED_VALUE_BYTES: usize = 64 * 1024;
+/// Default for [`CacheManagerBuilder::busy_timeout`]: 10 seconds.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`CacheManagerBuilder::max_batch_writes`]: 512 writes per group commit.
+pub const DEFAULT_MAX_BATCH_WRITES: usize = 512;
+
+/// What an acknowledged write survives. Either way a crash never corrupts the database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `PRAGMA synchronous = FULL`: every commit is fsynced before it is acknowledged, so an
+    /// acknowledged write survives a crash of the process (`kill -9`), of the operating
+    /// system, and a power cut. The default: it loses nothing that was acknowledged.
+    #[default]
+    Full,
+    /// `PRAGMA synchronous = NORMAL`: commits reach the operating system before they are
+    /// acknowledged and are fsynced at checkpoints. An acknowledged write survives a crash of
+    /// the process (`kill -9`), but an operating-system crash or a power cut can lose the last
+    /// writes. Several times faster per write when writers are few.
+    Normal,
+}
+
+/// Configures and opens a [`CacheManager`]. Made by [`CacheManager::builder`].
+///
+/// ```
+/// use easycaching::{CacheManager, Durability, Limits};
+///
+/// # let dir = tempfile::tempdir()?;
+/// let manager = CacheManager::builder(dir.path().join("app.db"))
+///     .lru_capacity(1000)
+///     .durability(Durability::Normal)
+///     .limits(Limits { max_value_bytes: 64 * 1024, ..Limits::default() })
+///     .open()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CacheManagerBuilder {
+    pub(crate) path: PathBuf,
+    pub(crate) lru_capacity: usize,
+    pub(crate) max_cached_value_bytes: usize,
+    pub(crate) durability: Durability,
+    pub(crate) limits: Limits,
+    pub(crate) busy_timeout: Duration,
+    pub(crate) max_batch_writes: usize,
+    pub(crate) default_quota: Quota,
+}
+
+impl CacheManagerBuilder {
+    pub(crate) fn new(path: &Path) -> Self {
+        CacheManagerBuilder {
+            path: path.to_owned(),
+            lru_capacity: DEFAULT_LRU_CAPACITY,
+            max_cached_value_bytes: DEFAULT_MAX_CACHED_VALUE_BYTES,
+            durability: Durability::default(),
+            limits: Limits::default(),
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            max_batch_writes: DEFAULT_MAX_BATCH_WRITES,
+            default_quota: Quota::UNLIMITED,
+        }
+    }
+
+    /// Entries each cache keeps in memory, least recently used evicted first. 0 turns the
+    /// in-memory LRU off. Default [`DEFAULT_LRU_CAPACITY`].
+    pub fn lru_capacity(mut self, entries: usize) -> Self {
+        self.lru_capacity = entries;
+        self
+    }
+
+    /// Values larger than this are read from the database every time rather than kept in the
+    /// LRU, which bounds its memory. Default [`DEFAULT_MAX_CACHED_VALUE_BYTES`].
+    pub fn max_cached_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_cached_value_bytes = bytes;
+        self
+    }
+
+    /// What an acknowledged write survives. Default [`Durability::Full`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Size limits on keys, values and batches. Default [`Limits::default`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How long to wait for a lock held by another process before failing with
+    /// [`Error::Busy`](crate::Error::Busy). Default [`DEFAULT_BUSY_TIMEOUT`].
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// The most writes one group commit holds. Default [`DEFAULT_MAX_BATCH_WRITES`].
+    pub fn max_batch_writes(mut self, writes: usize) -> Self {
+        self.max_batch_writes = writes;
+        self
+    }
+
+    /// The quota of handles opened through this manager (a handle can be given another with
+    /// `with_quota`). Default: unlimited.
+    pub fn default_quota(mut self, quota: Quota) -> Self {
+        self.default_quota = quota;
+        self
+    }
+
+    /// Opens the database, creating it when it does not exist.
+    ///
+    /// Fails with [`Error::NotOurDatabase`](crate::Error::NotOurDatabase) or
+    /// [`Error::SchemaTooNew`](crate::Error::SchemaTooNew), leaving the file untouched, when
+    /// the file is not an easycaching database this build can use.
+    pub fn open(self) -> Result<CacheManager> {
+        CacheManager::from_builder(self)
+    }
+}

@@ -1,0 +1,136 @@
+//! [`Queue`]: a handle to one named, persistent FIFO queue.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::limits::MAX_PAGE_ITEMS;
+use crate::manager::{Shared, unexpected};
+use crate::store::{Outcome, QueueId, Target, Write};
+use crate::{Error, Json, Quota, Result};
+
+/// A handle to one named queue: first in, first out, kept in the database.
+///
+/// Every item is handed out by [`Queue::get`] exactly once, to one caller, even when many
+/// threads and processes take from the same queue; items from one producer come out in the
+/// order it put them.
+///
+/// ```
+/// use easycaching::{CacheManager, Json};
+///
+/// # let dir = tempfile::tempdir()?;
+/// let manager = CacheManager::open(dir.path().join("app.db"))?;
+/// let queue = manager.create_queue("jobs")?;
+/// queue.put(Json::parse(r#""first""#)?)?;
+/// queue.put_value("second")?;
+/// assert_eq!(queue.len()?, 2);
+/// assert_eq!(queue.get_value::<String>()?.as_deref(), Some("first"));
+/// assert_eq!(queue.peek()?.as_deref(), Some(r#""second""#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Queue {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) target: Target<QueueId>,
+    pub(crate) quota: Quota,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name())
+            .field("quota", &self.quota)
+            .finish()
+    }
+}
+
+impl Queue {
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.target.name
+    }
+
+    /// A handle to the same queue that holds it to `quota` on writes.
+    pub fn with_quota(&self, quota: Quota) -> Queue {
+        Queue {
+            quota,
+            ..self.clone()
+        }
+    }
+
+    /// Appends `value` at the back; durable when it returns.
+    pub fn put(&self, value: Json) -> Result<()> {
+        self.put_many([value])
+    }
+
+    /// Serializes `value` and appends it.
+    pub fn put_value<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        self.put(Json::from_value(value)?)
+    }
+
+    /// Appends every value in order, all or none, in one durable write.
+    pub fn put_many(&self, values: impl IntoIterator<Item = Json>) -> Result<()> {
+        let values: Vec<Json> = values.into_iter().collect();
+        self.shared.limits.check_batch(values.len())?;
+        for value in &values {
+            self.shared.limits.check_value(value)?;
+        }
+        self.shared.write(Write::Put {
+            queue: self.target.clone(),
+            values,
+            quota: self.quota,
+        })?;
+        Ok(())
+    }
+
+    /// Removes and returns the oldest item; `None` when the queue is empty.
+    pub fn get(&self) -> Result<Option<Json>> {
+        Ok(self.get_many(1)?.into_iter().next())
+    }
+
+    /// Removes the oldest item and deserializes it into `T`.
+    pub fn get_value<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.get()?.map(|value| value.deserialize()).transpose()
+    }
+
+    /// Removes and returns up to `max` of the oldest items (clamped to 1..=1000), oldest first.
+    pub fn get_many(&self, max: usize) -> Result<Vec<Json>> {
+        let max = max.clamp(1, MAX_PAGE_ITEMS);
+        match self.shared.write(Write::Take {
+            queue: self.target.clone(),
+            max,
+        })? {
+            Outcome::Values(values) => Ok(values),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The oldest item, left in place; `None` when the queue is empty.
+    pub fn peek(&self) -> Result<Option<Json>> {
+        self.shared.store.peek(&self.target)
+    }
+
+    /// How many items are waiting.
+    pub fn len(&self) -> Result<u64> {
+        match self.shared.store.queue_stats(self.target.id)? {
+            Some(stats) => Ok(stats.entries),
+            None => Err(Error::NoSuchQueue(self.name().to_owned())),
+        }
+    }
+
+    /// Whether no item is waiting.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Removes every item; returns how many there were.
+    pub fn clear(&self) -> Result<u64> {
+        match self.shared.write(Write::ClearQueue {
+            queue: self.target.clone(),
+        })? {
+            Outcome::Count(count) => Ok(count),
+            other => Err(unexpected(other)),
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The storage trait: what a backend must do, whatever it stores in.
+//!
+//! The rest of the crate (the LRU, group commit, coherence between processes) is written once
+//! against [`Store`]; [`SqliteStore`] is the backend that ships. A second backend (PostgreSQL,
+//! say) implements the same trait and keeps the same guarantees:
+//!
+//! - [`Store::apply`] runs a batch of writes in one durable transaction, each write all or
+//!   nothing on its own, and records every key it changes in a change log that other processes
+//!   read with [`Store::changes_since`];
+//! - [`Store::change_token`] is cheap enough for every cache hit (no I/O, no system call) and
+//!   changes whenever any process may have committed.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+pub use sqlite::SqliteStore;
+
+use crate::{Json, Quota, Result};
+
+/// The identity of a cache in the database. Never reused, so a handle to a deleted cache can
+/// never reach a new cache that got the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheId(pub i64);
+
+/// The identity of a queue in the database. Never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueId(pub i64);
+
+/// A cache or queue as a write names it: its id, and its name for error messages.
+#[derive(Debug, Clone)]
+pub struct Target<Id> {
+    /// The identity the write acts on.
+    pub id: Id,
+    /// The name, for error messages.
+    pub name: Arc<str>,
+}
+
+/// One write, applied all or nothing.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Write {
+    /// Creates a cache unless one of that name exists. Outcome: [`Outcome::Created`].
+    CreateCache {
+        /// The (already validated) name.
+        name: String,
+    },
+    /// Deletes a cache and its entries. Outcome: [`Outcome::Dropped`].
+    DropCache {
+        /// The name.
+        name: String,
+    },
+    /// Stores entries, replacing what was there. Outcome: [`Outcome::Done`].
+    Set {
+        /// The cache.
+        cache: Target<CacheId>,
+        /// The entries, in order; a later entry for the same key wins.
+        entries: Vec<(String, Json)>,
+        /// The quota to hold the cache to.
+        quota: Quota,
+    },
+    /// Removes keys. Outcome: [`Outcome::Count`], how many were there.
+    Delete {
+        /// The cache.
+        cache: Target<CacheId>,
+        /// The keys.
+        keys: Vec<String>,
+    },
+    /// Removes every entry. Outcome: [`Outcome::Count`].
+    Clear {
+        /// The cache.
+        cache: Target<CacheId>,
+    },
+    /// Creates a queue unless one of that name exists. Outcome: [`Outcome::Created`].
+    CreateQueue {
+        /// The (already validated) name.
+        name: String,
+    },
+    /// Deletes a queue and its items. Outcome: [`Outcome::Dropped`].
+    DropQueue {
+        /// The name.
+        name: String,
+    },
+    /// Appends items at the back. Outcome: [`Outcome::Done`].
+    Put {
+        /// The queue.
+        queue: Target<QueueId>,
+        /// The items, oldest first.
+        values: Vec<Json>,
+        /// The quota to hold the queue to.
+        quota: Quota,
+    },
+    /// Removes up to `max` items from the front. Outcome: [`Outcome::Values`], oldest first.
+    Take {
+        /// The queue.
+        queue: Target<QueueId>,
+        /// The most items to take.
+        max: usize,
+    },
+    /// Removes every item. Outcome: [`Outcome::Count`].
+    ClearQueue {
+        /// The queue.
+        queue: Target<QueueId>,
+    },
+}
+
+/// What a successful [`Write`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; nothing to report.
+    Done,
+    /// A cache or queue was created (`created`), or already existed; `id` is its identity.
+    Created {
+        /// The identity of the cache or queue.
+        id: i64,
+        /// Whether this write created it.
+        created: bool,
+    },
+    /// The identity of the cache or queue deleted, or `None` when there was none.
+    Dropped(Option<i64>),
+    /// How many entries or items were removed.
+    Count(u64),
+    /// The items taken from a queue.
+    Values(Vec<Json>),
+}
+
+/// The outcome of one batch: a result per write, in order, and what the commit means for this
+/// process's view of the change log.
+#[derive(Debug)]
+pub struct Applied {
+    /// One result per write.
+    pub results: Vec<Result<Outcome>>,
+    /// Present when the store can vouch that the commit was the only one between the two
+    /// tokens, so a process that had seen every change up to `before` has now seen every
+    /// change up to `after`, its own included, and need not read its own changes back.
+    pub own_commit: Option<OwnCommit>,
+}
+
+/// See [`Applied::own_commit`].
+#[derive(Debug, Clone, Copy)]
+pub struct OwnCommit {
+    /// The change token just before the commit.
+    pub before: ChangeToken,
+    /// The change token just after it.
+    pub after: ChangeToken,
+    /// The change-log cursor just after it.
+    pub cursor: i64,
+}
+
+/// An opaque value that changes whenever a process may have committed to the database.
+/// Two equal tokens mean nothing was committed in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChangeToken(pub [u64; 2]);
+
+/// A change another process made, as read from the change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// One key of a cache was written or removed.
+    Key(CacheId, String),
+    /// A cache was cleared.
+    Cleared(CacheId),
+    /// A cache was deleted.
+    Dropped(CacheId),
+}
+
+/// What [`Store::changes_since`] found.
+#[derive(Debug)]
+pub enum Changes {
+    /// Every change after the cursor (other processes' only), and the new cursor.
+    Since {
+        /// The changes, oldest first.
+        changes: Vec<Change>,
+        /// The cursor to pass next time.
+        cursor: i64,
+    },
+    /// The log no longer reaches back to the cursor: anything may have changed.
+    Overflow {
+        /// The cursor to pass next time.
+        cursor: i64,
+    },
+}
+
+/// Size figures of one cache or queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Entries in a cache, items in a queue.
+    pub entries: u64,
+    /// Bytes of keys and values (of items, for a queue).
+    pub bytes: u64,
+}
+
+/// A cache or queue as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its identity.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its size.
+    pub stats: Stats,
+}
+
+/// A page of a scan, in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The entries or keys of this page.
+    pub items: Vec<T>,
+    /// The cursor for the next page; `None` when the scan is complete.
+    pub next: Option<String>,
+}
+
+/// A storage backend. See the [module documentation](self) for the guarantees it keeps.
+pub trait Store: Send + Sync + 'static {
+    /// Applies a batch of writes in one transaction, each all or nothing (one failing leaves
+    /// the others in place), and makes the transaction durable before returning. An error for
+    /// the whole batch (the database is unreachable) is returned as that error for every write.
+    fn apply(&self, writes: &[Write]) -> Applied;
+
+    /// The value of one key.
+    fn get(&self, cache: CacheId, key: &str) -> Result<Option<Json>>;
+
+    /// The values of several keys, read in one snapshot.
+    fn get_many(&self, cache: CacheId, keys: &[&str]) -> Result<Vec<Option<Json>>>;
+
+    /// Whether a key is present.
+    fn contains(&self, cache: CacheId, key: &str) -> Result<bool>;
+
+    /// One page of entries after `after`, at most `limit` and about `max_bytes` of values.
+    fn entries(
+        &self,
+        cache: CacheId,
+        after: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page<(String, Json)>>;
+
+    /// One page of keys after `after`, at most `limit`.
+    fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>>;
+
+    /// A cache's size, or `None` when it does not exist.
+    fn cache_stats(&self, cache: CacheId) -> Result<Option<Stats>>;
+
+    /// The cache of that name, if any.
+    fn find_cache(&self, name: &str) -> Result<Option<CacheId>>;
+
+    /// Every cache, in name order.
+    fn list_caches(&self) -> Result<Vec<Listed>>;
+
+    /// The oldest item of a queue, left in place; `Err(NoSuchQueue)` when the queue is gone.
+    fn peek(&self, queue: &Target<QueueId>) -> Result<Option<Json>>;
+
+    /// A queue's size, or `None` when it does not exist.
+    fn queue_stats(&self, queue: QueueId) -> Result<Option<Stats>>;
+
+    /// The queue of that name, if any.
+    fn find_queue(&self, name: &str) -> Result<Option<QueueId>>;
+
+    /// Every queue, in name order.
+    fn list_queues(&self) -> Result<Vec<Listed>>;
+
+    /// The current change token: no I/O, no system call.
+    fn change_token(&self) -> ChangeToken;
+
+    /// The change-log cursor as of now: changes after it are yet to come.
+    fn change_cursor(&self) -> Result<i64>;
+
+    /// Other processes' changes after `cursor`.
+    fn changes_since(&self, cursor: i64) -> Result<Changes>;
+}

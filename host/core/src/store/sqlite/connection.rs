@@ -1,0 +1,129 @@
+//! Opening connections with our settings, and a pool of read connections.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::DbFile;
+use crate::options::Durability;
+use crate::{Error, Result};
+
+/// Prepared statements kept per connection; we use fewer than this, so none is ever re-parsed.
+const STATEMENT_CACHE: usize = 64;
+/// Idle read connections kept for reuse; more are opened when more threads read at once.
+const IDLE_READERS: usize = 16;
+
+/// Settings every connection gets.
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub(super) durability: Durability,
+    pub(super) busy_timeout: Duration,
+}
+
+/// Opens the writing connection, creating the file when it does not exist.
+pub(super) fn open_writer(db: &DbFile, settings: &Settings) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn =
+        Connection::open_with_flags(&db.path, flags).map_err(|e| open_error(&db.path, e))?;
+    configure(&mut conn, db, settings)?;
+    let synchronous = match settings.durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};"))
+        .map_err(|e| db.error(e))?;
+    Ok(conn)
+}
+
+/// Opens a read connection to an existing database.
+fn open_reader(db: &DbFile, settings: &Settings) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn =
+        Connection::open_with_flags(&db.path, flags).map_err(|e| open_error(&db.path, e))?;
+    configure(&mut conn, db, settings)?;
+    conn.execute_batch("PRAGMA query_only = ON;")
+        .map_err(|e| db.error(e))?;
+    Ok(conn)
+}
+
+fn configure(conn: &mut Connection, db: &DbFile, settings: &Settings) -> Result<()> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.busy_handler(Some(busy_handler(settings.busy_timeout)))
+        .map_err(|e| db.error(e))
+}
+
+/// Waits for a lock held by another connection: short, jittered sleeps that grow to 2 ms, so
+/// a waiter gets in soon after the lock frees (SQLite's own handler sleeps up to 100 ms), until
+/// `timeout` has passed since the first attempt.
+fn busy_handler(timeout: Duration) -> impl FnMut(i32) -> bool + Send + 'static {
+    let mut started = Instant::now();
+    move |attempt: i32| {
+        if attempt == 0 {
+            started = Instant::now();
+        }
+        if started.elapsed() >= timeout {
+            return false;
+        }
+        let ceiling_us = (50u64 << attempt.clamp(0, 6) as u32).min(2000);
+        std::thread::sleep(Duration::from_micros(fastrand::u64(
+            ceiling_us / 2..=ceiling_us,
+        )));
+        true
+    }
+}
+
+fn open_error(path: &Path, error: rusqlite::Error) -> Error {
+    let hint = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            format!(" (the directory {} does not exist)", dir.display())
+        }
+        _ => String::new(),
+    };
+    Error::Storage(format!("cannot open {}: {error}{hint}", path.display()))
+}
+
+/// Read connections, reused across calls and threads.
+pub(super) struct ReaderPool {
+    db: DbFile,
+    settings: Settings,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    pub(super) fn new(db: DbFile, settings: Settings) -> ReaderPool {
+        ReaderPool {
+            db,
+            settings,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `read` on an idle connection (opening one when none is idle).
+    pub(super) fn with<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_reader(&self.db, &self.settings)?,
+        };
+        let result = read(&conn).map_err(|e| self.db.error(e));
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}

@@ -1,0 +1,464 @@
+//! The SQLite backend: one database file in WAL mode, shared by every process that opens it.
+//!
+//! - One writing connection, used by one batch of writes at a time (see `group_commit`);
+//!   each batch is one `BEGIN IMMEDIATE` transaction and one fsync.
+//! - A pool of read connections, so readers on many threads never wait for each other or for
+//!   the writer (WAL readers see the last commit without taking the write lock).
+//! - Every statement is prepared once per connection and every name, key and value is a bound
+//!   parameter: nothing a guest sends is ever spliced into SQL.
+
+mod connection;
+mod schema;
+mod wal_index;
+mod writes;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use self::connection::{ReaderPool, Settings};
+use self::wal_index::WalIndex;
+use super::{
+    Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store,
+    Target, Write,
+};
+use crate::options::Durability;
+use crate::{Error, Json, Result};
+
+/// The change log keeps at least this many recent changes: a process that falls further behind
+/// than this forgets its whole LRU instead of the changed keys only.
+const CHANGE_LOG_RETAINED: i64 = 10_000;
+/// Old changes are pruned once every this many batches.
+const PRUNE_EVERY_BATCHES: u64 = 256;
+
+/// A database file and how long to wait for its locks: enough to describe any failure.
+pub(super) struct DbFile {
+    path: PathBuf,
+    busy_timeout: Duration,
+}
+
+impl DbFile {
+    /// Turns an SQLite error into ours, naming the file where that helps.
+    fn error(&self, error: rusqlite::Error) -> Error {
+        use rusqlite::ErrorCode::*;
+        match error.sqlite_error_code() {
+            Some(DatabaseBusy | DatabaseLocked) => Error::Busy {
+                path: self.path.clone(),
+                waited: self.busy_timeout,
+            },
+            Some(DatabaseCorrupt) => Error::Corrupt {
+                path: self.path.clone(),
+                detail: error.to_string(),
+            },
+            Some(NotADatabase) => Error::NotOurDatabase {
+                path: self.path.clone(),
+                reason: "it is not an SQLite database file".into(),
+            },
+            Some(DiskFull) => {
+                Error::Storage(format!("the disk holding {} is full", self.path.display()))
+            }
+            Some(ReadOnly) => Error::Storage(format!(
+                "{} is read-only (check the permissions of the file and of its directory)",
+                self.path.display()
+            )),
+            _ => Error::Storage(format!("{}: {error}", self.path.display())),
+        }
+    }
+}
+
+/// The SQLite [`Store`].
+pub struct SqliteStore {
+    db: DbFile,
+    writer: Mutex<Connection>,
+    readers: ReaderPool,
+    wal_index: WalIndex,
+    /// Tags this store's rows in the change log, so it can skip its own changes.
+    writer_id: i64,
+    batches: AtomicU64,
+}
+
+impl SqliteStore {
+    /// Opens (creating when needed) the database at `path`.
+    pub fn open(
+        path: &Path,
+        durability: Durability,
+        busy_timeout: Duration,
+    ) -> Result<SqliteStore> {
+        let settings = Settings {
+            durability,
+            busy_timeout,
+        };
+        let first = DbFile {
+            path: path.to_owned(),
+            busy_timeout,
+        };
+        let mut writer = connection::open_writer(&first, &settings)?;
+        schema::prepare(&mut writer, &first)?;
+        // SQLite names the wal-index after the file's canonical path; so do we.
+        let path = std::fs::canonicalize(path)
+            .map_err(|e| Error::Storage(format!("cannot resolve {}: {e}", path.display())))?;
+        let db = DbFile {
+            path: path.clone(),
+            busy_timeout,
+        };
+        Ok(SqliteStore {
+            wal_index: WalIndex::open(&path),
+            readers: ReaderPool::new(DbFile { path, busy_timeout }, settings),
+            writer: Mutex::new(writer),
+            db,
+            writer_id: fastrand::i64(..),
+            batches: AtomicU64::new(0),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.db.path
+    }
+
+    /// Whether other processes' commits are noticed through the shared wal-index (the fast
+    /// way) rather than by asking the database on every read.
+    pub fn detects_changes_in_memory(&self) -> bool {
+        self.wal_index.is_mapped()
+    }
+
+    fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.readers.with(read)
+    }
+
+    /// Runs the batch in one transaction; an error here fails the whole batch.
+    fn transaction(&self, conn: &Connection, writes: &[Write]) -> Result<Applied> {
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.db.error(e))?;
+        let before = self.wal_index.token();
+        let savepoints = writes.len() > 1;
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes {
+            if savepoints {
+                run(conn, "SAVEPOINT write").map_err(|e| self.rollback(conn, e))?;
+            }
+            let result =
+                writes::apply(conn, self.writer_id, write).map_err(|e| e.into_error(&self.db));
+            if savepoints {
+                let undo = if result.is_err() {
+                    "ROLLBACK TO write; RELEASE write"
+                } else {
+                    "RELEASE write"
+                };
+                conn.execute_batch(undo)
+                    .map_err(|e| self.rollback(conn, e))?;
+            }
+            results.push(result);
+        }
+        if results.iter().all(|r| r.is_err()) {
+            run(conn, "ROLLBACK").map_err(|e| self.db.error(e))?;
+            return Ok(Applied {
+                results,
+                own_commit: None,
+            });
+        }
+        if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES
+            == PRUNE_EVERY_BATCHES - 1
+        {
+            writes::prune_change_log(conn, CHANGE_LOG_RETAINED)
+                .map_err(|e| self.rollback(conn, e))?;
+        }
+        let cursor = change_cursor(conn).map_err(|e| self.rollback(conn, e))?;
+        run(conn, "COMMIT").map_err(|e| self.rollback(conn, e))?;
+        let after = self.wal_index.token();
+        let own_commit = self
+            .wal_index
+            .one_commit_apart(before, after)
+            .then_some(OwnCommit {
+                before,
+                after,
+                cursor,
+            });
+        Ok(Applied {
+            results,
+            own_commit,
+        })
+    }
+
+    /// Rolls back after a failure that dooms the whole transaction, keeping the first error.
+    fn rollback(&self, conn: &Connection, error: rusqlite::Error) -> Error {
+        if !conn.is_autocommit()
+            && let Err(rollback) = conn.execute_batch("ROLLBACK")
+        {
+            tracing::error!(%rollback, "rolling back a failed write transaction failed too");
+        }
+        self.db.error(error)
+    }
+}
+
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+fn change_cursor(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM change_log")?
+        .query_row([], |row| row.get(0))
+}
+
+fn stats(conn: &Connection, sql: &str, id: i64) -> rusqlite::Result<Option<Stats>> {
+    conn.prepare_cached(sql)?
+        .query_row([id], |row| {
+            Ok(Stats {
+                entries: row.get(0)?,
+                bytes: row.get(1)?,
+            })
+        })
+        .optional()
+}
+
+fn list(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<Listed>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let rows = statement.query_map([], |row| {
+        Ok(Listed {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            stats: Stats {
+                entries: row.get(2)?,
+                bytes: row.get(3)?,
+            },
+        })
+    })?;
+    rows.collect()
+}
+
+fn find(conn: &Connection, sql: &str, name: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(sql)?
+        .query_row([name], |row| row.get(0))
+        .optional()
+}
+
+/// Chooses the query for a page: after the cursor, or from the very first key (the empty key
+/// included) when there is none.
+fn page_sql(
+    after: Option<&str>,
+    after_cursor: &'static str,
+    from_start: &'static str,
+) -> &'static str {
+    if after.is_some() {
+        after_cursor
+    } else {
+        from_start
+    }
+}
+
+/// Runs `read` in one read transaction, so its statements see one snapshot.
+fn snapshot<T>(
+    conn: &Connection,
+    read: impl FnOnce() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    run(conn, "BEGIN DEFERRED")?;
+    let result = read();
+    run(conn, "COMMIT")?;
+    result
+}
+
+impl Store for SqliteStore {
+    fn apply(&self, writes: &[Write]) -> Applied {
+        let conn = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.transaction(&conn, writes)
+            .unwrap_or_else(|error| Applied {
+                results: writes.iter().map(|_| Err(error.clone())).collect(),
+                own_commit: None,
+            })
+    }
+
+    fn get(&self, cache: CacheId, key: &str) -> Result<Option<Json>> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?
+                .query_row(params![cache.0, key], |row| row.get(0))
+                .optional()
+        })
+        .map(|value| value.map(Json::trusted))
+    }
+
+    fn get_many(&self, cache: CacheId, keys: &[&str]) -> Result<Vec<Option<Json>>> {
+        self.read(|conn| {
+            snapshot(conn, || {
+                let mut statement = conn
+                    .prepare_cached("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?;
+                keys.iter()
+                    .map(|key| {
+                        let value = statement
+                            .query_row(params![cache.0, key], |row| row.get(0))
+                            .optional()?;
+                        Ok(value.map(Json::trusted))
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn contains(&self, cache: CacheId, key: &str) -> Result<bool> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM entries WHERE cache_id = ?1 AND key = ?2)",
+            )?
+            .query_row(params![cache.0, key], |row| row.get(0))
+        })
+    }
+
+    fn entries(
+        &self,
+        cache: CacheId,
+        after: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page<(String, Json)>> {
+        self.read(|conn| {
+            let sql = page_sql(after, "SELECT key, value FROM entries WHERE cache_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3", "SELECT key, value FROM entries WHERE cache_id = ?1 AND key >= ?2 ORDER BY key LIMIT ?3");
+            let mut statement = conn.prepare_cached(sql)?;
+            // One more row than asked tells whether another page follows.
+            let mut rows = statement.query(params![cache.0, after.unwrap_or(""), (limit + 1) as i64])?;
+            let mut items: Vec<(String, Json)> = Vec::new();
+            let mut bytes = 0;
+            while let Some(row) = rows.next()? {
+                if items.len() == limit || bytes >= max_bytes {
+                    let next = items.last().map(|(key, _)| key.clone());
+                    return Ok(Page { items, next });
+                }
+                let key: String = row.get(0)?;
+                let value: String = row.get(1)?;
+                bytes += value.len();
+                items.push((key, Json::trusted(value)));
+            }
+            Ok(Page { items, next: None })
+        })
+    }
+
+    fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>> {
+        self.read(|conn| {
+            let sql = page_sql(
+                after,
+                "SELECT key FROM entries WHERE cache_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
+                "SELECT key FROM entries WHERE cache_id = ?1 AND key >= ?2 ORDER BY key LIMIT ?3",
+            );
+            let mut statement = conn.prepare_cached(sql)?;
+            let mut items: Vec<String> = statement
+                .query_map(
+                    params![cache.0, after.unwrap_or(""), (limit + 1) as i64],
+                    |row| row.get(0),
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            let next = if items.len() > limit {
+                items.truncate(limit);
+                items.last().cloned()
+            } else {
+                None
+            };
+            Ok(Page { items, next })
+        })
+    }
+
+    fn cache_stats(&self, cache: CacheId) -> Result<Option<Stats>> {
+        self.read(|conn| {
+            stats(
+                conn,
+                "SELECT entry_count, byte_count FROM caches WHERE id = ?1",
+                cache.0,
+            )
+        })
+    }
+
+    fn find_cache(&self, name: &str) -> Result<Option<CacheId>> {
+        Ok(self
+            .read(|conn| find(conn, "SELECT id FROM caches WHERE name = ?1", name))?
+            .map(CacheId))
+    }
+
+    fn list_caches(&self) -> Result<Vec<Listed>> {
+        self.read(|conn| {
+            list(
+                conn,
+                "SELECT id, name, entry_count, byte_count FROM caches ORDER BY name",
+            )
+        })
+    }
+
+    fn peek(&self, queue: &Target<QueueId>) -> Result<Option<Json>> {
+        let found: Option<Option<String>> = self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT (SELECT value FROM queue_items WHERE queue_id = q.id ORDER BY id LIMIT 1)
+                 FROM queues q WHERE q.id = ?1",
+            )?
+            .query_row([queue.id.0], |row| row.get(0))
+            .optional()
+        })?;
+        match found {
+            None => Err(Error::NoSuchQueue(queue.name.to_string())),
+            Some(value) => Ok(value.map(Json::trusted)),
+        }
+    }
+
+    fn queue_stats(&self, queue: QueueId) -> Result<Option<Stats>> {
+        self.read(|conn| {
+            stats(
+                conn,
+                "SELECT item_count, byte_count FROM queues WHERE id = ?1",
+                queue.0,
+            )
+        })
+    }
+
+    fn find_queue(&self, name: &str) -> Result<Option<QueueId>> {
+        Ok(self
+            .read(|conn| find(conn, "SELECT id FROM queues WHERE name = ?1", name))?
+            .map(QueueId))
+    }
+
+    fn list_queues(&self) -> Result<Vec<Listed>> {
+        self.read(|conn| {
+            list(
+                conn,
+                "SELECT id, name, item_count, byte_count FROM queues ORDER BY name",
+            )
+        })
+    }
+
+    fn change_token(&self) -> ChangeToken {
+        self.wal_index.token()
+    }
+
+    fn change_cursor(&self) -> Result<i64> {
+        self.read(change_cursor)
+    }
+
+    fn changes_since(&self, cursor: i64) -> Result<Changes> {
+        self.read(|conn| {
+            snapshot(conn, || {
+                let (oldest, newest): (Option<i64>, Option<i64>) = conn
+                    .prepare_cached("SELECT min(seq), max(seq) FROM change_log")?
+                    .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                let newest = newest.unwrap_or(0).max(cursor);
+                if oldest.is_some_and(|oldest| oldest > cursor + 1) {
+                    return Ok(Changes::Overflow { cursor: newest });
+                }
+                let mut statement = conn.prepare_cached(
+                    "SELECT cache_id, kind, key FROM change_log WHERE seq > ?1 AND writer <> ?2 ORDER BY seq",
+                )?;
+                let changes = statement
+                    .query_map(params![cursor, self.writer_id], |row| {
+                        let cache = CacheId(row.get(0)?);
+                        Ok(match row.get::<_, i64>(1)? {
+                            writes::KIND_CLEARED => Change::Cleared(cache),
+                            writes::KIND_DROPPED => Change::Dropped(cache),
+                            _ => Change::Key(cache, row.get(2)?),
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(Changes::Since { changes, cursor: newest })
+            })
+        })
+    }
+}

@@ -1,0 +1,158 @@
+//! Opening a database file safely, and the schema with its migrations.
+//!
+//! A file is only ever changed once it is known to be ours: a new or empty file, or one with
+//! our `application_id`. Anything else (another application's database, a file that is not
+//! SQLite at all, a schema from a newer easycaching) is refused before a single byte is
+//! written, including the switch to WAL.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::DbFile;
+use crate::{Error, Result};
+
+/// `PRAGMA application_id` of an easycaching database: "easy" in ASCII.
+pub(super) const APPLICATION_ID: i64 = 0x6561_7379;
+
+/// The schema, one migration per version: `MIGRATIONS[n]` takes version `n` to `n + 1`.
+/// Append new migrations; never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: caches with entries, queues with items, and the change log other processes read to
+    // keep their LRUs coherent. Entry and item counts live on their cache or queue row, so
+    // `len` and quota checks never count rows.
+    "CREATE TABLE caches (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT NOT NULL UNIQUE,
+        entry_count INTEGER NOT NULL DEFAULT 0,
+        byte_count  INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL DEFAULT (unixepoch())
+    );
+    CREATE TABLE entries (
+        id       INTEGER PRIMARY KEY,
+        cache_id INTEGER NOT NULL,
+        key      TEXT NOT NULL,
+        value    TEXT NOT NULL,
+        UNIQUE (cache_id, key)
+    );
+    CREATE TABLE queues (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        name       TEXT NOT NULL UNIQUE,
+        item_count INTEGER NOT NULL DEFAULT 0,
+        byte_count INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL DEFAULT (unixepoch())
+    );
+    CREATE TABLE queue_items (
+        id       INTEGER PRIMARY KEY,
+        queue_id INTEGER NOT NULL,
+        value    TEXT NOT NULL
+    );
+    CREATE INDEX queue_items_by_queue ON queue_items (queue_id);
+    CREATE TABLE change_log (
+        seq      INTEGER PRIMARY KEY,
+        writer   INTEGER NOT NULL,
+        cache_id INTEGER NOT NULL,
+        kind     INTEGER NOT NULL,
+        key      TEXT
+    );",
+];
+
+/// The schema version this build creates and understands.
+pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// What a file turned out to be.
+enum Found {
+    /// A new or empty file: ours to initialize.
+    Fresh,
+    /// An easycaching database at this schema version.
+    Ours(i64),
+}
+
+/// Checks that the file behind `conn` is ours (or empty), switches it to WAL and brings its
+/// schema up to date. Safe against other processes doing the same at the same time.
+pub(super) fn prepare(conn: &mut Connection, db: &DbFile) -> Result<()> {
+    let path = &db.path;
+    match inspect(conn, db)? {
+        Found::Ours(version) if version > SCHEMA_VERSION => {
+            return Err(Error::SchemaTooNew {
+                path: path.to_owned(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Found::Ours(_) | Found::Fresh => {}
+    }
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(|e| db.error(e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Storage(format!(
+            "{} cannot use write-ahead logging (journal mode stayed {mode:?}); \
+             is it on a network file system?",
+            path.display()
+        )));
+    }
+    migrate(conn, db)
+}
+
+/// Reads what the file is without changing it.
+fn inspect(conn: &Connection, db: &DbFile) -> Result<Found> {
+    let path = &db.path;
+    let read = || -> rusqlite::Result<(i64, i64, i64)> {
+        let application_id = conn.query_row("PRAGMA application_id", [], |row| row.get(0))?;
+        let version = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        let objects = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
+        Ok((application_id, version, objects))
+    };
+    let (application_id, version, objects) = read().map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => Error::NotOurDatabase {
+            path: path.to_owned(),
+            reason: "it is not an SQLite database file".into(),
+        },
+        _ => db.error(e),
+    })?;
+    match (application_id, objects) {
+        (APPLICATION_ID, _) => Ok(Found::Ours(version)),
+        (0, 0) => Ok(Found::Fresh),
+        (0, _) => Err(Error::NotOurDatabase {
+            path: path.to_owned(),
+            reason: format!(
+                "it is an SQLite database of another application, with {objects} tables and indexes"
+            ),
+        }),
+        (other, _) => Err(Error::NotOurDatabase {
+            path: path.to_owned(),
+            reason: format!("it is an SQLite database with application_id {other:#x}"),
+        }),
+    }
+}
+
+/// Applies the migrations the file lacks, in one transaction.
+fn migrate(conn: &mut Connection, db: &DbFile) -> Result<()> {
+    let path = &db.path;
+    let fail = |e| db.error(e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(fail)?;
+    // Read again under the write lock: another process may have migrated meanwhile.
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(fail)?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for (from, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tracing::info!(path = %path.display(), from, to = from + 1, "migrating the schema");
+        tx.execute_batch(migration).map_err(fail)?;
+    }
+    tx.execute_batch(&format!(
+        "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
+    ))
+    .map_err(fail)?;
+    tx.commit().map_err(fail)
+}

@@ -1,0 +1,402 @@
+//! The cache operations through the embedding API.
+
+use easycaching::{CacheManager, Error, Json, Limits, Quota};
+use serde_json::json;
+
+fn manager() -> (tempfile::TempDir, CacheManager) {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("test.db")).unwrap();
+    (dir, manager)
+}
+
+fn json(text: &str) -> Json {
+    Json::parse(text).unwrap()
+}
+
+#[test]
+fn every_operation_does_what_it_says() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("test").unwrap();
+    assert_eq!(cache.name(), "test");
+    assert_eq!(cache.get("foo").unwrap(), None);
+    assert!(!cache.contains("foo").unwrap());
+
+    cache.set("foo", json(r#""bar""#)).unwrap();
+    assert_eq!(cache.get("foo").unwrap(), Some(json(r#""bar""#)));
+    assert!(cache.contains("foo").unwrap());
+    assert_eq!(cache.len().unwrap(), 1);
+
+    cache.set("foo", json(r#"{"replaced": true}"#)).unwrap();
+    assert_eq!(
+        cache.get("foo").unwrap().unwrap().as_str(),
+        r#"{"replaced": true}"#
+    );
+    assert_eq!(cache.len().unwrap(), 1);
+
+    assert!(cache.delete("foo").unwrap());
+    assert!(!cache.delete("foo").unwrap());
+    assert_eq!(cache.get("foo").unwrap(), None);
+    assert_eq!(cache.len().unwrap(), 0);
+
+    cache
+        .set_many((0..5).map(|i| (format!("k{i}"), json(&i.to_string()))))
+        .unwrap();
+    assert_eq!(cache.len().unwrap(), 5);
+    let got = cache.get_many(&["k0", "missing", "k4"]).unwrap();
+    assert_eq!(got, vec![Some(json("0")), None, Some(json("4"))]);
+    assert_eq!(cache.delete_many(&["k0", "k1", "missing"]).unwrap(), 2);
+    assert_eq!(cache.len().unwrap(), 3);
+    assert_eq!(cache.clear().unwrap(), 3);
+    assert!(cache.is_empty().unwrap());
+}
+
+#[test]
+fn the_empty_key_is_a_key_like_any_other() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("test").unwrap();
+    cache.set("", json("1")).unwrap();
+    cache.set("a", json("2")).unwrap();
+    assert_eq!(cache.get("").unwrap(), Some(json("1")));
+    let keys = cache.keys(None, 10).unwrap();
+    assert_eq!(keys.items, vec!["".to_owned(), "a".to_owned()]);
+}
+
+#[test]
+fn typed_values_round_trip_through_serde() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("typed").unwrap();
+    cache
+        .set_value("user", &json!({"name": "Ada", "langs": ["en", "fr"]}))
+        .unwrap();
+    let user: serde_json::Value = cache.get_value("user").unwrap().unwrap();
+    assert_eq!(user["langs"][1], "fr");
+    assert_eq!(
+        cache.get_value::<serde_json::Value>("nobody").unwrap(),
+        None
+    );
+}
+
+#[test]
+fn invalid_json_is_refused_and_nothing_is_stored() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("test").unwrap();
+    assert!(matches!(Json::parse("{oops"), Err(Error::InvalidJson(_))));
+    let err = Json::try_from("not json").unwrap_err();
+    assert!(err.to_string().contains("invalid JSON"), "{err}");
+    assert_eq!(cache.len().unwrap(), 0);
+}
+
+#[test]
+fn oversized_keys_values_and_batches_are_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_key_bytes: 8,
+        max_value_bytes: 16,
+        max_batch_items: 3,
+    };
+    let manager = CacheManager::builder(dir.path().join("t.db"))
+        .limits(limits)
+        .open()
+        .unwrap();
+    let cache = manager.create_cache("test").unwrap();
+
+    let err = cache.set("123456789", json("1")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                what: "key",
+                size: 9,
+                limit: 8,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("over the limit of 8"), "{err}");
+    let err = cache
+        .set("k", json(&format!("\"{}\"", "x".repeat(20))))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge { what: "value", .. }),
+        "{err:?}"
+    );
+    let err = cache
+        .set_many((0..4).map(|i| (i.to_string(), json("1"))))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge { what: "batch", .. }),
+        "{err:?}"
+    );
+    // One bad entry in a batch stores none of it.
+    let err = cache
+        .set_many([("ok".into(), json("1")), ("way-too-long".into(), json("2"))])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge { what: "key", .. }),
+        "{err:?}"
+    );
+    assert!(matches!(
+        cache.get("123456789"),
+        Err(Error::TooLarge { .. })
+    ));
+    assert_eq!(cache.len().unwrap(), 0);
+}
+
+#[test]
+fn quota_refuses_growth_and_stores_nothing() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("small").unwrap().with_quota(Quota {
+        max_entries: Some(2),
+        max_bytes: None,
+    });
+    cache.set("a", json("1")).unwrap();
+    cache.set("b", json("2")).unwrap();
+    let err = cache.set("c", json("3")).unwrap_err();
+    assert!(matches!(err, Error::QuotaExceeded(_)), "{err:?}");
+    // Replacing within the quota still works.
+    cache.set("a", json("10")).unwrap();
+    assert_eq!(cache.len().unwrap(), 2);
+    assert_eq!(cache.get("c").unwrap(), None);
+
+    let bytes = manager.create_cache("bytes").unwrap().with_quota(Quota {
+        max_entries: None,
+        max_bytes: Some(10),
+    });
+    bytes.set("k", json("12345678")).unwrap(); // 1 + 8 bytes
+    assert!(matches!(
+        bytes.set("k", json("1234567890")),
+        Err(Error::QuotaExceeded(_))
+    ));
+    assert_eq!(bytes.get("k").unwrap(), Some(json("12345678")));
+    assert_eq!(bytes.size_bytes().unwrap(), 9);
+}
+
+#[test]
+fn unknown_caches_and_bad_names_are_clear_errors() {
+    let (_dir, manager) = manager();
+    let err = manager.open_cache("nope").unwrap_err();
+    assert!(
+        matches!(&err, Error::NoSuchCache(name) if name == "nope"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("create it with create-cache"),
+        "{err}"
+    );
+    for bad in ["", "a b", "x'); DROP TABLE entries; --", "../../etc/passwd"] {
+        assert!(
+            matches!(manager.create_cache(bad), Err(Error::InvalidName { .. })),
+            "{bad:?}"
+        );
+    }
+    assert!(manager.list_caches().unwrap().is_empty());
+}
+
+#[test]
+fn create_opens_an_existing_cache_and_lists_show_sizes() {
+    let (_dir, manager) = manager();
+    manager
+        .create_cache("b")
+        .unwrap()
+        .set("k", json("1"))
+        .unwrap();
+    let again = manager.create_cache("b").unwrap();
+    assert_eq!(again.get("k").unwrap(), Some(json("1")));
+    manager.create_cache("a").unwrap();
+    let listed = manager.list_caches().unwrap();
+    let names: Vec<_> = listed
+        .iter()
+        .map(|s| (s.name.as_str(), s.entries, s.bytes))
+        .collect();
+    assert_eq!(names, vec![("a", 0, 0), ("b", 1, 2)]);
+}
+
+#[test]
+fn a_deleted_cache_fails_its_open_handles_and_can_be_made_anew() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("doomed").unwrap();
+    cache.set("k", json("1")).unwrap();
+    assert!(manager.delete_cache("doomed").unwrap());
+    assert!(!manager.delete_cache("doomed").unwrap());
+    assert!(matches!(cache.get("k"), Err(Error::NoSuchCache(_))));
+    assert!(matches!(
+        cache.set("k", json("2")),
+        Err(Error::NoSuchCache(_))
+    ));
+    assert!(matches!(cache.len(), Err(Error::NoSuchCache(_))));
+    let fresh = manager.create_cache("doomed").unwrap();
+    assert_eq!(fresh.get("k").unwrap(), None);
+    // The old handle never reaches the new cache of the same name.
+    assert!(matches!(cache.get("k"), Err(Error::NoSuchCache(_))));
+}
+
+#[test]
+fn data_survives_reopening_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("persist.db");
+    {
+        let manager = CacheManager::open(&path).unwrap();
+        manager
+            .create_cache("test")
+            .unwrap()
+            .set("foo", json(r#""bar""#))
+            .unwrap();
+        manager.create_queue("q").unwrap().put(json("1")).unwrap();
+    }
+    let manager = CacheManager::open(&path).unwrap();
+    assert_eq!(
+        manager.open_cache("test").unwrap().get("foo").unwrap(),
+        Some(json(r#""bar""#))
+    );
+    assert_eq!(
+        manager.open_queue("q").unwrap().get().unwrap(),
+        Some(json("1"))
+    );
+}
+
+#[test]
+fn the_lru_stays_within_its_capacity_and_keeps_the_recently_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::builder(dir.path().join("lru.db"))
+        .lru_capacity(10)
+        .open()
+        .unwrap();
+    let cache = manager.create_cache("test").unwrap();
+    for i in 0..100 {
+        cache.set(&format!("k{i}"), json(&i.to_string())).unwrap();
+        assert!(cache.cached_len() <= 10);
+    }
+    assert_eq!(cache.cached_len(), 10);
+    // Everything is still there, from the database.
+    for i in 0..100 {
+        assert_eq!(
+            cache.get(&format!("k{i}")).unwrap(),
+            Some(json(&i.to_string()))
+        );
+    }
+    assert_eq!(cache.cached_len(), 10);
+
+    let default = CacheManager::open(dir.path().join("default.db"))
+        .unwrap()
+        .create_cache("d")
+        .unwrap();
+    default
+        .set_many((0..1000).map(|i| (i.to_string(), json("0"))))
+        .unwrap();
+    assert_eq!(default.cached_len(), easycaching::DEFAULT_LRU_CAPACITY);
+}
+
+#[test]
+fn large_values_are_served_but_not_kept_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::builder(dir.path().join("big.db"))
+        .max_cached_value_bytes(16)
+        .open()
+        .unwrap();
+    let cache = manager.create_cache("test").unwrap();
+    let big = json(&format!("\"{}\"", "x".repeat(100)));
+    cache.set("big", big.clone()).unwrap();
+    cache.set("small", json("1")).unwrap();
+    assert_eq!(cache.get("big").unwrap(), Some(big));
+    assert_eq!(cache.cached_len(), 1);
+}
+
+#[test]
+fn a_paged_scan_of_ten_thousand_entries_sees_each_exactly_once() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("big").unwrap();
+    for chunk in (0..10_000).collect::<Vec<_>>().chunks(1000) {
+        cache
+            .set_many(
+                chunk
+                    .iter()
+                    .map(|i| (format!("key-{i:05}"), json(&i.to_string()))),
+            )
+            .unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = cache.entries(cursor.as_deref(), 333).unwrap();
+        assert!(page.items.len() <= 333);
+        for (key, value) in page.items {
+            let n: usize = key[4..].parse().unwrap();
+            assert_eq!(value.as_str(), n.to_string());
+            assert!(seen.insert(key), "an entry was seen twice");
+        }
+        pages += 1;
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 10_000);
+    assert_eq!(pages, 31);
+    assert_eq!(cache.iter().count(), 10_000);
+
+    let mut keys = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = cache.keys(cursor.as_deref(), 1000).unwrap();
+        keys += page.items.len();
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(keys, 10_000);
+}
+
+#[test]
+fn a_page_stops_early_on_bytes_but_always_makes_progress() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("fat").unwrap();
+    let value = json(&format!("\"{}\"", "v".repeat(900_000)));
+    for i in 0..10 {
+        cache.set(&format!("k{i}"), value.clone()).unwrap();
+    }
+    let first = cache.entries(None, 1000).unwrap();
+    assert!(
+        first.items.len() < 10 && !first.items.is_empty(),
+        "{} entries",
+        first.items.len()
+    );
+    assert_eq!(cache.iter().count(), 10);
+}
+
+#[test]
+fn a_scan_sees_entries_present_throughout_exactly_once_while_others_write() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("moving").unwrap();
+    cache
+        .set_many((0..1000).map(|i| (format!("stable-{i:04}"), json("1"))))
+        .unwrap();
+    let mut seen = std::collections::HashMap::new();
+    let mut cursor: Option<String> = None;
+    let mut round = 0;
+    loop {
+        let page = cache.entries(cursor.as_deref(), 50).unwrap();
+        for (key, _) in page.items {
+            *seen.entry(key).or_insert(0) += 1;
+        }
+        // Between pages: insert before and after the cursor, delete some transient keys.
+        round += 1;
+        cache.set(&format!("a-new-{round}"), json("2")).unwrap();
+        cache.set(&format!("zz-new-{round}"), json("2")).unwrap();
+        cache.delete(&format!("zz-new-{}", round - 1)).unwrap();
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    for i in 0..1000 {
+        assert_eq!(
+            seen.get(&format!("stable-{i:04}")),
+            Some(&1),
+            "stable-{i:04}"
+        );
+    }
+    assert!(seen.values().all(|&n| n == 1), "something was seen twice");
+}

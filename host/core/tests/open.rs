@@ -1,0 +1,132 @@
+//! Opening files that are not ours, or not well: clear errors, files untouched.
+
+use std::path::Path;
+
+use easycaching::{CacheManager, Error};
+
+fn bytes_of(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    let text = "These are my notes, not a database. ".repeat(200);
+    std::fs::write(&path, &text).unwrap();
+    let err = CacheManager::open(&path).unwrap_err();
+    assert!(matches!(err, Error::NotOurDatabase { .. }), "{err:?}");
+    assert!(err.to_string().contains("not an SQLite database"), "{err}");
+    assert_eq!(bytes_of(&path), text.as_bytes());
+    assert!(!dir.path().join("notes.txt-wal").exists());
+}
+
+#[test]
+fn another_applications_sqlite_database_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices VALUES (1, 9.5);")
+            .unwrap();
+    }
+    let before = bytes_of(&path);
+    let err = CacheManager::open(&path).unwrap_err();
+    assert!(matches!(err, Error::NotOurDatabase { .. }), "{err:?}");
+    assert!(err.to_string().contains("another application"), "{err}");
+    assert_eq!(bytes_of(&path), before, "the file was modified");
+}
+
+#[test]
+fn a_database_from_a_newer_easycaching_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.db");
+    drop(CacheManager::open(&path).unwrap());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA user_version = 999;").unwrap();
+    }
+    let before = bytes_of(&path);
+    let err = CacheManager::open(&path).unwrap_err();
+    assert!(
+        matches!(err, Error::SchemaTooNew { found: 999, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("upgrade easycaching"), "{err}");
+    assert_eq!(bytes_of(&path), before);
+}
+
+#[test]
+fn a_corrupt_database_gives_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.db");
+    {
+        let manager = CacheManager::open(&path).unwrap();
+        let cache = manager.create_cache("c").unwrap();
+        for chunk in 0..2 {
+            let keys = (0..1000).map(|i| {
+                (
+                    format!("key-{chunk}-{i}"),
+                    easycaching::Json::parse("1").unwrap(),
+                )
+            });
+            cache.set_many(keys).unwrap();
+        }
+    }
+    // Scribble over everything after the first page, where the tables live.
+    let mut bytes = bytes_of(&path);
+    assert!(bytes.len() > 8192);
+    for byte in &mut bytes[4096..] {
+        *byte = 0x5A;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let result =
+        CacheManager::open(&path).and_then(|manager| manager.open_cache("c")?.get("key-1-500"));
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("corrupt"), "{err}");
+}
+
+#[test]
+fn an_empty_file_becomes_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.db");
+    std::fs::write(&path, b"").unwrap();
+    let manager = CacheManager::open(&path).unwrap();
+    manager.create_cache("c").unwrap();
+}
+
+#[test]
+fn a_missing_directory_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no/such/dir/x.db");
+    let err = CacheManager::open(&path).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}
+
+#[test]
+fn a_database_locked_by_another_process_waits_then_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let manager = CacheManager::builder(&path)
+        .busy_timeout(std::time::Duration::from_millis(300))
+        .open()
+        .unwrap();
+    let cache = manager.create_cache("c").unwrap();
+    // Someone holds the write lock, as an sqlite3 shell with an open transaction would.
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE;").unwrap();
+    let started = std::time::Instant::now();
+    let err = cache
+        .set("k", easycaching::Json::parse("1").unwrap())
+        .unwrap_err();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    assert!(matches!(err, Error::Busy { .. }), "{err:?}");
+    assert!(err.to_string().contains("stayed locked"), "{err}");
+    // Reads go on meanwhile, and the write goes through once the lock is released.
+    assert_eq!(cache.get("k").unwrap(), None);
+    holder.execute_batch("ROLLBACK;").unwrap();
+    cache
+        .set("k", easycaching::Json::parse("1").unwrap())
+        .unwrap();
+}

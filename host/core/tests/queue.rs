@@ -1,0 +1,116 @@
+//! Queues through the embedding API.
+
+use easycaching::{CacheManager, Error, Json, Quota};
+
+fn json(text: &str) -> Json {
+    Json::parse(text).unwrap()
+}
+
+#[test]
+fn a_queue_is_first_in_first_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
+    let queue = manager.create_queue("jobs").unwrap();
+    assert_eq!(queue.get().unwrap(), None);
+    assert_eq!(queue.peek().unwrap(), None);
+    for i in 0..5 {
+        queue.put(json(&i.to_string())).unwrap();
+    }
+    assert_eq!(queue.len().unwrap(), 5);
+    assert_eq!(queue.peek().unwrap(), Some(json("0")));
+    assert_eq!(queue.get().unwrap(), Some(json("0")));
+    assert_eq!(
+        queue.get_many(3).unwrap(),
+        vec![json("1"), json("2"), json("3")]
+    );
+    queue.put_many([json("5"), json("6")]).unwrap();
+    assert_eq!(queue.len().unwrap(), 3);
+    assert_eq!(queue.clear().unwrap(), 3);
+    assert_eq!(queue.get().unwrap(), None);
+}
+
+#[test]
+fn queues_are_independent_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
+    let a = manager.create_queue("a").unwrap();
+    let b = manager.create_queue("b").unwrap();
+    a.put(json("1")).unwrap();
+    b.put(json("2")).unwrap();
+    assert_eq!(b.get().unwrap(), Some(json("2")));
+    assert_eq!(a.get().unwrap(), Some(json("1")));
+    let names: Vec<_> = manager
+        .list_queues()
+        .unwrap()
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+}
+
+#[test]
+fn a_deleted_queue_fails_its_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
+    let queue = manager.create_queue("doomed").unwrap();
+    queue.put(json("1")).unwrap();
+    assert!(manager.delete_queue("doomed").unwrap());
+    assert!(matches!(queue.put(json("1")), Err(Error::NoSuchQueue(_))));
+    assert!(matches!(queue.get(), Err(Error::NoSuchQueue(_))));
+    assert!(matches!(queue.peek(), Err(Error::NoSuchQueue(_))));
+    assert!(matches!(queue.len(), Err(Error::NoSuchQueue(_))));
+    assert!(matches!(
+        manager.open_queue("doomed"),
+        Err(Error::NoSuchQueue(_))
+    ));
+}
+
+#[test]
+fn a_queue_quota_refuses_growth() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
+    let queue = manager.create_queue("small").unwrap().with_quota(Quota {
+        max_entries: Some(2),
+        max_bytes: None,
+    });
+    queue.put_many([json("1"), json("2")]).unwrap();
+    assert!(matches!(queue.put(json("3")), Err(Error::QuotaExceeded(_))));
+    queue.get().unwrap();
+    queue.put(json("3")).unwrap();
+    assert_eq!(queue.len().unwrap(), 2);
+}
+
+#[test]
+fn many_threads_take_every_item_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
+    let queue = manager.create_queue("work").unwrap();
+    for chunk in (0..2000).collect::<Vec<_>>().chunks(500) {
+        queue
+            .put_many(chunk.iter().map(|i| json(&i.to_string())))
+            .unwrap();
+    }
+    let takers: Vec<_> = (0..4)
+        .map(|_| {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                while let Some(item) = queue.get().unwrap() {
+                    got.push(item.as_str().parse::<u32>().unwrap());
+                }
+                got
+            })
+        })
+        .collect();
+    let mut all: Vec<u32> = Vec::new();
+    for taker in takers {
+        let got = taker.join().unwrap();
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "a taker saw items out of order"
+        );
+        all.extend(got);
+    }
+    all.sort();
+    assert_eq!(all, (0..2000).collect::<Vec<_>>());
+}
