@@ -1,1 +1,79 @@
-fn main() {}
+//! `easycaching`: run plugins against a cache database, and look into or change the database
+//! from the shell.
+
+mod data;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A shared, persistent cache for WebAssembly plugins.
+///
+/// Caches and queues live in one SQLite file (--db). Plugins reach only the caches and queues
+/// you grant them with --allow; the other commands look into and change the file directly.
+#[derive(Parser)]
+#[command(name = "easycaching", version, max_term_width = 100)]
+#[command(after_help = "\
+Examples:
+  easycaching run plugin.wasm --allow 'cache:test=rwc'      run a plugin that may use cache \"test\"
+  easycaching ls                                            list caches and queues
+  easycaching cache set test foo '\"bar\"'                    store a JSON value
+  easycaching cache get test foo                            print it
+  easycaching cache dump test                               print every entry as {\"key\": value}
+  easycaching queue len jobs                                how many items wait in queue \"jobs\"
+
+The database is ./easycaching.db unless --db or EASYCACHING_DB names another.
+Logs go to stderr; set EASYCACHING_LOG=debug to see more.")]
+struct Cli {
+    /// The database file; created when it does not exist.
+    #[arg(
+        long,
+        global = true,
+        env = "EASYCACHING_DB",
+        default_value = "easycaching.db"
+    )]
+    db: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a plugin (a wasm component exporting wasi:cli/run) with exactly the grants given.
+    Run(run::RunArgs),
+    /// List the caches and queues in the database, with their sizes.
+    Ls,
+    /// Look into and change caches.
+    #[command(subcommand)]
+    Cache(data::CacheCommand),
+    /// Look into and change queues.
+    #[command(subcommand)]
+    Queue(data::QueueCommand),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EASYCACHING_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(&cli.db, args),
+        Command::Ls => data::list(&cli.db),
+        Command::Cache(command) => data::cache(&cli.db, command),
+        Command::Queue(command) => data::queue(&cli.db, command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("easycaching: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,104 @@
-//! placeholder
+//! The wasmtime side of easycaching: the `easycaching:cache` interfaces for WebAssembly
+//! components, with per-plugin grants, and a runner for plugins.
+//!
+//! Two ways in:
+//!
+//! - **Run plugins**: a [`Runtime`] loads a component once; [`Plugin::run`] runs it in a fresh,
+//!   sandboxed instance with the grants of an [`EasyCachingCtx`] and the [`Limits`] you set.
+//! - **Embed the interfaces** in your own wasmtime host: keep an [`EasyCachingCtx`] and a
+//!   `ResourceTable` in your store data and call [`add_to_linker`], in the style of
+//!   wasmtime's own `wasi-*` crates.
+//!
+//! ```no_run
+//! use easycaching::CacheManager;
+//! use easycaching_host::{EasyCachingCtx, Grant, Kind, Runtime, RuntimeConfig, RunOptions};
+//!
+//! let manager = CacheManager::open("easycaching.db")?;
+//! let runtime = Runtime::new(RuntimeConfig::default())?;
+//! let plugin = runtime.load("plugin.wasm".as_ref())?;
+//! let ctx = EasyCachingCtx::builder(manager)
+//!     .grant(Grant::manage(Kind::Cache, "test"))
+//!     .grant(Grant::read(Kind::Queue, "jobs"))
+//!     .build();
+//! plugin.run(ctx, &RunOptions::default()).result?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Embedding the interfaces next to WASI in a host of your own:
+//!
+//! ```
+//! use easycaching::CacheManager;
+//! use easycaching_host::{EasyCaching, EasyCachingCtx, Grants};
+//! use wasmtime::component::{Linker, ResourceTable};
+//! use wasmtime::{Engine, Store};
+//! use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+//!
+//! struct MyState {
+//!     table: ResourceTable,
+//!     wasi: WasiCtx,
+//!     easycaching: EasyCachingCtx,
+//! }
+//!
+//! impl WasiView for MyState {
+//!     fn ctx(&mut self) -> WasiCtxView<'_> {
+//!         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+//!     }
+//! }
+//!
+//! # let dir = tempfile::tempdir()?;
+//! let engine = Engine::default();
+//! let mut linker: Linker<MyState> = Linker::new(&engine);
+//! wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+//! easycaching_host::add_to_linker(&mut linker, |state: &mut MyState| {
+//!     EasyCaching::new(&state.easycaching, &mut state.table)
+//! })?;
+//!
+//! let manager = CacheManager::open(dir.path().join("app.db"))?;
+//! let state = MyState {
+//!     table: ResourceTable::new(),
+//!     wasi: WasiCtx::builder().build(),
+//!     easycaching: EasyCachingCtx::builder(manager).grants(Grants::everything()).build(),
+//! };
+//! let store = Store::new(&engine, state);
+//! // ... linker.instantiate(&mut store, &component) ...
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Grants are checked when a guest opens or creates a cache or queue; from then on the handle
+//! is the capability, read-only or read-write. Every guest mistake comes back as a WIT `error`
+//! value, never a trap.
+#![deny(missing_docs)]
+
+mod compiled;
+mod ctx;
+mod error;
+mod grants;
+mod interfaces;
+mod plugin;
+
+/// The bindings `wasmtime::component::bindgen!` generates for the `easycaching:cache/imports`
+/// world, with the WIT resources mapped onto this crate's types.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "easycaching:cache/imports",
+        imports: { default: trappable },
+        with: {
+            "easycaching:cache/caches.cache": crate::ctx::CacheResource,
+            "easycaching:cache/queues.queue": crate::ctx::QueueResource,
+        },
+        trappable_error_type: {
+            "easycaching:cache/types.error" => crate::Error,
+        },
+    });
+}
+
+pub use ctx::{
+    CacheResource, EasyCaching, EasyCachingCtx, EasyCachingCtxBuilder, QueueResource, add_to_linker,
+};
+pub use error::{Error, Result};
+pub use grants::{Grant, GrantParseError, Grants, Kind, Pattern, Permission};
+pub use plugin::{
+    DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, Limits, Output, Plugin, PluginState, Run,
+    RunOptions, Runtime, RuntimeConfig,
+};

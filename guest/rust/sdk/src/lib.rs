@@ -1,1 +1,388 @@
-//! placeholder
+//! Write easycaching plugins in Rust.
+//!
+//! A thin layer over the `easycaching:cache` WIT imports that feels like Rust: values go in
+//! and out through serde, iteration pages under the hood, and every call returns a
+//! [`Result`] whose error is the WIT [`Error`].
+//!
+//! ```no_run
+//! use easycaching_guest::{Cache, Queue};
+//!
+//! fn main() -> Result<(), easycaching_guest::Error> {
+//!     let test = Cache::create("test")?;
+//!     test.set("foo", "bar")?;
+//!     let foo: Option<String> = test.get("foo")?;
+//!     assert_eq!(foo.as_deref(), Some("bar"));
+//!
+//!     for entry in test.iter::<serde_json::Value>() {
+//!         let (key, value) = entry?;
+//!         println!("{{{key:?}: {value}}}");
+//!     }
+//!
+//!     let jobs = Queue::create("jobs")?;
+//!     jobs.put(&serde_json::json!({"resize": "cat.png"}))?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Build a plugin as an ordinary binary for `wasm32-wasip2`: its `fn main` becomes the
+//! `wasi:cli/run` export that `easycaching run` calls.
+#![deny(missing_docs)]
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The raw bindings `wit-bindgen` generates for the `easycaching:cache/imports` world, for
+/// anything the typed layer does not cover.
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "easycaching:cache/imports",
+        path: "../../../wit",
+    });
+}
+
+use bindings::easycaching::cache::{caches, manager, queues, types};
+
+pub use types::Error;
+
+/// `Result` with the WIT [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Entries or keys fetched per call while iterating.
+const PAGE: u32 = 256;
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::InvalidJson(e.to_string()))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| {
+        Error::InvalidJson(format!(
+            "the stored value does not fit the type asked for: {e}"
+        ))
+    })
+}
+
+/// The parts of an [`Error`]: the WIT case a program matches on, and the host's message.
+pub trait ErrorExt {
+    /// The WIT case, as written in the WIT: `no-such-cache`, `access-denied`, ...
+    fn case(&self) -> &'static str;
+    /// The host's message for people.
+    fn message(&self) -> &str;
+}
+
+impl ErrorExt for Error {
+    fn case(&self) -> &'static str {
+        match self {
+            Error::NoSuchCache(_) => "no-such-cache",
+            Error::NoSuchQueue(_) => "no-such-queue",
+            Error::AccessDenied(_) => "access-denied",
+            Error::InvalidName(_) => "invalid-name",
+            Error::InvalidJson(_) => "invalid-json",
+            Error::TooLarge(_) => "too-large",
+            Error::QuotaExceeded(_) => "quota-exceeded",
+            Error::Storage(_) => "storage",
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Error::NoSuchCache(m)
+            | Error::NoSuchQueue(m)
+            | Error::AccessDenied(m)
+            | Error::InvalidName(m)
+            | Error::InvalidJson(m)
+            | Error::TooLarge(m)
+            | Error::QuotaExceeded(m)
+            | Error::Storage(m) => m,
+        }
+    }
+}
+
+/// A named cache: a persistent map from string keys to JSON values, shared with every plugin
+/// and process using the same database.
+pub struct Cache(caches::Cache);
+
+impl Cache {
+    /// Opens the cache called `name`, creating it when it does not exist (needs the create
+    /// grant to create).
+    pub fn create(name: &str) -> Result<Cache> {
+        manager::create_cache(name).map(Cache)
+    }
+
+    /// Opens the existing cache called `name`.
+    pub fn open(name: &str) -> Result<Cache> {
+        manager::open_cache(name).map(Cache)
+    }
+
+    /// The cache's name.
+    pub fn name(&self) -> String {
+        self.0.name()
+    }
+
+    /// The value under `key`, deserialized into `T`; `None` when there is none.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.0.get(key)?.map(|text| from_json(&text)).transpose()
+    }
+
+    /// The value under `key` as JSON text.
+    pub fn get_json(&self, key: &str) -> Result<Option<String>> {
+        self.0.get(key)
+    }
+
+    /// Stores `value` (serialized to JSON) under `key`.
+    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        self.0.set(key, &to_json(value)?)
+    }
+
+    /// Stores JSON text under `key`; the host refuses text that is not JSON.
+    pub fn set_json(&self, key: &str, json: &str) -> Result<()> {
+        self.0.set(key, json)
+    }
+
+    /// Whether a value is stored under `key`.
+    pub fn contains(&self, key: &str) -> Result<bool> {
+        self.0.contains(key)
+    }
+
+    /// Removes `key`; `true` when a value was there.
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        self.0.delete(key)
+    }
+
+    /// Removes every entry; returns how many there were.
+    pub fn clear(&self) -> Result<u64> {
+        self.0.clear()
+    }
+
+    /// How many entries the cache holds.
+    pub fn len(&self) -> Result<u64> {
+        self.0.len()
+    }
+
+    /// Whether the cache holds no entries.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The values under each of `keys`, in order, in one call.
+    pub fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+        let keys: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
+        self.0
+            .get_many(&keys)?
+            .into_iter()
+            .map(|value| value.map(|text| from_json(&text)).transpose())
+            .collect()
+    }
+
+    /// Stores every entry in one durable write, all or none.
+    pub fn set_many<'a, T: Serialize + 'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a str, &'a T)>,
+    ) -> Result<()> {
+        let entries = entries
+            .into_iter()
+            .map(|(key, value)| {
+                Ok(types::Entry {
+                    key: key.to_owned(),
+                    value: to_json(value)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.0.set_many(&entries)
+    }
+
+    /// Removes each of `keys` in one durable write; returns how many were there.
+    pub fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        let keys: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
+        self.0.delete_many(&keys)
+    }
+
+    /// One page of entries after `cursor`, as the WIT returns it.
+    pub fn entries_page(&self, cursor: Option<&str>, limit: u32) -> Result<types::EntryPage> {
+        self.0.entries(cursor, limit)
+    }
+
+    /// Every entry in key order, deserialized into `T`, fetched a page at a time: the whole
+    /// cache is never held in memory at once.
+    pub fn iter<T: DeserializeOwned>(&self) -> Entries<'_, T> {
+        Entries {
+            cache: self,
+            page: Vec::new().into_iter(),
+            next: None,
+            done: false,
+            _values: std::marker::PhantomData,
+        }
+    }
+
+    /// Every key in key order, fetched a page at a time.
+    pub fn keys(&self) -> Keys<'_> {
+        Keys {
+            cache: self,
+            page: Vec::new().into_iter(),
+            next: None,
+            done: false,
+        }
+    }
+}
+
+/// Every entry of a cache. Made by [`Cache::iter`].
+pub struct Entries<'a, T> {
+    cache: &'a Cache,
+    page: std::vec::IntoIter<types::Entry>,
+    next: Option<String>,
+    done: bool,
+    _values: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Iterator for Entries<'_, T> {
+    type Item = Result<(String, T)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(entry) = self.page.next() {
+                return Some(from_json(&entry.value).map(|value| (entry.key, value)));
+            }
+            if self.done {
+                return None;
+            }
+            match self.cache.0.entries(self.next.as_deref(), PAGE) {
+                Ok(page) => {
+                    self.done = page.next.is_none();
+                    self.next = page.next;
+                    self.page = page.entries.into_iter();
+                }
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}
+
+/// Every key of a cache. Made by [`Cache::keys`].
+pub struct Keys<'a> {
+    cache: &'a Cache,
+    page: std::vec::IntoIter<String>,
+    next: Option<String>,
+    done: bool,
+}
+
+impl Iterator for Keys<'_> {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(key) = self.page.next() {
+                return Some(Ok(key));
+            }
+            if self.done {
+                return None;
+            }
+            match self.cache.0.keys(self.next.as_deref(), PAGE) {
+                Ok(page) => {
+                    self.done = page.next.is_none();
+                    self.next = page.next;
+                    self.page = page.keys.into_iter();
+                }
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}
+
+/// A named FIFO queue of JSON values, shared with every plugin and process using the same
+/// database. Each item is handed out exactly once.
+pub struct Queue(queues::Queue);
+
+impl Queue {
+    /// Opens the queue called `name`, creating it when it does not exist.
+    pub fn create(name: &str) -> Result<Queue> {
+        manager::create_queue(name).map(Queue)
+    }
+
+    /// Opens the existing queue called `name`.
+    pub fn open(name: &str) -> Result<Queue> {
+        manager::open_queue(name).map(Queue)
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> String {
+        self.0.name()
+    }
+
+    /// Appends `value` at the back.
+    pub fn put<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        self.0.put(&to_json(value)?)
+    }
+
+    /// Removes and returns the oldest item; `None` when the queue is empty.
+    pub fn get<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.0.get()?.map(|text| from_json(&text)).transpose()
+    }
+
+    /// The oldest item, left in place.
+    pub fn peek<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.0.peek()?.map(|text| from_json(&text)).transpose()
+    }
+
+    /// How many items are waiting.
+    pub fn len(&self) -> Result<u64> {
+        self.0.len()
+    }
+
+    /// Whether no item is waiting.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Removes every item; returns how many there were.
+    pub fn clear(&self) -> Result<u64> {
+        self.0.clear()
+    }
+
+    /// Appends every value, in order, in one durable write.
+    pub fn put_many<'a, T: Serialize + 'a>(
+        &self,
+        values: impl IntoIterator<Item = &'a T>,
+    ) -> Result<()> {
+        let values = values
+            .into_iter()
+            .map(to_json)
+            .collect::<Result<Vec<_>>>()?;
+        self.0.put_many(&values)
+    }
+
+    /// Removes and returns up to `max` of the oldest items, oldest first.
+    pub fn get_many<T: DeserializeOwned>(&self, max: u32) -> Result<Vec<T>> {
+        self.0
+            .get_many(max)?
+            .iter()
+            .map(|text| from_json(text))
+            .collect()
+    }
+}
+
+/// The names of the caches this plugin may open.
+pub fn list_caches() -> Result<Vec<String>> {
+    manager::list_caches()
+}
+
+/// Deletes the cache called `name`; `true` when it existed.
+pub fn delete_cache(name: &str) -> Result<bool> {
+    manager::delete_cache(name)
+}
+
+/// The names of the queues this plugin may open.
+pub fn list_queues() -> Result<Vec<String>> {
+    manager::list_queues()
+}
+
+/// Deletes the queue called `name`; `true` when it existed.
+pub fn delete_queue(name: &str) -> Result<bool> {
+    manager::delete_queue(name)
+}

@@ -1,0 +1,208 @@
+//! The commands that look into and change a database from the shell.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use easycaching::{CacheManager, Json};
+
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// Print the value stored under KEY (exit status 1 when there is none).
+    Get { cache: String, key: String },
+    /// Store a JSON value under KEY, creating the cache when needed.
+    #[command(
+        after_help = "The value is JSON: quote strings for the shell, e.g. '\"bar\"' or '{\"n\": 1}'."
+    )]
+    Set {
+        cache: String,
+        key: String,
+        value: String,
+    },
+    /// Remove keys; prints how many were there.
+    Del {
+        cache: String,
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Print the keys in key order, one per line.
+    Keys {
+        cache: String,
+        /// Print at most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Start after this key.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Print every entry as a JSON line {"key": value}, in key order.
+    Dump { cache: String },
+    /// Print how many entries the cache holds.
+    Len { cache: String },
+    /// Remove every entry; prints how many there were.
+    Clear { cache: String },
+    /// Create an empty cache (nothing happens when it exists).
+    Create { cache: String },
+    /// Delete a cache and all its entries.
+    Drop { cache: String },
+}
+
+#[derive(Subcommand)]
+pub enum QueueCommand {
+    /// Append a JSON value, creating the queue when needed.
+    Put { queue: String, value: String },
+    /// Remove and print the oldest item (exit status 1 when the queue is empty).
+    Get { queue: String },
+    /// Print the oldest item without removing it (exit status 1 when the queue is empty).
+    Peek { queue: String },
+    /// Print how many items wait.
+    Len { queue: String },
+    /// Remove every item; prints how many there were.
+    Clear { queue: String },
+    /// Create an empty queue (nothing happens when it exists).
+    Create { queue: String },
+    /// Delete a queue and all its items.
+    Drop { queue: String },
+}
+
+fn open(db: &Path) -> Result<CacheManager> {
+    CacheManager::open(db).with_context(|| format!("cannot open the database {}", db.display()))
+}
+
+fn parse_json(value: String) -> Result<Json> {
+    Json::parse(value)
+        .context("the value must be JSON (quote strings for the shell, e.g. '\"bar\"')")
+}
+
+/// Prints a value, or reports its absence with exit status 1, as `grep` does for no match.
+fn print_found(value: Option<Json>, absent: &str) -> ExitCode {
+    match value {
+        Some(value) => {
+            println!("{value}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("{absent}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn list(db: &Path) -> Result<ExitCode> {
+    let manager = open(db)?;
+    let caches = manager.list_caches()?;
+    let queues = manager.list_queues()?;
+    if caches.is_empty() && queues.is_empty() {
+        eprintln!("{} holds no caches or queues yet", manager.path().display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<6} {:<32} {:>10} {:>12}",
+        "KIND", "NAME", "ENTRIES", "BYTES"
+    )?;
+    for (kind, summary) in caches
+        .iter()
+        .map(|c| ("cache", c))
+        .chain(queues.iter().map(|q| ("queue", q)))
+    {
+        writeln!(
+            out,
+            "{kind:<6} {:<32} {:>10} {:>12}",
+            summary.name, summary.entries, summary.bytes
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn cache(db: &Path, command: CacheCommand) -> Result<ExitCode> {
+    let manager = open(db)?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        CacheCommand::Get { cache, key } => {
+            let value = manager.open_cache(&cache)?.get(&key)?;
+            return Ok(print_found(
+                value,
+                &format!("no value under {key:?} in cache {cache:?}"),
+            ));
+        }
+        CacheCommand::Set { cache, key, value } => {
+            manager
+                .create_cache(&cache)?
+                .set(&key, parse_json(value)?)?;
+        }
+        CacheCommand::Del { cache, keys } => {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let cache = manager.open_cache(&cache)?;
+            let mut removed = 0;
+            for chunk in keys.chunks(manager.limits().max_batch_items) {
+                removed += cache.delete_many(chunk)?;
+            }
+            writeln!(out, "{removed}")?;
+        }
+        CacheCommand::Keys {
+            cache,
+            limit,
+            after,
+        } => {
+            let cache = manager.open_cache(&cache)?;
+            let mut cursor = after;
+            let mut left = limit.unwrap_or(usize::MAX);
+            while left > 0 {
+                let page = cache.keys(cursor.as_deref(), left.min(easycaching::MAX_PAGE_ITEMS))?;
+                left -= page.items.len();
+                for key in page.items {
+                    writeln!(out, "{key}")?;
+                }
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        CacheCommand::Dump { cache } => {
+            for entry in manager.open_cache(&cache)?.iter() {
+                let (key, value) = entry?;
+                writeln!(out, "{{{}: {value}}}", serde_json::to_string(&key)?)?;
+            }
+        }
+        CacheCommand::Len { cache } => writeln!(out, "{}", manager.open_cache(&cache)?.len()?)?,
+        CacheCommand::Clear { cache } => writeln!(out, "{}", manager.open_cache(&cache)?.clear()?)?,
+        CacheCommand::Create { cache } => drop(manager.create_cache(&cache)?),
+        CacheCommand::Drop { cache } => {
+            if !manager.delete_cache(&cache)? {
+                anyhow::bail!("there is no cache named {cache:?}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn queue(db: &Path, command: QueueCommand) -> Result<ExitCode> {
+    let manager = open(db)?;
+    match command {
+        QueueCommand::Put { queue, value } => {
+            manager.create_queue(&queue)?.put(parse_json(value)?)?
+        }
+        QueueCommand::Get { queue: name } => {
+            let value = manager.open_queue(&name)?.get()?;
+            return Ok(print_found(value, &format!("queue {name:?} is empty")));
+        }
+        QueueCommand::Peek { queue: name } => {
+            let value = manager.open_queue(&name)?.peek()?;
+            return Ok(print_found(value, &format!("queue {name:?} is empty")));
+        }
+        QueueCommand::Len { queue } => println!("{}", manager.open_queue(&queue)?.len()?),
+        QueueCommand::Clear { queue } => println!("{}", manager.open_queue(&queue)?.clear()?),
+        QueueCommand::Create { queue } => drop(manager.create_queue(&queue)?),
+        QueueCommand::Drop { queue } => {
+            if !manager.delete_queue(&queue)? {
+                anyhow::bail!("there is no queue named {queue:?}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

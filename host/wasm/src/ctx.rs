@@ -1,0 +1,123 @@
+//! The host state of the easycaching interfaces: a builder, the ctx it builds, and the view
+//! the generated host traits are implemented on.
+
+use easycaching::{Cache, CacheManager, Queue};
+use wasmtime::component::{HasData, Linker, ResourceTable};
+
+use crate::bindings::easycaching::cache::{caches, manager, queues, types};
+use crate::grants::{Grant, Grants, Kind, Permission};
+use crate::{Error, Result};
+
+/// Configures an [`EasyCachingCtx`]: which database, and what the plugin is granted.
+#[derive(Debug, Clone)]
+pub struct EasyCachingCtxBuilder {
+    manager: CacheManager,
+    grants: Grants,
+}
+
+impl EasyCachingCtxBuilder {
+    /// A plugin using `manager`'s database, granted nothing yet.
+    pub fn new(manager: CacheManager) -> Self {
+        EasyCachingCtxBuilder {
+            manager,
+            grants: Grants::none(),
+        }
+    }
+
+    /// Adds a grant.
+    pub fn grant(mut self, grant: Grant) -> Self {
+        self.grants = self.grants.with(grant);
+        self
+    }
+
+    /// Replaces the grants.
+    pub fn grants(mut self, grants: Grants) -> Self {
+        self.grants = grants;
+        self
+    }
+
+    /// Builds the ctx.
+    pub fn build(self) -> EasyCachingCtx {
+        EasyCachingCtx {
+            manager: self.manager,
+            grants: self.grants,
+        }
+    }
+}
+
+/// What one plugin instance may reach: the database and its grants. Kept in the embedder's
+/// store data next to a [`ResourceTable`].
+#[derive(Debug, Clone)]
+pub struct EasyCachingCtx {
+    manager: CacheManager,
+    grants: Grants,
+}
+
+impl EasyCachingCtx {
+    /// Starts a builder.
+    pub fn builder(manager: CacheManager) -> EasyCachingCtxBuilder {
+        EasyCachingCtxBuilder::new(manager)
+    }
+
+    /// The grants.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// The manager.
+    pub fn manager(&self) -> &CacheManager {
+        &self.manager
+    }
+
+    /// What the plugin may do with `name`, or `access-denied` naming the grant it lacks.
+    pub(crate) fn permission(&self, kind: Kind, name: &str) -> Result<Permission> {
+        easycaching::validate_name(name)?;
+        self.grants.permission(kind, name).ok_or_else(|| {
+            Error::AccessDenied(format!("this plugin has no grant for {kind} {name:?} (the host grants it with --allow {kind}:{name})"))
+        })
+    }
+}
+
+/// The view the host traits are implemented on: the ctx and the resource table of one store.
+pub struct EasyCaching<'a> {
+    pub(crate) ctx: &'a EasyCachingCtx,
+    pub(crate) table: &'a mut ResourceTable,
+}
+
+impl<'a> EasyCaching<'a> {
+    /// A view over one store's ctx and table.
+    pub fn new(ctx: &'a EasyCachingCtx, table: &'a mut ResourceTable) -> Self {
+        EasyCaching { ctx, table }
+    }
+}
+
+/// A cache handle a guest holds: the cache, and whether its grant allows writing.
+pub struct CacheResource {
+    pub(crate) cache: Cache,
+    pub(crate) writable: bool,
+}
+
+/// A queue handle a guest holds: the queue, and whether its grant allows writing.
+pub struct QueueResource {
+    pub(crate) queue: Queue,
+    pub(crate) writable: bool,
+}
+
+/// Adds the easycaching interfaces (`types`, `caches`, `queues`, `manager`) to `linker`.
+/// `view` picks the ctx and resource table out of the store's data.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> EasyCaching<'_>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<_, HasEasyCaching>(linker, view)?;
+    caches::add_to_linker::<_, HasEasyCaching>(linker, view)?;
+    queues::add_to_linker::<_, HasEasyCaching>(linker, view)?;
+    manager::add_to_linker::<_, HasEasyCaching>(linker, view)?;
+    Ok(())
+}
+
+struct HasEasyCaching;
+
+impl HasData for HasEasyCaching {
+    type Data<'a> = EasyCaching<'a>;
+}

@@ -1,0 +1,90 @@
+//! The host's error type, and its one mapping onto the WIT `error` variant.
+
+use std::time::Duration;
+
+use crate::bindings::easycaching::cache::types::Error as WitError;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong between a plugin and its caches, or in running a plugin.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The storage engine refused or failed.
+    #[error(transparent)]
+    Store(#[from] easycaching::Error),
+
+    /// The plugin was not granted what it asked for.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+
+    /// The plugin holds as many handles (caches, queues, streams) as it may.
+    #[error(
+        "too many open handles: this plugin holds as many caches, queues and streams as it may; drop some first"
+    )]
+    TooManyHandles,
+
+    /// A plugin could not be loaded: not a component, or not one this host can run.
+    #[error("cannot load {0}")]
+    Load(String),
+
+    /// The plugin exited with a non-zero status.
+    #[error("the plugin exited with status {code}")]
+    Exited {
+        /// The exit status.
+        code: i32,
+    },
+
+    /// The plugin crashed: a panic, an `unreachable`, an out-of-bounds access.
+    #[error("the plugin crashed: {message}")]
+    Trapped {
+        /// What wasmtime reported, with the wasm backtrace.
+        message: String,
+    },
+
+    /// The plugin asked for more memory than its limit.
+    #[error("the plugin went over its memory limit of {} MiB", limit / (1024 * 1024))]
+    OutOfMemory {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+
+    /// The plugin ran past its time limit and was stopped.
+    #[error("the plugin ran past its time limit of {limit:?} and was stopped")]
+    TimedOut {
+        /// The limit.
+        limit: Duration,
+    },
+
+    /// A bug in the host; the guest call that met it traps.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The WIT error a guest receives: the case it can act on, with this error's message.
+    /// `None` for host bugs, which trap instead.
+    pub(crate) fn into_wit(self) -> Option<WitError> {
+        use easycaching::Error as Store;
+        let message = self.to_string();
+        Some(match self {
+            Error::Store(Store::NoSuchCache(_)) => WitError::NoSuchCache(message),
+            Error::Store(Store::NoSuchQueue(_)) => WitError::NoSuchQueue(message),
+            Error::Store(Store::InvalidName { .. }) => WitError::InvalidName(message),
+            Error::Store(Store::InvalidJson(_)) => WitError::InvalidJson(message),
+            Error::Store(Store::TooLarge { .. }) => WitError::TooLarge(message),
+            Error::Store(Store::QuotaExceeded(_)) | Error::TooManyHandles => {
+                WitError::QuotaExceeded(message)
+            }
+            Error::AccessDenied(_) => WitError::AccessDenied(message),
+            Error::Store(_) => WitError::Storage(message),
+            Error::Internal(_)
+            | Error::Load(_)
+            | Error::Exited { .. }
+            | Error::Trapped { .. }
+            | Error::OutOfMemory { .. }
+            | Error::TimedOut { .. } => return None,
+        })
+    }
+}

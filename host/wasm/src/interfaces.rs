@@ -1,0 +1,333 @@
+//! The easycaching interfaces, implemented on [`EasyCaching`].
+//!
+//! Every guest mistake (a name outside its grants, a write on a read-only handle, bad JSON, a
+//! key too long) comes back as a WIT `error` value. A trap is raised only for a host bug, such
+//! as a handle missing from the resource table.
+
+use easycaching::Json;
+use wasmtime::component::{Resource, ResourceTableError};
+
+use crate::bindings::easycaching::cache::types::{Entry, EntryPage, Error as WitError, KeyPage};
+use crate::bindings::easycaching::cache::{caches, manager, queues, types};
+use crate::ctx::{CacheResource, EasyCaching, QueueResource};
+use crate::grants::Kind;
+use crate::{Error, Result};
+
+impl From<ResourceTableError> for Error {
+    fn from(error: ResourceTableError) -> Self {
+        match error {
+            ResourceTableError::Full => Error::TooManyHandles,
+            other => Error::Internal(format!("resource table: {other}")),
+        }
+    }
+}
+
+impl types::Host for EasyCaching<'_> {
+    fn convert_error(&mut self, error: Error) -> wasmtime::Result<WitError> {
+        let message = error.to_string();
+        error
+            .into_wit()
+            .ok_or_else(|| wasmtime::Error::msg(message))
+    }
+}
+
+fn json(text: String) -> Result<Json> {
+    Ok(Json::parse(text)?)
+}
+
+fn denied_write(kind: Kind, name: &str) -> Error {
+    Error::AccessDenied(format!(
+        "this plugin may only read {kind} {name:?} (the host grants writing with --allow {kind}:{name}=rw)"
+    ))
+}
+
+fn denied_create(kind: Kind, name: &str, exists: bool) -> Error {
+    let what = if exists { "delete" } else { "create" };
+    Error::AccessDenied(format!(
+        "this plugin may not {what} {kind} {name:?} (the host grants that with --allow {kind}:{name}=rwc)"
+    ))
+}
+
+impl EasyCaching<'_> {
+    fn cache(&self, handle: &Resource<CacheResource>) -> Result<&CacheResource> {
+        Ok(self.table.get(handle)?)
+    }
+
+    fn writable_cache(&self, handle: &Resource<CacheResource>) -> Result<&easycaching::Cache> {
+        let resource = self.cache(handle)?;
+        if !resource.writable {
+            return Err(denied_write(Kind::Cache, resource.cache.name()));
+        }
+        Ok(&resource.cache)
+    }
+
+    fn queue(&self, handle: &Resource<QueueResource>) -> Result<&QueueResource> {
+        Ok(self.table.get(handle)?)
+    }
+
+    fn writable_queue(&self, handle: &Resource<QueueResource>) -> Result<&easycaching::Queue> {
+        let resource = self.queue(handle)?;
+        if !resource.writable {
+            return Err(denied_write(Kind::Queue, resource.queue.name()));
+        }
+        Ok(&resource.queue)
+    }
+}
+
+impl manager::Host for EasyCaching<'_> {
+    fn create_cache(&mut self, name: String) -> Result<Resource<CacheResource>> {
+        let permission = self.ctx.permission(Kind::Cache, &name)?;
+        let manager = self.ctx.manager();
+        let cache = if permission.create {
+            manager.create_cache(&name)?
+        } else {
+            match manager.open_cache(&name) {
+                Err(easycaching::Error::NoSuchCache(_)) => {
+                    return Err(denied_create(Kind::Cache, &name, false));
+                }
+                opened => opened?,
+            }
+        };
+        let cache = cache.with_quota(permission.quota);
+        Ok(self.table.push(CacheResource {
+            cache,
+            writable: permission.write,
+        })?)
+    }
+
+    fn open_cache(&mut self, name: String) -> Result<Resource<CacheResource>> {
+        let permission = self.ctx.permission(Kind::Cache, &name)?;
+        let cache = self
+            .ctx
+            .manager()
+            .open_cache(&name)?
+            .with_quota(permission.quota);
+        Ok(self.table.push(CacheResource {
+            cache,
+            writable: permission.write,
+        })?)
+    }
+
+    fn list_caches(&mut self) -> Result<Vec<String>> {
+        let grants = self.ctx.grants();
+        let caches = self.ctx.manager().list_caches()?;
+        Ok(caches
+            .into_iter()
+            .filter(|cache| grants.permission(Kind::Cache, &cache.name).is_some())
+            .map(|cache| cache.name)
+            .collect())
+    }
+
+    fn delete_cache(&mut self, name: String) -> Result<bool> {
+        if !self.ctx.permission(Kind::Cache, &name)?.create {
+            return Err(denied_create(Kind::Cache, &name, true));
+        }
+        Ok(self.ctx.manager().delete_cache(&name)?)
+    }
+
+    fn create_queue(&mut self, name: String) -> Result<Resource<QueueResource>> {
+        let permission = self.ctx.permission(Kind::Queue, &name)?;
+        let manager = self.ctx.manager();
+        let queue = if permission.create {
+            manager.create_queue(&name)?
+        } else {
+            match manager.open_queue(&name) {
+                Err(easycaching::Error::NoSuchQueue(_)) => {
+                    return Err(denied_create(Kind::Queue, &name, false));
+                }
+                opened => opened?,
+            }
+        };
+        let queue = queue.with_quota(permission.quota);
+        Ok(self.table.push(QueueResource {
+            queue,
+            writable: permission.write,
+        })?)
+    }
+
+    fn open_queue(&mut self, name: String) -> Result<Resource<QueueResource>> {
+        let permission = self.ctx.permission(Kind::Queue, &name)?;
+        let queue = self
+            .ctx
+            .manager()
+            .open_queue(&name)?
+            .with_quota(permission.quota);
+        Ok(self.table.push(QueueResource {
+            queue,
+            writable: permission.write,
+        })?)
+    }
+
+    fn list_queues(&mut self) -> Result<Vec<String>> {
+        let grants = self.ctx.grants();
+        let queues = self.ctx.manager().list_queues()?;
+        Ok(queues
+            .into_iter()
+            .filter(|queue| grants.permission(Kind::Queue, &queue.name).is_some())
+            .map(|queue| queue.name)
+            .collect())
+    }
+
+    fn delete_queue(&mut self, name: String) -> Result<bool> {
+        if !self.ctx.permission(Kind::Queue, &name)?.create {
+            return Err(denied_create(Kind::Queue, &name, true));
+        }
+        Ok(self.ctx.manager().delete_queue(&name)?)
+    }
+}
+
+impl caches::Host for EasyCaching<'_> {}
+
+impl caches::HostCache for EasyCaching<'_> {
+    fn name(&mut self, handle: Resource<CacheResource>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&handle)?.cache.name().to_owned())
+    }
+
+    fn get(&mut self, handle: Resource<CacheResource>, key: String) -> Result<Option<String>> {
+        let value = self.cache(&handle)?.cache.get(&key)?;
+        Ok(value.map(|value| value.as_str().to_owned()))
+    }
+
+    fn set(&mut self, handle: Resource<CacheResource>, key: String, value: String) -> Result<()> {
+        let cache = self.writable_cache(&handle)?;
+        Ok(cache.set(&key, json(value)?)?)
+    }
+
+    fn contains(&mut self, handle: Resource<CacheResource>, key: String) -> Result<bool> {
+        Ok(self.cache(&handle)?.cache.contains(&key)?)
+    }
+
+    fn delete(&mut self, handle: Resource<CacheResource>, key: String) -> Result<bool> {
+        Ok(self.writable_cache(&handle)?.delete(&key)?)
+    }
+
+    fn clear(&mut self, handle: Resource<CacheResource>) -> Result<u64> {
+        Ok(self.writable_cache(&handle)?.clear()?)
+    }
+
+    fn len(&mut self, handle: Resource<CacheResource>) -> Result<u64> {
+        Ok(self.cache(&handle)?.cache.len()?)
+    }
+
+    fn entries(
+        &mut self,
+        handle: Resource<CacheResource>,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<EntryPage> {
+        let page = self
+            .cache(&handle)?
+            .cache
+            .entries(cursor.as_deref(), limit as usize)?;
+        let entries = page
+            .items
+            .into_iter()
+            .map(|(key, value)| Entry {
+                key,
+                value: value.as_str().to_owned(),
+            })
+            .collect();
+        Ok(EntryPage {
+            entries,
+            next: page.next,
+        })
+    }
+
+    fn keys(
+        &mut self,
+        handle: Resource<CacheResource>,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<KeyPage> {
+        let page = self
+            .cache(&handle)?
+            .cache
+            .keys(cursor.as_deref(), limit as usize)?;
+        Ok(KeyPage {
+            keys: page.items,
+            next: page.next,
+        })
+    }
+
+    fn get_many(
+        &mut self,
+        handle: Resource<CacheResource>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<String>>> {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let values = self.cache(&handle)?.cache.get_many(&keys)?;
+        Ok(values
+            .into_iter()
+            .map(|value| value.map(|value| value.as_str().to_owned()))
+            .collect())
+    }
+
+    fn set_many(&mut self, handle: Resource<CacheResource>, entries: Vec<Entry>) -> Result<()> {
+        let cache = self.writable_cache(&handle)?;
+        let entries = entries
+            .into_iter()
+            .map(|entry| Ok((entry.key, json(entry.value)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(cache.set_many(entries)?)
+    }
+
+    fn delete_many(&mut self, handle: Resource<CacheResource>, keys: Vec<String>) -> Result<u64> {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        Ok(self.writable_cache(&handle)?.delete_many(&keys)?)
+    }
+
+    fn drop(&mut self, handle: Resource<CacheResource>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+impl queues::Host for EasyCaching<'_> {}
+
+impl queues::HostQueue for EasyCaching<'_> {
+    fn name(&mut self, handle: Resource<QueueResource>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&handle)?.queue.name().to_owned())
+    }
+
+    fn put(&mut self, handle: Resource<QueueResource>, value: String) -> Result<()> {
+        let queue = self.writable_queue(&handle)?;
+        Ok(queue.put(json(value)?)?)
+    }
+
+    fn get(&mut self, handle: Resource<QueueResource>) -> Result<Option<String>> {
+        let value = self.writable_queue(&handle)?.get()?;
+        Ok(value.map(|value| value.as_str().to_owned()))
+    }
+
+    fn peek(&mut self, handle: Resource<QueueResource>) -> Result<Option<String>> {
+        let value = self.queue(&handle)?.queue.peek()?;
+        Ok(value.map(|value| value.as_str().to_owned()))
+    }
+
+    fn len(&mut self, handle: Resource<QueueResource>) -> Result<u64> {
+        Ok(self.queue(&handle)?.queue.len()?)
+    }
+
+    fn clear(&mut self, handle: Resource<QueueResource>) -> Result<u64> {
+        Ok(self.writable_queue(&handle)?.clear()?)
+    }
+
+    fn put_many(&mut self, handle: Resource<QueueResource>, values: Vec<String>) -> Result<()> {
+        let queue = self.writable_queue(&handle)?;
+        let values = values.into_iter().map(json).collect::<Result<Vec<_>>>()?;
+        Ok(queue.put_many(values)?)
+    }
+
+    fn get_many(&mut self, handle: Resource<QueueResource>, max: u32) -> Result<Vec<String>> {
+        let values = self.writable_queue(&handle)?.get_many(max as usize)?;
+        Ok(values
+            .into_iter()
+            .map(|value| value.as_str().to_owned())
+            .collect())
+    }
+
+    fn drop(&mut self, handle: Resource<QueueResource>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}

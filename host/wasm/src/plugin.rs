@@ -1,0 +1,364 @@
+//! Running plugins: a [`Runtime`] compiles components once, and a [`Plugin`] runs as many
+//! sandboxed instances of one as you like, each with its own grants and limits.
+//!
+//! A plugin gets WASI with stdio, its arguments, clocks and random numbers, and nothing else:
+//! no preopened directories, no network, no inherited environment variables. Its memory, time
+//! and open handles are bounded by [`Limits`]; going over ends the run with a clear error
+//! while the host and other instances go on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::bindings::sync::CommandPre;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::compiled::CompiledCache;
+use crate::{EasyCaching, EasyCachingCtx, Error, Result};
+
+/// How often the deadline clock ticks; time limits are kept to within one tick.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// A deadline (in ticks) that never comes: about 1.5 billion years.
+const NO_DEADLINE: u64 = 1 << 62;
+/// The most output kept from a plugin whose output is captured.
+const CAPTURE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Default for [`Limits::memory_bytes`]: 256 MiB of linear memory per instance.
+pub const DEFAULT_MEMORY_BYTES: usize = 256 * 1024 * 1024;
+/// Default for [`Limits::max_handles`]: 10,000 open resources (caches, queues, streams).
+pub const DEFAULT_MAX_HANDLES: usize = 10_000;
+
+/// What one run of a plugin may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory, all memories of the instance together. Default [`DEFAULT_MEMORY_BYTES`].
+    pub memory_bytes: usize,
+    /// Wall-clock time for the run; `None` for no limit (the default).
+    pub time: Option<Duration>,
+    /// Open resources at once. Default [`DEFAULT_MAX_HANDLES`].
+    pub max_handles: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            time: None,
+            max_handles: DEFAULT_MAX_HANDLES,
+        }
+    }
+}
+
+/// Settings of a [`Runtime`].
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    compiled_cache: CompiledCacheSetting,
+}
+
+#[derive(Debug, Clone, Default)]
+enum CompiledCacheSetting {
+    #[default]
+    Default,
+    Dir(PathBuf),
+    Off,
+}
+
+impl RuntimeConfig {
+    /// Keep compiled components in `dir` instead of the default directory.
+    pub fn compiled_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.compiled_cache = CompiledCacheSetting::Dir(dir.into());
+        self
+    }
+
+    /// Compile every component afresh and keep nothing on disk.
+    pub fn no_compiled_cache(mut self) -> Self {
+        self.compiled_cache = CompiledCacheSetting::Off;
+        self
+    }
+}
+
+/// The engine, the linker with WASI and the easycaching interfaces, and the clock that enforces
+/// time limits. Make one per process and load every plugin through it.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    compiled: Option<CompiledCache>,
+    stop_ticking: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// A runtime with the given settings.
+    pub fn new(config: RuntimeConfig) -> Result<Runtime> {
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true);
+        let engine = Engine::new(&wasm)
+            .map_err(|e| Error::Internal(format!("cannot start wasmtime: {e}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| {
+                crate::add_to_linker(&mut linker, |state: &mut PluginState| {
+                    EasyCaching::new(&state.easycaching, &mut state.table)
+                })
+            })
+            .map_err(|e| Error::Internal(format!("cannot link the host interfaces: {e}")))?;
+        let compiled = match config.compiled_cache {
+            CompiledCacheSetting::Default => CompiledCache::default_dir().map(CompiledCache::new),
+            CompiledCacheSetting::Dir(dir) => Some(CompiledCache::new(dir)),
+            CompiledCacheSetting::Off => None,
+        };
+        let stop_ticking = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.weak(), stop_ticking.clone());
+        Ok(Runtime {
+            engine,
+            linker,
+            compiled,
+            stop_ticking,
+        })
+    }
+
+    /// Loads the component at `path`, compiling it unless its compiled form is cached.
+    pub fn load(&self, path: &Path) -> Result<Plugin> {
+        let wasm =
+            std::fs::read(path).map_err(|e| Error::Load(format!("{}: {e}", path.display())))?;
+        self.load_bytes(&wasm, &path.display().to_string())
+    }
+
+    /// Loads a component from its bytes; `name` names it in errors.
+    pub fn load_bytes(&self, wasm: &[u8], name: &str) -> Result<Plugin> {
+        let fail = |what: &str, e: wasmtime::Error| Error::Load(format!("{name}: {what}: {e:#}"));
+        let component = match &self.compiled {
+            Some(cache) => cache.load(&self.engine, wasm),
+            None => Component::new(&self.engine, wasm),
+        }
+        .map_err(|e| fail("not a WebAssembly component this host can compile", e))?;
+        let instance = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| fail("it imports something this host does not provide", e))?;
+        let command = CommandPre::new(instance).map_err(|e| {
+            fail("it does not export wasi:cli/run (build it as a command: Rust `fn main`, or the easycaching:cache/plugin world)", e)
+        })?;
+        Ok(Plugin {
+            command,
+            name: name.to_owned(),
+        })
+    }
+
+    /// The wasmtime engine, for embedders that add their own worlds.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticking.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Advances the engine's epoch every tick, for as long as the engine lives.
+fn spawn_epoch_ticker(engine: wasmtime::EngineWeak, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("easycaching-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match engine.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
+                }
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|error| tracing::error!(%error, "cannot start the deadline clock; time limits will not hold"));
+}
+
+/// Where a plugin's standard output and error go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// To the host process's own stdout and stderr.
+    #[default]
+    Inherit,
+    /// Into [`Run::stdout`] and [`Run::stderr`].
+    Capture,
+}
+
+/// How to run a plugin once.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The plugin's arguments, after its name.
+    pub args: Vec<String>,
+    /// Environment variables the plugin sees (none by default).
+    pub env: Vec<(String, String)>,
+    /// Where its output goes.
+    pub output: Output,
+    /// What it may use.
+    pub limits: Limits,
+}
+
+/// The end of one run: its output when captured, and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    /// Standard output, when captured.
+    pub stdout: Vec<u8>,
+    /// Standard error, when captured.
+    pub stderr: Vec<u8>,
+    /// `Ok` when the plugin returned from `run` successfully or exited with status 0.
+    pub result: Result<()>,
+}
+
+impl Run {
+    /// Standard output as text.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Standard error as text.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// A compiled, linked plugin: instantiating it again costs microseconds.
+pub struct Plugin {
+    command: CommandPre<PluginState>,
+    name: String,
+}
+
+impl Plugin {
+    /// Runs the plugin's `wasi:cli/run` once, in a fresh instance with the given grants.
+    pub fn run(&self, easycaching: EasyCachingCtx, options: &RunOptions) -> Run {
+        let (stdout, stderr) = match options.output {
+            Output::Capture => (
+                Some(MemoryOutputPipe::new(CAPTURE_BYTES)),
+                Some(MemoryOutputPipe::new(CAPTURE_BYTES)),
+            ),
+            Output::Inherit => (None, None),
+        };
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.arg(&self.name).args(&options.args).envs(&options.env);
+        match (&stdout, &stderr) {
+            (Some(out), Some(err)) => wasi.stdout(out.clone()).stderr(err.clone()),
+            _ => wasi.inherit_stdout().inherit_stderr(),
+        };
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(options.limits.max_handles);
+        let state = PluginState {
+            table,
+            wasi: wasi.build(),
+            easycaching,
+            memory: MemoryLimiter {
+                limit: options.limits.memory_bytes,
+                used: 0,
+                exceeded: false,
+            },
+        };
+        let mut store = Store::new(self.command.engine(), state);
+        store.limiter(|state| &mut state.memory);
+        match options.limits.time {
+            Some(time) => {
+                store.set_epoch_deadline((time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64)
+            }
+            None => store.set_epoch_deadline(NO_DEADLINE),
+        }
+        store.epoch_deadline_trap();
+
+        let result = self
+            .command
+            .instantiate(&mut store)
+            .and_then(|command| command.wasi_cli_run().call_run(&mut store));
+        let result = match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(())) => Err(Error::Exited { code: 1 }),
+            Err(error) => classify(error, &store.data().memory, &options.limits),
+        };
+        Run {
+            stdout: stdout
+                .map(|pipe| pipe.contents().to_vec())
+                .unwrap_or_default(),
+            stderr: stderr
+                .map(|pipe| pipe.contents().to_vec())
+                .unwrap_or_default(),
+            result,
+        }
+    }
+}
+
+/// Tells an exit, a limit and a crash apart.
+fn classify(error: wasmtime::Error, memory: &MemoryLimiter, limits: &Limits) -> Result<()> {
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return match exit.0 {
+            0 => Ok(()),
+            code => Err(Error::Exited { code }),
+        };
+    }
+    if memory.exceeded {
+        return Err(Error::OutOfMemory {
+            limit: memory.limit,
+        });
+    }
+    if let (Some(Trap::Interrupt), Some(limit)) = (error.downcast_ref::<Trap>(), limits.time) {
+        return Err(Error::TimedOut { limit });
+    }
+    Err(Error::Trapped {
+        message: format!("{error:#}"),
+    })
+}
+
+/// The store data of a plugin instance.
+pub struct PluginState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    easycaching: EasyCachingCtx,
+    memory: MemoryLimiter,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Bounds the linear memory of all of an instance's memories together, and remembers when a
+/// growth was refused so the failure can be named.
+struct MemoryLimiter {
+    limit: usize,
+    used: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let used = self.used - current.min(self.used) + desired;
+        if used > self.limit {
+            self.exceeded = true;
+            wasmtime::bail!(
+                "the plugin asked for {used} bytes of memory, over its limit of {}",
+                self.limit
+            );
+        }
+        self.used = used;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
