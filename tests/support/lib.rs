@@ -1,1 +1,54 @@
-//! placeholder
+//! Finding what `make guests` and `make host` built: guest components and the CLI binary.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The workspace's `target` directory (or `$CARGO_TARGET_DIR`).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// The guest component `name` (`walkthrough`, `every_operation`, `python-walkthrough`, ...),
+/// from `$EASYCACHING_GUESTS` or `target/guests`.
+///
+/// # Panics
+///
+/// When it has not been built, saying how to build it: a missing guest fails its test.
+pub fn guest(name: &str) -> PathBuf {
+    let dir = std::env::var_os("EASYCACHING_GUESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("guests"));
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "the guest component {} is missing: build the guests with `make guests`, or run the tests with `make test`",
+        path.display()
+    );
+    path
+}
+
+/// A command running the release build of the `easycaching` CLI.
+///
+/// # Panics
+///
+/// When it has not been built, saying how to build it.
+pub fn cli() -> Command {
+    let path = target_dir().join("release/easycaching");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `make host`, or run the tests with `make test`",
+        path.display()
+    );
+    let mut command = Command::new(path);
+    command
+        .env_remove("EASYCACHING_DB")
+        .env("EASYCACHING_LOG", "warn");
+    command
+}
+
+/// Lines of text, for comparing output line by line.
+pub fn lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}

@@ -226,6 +226,12 @@ impl Cache {
     }
 }
 
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("name", &self.name()).finish()
+    }
+}
+
 /// Every entry of a cache. Made by [`Cache::iter`].
 pub struct Entries<'a, T> {
     cache: &'a Cache,
@@ -364,6 +370,12 @@ impl Queue {
             .iter()
             .map(|text| from_json(text))
             .collect()
+    }
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("name", &self.name()).finish()
     }
 }
 

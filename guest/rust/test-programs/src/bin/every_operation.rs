@@ -1,0 +1,64 @@
+//! Every cache and queue operation once, checked as it goes.
+
+use easycaching_guest::{
+    Cache, Queue, Result, delete_cache, delete_queue, list_caches, list_queues,
+};
+use serde_json::{Value, json};
+
+fn main() -> Result<()> {
+    let cache = Cache::create("ops")?;
+    assert_eq!(cache.name(), "ops");
+    assert_eq!(cache.get::<Value>("k")?, None);
+    cache.set("k", &json!({"v": 1}))?;
+    assert_eq!(cache.get::<Value>("k")?, Some(json!({"v": 1})));
+    assert_eq!(cache.get_json("k")?.as_deref(), Some(r#"{"v":1}"#));
+    assert!(cache.contains("k")?);
+    assert_eq!(cache.len()?, 1);
+    assert!(cache.delete("k")?);
+    assert!(!cache.delete("k")?);
+    assert!(!cache.contains("k")?);
+
+    cache.set_many([("a", &json!(1)), ("b", &json!(2)), ("c", &json!(3))])?;
+    assert_eq!(
+        cache.get_many::<Value>(&["a", "x", "c"])?,
+        vec![Some(json!(1)), None, Some(json!(3))]
+    );
+    let keys: Vec<String> = cache.keys().collect::<Result<_>>()?;
+    assert_eq!(keys, ["a", "b", "c"]);
+    let page = cache.entries_page(None, 2)?;
+    assert_eq!(page.entries.len(), 2);
+    assert_eq!(page.next.as_deref(), Some("b"));
+    assert_eq!(cache.delete_many(&["a", "b", "nope"])?, 2);
+    assert_eq!(cache.clear()?, 1);
+    assert!(cache.is_empty()?);
+    cache.set("kept", "for the host to see")?;
+
+    let again = Cache::open("ops")?;
+    assert_eq!(
+        again.get::<String>("kept")?.as_deref(),
+        Some("for the host to see")
+    );
+
+    let queue = Queue::create("ops-queue")?;
+    assert_eq!(queue.get::<Value>()?, None);
+    queue.put(&1)?;
+    queue.put_many([&2, &3, &4])?;
+    assert_eq!(queue.len()?, 4);
+    assert_eq!(queue.peek::<u32>()?, Some(1));
+    assert_eq!(queue.get::<u32>()?, Some(1));
+    assert_eq!(queue.get_many::<u32>(2)?, vec![2, 3]);
+    assert_eq!(queue.clear()?, 1);
+    queue.put("left for the host")?;
+
+    Cache::create("doomed")?;
+    Queue::create("doomed-queue")?;
+    assert_eq!(list_caches()?, ["doomed", "ops"]);
+    assert_eq!(list_queues()?, ["doomed-queue", "ops-queue"]);
+    assert!(delete_cache("doomed")?);
+    assert!(!delete_cache("doomed")?);
+    assert!(delete_queue("doomed-queue")?);
+    assert_eq!(list_caches()?, ["ops"]);
+
+    println!("every operation: ok");
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! Test easycaching plugins from `cargo test`.
+//!
+//! A [`Harness`] is a temporary database, the grants you give, and the data you seed. Run a
+//! plugin component against it, then assert on what the plugin printed and on what it left in
+//! the caches and queues:
+//!
+//! ```no_run
+//! use easycaching_harness::Harness;
+//! use serde_json::json;
+//!
+//! #[test]
+//! fn greets_returning_visitors() -> Result<(), Box<dyn std::error::Error>> {
+//!     let harness = Harness::new()?.allow("cache:visits=rw");
+//!     harness.seed_cache("visits", [("ada", json!(3))])?;
+//!
+//!     let run = harness.args(["ada"]).run("target/wasm32-wasip2/release/greeter.wasm")?;
+//!     run.result?;
+//!     assert_eq!(run.stdout_text(), "welcome back, ada (visit 4)\n");
+//!     assert_eq!(harness.cache("visits")?.get_value::<u64>("ada")?, Some(4));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Components are compiled once per test process (and kept compiled on disk between runs, see
+//! [`RuntimeConfig`]), so a suite of many small tests stays fast.
+#![deny(missing_docs)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use easycaching::{Cache, CacheManager, CacheManagerBuilder, Json, Queue};
+use easycaching_host::{EasyCachingCtx, Output, Plugin, RunOptions, Runtime};
+pub use easycaching_host::{Error, Grant, Grants, Limits, Run, RuntimeConfig};
+use serde::Serialize;
+
+/// `Result` with the host's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A temporary database, grants, and the options of the next run.
+pub struct Harness {
+    manager: CacheManager,
+    grants: Grants,
+    options: RunOptions,
+    // Declared last: the directory is removed after the manager has closed the database.
+    dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// A harness with an empty temporary database and no grants.
+    pub fn new() -> Result<Harness> {
+        Harness::with_database(|builder| builder)
+    }
+
+    /// A harness whose database is configured by `configure` (LRU size, limits, durability).
+    pub fn with_database(
+        configure: impl FnOnce(CacheManagerBuilder) -> CacheManagerBuilder,
+    ) -> Result<Harness> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| Error::Internal(format!("cannot make a temporary directory: {e}")))?;
+        let manager = configure(CacheManager::builder(dir.path().join("harness.db"))).open()?;
+        let options = RunOptions {
+            output: Output::Capture,
+            ..RunOptions::default()
+        };
+        Ok(Harness {
+            manager,
+            grants: Grants::none(),
+            options,
+            dir,
+        })
+    }
+
+    /// Grants the plugin access, written as on the command line: `cache:test=rw`,
+    /// `queue:jobs.*=rwc`, ...
+    ///
+    /// # Panics
+    ///
+    /// When `grant` is malformed, with the message saying how to write it: a test that
+    /// misspells a grant should fail loudly, not run with fewer grants than meant.
+    pub fn allow(mut self, grant: &str) -> Harness {
+        let grant: Grant = grant.parse().unwrap_or_else(|error| panic!("{error}"));
+        self.grants = self.grants.with(grant);
+        self
+    }
+
+    /// Replaces the grants.
+    pub fn grants(mut self, grants: Grants) -> Harness {
+        self.grants = grants;
+        self
+    }
+
+    /// The plugin's arguments for the next runs.
+    pub fn args<I, S>(mut self, args: I) -> Harness
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.options.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// An environment variable the plugin sees.
+    pub fn env(mut self, key: &str, value: &str) -> Harness {
+        self.options.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Memory, time and handle limits for the next runs.
+    pub fn limits(mut self, limits: Limits) -> Harness {
+        self.options.limits = limits;
+        self
+    }
+
+    /// Stores entries in the cache `name` (created when needed) before the plugin runs.
+    pub fn seed_cache<K, V>(
+        &self,
+        name: &str,
+        entries: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<()>
+    where
+        K: Into<String>,
+        V: Serialize,
+    {
+        let entries = entries
+            .into_iter()
+            .map(|(key, value)| Ok((key.into(), Json::from_value(&value)?)))
+            .collect::<Result<Vec<_>, easycaching::Error>>()?;
+        let cache = self.manager.create_cache(name)?;
+        for chunk in entries.chunks(self.manager.limits().max_batch_items) {
+            cache.set_many(chunk.iter().cloned())?;
+        }
+        Ok(())
+    }
+
+    /// Appends items to the queue `name` (created when needed) before the plugin runs.
+    pub fn seed_queue<V: Serialize>(
+        &self,
+        name: &str,
+        values: impl IntoIterator<Item = V>,
+    ) -> Result<()> {
+        let queue = self.manager.create_queue(name)?;
+        for value in values {
+            queue.put_value(&value)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the component at `path` once, capturing its output. `Err` only when the component
+    /// cannot be loaded; how the run ended is in [`Run::result`].
+    pub fn run(&self, path: impl AsRef<Path>) -> Result<Run> {
+        let plugin = load(path.as_ref())?;
+        let ctx = EasyCachingCtx::builder(self.manager.clone())
+            .grants(self.grants.clone())
+            .build();
+        Ok(plugin.run(ctx, &self.options))
+    }
+
+    /// Closes the database and opens it again, as a restarted host would: what the plugin
+    /// wrote must still be there, read from the file rather than from memory.
+    pub fn reopen(self) -> Result<Harness> {
+        let Harness {
+            manager,
+            grants,
+            options,
+            dir,
+        } = self;
+        drop(manager);
+        let manager = CacheManager::open(dir.path().join("harness.db"))?;
+        Ok(Harness {
+            manager,
+            grants,
+            options,
+            dir,
+        })
+    }
+
+    /// The database, for assertions and for setups the seeding helpers do not cover.
+    pub fn manager(&self) -> &CacheManager {
+        &self.manager
+    }
+
+    /// The cache `name`, to assert on its contents.
+    pub fn cache(&self, name: &str) -> Result<Cache> {
+        Ok(self.manager.open_cache(name)?)
+    }
+
+    /// The queue `name`, to assert on its contents.
+    pub fn queue(&self, name: &str) -> Result<Queue> {
+        Ok(self.manager.open_queue(name)?)
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("harness.db")
+    }
+}
+
+/// Every component this process loaded, compiled once and kept.
+fn load(path: &Path) -> Result<Arc<Plugin>> {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    static PLUGINS: OnceLock<Mutex<HashMap<PathBuf, Arc<Plugin>>>> = OnceLock::new();
+    let runtime = match RUNTIME.get() {
+        Some(runtime) => runtime,
+        None => {
+            let runtime = Runtime::new(RuntimeConfig::default())?;
+            RUNTIME.get_or_init(|| runtime)
+        }
+    };
+    let plugins = PLUGINS.get_or_init(Mutex::default);
+    if let Some(plugin) = plugins.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+        return Ok(plugin.clone());
+    }
+    let plugin = Arc::new(runtime.load(path)?);
+    plugins
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(path.to_owned(), plugin.clone());
+    Ok(plugin)
+}
