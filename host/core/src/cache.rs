@@ -56,10 +56,7 @@ pub struct Cache {
 
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cache")
-            .field("name", &self.name())
-            .field("quota", &self.quota)
-            .finish()
+        f.debug_struct("Cache").field("name", &self.name()).field("quota", &self.quota).finish()
     }
 }
 
@@ -70,16 +67,13 @@ impl Cache {
     }
 
     /// The quota this handle holds the cache to.
-    pub fn quota(&self) -> Quota {
-        self.quota
+    pub fn quota(&self) -> &Quota {
+        &self.quota
     }
 
     /// A handle to the same cache that holds it to `quota` on writes.
     pub fn with_quota(&self, quota: Quota) -> Cache {
-        Cache {
-            quota,
-            ..self.clone()
-        }
+        Cache { quota, ..self.clone() }
     }
 
     /// The value stored under `key`, or `None`.
@@ -92,8 +86,7 @@ impl Cache {
         };
         let value = self.shared.store.get(self.state.target.id, key)?;
         if let Some(value) = &value {
-            self.state
-                .fill(key, value, generation, self.shared.max_cached_value_bytes);
+            self.state.fill(key, value, generation, self.shared.max_cached_value_bytes);
         }
         Ok(value)
     }
@@ -131,8 +124,7 @@ impl Cache {
             let found = self.shared.store.get_many(self.state.target.id, &missed)?;
             for ((index, key), value) in misses.into_iter().zip(found) {
                 if let Some(value) = &value {
-                    self.state
-                        .fill(key, value, generation, self.shared.max_cached_value_bytes);
+                    self.state.fill(key, value, generation, self.shared.max_cached_value_bytes);
                 }
                 values[index] = value;
             }
@@ -161,11 +153,7 @@ impl Cache {
             limits.check_value(value)?;
         }
         self.alive()?;
-        self.shared.write(Write::Set {
-            cache: self.target(),
-            entries,
-            quota: self.quota,
-        })?;
+        self.shared.write(Write::Set { cache: self.target(), entries, quota: self.quota.clone() })?;
         Ok(())
     }
 
@@ -192,18 +180,13 @@ impl Cache {
         }
         self.alive()?;
         let keys = keys.iter().map(|key| key.to_string()).collect();
-        count(self.shared.write(Write::Delete {
-            cache: self.target(),
-            keys,
-        })?)
+        count(self.shared.write(Write::Delete { cache: self.target(), keys })?)
     }
 
     /// Removes every entry; returns how many there were.
     pub fn clear(&self) -> Result<u64> {
         self.alive()?;
-        count(self.shared.write(Write::Clear {
-            cache: self.target(),
-        })?)
+        count(self.shared.write(Write::Clear { cache: self.target() })?)
     }
 
     /// How many entries the cache holds.
@@ -241,9 +224,7 @@ impl Cache {
     pub fn entries(&self, cursor: Option<&str>, limit: usize) -> Result<Page<(String, Json)>> {
         self.ready()?;
         let limit = limit.clamp(1, MAX_PAGE_ITEMS);
-        self.shared
-            .store
-            .entries(self.state.target.id, cursor, limit, MAX_PAGE_BYTES)
+        self.shared.store.entries(self.state.target.id, cursor, limit, MAX_PAGE_BYTES)
     }
 
     /// One page of keys in key order; paged like [`Cache::entries`].
@@ -256,12 +237,7 @@ impl Cache {
     /// Every entry in key order, fetched a page at a time. An entry that exists for the whole
     /// iteration is seen exactly once, even while others write.
     pub fn iter(&self) -> Entries {
-        Entries {
-            cache: self.clone(),
-            page: Vec::new().into_iter(),
-            next: None,
-            done: false,
-        }
+        Entries { cache: self.clone(), page: Vec::new().into_iter(), next: None, done: false }
     }
 
     fn target(&self) -> Target<CacheId> {
@@ -349,23 +325,13 @@ pub(crate) enum Lookup {
 
 impl CacheState {
     pub(crate) fn new(target: Target<CacheId>, capacity: usize) -> CacheState {
-        let lru = NonZeroUsize::new(capacity).map(|capacity| {
-            Mutex::new(Lru {
-                entries: LruCache::new(capacity),
-                generation: 0,
-            })
-        });
-        CacheState {
-            target,
-            lru,
-            dropped: AtomicBool::new(false),
-        }
+        let lru = NonZeroUsize::new(capacity)
+            .map(|capacity| Mutex::new(Lru { entries: LruCache::new(capacity), generation: 0 }));
+        CacheState { target, lru, dropped: AtomicBool::new(false) }
     }
 
     fn lru(&self) -> Option<MutexGuard<'_, Lru>> {
-        self.lru
-            .as_ref()
-            .map(|lru| lru.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        self.lru.as_ref().map(|lru| lru.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     pub(crate) fn lookup(&self, key: &str) -> Lookup {

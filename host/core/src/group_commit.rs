@@ -11,6 +11,7 @@
 //! is exactly that of one transaction per write.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// The queue of writes waiting for a batch, and the results of finished batches.
@@ -18,6 +19,17 @@ pub(crate) struct GroupCommit<W, R> {
     state: Mutex<State<W, R>>,
     finished: Condvar,
     max_batch: usize,
+    writes: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// How many writes went through, in how many batches (commits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteStats {
+    /// Writes submitted and answered.
+    pub writes: u64,
+    /// Batches run: one transaction, one fsync each.
+    pub batches: u64,
 }
 
 struct State<W, R> {
@@ -39,6 +51,16 @@ impl<W, R> GroupCommit<W, R> {
             }),
             finished: Condvar::new(),
             max_batch: max_batch.max(1),
+            writes: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+        }
+    }
+
+    /// Writes and batches so far.
+    pub(crate) fn stats(&self) -> WriteStats {
+        WriteStats {
+            writes: self.writes.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
         }
     }
 
@@ -46,12 +68,7 @@ impl<W, R> GroupCommit<W, R> {
     /// result per write, in order; it is called by whichever writer leads that batch, never by
     /// two threads at once, so it may also apply in-memory effects in commit order.
     /// `failed` makes the result of a write whose batch panicked.
-    pub(crate) fn submit(
-        &self,
-        write: W,
-        run_batch: impl Fn(Vec<W>) -> Vec<R>,
-        failed: impl Fn() -> R,
-    ) -> R {
+    pub(crate) fn submit(&self, write: W, run_batch: impl Fn(Vec<W>) -> Vec<R>, failed: impl Fn() -> R) -> R {
         let mut state = self.lock();
         let ticket = state.next_ticket;
         state.next_ticket += 1;
@@ -61,22 +78,17 @@ impl<W, R> GroupCommit<W, R> {
                 return result;
             }
             if state.batch_in_flight {
-                state = self
-                    .finished
-                    .wait(state)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                state = self.finished.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
                 continue;
             }
             state.batch_in_flight = true;
             let take = state.queued.len().min(self.max_batch);
             let (tickets, writes): (Vec<u64>, Vec<W>) = state.queued.drain(..take).unzip();
             drop(state);
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            self.writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
 
-            let mut guard = BatchGuard {
-                group: self,
-                tickets,
-                failed: &failed,
-            };
+            let mut guard = BatchGuard { group: self, tickets, failed: &failed };
             let results = run_batch(writes);
             let tickets = std::mem::take(&mut guard.tickets);
             std::mem::forget(guard);
@@ -89,9 +101,7 @@ impl<W, R> GroupCommit<W, R> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State<W, R>> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -123,14 +133,8 @@ mod tests {
     #[test]
     fn a_lone_writer_gets_its_own_result() {
         let group: GroupCommit<u32, u32> = GroupCommit::new(8);
-        assert_eq!(
-            group.submit(20, |batch| batch.iter().map(|w| w + 1).collect(), || 0),
-            21
-        );
-        assert_eq!(
-            group.submit(40, |batch| batch.iter().map(|w| w + 1).collect(), || 0),
-            41
-        );
+        assert_eq!(group.submit(20, |batch| batch.iter().map(|w| w + 1).collect(), || 0), 21);
+        assert_eq!(group.submit(40, |batch| batch.iter().map(|w| w + 1).collect(), || 0), 41);
     }
 
     #[test]
@@ -162,10 +166,7 @@ mod tests {
             thread.join().unwrap();
         }
         let batches = batches.load(Ordering::Relaxed);
-        assert!(
-            batches < 1600,
-            "1600 writes took {batches} batches: no grouping happened"
-        );
+        assert!(batches < 1600, "1600 writes took {batches} batches: no grouping happened");
     }
 
     #[test]
@@ -175,9 +176,6 @@ mod tests {
             group.submit(1, |_| panic!("storage bug"), || 0)
         }));
         assert!(panicked.is_err());
-        assert_eq!(
-            group.submit(2, |batch| batch.iter().map(|w| w + 1).collect(), || 0),
-            3
-        );
+        assert_eq!(group.submit(2, |batch| batch.iter().map(|w| w + 1).collect(), || 0), 3);
     }
 }

@@ -129,37 +129,16 @@ mod tests {
 
     #[test]
     fn accepts_every_kind_of_json_document() {
-        for text in [
-            "{}",
-            "[1,2]",
-            "\"bar\"",
-            "42",
-            "-1.5e3",
-            "true",
-            "false",
-            "null",
-            " {\"a\" : [ ] } ",
-        ] {
+        for text in ["{}", "[1,2]", "\"bar\"", "42", "-1.5e3", "true", "false", "null", " {\"a\" : [ ] } "] {
             assert_eq!(Json::parse(text).unwrap().as_str(), text);
         }
     }
 
     #[test]
     fn refuses_text_that_is_not_one_json_document() {
-        for text in [
-            "",
-            "{",
-            "bar",
-            "{\"a\":1} {\"b\":2}",
-            "[1,]",
-            "'single'",
-            "NaN",
-        ] {
+        for text in ["", "{", "bar", "{\"a\":1} {\"b\":2}", "[1,]", "'single'", "NaN"] {
             let err = Json::parse(text).unwrap_err();
-            assert!(
-                matches!(err, Error::InvalidJson(_)),
-                "{text:?} gave {err:?}"
-            );
+            assert!(matches!(err, Error::InvalidJson(_)), "{text:?} gave {err:?}");
         }
     }
 

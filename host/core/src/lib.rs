@@ -50,10 +50,11 @@ pub mod store;
 
 pub use cache::{Cache, Entries};
 pub use error::{Error, Result};
+pub use group_commit::WriteStats;
 pub use json::Json;
 pub use limits::{
-    DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES, Limits,
-    MAX_PAGE_BYTES, MAX_PAGE_ITEMS, Quota,
+    DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES, Limits, MAX_PAGE_BYTES,
+    MAX_PAGE_ITEMS, Quota,
 };
 pub use manager::{CacheManager, Summary};
 pub use names::{MAX_NAME_BYTES, validate_name};

@@ -1,5 +1,7 @@
 //! Size limits and quotas, with their documented defaults.
 
+use std::sync::Arc;
+
 use crate::{Error, Result};
 
 /// Default for [`Limits::max_key_bytes`]: 4 KiB, room for any URL used as a key.
@@ -51,62 +53,55 @@ impl Limits {
 
 fn check(what: &'static str, size: usize, unit: &'static str, limit: usize) -> Result<()> {
     if size > limit {
-        return Err(Error::TooLarge {
-            what,
-            size,
-            unit,
-            limit,
-        });
+        return Err(Error::TooLarge { what, size, unit, limit });
     }
     Ok(())
 }
 
-/// How much one cache or queue may hold. `None` means no bound.
+/// How much a cache or queue may hold, on its own or together with others. `None` means no
+/// bound.
 ///
 /// A quota travels with a handle: the wasm host gives each plugin's handles the quota of its
 /// grant, so two plugins can share a cache under different quotas. A write that would go over
-/// is refused with [`Error::QuotaExceeded`] and stores nothing; shrinking writes always pass.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// is refused with [`Error::QuotaExceeded`] and stores nothing; writes that do not grow the
+/// usage always pass, so a cache over its quota can always be shrunk.
+///
+/// With [`Quota::shared_by_prefix`] the quota bounds every cache (or queue) whose name starts
+/// with the prefix, all together, and creating one more counts its name's bytes: this is how a
+/// grant such as `cache:tenant.*` caps everything a plugin may keep under it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Quota {
     /// The most entries (items, for a queue).
     pub max_entries: Option<u64>,
-    /// The most bytes of keys and values together.
+    /// The most bytes of keys and values (of items, for a queue).
     pub max_bytes: Option<u64>,
+    /// When set, the quota is shared by every cache or queue whose name starts with this.
+    pub shared_by_prefix: Option<Arc<str>>,
 }
 
 impl Quota {
     /// No bound at all.
-    pub const UNLIMITED: Quota = Quota {
-        max_entries: None,
-        max_bytes: None,
-    };
+    pub const UNLIMITED: Quota = Quota { max_entries: None, max_bytes: None, shared_by_prefix: None };
 
     /// Whether this quota bounds anything.
     pub fn is_unlimited(&self) -> bool {
         self.max_entries.is_none() && self.max_bytes.is_none()
     }
 
-    /// Checks that holding `entries` entries of `bytes` bytes in all is within the quota, when
-    /// a write grows the count from `old_entries`/`old_bytes`. Writes that do not grow a
-    /// dimension always pass it, so a cache over its quota can always be shrunk.
-    pub(crate) fn check(&self, name: &str, old: (u64, u64), new: (u64, u64)) -> Result<()> {
+    /// Checks a write that takes `what` from `old` to `new` (entries, bytes). A dimension that
+    /// does not grow always passes.
+    pub(crate) fn check(&self, what: &str, old: (u64, u64), new: (u64, u64)) -> Result<()> {
         if let Some(max) = self.max_entries
             && new.0 > max
             && new.0 > old.0
         {
-            return Err(Error::QuotaExceeded(format!(
-                "{name:?} would hold {} entries; its quota is {max}",
-                new.0
-            )));
+            return Err(Error::QuotaExceeded(format!("{what} would hold {} entries; the quota is {max}", new.0)));
         }
         if let Some(max) = self.max_bytes
             && new.1 > max
             && new.1 > old.1
         {
-            return Err(Error::QuotaExceeded(format!(
-                "{name:?} would hold {} bytes; its quota is {max}",
-                new.1
-            )));
+            return Err(Error::QuotaExceeded(format!("{what} would hold {} bytes; the quota is {max}", new.1)));
         }
         Ok(())
     }
@@ -118,51 +113,23 @@ mod tests {
 
     #[test]
     fn limits_refuse_what_is_over_and_accept_what_is_at() {
-        let limits = Limits {
-            max_key_bytes: 3,
-            max_value_bytes: 5,
-            max_batch_items: 2,
-        };
+        let limits = Limits { max_key_bytes: 3, max_value_bytes: 5, max_batch_items: 2 };
         limits.check_key("abc").unwrap();
-        assert!(matches!(
-            limits.check_key("abcd"),
-            Err(Error::TooLarge {
-                what: "key",
-                size: 4,
-                ..
-            })
-        ));
+        assert!(matches!(limits.check_key("abcd"), Err(Error::TooLarge { what: "key", size: 4, .. })));
         limits.check_value("12345").unwrap();
-        assert!(matches!(
-            limits.check_value("123456"),
-            Err(Error::TooLarge { what: "value", .. })
-        ));
+        assert!(matches!(limits.check_value("123456"), Err(Error::TooLarge { what: "value", .. })));
         limits.check_batch(2).unwrap();
-        assert!(matches!(
-            limits.check_batch(3),
-            Err(Error::TooLarge { what: "batch", .. })
-        ));
+        assert!(matches!(limits.check_batch(3), Err(Error::TooLarge { what: "batch", .. })));
     }
 
     #[test]
     fn quota_refuses_growth_past_it_but_lets_a_full_cache_shrink() {
-        let quota = Quota {
-            max_entries: Some(2),
-            max_bytes: Some(100),
-        };
+        let quota = Quota { max_entries: Some(2), max_bytes: Some(100), shared_by_prefix: None };
         quota.check("c", (1, 10), (2, 20)).unwrap();
-        assert!(matches!(
-            quota.check("c", (2, 20), (3, 30)),
-            Err(Error::QuotaExceeded(_))
-        ));
-        assert!(matches!(
-            quota.check("c", (2, 20), (2, 101)),
-            Err(Error::QuotaExceeded(_))
-        ));
+        assert!(matches!(quota.check("c", (2, 20), (3, 30)), Err(Error::QuotaExceeded(_))));
+        assert!(matches!(quota.check("c", (2, 20), (2, 101)), Err(Error::QuotaExceeded(_))));
         // Already over (the quota was lowered): shrinking and same-size writes still pass.
         quota.check("c", (5, 500), (4, 400)).unwrap();
-        Quota::UNLIMITED
-            .check("c", (0, 0), (u64::MAX, u64::MAX))
-            .unwrap();
+        Quota::UNLIMITED.check("c", (0, 0), (u64::MAX, u64::MAX)).unwrap();
     }
 }

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::cache::{Cache, CacheState};
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{GroupCommit, WriteStats};
 use crate::options::CacheManagerBuilder;
 use crate::queue::Queue;
 use crate::store::{
-    Applied, CacheId, Change, ChangeToken, Changes, Listed, Outcome, OwnCommit, QueueId,
-    SqliteStore, Store, Target, Write,
+    Applied, CacheId, Change, ChangeToken, Changes, Listed, Outcome, OwnCommit, QueueId, SqliteStore, Store,
+    Target, Write,
 };
 use crate::{Error, Limits, Quota, Result, validate_name};
 
@@ -45,9 +45,7 @@ pub struct CacheManager {
 
 impl std::fmt::Debug for CacheManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CacheManager")
-            .field("path", &self.shared.path)
-            .finish()
+        f.debug_struct("CacheManager").field("path", &self.shared.path).finish()
     }
 }
 
@@ -65,11 +63,7 @@ pub struct Summary {
 
 impl From<Listed> for Summary {
     fn from(listed: Listed) -> Self {
-        Summary {
-            name: listed.name,
-            entries: listed.stats.entries,
-            bytes: listed.stats.bytes,
-        }
+        Summary { name: listed.name, entries: listed.stats.entries, bytes: listed.stats.bytes }
     }
 }
 
@@ -90,14 +84,18 @@ impl CacheManager {
             tracing::warn!(path = %options.path.display(), "other processes' writes will be checked on every read");
         }
         let path = store.path().to_owned();
-        Ok(CacheManager {
-            shared: Arc::new(Shared::new(Box::new(store), path, &options)?),
-        })
+        Ok(CacheManager { shared: Arc::new(Shared::new(Box::new(store), path, &options)?) })
     }
 
     /// The database file (its canonical path).
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// How many writes this manager made, in how many commits: with many concurrent writers
+    /// group commit makes the second much smaller than the first.
+    pub fn write_stats(&self) -> WriteStats {
+        self.shared.writes.stats()
     }
 
     /// The size limits in force.
@@ -108,17 +106,21 @@ impl CacheManager {
     /// Opens the cache called `name`, creating it empty when it does not exist, as the
     /// original `create_cache` does.
     pub fn create_cache(&self, name: &str) -> Result<Cache> {
+        self.create_cache_within(name, &self.shared.default_quota)
+    }
+
+    /// Like [`CacheManager::create_cache`], for a handle held to `quota`; when the quota is
+    /// shared by a prefix, a new cache's name counts toward it.
+    pub fn create_cache_within(&self, name: &str, quota: &Quota) -> Result<Cache> {
         validate_name(name)?;
         if let Some(cache) = self.registered_cache(name)? {
-            return Ok(cache);
+            return Ok(cache.with_quota(quota.clone()));
         }
-        match self.shared.write(Write::CreateCache {
-            name: name.to_owned(),
-        })? {
-            Outcome::Created { id, .. } => self
-                .shared
-                .install(CacheId(id), name)
-                .map(|state| self.handle(state)),
+        match self.shared.write(Write::CreateCache { name: name.to_owned(), quota: quota.clone() })? {
+            Outcome::Created { id, .. } => {
+                let state = self.shared.install(CacheId(id), name)?;
+                Ok(self.handle(state).with_quota(quota.clone()))
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -130,32 +132,21 @@ impl CacheManager {
             return Ok(cache);
         }
         match self.shared.store.find_cache(name)? {
-            Some(id) => self
-                .shared
-                .install(id, name)
-                .map(|state| self.handle(state)),
+            Some(id) => self.shared.install(id, name).map(|state| self.handle(state)),
             None => Err(Error::NoSuchCache(name.to_owned())),
         }
     }
 
     /// Every cache in the database, in name order, with its size.
     pub fn list_caches(&self) -> Result<Vec<Summary>> {
-        Ok(self
-            .shared
-            .store
-            .list_caches()?
-            .into_iter()
-            .map(Summary::from)
-            .collect())
+        Ok(self.shared.store.list_caches()?.into_iter().map(Summary::from).collect())
     }
 
     /// Deletes the cache called `name` and its entries; `true` when it existed. Handles to it
     /// fail with [`Error::NoSuchCache`] from then on, in every process.
     pub fn delete_cache(&self, name: &str) -> Result<bool> {
         validate_name(name)?;
-        match self.shared.write(Write::DropCache {
-            name: name.to_owned(),
-        })? {
+        match self.shared.write(Write::DropCache { name: name.to_owned() })? {
             Outcome::Dropped(id) => Ok(id.is_some()),
             other => Err(unexpected(other)),
         }
@@ -163,11 +154,15 @@ impl CacheManager {
 
     /// Opens the queue called `name`, creating it empty when it does not exist.
     pub fn create_queue(&self, name: &str) -> Result<Queue> {
+        self.create_queue_within(name, &self.shared.default_quota)
+    }
+
+    /// Like [`CacheManager::create_queue`], for a handle held to `quota`; when the quota is
+    /// shared by a prefix, a new queue's name counts toward it.
+    pub fn create_queue_within(&self, name: &str, quota: &Quota) -> Result<Queue> {
         validate_name(name)?;
-        match self.shared.write(Write::CreateQueue {
-            name: name.to_owned(),
-        })? {
-            Outcome::Created { id, .. } => Ok(self.queue_handle(QueueId(id), name)),
+        match self.shared.write(Write::CreateQueue { name: name.to_owned(), quota: quota.clone() })? {
+            Outcome::Created { id, .. } => Ok(self.queue_handle(QueueId(id), name).with_quota(quota.clone())),
             other => Err(unexpected(other)),
         }
     }
@@ -183,21 +178,13 @@ impl CacheManager {
 
     /// Every queue in the database, in name order, with its size.
     pub fn list_queues(&self) -> Result<Vec<Summary>> {
-        Ok(self
-            .shared
-            .store
-            .list_queues()?
-            .into_iter()
-            .map(Summary::from)
-            .collect())
+        Ok(self.shared.store.list_queues()?.into_iter().map(Summary::from).collect())
     }
 
     /// Deletes the queue called `name` and its items; `true` when it existed.
     pub fn delete_queue(&self, name: &str) -> Result<bool> {
         validate_name(name)?;
-        match self.shared.write(Write::DropQueue {
-            name: name.to_owned(),
-        })? {
+        match self.shared.write(Write::DropQueue { name: name.to_owned() })? {
             Outcome::Dropped(id) => Ok(id.is_some()),
             other => Err(unexpected(other)),
         }
@@ -207,28 +194,18 @@ impl CacheManager {
     /// of which may have deleted the cache).
     fn registered_cache(&self, name: &str) -> Result<Option<Cache>> {
         self.shared.refresh()?;
-        Ok(self
-            .shared
-            .registered_by_name(name)
-            .map(|state| self.handle(state)))
+        Ok(self.shared.registered_by_name(name).map(|state| self.handle(state)))
     }
 
     fn handle(&self, state: Arc<CacheState>) -> Cache {
-        Cache {
-            shared: self.shared.clone(),
-            state,
-            quota: self.shared.default_quota,
-        }
+        Cache { shared: self.shared.clone(), state, quota: self.shared.default_quota.clone() }
     }
 
     fn queue_handle(&self, id: QueueId, name: &str) -> Queue {
         Queue {
             shared: self.shared.clone(),
-            target: Target {
-                id,
-                name: name.into(),
-            },
-            quota: self.shared.default_quota,
+            target: Target { id, name: name.into() },
+            quota: self.shared.default_quota.clone(),
         }
     }
 }
@@ -281,9 +258,7 @@ impl Coherence {
     }
 
     fn lock_cursor(&self) -> MutexGuard<'_, i64> {
-        self.cursor
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cursor.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -293,10 +268,7 @@ impl Shared {
         // nothing is cached yet.
         let token = store.change_token();
         let cursor = store.change_cursor()?;
-        let coherence = Coherence {
-            synced: Default::default(),
-            cursor: Mutex::new(cursor),
-        };
+        let coherence = Coherence { synced: Default::default(), cursor: Mutex::new(cursor) };
         coherence.set_synced(token);
         Ok(Shared {
             store,
@@ -304,7 +276,7 @@ impl Shared {
             max_cached_value_bytes: options.max_cached_value_bytes,
             path,
             lru_capacity: options.lru_capacity,
-            default_quota: options.default_quota,
+            default_quota: options.default_quota.clone(),
             registry: Mutex::default(),
             writes: GroupCommit::new(options.max_batch_writes),
             coherence,
@@ -312,18 +284,12 @@ impl Shared {
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.registry
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn registered_by_name(&self, name: &str) -> Option<Arc<CacheState>> {
         let registry = self.registry();
-        registry
-            .by_name
-            .get(name)
-            .and_then(|id| registry.by_id.get(id))
-            .cloned()
+        registry.by_name.get(name).and_then(|id| registry.by_id.get(id)).cloned()
     }
 
     /// The state of cache `id`, made and registered when this process has none yet.
@@ -334,13 +300,7 @@ impl Shared {
                 return Ok(state.clone());
             }
             let name: Arc<str> = name.into();
-            let state = Arc::new(CacheState::new(
-                Target {
-                    id,
-                    name: name.clone(),
-                },
-                self.lru_capacity,
-            ));
+            let state = Arc::new(CacheState::new(Target { id, name: name.clone() }, self.lru_capacity));
             registry.by_id.insert(id, state.clone());
             registry.by_name.insert(name, id);
             state
@@ -371,18 +331,11 @@ impl Shared {
         self.writes.submit(
             write,
             |batch| {
-                let Applied {
-                    results,
-                    own_commit,
-                } = self.store.apply(&batch);
+                let Applied { results, own_commit } = self.store.apply(&batch);
                 self.after_commit(&batch, &results, own_commit);
                 results
             },
-            || {
-                Err(Error::Storage(
-                    "internal error: a write batch panicked; nothing was written".into(),
-                ))
-            },
+            || Err(Error::Storage("internal error: a write batch panicked; nothing was written".into())),
         )
     }
 
@@ -443,10 +396,7 @@ impl Shared {
             return Ok(());
         }
         match self.store.changes_since(*cursor)? {
-            Changes::Since {
-                changes,
-                cursor: next,
-            } => {
+            Changes::Since { changes, cursor: next } => {
                 for change in changes {
                     match change {
                         Change::Key(id, key) => {
@@ -466,14 +416,8 @@ impl Shared {
             }
             Changes::Overflow { cursor: next } => {
                 tracing::debug!("fell behind the change log; forgetting every cached entry");
-                let existing: HashSet<i64> = self
-                    .store
-                    .list_caches()?
-                    .into_iter()
-                    .map(|c| c.id)
-                    .collect();
-                let registered: Vec<Arc<CacheState>> =
-                    self.registry().by_id.values().cloned().collect();
+                let existing: HashSet<i64> = self.store.list_caches()?.into_iter().map(|c| c.id).collect();
+                let registered: Vec<Arc<CacheState>> = self.registry().by_id.values().cloned().collect();
                 for state in registered {
                     state.forget_all();
                     if !existing.contains(&state.target.id.0) {

@@ -26,15 +26,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
     let first = name.as_bytes()[0];
     if !(first.is_ascii_alphanumeric() || first == b'_') {
-        return Err(Error::invalid_name(
-            name,
-            "a name starts with a letter, a digit or '_'",
-        ));
+        return Err(Error::invalid_name(name, "a name starts with a letter, a digit or '_'"));
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
-    {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')) {
         return Err(Error::invalid_name(
             name,
             "a name holds only ASCII letters, digits, '_', '-', '.' and ':'",
@@ -49,14 +43,7 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_names() {
-        for name in [
-            "test",
-            "sessions.v2",
-            "tenant:42:users",
-            "_private",
-            "a-b_c",
-            "9lives",
-        ] {
+        for name in ["test", "sessions.v2", "tenant:42:users", "_private", "a-b_c", "9lives"] {
             validate_name(name).unwrap();
         }
         validate_name(&"x".repeat(MAX_NAME_BYTES)).unwrap();
@@ -83,10 +70,7 @@ mod tests {
             "caché",
         ] {
             let err = validate_name(name).unwrap_err();
-            assert!(
-                matches!(err, Error::InvalidName { .. }),
-                "{name:?} gave {err:?}"
-            );
+            assert!(matches!(err, Error::InvalidName { .. }), "{name:?} gave {err:?}");
         }
     }
 

@@ -38,10 +38,7 @@ pub struct Queue {
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queue")
-            .field("name", &self.name())
-            .field("quota", &self.quota)
-            .finish()
+        f.debug_struct("Queue").field("name", &self.name()).field("quota", &self.quota).finish()
     }
 }
 
@@ -53,10 +50,7 @@ impl Queue {
 
     /// A handle to the same queue that holds it to `quota` on writes.
     pub fn with_quota(&self, quota: Quota) -> Queue {
-        Queue {
-            quota,
-            ..self.clone()
-        }
+        Queue { quota, ..self.clone() }
     }
 
     /// Appends `value` at the back; durable when it returns.
@@ -76,11 +70,7 @@ impl Queue {
         for value in &values {
             self.shared.limits.check_value(value)?;
         }
-        self.shared.write(Write::Put {
-            queue: self.target.clone(),
-            values,
-            quota: self.quota,
-        })?;
+        self.shared.write(Write::Put { queue: self.target.clone(), values, quota: self.quota.clone() })?;
         Ok(())
     }
 
@@ -97,10 +87,7 @@ impl Queue {
     /// Removes and returns up to `max` of the oldest items (clamped to 1..=1000), oldest first.
     pub fn get_many(&self, max: usize) -> Result<Vec<Json>> {
         let max = max.clamp(1, MAX_PAGE_ITEMS);
-        match self.shared.write(Write::Take {
-            queue: self.target.clone(),
-            max,
-        })? {
+        match self.shared.write(Write::Take { queue: self.target.clone(), max })? {
             Outcome::Values(values) => Ok(values),
             other => Err(unexpected(other)),
         }
@@ -126,9 +113,7 @@ impl Queue {
 
     /// Removes every item; returns how many there were.
     pub fn clear(&self) -> Result<u64> {
-        match self.shared.write(Write::ClearQueue {
-            queue: self.target.clone(),
-        })? {
+        match self.shared.write(Write::ClearQueue { queue: self.target.clone() })? {
             Outcome::Count(count) => Ok(count),
             other => Err(unexpected(other)),
         }

@@ -27,10 +27,7 @@ fn every_operation_does_what_it_says() {
     assert_eq!(cache.len().unwrap(), 1);
 
     cache.set("foo", json(r#"{"replaced": true}"#)).unwrap();
-    assert_eq!(
-        cache.get("foo").unwrap().unwrap().as_str(),
-        r#"{"replaced": true}"#
-    );
+    assert_eq!(cache.get("foo").unwrap().unwrap().as_str(), r#"{"replaced": true}"#);
     assert_eq!(cache.len().unwrap(), 1);
 
     assert!(cache.delete("foo").unwrap());
@@ -38,9 +35,7 @@ fn every_operation_does_what_it_says() {
     assert_eq!(cache.get("foo").unwrap(), None);
     assert_eq!(cache.len().unwrap(), 0);
 
-    cache
-        .set_many((0..5).map(|i| (format!("k{i}"), json(&i.to_string()))))
-        .unwrap();
+    cache.set_many((0..5).map(|i| (format!("k{i}"), json(&i.to_string())))).unwrap();
     assert_eq!(cache.len().unwrap(), 5);
     let got = cache.get_many(&["k0", "missing", "k4"]).unwrap();
     assert_eq!(got, vec![Some(json("0")), None, Some(json("4"))]);
@@ -65,15 +60,10 @@ fn the_empty_key_is_a_key_like_any_other() {
 fn typed_values_round_trip_through_serde() {
     let (_dir, manager) = manager();
     let cache = manager.create_cache("typed").unwrap();
-    cache
-        .set_value("user", &json!({"name": "Ada", "langs": ["en", "fr"]}))
-        .unwrap();
+    cache.set_value("user", &json!({"name": "Ada", "langs": ["en", "fr"]})).unwrap();
     let user: serde_json::Value = cache.get_value("user").unwrap().unwrap();
     assert_eq!(user["langs"][1], "fr");
-    assert_eq!(
-        cache.get_value::<serde_json::Value>("nobody").unwrap(),
-        None
-    );
+    assert_eq!(cache.get_value::<serde_json::Value>("nobody").unwrap(), None);
 }
 
 #[test]
@@ -89,67 +79,29 @@ fn invalid_json_is_refused_and_nothing_is_stored() {
 #[test]
 fn oversized_keys_values_and_batches_are_refused_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let limits = Limits {
-        max_key_bytes: 8,
-        max_value_bytes: 16,
-        max_batch_items: 3,
-    };
-    let manager = CacheManager::builder(dir.path().join("t.db"))
-        .limits(limits)
-        .open()
-        .unwrap();
+    let limits = Limits { max_key_bytes: 8, max_value_bytes: 16, max_batch_items: 3 };
+    let manager = CacheManager::builder(dir.path().join("t.db")).limits(limits).open().unwrap();
     let cache = manager.create_cache("test").unwrap();
 
     let err = cache.set("123456789", json("1")).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::TooLarge {
-                what: "key",
-                size: 9,
-                limit: 8,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::TooLarge { what: "key", size: 9, limit: 8, .. }), "{err:?}");
     assert!(err.to_string().contains("over the limit of 8"), "{err}");
-    let err = cache
-        .set("k", json(&format!("\"{}\"", "x".repeat(20))))
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::TooLarge { what: "value", .. }),
-        "{err:?}"
-    );
-    let err = cache
-        .set_many((0..4).map(|i| (i.to_string(), json("1"))))
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::TooLarge { what: "batch", .. }),
-        "{err:?}"
-    );
+    let err = cache.set("k", json(&format!("\"{}\"", "x".repeat(20)))).unwrap_err();
+    assert!(matches!(err, Error::TooLarge { what: "value", .. }), "{err:?}");
+    let err = cache.set_many((0..4).map(|i| (i.to_string(), json("1")))).unwrap_err();
+    assert!(matches!(err, Error::TooLarge { what: "batch", .. }), "{err:?}");
     // One bad entry in a batch stores none of it.
-    let err = cache
-        .set_many([("ok".into(), json("1")), ("way-too-long".into(), json("2"))])
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::TooLarge { what: "key", .. }),
-        "{err:?}"
-    );
-    assert!(matches!(
-        cache.get("123456789"),
-        Err(Error::TooLarge { .. })
-    ));
+    let err = cache.set_many([("ok".into(), json("1")), ("way-too-long".into(), json("2"))]).unwrap_err();
+    assert!(matches!(err, Error::TooLarge { what: "key", .. }), "{err:?}");
+    assert!(matches!(cache.get("123456789"), Err(Error::TooLarge { .. })));
     assert_eq!(cache.len().unwrap(), 0);
 }
 
 #[test]
 fn quota_refuses_growth_and_stores_nothing() {
     let (_dir, manager) = manager();
-    let cache = manager.create_cache("small").unwrap().with_quota(Quota {
-        max_entries: Some(2),
-        max_bytes: None,
-    });
+    let cache =
+        manager.create_cache("small").unwrap().with_quota(Quota { max_entries: Some(2), ..Quota::UNLIMITED });
     cache.set("a", json("1")).unwrap();
     cache.set("b", json("2")).unwrap();
     let err = cache.set("c", json("3")).unwrap_err();
@@ -159,15 +111,10 @@ fn quota_refuses_growth_and_stores_nothing() {
     assert_eq!(cache.len().unwrap(), 2);
     assert_eq!(cache.get("c").unwrap(), None);
 
-    let bytes = manager.create_cache("bytes").unwrap().with_quota(Quota {
-        max_entries: None,
-        max_bytes: Some(10),
-    });
+    let bytes =
+        manager.create_cache("bytes").unwrap().with_quota(Quota { max_bytes: Some(10), ..Quota::UNLIMITED });
     bytes.set("k", json("12345678")).unwrap(); // 1 + 8 bytes
-    assert!(matches!(
-        bytes.set("k", json("1234567890")),
-        Err(Error::QuotaExceeded(_))
-    ));
+    assert!(matches!(bytes.set("k", json("1234567890")), Err(Error::QuotaExceeded(_))));
     assert_eq!(bytes.get("k").unwrap(), Some(json("12345678")));
     assert_eq!(bytes.size_bytes().unwrap(), 9);
 }
@@ -176,19 +123,10 @@ fn quota_refuses_growth_and_stores_nothing() {
 fn unknown_caches_and_bad_names_are_clear_errors() {
     let (_dir, manager) = manager();
     let err = manager.open_cache("nope").unwrap_err();
-    assert!(
-        matches!(&err, Error::NoSuchCache(name) if name == "nope"),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string().contains("create it with create-cache"),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::NoSuchCache(name) if name == "nope"), "{err:?}");
+    assert!(err.to_string().contains("create it with create-cache"), "{err}");
     for bad in ["", "a b", "x'); DROP TABLE entries; --", "../../etc/passwd"] {
-        assert!(
-            matches!(manager.create_cache(bad), Err(Error::InvalidName { .. })),
-            "{bad:?}"
-        );
+        assert!(matches!(manager.create_cache(bad), Err(Error::InvalidName { .. })), "{bad:?}");
     }
     assert!(manager.list_caches().unwrap().is_empty());
 }
@@ -196,19 +134,12 @@ fn unknown_caches_and_bad_names_are_clear_errors() {
 #[test]
 fn create_opens_an_existing_cache_and_lists_show_sizes() {
     let (_dir, manager) = manager();
-    manager
-        .create_cache("b")
-        .unwrap()
-        .set("k", json("1"))
-        .unwrap();
+    manager.create_cache("b").unwrap().set("k", json("1")).unwrap();
     let again = manager.create_cache("b").unwrap();
     assert_eq!(again.get("k").unwrap(), Some(json("1")));
     manager.create_cache("a").unwrap();
     let listed = manager.list_caches().unwrap();
-    let names: Vec<_> = listed
-        .iter()
-        .map(|s| (s.name.as_str(), s.entries, s.bytes))
-        .collect();
+    let names: Vec<_> = listed.iter().map(|s| (s.name.as_str(), s.entries, s.bytes)).collect();
     assert_eq!(names, vec![("a", 0, 0), ("b", 1, 2)]);
 }
 
@@ -220,10 +151,7 @@ fn a_deleted_cache_fails_its_open_handles_and_can_be_made_anew() {
     assert!(manager.delete_cache("doomed").unwrap());
     assert!(!manager.delete_cache("doomed").unwrap());
     assert!(matches!(cache.get("k"), Err(Error::NoSuchCache(_))));
-    assert!(matches!(
-        cache.set("k", json("2")),
-        Err(Error::NoSuchCache(_))
-    ));
+    assert!(matches!(cache.set("k", json("2")), Err(Error::NoSuchCache(_))));
     assert!(matches!(cache.len(), Err(Error::NoSuchCache(_))));
     let fresh = manager.create_cache("doomed").unwrap();
     assert_eq!(fresh.get("k").unwrap(), None);
@@ -237,31 +165,18 @@ fn data_survives_reopening_the_database() {
     let path = dir.path().join("persist.db");
     {
         let manager = CacheManager::open(&path).unwrap();
-        manager
-            .create_cache("test")
-            .unwrap()
-            .set("foo", json(r#""bar""#))
-            .unwrap();
+        manager.create_cache("test").unwrap().set("foo", json(r#""bar""#)).unwrap();
         manager.create_queue("q").unwrap().put(json("1")).unwrap();
     }
     let manager = CacheManager::open(&path).unwrap();
-    assert_eq!(
-        manager.open_cache("test").unwrap().get("foo").unwrap(),
-        Some(json(r#""bar""#))
-    );
-    assert_eq!(
-        manager.open_queue("q").unwrap().get().unwrap(),
-        Some(json("1"))
-    );
+    assert_eq!(manager.open_cache("test").unwrap().get("foo").unwrap(), Some(json(r#""bar""#)));
+    assert_eq!(manager.open_queue("q").unwrap().get().unwrap(), Some(json("1")));
 }
 
 #[test]
 fn the_lru_stays_within_its_capacity_and_keeps_the_recently_used() {
     let dir = tempfile::tempdir().unwrap();
-    let manager = CacheManager::builder(dir.path().join("lru.db"))
-        .lru_capacity(10)
-        .open()
-        .unwrap();
+    let manager = CacheManager::builder(dir.path().join("lru.db")).lru_capacity(10).open().unwrap();
     let cache = manager.create_cache("test").unwrap();
     for i in 0..100 {
         cache.set(&format!("k{i}"), json(&i.to_string())).unwrap();
@@ -270,30 +185,19 @@ fn the_lru_stays_within_its_capacity_and_keeps_the_recently_used() {
     assert_eq!(cache.cached_len(), 10);
     // Everything is still there, from the database.
     for i in 0..100 {
-        assert_eq!(
-            cache.get(&format!("k{i}")).unwrap(),
-            Some(json(&i.to_string()))
-        );
+        assert_eq!(cache.get(&format!("k{i}")).unwrap(), Some(json(&i.to_string())));
     }
     assert_eq!(cache.cached_len(), 10);
 
-    let default = CacheManager::open(dir.path().join("default.db"))
-        .unwrap()
-        .create_cache("d")
-        .unwrap();
-    default
-        .set_many((0..1000).map(|i| (i.to_string(), json("0"))))
-        .unwrap();
+    let default = CacheManager::open(dir.path().join("default.db")).unwrap().create_cache("d").unwrap();
+    default.set_many((0..1000).map(|i| (i.to_string(), json("0")))).unwrap();
     assert_eq!(default.cached_len(), easycaching::DEFAULT_LRU_CAPACITY);
 }
 
 #[test]
 fn large_values_are_served_but_not_kept_in_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let manager = CacheManager::builder(dir.path().join("big.db"))
-        .max_cached_value_bytes(16)
-        .open()
-        .unwrap();
+    let manager = CacheManager::builder(dir.path().join("big.db")).max_cached_value_bytes(16).open().unwrap();
     let cache = manager.create_cache("test").unwrap();
     let big = json(&format!("\"{}\"", "x".repeat(100)));
     cache.set("big", big.clone()).unwrap();
@@ -307,13 +211,7 @@ fn a_paged_scan_of_ten_thousand_entries_sees_each_exactly_once() {
     let (_dir, manager) = manager();
     let cache = manager.create_cache("big").unwrap();
     for chunk in (0..10_000).collect::<Vec<_>>().chunks(1000) {
-        cache
-            .set_many(
-                chunk
-                    .iter()
-                    .map(|i| (format!("key-{i:05}"), json(&i.to_string()))),
-            )
-            .unwrap();
+        cache.set_many(chunk.iter().map(|i| (format!("key-{i:05}"), json(&i.to_string())))).unwrap();
     }
     let mut seen = std::collections::HashSet::new();
     let mut cursor: Option<String> = None;
@@ -358,11 +256,7 @@ fn a_page_stops_early_on_bytes_but_always_makes_progress() {
         cache.set(&format!("k{i}"), value.clone()).unwrap();
     }
     let first = cache.entries(None, 1000).unwrap();
-    assert!(
-        first.items.len() < 10 && !first.items.is_empty(),
-        "{} entries",
-        first.items.len()
-    );
+    assert!(first.items.len() < 10 && !first.items.is_empty(), "{} entries", first.items.len());
     assert_eq!(cache.iter().count(), 10);
 }
 
@@ -370,9 +264,7 @@ fn a_page_stops_early_on_bytes_but_always_makes_progress() {
 fn a_scan_sees_entries_present_throughout_exactly_once_while_others_write() {
     let (_dir, manager) = manager();
     let cache = manager.create_cache("moving").unwrap();
-    cache
-        .set_many((0..1000).map(|i| (format!("stable-{i:04}"), json("1"))))
-        .unwrap();
+    cache.set_many((0..1000).map(|i| (format!("stable-{i:04}"), json("1")))).unwrap();
     let mut seen = std::collections::HashMap::new();
     let mut cursor: Option<String> = None;
     let mut round = 0;
@@ -392,11 +284,28 @@ fn a_scan_sees_entries_present_throughout_exactly_once_while_others_write() {
         }
     }
     for i in 0..1000 {
-        assert_eq!(
-            seen.get(&format!("stable-{i:04}")),
-            Some(&1),
-            "stable-{i:04}"
-        );
+        assert_eq!(seen.get(&format!("stable-{i:04}")), Some(&1), "stable-{i:04}");
     }
     assert!(seen.values().all(|&n| n == 1), "something was seen twice");
+}
+
+#[test]
+fn concurrent_writers_share_commits() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("busy").unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..8 {
+            let cache = cache.clone();
+            scope.spawn(move || {
+                for i in 0..50 {
+                    cache.set(&format!("{thread}-{i}"), json("1")).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(cache.len().unwrap(), 400);
+    let stats = manager.write_stats();
+    // One write created the cache; the 400 sets shared far fewer commits.
+    assert_eq!(stats.writes, 401);
+    assert!(stats.batches < 300, "400 concurrent writes took {} commits", stats.batches);
 }

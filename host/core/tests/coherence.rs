@@ -48,8 +48,7 @@ fn own_writes_stay_cached_while_nobody_else_writes() {
 fn clear_and_delete_in_one_reach_the_other() {
     let (_dir, a, b) = two_managers();
     let in_a = a.create_cache("c").unwrap();
-    in_a.set_many((0..10).map(|i| (i.to_string(), json("1"))))
-        .unwrap();
+    in_a.set_many((0..10).map(|i| (i.to_string(), json("1")))).unwrap();
     let in_b = b.open_cache("c").unwrap();
     for i in 0..10 {
         assert!(in_b.get(&i.to_string()).unwrap().is_some());
@@ -63,10 +62,7 @@ fn clear_and_delete_in_one_reach_the_other() {
     assert!(matches!(in_b.get("again"), Err(Error::NoSuchCache(_))));
     assert!(matches!(b.open_cache("c"), Err(Error::NoSuchCache(_))));
     // Made anew under the same name, it is a different, empty cache everywhere.
-    a.create_cache("c")
-        .unwrap()
-        .set("fresh", json("1"))
-        .unwrap();
+    a.create_cache("c").unwrap().set("fresh", json("1")).unwrap();
     let new_in_b = b.open_cache("c").unwrap();
     assert_eq!(new_in_b.get("again").unwrap(), None);
     assert_eq!(new_in_b.get("fresh").unwrap(), Some(json("1")));
@@ -83,8 +79,7 @@ fn falling_far_behind_the_change_log_forgets_everything_rather_than_serve_stale(
     // Far more changes than the log keeps, in many batches so pruning runs.
     in_a.set("watched", json("2")).unwrap();
     for round in 0..300 {
-        in_a.set_many((0..100).map(|i| (format!("noise-{round}-{i}"), json("0"))))
-            .unwrap();
+        in_a.set_many((0..100).map(|i| (format!("noise-{round}-{i}"), json("0")))).unwrap();
     }
     assert_eq!(in_b.get("watched").unwrap(), Some(json("2")));
 }

@@ -48,10 +48,7 @@ fn a_database_from_a_newer_easycaching_is_refused_and_left_untouched() {
     }
     let before = bytes_of(&path);
     let err = CacheManager::open(&path).unwrap_err();
-    assert!(
-        matches!(err, Error::SchemaTooNew { found: 999, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::SchemaTooNew { found: 999, .. }), "{err:?}");
     assert!(err.to_string().contains("upgrade easycaching"), "{err}");
     assert_eq!(bytes_of(&path), before);
 }
@@ -64,12 +61,8 @@ fn a_corrupt_database_gives_a_clear_error() {
         let manager = CacheManager::open(&path).unwrap();
         let cache = manager.create_cache("c").unwrap();
         for chunk in 0..2 {
-            let keys = (0..1000).map(|i| {
-                (
-                    format!("key-{chunk}-{i}"),
-                    easycaching::Json::parse("1").unwrap(),
-                )
-            });
+            let keys =
+                (0..1000).map(|i| (format!("key-{chunk}-{i}"), easycaching::Json::parse("1").unwrap()));
             cache.set_many(keys).unwrap();
         }
     }
@@ -80,8 +73,7 @@ fn a_corrupt_database_gives_a_clear_error() {
         *byte = 0x5A;
     }
     std::fs::write(&path, &bytes).unwrap();
-    let result =
-        CacheManager::open(&path).and_then(|manager| manager.open_cache("c")?.get("key-1-500"));
+    let result = CacheManager::open(&path).and_then(|manager| manager.open_cache("c")?.get("key-1-500"));
     let err = result.unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("corrupt"), "{err}");
@@ -108,25 +100,19 @@ fn a_missing_directory_is_named_in_the_error() {
 fn a_database_locked_by_another_process_waits_then_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked.db");
-    let manager = CacheManager::builder(&path)
-        .busy_timeout(std::time::Duration::from_millis(300))
-        .open()
-        .unwrap();
+    let manager =
+        CacheManager::builder(&path).busy_timeout(std::time::Duration::from_millis(300)).open().unwrap();
     let cache = manager.create_cache("c").unwrap();
     // Someone holds the write lock, as an sqlite3 shell with an open transaction would.
     let holder = rusqlite::Connection::open(&path).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE;").unwrap();
     let started = std::time::Instant::now();
-    let err = cache
-        .set("k", easycaching::Json::parse("1").unwrap())
-        .unwrap_err();
+    let err = cache.set("k", easycaching::Json::parse("1").unwrap()).unwrap_err();
     assert!(started.elapsed() >= std::time::Duration::from_millis(250));
     assert!(matches!(err, Error::Busy { .. }), "{err:?}");
     assert!(err.to_string().contains("stayed locked"), "{err}");
     // Reads go on meanwhile, and the write goes through once the lock is released.
     assert_eq!(cache.get("k").unwrap(), None);
     holder.execute_batch("ROLLBACK;").unwrap();
-    cache
-        .set("k", easycaching::Json::parse("1").unwrap())
-        .unwrap();
+    cache.set("k", easycaching::Json::parse("1").unwrap()).unwrap();
 }

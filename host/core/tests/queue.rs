@@ -19,10 +19,7 @@ fn a_queue_is_first_in_first_out() {
     assert_eq!(queue.len().unwrap(), 5);
     assert_eq!(queue.peek().unwrap(), Some(json("0")));
     assert_eq!(queue.get().unwrap(), Some(json("0")));
-    assert_eq!(
-        queue.get_many(3).unwrap(),
-        vec![json("1"), json("2"), json("3")]
-    );
+    assert_eq!(queue.get_many(3).unwrap(), vec![json("1"), json("2"), json("3")]);
     queue.put_many([json("5"), json("6")]).unwrap();
     assert_eq!(queue.len().unwrap(), 3);
     assert_eq!(queue.clear().unwrap(), 3);
@@ -39,12 +36,7 @@ fn queues_are_independent_and_listed() {
     b.put(json("2")).unwrap();
     assert_eq!(b.get().unwrap(), Some(json("2")));
     assert_eq!(a.get().unwrap(), Some(json("1")));
-    let names: Vec<_> = manager
-        .list_queues()
-        .unwrap()
-        .into_iter()
-        .map(|q| q.name)
-        .collect();
+    let names: Vec<_> = manager.list_queues().unwrap().into_iter().map(|q| q.name).collect();
     assert_eq!(names, ["a", "b"]);
 }
 
@@ -59,20 +51,15 @@ fn a_deleted_queue_fails_its_handles() {
     assert!(matches!(queue.get(), Err(Error::NoSuchQueue(_))));
     assert!(matches!(queue.peek(), Err(Error::NoSuchQueue(_))));
     assert!(matches!(queue.len(), Err(Error::NoSuchQueue(_))));
-    assert!(matches!(
-        manager.open_queue("doomed"),
-        Err(Error::NoSuchQueue(_))
-    ));
+    assert!(matches!(manager.open_queue("doomed"), Err(Error::NoSuchQueue(_))));
 }
 
 #[test]
 fn a_queue_quota_refuses_growth() {
     let dir = tempfile::tempdir().unwrap();
     let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
-    let queue = manager.create_queue("small").unwrap().with_quota(Quota {
-        max_entries: Some(2),
-        max_bytes: None,
-    });
+    let queue =
+        manager.create_queue("small").unwrap().with_quota(Quota { max_entries: Some(2), ..Quota::UNLIMITED });
     queue.put_many([json("1"), json("2")]).unwrap();
     assert!(matches!(queue.put(json("3")), Err(Error::QuotaExceeded(_))));
     queue.get().unwrap();
@@ -86,9 +73,7 @@ fn many_threads_take_every_item_exactly_once() {
     let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
     let queue = manager.create_queue("work").unwrap();
     for chunk in (0..2000).collect::<Vec<_>>().chunks(500) {
-        queue
-            .put_many(chunk.iter().map(|i| json(&i.to_string())))
-            .unwrap();
+        queue.put_many(chunk.iter().map(|i| json(&i.to_string()))).unwrap();
     }
     let takers: Vec<_> = (0..4)
         .map(|_| {
@@ -105,10 +90,7 @@ fn many_threads_take_every_item_exactly_once() {
     let mut all: Vec<u32> = Vec::new();
     for taker in takers {
         let got = taker.join().unwrap();
-        assert!(
-            got.windows(2).all(|w| w[0] < w[1]),
-            "a taker saw items out of order"
-        );
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "a taker saw items out of order");
         all.extend(got);
     }
     all.sort();

@@ -44,6 +44,8 @@ pub enum Write {
     CreateCache {
         /// The (already validated) name.
         name: String,
+        /// A shared quota that a new cache's name counts toward.
+        quota: Quota,
     },
     /// Deletes a cache and its entries. Outcome: [`Outcome::Dropped`].
     DropCache {
@@ -75,6 +77,8 @@ pub enum Write {
     CreateQueue {
         /// The (already validated) name.
         name: String,
+        /// A shared quota that a new queue's name counts toward.
+        quota: Quota,
     },
     /// Deletes a queue and its items. Outcome: [`Outcome::Dropped`].
     DropQueue {

@@ -24,36 +24,30 @@ pub(super) struct Settings {
 
 /// Opens the writing connection, creating the file when it does not exist.
 pub(super) fn open_writer(db: &DbFile, settings: &Settings) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn =
-        Connection::open_with_flags(&db.path, flags).map_err(|e| open_error(&db.path, e))?;
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(&db.path, flags).map_err(|e| open_error(&db.path, e))?;
     configure(&mut conn, db, settings)?;
     let synchronous = match settings.durability {
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
     };
-    conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};"))
-        .map_err(|e| db.error(e))?;
+    conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};")).map_err(|e| db.error(e))?;
     Ok(conn)
 }
 
 /// Opens a read connection to an existing database.
 fn open_reader(db: &DbFile, settings: &Settings) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn =
-        Connection::open_with_flags(&db.path, flags).map_err(|e| open_error(&db.path, e))?;
+    let mut conn = Connection::open_with_flags(&db.path, flags).map_err(|e| open_error(&db.path, e))?;
     configure(&mut conn, db, settings)?;
-    conn.execute_batch("PRAGMA query_only = ON;")
-        .map_err(|e| db.error(e))?;
+    conn.execute_batch("PRAGMA query_only = ON;").map_err(|e| db.error(e))?;
     Ok(conn)
 }
 
 fn configure(conn: &mut Connection, db: &DbFile, settings: &Settings) -> Result<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    conn.busy_handler(Some(busy_handler(settings.busy_timeout)))
-        .map_err(|e| db.error(e))
+    conn.busy_handler(Some(busy_handler(settings.busy_timeout))).map_err(|e| db.error(e))
 }
 
 /// Waits for a lock held by another connection: short, jittered sleeps that grow to 2 ms, so
@@ -69,9 +63,7 @@ fn busy_handler(timeout: Duration) -> impl FnMut(i32) -> bool + Send + 'static {
             return false;
         }
         let ceiling_us = (50u64 << attempt.clamp(0, 6) as u32).min(2000);
-        std::thread::sleep(Duration::from_micros(fastrand::u64(
-            ceiling_us / 2..=ceiling_us,
-        )));
+        std::thread::sleep(Duration::from_micros(fastrand::u64(ceiling_us / 2..=ceiling_us)));
         true
     }
 }
@@ -95,32 +87,18 @@ pub(super) struct ReaderPool {
 
 impl ReaderPool {
     pub(super) fn new(db: DbFile, settings: Settings) -> ReaderPool {
-        ReaderPool {
-            db,
-            settings,
-            idle: Mutex::new(Vec::new()),
-        }
+        ReaderPool { db, settings, idle: Mutex::new(Vec::new()) }
     }
 
     /// Runs `read` on an idle connection (opening one when none is idle).
-    pub(super) fn with<T>(
-        &self,
-        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop();
+    pub(super) fn with<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
         let conn = match idle {
             Some(conn) => conn,
             None => open_reader(&self.db, &self.settings)?,
         };
         let result = read(&conn).map_err(|e| self.db.error(e));
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if idle.len() < IDLE_READERS {
             idle.push(conn);
         }

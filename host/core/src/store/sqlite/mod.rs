@@ -22,8 +22,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use self::connection::{ReaderPool, Settings};
 use self::wal_index::WalIndex;
 use super::{
-    Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store,
-    Target, Write,
+    Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store, Target,
+    Write,
 };
 use crate::options::Durability;
 use crate::{Error, Json, Result};
@@ -45,21 +45,15 @@ impl DbFile {
     fn error(&self, error: rusqlite::Error) -> Error {
         use rusqlite::ErrorCode::*;
         match error.sqlite_error_code() {
-            Some(DatabaseBusy | DatabaseLocked) => Error::Busy {
-                path: self.path.clone(),
-                waited: self.busy_timeout,
-            },
-            Some(DatabaseCorrupt) => Error::Corrupt {
-                path: self.path.clone(),
-                detail: error.to_string(),
-            },
+            Some(DatabaseBusy | DatabaseLocked) => {
+                Error::Busy { path: self.path.clone(), waited: self.busy_timeout }
+            }
+            Some(DatabaseCorrupt) => Error::Corrupt { path: self.path.clone(), detail: error.to_string() },
             Some(NotADatabase) => Error::NotOurDatabase {
                 path: self.path.clone(),
                 reason: "it is not an SQLite database file".into(),
             },
-            Some(DiskFull) => {
-                Error::Storage(format!("the disk holding {} is full", self.path.display()))
-            }
+            Some(DiskFull) => Error::Storage(format!("the disk holding {} is full", self.path.display())),
             Some(ReadOnly) => Error::Storage(format!(
                 "{} is read-only (check the permissions of the file and of its directory)",
                 self.path.display()
@@ -72,9 +66,10 @@ impl DbFile {
 /// The SQLite [`Store`].
 pub struct SqliteStore {
     db: DbFile,
+    /// Reads the wal-index through `writer`'s mapping; declared first so it goes first.
+    wal_index: WalIndex,
     writer: Mutex<Connection>,
     readers: ReaderPool,
-    wal_index: WalIndex,
     /// Tags this store's rows in the change log, so it can skip its own changes.
     writer_id: i64,
     batches: AtomicU64,
@@ -82,30 +77,16 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating when needed) the database at `path`.
-    pub fn open(
-        path: &Path,
-        durability: Durability,
-        busy_timeout: Duration,
-    ) -> Result<SqliteStore> {
-        let settings = Settings {
-            durability,
-            busy_timeout,
-        };
-        let first = DbFile {
-            path: path.to_owned(),
-            busy_timeout,
-        };
+    pub fn open(path: &Path, durability: Durability, busy_timeout: Duration) -> Result<SqliteStore> {
+        let settings = Settings { durability, busy_timeout };
+        let first = DbFile { path: path.to_owned(), busy_timeout };
         let mut writer = connection::open_writer(&first, &settings)?;
         schema::prepare(&mut writer, &first)?;
-        // SQLite names the wal-index after the file's canonical path; so do we.
         let path = std::fs::canonicalize(path)
             .map_err(|e| Error::Storage(format!("cannot resolve {}: {e}", path.display())))?;
-        let db = DbFile {
-            path: path.clone(),
-            busy_timeout,
-        };
+        let db = DbFile { path: path.clone(), busy_timeout };
         Ok(SqliteStore {
-            wal_index: WalIndex::open(&path),
+            wal_index: WalIndex::attach(&writer),
             readers: ReaderPool::new(DbFile { path, busy_timeout }, settings),
             writer: Mutex::new(writer),
             db,
@@ -131,8 +112,7 @@ impl SqliteStore {
 
     /// Runs the batch in one transaction; an error here fails the whole batch.
     fn transaction(&self, conn: &Connection, writes: &[Write]) -> Result<Applied> {
-        conn.execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| self.db.error(e))?;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.db.error(e))?;
         let before = self.wal_index.token();
         let savepoints = writes.len() > 1;
         let mut results = Vec::with_capacity(writes.len());
@@ -140,47 +120,26 @@ impl SqliteStore {
             if savepoints {
                 run(conn, "SAVEPOINT write").map_err(|e| self.rollback(conn, e))?;
             }
-            let result =
-                writes::apply(conn, self.writer_id, write).map_err(|e| e.into_error(&self.db));
+            let result = writes::apply(conn, self.writer_id, write).map_err(|e| e.into_error(&self.db));
             if savepoints {
-                let undo = if result.is_err() {
-                    "ROLLBACK TO write; RELEASE write"
-                } else {
-                    "RELEASE write"
-                };
-                conn.execute_batch(undo)
-                    .map_err(|e| self.rollback(conn, e))?;
+                let undo = if result.is_err() { "ROLLBACK TO write; RELEASE write" } else { "RELEASE write" };
+                conn.execute_batch(undo).map_err(|e| self.rollback(conn, e))?;
             }
             results.push(result);
         }
         if results.iter().all(|r| r.is_err()) {
             run(conn, "ROLLBACK").map_err(|e| self.db.error(e))?;
-            return Ok(Applied {
-                results,
-                own_commit: None,
-            });
+            return Ok(Applied { results, own_commit: None });
         }
-        if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES
-            == PRUNE_EVERY_BATCHES - 1
-        {
-            writes::prune_change_log(conn, CHANGE_LOG_RETAINED)
-                .map_err(|e| self.rollback(conn, e))?;
+        if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
+            writes::prune_change_log(conn, CHANGE_LOG_RETAINED).map_err(|e| self.rollback(conn, e))?;
         }
         let cursor = change_cursor(conn).map_err(|e| self.rollback(conn, e))?;
         run(conn, "COMMIT").map_err(|e| self.rollback(conn, e))?;
         let after = self.wal_index.token();
-        let own_commit = self
-            .wal_index
-            .one_commit_apart(before, after)
-            .then_some(OwnCommit {
-                before,
-                after,
-                cursor,
-            });
-        Ok(Applied {
-            results,
-            own_commit,
-        })
+        let own_commit =
+            self.wal_index.one_commit_apart(before, after).then_some(OwnCommit { before, after, cursor });
+        Ok(Applied { results, own_commit })
     }
 
     /// Rolls back after a failure that dooms the whole transaction, keeping the first error.
@@ -200,18 +159,12 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 fn change_cursor(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM change_log")?
-        .query_row([], |row| row.get(0))
+    conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM change_log")?.query_row([], |row| row.get(0))
 }
 
 fn stats(conn: &Connection, sql: &str, id: i64) -> rusqlite::Result<Option<Stats>> {
     conn.prepare_cached(sql)?
-        .query_row([id], |row| {
-            Ok(Stats {
-                entries: row.get(0)?,
-                bytes: row.get(1)?,
-            })
-        })
+        .query_row([id], |row| Ok(Stats { entries: row.get(0)?, bytes: row.get(1)? }))
         .optional()
 }
 
@@ -221,40 +174,24 @@ fn list(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<Listed>> {
         Ok(Listed {
             id: row.get(0)?,
             name: row.get(1)?,
-            stats: Stats {
-                entries: row.get(2)?,
-                bytes: row.get(3)?,
-            },
+            stats: Stats { entries: row.get(2)?, bytes: row.get(3)? },
         })
     })?;
     rows.collect()
 }
 
 fn find(conn: &Connection, sql: &str, name: &str) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached(sql)?
-        .query_row([name], |row| row.get(0))
-        .optional()
+    conn.prepare_cached(sql)?.query_row([name], |row| row.get(0)).optional()
 }
 
 /// Chooses the query for a page: after the cursor, or from the very first key (the empty key
 /// included) when there is none.
-fn page_sql(
-    after: Option<&str>,
-    after_cursor: &'static str,
-    from_start: &'static str,
-) -> &'static str {
-    if after.is_some() {
-        after_cursor
-    } else {
-        from_start
-    }
+fn page_sql(after: Option<&str>, after_cursor: &'static str, from_start: &'static str) -> &'static str {
+    if after.is_some() { after_cursor } else { from_start }
 }
 
 /// Runs `read` in one read transaction, so its statements see one snapshot.
-fn snapshot<T>(
-    conn: &Connection,
-    read: impl FnOnce() -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
+fn snapshot<T>(conn: &Connection, read: impl FnOnce() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
     run(conn, "BEGIN DEFERRED")?;
     let result = read();
     run(conn, "COMMIT")?;
@@ -263,15 +200,11 @@ fn snapshot<T>(
 
 impl Store for SqliteStore {
     fn apply(&self, writes: &[Write]) -> Applied {
-        let conn = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.transaction(&conn, writes)
-            .unwrap_or_else(|error| Applied {
-                results: writes.iter().map(|_| Err(error.clone())).collect(),
-                own_commit: None,
-            })
+        let conn = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.transaction(&conn, writes).unwrap_or_else(|error| Applied {
+            results: writes.iter().map(|_| Err(error.clone())).collect(),
+            own_commit: None,
+        })
     }
 
     fn get(&self, cache: CacheId, key: &str) -> Result<Option<Json>> {
@@ -286,13 +219,12 @@ impl Store for SqliteStore {
     fn get_many(&self, cache: CacheId, keys: &[&str]) -> Result<Vec<Option<Json>>> {
         self.read(|conn| {
             snapshot(conn, || {
-                let mut statement = conn
-                    .prepare_cached("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?;
+                let mut statement =
+                    conn.prepare_cached("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?;
                 keys.iter()
                     .map(|key| {
-                        let value = statement
-                            .query_row(params![cache.0, key], |row| row.get(0))
-                            .optional()?;
+                        let value =
+                            statement.query_row(params![cache.0, key], |row| row.get(0)).optional()?;
                         Ok(value.map(Json::trusted))
                     })
                     .collect()
@@ -302,10 +234,8 @@ impl Store for SqliteStore {
 
     fn contains(&self, cache: CacheId, key: &str) -> Result<bool> {
         self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM entries WHERE cache_id = ?1 AND key = ?2)",
-            )?
-            .query_row(params![cache.0, key], |row| row.get(0))
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM entries WHERE cache_id = ?1 AND key = ?2)")?
+                .query_row(params![cache.0, key], |row| row.get(0))
         })
     }
 
@@ -317,7 +247,11 @@ impl Store for SqliteStore {
         max_bytes: usize,
     ) -> Result<Page<(String, Json)>> {
         self.read(|conn| {
-            let sql = page_sql(after, "SELECT key, value FROM entries WHERE cache_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3", "SELECT key, value FROM entries WHERE cache_id = ?1 AND key >= ?2 ORDER BY key LIMIT ?3");
+            let sql = page_sql(
+                after,
+                "SELECT key, value FROM entries WHERE cache_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
+                "SELECT key, value FROM entries WHERE cache_id = ?1 AND key >= ?2 ORDER BY key LIMIT ?3",
+            );
             let mut statement = conn.prepare_cached(sql)?;
             // One more row than asked tells whether another page follows.
             let mut rows = statement.query(params![cache.0, after.unwrap_or(""), (limit + 1) as i64])?;
@@ -346,10 +280,7 @@ impl Store for SqliteStore {
             );
             let mut statement = conn.prepare_cached(sql)?;
             let mut items: Vec<String> = statement
-                .query_map(
-                    params![cache.0, after.unwrap_or(""), (limit + 1) as i64],
-                    |row| row.get(0),
-                )?
+                .query_map(params![cache.0, after.unwrap_or(""), (limit + 1) as i64], |row| row.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             let next = if items.len() > limit {
                 items.truncate(limit);
@@ -362,28 +293,15 @@ impl Store for SqliteStore {
     }
 
     fn cache_stats(&self, cache: CacheId) -> Result<Option<Stats>> {
-        self.read(|conn| {
-            stats(
-                conn,
-                "SELECT entry_count, byte_count FROM caches WHERE id = ?1",
-                cache.0,
-            )
-        })
+        self.read(|conn| stats(conn, "SELECT entry_count, byte_count FROM caches WHERE id = ?1", cache.0))
     }
 
     fn find_cache(&self, name: &str) -> Result<Option<CacheId>> {
-        Ok(self
-            .read(|conn| find(conn, "SELECT id FROM caches WHERE name = ?1", name))?
-            .map(CacheId))
+        Ok(self.read(|conn| find(conn, "SELECT id FROM caches WHERE name = ?1", name))?.map(CacheId))
     }
 
     fn list_caches(&self) -> Result<Vec<Listed>> {
-        self.read(|conn| {
-            list(
-                conn,
-                "SELECT id, name, entry_count, byte_count FROM caches ORDER BY name",
-            )
-        })
+        self.read(|conn| list(conn, "SELECT id, name, entry_count, byte_count FROM caches ORDER BY name"))
     }
 
     fn peek(&self, queue: &Target<QueueId>) -> Result<Option<Json>> {
@@ -402,28 +320,15 @@ impl Store for SqliteStore {
     }
 
     fn queue_stats(&self, queue: QueueId) -> Result<Option<Stats>> {
-        self.read(|conn| {
-            stats(
-                conn,
-                "SELECT item_count, byte_count FROM queues WHERE id = ?1",
-                queue.0,
-            )
-        })
+        self.read(|conn| stats(conn, "SELECT item_count, byte_count FROM queues WHERE id = ?1", queue.0))
     }
 
     fn find_queue(&self, name: &str) -> Result<Option<QueueId>> {
-        Ok(self
-            .read(|conn| find(conn, "SELECT id FROM queues WHERE name = ?1", name))?
-            .map(QueueId))
+        Ok(self.read(|conn| find(conn, "SELECT id FROM queues WHERE name = ?1", name))?.map(QueueId))
     }
 
     fn list_queues(&self) -> Result<Vec<Listed>> {
-        self.read(|conn| {
-            list(
-                conn,
-                "SELECT id, name, item_count, byte_count FROM queues ORDER BY name",
-            )
-        })
+        self.read(|conn| list(conn, "SELECT id, name, item_count, byte_count FROM queues ORDER BY name"))
     }
 
     fn change_token(&self) -> ChangeToken {

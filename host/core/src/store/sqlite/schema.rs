@@ -80,9 +80,8 @@ pub(super) fn prepare(conn: &mut Connection, db: &DbFile) -> Result<()> {
         }
         Found::Ours(_) | Found::Fresh => {}
     }
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(|e| db.error(e))?;
+    let mode: String =
+        conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(|e| db.error(e))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Storage(format!(
             "{} cannot use write-ahead logging (journal mode stayed {mode:?}); \
@@ -129,19 +128,11 @@ fn inspect(conn: &Connection, db: &DbFile) -> Result<Found> {
 fn migrate(conn: &mut Connection, db: &DbFile) -> Result<()> {
     let path = &db.path;
     let fail = |e| db.error(e);
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(fail)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
     // Read again under the write lock: another process may have migrated meanwhile.
-    let version: i64 = tx
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(fail)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(fail)?;
     if version > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew {
-            path: path.to_owned(),
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
+        return Err(Error::SchemaTooNew { path: path.to_owned(), found: version, supported: SCHEMA_VERSION });
     }
     if version == SCHEMA_VERSION {
         return Ok(());

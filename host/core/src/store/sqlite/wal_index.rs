@@ -8,19 +8,23 @@
 //! committed since: a writer that crashes before updating it has, as far as every reader is
 //! concerned, not committed, and recovery rewrites the header when it rolls the commit in.
 //!
-//! Reading the two words holding `iChange` and the checksum from our own read-only mapping of
-//! the file costs two memory loads. The measured alternatives cost as much as the cache read
-//! they guard: `PRAGMA data_version` (2.2 µs, a read transaction with its locks) or a `stat` of
-//! the WAL (1.5 µs, a system call).
+//! Reading the two words holding `iChange` and the checksum costs two memory loads. The
+//! measured alternatives cost as much as the cache read they guard: `PRAGMA data_version`
+//! (2.2 µs, a read transaction with its locks) or a `stat` of the WAL (1.5 µs, a system call).
 //!
-//! Where the mapping cannot be made (a file system without shared memory), every call returns
-//! a new token, so callers always go and look: correct, only slower.
+//! The header is read through SQLite's own mapping of the wal-index, obtained from the VFS
+//! (`xShmMap` on the database file), never through a file descriptor of our own: closing any
+//! descriptor of a file drops every POSIX lock the process holds on it, SQLite's included,
+//! which would let another process truncate the wal-index under live mappings.
+//!
+//! Where no mapping can be had (a VFS without shared memory), every call returns a new token,
+//! so callers always go and look: correct, only slower.
 
-use std::fs::File;
-use std::path::Path;
+use std::ffi::c_void;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use memmap2::{Mmap, MmapOptions};
+use rusqlite::{Connection, ffi};
 
 use crate::store::ChangeToken;
 
@@ -28,57 +32,56 @@ use crate::store::ChangeToken;
 const CHANGE_WORD: usize = 8;
 /// Offset of `aCksum`, the checksum over the first 40 bytes of the header.
 const CHECKSUM_WORD: usize = 40;
-/// The first copy of the header is 48 bytes long.
-const HEADER_BYTES: usize = 48;
+/// The size of a wal-index region, as SQLite maps them.
+const REGION_BYTES: i32 = 32 * 1024;
 
 /// A read-only view of the wal-index header of one database.
 pub(super) struct WalIndex {
-    header: Option<Mmap>,
-    /// Used instead of the header when it could not be mapped.
+    /// The start of region 0 of the wal-index, mapped by SQLite for the connection we were
+    /// attached to; valid for as long as that connection is open.
+    header: Option<NonNull<u8>>,
+    /// Used instead of the header when there is none.
     fallback: AtomicU64,
 }
 
+// SAFETY: the header is shared memory that every process and thread reads and writes
+// concurrently by design; we only ever read it through atomic loads (see `word`), and the
+// owner of the `WalIndex` keeps the connection that maps it open for as long as the
+// `WalIndex` lives (`SqliteStore` holds both).
+unsafe impl Send for WalIndex {}
+unsafe impl Sync for WalIndex {}
+
 impl WalIndex {
-    /// Maps the `-shm` file of `database`. Call it while a connection to the database is open
-    /// in WAL mode, so the file exists and cannot be truncated under the mapping: SQLite only
-    /// truncates it when it is the sole connection left.
-    pub(super) fn open(database: &Path) -> WalIndex {
-        let mut shm = database.as_os_str().to_owned();
-        shm.push("-shm");
-        let header = File::open(&shm).and_then(|file| {
-            if file.metadata()?.len() < HEADER_BYTES as u64 {
-                return Err(std::io::Error::other("the wal-index is not initialized"));
-            }
-            // SAFETY: the mapping is read-only and only read through atomics, see `word`.
-            unsafe { MmapOptions::new().len(HEADER_BYTES).map(&file) }
-        });
-        let header = match header {
-            Ok(map) => Some(map),
-            Err(error) => {
-                tracing::warn!(
-                    shm = %Path::new(&shm).display(),
-                    %error,
-                    "cannot map the wal-index; every cache read will check the database for \
-                     other processes' writes, which is slower"
-                );
-                None
-            }
-        };
-        WalIndex {
-            header,
-            fallback: AtomicU64::new(0),
+    /// Attaches to the wal-index of `conn`'s database. `conn` must be in WAL mode, have read
+    /// from the database already (so the wal-index is mapped), and stay open for as long as
+    /// the returned `WalIndex` is used.
+    pub(super) fn attach(conn: &Connection) -> WalIndex {
+        // SAFETY: `conn` is a live connection; see `map_region_zero`.
+        let header = unsafe { map_region_zero(conn) };
+        if header.is_none() {
+            tracing::warn!(
+                "cannot read the wal-index; every cache read will ask the database for other \
+                 processes' writes, which is slower"
+            );
         }
+        WalIndex { header, fallback: AtomicU64::new(0) }
     }
 
-    /// Whether commits are detected through the mapping (rather than assumed on every call).
+    /// A `WalIndex` with no header: every token is new.
+    #[cfg(test)]
+    fn unmapped() -> WalIndex {
+        WalIndex { header: None, fallback: AtomicU64::new(0) }
+    }
+
+    /// Whether commits are detected through the wal-index (rather than assumed on every call).
     pub(super) fn is_mapped(&self) -> bool {
         self.header.is_some()
     }
 
     /// The current token.
     pub(super) fn token(&self) -> ChangeToken {
-        match &self.header {
-            Some(map) => ChangeToken([word(map, CHANGE_WORD), word(map, CHECKSUM_WORD)]),
+        match self.header {
+            Some(header) => ChangeToken([word(header, CHANGE_WORD), word(header, CHECKSUM_WORD)]),
             None => ChangeToken([self.fallback.fetch_add(1, Ordering::Relaxed), u64::MAX]),
         }
     }
@@ -89,45 +92,74 @@ impl WalIndex {
     }
 }
 
+/// Region 0 of the wal-index as SQLite has mapped it for `conn`, through the VFS.
+///
+/// # Safety
+///
+/// `conn` must be open. The pointer is valid until `conn` is closed.
+unsafe fn map_region_zero(conn: &Connection) -> Option<NonNull<u8>> {
+    // SAFETY: the calls follow sqlite3.h: SQLITE_FCNTL_FILE_POINTER writes the main
+    // database's `sqlite3_file*`; `xShmMap` (io methods version 2 and up) with bExtend = 0
+    // returns the existing mapping of region 0, or NULL when it is not mapped.
+    unsafe {
+        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+        let rc = ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
+        );
+        if rc != ffi::SQLITE_OK || file.is_null() {
+            return None;
+        }
+        let methods = (*file).pMethods;
+        if methods.is_null() || (*methods).iVersion < 2 {
+            return None;
+        }
+        let shm_map = (*methods).xShmMap?;
+        let mut region: *mut c_void = std::ptr::null_mut();
+        if shm_map(file, 0, REGION_BYTES, 0, &mut region) != ffi::SQLITE_OK {
+            return None;
+        }
+        NonNull::new(region.cast::<u8>())
+    }
+}
+
 /// `iChange`, a native-endian `u32` at the start of the change word.
 fn change_counter(token: ChangeToken) -> u32 {
     let bytes = token.0[0].to_ne_bytes();
     u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
-fn word(map: &Mmap, offset: usize) -> u64 {
-    debug_assert!(offset % 8 == 0 && offset + 8 <= map.len());
-    // SAFETY: the mapping starts page-aligned and is at least HEADER_BYTES long, so the word
-    // is in bounds and 8-byte aligned. Other processes write it concurrently through their own
-    // mappings; an atomic load is the sound way to read memory that changes under us. A torn
-    // header (two words from different commits) only ever differs from the last token seen,
-    // which makes the caller look at the database: never a missed change.
-    let atomic = unsafe { &*(map.as_ptr().add(offset) as *const AtomicU64) };
+fn word(header: NonNull<u8>, offset: usize) -> u64 {
+    debug_assert!(offset % 8 == 0 && offset + 8 <= 48);
+    // SAFETY: region 0 is 32 KiB, mapped page-aligned (or allocated 8-aligned), and stays
+    // mapped while the connection is open (see `WalIndex`), so the word is in bounds and
+    // aligned. Other processes write it concurrently; an atomic load is the sound way to read
+    // memory that changes under us. A torn header (words from different commits) only ever
+    // differs from the last token seen, which makes the caller look at the database: never a
+    // missed change.
+    let atomic = unsafe { &*(header.as_ptr().add(offset) as *const AtomicU64) };
     atomic.load(Ordering::Acquire)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rusqlite::Connection;
 
     #[test]
     fn the_token_changes_on_every_commit_by_any_connection_and_only_then() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let writer = Connection::open(&path).unwrap();
-        writer
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
-            .unwrap();
-        let index = WalIndex::open(&std::fs::canonicalize(&path).unwrap());
+        writer.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x);").unwrap();
+        let index = WalIndex::attach(&writer);
         assert!(index.is_mapped());
 
         let before = index.token();
         assert_eq!(index.token(), before, "nothing was committed");
         let other = Connection::open(&path).unwrap();
-        other
-            .query_row("SELECT count(*) FROM t", [], |_| Ok(()))
-            .unwrap();
+        other.query_row("SELECT count(*) FROM t", [], |_| Ok(())).unwrap();
         assert_eq!(index.token(), before, "a read is not a commit");
 
         other.execute("INSERT INTO t VALUES (1)", []).unwrap();
@@ -138,17 +170,13 @@ mod tests {
         writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
         writer.execute("INSERT INTO t VALUES (3)", []).unwrap();
         let after_three = index.token();
-        assert!(
-            !index.one_commit_apart(after_one, after_three),
-            "two commits apart"
-        );
+        assert!(!index.one_commit_apart(after_one, after_three), "two commits apart");
         assert!(!index.one_commit_apart(after_one, after_one));
     }
 
     #[test]
     fn without_a_wal_index_every_token_is_new() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = WalIndex::open(&dir.path().join("missing.db"));
+        let index = WalIndex::unmapped();
         assert!(!index.is_mapped());
         assert_ne!(index.token(), index.token());
         let (a, b) = (index.token(), index.token());

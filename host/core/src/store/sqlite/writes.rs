@@ -48,57 +48,78 @@ type WriteResult = Result<Outcome, WriteError>;
 /// Applies one write. The caller wraps it in a savepoint, so an error leaves no trace.
 pub(super) fn apply(conn: &Connection, writer: i64, write: &Write) -> WriteResult {
     match write {
-        Write::CreateCache { name } => create(conn, &CREATE_CACHE, name),
+        Write::CreateCache { name, quota } => create(conn, &CACHES, name, quota),
         Write::DropCache { name } => drop_cache(conn, writer, name),
-        Write::Set {
-            cache,
-            entries,
-            quota,
-        } => set(conn, writer, cache, entries, quota),
+        Write::Set { cache, entries, quota } => set(conn, writer, cache, entries, quota),
         Write::Delete { cache, keys } => delete(conn, writer, cache, keys),
         Write::Clear { cache } => clear(conn, writer, cache),
-        Write::CreateQueue { name } => create(conn, &CREATE_QUEUE, name),
+        Write::CreateQueue { name, quota } => create(conn, &QUEUES, name, quota),
         Write::DropQueue { name } => drop_queue(conn, name),
-        Write::Put {
-            queue,
-            values,
-            quota,
-        } => put(conn, queue, values, quota),
+        Write::Put { queue, values, quota } => put(conn, queue, values, quota),
         Write::Take { queue, max } => take(conn, queue, *max),
         Write::ClearQueue { queue } => clear_queue(conn, queue),
     }
 }
 
-/// The two statements that create a cache or a queue.
-struct Creation {
+/// The statements that differ between caches and queues where both are handled alike.
+struct Table {
+    /// Creates one, unless it exists; returns the new id.
     insert: &'static str,
+    /// Finds one by name.
     find: &'static str,
+    /// What everything named with a prefix holds, names included: a shared quota's usage.
+    usage_by_prefix: &'static str,
 }
 
-const CREATE_CACHE: Creation = Creation {
+const CACHES: Table = Table {
     insert: "INSERT INTO caches (name) VALUES (?1) ON CONFLICT (name) DO NOTHING RETURNING id",
     find: "SELECT id FROM caches WHERE name = ?1",
+    usage_by_prefix: "SELECT coalesce(sum(entry_count), 0), coalesce(sum(byte_count + length(name)), 0)
+                      FROM caches WHERE substr(name, 1, length(?1)) = ?1",
 };
 
-const CREATE_QUEUE: Creation = Creation {
+const QUEUES: Table = Table {
     insert: "INSERT INTO queues (name) VALUES (?1) ON CONFLICT (name) DO NOTHING RETURNING id",
     find: "SELECT id FROM queues WHERE name = ?1",
+    usage_by_prefix: "SELECT coalesce(sum(item_count), 0), coalesce(sum(byte_count + length(name)), 0)
+                      FROM queues WHERE substr(name, 1, length(?1)) = ?1",
 };
 
-fn create(conn: &Connection, sql: &Creation, name: &str) -> WriteResult {
-    let inserted: Option<i64> = conn
-        .prepare_cached(sql.insert)?
-        .query_row([name], |row| row.get(0))
-        .optional()?;
-    Ok(match inserted {
-        Some(id) => Outcome::Created { id, created: true },
-        None => {
-            let id = conn
-                .prepare_cached(sql.find)?
-                .query_row([name], |row| row.get(0))?;
-            Outcome::Created { id, created: false }
-        }
-    })
+fn create(conn: &Connection, table: &Table, name: &str, quota: &Quota) -> WriteResult {
+    if let Some(id) = conn.prepare_cached(table.find)?.query_row([name], |row| row.get(0)).optional()? {
+        return Ok(Outcome::Created { id, created: false });
+    }
+    // A new cache or queue counts its name toward a shared quota.
+    let named = Stats { entries: 0, bytes: name.len() as u64 };
+    check_quota(conn, table, quota, name, Stats::default(), named)?;
+    let id = conn.prepare_cached(table.insert)?.query_row([name], |row| row.get(0))?;
+    Ok(Outcome::Created { id, created: true })
+}
+
+/// Checks a write that takes a cache or queue from `before` to `after` against `quota`: the
+/// cache's own usage, or its group's when the quota is shared.
+fn check_quota(
+    conn: &Connection,
+    table: &Table,
+    quota: &Quota,
+    name: &str,
+    before: Stats,
+    after: Stats,
+) -> Result<(), WriteError> {
+    if quota.is_unlimited() {
+        return Ok(());
+    }
+    let Some(prefix) = &quota.shared_by_prefix else {
+        return Ok(quota.check(&format!("{name:?}"), (before.entries, before.bytes), (after.entries, after.bytes))?);
+    };
+    let group = conn.prepare_cached(table.usage_by_prefix)?.query_row([prefix.as_ref()], |row| {
+        Ok(Stats { entries: row.get(0)?, bytes: row.get(1)? })
+    })?;
+    let grown = (
+        (group.entries + after.entries).saturating_sub(before.entries),
+        (group.bytes + after.bytes).saturating_sub(before.bytes),
+    );
+    Ok(quota.check(&format!("everything named {prefix}*"), (group.entries, group.bytes), grown)?)
 }
 
 fn drop_cache(conn: &Connection, writer: i64, name: &str) -> WriteResult {
@@ -107,8 +128,7 @@ fn drop_cache(conn: &Connection, writer: i64, name: &str) -> WriteResult {
         .query_row([name], |row| row.get(0))
         .optional()?;
     if let Some(id) = id {
-        conn.prepare_cached("DELETE FROM entries WHERE cache_id = ?1")?
-            .execute([id])?;
+        conn.prepare_cached("DELETE FROM entries WHERE cache_id = ?1")?.execute([id])?;
         log(conn, writer, CacheId(id), KIND_DROPPED, None)?;
     }
     Ok(Outcome::Dropped(id))
@@ -120,20 +140,14 @@ fn drop_queue(conn: &Connection, name: &str) -> WriteResult {
         .query_row([name], |row| row.get(0))
         .optional()?;
     if let Some(id) = id {
-        conn.prepare_cached("DELETE FROM queue_items WHERE queue_id = ?1")?
-            .execute([id])?;
+        conn.prepare_cached("DELETE FROM queue_items WHERE queue_id = ?1")?.execute([id])?;
     }
     Ok(Outcome::Dropped(id))
 }
 
 fn cache_stats(conn: &Connection, cache: &Target<CacheId>) -> Result<Stats, WriteError> {
     conn.prepare_cached("SELECT entry_count, byte_count FROM caches WHERE id = ?1")?
-        .query_row([cache.id.0], |row| {
-            Ok(Stats {
-                entries: row.get(0)?,
-                bytes: row.get(1)?,
-            })
-        })
+        .query_row([cache.id.0], |row| Ok(Stats { entries: row.get(0)?, bytes: row.get(1)? }))
         .optional()?
         .ok_or_else(|| Error::NoSuchCache(cache.name.to_string()).into())
 }
@@ -153,17 +167,14 @@ fn set(
 ) -> WriteResult {
     let before = cache_stats(conn, cache)?;
     let mut after = before;
-    let mut old_size = conn.prepare_cached(
-        "SELECT octet_length(value) FROM entries WHERE cache_id = ?1 AND key = ?2",
-    )?;
+    let mut old_size =
+        conn.prepare_cached("SELECT octet_length(value) FROM entries WHERE cache_id = ?1 AND key = ?2")?;
     let mut upsert = conn.prepare_cached(
         "INSERT INTO entries (cache_id, key, value) VALUES (?1, ?2, ?3)
          ON CONFLICT (cache_id, key) DO UPDATE SET value = excluded.value",
     )?;
     for (key, value) in entries {
-        let old: Option<u64> = old_size
-            .query_row(params![cache.id.0, key], |row| row.get(0))
-            .optional()?;
+        let old: Option<u64> = old_size.query_row(params![cache.id.0, key], |row| row.get(0)).optional()?;
         upsert.execute(params![cache.id.0, key, value.as_str()])?;
         match old {
             Some(old) => after.bytes = after.bytes.saturating_sub(old) + value.len() as u64,
@@ -174,11 +185,7 @@ fn set(
         }
         log(conn, writer, cache.id, KIND_KEY, Some(key))?;
     }
-    quota.check(
-        &cache.name,
-        (before.entries, before.bytes),
-        (after.entries, after.bytes),
-    )?;
+    check_quota(conn, &CACHES, quota, &cache.name, before, after)?;
     set_cache_stats(conn, cache.id, after)?;
     Ok(Outcome::Done)
 }
@@ -190,9 +197,7 @@ fn delete(conn: &Connection, writer: i64, cache: &Target<CacheId>, keys: &[Strin
     )?;
     let mut removed = 0;
     for key in keys {
-        let size: Option<u64> = remove
-            .query_row(params![cache.id.0, key], |row| row.get(0))
-            .optional()?;
+        let size: Option<u64> = remove.query_row(params![cache.id.0, key], |row| row.get(0)).optional()?;
         if let Some(size) = size {
             removed += 1;
             stats.entries = stats.entries.saturating_sub(1);
@@ -208,44 +213,28 @@ fn delete(conn: &Connection, writer: i64, cache: &Target<CacheId>, keys: &[Strin
 
 fn clear(conn: &Connection, writer: i64, cache: &Target<CacheId>) -> WriteResult {
     let stats = cache_stats(conn, cache)?;
-    conn.prepare_cached("DELETE FROM entries WHERE cache_id = ?1")?
-        .execute([cache.id.0])?;
+    conn.prepare_cached("DELETE FROM entries WHERE cache_id = ?1")?.execute([cache.id.0])?;
     set_cache_stats(conn, cache.id, Stats::default())?;
     log(conn, writer, cache.id, KIND_CLEARED, None)?;
     Ok(Outcome::Count(stats.entries))
 }
 
-fn log(
-    conn: &Connection,
-    writer: i64,
-    cache: CacheId,
-    kind: i64,
-    key: Option<&str>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO change_log (writer, cache_id, kind, key) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![writer, cache.0, kind, key])?;
+fn log(conn: &Connection, writer: i64, cache: CacheId, kind: i64, key: Option<&str>) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO change_log (writer, cache_id, kind, key) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![writer, cache.0, kind, key])?;
     Ok(())
 }
 
 /// Forgets all but the newest `retained` changes.
 pub(super) fn prune_change_log(conn: &Connection, retained: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "DELETE FROM change_log WHERE seq <= (SELECT max(seq) FROM change_log) - ?1",
-    )?
-    .execute([retained])?;
+    conn.prepare_cached("DELETE FROM change_log WHERE seq <= (SELECT max(seq) FROM change_log) - ?1")?
+        .execute([retained])?;
     Ok(())
 }
 
 fn queue_stats(conn: &Connection, queue: &Target<QueueId>) -> Result<Stats, WriteError> {
     conn.prepare_cached("SELECT item_count, byte_count FROM queues WHERE id = ?1")?
-        .query_row([queue.id.0], |row| {
-            Ok(Stats {
-                entries: row.get(0)?,
-                bytes: row.get(1)?,
-            })
-        })
+        .query_row([queue.id.0], |row| Ok(Stats { entries: row.get(0)?, bytes: row.get(1)? }))
         .optional()?
         .ok_or_else(|| Error::NoSuchQueue(queue.name.to_string()).into())
 }
@@ -262,13 +251,8 @@ fn put(conn: &Connection, queue: &Target<QueueId>, values: &[Json], quota: &Quot
         entries: before.entries + values.len() as u64,
         bytes: before.bytes + values.iter().map(|v| v.len() as u64).sum::<u64>(),
     };
-    quota.check(
-        &queue.name,
-        (before.entries, before.bytes),
-        (after.entries, after.bytes),
-    )?;
-    let mut insert =
-        conn.prepare_cached("INSERT INTO queue_items (queue_id, value) VALUES (?1, ?2)")?;
+    check_quota(conn, &QUEUES, quota, &queue.name, before, after)?;
+    let mut insert = conn.prepare_cached("INSERT INTO queue_items (queue_id, value) VALUES (?1, ?2)")?;
     for value in values {
         insert.execute(params![queue.id.0, value.as_str()])?;
     }
@@ -278,36 +262,25 @@ fn put(conn: &Connection, queue: &Target<QueueId>, values: &[Json], quota: &Quot
 
 fn take(conn: &Connection, queue: &Target<QueueId>, max: usize) -> WriteResult {
     let mut stats = queue_stats(conn, queue)?;
-    let mut oldest = conn.prepare_cached(
-        "SELECT id, value FROM queue_items WHERE queue_id = ?1 ORDER BY id LIMIT ?2",
-    )?;
+    let mut oldest =
+        conn.prepare_cached("SELECT id, value FROM queue_items WHERE queue_id = ?1 ORDER BY id LIMIT ?2")?;
     let taken: Vec<(i64, String)> = oldest
-        .query_map(params![queue.id.0, max as i64], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?
+        .query_map(params![queue.id.0, max as i64], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     if let Some((last, _)) = taken.last() {
         // The items taken are exactly this queue's items up to the last one taken.
         conn.prepare_cached("DELETE FROM queue_items WHERE queue_id = ?1 AND id <= ?2")?
             .execute(params![queue.id.0, last])?;
         stats.entries = stats.entries.saturating_sub(taken.len() as u64);
-        stats.bytes = stats
-            .bytes
-            .saturating_sub(taken.iter().map(|(_, v)| v.len() as u64).sum());
+        stats.bytes = stats.bytes.saturating_sub(taken.iter().map(|(_, v)| v.len() as u64).sum());
         set_queue_stats(conn, queue.id, stats)?;
     }
-    Ok(Outcome::Values(
-        taken
-            .into_iter()
-            .map(|(_, value)| Json::trusted(value))
-            .collect(),
-    ))
+    Ok(Outcome::Values(taken.into_iter().map(|(_, value)| Json::trusted(value)).collect()))
 }
 
 fn clear_queue(conn: &Connection, queue: &Target<QueueId>) -> WriteResult {
     let stats = queue_stats(conn, queue)?;
-    conn.prepare_cached("DELETE FROM queue_items WHERE queue_id = ?1")?
-        .execute([queue.id.0])?;
+    conn.prepare_cached("DELETE FROM queue_items WHERE queue_id = ?1")?.execute([queue.id.0])?;
     set_queue_stats(conn, queue.id, Stats::default())?;
     Ok(Outcome::Count(stats.entries))
 }
