@@ -95,13 +95,19 @@ impl Quota {
             && new.0 > max
             && new.0 > old.0
         {
-            return Err(Error::QuotaExceeded(format!("{what} would hold {} entries; the quota is {max}", new.0)));
+            return Err(Error::QuotaExceeded(format!(
+                "{what} would hold {} entries; the quota is {max}",
+                new.0
+            )));
         }
         if let Some(max) = self.max_bytes
             && new.1 > max
             && new.1 > old.1
         {
-            return Err(Error::QuotaExceeded(format!("{what} would hold {} bytes; the quota is {max}", new.1)));
+            return Err(Error::QuotaExceeded(format!(
+                "{what} would hold {} bytes; the quota is {max}",
+                new.1
+            )));
         }
         Ok(())
     }

@@ -103,6 +103,16 @@ impl CacheManager {
         self.shared.limits
     }
 
+    /// Takes in other processes' writes now, forgetting the cached entries they changed.
+    ///
+    /// Every read does this first, so there is no need to call it: it is for callers that want
+    /// stale entries dropped eagerly, and for measuring the cost of coherence on its own. When
+    /// no process has committed since the last look it costs two loads from the shared
+    /// wal-index and two comparisons.
+    pub fn refresh(&self) -> Result<()> {
+        self.shared.refresh()
+    }
+
     /// Opens the cache called `name`, creating it empty when it does not exist, as the
     /// original `create_cache` does.
     pub fn create_cache(&self, name: &str) -> Result<Cache> {

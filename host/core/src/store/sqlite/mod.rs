@@ -9,6 +9,7 @@
 
 mod connection;
 mod schema;
+mod tables;
 mod wal_index;
 mod writes;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use self::connection::{ReaderPool, Settings};
+use self::tables::{CACHES, QUEUES};
 use self::wal_index::WalIndex;
 use super::{
     Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store, Target,
@@ -162,28 +164,6 @@ fn change_cursor(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM change_log")?.query_row([], |row| row.get(0))
 }
 
-fn stats(conn: &Connection, sql: &str, id: i64) -> rusqlite::Result<Option<Stats>> {
-    conn.prepare_cached(sql)?
-        .query_row([id], |row| Ok(Stats { entries: row.get(0)?, bytes: row.get(1)? }))
-        .optional()
-}
-
-fn list(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<Listed>> {
-    let mut statement = conn.prepare_cached(sql)?;
-    let rows = statement.query_map([], |row| {
-        Ok(Listed {
-            id: row.get(0)?,
-            name: row.get(1)?,
-            stats: Stats { entries: row.get(2)?, bytes: row.get(3)? },
-        })
-    })?;
-    rows.collect()
-}
-
-fn find(conn: &Connection, sql: &str, name: &str) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached(sql)?.query_row([name], |row| row.get(0)).optional()
-}
-
 /// Chooses the query for a page: after the cursor, or from the very first key (the empty key
 /// included) when there is none.
 fn page_sql(after: Option<&str>, after_cursor: &'static str, from_start: &'static str) -> &'static str {
@@ -293,15 +273,15 @@ impl Store for SqliteStore {
     }
 
     fn cache_stats(&self, cache: CacheId) -> Result<Option<Stats>> {
-        self.read(|conn| stats(conn, "SELECT entry_count, byte_count FROM caches WHERE id = ?1", cache.0))
+        self.read(|conn| CACHES.stats(conn, cache.0))
     }
 
     fn find_cache(&self, name: &str) -> Result<Option<CacheId>> {
-        Ok(self.read(|conn| find(conn, "SELECT id FROM caches WHERE name = ?1", name))?.map(CacheId))
+        Ok(self.read(|conn| CACHES.find(conn, name))?.map(CacheId))
     }
 
     fn list_caches(&self) -> Result<Vec<Listed>> {
-        self.read(|conn| list(conn, "SELECT id, name, entry_count, byte_count FROM caches ORDER BY name"))
+        self.read(|conn| CACHES.list(conn))
     }
 
     fn peek(&self, queue: &Target<QueueId>) -> Result<Option<Json>> {
@@ -320,15 +300,15 @@ impl Store for SqliteStore {
     }
 
     fn queue_stats(&self, queue: QueueId) -> Result<Option<Stats>> {
-        self.read(|conn| stats(conn, "SELECT item_count, byte_count FROM queues WHERE id = ?1", queue.0))
+        self.read(|conn| QUEUES.stats(conn, queue.0))
     }
 
     fn find_queue(&self, name: &str) -> Result<Option<QueueId>> {
-        Ok(self.read(|conn| find(conn, "SELECT id FROM queues WHERE name = ?1", name))?.map(QueueId))
+        Ok(self.read(|conn| QUEUES.find(conn, name))?.map(QueueId))
     }
 
     fn list_queues(&self) -> Result<Vec<Listed>> {
-        self.read(|conn| list(conn, "SELECT id, name, item_count, byte_count FROM queues ORDER BY name"))
+        self.read(|conn| QUEUES.list(conn))
     }
 
     fn change_token(&self) -> ChangeToken {

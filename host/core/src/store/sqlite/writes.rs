@@ -6,6 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::DbFile;
+use super::tables::{CACHES, QUEUES, Table};
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
 use crate::{Error, Json, Quota};
 
@@ -61,38 +62,14 @@ pub(super) fn apply(conn: &Connection, writer: i64, write: &Write) -> WriteResul
     }
 }
 
-/// The statements that differ between caches and queues where both are handled alike.
-struct Table {
-    /// Creates one, unless it exists; returns the new id.
-    insert: &'static str,
-    /// Finds one by name.
-    find: &'static str,
-    /// What everything named with a prefix holds, names included: a shared quota's usage.
-    usage_by_prefix: &'static str,
-}
-
-const CACHES: Table = Table {
-    insert: "INSERT INTO caches (name) VALUES (?1) ON CONFLICT (name) DO NOTHING RETURNING id",
-    find: "SELECT id FROM caches WHERE name = ?1",
-    usage_by_prefix: "SELECT coalesce(sum(entry_count), 0), coalesce(sum(byte_count + length(name)), 0)
-                      FROM caches WHERE substr(name, 1, length(?1)) = ?1",
-};
-
-const QUEUES: Table = Table {
-    insert: "INSERT INTO queues (name) VALUES (?1) ON CONFLICT (name) DO NOTHING RETURNING id",
-    find: "SELECT id FROM queues WHERE name = ?1",
-    usage_by_prefix: "SELECT coalesce(sum(item_count), 0), coalesce(sum(byte_count + length(name)), 0)
-                      FROM queues WHERE substr(name, 1, length(?1)) = ?1",
-};
-
 fn create(conn: &Connection, table: &Table, name: &str, quota: &Quota) -> WriteResult {
-    if let Some(id) = conn.prepare_cached(table.find)?.query_row([name], |row| row.get(0)).optional()? {
+    if let Some(id) = table.find(conn, name)? {
         return Ok(Outcome::Created { id, created: false });
     }
     // A new cache or queue counts its name toward a shared quota.
     let named = Stats { entries: 0, bytes: name.len() as u64 };
     check_quota(conn, table, quota, name, Stats::default(), named)?;
-    let id = conn.prepare_cached(table.insert)?.query_row([name], |row| row.get(0))?;
+    let id = table.insert(conn, name)?;
     Ok(Outcome::Created { id, created: true })
 }
 
@@ -110,11 +87,13 @@ fn check_quota(
         return Ok(());
     }
     let Some(prefix) = &quota.shared_by_prefix else {
-        return Ok(quota.check(&format!("{name:?}"), (before.entries, before.bytes), (after.entries, after.bytes))?);
+        return Ok(quota.check(
+            &format!("{name:?}"),
+            (before.entries, before.bytes),
+            (after.entries, after.bytes),
+        )?);
     };
-    let group = conn.prepare_cached(table.usage_by_prefix)?.query_row([prefix.as_ref()], |row| {
-        Ok(Stats { entries: row.get(0)?, bytes: row.get(1)? })
-    })?;
+    let group = table.usage_by_prefix(conn, prefix)?;
     let grown = (
         (group.entries + after.entries).saturating_sub(before.entries),
         (group.bytes + after.bytes).saturating_sub(before.bytes),
@@ -123,39 +102,19 @@ fn check_quota(
 }
 
 fn drop_cache(conn: &Connection, writer: i64, name: &str) -> WriteResult {
-    let id: Option<i64> = conn
-        .prepare_cached("DELETE FROM caches WHERE name = ?1 RETURNING id")?
-        .query_row([name], |row| row.get(0))
-        .optional()?;
+    let id = CACHES.delete(conn, name)?;
     if let Some(id) = id {
-        conn.prepare_cached("DELETE FROM entries WHERE cache_id = ?1")?.execute([id])?;
         log(conn, writer, CacheId(id), KIND_DROPPED, None)?;
     }
     Ok(Outcome::Dropped(id))
 }
 
 fn drop_queue(conn: &Connection, name: &str) -> WriteResult {
-    let id: Option<i64> = conn
-        .prepare_cached("DELETE FROM queues WHERE name = ?1 RETURNING id")?
-        .query_row([name], |row| row.get(0))
-        .optional()?;
-    if let Some(id) = id {
-        conn.prepare_cached("DELETE FROM queue_items WHERE queue_id = ?1")?.execute([id])?;
-    }
-    Ok(Outcome::Dropped(id))
+    Ok(Outcome::Dropped(QUEUES.delete(conn, name)?))
 }
 
 fn cache_stats(conn: &Connection, cache: &Target<CacheId>) -> Result<Stats, WriteError> {
-    conn.prepare_cached("SELECT entry_count, byte_count FROM caches WHERE id = ?1")?
-        .query_row([cache.id.0], |row| Ok(Stats { entries: row.get(0)?, bytes: row.get(1)? }))
-        .optional()?
-        .ok_or_else(|| Error::NoSuchCache(cache.name.to_string()).into())
-}
-
-fn set_cache_stats(conn: &Connection, cache: CacheId, stats: Stats) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE caches SET entry_count = ?2, byte_count = ?3 WHERE id = ?1")?
-        .execute(params![cache.0, stats.entries, stats.bytes])?;
-    Ok(())
+    CACHES.stats(conn, cache.id.0)?.ok_or_else(|| Error::NoSuchCache(cache.name.to_string()).into())
 }
 
 fn set(
@@ -186,7 +145,7 @@ fn set(
         log(conn, writer, cache.id, KIND_KEY, Some(key))?;
     }
     check_quota(conn, &CACHES, quota, &cache.name, before, after)?;
-    set_cache_stats(conn, cache.id, after)?;
+    CACHES.set_stats(conn, cache.id.0, after)?;
     Ok(Outcome::Done)
 }
 
@@ -206,15 +165,15 @@ fn delete(conn: &Connection, writer: i64, cache: &Target<CacheId>, keys: &[Strin
         }
     }
     if removed > 0 {
-        set_cache_stats(conn, cache.id, stats)?;
+        CACHES.set_stats(conn, cache.id.0, stats)?;
     }
     Ok(Outcome::Count(removed))
 }
 
 fn clear(conn: &Connection, writer: i64, cache: &Target<CacheId>) -> WriteResult {
     let stats = cache_stats(conn, cache)?;
-    conn.prepare_cached("DELETE FROM entries WHERE cache_id = ?1")?.execute([cache.id.0])?;
-    set_cache_stats(conn, cache.id, Stats::default())?;
+    CACHES.delete_contents(conn, cache.id.0)?;
+    CACHES.set_stats(conn, cache.id.0, Stats::default())?;
     log(conn, writer, cache.id, KIND_CLEARED, None)?;
     Ok(Outcome::Count(stats.entries))
 }
@@ -233,16 +192,7 @@ pub(super) fn prune_change_log(conn: &Connection, retained: i64) -> rusqlite::Re
 }
 
 fn queue_stats(conn: &Connection, queue: &Target<QueueId>) -> Result<Stats, WriteError> {
-    conn.prepare_cached("SELECT item_count, byte_count FROM queues WHERE id = ?1")?
-        .query_row([queue.id.0], |row| Ok(Stats { entries: row.get(0)?, bytes: row.get(1)? }))
-        .optional()?
-        .ok_or_else(|| Error::NoSuchQueue(queue.name.to_string()).into())
-}
-
-fn set_queue_stats(conn: &Connection, queue: QueueId, stats: Stats) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE queues SET item_count = ?2, byte_count = ?3 WHERE id = ?1")?
-        .execute(params![queue.0, stats.entries, stats.bytes])?;
-    Ok(())
+    QUEUES.stats(conn, queue.id.0)?.ok_or_else(|| Error::NoSuchQueue(queue.name.to_string()).into())
 }
 
 fn put(conn: &Connection, queue: &Target<QueueId>, values: &[Json], quota: &Quota) -> WriteResult {
@@ -256,7 +206,7 @@ fn put(conn: &Connection, queue: &Target<QueueId>, values: &[Json], quota: &Quot
     for value in values {
         insert.execute(params![queue.id.0, value.as_str()])?;
     }
-    set_queue_stats(conn, queue.id, after)?;
+    QUEUES.set_stats(conn, queue.id.0, after)?;
     Ok(Outcome::Done)
 }
 
@@ -273,14 +223,14 @@ fn take(conn: &Connection, queue: &Target<QueueId>, max: usize) -> WriteResult {
             .execute(params![queue.id.0, last])?;
         stats.entries = stats.entries.saturating_sub(taken.len() as u64);
         stats.bytes = stats.bytes.saturating_sub(taken.iter().map(|(_, v)| v.len() as u64).sum());
-        set_queue_stats(conn, queue.id, stats)?;
+        QUEUES.set_stats(conn, queue.id.0, stats)?;
     }
     Ok(Outcome::Values(taken.into_iter().map(|(_, value)| Json::trusted(value)).collect()))
 }
 
 fn clear_queue(conn: &Connection, queue: &Target<QueueId>) -> WriteResult {
     let stats = queue_stats(conn, queue)?;
-    conn.prepare_cached("DELETE FROM queue_items WHERE queue_id = ?1")?.execute([queue.id.0])?;
-    set_queue_stats(conn, queue.id, Stats::default())?;
+    QUEUES.delete_contents(conn, queue.id.0)?;
+    QUEUES.set_stats(conn, queue.id.0, Stats::default())?;
     Ok(Outcome::Count(stats.entries))
 }

@@ -1,0 +1,105 @@
+//! Caches and queues are stored alike: a row with a name and the counts of what it holds, and
+//! rows of contents. The statements that differ are gathered here, so the code that handles
+//! both is written once.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::store::{Listed, Stats};
+
+/// The statements for one kind of container.
+pub(super) struct Table {
+    /// Creates one unless it exists; returns the new id.
+    insert: &'static str,
+    /// Finds one by name.
+    find: &'static str,
+    /// Its counts.
+    stats: &'static str,
+    /// Sets its counts.
+    set_stats: &'static str,
+    /// All of them, by name.
+    list: &'static str,
+    /// Deletes one by name, returning its id.
+    delete: &'static str,
+    /// Deletes its contents.
+    delete_contents: &'static str,
+    /// What everything named with a prefix holds, names included: a shared quota's usage.
+    usage_by_prefix: &'static str,
+}
+
+pub(super) const CACHES: Table = Table {
+    insert: "INSERT INTO caches (name) VALUES (?1) ON CONFLICT (name) DO NOTHING RETURNING id",
+    find: "SELECT id FROM caches WHERE name = ?1",
+    stats: "SELECT entry_count, byte_count FROM caches WHERE id = ?1",
+    set_stats: "UPDATE caches SET entry_count = ?2, byte_count = ?3 WHERE id = ?1",
+    list: "SELECT id, name, entry_count, byte_count FROM caches ORDER BY name",
+    delete: "DELETE FROM caches WHERE name = ?1 RETURNING id",
+    delete_contents: "DELETE FROM entries WHERE cache_id = ?1",
+    usage_by_prefix: "SELECT coalesce(sum(entry_count), 0), coalesce(sum(byte_count + length(name)), 0)
+                      FROM caches WHERE substr(name, 1, length(?1)) = ?1",
+};
+
+pub(super) const QUEUES: Table = Table {
+    insert: "INSERT INTO queues (name) VALUES (?1) ON CONFLICT (name) DO NOTHING RETURNING id",
+    find: "SELECT id FROM queues WHERE name = ?1",
+    stats: "SELECT item_count, byte_count FROM queues WHERE id = ?1",
+    set_stats: "UPDATE queues SET item_count = ?2, byte_count = ?3 WHERE id = ?1",
+    list: "SELECT id, name, item_count, byte_count FROM queues ORDER BY name",
+    delete: "DELETE FROM queues WHERE name = ?1 RETURNING id",
+    delete_contents: "DELETE FROM queue_items WHERE queue_id = ?1",
+    usage_by_prefix: "SELECT coalesce(sum(item_count), 0), coalesce(sum(byte_count + length(name)), 0)
+                      FROM queues WHERE substr(name, 1, length(?1)) = ?1",
+};
+
+impl Table {
+    pub(super) fn insert(&self, conn: &Connection, name: &str) -> rusqlite::Result<i64> {
+        conn.prepare_cached(self.insert)?.query_row([name], |row| row.get(0))
+    }
+
+    pub(super) fn find(&self, conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
+        conn.prepare_cached(self.find)?.query_row([name], |row| row.get(0)).optional()
+    }
+
+    /// The counts of container `id`, or `None` when it does not exist.
+    pub(super) fn stats(&self, conn: &Connection, id: i64) -> rusqlite::Result<Option<Stats>> {
+        conn.prepare_cached(self.stats)?
+            .query_row([id], |row| Ok(Stats { entries: row.get(0)?, bytes: row.get(1)? }))
+            .optional()
+    }
+
+    pub(super) fn set_stats(&self, conn: &Connection, id: i64, stats: Stats) -> rusqlite::Result<()> {
+        conn.prepare_cached(self.set_stats)?.execute(params![id, stats.entries, stats.bytes])?;
+        Ok(())
+    }
+
+    pub(super) fn list(&self, conn: &Connection) -> rusqlite::Result<Vec<Listed>> {
+        let mut statement = conn.prepare_cached(self.list)?;
+        let rows = statement.query_map([], |row| {
+            Ok(Listed {
+                id: row.get(0)?,
+                name: row.get(1)?,
+                stats: Stats { entries: row.get(2)?, bytes: row.get(3)? },
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Deletes the container called `name` and its contents; its id when it existed.
+    pub(super) fn delete(&self, conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
+        let id: Option<i64> =
+            conn.prepare_cached(self.delete)?.query_row([name], |row| row.get(0)).optional()?;
+        if let Some(id) = id {
+            self.delete_contents(conn, id)?;
+        }
+        Ok(id)
+    }
+
+    pub(super) fn delete_contents(&self, conn: &Connection, id: i64) -> rusqlite::Result<()> {
+        conn.prepare_cached(self.delete_contents)?.execute([id])?;
+        Ok(())
+    }
+
+    pub(super) fn usage_by_prefix(&self, conn: &Connection, prefix: &str) -> rusqlite::Result<Stats> {
+        conn.prepare_cached(self.usage_by_prefix)?
+            .query_row([prefix], |row| Ok(Stats { entries: row.get(0)?, bytes: row.get(1)? }))
+    }
+}
