@@ -132,7 +132,7 @@ fn change_counter(token: ChangeToken) -> u32 {
 }
 
 fn word(header: NonNull<u8>, offset: usize) -> u64 {
-    debug_assert!(offset % 8 == 0 && offset + 8 <= 48);
+    debug_assert!(offset.is_multiple_of(8) && offset + 8 <= 48);
     // SAFETY: region 0 is 32 KiB, mapped page-aligned (or allocated 8-aligned), and stays
     // mapped while the connection is open (see `WalIndex`), so the word is in bounds and
     // aligned. Other processes write it concurrently; an atomic load is the sound way to read
