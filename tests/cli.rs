@@ -18,12 +18,7 @@ fn stderr(output: &Output) -> String {
 }
 
 fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        output.status,
-        stderr(&output)
-    );
+    assert!(output.status.success(), "failed: {}\n{}", output.status, stderr(&output));
     stdout(&output)
 }
 
@@ -31,30 +26,12 @@ fn ok(output: Output) -> String {
 fn caches_can_be_looked_into_and_changed_from_the_shell() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shell.db");
-    ok(easycaching(
-        &db,
-        &["cache", "set", "test", "foo", r#""bar""#],
-    ));
-    ok(easycaching(
-        &db,
-        &["cache", "set", "test", "n", r#"{"a": [1, 2]}"#],
-    ));
-    assert_eq!(
-        ok(easycaching(&db, &["cache", "get", "test", "foo"])),
-        "\"bar\"\n"
-    );
+    ok(easycaching(&db, &["cache", "set", "test", "foo", r#""bar""#]));
+    ok(easycaching(&db, &["cache", "set", "test", "n", r#"{"a": [1, 2]}"#]));
+    assert_eq!(ok(easycaching(&db, &["cache", "get", "test", "foo"])), "\"bar\"\n");
     assert_eq!(ok(easycaching(&db, &["cache", "keys", "test"])), "foo\nn\n");
-    assert_eq!(
-        ok(easycaching(&db, &["cache", "keys", "test", "--limit", "1"])),
-        "foo\n"
-    );
-    assert_eq!(
-        ok(easycaching(
-            &db,
-            &["cache", "keys", "test", "--after", "foo"]
-        )),
-        "n\n"
-    );
+    assert_eq!(ok(easycaching(&db, &["cache", "keys", "test", "--limit", "1"])), "foo\n");
+    assert_eq!(ok(easycaching(&db, &["cache", "keys", "test", "--after", "foo"])), "n\n");
     assert_eq!(
         ok(easycaching(&db, &["cache", "dump", "test"])),
         "{\"foo\": \"bar\"}\n{\"n\": {\"a\": [1, 2]}}\n"
@@ -62,26 +39,20 @@ fn caches_can_be_looked_into_and_changed_from_the_shell() {
     assert_eq!(ok(easycaching(&db, &["cache", "len", "test"])), "2\n");
 
     let listing = ok(easycaching(&db, &["ls"]));
-    assert!(listing.lines().any(|line| line.split_whitespace().collect::<Vec<_>>() == ["cache", "test", "2", "22"]), "{listing}");
-
-    assert_eq!(
-        ok(easycaching(&db, &["cache", "del", "test", "foo", "nope"])),
-        "1\n"
+    assert!(
+        listing
+            .lines()
+            .any(|line| line.split_whitespace().collect::<Vec<_>>() == ["cache", "test", "2", "22"]),
+        "{listing}"
     );
+
+    assert_eq!(ok(easycaching(&db, &["cache", "del", "test", "foo", "nope"])), "1\n");
     let missing = easycaching(&db, &["cache", "get", "test", "foo"]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(
-        stderr(&missing).contains("no value under \"foo\""),
-        "{}",
-        stderr(&missing)
-    );
+    assert!(stderr(&missing).contains("no value under \"foo\""), "{}", stderr(&missing));
     assert_eq!(ok(easycaching(&db, &["cache", "clear", "test"])), "1\n");
     ok(easycaching(&db, &["cache", "drop", "test"]));
-    assert!(
-        !easycaching(&db, &["cache", "drop", "test"])
-            .status
-            .success()
-    );
+    assert!(!easycaching(&db, &["cache", "drop", "test"]).status.success());
 }
 
 #[test]
@@ -89,17 +60,11 @@ fn queues_can_be_used_from_the_shell() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shell.db");
     ok(easycaching(&db, &["queue", "put", "jobs", "1"]));
-    ok(easycaching(
-        &db,
-        &["queue", "put", "jobs", r#"{"second": true}"#],
-    ));
+    ok(easycaching(&db, &["queue", "put", "jobs", r#"{"second": true}"#]));
     assert_eq!(ok(easycaching(&db, &["queue", "len", "jobs"])), "2\n");
     assert_eq!(ok(easycaching(&db, &["queue", "peek", "jobs"])), "1\n");
     assert_eq!(ok(easycaching(&db, &["queue", "get", "jobs"])), "1\n");
-    assert_eq!(
-        ok(easycaching(&db, &["queue", "get", "jobs"])),
-        "{\"second\": true}\n"
-    );
+    assert_eq!(ok(easycaching(&db, &["queue", "get", "jobs"])), "{\"second\": true}\n");
     let empty = easycaching(&db, &["queue", "get", "jobs"]);
     assert_eq!(empty.status.code(), Some(1));
     assert!(stderr(&empty).contains("is empty"));
@@ -111,102 +76,40 @@ fn mistakes_get_errors_that_say_what_to_do() {
     let db = dir.path().join("shell.db");
     let bad_json = easycaching(&db, &["cache", "set", "test", "foo", "bar"]);
     assert!(!bad_json.status.success());
-    assert!(
-        stderr(&bad_json).contains("must be JSON"),
-        "{}",
-        stderr(&bad_json)
-    );
-    assert!(
-        stderr(&bad_json).contains("'\"bar\"'"),
-        "{}",
-        stderr(&bad_json)
-    );
+    assert!(stderr(&bad_json).contains("must be JSON"), "{}", stderr(&bad_json));
+    assert!(stderr(&bad_json).contains("'\"bar\"'"), "{}", stderr(&bad_json));
 
     let unknown = easycaching(&db, &["cache", "get", "nope", "k"]);
-    assert!(
-        stderr(&unknown).contains("no cache named \"nope\""),
-        "{}",
-        stderr(&unknown)
-    );
+    assert!(stderr(&unknown).contains("no cache named \"nope\""), "{}", stderr(&unknown));
 
     let bad_name = easycaching(&db, &["cache", "set", "no way", "k", "1"]);
-    assert!(
-        stderr(&bad_name).contains("invalid name"),
-        "{}",
-        stderr(&bad_name)
-    );
+    assert!(stderr(&bad_name).contains("invalid name"), "{}", stderr(&bad_name));
 
-    let bad_grant = cli()
-        .args(["run", "x.wasm", "--allow", "tables:*"])
-        .output()
-        .unwrap();
+    let bad_grant = cli().args(["run", "x.wasm", "--allow", "tables:*"]).output().unwrap();
     assert_eq!(bad_grant.status.code(), Some(2));
-    assert!(
-        stderr(&bad_grant).contains("KIND:PATTERN"),
-        "{}",
-        stderr(&bad_grant)
-    );
+    assert!(stderr(&bad_grant).contains("KIND:PATTERN"), "{}", stderr(&bad_grant));
 
     let not_ours = dir.path().join("notes.txt");
     std::fs::write(&not_ours, "just some notes, not a database at all, really").unwrap();
     let refused = easycaching(&not_ours, &["ls"]);
-    assert!(
-        stderr(&refused).contains("not an SQLite database"),
-        "{}",
-        stderr(&refused)
-    );
-    assert_eq!(
-        std::fs::read_to_string(&not_ours).unwrap(),
-        "just some notes, not a database at all, really"
-    );
+    assert!(stderr(&refused).contains("not an SQLite database"), "{}", stderr(&refused));
+    assert_eq!(std::fs::read_to_string(&not_ours).unwrap(), "just some notes, not a database at all, really");
 
     let not_a_component = dir.path().join("plugin.wasm");
     std::fs::write(&not_a_component, b"\0asm\x01\0\0\0").unwrap();
-    let output = easycaching(
-        &db,
-        &[
-            "run",
-            not_a_component.to_str().unwrap(),
-            "--no-compiled-cache",
-        ],
-    );
-    assert!(
-        stderr(&output).contains("not a WebAssembly component"),
-        "{}",
-        stderr(&output)
-    );
+    let output = easycaching(&db, &["run", not_a_component.to_str().unwrap(), "--no-compiled-cache"]);
+    assert!(stderr(&output).contains("not a WebAssembly component"), "{}", stderr(&output));
 }
 
 #[test]
 fn help_teaches_the_commands_and_the_grant_syntax() {
     let help = ok(cli().arg("--help").output().unwrap());
-    for expected in [
-        "run",
-        "ls",
-        "cache",
-        "queue",
-        "--db",
-        "EASYCACHING_DB",
-        "Examples:",
-    ] {
-        assert!(
-            help.contains(expected),
-            "--help lacks {expected:?}:\n{help}"
-        );
+    for expected in ["run", "ls", "cache", "queue", "--db", "EASYCACHING_DB", "Examples:"] {
+        assert!(help.contains(expected), "--help lacks {expected:?}:\n{help}");
     }
     let run_help = ok(cli().args(["run", "--help"]).output().unwrap());
-    for expected in [
-        "--allow",
-        "KIND:PATTERN",
-        "rwc",
-        "--memory",
-        "--timeout",
-        "no network",
-    ] {
-        assert!(
-            run_help.contains(expected),
-            "run --help lacks {expected:?}:\n{run_help}"
-        );
+    for expected in ["--allow", "KIND:PATTERN", "rwc", "--memory", "--timeout", "no network"] {
+        assert!(run_help.contains(expected), "run --help lacks {expected:?}:\n{run_help}");
     }
 }
 
@@ -218,27 +121,12 @@ fn run_gives_a_plugin_exactly_its_grants_and_the_data_outlives_the_process() {
     let plugin = guest("read_write");
     let run = |args: &[&str]| {
         let mut command = cli();
-        command
-            .arg("--db")
-            .arg(&db)
-            .arg("run")
-            .arg(&plugin)
-            .arg("--compiled-cache")
-            .arg(&cache_dir);
+        command.env("EASYCACHING_LOG", "easycaching_host=debug");
+        command.arg("--db").arg(&db).arg("run").arg(&plugin).arg("--compiled-cache").arg(&cache_dir);
         command.args(args).output().unwrap()
     };
-    ok(run(&[
-        "--allow",
-        "cache:data=rwc",
-        "--",
-        "set",
-        "k",
-        "[1, 2, 3]",
-    ]));
-    assert_eq!(
-        ok(run(&["--allow", "cache:data=r", "--", "get", "k"])),
-        "[1,2,3]\n"
-    );
+    ok(run(&["--allow", "cache:data=rwc", "--", "set", "k", "[1, 2, 3]"]));
+    assert_eq!(ok(run(&["--allow", "cache:data=r", "--", "get", "k"])), "[1,2,3]\n");
     assert!(
         std::fs::read_dir(&cache_dir).unwrap().any(|e| e
             .unwrap()
@@ -249,21 +137,10 @@ fn run_gives_a_plugin_exactly_its_grants_and_the_data_outlives_the_process() {
 
     let denied = run(&["--allow", "cache:other=rwc", "--", "get", "k"]);
     assert!(!denied.status.success());
-    assert!(
-        stderr(&denied).contains("AccessDenied"),
-        "{}",
-        stderr(&denied)
-    );
+    assert!(stderr(&denied).contains("AccessDenied"), "{}", stderr(&denied));
 
     let read_only = run(&["--allow", "cache:data=r", "--", "set", "k", "0"]);
     assert!(!read_only.status.success());
-    assert!(
-        stderr(&read_only).contains("may only read"),
-        "{}",
-        stderr(&read_only)
-    );
-    assert_eq!(
-        ok(easycaching(&db, &["cache", "get", "data", "k"])),
-        "[1, 2, 3]\n"
-    );
+    assert!(stderr(&read_only).contains("may only read"), "{}", stderr(&read_only));
+    assert_eq!(ok(easycaching(&db, &["cache", "get", "data", "k"])), "[1, 2, 3]\n");
 }

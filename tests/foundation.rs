@@ -28,27 +28,13 @@ fn every_operation_works_from_a_guest_and_leaves_what_it_wrote() {
     succeeded(&run);
     assert_eq!(run.stdout_text(), "every operation: ok\n");
     let cache = harness.cache("ops").unwrap();
-    assert_eq!(
-        cache.get_value::<String>("kept").unwrap().as_deref(),
-        Some("for the host to see")
-    );
+    assert_eq!(cache.get_value::<String>("kept").unwrap().as_deref(), Some("for the host to see"));
     assert_eq!(cache.len().unwrap(), 1);
     assert_eq!(
-        harness
-            .queue("ops-queue")
-            .unwrap()
-            .get_value::<String>()
-            .unwrap()
-            .as_deref(),
+        harness.queue("ops-queue").unwrap().get_value::<String>().unwrap().as_deref(),
         Some("left for the host")
     );
-    let caches: Vec<_> = harness
-        .manager()
-        .list_caches()
-        .unwrap()
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
+    let caches: Vec<_> = harness.manager().list_caches().unwrap().into_iter().map(|c| c.name).collect();
     assert_eq!(caches, ["ops"]);
 }
 
@@ -56,9 +42,7 @@ const WALKTHROUGH_GRANTS: [&str; 3] = ["cache:test=rwc", "cache:walkthrough=rwc"
 
 #[test]
 fn the_walkthrough_prints_the_original_usage_and_counts_its_runs() {
-    let harness = WALKTHROUGH_GRANTS
-        .iter()
-        .fold(Harness::new().unwrap(), |h, grant| h.allow(grant));
+    let harness = WALKTHROUGH_GRANTS.iter().fold(Harness::new().unwrap(), |h, grant| h.allow(grant));
     let first = harness.run(guest("walkthrough")).unwrap();
     succeeded(&first);
     let stdout = first.stdout_text();
@@ -90,22 +74,9 @@ fn the_walkthrough_prints_the_original_usage_and_counts_its_runs() {
     let second = harness.run(guest("walkthrough")).unwrap();
     succeeded(&second);
     let stdout = second.stdout_text();
-    assert!(
-        stdout.contains("test.clear()                             -> removed 3"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("has now seen 2 walkthrough run(s)"),
-        "{stdout}"
-    );
-    assert_eq!(
-        harness
-            .cache("walkthrough")
-            .unwrap()
-            .get_value::<u64>("runs")
-            .unwrap(),
-        Some(2)
-    );
+    assert!(stdout.contains("test.clear()                             -> removed 3"), "{stdout}");
+    assert!(stdout.contains("has now seen 2 walkthrough run(s)"), "{stdout}");
+    assert_eq!(harness.cache("walkthrough").unwrap().get_value::<u64>("runs").unwrap(), Some(2));
 }
 
 #[test]
@@ -139,23 +110,9 @@ fn bad_input_comes_back_as_wit_errors_and_stores_nothing() {
             "cache len: ok 0",
         ]
     );
-    let caches: Vec<_> = harness
-        .manager()
-        .list_caches()
-        .unwrap()
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
-    assert_eq!(
-        caches,
-        ["input"],
-        "nothing but the cache the plugin created may exist"
-    );
-    assert_eq!(
-        harness.cache("input").unwrap().get("good").unwrap(),
-        None,
-        "half a batch was stored"
-    );
+    let caches: Vec<_> = harness.manager().list_caches().unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(caches, ["input"], "nothing but the cache the plugin created may exist");
+    assert_eq!(harness.cache("input").unwrap().get("good").unwrap(), None, "half a batch was stored");
 }
 
 #[test]
@@ -169,9 +126,7 @@ fn grants_decide_what_a_plugin_reaches_and_denials_are_errors_not_traps() {
         .allow("queue:inbox=r");
     harness.seed_cache("open", [("k", json!(0))]).unwrap();
     harness.seed_cache("readonly", [("k", json!("v"))]).unwrap();
-    harness
-        .seed_cache("secret", [("password", json!("hunter2"))])
-        .unwrap();
+    harness.seed_cache("secret", [("password", json!("hunter2"))]).unwrap();
     harness.seed_queue("inbox", [json!(1)]).unwrap();
     harness.seed_queue("outbox", [json!(2)]).unwrap();
 
@@ -201,28 +156,10 @@ fn grants_decide_what_a_plugin_reaches_and_denials_are_errors_not_traps() {
             "open ungranted queue: access-denied",
         ]
     );
-    assert_eq!(
-        harness
-            .cache("open")
-            .unwrap()
-            .get_value::<u32>("k")
-            .unwrap(),
-        Some(1)
-    );
-    assert_eq!(
-        harness
-            .cache("readonly")
-            .unwrap()
-            .get_value::<String>("k")
-            .unwrap()
-            .as_deref(),
-        Some("v")
-    );
+    assert_eq!(harness.cache("open").unwrap().get_value::<u32>("k").unwrap(), Some(1));
+    assert_eq!(harness.cache("readonly").unwrap().get_value::<String>("k").unwrap().as_deref(), Some("v"));
     assert_eq!(harness.cache("secret").unwrap().len().unwrap(), 1);
-    assert!(matches!(
-        harness.manager().open_cache("lazy"),
-        Err(easycaching::Error::NoSuchCache(_))
-    ));
+    assert!(matches!(harness.manager().open_cache("lazy"), Err(easycaching::Error::NoSuchCache(_))));
     assert_eq!(harness.queue("inbox").unwrap().len().unwrap(), 1);
     assert_eq!(harness.queue("outbox").unwrap().len().unwrap(), 1);
 }
@@ -232,10 +169,7 @@ fn a_paged_scan_of_ten_thousand_entries_from_a_guest_sees_each_exactly_once() {
     let harness = Harness::new().unwrap().allow("cache:scan=rwc");
     let run = harness.run(guest("scan")).unwrap();
     succeeded(&run);
-    assert_eq!(
-        run.stdout_text(),
-        "scanned 10000 entries in 15 pages; iterated 10000\n"
-    );
+    assert_eq!(run.stdout_text(), "scanned 10000 entries in 15 pages; iterated 10000\n");
     assert_eq!(harness.cache("scan").unwrap().len().unwrap(), 10_000);
 }
 
@@ -267,15 +201,27 @@ fn the_lru_stays_bounded_at_its_capacity_while_a_guest_touches_many_keys() {
 #[test]
 fn a_guest_without_grants_reaches_nothing() {
     let harness = Harness::new().unwrap().args(["get", "anything"]);
-    harness
-        .seed_cache("data", [("anything", json!(1))])
-        .unwrap();
+    harness.seed_cache("data", [("anything", json!(1))]).unwrap();
     let run = harness.run(guest("read_write")).unwrap();
     let stderr = run.stderr_text();
     let error = run.result.expect_err("the plugin must fail without grants");
-    assert!(
-        matches!(error, easycaching_harness::Error::Exited { code: 1 }),
-        "{error}"
-    );
+    assert!(matches!(error, easycaching_harness::Error::Exited { code: 1 }), "{error}");
     assert!(stderr.contains("AccessDenied"), "{stderr}");
+}
+
+#[test]
+fn plugins_run_on_the_pooling_allocator_instance_after_instance() {
+    use easycaching_host::{EasyCachingCtx, Grants, Output, RunOptions, Runtime, RuntimeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let manager = easycaching::CacheManager::open(dir.path().join("pool.db")).unwrap();
+    let runtime = Runtime::new(RuntimeConfig::default().pooling(64 << 20)).unwrap();
+    let plugin = runtime.load(&guest("read_write")).unwrap();
+    for i in 0..20 {
+        let args = vec!["set".to_owned(), format!("k{i}"), i.to_string()];
+        let options = RunOptions { args, output: Output::Capture, ..RunOptions::default() };
+        let ctx = EasyCachingCtx::builder(manager.clone()).grants(Grants::everything()).build();
+        let run = plugin.run(ctx, &options);
+        assert!(run.result.is_ok(), "instance {i}: {:?}", run.result);
+    }
+    assert_eq!(manager.open_cache("data").unwrap().len().unwrap(), 20);
 }

@@ -42,9 +42,7 @@ pub fn cli() -> Command {
         path.display()
     );
     let mut command = Command::new(path);
-    command
-        .env_remove("EASYCACHING_DB")
-        .env("EASYCACHING_LOG", "warn");
+    command.env_remove("EASYCACHING_DB").env("EASYCACHING_LOG", "warn");
     command
 }
 

@@ -13,14 +13,8 @@ pub enum CacheCommand {
     /// Print the value stored under KEY (exit status 1 when there is none).
     Get { cache: String, key: String },
     /// Store a JSON value under KEY, creating the cache when needed.
-    #[command(
-        after_help = "The value is JSON: quote strings for the shell, e.g. '\"bar\"' or '{\"n\": 1}'."
-    )]
-    Set {
-        cache: String,
-        key: String,
-        value: String,
-    },
+    #[command(after_help = "The value is JSON: quote strings for the shell, e.g. '\"bar\"' or '{\"n\": 1}'.")]
+    Set { cache: String, key: String, value: String },
     /// Remove keys; prints how many were there.
     Del {
         cache: String,
@@ -72,8 +66,7 @@ fn open(db: &Path) -> Result<CacheManager> {
 }
 
 fn parse_json(value: String) -> Result<Json> {
-    Json::parse(value)
-        .context("the value must be JSON (quote strings for the shell, e.g. '\"bar\"')")
+    Json::parse(value).context("the value must be JSON (quote strings for the shell, e.g. '\"bar\"')")
 }
 
 /// Prints a value, or reports its absence with exit status 1, as `grep` does for no match.
@@ -99,21 +92,9 @@ pub fn list(db: &Path) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<6} {:<32} {:>10} {:>12}",
-        "KIND", "NAME", "ENTRIES", "BYTES"
-    )?;
-    for (kind, summary) in caches
-        .iter()
-        .map(|c| ("cache", c))
-        .chain(queues.iter().map(|q| ("queue", q)))
-    {
-        writeln!(
-            out,
-            "{kind:<6} {:<32} {:>10} {:>12}",
-            summary.name, summary.entries, summary.bytes
-        )?;
+    writeln!(out, "{:<6} {:<32} {:>10} {:>12}", "KIND", "NAME", "ENTRIES", "BYTES")?;
+    for (kind, summary) in caches.iter().map(|c| ("cache", c)).chain(queues.iter().map(|q| ("queue", q))) {
+        writeln!(out, "{kind:<6} {:<32} {:>10} {:>12}", summary.name, summary.entries, summary.bytes)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -124,15 +105,10 @@ pub fn cache(db: &Path, command: CacheCommand) -> Result<ExitCode> {
     match command {
         CacheCommand::Get { cache, key } => {
             let value = manager.open_cache(&cache)?.get(&key)?;
-            return Ok(print_found(
-                value,
-                &format!("no value under {key:?} in cache {cache:?}"),
-            ));
+            return Ok(print_found(value, &format!("no value under {key:?} in cache {cache:?}")));
         }
         CacheCommand::Set { cache, key, value } => {
-            manager
-                .create_cache(&cache)?
-                .set(&key, parse_json(value)?)?;
+            manager.create_cache(&cache)?.set(&key, parse_json(value)?)?;
         }
         CacheCommand::Del { cache, keys } => {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -143,11 +119,7 @@ pub fn cache(db: &Path, command: CacheCommand) -> Result<ExitCode> {
             }
             writeln!(out, "{removed}")?;
         }
-        CacheCommand::Keys {
-            cache,
-            limit,
-            after,
-        } => {
+        CacheCommand::Keys { cache, limit, after } => {
             let cache = manager.open_cache(&cache)?;
             let mut cursor = after;
             let mut left = limit.unwrap_or(usize::MAX);
@@ -184,9 +156,7 @@ pub fn cache(db: &Path, command: CacheCommand) -> Result<ExitCode> {
 pub fn queue(db: &Path, command: QueueCommand) -> Result<ExitCode> {
     let manager = open(db)?;
     match command {
-        QueueCommand::Put { queue, value } => {
-            manager.create_queue(&queue)?.put(parse_json(value)?)?
-        }
+        QueueCommand::Put { queue, value } => manager.create_queue(&queue)?.put(parse_json(value)?)?,
         QueueCommand::Get { queue: name } => {
             let value = manager.open_queue(&name)?.get()?;
             return Ok(print_found(value, &format!("queue {name:?} is empty")));

@@ -7,9 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use easycaching::CacheManager;
-use easycaching_host::{
-    EasyCachingCtx, Error, Grant, Limits, Output, RunOptions, Runtime, RuntimeConfig,
-};
+use easycaching_host::{EasyCachingCtx, Error, Grant, Limits, Output, RunOptions, Runtime, RuntimeConfig};
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -63,8 +61,8 @@ pub fn run(db: &Path, args: RunArgs) -> Result<ExitCode> {
     if args.grants.is_empty() {
         eprintln!("easycaching: note: no --allow given, so the plugin can reach no cache or queue");
     }
-    let manager = CacheManager::open(db)
-        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    let manager =
+        CacheManager::open(db).with_context(|| format!("cannot open the database {}", db.display()))?;
     let config = match (args.no_compiled_cache, args.compiled_cache) {
         (true, _) => RuntimeConfig::default().no_compiled_cache(),
         (false, Some(dir)) => RuntimeConfig::default().compiled_cache_dir(dir),
@@ -72,22 +70,13 @@ pub fn run(db: &Path, args: RunArgs) -> Result<ExitCode> {
     };
     let runtime = Runtime::new(config)?;
     let plugin = runtime.load(&args.plugin)?;
-    let ctx = args
-        .grants
-        .into_iter()
-        .fold(EasyCachingCtx::builder(manager), |ctx, grant| {
-            ctx.grant(grant)
-        })
-        .build();
+    let ctx =
+        args.grants.into_iter().fold(EasyCachingCtx::builder(manager), |ctx, grant| ctx.grant(grant)).build();
     let options = RunOptions {
         args: args.args,
         env: args.env,
         output: Output::Inherit,
-        limits: Limits {
-            memory_bytes: args.memory,
-            time: args.timeout,
-            ..Limits::default()
-        },
+        limits: Limits { memory_bytes: args.memory, time: args.timeout, ..Limits::default() },
     };
     match plugin.run(ctx, &options).result {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -96,7 +85,7 @@ pub fn run(db: &Path, args: RunArgs) -> Result<ExitCode> {
     }
 }
 
-fn parse_env(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_env(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("{text:?} is not KEY=VALUE")),
@@ -104,7 +93,7 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 }
 
 /// `1024`, `64k`, `256M`, `1G` (powers of 1024).
-fn parse_bytes(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_bytes(text: &str) -> Result<usize, String> {
     let (digits, shift) = match text.char_indices().last() {
         Some((at, 'k' | 'K')) => (&text[..at], 10),
         Some((at, 'm' | 'M')) => (&text[..at], 20),
@@ -119,7 +108,7 @@ fn parse_bytes(text: &str) -> Result<usize, String> {
 }
 
 /// `250ms`, `30s`, `2m`, `1h`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let fail = || format!("{text:?} is not a duration like 500ms, 30s or 2m");
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(fail)?;
     let (digits, unit) = text.split_at(split);

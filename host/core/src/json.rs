@@ -52,7 +52,7 @@ impl Json {
     }
 
     /// Wraps text already known to be valid JSON (read back from our own database).
-    pub(crate) fn trusted(text: String) -> Json {
+    pub(crate) fn trusted(text: impl Into<Arc<str>>) -> Json {
         Json(text.into())
     }
 
@@ -120,6 +120,13 @@ impl From<&serde_json::Value> for Json {
 impl From<serde_json::Value> for Json {
     fn from(value: serde_json::Value) -> Json {
         Json::from(&value)
+    }
+}
+
+impl From<Json> for Arc<str> {
+    /// The text itself, shared rather than copied.
+    fn from(json: Json) -> Arc<str> {
+        json.0
     }
 }
 

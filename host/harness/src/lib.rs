@@ -21,8 +21,9 @@
 //! }
 //! ```
 //!
-//! Components are compiled once per test process (and kept compiled on disk between runs, see
-//! [`RuntimeConfig`]), so a suite of many small tests stays fast.
+//! Components are compiled once per test process, even when many tests start at once (and are
+//! kept compiled on disk between runs, see [`RuntimeConfig`]), so a suite of many small tests
+//! stays fast.
 #![deny(missing_docs)]
 
 use std::collections::HashMap;
@@ -59,16 +60,8 @@ impl Harness {
         let dir = tempfile::tempdir()
             .map_err(|e| Error::Internal(format!("cannot make a temporary directory: {e}")))?;
         let manager = configure(CacheManager::builder(dir.path().join("harness.db"))).open()?;
-        let options = RunOptions {
-            output: Output::Capture,
-            ..RunOptions::default()
-        };
-        Ok(Harness {
-            manager,
-            grants: Grants::none(),
-            options,
-            dir,
-        })
+        let options = RunOptions { output: Output::Capture, ..RunOptions::default() };
+        Ok(Harness { manager, grants: Grants::none(), options, dir })
     }
 
     /// Grants the plugin access, written as on the command line: `cache:test=rw`,
@@ -113,11 +106,7 @@ impl Harness {
     }
 
     /// Stores entries in the cache `name` (created when needed) before the plugin runs.
-    pub fn seed_cache<K, V>(
-        &self,
-        name: &str,
-        entries: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<()>
+    pub fn seed_cache<K, V>(&self, name: &str, entries: impl IntoIterator<Item = (K, V)>) -> Result<()>
     where
         K: Into<String>,
         V: Serialize,
@@ -134,11 +123,7 @@ impl Harness {
     }
 
     /// Appends items to the queue `name` (created when needed) before the plugin runs.
-    pub fn seed_queue<V: Serialize>(
-        &self,
-        name: &str,
-        values: impl IntoIterator<Item = V>,
-    ) -> Result<()> {
+    pub fn seed_queue<V: Serialize>(&self, name: &str, values: impl IntoIterator<Item = V>) -> Result<()> {
         let queue = self.manager.create_queue(name)?;
         for value in values {
             queue.put_value(&value)?;
@@ -149,30 +134,18 @@ impl Harness {
     /// Runs the component at `path` once, capturing its output. `Err` only when the component
     /// cannot be loaded; how the run ended is in [`Run::result`].
     pub fn run(&self, path: impl AsRef<Path>) -> Result<Run> {
-        let plugin = load(path.as_ref())?;
-        let ctx = EasyCachingCtx::builder(self.manager.clone())
-            .grants(self.grants.clone())
-            .build();
+        let plugin = load(path.as_ref(), self.options.limits.fuel.is_some())?;
+        let ctx = EasyCachingCtx::builder(self.manager.clone()).grants(self.grants.clone()).build();
         Ok(plugin.run(ctx, &self.options))
     }
 
     /// Closes the database and opens it again, as a restarted host would: what the plugin
     /// wrote must still be there, read from the file rather than from memory.
     pub fn reopen(self) -> Result<Harness> {
-        let Harness {
-            manager,
-            grants,
-            options,
-            dir,
-        } = self;
+        let Harness { manager, grants, options, dir } = self;
         drop(manager);
         let manager = CacheManager::open(dir.path().join("harness.db"))?;
-        Ok(Harness {
-            manager,
-            grants,
-            options,
-            dir,
-        })
+        Ok(Harness { manager, grants, options, dir })
     }
 
     /// The database, for assertions and for setups the seeding helpers do not cover.
@@ -196,25 +169,35 @@ impl Harness {
     }
 }
 
-/// Every component this process loaded, compiled once and kept.
-fn load(path: &Path) -> Result<Arc<Plugin>> {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    static PLUGINS: OnceLock<Mutex<HashMap<PathBuf, Arc<Plugin>>>> = OnceLock::new();
-    let runtime = match RUNTIME.get() {
-        Some(runtime) => runtime,
+/// One runtime, and every component it loaded, compiled once and kept.
+struct Loaded {
+    runtime: Runtime,
+    plugins: Mutex<HashMap<PathBuf, Arc<Plugin>>>,
+}
+
+/// The component at `path`, from a runtime that counts fuel when `fuel` is set (counting slows
+/// every guest, so only runs with a fuel limit use that runtime).
+fn load(path: &Path, fuel: bool) -> Result<Arc<Plugin>> {
+    static PLAIN: OnceLock<Loaded> = OnceLock::new();
+    static FUELLED: OnceLock<Loaded> = OnceLock::new();
+    let (cell, config) = match fuel {
+        false => (&PLAIN, RuntimeConfig::default()),
+        true => (&FUELLED, RuntimeConfig::default().fuel()),
+    };
+    let loaded = match cell.get() {
+        Some(loaded) => loaded,
         None => {
-            let runtime = Runtime::new(RuntimeConfig::default())?;
-            RUNTIME.get_or_init(|| runtime)
+            let runtime = Runtime::new(config)?;
+            cell.get_or_init(|| Loaded { runtime, plugins: Mutex::default() })
         }
     };
-    let plugins = PLUGINS.get_or_init(Mutex::default);
-    if let Some(plugin) = plugins.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+    // Held while compiling: tests that start together wait for the first one's compile
+    // instead of compiling the same component side by side.
+    let mut plugins = loaded.plugins.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(plugin) = plugins.get(path) {
         return Ok(plugin.clone());
     }
-    let plugin = Arc::new(runtime.load(path)?);
-    plugins
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(path.to_owned(), plugin.clone());
+    let plugin = Arc::new(loaded.runtime.load(path)?);
+    plugins.insert(path.to_owned(), plugin.clone());
     Ok(plugin)
 }

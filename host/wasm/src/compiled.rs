@@ -17,15 +17,16 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// Where compiled components are kept.
+/// Where compiled components are kept. [`Runtime`](crate::Runtime) uses one; hosts with an engine
+/// of their own (such as `easycaching serve`) use it directly.
 #[derive(Debug, Clone)]
-pub(crate) struct CompiledCache {
+pub struct CompiledCache {
     dir: PathBuf,
 }
 
 impl CompiledCache {
     /// The default directory, when the environment names a home or cache directory.
-    pub(crate) fn default_dir() -> Option<PathBuf> {
+    pub fn default_dir() -> Option<PathBuf> {
         let base = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .filter(|dir| dir.is_absolute())
@@ -33,26 +34,31 @@ impl CompiledCache {
         Some(base.join("easycaching").join("compiled"))
     }
 
-    pub(crate) fn new(dir: PathBuf) -> CompiledCache {
+    /// Compiled components kept in `dir`, created when the first one is stored.
+    pub fn new(dir: PathBuf) -> CompiledCache {
         CompiledCache { dir }
     }
 
     /// The compiled form of `wasm`: from the cache when it is there, else compiled and kept.
     /// Failing to read or write the cache only costs a compile, never the run.
-    pub(crate) fn load(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
+    pub fn load(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
         let path = self.dir.join(format!("{}.cwasm", key(engine, wasm)));
         if path.exists() {
             // SAFETY: the file was written by `store` below from `Component::serialize` of this
             // very engine configuration (its name covers both), into a directory only the
             // user can write. `deserialize_file` also checks the engine's compatibility.
             match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok(component),
+                Ok(component) => {
+                    tracing::debug!(path = %path.display(), "loaded the compiled component");
+                    return Ok(component);
+                }
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "ignoring a compiled component that does not load")
                 }
             }
         }
         let component = Component::new(engine, wasm)?;
+        tracing::debug!(path = %path.display(), "compiled the component; keeping it");
         if let Err(error) = self.store(&path, &component) {
             tracing::warn!(dir = %self.dir.display(), %error, "cannot keep the compiled component; the next run compiles it again");
         }
@@ -71,17 +77,11 @@ impl CompiledCache {
 /// SHA-256 over the engine's compatibility hash and the component's bytes.
 fn key(engine: &Engine, wasm: &[u8]) -> String {
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-    engine
-        .precompile_compatibility_hash()
-        .hash(&mut engine_hash);
+    engine.precompile_compatibility_hash().hash(&mut engine_hash);
     let mut digest = Sha256::new();
     digest.update(engine_hash.finish().to_le_bytes());
     digest.update(wasm);
-    digest
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    digest.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -18,10 +18,7 @@ pub struct EasyCachingCtxBuilder {
 impl EasyCachingCtxBuilder {
     /// A plugin using `manager`'s database, granted nothing yet.
     pub fn new(manager: CacheManager) -> Self {
-        EasyCachingCtxBuilder {
-            manager,
-            grants: Grants::none(),
-        }
+        EasyCachingCtxBuilder { manager, grants: Grants::none() }
     }
 
     /// Adds a grant.
@@ -38,10 +35,7 @@ impl EasyCachingCtxBuilder {
 
     /// Builds the ctx.
     pub fn build(self) -> EasyCachingCtx {
-        EasyCachingCtx {
-            manager: self.manager,
-            grants: self.grants,
-        }
+        EasyCachingCtx { manager: self.manager, grants: self.grants }
     }
 }
 
@@ -73,7 +67,9 @@ impl EasyCachingCtx {
     pub(crate) fn permission(&self, kind: Kind, name: &str) -> Result<Permission> {
         easycaching::validate_name(name)?;
         self.grants.permission(kind, name).ok_or_else(|| {
-            Error::AccessDenied(format!("this plugin has no grant for {kind} {name:?} (the host grants it with --allow {kind}:{name})"))
+            Error::AccessDenied(format!(
+                "this plugin has no grant for {kind} {name:?} (the host grants it with --allow {kind}:{name})"
+            ))
         })
     }
 }
@@ -105,6 +101,9 @@ pub struct QueueResource {
 
 /// Adds the easycaching interfaces (`types`, `caches`, `queues`, `manager`) to `linker`.
 /// `view` picks the ctx and resource table out of the store's data.
+///
+/// The cache `get` is registered over the generated one (see `fast_get`), which needs name
+/// shadowing for a moment: `linker` is left with shadowing off, its default.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> EasyCaching<'_>,
@@ -113,7 +112,7 @@ pub fn add_to_linker<T: Send + 'static>(
     caches::add_to_linker::<_, HasEasyCaching>(linker, view)?;
     queues::add_to_linker::<_, HasEasyCaching>(linker, view)?;
     manager::add_to_linker::<_, HasEasyCaching>(linker, view)?;
-    Ok(())
+    crate::fast_get::add_to_linker(linker, view)
 }
 
 struct HasEasyCaching;

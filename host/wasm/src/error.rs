@@ -57,6 +57,13 @@ pub enum Error {
         limit: Duration,
     },
 
+    /// The plugin used up its fuel and was stopped.
+    #[error("the plugin used up its fuel ({limit} units) and was stopped")]
+    OutOfFuel {
+        /// The budget.
+        limit: u64,
+    },
+
     /// A bug in the host; the guest call that met it traps.
     #[error("internal error: {0}")]
     Internal(String),
@@ -74,9 +81,7 @@ impl Error {
             Error::Store(Store::InvalidName { .. }) => WitError::InvalidName(message),
             Error::Store(Store::InvalidJson(_)) => WitError::InvalidJson(message),
             Error::Store(Store::TooLarge { .. }) => WitError::TooLarge(message),
-            Error::Store(Store::QuotaExceeded(_)) | Error::TooManyHandles => {
-                WitError::QuotaExceeded(message)
-            }
+            Error::Store(Store::QuotaExceeded(_)) | Error::TooManyHandles => WitError::QuotaExceeded(message),
             Error::AccessDenied(_) => WitError::AccessDenied(message),
             Error::Store(_) => WitError::Storage(message),
             Error::Internal(_)
@@ -84,7 +89,8 @@ impl Error {
             | Error::Exited { .. }
             | Error::Trapped { .. }
             | Error::OutOfMemory { .. }
-            | Error::TimedOut { .. } => return None,
+            | Error::TimedOut { .. }
+            | Error::OutOfFuel { .. } => return None,
         })
     }
 }

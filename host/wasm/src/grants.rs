@@ -46,6 +46,14 @@ impl Pattern {
         }
     }
 
+    /// The prefix of a prefix pattern.
+    fn prefix(&self) -> Option<&str> {
+        match self {
+            Pattern::Exact(_) => None,
+            Pattern::Prefix(prefix) => Some(prefix),
+        }
+    }
+
     /// Higher is more specific.
     fn specificity(&self) -> usize {
         match self {
@@ -65,13 +73,14 @@ impl fmt::Display for Pattern {
 }
 
 /// What a grant allows on the names it covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Permission {
     /// May write: set, delete, clear (for queues: put, get, clear).
     pub write: bool,
     /// May create and delete caches or queues of these names.
     pub create: bool,
-    /// The quota writes are held to.
+    /// The quota writes are held to. A prefix grant's quota is shared by every cache (or
+    /// queue) it covers, together; an exact grant's bounds its one cache.
     pub quota: Quota,
 }
 
@@ -103,43 +112,25 @@ pub struct Grant {
 impl Grant {
     /// Read-only access to the caches or queues matching `pattern` (`name` or `prefix*`).
     pub fn read(kind: Kind, pattern: &str) -> Grant {
-        Grant {
-            kind,
-            pattern: parse_pattern(pattern),
-            permission: Permission::default(),
-        }
+        Grant { kind, pattern: parse_pattern(pattern), permission: Permission::default() }
     }
 
     /// Read and write access.
     pub fn read_write(kind: Kind, pattern: &str) -> Grant {
-        let permission = Permission {
-            write: true,
-            ..Permission::default()
-        };
-        Grant {
-            kind,
-            pattern: parse_pattern(pattern),
-            permission,
-        }
+        let permission = Permission { write: true, ..Permission::default() };
+        Grant { kind, pattern: parse_pattern(pattern), permission }
     }
 
     /// Read and write access, and creating and deleting.
     pub fn manage(kind: Kind, pattern: &str) -> Grant {
-        let permission = Permission {
-            write: true,
-            create: true,
-            ..Permission::default()
-        };
-        Grant {
-            kind,
-            pattern: parse_pattern(pattern),
-            permission,
-        }
+        let permission = Permission { write: true, create: true, ..Permission::default() };
+        Grant { kind, pattern: parse_pattern(pattern), permission }
     }
 
-    /// This grant with writes held to `quota`.
+    /// This grant with writes held to `quota` (its `shared_by_prefix` is set from the
+    /// pattern: a prefix grant's quota is shared by everything it covers).
     pub fn with_quota(mut self, quota: Quota) -> Grant {
-        self.permission.quota = quota;
+        self.permission.quota = Quota { shared_by_prefix: self.pattern.prefix().map(Into::into), ..quota };
         self
     }
 }
@@ -184,13 +175,8 @@ impl FromStr for Grant {
     type Err = GrantParseError;
 
     fn from_str(text: &str) -> Result<Grant, GrantParseError> {
-        let fail = |problem: &str| GrantParseError {
-            given: text.to_owned(),
-            problem: problem.to_owned(),
-        };
-        let (kind, rest) = text
-            .split_once(':')
-            .ok_or_else(|| fail("it has no KIND: in front"))?;
+        let fail = |problem: &str| GrantParseError { given: text.to_owned(), problem: problem.to_owned() };
+        let (kind, rest) = text.split_once(':').ok_or_else(|| fail("it has no KIND: in front"))?;
         let kind = match kind {
             "cache" | "caches" => Kind::Cache,
             "queue" | "queues" => Kind::Queue,
@@ -206,49 +192,38 @@ impl FromStr for Grant {
         if names.contains('*') {
             return Err(fail("* may only end a pattern"));
         }
-        if !names.is_empty() && !pattern.ends_with('*') {
+        if pattern.ends_with('*') {
+            if !names.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')) {
+                return Err(fail("a prefix holds only the characters of names: letters, digits, '_', '-', '.' and ':'"));
+            }
+        } else {
             easycaching::validate_name(names).map_err(|e| fail(&e.to_string()))?;
         }
         let mut permission = match mode {
             "r" => Permission::default(),
-            "rw" => Permission {
-                write: true,
-                ..Permission::default()
-            },
-            "rc" => Permission {
-                create: true,
-                ..Permission::default()
-            },
-            "rwc" => Permission {
-                write: true,
-                create: true,
-                ..Permission::default()
-            },
+            "rw" => Permission { write: true, ..Permission::default() },
+            "rc" => Permission { create: true, ..Permission::default() },
+            "rwc" => Permission { write: true, create: true, ..Permission::default() },
             other => return Err(fail(&format!("the mode is {other:?}, not r, rw or rwc"))),
         };
         for part in parts {
-            let (key, value) = part
-                .split_once('=')
-                .ok_or_else(|| fail(&format!("{part:?} is not key=value")))?;
+            let (key, value) =
+                part.split_once('=').ok_or_else(|| fail(&format!("{part:?} is not key=value")))?;
             match key {
                 "entries" => {
-                    permission.quota.max_entries = Some(
-                        parse_amount(value, 1000).ok_or_else(|| fail("entries= takes a number"))?,
-                    )
+                    permission.quota.max_entries =
+                        Some(parse_amount(value, 1000).ok_or_else(|| fail("entries= takes a number"))?)
                 }
                 "bytes" => {
-                    permission.quota.max_bytes = Some(
-                        parse_amount(value, 1024).ok_or_else(|| fail("bytes= takes a number"))?,
-                    )
+                    permission.quota.max_bytes =
+                        Some(parse_amount(value, 1024).ok_or_else(|| fail("bytes= takes a number"))?)
                 }
                 other => return Err(fail(&format!("{other:?} is not entries or bytes"))),
             }
         }
-        Ok(Grant {
-            kind,
-            pattern: parse_pattern(pattern),
-            permission,
-        })
+        let quota = std::mem::take(&mut permission.quota);
+        let grant = Grant { kind, pattern: parse_pattern(pattern), permission };
+        Ok(if quota.is_unlimited() { grant } else { grant.with_quota(quota) })
     }
 }
 
@@ -260,10 +235,7 @@ fn parse_amount(text: &str, base: u64) -> Option<u64> {
         (at, 'g' | 'G') => (&text[..at], 3),
         _ => (text, 0),
     };
-    digits
-        .parse::<u64>()
-        .ok()?
-        .checked_mul(base.checked_pow(power)?)
+    digits.parse::<u64>().ok()?.checked_mul(base.checked_pow(power)?)
 }
 
 /// A plugin's grants. Empty by default: no access to anything.
@@ -280,12 +252,7 @@ impl Grants {
 
     /// Every cache and queue, with create: for trusted plugins and tests.
     pub fn everything() -> Grants {
-        Grants {
-            grants: vec![
-                Grant::manage(Kind::Cache, "*"),
-                Grant::manage(Kind::Queue, "*"),
-            ],
-        }
+        Grants { grants: vec![Grant::manage(Kind::Cache, "*"), Grant::manage(Kind::Queue, "*")] }
     }
 
     /// Adds a grant.
@@ -305,15 +272,13 @@ impl Grants {
             .iter()
             .filter(|grant| grant.kind == kind && grant.pattern.matches(name))
             .max_by_key(|grant| grant.pattern.specificity())
-            .map(|grant| grant.permission)
+            .map(|grant| grant.permission.clone())
     }
 }
 
 impl FromIterator<Grant> for Grants {
     fn from_iter<I: IntoIterator<Item = Grant>>(grants: I) -> Grants {
-        Grants {
-            grants: grants.into_iter().collect(),
-        }
+        Grants { grants: grants.into_iter().collect() }
     }
 }
 
@@ -322,38 +287,20 @@ mod tests {
     use super::*;
 
     fn grants(specs: &[&str]) -> Grants {
-        specs
-            .iter()
-            .map(|spec| spec.parse::<Grant>().unwrap())
-            .collect()
+        specs.iter().map(|spec| spec.parse::<Grant>().unwrap()).collect()
     }
 
     #[test]
     fn parses_every_mode_and_quota() {
         let grant: Grant = "cache:test".parse().unwrap();
         assert_eq!(grant, Grant::read_write(Kind::Cache, "test"));
-        assert_eq!(
-            "queue:jobs=r".parse::<Grant>().unwrap(),
-            Grant::read(Kind::Queue, "jobs")
-        );
-        assert_eq!(
-            "cache:app.*=rwc".parse::<Grant>().unwrap(),
-            Grant::manage(Kind::Cache, "app.*")
-        );
+        assert_eq!("queue:jobs=r".parse::<Grant>().unwrap(), Grant::read(Kind::Queue, "jobs"));
+        assert_eq!("cache:app.*=rwc".parse::<Grant>().unwrap(), Grant::manage(Kind::Cache, "app.*"));
         let quota: Grant = "cache:q=rw,entries=2k,bytes=1M".parse().unwrap();
-        assert_eq!(
-            quota.permission.quota,
-            Quota {
-                max_entries: Some(2000),
-                max_bytes: Some(1 << 20)
-            }
-        );
-        for spec in [
-            "cache:test",
-            "queue:jobs=r",
-            "cache:*=rwc",
-            "cache:a=rw,entries=5,bytes=7",
-        ] {
+        assert_eq!(quota.permission.quota, Quota { max_entries: Some(2000), max_bytes: Some(1 << 20), shared_by_prefix: None });
+        let shared: Grant = "cache:tenant.*=rwc,bytes=1k".parse().unwrap();
+        assert_eq!(shared.permission.quota.shared_by_prefix.as_deref(), Some("tenant."));
+        for spec in ["cache:test", "queue:jobs=r", "cache:*=rwc", "cache:a=rw,entries=5,bytes=7"] {
             let grant: Grant = spec.parse().unwrap();
             assert_eq!(grant.to_string().parse::<Grant>().unwrap(), grant, "{spec}");
         }
@@ -393,12 +340,7 @@ mod tests {
 
     #[test]
     fn the_most_specific_grant_decides() {
-        let g = grants(&[
-            "cache:*=rw",
-            "cache:config=r",
-            "cache:app.*=r",
-            "cache:app.private.*=rwc",
-        ]);
+        let g = grants(&["cache:*=rw", "cache:config=r", "cache:app.*=r", "cache:app.private.*=rwc"]);
         assert!(g.permission(Kind::Cache, "anything").unwrap().write);
         assert!(!g.permission(Kind::Cache, "config").unwrap().write);
         assert!(!g.permission(Kind::Cache, "app.public").unwrap().write);

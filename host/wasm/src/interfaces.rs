@@ -25,9 +25,7 @@ impl From<ResourceTableError> for Error {
 impl types::Host for EasyCaching<'_> {
     fn convert_error(&mut self, error: Error) -> wasmtime::Result<WitError> {
         let message = error.to_string();
-        error
-            .into_wit()
-            .ok_or_else(|| wasmtime::Error::msg(message))
+        error.into_wit().ok_or_else(|| wasmtime::Error::msg(message))
     }
 }
 
@@ -51,6 +49,11 @@ fn denied_create(kind: Kind, name: &str, exists: bool) -> Error {
 impl EasyCaching<'_> {
     fn cache(&self, handle: &Resource<CacheResource>) -> Result<&CacheResource> {
         Ok(self.table.get(handle)?)
+    }
+
+    /// `get` on a guest's cache handle: the value as the LRU holds it, shared, not copied.
+    pub(crate) fn get_json(&self, handle: &Resource<CacheResource>, key: &str) -> Result<Option<Json>> {
+        Ok(self.cache(handle)?.cache.get(key)?)
     }
 
     fn writable_cache(&self, handle: &Resource<CacheResource>) -> Result<&easycaching::Cache> {
@@ -79,33 +82,22 @@ impl manager::Host for EasyCaching<'_> {
         let permission = self.ctx.permission(Kind::Cache, &name)?;
         let manager = self.ctx.manager();
         let cache = if permission.create {
-            manager.create_cache(&name)?
+            manager.create_cache_within(&name, &permission.quota)?
         } else {
             match manager.open_cache(&name) {
                 Err(easycaching::Error::NoSuchCache(_)) => {
                     return Err(denied_create(Kind::Cache, &name, false));
                 }
-                opened => opened?,
+                opened => opened?.with_quota(permission.quota),
             }
         };
-        let cache = cache.with_quota(permission.quota);
-        Ok(self.table.push(CacheResource {
-            cache,
-            writable: permission.write,
-        })?)
+        Ok(self.table.push(CacheResource { cache, writable: permission.write })?)
     }
 
     fn open_cache(&mut self, name: String) -> Result<Resource<CacheResource>> {
         let permission = self.ctx.permission(Kind::Cache, &name)?;
-        let cache = self
-            .ctx
-            .manager()
-            .open_cache(&name)?
-            .with_quota(permission.quota);
-        Ok(self.table.push(CacheResource {
-            cache,
-            writable: permission.write,
-        })?)
+        let cache = self.ctx.manager().open_cache(&name)?.with_quota(permission.quota);
+        Ok(self.table.push(CacheResource { cache, writable: permission.write })?)
     }
 
     fn list_caches(&mut self) -> Result<Vec<String>> {
@@ -129,33 +121,22 @@ impl manager::Host for EasyCaching<'_> {
         let permission = self.ctx.permission(Kind::Queue, &name)?;
         let manager = self.ctx.manager();
         let queue = if permission.create {
-            manager.create_queue(&name)?
+            manager.create_queue_within(&name, &permission.quota)?
         } else {
             match manager.open_queue(&name) {
                 Err(easycaching::Error::NoSuchQueue(_)) => {
                     return Err(denied_create(Kind::Queue, &name, false));
                 }
-                opened => opened?,
+                opened => opened?.with_quota(permission.quota),
             }
         };
-        let queue = queue.with_quota(permission.quota);
-        Ok(self.table.push(QueueResource {
-            queue,
-            writable: permission.write,
-        })?)
+        Ok(self.table.push(QueueResource { queue, writable: permission.write })?)
     }
 
     fn open_queue(&mut self, name: String) -> Result<Resource<QueueResource>> {
         let permission = self.ctx.permission(Kind::Queue, &name)?;
-        let queue = self
-            .ctx
-            .manager()
-            .open_queue(&name)?
-            .with_quota(permission.quota);
-        Ok(self.table.push(QueueResource {
-            queue,
-            writable: permission.write,
-        })?)
+        let queue = self.ctx.manager().open_queue(&name)?.with_quota(permission.quota);
+        Ok(self.table.push(QueueResource { queue, writable: permission.write })?)
     }
 
     fn list_queues(&mut self) -> Result<Vec<String>> {
@@ -183,9 +164,10 @@ impl caches::HostCache for EasyCaching<'_> {
         Ok(self.table.get(&handle)?.cache.name().to_owned())
     }
 
+    /// What the generated glue would call; the linker calls [`EasyCaching::get_json`] through
+    /// `fast_get` instead, which hands the value over without this copy.
     fn get(&mut self, handle: Resource<CacheResource>, key: String) -> Result<Option<String>> {
-        let value = self.cache(&handle)?.cache.get(&key)?;
-        Ok(value.map(|value| value.as_str().to_owned()))
+        Ok(self.get_json(&handle, &key)?.map(|value| value.as_str().to_owned()))
     }
 
     fn set(&mut self, handle: Resource<CacheResource>, key: String, value: String) -> Result<()> {
@@ -215,22 +197,13 @@ impl caches::HostCache for EasyCaching<'_> {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<EntryPage> {
-        let page = self
-            .cache(&handle)?
-            .cache
-            .entries(cursor.as_deref(), limit as usize)?;
+        let page = self.cache(&handle)?.cache.entries(cursor.as_deref(), limit as usize)?;
         let entries = page
             .items
             .into_iter()
-            .map(|(key, value)| Entry {
-                key,
-                value: value.as_str().to_owned(),
-            })
+            .map(|(key, value)| Entry { key, value: value.as_str().to_owned() })
             .collect();
-        Ok(EntryPage {
-            entries,
-            next: page.next,
-        })
+        Ok(EntryPage { entries, next: page.next })
     }
 
     fn keys(
@@ -239,14 +212,8 @@ impl caches::HostCache for EasyCaching<'_> {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<KeyPage> {
-        let page = self
-            .cache(&handle)?
-            .cache
-            .keys(cursor.as_deref(), limit as usize)?;
-        Ok(KeyPage {
-            keys: page.items,
-            next: page.next,
-        })
+        let page = self.cache(&handle)?.cache.keys(cursor.as_deref(), limit as usize)?;
+        Ok(KeyPage { keys: page.items, next: page.next })
     }
 
     fn get_many(
@@ -256,10 +223,7 @@ impl caches::HostCache for EasyCaching<'_> {
     ) -> Result<Vec<Option<String>>> {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let values = self.cache(&handle)?.cache.get_many(&keys)?;
-        Ok(values
-            .into_iter()
-            .map(|value| value.map(|value| value.as_str().to_owned()))
-            .collect())
+        Ok(values.into_iter().map(|value| value.map(|value| value.as_str().to_owned())).collect())
     }
 
     fn set_many(&mut self, handle: Resource<CacheResource>, entries: Vec<Entry>) -> Result<()> {
@@ -320,10 +284,7 @@ impl queues::HostQueue for EasyCaching<'_> {
 
     fn get_many(&mut self, handle: Resource<QueueResource>, max: u32) -> Result<Vec<String>> {
         let values = self.writable_queue(&handle)?.get_many(max as usize)?;
-        Ok(values
-            .into_iter()
-            .map(|value| value.as_str().to_owned())
-            .collect())
+        Ok(values.into_iter().map(|value| value.as_str().to_owned()).collect())
     }
 
     fn drop(&mut self, handle: Resource<QueueResource>) -> wasmtime::Result<()> {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -39,17 +39,17 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Wall-clock time for the run; `None` for no limit (the default).
     pub time: Option<Duration>,
+    /// Fuel: a deterministic budget of wasm instructions, for runs that must stop at the same
+    /// point every time. Needs a runtime made with [`RuntimeConfig::fuel`]; `None` for no
+    /// budget (the default).
+    pub fuel: Option<u64>,
     /// Open resources at once. Default [`DEFAULT_MAX_HANDLES`].
     pub max_handles: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            memory_bytes: DEFAULT_MEMORY_BYTES,
-            time: None,
-            max_handles: DEFAULT_MAX_HANDLES,
-        }
+        Limits { memory_bytes: DEFAULT_MEMORY_BYTES, time: None, fuel: None, max_handles: DEFAULT_MAX_HANDLES }
     }
 }
 
@@ -57,6 +57,8 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {
     compiled_cache: CompiledCacheSetting,
+    pooling: Option<usize>,
+    fuel: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -79,12 +81,44 @@ impl RuntimeConfig {
         self.compiled_cache = CompiledCacheSetting::Off;
         self
     }
+
+    /// Take instances' memories and tables from a pool reserved up front, so instantiating
+    /// costs no `mmap` and a finished instance's memory is reset rather than unmapped. Each
+    /// memory is at most `max_memory_bytes`, so a run's [`Limits::memory_bytes`] above it is
+    /// cut to it.
+    pub fn pooling(mut self, max_memory_bytes: usize) -> Self {
+        self.pooling = Some(max_memory_bytes);
+        self
+    }
+
+    /// Count fuel, so that [`Limits::fuel`] can bound runs deterministically. Counting costs
+    /// every plugin some speed, so it is off by default.
+    pub fn fuel(mut self) -> Self {
+        self.fuel = true;
+        self
+    }
+}
+
+/// The pool [`RuntimeConfig::pooling`] reserves: room for many concurrent instances of
+/// components made of several core modules (Python and JavaScript guests are).
+fn pooling_strategy(max_memory_bytes: usize) -> InstanceAllocationStrategy {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(256)
+        .total_core_instances(2048)
+        .total_memories(1024)
+        .total_tables(2048)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(16)
+        .max_tables_per_component(64)
+        .max_memory_size(max_memory_bytes);
+    InstanceAllocationStrategy::Pooling(pool)
 }
 
 /// The engine, the linker with WASI and the easycaching interfaces, and the clock that enforces
 /// time limits. Make one per process and load every plugin through it.
 pub struct Runtime {
     engine: Engine,
+    fuel: bool,
     linker: Linker<PluginState>,
     compiled: Option<CompiledCache>,
     stop_ticking: Arc<AtomicBool>,
@@ -94,9 +128,12 @@ impl Runtime {
     /// A runtime with the given settings.
     pub fn new(config: RuntimeConfig) -> Result<Runtime> {
         let mut wasm = Config::new();
-        wasm.epoch_interruption(true);
-        let engine = Engine::new(&wasm)
-            .map_err(|e| Error::Internal(format!("cannot start wasmtime: {e}")))?;
+        wasm.epoch_interruption(true).consume_fuel(config.fuel);
+        if let Some(max_memory_bytes) = config.pooling {
+            wasm.allocation_strategy(pooling_strategy(max_memory_bytes));
+        }
+        let engine =
+            Engine::new(&wasm).map_err(|e| Error::Internal(format!("cannot start wasmtime: {e}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .and_then(|()| {
@@ -112,18 +149,12 @@ impl Runtime {
         };
         let stop_ticking = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.weak(), stop_ticking.clone());
-        Ok(Runtime {
-            engine,
-            linker,
-            compiled,
-            stop_ticking,
-        })
+        Ok(Runtime { engine, fuel: config.fuel, linker, compiled, stop_ticking })
     }
 
     /// Loads the component at `path`, compiling it unless its compiled form is cached.
     pub fn load(&self, path: &Path) -> Result<Plugin> {
-        let wasm =
-            std::fs::read(path).map_err(|e| Error::Load(format!("{}: {e}", path.display())))?;
+        let wasm = std::fs::read(path).map_err(|e| Error::Load(format!("{}: {e}", path.display())))?;
         self.load_bytes(&wasm, &path.display().to_string())
     }
 
@@ -142,10 +173,7 @@ impl Runtime {
         let command = CommandPre::new(instance).map_err(|e| {
             fail("it does not export wasi:cli/run (build it as a command: Rust `fn main`, or the easycaching:cache/plugin world)", e)
         })?;
-        Ok(Plugin {
-            command,
-            name: name.to_owned(),
-        })
+        Ok(Plugin { command, name: name.to_owned(), fuel: self.fuel })
     }
 
     /// The wasmtime engine, for embedders that add their own worlds.
@@ -174,7 +202,9 @@ fn spawn_epoch_ticker(engine: wasmtime::EngineWeak, stop: Arc<AtomicBool>) {
             }
         })
         .map(drop)
-        .unwrap_or_else(|error| tracing::error!(%error, "cannot start the deadline clock; time limits will not hold"));
+        .unwrap_or_else(
+            |error| tracing::error!(%error, "cannot start the deadline clock; time limits will not hold"),
+        );
 }
 
 /// Where a plugin's standard output and error go.
@@ -227,16 +257,17 @@ impl Run {
 pub struct Plugin {
     command: CommandPre<PluginState>,
     name: String,
+    /// Whether the engine counts fuel.
+    fuel: bool,
 }
 
 impl Plugin {
     /// Runs the plugin's `wasi:cli/run` once, in a fresh instance with the given grants.
     pub fn run(&self, easycaching: EasyCachingCtx, options: &RunOptions) -> Run {
         let (stdout, stderr) = match options.output {
-            Output::Capture => (
-                Some(MemoryOutputPipe::new(CAPTURE_BYTES)),
-                Some(MemoryOutputPipe::new(CAPTURE_BYTES)),
-            ),
+            Output::Capture => {
+                (Some(MemoryOutputPipe::new(CAPTURE_BYTES)), Some(MemoryOutputPipe::new(CAPTURE_BYTES)))
+            }
             Output::Inherit => (None, None),
         };
         let mut wasi = WasiCtxBuilder::new();
@@ -245,46 +276,41 @@ impl Plugin {
             (Some(out), Some(err)) => wasi.stdout(out.clone()).stderr(err.clone()),
             _ => wasi.inherit_stdout().inherit_stderr(),
         };
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(options.limits.max_handles);
-        let state = PluginState {
-            table,
-            wasi: wasi.build(),
-            easycaching,
-            memory: MemoryLimiter {
-                limit: options.limits.memory_bytes,
-                used: 0,
-                exceeded: false,
-            },
-        };
-        let mut store = Store::new(self.command.engine(), state);
-        store.limiter(|state| &mut state.memory);
-        match options.limits.time {
-            Some(time) => {
-                store.set_epoch_deadline((time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64)
+        let result = self.store(wasi.build(), easycaching, &options.limits).and_then(|mut store| {
+            let ran = self.command.instantiate(&mut store).and_then(|command| command.wasi_cli_run().call_run(&mut store));
+            match ran {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(())) => Err(Error::Exited { code: 1 }),
+                Err(error) => classify(error, &store.data().memory, &options.limits),
             }
+        });
+        Run {
+            stdout: stdout.map(|pipe| pipe.contents().to_vec()).unwrap_or_default(),
+            stderr: stderr.map(|pipe| pipe.contents().to_vec()).unwrap_or_default(),
+            result,
+        }
+    }
+
+    /// A store for one instance, with the limits in force.
+    fn store(&self, wasi: WasiCtx, easycaching: EasyCachingCtx, limits: &Limits) -> Result<Store<PluginState>> {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_handles);
+        let memory = MemoryLimiter { limit: limits.memory_bytes, used: 0, exceeded: false };
+        let mut store = Store::new(self.command.engine(), PluginState { table, wasi, easycaching, memory });
+        store.limiter(|state| &mut state.memory);
+        match limits.time {
+            Some(time) => store.set_epoch_deadline((time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64),
             None => store.set_epoch_deadline(NO_DEADLINE),
         }
         store.epoch_deadline_trap();
-
-        let result = self
-            .command
-            .instantiate(&mut store)
-            .and_then(|command| command.wasi_cli_run().call_run(&mut store));
-        let result = match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(())) => Err(Error::Exited { code: 1 }),
-            Err(error) => classify(error, &store.data().memory, &options.limits),
-        };
-        Run {
-            stdout: stdout
-                .map(|pipe| pipe.contents().to_vec())
-                .unwrap_or_default(),
-            stderr: stderr
-                .map(|pipe| pipe.contents().to_vec())
-                .unwrap_or_default(),
-            result,
+        match (self.fuel, limits.fuel) {
+            (true, fuel) => store.set_fuel(fuel.unwrap_or(u64::MAX)).map_err(|e| Error::Internal(e.to_string()))?,
+            (false, Some(_)) => {
+                return Err(Error::Internal("a fuel limit needs a runtime made with RuntimeConfig::fuel".into()));
+            }
+            (false, None) => {}
         }
+        Ok(store)
     }
 }
 
@@ -297,16 +323,14 @@ fn classify(error: wasmtime::Error, memory: &MemoryLimiter, limits: &Limits) -> 
         };
     }
     if memory.exceeded {
-        return Err(Error::OutOfMemory {
-            limit: memory.limit,
-        });
+        return Err(Error::OutOfMemory { limit: memory.limit });
     }
-    if let (Some(Trap::Interrupt), Some(limit)) = (error.downcast_ref::<Trap>(), limits.time) {
-        return Err(Error::TimedOut { limit });
+    match (error.downcast_ref::<Trap>(), limits) {
+        (Some(Trap::Interrupt), Limits { time: Some(limit), .. }) => return Err(Error::TimedOut { limit: *limit }),
+        (Some(Trap::OutOfFuel), Limits { fuel: Some(limit), .. }) => return Err(Error::OutOfFuel { limit: *limit }),
+        _ => {}
     }
-    Err(Error::Trapped {
-        message: format!("{error:#}"),
-    })
+    Err(Error::Trapped { message: format!("{error:#}") })
 }
 
 /// The store data of a plugin instance.
@@ -319,19 +343,28 @@ pub struct PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 /// Bounds the linear memory of all of an instance's memories together, and remembers when a
-/// growth was refused so the failure can be named.
-struct MemoryLimiter {
+/// growth was refused so the failure can be named. Install it with `Store::limiter`.
+pub struct MemoryLimiter {
     limit: usize,
     used: usize,
     exceeded: bool,
+}
+
+impl MemoryLimiter {
+    /// A limiter allowing `limit` bytes of linear memory in all.
+    pub fn new(limit: usize) -> MemoryLimiter {
+        MemoryLimiter { limit, used: 0, exceeded: false }
+    }
+
+    /// Whether a growth was refused for going over the limit.
+    pub fn exceeded(&self) -> bool {
+        self.exceeded
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -344,10 +377,7 @@ impl ResourceLimiter for MemoryLimiter {
         let used = self.used - current.min(self.used) + desired;
         if used > self.limit {
             self.exceeded = true;
-            wasmtime::bail!(
-                "the plugin asked for {used} bytes of memory, over its limit of {}",
-                self.limit
-            );
+            wasmtime::bail!("the plugin asked for {used} bytes of memory, over its limit of {}", self.limit);
         }
         self.used = used;
         Ok(true)

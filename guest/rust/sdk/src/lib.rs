@@ -56,11 +56,8 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
 }
 
 fn from_json<T: DeserializeOwned>(text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| {
-        Error::InvalidJson(format!(
-            "the stored value does not fit the type asked for: {e}"
-        ))
-    })
+    serde_json::from_str(text)
+        .map_err(|e| Error::InvalidJson(format!("the stored value does not fit the type asked for: {e}")))
 }
 
 /// The parts of an [`Error`]: the WIT case a program matches on, and the host's message.
@@ -182,12 +179,7 @@ impl Cache {
     ) -> Result<()> {
         let entries = entries
             .into_iter()
-            .map(|(key, value)| {
-                Ok(types::Entry {
-                    key: key.to_owned(),
-                    value: to_json(value)?,
-                })
-            })
+            .map(|(key, value)| Ok(types::Entry { key: key.to_owned(), value: to_json(value)? }))
             .collect::<Result<Vec<_>>>()?;
         self.0.set_many(&entries)
     }
@@ -217,12 +209,7 @@ impl Cache {
 
     /// Every key in key order, fetched a page at a time.
     pub fn keys(&self) -> Keys<'_> {
-        Keys {
-            cache: self,
-            page: Vec::new().into_iter(),
-            next: None,
-            done: false,
-        }
+        Keys { cache: self, page: Vec::new().into_iter(), next: None, done: false }
     }
 }
 
@@ -352,24 +339,14 @@ impl Queue {
     }
 
     /// Appends every value, in order, in one durable write.
-    pub fn put_many<'a, T: Serialize + 'a>(
-        &self,
-        values: impl IntoIterator<Item = &'a T>,
-    ) -> Result<()> {
-        let values = values
-            .into_iter()
-            .map(to_json)
-            .collect::<Result<Vec<_>>>()?;
+    pub fn put_many<'a, T: Serialize + 'a>(&self, values: impl IntoIterator<Item = &'a T>) -> Result<()> {
+        let values = values.into_iter().map(to_json).collect::<Result<Vec<_>>>()?;
         self.0.put_many(&values)
     }
 
     /// Removes and returns up to `max` of the oldest items, oldest first.
     pub fn get_many<T: DeserializeOwned>(&self, max: u32) -> Result<Vec<T>> {
-        self.0
-            .get_many(max)?
-            .iter()
-            .map(|text| from_json(text))
-            .collect()
+        self.0.get_many(max)?.iter().map(|text| from_json(text)).collect()
     }
 }
 

@@ -51,18 +51,12 @@ fn walk_through() -> Result<()> {
 
     // manager.cache['test']['b']
     let again = Cache::open("test")?;
-    step(
-        "manager.cache[\"test\"][\"b\"]",
-        json!(again.get::<Value>("b")?),
-    );
+    step("manager.cache[\"test\"][\"b\"]", json!(again.get::<Value>("b")?));
 
     let jobs = Queue::create("jobs")?;
     jobs.put("first")?;
     jobs.put(&json!({"second": 2}))?;
-    step(
-        "jobs.put(\"first\"), jobs.put({...})",
-        format!("{} waiting", jobs.len()?),
-    );
+    step("jobs.put(\"first\"), jobs.put({...})", format!("{} waiting", jobs.len()?));
     step("jobs.get()", json!(jobs.get::<Value>()?));
     step("jobs.get()", json!(jobs.get::<Value>()?));
     step("jobs.get()", json!(jobs.get::<Value>()?));
@@ -71,8 +65,6 @@ fn walk_through() -> Result<()> {
     let stats = Cache::create("walkthrough")?;
     let runs = stats.get::<u64>("runs")?.unwrap_or(0) + 1;
     stats.set("runs", &runs)?;
-    println!(
-        "this database has now seen {runs} walkthrough run(s); run it again and the count goes on"
-    );
+    println!("this database has now seen {runs} walkthrough run(s); run it again and the count goes on");
     Ok(())
 }

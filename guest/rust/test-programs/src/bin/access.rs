@@ -20,16 +20,10 @@ fn main() {
         let _ = report("clear read-only", readonly.clear());
     }
     let _ = report("delete without create grant", delete_cache("open"));
-    let _ = report(
-        "create by prefix",
-        Cache::create("team.alpha").map(|c| c.name()),
-    );
+    let _ = report("create by prefix", Cache::create("team.alpha").map(|c| c.name()));
     let _ = report("delete by prefix", delete_cache("team.alpha"));
     let _ = report("create outside prefix", Cache::create("teamless"));
-    if let Ok(inbox) = report(
-        "open read-only queue",
-        Queue::open("inbox").map(|q| q.name()),
-    ) {
+    if let Ok(inbox) = report("open read-only queue", Queue::open("inbox").map(|q| q.name())) {
         let queue = Queue::open(&inbox).expect("opened just now");
         let _ = report("peek read-only queue", queue.peek::<u32>());
         let _ = report("take from read-only queue", queue.get::<u32>());

@@ -1,8 +1,6 @@
 //! Every cache and queue operation once, checked as it goes.
 
-use easycaching_guest::{
-    Cache, Queue, Result, delete_cache, delete_queue, list_caches, list_queues,
-};
+use easycaching_guest::{Cache, Queue, Result, delete_cache, delete_queue, list_caches, list_queues};
 use serde_json::{Value, json};
 
 fn main() -> Result<()> {
@@ -19,10 +17,7 @@ fn main() -> Result<()> {
     assert!(!cache.contains("k")?);
 
     cache.set_many([("a", &json!(1)), ("b", &json!(2)), ("c", &json!(3))])?;
-    assert_eq!(
-        cache.get_many::<Value>(&["a", "x", "c"])?,
-        vec![Some(json!(1)), None, Some(json!(3))]
-    );
+    assert_eq!(cache.get_many::<Value>(&["a", "x", "c"])?, vec![Some(json!(1)), None, Some(json!(3))]);
     let keys: Vec<String> = cache.keys().collect::<Result<_>>()?;
     assert_eq!(keys, ["a", "b", "c"]);
     let page = cache.entries_page(None, 2)?;
@@ -34,10 +29,7 @@ fn main() -> Result<()> {
     cache.set("kept", "for the host to see")?;
 
     let again = Cache::open("ops")?;
-    assert_eq!(
-        again.get::<String>("kept")?.as_deref(),
-        Some("for the host to see")
-    );
+    assert_eq!(again.get::<String>("kept")?.as_deref(), Some("for the host to see"));
 
     let queue = Queue::create("ops-queue")?;
     assert_eq!(queue.get::<Value>()?, None);

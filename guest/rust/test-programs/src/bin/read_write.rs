@@ -1,12 +1,17 @@
-//! `read_write set KEY JSON` stores a value; `read_write get KEY` prints it (or "none");
-//! `read_write touch N` writes then reads N keys. For persistence and LRU tests.
+//! `read_write set KEY JSON` stores a value in cache `data`; `read_write get KEY` prints it (or
+//! "none"); `read_write touch N [CACHE]` writes then reads N keys, one at a time, in CACHE
+//! (default `data`). For persistence, LRU, concurrency and quota tests.
 
 use easycaching_guest::{Cache, Result};
 use serde_json::Value;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let cache = Cache::create("data")?;
+    let name = match args.get(1).map(String::as_str) {
+        Some("touch") => args.get(3).map(String::as_str).unwrap_or("data"),
+        _ => "data",
+    };
+    let cache = Cache::create(name)?;
     match args.get(1).map(String::as_str) {
         Some("set") => cache.set_json(&args[2], &args[3])?,
         Some("get") => match cache.get::<Value>(&args[2])? {
@@ -23,7 +28,7 @@ fn main() -> Result<()> {
             }
             println!("touched {n}");
         }
-        _ => panic!("usage: read_write set KEY JSON | get KEY | touch N"),
+        _ => panic!("usage: read_write set KEY JSON | get KEY | touch N [CACHE]"),
     }
     Ok(())
 }

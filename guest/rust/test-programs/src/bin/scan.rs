@@ -8,9 +8,7 @@ use easycaching_guest::{Cache, Result};
 fn main() -> Result<()> {
     let cache = Cache::create("scan")?;
     for batch in 0..10 {
-        let keys: Vec<String> = (0..1000)
-            .map(|i| format!("key-{:05}", batch * 1000 + i))
-            .collect();
+        let keys: Vec<String> = (0..1000).map(|i| format!("key-{:05}", batch * 1000 + i)).collect();
         let values: Vec<u32> = (0..1000).map(|i| batch * 1000 + i).collect();
         cache.set_many(keys.iter().map(String::as_str).zip(values.iter()))?;
     }
@@ -32,9 +30,6 @@ fn main() -> Result<()> {
     }
     assert_eq!(seen.len(), 10_000);
     let iterated = cache.iter::<u32>().count();
-    println!(
-        "scanned {} entries in {pages} pages; iterated {iterated}",
-        seen.len()
-    );
+    println!("scanned {} entries in {pages} pages; iterated {iterated}", seen.len());
     Ok(())
 }

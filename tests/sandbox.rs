@@ -1,0 +1,193 @@
+//! Hostile and buggy guests: each gets its clear error, nothing half-written stays behind, and
+//! the host goes on serving a well-behaved guest afterwards.
+
+use std::time::{Duration, Instant};
+
+use easycaching_harness::{Error, Harness, Limits};
+use easycaching_tests::{guest, lines};
+
+/// After every misbehaving guest the host goes on: a well-behaved guest runs on the same
+/// runtime, and the database the bad guest used still reads and writes.
+fn still_serves(harness: &Harness) {
+    let good = Harness::new().unwrap().allow("cache:data=rwc").args(["set", "after", "true"]);
+    let run = good.run(guest("read_write")).unwrap();
+    assert!(run.result.is_ok(), "a good guest failed after a bad one: {:?}", run.result);
+    let after = harness.manager().create_cache("still-serving").unwrap();
+    after.set_value("k", &1).unwrap();
+    assert_eq!(after.get_value::<u32>("k").unwrap(), Some(1));
+}
+
+fn limits(change: impl FnOnce(&mut Limits)) -> Limits {
+    let mut limits = Limits::default();
+    change(&mut limits);
+    limits
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_at_its_time_limit() {
+    let harness = Harness::new().unwrap().limits(limits(|l| l.time = Some(Duration::from_millis(300))));
+    let started = Instant::now();
+    let run = harness.run(guest("infinite_loop")).unwrap();
+    let elapsed = started.elapsed();
+    let error = run.result.expect_err("an infinite loop cannot succeed");
+    assert!(matches!(error, Error::TimedOut { limit } if limit == Duration::from_millis(300)), "{error}");
+    assert!(error.to_string().contains("time limit"), "{error}");
+    assert!(elapsed < Duration::from_secs(10), "stopping took {elapsed:?}");
+    assert_eq!(run.stdout, b"looping\n");
+    still_serves(&harness);
+}
+
+#[test]
+fn a_memory_bomb_is_stopped_at_its_memory_limit_while_others_run() {
+    let harness = Harness::new().unwrap().allow("cache:data=rwc").limits(limits(|l| l.memory_bytes = 64 << 20));
+    std::thread::scope(|scope| {
+        let bomb = scope.spawn(|| harness.run(guest("memory_bomb")).unwrap());
+        // A well-behaved guest on another thread is not disturbed.
+        let good = Harness::new().unwrap().allow("cache:data=rwc").args(["touch", "200"]);
+        let run = good.run(guest("read_write")).unwrap();
+        assert!(run.result.is_ok(), "{:?}", run.result);
+        let run = bomb.join().unwrap();
+        let error = run.result.expect_err("a memory bomb cannot succeed");
+        assert!(matches!(error, Error::OutOfMemory { limit } if limit == 64 << 20), "{error}");
+        assert!(error.to_string().contains("memory limit of 64 MiB"), "{error}");
+    });
+    still_serves(&harness);
+}
+
+#[test]
+fn runaway_recursion_ends_in_a_trap_not_a_host_crash() {
+    let harness = Harness::new().unwrap();
+    let run = harness.run(guest("deep_recursion")).unwrap();
+    let error = run.result.expect_err("unbounded recursion cannot succeed");
+    assert!(matches!(error, Error::Trapped { .. }), "{error}");
+    assert!(error.to_string().contains("stack"), "{error}");
+    still_serves(&harness);
+}
+
+#[test]
+fn fuel_stops_a_guest_at_the_same_point_every_time() {
+    let harness = Harness::new().unwrap().allow("cache:batches=rwc").limits(limits(|l| l.fuel = Some(20_000_000)));
+    let first = harness.run(guest("interrupted_writes")).unwrap();
+    let error = first.result.expect_err("the writer never stops by itself");
+    assert!(matches!(error, Error::OutOfFuel { limit: 20_000_000 }), "{error}");
+    let written = harness.cache("batches").unwrap().len().unwrap();
+    assert!(written > 0 && written.is_multiple_of(100), "{written} entries: a batch was cut in half");
+
+    let again = Harness::new().unwrap().allow("cache:batches=rwc").limits(limits(|l| l.fuel = Some(20_000_000)));
+    again.run(guest("interrupted_writes")).unwrap().result.unwrap_err();
+    assert_eq!(again.cache("batches").unwrap().len().unwrap(), written, "the same fuel stopped at another point");
+}
+
+/// Every batch written by `interrupted_writes` must be there whole, or not at all.
+fn batches_are_whole(harness: &Harness) -> u64 {
+    let cache = harness.cache("batches").unwrap();
+    let mut counts = std::collections::HashMap::<u64, u32>::new();
+    for entry in cache.iter() {
+        let (key, _) = entry.unwrap();
+        let batch: u64 = key.split('-').nth(1).unwrap().parse().unwrap();
+        *counts.entry(batch).or_default() += 1;
+    }
+    for (batch, count) in &counts {
+        assert_eq!(*count, 100, "batch {batch} is half-written: {count} of 100 entries");
+    }
+    counts.len() as u64
+}
+
+#[test]
+fn a_guest_stopped_in_the_middle_of_its_writes_leaves_no_half_written_batch() {
+    for millis in [50, 120, 310] {
+        let harness = Harness::new()
+            .unwrap()
+            .allow("cache:batches=rwc")
+            .limits(limits(|l| l.time = Some(Duration::from_millis(millis))));
+        let run = harness.run(guest("interrupted_writes")).unwrap();
+        assert!(matches!(run.result, Err(Error::TimedOut { .. })), "{:?}", run.result);
+        batches_are_whole(&harness);
+        still_serves(&harness);
+    }
+}
+
+#[test]
+fn a_guest_that_panics_between_writes_keeps_what_it_finished_and_nothing_else() {
+    let harness = Harness::new().unwrap().allow("cache:batches=rwc").args(["panic-after", "7"]);
+    let run = harness.run(guest("interrupted_writes")).unwrap();
+    let error = run.result.as_ref().expect_err("the guest panics");
+    assert!(matches!(error, Error::Trapped { .. }), "{error}");
+    assert!(run.stderr_text().contains("giving up after 7 batches"), "{}", run.stderr_text());
+    assert_eq!(batches_are_whole(&harness), 7);
+    still_serves(&harness);
+}
+
+#[test]
+fn hostile_names_oversized_input_quotas_deleted_caches_and_hoarded_handles_are_errors() {
+    let harness = Harness::new()
+        .unwrap()
+        .allow("cache:*=rwc,entries=100")
+        .allow("queue:*=rwc")
+        .limits(limits(|l| l.max_handles = 50));
+    let run = harness.run(guest("hostile")).unwrap();
+    assert!(run.result.is_ok(), "{:?}\n{}", run.result, run.stderr_text());
+    assert_eq!(
+        lines(&run.stdout_text()),
+        [
+            "empty name: invalid-name",
+            "sql name: invalid-name",
+            "quote name: invalid-name",
+            "path name: invalid-name",
+            "absolute name: invalid-name",
+            "backslash name: invalid-name",
+            "nul name: invalid-name",
+            "newline name: invalid-name",
+            "escape name: invalid-name",
+            "unicode name: invalid-name",
+            "wildcard name: invalid-name",
+            "huge name: invalid-name",
+            "huge key: too-large",
+            "huge value: too-large",
+            "huge batch: too-large",
+            "key with nul: ok ()",
+            "read key with nul: ok Some(1)",
+            "fill to quota: ok ()",
+            "one over quota: quota-exceeded",
+            "replace within quota: ok ()",
+            "len after quota: ok 100",
+            "delete cache under a handle: ok true",
+            "get after delete: no-such-cache",
+            "set after delete: no-such-cache",
+            "delete queue under a handle: ok true",
+            "put after delete: no-such-queue",
+            "hoard handles: quota-exceeded",
+            "open after dropping the hoard: ok ()",
+        ]
+    );
+    let names: Vec<String> = harness.manager().list_caches().unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["hostile"], "only the well-named cache may exist");
+    assert_eq!(harness.cache("hostile").unwrap().len().unwrap(), 100);
+    still_serves(&harness);
+}
+
+#[test]
+fn a_forged_handle_traps_the_guest_and_the_host_goes_on() {
+    let harness = Harness::new().unwrap().allow("cache:forged=rwc");
+    let run = harness.run(guest("use_after_drop")).unwrap();
+    let error = run.result.as_ref().expect_err("a forged handle must not work");
+    assert!(matches!(error, Error::Trapped { .. }), "{error}");
+    assert!(!run.stdout_text().contains("let a dropped handle through"), "{}", run.stdout_text());
+    still_serves(&harness);
+}
+
+#[test]
+fn a_quota_on_a_prefix_grant_bounds_everything_under_it_together() {
+    let harness = Harness::new().unwrap().allow("cache:tenant.*=rwc,entries=150");
+    let harness = harness.args(["touch", "100", "tenant.a"]);
+    let first = harness.run(guest("read_write")).unwrap();
+    assert!(first.result.is_ok(), "{:?}", first.result);
+    // A second cache under the same grant shares the same 150 entries.
+    let harness = harness.args(["touch", "100", "tenant.b"]);
+    let second = harness.run(guest("read_write")).unwrap();
+    assert!(second.result.is_err(), "the second 100 entries went over the shared quota");
+    assert!(second.stderr_text().contains("QuotaExceeded"), "{}", second.stderr_text());
+    assert!(second.stderr_text().contains("everything named tenant.*"), "{}", second.stderr_text());
+    let total: u64 = harness.manager().list_caches().unwrap().iter().map(|c| c.entries).sum();
+    assert_eq!(total, 150, "the second cache filled up to the shared quota and no further");
+}

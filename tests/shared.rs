@@ -1,0 +1,324 @@
+//! Shared by many workers, durable through crashes: real OS processes (the test worker binary)
+//! and many threads against one database file. Every wait is bounded.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use easycaching::{CacheManager, Json};
+use easycaching_harness::Harness;
+use easycaching_tests::guest;
+use serde_json::Value;
+
+/// The longest any single answer from a worker may take.
+const ANSWER_WITHIN: Duration = Duration::from_secs(60);
+
+/// A worker process, its stdin, and its stdout as lines.
+struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+impl Worker {
+    fn spawn(db: &Path, args: &[&str]) -> Worker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_easycaching-test-worker"))
+            .arg(db)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the test worker starts");
+        let stdout = child.stdout.take().expect("piped");
+        let (send, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Worker { stdin: child.stdin.take(), child, lines }
+    }
+
+    fn next_line(&self) -> String {
+        self.lines.recv_timeout(ANSWER_WITHIN).expect("the worker answered in time")
+    }
+
+    /// Sends one command and waits for its one-line answer.
+    fn ask(&mut self, command: &str) -> String {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{command}").and_then(|()| stdin.flush()).expect("the worker reads its stdin");
+        self.next_line()
+    }
+
+    /// Waits (bounded) for the worker to exit; returns its status and every line it printed.
+    fn finish(mut self) -> (ExitStatus, Vec<String>) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + ANSWER_WITHIN;
+        let mut lines = Vec::new();
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => lines.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("the worker did not finish in time; it printed {lines:?}")
+                }
+            }
+        }
+        (self.child.wait().expect("the worker is waited for"), lines)
+    }
+
+    /// `kill -9`, then every line it managed to print before it died.
+    fn kill(mut self) -> Vec<String> {
+        self.child.kill().expect("SIGKILL is delivered");
+        self.finish().1
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_write_in_one_process_is_read_in_another_even_over_its_cached_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let mut a = Worker::spawn(&db, &["serve"]);
+    let mut b = Worker::spawn(&db, &["serve"]);
+    assert_eq!(a.ask("set c k 0"), "ok");
+    for round in 1..=100 {
+        // b reads (and caches) the old value, a overwrites it, b must see the new one at once.
+        assert_eq!(b.ask("get c k"), (round - 1).to_string());
+        assert_eq!(a.ask(&format!("set c k {round}")), "ok");
+        assert_eq!(b.ask("get c k"), round.to_string(), "round {round}");
+        // And the other way round, on another key.
+        assert_eq!(b.ask(&format!("set c other {round}")), "ok");
+        assert_eq!(a.ask("get c other"), round.to_string(), "round {round}");
+    }
+}
+
+#[test]
+fn eight_processes_at_full_speed_all_succeed_without_database_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stress.db");
+    // Create the file first so the workers race on work, not on creating the schema.
+    drop(CacheManager::open(&db).unwrap());
+    const OPS: u64 = 400;
+    let workers: Vec<Worker> =
+        (0..8).map(|id| Worker::spawn(&db, &["stress", &id.to_string(), &OPS.to_string()])).collect();
+    for (id, worker) in workers.into_iter().enumerate() {
+        let (status, lines) = worker.finish();
+        assert!(status.success(), "worker {id} failed: {lines:?}");
+        assert_eq!(lines, [format!("ok {OPS}")], "worker {id}");
+    }
+    let manager = CacheManager::open(&db).unwrap();
+    for id in 0..8 {
+        assert_eq!(manager.open_cache(&format!("own-{id}")).unwrap().len().unwrap(), OPS / 5);
+    }
+    // Writes went to key-0, key-5, ... key-45.
+    assert_eq!(manager.open_cache("shared").unwrap().len().unwrap(), 10);
+}
+
+fn acknowledged_writes_survive_kill_9(durability: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    for attempt in 0..3u64 {
+        let worker = Worker::spawn(&db, &["ledger", durability]);
+        assert_eq!(worker.next_line(), "ready");
+        // Let it write for a while, different each time, then kill it mid-stride.
+        std::thread::sleep(Duration::from_millis(150 + 170 * attempt));
+        let acknowledged: Vec<u64> =
+            worker.kill().iter().map(|line| line.parse().expect("a number")).collect();
+        assert!(!acknowledged.is_empty(), "the worker acknowledged no write before it was killed");
+        let manager = CacheManager::open(&db).unwrap();
+        let ledger = manager.open_cache("ledger").unwrap();
+        for i in &acknowledged {
+            assert_eq!(
+                ledger.get(&format!("k{i}")).unwrap(),
+                Some(Json::from_value(i).unwrap()),
+                "k{i} was acknowledged, then lost"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_acknowledged_write_survives_kill_9_with_full_durability() {
+    acknowledged_writes_survive_kill_9("full");
+}
+
+#[test]
+fn every_acknowledged_write_survives_kill_9_with_normal_durability() {
+    acknowledged_writes_survive_kill_9("normal");
+}
+
+#[test]
+fn queue_items_go_to_exactly_one_consumer_in_order_even_when_a_consumer_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("queue.db");
+    CacheManager::open(&db).unwrap().create_queue("jobs").unwrap();
+    const PRODUCERS: u64 = 3;
+    const PER_PRODUCER: u64 = 150;
+    let producers: Vec<Worker> = (0..PRODUCERS)
+        .map(|p| Worker::spawn(&db, &["produce", "jobs", &p.to_string(), &PER_PRODUCER.to_string()]))
+        .collect();
+
+    // Three consumers, each driven by its own thread, one item per command. The first one is
+    // killed after its 40th item, while it waits for its next command: between operations.
+    let consumers: Vec<_> = (0..3)
+        .map(|consumer| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut worker = Worker::spawn(&db, &["serve"]);
+                let mut taken: Vec<(u64, u64)> = Vec::new();
+                let mut empty_since: Option<Instant> = None;
+                loop {
+                    if consumer == 0 && taken.len() == 40 {
+                        worker.kill();
+                        return taken;
+                    }
+                    let answer = worker.ask("take jobs");
+                    if answer == "none" {
+                        // The producers may still be running: stop after a quiet second.
+                        let since = *empty_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() > Duration::from_secs(1) {
+                            return taken;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    empty_since = None;
+                    let item: Value =
+                        serde_json::from_str(&answer).unwrap_or_else(|_| panic!("not an item: {answer}"));
+                    taken.push((item["p"].as_u64().unwrap(), item["i"].as_u64().unwrap()));
+                }
+            })
+        })
+        .collect();
+    for producer in producers {
+        let (status, lines) = producer.finish();
+        assert!(status.success() && lines == ["done"], "a producer failed: {lines:?}");
+    }
+    let mut seen = HashSet::new();
+    for consumer in consumers {
+        let taken = consumer.join().unwrap();
+        let mut last: HashMap<u64, u64> = HashMap::new();
+        for (producer, i) in taken {
+            assert!(seen.insert((producer, i)), "item {producer}/{i} was delivered twice");
+            if let Some(previous) = last.insert(producer, i) {
+                assert!(previous < i, "producer {producer}'s items came out of order: {previous} then {i}");
+            }
+        }
+    }
+    // Whatever the killed consumer did not take is still in the queue, for anyone.
+    let leftover = CacheManager::open(&db).unwrap().open_queue("jobs").unwrap().get_many(1000).unwrap();
+    for item in leftover {
+        let item: Value = item.deserialize().unwrap();
+        assert!(seen.insert((item["p"].as_u64().unwrap(), item["i"].as_u64().unwrap())), "delivered twice");
+    }
+    assert_eq!(seen.len() as u64, PRODUCERS * PER_PRODUCER, "items were lost");
+}
+
+#[test]
+fn a_scan_stays_correct_while_other_processes_insert_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("scan.db");
+    let manager = CacheManager::open(&db).unwrap();
+    let cache = manager.create_cache("moving").unwrap();
+    for chunk in (0..5000).collect::<Vec<u32>>().chunks(1000) {
+        cache
+            .set_many(chunk.iter().map(|i| (format!("stable-{i:04}"), Json::from_value(i).unwrap())))
+            .unwrap();
+    }
+    let mutators: Vec<Worker> = (0..2).map(|_| Worker::spawn(&db, &["mutate", "moving", "1500"])).collect();
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = cache.entries(cursor.as_deref(), 100).unwrap();
+        for (key, _) in page.items {
+            *seen.entry(key).or_default() += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    for mutator in mutators {
+        let (status, lines) = mutator.finish();
+        assert!(status.success(), "a mutator failed: {lines:?}");
+    }
+    assert!(seen.values().all(|&n| n == 1), "an entry was seen twice");
+    for i in 0..5000 {
+        assert_eq!(seen.get(&format!("stable-{i:04}")), Some(&1), "stable-{i:04} was not seen exactly once");
+    }
+}
+
+#[test]
+fn files_that_are_not_ours_are_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt.db");
+    {
+        let manager = CacheManager::open(&corrupt).unwrap();
+        manager.create_cache("c").unwrap().set("k", Json::parse("1").unwrap()).unwrap();
+    }
+    let mut bytes = std::fs::read(&corrupt).unwrap();
+    bytes[100..4096].fill(0xA5);
+    std::fs::write(&corrupt, &bytes).unwrap();
+
+    let newer = dir.path().join("newer.db");
+    drop(CacheManager::open(&newer).unwrap());
+    set_user_version(&newer, 99);
+
+    let text = dir.path().join("text.db");
+    std::fs::write(&text, "hello, this is not a database").unwrap();
+
+    for (path, expected) in
+        [(&corrupt, "corrupt"), (&newer, "newer than this build"), (&text, "not an SQLite database")]
+    {
+        let before = std::fs::read(path).unwrap();
+        let (status, lines) = Worker::spawn(path, &["serve"]).finish();
+        assert!(!status.success(), "{} was accepted", path.display());
+        assert!(lines.iter().any(|line| line.contains(expected)), "{}: {lines:?}", path.display());
+        assert_eq!(std::fs::read(path).unwrap(), before, "{} was modified", path.display());
+    }
+}
+
+/// Writes `PRAGMA user_version` straight into the database header (a big-endian u32 at offset
+/// 60), as a newer easycaching's migration would have left it.
+fn set_user_version(path: &Path, version: u32) {
+    use std::io::{Seek, SeekFrom};
+    let mut db = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    db.seek(SeekFrom::Start(60)).unwrap();
+    db.write_all(&version.to_be_bytes()).unwrap();
+}
+
+#[test]
+fn many_plugin_instances_run_at_once_on_threads_against_one_manager() {
+    let harness = Harness::new().unwrap().allow("cache:*=rwc").args(["touch", "300"]);
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..6)
+            .map(|i| {
+                let harness = &harness;
+                scope.spawn(move || {
+                    let harness_run = harness.run(guest("read_write")).unwrap();
+                    (i, harness_run)
+                })
+            })
+            .collect();
+        for run in runs {
+            let (i, run) = run.join().unwrap();
+            assert!(run.result.is_ok(), "instance {i}: {:?}\n{}", run.result, run.stderr_text());
+            assert_eq!(run.stdout_text(), "touched 300\n");
+        }
+    });
+    assert_eq!(harness.cache("data").unwrap().len().unwrap(), 300);
+}

@@ -1,0 +1,148 @@
+//! A worker process for the multi-process tests: it opens a database and does what its
+//! arguments (or, in `serve` mode, its standard input) say, printing one line per result, so a
+//! test can drive several real processes against one file.
+//!
+//! ```text
+//! easycaching-test-worker DB serve              lines on stdin: get C K | set C K JSON | take Q | quit
+//! easycaching-test-worker DB stress ID OPS      mixed reads and writes; prints "ok N" or the first error
+//! easycaching-test-worker DB ledger full|normal sets k0, k1, ... printing each i once acknowledged
+//! easycaching-test-worker DB produce Q ID COUNT puts {"p": ID, "i": i} for i in 0..COUNT
+//! easycaching-test-worker DB mutate C MILLIS    inserts and deletes transient keys for MILLIS
+//! ```
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use easycaching::{CacheManager, Durability, Json};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
+    let number = |i: usize| {
+        arg(i).parse::<u64>().unwrap_or_else(|_| panic!("argument {i} must be a number: {args:?}"))
+    };
+    let durability = match (arg(1), arg(2)) {
+        ("ledger", "normal") => Durability::Normal,
+        _ => Durability::Full,
+    };
+    let manager = match CacheManager::builder(arg(0)).durability(durability).open() {
+        Ok(manager) => manager,
+        Err(error) => {
+            println!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match arg(1) {
+        "serve" => serve(&manager),
+        "stress" => stress(&manager, number(2), number(3)),
+        "ledger" => ledger(&manager),
+        "produce" => produce(&manager, arg(2), number(3), number(4)),
+        "mutate" => mutate(&manager, arg(2), Duration::from_millis(number(3))),
+        other => panic!("unknown mode {other:?}"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            println!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, easycaching::Error>;
+
+fn emit(line: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    // A test that stopped listening is not this worker's failure.
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+fn serve(manager: &CacheManager) -> Result {
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.splitn(4, ' ').collect();
+        let answer = match words.as_slice() {
+            ["get", cache, key] => {
+                manager.create_cache(cache)?.get(key)?.map_or("none".to_owned(), |v| v.to_string())
+            }
+            ["set", cache, key, json] => {
+                manager.create_cache(cache)?.set(key, Json::parse(*json)?)?;
+                "ok".to_owned()
+            }
+            ["take", queue] => manager.open_queue(queue)?.get()?.map_or("none".to_owned(), |v| v.to_string()),
+            ["quit"] => return Ok(()),
+            _ => format!("error: cannot parse {line:?}"),
+        };
+        emit(answer);
+    }
+    Ok(())
+}
+
+/// Reads and writes shared and own keys and queue items as fast as it can; any error ends it.
+fn stress(manager: &CacheManager, id: u64, ops: u64) -> Result {
+    let shared = manager.create_cache("shared")?;
+    let own = manager.create_cache(&format!("own-{id}"))?;
+    let queue = manager.create_queue("stress-queue")?;
+    for i in 0..ops {
+        let value = Json::from_value(&serde_json::json!({"worker": id, "i": i}))?;
+        match i % 5 {
+            0 => shared.set(&format!("key-{}", i % 50), value)?,
+            1 => {
+                shared.get(&format!("key-{}", (i * 7) % 50))?;
+            }
+            2 => own.set(&format!("key-{i}"), value)?,
+            3 => queue.put(value)?,
+            _ => {
+                queue.get()?;
+                shared.contains(&format!("key-{}", i % 50))?;
+            }
+        }
+    }
+    // Everything this worker wrote to its own cache must be readable now.
+    for i in (2..ops).step_by(5) {
+        if own.get(&format!("key-{i}"))?.is_none() {
+            return Err(easycaching::Error::Storage(format!("worker {id} lost its own key-{i}")));
+        }
+    }
+    emit(format!("ok {ops}"));
+    Ok(())
+}
+
+/// Writes forever, printing each write's number only once `set` has returned: the test kills
+/// it at a random moment and then checks that every number printed is in the database.
+fn ledger(manager: &CacheManager) -> Result {
+    let cache = manager.create_cache("ledger")?;
+    emit("ready");
+    for i in 0u64.. {
+        cache.set(&format!("k{i}"), Json::from_value(&i)?)?;
+        emit(i);
+    }
+    Ok(())
+}
+
+fn produce(manager: &CacheManager, queue: &str, id: u64, count: u64) -> Result {
+    let queue = manager.create_queue(queue)?;
+    for i in 0..count {
+        queue.put(Json::from_value(&serde_json::json!({"p": id, "i": i}))?)?;
+    }
+    emit("done");
+    Ok(())
+}
+
+/// Inserts keys that sort between the stable ones and deletes them again, until time is up.
+fn mutate(manager: &CacheManager, cache: &str, duration: Duration) -> Result {
+    let cache = manager.open_cache(cache)?;
+    let started = Instant::now();
+    let mut round = 0u64;
+    while started.elapsed() < duration {
+        let key = format!("stable-{:04}-transient-{round}", (round * 37) % 5000);
+        cache.set(&key, Json::from_value(&round)?)?;
+        if round >= 3 {
+            cache.delete(&format!("stable-{:04}-transient-{}", ((round - 3) * 37) % 5000, round - 3))?;
+        }
+        round += 1;
+    }
+    emit(format!("mutated {round}"));
+    Ok(())
+}
