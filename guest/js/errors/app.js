@@ -1,0 +1,39 @@
+/**
+ * Test program: every kind of failure reaches JavaScript as a thrown Error carrying its WIT
+ * case, and a failed write stores nothing. tests/languages.rs runs it with
+ * `cache:input=rwc cache:readonly=r cache:missing=r queue:input-queue=rwc` and compares its
+ * output line by line.
+ */
+
+import { CacheError, command, createCache, createQueue, openCache } from '../sdk/easycaching.js';
+
+/** Runs `action` and prints what came of it: `ok` and the result, or the error thrown. */
+function attempt(label, action) {
+  try {
+    console.log(`${label}: ok ${JSON.stringify(action())}`);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message) throw error;
+    const witCase = error instanceof CacheError ? ` ${error.case}` : '';
+    console.log(`${label}: ${error.name}${witCase}`);
+  }
+}
+
+export const run = command(() => {
+  const cache = createCache('input');
+  const queue = createQueue('input-queue');
+  const hugeKey = 'k'.repeat(5000);
+  attempt('set huge key', () => cache.set(hugeKey, 1) && 'stored');
+  attempt('setMany with one huge key', () => cache.setMany({ good: 1, [hugeKey]: 2 }));
+  attempt('set undefined', () => cache.set('nothing', undefined) && 'stored');
+  attempt('put a BigInt', () => queue.put(1n));
+  attempt('get missing key', () => cache.get('missing') ?? 'undefined');
+  attempt('open ungranted cache', () => openCache('secret').name);
+  attempt('open missing cache', () => openCache('missing').name);
+  attempt('create bad name', () => createCache('no/slashes').name);
+  const readonly = openCache('readonly');
+  attempt('read read-only', () => readonly.get('k'));
+  attempt('write read-only', () => readonly.set('k', 'changed') && 'stored');
+  attempt('delete from read-only', () => readonly.delete('k'));
+  attempt('cache size', () => cache.size);
+  attempt('queue size', () => queue.size);
+});

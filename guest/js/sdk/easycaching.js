@@ -1,0 +1,358 @@
+/**
+ * Write easycaching plugins in JavaScript.
+ *
+ * A thin layer over the `easycaching:cache` WIT imports that feels like JavaScript: a cache is
+ * a Map of JSON values (`get`, `set`, `has`, `delete`, `clear`, `size`, `for...of` paging under
+ * the hood), a queue has `put` and `get`, and every error the host returns is thrown as a
+ * {@link CacheError} carrying the WIT case.
+ *
+ * ```js
+ * import { command, createCache, createQueue } from '../sdk/easycaching.js';
+ *
+ * export const run = command(() => {
+ *   const test = createCache('test');
+ *   test.set('foo', { bar: [1, 2] });
+ *   for (const [key, value] of test) console.log(key, value);
+ *   createQueue('jobs').put({ resize: 'cat.png' });
+ * });
+ * ```
+ *
+ * It runs on both engines build.mjs offers (QuickJS and StarlingMonkey): their bindings differ
+ * in small ways (`null` or `undefined` for a missing value, `number` or `BigInt` for a u64,
+ * a `console` or none), which this module smooths over.
+ *
+ * @module easycaching
+ */
+
+import * as manager from 'easycaching:cache/manager@0.1.0';
+import { getArguments } from 'wasi:cli/environment@0.2.12';
+import { getStderr } from 'wasi:cli/stderr@0.2.12';
+import { getStdout } from 'wasi:cli/stdout@0.2.12';
+
+/** Entries or keys fetched per host call while iterating. */
+const PAGE = 256;
+
+/**
+ * An error the host returned. `case` is the WIT case (`access-denied`, `invalid-json`, ...),
+ * `message` the host's text for people. An operation that threw changed nothing.
+ */
+export class CacheError extends Error {
+  /**
+   * @param {string} witCase the WIT case, as written in the WIT
+   * @param {string} message the host's message
+   */
+  constructor(witCase, message) {
+    super(message);
+    this.name = 'CacheError';
+    /** The WIT case, as written in the WIT: `no-such-cache`, `access-denied`, ... */
+    this.case = witCase;
+  }
+}
+
+/**
+ * Calls a WIT import, throwing the host's error as a {@link CacheError}. Both engines throw an
+ * `Error` whose `payload` is the WIT variant, `{tag, val}`.
+ */
+function call(operation) {
+  try {
+    return operation();
+  } catch (error) {
+    const variant = error?.payload;
+    throw typeof variant?.tag === 'string' ? new CacheError(variant.tag, variant.val) : error;
+  }
+}
+
+/** JSON text for a value, refusing what JSON cannot hold (`undefined`, functions). */
+function toJson(value) {
+  const text = JSON.stringify(value);
+  if (text === undefined) {
+    throw new TypeError(`${typeof value} is not a JSON value and cannot be stored`);
+  }
+  return text;
+}
+
+/** A value from optional JSON text: `undefined` when there is none. */
+function fromJson(text) {
+  return text == null ? undefined : JSON.parse(text);
+}
+
+/**
+ * A named cache: a persistent Map from string keys to JSON values, shared with every plugin
+ * and process using the same database. Get one from {@link createCache} or {@link openCache}.
+ */
+export class Cache {
+  #handle;
+
+  /** @param handle the WIT `cache` resource */
+  constructor(handle) {
+    this.#handle = handle;
+  }
+
+  /** The cache's name. */
+  get name() {
+    return this.#handle.name();
+  }
+
+  /** The value under `key`, or `undefined` when there is none. */
+  get(key) {
+    return fromJson(call(() => this.#handle.get(key)));
+  }
+
+  /** Stores `value` (as JSON) under `key`; returns the cache, as `Map.set` does. */
+  set(key, value) {
+    const text = toJson(value);
+    call(() => this.#handle.set(key, text));
+    return this;
+  }
+
+  /** Whether a value is stored under `key`. */
+  has(key) {
+    return call(() => this.#handle.contains(key));
+  }
+
+  /** Removes `key`; `true` when a value was there. */
+  delete(key) {
+    return call(() => this.#handle.delete(key));
+  }
+
+  /** Removes every entry in one call; returns how many there were. */
+  clear() {
+    return Number(call(() => this.#handle.clear()));
+  }
+
+  /** How many entries the cache holds (asked of the host each time). */
+  get size() {
+    return Number(call(() => this.#handle.len()));
+  }
+
+  /** Every `[key, value]` in key order, fetched a page at a time. */
+  *entries() {
+    let cursor;
+    do {
+      const page = call(() => this.#handle.entries(cursor, PAGE));
+      for (const { key, value } of page.entries) yield [key, JSON.parse(value)];
+      cursor = page.next;
+    } while (cursor != null);
+  }
+
+  /** Every key in key order, fetched a page at a time. */
+  *keys() {
+    let cursor;
+    do {
+      const page = call(() => this.#handle.keys(cursor, PAGE));
+      yield* page.keys;
+      cursor = page.next;
+    } while (cursor != null);
+  }
+
+  /** Every value in key order, fetched a page at a time. */
+  *values() {
+    for (const [, value] of this.entries()) yield value;
+  }
+
+  /** `for (const [key, value] of cache)`: the same as {@link Cache#entries}. */
+  [Symbol.iterator]() {
+    return this.entries();
+  }
+
+  /** Calls `callback(value, key, cache)` for every entry, as `Map.forEach` does. */
+  forEach(callback, thisArg) {
+    for (const [key, value] of this.entries()) callback.call(thisArg, value, key, this);
+  }
+
+  /** The values under each of `keys`, in order (`undefined` where there is none), in one call. */
+  getMany(keys) {
+    const texts = call(() => this.#handle.getMany([...keys]));
+    return texts.map(fromJson);
+  }
+
+  /**
+   * Stores every entry in one durable write, all or none.
+   * @param entries a Map, an iterable of `[key, value]`, or a plain object
+   */
+  setMany(entries) {
+    const pairs = Symbol.iterator in entries ? entries : Object.entries(entries);
+    const batch = Array.from(pairs, ([key, value]) => ({ key, value: toJson(value) }));
+    call(() => this.#handle.setMany(batch));
+  }
+
+  /** Removes each of `keys` in one durable write; returns how many were there. */
+  deleteMany(keys) {
+    return Number(call(() => this.#handle.deleteMany([...keys])));
+  }
+}
+
+/**
+ * A named first-in, first-out queue of JSON values, shared with every plugin and process using
+ * the same database; each item is handed out exactly once. Get one from {@link createQueue} or
+ * {@link openQueue}.
+ */
+export class Queue {
+  #handle;
+
+  /** @param handle the WIT `queue` resource */
+  constructor(handle) {
+    this.#handle = handle;
+  }
+
+  /** The queue's name. */
+  get name() {
+    return this.#handle.name();
+  }
+
+  /** Appends `value` at the back. */
+  put(value) {
+    const text = toJson(value);
+    call(() => this.#handle.put(text));
+  }
+
+  /** Removes and returns the oldest item; `undefined` when the queue is empty. */
+  get() {
+    return fromJson(call(() => this.#handle.get()));
+  }
+
+  /** The oldest item, left in place; `undefined` when the queue is empty. */
+  peek() {
+    return fromJson(call(() => this.#handle.peek()));
+  }
+
+  /** How many items are waiting. */
+  get size() {
+    return Number(call(() => this.#handle.len()));
+  }
+
+  /** Removes every item; returns how many there were. */
+  clear() {
+    return Number(call(() => this.#handle.clear()));
+  }
+
+  /** Appends every value, in order, in one durable write. */
+  putMany(values) {
+    const texts = Array.from(values, toJson);
+    call(() => this.#handle.putMany(texts));
+  }
+
+  /** Removes and returns up to `max` of the oldest items, oldest first. */
+  getMany(max) {
+    return call(() => this.#handle.getMany(max)).map((text) => JSON.parse(text));
+  }
+}
+
+/** Opens the cache called `name`, creating it when it does not exist (needs the create grant). */
+export function createCache(name) {
+  return new Cache(call(() => manager.createCache(name)));
+}
+
+/** Opens the existing cache called `name`; throws `no-such-cache` when there is none. */
+export function openCache(name) {
+  return new Cache(call(() => manager.openCache(name)));
+}
+
+/** The names of the caches this plugin may open, in name order. */
+export function listCaches() {
+  return call(() => manager.listCaches());
+}
+
+/** Deletes the cache called `name` with its entries; `true` when it existed. */
+export function deleteCache(name) {
+  return call(() => manager.deleteCache(name));
+}
+
+/** Opens the queue called `name`, creating it when it does not exist. */
+export function createQueue(name) {
+  return new Queue(call(() => manager.createQueue(name)));
+}
+
+/** Opens the existing queue called `name`; throws `no-such-queue` when there is none. */
+export function openQueue(name) {
+  return new Queue(call(() => manager.openQueue(name)));
+}
+
+/** The names of the queues this plugin may open, in name order. */
+export function listQueues() {
+  return call(() => manager.listQueues());
+}
+
+/** Deletes the queue called `name` with its items; `true` when it existed. */
+export function deleteQueue(name) {
+  return call(() => manager.deleteQueue(name));
+}
+
+/**
+ * The `wasi:cli/run` export of a plugin whose work is `main`: `export const run = command(main)`.
+ * When `main` throws, the error goes to stderr and the plugin exits with status 1.
+ */
+export function command(main) {
+  return {
+    run() {
+      try {
+        main();
+      } catch (error) {
+        console.error(
+          error instanceof CacheError ? `error (${error.case}): ${error.message}` : describe(error),
+        );
+        // The export's `err`. Both engines turn a thrown non-Error into it; QuickJS would
+        // treat a thrown Error as a crash.
+        throw undefined;
+      }
+    },
+  };
+}
+
+/** The plugin's arguments, after its name: `easycaching run PLUGIN.wasm -- ARGS...`. */
+export function args() {
+  return getArguments().slice(1);
+}
+
+/** How `console` shows a value: strings as they are, errors with their stack, the rest as JSON. */
+function describe(value) {
+  if (typeof value === 'string') return value;
+  // Both engines' stacks list the frames only, without the message.
+  if (value instanceof Error) return `${value}\n${value.stack ?? ''}`.trimEnd();
+  return JSON.stringify(value) ?? String(value);
+}
+
+/** UTF-8 bytes of `text` (QuickJS has no TextEncoder). Lone surrogates become U+FFFD. */
+function utf8(text) {
+  const bytes = [];
+  for (const char of text) {
+    let code = char.codePointAt(0);
+    if (code >= 0xd800 && code <= 0xdfff) code = 0xfffd;
+    if (code < 0x80) bytes.push(code);
+    else if (code < 0x800) bytes.push(0xc0 | (code >> 6), 0x80 | (code & 63));
+    else if (code < 0x10000) {
+      bytes.push(0xe0 | (code >> 12), 0x80 | ((code >> 6) & 63), 0x80 | (code & 63));
+    } else {
+      bytes.push(
+        0xf0 | (code >> 18),
+        0x80 | ((code >> 12) & 63),
+        0x80 | ((code >> 6) & 63),
+        0x80 | (code & 63),
+      );
+    }
+  }
+  return new Uint8Array(bytes);
+}
+
+/**
+ * A console.log-like writer to a WASI output stream. The stream is opened at the first write,
+ * when the plugin runs: a handle taken while the engine's snapshot is built would be stale.
+ */
+function writer(open) {
+  let stream;
+  return (...args) => {
+    stream ??= open();
+    const bytes = utf8(`${args.map(describe).join(' ')}\n`);
+    // blocking-write-and-flush takes at most 4096 bytes a call.
+    for (let at = 0; at < bytes.length; at += 4096) {
+      stream.blockingWriteAndFlush(bytes.subarray(at, at + 4096));
+    }
+  };
+}
+
+// QuickJS has no console; StarlingMonkey's is kept.
+if (globalThis.console === undefined) {
+  const log = writer(getStdout);
+  const error = writer(getStderr);
+  globalThis.console = { log, info: log, debug: log, error, warn: error };
+}

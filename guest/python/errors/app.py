@@ -1,0 +1,49 @@
+"""Test program: every kind of failure reaches Python as the exception for its WIT case, and a
+failed write stores nothing. tests/languages.rs runs it with the grants
+``cache:input=rwc cache:readonly=r cache:missing=r queue:input-queue=rwc`` and compares its
+output line by line.
+"""
+
+import easycaching
+from wit_world import exports
+
+
+def attempt(label, action):
+    """Runs ``action`` and prints what came of it: ``ok`` and the result, or the exception."""
+    try:
+        result = action()
+    except easycaching.Error as error:
+        assert error.message, "an error must carry the host's message"
+        print(f"{label}: {type(error).__name__} {error.case}")
+    except KeyError as error:
+        print(f"{label}: KeyError {error}")
+    else:
+        print(f"{label}: ok {result!r}")
+
+
+def store(mapping, key, value):
+    mapping[key] = value
+
+
+class Run(exports.Run):
+    """The `wasi:cli/run` export that `easycaching run` calls."""
+
+    def run(self) -> None:
+        cache = easycaching.create_cache("input")
+        queue = easycaching.create_queue("input-queue")
+        # Python's json writes NaN, which is not JSON: the host refuses it.
+        attempt("set NaN", lambda: store(cache, "nan", float("nan")))
+        attempt("set_many with one NaN", lambda: cache.set_many({"good": 1, "bad": float("inf")}))
+        attempt("put NaN", lambda: queue.put(float("nan")))
+        attempt("set huge key", lambda: store(cache, "k" * 5000, 1))
+        attempt("get missing key", lambda: cache["missing"])
+        attempt("get missing key with default", lambda: cache.get("missing", "default"))
+        attempt("open ungranted cache", lambda: easycaching.open_cache("secret"))
+        attempt("open missing cache", lambda: easycaching.open_cache("missing"))
+        attempt("create bad name", lambda: easycaching.create_cache("no/slashes"))
+        readonly = easycaching.open_cache("readonly")
+        attempt("read read-only", lambda: readonly["k"])
+        attempt("write read-only", lambda: store(readonly, "k", "changed"))
+        attempt("delete from read-only", lambda: readonly.delete("k"))
+        attempt("cache len", lambda: len(cache))
+        attempt("queue len", lambda: len(queue))

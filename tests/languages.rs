@@ -1,0 +1,173 @@
+//! Guests in other languages: the Python (componentize-py) and JavaScript (componentize-qjs)
+//! walkthroughs print exactly what the Rust one prints and leave the same data, the three
+//! share one database, and errors reach each language as its own exceptions with the WIT case.
+
+use easycaching_harness::{Harness, Run};
+use easycaching_tests::{guest, lines};
+use serde_json::json;
+
+const WALKTHROUGH_GRANTS: [&str; 3] = ["cache:test=rwc", "cache:walkthrough=rwc", "queue:jobs=rwc"];
+const ERRORS_GRANTS: [&str; 4] =
+    ["cache:input=rwc", "cache:readonly=r", "cache:missing=r", "queue:input-queue=rwc"];
+
+/// A harness with `grants`.
+fn harness(grants: &[&str]) -> Harness {
+    grants.iter().fold(Harness::new().unwrap(), |harness, grant| harness.allow(grant))
+}
+
+/// Runs the guest component `name` on `harness`.
+fn run(harness: &Harness, name: &str) -> Run {
+    harness.run(guest(name)).unwrap()
+}
+
+/// The plugin's standard output, failing the test with its output when the run did not succeed.
+fn succeeded(run: &Run) -> String {
+    if let Err(error) = &run.result {
+        panic!(
+            "the plugin failed: {error}\n--- stdout\n{}\n--- stderr\n{}",
+            run.stdout_text(),
+            run.stderr_text()
+        );
+    }
+    run.stdout_text()
+}
+
+/// What the Rust walkthrough prints on a fresh database: what every language must print.
+fn rust_walkthrough_output() -> String {
+    succeeded(&run(&harness(&WALKTHROUGH_GRANTS), "walkthrough"))
+}
+
+/// Runs the walkthrough component `name` on a fresh database and checks it line by line against
+/// the Rust walkthrough, then what it left behind.
+fn prints_what_the_rust_walkthrough_prints_and_leaves_its_data(name: &str) {
+    let expected = rust_walkthrough_output();
+    let harness = harness(&WALKTHROUGH_GRANTS);
+    let stdout = succeeded(&run(&harness, name));
+    assert_eq!(lines(&stdout), lines(&expected), "{name} does not print what the Rust walkthrough prints");
+
+    assert_eq!(harness.cache("walkthrough").unwrap().get_value::<u64>("runs").unwrap(), Some(1));
+    let test = harness.cache("test").unwrap();
+    assert_eq!(test.len().unwrap(), 3);
+    assert_eq!(test.get_value::<serde_json::Value>("a").unwrap(), Some(json!(1)));
+    assert_eq!(test.get_value::<serde_json::Value>("b").unwrap(), Some(json!([1, 2])));
+    assert_eq!(test.get_value::<serde_json::Value>("c").unwrap(), Some(json!({"nested": true})));
+    assert_eq!(harness.queue("jobs").unwrap().len().unwrap(), 0, "the walkthrough takes back what it queued");
+}
+
+#[test]
+fn the_python_walkthrough_prints_what_the_rust_one_prints_and_leaves_its_data() {
+    prints_what_the_rust_walkthrough_prints_and_leaves_its_data("python-walkthrough");
+}
+
+#[test]
+fn the_javascript_walkthrough_prints_what_the_rust_one_prints_and_leaves_its_data() {
+    prints_what_the_rust_walkthrough_prints_and_leaves_its_data("js-walkthrough");
+}
+
+#[test]
+fn rust_python_and_javascript_plugins_share_one_database() {
+    let harness = harness(&WALKTHROUGH_GRANTS);
+    for (count, name) in (1..).zip(["walkthrough", "python-walkthrough", "js-walkthrough"]) {
+        let stdout = succeeded(&run(&harness, name));
+        assert!(stdout.contains(&format!("has now seen {count} walkthrough run(s)")), "{name}:\n{stdout}");
+        if count > 1 {
+            // Each finds the entries the previous plugin, in another language, wrote.
+            assert!(
+                stdout.contains("test.clear()                             -> removed 3"),
+                "{name}:\n{stdout}"
+            );
+        }
+    }
+    assert_eq!(harness.cache("walkthrough").unwrap().get_value::<u64>("runs").unwrap(), Some(3));
+}
+
+/// Seeds what the error programs read, runs `name`, and checks that none of the failed writes
+/// stored anything.
+fn run_errors_program(name: &str) -> String {
+    let harness = harness(&ERRORS_GRANTS);
+    harness.seed_cache("readonly", [("k", json!("v"))]).unwrap();
+    harness.seed_cache("secret", [("password", json!("hunter2"))]).unwrap();
+    let stdout = succeeded(&run(&harness, name));
+
+    let input = harness.cache("input").unwrap();
+    assert_eq!(input.len().unwrap(), 0, "a failed write stored something");
+    assert_eq!(input.get("good").unwrap(), None, "half a batch was stored");
+    assert_eq!(harness.queue("input-queue").unwrap().len().unwrap(), 0);
+    assert_eq!(harness.cache("readonly").unwrap().get_value::<String>("k").unwrap().as_deref(), Some("v"));
+    let caches: Vec<_> = harness.manager().list_caches().unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(caches, ["input", "readonly", "secret"], "a refused create made a cache");
+    stdout
+}
+
+#[test]
+fn python_gets_each_wit_error_as_its_exception_and_nothing_is_stored() {
+    let stdout = run_errors_program("python-errors");
+    assert_eq!(
+        lines(&stdout),
+        [
+            "set NaN: InvalidJson invalid-json",
+            "set_many with one NaN: InvalidJson invalid-json",
+            "put NaN: InvalidJson invalid-json",
+            "set huge key: TooLarge too-large",
+            "get missing key: KeyError 'missing'",
+            "get missing key with default: ok 'default'",
+            "open ungranted cache: AccessDenied access-denied",
+            "open missing cache: NoSuchCache no-such-cache",
+            "create bad name: InvalidName invalid-name",
+            "read read-only: ok 'v'",
+            "write read-only: AccessDenied access-denied",
+            "delete from read-only: AccessDenied access-denied",
+            "cache len: ok 0",
+            "queue len: ok 0",
+        ]
+    );
+}
+
+#[test]
+fn javascript_gets_each_wit_error_as_a_thrown_error_and_nothing_is_stored() {
+    let stdout = run_errors_program("js-errors");
+    assert_eq!(
+        lines(&stdout),
+        [
+            "set huge key: CacheError too-large",
+            "setMany with one huge key: CacheError too-large",
+            "set undefined: TypeError",
+            "put a BigInt: TypeError",
+            "get missing key: ok \"undefined\"",
+            "open ungranted cache: CacheError access-denied",
+            "open missing cache: CacheError no-such-cache",
+            "create bad name: CacheError invalid-name",
+            "read read-only: ok \"v\"",
+            "write read-only: CacheError access-denied",
+            "delete from read-only: CacheError access-denied",
+            "cache size: ok 0",
+            "queue size: ok 0",
+        ]
+    );
+}
+
+/// Runs the walkthrough component `name` with no grants: it must exit with status 1 and say
+/// which WIT error stopped it, having stored nothing.
+fn an_uncaught_error_ends_the_plugin_with_status_1(name: &str, says: &str) {
+    let harness = Harness::new().unwrap();
+    let run = run(&harness, name);
+    let (stdout, stderr) = (run.stdout_text(), run.stderr_text());
+    let error = run.result.expect_err("the walkthrough must fail without grants");
+    assert!(matches!(error, easycaching_harness::Error::Exited { code: 1 }), "{name}: {error}\n{stderr}");
+    assert!(stderr.contains(says), "{name}:\n{stderr}");
+    assert_eq!(stdout, "== the easycaching walkthrough ==\n", "it went on after the error");
+    assert!(harness.manager().list_caches().unwrap().is_empty());
+}
+
+#[test]
+fn an_uncaught_error_ends_a_python_plugin_with_status_1_and_names_the_wit_case() {
+    an_uncaught_error_ends_the_plugin_with_status_1(
+        "python-walkthrough",
+        "walkthrough failed (access-denied): ",
+    );
+}
+
+#[test]
+fn an_uncaught_error_ends_a_javascript_plugin_with_status_1_and_names_the_wit_case() {
+    an_uncaught_error_ends_the_plugin_with_status_1("js-walkthrough", "error (access-denied): ");
+}
