@@ -3,6 +3,7 @@
 
 mod data;
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand};
 #[command(after_help = "\
 Examples:
   easycaching run plugin.wasm --allow 'cache:test=rwc'      run a plugin that may use cache \"test\"
+  easycaching serve web.wasm --allow 'cache:web=rwc'        serve HTTP with a plugin on http://127.0.0.1:8220/
   easycaching ls                                            list caches and queues
   easycaching cache set test foo '\"bar\"'                    store a JSON value
   easycaching cache get test foo                            print it
@@ -28,12 +30,7 @@ The database is ./easycaching.db unless --db or EASYCACHING_DB names another.
 Logs go to stderr; set EASYCACHING_LOG=debug to see more.")]
 struct Cli {
     /// The database file; created when it does not exist.
-    #[arg(
-        long,
-        global = true,
-        env = "EASYCACHING_DB",
-        default_value = "easycaching.db"
-    )]
+    #[arg(long, global = true, env = "EASYCACHING_DB", default_value = "easycaching.db")]
     db: PathBuf,
 
     #[command(subcommand)]
@@ -44,6 +41,8 @@ struct Cli {
 enum Command {
     /// Run a plugin (a wasm component exporting wasi:cli/run) with exactly the grants given.
     Run(run::RunArgs),
+    /// Serve HTTP with a plugin (a wasm component exporting wasi:http/incoming-handler).
+    Serve(serve::ServeArgs),
     /// List the caches and queues in the database, with their sizes.
     Ls,
     /// Look into and change caches.
@@ -65,6 +64,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(&cli.db, args),
+        Command::Serve(args) => serve::serve(&cli.db, args),
         Command::Ls => data::list(&cli.db),
         Command::Cache(command) => data::cache(&cli.db, command),
         Command::Queue(command) => data::queue(&cli.db, command),

@@ -72,6 +72,7 @@
 mod compiled;
 mod ctx;
 mod error;
+mod fast_get;
 mod grants;
 mod interfaces;
 mod plugin;
@@ -93,12 +94,14 @@ mod bindings {
     });
 }
 
+pub use compiled::CompiledCache;
 pub use ctx::{
     CacheResource, EasyCaching, EasyCachingCtx, EasyCachingCtxBuilder, QueueResource, add_to_linker,
 };
 pub use error::{Error, Result};
 pub use grants::{Grant, GrantParseError, Grants, Kind, Pattern, Permission};
 pub use plugin::{
-    DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, Limits, Output, Plugin, PluginState, Run,
-    RunOptions, Runtime, RuntimeConfig,
+    DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, Limits, Output, Plugin, PluginState, Run, RunOptions, Runtime,
+    RuntimeConfig,
 };
+pub use plugin::MemoryLimiter;

@@ -1,0 +1,123 @@
+//! `easycaching serve`: an HTTP server whose requests a plugin answers, with its grants and
+//! limits, on many workers sharing one cache.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use easycaching::CacheManager;
+use easycaching_host::{CompiledCache, EasyCachingCtx, Grant, Limits};
+use easycaching_http::{DEFAULT_LISTEN, DEFAULT_MAX_INSTANCES, METRICS_PATH, Server, ServerConfig};
+
+use crate::run::{parse_bytes, parse_duration, parse_env};
+
+#[derive(Args)]
+#[command(after_help = "\
+The plugin is a WebAssembly component that exports wasi:http/incoming-handler@0.2 (the
+easycaching:cache/http-handler world), e.g. guest/rust/http-cache:
+
+  easycaching serve target/guests/http_cache.wasm --db web.db --allow 'cache:web=rwc' --workers 5
+  curl -X POST 'http://127.0.0.1:8220/cache?key=foo&value=bar'
+  curl 'http://127.0.0.1:8220/cache?key=foo'                 -> {\"foo\":{\"json\":\"bar\"}}
+
+Every worker shares one cache: a value written through one is read through any other at once.
+Grants are written as for `easycaching run` (see `easycaching run --help`); the plugin gets no
+files and no network, and its outgoing HTTP requests are refused.
+
+Each request runs in a fresh instance of the plugin, so no request sees what another left in
+its memory. --requests-per-instance N lets an instance answer up to N requests: faster, for
+plugins that keep no per-request state in globals. --memory applies to each instance,
+--timeout to each request; a plugin that traps or goes over a limit answers 500, and the
+server goes on.
+
+GET /_easycaching/metrics is answered by the server, not the plugin: requests, 4xx and 5xx
+counts, latency percentiles. Set EASYCACHING_LOG=info for an access log on stderr.
+Ctrl-C or SIGTERM stops accepting, finishes the requests in flight and prints the summary;
+a second one stops at once.")]
+pub struct ServeArgs {
+    /// The plugin: a WebAssembly component that exports wasi:http/incoming-handler.
+    plugin: PathBuf,
+
+    /// The address to listen on; port 0 picks a free one (the address is printed).
+    #[arg(long, value_name = "ADDRESS", default_value_t = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+
+    /// Threads that accept connections and speak HTTP (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    workers: Option<NonZeroUsize>,
+
+    /// Plugin instances running at once; more requests wait. Each holds a thread while its
+    /// writes wait to be durable, so this is also how many writes can share a commit.
+    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_MAX_INSTANCES).expect("not zero"))]
+    instances: NonZeroUsize,
+
+    /// Requests one instance answers before a fresh one replaces it (1: a fresh instance per
+    /// request).
+    #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u64).range(1..))]
+    requests_per_instance: u64,
+
+    /// Grant the plugin access to caches or queues (repeatable; as for `easycaching run`).
+    #[arg(long = "allow", value_name = "GRANT")]
+    grants: Vec<Grant>,
+
+    /// Give the plugin an environment variable (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+
+    /// The most memory one instance may use, e.g. 64M or 1G.
+    #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = parse_bytes)]
+    memory: usize,
+
+    /// Stop a request's plugin after this long, e.g. 500ms, 30s or 2m (default: no limit).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+
+    /// Keep compiled plugins in this directory (default: ~/.cache/easycaching/compiled).
+    #[arg(long, value_name = "DIR", env = "EASYCACHING_COMPILED_CACHE")]
+    compiled_cache: Option<PathBuf>,
+
+    /// Compile the plugin afresh and keep nothing on disk.
+    #[arg(long, conflicts_with = "compiled_cache")]
+    no_compiled_cache: bool,
+}
+
+pub fn serve(db: &Path, args: ServeArgs) -> Result<ExitCode> {
+    if args.grants.is_empty() {
+        eprintln!("easycaching: note: no --allow given, so the plugin can reach no cache or queue");
+    }
+    let manager =
+        CacheManager::open(db).with_context(|| format!("cannot open the database {}", db.display()))?;
+    let ctx =
+        args.grants.into_iter().fold(EasyCachingCtx::builder(manager), |ctx, grant| ctx.grant(grant)).build();
+    let defaults = ServerConfig::default();
+    let config = ServerConfig {
+        listen: args.listen,
+        workers: args.workers.map_or(defaults.workers, NonZeroUsize::get),
+        max_instances: args.instances.get(),
+        requests_per_instance: args.requests_per_instance,
+        limits: Limits { memory_bytes: args.memory, time: args.timeout, ..Limits::default() },
+        env: args.env,
+        compiled_cache: match (args.no_compiled_cache, args.compiled_cache) {
+            (true, _) => None,
+            (false, Some(dir)) => Some(CompiledCache::new(dir)),
+            (false, None) => defaults.compiled_cache,
+        },
+    };
+    let (workers, instances) = (config.workers, config.max_instances);
+    let server = Server::new(&args.plugin, ctx, config)?;
+    let summary = server.serve(|address| {
+        // Scripts and tests read the address from this line, so it goes out at once.
+        println!(
+            "easycaching: serving {} on http://{address}/ ({workers} workers, up to {instances} instances; metrics at {METRICS_PATH})",
+            args.plugin.display()
+        );
+        let _ = std::io::stdout().flush();
+    })?;
+    println!("easycaching: stopped after {summary}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,317 @@
+//! The plugin side of the server: one engine, the plugin compiled and linked once, and the
+//! instances that answer requests.
+//!
+//! Each request runs in an instance of its own while it runs. With
+//! [`ServerConfig::requests_per_instance`] at 1 (the default) every request gets an instance
+//! that has never run before: the next one is instantiated, from a pre-instantiated
+//! [`ProxyPre`] into a slot of wasmtime's pooling allocator, right after a request is answered,
+//! so instantiating is off the path of the next request. Above 1, an instance that answered
+//! without trapping goes back to a pool of warm instances and answers up to that many requests.
+//!
+//! A request is run synchronously, on a thread of its own (see `server.rs` for why), so the
+//! plugin's cache calls, which wait for their write to be durable, hold only that thread.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use easycaching_host::{EasyCaching, EasyCachingCtx, Limits, MemoryLimiter};
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::sync::{Proxy, ProxyPre};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{
+    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
+
+use crate::{Error, Result, ServerConfig};
+
+/// What a plugin hands to its response-outparam: a response, or an error code.
+pub(crate) type PluginResponse = std::result::Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
+
+/// How often the deadline clock ticks; time limits are kept to within one tick.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// A deadline (in ticks) that never comes.
+const NO_DEADLINE: u64 = 1 << 62;
+
+// Room in the pooling allocator for each instance. A Rust handler uses 1 memory, 2 tables and a
+// handful of core instances; Python and JavaScript components link more modules (and tables of
+// many more functions), so these leave room for them. Slots are address space, reserved once
+// and only backed by memory as instances touch it.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+const MEMORIES_PER_COMPONENT: u32 = 4;
+const TABLES_PER_COMPONENT: u32 = 32;
+const TABLES_PER_MODULE: u32 = 4;
+const TABLE_ELEMENTS: usize = 100_000;
+/// Linear memory and table bytes, per slot, that are zeroed in place for the next instance
+/// rather than handed back to the kernel (`madvise`, which costs a TLB shootdown across every
+/// thread), so a fresh instance does not fault its pages in again. With Linux's PAGEMAP_SCAN
+/// only the pages an instance wrote are zeroed.
+const MEMORY_KEEP_RESIDENT: usize = 16 << 20;
+const TABLE_KEEP_RESIDENT: usize = 1 << 20;
+/// The largest memory a 32-bit wasm memory can have.
+const MAX_WASM32_MEMORY: usize = 4 << 30;
+
+/// The store data of one handler instance.
+pub(crate) struct HandlerState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: NoOutgoingRequests,
+    easycaching: EasyCachingCtx,
+    memory: MemoryLimiter,
+}
+
+impl WasiView for HandlerState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HandlerState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+/// A plugin gets no network, so `wasi:http/outgoing-handler` refuses every request.
+struct NoOutgoingRequests;
+
+impl WasiHttpHooks for NoOutgoingRequests {
+    fn send_request(
+        &mut self,
+        _request: hyper::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _response_done: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    hyper::Response<WasiBody>,
+                    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+                )>,
+            > + Send,
+    > {
+        Box::new(std::future::ready(Err(wasmtime_wasi_http::Error::HttpRequestDenied)))
+    }
+}
+
+/// An instance and the store it lives in.
+struct Instance {
+    store: Store<HandlerState>,
+    proxy: Proxy,
+    /// Requests it has been given.
+    handled: u64,
+}
+
+/// The compiled, linked plugin and its instances.
+pub(crate) struct Handler {
+    pre: ProxyPre<HandlerState>,
+    name: String,
+    easycaching: EasyCachingCtx,
+    env: Vec<(String, String)>,
+    limits: Limits,
+    deadline: u64,
+    requests_per_instance: u64,
+    /// Instances ready for a request: never used, or warm when instances are reused.
+    ready: Mutex<Vec<Instance>>,
+}
+
+impl Handler {
+    /// Compiles and links the plugin at `path`, and instantiates it once to check that it can
+    /// run here; that instance answers the first request.
+    pub(crate) fn new(path: &Path, easycaching: EasyCachingCtx, config: &ServerConfig) -> Result<Handler> {
+        let name = path.display().to_string();
+        let fail = |what: &str, error: wasmtime::Error| Error::Load {
+            plugin: name.clone(),
+            message: format!("{what}: {error:#}"),
+        };
+        let engine = engine(config)?;
+        let wasm = std::fs::read(path)
+            .map_err(|error| Error::Load { plugin: name.clone(), message: error.to_string() })?;
+        let component = match &config.compiled_cache {
+            Some(cache) => cache.load(&engine, &wasm),
+            None => Component::new(&engine, &wasm),
+        }
+        .map_err(|e| fail("not a WebAssembly component this host can compile", e))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker))
+            .and_then(|()| {
+                easycaching_host::add_to_linker(&mut linker, |state: &mut HandlerState| {
+                    EasyCaching::new(&state.easycaching, &mut state.table)
+                })
+            })
+            .map_err(|e| Error::Engine(format!("cannot link the host interfaces: {e:#}")))?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| fail("it imports something this host does not provide", e))?;
+        let pre = ProxyPre::new(instance_pre).map_err(|e| {
+            fail("it does not export wasi:http/incoming-handler@0.2 (build it for the easycaching:cache/http-handler world)", e)
+        })?;
+        let deadline = match config.limits.time {
+            Some(time) => (time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
+            None => NO_DEADLINE,
+        };
+        let handler = Handler {
+            pre,
+            name: name.clone(),
+            easycaching,
+            env: config.env.clone(),
+            limits: config.limits,
+            deadline,
+            requests_per_instance: config.requests_per_instance.max(1),
+            ready: Mutex::new(Vec::new()),
+        };
+        let first = handler
+            .instantiate()
+            .map_err(|error| Error::Load { plugin: name, message: format!("it cannot start: {error}") })?;
+        handler.ready().push(first);
+        Ok(handler)
+    }
+
+    /// The engine, for the clock that enforces time limits.
+    pub(crate) fn engine(&self) -> &Engine {
+        self.pre.engine()
+    }
+
+    /// Runs the plugin on `request`; its response goes to `respond` as soon as the plugin sets
+    /// it, and this returns when the plugin's `handle` returns (it may go on working after it
+    /// responded). An error says why the plugin failed; its instance is dropped.
+    pub(crate) fn handle(
+        &self,
+        request: hyper::Request<Incoming>,
+        respond: oneshot::Sender<PluginResponse>,
+    ) -> Result<(), easycaching_host::Error> {
+        let popped = self.ready().pop();
+        let mut instance = match popped {
+            Some(instance) => instance,
+            None => self.instantiate()?,
+        };
+        self.start_budgets(&mut instance.store)?;
+        let resources = {
+            let mut http = instance.store.data_mut().http();
+            http.new_incoming_request(Scheme::Http, request)
+                .and_then(|request| Ok((request, http.new_response_outparam(respond)?)))
+        };
+        // Not the plugin's fault (the server checked the request), so not classified as its
+        // failure; the instance goes, as its table may hold half of what was added.
+        let (request, response_out) = resources.map_err(|error| {
+            easycaching_host::Error::Internal(format!("cannot hand the request to the plugin: {error:#}"))
+        })?;
+        let outcome = instance.proxy.wasi_http_incoming_handler().call_handle(
+            &mut instance.store,
+            request,
+            response_out,
+        );
+        match outcome {
+            Ok(()) => {
+                instance.handled += 1;
+                self.recycle(instance);
+                Ok(())
+            }
+            Err(error) => Err(classify(error, instance.store.data().memory.exceeded(), &self.limits)),
+        }
+    }
+
+    /// Puts an instance that answered back in the pool while it may answer more; when it may
+    /// not, drops it and readies a fresh one in its place, so the next request does not wait
+    /// for instantiation.
+    fn recycle(&self, instance: Instance) {
+        if instance.handled < self.requests_per_instance {
+            self.ready().push(instance);
+            return;
+        }
+        // Dropped first: its slot in the pooling allocator is what the fresh one reuses.
+        drop(instance);
+        match self.instantiate() {
+            Ok(fresh) => self.ready().push(fresh),
+            // The next request instantiates, and answers this error if it persists.
+            Err(error) => tracing::warn!(%error, "cannot ready a fresh instance"),
+        }
+    }
+
+    /// A new instance in a store of its own, with the grants and limits of every instance.
+    fn instantiate(&self) -> Result<Instance, easycaching_host::Error> {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(self.limits.max_handles);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.arg(&self.name).envs(&self.env).inherit_stdout().inherit_stderr();
+        let state = HandlerState {
+            table,
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: NoOutgoingRequests,
+            easycaching: self.easycaching.clone(),
+            memory: MemoryLimiter::new(self.limits.memory_bytes),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.memory);
+        store.epoch_deadline_trap();
+        self.start_budgets(&mut store)?;
+        match self.pre.instantiate(&mut store) {
+            Ok(proxy) => Ok(Instance { store, proxy, handled: 0 }),
+            Err(error) => Err(classify(error, store.data().memory.exceeded(), &self.limits)),
+        }
+    }
+
+    /// Gives `store` the time and fuel of one request (or of one instantiation).
+    fn start_budgets(&self, store: &mut Store<HandlerState>) -> Result<(), easycaching_host::Error> {
+        store.set_epoch_deadline(self.deadline);
+        if let Some(fuel) = self.limits.fuel {
+            // Fuel is counted whenever a budget is set (see `engine`), so this cannot fail.
+            store.set_fuel(fuel).map_err(|e| easycaching_host::Error::Internal(format!("{e:#}")))?;
+        }
+        Ok(())
+    }
+
+    fn ready(&self) -> MutexGuard<'_, Vec<Instance>> {
+        // A panic while holding the lock leaves the list itself intact.
+        self.ready.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The engine every instance runs on: epoch deadlines for time limits, and the pooling
+/// allocator sized for `config.max_instances` instances at once.
+fn engine(config: &ServerConfig) -> Result<Engine> {
+    let instances = u32::try_from(config.max_instances.max(1)).unwrap_or(u32::MAX);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+        .total_memories(instances.saturating_mul(MEMORIES_PER_COMPONENT))
+        .total_tables(instances.saturating_mul(TABLES_PER_COMPONENT))
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .max_tables_per_module(TABLES_PER_MODULE)
+        .table_elements(TABLE_ELEMENTS)
+        .max_memory_size(config.limits.memory_bytes.min(MAX_WASM32_MEMORY))
+        .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+        .table_keep_resident(TABLE_KEEP_RESIDENT)
+        .pagemap_scan(Enabled::Auto);
+    let mut wasm = Config::new();
+    wasm.epoch_interruption(true)
+        // Counting fuel costs every instruction a little, so only when a budget is set.
+        .consume_fuel(config.limits.fuel.is_some())
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&wasm).map_err(|e| Error::Engine(format!("{e:#}")))
+}
+
+/// Tells an exit, a limit and a crash apart.
+fn classify(error: wasmtime::Error, out_of_memory: bool, limits: &Limits) -> easycaching_host::Error {
+    use easycaching_host::Error as Failure;
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return Failure::Exited { code: exit.0 };
+    }
+    if out_of_memory {
+        return Failure::OutOfMemory { limit: limits.memory_bytes };
+    }
+    match (error.downcast_ref::<Trap>(), limits.time, limits.fuel) {
+        (Some(Trap::Interrupt), Some(limit), _) => Failure::TimedOut { limit },
+        (Some(Trap::OutOfFuel), _, Some(limit)) => Failure::OutOfFuel { limit },
+        _ => Failure::Trapped { message: format!("{error:#}") },
+    }
+}

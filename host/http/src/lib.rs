@@ -1,0 +1,123 @@
+//! `easycaching serve`: an HTTP/1.1 server whose requests are answered by a WebAssembly
+//! component exporting `wasi:http/incoming-handler` (the `easycaching:cache/http-handler`
+//! world), on many workers that share one cache.
+//!
+//! All workers are threads of one process sharing one [`easycaching::CacheManager`]: its LRU,
+//! its group commit and its SQLite connections. A value written by a request is read by the
+//! next request on any worker at once, with no cross-process coherence check involved.
+//!
+//! Each request runs in a sandboxed instance with the grants of one [`EasyCachingCtx`] and the
+//! [`Limits`] of `easycaching run` (memory per instance; time and fuel per request; open
+//! handles). By default every request gets an instance that has never run before; see
+//! [`ServerConfig::requests_per_instance`] for reusing warm instances and what that shares.
+//! A plugin that traps, runs out of memory or time, or returns without responding gets its
+//! client a 500, and the server goes on.
+//!
+//! ```no_run
+//! use easycaching::CacheManager;
+//! use easycaching_host::{EasyCachingCtx, Grant};
+//! use easycaching_http::{Server, ServerConfig};
+//!
+//! let manager = CacheManager::open("web.db")?;
+//! let ctx = EasyCachingCtx::builder(manager).grant("cache:web=rwc".parse::<Grant>()?).build();
+//! let config = ServerConfig { workers: 5, ..ServerConfig::default() };
+//! let server = Server::new("http_cache.wasm".as_ref(), ctx, config)?;
+//! let summary = server.serve(|address| println!("serving http://{address}/"))?;
+//! println!("served {summary}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`Server::serve`] returns on SIGINT (Ctrl-C) or SIGTERM, after it has stopped accepting and
+//! finished every request in flight; a second signal stops it at once. Requests are counted
+//! and timed ([`MetricsSummary`], also served as JSON on [`METRICS_PATH`]) and logged with
+//! `tracing` under the target [`ACCESS_LOG`] at level INFO.
+//!
+//! Unix only: the server stops on Unix signals.
+#![deny(missing_docs)]
+
+mod error;
+mod handler;
+mod metrics;
+mod server;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use easycaching_host::{CompiledCache, EasyCachingCtx, Limits};
+
+pub use error::{Error, Result};
+pub use metrics::MetricsSummary;
+pub use server::{ACCESS_LOG, METRICS_PATH};
+
+/// The default address: port 8220 on the loopback interface.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8220);
+/// The default of [`ServerConfig::max_instances`].
+pub const DEFAULT_MAX_INSTANCES: usize = 64;
+
+/// How a [`Server`] listens, how many threads it runs, and what each plugin instance may use.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The address to listen on; port 0 picks a free port (the bound address is passed to
+    /// [`Server::serve`]'s callback). Default [`DEFAULT_LISTEN`].
+    pub listen: SocketAddr,
+    /// Threads that accept connections and speak HTTP. Default: one per CPU.
+    pub workers: usize,
+    /// Plugin instances running at once; more requests wait for one to finish. A request
+    /// holds its instance, and a thread, while its cache writes wait to be durable, so this
+    /// is also how many writes can share a commit. Default [`DEFAULT_MAX_INSTANCES`].
+    pub max_instances: usize,
+    /// Requests one instance answers before it is replaced by a fresh one.
+    ///
+    /// - `1` (the default): every request runs in an instance that has never run before.
+    ///   Nothing a request leaves in the instance's memory (globals, heap, a half-finished
+    ///   state after a bug) can reach another request; only the caches are shared.
+    /// - `N > 1`: an instance that answered without trapping answers again, up to N requests
+    ///   in all. Requests still never run in one instance at the same time, and an instance
+    ///   that traps is thrown away, but what one request leaves in memory the next request on
+    ///   that instance sees: use it for plugins that keep no per-request state in globals.
+    ///   Saves instantiating per request.
+    pub requests_per_instance: u64,
+    /// What each instance may use: its memory and open handles, and per request its time and
+    /// fuel.
+    pub limits: Limits,
+    /// Environment variables the plugin sees (none by default).
+    pub env: Vec<(String, String)>,
+    /// Where compiled plugins are kept; `None` compiles the plugin afresh.
+    pub compiled_cache: Option<CompiledCache>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN,
+            workers: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            max_instances: DEFAULT_MAX_INSTANCES,
+            requests_per_instance: 1,
+            limits: Limits::default(),
+            env: Vec::new(),
+            compiled_cache: CompiledCache::default_dir().map(CompiledCache::new),
+        }
+    }
+}
+
+/// A plugin, compiled and ready to serve.
+pub struct Server {
+    handler: handler::Handler,
+    config: ServerConfig,
+}
+
+impl Server {
+    /// Compiles (or loads from the compiled cache) and links the component at `plugin`, and
+    /// instantiates it once to check that it can run with these grants and limits.
+    pub fn new(plugin: &Path, easycaching: EasyCachingCtx, config: ServerConfig) -> Result<Server> {
+        let handler = handler::Handler::new(plugin, easycaching, &config)?;
+        Ok(Server { handler, config })
+    }
+
+    /// Listens on [`ServerConfig::listen`] and serves until SIGINT or SIGTERM; then stops
+    /// accepting, finishes the requests in flight, and returns what it served. `listening` is
+    /// called with the bound address once the server accepts connections.
+    pub fn serve(self, listening: impl FnOnce(SocketAddr)) -> Result<MetricsSummary> {
+        server::serve(self.handler, &self.config, listening)
+    }
+}

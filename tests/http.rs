@@ -1,0 +1,373 @@
+//! `easycaching serve`, end to end: the release binary serving real guest components on a
+//! loopback port, driven by a real HTTP client. Every wait is bounded.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use easycaching_tests::{cli, guest};
+use serde_json::{Value, json};
+
+/// The longest the server may take to start (compiling the plugin the first time) or to stop.
+const START_OR_STOP_WITHIN: Duration = Duration::from_secs(60);
+
+/// A running `easycaching serve`, killed if the test ends without stopping it.
+struct Served {
+    child: Child,
+    url: String,
+    stdout: Receiver<String>,
+}
+
+impl Served {
+    /// Starts `easycaching --db DB serve PLUGIN --listen 127.0.0.1:0 ARGS...` and waits for the
+    /// line that says where it listens.
+    fn start(db: &Path, plugin: &str, args: &[&str]) -> Served {
+        let mut child = cli()
+            .arg("--db")
+            .arg(db)
+            .arg("serve")
+            .arg(guest(plugin))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the CLI starts");
+        let stdout = lines_of(child.stdout.take().expect("piped"));
+        let first = stdout.recv_timeout(START_OR_STOP_WITHIN).expect("the server says where it listens");
+        let url = first
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        Served { child, url, stdout }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; its status and the rest of its stdout.
+    fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        // The shell's own `kill`: no dependency for one signal, and no procps needed.
+        let killed = Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().expect("sh runs");
+        assert!(killed.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + START_OR_STOP_WITHIN;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("the server can be waited for") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop within {START_OR_STOP_WITHIN:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let rest: Vec<String> = self.stdout.try_iter().collect();
+        (status, rest.join("\n"))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines_of(stdout: ChildStdout) -> Receiver<String> {
+    let (send, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    lines
+}
+
+/// An HTTP client whose statuses are answers, not errors, and whose every call is bounded.
+fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// Status and body of a response.
+fn answer(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, String) {
+    let mut response = response.expect("the server answers");
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().expect("a text body");
+    (status, body)
+}
+
+fn get(client: &ureq::Agent, url: &str) -> (u16, String) {
+    answer(client.get(url).call())
+}
+
+fn post(client: &ureq::Agent, url: &str) -> (u16, String) {
+    answer(client.post(url).send_empty())
+}
+
+fn delete(client: &ureq::Agent, url: &str) -> (u16, String) {
+    answer(client.delete(url).call())
+}
+
+/// Percent-encodes everything but ASCII letters and digits.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => char::from(byte).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
+}
+
+fn easycaching(db: &Path, args: &[&str]) -> Output {
+    cli().arg("--db").arg(db).args(args).output().expect("the CLI runs")
+}
+
+#[test]
+fn the_web_example_answers_as_the_original_and_keeps_what_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("web.db");
+    let server = Served::start(&db, "http_cache", &["--workers", "5", "--allow", "cache:web=rwc"]);
+    let client = client();
+
+    // The original's two endpoints: POST stores {"json": value} and answers null; GET answers
+    // {key: value}, and {key: null} for a key never stored.
+    assert_eq!(post(&client, &server.url("/cache?key=foo&value=bar")), (200, "null".to_owned()));
+    let (status, body) = get(&client, &server.url("/cache?key=foo"));
+    assert_eq!((status, json_of(&body)), (200, json!({"foo": {"json": "bar"}})));
+    let (status, body) = get(&client, &server.url("/cache?key=nothing"));
+    assert_eq!((status, json_of(&body)), (200, json!({"nothing": null})));
+    // Query values are URL-decoded.
+    assert_eq!(post(&client, &server.url("/cache?key=a%20b&value=x+y%2Bz")).0, 200);
+    let (_, body) = get(&client, &server.url("/cache?key=a+b"));
+    assert_eq!(json_of(&body), json!({"a b": {"json": "x y+z"}}));
+
+    // The listing, a page at a time, in key order.
+    for key in ["k1", "k2", "k3"] {
+        assert_eq!(post(&client, &server.url(&format!("/cache?key={key}&value={key}"))).0, 200);
+    }
+    let (status, body) = get(&client, &server.url("/cache?limit=3"));
+    let first = json_of(&body);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        first["entries"],
+        json!([{"a b": {"json": "x y+z"}}, {"foo": {"json": "bar"}}, {"k1": {"json": "k1"}}])
+    );
+    let cursor = url_encode(first["next"].as_str().expect("a cursor for the next page"));
+    let (_, body) = get(&client, &server.url(&format!("/cache?limit=3&cursor={cursor}")));
+    assert_eq!(
+        json_of(&body),
+        json!({"entries": [{"k2": {"json": "k2"}}, {"k3": {"json": "k3"}}], "next": null})
+    );
+
+    // DELETE says whether something was there.
+    assert_eq!(json_of(&delete(&client, &server.url("/cache?key=k1")).1), json!({"deleted": true}));
+    assert_eq!(json_of(&delete(&client, &server.url("/cache?key=k1")).1), json!({"deleted": false}));
+    assert_eq!(json_of(&get(&client, &server.url("/cache?key=k1")).1), json!({"k1": null}));
+
+    // Mistakes answer as FastAPI would.
+    assert_eq!(post(&client, &server.url("/cache?key=foo")).0, 422);
+    assert_eq!(get(&client, &server.url("/cache?limit=0")).0, 422);
+    assert_eq!(get(&client, &server.url("/elsewhere")).0, 404);
+    assert_eq!(answer(client.put(&server.url("/cache?key=foo")).send_empty()).0, 405);
+
+    // The metrics are the host's, and count only what the plugin answered.
+    let (status, body) = get(&client, &server.url("/_easycaching/metrics"));
+    let metrics = json_of(&body);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(metrics["requests"], 17, "{metrics}");
+    assert_eq!(metrics["client_errors"], 4, "{metrics}");
+    assert_eq!(metrics["server_errors"], 0, "{metrics}");
+    assert!(metrics["latency_us"]["p50"].as_u64().is_some_and(|p50| p50 > 0), "{metrics}");
+
+    let (status, rest) = server.terminate();
+    assert!(status.success(), "{status}");
+    assert!(rest.contains("stopped after 17 requests (4 answered 4xx, 0 answered 5xx)"), "{rest}");
+
+    // What was acknowledged is in the database.
+    let stored = easycaching(&db, &["cache", "get", "web", "foo"]);
+    assert_eq!(json_of(&String::from_utf8_lossy(&stored.stdout)), json!({"json": "bar"}));
+}
+
+#[test]
+fn a_value_written_through_one_worker_is_read_at_once_through_every_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("workers.db");
+    // Warm instances too: reuse must not let an instance answer from a stale view.
+    for reuse in ["1", "50"] {
+        let server = Served::start(
+            &db,
+            "http_cache",
+            &["--workers", "5", "--requests-per-instance", reuse, "--allow", "cache:web=rwc"],
+        );
+        // Five writers, each on its own connection, each reading what the others just wrote
+        // through theirs: every read must see the latest acknowledged write of every writer.
+        let url = server.url.clone();
+        let writers: Vec<_> = (0..5)
+            .map(|writer| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    let (mine, theirs) = (client(), client());
+                    for round in 0..20 {
+                        let key = format!("w{writer}");
+                        let stored = post(&mine, &format!("{url}/cache?key={key}&value={reuse}-{round}"));
+                        assert_eq!(stored.0, 200, "{stored:?}");
+                        // A different connection, so most likely a different worker and
+                        // certainly a different instance: it sees this write at once.
+                        let (_, body) = get(&theirs, &format!("{url}/cache?key={key}"));
+                        assert_eq!(json_of(&body), json!({ key: {"json": format!("{reuse}-{round}")} }));
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().expect("every read saw the write before it");
+        }
+        let (_, body) = get(&client(), &server.url("/cache?limit=10"));
+        let entries = json_of(&body)["entries"].clone();
+        let expected: Vec<Value> =
+            (0..5).map(|w| json!({ format!("w{w}"): {"json": format!("{reuse}-19")} })).collect();
+        assert_eq!(entries, Value::Array(expected));
+        let (status, _) = server.terminate();
+        assert!(status.success(), "{status}");
+    }
+}
+
+#[test]
+fn a_plugin_that_fails_answers_500_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("failing.db");
+    let server =
+        Served::start(&db, "http_test_handler", &["--workers", "2", "--timeout", "300ms", "--memory", "64M"]);
+    let client = client();
+
+    let (status, body) = get(&client, &server.url("/trap"));
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("the plugin crashed"), "{body}");
+    assert_eq!(get(&client, &server.url("/counter")), (200, "1".to_owned()));
+
+    let started = Instant::now();
+    let (status, body) = get(&client, &server.url("/spin"));
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("time limit of 300ms"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(10), "stopped after {:?}", started.elapsed());
+
+    let (status, body) = get(&client, &server.url("/grow"));
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("memory limit of 64 MiB"), "{body}");
+
+    assert_eq!(get(&client, &server.url("/counter")), (200, "1".to_owned()));
+    let metrics = json_of(&get(&client, &server.url("/_easycaching/metrics")).1);
+    assert_eq!((metrics["requests"].as_u64(), metrics["server_errors"].as_u64()), (Some(5), Some(3)));
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn every_request_gets_a_fresh_instance_unless_reuse_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("instances.db");
+    let client = client();
+    let counts = |args: &[&str]| {
+        let server = Served::start(&db, "http_test_handler", args);
+        let counts: Vec<String> = (0..4).map(|_| get(&client, &server.url("/counter")).1).collect();
+        let (status, _) = server.terminate();
+        assert!(status.success(), "{status}");
+        counts
+    };
+    // The handler counts the requests its instance has answered.
+    assert_eq!(counts(&[]), ["1", "1", "1", "1"]);
+    // One instance at a time, three requests each: the fourth request gets a fresh one.
+    assert_eq!(counts(&["--instances", "1", "--requests-per-instance", "3"]), ["1", "2", "3", "1"]);
+    // A trap throws the warm instance away.
+    let server =
+        Served::start(&db, "http_test_handler", &["--instances", "1", "--requests-per-instance", "9"]);
+    assert_eq!(get(&client, &server.url("/counter")).1, "1");
+    assert_eq!(get(&client, &server.url("/trap")).0, 500);
+    assert_eq!(get(&client, &server.url("/counter")).1, "1");
+    drop(server);
+}
+
+#[test]
+fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shutdown.db");
+    let server = Served::start(&db, "http_test_handler", &[]);
+    // Polls the metrics, and stays connected (keep-alive) when the server stops: an idle
+    // connection must not hold the shutdown up.
+    let watcher = client();
+
+    // A request that takes a while: it is in flight when SIGTERM comes.
+    let slow_url = server.url("/sleep?ms=800");
+    let slow = std::thread::spawn(move || get(&client(), &slow_url));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json_of(&get(&watcher, &server.url("/_easycaching/metrics")).1)["in_flight"] != 1 {
+        assert!(Instant::now() < deadline, "the slow request never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let url = server.url.clone();
+    let stopping = Instant::now();
+    let (status, rest) = server.terminate();
+    assert!(status.success(), "{status}");
+    assert!(stopping.elapsed() < Duration::from_secs(10), "took {:?} to stop", stopping.elapsed());
+    assert_eq!(slow.join().unwrap(), (200, "slept 800 ms".to_owned()));
+    assert!(rest.contains("stopped after 1 request "), "{rest}");
+    assert!(ureq::get(&format!("{url}/counter")).call().is_err(), "still answering after it stopped");
+}
+
+#[test]
+fn sigterm_in_the_middle_of_writes_loses_none_it_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("writes.db");
+    let server = Served::start(&db, "http_cache", &["--allow", "cache:web=rwc"]);
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    // Writers POST distinct keys until the server stops answering.
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let (url, acknowledged) = (server.url.clone(), acknowledged.clone());
+            std::thread::spawn(move || {
+                let client = client();
+                let deadline = Instant::now() + Duration::from_secs(20);
+                for n in 0.. {
+                    let key = format!("w{writer}-{n}");
+                    match client.post(&format!("{url}/cache?key={key}&value={n}")).send_empty() {
+                        Ok(response) if response.status() == 200 => acknowledged.lock().unwrap().push(key),
+                        Ok(response) => panic!("POST {key} answered {}", response.status()),
+                        Err(_) => return,
+                    }
+                    assert!(Instant::now() < deadline, "the server was never stopped");
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while acknowledged.lock().unwrap().len() < 40 {
+        assert!(Instant::now() < deadline, "the writers never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status}");
+    for writer in writers {
+        writer.join().expect("no write was refused");
+    }
+
+    let stored = easycaching(&db, &["cache", "keys", "web"]);
+    let stored: HashSet<&str> = std::str::from_utf8(&stored.stdout).unwrap().lines().collect();
+    let acknowledged = acknowledged.lock().unwrap();
+    let lost: Vec<&String> = acknowledged.iter().filter(|key| !stored.contains(key.as_str())).collect();
+    assert!(lost.is_empty(), "{} of {} acknowledged writes lost: {lost:?}", lost.len(), acknowledged.len());
+}
