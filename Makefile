@@ -15,6 +15,7 @@ GUEST_BUILD := CARGO_PROFILE_RELEASE_DEBUG=false $(CARGO) build --release --targ
 WALKTHROUGH_GRANTS := --allow 'cache:test=rwc' --allow 'cache:walkthrough=rwc' --allow 'queue:jobs=rwc'
 
 .PHONY: demo test host guests guest-rust rust-target clean
+.PHONY: guest-python guest-js guest-python-bench guest-js-bench
 
 ## demo: build the host and the Rust example plugin, and run it on $(DB)
 demo: host guest-rust
@@ -31,16 +32,127 @@ host:
 	$(CARGO) build --release -p easycaching-cli
 
 ## guests: every guest component, into target/guests
-guests: guest-rust
+guests: guest-rust guest-python guest-js
 
 rust-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-## guest-rust: the Rust example plugin and the test programs
+## guest-rust: the Rust example plugins (walkthrough, http-cache) and the test programs
 guest-rust: rust-target
-	$(GUEST_BUILD) -p walkthrough -p easycaching-test-programs
+	$(GUEST_BUILD) -p walkthrough -p easycaching-test-programs -p http-cache -p http-test-handler
 	mkdir -p $(GUESTS)
 	cp $(TARGET)/wasm32-wasip2/release/*.wasm $(GUESTS)/
+
+# Python and JavaScript guests. Their toolchains install into the project, pinned, once: a
+# virtualenv from guest/python/requirements.txt, node_modules from guest/js/package-lock.json.
+# Each component is rebuilt only when its sources, the SDK, the WIT or the toolchain change.
+PYTHON ?= python3
+PY_GUEST := guest/python
+PY_TOOLCHAIN := $(PY_GUEST)/.venv/installed
+PY_SDK := $(wildcard $(PY_GUEST)/easycaching/*.py)
+JS_GUEST := guest/js
+# What `npm ci` installs for the engine plugins are built with (QuickJS)...
+JS_TOOLCHAIN := $(JS_GUEST)/node_modules/componentize-qjs/package.json
+# ...and, for measuring it against the other engine, StarlingMonkey too (guest/js/README.md).
+JS_BENCH_TOOLCHAIN := $(JS_GUEST)/node_modules/@bytecodealliance/componentize-js/package.json
+JS_SDK := $(JS_GUEST)/build.mjs $(JS_GUEST)/wit/plugin.wit $(wildcard $(JS_GUEST)/sdk/*.js)
+WIT_FILES := $(wildcard wit/*.wit)
+
+## guest-python: the Python example plugin and test program (componentize-py)
+guest-python: $(GUESTS)/python-walkthrough.wasm $(GUESTS)/python-errors.wasm
+
+## guest-js: the JavaScript example plugin and test program (componentize-qjs)
+guest-js: $(GUESTS)/js-walkthrough.wasm $(GUESTS)/js-errors.wasm
+
+## guest-python-bench, guest-js-bench: the measuring plugins (not part of `make test`)
+guest-python-bench: $(GUESTS)/python-bench.wasm
+guest-js-bench: $(GUESTS)/js-bench.wasm $(GUESTS)/js-bench-starlingmonkey.wasm
+
+$(PY_TOOLCHAIN): $(PY_GUEST)/requirements.txt
+	$(PYTHON) -m venv $(PY_GUEST)/.venv
+	$(PY_GUEST)/.venv/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+# The program in guest/python/NAME/app.py becomes python-NAME.wasm.
+$(GUESTS)/python-%.wasm: $(PY_GUEST)/%/app.py $(PY_SDK) $(WIT_FILES) $(PY_TOOLCHAIN)
+	mkdir -p $(GUESTS)
+	cd $(PY_GUEST) && .venv/bin/componentize-py -d ../../wit -w easycaching:cache/plugin \
+		componentize -p . -p $* app -o $(abspath $@)
+
+# npm leaves old timestamps on what it unpacks: touching the marker keeps it newer than the lock.
+$(JS_TOOLCHAIN): $(JS_GUEST)/package-lock.json
+	cd $(JS_GUEST) && npm ci --omit=dev --no-audit --no-fund
+	touch $@
+
+$(JS_BENCH_TOOLCHAIN): $(JS_GUEST)/package-lock.json
+	cd $(JS_GUEST) && npm ci --no-audit --no-fund
+	touch $@ $(JS_TOOLCHAIN)
+
+# The program in guest/js/NAME/app.js becomes js-NAME.wasm.
+$(GUESTS)/js-%.wasm: $(JS_GUEST)/%/app.js $(JS_SDK) $(WIT_FILES) $(JS_TOOLCHAIN)
+	node $(JS_GUEST)/build.mjs $< $@
+
+$(GUESTS)/js-bench-starlingmonkey.wasm: $(JS_GUEST)/bench/app.js $(JS_SDK) $(WIT_FILES) $(JS_BENCH_TOOLCHAIN)
+	node $(JS_GUEST)/build.mjs --engine starlingmonkey $< $@
+
+# Benchmarks (bench/README.md): every figure next to a baseline measured in the same run,
+# printed as a table and written to target/bench/results.json. `make bench` takes 5-10 minutes
+# once built; the heavier parts are behind their own targets.
+BENCH := $(TARGET)/release/easycaching-bench
+BENCH_DIR := $(abspath $(TARGET)/bench)
+BENCH_STAGES := writes startup scale redis queues spin
+BENCH_REPORT := $(BENCH) report --criterion $(BENCH_DIR)/criterion
+
+.PHONY: bench bench-full bench-guests bench-http bench-original bench-build bench-tools
+
+## bench: the figures of issue 7: criterion and callgrind for the per-call ones, bounded loops for the rest
+bench: bench-build bench-tools
+	rm -rf $(BENCH_DIR)/parts
+	CRITERION_HOME=$(BENCH_DIR)/criterion $(CARGO) bench -p easycaching-bench --bench micro \
+		$(if $(BENCH_FULL),-- --warm-up-time 2 --measurement-time 6)
+	$(BENCH) callgrind || echo "make bench: no instruction counts (valgrind missing?)"
+	for stage in $(BENCH_STAGES); do $(BENCH) stage $$stage $(BENCH_FULL); done
+	$(BENCH_REPORT)
+
+## bench-full: longer runs, 10M entries, and the Python, JavaScript and HTTP figures
+bench-full:
+	$(MAKE) bench BENCH_FULL=--full
+	$(MAKE) bench-guests bench-http
+
+## bench-guests: the Python and JavaScript guests' size, start-up and per-call cost
+bench-guests: bench-build guest-python-bench guest-js-bench
+	$(BENCH) stage languages
+	$(BENCH_REPORT)
+
+## bench-http: the HTTP server against a native server (bench/http.sh, with wrk)
+bench-http: bench-build
+	@command -v wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	mkdir -p $(BENCH_DIR)
+	bench/http.sh --duration 5s | tee $(BENCH_DIR)/http.txt
+	$(BENCH) stage http --input $(BENCH_DIR)/http.txt
+	$(BENCH_REPORT)
+
+## bench-original: against the original Python easycaching 0.108 from PyPI, in a virtualenv
+ORIGINAL_VENV := $(BENCH_DIR)/original-venv
+bench-original: bench-build $(ORIGINAL_VENV)/installed
+	$(BENCH) stage original --input $(ORIGINAL_VENV)/bin/python
+	$(BENCH_REPORT)
+
+$(ORIGINAL_VENV)/installed: bench/original/requirements.txt
+	$(PYTHON) -m venv $(ORIGINAL_VENV)
+	$(ORIGINAL_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+bench-build: rust-target
+	$(CARGO) build --release -p easycaching-cli -p easycaching-bench
+	$(GUEST_BUILD) -p easycaching-bench-guest
+
+# What the benchmarks run besides our code, from Debian's packages: Redis, and valgrind for
+# instruction counts. A figure whose tool cannot be installed is skipped with a note.
+bench-tools:
+	@command -v redis-server > /dev/null && command -v valgrind > /dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq redis-server valgrind; } || \
+		echo "make bench: cannot install redis-server or valgrind; their figures will be skipped"
 
 clean:
 	$(CARGO) clean

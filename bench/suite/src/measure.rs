@@ -1,0 +1,161 @@
+//! Bounded loops for the figures criterion cannot take (fsync-bound writes, many threads, many
+//! processes, the network): each stops after a time budget or a count, whichever comes first,
+//! and easycaching and its baseline take turns so that a burst of load from another process on
+//! the machine falls on both.
+
+use std::process::{Command, Stdio};
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+/// Operations done in a stretch of time.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    /// Operations done.
+    pub ops: u64,
+    /// The time they took.
+    pub elapsed: Duration,
+}
+
+impl Rate {
+    /// Operations per second.
+    pub fn per_sec(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Nanoseconds per operation.
+    pub fn ns_per_op(&self) -> f64 {
+        self.elapsed.as_nanos() as f64 / self.ops.max(1) as f64
+    }
+}
+
+/// Calls `op(i)` for i = 0, 1, ... until `budget` has passed or `max_ops` were done.
+pub fn run_for(budget: Duration, max_ops: u64, mut op: impl FnMut(u64)) -> Rate {
+    let start = Instant::now();
+    let mut ops = 0;
+    while ops < max_ops {
+        op(ops);
+        ops += 1;
+        // Reading the clock costs tens of nanoseconds: look every 16 operations.
+        if ops % 16 == 0 && start.elapsed() >= budget {
+            break;
+        }
+    }
+    Rate { ops, elapsed: start.elapsed() }
+}
+
+/// Runs `ours` and `baseline` in turns, `rounds` times each for `budget` (or `max_ops`), and
+/// returns the median rate of each.
+pub fn paired(
+    rounds: usize,
+    budget: Duration,
+    max_ops: u64,
+    mut ours: impl FnMut(u64),
+    mut baseline: impl FnMut(u64),
+) -> (Rate, Rate) {
+    let mut ours_rates = Vec::new();
+    let mut baseline_rates = Vec::new();
+    let mut offset = 0;
+    for _ in 0..rounds {
+        let rate = run_for(budget, max_ops, |i| ours(offset + i));
+        offset += rate.ops;
+        ours_rates.push(rate);
+        let rate = run_for(budget, max_ops, |i| baseline(offset + i));
+        offset += rate.ops;
+        baseline_rates.push(rate);
+    }
+    (median_rate(ours_rates), median_rate(baseline_rates))
+}
+
+fn median_rate(mut rates: Vec<Rate>) -> Rate {
+    rates.sort_by(|a, b| a.per_sec().total_cmp(&b.per_sec()));
+    rates[rates.len() / 2]
+}
+
+/// Runs `op(thread, i)` on `threads` threads at once, each until `budget` has passed, and
+/// returns the total rate.
+pub fn concurrent(threads: usize, budget: Duration, op: impl Fn(usize, u64) + Sync) -> Rate {
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    let ready = Barrier::new(threads + 1);
+    let elapsed = std::thread::scope(|scope| {
+        for thread in 0..threads {
+            let (stop, done, ready, op) = (&stop, &done, &ready, &op);
+            scope.spawn(move || {
+                ready.wait();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    op(thread, i);
+                    i += 1;
+                }
+                done.fetch_add(i, Ordering::Relaxed);
+            });
+        }
+        ready.wait();
+        let start = Instant::now();
+        std::thread::sleep(budget);
+        stop.store(true, Ordering::Relaxed);
+        start.elapsed()
+    });
+    Rate { ops: done.load(Ordering::Relaxed), elapsed }
+}
+
+/// The median of some values.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Milliseconds since the Unix epoch, the clock processes agree on.
+pub fn unix_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Sleeps until `unix_millis()` reaches `at`.
+pub fn sleep_until(at: u64) {
+    let now = unix_millis();
+    if at > now {
+        std::thread::sleep(Duration::from_millis(at - now));
+    }
+}
+
+/// Runs this very program once per entry of `children`, each with its arguments, all at
+/// once, and returns what each printed on stdout, in order. Children that take turns together
+/// are told when to start (Unix milliseconds) and how long to run, and start together.
+pub fn run_children(children: &[Vec<String>]) -> Result<Vec<String>> {
+    let exe = std::env::current_exe()?;
+    let running = children
+        .iter()
+        .map(|args| {
+            Command::new(&exe)
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("cannot start a child process")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    running
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output()?;
+            anyhow::ensure!(output.status.success(), "a child process failed: {}", output.status);
+            Ok(String::from_utf8(output.stdout)?)
+        })
+        .collect()
+}
+
+/// The resident set size of this process and its peak, in bytes (`VmRSS`, `VmHWM`).
+pub fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}

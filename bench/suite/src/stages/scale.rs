@@ -1,0 +1,130 @@
+//! Scale: the cost of a `get` and a durable `set` as the database grows from a thousand
+//! entries to a million (ten million with `--full`), and the memory the process holds, which
+//! the LRU bounds whatever the size of the database.
+//!
+//! Each size is filled once (kept in `target/bench/scale/` for the next run) and measured in a
+//! fresh process, so its memory figures are its own.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use easycaching::{CacheManager, Durability};
+use serde::{Deserialize, Serialize};
+
+use super::section;
+use crate::fixture::{self, CACHE, key};
+use crate::measure::{self, run_for};
+use crate::report::{Figure, Goal, Unit};
+
+/// What a measuring child reports.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Measured {
+    /// ns per `get` of a random key.
+    pub get_ns: f64,
+    /// Durable `set`s of random existing keys per second.
+    pub sets_per_sec: f64,
+    /// Resident memory after the measurement, bytes.
+    pub rss: u64,
+    /// Peak resident memory, bytes.
+    pub peak_rss: u64,
+    /// The database file, bytes.
+    pub db_bytes: u64,
+}
+
+/// The database of `entries` entries, filled when missing.
+fn database(entries: u64) -> Result<PathBuf> {
+    let dir = crate::bench_dir().join("scale");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{entries}.db"));
+    let done = dir.join(format!("{entries}.filled"));
+    if !done.exists() {
+        for stale in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{stale}", path.display()));
+        }
+        eprintln!("easycaching-bench: filling a database of {entries} entries (kept for later runs)");
+        fixture::fill(&fixture::manager(&path, Durability::Normal)?, entries)?;
+        std::fs::write(&done, b"")?;
+    }
+    Ok(path)
+}
+
+/// The figures at each size, each against the smallest.
+pub fn run(full: bool) -> Result<Vec<Figure>> {
+    let mut sizes = vec![1_000u64, 100_000, 1_000_000];
+    if full {
+        sizes.push(10_000_000);
+    }
+    let budget = Duration::from_millis(if full { 3000 } else { 1500 });
+    let mut measured = Vec::new();
+    for &entries in &sizes {
+        let db = database(entries)?;
+        let args = vec![
+            "child".into(),
+            "scale".into(),
+            "--db".into(),
+            db.display().to_string(),
+            "--entries".into(),
+            entries.to_string(),
+            "--millis".into(),
+            budget.as_millis().to_string(),
+        ];
+        let output = measure::run_children(&[args])?;
+        measured.push((entries, serde_json::from_str::<Measured>(output[0].trim())?));
+    }
+    let (_, smallest) = &measured[0];
+    let mut figures = Vec::new();
+    for (entries, m) in &measured[1..] {
+        let size = format!("{} entries", crate::report::number(*entries as f64));
+        figures.push(
+            Figure::new(section::SCALE, &format!("get, random key, {size}"), m.get_ns, Unit::NsPerOp)
+                .against("the same at 1,000 entries", smallest.get_ns)
+                .note("LRU off: every get reads SQLite"),
+        );
+        figures.push(
+            Figure::new(section::SCALE, &format!("set, random key, durable, {size}"), m.sets_per_sec, Unit::OpsPerSec)
+                .against("the same at 1,000 entries", smallest.sets_per_sec),
+        );
+        figures.push(
+            Figure::new(section::SCALE, &format!("memory (RSS), {size}"), m.rss as f64 / 1048576.0, Unit::MiB)
+                .against("the same at 1,000 entries", smallest.rss as f64 / 1048576.0)
+                .goal(Goal::RatioAtMost(2.0))
+                .note(format!(
+                    "peak {:.0} MiB; database {:.0} MB",
+                    m.peak_rss as f64 / 1048576.0,
+                    m.db_bytes as f64 / 1e6
+                )),
+        );
+    }
+    Ok(figures)
+}
+
+/// A child of [`run`]: measures one database in a fresh process.
+pub fn child(db: &Path, entries: u64, millis: u64) -> Result<Measured> {
+    let budget = Duration::from_millis(millis);
+    let mut rng = fastrand::Rng::with_seed(7);
+    let keys: Vec<String> = (0..100_000).map(|_| key(rng.u64(..entries))).collect();
+    // Reads with the LRU off, so that every size measures a read of SQLite (with the LRU on, a
+    // thousand entries would half fit in it).
+    let uncached = CacheManager::builder(db).lru_capacity(0).open()?.open_cache(CACHE)?;
+    let gets = run_for(budget, u64::MAX, |i| {
+        assert!(uncached.get(&keys[i as usize % keys.len()]).expect("get").is_some());
+    });
+    drop(uncached);
+    // Writes and memory with the default LRU, filled by reads first.
+    let cache = fixture::manager(db, Durability::Full)?.open_cache(CACHE)?;
+    for key in keys.iter().take(10_000) {
+        cache.get(key)?;
+    }
+    let sets = run_for(budget, u64::MAX, |i| {
+        cache.set(&keys[i as usize % keys.len()], fixture::numbered_json(i)).expect("set");
+    });
+    let (rss, peak_rss) = measure::rss();
+    Ok(Measured {
+        get_ns: gets.ns_per_op(),
+        sets_per_sec: sets.per_sec(),
+        rss,
+        peak_rss,
+        db_bytes: std::fs::metadata(db)?.len(),
+    })
+}

@@ -1,0 +1,97 @@
+//! Against Redis on loopback, the usual choice for a cache shared by processes: one client
+//! reading, one client writing with fsync before every acknowledgement (`appendfsync always`,
+//! easycaching's default durability), and 50 concurrent writers.
+
+use std::sync::Mutex;
+
+use anyhow::Result;
+use easycaching::Durability;
+
+use super::{Budget, section};
+use crate::fixture::{self, CACHE, KEY, Scratch, VALUE, key};
+use crate::measure::{concurrent, paired};
+use crate::micro::MISS_KEYS;
+use crate::redis::{Persistence, RedisServer};
+use crate::report::{Figure, Goal, Unit};
+
+/// Concurrent writers, as issue 7 asks.
+const WRITERS: usize = 50;
+
+/// Every Redis figure, or one line saying why there are none.
+pub fn run(budget: Budget) -> Result<Vec<Figure>> {
+    let scratch = Scratch::new()?;
+    let server = match RedisServer::start(scratch.path(), Persistence::None) {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("easycaching-bench: skipping Redis: {error:#}");
+            return Ok(vec![
+                Figure::new(section::REDIS, "not measured", 0.0, Unit::OpsPerSec)
+                    .note(format!("redis-server could not start: {error:#}")),
+            ]);
+        }
+    };
+    let mut figures = Vec::new();
+
+    // Reads: a hit in the LRU, and a miss that reads SQLite, against GET on one connection.
+    let manager = fixture::manager(&scratch.db("ours.db"), Durability::Full)?;
+    fixture::fill(&manager, MISS_KEYS)?;
+    let cache = manager.open_cache(CACHE)?;
+    cache.set(KEY, fixture::value())?;
+    let mut client = server.connect()?;
+    client.set(KEY, VALUE)?;
+    let (ours, base) = paired(
+        budget.rounds,
+        budget.round,
+        5_000_000,
+        |_| assert!(cache.get(KEY).expect("get").is_some()),
+        |_| assert!(client.get(KEY).expect("redis get").is_some()),
+    );
+    figures.push(
+        Figure::new(section::REDIS, "get, 1 client, LRU hit", ours.ns_per_op(), Unit::NsPerOp)
+            .against("Redis GET over loopback", base.ns_per_op())
+            .goal(Goal::RatioAtMost(1.0)),
+    );
+    let keys: Vec<String> = (0..MISS_KEYS).map(key).collect();
+    let (ours, base) = paired(
+        budget.rounds,
+        budget.round,
+        5_000_000,
+        |i| assert!(cache.get(&keys[(i % MISS_KEYS) as usize]).expect("get").is_some()),
+        |_| assert!(client.get(KEY).expect("redis get").is_some()),
+    );
+    figures.push(
+        Figure::new(section::REDIS, "get, 1 client, LRU miss (reads SQLite)", ours.ns_per_op(), Unit::NsPerOp)
+            .against("Redis GET over loopback", base.ns_per_op()),
+    );
+    drop(server);
+
+    // Durable writes: one client, then 50.
+    let server = RedisServer::start(scratch.path(), Persistence::FsyncAlways)?;
+    let mut client = server.connect()?;
+    let (ours, base) = paired(
+        budget.rounds,
+        budget.round,
+        200_000,
+        |i| cache.set(&key(i % 1000), fixture::numbered_json(i)).expect("set"),
+        |i| client.set(&key(i % 1000), &fixture::numbered_value(i)).expect("redis set"),
+    );
+    figures.push(
+        Figure::new(section::REDIS, "set, 1 client, fsync before ack", ours.per_sec(), Unit::OpsPerSec)
+            .against("Redis SET, appendfsync always", base.per_sec())
+            .goal(Goal::RatioAtLeast(1.0)),
+    );
+    let ours = concurrent(WRITERS, budget.concurrent, |thread, i| {
+        cache.set(&key(thread as u64 * 1_000_000 + i % 1000), fixture::numbered_json(i)).expect("set")
+    });
+    let clients = (0..WRITERS).map(|_| server.connect().map(Mutex::new)).collect::<Result<Vec<_>>>()?;
+    let base = concurrent(WRITERS, budget.concurrent, |thread, i| {
+        let value = fixture::numbered_value(i);
+        clients[thread].lock().unwrap().set(&key(thread as u64 * 1_000_000 + i % 1000), &value).expect("redis set")
+    });
+    figures.push(
+        Figure::new(section::REDIS, "set, 50 concurrent writers, fsync before ack", ours.per_sec(), Unit::OpsPerSec)
+            .against("Redis SET, appendfsync always, 50 clients", base.per_sec())
+            .goal(Goal::RatioAtLeast(1.0)),
+    );
+    Ok(figures)
+}
