@@ -71,6 +71,26 @@ fn queues_can_be_used_from_the_shell() {
 }
 
 #[test]
+fn durability_can_be_chosen_per_command_and_the_file_is_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    ok(easycaching(&db, &["--durability", "normal", "cache", "set", "test", "fast", "1"]));
+    ok(cli()
+        .env("EASYCACHING_DURABILITY", "normal")
+        .arg("--db")
+        .arg(&db)
+        .args(["queue", "put", "jobs", "2"])
+        .output()
+        .unwrap());
+    assert_eq!(ok(easycaching(&db, &["--durability", "full", "cache", "get", "test", "fast"])), "1\n");
+    assert_eq!(ok(easycaching(&db, &["queue", "get", "jobs"])), "2\n");
+
+    let wrong = easycaching(&db, &["--durability", "eventually", "ls"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(stderr(&wrong).contains("[possible values: full, normal]"), "{}", stderr(&wrong));
+}
+
+#[test]
 fn mistakes_get_errors_that_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shell.db");

@@ -1,7 +1,6 @@
 //! The commands that look into and change a database from the shell.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -61,10 +60,6 @@ pub enum QueueCommand {
     Drop { queue: String },
 }
 
-fn open(db: &Path) -> Result<CacheManager> {
-    CacheManager::open(db).with_context(|| format!("cannot open the database {}", db.display()))
-}
-
 fn parse_json(value: String) -> Result<Json> {
     Json::parse(value).context("the value must be JSON (quote strings for the shell, e.g. '\"bar\"')")
 }
@@ -83,8 +78,7 @@ fn print_found(value: Option<Json>, absent: &str) -> ExitCode {
     }
 }
 
-pub fn list(db: &Path) -> Result<ExitCode> {
-    let manager = open(db)?;
+pub fn list(manager: &CacheManager) -> Result<ExitCode> {
     let caches = manager.list_caches()?;
     let queues = manager.list_queues()?;
     if caches.is_empty() && queues.is_empty() {
@@ -99,8 +93,7 @@ pub fn list(db: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn cache(db: &Path, command: CacheCommand) -> Result<ExitCode> {
-    let manager = open(db)?;
+pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
         CacheCommand::Get { cache, key } => {
@@ -153,8 +146,7 @@ pub fn cache(db: &Path, command: CacheCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn queue(db: &Path, command: QueueCommand) -> Result<ExitCode> {
-    let manager = open(db)?;
+pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> {
     match command {
         QueueCommand::Put { queue, value } => manager.create_queue(&queue)?.put(parse_json(value)?)?,
         QueueCommand::Get { queue: name } => {

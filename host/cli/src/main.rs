@@ -2,13 +2,16 @@
 //! from the shell.
 
 mod data;
+mod plugin_args;
 mod run;
 mod serve;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use easycaching::{CacheManager, Durability};
 
 /// A shared, persistent cache for WebAssembly plugins.
 ///
@@ -33,6 +36,12 @@ struct Cli {
     #[arg(long, global = true, env = "EASYCACHING_DB", default_value = "easycaching.db")]
     db: PathBuf,
 
+    /// What a write survives once acknowledged: `full` fsyncs every commit (survives a power
+    /// cut); `normal` fsyncs at checkpoints (survives a crash of the process, not of the
+    /// machine), and is several times faster per write.
+    #[arg(long, global = true, env = "EASYCACHING_DURABILITY", value_enum, default_value_t = DurabilityArg::Full)]
+    durability: DurabilityArg,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +62,41 @@ enum Command {
     Queue(data::QueueCommand),
 }
 
+/// `--durability`, as the command line spells [`Durability`].
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    Full,
+    Normal,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(arg: DurabilityArg) -> Durability {
+        match arg {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Normal => Durability::Normal,
+        }
+    }
+}
+
+/// Opens (or creates) the database every command works on.
+fn open_database(db: &Path, durability: Durability) -> Result<CacheManager> {
+    CacheManager::builder(db)
+        .durability(durability)
+        .open()
+        .with_context(|| format!("cannot open the database {}", db.display()))
+}
+
+fn execute(cli: Cli) -> Result<ExitCode> {
+    let durability = cli.durability.into();
+    match cli.command {
+        Command::Run(args) => run::run(&cli.db, durability, args),
+        Command::Serve(args) => serve::serve(&cli.db, durability, args),
+        Command::Ls => data::list(&open_database(&cli.db, durability)?),
+        Command::Cache(command) => data::cache(&open_database(&cli.db, durability)?, command),
+        Command::Queue(command) => data::queue(&open_database(&cli.db, durability)?, command),
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -61,15 +105,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Run(args) => run::run(&cli.db, args),
-        Command::Serve(args) => serve::serve(&cli.db, args),
-        Command::Ls => data::list(&cli.db),
-        Command::Cache(command) => data::cache(&cli.db, command),
-        Command::Queue(command) => data::queue(&cli.db, command),
-    };
-    match result {
+    match execute(Cli::parse()) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("easycaching: {error:#}");

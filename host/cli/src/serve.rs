@@ -6,15 +6,15 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use easycaching::CacheManager;
-use easycaching_host::{CompiledCache, EasyCachingCtx, Grant, Limits};
+use easycaching::Durability;
+use easycaching_host::CompiledCache;
 use easycaching_http::{DEFAULT_LISTEN, DEFAULT_MAX_INSTANCES, METRICS_PATH, Server, ServerConfig};
 
-use crate::run::{parse_bytes, parse_duration, parse_env};
+use crate::open_database;
+use crate::plugin_args::PluginArgs;
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -61,53 +61,23 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u64).range(1..))]
     requests_per_instance: u64,
 
-    /// Grant the plugin access to caches or queues (repeatable; as for `easycaching run`).
-    #[arg(long = "allow", value_name = "GRANT")]
-    grants: Vec<Grant>,
-
-    /// Give the plugin an environment variable (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
-    env: Vec<(String, String)>,
-
-    /// The most memory one instance may use, e.g. 64M or 1G.
-    #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = parse_bytes)]
-    memory: usize,
-
-    /// Stop a request's plugin after this long, e.g. 500ms, 30s or 2m (default: no limit).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    timeout: Option<Duration>,
-
-    /// Keep compiled plugins in this directory (default: ~/.cache/easycaching/compiled).
-    #[arg(long, value_name = "DIR", env = "EASYCACHING_COMPILED_CACHE")]
-    compiled_cache: Option<PathBuf>,
-
-    /// Compile the plugin afresh and keep nothing on disk.
-    #[arg(long, conflicts_with = "compiled_cache")]
-    no_compiled_cache: bool,
+    #[command(flatten)]
+    given: PluginArgs,
 }
 
-pub fn serve(db: &Path, args: ServeArgs) -> Result<ExitCode> {
-    if args.grants.is_empty() {
-        eprintln!("easycaching: note: no --allow given, so the plugin can reach no cache or queue");
-    }
-    let manager =
-        CacheManager::open(db).with_context(|| format!("cannot open the database {}", db.display()))?;
-    let ctx =
-        args.grants.into_iter().fold(EasyCachingCtx::builder(manager), |ctx, grant| ctx.grant(grant)).build();
+pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitCode> {
+    let manager = open_database(db, durability)?;
     let defaults = ServerConfig::default();
     let config = ServerConfig {
         listen: args.listen,
         workers: args.workers.map_or(defaults.workers, NonZeroUsize::get),
         max_instances: args.instances.get(),
         requests_per_instance: args.requests_per_instance,
-        limits: Limits { memory_bytes: args.memory, time: args.timeout, ..Limits::default() },
-        env: args.env,
-        compiled_cache: match (args.no_compiled_cache, args.compiled_cache) {
-            (true, _) => None,
-            (false, Some(dir)) => Some(CompiledCache::new(dir)),
-            (false, None) => defaults.compiled_cache,
-        },
+        limits: args.given.limits(),
+        env: args.given.env.clone(),
+        compiled_cache: args.given.compiled_cache_dir().map(CompiledCache::new),
     };
+    let ctx = args.given.ctx(manager);
     let (workers, instances) = (config.workers, config.max_instances);
     let server = Server::new(&args.plugin, ctx, config)?;
     let summary = server.serve(|address| {

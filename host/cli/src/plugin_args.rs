@@ -1,0 +1,127 @@
+//! What `run` and `serve` give a plugin, parsed once for both: its grants, environment,
+//! limits, and where its compiled code is kept.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use easycaching::CacheManager;
+use easycaching_host::{CompiledCache, EasyCachingCtx, Grant, Limits};
+
+/// The flags shared by `easycaching run` and `easycaching serve`.
+#[derive(Args)]
+pub struct PluginArgs {
+    /// Grant the plugin access to caches or queues (repeatable; see `easycaching run --help`).
+    #[arg(long = "allow", value_name = "GRANT")]
+    grants: Vec<Grant>,
+
+    /// Give the plugin an environment variable (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+
+    /// The most memory the plugin may use (`serve`: each instance), e.g. 64M or 1G.
+    #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = parse_bytes)]
+    memory: usize,
+
+    /// Stop the plugin (`serve`: a request's plugin) after this long, e.g. 500ms, 30s or 2m
+    /// (default: no limit).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+
+    /// Keep compiled plugins in this directory (default: ~/.cache/easycaching/compiled).
+    #[arg(long, value_name = "DIR", env = "EASYCACHING_COMPILED_CACHE")]
+    compiled_cache: Option<PathBuf>,
+
+    /// Compile the plugin afresh and keep nothing on disk.
+    #[arg(long, conflicts_with = "compiled_cache")]
+    no_compiled_cache: bool,
+}
+
+impl PluginArgs {
+    /// The plugin's view of `manager`: exactly the caches and queues granted, nothing else.
+    /// Says so on stderr when nothing is granted, which is rarely what was meant.
+    pub fn ctx(&self, manager: CacheManager) -> EasyCachingCtx {
+        if self.grants.is_empty() {
+            eprintln!("easycaching: note: no --allow given, so the plugin can reach no cache or queue");
+        }
+        self.grants
+            .iter()
+            .cloned()
+            .fold(EasyCachingCtx::builder(manager), |ctx, grant| ctx.grant(grant))
+            .build()
+    }
+
+    /// The memory and time limits given, the others at their defaults.
+    pub fn limits(&self) -> Limits {
+        Limits { memory_bytes: self.memory, time: self.timeout, ..Limits::default() }
+    }
+
+    /// Where compiled code is kept: the directory given, the default directory, or nowhere
+    /// (`--no-compiled-cache`, or no home directory to put it in).
+    pub fn compiled_cache_dir(&self) -> Option<PathBuf> {
+        match (self.no_compiled_cache, &self.compiled_cache) {
+            (true, _) => None,
+            (false, Some(dir)) => Some(dir.clone()),
+            (false, None) => CompiledCache::default_dir(),
+        }
+    }
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+/// `1024`, `64k`, `256M`, `1G` (powers of 1024).
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let (digits, shift) = match text.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&text[..at], 10),
+        Some((at, 'm' | 'M')) => (&text[..at], 20),
+        Some((at, 'g' | 'G')) => (&text[..at], 30),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text:?} is not a size like 64M or 1G"))
+}
+
+/// `250ms`, `30s`, `2m`, `1h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let fail = || format!("{text:?} is not a duration like 500ms, 30s or 2m");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(fail)?;
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| fail())?;
+    let seconds = |factor: u64| n.checked_mul(factor).map(Duration::from_secs).ok_or_else(fail);
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        _ => Err(fail()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_parse_as_documented() {
+        assert_eq!(parse_bytes("256M"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes(&format!("{}G", usize::MAX)).is_err());
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("1 s").is_err());
+        assert!(parse_duration(&format!("{}h", u64::MAX)).is_err());
+        assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_env("=x").is_err());
+    }
+}
