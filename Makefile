@@ -58,8 +58,9 @@ JS_BENCH_TOOLCHAIN := $(JS_GUEST)/node_modules/@bytecodealliance/componentize-js
 JS_SDK := $(JS_GUEST)/build.mjs $(JS_GUEST)/wit/plugin.wit $(wildcard $(JS_GUEST)/sdk/*.js)
 WIT_FILES := $(wildcard wit/*.wit)
 
-## guest-python: the Python example plugin and test program (componentize-py)
-guest-python: $(GUESTS)/python-walkthrough.wasm $(GUESTS)/python-errors.wasm
+## guest-python: the Python example plugin, web example and test program (componentize-py)
+guest-python: $(GUESTS)/python-walkthrough.wasm $(GUESTS)/python-http-cache.wasm \
+	$(GUESTS)/python-errors.wasm
 
 ## guest-js: the JavaScript example plugin and test program (componentize-qjs)
 guest-js: $(GUESTS)/js-walkthrough.wasm $(GUESTS)/js-errors.wasm
@@ -73,10 +74,13 @@ $(PY_TOOLCHAIN): $(PY_GUEST)/requirements.txt
 	$(PY_GUEST)/.venv/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
-# The program in guest/python/NAME/app.py becomes python-NAME.wasm.
+# The program in guest/python/NAME/app.py becomes python-NAME.wasm, a component of the world
+# PY_WORLD: a plugin for `easycaching run`, or an HTTP handler for `easycaching serve`.
+PY_WORLD = plugin
+$(GUESTS)/python-http-cache.wasm: PY_WORLD = http-handler
 $(GUESTS)/python-%.wasm: $(PY_GUEST)/%/app.py $(PY_SDK) $(WIT_FILES) $(PY_TOOLCHAIN)
 	mkdir -p $(GUESTS)
-	cd $(PY_GUEST) && .venv/bin/componentize-py -d ../../wit -w easycaching:cache/plugin \
+	cd $(PY_GUEST) && .venv/bin/componentize-py -d ../../wit -w easycaching:cache/$(PY_WORLD) \
 		componentize -p . -p $* app -o $(abspath $@)
 
 # npm leaves old timestamps on what it unpacks: touching the marker keeps it newer than the lock.

@@ -139,9 +139,20 @@ fn easycaching(db: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn the_web_example_answers_as_the_original_and_keeps_what_it_was_given() {
+    answers_as_the_original_and_keeps_what_it_was_given("http_cache");
+}
+
+#[test]
+fn the_python_web_example_answers_as_the_original_and_keeps_what_it_was_given() {
+    answers_as_the_original_and_keeps_what_it_was_given("python-http-cache");
+}
+
+/// Serves the web example `plugin` (the Rust one or a port of it) and checks its answers to the
+/// original's endpoints, the listing and mistakes, the metrics and what it stored.
+fn answers_as_the_original_and_keeps_what_it_was_given(plugin: &str) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("web.db");
-    let server = Served::start(&db, "http_cache", &["--workers", "5", "--allow", "cache:web=rwc"]);
+    let server = Served::start(&db, plugin, &["--workers", "5", "--allow", "cache:web=rwc"]);
     let client = client();
 
     // The original's two endpoints: POST stores {"json": value} and answers null; GET answers
@@ -201,6 +212,105 @@ fn the_web_example_answers_as_the_original_and_keeps_what_it_was_given() {
     // What was acknowledged is in the database.
     let stored = easycaching(&db, &["cache", "get", "web", "foo"]);
     assert_eq!(json_of(&String::from_utf8_lossy(&stored.stdout)), json!({"json": "bar"}));
+}
+
+/// One request and the answer to it, as sent on the wire.
+#[derive(Debug, PartialEq)]
+struct Exchange {
+    request: String,
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+/// Serves the web example `plugin` on a fresh database, sends it the same requests every port of
+/// the example must answer alike (each contract line, URL decoding, JSON escaping, values stored
+/// by others, every error status) and returns what came back, in order.
+fn web_example_transcript(plugin: &str) -> Vec<Exchange> {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("web.db");
+    let server = Served::start(&db, plugin, &["--allow", "cache:web=rwc"]);
+    let client = client();
+    let mut transcript = Vec::new();
+    let mut send = |method: &str, target: &str| -> String {
+        let url = server.url(target);
+        let response = match method {
+            "GET" => client.get(&url).call(),
+            "POST" => client.post(&url).send_empty(),
+            "DELETE" => client.delete(&url).call(),
+            "PUT" => client.put(&url).send_empty(),
+            _ => unreachable!("{method}"),
+        };
+        let mut response =
+            response.unwrap_or_else(|e| panic!("{plugin}: {method} {target} got no answer: {e}"));
+        let content_type = response.headers().get("content-type").and_then(|value| value.to_str().ok());
+        let content_type = content_type.unwrap_or_default().to_owned();
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().expect("a text body");
+        transcript.push(Exchange {
+            request: format!("{method} {target}"),
+            status,
+            content_type,
+            body: body.clone(),
+        });
+        body
+    };
+
+    send("POST", "/cache?key=foo&value=bar");
+    send("GET", "/cache?key=foo");
+    send("GET", "/cache?key=nothing");
+    send("POST", "/cache?key=a%20b&value=x+y%2Bz");
+    // A key that needs escaping in JSON, and non-ASCII text, which stays as it is.
+    send("POST", "/cache?key=%E2%82%AC%22%5C%01%0A&value=caf%C3%A9%09");
+    send("GET", "/cache?key=%E2%82%AC%22%5C%01%0A");
+    // A value stored by someone else, with its own spacing: answered as the text stored.
+    let stored = easycaching(&db, &["cache", "set", "web", "raw", r#"{ "a" : 1.0, "b": [1e2] }"#]);
+    assert!(stored.status.success(), "{stored:?}");
+    send("GET", "/cache?key=raw");
+    for key in ["k1", "k2", "k3"] {
+        send("POST", &format!("/cache?key={key}&value={key}"));
+    }
+    let first = json_of(&send("GET", "/cache?limit=3"));
+    let cursor = url_encode(first["next"].as_str().expect("a cursor for the next page"));
+    send("GET", &format!("/cache?limit=3&cursor={cursor}"));
+    send("GET", "/cache");
+    send("DELETE", "/cache?key=k1");
+    send("DELETE", "/cache?key=k1");
+    send("GET", "/cache?key=k1");
+    // The last of a repeated parameter counts.
+    send("POST", "/cache?key=k2&value=1&value=2");
+    send("GET", "/cache?key=k2");
+    for mistake in ["/cache?key=foo", "/cache?value=foo"] {
+        send("POST", mistake);
+    }
+    send("DELETE", "/cache");
+    for limit in ["0", "1001", "-1", "1.5", "x"] {
+        send("GET", &format!("/cache?limit={limit}"));
+    }
+    send("GET", "/elsewhere");
+    send("GET", "/cache/");
+    send("PUT", "/cache?key=foo");
+    send("GET", "/cache?key=%zz");
+    send("GET", "/cache?key=%C3");
+    send("GET", &format!("/cache?key={}", "k".repeat(5000)));
+
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{plugin}: {status}");
+    transcript
+}
+
+#[test]
+fn the_python_web_example_answers_byte_for_byte_as_the_rust_one() {
+    let rust = web_example_transcript("http_cache");
+    let statuses: Vec<u16> = rust.iter().map(|exchange| exchange.status).collect();
+    assert_eq!(statuses, [&[200; 18][..], &[422; 8], &[404, 404, 405, 400, 400, 413]].concat());
+    assert!(rust.iter().all(|exchange| exchange.content_type == "application/json"), "{rust:#?}");
+
+    let python = web_example_transcript("python-http-cache");
+    for (rust, python) in rust.iter().zip(&python) {
+        assert_eq!(python, rust, "the Python web example answers {} otherwise", rust.request);
+    }
+    assert_eq!(python.len(), rust.len());
 }
 
 #[test]
