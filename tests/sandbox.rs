@@ -39,7 +39,8 @@ fn an_infinite_loop_is_stopped_at_its_time_limit() {
 
 #[test]
 fn a_memory_bomb_is_stopped_at_its_memory_limit_while_others_run() {
-    let harness = Harness::new().unwrap().allow("cache:data=rwc").limits(limits(|l| l.memory_bytes = 64 << 20));
+    let harness =
+        Harness::new().unwrap().allow("cache:data=rwc").limits(limits(|l| l.memory_bytes = 64 << 20));
     std::thread::scope(|scope| {
         let bomb = scope.spawn(|| harness.run(guest("memory_bomb")).unwrap());
         // A well-behaved guest on another thread is not disturbed.
@@ -66,16 +67,22 @@ fn runaway_recursion_ends_in_a_trap_not_a_host_crash() {
 
 #[test]
 fn fuel_stops_a_guest_at_the_same_point_every_time() {
-    let harness = Harness::new().unwrap().allow("cache:batches=rwc").limits(limits(|l| l.fuel = Some(20_000_000)));
+    let harness =
+        Harness::new().unwrap().allow("cache:batches=rwc").limits(limits(|l| l.fuel = Some(20_000_000)));
     let first = harness.run(guest("interrupted_writes")).unwrap();
     let error = first.result.expect_err("the writer never stops by itself");
     assert!(matches!(error, Error::OutOfFuel { limit: 20_000_000 }), "{error}");
     let written = harness.cache("batches").unwrap().len().unwrap();
     assert!(written > 0 && written.is_multiple_of(100), "{written} entries: a batch was cut in half");
 
-    let again = Harness::new().unwrap().allow("cache:batches=rwc").limits(limits(|l| l.fuel = Some(20_000_000)));
+    let again =
+        Harness::new().unwrap().allow("cache:batches=rwc").limits(limits(|l| l.fuel = Some(20_000_000)));
     again.run(guest("interrupted_writes")).unwrap().result.unwrap_err();
-    assert_eq!(again.cache("batches").unwrap().len().unwrap(), written, "the same fuel stopped at another point");
+    assert_eq!(
+        again.cache("batches").unwrap().len().unwrap(),
+        written,
+        "the same fuel stopped at another point"
+    );
 }
 
 /// Every batch written by `interrupted_writes` must be there whole, or not at all.

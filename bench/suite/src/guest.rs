@@ -72,8 +72,9 @@ impl BenchGuest {
         let compiled = crate::bench_dir().join("compiled");
         let runtime = Runtime::new(RuntimeConfig::default().compiled_cache_dir(&compiled))?;
         let engine = runtime.engine();
-        let wasm = std::fs::read(path)
-            .with_context(|| format!("cannot read the bench guest {} (make bench builds it)", path.display()))?;
+        let wasm = std::fs::read(path).with_context(|| {
+            format!("cannot read the bench guest {} (make bench builds it)", path.display())
+        })?;
         let component = CompiledCache::new(compiled).load(engine, &wasm).map_err(wasm_error)?;
         let mut linker: Linker<GuestState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_error)?;
@@ -81,7 +82,8 @@ impl BenchGuest {
             EasyCaching::new(&state.easycaching, &mut state.table)
         })
         .map_err(wasm_error)?;
-        RunnerHost::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state).map_err(wasm_error)?;
+        RunnerHost::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)
+            .map_err(wasm_error)?;
         let pre = linker.instantiate_pre(&component).and_then(RunnerHostPre::new).map_err(wasm_error)?;
         Ok(BenchGuest { runtime, pre })
     }
@@ -91,7 +93,8 @@ impl BenchGuest {
     pub fn instantiate(&self, manager: CacheManager) -> Result<GuestInstance> {
         let easycaching = EasyCachingCtx::builder(manager).grant(Grant::manage(Kind::Cache, CACHE)).build();
         let floor = HashMap::from([(KEY.to_owned(), VALUE.to_owned())]);
-        let state = GuestState { table: ResourceTable::new(), wasi: WasiCtx::builder().build(), easycaching, floor };
+        let state =
+            GuestState { table: ResourceTable::new(), wasi: WasiCtx::builder().build(), easycaching, floor };
         let mut store = Store::new(self.runtime.engine(), state);
         store.set_epoch_deadline(u64::MAX / 2);
         let runner = self.pre.instantiate(&mut store).map_err(wasm_error)?;

@@ -105,7 +105,8 @@ impl StageName {
 }
 
 /// Every part, in the order the table shows them (the micro figures first).
-const PARTS: &[&str] = &["micro", "writes", "startup", "scale", "redis", "queues", "original", "spin", "languages", "http"];
+const PARTS: &[&str] =
+    &["micro", "writes", "startup", "scale", "redis", "queues", "original", "spin", "languages", "http"];
 
 fn main() -> Result<()> {
     match Cli::parse().command {
@@ -116,7 +117,10 @@ fn main() -> Result<()> {
         Cmd::Callgrind => {
             let counts = stages::callgrind::run()?;
             std::fs::create_dir_all(report::parts_dir())?;
-            std::fs::write(report::parts_dir().join("callgrind-raw.json"), serde_json::to_vec_pretty(&counts)?)?;
+            std::fs::write(
+                report::parts_dir().join("callgrind-raw.json"),
+                serde_json::to_vec_pretty(&counts)?,
+            )?;
         }
         Cmd::Stage { stage, full, input } => {
             let budget = Budget::new(full);
@@ -154,14 +158,17 @@ fn main() -> Result<()> {
             report::write_part("micro", &stages::micro_figures::figures(&criterion, &instructions))?;
             let mut figures = report::read_parts(PARTS)?;
             // By section ("4. durable writes" comes from the micro cases and a stage alike).
-            figures.sort_by_key(|figure| figure.section.split('.').next().and_then(|n| n.parse::<u32>().ok()));
+            figures
+                .sort_by_key(|figure| figure.section.split('.').next().and_then(|n| n.parse::<u32>().ok()));
             let machine = Machine::read();
             let table = report::markdown(&figures);
             println!("\n{}\n", machine.describe());
             print!("{}", report::aligned(&table));
             let met = figures.iter().filter_map(|f| f.target.as_ref()).filter(|t| t.met).count();
             let targets = figures.iter().filter(|f| f.target.is_some()).count();
-            println!("\n{met} of {targets} targets met. Ratios are easycaching / baseline, both measured in this run.");
+            println!(
+                "\n{met} of {targets} targets met. Ratios are easycaching / baseline, both measured in this run."
+            );
             let dir = easycaching_bench::bench_dir();
             std::fs::write(dir.join("results.md"), format!("{}\n\n{table}", machine.describe()))?;
             let results = Results { machine, figures };
@@ -195,7 +202,9 @@ impl Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let field = |text: &str, name: &str| {
-            text.lines().find_map(|line| line.strip_prefix(name)).map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+            text.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
         };
         let memory_kib: f64 = field(&meminfo, "MemTotal")
             .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())

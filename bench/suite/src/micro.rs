@@ -7,7 +7,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use easycaching::Durability;
-use easycaching_host::{CompiledCache, EasyCachingCtx, Grant, Kind, Plugin, RunOptions, Runtime, RuntimeConfig};
+use easycaching_host::{
+    CompiledCache, EasyCachingCtx, Grant, Kind, Plugin, RunOptions, Runtime, RuntimeConfig,
+};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
@@ -184,7 +186,8 @@ impl WasiView for BareState {
 fn bare_loop() -> Result<Loop> {
     let engine = Engine::default();
     let wasm = std::fs::read(empty_plugin_path()).context("make bench builds bench-empty.wasm")?;
-    let component = CompiledCache::new(crate::bench_dir().join("compiled")).load(&engine, &wasm).map_err(wasm_error)?;
+    let component =
+        CompiledCache::new(crate::bench_dir().join("compiled")).load(&engine, &wasm).map_err(wasm_error)?;
     let mut linker: Linker<BareState> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_error)?;
     let command = linker.instantiate_pre(&component).and_then(CommandPre::new).map_err(wasm_error)?;

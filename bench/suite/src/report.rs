@@ -181,7 +181,9 @@ pub fn read_parts(stages: &[&str]) -> Result<Vec<Figure>> {
         let path = parts_dir().join(format!("{stage}.json"));
         if path.exists() {
             let text = std::fs::read(&path)?;
-            figures.extend(serde_json::from_slice::<Vec<Figure>>(&text).with_context(|| path.display().to_string())?);
+            figures.extend(
+                serde_json::from_slice::<Vec<Figure>>(&text).with_context(|| path.display().to_string())?,
+            );
         }
     }
     Ok(figures)
@@ -302,9 +304,12 @@ mod tests {
 
     #[test]
     fn a_figure_is_judged_by_its_ratio_or_its_value() {
-        let hit = Figure::new("1", "get", 90.0, Unit::NsPerOp).against("map", 30.0).goal(Goal::RatioAtMost(3.0));
+        let hit =
+            Figure::new("1", "get", 90.0, Unit::NsPerOp).against("map", 30.0).goal(Goal::RatioAtMost(3.0));
         assert!(hit.target.as_ref().unwrap().met);
-        let set = Figure::new("4", "set", 700.0, Unit::OpsPerSec).against("raw", 1000.0).goal(Goal::RatioAtLeast(0.8));
+        let set = Figure::new("4", "set", 700.0, Unit::OpsPerSec)
+            .against("raw", 1000.0)
+            .goal(Goal::RatioAtLeast(0.8));
         assert!(!set.target.as_ref().unwrap().met);
         let start = Figure::new("5", "start", 80.0, Unit::Micros).goal(Goal::Below(100.0));
         assert!(start.target.unwrap().met);

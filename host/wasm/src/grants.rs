@@ -194,7 +194,9 @@ impl FromStr for Grant {
         }
         if pattern.ends_with('*') {
             if !names.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')) {
-                return Err(fail("a prefix holds only the characters of names: letters, digits, '_', '-', '.' and ':'"));
+                return Err(fail(
+                    "a prefix holds only the characters of names: letters, digits, '_', '-', '.' and ':'",
+                ));
             }
         } else {
             easycaching::validate_name(names).map_err(|e| fail(&e.to_string()))?;
@@ -297,7 +299,10 @@ mod tests {
         assert_eq!("queue:jobs=r".parse::<Grant>().unwrap(), Grant::read(Kind::Queue, "jobs"));
         assert_eq!("cache:app.*=rwc".parse::<Grant>().unwrap(), Grant::manage(Kind::Cache, "app.*"));
         let quota: Grant = "cache:q=rw,entries=2k,bytes=1M".parse().unwrap();
-        assert_eq!(quota.permission.quota, Quota { max_entries: Some(2000), max_bytes: Some(1 << 20), shared_by_prefix: None });
+        assert_eq!(
+            quota.permission.quota,
+            Quota { max_entries: Some(2000), max_bytes: Some(1 << 20), shared_by_prefix: None }
+        );
         let shared: Grant = "cache:tenant.*=rwc,bytes=1k".parse().unwrap();
         assert_eq!(shared.permission.quota.shared_by_prefix.as_deref(), Some("tenant."));
         for spec in ["cache:test", "queue:jobs=r", "cache:*=rwc", "cache:a=rw,entries=5,bytes=7"] {

@@ -100,8 +100,8 @@ pub use ctx::{
 };
 pub use error::{Error, Result};
 pub use grants::{Grant, GrantParseError, Grants, Kind, Pattern, Permission};
+pub use plugin::MemoryLimiter;
 pub use plugin::{
     DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, Limits, Output, Plugin, PluginState, Run, RunOptions, Runtime,
     RuntimeConfig,
 };
-pub use plugin::MemoryLimiter;

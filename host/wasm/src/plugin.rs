@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap,
+};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -49,7 +51,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: DEFAULT_MEMORY_BYTES, time: None, fuel: None, max_handles: DEFAULT_MAX_HANDLES }
+        Limits {
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            time: None,
+            fuel: None,
+            max_handles: DEFAULT_MAX_HANDLES,
+        }
     }
 }
 
@@ -277,7 +284,10 @@ impl Plugin {
             _ => wasi.inherit_stdout().inherit_stderr(),
         };
         let result = self.store(wasi.build(), easycaching, &options.limits).and_then(|mut store| {
-            let ran = self.command.instantiate(&mut store).and_then(|command| command.wasi_cli_run().call_run(&mut store));
+            let ran = self
+                .command
+                .instantiate(&mut store)
+                .and_then(|command| command.wasi_cli_run().call_run(&mut store));
             match ran {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(())) => Err(Error::Exited { code: 1 }),
@@ -292,7 +302,12 @@ impl Plugin {
     }
 
     /// A store for one instance, with the limits in force.
-    fn store(&self, wasi: WasiCtx, easycaching: EasyCachingCtx, limits: &Limits) -> Result<Store<PluginState>> {
+    fn store(
+        &self,
+        wasi: WasiCtx,
+        easycaching: EasyCachingCtx,
+        limits: &Limits,
+    ) -> Result<Store<PluginState>> {
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.max_handles);
         let memory = MemoryLimiter { limit: limits.memory_bytes, used: 0, exceeded: false };
@@ -304,9 +319,13 @@ impl Plugin {
         }
         store.epoch_deadline_trap();
         match (self.fuel, limits.fuel) {
-            (true, fuel) => store.set_fuel(fuel.unwrap_or(u64::MAX)).map_err(|e| Error::Internal(e.to_string()))?,
+            (true, fuel) => {
+                store.set_fuel(fuel.unwrap_or(u64::MAX)).map_err(|e| Error::Internal(e.to_string()))?
+            }
             (false, Some(_)) => {
-                return Err(Error::Internal("a fuel limit needs a runtime made with RuntimeConfig::fuel".into()));
+                return Err(Error::Internal(
+                    "a fuel limit needs a runtime made with RuntimeConfig::fuel".into(),
+                ));
             }
             (false, None) => {}
         }
@@ -326,8 +345,12 @@ fn classify(error: wasmtime::Error, memory: &MemoryLimiter, limits: &Limits) -> 
         return Err(Error::OutOfMemory { limit: memory.limit });
     }
     match (error.downcast_ref::<Trap>(), limits) {
-        (Some(Trap::Interrupt), Limits { time: Some(limit), .. }) => return Err(Error::TimedOut { limit: *limit }),
-        (Some(Trap::OutOfFuel), Limits { fuel: Some(limit), .. }) => return Err(Error::OutOfFuel { limit: *limit }),
+        (Some(Trap::Interrupt), Limits { time: Some(limit), .. }) => {
+            return Err(Error::TimedOut { limit: *limit });
+        }
+        (Some(Trap::OutOfFuel), Limits { fuel: Some(limit), .. }) => {
+            return Err(Error::OutOfFuel { limit: *limit });
+        }
         _ => {}
     }
     Err(Error::Trapped { message: format!("{error:#}") })

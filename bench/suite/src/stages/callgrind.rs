@@ -54,7 +54,11 @@ pub fn run() -> Result<BTreeMap<String, f64>> {
 /// The first line of an error and its cause, for a one-line note.
 fn first_line(error: &anyhow::Error) -> String {
     let text = format!("{error:#}");
-    text.lines().find(|line| line.contains("Error:") || line.contains("failed")).unwrap_or(&text).trim().to_owned()
+    text.lines()
+        .find(|line| line.contains("Error:") || line.contains("failed"))
+        .unwrap_or(&text)
+        .trim()
+        .to_owned()
 }
 
 /// Instructions callgrind counted in a whole run of `ops CASE N`.

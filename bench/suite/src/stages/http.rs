@@ -23,14 +23,20 @@ pub fn run(path: &Path) -> Result<Vec<Figure>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let lines: Vec<Line> = text.lines().filter_map(parse).collect();
     let mut figures = Vec::new();
-    for (request, ours_label, floor_label) in [("GET of a stored key", "GET hit", "GET"), ("POST (durable write)", "POST", "POST")] {
+    for (request, ours_label, floor_label) in
+        [("GET of a stored key", "GET hit", "GET"), ("POST (durable write)", "POST", "POST")]
+    {
         for connections in [1, 50] {
             let find = |server: &str, label: &str| {
                 lines.iter().find(|line| {
-                    line.connections == connections && line.label.starts_with(server) && line.label.ends_with(label)
+                    line.connections == connections
+                        && line.label.starts_with(server)
+                        && line.label.ends_with(label)
                 })
             };
-            if let (Some(ours), Some(floor)) = (find("easycaching serve", ours_label), find("floor", floor_label)) {
+            if let (Some(ours), Some(floor)) =
+                (find("easycaching serve", ours_label), find("floor", floor_label))
+            {
                 figures.push(
                     Figure::new(
                         section::HTTP,
@@ -64,7 +70,8 @@ mod tests {
 
     #[test]
     fn reads_what_http_sh_prints() {
-        let line = "easycaching serve (workers 2, reuse 1) GET hit       50 conns    12345.67 req/s   p50 1.2ms";
+        let line =
+            "easycaching serve (workers 2, reuse 1) GET hit       50 conns    12345.67 req/s   p50 1.2ms";
         assert_eq!(
             parse(line),
             Some(Line {

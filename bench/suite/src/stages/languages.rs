@@ -34,7 +34,8 @@ const PLUGINS: &[(&str, &str)] = &[
 pub fn run() -> Result<Vec<Figure>> {
     let scratch = Scratch::new()?;
     let manager = fixture::manager(&scratch.db("languages.db"), Durability::Full)?;
-    let runtime = Runtime::new(RuntimeConfig::default().compiled_cache_dir(crate::bench_dir().join("compiled")))?;
+    let runtime =
+        Runtime::new(RuntimeConfig::default().compiled_cache_dir(crate::bench_dir().join("compiled")))?;
     let ctx = EasyCachingCtx::builder(manager.clone()).grant(Grant::manage(Kind::Cache, CACHE)).build();
 
     // The Rust figures each language stands next to.
@@ -68,10 +69,16 @@ pub fn run() -> Result<Vec<Figure>> {
         );
         let plugin = runtime.load(&path)?;
         figures.push(
-            Figure::new(section::LANGUAGES, &format!("{language}: start-up (instantiate, empty run)"), start_up(&plugin, &ctx)?, Unit::Micros)
-                .against("Rust, the same", rust_start),
+            Figure::new(
+                section::LANGUAGES,
+                &format!("{language}: start-up (instantiate, empty run)"),
+                start_up(&plugin, &ctx)?,
+                Unit::Micros,
+            )
+            .against("Rust, the same", rust_start),
         );
-        let options = RunOptions { args: vec![CALLS.into()], output: Output::Capture, ..RunOptions::default() };
+        let options =
+            RunOptions { args: vec![CALLS.into()], output: Output::Capture, ..RunOptions::default() };
         let run = plugin.run(ctx.clone(), &options);
         let (stdout, stderr) = (run.stdout_text(), run.stderr_text());
         run.result.with_context(|| format!("{file} failed: {stderr}"))?;
@@ -107,7 +114,8 @@ fn per_call(output: &str) -> Vec<(String, f64)> {
         .lines()
         .filter_map(|line| {
             let (label, rest) = line.split_once(" µs/op")?;
-            let rounds: Vec<f64> = rest.split_once(": ")?.1.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+            let rounds: Vec<f64> =
+                rest.split_once(": ")?.1.split_whitespace().filter_map(|n| n.parse().ok()).collect();
             (!rounds.is_empty()).then(|| (label.trim().to_owned(), median(rounds)))
         })
         .collect()
@@ -117,7 +125,8 @@ fn per_call(output: &str) -> Vec<(String, f64)> {
 mod tests {
     #[test]
     fn reads_what_the_bench_plugins_print() {
-        let printed = "get hit (SDK)            µs/op, 5 rounds of 2000: 8.50 8.70 8.60 9.10 8.40\nother line\n";
+        let printed =
+            "get hit (SDK)            µs/op, 5 rounds of 2000: 8.50 8.70 8.60 9.10 8.40\nother line\n";
         assert_eq!(super::per_call(printed), vec![("get hit (SDK)".to_owned(), 8.6)]);
     }
 }

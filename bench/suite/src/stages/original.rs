@@ -39,7 +39,8 @@ pub fn run(python: &Path) -> Result<Vec<Figure>> {
     // The library starts `gunicorn` by name: from the virtualenv, first on the PATH.
     let bin = python.parent().context("the virtualenv's python is in a directory")?;
     let path = std::env::join_paths(
-        std::iter::once(bin.to_owned()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        std::iter::once(bin.to_owned())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
     )?;
     let output = Command::new(python)
         .env("PATH", path)
@@ -56,7 +57,8 @@ pub fn run(python: &Path) -> Result<Vec<Figure>> {
     );
     let stdout = String::from_utf8(output.stdout)?;
     let last = stdout.lines().last().context("bench.py printed nothing")?;
-    let original: Original = serde_json::from_str(last).with_context(|| format!("bench.py printed {last:?}"))?;
+    let original: Original =
+        serde_json::from_str(last).with_context(|| format!("bench.py printed {last:?}"))?;
 
     // The same with easycaching: opening a database and a cache, then the same operations.
     let startups: Vec<f64> = (0..5)
@@ -76,8 +78,13 @@ pub fn run(python: &Path) -> Result<Vec<Figure>> {
         assert!(cache.get(&keys[(i % KEYS) as usize]).expect("get").is_some())
     });
     Ok(vec![
-        Figure::new(section::ORIGINAL, "start-up: open a database and a cache", median(startups), Unit::Millis)
-            .against("original: EasyCacheManager.create + create_cache", original.startup_s * 1e3),
+        Figure::new(
+            section::ORIGINAL,
+            "start-up: open a database and a cache",
+            median(startups),
+            Unit::Millis,
+        )
+        .against("original: EasyCacheManager.create + create_cache", original.startup_s * 1e3),
         Figure::new(section::ORIGINAL, "set, durable", sets.per_sec(), Unit::OpsPerSec)
             .against("original: await cache.set", original.sets_per_sec),
         Figure::new(section::ORIGINAL, "get, cached key", gets.ns_per_op() / 1e3, Unit::Micros)

@@ -82,18 +82,28 @@ pub fn run(full: bool) -> Result<Vec<Figure>> {
                 .note("LRU off: every get reads SQLite"),
         );
         figures.push(
-            Figure::new(section::SCALE, &format!("set, random key, durable, {size}"), m.sets_per_sec, Unit::OpsPerSec)
-                .against("the same at 1,000 entries", smallest.sets_per_sec),
+            Figure::new(
+                section::SCALE,
+                &format!("set, random key, durable, {size}"),
+                m.sets_per_sec,
+                Unit::OpsPerSec,
+            )
+            .against("the same at 1,000 entries", smallest.sets_per_sec),
         );
         figures.push(
-            Figure::new(section::SCALE, &format!("memory (RSS), {size}"), m.rss as f64 / 1048576.0, Unit::MiB)
-                .against("the same at 1,000 entries", smallest.rss as f64 / 1048576.0)
-                .goal(Goal::RatioAtMost(2.0))
-                .note(format!(
-                    "peak {:.0} MiB; database {:.0} MB",
-                    m.peak_rss as f64 / 1048576.0,
-                    m.db_bytes as f64 / 1e6
-                )),
+            Figure::new(
+                section::SCALE,
+                &format!("memory (RSS), {size}"),
+                m.rss as f64 / 1048576.0,
+                Unit::MiB,
+            )
+            .against("the same at 1,000 entries", smallest.rss as f64 / 1048576.0)
+            .goal(Goal::RatioAtMost(2.0))
+            .note(format!(
+                "peak {:.0} MiB; database {:.0} MB",
+                m.peak_rss as f64 / 1048576.0,
+                m.db_bytes as f64 / 1e6
+            )),
         );
     }
     Ok(figures)

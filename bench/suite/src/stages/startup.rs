@@ -36,8 +36,13 @@ pub fn run() -> Result<Vec<Figure>> {
         })
         .collect::<Result<_>>()?;
     let mut figures = vec![
-        Figure::new(section::STARTUP, "compile a Rust plugin and run it (no compiled cache)", median(compile_ms), Unit::Millis)
-            .note(format!("{} KB component", wasm.len() / 1000)),
+        Figure::new(
+            section::STARTUP,
+            "compile a Rust plugin and run it (no compiled cache)",
+            median(compile_ms),
+            Unit::Millis,
+        )
+        .note(format!("{} KB component", wasm.len() / 1000)),
     ];
 
     // `easycaching run`, compiled code cached on disk (one run first to fill the cache).
@@ -49,14 +54,24 @@ pub fn run() -> Result<Vec<Figure>> {
     };
     time_process(&easycaching, run_args)?;
     let run_ms = median((0..RUNS).map(|_| time_process(&easycaching, run_args)).collect::<Result<_>>()?);
-    let floor_ms =
-        median((0..RUNS).map(|_| time_process(&easycaching, |c| {
-            c.arg("--version");
-        })).collect::<Result<_>>()?);
+    let floor_ms = median(
+        (0..RUNS)
+            .map(|_| {
+                time_process(&easycaching, |c| {
+                    c.arg("--version");
+                })
+            })
+            .collect::<Result<_>>()?,
+    );
     figures.push(
-        Figure::new(section::STARTUP, "easycaching run, compiled Rust plugin, end to end", run_ms, Unit::Millis)
-            .against("easycaching --version (starting the process)", floor_ms)
-            .goal(Goal::Below(20.0)),
+        Figure::new(
+            section::STARTUP,
+            "easycaching run, compiled Rust plugin, end to end",
+            run_ms,
+            Unit::Millis,
+        )
+        .against("easycaching --version (starting the process)", floor_ms)
+        .goal(Goal::Below(20.0)),
     );
     Ok(figures)
 }

@@ -60,8 +60,13 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
         |_| assert!(client.get(KEY).expect("redis get").is_some()),
     );
     figures.push(
-        Figure::new(section::REDIS, "get, 1 client, LRU miss (reads SQLite)", ours.ns_per_op(), Unit::NsPerOp)
-            .against("Redis GET over loopback", base.ns_per_op()),
+        Figure::new(
+            section::REDIS,
+            "get, 1 client, LRU miss (reads SQLite)",
+            ours.ns_per_op(),
+            Unit::NsPerOp,
+        )
+        .against("Redis GET over loopback", base.ns_per_op()),
     );
     drop(server);
 
@@ -86,12 +91,21 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
     let clients = (0..WRITERS).map(|_| server.connect().map(Mutex::new)).collect::<Result<Vec<_>>>()?;
     let base = concurrent(WRITERS, budget.concurrent, |thread, i| {
         let value = fixture::numbered_value(i);
-        clients[thread].lock().unwrap().set(&key(thread as u64 * 1_000_000 + i % 1000), &value).expect("redis set")
+        clients[thread]
+            .lock()
+            .unwrap()
+            .set(&key(thread as u64 * 1_000_000 + i % 1000), &value)
+            .expect("redis set")
     });
     figures.push(
-        Figure::new(section::REDIS, "set, 50 concurrent writers, fsync before ack", ours.per_sec(), Unit::OpsPerSec)
-            .against("Redis SET, appendfsync always, 50 clients", base.per_sec())
-            .goal(Goal::RatioAtLeast(1.0)),
+        Figure::new(
+            section::REDIS,
+            "set, 50 concurrent writers, fsync before ack",
+            ours.per_sec(),
+            Unit::OpsPerSec,
+        )
+        .against("Redis SET, appendfsync always, 50 clients", base.per_sec())
+        .goal(Goal::RatioAtLeast(1.0)),
     );
     Ok(figures)
 }

@@ -33,9 +33,14 @@ pub fn single(budget: Budget) -> Result<Figure> {
         |i| cache.set(&key(i % KEYS_PER_WRITER), fixture::numbered_json(i)).expect("set"),
         |i| raw.set(&key(i % KEYS_PER_WRITER), &fixture::numbered_value(i)).expect("raw set"),
     );
-    Ok(Figure::new(section::WRITES, "set, 1 writer, default durability (fsync per commit)", ours.per_sec(), Unit::OpsPerSec)
-        .against("rusqlite autocommit upsert, WAL, synchronous=FULL", base.per_sec())
-        .goal(Goal::RatioAtLeast(0.8)))
+    Ok(Figure::new(
+        section::WRITES,
+        "set, 1 writer, default durability (fsync per commit)",
+        ours.per_sec(),
+        Unit::OpsPerSec,
+    )
+    .against("rusqlite autocommit upsert, WAL, synchronous=FULL", base.per_sec())
+    .goal(Goal::RatioAtLeast(0.8)))
 }
 
 /// 8 writer threads sharing one manager, against 8 threads taking turns on one connection
@@ -45,13 +50,18 @@ pub fn threads(budget: Budget) -> Result<Figure> {
     let manager = fixture::manager(&scratch.db("ours.db"), Durability::Full)?;
     let cache = manager.create_cache(CACHE)?;
     let ours = concurrent(WRITERS, budget.concurrent, |thread, i| {
-        cache.set(&key(thread as u64 * 1_000_000 + i % KEYS_PER_WRITER), fixture::numbered_json(i)).expect("set")
+        cache
+            .set(&key(thread as u64 * 1_000_000 + i % KEYS_PER_WRITER), fixture::numbered_json(i))
+            .expect("set")
     });
     let stats = manager.write_stats();
     let raw = Mutex::new(RawSqlite::open(&scratch.db("raw.db"), "FULL")?);
     let base = concurrent(WRITERS, budget.concurrent, |thread, i| {
         let value = fixture::numbered_value(i);
-        raw.lock().unwrap().set(&key(thread as u64 * 1_000_000 + i % KEYS_PER_WRITER), &value).expect("raw set")
+        raw.lock()
+            .unwrap()
+            .set(&key(thread as u64 * 1_000_000 + i % KEYS_PER_WRITER), &value)
+            .expect("raw set")
     });
     Ok(Figure::new(section::WRITES, "set, 8 writer threads, FULL", ours.per_sec(), Unit::OpsPerSec)
         .against("rusqlite, one transaction per write, FULL", base.per_sec())
@@ -82,7 +92,10 @@ pub fn processes(budget: Budget) -> Result<Figure> {
                 ]
             })
             .collect();
-        let ops: u64 = measure::run_children(&children)?.iter().map(|out| out.trim().parse::<u64>()).sum::<Result<_, _>>()?;
+        let ops: u64 = measure::run_children(&children)?
+            .iter()
+            .map(|out| out.trim().parse::<u64>())
+            .sum::<Result<_, _>>()?;
         Ok(ops as f64 / budget.concurrent.as_secs_f64())
     };
     // Create both databases first, so no child races another to make the schema.

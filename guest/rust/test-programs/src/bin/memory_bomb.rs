@@ -4,7 +4,7 @@ fn main() {
     let mut hoard: Vec<Vec<u8>> = Vec::new();
     loop {
         hoard.push(vec![1u8; 1024 * 1024]);
-        if hoard.len() % 64 == 0 {
+        if hoard.len().is_multiple_of(64) {
             println!("holding {} MiB", hoard.len());
         }
     }
