@@ -107,7 +107,7 @@ BENCH_DIR := $(abspath $(TARGET)/bench)
 BENCH_STAGES := writes startup scale redis queues spin
 BENCH_REPORT := $(BENCH) report --criterion $(BENCH_DIR)/criterion
 
-.PHONY: bench bench-full bench-guests bench-http bench-original bench-build bench-tools
+.PHONY: bench bench-full bench-guests bench-http bench-http-figures bench-original bench-build bench-tools
 
 ## bench: the figures of issue 7: criterion and callgrind for the per-call ones, bounded loops for the rest
 bench: bench-build bench-tools
@@ -116,25 +116,28 @@ bench: bench-build bench-tools
 		$(if $(BENCH_FULL),-- --warm-up-time 2 --measurement-time 6)
 	$(BENCH) callgrind || echo "make bench: no instruction counts (valgrind missing?)"
 	for stage in $(BENCH_STAGES); do $(BENCH) stage $$stage $(BENCH_FULL); done
+	$(MAKE) --no-print-directory bench-http-figures || echo "make bench: no HTTP figures (wrk missing?)"
 	$(BENCH_REPORT)
 
-## bench-full: longer runs, 10M entries, and the Python, JavaScript and HTTP figures
+## bench-full: longer runs, 10M entries, and the Python and JavaScript figures
 bench-full:
 	$(MAKE) bench BENCH_FULL=--full
-	$(MAKE) bench-guests bench-http
+	$(MAKE) bench-guests
 
 ## bench-guests: the Python and JavaScript guests' size, start-up and per-call cost
 bench-guests: bench-build guest-python-bench guest-js-bench
 	$(BENCH) stage languages
 	$(BENCH_REPORT)
 
-## bench-http: the HTTP server against a native server (bench/http.sh, with wrk)
-bench-http: bench-build
-	@command -v wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	mkdir -p $(BENCH_DIR)
-	bench/http.sh --duration 5s | tee $(BENCH_DIR)/http.txt
-	$(BENCH) stage http --input $(BENCH_DIR)/http.txt
+## bench-http: only the HTTP figures (part of `make bench`): easycaching serve against a
+## native axum server, with wrk (bench/http.sh; HTTP_BENCH_FLAGS=--wasmtime adds `wasmtime serve`)
+bench-http: bench-build bench-tools bench-http-figures
 	$(BENCH_REPORT)
+
+bench-http-figures:
+	mkdir -p $(BENCH_DIR)
+	bench/http.sh --duration 5s $(HTTP_BENCH_FLAGS) | tee $(BENCH_DIR)/http.txt
+	$(BENCH) stage http --input $(BENCH_DIR)/http.txt
 
 ## bench-original: against the original Python easycaching 0.108 from PyPI, in a virtualenv
 ORIGINAL_VENV := $(BENCH_DIR)/original-venv
@@ -151,12 +154,12 @@ bench-build: rust-target
 	$(CARGO) build --release -p easycaching-cli -p easycaching-bench
 	$(GUEST_BUILD) -p easycaching-bench-guest
 
-# What the benchmarks run besides our code, from Debian's packages: Redis, and valgrind for
-# instruction counts. A figure whose tool cannot be installed is skipped with a note.
+# What the benchmarks run besides our code, from Debian's packages: Redis, valgrind for
+# instruction counts, wrk for HTTP. A figure whose tool cannot be installed is skipped with a note.
 bench-tools:
-	@command -v redis-server > /dev/null && command -v valgrind > /dev/null || \
-		{ apt-get update -qq && apt-get install -y -qq redis-server valgrind; } || \
-		echo "make bench: cannot install redis-server or valgrind; their figures will be skipped"
+	@command -v redis-server > /dev/null && command -v valgrind > /dev/null && command -v wrk > /dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq redis-server valgrind wrk; } || \
+		echo "make bench: cannot install redis-server, valgrind or wrk; their figures will be skipped"
 
 clean:
 	$(CARGO) clean
