@@ -104,13 +104,13 @@ $(GUESTS)/js-bench-starlingmonkey.wasm: $(JS_GUEST)/bench/app.js $(JS_SDK) $(WIT
 # once built; the heavier parts are behind their own targets.
 BENCH := $(TARGET)/release/easycaching-bench
 BENCH_DIR := $(abspath $(TARGET)/bench)
-BENCH_STAGES := writes startup scale redis queues spin
+BENCH_STAGES := writes startup scale redis queues spin languages
 BENCH_REPORT := $(BENCH) report --criterion $(BENCH_DIR)/criterion
 
 .PHONY: bench bench-full bench-guests bench-http bench-http-figures bench-original bench-build bench-tools
 
 ## bench: the figures of issue 7: criterion and callgrind for the per-call ones, bounded loops for the rest
-bench: bench-build bench-tools
+bench: bench-build bench-tools guest-python-bench guest-js-bench
 	rm -rf $(BENCH_DIR)/parts
 	CRITERION_HOME=$(BENCH_DIR)/criterion $(CARGO) bench -p easycaching-bench --bench micro \
 		$(if $(BENCH_FULL),-- --warm-up-time 2 --measurement-time 6)
@@ -119,12 +119,11 @@ bench: bench-build bench-tools
 	$(MAKE) --no-print-directory bench-http-figures || echo "make bench: no HTTP figures (wrk missing?)"
 	$(BENCH_REPORT)
 
-## bench-full: longer runs, 10M entries, and the Python and JavaScript figures
+## bench-full: longer runs and 10M entries
 bench-full:
 	$(MAKE) bench BENCH_FULL=--full
-	$(MAKE) bench-guests
 
-## bench-guests: the Python and JavaScript guests' size, start-up and per-call cost
+## bench-guests: only the Python and JavaScript guests' size, start-up and per-call cost (part of `make bench`)
 bench-guests: bench-build guest-python-bench guest-js-bench
 	$(BENCH) stage languages
 	$(BENCH_REPORT)

@@ -3,6 +3,7 @@
 //! and easycaching and its baseline take turns so that a burst of load from another process on
 //! the machine falls on both.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -119,6 +120,26 @@ pub fn sleep_until(at: u64) {
     if at > now {
         std::thread::sleep(Duration::from_millis(at - now));
     }
+}
+
+/// The arguments of a child that runs `role` on `db` with `engine` (easycaching or its
+/// baseline) from the instant `start_at` (Unix milliseconds) for `run_for`, as `run_children`
+/// takes them; add the role's own arguments after.
+pub fn timed_child(role: &str, engine: &str, db: &Path, start_at: u64, run_for: Duration) -> Vec<String> {
+    [
+        "child",
+        role,
+        "--engine",
+        engine,
+        "--db",
+        &db.display().to_string(),
+        "--start-at",
+        &start_at.to_string(),
+        "--millis",
+        &run_for.as_millis().to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// Runs this very program once per entry of `children`, each with its arguments, all at

@@ -44,20 +44,7 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
         let start_at = measure::unix_millis() + 1500;
         let children: Vec<Vec<String>> = ["producer", "consumer"]
             .iter()
-            .map(|role| {
-                vec![
-                    "child".into(),
-                    (*role).into(),
-                    "--engine".into(),
-                    engine.into(),
-                    "--db".into(),
-                    db.display().to_string(),
-                    "--start-at".into(),
-                    start_at.to_string(),
-                    "--millis".into(),
-                    budget.concurrent.as_millis().to_string(),
-                ]
-            })
+            .map(|role| measure::timed_child(role, engine, db, start_at, budget.concurrent))
             .collect();
         let outputs = measure::run_children(&children)?;
         let consumed: u64 = outputs[1].trim().parse()?;

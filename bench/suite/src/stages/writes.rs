@@ -76,20 +76,9 @@ pub fn processes(budget: Budget) -> Result<Figure> {
         let start_at = measure::unix_millis() + 1500;
         let children: Vec<Vec<String>> = (0..WRITERS)
             .map(|index| {
-                vec![
-                    "child".into(),
-                    "writer".into(),
-                    "--engine".into(),
-                    engine.into(),
-                    "--db".into(),
-                    db.display().to_string(),
-                    "--start-at".into(),
-                    start_at.to_string(),
-                    "--millis".into(),
-                    budget.concurrent.as_millis().to_string(),
-                    "--index".into(),
-                    index.to_string(),
-                ]
+                let mut args = measure::timed_child("writer", engine, db, start_at, budget.concurrent);
+                args.extend(["--index".to_owned(), index.to_string()]);
+                args
             })
             .collect();
         let ops: u64 = measure::run_children(&children)?
