@@ -116,3 +116,35 @@ fn a_database_locked_by_another_process_waits_then_says_so() {
     holder.execute_batch("ROLLBACK;").unwrap();
     cache.set("k", easycaching::Json::parse("1").unwrap()).unwrap();
 }
+
+#[test]
+fn many_openers_of_a_new_file_all_succeed() {
+    // They race to create the schema and switch the file to WAL; in rollback mode SQLite can
+    // answer a loser "busy" without waiting, which must never reach the caller.
+    const OPENERS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..40 {
+        let path = dir.path().join(format!("new-{round}.db"));
+        let start = std::sync::Barrier::new(OPENERS);
+        std::thread::scope(|scope| {
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|opener| {
+                    let (path, start) = (&path, &start);
+                    scope.spawn(move || {
+                        start.wait();
+                        let manager = CacheManager::open(path)?;
+                        manager.create_cache("c")?.set(&format!("k{opener}"), easycaching::Json::parse("1")?)
+                    })
+                })
+                .collect();
+            for (opener, joined) in openers.into_iter().enumerate() {
+                let result = joined.join().expect("an opener panicked");
+                assert!(result.is_ok(), "round {round}, opener {opener}: {result:?}");
+            }
+        });
+        assert_eq!(
+            CacheManager::open(&path).unwrap().open_cache("c").unwrap().len().unwrap(),
+            OPENERS as u64
+        );
+    }
+}

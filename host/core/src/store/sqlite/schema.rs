@@ -5,6 +5,8 @@
 //! SQLite at all, a schema from a newer easycaching) is refused before a single byte is
 //! written, including the switch to WAL.
 
+use std::time::{Duration, Instant};
+
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::DbFile;
@@ -68,7 +70,28 @@ enum Found {
 
 /// Checks that the file behind `conn` is ours (or empty), switches it to WAL and brings its
 /// schema up to date. Safe against other processes doing the same at the same time.
+///
+/// Processes that open a new file together race to switch it to WAL. In rollback-journal mode
+/// SQLite answers one of them `SQLITE_BUSY` at once, without calling the busy handler, when
+/// waiting could deadlock (a reader upgrading while another waits for it to finish). Every
+/// step here can be run again, so a busy answer is retried, with short jittered sleeps, for
+/// as long as the busy timeout allows.
 pub(super) fn prepare(conn: &mut Connection, db: &DbFile) -> Result<()> {
+    let started = Instant::now();
+    let mut attempt: u32 = 0;
+    loop {
+        match prepare_once(conn, db) {
+            Err(Error::Busy { .. }) if started.elapsed() < db.busy_timeout => {
+                attempt += 1;
+                let ceiling_us = (100u64 << attempt.min(6)).min(5000);
+                std::thread::sleep(Duration::from_micros(fastrand::u64(ceiling_us / 2..=ceiling_us)));
+            }
+            done => return done,
+        }
+    }
+}
+
+fn prepare_once(conn: &mut Connection, db: &DbFile) -> Result<()> {
     let path = &db.path;
     match inspect(conn, db)? {
         Found::Ours(version) if version > SCHEMA_VERSION => {
@@ -95,11 +118,16 @@ pub(super) fn prepare(conn: &mut Connection, db: &DbFile) -> Result<()> {
 /// Reads what the file is without changing it.
 fn inspect(conn: &Connection, db: &DbFile) -> Result<Found> {
     let path = &db.path;
+    // One statement, so one snapshot: read apart, another process's migration could commit
+    // between them and make our own file look like another application's (tables, no id).
     let read = || -> rusqlite::Result<(i64, i64, i64)> {
-        let application_id = conn.query_row("PRAGMA application_id", [], |row| row.get(0))?;
-        let version = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        let objects = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
-        Ok((application_id, version, objects))
+        conn.query_row(
+            "SELECT (SELECT application_id FROM pragma_application_id),
+                    (SELECT user_version FROM pragma_user_version),
+                    (SELECT count(*) FROM sqlite_schema)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
     };
     let (application_id, version, objects) = read().map_err(|e| match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase) => Error::NotOurDatabase {
