@@ -19,8 +19,8 @@ use easycaching_host::{EasyCaching, EasyCachingCtx, Limits, MemoryLimiter};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::sync::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -213,7 +213,11 @@ impl Handler {
                 self.recycle(instance);
                 Ok(())
             }
-            Err(error) => Err(classify(error, instance.store.data().memory.exceeded(), &self.limits)),
+            Err(error) => Err(easycaching_host::Error::from_plugin_failure(
+                error,
+                &instance.store.data().memory,
+                &self.limits,
+            )),
         }
     }
 
@@ -254,7 +258,9 @@ impl Handler {
         self.start_budgets(&mut store)?;
         match self.pre.instantiate(&mut store) {
             Ok(proxy) => Ok(Instance { store, proxy, handled: 0 }),
-            Err(error) => Err(classify(error, store.data().memory.exceeded(), &self.limits)),
+            Err(error) => {
+                Err(easycaching_host::Error::from_plugin_failure(error, &store.data().memory, &self.limits))
+            }
         }
     }
 
@@ -298,20 +304,4 @@ fn engine(config: &ServerConfig) -> Result<Engine> {
         .consume_fuel(config.limits.fuel.is_some())
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&wasm).map_err(|e| Error::Engine(format!("{e:#}")))
-}
-
-/// Tells an exit, a limit and a crash apart.
-fn classify(error: wasmtime::Error, out_of_memory: bool, limits: &Limits) -> easycaching_host::Error {
-    use easycaching_host::Error as Failure;
-    if let Some(exit) = error.downcast_ref::<I32Exit>() {
-        return Failure::Exited { code: exit.0 };
-    }
-    if out_of_memory {
-        return Failure::OutOfMemory { limit: limits.memory_bytes };
-    }
-    match (error.downcast_ref::<Trap>(), limits.time, limits.fuel) {
-        (Some(Trap::Interrupt), Some(limit), _) => Failure::TimedOut { limit },
-        (Some(Trap::OutOfFuel), _, Some(limit)) => Failure::OutOfFuel { limit },
-        _ => Failure::Trapped { message: format!("{error:#}") },
-    }
 }

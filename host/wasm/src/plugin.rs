@@ -291,7 +291,12 @@ impl Plugin {
             match ran {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(())) => Err(Error::Exited { code: 1 }),
-                Err(error) => classify(error, &store.data().memory, &options.limits),
+                Err(error) => {
+                    match Error::from_plugin_failure(error, &store.data().memory, &options.limits) {
+                        Error::Exited { code: 0 } => Ok(()),
+                        failure => Err(failure),
+                    }
+                }
             }
         });
         Run {
@@ -333,27 +338,23 @@ impl Plugin {
     }
 }
 
-/// Tells an exit, a limit and a crash apart.
-fn classify(error: wasmtime::Error, memory: &MemoryLimiter, limits: &Limits) -> Result<()> {
-    if let Some(exit) = error.downcast_ref::<I32Exit>() {
-        return match exit.0 {
-            0 => Ok(()),
-            code => Err(Error::Exited { code }),
-        };
-    }
-    if memory.exceeded {
-        return Err(Error::OutOfMemory { limit: memory.limit });
-    }
-    match (error.downcast_ref::<Trap>(), limits) {
-        (Some(Trap::Interrupt), Limits { time: Some(limit), .. }) => {
-            return Err(Error::TimedOut { limit: *limit });
+impl Error {
+    /// What a failed call into a plugin means: an exit (with its status, 0 included), a
+    /// limit it went over (`memory` says whether it was refused memory), or a crash. For hosts
+    /// with stores of their own, such as `easycaching serve`.
+    pub fn from_plugin_failure(error: wasmtime::Error, memory: &MemoryLimiter, limits: &Limits) -> Error {
+        if let Some(exit) = error.downcast_ref::<I32Exit>() {
+            return Error::Exited { code: exit.0 };
         }
-        (Some(Trap::OutOfFuel), Limits { fuel: Some(limit), .. }) => {
-            return Err(Error::OutOfFuel { limit: *limit });
+        if memory.exceeded {
+            return Error::OutOfMemory { limit: memory.limit };
         }
-        _ => {}
+        match (error.downcast_ref::<Trap>(), limits) {
+            (Some(Trap::Interrupt), Limits { time: Some(limit), .. }) => Error::TimedOut { limit: *limit },
+            (Some(Trap::OutOfFuel), Limits { fuel: Some(limit), .. }) => Error::OutOfFuel { limit: *limit },
+            _ => Error::Trapped { message: format!("{error:#}") },
+        }
     }
-    Err(Error::Trapped { message: format!("{error:#}") })
 }
 
 /// The store data of a plugin instance.
