@@ -13,7 +13,6 @@
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use easycaching_host::{EasyCaching, EasyCachingCtx, Limits, MemoryLimiter};
 use hyper::body::Incoming;
@@ -32,11 +31,6 @@ use crate::{Error, Result, ServerConfig};
 
 /// What a plugin hands to its response-outparam: a response, or an error code.
 pub(crate) type PluginResponse = std::result::Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
-
-/// How often the deadline clock ticks; time limits are kept to within one tick.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// A deadline (in ticks) that never comes.
-const NO_DEADLINE: u64 = 1 << 62;
 
 // Room in the pooling allocator for each instance. A Rust handler uses 1 memory, 2 tables and a
 // handful of core instances; Python and JavaScript components link more modules (and tables of
@@ -114,7 +108,6 @@ pub(crate) struct Handler {
     easycaching: EasyCachingCtx,
     env: Vec<(String, String)>,
     limits: Limits,
-    deadline: u64,
     requests_per_instance: u64,
     /// Instances ready for a request: never used, or warm when instances are reused.
     ready: Mutex<Vec<Instance>>,
@@ -152,17 +145,12 @@ impl Handler {
         let pre = ProxyPre::new(instance_pre).map_err(|e| {
             fail("it does not export wasi:http/incoming-handler@0.2 (build it for the easycaching:cache/http-handler world)", e)
         })?;
-        let deadline = match config.limits.time {
-            Some(time) => (time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
-            None => NO_DEADLINE,
-        };
         let handler = Handler {
             pre,
             name: name.clone(),
             easycaching,
             env: config.env.clone(),
             limits: config.limits,
-            deadline,
             requests_per_instance: config.requests_per_instance.max(1),
             ready: Mutex::new(Vec::new()),
         };
@@ -266,7 +254,7 @@ impl Handler {
 
     /// Gives `store` the time and fuel of one request (or of one instantiation).
     fn start_budgets(&self, store: &mut Store<HandlerState>) -> Result<(), easycaching_host::Error> {
-        store.set_epoch_deadline(self.deadline);
+        store.set_epoch_deadline(self.limits.epoch_deadline());
         if let Some(fuel) = self.limits.fuel {
             // Fuel is counted whenever a budget is set (see `engine`), so this cannot fail.
             store.set_fuel(fuel).map_err(|e| easycaching_host::Error::Internal(format!("{e:#}")))?;

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use easycaching_host::EPOCH_TICK;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
@@ -27,7 +28,7 @@ use tokio::task::JoinError;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::handler::{EPOCH_TICK, Handler, PluginResponse};
+use crate::handler::{Handler, PluginResponse};
 use crate::metrics::Metrics;
 use crate::{Error, MetricsSummary, Result, ServerConfig};
 

@@ -22,8 +22,10 @@ use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::compiled::CompiledCache;
 use crate::{EasyCaching, EasyCachingCtx, Error, Result};
 
-/// How often the deadline clock ticks; time limits are kept to within one tick.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How often a deadline clock ticks (`Engine::increment_epoch`); time limits are kept to
+/// within one tick. A host with an engine of its own ticks it at this rate for
+/// [`Limits::epoch_deadline`] to mean [`Limits::time`].
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// A deadline (in ticks) that never comes: about 1.5 billion years.
 const NO_DEADLINE: u64 = 1 << 62;
 /// The most output kept from a plugin whose output is captured.
@@ -47,6 +49,19 @@ pub struct Limits {
     pub fuel: Option<u64>,
     /// Open resources at once. Default [`DEFAULT_MAX_HANDLES`].
     pub max_handles: usize,
+}
+
+impl Limits {
+    /// The epoch deadline, in ticks of [`EPOCH_TICK`], that stops a run after [`Limits::time`]
+    /// (at least one tick); one that never comes when there is no time limit.
+    pub fn epoch_deadline(&self) -> u64 {
+        match self.time {
+            Some(time) => {
+                u64::try_from(time.as_millis() / EPOCH_TICK.as_millis()).unwrap_or(NO_DEADLINE).max(1)
+            }
+            None => NO_DEADLINE,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -318,10 +333,7 @@ impl Plugin {
         let memory = MemoryLimiter { limit: limits.memory_bytes, used: 0, exceeded: false };
         let mut store = Store::new(self.command.engine(), PluginState { table, wasi, easycaching, memory });
         store.limiter(|state| &mut state.memory);
-        match limits.time {
-            Some(time) => store.set_epoch_deadline((time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64),
-            None => store.set_epoch_deadline(NO_DEADLINE),
-        }
+        store.set_epoch_deadline(limits.epoch_deadline());
         store.epoch_deadline_trap();
         match (self.fuel, limits.fuel) {
             (true, fuel) => {
