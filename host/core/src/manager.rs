@@ -358,14 +358,16 @@ impl Shared {
         // at the change log and our commit; otherwise the keys are dropped and read afresh.
         let own = own.filter(|own| self.coherence.is_synced(own.before));
         for (write, result) in writes.iter().zip(results) {
-            let Ok(outcome) = result else { continue };
+            // A failed write may still have committed (its fsync failed after the commit):
+            // its keys are forgotten, never trusted.
+            let outcome = result.as_ref().ok();
             match write {
                 Write::Set { cache, entries, .. } => {
                     if let Some(state) = self.registered(cache.id) {
                         for (key, value) in entries {
-                            match own {
-                                Some(_) => state.store(key, value, self.max_cached_value_bytes),
-                                None => state.forget(key),
+                            match (own, outcome) {
+                                (Some(_), Some(_)) => state.store(key, value, self.max_cached_value_bytes),
+                                _ => state.forget(key),
                             }
                         }
                     }
@@ -381,7 +383,7 @@ impl Shared {
                     }
                 }
                 Write::DropCache { .. } => {
-                    if let Outcome::Dropped(Some(id)) = outcome {
+                    if let Some(Outcome::Dropped(Some(id))) = outcome {
                         self.unregister(CacheId(*id));
                     }
                 }

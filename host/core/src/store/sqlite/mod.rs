@@ -1,13 +1,16 @@
 //! The SQLite backend: one database file in WAL mode, shared by every process that opens it.
 //!
 //! - One writing connection, used by one batch of writes at a time (see `group_commit`);
-//!   each batch is one `BEGIN IMMEDIATE` transaction and one fsync.
+//!   each batch is one `BEGIN IMMEDIATE` transaction and one fsync, done after the commit has
+//!   released the write lock, with a barrier that keeps readers from seeing a commit before
+//!   it is durable (see `durable`).
 //! - A pool of read connections, so readers on many threads never wait for each other or for
 //!   the writer (WAL readers see the last commit without taking the write lock).
 //! - Every statement is prepared once per connection and every name, key and value is a bound
 //!   parameter: nothing a guest sends is ever spliced into SQL.
 
 mod connection;
+mod durable;
 mod schema;
 mod tables;
 mod wal_index;
@@ -21,6 +24,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use self::connection::{ReaderPool, Settings};
+use self::durable::DurableMark;
 use self::tables::{CACHES, QUEUES};
 use self::wal_index::WalIndex;
 use super::{
@@ -72,6 +76,8 @@ pub struct SqliteStore {
     wal_index: WalIndex,
     writer: Mutex<Connection>,
     readers: ReaderPool,
+    /// Which commits are known durable: writes wait for it, reads pass its barrier.
+    durable: DurableMark,
     /// Tags this store's rows in the change log, so it can skip its own changes.
     writer_id: i64,
     batches: AtomicU64,
@@ -80,7 +86,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating when needed) the database at `path`.
     pub fn open(path: &Path, durability: Durability, busy_timeout: Duration) -> Result<SqliteStore> {
-        let settings = Settings { durability, busy_timeout };
+        let settings = Settings { busy_timeout };
         let first = DbFile { path: path.to_owned(), busy_timeout };
         let mut writer = connection::open_writer(&first, &settings)?;
         schema::prepare(&mut writer, &first)?;
@@ -91,6 +97,7 @@ impl SqliteStore {
             wal_index: WalIndex::attach(&writer),
             readers: ReaderPool::new(DbFile { path, busy_timeout }, settings),
             writer: Mutex::new(writer),
+            durable: DurableMark::new(durability),
             db,
             writer_id: fastrand::i64(..),
             batches: AtomicU64::new(0),
@@ -108,8 +115,14 @@ impl SqliteStore {
         self.wal_index.is_mapped()
     }
 
+    /// Runs `read` on a read connection, and answers only once every commit it could have
+    /// seen is durable.
     fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        self.readers.with(read)
+        self.readers.with(|conn| {
+            let value = read(conn)?;
+            self.durable.ensure(conn, &self.wal_index)?;
+            Ok(value)
+        })
     }
 
     /// Runs the batch in one transaction; an error here fails the whole batch.
@@ -135,6 +148,9 @@ impl SqliteStore {
         }
         if results.iter().all(|r| r.is_err()) {
             run(conn, "ROLLBACK").map_err(|e| self.db.error(e))?;
+            // The errors may tell of other processes' commits (a cache they deleted): the
+            // same barrier as a read.
+            self.durable.ensure(conn, &self.wal_index).map_err(|e| self.db.error(e))?;
             return Ok(Applied { results, own_commit: None });
         }
         if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
@@ -143,6 +159,9 @@ impl SqliteStore {
         let cursor = change_cursor(conn).map_err(|e| self.rollback(conn, e))?;
         run(conn, "COMMIT").map_err(|e| self.rollback(conn, e))?;
         let after = self.wal_index.token();
+        // Committed and visible; acknowledged only once durable. Should the fsync fail, the
+        // caller cannot tell which writes are on disk and is told they all failed.
+        self.durable.ensure(conn, &self.wal_index).map_err(|e| self.db.error(e))?;
         let own_commit =
             self.wal_index.one_commit_apart(before, after).then_some(OwnCommit { before, after, cursor });
         Ok(Applied { results, own_commit })
@@ -355,5 +374,58 @@ impl Store for SqliteStore {
                 Ok(Changes::Since { changes, cursor: newest })
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Quota;
+
+    fn open(path: &Path) -> SqliteStore {
+        SqliteStore::open(path, Durability::Full, Duration::from_secs(5)).unwrap()
+    }
+
+    fn create(store: &SqliteStore) -> CacheId {
+        let write = Write::CreateCache { name: "c".into(), quota: Quota::UNLIMITED };
+        match store.apply(std::slice::from_ref(&write)).results.remove(0) {
+            Ok(super::super::Outcome::Created { id, .. }) => CacheId(id),
+            other => panic!("create: {other:?}"),
+        }
+    }
+
+    fn set(store: &SqliteStore, cache: CacheId, key: &str) {
+        let target = Target { id: cache, name: "c".into() };
+        let write = Write::Set {
+            cache: target,
+            entries: vec![(key.to_owned(), Json::parse("1").unwrap())],
+            quota: Quota::UNLIMITED,
+        };
+        store.apply(std::slice::from_ref(&write)).results.remove(0).unwrap();
+    }
+
+    #[test]
+    fn writes_are_fsynced_before_they_return_and_reads_wait_for_what_they_see() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let writer = open(&path);
+        let reader = open(&path);
+        let cache = create(&writer);
+
+        let before = writer.durable.syncs();
+        set(&writer, cache, "k");
+        assert_eq!(writer.durable.syncs(), before + 1, "one fsync per commit, before it returns");
+
+        // Another process's commit, seen by a read: the reader fsyncs before it answers.
+        let seen = reader.durable.syncs();
+        assert!(reader.get(cache, "k").unwrap().is_some());
+        assert_eq!(reader.durable.syncs(), seen + 1, "a read of a commit not known durable fsyncs first");
+        assert!(reader.get(cache, "k").unwrap().is_some());
+        assert!(reader.contains(cache, "k").unwrap());
+        assert_eq!(reader.durable.syncs(), seen + 1, "nothing new committed: no fsync");
+
+        set(&writer, cache, "k2");
+        assert!(reader.contains(cache, "k2").unwrap());
+        assert_eq!(reader.durable.syncs(), seen + 2);
     }
 }

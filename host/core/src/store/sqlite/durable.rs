@@ -1,0 +1,218 @@
+//! Making commits durable after the write lock is released, and never showing a commit to
+//! anyone before it is durable.
+//!
+//! With `synchronous = FULL` SQLite fsyncs the WAL inside `COMMIT`, holding the database's one
+//! write lock for the whole fsync: every other process that wants to write waits for it, so
+//! the processes sharing a file write one fsync at a time. Instead the writing connection
+//! commits with `synchronous = NORMAL` (no fsync) and then fsyncs the WAL itself, outside the
+//! lock. Other processes commit meanwhile, and the kernel lets concurrent fsyncs of one file
+//! share a journal commit: group commit across processes, where SQLite only has it within one
+//! connection. A write is acknowledged only after the fsync, so what is acknowledged is
+//! exactly as durable as before (with SQLite's default power-safe overwrite there is no torn
+//! sector to pad against, and SQLite still fsyncs a restarted WAL's header and every
+//! checkpoint in NORMAL mode).
+//!
+//! That alone would let a reader see a commit before it is durable: read a value, act on it,
+//! and lose it in a power cut that the writer was never acknowledged through. So every read
+//! in [`Durability::Full`] passes a barrier, as PostgreSQL makes no commit visible before its
+//! WAL is flushed: when the wal-index shows a commit since the last fsync this process knows
+//! of, the reader fsyncs the WAL before it answers (waiting, in the kernel, for the writer's
+//! own fsync when one is in flight). The check is two memory loads and a compare; the fsync
+//! happens at most once per commit seen. Readers outside easycaching (the `sqlite3` shell)
+//! pass no barrier.
+//!
+//! An fsync that fails poisons the store: the kernel may have dropped the pages it could not
+//! write and a later fsync could report success over the loss, so every later write and read
+//! fails with the first error until the database is opened again.
+
+use std::ffi::c_void;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, ffi};
+
+use super::wal_index::WalIndex;
+use crate::options::Durability;
+use crate::store::ChangeToken;
+
+/// Which commits this process knows to be durable.
+pub(super) struct DurableMark {
+    durability: Durability,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// The wal-index token read just before the last successful fsync: every commit up to it
+    /// is durable.
+    synced: ChangeToken,
+    /// The first fsync failure, after which nothing is trusted.
+    failed: Option<String>,
+    /// Fsyncs done, for tests.
+    #[cfg(test)]
+    syncs: u64,
+}
+
+/// No real token is ever this, so the first check after opening fsyncs once: another process
+/// may have left a commit that nobody has fsynced.
+const NOTHING_SYNCED: ChangeToken = ChangeToken([u64::MAX, u64::MAX]);
+
+impl DurableMark {
+    /// A mark for a store opened with `durability`; only [`Durability::Full`] fsyncs.
+    pub(super) fn new(durability: Durability) -> DurableMark {
+        DurableMark {
+            durability,
+            state: Mutex::new(State {
+                synced: NOTHING_SYNCED,
+                failed: None,
+                #[cfg(test)]
+                syncs: 0,
+            }),
+        }
+    }
+
+    /// Makes every commit visible now durable, through `conn`'s handle on the WAL, unless it
+    /// already is. Called after a commit, before acknowledging it, and after every read,
+    /// before answering with it. `conn` must have read from the database (so its WAL is open)
+    /// and must not be in use by another thread.
+    pub(super) fn ensure(&self, conn: &Connection, wal_index: &WalIndex) -> rusqlite::Result<()> {
+        if self.durability == Durability::Normal {
+            return Ok(());
+        }
+        // Read before the fsync: whatever it shows was written to the WAL before, so the
+        // fsync covers it.
+        let now = wal_index.token();
+        let mut state = self.lock();
+        if let Some(failure) = &state.failed {
+            return Err(fsync_error(failure.clone()));
+        }
+        if state.synced == now && wal_index.is_mapped() {
+            return Ok(());
+        }
+        match sync_wal(conn) {
+            Ok(()) => {
+                state.synced = now;
+                #[cfg(test)]
+                {
+                    state.syncs += 1;
+                }
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, "fsync of the WAL failed; refusing every read and write from now on");
+                state.failed = Some(format!(
+                    "an fsync of the write-ahead log failed ({error}); the last writes may not be \
+                     on disk, so this process refuses to go on: open the database again"
+                ));
+                Err(error)
+            }
+        }
+    }
+
+    /// Fsyncs done so far.
+    #[cfg(test)]
+    pub(super) fn syncs(&self) -> u64 {
+        self.lock().syncs
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn fsync_error(message: String) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_IOERR_FSYNC), Some(message))
+}
+
+/// Fsyncs the WAL through the handle SQLite itself writes it with, so it is the very file
+/// SQLite uses (a descriptor of our own could outlive a WAL that was deleted and made anew).
+fn sync_wal(conn: &Connection) -> rusqlite::Result<()> {
+    // SAFETY: the calls follow sqlite3.h. SQLITE_FCNTL_JOURNAL_POINTER writes the
+    // `sqlite3_file*` of the connection's WAL (its rollback journal outside WAL mode), which
+    // lives as long as the connection's WAL is open; the caller has the connection to itself,
+    // so nothing else uses the handle during `xSync`.
+    let rc = unsafe {
+        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+        let rc = ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_JOURNAL_POINTER,
+            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
+        );
+        if rc != ffi::SQLITE_OK || file.is_null() || (*file).pMethods.is_null() {
+            return Err(fsync_error("the write-ahead log is not open, so it cannot be fsynced".into()));
+        }
+        match (*(*file).pMethods).xSync {
+            Some(sync) => sync(file, ffi::SQLITE_SYNC_NORMAL),
+            None => ffi::SQLITE_MISUSE,
+        }
+    };
+    if rc == ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(rusqlite::Error::SqliteFailure(
+            ffi::Error::new(rc),
+            Some("fsync of the write-ahead log failed".into()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wal_db(path: &std::path::Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; CREATE TABLE IF NOT EXISTS t (x);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_commit_is_synced_once_and_a_quiet_database_is_not_synced_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = wal_db(&path);
+        let index = WalIndex::attach(&conn);
+        let mark = DurableMark::new(Durability::Full);
+
+        let syncs = || mark.lock().syncs;
+
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        mark.ensure(&conn, &index).unwrap();
+        assert_eq!(syncs(), 1);
+        assert_eq!(mark.lock().synced, index.token(), "the commit is known durable");
+        mark.ensure(&conn, &index).unwrap();
+        mark.ensure(&conn, &index).unwrap();
+        assert_eq!(syncs(), 1, "nothing was committed since: no fsync");
+
+        let other = wal_db(&path);
+        other.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        assert_ne!(mark.lock().synced, index.token(), "another connection's commit is not yet known durable");
+        mark.ensure(&conn, &index).unwrap();
+        assert_eq!(syncs(), 2, "another connection's commit is fsynced by the first to see it");
+        assert_eq!(mark.lock().synced, index.token());
+    }
+
+    #[test]
+    fn normal_durability_never_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = wal_db(&dir.path().join("t.db"));
+        let index = WalIndex::attach(&conn);
+        let mark = DurableMark::new(Durability::Normal);
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        mark.ensure(&conn, &index).unwrap();
+        assert_eq!(mark.lock().syncs, 0);
+    }
+
+    #[test]
+    fn after_a_failed_fsync_everything_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = wal_db(&dir.path().join("t.db"));
+        let index = WalIndex::attach(&conn);
+        let mark = DurableMark::new(Durability::Full);
+        mark.lock().failed = Some("disk gone".into());
+        let error = mark.ensure(&conn, &index).unwrap_err();
+        assert!(error.to_string().contains("disk gone"), "{error}");
+    }
+}
