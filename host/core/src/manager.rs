@@ -392,7 +392,9 @@ impl Shared {
         }
         if let Some(own) = own {
             self.coherence.set_synced(own.after);
-            *cursor = own.cursor;
+            if let Some(own_cursor) = own.cursor {
+                *cursor = own_cursor;
+            }
         }
     }
 

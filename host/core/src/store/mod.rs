@@ -147,8 +147,9 @@ pub struct OwnCommit {
     pub before: ChangeToken,
     /// The change token just after it.
     pub after: ChangeToken,
-    /// The change-log cursor just after it.
-    pub cursor: i64,
+    /// The change-log cursor just after it, or `None` when the commit logged no change (the
+    /// cursor stays where it was).
+    pub cursor: Option<i64>,
 }
 
 /// An opaque value that changes whenever a process may have committed to the database.

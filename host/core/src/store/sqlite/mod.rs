@@ -78,6 +78,7 @@ pub struct SqliteStore {
     readers: ReaderPool,
     /// Which commits are known durable: writes wait for it, reads pass its barrier.
     durable: DurableMark,
+
     /// Tags this store's rows in the change log, so it can skip its own changes.
     writer_id: i64,
     batches: AtomicU64,
@@ -133,11 +134,12 @@ impl SqliteStore {
         let before = self.wal_index.token();
         let savepoints = writes.len() > 1;
         let mut results = Vec::with_capacity(writes.len());
+        let mut batch = writes::Batch::new(conn, self.writer_id);
         for write in writes {
             if savepoints {
                 run(conn, "SAVEPOINT write").map_err(|e| self.rollback(conn, e))?;
             }
-            let result = writes::apply(conn, self.writer_id, write).map_err(|e| e.into_error(&self.db));
+            let result = batch.apply(write).map_err(|e| e.into_error(&self.db));
             if savepoints {
                 if result.is_err() {
                     run(conn, "ROLLBACK TO write").map_err(|e| self.rollback(conn, e))?;
@@ -156,7 +158,7 @@ impl SqliteStore {
         if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
             writes::prune_change_log(conn, CHANGE_LOG_RETAINED).map_err(|e| self.rollback(conn, e))?;
         }
-        let cursor = change_cursor(conn).map_err(|e| self.rollback(conn, e))?;
+        let cursor = batch.last_logged();
         run(conn, "COMMIT").map_err(|e| self.rollback(conn, e))?;
         let after = self.wal_index.token();
         // Committed and visible; acknowledged only once durable. Should the fsync fail, the

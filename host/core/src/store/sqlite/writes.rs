@@ -6,7 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::DbFile;
-use super::tables::{CACHES, QUEUES, Table};
+use super::tables::{CACHES, Delta, QUEUES, Table};
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
 use crate::{Error, Json, Quota};
 
@@ -46,19 +46,131 @@ impl WriteError {
 
 type WriteResult = Result<Outcome, WriteError>;
 
-/// Applies one write. The caller wraps it in a savepoint, so an error leaves no trace.
-pub(super) fn apply(conn: &Connection, writer: i64, write: &Write) -> WriteResult {
-    match write {
-        Write::CreateCache { name, quota } => create(conn, &CACHES, name, quota),
-        Write::DropCache { name } => drop_cache(conn, writer, name),
-        Write::Set { cache, entries, quota } => set(conn, writer, cache, entries, quota),
-        Write::Delete { cache, keys } => delete(conn, writer, cache, keys),
-        Write::Clear { cache } => clear(conn, writer, cache),
-        Write::CreateQueue { name, quota } => create(conn, &QUEUES, name, quota),
-        Write::DropQueue { name } => drop_queue(conn, name),
-        Write::Put { queue, values, quota } => put(conn, queue, values, quota),
-        Write::Take { queue, max } => take(conn, queue, *max),
-        Write::ClearQueue { queue } => clear_queue(conn, queue),
+/// The writes of one transaction: the connection, whose changes they log, and where the
+/// change log ends.
+pub(super) struct Batch<'c> {
+    conn: &'c Connection,
+    writer: i64,
+    /// The `seq` of the newest change-log row this batch wrote, which is the change-log cursor
+    /// after the commit (no need to ask for `max(seq)`).
+    last_logged: Option<i64>,
+}
+
+impl<'c> Batch<'c> {
+    /// A batch on `conn`, which is in a write transaction, logging its changes as `writer`.
+    pub(super) fn new(conn: &'c Connection, writer: i64) -> Batch<'c> {
+        Batch { conn, writer, last_logged: None }
+    }
+
+    /// The `seq` of the newest change-log row this batch wrote, if it wrote any.
+    pub(super) fn last_logged(&self) -> Option<i64> {
+        self.last_logged
+    }
+
+    /// Applies one write. The caller wraps it in a savepoint (or rolls the transaction back),
+    /// so an error leaves no trace.
+    pub(super) fn apply(&mut self, write: &Write) -> WriteResult {
+        let logged_before = self.last_logged;
+        let conn = self.conn;
+        let result = match write {
+            Write::CreateCache { name, quota } => create(conn, &CACHES, name, quota),
+            Write::DropCache { name } => self.drop_cache(name),
+            Write::Set { cache, entries, quota } => self.set(cache, entries, quota),
+            Write::Delete { cache, keys } => self.delete(cache, keys),
+            Write::Clear { cache } => self.clear(cache),
+            Write::CreateQueue { name, quota } => create(conn, &QUEUES, name, quota),
+            Write::DropQueue { name } => drop_queue(conn, name),
+            Write::Put { queue, values, quota } => put(conn, queue, values, quota),
+            Write::Take { queue, max } => take(conn, queue, *max),
+            Write::ClearQueue { queue } => clear_queue(conn, queue),
+        };
+        if result.is_err() {
+            // Its log rows are rolled back with it.
+            self.last_logged = logged_before;
+        }
+        result
+    }
+
+    fn drop_cache(&mut self, name: &str) -> WriteResult {
+        let id = CACHES.delete(self.conn, name)?;
+        if let Some(id) = id {
+            self.log(CacheId(id), KIND_DROPPED, None)?;
+        }
+        Ok(Outcome::Dropped(id))
+    }
+
+    /// Per entry, one index lookup and then either an update by rowid or an insert (an
+    /// upsert would look the key up twice), and one change-log row; the counts once.
+    fn set(&mut self, cache: &Target<CacheId>, entries: &[(String, Json)], quota: &Quota) -> WriteResult {
+        let conn = self.conn;
+        let mut existing = conn
+            .prepare_cached("SELECT id, octet_length(value) FROM entries WHERE cache_id = ?1 AND key = ?2")?;
+        let mut update = conn.prepare_cached("UPDATE entries SET value = ?2 WHERE id = ?1")?;
+        let mut insert =
+            conn.prepare_cached("INSERT INTO entries (cache_id, key, value) VALUES (?1, ?2, ?3)")?;
+        let mut delta = Delta::default();
+        for (key, value) in entries {
+            let found: Option<(i64, i64)> = existing
+                .query_row(params![cache.id.0, key], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            match found {
+                Some((row, old_size)) => {
+                    update.execute(params![row, value.as_str()])?;
+                    delta.bytes += value.len() as i64 - old_size;
+                }
+                None => {
+                    insert.execute(params![cache.id.0, key, value.as_str()])?;
+                    delta.entries += 1;
+                    delta.bytes += (key.len() + value.len()) as i64;
+                }
+            }
+            self.log(cache.id, KIND_KEY, Some(key))?;
+        }
+        add_stats_within(conn, &CACHES, cache.id.0, &cache.name, delta, quota, || no_such_cache(cache))?;
+        Ok(Outcome::Done)
+    }
+
+    fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
+        let mut remove = self.conn.prepare_cached(
+            "DELETE FROM entries WHERE cache_id = ?1 AND key = ?2 RETURNING octet_length(key) + octet_length(value)",
+        )?;
+        let mut delta = Delta::default();
+        for key in keys {
+            let size: Option<i64> =
+                remove.query_row(params![cache.id.0, key], |row| row.get(0)).optional()?;
+            if let Some(size) = size {
+                delta.entries -= 1;
+                delta.bytes -= size;
+                self.log(cache.id, KIND_KEY, Some(key))?;
+            }
+        }
+        if delta.entries == 0 {
+            // Nothing removed: still an error when the cache is gone.
+            cache_stats(self.conn, cache)?;
+        } else {
+            let unlimited = &Quota::UNLIMITED;
+            add_stats_within(self.conn, &CACHES, cache.id.0, &cache.name, delta, unlimited, || {
+                no_such_cache(cache)
+            })?;
+        }
+        Ok(Outcome::Count(delta.entries.unsigned_abs()))
+    }
+
+    fn clear(&mut self, cache: &Target<CacheId>) -> WriteResult {
+        let stats = cache_stats(self.conn, cache)?;
+        CACHES.delete_contents(self.conn, cache.id.0)?;
+        CACHES.set_stats(self.conn, cache.id.0, Stats::default())?;
+        self.log(cache.id, KIND_CLEARED, None)?;
+        Ok(Outcome::Count(stats.entries))
+    }
+
+    fn log(&mut self, cache: CacheId, kind: i64, key: Option<&str>) -> rusqlite::Result<()> {
+        let seq = self
+            .conn
+            .prepare_cached("INSERT INTO change_log (writer, cache_id, kind, key) VALUES (?1, ?2, ?3, ?4)")?
+            .insert(params![self.writer, cache.0, kind, key])?;
+        self.last_logged = Some(seq);
+        Ok(())
     }
 }
 
@@ -68,13 +180,14 @@ fn create(conn: &Connection, table: &Table, name: &str, quota: &Quota) -> WriteR
     }
     // A new cache or queue counts its name toward a shared quota.
     let named = Stats { entries: 0, bytes: name.len() as u64 };
-    check_quota(conn, table, quota, name, Stats::default(), named)?;
     let id = table.insert(conn, name)?;
+    check_quota(conn, table, quota, name, Stats::default(), named)?;
     Ok(Outcome::Created { id, created: true })
 }
 
-/// Checks a write that takes a cache or queue from `before` to `after` against `quota`: the
-/// cache's own usage, or its group's when the quota is shared.
+/// Checks a write that took a cache or queue from `before` to `after` against `quota`: the
+/// cache's own usage, or its group's when the quota is shared. Called once the write is in
+/// place (the caller undoes it on an error), so the group's usage read here includes it.
 fn check_quota(
     conn: &Connection,
     table: &Table,
@@ -94,94 +207,48 @@ fn check_quota(
         )?);
     };
     let group = table.usage_by_prefix(conn, prefix)?;
-    let grown = (
-        (group.entries + after.entries).saturating_sub(before.entries),
-        (group.bytes + after.bytes).saturating_sub(before.bytes),
+    let group_before = (
+        (group.entries + before.entries).saturating_sub(after.entries),
+        (group.bytes + before.bytes).saturating_sub(after.bytes),
     );
-    Ok(quota.check(&format!("everything named {prefix}*"), (group.entries, group.bytes), grown)?)
-}
-
-fn drop_cache(conn: &Connection, writer: i64, name: &str) -> WriteResult {
-    let id = CACHES.delete(conn, name)?;
-    if let Some(id) = id {
-        log(conn, writer, CacheId(id), KIND_DROPPED, None)?;
-    }
-    Ok(Outcome::Dropped(id))
+    Ok(quota.check(&format!("everything named {prefix}*"), group_before, (group.entries, group.bytes))?)
 }
 
 fn drop_queue(conn: &Connection, name: &str) -> WriteResult {
     Ok(Outcome::Dropped(QUEUES.delete(conn, name)?))
 }
 
+fn no_such_cache(cache: &Target<CacheId>) -> Error {
+    Error::NoSuchCache(cache.name.to_string())
+}
+
+fn no_such_queue(queue: &Target<QueueId>) -> Error {
+    Error::NoSuchQueue(queue.name.to_string())
+}
+
 fn cache_stats(conn: &Connection, cache: &Target<CacheId>) -> Result<Stats, WriteError> {
-    CACHES.stats(conn, cache.id.0)?.ok_or_else(|| Error::NoSuchCache(cache.name.to_string()).into())
+    CACHES.stats(conn, cache.id.0)?.ok_or_else(|| no_such_cache(cache).into())
 }
 
-fn set(
+/// Adds `delta` to the counts of a cache or queue, then checks `quota` against them (reading
+/// them back only when there is a quota to check).
+fn add_stats_within(
     conn: &Connection,
-    writer: i64,
-    cache: &Target<CacheId>,
-    entries: &[(String, Json)],
+    table: &Table,
+    id: i64,
+    name: &str,
+    delta: Delta,
     quota: &Quota,
-) -> WriteResult {
-    let before = cache_stats(conn, cache)?;
-    let mut after = before;
-    let mut old_size =
-        conn.prepare_cached("SELECT octet_length(value) FROM entries WHERE cache_id = ?1 AND key = ?2")?;
-    let mut upsert = conn.prepare_cached(
-        "INSERT INTO entries (cache_id, key, value) VALUES (?1, ?2, ?3)
-         ON CONFLICT (cache_id, key) DO UPDATE SET value = excluded.value",
-    )?;
-    for (key, value) in entries {
-        let old: Option<u64> = old_size.query_row(params![cache.id.0, key], |row| row.get(0)).optional()?;
-        upsert.execute(params![cache.id.0, key, value.as_str()])?;
-        match old {
-            Some(old) => after.bytes = after.bytes.saturating_sub(old) + value.len() as u64,
-            None => {
-                after.entries += 1;
-                after.bytes += (key.len() + value.len()) as u64;
-            }
-        }
-        log(conn, writer, cache.id, KIND_KEY, Some(key))?;
+    missing: impl FnOnce() -> Error,
+) -> Result<(), WriteError> {
+    if !table.add_stats(conn, id, delta)? {
+        return Err(missing().into());
     }
-    check_quota(conn, &CACHES, quota, &cache.name, before, after)?;
-    CACHES.set_stats(conn, cache.id.0, after)?;
-    Ok(Outcome::Done)
-}
-
-fn delete(conn: &Connection, writer: i64, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
-    let mut stats = cache_stats(conn, cache)?;
-    let mut remove = conn.prepare_cached(
-        "DELETE FROM entries WHERE cache_id = ?1 AND key = ?2 RETURNING octet_length(key) + octet_length(value)",
-    )?;
-    let mut removed = 0;
-    for key in keys {
-        let size: Option<u64> = remove.query_row(params![cache.id.0, key], |row| row.get(0)).optional()?;
-        if let Some(size) = size {
-            removed += 1;
-            stats.entries = stats.entries.saturating_sub(1);
-            stats.bytes = stats.bytes.saturating_sub(size);
-            log(conn, writer, cache.id, KIND_KEY, Some(key))?;
-        }
+    if quota.is_unlimited() {
+        return Ok(());
     }
-    if removed > 0 {
-        CACHES.set_stats(conn, cache.id.0, stats)?;
-    }
-    Ok(Outcome::Count(removed))
-}
-
-fn clear(conn: &Connection, writer: i64, cache: &Target<CacheId>) -> WriteResult {
-    let stats = cache_stats(conn, cache)?;
-    CACHES.delete_contents(conn, cache.id.0)?;
-    CACHES.set_stats(conn, cache.id.0, Stats::default())?;
-    log(conn, writer, cache.id, KIND_CLEARED, None)?;
-    Ok(Outcome::Count(stats.entries))
-}
-
-fn log(conn: &Connection, writer: i64, cache: CacheId, kind: i64, key: Option<&str>) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT INTO change_log (writer, cache_id, kind, key) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![writer, cache.0, kind, key])?;
-    Ok(())
+    let after = table.stats(conn, id)?.ok_or_else(missing)?;
+    check_quota(conn, table, quota, name, delta.undo(after), after)
 }
 
 /// Forgets all but the newest `retained` changes.
@@ -192,38 +259,42 @@ pub(super) fn prune_change_log(conn: &Connection, retained: i64) -> rusqlite::Re
 }
 
 fn queue_stats(conn: &Connection, queue: &Target<QueueId>) -> Result<Stats, WriteError> {
-    QUEUES.stats(conn, queue.id.0)?.ok_or_else(|| Error::NoSuchQueue(queue.name.to_string()).into())
+    QUEUES.stats(conn, queue.id.0)?.ok_or_else(|| no_such_queue(queue).into())
 }
 
 fn put(conn: &Connection, queue: &Target<QueueId>, values: &[Json], quota: &Quota) -> WriteResult {
-    let before = queue_stats(conn, queue)?;
-    let after = Stats {
-        entries: before.entries + values.len() as u64,
-        bytes: before.bytes + values.iter().map(|v| v.len() as u64).sum::<u64>(),
-    };
-    check_quota(conn, &QUEUES, quota, &queue.name, before, after)?;
+    let delta = Delta { entries: values.len() as i64, bytes: values.iter().map(|v| v.len() as i64).sum() };
+    add_stats_within(conn, &QUEUES, queue.id.0, &queue.name, delta, quota, || no_such_queue(queue))?;
     let mut insert = conn.prepare_cached("INSERT INTO queue_items (queue_id, value) VALUES (?1, ?2)")?;
     for value in values {
         insert.execute(params![queue.id.0, value.as_str()])?;
     }
-    QUEUES.set_stats(conn, queue.id.0, after)?;
     Ok(Outcome::Done)
 }
 
 fn take(conn: &Connection, queue: &Target<QueueId>, max: usize) -> WriteResult {
-    let mut stats = queue_stats(conn, queue)?;
     let mut oldest =
         conn.prepare_cached("SELECT id, value FROM queue_items WHERE queue_id = ?1 ORDER BY id LIMIT ?2")?;
     let taken: Vec<(i64, String)> = oldest
         .query_map(params![queue.id.0, max as i64], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    if let Some((last, _)) = taken.last() {
-        // The items taken are exactly this queue's items up to the last one taken.
-        conn.prepare_cached("DELETE FROM queue_items WHERE queue_id = ?1 AND id <= ?2")?
-            .execute(params![queue.id.0, last])?;
-        stats.entries = stats.entries.saturating_sub(taken.len() as u64);
-        stats.bytes = stats.bytes.saturating_sub(taken.iter().map(|(_, v)| v.len() as u64).sum());
-        QUEUES.set_stats(conn, queue.id.0, stats)?;
+    match taken.last() {
+        None => {
+            // Nothing taken: still an error when the queue is gone.
+            queue_stats(conn, queue)?;
+        }
+        Some((last, _)) => {
+            // The items taken are exactly this queue's items up to the last one taken.
+            conn.prepare_cached("DELETE FROM queue_items WHERE queue_id = ?1 AND id <= ?2")?
+                .execute(params![queue.id.0, last])?;
+            let delta = Delta {
+                entries: -(taken.len() as i64),
+                bytes: -taken.iter().map(|(_, v)| v.len() as i64).sum::<i64>(),
+            };
+            add_stats_within(conn, &QUEUES, queue.id.0, &queue.name, delta, &Quota::UNLIMITED, || {
+                no_such_queue(queue)
+            })?;
+        }
     }
     Ok(Outcome::Values(taken.into_iter().map(|(_, value)| Json::trusted(value)).collect()))
 }
