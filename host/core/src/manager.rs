@@ -341,11 +341,25 @@ impl Shared {
         self.writes.submit(
             write,
             |batch| {
-                let Applied { results, own_commit } = self.store.apply(&batch);
+                let Applied { mut results, sync, mut own_commit } = self.store.apply(&batch);
+                // The commit has released the database's write lock, so other processes
+                // commit while this fsync runs. Even a batch that failed as a whole waits (for
+                // what it saw): its errors may tell of other processes' commits (a cache
+                // deleted), not to be seen before they are durable.
+                if let Err(error) = self.store.sync(sync) {
+                    // Which writes reached the disk cannot be told: each gets the error.
+                    results = batch.iter().map(|_| Err(error.clone())).collect();
+                    own_commit = None;
+                }
                 self.after_commit(&batch, &results, own_commit);
                 results
             },
-            || Err(Error::Storage("internal error: a write batch panicked; nothing was written".into())),
+            || {
+                Err(Error::Storage(
+                    "internal error: a write batch panicked; its writes may or may not have been stored"
+                        .into(),
+                ))
+            },
         )
     }
 

@@ -4,9 +4,10 @@
 //! against [`Store`]; [`SqliteStore`] is the backend that ships. A second backend (PostgreSQL,
 //! say) implements the same trait and keeps the same guarantees:
 //!
-//! - [`Store::apply`] runs a batch of writes in one durable transaction, each write all or
-//!   nothing on its own, and records every key it changes in a change log that other processes
-//!   read with [`Store::changes_since`];
+//! - [`Store::apply`] runs a batch of writes in one transaction, each write all or nothing on
+//!   its own, and records every key it changes in a change log that other processes read with
+//!   [`Store::changes_since`]; [`Store::sync`] makes it durable, and no read answers with a
+//!   commit before it is;
 //! - [`Store::change_token`] is cheap enough for every cache hit (no I/O, no system call) and
 //!   changes whenever any process may have committed.
 
@@ -134,10 +135,22 @@ pub enum Outcome {
 pub struct Applied {
     /// One result per write.
     pub results: Vec<Result<Outcome>>,
+    /// What [`Store::sync`] must make durable before these results are acknowledged.
+    pub sync: SyncTarget,
     /// Present when the store can vouch that the commit was the only one between the two
     /// tokens, so a process that had seen every change up to `before` has now seen every
     /// change up to `after`, its own included, and need not read its own changes back.
     pub own_commit: Option<OwnCommit>,
+}
+
+/// What [`Store::sync`] is to make durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncTarget {
+    /// One commit of this store's, as [`Store::apply`] numbered it. Commits that an fsync
+    /// began after are durable with it, so batches committed meanwhile share one fsync.
+    Commit(u64),
+    /// Every commit visible now, this process's and others' alike.
+    Visible,
 }
 
 /// See [`Applied::own_commit`].
@@ -217,9 +230,14 @@ pub struct Page<T> {
 /// A storage backend. See the [module documentation](self) for the guarantees it keeps.
 pub trait Store: Send + Sync + 'static {
     /// Applies a batch of writes in one transaction, each all or nothing (one failing leaves
-    /// the others in place), and makes the transaction durable before returning. An error for
-    /// the whole batch (the database is unreachable) is returned as that error for every write.
+    /// the others in place). An error for the whole batch (the database is unreachable) is
+    /// returned as that error for every write. The commit may not be durable yet: call
+    /// [`Store::sync`] with [`Applied::sync`] before acknowledging it. Until then no read through this store answers
+    /// with it (reads wait for durability), but it holds the write lock no longer than needed.
     fn apply(&self, writes: &[Write]) -> Applied;
+
+    /// Makes `target` durable. Concurrent calls share the work (one fsync, for SQLite).
+    fn sync(&self, target: SyncTarget) -> Result<()>;
 
     /// The value of one key.
     fn get(&self, cache: CacheId, key: &str) -> Result<Option<Json>>;

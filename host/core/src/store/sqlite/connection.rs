@@ -33,7 +33,7 @@ pub(super) fn open_writer(db: &DbFile, settings: &Settings) -> Result<Connection
 }
 
 /// Opens a read connection to an existing database.
-fn open_reader(db: &DbFile, settings: &Settings) -> Result<Connection> {
+pub(super) fn open_reader(db: &DbFile, settings: &Settings) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(&db.path, flags).map_err(|e| open_error(&db.path, e))?;
     configure(&mut conn, db, settings)?;

@@ -26,6 +26,7 @@
 //! fails with the first error until the database is opened again.
 
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, ffi};
@@ -34,18 +35,32 @@ use super::wal_index::WalIndex;
 use crate::options::Durability;
 use crate::store::ChangeToken;
 
-/// Which commits this process knows to be durable.
+/// Which commits this process knows to be durable, and the connection it fsyncs through.
 pub(super) struct DurableMark {
     durability: Durability,
     state: Mutex<State>,
+    /// How many fsyncs have begun. Kept apart from `state` so a commit can take its ticket
+    /// while an fsync holds the lock.
+    begun: AtomicU64,
 }
 
+/// A place in the order of this process's fsyncs: the fsync a commit needs. See
+/// [`DurableMark::ticket`].
+pub(super) type Ticket = u64;
+
 struct State {
+    /// A connection of our own, used only for its handle on the WAL. Owning one means the
+    /// barrier needs no connection from its caller, and never uses a handle another thread
+    /// is using.
+    wal: Connection,
     /// The wal-index token read just before the last successful fsync: every commit up to it
     /// is durable.
     synced: ChangeToken,
     /// The first fsync failure, after which nothing is trusted.
     failed: Option<String>,
+    /// How many fsyncs have completed: a commit holding ticket `t` is durable once this is at
+    /// least `t`.
+    completed: u64,
     /// Fsyncs done, for tests.
     #[cfg(test)]
     syncs: u64,
@@ -56,40 +71,65 @@ struct State {
 const NOTHING_SYNCED: ChangeToken = ChangeToken([u64::MAX, u64::MAX]);
 
 impl DurableMark {
-    /// A mark for a store opened with `durability`; only [`Durability::Full`] fsyncs.
-    pub(super) fn new(durability: Durability) -> DurableMark {
+    /// A mark for a store opened with `durability` (only [`Durability::Full`] fsyncs), which
+    /// fsyncs the WAL through `wal`, a connection to the database it has to itself.
+    pub(super) fn new(durability: Durability, wal: Connection) -> DurableMark {
         DurableMark {
             durability,
+            begun: AtomicU64::new(0),
             state: Mutex::new(State {
+                wal,
                 synced: NOTHING_SYNCED,
                 failed: None,
+                completed: 0,
                 #[cfg(test)]
                 syncs: 0,
             }),
         }
     }
 
-    /// Makes every commit visible now durable, through `conn`'s handle on the WAL, unless it
-    /// already is. Called after a commit, before acknowledging it, and after every read,
-    /// before answering with it. `conn` must have read from the database (so its WAL is open)
-    /// and must not be in use by another thread.
-    pub(super) fn ensure(&self, conn: &Connection, wal_index: &WalIndex) -> rusqlite::Result<()> {
+    /// The ticket of a commit that has just completed: the next fsync to begin covers it.
+    pub(super) fn ticket(&self) -> Ticket {
+        self.begun.load(Ordering::SeqCst) + 1
+    }
+
+    /// Makes the commit holding `ticket` durable, unless an fsync that began after it already
+    /// has. Batches that committed while one fsync ran share the next.
+    pub(super) fn ensure_ticket(&self, ticket: Ticket, wal_index: &WalIndex) -> rusqlite::Result<()> {
+        self.ensure_where(wal_index, |state, _| state.completed >= ticket)
+    }
+
+    /// Makes every commit visible now durable, unless it already is. Called after every read,
+    /// before answering with it.
+    pub(super) fn ensure(&self, wal_index: &WalIndex) -> rusqlite::Result<()> {
+        // A token equal to the one read before the last fsync means nothing was committed
+        // since. (Without a mapping every token is new: fsync every time.)
+        self.ensure_where(wal_index, |state, now| state.synced == now && wal_index.is_mapped())
+    }
+
+    fn ensure_where(
+        &self,
+        wal_index: &WalIndex,
+        durable_already: impl FnOnce(&State, ChangeToken) -> bool,
+    ) -> rusqlite::Result<()> {
         if self.durability == Durability::Normal {
             return Ok(());
         }
-        // Read before the fsync: whatever it shows was written to the WAL before, so the
-        // fsync covers it.
-        let now = wal_index.token();
         let mut state = self.lock();
         if let Some(failure) = &state.failed {
             return Err(fsync_error(failure.clone()));
         }
-        if state.synced == now && wal_index.is_mapped() {
+        // Read under the lock, just before the fsync: whatever it shows was written to the
+        // WAL before, so the fsync covers it.
+        let now = wal_index.token();
+        if durable_already(&state, now) {
             return Ok(());
         }
-        match sync_wal(conn) {
+        let number = self.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        match sync_wal(&state.wal) {
             Ok(()) => {
                 state.synced = now;
+                state.completed = number;
                 #[cfg(test)]
                 {
                     state.syncs += 1;
@@ -125,21 +165,20 @@ fn fsync_error(message: String) -> rusqlite::Error {
 /// Fsyncs the WAL through the handle SQLite itself writes it with, so it is the very file
 /// SQLite uses (a descriptor of our own could outlive a WAL that was deleted and made anew).
 fn sync_wal(conn: &Connection) -> rusqlite::Result<()> {
-    // SAFETY: the calls follow sqlite3.h. SQLITE_FCNTL_JOURNAL_POINTER writes the
-    // `sqlite3_file*` of the connection's WAL (its rollback journal outside WAL mode), which
-    // lives as long as the connection's WAL is open; the caller has the connection to itself,
-    // so nothing else uses the handle during `xSync`.
-    let rc = unsafe {
-        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
-        let rc = ffi::sqlite3_file_control(
-            conn.handle(),
-            c"main".as_ptr(),
-            ffi::SQLITE_FCNTL_JOURNAL_POINTER,
-            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
-        );
-        if rc != ffi::SQLITE_OK || file.is_null() || (*file).pMethods.is_null() {
-            return Err(fsync_error("the write-ahead log is not open, so it cannot be fsynced".into()));
+    let file = match wal_file(conn) {
+        Some(file) => file,
+        None => {
+            // A connection opens its WAL with its first read.
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+            wal_file(conn).ok_or_else(|| {
+                fsync_error("the write-ahead log is not open, so it cannot be fsynced".into())
+            })?
         }
+    };
+    // SAFETY: `file` is the connection's open WAL (see `wal_file`), which stays open while
+    // the connection does; the caller has the connection to itself, so nothing else uses the
+    // handle during `xSync`.
+    let rc = unsafe {
         match (*(*file).pMethods).xSync {
             Some(sync) => sync(file, ffi::SQLITE_SYNC_NORMAL),
             None => ffi::SQLITE_MISUSE,
@@ -152,6 +191,23 @@ fn sync_wal(conn: &Connection) -> rusqlite::Result<()> {
             ffi::Error::new(rc),
             Some("fsync of the write-ahead log failed".into()),
         ))
+    }
+}
+
+/// The connection's WAL file, when it is open.
+fn wal_file(conn: &Connection) -> Option<*mut ffi::sqlite3_file> {
+    // SAFETY: the calls follow sqlite3.h: SQLITE_FCNTL_JOURNAL_POINTER writes the
+    // `sqlite3_file*` of the connection's WAL (its rollback journal outside WAL mode); a file
+    // with no methods is not open.
+    unsafe {
+        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+        let rc = ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_JOURNAL_POINTER,
+            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
+        );
+        (rc == ffi::SQLITE_OK && !file.is_null() && !(*file).pMethods.is_null()).then_some(file)
     }
 }
 
@@ -174,45 +230,70 @@ mod tests {
         let path = dir.path().join("t.db");
         let conn = wal_db(&path);
         let index = WalIndex::attach(&conn);
-        let mark = DurableMark::new(Durability::Full);
-
-        let syncs = || mark.lock().syncs;
+        let mark = DurableMark::new(Durability::Full, wal_db(&path));
 
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
-        mark.ensure(&conn, &index).unwrap();
-        assert_eq!(syncs(), 1);
+        mark.ensure(&index).unwrap();
+        assert_eq!(mark.syncs(), 1);
         assert_eq!(mark.lock().synced, index.token(), "the commit is known durable");
-        mark.ensure(&conn, &index).unwrap();
-        mark.ensure(&conn, &index).unwrap();
-        assert_eq!(syncs(), 1, "nothing was committed since: no fsync");
+        mark.ensure(&index).unwrap();
+        mark.ensure(&index).unwrap();
+        assert_eq!(mark.syncs(), 1, "nothing was committed since: no fsync");
 
         let other = wal_db(&path);
         other.execute("INSERT INTO t VALUES (2)", []).unwrap();
         assert_ne!(mark.lock().synced, index.token(), "another connection's commit is not yet known durable");
-        mark.ensure(&conn, &index).unwrap();
-        assert_eq!(syncs(), 2, "another connection's commit is fsynced by the first to see it");
+        mark.ensure(&index).unwrap();
+        assert_eq!(mark.syncs(), 2, "another connection's commit is fsynced by the first to see it");
         assert_eq!(mark.lock().synced, index.token());
+    }
+
+    #[test]
+    fn commits_that_an_fsync_began_after_share_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = wal_db(&path);
+        let index = WalIndex::attach(&conn);
+        let mark = DurableMark::new(Durability::Full, wal_db(&path));
+
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let first = mark.ticket();
+        conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        let second = mark.ticket();
+        mark.ensure_ticket(first, &index).unwrap();
+        assert_eq!(mark.syncs(), 1);
+        mark.ensure_ticket(second, &index).unwrap();
+        assert_eq!(mark.syncs(), 1, "the fsync for the first commit began after the second: it covers both");
+
+        conn.execute("INSERT INTO t VALUES (3)", []).unwrap();
+        let third = mark.ticket();
+        mark.ensure_ticket(third, &index).unwrap();
+        assert_eq!(mark.syncs(), 2, "a commit after the last fsync began needs another");
     }
 
     #[test]
     fn normal_durability_never_syncs() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = wal_db(&dir.path().join("t.db"));
+        let path = dir.path().join("t.db");
+        let conn = wal_db(&path);
         let index = WalIndex::attach(&conn);
-        let mark = DurableMark::new(Durability::Normal);
+        let mark = DurableMark::new(Durability::Normal, wal_db(&path));
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
-        mark.ensure(&conn, &index).unwrap();
-        assert_eq!(mark.lock().syncs, 0);
+        mark.ensure(&index).unwrap();
+        assert_eq!(mark.syncs(), 0);
     }
 
     #[test]
     fn after_a_failed_fsync_everything_fails() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = wal_db(&dir.path().join("t.db"));
+        let path = dir.path().join("t.db");
+        let conn = wal_db(&path);
         let index = WalIndex::attach(&conn);
-        let mark = DurableMark::new(Durability::Full);
+        let mark = DurableMark::new(Durability::Full, wal_db(&path));
         mark.lock().failed = Some("disk gone".into());
-        let error = mark.ensure(&conn, &index).unwrap_err();
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let error = mark.ensure(&index).unwrap_err();
         assert!(error.to_string().contains("disk gone"), "{error}");
+        assert_eq!(mark.syncs(), 0);
     }
 }

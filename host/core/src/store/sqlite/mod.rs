@@ -28,8 +28,8 @@ use self::durable::DurableMark;
 use self::tables::{CACHES, QUEUES};
 use self::wal_index::WalIndex;
 use super::{
-    Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store, Target,
-    Write,
+    Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store,
+    SyncTarget, Target, Write,
 };
 use crate::options::Durability;
 use crate::{Error, Json, Result};
@@ -94,11 +94,12 @@ impl SqliteStore {
         let path = std::fs::canonicalize(path)
             .map_err(|e| Error::Storage(format!("cannot resolve {}: {e}", path.display())))?;
         let db = DbFile { path: path.clone(), busy_timeout };
+        let durable = DurableMark::new(durability, connection::open_reader(&db, &settings)?);
         Ok(SqliteStore {
             wal_index: WalIndex::attach(&writer),
             readers: ReaderPool::new(DbFile { path, busy_timeout }, settings),
             writer: Mutex::new(writer),
-            durable: DurableMark::new(durability),
+            durable,
             db,
             writer_id: fastrand::i64(..),
             batches: AtomicU64::new(0),
@@ -121,7 +122,7 @@ impl SqliteStore {
     fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         self.readers.with(|conn| {
             let value = read(conn)?;
-            self.durable.ensure(conn, &self.wal_index)?;
+            self.durable.ensure(&self.wal_index)?;
             Ok(value)
         })
     }
@@ -150,10 +151,7 @@ impl SqliteStore {
         }
         if results.iter().all(|r| r.is_err()) {
             run(conn, "ROLLBACK").map_err(|e| self.db.error(e))?;
-            // The errors may tell of other processes' commits (a cache they deleted): the
-            // same barrier as a read.
-            self.durable.ensure(conn, &self.wal_index).map_err(|e| self.db.error(e))?;
-            return Ok(Applied { results, own_commit: None });
+            return Ok(Applied { results, sync: SyncTarget::Visible, own_commit: None });
         }
         if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
             writes::prune_change_log(conn, CHANGE_LOG_RETAINED).map_err(|e| self.rollback(conn, e))?;
@@ -161,12 +159,10 @@ impl SqliteStore {
         let cursor = batch.last_logged();
         run(conn, "COMMIT").map_err(|e| self.rollback(conn, e))?;
         let after = self.wal_index.token();
-        // Committed and visible; acknowledged only once durable. Should the fsync fail, the
-        // caller cannot tell which writes are on disk and is told they all failed.
-        self.durable.ensure(conn, &self.wal_index).map_err(|e| self.db.error(e))?;
+        let sync = SyncTarget::Commit(self.durable.ticket());
         let own_commit =
             self.wal_index.one_commit_apart(before, after).then_some(OwnCommit { before, after, cursor });
-        Ok(Applied { results, own_commit })
+        Ok(Applied { results, sync, own_commit })
     }
 
     /// Rolls back after a failure that dooms the whole transaction, keeping the first error.
@@ -213,10 +209,19 @@ fn snapshot<T>(conn: &Connection, read: impl FnOnce() -> rusqlite::Result<T>) ->
 }
 
 impl Store for SqliteStore {
+    fn sync(&self, target: SyncTarget) -> Result<()> {
+        match target {
+            SyncTarget::Commit(ticket) => self.durable.ensure_ticket(ticket, &self.wal_index),
+            SyncTarget::Visible => self.durable.ensure(&self.wal_index),
+        }
+        .map_err(|e| self.db.error(e))
+    }
+
     fn apply(&self, writes: &[Write]) -> Applied {
         let conn = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.transaction(&conn, writes).unwrap_or_else(|error| Applied {
             results: writes.iter().map(|_| Err(error.clone())).collect(),
+            sync: SyncTarget::Visible,
             own_commit: None,
         })
     }
@@ -404,10 +409,11 @@ mod tests {
             quota: Quota::UNLIMITED,
         };
         store.apply(std::slice::from_ref(&write)).results.remove(0).unwrap();
+        store.sync(SyncTarget::Visible).unwrap();
     }
 
     #[test]
-    fn writes_are_fsynced_before_they_return_and_reads_wait_for_what_they_see() {
+    fn a_sync_fsyncs_each_commit_once_and_reads_wait_for_what_they_see() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let writer = open(&path);
@@ -416,7 +422,9 @@ mod tests {
 
         let before = writer.durable.syncs();
         set(&writer, cache, "k");
-        assert_eq!(writer.durable.syncs(), before + 1, "one fsync per commit, before it returns");
+        assert_eq!(writer.durable.syncs(), before + 1, "one fsync per commit");
+        writer.sync(SyncTarget::Visible).unwrap();
+        assert_eq!(writer.durable.syncs(), before + 1, "nothing new to make durable");
 
         // Another process's commit, seen by a read: the reader fsyncs before it answers.
         let seen = reader.durable.syncs();
