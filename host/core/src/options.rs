@@ -19,13 +19,14 @@ pub const DEFAULT_MAX_BATCH_WRITES: usize = 512;
 /// What an acknowledged write survives. Either way a crash never corrupts the database.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// `PRAGMA synchronous = FULL`: every commit is fsynced before it is acknowledged, so an
-    /// acknowledged write survives a crash of the process (`kill -9`), of the operating
-    /// system, and a power cut. The default: it loses nothing that was acknowledged.
+    /// Every commit is fsynced before it is acknowledged, so an acknowledged write survives a
+    /// crash of the process (`kill -9`), of the operating system, and a power cut. The fsync
+    /// comes after the commit releases SQLite's write lock, and no read answers with a commit
+    /// before it is durable. The default: it loses nothing that was acknowledged.
     #[default]
     Full,
-    /// `PRAGMA synchronous = NORMAL`: commits reach the operating system before they are
-    /// acknowledged and are fsynced at checkpoints. An acknowledged write survives a crash of
+    /// `PRAGMA synchronous = NORMAL` and no fsync of our own: commits reach the operating
+    /// system before they are acknowledged and are fsynced at checkpoints. An acknowledged write survives a crash of
     /// the process (`kill -9`), but an operating-system crash or a power cut can lose the last
     /// writes. Several times faster per write when writers are few.
     Normal,
