@@ -146,9 +146,15 @@ pub struct Applied {
 /// What [`Store::sync`] is to make durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncTarget {
-    /// One commit of this store's, as [`Store::apply`] numbered it. Commits that an fsync
-    /// began after are durable with it, so batches committed meanwhile share one fsync.
-    Commit(u64),
+    /// One commit of this store's, as [`Store::apply`] described it: the change token just
+    /// after it, and a number of the backend's own (for SQLite, of the first fsync to begin
+    /// after it). Commits that one fsync began after share it.
+    Commit {
+        /// The change token just after the commit.
+        token: ChangeToken,
+        /// The backend's own mark.
+        mark: u64,
+    },
     /// Every commit visible now, this process's and others' alike.
     Visible,
 }

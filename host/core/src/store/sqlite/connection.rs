@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 use super::DbFile;
+use crate::options::Durability;
 use crate::{Error, Result};
 
 /// Prepared statements kept per connection; we use fewer than this, so none is ever re-parsed.
@@ -17,6 +18,7 @@ const IDLE_READERS: usize = 16;
 /// Settings every connection gets.
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
+    pub(super) durability: Durability,
     pub(super) busy_timeout: Duration,
 }
 
@@ -26,9 +28,13 @@ pub(super) fn open_writer(db: &DbFile, settings: &Settings) -> Result<Connection
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(&db.path, flags).map_err(|e| open_error(&db.path, e))?;
     configure(&mut conn, db, settings)?;
-    // Never an fsync inside COMMIT, under the write lock: with `Durability::Full` the store
-    // fsyncs after the commit (see `durable`).
-    conn.execute_batch("PRAGMA synchronous = NORMAL;").map_err(|e| db.error(e))?;
+    // `Durability::Full` starts with the fsync inside COMMIT; the store moves it after the
+    // commit while other processes write (see `durable`).
+    let synchronous = match settings.durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};")).map_err(|e| db.error(e))?;
     Ok(conn)
 }
 

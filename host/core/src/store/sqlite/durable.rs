@@ -26,7 +26,7 @@
 //! fails with the first error until the database is opened again.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, ffi};
@@ -38,32 +38,58 @@ use crate::store::ChangeToken;
 /// Which commits this process knows to be durable, and the connection it fsyncs through.
 pub(super) struct DurableMark {
     durability: Durability,
+    /// Taken to fsync: one fsync at a time, through one handle.
     state: Mutex<State>,
     /// How many fsyncs have begun. Kept apart from `state` so a commit can take its ticket
     /// while an fsync holds the lock.
     begun: AtomicU64,
+    /// What completed fsyncs made durable, read without the lock, so a read or commit that
+    /// needs no fsync never waits for one in progress.
+    done: Done,
 }
 
-/// A place in the order of this process's fsyncs: the fsync a commit needs. See
-/// [`DurableMark::ticket`].
-pub(super) type Ticket = u64;
+/// What a commit or a read could have seen, as far as durability goes: the wal-index token
+/// just after it, and the number of the first fsync to begin after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub(crate) token: ChangeToken,
+    pub(crate) ticket: u64,
+}
 
 struct State {
     /// A connection of our own, used only for its handle on the WAL. Owning one means the
     /// barrier needs no connection from its caller, and never uses a handle another thread
     /// is using.
     wal: Connection,
-    /// The wal-index token read just before the last successful fsync: every commit up to it
-    /// is durable.
-    synced: ChangeToken,
     /// The first fsync failure, after which nothing is trusted.
     failed: Option<String>,
-    /// How many fsyncs have completed: a commit holding ticket `t` is durable once this is at
-    /// least `t`.
-    completed: u64,
     /// Fsyncs done, for tests.
     #[cfg(test)]
     syncs: u64,
+}
+
+/// Written under the lock once an fsync has completed; read by anyone.
+struct Done {
+    /// The wal-index token read just before the last completed fsync began: every commit up
+    /// to it is durable. (A torn read of the two words only ever fails to match a real
+    /// token, which means an fsync too many, never one too few.)
+    synced: [AtomicU64; 2],
+    /// How many fsyncs have completed: whatever holds ticket `t` is durable once this is at
+    /// least `t`.
+    completed: AtomicU64,
+    /// Set when an fsync failed; the error is in `State::failed`.
+    failed: AtomicBool,
+}
+
+impl Done {
+    fn covers(&self, seen: Seen, wal_index: &WalIndex) -> bool {
+        // (Without a mapping every token is new, so only the ticket can tell.)
+        let synced =
+            ChangeToken([self.synced[0].load(Ordering::Acquire), self.synced[1].load(Ordering::Acquire)]);
+        !self.failed.load(Ordering::Acquire)
+            && ((synced == seen.token && wal_index.is_mapped())
+                || self.completed.load(Ordering::Acquire) >= seen.ticket)
+    }
 }
 
 /// No real token is ever this, so the first check after opening fsyncs once: another process
@@ -77,59 +103,51 @@ impl DurableMark {
         DurableMark {
             durability,
             begun: AtomicU64::new(0),
+            done: Done {
+                synced: NOTHING_SYNCED.0.map(AtomicU64::new),
+                completed: AtomicU64::new(0),
+                failed: AtomicBool::new(false),
+            },
             state: Mutex::new(State {
                 wal,
-                synced: NOTHING_SYNCED,
                 failed: None,
-                completed: 0,
                 #[cfg(test)]
                 syncs: 0,
             }),
         }
     }
 
-    /// The ticket of a commit that has just completed: the next fsync to begin covers it.
-    pub(super) fn ticket(&self) -> Ticket {
-        self.begun.load(Ordering::SeqCst) + 1
+    /// What a commit that has just completed, or a read that has just ended, could have
+    /// seen: taken right after it, before waiting for anything.
+    pub(super) fn seen(&self, wal_index: &WalIndex) -> Seen {
+        Seen { token: wal_index.token(), ticket: self.begun.load(Ordering::SeqCst) + 1 }
     }
 
-    /// Makes the commit holding `ticket` durable, unless an fsync that began after it already
-    /// has. Batches that committed while one fsync ran share the next.
-    pub(super) fn ensure_ticket(&self, ticket: Ticket, wal_index: &WalIndex) -> rusqlite::Result<()> {
-        self.ensure_where(wal_index, |state, _| state.completed >= ticket)
-    }
-
-    /// Makes every commit visible now durable, unless it already is. Called after every read,
-    /// before answering with it.
-    pub(super) fn ensure(&self, wal_index: &WalIndex) -> rusqlite::Result<()> {
-        // A token equal to the one read before the last fsync means nothing was committed
-        // since. (Without a mapping every token is new: fsync every time.)
-        self.ensure_where(wal_index, |state, now| state.synced == now && wal_index.is_mapped())
-    }
-
-    fn ensure_where(
-        &self,
-        wal_index: &WalIndex,
-        durable_already: impl FnOnce(&State, ChangeToken) -> bool,
-    ) -> rusqlite::Result<()> {
-        if self.durability == Durability::Normal {
+    /// Makes durable every commit that what `seen` describes could have seen, unless it
+    /// already is: nothing was committed between it and the start of the last completed
+    /// fsync (an fsync in progress when it was taken suffices, once done), or an fsync that
+    /// began after it has completed. Everything that committed while one fsync ran shares the
+    /// next.
+    pub(super) fn ensure_seen(&self, seen: Seen, wal_index: &WalIndex) -> rusqlite::Result<()> {
+        if self.durability == Durability::Normal || self.done.covers(seen, wal_index) {
             return Ok(());
         }
         let mut state = self.lock();
         if let Some(failure) = &state.failed {
             return Err(fsync_error(failure.clone()));
         }
+        if self.done.covers(seen, wal_index) {
+            return Ok(());
+        }
         // Read under the lock, just before the fsync: whatever it shows was written to the
         // WAL before, so the fsync covers it.
         let now = wal_index.token();
-        if durable_already(&state, now) {
-            return Ok(());
-        }
         let number = self.begun.fetch_add(1, Ordering::SeqCst) + 1;
         match sync_wal(&state.wal) {
             Ok(()) => {
-                state.synced = now;
-                state.completed = number;
+                self.done.synced[0].store(now.0[0], Ordering::Release);
+                self.done.synced[1].store(now.0[1], Ordering::Release);
+                self.done.completed.store(number, Ordering::Release);
                 #[cfg(test)]
                 {
                     state.syncs += 1;
@@ -142,15 +160,42 @@ impl DurableMark {
                     "an fsync of the write-ahead log failed ({error}); the last writes may not be \
                      on disk, so this process refuses to go on: open the database again"
                 ));
+                self.done.failed.store(true, Ordering::Release);
                 Err(error)
             }
         }
+    }
+
+    /// Whether this mark fsyncs at all (`Durability::Full`).
+    pub(super) fn fsyncs(&self) -> bool {
+        self.durability == Durability::Full
+    }
+
+    /// Records that every commit up to `token` is durable (SQLite fsynced it inside COMMIT).
+    pub(super) fn durable_up_to(&self, token: ChangeToken) {
+        let _state = self.lock();
+        self.done.synced[0].store(token.0[0], Ordering::Release);
+        self.done.synced[1].store(token.0[1], Ordering::Release);
+    }
+
+    /// Makes every commit visible now durable, unless it already is.
+    pub(super) fn ensure(&self, wal_index: &WalIndex) -> rusqlite::Result<()> {
+        self.ensure_seen(self.seen(wal_index), wal_index)
     }
 
     /// Fsyncs done so far.
     #[cfg(test)]
     pub(super) fn syncs(&self) -> u64 {
         self.lock().syncs
+    }
+
+    /// The token read before the last completed fsync.
+    #[cfg(test)]
+    fn synced(&self) -> ChangeToken {
+        ChangeToken([
+            self.done.synced[0].load(Ordering::Acquire),
+            self.done.synced[1].load(Ordering::Acquire),
+        ])
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -235,17 +280,17 @@ mod tests {
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
         mark.ensure(&index).unwrap();
         assert_eq!(mark.syncs(), 1);
-        assert_eq!(mark.lock().synced, index.token(), "the commit is known durable");
+        assert_eq!(mark.synced(), index.token(), "the commit is known durable");
         mark.ensure(&index).unwrap();
         mark.ensure(&index).unwrap();
         assert_eq!(mark.syncs(), 1, "nothing was committed since: no fsync");
 
         let other = wal_db(&path);
         other.execute("INSERT INTO t VALUES (2)", []).unwrap();
-        assert_ne!(mark.lock().synced, index.token(), "another connection's commit is not yet known durable");
+        assert_ne!(mark.synced(), index.token(), "another connection's commit is not yet known durable");
         mark.ensure(&index).unwrap();
         assert_eq!(mark.syncs(), 2, "another connection's commit is fsynced by the first to see it");
-        assert_eq!(mark.lock().synced, index.token());
+        assert_eq!(mark.synced(), index.token());
     }
 
     #[test]
@@ -257,18 +302,21 @@ mod tests {
         let mark = DurableMark::new(Durability::Full, wal_db(&path));
 
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
-        let first = mark.ticket();
+        let first = mark.seen(&index);
         conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
-        let second = mark.ticket();
-        mark.ensure_ticket(first, &index).unwrap();
+        let second = mark.seen(&index);
+        mark.ensure_seen(first, &index).unwrap();
         assert_eq!(mark.syncs(), 1);
-        mark.ensure_ticket(second, &index).unwrap();
+        conn.execute("INSERT INTO t VALUES (3)", []).unwrap();
+        mark.ensure_seen(second, &index).unwrap();
         assert_eq!(mark.syncs(), 1, "the fsync for the first commit began after the second: it covers both");
 
-        conn.execute("INSERT INTO t VALUES (3)", []).unwrap();
-        let third = mark.ticket();
-        mark.ensure_ticket(third, &index).unwrap();
+        let third = mark.seen(&index);
+        mark.ensure_seen(third, &index).unwrap();
         assert_eq!(mark.syncs(), 2, "a commit after the last fsync began needs another");
+        conn.execute("INSERT INTO t VALUES (4)", []).unwrap();
+        mark.ensure_seen(third, &index).unwrap();
+        assert_eq!(mark.syncs(), 2, "what was seen is durable, whatever was committed later");
     }
 
     #[test]
@@ -291,6 +339,7 @@ mod tests {
         let index = WalIndex::attach(&conn);
         let mark = DurableMark::new(Durability::Full, wal_db(&path));
         mark.lock().failed = Some("disk gone".into());
+        mark.done.failed.store(true, Ordering::Release);
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
         let error = mark.ensure(&index).unwrap_err();
         assert!(error.to_string().contains("disk gone"), "{error}");

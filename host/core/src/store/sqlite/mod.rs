@@ -37,6 +37,10 @@ use crate::{Error, Json, Result};
 /// The change log keeps at least this many recent changes: a process that falls further behind
 /// than this forgets its whole LRU instead of the changed keys only.
 const CHANGE_LOG_RETAINED: i64 = 10_000;
+/// A writer fsyncs inside COMMIT again after this many batches in a row that no other
+/// process committed between: a writer process that won the lock twice in a row among many
+/// is not alone.
+const QUIET_BATCHES_FOR_FSYNC_IN_COMMIT: u32 = 64;
 /// Old changes are pruned once every this many batches.
 const PRUNE_EVERY_BATCHES: u64 = 256;
 
@@ -69,12 +73,23 @@ impl DbFile {
     }
 }
 
+/// The writing connection, and what decides where its fsync goes.
+struct Writer {
+    conn: Connection,
+    /// The change token just after our last commit.
+    last_commit: Option<ChangeToken>,
+    /// Whether the connection is set to fsync inside `COMMIT` (`synchronous = FULL`).
+    fsync_in_commit: bool,
+    /// Our batches in a row that no other process committed between.
+    quiet_batches: u32,
+}
+
 /// The SQLite [`Store`].
 pub struct SqliteStore {
     db: DbFile,
     /// Reads the wal-index through `writer`'s mapping; declared first so it goes first.
     wal_index: WalIndex,
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
     readers: ReaderPool,
     /// Which commits are known durable: writes wait for it, reads pass its barrier.
     durable: DurableMark,
@@ -87,7 +102,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating when needed) the database at `path`.
     pub fn open(path: &Path, durability: Durability, busy_timeout: Duration) -> Result<SqliteStore> {
-        let settings = Settings { busy_timeout };
+        let settings = Settings { durability, busy_timeout };
         let first = DbFile { path: path.to_owned(), busy_timeout };
         let mut writer = connection::open_writer(&first, &settings)?;
         schema::prepare(&mut writer, &first)?;
@@ -98,7 +113,12 @@ impl SqliteStore {
         Ok(SqliteStore {
             wal_index: WalIndex::attach(&writer),
             readers: ReaderPool::new(DbFile { path, busy_timeout }, settings),
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer {
+                conn: writer,
+                last_commit: None,
+                fsync_in_commit: durability == Durability::Full,
+                quiet_batches: QUIET_BATCHES_FOR_FSYNC_IN_COMMIT,
+            }),
             durable,
             db,
             writer_id: fastrand::i64(..),
@@ -120,15 +140,40 @@ impl SqliteStore {
     /// Runs `read` on a read connection, and answers only once every commit it could have
     /// seen is durable.
     fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        self.readers.with(|conn| {
-            let value = read(conn)?;
-            self.durable.ensure(&self.wal_index)?;
-            Ok(value)
-        })
+        self.read_then(read, |_| true)
+    }
+
+    /// Like [`SqliteStore::read`], but waits for durability only when `reveals` says the value
+    /// tells of the data; a read that can only make the caller forget (invalidations) need not.
+    fn read_then<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+        reveals: impl FnOnce(&T) -> bool,
+    ) -> Result<T> {
+        let (value, seen) =
+            self.readers.with(|conn| Ok((read(conn)?, self.durable.seen(&self.wal_index))))?;
+        if reveals(&value) {
+            self.durable.ensure_seen(seen, &self.wal_index).map_err(|e| self.db.error(e))?;
+        }
+        Ok(value)
     }
 
     /// Runs the batch in one transaction; an error here fails the whole batch.
-    fn transaction(&self, conn: &Connection, writes: &[Write]) -> Result<Applied> {
+    fn transaction(&self, writer: &mut Writer, writes: &[Write]) -> Result<Applied> {
+        // Where the fsync goes. While no other process commits between our commits, inside
+        // COMMIT, as SQLite does it: the commit is durable when it becomes visible, and
+        // nobody waits for the write lock anyway. Once others commit between ours, after
+        // COMMIT, outside the write lock, so writer processes overlap their fsyncs (see
+        // `durable`), until our commits have gone uncontended for a while.
+        let others_committed = writer.last_commit.is_some_and(|last| last != self.wal_index.token());
+        writer.quiet_batches = if others_committed { 0 } else { writer.quiet_batches.saturating_add(1) };
+        let alone = self.durable.fsyncs() && writer.quiet_batches >= QUIET_BATCHES_FOR_FSYNC_IN_COMMIT;
+        if alone != writer.fsync_in_commit {
+            let pragma = if alone { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
+            run(&writer.conn, pragma).map_err(|e| self.db.error(e))?;
+            writer.fsync_in_commit = alone;
+        }
+        let conn = &writer.conn;
         // Every statement here goes through `run`, prepared once: parsing them anew each time
         // cost a writer more than the upsert itself.
         run(conn, "BEGIN IMMEDIATE").map_err(|e| self.db.error(e))?;
@@ -159,9 +204,15 @@ impl SqliteStore {
         let cursor = batch.last_logged();
         run(conn, "COMMIT").map_err(|e| self.rollback(conn, e))?;
         let after = self.wal_index.token();
-        let sync = SyncTarget::Commit(self.durable.ticket());
+        let seen = self.durable.seen(&self.wal_index);
+        writer.last_commit = Some(after);
         let own_commit =
             self.wal_index.one_commit_apart(before, after).then_some(OwnCommit { before, after, cursor });
+        if writer.fsync_in_commit && own_commit.is_some() {
+            // `after` is exactly our commit, fsynced with everything in the WAL before it.
+            self.durable.durable_up_to(after);
+        }
+        let sync = SyncTarget::Commit { token: seen.token, mark: seen.ticket };
         Ok(Applied { results, sync, own_commit })
     }
 
@@ -211,15 +262,17 @@ fn snapshot<T>(conn: &Connection, read: impl FnOnce() -> rusqlite::Result<T>) ->
 impl Store for SqliteStore {
     fn sync(&self, target: SyncTarget) -> Result<()> {
         match target {
-            SyncTarget::Commit(ticket) => self.durable.ensure_ticket(ticket, &self.wal_index),
+            SyncTarget::Commit { token, mark } => {
+                self.durable.ensure_seen(durable::Seen { token, ticket: mark }, &self.wal_index)
+            }
             SyncTarget::Visible => self.durable.ensure(&self.wal_index),
         }
         .map_err(|e| self.db.error(e))
     }
 
     fn apply(&self, writes: &[Write]) -> Applied {
-        let conn = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.transaction(&conn, writes).unwrap_or_else(|error| Applied {
+        let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.transaction(&mut writer, writes).unwrap_or_else(|error| Applied {
             results: writes.iter().map(|_| Err(error.clone())).collect(),
             sync: SyncTarget::Visible,
             own_commit: None,
@@ -352,35 +405,47 @@ impl Store for SqliteStore {
     }
 
     fn change_cursor(&self) -> Result<i64> {
-        self.read(change_cursor)
+        self.read_then(change_cursor, |_| false)
     }
 
     fn changes_since(&self, cursor: i64) -> Result<Changes> {
-        self.read(|conn| {
-            snapshot(conn, || {
-                let (oldest, newest): (Option<i64>, Option<i64>) = conn
-                    .prepare_cached("SELECT min(seq), max(seq) FROM change_log")?
-                    .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-                let newest = newest.unwrap_or(0).max(cursor);
-                if oldest.is_some_and(|oldest| oldest > cursor + 1) {
-                    return Ok(Changes::Overflow { cursor: newest });
-                }
-                let mut statement = conn.prepare_cached(
+        // Changed keys and cleared caches only make the caller forget what it cached, which
+        // shows nothing of a commit; a deleted cache is answered "no such cache" from then on,
+        // so that one waits for durability like any read.
+        let reveals = |changes: &Changes| match changes {
+            Changes::Since { changes, .. } => {
+                changes.iter().any(|change| matches!(change, Change::Dropped(_)))
+            }
+            Changes::Overflow { .. } => false,
+        };
+        self.read_then(
+            |conn| {
+                snapshot(conn, || {
+                    let (oldest, newest): (Option<i64>, Option<i64>) = conn
+                        .prepare_cached("SELECT min(seq), max(seq) FROM change_log")?
+                        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                    let newest = newest.unwrap_or(0).max(cursor);
+                    if oldest.is_some_and(|oldest| oldest > cursor + 1) {
+                        return Ok(Changes::Overflow { cursor: newest });
+                    }
+                    let mut statement = conn.prepare_cached(
                     "SELECT cache_id, kind, key FROM change_log WHERE seq > ?1 AND writer <> ?2 ORDER BY seq",
                 )?;
-                let changes = statement
-                    .query_map(params![cursor, self.writer_id], |row| {
-                        let cache = CacheId(row.get(0)?);
-                        Ok(match row.get::<_, i64>(1)? {
-                            writes::KIND_CLEARED => Change::Cleared(cache),
-                            writes::KIND_DROPPED => Change::Dropped(cache),
-                            _ => Change::Key(cache, row.get(2)?),
-                        })
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
-                Ok(Changes::Since { changes, cursor: newest })
-            })
-        })
+                    let changes = statement
+                        .query_map(params![cursor, self.writer_id], |row| {
+                            let cache = CacheId(row.get(0)?);
+                            Ok(match row.get::<_, i64>(1)? {
+                                writes::KIND_CLEARED => Change::Cleared(cache),
+                                writes::KIND_DROPPED => Change::Dropped(cache),
+                                _ => Change::Key(cache, row.get(2)?),
+                            })
+                        })?
+                        .collect::<rusqlite::Result<_>>()?;
+                    Ok(Changes::Since { changes, cursor: newest })
+                })
+            },
+            reveals,
+        )
     }
 }
 
@@ -413,29 +478,37 @@ mod tests {
     }
 
     #[test]
-    fn a_sync_fsyncs_each_commit_once_and_reads_wait_for_what_they_see() {
+    fn the_fsync_moves_out_of_the_commit_while_others_write_and_reads_wait_for_what_they_see() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let writer = open(&path);
-        let reader = open(&path);
+        let other = open(&path);
         let cache = create(&writer);
 
         let before = writer.durable.syncs();
         set(&writer, cache, "k");
-        assert_eq!(writer.durable.syncs(), before + 1, "one fsync per commit");
-        writer.sync(SyncTarget::Visible).unwrap();
-        assert_eq!(writer.durable.syncs(), before + 1, "nothing new to make durable");
+        set(&writer, cache, "k");
+        assert_eq!(writer.durable.syncs(), before, "alone, the writer's commits are fsynced inside COMMIT");
 
         // Another process's commit, seen by a read: the reader fsyncs before it answers.
-        let seen = reader.durable.syncs();
-        assert!(reader.get(cache, "k").unwrap().is_some());
-        assert_eq!(reader.durable.syncs(), seen + 1, "a read of a commit not known durable fsyncs first");
-        assert!(reader.get(cache, "k").unwrap().is_some());
-        assert!(reader.contains(cache, "k").unwrap());
-        assert_eq!(reader.durable.syncs(), seen + 1, "nothing new committed: no fsync");
+        let seen = other.durable.syncs();
+        assert!(other.get(cache, "k").unwrap().is_some());
+        assert_eq!(other.durable.syncs(), seen + 1, "a read of a commit not known durable fsyncs first");
+        assert!(other.get(cache, "k").unwrap().is_some());
+        assert!(other.contains(cache, "k").unwrap());
+        assert_eq!(other.durable.syncs(), seen + 1, "nothing new committed: no fsync");
 
+        // Once another process commits between its commits, the writer fsyncs after COMMIT.
+        set(&other, cache, "o");
         set(&writer, cache, "k2");
-        assert!(reader.contains(cache, "k2").unwrap());
-        assert_eq!(reader.durable.syncs(), seen + 2);
+        assert_eq!(writer.durable.syncs(), before + 1, "contended, the writer fsyncs after the commit");
+        assert!(!writer.writer.lock().unwrap().fsync_in_commit);
+        set(&writer, cache, "k3");
+        assert!(!writer.writer.lock().unwrap().fsync_in_commit, "one quiet batch is not enough");
+        for _ in 0..QUIET_BATCHES_FOR_FSYNC_IN_COMMIT {
+            set(&writer, cache, "k3");
+        }
+        assert!(writer.writer.lock().unwrap().fsync_in_commit, "alone for a while: back inside COMMIT");
+        assert!(other.contains(cache, "k3").unwrap());
     }
 }
