@@ -20,9 +20,9 @@ pub const DEFAULT_MAX_BATCH_WRITES: usize = 512;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
     /// Every commit is fsynced before it is acknowledged, so an acknowledged write survives a
-    /// crash of the process (`kill -9`), of the operating system, and a power cut. The fsync
-    /// comes after the commit releases SQLite's write lock, and no read answers with a commit
-    /// before it is durable. The default: it loses nothing that was acknowledged.
+    /// crash of the process (`kill -9`), of the operating system, and a power cut. While other
+    /// processes write too, the fsync comes after the commit releases SQLite's write lock; no
+    /// read answers with a commit before it is durable. The default: it loses nothing that was acknowledged.
     #[default]
     Full,
     /// `PRAGMA synchronous = NORMAL` and no fsync of our own: commits reach the operating

@@ -3,23 +3,26 @@
 //!
 //! With `synchronous = FULL` SQLite fsyncs the WAL inside `COMMIT`, holding the database's one
 //! write lock for the whole fsync: every other process that wants to write waits for it, so
-//! the processes sharing a file write one fsync at a time. Instead the writing connection
-//! commits with `synchronous = NORMAL` (no fsync) and then fsyncs the WAL itself, outside the
-//! lock. Other processes commit meanwhile, and the kernel lets concurrent fsyncs of one file
-//! share a journal commit: group commit across processes, where SQLite only has it within one
-//! connection. A write is acknowledged only after the fsync, so what is acknowledged is
-//! exactly as durable as before (with SQLite's default power-safe overwrite there is no torn
-//! sector to pad against, and SQLite still fsyncs a restarted WAL's header and every
-//! checkpoint in NORMAL mode).
+//! processes sharing a file write one fsync at a time. A writer that finds other processes
+//! committing between its own commits therefore commits with `synchronous = NORMAL` (no
+//! fsync) and fsyncs the WAL itself, outside the lock, before it acknowledges anything.
+//! Other processes commit meanwhile, and the kernel lets concurrent fsyncs of one file share
+//! a journal commit: group commit across processes, where SQLite only has it within one
+//! connection. What is acknowledged is exactly as durable as before (with SQLite's default
+//! power-safe overwrite there is no torn sector to pad against, and SQLite still fsyncs a
+//! restarted WAL's header and every checkpoint in NORMAL mode). A writer alone keeps the
+//! fsync inside `COMMIT` (see `SqliteStore::transaction`): nobody waits for its lock, and
+//! its commits are durable as they become visible.
 //!
-//! That alone would let a reader see a commit before it is durable: read a value, act on it,
-//! and lose it in a power cut that the writer was never acknowledged through. So every read
-//! in [`Durability::Full`] passes a barrier, as PostgreSQL makes no commit visible before its
-//! WAL is flushed: when the wal-index shows a commit since the last fsync this process knows
-//! of, the reader fsyncs the WAL before it answers (waiting, in the kernel, for the writer's
-//! own fsync when one is in flight). The check is two memory loads and a compare; the fsync
-//! happens at most once per commit seen. Readers outside easycaching (the `sqlite3` shell)
-//! pass no barrier.
+//! A commit fsynced after it became visible could be read before it is durable: read a
+//! value, act on it, and lose it in a power cut that its writer was never acknowledged
+//! through. So every read in [`Durability::Full`] passes a barrier, as PostgreSQL makes no
+//! commit visible before its WAL is flushed. Right after the read the reader notes what it
+//! could have seen ([`Seen`]: the wal-index token and the number of the next fsync to begin);
+//! unless the last completed fsync began with the same token, or an fsync begun since has
+//! completed, it fsyncs the WAL before it answers (waiting, in the kernel or on our lock, for
+//! an fsync in flight). The check takes no lock: three atomic loads and compares. Readers
+//! outside easycaching (the `sqlite3` shell) pass no barrier.
 //!
 //! An fsync that fails poisons the store: the kernel may have dropped the pages it could not
 //! write and a later fsync could report success over the loss, so every later write and read
