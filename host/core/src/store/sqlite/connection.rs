@@ -4,7 +4,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use std::ffi::c_void;
+
+use rusqlite::{Connection, OpenFlags, ffi};
 
 use super::DbFile;
 use crate::options::Durability;
@@ -69,6 +71,26 @@ fn busy_handler(timeout: Duration) -> impl FnMut(i32) -> bool + Send + 'static {
         let ceiling_us = (50u64 << attempt.clamp(0, 6) as u32).min(200);
         std::thread::sleep(Duration::from_micros(fastrand::u64(ceiling_us / 2..=ceiling_us)));
         true
+    }
+}
+
+/// One of the open files of `conn`'s main database, as SQLite's VFS holds it: `op` is
+/// `SQLITE_FCNTL_FILE_POINTER` (the database file) or `SQLITE_FCNTL_JOURNAL_POINTER` (its WAL).
+/// `None` when the file is not open. The pointer is valid while the file stays open, at
+/// most until `conn` is closed.
+pub(super) fn open_file(conn: &Connection, op: i32) -> Option<*mut ffi::sqlite3_file> {
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: `conn` is open; with these opcodes `sqlite3_file_control` writes one
+    // `sqlite3_file*` to the pointer given (sqlite3.h), which we check before reading through.
+    // A file with no methods is not open.
+    unsafe {
+        let rc = ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            op,
+            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
+        );
+        (rc == ffi::SQLITE_OK && !file.is_null() && !(*file).pMethods.is_null()).then_some(file)
     }
 }
 

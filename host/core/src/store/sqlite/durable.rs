@@ -28,7 +28,6 @@
 //! write and a later fsync could report success over the loss, so every later write and read
 //! fails with the first error until the database is opened again.
 
-use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -244,19 +243,7 @@ fn sync_wal(conn: &Connection) -> rusqlite::Result<()> {
 
 /// The connection's WAL file, when it is open.
 fn wal_file(conn: &Connection) -> Option<*mut ffi::sqlite3_file> {
-    // SAFETY: the calls follow sqlite3.h: SQLITE_FCNTL_JOURNAL_POINTER writes the
-    // `sqlite3_file*` of the connection's WAL (its rollback journal outside WAL mode); a file
-    // with no methods is not open.
-    unsafe {
-        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
-        let rc = ffi::sqlite3_file_control(
-            conn.handle(),
-            c"main".as_ptr(),
-            ffi::SQLITE_FCNTL_JOURNAL_POINTER,
-            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
-        );
-        (rc == ffi::SQLITE_OK && !file.is_null() && !(*file).pMethods.is_null()).then_some(file)
-    }
+    super::connection::open_file(conn, ffi::SQLITE_FCNTL_JOURNAL_POINTER)
 }
 
 #[cfg(test)]
@@ -272,79 +259,82 @@ mod tests {
         conn
     }
 
-    #[test]
-    fn a_commit_is_synced_once_and_a_quiet_database_is_not_synced_again() {
+    /// A database with a connection that writes, its wal-index, and a mark with a
+    /// connection of its own. Fields drop in order: the directory goes last.
+    struct Fixture {
+        index: WalIndex,
+        mark: DurableMark,
+        conn: Connection,
+        path: std::path::PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture(durability: Durability) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let conn = wal_db(&path);
         let index = WalIndex::attach(&conn);
-        let mark = DurableMark::new(Durability::Full, wal_db(&path));
+        let mark = DurableMark::new(durability, wal_db(&path));
+        Fixture { index, mark, conn, path, _dir: dir }
+    }
+
+    #[test]
+    fn a_commit_is_synced_once_and_a_quiet_database_is_not_synced_again() {
+        let Fixture { index, mark, conn, path, .. } = &fixture(Durability::Full);
 
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
-        mark.ensure(&index).unwrap();
+        mark.ensure(index).unwrap();
         assert_eq!(mark.syncs(), 1);
         assert_eq!(mark.synced(), index.token(), "the commit is known durable");
-        mark.ensure(&index).unwrap();
-        mark.ensure(&index).unwrap();
+        mark.ensure(index).unwrap();
+        mark.ensure(index).unwrap();
         assert_eq!(mark.syncs(), 1, "nothing was committed since: no fsync");
 
-        let other = wal_db(&path);
+        let other = wal_db(path);
         other.execute("INSERT INTO t VALUES (2)", []).unwrap();
         assert_ne!(mark.synced(), index.token(), "another connection's commit is not yet known durable");
-        mark.ensure(&index).unwrap();
+        mark.ensure(index).unwrap();
         assert_eq!(mark.syncs(), 2, "another connection's commit is fsynced by the first to see it");
         assert_eq!(mark.synced(), index.token());
     }
 
     #[test]
     fn commits_that_an_fsync_began_after_share_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let conn = wal_db(&path);
-        let index = WalIndex::attach(&conn);
-        let mark = DurableMark::new(Durability::Full, wal_db(&path));
+        let Fixture { index, mark, conn, .. } = &fixture(Durability::Full);
 
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
-        let first = mark.seen(&index);
+        let first = mark.seen(index);
         conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
-        let second = mark.seen(&index);
-        mark.ensure_seen(first, &index).unwrap();
+        let second = mark.seen(index);
+        mark.ensure_seen(first, index).unwrap();
         assert_eq!(mark.syncs(), 1);
         conn.execute("INSERT INTO t VALUES (3)", []).unwrap();
-        mark.ensure_seen(second, &index).unwrap();
+        mark.ensure_seen(second, index).unwrap();
         assert_eq!(mark.syncs(), 1, "the fsync for the first commit began after the second: it covers both");
 
-        let third = mark.seen(&index);
-        mark.ensure_seen(third, &index).unwrap();
+        let third = mark.seen(index);
+        mark.ensure_seen(third, index).unwrap();
         assert_eq!(mark.syncs(), 2, "a commit after the last fsync began needs another");
         conn.execute("INSERT INTO t VALUES (4)", []).unwrap();
-        mark.ensure_seen(third, &index).unwrap();
+        mark.ensure_seen(third, index).unwrap();
         assert_eq!(mark.syncs(), 2, "what was seen is durable, whatever was committed later");
     }
 
     #[test]
     fn normal_durability_never_syncs() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let conn = wal_db(&path);
-        let index = WalIndex::attach(&conn);
-        let mark = DurableMark::new(Durability::Normal, wal_db(&path));
+        let Fixture { index, mark, conn, .. } = &fixture(Durability::Normal);
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
-        mark.ensure(&index).unwrap();
+        mark.ensure(index).unwrap();
         assert_eq!(mark.syncs(), 0);
     }
 
     #[test]
     fn after_a_failed_fsync_everything_fails() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let conn = wal_db(&path);
-        let index = WalIndex::attach(&conn);
-        let mark = DurableMark::new(Durability::Full, wal_db(&path));
+        let Fixture { index, mark, conn, .. } = &fixture(Durability::Full);
         mark.lock().failed = Some("disk gone".into());
         mark.done.failed.store(true, Ordering::Release);
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
-        let error = mark.ensure(&index).unwrap_err();
+        let error = mark.ensure(index).unwrap_err();
         assert!(error.to_string().contains("disk gone"), "{error}");
         assert_eq!(mark.syncs(), 0);
     }

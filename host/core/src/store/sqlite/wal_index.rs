@@ -98,22 +98,13 @@ impl WalIndex {
 ///
 /// `conn` must be open. The pointer is valid until `conn` is closed.
 unsafe fn map_region_zero(conn: &Connection) -> Option<NonNull<u8>> {
-    // SAFETY: the calls follow sqlite3.h: SQLITE_FCNTL_FILE_POINTER writes the main
-    // database's `sqlite3_file*`; `xShmMap` (io methods version 2 and up) with bExtend = 0
-    // returns the existing mapping of region 0, or NULL when it is not mapped.
+    let file = super::connection::open_file(conn, ffi::SQLITE_FCNTL_FILE_POINTER)?;
+    // SAFETY: the calls follow sqlite3.h: `file` is the main database's open file;
+    // `xShmMap` (io methods version 2 and up) with bExtend = 0 returns the existing mapping of
+    // region 0, or NULL when it is not mapped.
     unsafe {
-        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
-        let rc = ffi::sqlite3_file_control(
-            conn.handle(),
-            c"main".as_ptr(),
-            ffi::SQLITE_FCNTL_FILE_POINTER,
-            (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
-        );
-        if rc != ffi::SQLITE_OK || file.is_null() {
-            return None;
-        }
         let methods = (*file).pMethods;
-        if methods.is_null() || (*methods).iVersion < 2 {
+        if (*methods).iVersion < 2 {
             return None;
         }
         let shm_map = (*methods).xShmMap?;
