@@ -342,10 +342,11 @@ impl Shared {
             write,
             |batch| {
                 let Applied { mut results, sync, mut own_commit } = self.store.apply(&batch);
-                // The commit has released the database's write lock, so other processes
-                // commit while this fsync runs. Even a batch that failed as a whole waits (for
-                // what it saw): its errors may tell of other processes' commits (a cache
-                // deleted), not to be seen before they are durable.
+                // Durable before anyone is answered: nothing to do when the commit fsynced
+                // inside itself; otherwise the fsync runs outside the database's write lock,
+                // so other processes commit meanwhile. Even a batch that failed as a whole
+                // waits (for what it saw): its errors may tell of other processes' commits (a
+                // cache deleted), not to be seen before they are durable.
                 if let Err(error) = self.store.sync(sync) {
                     // Which writes reached the disk cannot be told: each gets the error.
                     results = batch.iter().map(|_| Err(error.clone())).collect();

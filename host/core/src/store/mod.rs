@@ -238,8 +238,9 @@ pub trait Store: Send + Sync + 'static {
     /// Applies a batch of writes in one transaction, each all or nothing (one failing leaves
     /// the others in place). An error for the whole batch (the database is unreachable) is
     /// returned as that error for every write. The commit may not be durable yet: call
-    /// [`Store::sync`] with [`Applied::sync`] before acknowledging it. Until then no read through this store answers
-    /// with it (reads wait for durability), but it holds the write lock no longer than needed.
+    /// [`Store::sync`] with [`Applied::sync`] before acknowledging it. Until it is, no read
+    /// through this store answers with it (reads wait for durability); in exchange, a backend
+    /// may release its write lock before the fsync, so that other processes commit meanwhile.
     fn apply(&self, writes: &[Write]) -> Applied;
 
     /// Makes `target` durable. Concurrent calls share the work (one fsync, for SQLite).

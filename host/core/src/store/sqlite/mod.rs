@@ -1,9 +1,10 @@
 //! The SQLite backend: one database file in WAL mode, shared by every process that opens it.
 //!
 //! - One writing connection, used by one batch of writes at a time (see `group_commit`);
-//!   each batch is one `BEGIN IMMEDIATE` transaction and one fsync, done after the commit has
-//!   released the write lock, with a barrier that keeps readers from seeing a commit before
-//!   it is durable (see `durable`).
+//!   each batch is one `BEGIN IMMEDIATE` transaction and one fsync: inside `COMMIT` while
+//!   this process writes alone, after it (outside the write lock) while other processes
+//!   write too, with a barrier that keeps readers from seeing a commit before it is durable
+//!   (see `durable`).
 //! - A pool of read connections, so readers on many threads never wait for each other or for
 //!   the writer (WAL readers see the last commit without taking the write lock).
 //! - Every statement is prepared once per connection and every name, key and value is a bound
@@ -93,7 +94,6 @@ pub struct SqliteStore {
     readers: ReaderPool,
     /// Which commits are known durable: writes wait for it, reads pass its barrier.
     durable: DurableMark,
-
     /// Tags this store's rows in the change log, so it can skip its own changes.
     writer_id: i64,
     batches: AtomicU64,
