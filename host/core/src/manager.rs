@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::cache::{Cache, CacheState};
@@ -10,8 +9,8 @@ use crate::group_commit::{GroupCommit, WriteStats};
 use crate::options::CacheManagerBuilder;
 use crate::queue::Queue;
 use crate::store::{
-    Applied, CacheId, Change, ChangeToken, Changes, Listed, Outcome, OwnCommit, QueueId, SqliteStore, Store,
-    Target, Write,
+    Applied, AtomicChangeToken, CacheId, Change, ChangeToken, Changes, Listed, Outcome, OwnCommit, QueueId,
+    SqliteStore, Store, Target, Write,
 };
 use crate::{Error, Limits, Quota, Result, validate_name};
 
@@ -252,19 +251,17 @@ struct Registry {
 /// coherence on a cache hit. `cursor` is the change-log position read up to; its lock also
 /// orders the application of changes to the LRUs, ours and theirs.
 struct Coherence {
-    synced: [AtomicU64; 2],
+    synced: AtomicChangeToken,
     cursor: Mutex<i64>,
 }
 
 impl Coherence {
     fn is_synced(&self, token: ChangeToken) -> bool {
-        token.0[0] == self.synced[0].load(Ordering::Acquire)
-            && token.0[1] == self.synced[1].load(Ordering::Acquire)
+        self.synced.matches(token)
     }
 
     fn set_synced(&self, token: ChangeToken) {
-        self.synced[0].store(token.0[0], Ordering::Release);
-        self.synced[1].store(token.0[1], Ordering::Release);
+        self.synced.store(token);
     }
 
     fn lock_cursor(&self) -> MutexGuard<'_, i64> {
@@ -278,8 +275,7 @@ impl Shared {
         // nothing is cached yet.
         let token = store.change_token();
         let cursor = store.change_cursor()?;
-        let coherence = Coherence { synced: Default::default(), cursor: Mutex::new(cursor) };
-        coherence.set_synced(token);
+        let coherence = Coherence { synced: AtomicChangeToken::new(token), cursor: Mutex::new(cursor) };
         Ok(Shared {
             store,
             limits: options.limits,

@@ -14,6 +14,7 @@
 mod sqlite;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use sqlite::SqliteStore;
 
@@ -175,6 +176,33 @@ pub struct OwnCommit {
 /// Two equal tokens mean nothing was committed in between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChangeToken(pub [u64; 2]);
+
+/// A [`ChangeToken`] that threads read and write without a lock. Its two words are stored
+/// apart, so a read racing a write can see one word of each; such a torn token never equals a
+/// real one (the second word is a checksum over the first), so it only ever fails to match.
+#[derive(Debug, Default)]
+pub(crate) struct AtomicChangeToken([AtomicU64; 2]);
+
+impl AtomicChangeToken {
+    pub(crate) fn new(token: ChangeToken) -> Self {
+        AtomicChangeToken(token.0.map(AtomicU64::new))
+    }
+
+    /// Whether the token stored is `token`.
+    pub(crate) fn matches(&self, token: ChangeToken) -> bool {
+        token.0[0] == self.0[0].load(Ordering::Acquire) && token.0[1] == self.0[1].load(Ordering::Acquire)
+    }
+
+    pub(crate) fn store(&self, token: ChangeToken) {
+        self.0[0].store(token.0[0], Ordering::Release);
+        self.0[1].store(token.0[1], Ordering::Release);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn load(&self) -> ChangeToken {
+        ChangeToken([self.0[0].load(Ordering::Acquire), self.0[1].load(Ordering::Acquire)])
+    }
+}
 
 /// A change another process made, as read from the change log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,13 +35,13 @@ use rusqlite::{Connection, ffi};
 
 use super::wal_index::WalIndex;
 use crate::options::Durability;
-use crate::store::ChangeToken;
+use crate::store::{AtomicChangeToken, ChangeToken};
 
 /// Which commits this process knows to be durable, and the connection it fsyncs through.
 pub(super) struct DurableMark {
-    durability: Durability,
-    /// Taken to fsync: one fsync at a time, through one handle.
-    state: Mutex<State>,
+    /// Taken to fsync: one fsync at a time, through one handle. `None` with
+    /// [`Durability::Normal`], which never fsyncs (and so opens no connection for it).
+    state: Option<Mutex<State>>,
     /// How many fsyncs have begun. Kept apart from `state` so a commit can take its ticket
     /// while an fsync holds the lock.
     begun: AtomicU64,
@@ -73,9 +73,9 @@ struct State {
 /// Written under the lock once an fsync has completed; read by anyone.
 struct Done {
     /// The wal-index token read just before the last completed fsync began: every commit up
-    /// to it is durable. (A torn read of the two words only ever fails to match a real
-    /// token, which means an fsync too many, never one too few.)
-    synced: [AtomicU64; 2],
+    /// to it is durable. (A torn read only ever fails to match: an fsync too many, never one
+    /// too few.)
+    synced: AtomicChangeToken,
     /// How many fsyncs have completed: whatever holds ticket `t` is durable once this is at
     /// least `t`.
     completed: AtomicU64,
@@ -86,10 +86,8 @@ struct Done {
 impl Done {
     fn covers(&self, seen: Seen, wal_index: &WalIndex) -> bool {
         // (Without a mapping every token is new, so only the ticket can tell.)
-        let synced =
-            ChangeToken([self.synced[0].load(Ordering::Acquire), self.synced[1].load(Ordering::Acquire)]);
         !self.failed.load(Ordering::Acquire)
-            && ((synced == seen.token && wal_index.is_mapped())
+            && ((self.synced.matches(seen.token) && wal_index.is_mapped())
                 || self.completed.load(Ordering::Acquire) >= seen.ticket)
     }
 }
@@ -99,30 +97,37 @@ impl Done {
 const NOTHING_SYNCED: ChangeToken = ChangeToken([u64::MAX, u64::MAX]);
 
 impl DurableMark {
-    /// A mark for a store opened with `durability` (only [`Durability::Full`] fsyncs), which
-    /// fsyncs the WAL through `wal`, a connection to the database it has to itself.
-    pub(super) fn new(durability: Durability, wal: Connection) -> DurableMark {
-        DurableMark {
-            durability,
-            begun: AtomicU64::new(0),
-            done: Done {
-                synced: NOTHING_SYNCED.0.map(AtomicU64::new),
-                completed: AtomicU64::new(0),
-                failed: AtomicBool::new(false),
-            },
-            state: Mutex::new(State {
-                wal,
+    /// A mark for a store opened with `durability`. Only [`Durability::Full`] fsyncs, through
+    /// the connection `open_wal` opens, one to the database the mark has to itself.
+    pub(super) fn new<E>(
+        durability: Durability,
+        open_wal: impl FnOnce() -> Result<Connection, E>,
+    ) -> Result<DurableMark, E> {
+        let state = match durability {
+            Durability::Full => Some(Mutex::new(State {
+                wal: open_wal()?,
                 failed: None,
                 #[cfg(test)]
                 syncs: 0,
-            }),
-        }
+            })),
+            Durability::Normal => None,
+        };
+        Ok(DurableMark {
+            state,
+            begun: AtomicU64::new(0),
+            done: Done {
+                synced: AtomicChangeToken::new(NOTHING_SYNCED),
+                completed: AtomicU64::new(0),
+                failed: AtomicBool::new(false),
+            },
+        })
     }
 
     /// What a commit that has just completed, or a read that has just ended, could have
-    /// seen: taken right after it, before waiting for anything.
-    pub(super) fn seen(&self, wal_index: &WalIndex) -> Seen {
-        Seen { token: wal_index.token(), ticket: self.begun.load(Ordering::SeqCst) + 1 }
+    /// seen, given `token`, the wal-index token read right after it, before waiting for
+    /// anything.
+    pub(super) fn seen(&self, token: ChangeToken) -> Seen {
+        Seen { token, ticket: self.begun.load(Ordering::SeqCst) + 1 }
     }
 
     /// Makes durable every commit that what `seen` describes could have seen, unless it
@@ -131,10 +136,11 @@ impl DurableMark {
     /// began after it has completed. Everything that committed while one fsync ran shares the
     /// next.
     pub(super) fn ensure_seen(&self, seen: Seen, wal_index: &WalIndex) -> rusqlite::Result<()> {
-        if self.durability == Durability::Normal || self.done.covers(seen, wal_index) {
+        let Some(state) = &self.state else { return Ok(()) };
+        if self.done.covers(seen, wal_index) {
             return Ok(());
         }
-        let mut state = self.lock();
+        let mut state = lock(state);
         if let Some(failure) = &state.failed {
             return Err(fsync_error(failure.clone()));
         }
@@ -147,8 +153,7 @@ impl DurableMark {
         let number = self.begun.fetch_add(1, Ordering::SeqCst) + 1;
         match sync_wal(&state.wal) {
             Ok(()) => {
-                self.done.synced[0].store(now.0[0], Ordering::Release);
-                self.done.synced[1].store(now.0[1], Ordering::Release);
+                self.done.synced.store(now);
                 self.done.completed.store(number, Ordering::Release);
                 #[cfg(test)]
                 {
@@ -170,39 +175,37 @@ impl DurableMark {
 
     /// Whether this mark fsyncs at all (`Durability::Full`).
     pub(super) fn fsyncs(&self) -> bool {
-        self.durability == Durability::Full
+        self.state.is_some()
     }
 
     /// Records that every commit up to `token` is durable (SQLite fsynced it inside COMMIT).
     pub(super) fn durable_up_to(&self, token: ChangeToken) {
-        let _state = self.lock();
-        self.done.synced[0].store(token.0[0], Ordering::Release);
-        self.done.synced[1].store(token.0[1], Ordering::Release);
+        if let Some(state) = &self.state {
+            let _state = lock(state);
+            self.done.synced.store(token);
+        }
     }
 
     /// Makes every commit visible now durable, unless it already is.
     pub(super) fn ensure(&self, wal_index: &WalIndex) -> rusqlite::Result<()> {
-        self.ensure_seen(self.seen(wal_index), wal_index)
+        self.ensure_seen(self.seen(wal_index.token()), wal_index)
     }
 
     /// Fsyncs done so far.
     #[cfg(test)]
     pub(super) fn syncs(&self) -> u64 {
-        self.lock().syncs
+        self.state.as_ref().map_or(0, |state| lock(state).syncs)
     }
 
     /// The token read before the last completed fsync.
     #[cfg(test)]
     fn synced(&self) -> ChangeToken {
-        ChangeToken([
-            self.done.synced[0].load(Ordering::Acquire),
-            self.done.synced[1].load(Ordering::Acquire),
-        ])
+        self.done.synced.load()
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn fsync_error(message: String) -> rusqlite::Error {
@@ -274,7 +277,7 @@ mod tests {
         let path = dir.path().join("t.db");
         let conn = wal_db(&path);
         let index = WalIndex::attach(&conn);
-        let mark = DurableMark::new(durability, wal_db(&path));
+        let mark = DurableMark::new(durability, || Ok::<_, ()>(wal_db(&path))).unwrap();
         Fixture { index, mark, conn, path, _dir: dir }
     }
 
@@ -303,16 +306,16 @@ mod tests {
         let Fixture { index, mark, conn, .. } = &fixture(Durability::Full);
 
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
-        let first = mark.seen(index);
+        let first = mark.seen(index.token());
         conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
-        let second = mark.seen(index);
+        let second = mark.seen(index.token());
         mark.ensure_seen(first, index).unwrap();
         assert_eq!(mark.syncs(), 1);
         conn.execute("INSERT INTO t VALUES (3)", []).unwrap();
         mark.ensure_seen(second, index).unwrap();
         assert_eq!(mark.syncs(), 1, "the fsync for the first commit began after the second: it covers both");
 
-        let third = mark.seen(index);
+        let third = mark.seen(index.token());
         mark.ensure_seen(third, index).unwrap();
         assert_eq!(mark.syncs(), 2, "a commit after the last fsync began needs another");
         conn.execute("INSERT INTO t VALUES (4)", []).unwrap();
@@ -331,7 +334,7 @@ mod tests {
     #[test]
     fn after_a_failed_fsync_everything_fails() {
         let Fixture { index, mark, conn, .. } = &fixture(Durability::Full);
-        mark.lock().failed = Some("disk gone".into());
+        lock(mark.state.as_ref().unwrap()).failed = Some("disk gone".into());
         mark.done.failed.store(true, Ordering::Release);
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
         let error = mark.ensure(index).unwrap_err();

@@ -109,7 +109,7 @@ impl SqliteStore {
         let path = std::fs::canonicalize(path)
             .map_err(|e| Error::Storage(format!("cannot resolve {}: {e}", path.display())))?;
         let db = DbFile { path: path.clone(), busy_timeout };
-        let durable = DurableMark::new(durability, connection::open_reader(&db, &settings)?);
+        let durable = DurableMark::new(durability, || connection::open_reader(&db, &settings))?;
         Ok(SqliteStore {
             wal_index: WalIndex::attach(&writer),
             readers: ReaderPool::new(DbFile { path, busy_timeout }, settings),
@@ -151,7 +151,7 @@ impl SqliteStore {
         reveals: impl FnOnce(&T) -> bool,
     ) -> Result<T> {
         let (value, seen) =
-            self.readers.with(|conn| Ok((read(conn)?, self.durable.seen(&self.wal_index))))?;
+            self.readers.with(|conn| Ok((read(conn)?, self.durable.seen(self.wal_index.token()))))?;
         if reveals(&value) {
             self.durable.ensure_seen(seen, &self.wal_index).map_err(|e| self.db.error(e))?;
         }
@@ -204,7 +204,7 @@ impl SqliteStore {
         let cursor = batch.last_logged();
         run(conn, "COMMIT").map_err(|e| self.rollback(conn, e))?;
         let after = self.wal_index.token();
-        let seen = self.durable.seen(&self.wal_index);
+        let seen = self.durable.seen(after);
         writer.last_commit = Some(after);
         let own_commit =
             self.wal_index.one_commit_apart(before, after).then_some(OwnCommit { before, after, cursor });
