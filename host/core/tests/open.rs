@@ -118,6 +118,36 @@ fn a_database_locked_by_another_process_waits_then_says_so() {
 }
 
 #[test]
+fn writers_queued_behind_a_locked_database_each_wait_only_their_own_timeout() {
+    // Writers of easycaching queue for SQLite's write lock in the kernel (the `-turns` file);
+    // one that finds the lock held by someone else gives its turn up before it waits, so the
+    // next one does not wait for its wait on top of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let timeout = std::time::Duration::from_millis(400);
+    let open = || CacheManager::builder(&path).busy_timeout(timeout).open().unwrap();
+    let (first, second) = (open(), open());
+    first.create_cache("c").unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE;").unwrap();
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for manager in [&first, &second] {
+            scope.spawn(move || {
+                let cache = manager.open_cache("c").unwrap();
+                let err = cache.set("k", easycaching::Json::parse("1").unwrap()).unwrap_err();
+                assert!(matches!(err, Error::Busy { .. }), "{err:?}");
+            });
+        }
+    });
+    let waited = started.elapsed();
+    assert!(waited < timeout * 2 - std::time::Duration::from_millis(100), "waited {waited:?}");
+    holder.execute_batch("ROLLBACK;").unwrap();
+    second.open_cache("c").unwrap().set("k", easycaching::Json::parse("2").unwrap()).unwrap();
+    assert_eq!(first.open_cache("c").unwrap().get("k").unwrap().map(|v| v.to_string()), Some("2".into()));
+}
+
+#[test]
 fn many_openers_of_a_new_file_all_succeed() {
     // They race to create the schema and switch the file to WAL; in rollback mode SQLite can
     // answer a loser "busy" without waiting, which must never reach the caller.

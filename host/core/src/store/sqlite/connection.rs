@@ -51,19 +51,34 @@ pub(super) fn open_reader(db: &DbFile, settings: &Settings) -> Result<Connection
 
 fn configure(conn: &mut Connection, db: &DbFile, settings: &Settings) -> Result<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    conn.busy_handler(Some(busy_handler(settings.busy_timeout))).map_err(|e| db.error(e))
+    conn.busy_handler(Some(busy_handler(settings.busy_timeout, || {}))).map_err(|e| db.error(e))
+}
+
+/// Makes the writing connection call `before_waiting` when it first finds a lock taken,
+/// before it waits for it.
+pub(super) fn before_waiting(
+    conn: &mut Connection,
+    db: &DbFile,
+    settings: &Settings,
+    before_waiting: impl FnMut() + Send + 'static,
+) -> Result<()> {
+    conn.busy_handler(Some(busy_handler(settings.busy_timeout, before_waiting))).map_err(|e| db.error(e))
 }
 
 /// Waits for a lock held by another connection: short, jittered sleeps that grow to 200 µs,
 /// about the time a writer holds the lock now that its fsync comes after the commit, so a
 /// waiter gets in soon after the lock frees (SQLite's own handler sleeps up to 100 ms; 2 ms
 /// here cost writer processes a sixth of their throughput), until `timeout` has passed since
-/// the first attempt.
-fn busy_handler(timeout: Duration) -> impl FnMut(i32) -> bool + Send + 'static {
+/// the first attempt. `before_waiting` runs at the first attempt.
+fn busy_handler(
+    timeout: Duration,
+    mut before_waiting: impl FnMut() + Send + 'static,
+) -> impl FnMut(i32) -> bool + Send + 'static {
     let mut started = Instant::now();
     move |attempt: i32| {
         if attempt == 0 {
             started = Instant::now();
+            before_waiting();
         }
         if started.elapsed() >= timeout {
             return false;

@@ -24,15 +24,20 @@
 //! an fsync in flight). The check takes no lock: three atomic loads and compares. Readers
 //! outside easycaching (the `sqlite3` shell) pass no barrier.
 //!
+//! Processes that write one database take turns to fsync through a shared board (see
+//! `fsync_board`): one fsync at a time, and a commit that an fsync begun after it covers, in
+//! whichever process, needs none of its own.
+//!
 //! An fsync that fails poisons the store: the kernel may have dropped the pages it could not
 //! write and a later fsync could report success over the loss, so every later write and read
 //! fails with the first error until the database is opened again.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, ffi};
 
+use super::fsync_board::{FsyncBoard, Turn};
 use super::wal_index::WalIndex;
 use crate::options::Durability;
 use crate::store::{AtomicChangeToken, ChangeToken};
@@ -42,16 +47,14 @@ pub(super) struct DurableMark {
     /// Taken to fsync: one fsync at a time, through one handle. `None` with
     /// [`Durability::Normal`], which never fsyncs (and so opens no connection for it).
     state: Option<Mutex<State>>,
-    /// How many fsyncs have begun. Kept apart from `state` so a commit can take its ticket
-    /// while an fsync holds the lock.
-    begun: AtomicU64,
     /// What completed fsyncs made durable, read without the lock, so a read or commit that
     /// needs no fsync never waits for one in progress.
     done: Done,
 }
 
 /// What a commit or a read could have seen, as far as durability goes: the wal-index token
-/// just after it, and the number of the first fsync to begin after it.
+/// just after it, and the number of the first fsync to begin after it (its ticket at the
+/// board).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seen {
     pub(crate) token: ChangeToken,
@@ -76,9 +79,10 @@ struct Done {
     /// to it is durable. (A torn read only ever fails to match: an fsync too many, never one
     /// too few.)
     synced: AtomicChangeToken,
-    /// How many fsyncs have completed: whatever holds ticket `t` is durable once this is at
-    /// least `t`.
-    completed: AtomicU64,
+    /// Which fsyncs have begun and completed, in this process and in every other that has
+    /// the database open: whatever holds ticket `t` is durable once fsync `t` or a later one
+    /// has completed.
+    board: FsyncBoard,
     /// Set when an fsync failed; the error is in `State::failed`.
     failed: AtomicBool,
 }
@@ -87,8 +91,8 @@ impl Done {
     fn covers(&self, seen: Seen, wal_index: &WalIndex) -> bool {
         // (Without a mapping every token is new, so only the ticket can tell.)
         !self.failed.load(Ordering::Acquire)
-            && ((self.synced.matches(seen.token) && wal_index.is_mapped())
-                || self.completed.load(Ordering::Acquire) >= seen.ticket)
+            && !self.board.failed_elsewhere()
+            && ((self.synced.matches(seen.token) && wal_index.is_mapped()) || self.board.covers(seen.ticket))
     }
 }
 
@@ -98,9 +102,11 @@ const NOTHING_SYNCED: ChangeToken = ChangeToken([u64::MAX, u64::MAX]);
 
 impl DurableMark {
     /// A mark for a store opened with `durability`. Only [`Durability::Full`] fsyncs, through
-    /// the connection `open_wal` opens, one to the database the mark has to itself.
+    /// the connection `open_wal` opens, one to the database the mark has to itself, taking
+    /// turns with other processes at `board`.
     pub(super) fn new<E>(
         durability: Durability,
+        board: FsyncBoard,
         open_wal: impl FnOnce() -> Result<Connection, E>,
     ) -> Result<DurableMark, E> {
         let state = match durability {
@@ -114,10 +120,9 @@ impl DurableMark {
         };
         Ok(DurableMark {
             state,
-            begun: AtomicU64::new(0),
             done: Done {
                 synced: AtomicChangeToken::new(NOTHING_SYNCED),
-                completed: AtomicU64::new(0),
+                board,
                 failed: AtomicBool::new(false),
             },
         })
@@ -127,7 +132,7 @@ impl DurableMark {
     /// seen, given `token`, the wal-index token read right after it, before waiting for
     /// anything.
     pub(super) fn seen(&self, token: ChangeToken) -> Seen {
-        Seen { token, ticket: self.begun.load(Ordering::SeqCst) + 1 }
+        Seen { token, ticket: self.done.board.ticket() }
     }
 
     /// Makes durable every commit that what `seen` describes could have seen, unless it
@@ -141,20 +146,31 @@ impl DurableMark {
             return Ok(());
         }
         let mut state = lock(state);
+        if state.failed.is_none() && self.done.board.failed_elsewhere() {
+            self.fail(
+                &mut state,
+                "an fsync of the write-ahead log failed in another process; the last writes may \
+                 not be on disk, so this process refuses to go on: open the database again",
+            );
+        }
         if let Some(failure) = &state.failed {
             return Err(fsync_error(failure.clone()));
         }
         if self.done.covers(seen, wal_index) {
             return Ok(());
         }
-        // Read under the lock, just before the fsync: whatever it shows was written to the
-        // WAL before, so the fsync covers it.
+        let number = match self.done.board.turn(seen.ticket) {
+            Turn::Covered => return Ok(()),
+            Turn::Fsync(number) => number,
+        };
+        // Read once the turn is ours, just before the fsync: whatever it shows was written to
+        // the WAL before, so the fsync covers it.
         let now = wal_index.token();
-        let number = self.begun.fetch_add(1, Ordering::SeqCst) + 1;
-        match sync_wal(&state.wal) {
+        let synced = sync_wal(&state.wal);
+        self.done.board.end(number, synced.is_ok());
+        match synced {
             Ok(()) => {
                 self.done.synced.store(now);
-                self.done.completed.store(number, Ordering::Release);
                 #[cfg(test)]
                 {
                     state.syncs += 1;
@@ -163,14 +179,22 @@ impl DurableMark {
             }
             Err(error) => {
                 tracing::error!(%error, "fsync of the WAL failed; refusing every read and write from now on");
-                state.failed = Some(format!(
-                    "an fsync of the write-ahead log failed ({error}); the last writes may not be \
-                     on disk, so this process refuses to go on: open the database again"
-                ));
-                self.done.failed.store(true, Ordering::Release);
+                self.fail(
+                    &mut state,
+                    &format!(
+                        "an fsync of the write-ahead log failed ({error}); the last writes may not \
+                         be on disk, so this process refuses to go on: open the database again"
+                    ),
+                );
                 Err(error)
             }
         }
+    }
+
+    /// Refuses every read and write from now on, with `why`.
+    fn fail(&self, state: &mut State, why: &str) {
+        state.failed = Some(why.to_owned());
+        self.done.failed.store(true, Ordering::Release);
     }
 
     /// Whether this mark fsyncs at all (`Durability::Full`).
@@ -277,7 +301,7 @@ mod tests {
         let path = dir.path().join("t.db");
         let conn = wal_db(&path);
         let index = WalIndex::attach(&conn);
-        let mark = DurableMark::new(durability, || Ok::<_, ()>(wal_db(&path))).unwrap();
+        let mark = DurableMark::new(durability, FsyncBoard::local(), || Ok::<_, ()>(wal_db(&path))).unwrap();
         Fixture { index, mark, conn, path, _dir: dir }
     }
 

@@ -12,22 +12,26 @@
 
 mod connection;
 mod durable;
+mod fsync_board;
 mod schema;
 mod tables;
 mod wal_index;
+mod write_turns;
 mod writes;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use self::connection::{ReaderPool, Settings};
 use self::durable::DurableMark;
+use self::fsync_board::FsyncBoard;
 use self::tables::{CACHES, QUEUES};
 use self::wal_index::WalIndex;
+use self::write_turns::WriteTurns;
 use super::{
     Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store,
     SyncTarget, Target, Write,
@@ -94,6 +98,8 @@ pub struct SqliteStore {
     readers: ReaderPool,
     /// Which commits are known durable: writes wait for it, reads pass its barrier.
     durable: DurableMark,
+    /// Where writers of every process queue for the write lock.
+    write_turns: Arc<WriteTurns>,
     /// Tags this store's rows in the change log, so it can skip its own changes.
     writer_id: i64,
     batches: AtomicU64,
@@ -109,7 +115,13 @@ impl SqliteStore {
         let path = std::fs::canonicalize(path)
             .map_err(|e| Error::Storage(format!("cannot resolve {}: {e}", path.display())))?;
         let db = DbFile { path: path.clone(), busy_timeout };
-        let durable = DurableMark::new(durability, || connection::open_reader(&db, &settings))?;
+        let board = fsync_board::board_path(&path);
+        let durable = DurableMark::new(durability, FsyncBoard::open(&board), || {
+            connection::open_reader(&db, &settings)
+        })?;
+        let write_turns = Arc::new(WriteTurns::open(&board));
+        let turns = write_turns.clone();
+        connection::before_waiting(&mut writer, &db, &settings, move || turns.give_up())?;
         Ok(SqliteStore {
             wal_index: WalIndex::attach(&writer),
             readers: ReaderPool::new(DbFile { path, busy_timeout }, settings),
@@ -120,6 +132,7 @@ impl SqliteStore {
                 quiet_batches: QUIET_BATCHES_FOR_FSYNC_IN_COMMIT,
             }),
             durable,
+            write_turns,
             db,
             writer_id: fastrand::i64(..),
             batches: AtomicU64::new(0),
@@ -174,6 +187,7 @@ impl SqliteStore {
             writer.fsync_in_commit = alone;
         }
         let conn = &writer.conn;
+        let _turn = self.write_turns.take();
         // Every statement here goes through `run`, prepared once: parsing them anew each time
         // cost a writer more than the upsert itself.
         run(conn, "BEGIN IMMEDIATE").map_err(|e| self.db.error(e))?;
