@@ -54,8 +54,8 @@ struct State<W, R> {
     results: HashMap<u64, R>,
     next_ticket: u64,
     batch_in_flight: bool,
-    /// A leader is waiting for more writes: each new one wakes it.
-    gathering: bool,
+    /// A leader is gathering, waiting for this many writes to be queued.
+    gathering_for: Option<usize>,
     /// Writers the next leader may expect: the last batch's and those queued when it finished.
     expected_writers: usize,
     /// How long the last batch took to run; a leader waits for writers at most half of it.
@@ -71,7 +71,7 @@ impl<W, R> GroupCommit<W, R> {
                 results: HashMap::new(),
                 next_ticket: 0,
                 batch_in_flight: false,
-                gathering: false,
+                gathering_for: None,
                 expected_writers: 1,
                 last_batch_time: Duration::ZERO,
             }),
@@ -100,7 +100,7 @@ impl<W, R> GroupCommit<W, R> {
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         state.queued.push_back((ticket, write));
-        if state.gathering {
+        if state.gathering_for.is_some_and(|expected| state.queued.len() >= expected) {
             self.arrived.notify_one();
         }
         loop {
@@ -143,7 +143,7 @@ impl<W, R> GroupCommit<W, R> {
             return state;
         }
         let deadline = Instant::now() + (state.last_batch_time / 2).min(MAX_GATHER_WAIT);
-        state.gathering = true;
+        state.gathering_for = Some(expected);
         while state.queued.len() < expected {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
             state = match self.arrived.wait_timeout(state, left) {
@@ -151,7 +151,7 @@ impl<W, R> GroupCommit<W, R> {
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
-        state.gathering = false;
+        state.gathering_for = None;
         state
     }
 
