@@ -101,6 +101,7 @@ fn mistakes_get_errors_that_say_what_to_do() {
 
     let unknown = easycaching(&db, &["cache", "get", "nope", "k"]);
     assert!(stderr(&unknown).contains("no cache named \"nope\""), "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("hint: easycaching cache create nope"), "{}", stderr(&unknown));
 
     let bad_name = easycaching(&db, &["cache", "set", "no way", "k", "1"]);
     assert!(stderr(&bad_name).contains("invalid name"), "{}", stderr(&bad_name));

@@ -109,7 +109,19 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("easycaching: {error:#}");
+            if let Some(hint) = hint(&error) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What to type next, for the errors the command line can say more about than the library.
+fn hint(error: &anyhow::Error) -> Option<String> {
+    match error.downcast_ref::<easycaching::Error>()? {
+        easycaching::Error::NoSuchCache(name) => Some(format!("easycaching cache create {name}")),
+        easycaching::Error::NoSuchQueue(name) => Some(format!("easycaching queue create {name}")),
+        _ => None,
     }
 }

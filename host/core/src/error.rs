@@ -13,11 +13,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// No cache of that name exists, or it was deleted while a handle to it was open.
-    #[error("no cache named {0:?} exists (create it with create-cache, or check the name)")]
+    #[error("no cache named {0:?} exists (check the name, or create it first)")]
     NoSuchCache(String),
 
     /// No queue of that name exists, or it was deleted while a handle to it was open.
-    #[error("no queue named {0:?} exists (create it with create-queue, or check the name)")]
+    #[error("no queue named {0:?} exists (check the name, or create it first)")]
     NoSuchQueue(String),
 
     /// A cache or queue name that is not allowed.

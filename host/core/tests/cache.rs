@@ -124,7 +124,7 @@ fn unknown_caches_and_bad_names_are_clear_errors() {
     let (_dir, manager) = manager();
     let err = manager.open_cache("nope").unwrap_err();
     assert!(matches!(&err, Error::NoSuchCache(name) if name == "nope"), "{err:?}");
-    assert!(err.to_string().contains("create it with create-cache"), "{err}");
+    assert!(err.to_string().contains("create it first"), "{err}");
     for bad in ["", "a b", "x'); DROP TABLE entries; --", "../../etc/passwd"] {
         assert!(matches!(manager.create_cache(bad), Err(Error::InvalidName { .. })), "{bad:?}");
     }

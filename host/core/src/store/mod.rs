@@ -181,6 +181,7 @@ pub struct ChangeToken(pub [u64; 2]);
 /// apart, so a read racing a write can see one word of each; such a torn token never equals a
 /// real one (the second word is a checksum over the first), so it only ever fails to match.
 #[derive(Debug, Default)]
+#[repr(transparent)]
 pub(crate) struct AtomicChangeToken([AtomicU64; 2]);
 
 impl AtomicChangeToken {

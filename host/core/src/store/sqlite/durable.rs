@@ -6,9 +6,10 @@
 //! processes sharing a file write one fsync at a time. A writer that finds other processes
 //! committing between its own commits therefore commits with `synchronous = NORMAL` (no
 //! fsync) and fsyncs the WAL itself, outside the lock, before it acknowledges anything.
-//! Other processes commit meanwhile, and the kernel lets concurrent fsyncs of one file share
-//! a journal commit: group commit across processes, where SQLite only has it within one
-//! connection. What is acknowledged is exactly as durable as before (with SQLite's default
+//! Other processes commit meanwhile, and one fsync covers every commit before it began, in
+//! whichever process: they take turns at a board (see `fsync_board`), one fsync in flight at
+//! a time, and a commit that an fsync began after needs none of its own. That is group commit
+//! across processes, where SQLite only has it within one connection. What is acknowledged is exactly as durable as before (with SQLite's default
 //! power-safe overwrite there is no torn sector to pad against, and SQLite still fsyncs a
 //! restarted WAL's header and every checkpoint in NORMAL mode). A writer alone keeps the
 //! fsync inside `COMMIT` (see `SqliteStore::transaction`): nobody waits for its lock, and
@@ -24,10 +25,6 @@
 //! an fsync in flight). The check takes no lock: three atomic loads and compares. Readers
 //! outside easycaching (the `sqlite3` shell) pass no barrier.
 //!
-//! Processes that write one database take turns to fsync through a shared board (see
-//! `fsync_board`): one fsync at a time, and a commit that an fsync begun after it covers, in
-//! whichever process, needs none of its own.
-//!
 //! An fsync that fails poisons the store: the kernel may have dropped the pages it could not
 //! write and a later fsync could report success over the loss, so every later write and read
 //! fails with the first error until the database is opened again.
@@ -40,7 +37,7 @@ use rusqlite::{Connection, ffi};
 use super::fsync_board::{FsyncBoard, Turn};
 use super::wal_index::WalIndex;
 use crate::options::Durability;
-use crate::store::{AtomicChangeToken, ChangeToken};
+use crate::store::ChangeToken;
 
 /// Which commits this process knows to be durable, and the connection it fsyncs through.
 pub(super) struct DurableMark {
@@ -73,15 +70,13 @@ struct State {
     syncs: u64,
 }
 
-/// Written under the lock once an fsync has completed; read by anyone.
+/// Written once an fsync has completed; read by anyone, without a lock.
 struct Done {
-    /// The wal-index token read just before the last completed fsync began: every commit up
-    /// to it is durable. (A torn read only ever fails to match: an fsync too many, never one
-    /// too few.)
-    synced: AtomicChangeToken,
     /// Which fsyncs have begun and completed, in this process and in every other that has
     /// the database open: whatever holds ticket `t` is durable once fsync `t` or a later one
-    /// has completed.
+    /// has completed; and the wal-index token read just before the last completed fsync
+    /// began, every commit up to which is durable. (A torn read of that token only ever fails
+    /// to match: an fsync too many, never one too few.)
     board: FsyncBoard,
     /// Set when an fsync failed; the error is in `State::failed`.
     failed: AtomicBool,
@@ -92,13 +87,9 @@ impl Done {
         // (Without a mapping every token is new, so only the ticket can tell.)
         !self.failed.load(Ordering::Acquire)
             && !self.board.failed_elsewhere()
-            && ((self.synced.matches(seen.token) && wal_index.is_mapped()) || self.board.covers(seen.ticket))
+            && ((self.board.synced_at(seen.token) && wal_index.is_mapped()) || self.board.covers(seen.ticket))
     }
 }
-
-/// No real token is ever this, so the first check after opening fsyncs once: another process
-/// may have left a commit that nobody has fsynced.
-const NOTHING_SYNCED: ChangeToken = ChangeToken([u64::MAX, u64::MAX]);
 
 impl DurableMark {
     /// A mark for a store opened with `durability`. Only [`Durability::Full`] fsyncs, through
@@ -118,14 +109,7 @@ impl DurableMark {
             })),
             Durability::Normal => None,
         };
-        Ok(DurableMark {
-            state,
-            done: Done {
-                synced: AtomicChangeToken::new(NOTHING_SYNCED),
-                board,
-                failed: AtomicBool::new(false),
-            },
-        })
+        Ok(DurableMark { state, done: Done { board, failed: AtomicBool::new(false) } })
     }
 
     /// What a commit that has just completed, or a read that has just ended, could have
@@ -170,7 +154,7 @@ impl DurableMark {
         self.done.board.end(number, synced.is_ok());
         match synced {
             Ok(()) => {
-                self.done.synced.store(now);
+                self.done.board.record_synced(now);
                 #[cfg(test)]
                 {
                     state.syncs += 1;
@@ -206,7 +190,7 @@ impl DurableMark {
     pub(super) fn durable_up_to(&self, token: ChangeToken) {
         if let Some(state) = &self.state {
             let _state = lock(state);
-            self.done.synced.store(token);
+            self.done.board.record_synced(token);
         }
     }
 
@@ -224,7 +208,7 @@ impl DurableMark {
     /// The token read before the last completed fsync.
     #[cfg(test)]
     fn synced(&self) -> ChangeToken {
-        self.done.synced.load()
+        self.done.board.synced()
     }
 }
 

@@ -14,6 +14,9 @@
 //! - `in_flight` lets one fsync run at a time. A process that needs one while another is in
 //!   flight waits for it (on a futex, on Linux) and then looks again: most often the next fsync
 //!   has begun meanwhile, for someone else's commit after its own, and covers it too.
+//! - `synced` is the wal-index token read just before the last fsync that completed began (or
+//!   right after a commit SQLite fsynced inside itself): a reader that sees that very token
+//!   has seen nothing that is not durable, whoever fsynced it.
 //! - `failures` counts failed fsyncs. A process that sees it change refuses to go on, as it
 //!   does after a failure of its own: pages that failed to write may be gone.
 //!
@@ -30,6 +33,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use memmap2::MmapMut;
+
+use crate::store::{AtomicChangeToken, ChangeToken};
 
 /// Written once into a new board; a file holding anything else is left alone.
 const MAGIC: u64 = u64::from_le_bytes(*b"ecfsync1");
@@ -52,6 +57,8 @@ struct Counters {
     failures: AtomicU64,
     /// Bumped whenever an fsync ends, to wake the processes waiting for it (a futex word).
     ended: AtomicU32,
+    /// The token every commit up to which is durable, stored inverted (see [`inverted`]).
+    synced: AtomicChangeToken,
 }
 
 /// The fsync counters of one database: shared through the board file when it could be mapped,
@@ -121,6 +128,23 @@ impl FsyncBoard {
     /// Whether an fsync numbered at least `ticket` has completed.
     pub(super) fn covers(&self, ticket: u64) -> bool {
         self.counters().completed.load(Ordering::Acquire) >= ticket
+    }
+
+    /// Whether every commit up to `token` is known durable: the last fsync to complete began
+    /// at this very token.
+    pub(super) fn synced_at(&self, token: ChangeToken) -> bool {
+        self.counters().synced.matches(inverted(token))
+    }
+
+    /// Records that every commit up to `token` is durable.
+    pub(super) fn record_synced(&self, token: ChangeToken) {
+        self.counters().synced.store(inverted(token));
+    }
+
+    /// The token recorded last.
+    #[cfg(test)]
+    pub(super) fn synced(&self) -> ChangeToken {
+        inverted(self.counters().synced.load())
     }
 
     /// Whether an fsync failed in another process since this one opened the board.
@@ -201,8 +225,15 @@ impl Counters {
             in_flight: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             ended: AtomicU32::new(0),
+            synced: AtomicChangeToken::new(ChangeToken([0, 0])),
         }
     }
+}
+
+/// A token with every bit flipped, as the board stores it: a new board, all zeros, then holds
+/// all ones, which no real token is (its second word is a checksum), so it matches nothing.
+fn inverted(token: ChangeToken) -> ChangeToken {
+    ChangeToken(token.0.map(|word| !word))
 }
 
 /// `<database>-turns`, beside SQLite's `-wal` and `-shm`.
@@ -311,6 +342,12 @@ mod tests {
         first.end(number, true);
         assert!(second.covers(ticket), "the other board sees the fsync completed");
         assert!(matches!(second.turn(ticket), Turn::Covered));
+
+        let token = ChangeToken([7, 9]);
+        assert_eq!(second.synced(), ChangeToken([u64::MAX; 2]), "a new board holds no real token");
+        assert!(!second.synced_at(token));
+        first.record_synced(token);
+        assert!(second.synced_at(token), "the other board sees the token synced");
     }
 
     #[test]

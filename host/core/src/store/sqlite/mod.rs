@@ -4,7 +4,8 @@
 //!   each batch is one `BEGIN IMMEDIATE` transaction and one fsync: inside `COMMIT` while
 //!   this process writes alone, after it (outside the write lock) while other processes
 //!   write too, with a barrier that keeps readers from seeing a commit before it is durable
-//!   (see `durable`).
+//!   (see `durable`). Processes queue for the write lock (`write_turns`) and share fsyncs
+//!   (`fsync_board`) through one small file beside the database, `<database>-turns`.
 //! - A pool of read connections, so readers on many threads never wait for each other or for
 //!   the writer (WAL readers see the last commit without taking the write lock).
 //! - Every statement is prepared once per connection and every name, key and value is a bound
@@ -504,8 +505,15 @@ mod tests {
         set(&writer, cache, "k");
         assert_eq!(writer.durable.syncs(), before, "alone, the writer's commits are fsynced inside COMMIT");
 
-        // Another process's commit, seen by a read: the reader fsyncs before it answers.
+        // Another process's commit, fsynced where it was made: known durable everywhere.
         let seen = other.durable.syncs();
+        assert!(other.get(cache, "k").unwrap().is_some());
+        assert_eq!(other.durable.syncs(), seen, "the writer's fsync counts for every process");
+
+        // A commit nobody fsynced (a writer that is not easycaching), seen by a read: the
+        // reader fsyncs before it answers, once.
+        let outsider = Connection::open(&path).unwrap();
+        outsider.execute_batch("PRAGMA synchronous = OFF; CREATE TABLE outsider (x);").unwrap();
         assert!(other.get(cache, "k").unwrap().is_some());
         assert_eq!(other.durable.syncs(), seen + 1, "a read of a commit not known durable fsyncs first");
         assert!(other.get(cache, "k").unwrap().is_some());
@@ -517,6 +525,9 @@ mod tests {
         set(&writer, cache, "k2");
         assert_eq!(writer.durable.syncs(), before + 1, "contended, the writer fsyncs after the commit");
         assert!(!writer.writer.lock().unwrap().fsync_in_commit);
+        let seen = other.durable.syncs();
+        assert!(other.contains(cache, "k2").unwrap());
+        assert_eq!(other.durable.syncs(), seen, "the writer's fsync after its commit counts everywhere too");
         set(&writer, cache, "k3");
         assert!(!writer.writer.lock().unwrap().fsync_in_commit, "one quiet batch is not enough");
         for _ in 0..QUIET_BATCHES_FOR_FSYNC_IN_COMMIT {
