@@ -285,7 +285,12 @@ mod tests {
         let path = dir.path().join("t.db");
         let conn = wal_db(&path);
         let index = WalIndex::attach(&conn);
-        let mark = DurableMark::new(durability, FsyncBoard::local(), || Ok::<_, ()>(wal_db(&path))).unwrap();
+        let mark = DurableMark::new(
+            durability,
+            FsyncBoard::new(std::sync::Arc::new(super::super::board::Board::local())),
+            || Ok::<_, ()>(wal_db(&path)),
+        )
+        .unwrap();
         Fixture { index, mark, conn, path, _dir: dir }
     }
 

@@ -11,6 +11,7 @@
 //! - Every statement is prepared once per connection and every name, key and value is a bound
 //!   parameter: nothing a guest sends is ever spliced into SQL.
 
+mod board;
 mod connection;
 mod durable;
 mod fsync_board;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use self::board::Board;
 use self::connection::{ReaderPool, Settings};
 use self::durable::DurableMark;
 use self::fsync_board::FsyncBoard;
@@ -116,11 +118,11 @@ impl SqliteStore {
         let path = std::fs::canonicalize(path)
             .map_err(|e| Error::Storage(format!("cannot resolve {}: {e}", path.display())))?;
         let db = DbFile { path: path.clone(), busy_timeout };
-        let board = fsync_board::board_path(&path);
-        let durable = DurableMark::new(durability, FsyncBoard::open(&board), || {
+        let board = Arc::new(Board::open(&path));
+        let durable = DurableMark::new(durability, FsyncBoard::new(board.clone()), || {
             connection::open_reader(&db, &settings)
         })?;
-        let write_turns = Arc::new(WriteTurns::open(&board));
+        let write_turns = Arc::new(WriteTurns::new(board, busy_timeout));
         let turns = write_turns.clone();
         connection::before_waiting(&mut writer, &db, &settings, move || turns.give_up())?;
         Ok(SqliteStore {

@@ -1,31 +1,40 @@
-//! Processes that write one database queue for its write lock in the kernel.
+//! Processes that write one database queue for its write lock.
 //!
 //! SQLite's write lock is a lock that never blocks: a connection that finds it taken returns
 //! `SQLITE_BUSY` to its busy handler, which sleeps and tries again. With 8 processes writing,
 //! most of a commit's turn went to sleeping past the moment the lock came free, and to failed
 //! attempts (15 lock calls a write). So before it asks SQLite for the write lock, a writer takes
-//! a lock of ours that blocks: an open-file-description lock on a byte of the board file
-//! (`<database>-turns`, see `fsync_board`). Writers wait for it asleep in the kernel, which
-//! hands it to the next one the moment it is released, and when they ask SQLite next, its lock
-//! is free. The kernel releases the lock of a process that dies, and nobody holds it outside a
-//! write transaction. Nor while waiting for SQLite's lock: should a writer find SQLite's lock
-//! taken all the same (by a writer that is not easycaching, or one opening the database), it
-//! gives its turn up before its busy handler waits, so the writers queued behind it do not wait
-//! for its wait, and every writer still gives up after its own `busy_timeout`.
+//! a turn on the board (see `board`): a word holding the pid of the process whose writer has
+//! it. A writer that finds the turn taken sleeps on a futex until the holder gives it up and
+//! wakes the next one, so when it asks SQLite, its lock is free; taking a free turn is one
+//! compare-and-swap. Nobody holds a turn outside a write transaction, nor while waiting for
+//! SQLite's lock: a writer that finds that lock held all the same (by a writer that is not
+//! easycaching, or one opening the database) gives its turn up before its busy handler waits.
 //!
-//! Where there are no such locks (not Linux), or the file cannot be opened, nothing is queued
-//! and SQLite's busy handler does all the waiting.
+//! The turn only ever saves waiting: SQLite's lock still keeps writers apart. So a writer
+//! waiting for it looks every few milliseconds whether the holder's process still lives, and
+//! takes the turn over from one that died in the middle of a transaction; and it waits at most
+//! its `busy_timeout` (for a holder stopped in a debugger, say), then takes the turn anyway and
+//! goes to SQLite, whose lock gets the clear "stayed locked" error in bounded time. Without a
+//! shared board, nothing is queued and SQLite's busy handler does all the waiting.
 
-use std::fs::File;
-use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::board::{Board, process_is_gone};
+
+/// How long a waiting writer sleeps before it looks at the holder on its own (a holder that
+/// died wakes nobody).
+const RECHECK: Duration = Duration::from_millis(2);
 
 /// The queue for the write lock of one database, for one writing connection.
 pub(super) struct WriteTurns {
-    /// The board file, opened for its lock alone. `None` when writers do not queue.
-    file: Option<File>,
+    board: Arc<Board>,
     /// Whether the turn is ours now.
     held: AtomicBool,
+    /// The longest a writer waits for a turn.
+    patience: Duration,
 }
 
 /// This writer's turn, given up when it drops (or earlier, with [`WriteTurns::give_up`]).
@@ -34,29 +43,51 @@ pub(super) struct WriteTurn<'a> {
 }
 
 impl WriteTurns {
-    /// The queue of the database whose board is at `board`.
-    pub(super) fn open(board: &Path) -> WriteTurns {
-        let file =
-            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(board);
-        WriteTurns { file: file.ok(), held: AtomicBool::new(false) }
+    /// The queue on `board`; a writer waits at most `patience`.
+    pub(super) fn new(board: Arc<Board>, patience: Duration) -> WriteTurns {
+        WriteTurns { board, held: AtomicBool::new(false), patience }
     }
 
-    /// Waits for this writer's turn (asleep, behind the writers of other processes).
+    /// Waits for this writer's turn, asleep, behind the writers of other processes.
     pub(super) fn take(&self) -> WriteTurn<'_> {
-        if let Some(file) = &self.file
-            && ofd::lock(file, true)
-        {
-            self.held.store(true, Ordering::Release);
+        if !self.board.is_shared() {
+            return WriteTurn { turns: self };
         }
+        let counters = self.board.counters();
+        let me = Board::me();
+        let deadline = Instant::now() + self.patience;
+        loop {
+            let ended = counters.write_turn_ended.load(Ordering::SeqCst);
+            let holder = match counters.writer.compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => break,
+                Err(holder) => holder,
+            };
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                // Held all this while: its holder is stuck. Take it over.
+                if counters.writer.compare_exchange(holder, me, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                    break;
+                }
+                continue;
+            };
+            counters.writers_waiting.fetch_add(1, Ordering::SeqCst);
+            let woken = self.board.wait(&counters.write_turn_ended, ended, left.min(RECHECK));
+            counters.writers_waiting.fetch_sub(1, Ordering::SeqCst);
+            if !woken && process_is_gone(holder - 1) {
+                let _ = counters.writer.compare_exchange(holder, 0, Ordering::SeqCst, Ordering::SeqCst);
+            }
+        }
+        self.held.store(true, Ordering::Release);
         WriteTurn { turns: self }
     }
 
-    /// Gives the turn up, if it is ours, to the next writer in the queue.
+    /// Gives the turn up, if it is ours, and wakes the next writer waiting.
     pub(super) fn give_up(&self) {
-        if self.held.swap(false, Ordering::AcqRel)
-            && let Some(file) = &self.file
-        {
-            ofd::lock(file, false);
+        if self.held.swap(false, Ordering::AcqRel) {
+            let counters = self.board.counters();
+            // Unless another took it over meanwhile.
+            let _ = counters.writer.compare_exchange(Board::me(), 0, Ordering::SeqCst, Ordering::SeqCst);
+            let waiting = counters.writers_waiting.load(Ordering::SeqCst);
+            self.board.bump(&counters.write_turn_ended, waiting.min(1) as i32);
         }
     }
 
@@ -73,71 +104,35 @@ impl Drop for WriteTurn<'_> {
     }
 }
 
-/// Open-file-description locks (Linux 3.15 and later): owned by an open file, not a process,
-/// so they neither conflict between threads nor vanish when another descriptor of the file is
-/// closed, and `F_OFD_SETLKW` waits for a lock in the kernel.
-#[cfg(target_os = "linux")]
-mod ofd {
-    use std::fs::File;
-    use std::os::fd::AsRawFd;
-
-    /// The byte locked: past the counters the board maps, which locks do not touch anyway.
-    const TURN_BYTE: libc::off_t = 8192;
-
-    /// Takes (waiting for it) or releases the lock; false when the system refused.
-    pub(super) fn lock(file: &File, take: bool) -> bool {
-        // SAFETY: an all-zero `flock` is valid (l_pid must be 0 for OFD locks).
-        let mut request: libc::flock = unsafe { std::mem::zeroed() };
-        request.l_type = if take { libc::F_WRLCK } else { libc::F_UNLCK } as libc::c_short;
-        request.l_whence = libc::SEEK_SET as libc::c_short;
-        request.l_start = TURN_BYTE;
-        request.l_len = 1;
-        let command = if take { libc::F_OFD_SETLKW } else { libc::F_OFD_SETLK };
-        loop {
-            // SAFETY: `file` is open and `request` a valid `flock` the call only reads.
-            let rc = unsafe { libc::fcntl(file.as_raw_fd(), command, &request) };
-            if rc == 0 {
-                return true;
-            }
-            if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                return false;
-            }
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod ofd {
-    use std::fs::File;
-
-    pub(super) fn lock(_file: &File, _take: bool) -> bool {
-        false
-    }
-}
-
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    /// Two queues of one database, as two processes would have them.
+    fn two(dir: &tempfile::TempDir, patience: Duration) -> (WriteTurns, WriteTurns) {
+        let db = dir.path().join("t.db");
+        let open = || WriteTurns::new(Arc::new(Board::open(&db)), patience);
+        (open(), open())
+    }
 
     #[test]
-    fn a_second_writer_waits_for_the_first_to_finish() {
+    fn a_second_writer_waits_for_the_first_and_is_woken_when_it_is_done() {
         let dir = tempfile::tempdir().unwrap();
-        let board = dir.path().join("t.db-turns");
-        std::fs::write(&board, b"").unwrap();
-        let first = WriteTurns::open(&board);
-        let second = WriteTurns::open(&board);
+        let (first, second) = two(&dir, Duration::from_secs(10));
         let turn = first.take();
         assert!(first.is_held());
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {
+                let started = Instant::now();
                 let _turn = second.take();
-                second.is_held()
+                (second.is_held(), started.elapsed())
             });
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(50));
             assert!(!waiter.is_finished(), "the second writer waits its turn");
             drop(turn);
-            assert!(waiter.join().unwrap());
+            let (held, waited) = waiter.join().unwrap();
+            assert!(held);
+            assert!(waited < Duration::from_secs(5), "woken when the turn was given up: {waited:?}");
         });
         assert!(!first.is_held() && !second.is_held());
     }
@@ -145,12 +140,36 @@ mod tests {
     #[test]
     fn a_turn_given_up_early_lets_the_next_writer_in() {
         let dir = tempfile::tempdir().unwrap();
-        let board = dir.path().join("t.db-turns");
-        let first = WriteTurns::open(&board);
-        let second = WriteTurns::open(&board);
+        let (first, second) = two(&dir, Duration::from_secs(10));
         let _turn = first.take();
         first.give_up();
         let _next = second.take();
         assert!(second.is_held() && !first.is_held());
+    }
+
+    #[test]
+    fn a_turn_held_by_a_process_that_is_gone_is_taken_over_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (turns, _) = two(&dir, Duration::from_secs(10));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = u64::from(child.id());
+        child.wait().unwrap();
+        turns.board.counters().writer.store(gone + 1, Ordering::SeqCst);
+        let started = Instant::now();
+        let _turn = turns.take();
+        assert!(turns.is_held());
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_turn_held_too_long_is_taken_over_after_the_patience() {
+        let dir = tempfile::tempdir().unwrap();
+        let patience = Duration::from_millis(100);
+        let (first, second) = two(&dir, patience);
+        let _stuck = first.take();
+        let started = Instant::now();
+        let _turn = second.take();
+        assert!(second.is_held(), "it took the turn over");
+        assert!(started.elapsed() >= patience && started.elapsed() < patience * 5, "{:?}", started.elapsed());
     }
 }
