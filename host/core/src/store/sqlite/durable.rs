@@ -9,9 +9,10 @@
 //! Other processes commit meanwhile, and one fsync covers every commit before it began, in
 //! whichever process: they take turns at a board (see `fsync_board`), one fsync in flight at
 //! a time, and a commit that an fsync began after needs none of its own. That is group commit
-//! across processes, where SQLite only has it within one connection. What is acknowledged is exactly as durable as before (with SQLite's default
-//! power-safe overwrite there is no torn sector to pad against, and SQLite still fsyncs a
-//! restarted WAL's header and every checkpoint in NORMAL mode). A writer alone keeps the
+//! across processes, where SQLite only has it within one connection. What is acknowledged is
+//! exactly as durable as before (with SQLite's default power-safe overwrite there is no torn
+//! sector to pad against, and SQLite still fsyncs a restarted WAL's header and every
+//! checkpoint in NORMAL mode). A writer alone keeps the
 //! fsync inside `COMMIT` (see `SqliteStore::transaction`): nobody waits for its lock, and
 //! its commits are durable as they become visible.
 //!

@@ -190,7 +190,8 @@ impl SqliteStore {
             writer.fsync_in_commit = alone;
         }
         let conn = &writer.conn;
-        let _turn = self.write_turns.take();
+        // Our turn among the writers of every process, until the transaction ends.
+        let turn = self.write_turns.take();
         // Every statement here goes through `run`, prepared once: parsing them anew each time
         // cost a writer more than the upsert itself.
         run(conn, "BEGIN IMMEDIATE").map_err(|e| self.db.error(e))?;
@@ -221,6 +222,7 @@ impl SqliteStore {
         let cursor = batch.last_logged();
         run(conn, "COMMIT").map_err(|e| self.rollback(conn, e))?;
         let after = self.wal_index.token();
+        drop(turn);
         let seen = self.durable.seen(after);
         writer.last_commit = Some(after);
         let own_commit =
