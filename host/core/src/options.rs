@@ -22,7 +22,8 @@ pub enum Durability {
     /// Every commit is fsynced before it is acknowledged, so an acknowledged write survives a
     /// crash of the process (`kill -9`), of the operating system, and a power cut. While other
     /// processes write too, the fsync comes after the commit releases SQLite's write lock; no
-    /// read answers with a commit before it is durable. The default: it loses nothing that was acknowledged.
+    /// read answers with a commit before it is durable. The default: it loses nothing that was
+    /// acknowledged.
     #[default]
     Full,
     /// `PRAGMA synchronous = NORMAL` and no fsync of our own: commits reach the operating

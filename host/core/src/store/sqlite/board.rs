@@ -121,6 +121,11 @@ impl Board {
     pub(super) fn me() -> u64 {
         u64::from(std::process::id()) + 1
     }
+
+    /// Whether the process that left `mark` (see [`Board::me`]) is gone.
+    pub(super) fn is_gone(mark: u64) -> bool {
+        process_is_gone(mark.saturating_sub(1))
+    }
 }
 
 impl Counters {
@@ -168,7 +173,7 @@ fn map(path: &Path) -> std::io::Result<MmapMut> {
 /// Whether no process `pid` exists (as far as this process can tell: in another PID
 /// namespace it may be someone else's).
 #[cfg(unix)]
-pub(super) fn process_is_gone(pid: u64) -> bool {
+fn process_is_gone(pid: u64) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
     // SAFETY: signal 0 sends nothing; it only checks that the process exists.
     let rc = unsafe { libc::kill(pid, 0) };
@@ -176,7 +181,7 @@ pub(super) fn process_is_gone(pid: u64) -> bool {
 }
 
 #[cfg(not(unix))]
-pub(super) fn process_is_gone(_pid: u64) -> bool {
+fn process_is_gone(_pid: u64) -> bool {
     false
 }
 
@@ -264,5 +269,6 @@ mod tests {
         child.wait().unwrap();
         assert!(process_is_gone(pid));
         assert!(!process_is_gone(u64::from(std::process::id())));
+        assert!(!Board::is_gone(Board::me()));
     }
 }

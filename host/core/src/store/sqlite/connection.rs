@@ -1,10 +1,9 @@
 //! Opening connections with our settings, and a pool of read connections.
 
+use std::ffi::c_void;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use std::ffi::c_void;
 
 use rusqlite::{Connection, OpenFlags, ffi};
 

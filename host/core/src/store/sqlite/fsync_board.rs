@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::board::{Board, process_is_gone};
+use super::board::Board;
 use crate::store::ChangeToken;
 
 /// How long an fsync in flight in another process is waited for before this process fsyncs
@@ -108,7 +108,7 @@ impl FsyncBoard {
                     let waiting = Instant::now();
                     while !self.board.wait(&counters.fsync_ended, ended, LIVENESS_CHECK) {
                         // Its holder died in the middle of it, or its disk hangs: take over.
-                        if process_is_gone(holder - 1) || waiting.elapsed() >= STALE_FSYNC {
+                        if Board::is_gone(holder) || waiting.elapsed() >= STALE_FSYNC {
                             let _ = counters.in_flight.compare_exchange(
                                 holder,
                                 0,

@@ -179,8 +179,8 @@ impl SqliteStore {
         // Where the fsync goes. While no other process commits between our commits, inside
         // COMMIT, as SQLite does it: the commit is durable when it becomes visible, and
         // nobody waits for the write lock anyway. Once others commit between ours, after
-        // COMMIT, outside the write lock, so writer processes overlap their fsyncs (see
-        // `durable`), until our commits have gone uncontended for a while.
+        // COMMIT, outside the write lock, so other processes commit during our fsync and
+        // share the next (see `durable`), until our commits have gone uncontended for a while.
         let others_committed = writer.last_commit.is_some_and(|last| last != self.wal_index.token());
         writer.quiet_batches = if others_committed { 0 } else { writer.quiet_batches.saturating_add(1) };
         let alone = self.durable.fsyncs() && writer.quiet_batches >= QUIET_BATCHES_FOR_FSYNC_IN_COMMIT;

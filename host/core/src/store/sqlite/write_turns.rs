@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::board::{Board, process_is_gone};
+use super::board::Board;
 
 /// How long a waiting writer sleeps before it looks at the holder on its own (a holder that
 /// died wakes nobody).
@@ -72,7 +72,7 @@ impl WriteTurns {
             counters.writers_waiting.fetch_add(1, Ordering::SeqCst);
             let woken = self.board.wait(&counters.write_turn_ended, ended, left.min(RECHECK));
             counters.writers_waiting.fetch_sub(1, Ordering::SeqCst);
-            if !woken && process_is_gone(holder - 1) {
+            if !woken && Board::is_gone(holder) {
                 let _ = counters.writer.compare_exchange(holder, 0, Ordering::SeqCst, Ordering::SeqCst);
             }
         }
