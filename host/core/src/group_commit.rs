@@ -60,6 +60,9 @@ struct State<W, R> {
     expected_writers: usize,
     /// How long the last batch took to run; a leader waits for writers at most half of it.
     last_batch_time: Duration,
+    /// Writers asleep until a batch finishes. A notification costs a system call even when
+    /// nobody waits, which a lone writer would pay on every write.
+    waiting: usize,
 }
 
 impl<W, R> GroupCommit<W, R> {
@@ -74,6 +77,7 @@ impl<W, R> GroupCommit<W, R> {
                 gathering_for: None,
                 expected_writers: 1,
                 last_batch_time: Duration::ZERO,
+                waiting: 0,
             }),
             finished: Condvar::new(),
             arrived: Condvar::new(),
@@ -108,7 +112,9 @@ impl<W, R> GroupCommit<W, R> {
                 return result;
             }
             if state.batch_in_flight {
+                state.waiting += 1;
                 state = self.finished.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+                state.waiting -= 1;
                 continue;
             }
             state.batch_in_flight = true;
@@ -130,7 +136,14 @@ impl<W, R> GroupCommit<W, R> {
             state.expected_writers = tickets.len() + state.queued.len();
             state.last_batch_time = took;
             state.results.extend(tickets.into_iter().zip(results));
-            state.batch_in_flight = false;
+            self.batch_done(&mut state);
+        }
+    }
+
+    /// Marks the batch in flight as done and wakes the writers waiting for it.
+    fn batch_done(&self, state: &mut State<W, R>) {
+        state.batch_in_flight = false;
+        if state.waiting > 0 {
             self.finished.notify_all();
         }
     }
@@ -174,8 +187,7 @@ impl<W, R, F: Fn() -> R> Drop for BatchGuard<'_, W, R, F> {
         for ticket in self.tickets.drain(..) {
             state.results.insert(ticket, (self.failed)());
         }
-        state.batch_in_flight = false;
-        self.group.finished.notify_all();
+        self.group.batch_done(&mut state);
     }
 }
 

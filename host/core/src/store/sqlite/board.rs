@@ -49,6 +49,9 @@ pub(super) struct Counters {
 /// The board of one database.
 pub(super) struct Board {
     place: Place,
+    /// This process's mark, read once: `getpid` is a system call, and a writer needed it
+    /// twice a write.
+    me: u64,
 }
 
 enum Place {
@@ -62,7 +65,7 @@ impl Board {
     pub(super) fn open(db: &Path) -> Board {
         let path = board_path(db);
         match map(&path) {
-            Ok(map) => Board { place: Place::Shared(map) },
+            Ok(map) => Board { place: Place::Shared(map), me: own_mark() },
             Err(error) => {
                 tracing::debug!(board = %path.display(), %error, "writers and fsyncs are not shared with other processes");
                 Board::local()
@@ -72,7 +75,7 @@ impl Board {
 
     /// A board that only this process uses.
     pub(super) fn local() -> Board {
-        Board { place: Place::Local(Box::new(Counters::new())) }
+        Board { place: Place::Local(Box::new(Counters::new())), me: own_mark() }
     }
 
     /// Whether other processes share this board.
@@ -117,9 +120,10 @@ impl Board {
         }
     }
 
-    /// This process's mark on the board: its pid + 1 (never 0, which means nobody).
-    pub(super) fn me() -> u64 {
-        u64::from(std::process::id()) + 1
+    /// This process's mark on the board: its pid + 1 (never 0, which means nobody), as it
+    /// was when the board was opened.
+    pub(super) fn me(&self) -> u64 {
+        self.me
     }
 
     /// Whether the process that left `mark` (see [`Board::me`]) is gone.
@@ -143,6 +147,11 @@ impl Counters {
             synced: AtomicChangeToken::new(ChangeToken([0, 0])),
         }
     }
+}
+
+/// The mark of the calling process: its pid + 1.
+fn own_mark() -> u64 {
+    u64::from(std::process::id()) + 1
 }
 
 /// `<database>-turns`, beside SQLite's `-wal` and `-shm`.
@@ -269,6 +278,6 @@ mod tests {
         child.wait().unwrap();
         assert!(process_is_gone(pid));
         assert!(!process_is_gone(u64::from(std::process::id())));
-        assert!(!Board::is_gone(Board::me()));
+        assert!(!Board::is_gone(Board::local().me()));
     }
 }

@@ -96,7 +96,7 @@ impl FsyncBoard {
     /// One process fsyncs at a time; the others wait for it to end and look again.
     pub(super) fn turn(&self, ticket: u64) -> Turn {
         let counters = self.board.counters();
-        let me = Board::me();
+        let me = self.board.me();
         loop {
             let ended = counters.fsync_ended.load(Ordering::SeqCst);
             if self.covers(ticket) {

@@ -54,7 +54,7 @@ impl WriteTurns {
             return WriteTurn { turns: self };
         }
         let counters = self.board.counters();
-        let me = Board::me();
+        let me = self.board.me();
         let deadline = Instant::now() + self.patience;
         loop {
             let ended = counters.write_turn_ended.load(Ordering::SeqCst);
@@ -85,7 +85,7 @@ impl WriteTurns {
         if self.held.swap(false, Ordering::AcqRel) {
             let counters = self.board.counters();
             // Unless another took it over meanwhile.
-            let _ = counters.writer.compare_exchange(Board::me(), 0, Ordering::SeqCst, Ordering::SeqCst);
+            let _ = counters.writer.compare_exchange(self.board.me(), 0, Ordering::SeqCst, Ordering::SeqCst);
             let waiting = counters.writers_waiting.load(Ordering::SeqCst);
             self.board.bump(&counters.write_turn_ended, waiting.min(1) as i32);
         }
