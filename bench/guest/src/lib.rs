@@ -23,6 +23,8 @@ const VALUE: &str = r#"{"name":"Ada","visits":3}"#;
 thread_local! {
     /// The open cache, kept between calls of `run` as a plugin keeps its handles.
     static OPEN: RefCell<Option<Cache>> = const { RefCell::new(None) };
+    /// The floor's map, kept the same way.
+    static MAP: RefCell<Option<calls::HashMap>> = const { RefCell::new(None) };
 }
 
 struct Runner;
@@ -33,6 +35,9 @@ impl Guest for Runner {
             let cache = manager::create_cache(CACHE).expect("the host grants cache:bench");
             cache.set(KEY, VALUE).expect("the value is JSON");
             OPEN.with(|open| *open.borrow_mut() = Some(cache));
+        }
+        if case == "floor-map-get" {
+            MAP.with(|map| *map.borrow_mut() = Some(calls::HashMap::new()));
         }
     }
 
@@ -48,6 +53,11 @@ impl Guest for Runner {
                 true
             }),
             "floor-get" => count(iterations, || calls::get(KEY).is_some()),
+            "floor-map-get" => MAP.with(|map| {
+                let map = map.borrow();
+                let map = map.as_ref().expect("prepare(\"floor-map-get\") makes the map first");
+                count(iterations, || map.get(KEY).ok().flatten().is_some())
+            }),
             "loop" => count(iterations, || std::hint::black_box(true)),
             other => panic!("no bench case {other:?}"),
         }

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use easycaching::CacheManager;
 use easycaching_host::{CompiledCache, EasyCaching, EasyCachingCtx, Grant, Kind, Runtime, RuntimeConfig};
 use wasmtime::Store;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::fixture::{CACHE, KEY, VALUE};
@@ -24,9 +24,12 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: ["../../wit", "../wit"],
         world: "bench:floor/runner-host",
+        imports: { default: trappable },
+        with: { "bench:floor/calls.hash-map": super::FloorMap },
     });
 }
 
+use bindings::easycaching::cache::types::Error as FloorError;
 use bindings::{RunnerHost, RunnerHostPre};
 
 /// The bench guest component, as `make bench` builds it.
@@ -52,12 +55,43 @@ impl WasiView for GuestState {
 }
 
 impl bindings::bench::floor::calls::Host for GuestState {
-    fn empty(&mut self) {}
+    fn empty(&mut self) -> wasmtime::Result<()> {
+        Ok(())
+    }
 
-    fn get(&mut self, key: String) -> Option<String> {
-        self.floor.get(&key).cloned()
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.floor.get(&key).cloned())
     }
 }
+
+/// What a `bench:floor/calls.hash-map` handle stands for: a plain map.
+pub struct FloorMap(HashMap<String, String>);
+
+impl bindings::bench::floor::calls::HostHashMap for GuestState {
+    fn new(&mut self) -> wasmtime::Result<Resource<FloorMap>> {
+        Ok(self.table.push(FloorMap(floor_map()))?)
+    }
+
+    fn get(
+        &mut self,
+        map: Resource<FloorMap>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<String>, FloorError>> {
+        Ok(Ok(self.table.get(&map)?.0.get(&key).cloned()))
+    }
+
+    fn drop(&mut self, map: Resource<FloorMap>) -> wasmtime::Result<()> {
+        self.table.delete(map)?;
+        Ok(())
+    }
+}
+
+/// The map every floor answers from: [`KEY`] and its value.
+fn floor_map() -> HashMap<String, String> {
+    HashMap::from([(KEY.to_owned(), VALUE.to_owned())])
+}
+
+impl bindings::easycaching::cache::types::Host for GuestState {}
 
 /// The bench guest, compiled and linked: instances of it cost microseconds.
 pub struct BenchGuest {
@@ -92,7 +126,7 @@ impl BenchGuest {
     /// [`CACHE`], and whose floor map holds [`KEY`].
     pub fn instantiate(&self, manager: CacheManager) -> Result<GuestInstance> {
         let easycaching = EasyCachingCtx::builder(manager).grant(Grant::manage(Kind::Cache, CACHE)).build();
-        let floor = HashMap::from([(KEY.to_owned(), VALUE.to_owned())]);
+        let floor = floor_map();
         let state =
             GuestState { table: ResourceTable::new(), wasi: WasiCtx::builder().build(), easycaching, floor };
         let mut store = Store::new(self.runtime.engine(), state);

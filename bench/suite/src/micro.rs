@@ -32,6 +32,7 @@ pub const CASES: &[&str] = &[
     "hit/mutex-hashmap",
     "hit/coherence-check",
     "guest/easycaching-get",
+    "guest/floor-map-get",
     "guest/floor-get",
     "guest/floor-empty",
     "miss/easycaching-get",
@@ -65,6 +66,7 @@ pub fn prepare(case: &str) -> Result<Loop> {
             counted(scratch, move || manager.refresh().is_ok())
         }
         "guest/easycaching-get" => guest_loop(scratch, &db, "get-hit")?,
+        "guest/floor-map-get" => guest_loop(scratch, &db, "floor-map-get")?,
         "guest/floor-get" => guest_loop(scratch, &db, "floor-get")?,
         "guest/floor-empty" => guest_loop(scratch, &db, "floor-empty")?,
         "miss/easycaching-get" => {
