@@ -15,12 +15,16 @@
 //! Writers that wait for their acknowledgement come back with their next write only after it.
 //! Left alone, the first of them to come back leads a batch of one or two while the rest queue
 //! behind it, and batches alternate between small and large: 8 synchronous writers then share an
-//! fsync four at a time, not eight. So a leader first waits for the writers it can expect: as
-//! many as were in the last batch or queued when it finished (PostgreSQL's `commit_delay` and
+//! fsync four at a time, not eight. So a leader waits for the writers it can expect: as many as
+//! were in the last batch or queued when it finished (PostgreSQL's `commit_delay` and
 //! `commit_siblings`, sized by what was seen rather than by settings). It waits at most half as
 //! long as the last batch took to run, so the wait is small next to the commit it saves, and a
 //! writer that is gone costs that once: the next batch expects only the writers that came. A lone
 //! writer expects only itself and never waits.
+//!
+//! The leader does not sit idle meanwhile: the batch hands its writes over one at a time
+//! ([`Gathering::next`]), as they arrive, so the first are applied while the last are still on
+//! their way, and only the last write's work stands between its arrival and the commit.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,11 +58,13 @@ struct State<W, R> {
     results: HashMap<u64, R>,
     next_ticket: u64,
     batch_in_flight: bool,
-    /// A leader is gathering, waiting for this many writes to be queued.
-    gathering_for: Option<usize>,
+    /// The leader is asleep until this many writes are queued: all it still expects, so it
+    /// is woken once, not once a write.
+    leader_waits_for: Option<usize>,
     /// Writers the next leader may expect: the last batch's and those queued when it finished.
     expected_writers: usize,
-    /// How long the last batch took to run; a leader waits for writers at most half of it.
+    /// How long the last batch took to run, less its waits for writers; a leader waits for
+    /// writers at most half of it.
     last_batch_time: Duration,
     /// Writers asleep until a batch finishes. A notification costs a system call even when
     /// nobody waits, which a lone writer would pay on every write.
@@ -74,7 +80,7 @@ impl<W, R> GroupCommit<W, R> {
                 results: HashMap::new(),
                 next_ticket: 0,
                 batch_in_flight: false,
-                gathering_for: None,
+                leader_waits_for: None,
                 expected_writers: 1,
                 last_batch_time: Duration::ZERO,
                 waiting: 0,
@@ -95,16 +101,24 @@ impl<W, R> GroupCommit<W, R> {
         }
     }
 
-    /// Submits `write` and waits for its result. `run_batch` runs a batch and returns one
-    /// result per write, in order; it is called by whichever writer leads that batch, never by
-    /// two threads at once, so it may also apply in-memory effects in commit order.
+    /// Submits `write` and waits for its result. `run_batch` runs a batch: it takes the
+    /// writes one at a time from the [`Gathering`] until it answers `None` (a batch that
+    /// stops early leaves the rest to the next one), and returns one result per write taken,
+    /// in order. It is called by whichever writer leads that batch,
+    /// never by two threads at once, so it may also apply in-memory effects in commit order.
     /// `failed` makes the result of a write whose batch panicked.
-    pub(crate) fn submit(&self, write: W, run_batch: impl Fn(Vec<W>) -> Vec<R>, failed: impl Fn() -> R) -> R {
+    pub(crate) fn submit(
+        &self,
+        write: W,
+        run_batch: impl Fn(&mut Gathering<'_, W, R>) -> Vec<R>,
+        failed: impl Fn() -> R,
+    ) -> R {
         let mut state = self.lock();
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         state.queued.push_back((ticket, write));
-        if state.gathering_for.is_some_and(|expected| state.queued.len() >= expected) {
+        if state.leader_waits_for.is_some_and(|count| state.queued.len() >= count) {
+            state.leader_waits_for = None;
             self.arrived.notify_one();
         }
         loop {
@@ -118,24 +132,49 @@ impl<W, R> GroupCommit<W, R> {
                 continue;
             }
             state.batch_in_flight = true;
-            state = self.gather(state);
-            let take = state.queued.len().min(self.max_batch);
-            let (tickets, writes): (Vec<u64>, Vec<W>) = state.queued.drain(..take).unzip();
+            let expected = state.expected_writers.min(self.max_batch);
+            let gather_for = (state.last_batch_time / 2).min(MAX_GATHER_WAIT);
             drop(state);
             self.batches.fetch_add(1, Ordering::Relaxed);
-            self.writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
 
-            let mut guard = BatchGuard { group: self, tickets, failed: &failed };
             let started = Instant::now();
-            let results = run_batch(writes);
-            let took = started.elapsed();
-            let tickets = std::mem::take(&mut guard.tickets);
-            std::mem::forget(guard);
+            let mut gathering = Gathering {
+                group: self,
+                failed: &failed,
+                taken: Vec::new(),
+                handed: 0,
+                expected,
+                deadline: started + gather_for,
+                waited: Duration::ZERO,
+                done: false,
+            };
+            let results = run_batch(&mut gathering);
+            gathering.done = true;
+            let took = started.elapsed().saturating_sub(gathering.waited);
 
             state = self.lock();
-            state.expected_writers = tickets.len() + state.queued.len();
+            let handed = gathering.handed;
+            let unhanded = gathering.taken.split_off(handed.min(gathering.taken.len()));
+            if handed > 0 {
+                // Writes taken but not handed over (the batch stopped early) go back to the
+                // front of the queue, for the next batch.
+                for queued in unhanded.into_iter().rev() {
+                    state.queued.push_front(queued);
+                }
+            } else {
+                // A batch that took none would leave them queued forever.
+                state.results.extend(unhanded.into_iter().map(|(ticket, _)| (ticket, failed())));
+            }
+            self.writes.fetch_add(handed as u64, Ordering::Relaxed);
+            state.expected_writers = handed + state.queued.len();
             state.last_batch_time = took;
-            state.results.extend(tickets.into_iter().zip(results));
+            // One result per write handed over; should the batch return fewer, the rest fail
+            // rather than wait forever.
+            let mut results = results.into_iter();
+            for (ticket, _) in gathering.taken.drain(..) {
+                let result = results.next().unwrap_or_else(&failed);
+                state.results.insert(ticket, result);
+            }
             self.batch_done(&mut state);
         }
     }
@@ -148,43 +187,86 @@ impl<W, R> GroupCommit<W, R> {
         }
     }
 
-    /// Waits, as the leader of the next batch, until the writers it expects have queued, or
-    /// until half the last batch's run time has passed (see the module's documentation).
-    fn gather<'a>(&'a self, mut state: MutexGuard<'a, State<W, R>>) -> MutexGuard<'a, State<W, R>> {
-        let expected = state.expected_writers.min(self.max_batch);
-        if state.queued.len() >= expected {
-            return state;
-        }
-        let deadline = Instant::now() + (state.last_batch_time / 2).min(MAX_GATHER_WAIT);
-        state.gathering_for = Some(expected);
-        while state.queued.len() < expected {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
-            state = match self.arrived.wait_timeout(state, left) {
-                Ok((state, _)) => state,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-        state.gathering_for = None;
-        state
-    }
-
     fn lock(&self) -> MutexGuard<'_, State<W, R>> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// Should the leader's `run_batch` panic, answers its batch with `failed()` and lets the next
-/// writer lead, so one panic cannot leave every other writer waiting forever.
-struct BatchGuard<'a, W, R, F: Fn() -> R> {
+/// The batch a leader is running: the writes it has taken so far, and more as they arrive.
+///
+/// Should the leader's `run_batch` panic, dropping it answers every write it took with
+/// `failed()` and lets the next writer lead, so one panic cannot leave every other writer
+/// waiting forever.
+pub(crate) struct Gathering<'a, W, R> {
     group: &'a GroupCommit<W, R>,
-    tickets: Vec<u64>,
-    failed: &'a F,
+    failed: &'a dyn Fn() -> R,
+    /// The writes taken from the queue, with their tickets.
+    taken: Vec<(u64, W)>,
+    /// How many of them were handed to the batch.
+    handed: usize,
+    /// How many writes the batch waits for.
+    expected: usize,
+    /// How long it waits for them.
+    deadline: Instant,
+    /// The time spent asleep waiting for them.
+    waited: Duration,
+    /// The batch returned normally.
+    done: bool,
 }
 
-impl<W, R, F: Fn() -> R> Drop for BatchGuard<'_, W, R, F> {
+impl<W, R> Gathering<'_, W, R> {
+    /// The next write of the batch: one already queued, or one expected, waited for (see the
+    /// module's documentation); `None` once the batch is complete.
+    pub(crate) fn next(&mut self) -> Option<&W> {
+        if self.handed == self.taken.len() && !self.take_more() {
+            return None;
+        }
+        self.handed += 1;
+        self.taken.get(self.handed - 1).map(|(_, write)| write)
+    }
+
+    /// Every write handed to the batch so far, in order.
+    pub(crate) fn writes(&self) -> impl ExactSizeIterator<Item = &W> {
+        self.taken[..self.handed].iter().map(|(_, write)| write)
+    }
+
+    /// Takes every write queued, up to the batch limit, waiting for one while fewer than
+    /// expected have come; false when there are no more for this batch.
+    fn take_more(&mut self) -> bool {
+        let group = self.group;
+        if self.taken.len() >= group.max_batch {
+            return false;
+        }
+        let mut state = group.lock();
+        loop {
+            if !state.queued.is_empty() {
+                let take = state.queued.len().min(group.max_batch - self.taken.len());
+                self.taken.extend(state.queued.drain(..take));
+                return true;
+            }
+            if self.taken.len() >= self.expected {
+                return false;
+            }
+            let now = Instant::now();
+            let Some(left) = self.deadline.checked_duration_since(now) else { return false };
+            state.leader_waits_for = Some(self.expected - self.taken.len());
+            state = match group.arrived.wait_timeout(state, left) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+            state.leader_waits_for = None;
+            self.waited += now.elapsed();
+        }
+    }
+}
+
+impl<W, R> Drop for Gathering<'_, W, R> {
     fn drop(&mut self) {
+        if self.done {
+            return;
+        }
         let mut state = self.group.lock();
-        for ticket in self.tickets.drain(..) {
+        for (ticket, _) in self.taken.drain(..) {
             state.results.insert(ticket, (self.failed)());
         }
         self.group.batch_done(&mut state);
@@ -194,14 +276,23 @@ impl<W, R, F: Fn() -> R> Drop for BatchGuard<'_, W, R, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// Every write of a batch, as the batch hands them over.
+    fn all<W: Copy, R>(batch: &mut Gathering<'_, W, R>) -> Vec<W> {
+        std::iter::from_fn(|| batch.next().copied()).collect()
+    }
+
+    fn add_one(batch: &mut Gathering<'_, u32, u32>) -> Vec<u32> {
+        all(batch).into_iter().map(|w| w + 1).collect()
+    }
 
     #[test]
     fn a_lone_writer_gets_its_own_result() {
         let group: GroupCommit<u32, u32> = GroupCommit::new(8);
-        assert_eq!(group.submit(20, |batch| batch.iter().map(|w| w + 1).collect(), || 0), 21);
-        assert_eq!(group.submit(40, |batch| batch.iter().map(|w| w + 1).collect(), || 0), 41);
+        assert_eq!(group.submit(20, add_one, || 0), 21);
+        assert_eq!(group.submit(40, add_one, || 0), 41);
     }
 
     #[test]
@@ -220,7 +311,7 @@ mod tests {
                             |batch| {
                                 batches.fetch_add(1, Ordering::Relaxed);
                                 std::thread::sleep(std::time::Duration::from_micros(200));
-                                batch.iter().map(|w| w * 2).collect()
+                                all(batch).into_iter().map(|w| w * 2).collect()
                             },
                             || u64::MAX,
                         );
@@ -236,6 +327,62 @@ mod tests {
         assert!(batches < 1600, "1600 writes took {batches} batches: no grouping happened");
     }
 
+    impl<W, R> GroupCommit<W, R> {
+        /// Waits until `count` writes are queued.
+        fn wait_for_queued(&self, count: usize) {
+            while self.lock().queued.len() < count {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
+
+    #[test]
+    fn writes_that_arrive_while_a_batch_runs_join_it_and_a_batch_that_stops_early_leaves_the_rest() {
+        let group: Arc<GroupCommit<u32, u32>> = Arc::new(GroupCommit::new(8));
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let run = {
+            let group = group.clone();
+            let batches = batches.clone();
+            move |batch: &mut Gathering<'_, u32, u32>| {
+                let mut writes = vec![*batch.next().expect("the leader's own write")];
+                if writes[0] == 1 {
+                    // While the first write is being applied, two more arrive: the batch
+                    // takes them as they come, and this one stops after the first of them.
+                    group.wait_for_queued(2);
+                    writes.extend(batch.next().copied());
+                } else {
+                    writes.extend(std::iter::from_fn(|| batch.next().copied()));
+                }
+                batches.lock().unwrap().push(writes.clone());
+                writes.iter().map(|w| w * 10).collect()
+            }
+        };
+        let leader = {
+            let (group, run) = (group.clone(), run.clone());
+            std::thread::spawn(move || group.submit(1, run, || 0))
+        };
+        // Queued once the leader's batch is under way (it holds no lock while it runs).
+        while group.stats().batches == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let others: Vec<_> = [2, 3]
+            .into_iter()
+            .map(|write| {
+                let (group, run) = (group.clone(), run.clone());
+                std::thread::spawn(move || group.submit(write, run, || 0))
+            })
+            .collect();
+        assert_eq!(leader.join().unwrap(), 10);
+        let mut answers: Vec<u32> = others.into_iter().map(|other| other.join().unwrap()).collect();
+        answers.sort();
+        assert_eq!(answers, [20, 30]);
+        let batches = batches.lock().unwrap().clone();
+        assert_eq!(batches.len(), 2, "{batches:?}");
+        assert_eq!(batches[0].len(), 2, "the first batch takes a write that came while it ran: {batches:?}");
+        assert_eq!(batches[1].len(), 1, "the write it left runs in the next batch: {batches:?}");
+        assert_eq!(group.stats(), WriteStats { writes: 3, batches: 2 });
+    }
+
     #[test]
     fn a_panicking_batch_fails_its_writers_and_the_next_batch_runs() {
         let group: Arc<GroupCommit<u32, u32>> = Arc::new(GroupCommit::new(8));
@@ -243,6 +390,6 @@ mod tests {
             group.submit(1, |_| panic!("storage bug"), || 0)
         }));
         assert!(panicked.is_err());
-        assert_eq!(group.submit(2, |batch| batch.iter().map(|w| w + 1).collect(), || 0), 3);
+        assert_eq!(group.submit(2, add_one, || 0), 3);
     }
 }

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::cache::{Cache, CacheState};
-use crate::group_commit::{GroupCommit, WriteStats};
+use crate::group_commit::{Gathering, GroupCommit, WriteStats};
 use crate::options::CacheManagerBuilder;
 use crate::queue::Queue;
 use crate::store::{
     Applied, AtomicChangeToken, CacheId, Change, ChangeToken, Changes, Listed, Outcome, OwnCommit, QueueId,
-    SqliteStore, Store, Target, Write,
+    SqliteStore, Store, Target, Write, Writes,
 };
 use crate::{Error, Limits, Quota, Result, validate_name};
 
@@ -337,7 +337,7 @@ impl Shared {
         self.writes.submit(
             write,
             |batch| {
-                let Applied { mut results, sync, mut own_commit } = self.store.apply(&batch);
+                let Applied { mut results, sync, mut own_commit } = self.store.apply(batch);
                 // Durable before anyone is answered: nothing to do when the commit fsynced
                 // inside itself; otherwise the fsync runs outside the database's write lock,
                 // so other processes commit meanwhile. Even a batch that failed as a whole
@@ -345,10 +345,10 @@ impl Shared {
                 // cache deleted), not to be seen before they are durable.
                 if let Err(error) = self.store.sync(sync) {
                     // Which writes reached the disk cannot be told: each gets the error.
-                    results = batch.iter().map(|_| Err(error.clone())).collect();
+                    results = batch.writes().map(|_| Err(error.clone())).collect();
                     own_commit = None;
                 }
-                self.after_commit(&batch, &results, own_commit);
+                self.after_commit(batch.writes(), &results, own_commit);
                 results
             },
             || {
@@ -363,12 +363,17 @@ impl Shared {
     /// Brings the LRUs up to date with a batch just committed. Runs in commit order (one
     /// batch at a time) under the cursor lock, so it cannot interleave with taking in other
     /// processes' changes.
-    fn after_commit(&self, writes: &[Write], results: &[Result<Outcome>], own: Option<OwnCommit>) {
+    fn after_commit<'w>(
+        &self,
+        writes: impl Iterator<Item = &'w Write>,
+        results: &[Result<Outcome>],
+        own: Option<OwnCommit>,
+    ) {
         let mut cursor = self.coherence.lock_cursor();
         // Written values go into the LRU only when nobody else committed between our last look
         // at the change log and our commit; otherwise the keys are dropped and read afresh.
         let own = own.filter(|own| self.coherence.is_synced(own.before));
-        for (write, result) in writes.iter().zip(results) {
+        for (write, result) in writes.zip(results) {
             // A failed write may still have committed (its fsync failed after the commit):
             // its keys are forgotten, never trusted.
             let outcome = result.as_ref().ok();
@@ -454,5 +459,12 @@ impl Shared {
         }
         self.coherence.set_synced(token);
         Ok(())
+    }
+}
+
+/// Group commit hands a batch's writes to the store as they arrive.
+impl<R> Writes for Gathering<'_, Write, R> {
+    fn next_write(&mut self) -> Option<&Write> {
+        self.next()
     }
 }

@@ -262,15 +262,31 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// The writes of one batch, handed to [`Store::apply`] one at a time: group commit hands each
+/// over as its writer submits it, so a store applies the first while the last are on their way.
+pub trait Writes {
+    /// The next write of the batch; `None` once the batch is complete.
+    fn next_write(&mut self) -> Option<&Write>;
+}
+
+/// A batch known in full.
+impl Writes for std::slice::Iter<'_, Write> {
+    fn next_write(&mut self) -> Option<&Write> {
+        self.next()
+    }
+}
+
 /// A storage backend. See the [module documentation](self) for the guarantees it keeps.
 pub trait Store: Send + Sync + 'static {
     /// Applies a batch of writes in one transaction, each all or nothing (one failing leaves
-    /// the others in place). An error for the whole batch (the database is unreachable) is
-    /// returned as that error for every write. The commit may not be durable yet: call
-    /// [`Store::sync`] with [`Applied::sync`] before acknowledging it. Until it is, no read
-    /// through this store answers with it (reads wait for durability); in exchange, a backend
-    /// may release its write lock before the fsync, so that other processes commit meanwhile.
-    fn apply(&self, writes: &[Write]) -> Applied;
+    /// the others in place), taking them from `writes` one at a time, as they arrive, until it
+    /// answers `None`; [`Applied::results`] holds one result per write taken. An error for the
+    /// whole batch (the database is unreachable) is returned as that error for every write
+    /// taken. The commit may not be durable yet: call [`Store::sync`] with [`Applied::sync`]
+    /// before acknowledging it. Until it is, no read through this store answers with it
+    /// (reads wait for durability); in exchange, a backend may release its write lock before
+    /// the fsync, so that other processes commit meanwhile.
+    fn apply(&self, writes: &mut dyn Writes) -> Applied;
 
     /// Makes `target` durable. Concurrent calls share the work (one fsync, for SQLite).
     fn sync(&self, target: SyncTarget) -> Result<()>;

@@ -37,7 +37,7 @@ use self::wal_index::WalIndex;
 use self::write_turns::WriteTurns;
 use super::{
     Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store,
-    SyncTarget, Target, Write,
+    SyncTarget, Target, Writes,
 };
 use crate::options::Durability;
 use crate::{Error, Json, Result};
@@ -174,8 +174,20 @@ impl SqliteStore {
         Ok(value)
     }
 
-    /// Runs the batch in one transaction; an error here fails the whole batch.
-    fn transaction(&self, writer: &mut Writer, writes: &[Write]) -> Result<Applied> {
+    /// Runs the batch in one transaction, taking its writes as they come; an error here fails
+    /// every write taken. The first write runs without a savepoint, as a lone write (the
+    /// common case) needs none: should it fail, the transaction is rolled back and begun
+    /// again for the writes after it. Each later write runs in a savepoint of its own.
+    fn transaction(
+        &self,
+        writer: &mut Writer,
+        writes: &mut dyn Writes,
+        taken: &mut usize,
+    ) -> Result<Applied> {
+        let Some(first) = writes.next_write() else {
+            return Ok(Applied { results: Vec::new(), sync: SyncTarget::Visible, own_commit: None });
+        };
+        *taken = 1;
         // Where the fsync goes. While no other process commits between our commits, inside
         // COMMIT, as SQLite does it: the commit is durable when it becomes visible, and
         // nobody waits for the write lock anyway. Once others commit between ours, after
@@ -195,25 +207,35 @@ impl SqliteStore {
         // Every statement here goes through `run`, prepared once: parsing them anew each time
         // cost a writer more than the upsert itself.
         run(conn, "BEGIN IMMEDIATE").map_err(|e| self.db.error(e))?;
-        let before = self.wal_index.token();
-        let savepoints = writes.len() > 1;
-        let mut results = Vec::with_capacity(writes.len());
+        let mut before = self.wal_index.token();
         let mut batch = writes::Batch::new(conn, self.writer_id);
-        for write in writes {
-            if savepoints {
-                run(conn, "SAVEPOINT write").map_err(|e| self.rollback(conn, e))?;
+        let mut results = Vec::new();
+        let first = batch.apply(first).map_err(|e| e.into_error(&self.db));
+        let mut in_transaction = first.is_ok();
+        if !in_transaction {
+            run(conn, "ROLLBACK").map_err(|e| self.db.error(e))?;
+        }
+        results.push(first);
+        while let Some(write) = writes.next_write() {
+            *taken += 1;
+            if !in_transaction {
+                run(conn, "BEGIN IMMEDIATE").map_err(|e| self.db.error(e))?;
+                before = self.wal_index.token();
+                batch = writes::Batch::new(conn, self.writer_id);
+                in_transaction = true;
             }
+            run(conn, "SAVEPOINT write").map_err(|e| self.rollback(conn, e))?;
             let result = batch.apply(write).map_err(|e| e.into_error(&self.db));
-            if savepoints {
-                if result.is_err() {
-                    run(conn, "ROLLBACK TO write").map_err(|e| self.rollback(conn, e))?;
-                }
-                run(conn, "RELEASE write").map_err(|e| self.rollback(conn, e))?;
+            if result.is_err() {
+                run(conn, "ROLLBACK TO write").map_err(|e| self.rollback(conn, e))?;
             }
+            run(conn, "RELEASE write").map_err(|e| self.rollback(conn, e))?;
             results.push(result);
         }
-        if results.iter().all(|r| r.is_err()) {
-            run(conn, "ROLLBACK").map_err(|e| self.db.error(e))?;
+        if !in_transaction || results.iter().all(|r| r.is_err()) {
+            if in_transaction {
+                run(conn, "ROLLBACK").map_err(|e| self.db.error(e))?;
+            }
             return Ok(Applied { results, sync: SyncTarget::Visible, own_commit: None });
         }
         if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
@@ -289,12 +311,15 @@ impl Store for SqliteStore {
         .map_err(|e| self.db.error(e))
     }
 
-    fn apply(&self, writes: &[Write]) -> Applied {
+    fn apply(&self, writes: &mut dyn Writes) -> Applied {
         let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.transaction(&mut writer, writes).unwrap_or_else(|error| Applied {
-            results: writes.iter().map(|_| Err(error.clone())).collect(),
-            sync: SyncTarget::Visible,
-            own_commit: None,
+        let mut taken = 0;
+        self.transaction(&mut writer, writes, &mut taken).unwrap_or_else(|error| {
+            // The whole batch fails: the writes not taken yet with it, so that none waits.
+            while writes.next_write().is_some() {
+                taken += 1;
+            }
+            Applied { results: vec![Err(error); taken], sync: SyncTarget::Visible, own_commit: None }
         })
     }
 
@@ -472,6 +497,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::Quota;
+    use crate::store::Write;
 
     fn open(path: &Path) -> SqliteStore {
         SqliteStore::open(path, Durability::Full, Duration::from_secs(5)).unwrap()
@@ -479,7 +505,7 @@ mod tests {
 
     fn create(store: &SqliteStore) -> CacheId {
         let write = Write::CreateCache { name: "c".into(), quota: Quota::UNLIMITED };
-        match store.apply(std::slice::from_ref(&write)).results.remove(0) {
+        match store.apply(&mut std::slice::from_ref(&write).iter()).results.remove(0) {
             Ok(super::super::Outcome::Created { id, .. }) => CacheId(id),
             other => panic!("create: {other:?}"),
         }
@@ -492,8 +518,50 @@ mod tests {
             entries: vec![(key.to_owned(), Json::parse("1").unwrap())],
             quota: Quota::UNLIMITED,
         };
-        store.apply(std::slice::from_ref(&write)).results.remove(0).unwrap();
+        store.apply(&mut std::slice::from_ref(&write).iter()).results.remove(0).unwrap();
         store.sync(SyncTarget::Visible).unwrap();
+    }
+
+    fn set_write(cache: CacheId, entries: &[&str], quota: Quota) -> Write {
+        Write::Set {
+            cache: Target { id: cache, name: "c".into() },
+            entries: entries.iter().map(|key| ((*key).to_owned(), Json::parse("1").unwrap())).collect(),
+            quota,
+        }
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_rest_of_its_batch_in_place_first_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("t.db"));
+        let cache = create(&store);
+        let at_most_two = Quota { max_entries: Some(2), ..Quota::UNLIMITED };
+        let batch = [
+            // The first write runs without a savepoint: its failure rolls back its transaction.
+            set_write(CacheId(999), &["nowhere"], Quota::UNLIMITED),
+            set_write(cache, &["a"], Quota::UNLIMITED),
+            // Fails after inserting both keys, at the quota check: both must go.
+            set_write(cache, &["b", "c"], at_most_two.clone()),
+            set_write(cache, &["d"], Quota::UNLIMITED),
+        ];
+        let applied = store.apply(&mut batch.iter());
+        let failed: Vec<bool> = applied.results.iter().map(|result| result.is_err()).collect();
+        assert_eq!(failed, [true, false, true, false]);
+        store.sync(applied.sync).unwrap();
+        for (key, stored) in [("a", true), ("b", false), ("c", false), ("d", true)] {
+            assert_eq!(store.get(cache, key).unwrap().is_some(), stored, "key {key}");
+        }
+        assert_eq!(store.cache_stats(cache).unwrap().unwrap().entries, 2);
+
+        // Every write failing: nothing is committed, and each has its own error.
+        let batch = [
+            set_write(cache, &["e"], at_most_two.clone()),
+            set_write(CacheId(999), &["f"], Quota::UNLIMITED),
+        ];
+        let applied = store.apply(&mut batch.iter());
+        assert!(matches!(applied.results[0], Err(Error::QuotaExceeded(_))), "{:?}", applied.results[0]);
+        assert!(matches!(applied.results[1], Err(Error::NoSuchCache(_))), "{:?}", applied.results[1]);
+        assert_eq!(store.cache_stats(cache).unwrap().unwrap().entries, 2);
     }
 
     #[test]
