@@ -57,6 +57,12 @@ enum Cmd {
         index: u64,
         #[arg(long, default_value_t = 0)]
         entries: u64,
+        /// For a writer: where its keys start (see `stages::writes::writer_key`).
+        #[arg(long, default_value_t = 0)]
+        first_key: u64,
+        /// For a writer: a new key every write, rather than cycling through its keys.
+        #[arg(long)]
+        new_keys: bool,
     },
     /// Gathers every stage's figures: prints the table, writes results.json and results.md.
     Report {
@@ -127,11 +133,9 @@ fn main() -> Result<()> {
             let needs_input = || input.clone().ok_or_else(|| anyhow::anyhow!("this stage needs --input"));
             let figures: Vec<Figure> = match stage {
                 StageName::Writes => {
-                    vec![
-                        stages::writes::single(budget)?,
-                        stages::writes::threads(budget)?,
-                        stages::writes::processes(budget)?,
-                    ]
+                    let mut figures = vec![stages::writes::single(budget)?, stages::writes::threads(budget)?];
+                    figures.extend(stages::writes::processes(budget)?);
+                    figures
                 }
                 StageName::Spin => vec![stages::writes::spin(budget)?],
                 StageName::Redis => stages::versus_redis::run(budget)?,
@@ -145,8 +149,13 @@ fn main() -> Result<()> {
             print!("{}", report::aligned(&report::markdown(&figures)));
             report::write_part(stage.file(), &figures)?;
         }
-        Cmd::Child { role, engine, db, start_at, millis, index, entries } => match role.as_str() {
-            "writer" => println!("{}", stages::writes::writer_child(&engine, &db, start_at, millis, index)?),
+        Cmd::Child { role, engine, db, start_at, millis, index, entries, first_key, new_keys } => match role
+            .as_str()
+        {
+            "writer" => {
+                let keys = stages::writes::WriterKeys { index, first_key, new_keys };
+                println!("{}", stages::writes::writer_child(&engine, &db, start_at, millis, keys)?)
+            }
             "producer" | "consumer" => {
                 println!("{}", stages::queues::peer_child(&role, &engine, &db, start_at, millis)?)
             }

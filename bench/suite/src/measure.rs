@@ -3,6 +3,8 @@
 //! and easycaching and its baseline take turns so that a burst of load from another process on
 //! the machine falls on both.
 
+use std::cell::Cell;
+use std::convert::Infallible;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Barrier;
@@ -56,18 +58,39 @@ pub fn paired(
     mut ours: impl FnMut(u64),
     mut baseline: impl FnMut(u64),
 ) -> (Rate, Rate) {
+    // Every operation gets a number of its own, across rounds and sides.
+    let offset = Cell::new(0);
+    let run = |op: &mut dyn FnMut(u64)| -> Result<Rate, Infallible> {
+        let start = offset.get();
+        let rate = run_for(budget, max_ops, |i| op(start + i));
+        offset.set(start + rate.ops);
+        Ok(rate)
+    };
+    let Ok(rates) = alternate(rounds, |_| run(&mut ours), |_| run(&mut baseline));
+    rates
+}
+
+/// The number of a writer's `i`th operation in round `round` of [`alternate`], so that each
+/// round writes values of its own.
+pub fn round_op(round: usize, i: u64) -> u64 {
+    round as u64 * 1_000_000_000 + i
+}
+
+/// Runs `ours(round)` and `baseline(round)` in turns, `rounds` times each, and returns the
+/// median rate of each: a burst of load from elsewhere on the machine falls on both sides
+/// rather than on one.
+pub fn alternate<E>(
+    rounds: usize,
+    mut ours: impl FnMut(usize) -> Result<Rate, E>,
+    mut baseline: impl FnMut(usize) -> Result<Rate, E>,
+) -> Result<(Rate, Rate), E> {
     let mut ours_rates = Vec::new();
     let mut baseline_rates = Vec::new();
-    let mut offset = 0;
-    for _ in 0..rounds {
-        let rate = run_for(budget, max_ops, |i| ours(offset + i));
-        offset += rate.ops;
-        ours_rates.push(rate);
-        let rate = run_for(budget, max_ops, |i| baseline(offset + i));
-        offset += rate.ops;
-        baseline_rates.push(rate);
+    for round in 0..rounds.max(1) {
+        ours_rates.push(ours(round)?);
+        baseline_rates.push(baseline(round)?);
     }
-    (median_rate(ours_rates), median_rate(baseline_rates))
+    Ok((median_rate(ours_rates), median_rate(baseline_rates)))
 }
 
 fn median_rate(mut rates: Vec<Rate>) -> Rate {
@@ -121,6 +144,10 @@ pub fn sleep_until(at: u64) {
         std::thread::sleep(Duration::from_millis(at - now));
     }
 }
+
+/// How long after they are spawned timed children start, all at the same instant: time
+/// enough for every one of them to start and open its database, even on a busy machine.
+pub const CHILD_START_MILLIS: u64 = 1000;
 
 /// The arguments of a child that runs `role` on `db` with `engine` (easycaching or its
 /// baseline) from the instant `start_at` (Unix milliseconds) for `run_for`, as `run_children`

@@ -50,17 +50,15 @@ pub struct Budget {
     pub round: Duration,
     /// Rounds per comparison (the median is kept).
     pub rounds: usize,
-    /// One run of a concurrent or multi-process figure.
-    pub concurrent: Duration,
 }
 
 impl Budget {
     /// The default budget, or the longer one of `--full`.
     pub fn new(full: bool) -> Budget {
         if full {
-            Budget { round: Duration::from_secs(3), rounds: 5, concurrent: Duration::from_secs(6) }
+            Budget { round: Duration::from_secs(3), rounds: 5 }
         } else {
-            Budget { round: Duration::from_millis(1200), rounds: 3, concurrent: Duration::from_secs(3) }
+            Budget { round: Duration::from_millis(1200), rounds: 3 }
         }
     }
 }

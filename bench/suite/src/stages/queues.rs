@@ -10,7 +10,7 @@ use easycaching::Durability;
 use super::{Budget, section};
 use crate::baseline::RawSqlite;
 use crate::fixture::{self, Scratch, VALUE};
-use crate::measure::{self, paired};
+use crate::measure::{self, CHILD_START_MILLIS, Rate, alternate, paired};
 use crate::report::{Figure, Unit};
 
 /// The queue every queue figure uses.
@@ -40,24 +40,33 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
             .against("rusqlite insert + delete oldest, autocommit, FULL", base.per_sec()),
     ];
 
-    let across = |engine: &str, db: &Path| -> Result<f64> {
-        let start_at = measure::unix_millis() + 1500;
+    let across = |engine: &str, db: &Path| -> Result<Rate> {
+        let start_at = measure::unix_millis() + CHILD_START_MILLIS;
         let children: Vec<Vec<String>> = ["producer", "consumer"]
             .iter()
-            .map(|role| measure::timed_child(role, engine, db, start_at, budget.concurrent))
+            .map(|role| measure::timed_child(role, engine, db, start_at, budget.round))
             .collect();
         let outputs = measure::run_children(&children)?;
-        let consumed: u64 = outputs[1].trim().parse()?;
-        Ok(consumed as f64 / budget.concurrent.as_secs_f64())
+        Ok(Rate { ops: outputs[1].trim().parse()?, elapsed: budget.round })
     };
-    // Create both databases first, so neither child races the other to make the schema.
-    fixture::manager(&scratch.db("across.db"), Durability::Full)?.create_queue(QUEUE)?;
-    RawSqlite::open(&scratch.db("raw-across.db"), "FULL")?;
-    let ours = across("easycaching", &scratch.db("across.db"))?;
-    let base = across("rusqlite", &scratch.db("raw-across.db"))?;
+    // A fresh pair of databases each round, so no round starts with the last one's backlog;
+    // made before the children start, so neither races the other to make the schema.
+    let (ours, base) = alternate(
+        budget.rounds,
+        |round| {
+            let db = scratch.db(&format!("across-{round}.db"));
+            fixture::manager(&db, Durability::Full)?.create_queue(QUEUE)?;
+            across("easycaching", &db)
+        },
+        |round| {
+            let db = scratch.db(&format!("raw-across-{round}.db"));
+            RawSqlite::open(&db, "FULL")?;
+            across("rusqlite", &db)
+        },
+    )?;
     figures.push(
-        Figure::new(section::QUEUES, "put in one process, get in another", ours, Unit::OpsPerSec)
-            .against("rusqlite, the same between two processes", base)
+        Figure::new(section::QUEUES, "put in one process, get in another", ours.per_sec(), Unit::OpsPerSec)
+            .against("rusqlite, the same between two processes", base.per_sec())
             .note("items through per second"),
     );
     Ok(figures)

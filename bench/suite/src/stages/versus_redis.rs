@@ -9,7 +9,7 @@ use easycaching::Durability;
 
 use super::{Budget, section};
 use crate::fixture::{self, CACHE, KEY, Scratch, VALUE, key};
-use crate::measure::{concurrent, paired};
+use crate::measure::{alternate, concurrent, paired, round_op};
 use crate::micro::MISS_KEYS;
 use crate::redis::{Persistence, RedisServer};
 use crate::report::{Figure, Goal, Unit};
@@ -85,18 +85,30 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
             .against("Redis SET, appendfsync always", base.per_sec())
             .goal(Goal::RatioAtLeast(1.0)),
     );
-    let ours = concurrent(WRITERS, budget.concurrent, |thread, i| {
-        cache.set(&key(thread as u64 * 1_000_000 + i % 1000), fixture::numbered_json(i)).expect("set")
-    });
+    // Every key written before, as in the other write figures: each write replaces a value.
+    for thread in 0..WRITERS as u64 {
+        cache.set_many((0..1000).map(|i| (key(thread * 1_000_000 + i), fixture::value())))?;
+    }
     let clients = (0..WRITERS).map(|_| server.connect().map(Mutex::new)).collect::<Result<Vec<_>>>()?;
-    let base = concurrent(WRITERS, budget.concurrent, |thread, i| {
-        let value = fixture::numbered_value(i);
-        clients[thread]
-            .lock()
-            .unwrap()
-            .set(&key(thread as u64 * 1_000_000 + i % 1000), &value)
-            .expect("redis set")
-    });
+    let (ours, base) = alternate(
+        budget.rounds,
+        |round| {
+            Ok::<_, anyhow::Error>(concurrent(WRITERS, budget.round, |thread, i| {
+                let i = round_op(round, i);
+                cache.set(&key(thread as u64 * 1_000_000 + i % 1000), fixture::numbered_json(i)).expect("set")
+            }))
+        },
+        |round| {
+            Ok(concurrent(WRITERS, budget.round, |thread, i| {
+                let value = fixture::numbered_value(round_op(round, i));
+                clients[thread]
+                    .lock()
+                    .unwrap()
+                    .set(&key(thread as u64 * 1_000_000 + i % 1000), &value)
+                    .expect("redis set")
+            }))
+        },
+    )?;
     figures.push(
         Figure::new(
             section::REDIS,

@@ -7,12 +7,12 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::Result;
-use easycaching::Durability;
+use easycaching::{Cache, Durability};
 
 use super::{Budget, section};
 use crate::baseline::{RawSqlite, SpinStore};
-use crate::fixture::{self, CACHE, Scratch, key};
-use crate::measure::{self, concurrent, paired};
+use crate::fixture::{self, CACHE, Scratch, VALUE, key};
+use crate::measure::{self, CHILD_START_MILLIS, Rate, alternate, concurrent, paired, round_op};
 use crate::report::{Figure, Goal, Unit};
 
 /// Concurrent writers, as issue 7 asks.
@@ -25,13 +25,14 @@ const KEYS_PER_WRITER: u64 = 1000;
 pub fn single(budget: Budget) -> Result<Figure> {
     let scratch = Scratch::new()?;
     let cache = fixture::manager(&scratch.db("ours.db"), Durability::Full)?.create_cache(CACHE)?;
-    let raw = RawSqlite::open(&scratch.db("raw.db"), "FULL")?;
+    let mut raw = RawSqlite::open(&scratch.db("raw.db"), "FULL")?;
+    prefill(&cache, &mut raw)?;
     let (ours, base) = paired(
         budget.rounds,
         budget.round,
         200_000,
-        |i| cache.set(&key(i % KEYS_PER_WRITER), fixture::numbered_json(i)).expect("set"),
-        |i| raw.set(&key(i % KEYS_PER_WRITER), &fixture::numbered_value(i)).expect("raw set"),
+        |i| cache.set(&existing_key(0, i), fixture::numbered_json(i)).expect("set"),
+        |i| raw.set(&existing_key(0, i), &fixture::numbered_value(i)).expect("raw set"),
     );
     Ok(Figure::new(
         section::WRITES,
@@ -44,40 +45,77 @@ pub fn single(budget: Budget) -> Result<Figure> {
 }
 
 /// 8 writer threads sharing one manager, against 8 threads taking turns on one connection
-/// with one transaction per write.
+/// with one transaction per write; every write replaces a value (the keys are written once
+/// before).
 pub fn threads(budget: Budget) -> Result<Figure> {
     let scratch = Scratch::new()?;
     let manager = fixture::manager(&scratch.db("ours.db"), Durability::Full)?;
     let cache = manager.create_cache(CACHE)?;
-    let ours = concurrent(WRITERS, budget.concurrent, |thread, i| {
-        cache
-            .set(&key(thread as u64 * 1_000_000 + i % KEYS_PER_WRITER), fixture::numbered_json(i))
-            .expect("set")
-    });
-    let stats = manager.write_stats();
-    let raw = Mutex::new(RawSqlite::open(&scratch.db("raw.db"), "FULL")?);
-    let base = concurrent(WRITERS, budget.concurrent, |thread, i| {
-        let value = fixture::numbered_value(i);
-        raw.lock()
-            .unwrap()
-            .set(&key(thread as u64 * 1_000_000 + i % KEYS_PER_WRITER), &value)
-            .expect("raw set")
-    });
+    let mut raw = RawSqlite::open(&scratch.db("raw.db"), "FULL")?;
+    prefill(&cache, &mut raw)?;
+    let raw = Mutex::new(raw);
+    let before = manager.write_stats();
+    let (ours, base) = alternate(
+        budget.rounds,
+        |round| {
+            Ok::<_, anyhow::Error>(concurrent(WRITERS, budget.round, |thread, i| {
+                let i = round_op(round, i);
+                cache.set(&existing_key(thread, i), fixture::numbered_json(i)).expect("set")
+            }))
+        },
+        |round| {
+            Ok(concurrent(WRITERS, budget.round, |thread, i| {
+                let i = round_op(round, i);
+                let value = fixture::numbered_value(i);
+                raw.lock().unwrap().set(&existing_key(thread, i), &value).expect("raw set")
+            }))
+        },
+    )?;
+    let after = manager.write_stats();
+    let per_commit = (after.writes - before.writes) as f64 / (after.batches - before.batches).max(1) as f64;
     Ok(Figure::new(section::WRITES, "set, 8 writer threads, FULL", ours.per_sec(), Unit::OpsPerSec)
         .against("rusqlite, one transaction per write, FULL", base.per_sec())
         .goal(Goal::RatioAtLeast(5.0))
-        .note(format!("{:.1} writes per commit", stats.writes as f64 / stats.batches.max(1) as f64)))
+        .note(format!("{per_commit:.1} writes per commit")))
 }
 
-/// 8 writer processes on one database file, each with its own manager (or connection).
-pub fn processes(budget: Budget) -> Result<Figure> {
+/// The key of a writer thread's `i`th write: it cycles through keys of its own.
+fn existing_key(thread: usize, i: u64) -> String {
+    WriterKeys { index: thread as u64, first_key: 0, new_keys: false }.key(i)
+}
+
+/// Writes every key the writers cycle through, on both sides, so that the figures time
+/// replacing values, not a mix of inserts and replacements that shifts as a run goes on.
+fn prefill(cache: &Cache, raw: &mut RawSqlite) -> Result<()> {
+    for thread in 0..WRITERS {
+        let keys = || (0..KEYS_PER_WRITER).map(|i| existing_key(thread, i));
+        cache.set_many(keys().map(|key| (key, fixture::value())))?;
+        raw.set_many(keys().map(|key| (key, VALUE.to_owned())))?;
+    }
+    Ok(())
+}
+
+/// 8 writer processes on one database file, each with its own manager (or connection):
+/// replacing values of keys written before, and writing new keys. SQLite lets the process
+/// that just committed take the write lock again ahead of those asleep in their busy
+/// handlers, so one-transaction-per-write processes run mostly one at a time, at about the
+/// rate of a single writer; inserts hold the lock longer and collide more.
+pub fn processes(budget: Budget) -> Result<Vec<Figure>> {
     let scratch = Scratch::new()?;
-    let rate = |engine: &str, db: &Path| -> Result<f64> {
-        let start_at = measure::unix_millis() + 1500;
+    let rate = |engine: &str, db: &Path, first_key: u64, new_keys: bool| -> Result<Rate> {
+        let start_at = measure::unix_millis() + CHILD_START_MILLIS;
         let children: Vec<Vec<String>> = (0..WRITERS)
             .map(|index| {
-                let mut args = measure::timed_child("writer", engine, db, start_at, budget.concurrent);
-                args.extend(["--index".to_owned(), index.to_string()]);
+                let mut args = measure::timed_child("writer", engine, db, start_at, budget.round);
+                args.extend([
+                    "--index".to_owned(),
+                    index.to_string(),
+                    "--first-key".to_owned(),
+                    first_key.to_string(),
+                ]);
+                if new_keys {
+                    args.push("--new-keys".to_owned());
+                }
                 args
             })
             .collect();
@@ -85,29 +123,71 @@ pub fn processes(budget: Budget) -> Result<Figure> {
             .iter()
             .map(|out| out.trim().parse::<u64>())
             .sum::<Result<_, _>>()?;
-        Ok(ops as f64 / budget.concurrent.as_secs_f64())
+        Ok(Rate { ops, elapsed: budget.round })
     };
-    // Create both databases first, so no child races another to make the schema.
-    fixture::manager(&scratch.db("ours.db"), Durability::Full)?.create_cache(CACHE)?;
-    RawSqlite::open(&scratch.db("raw.db"), "FULL")?;
-    let ours = rate("easycaching", &scratch.db("ours.db"))?;
-    let base = rate("rusqlite", &scratch.db("raw.db"))?;
-    Ok(Figure::new(section::WRITES, "set, 8 writer processes, FULL", ours, Unit::OpsPerSec)
-        .against("rusqlite, one transaction per write, FULL", base)
-        .goal(Goal::RatioAtLeast(5.0)))
+    // Made (and filled) before the children start, so no child races another for the schema.
+    let ours_db = scratch.db("ours.db");
+    let raw_db = scratch.db("raw.db");
+    prefill(
+        &fixture::manager(&ours_db, Durability::Full)?.create_cache(CACHE)?,
+        &mut RawSqlite::open(&raw_db, "FULL")?,
+    )?;
+    let mut figures = Vec::new();
+    for new_keys in [false, true] {
+        // New keys start past every key written so far, in a range of their own each round.
+        let first_key = |round: usize| if new_keys { NEW_KEYS_FROM * (round as u64 + 1) } else { 0 };
+        let (ours, base) = alternate(
+            budget.rounds,
+            |round| rate("easycaching", &ours_db, first_key(round), new_keys),
+            |round| rate("rusqlite", &raw_db, first_key(round), new_keys),
+        )?;
+        let name = if new_keys {
+            "set, 8 writer processes, FULL, a new key every write"
+        } else {
+            "set, 8 writer processes, FULL"
+        };
+        figures.push(
+            Figure::new(section::WRITES, name, ours.per_sec(), Unit::OpsPerSec)
+                .against("rusqlite, one transaction per write, FULL", base.per_sec())
+                .goal(Goal::RatioAtLeast(5.0)),
+        );
+    }
+    Ok(figures)
+}
+
+/// Where the new keys of a round of writer processes start: past any key a writer cycles
+/// through, and past the last round's (a writer writes fewer than a million keys a round).
+const NEW_KEYS_FROM: u64 = 100_000_000;
+
+/// The keys a writer process writes.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterKeys {
+    /// Which writer: each has keys of its own.
+    pub index: u64,
+    /// Where the keys start.
+    pub first_key: u64,
+    /// A new key every write, rather than cycling through [`KEYS_PER_WRITER`] keys.
+    pub new_keys: bool,
+}
+
+impl WriterKeys {
+    /// The key of the `done`th write.
+    pub fn key(&self, done: u64) -> String {
+        let nth = if self.new_keys { done } else { done % KEYS_PER_WRITER };
+        key(self.first_key + self.index * 1_000_000 + nth)
+    }
 }
 
 /// A child of [`processes`]: writes from `start_at` for `millis`, prints how many writes.
-pub fn writer_child(engine: &str, db: &Path, start_at: u64, millis: u64, index: u64) -> Result<u64> {
+pub fn writer_child(engine: &str, db: &Path, start_at: u64, millis: u64, keys: WriterKeys) -> Result<u64> {
     let end = start_at + millis;
     let mut done = 0;
-    let keys = (0..KEYS_PER_WRITER).map(|i| key(index * 1_000_000 + i)).collect::<Vec<_>>();
     match engine {
         "easycaching" => {
             let cache = fixture::manager(db, Durability::Full)?.create_cache(CACHE)?;
             measure::sleep_until(start_at);
             while measure::unix_millis() < end {
-                cache.set(&keys[(done % KEYS_PER_WRITER) as usize], fixture::numbered_json(done))?;
+                cache.set(&keys.key(done), fixture::numbered_json(done))?;
                 done += 1;
             }
         }
@@ -115,7 +195,7 @@ pub fn writer_child(engine: &str, db: &Path, start_at: u64, millis: u64, index: 
             let raw = RawSqlite::open(db, "FULL")?;
             measure::sleep_until(start_at);
             while measure::unix_millis() < end {
-                raw.set(&keys[(done % KEYS_PER_WRITER) as usize], &fixture::numbered_value(done))?;
+                raw.set(&keys.key(done), &fixture::numbered_value(done))?;
                 done += 1;
             }
         }
