@@ -22,9 +22,10 @@
 //! writer that is gone costs that once: the next batch expects only the writers that came. A lone
 //! writer expects only itself and never waits.
 //!
-//! The leader does not sit idle meanwhile: the batch hands its writes over one at a time
-//! ([`Gathering::next`]), as they arrive, so the first are applied while the last are still on
-//! their way, and only the last write's work stands between its arrival and the commit.
+//! The leader does not sit idle meanwhile: the batch takes its writes one at a time
+//! ([`Gathering::next`]), so the leader applies those already queued, and those that arrive
+//! while it does, before it sleeps until the rest have come (woken once, not once a write).
+//! Less of the batch's work is left to do after its last writer arrives.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,9 +105,9 @@ impl<W, R> GroupCommit<W, R> {
     /// Submits `write` and waits for its result. `run_batch` runs a batch: it takes the
     /// writes one at a time from the [`Gathering`] until it answers `None` (a batch that
     /// stops early leaves the rest to the next one), and returns one result per write taken,
-    /// in order. It is called by whichever writer leads that batch,
-    /// never by two threads at once, so it may also apply in-memory effects in commit order.
-    /// `failed` makes the result of a write whose batch panicked.
+    /// in order. It is called by whichever writer leads that batch, never by two threads at
+    /// once, so it may also apply in-memory effects in commit order. `failed` makes the result
+    /// of a write whose batch panicked.
     pub(crate) fn submit(
         &self,
         write: W,
