@@ -155,7 +155,7 @@ impl<W, R> GroupCommit<W, R> {
 
             state = self.lock();
             let handed = gathering.handed;
-            let unhanded = gathering.taken.split_off(handed.min(gathering.taken.len()));
+            let unhanded = gathering.taken.split_off(handed);
             if handed > 0 {
                 // Writes taken but not handed over (the batch stopped early) go back to the
                 // front of the queue, for the next batch.

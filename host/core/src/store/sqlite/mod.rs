@@ -175,9 +175,10 @@ impl SqliteStore {
     }
 
     /// Runs the batch in one transaction, taking its writes as they come; an error here fails
-    /// every write taken. The first write runs without a savepoint, as a lone write (the
-    /// common case) needs none: should it fail, the transaction is rolled back and begun
-    /// again for the writes after it. Each later write runs in a savepoint of its own.
+    /// every write taken. The write that opens the transaction runs without a savepoint, so
+    /// a lone write (the common case) pays for none: should it fail, the transaction is
+    /// rolled back and the next write opens another. Each later write runs in a savepoint of
+    /// its own.
     fn transaction(
         &self,
         writer: &mut Writer,
@@ -206,38 +207,44 @@ impl SqliteStore {
         let turn = self.write_turns.take();
         // Every statement here goes through `run`, prepared once: parsing them anew each time
         // cost a writer more than the upsert itself.
-        run(conn, "BEGIN IMMEDIATE").map_err(|e| self.db.error(e))?;
-        let mut before = self.wal_index.token();
-        let mut batch = writes::Batch::new(conn, self.writer_id);
         let mut results = Vec::new();
-        let first = batch.apply(first).map_err(|e| e.into_error(&self.db));
-        let mut in_transaction = first.is_ok();
-        if !in_transaction {
-            run(conn, "ROLLBACK").map_err(|e| self.db.error(e))?;
-        }
-        results.push(first);
-        while let Some(write) = writes.next_write() {
-            *taken += 1;
-            if !in_transaction {
-                run(conn, "BEGIN IMMEDIATE").map_err(|e| self.db.error(e))?;
-                before = self.wal_index.token();
-                batch = writes::Batch::new(conn, self.writer_id);
-                in_transaction = true;
-            }
-            run(conn, "SAVEPOINT write").map_err(|e| self.rollback(conn, e))?;
-            let result = batch.apply(write).map_err(|e| e.into_error(&self.db));
-            if result.is_err() {
-                run(conn, "ROLLBACK TO write").map_err(|e| self.rollback(conn, e))?;
-            }
-            run(conn, "RELEASE write").map_err(|e| self.rollback(conn, e))?;
+        // The transaction open now, with the token read as it began, and its writes.
+        let mut open: Option<(ChangeToken, writes::Batch<'_>)> = None;
+        let mut next = Some(first);
+        while let Some(write) = next {
+            let result = match &mut open {
+                // A write that opens a transaction needs no savepoint: should it fail, the
+                // transaction, which holds nothing else, is rolled back.
+                None => {
+                    run(conn, "BEGIN IMMEDIATE").map_err(|e| self.db.error(e))?;
+                    let before = self.wal_index.token();
+                    let mut batch = writes::Batch::new(conn, self.writer_id);
+                    let result = batch.apply(write).map_err(|e| e.into_error(&self.db));
+                    if result.is_ok() {
+                        open = Some((before, batch));
+                    } else {
+                        run(conn, "ROLLBACK").map_err(|e| self.db.error(e))?;
+                    }
+                    result
+                }
+                Some((_, batch)) => {
+                    run(conn, "SAVEPOINT write").map_err(|e| self.rollback(conn, e))?;
+                    let result = batch.apply(write).map_err(|e| e.into_error(&self.db));
+                    if result.is_err() {
+                        run(conn, "ROLLBACK TO write").map_err(|e| self.rollback(conn, e))?;
+                    }
+                    run(conn, "RELEASE write").map_err(|e| self.rollback(conn, e))?;
+                    result
+                }
+            };
             results.push(result);
+            next = writes.next_write();
+            *taken += usize::from(next.is_some());
         }
-        if !in_transaction || results.iter().all(|r| r.is_err()) {
-            if in_transaction {
-                run(conn, "ROLLBACK").map_err(|e| self.db.error(e))?;
-            }
+        // No transaction open: every write failed, and nothing is left to commit.
+        let Some((before, batch)) = open else {
             return Ok(Applied { results, sync: SyncTarget::Visible, own_commit: None });
-        }
+        };
         if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
             writes::prune_change_log(conn, CHANGE_LOG_RETAINED).map_err(|e| self.rollback(conn, e))?;
         }
