@@ -30,6 +30,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 /// The longest a leader waits for the writers it expects, whatever the last batch took.
@@ -38,7 +39,6 @@ const MAX_GATHER_WAIT: Duration = Duration::from_millis(2);
 /// The queue of writes waiting for a batch, and the results of finished batches.
 pub(crate) struct GroupCommit<W, R> {
     state: Mutex<State<W, R>>,
-    finished: Condvar,
     arrived: Condvar,
     max_batch: usize,
     writes: AtomicU64,
@@ -67,9 +67,12 @@ struct State<W, R> {
     /// How long the last batch took to run, less its waits for writers; a leader waits for
     /// writers at most half of it.
     last_batch_time: Duration,
-    /// Writers asleep until a batch finishes. A notification costs a system call even when
-    /// nobody waits, which a lone writer would pay on every write.
-    waiting: usize,
+    /// Writers asleep until their batch finishes (or until they may lead the next one), by
+    /// ticket. Each is woken on its own: a finished batch wakes its writers and the writer at
+    /// the front of the queue, never every writer asleep (with 50 writers and a batch of 25,
+    /// waking all of them would wake 25 only to put them back to sleep, all fighting for this
+    /// lock), and a lone writer, with nobody asleep, makes no system call at all.
+    parked: HashMap<u64, Thread>,
 }
 
 impl<W, R> GroupCommit<W, R> {
@@ -84,9 +87,8 @@ impl<W, R> GroupCommit<W, R> {
                 leader_waits_for: None,
                 expected_writers: 1,
                 last_batch_time: Duration::ZERO,
-                waiting: 0,
+                parked: HashMap::new(),
             }),
-            finished: Condvar::new(),
             arrived: Condvar::new(),
             max_batch: max_batch.max(1),
             writes: AtomicU64::new(0),
@@ -127,9 +129,13 @@ impl<W, R> GroupCommit<W, R> {
                 return result;
             }
             if state.batch_in_flight {
-                state.waiting += 1;
-                state = self.finished.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
-                state.waiting -= 1;
+                // Woken by the batch that answers this write, or to lead the next one; a
+                // spurious wake-up just looks again.
+                state.parked.insert(ticket, thread::current());
+                drop(state);
+                thread::park();
+                state = self.lock();
+                state.parked.remove(&ticket);
                 continue;
             }
             state.batch_in_flight = true;
@@ -156,6 +162,14 @@ impl<W, R> GroupCommit<W, R> {
             state = self.lock();
             let handed = gathering.handed;
             let unhanded = gathering.taken.split_off(handed);
+            // One result per write handed over; should the batch return fewer, the rest fail
+            // rather than wait forever.
+            let mut results = results.into_iter();
+            let mut answered: Vec<u64> = Vec::with_capacity(gathering.taken.len());
+            for (ticket, _) in gathering.taken.drain(..) {
+                state.results.insert(ticket, results.next().unwrap_or_else(&failed));
+                answered.push(ticket);
+            }
             if handed > 0 {
                 // Writes taken but not handed over (the batch stopped early) go back to the
                 // front of the queue, for the next batch.
@@ -164,28 +178,32 @@ impl<W, R> GroupCommit<W, R> {
                 }
             } else {
                 // A batch that took none would leave them queued forever.
-                state.results.extend(unhanded.into_iter().map(|(ticket, _)| (ticket, failed())));
+                for (ticket, _) in unhanded {
+                    state.results.insert(ticket, failed());
+                    answered.push(ticket);
+                }
             }
             self.writes.fetch_add(handed as u64, Ordering::Relaxed);
             state.expected_writers = handed + state.queued.len();
             state.last_batch_time = took;
-            // One result per write handed over; should the batch return fewer, the rest fail
-            // rather than wait forever.
-            let mut results = results.into_iter();
-            for (ticket, _) in gathering.taken.drain(..) {
-                let result = results.next().unwrap_or_else(&failed);
-                state.results.insert(ticket, result);
-            }
-            self.batch_done(&mut state);
+            let wake = Self::batch_done(&mut state, &answered);
+            drop(state);
+            wake.iter().for_each(Thread::unpark);
+            state = self.lock();
         }
     }
 
-    /// Marks the batch in flight as done and wakes the writers waiting for it.
-    fn batch_done(&self, state: &mut State<W, R>) {
+    /// Marks the batch in flight as done. Returns the writers to wake, once the lock is
+    /// released (woken under it, each would only wait for it): those whose writes in
+    /// `answered` now have their results, and the writer at the front of the queue, to lead
+    /// the next batch.
+    fn batch_done(state: &mut State<W, R>, answered: &[u64]) -> Vec<Thread> {
         state.batch_in_flight = false;
-        if state.waiting > 0 {
-            self.finished.notify_all();
+        if state.parked.is_empty() {
+            return Vec::new();
         }
+        let next_leader = state.queued.front().map(|(ticket, _)| *ticket);
+        answered.iter().chain(&next_leader).filter_map(|ticket| state.parked.remove(ticket)).collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, State<W, R>> {
@@ -267,10 +285,13 @@ impl<W, R> Drop for Gathering<'_, W, R> {
             return;
         }
         let mut state = self.group.lock();
-        for (ticket, _) in self.taken.drain(..) {
+        let answered: Vec<u64> = self.taken.drain(..).map(|(ticket, _)| ticket).collect();
+        for &ticket in &answered {
             state.results.insert(ticket, (self.failed)());
         }
-        self.group.batch_done(&mut state);
+        let wake = GroupCommit::<W, R>::batch_done(&mut state, &answered);
+        drop(state);
+        wake.iter().for_each(Thread::unpark);
     }
 }
 
@@ -326,6 +347,36 @@ mod tests {
         }
         let batches = batches.load(Ordering::Relaxed);
         assert!(batches < 1600, "1600 writes took {batches} batches: no grouping happened");
+    }
+
+    #[test]
+    fn writers_left_queued_by_a_full_batch_are_woken_to_lead_the_next() {
+        // Batches of at most 2 for 6 writers: most writers wait behind a batch that cannot
+        // take them, and only a finished batch wakes one of them to lead. Should it not, they
+        // would sleep forever; the test would then time out rather than hang.
+        let group: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::new(2));
+        let (done, finished) = std::sync::mpsc::channel();
+        for thread in 0..6u64 {
+            let (group, done) = (group.clone(), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..50u64 {
+                    let write = thread * 1000 + i;
+                    let run = |batch: &mut Gathering<'_, u64, u64>| {
+                        std::thread::sleep(std::time::Duration::from_micros(100));
+                        all(batch).into_iter().map(|w| w + 1).collect()
+                    };
+                    assert_eq!(group.submit(write, run, || u64::MAX), write + 1);
+                }
+                done.send(thread).unwrap();
+            });
+        }
+        for _ in 0..6 {
+            finished
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("every writer finishes: a writer left asleep in the queue was never woken");
+        }
+        assert_eq!(group.stats().writes, 300);
+        assert!(group.lock().parked.is_empty(), "no writer is left registered as asleep");
     }
 
     impl<W, R> GroupCommit<W, R> {
