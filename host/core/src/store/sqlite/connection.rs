@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, ffi};
 
 use super::DbFile;
+use super::statements::{ReadStatements, ReaderConnection};
 use crate::options::Durability;
 use crate::{Error, Result};
 
@@ -118,11 +119,11 @@ fn open_error(path: &Path, error: rusqlite::Error) -> Error {
     Error::Storage(format!("cannot open {}: {error}{hint}", path.display()))
 }
 
-/// Read connections, reused across calls and threads.
+/// Read connections with their statements, reused across calls and threads.
 pub(super) struct ReaderPool {
     db: DbFile,
     settings: Settings,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<ReaderConnection>>,
 }
 
 impl ReaderPool {
@@ -130,14 +131,19 @@ impl ReaderPool {
         ReaderPool { db, settings, idle: Mutex::new(Vec::new()) }
     }
 
-    /// Runs `read` on an idle connection (opening one when none is idle).
-    pub(super) fn with<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    /// Runs `read` on an idle connection and its statements (opening one when none is idle).
+    pub(super) fn with<T>(
+        &self,
+        read: impl FnOnce(&Connection, &mut ReadStatements<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
-        let conn = match idle {
+        let mut conn = match idle {
             Some(conn) => conn,
-            None => open_reader(&self.db, &self.settings)?,
+            None => ReaderConnection::prepare(open_reader(&self.db, &self.settings)?)
+                .map_err(|e| self.db.error(e))?,
         };
-        let result = read(&conn).map_err(|e| self.db.error(e));
+        let result =
+            conn.with_dependent_mut(|conn, statements| read(conn, statements)).map_err(|e| self.db.error(e));
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if idle.len() < IDLE_READERS {
             idle.push(conn);

@@ -16,6 +16,7 @@ mod connection;
 mod durable;
 mod fsync_board;
 mod schema;
+mod statements;
 mod tables;
 mod wal_index;
 mod write_turns;
@@ -26,12 +27,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Statement, params};
 
 use self::board::Board;
 use self::connection::{ReaderPool, Settings};
 use self::durable::DurableMark;
 use self::fsync_board::FsyncBoard;
+use self::statements::{ReadStatements, TransactionStatements, WriteStatements, WriterConnection};
 use self::tables::{CACHES, QUEUES};
 use self::wal_index::WalIndex;
 use self::write_turns::WriteTurns;
@@ -81,9 +83,9 @@ impl DbFile {
     }
 }
 
-/// The writing connection, and what decides where its fsync goes.
+/// The writing connection with its statements, and what decides where its fsync goes.
 struct Writer {
-    conn: Connection,
+    conn: WriterConnection,
     /// The change token just after our last commit.
     last_commit: Option<ChangeToken>,
     /// Whether the connection is set to fsync inside `COMMIT` (`synchronous = FULL`).
@@ -125,8 +127,10 @@ impl SqliteStore {
         let write_turns = Arc::new(WriteTurns::new(board, busy_timeout));
         let turns = write_turns.clone();
         connection::before_waiting(&mut writer, &db, &settings, move || turns.give_up())?;
+        let wal_index = WalIndex::attach(&writer);
+        let writer = WriterConnection::prepare(writer).map_err(|e| db.error(e))?;
         Ok(SqliteStore {
-            wal_index: WalIndex::attach(&writer),
+            wal_index,
             readers: ReaderPool::new(DbFile { path, busy_timeout }, settings),
             writer: Mutex::new(Writer {
                 conn: writer,
@@ -156,6 +160,14 @@ impl SqliteStore {
     /// Runs `read` on a read connection, and answers only once every commit it could have
     /// seen is durable.
     fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.read_then(|conn, _| read(conn), |_| true)
+    }
+
+    /// Like [`SqliteStore::read`], with the statements held prepared on the connection.
+    fn read_prepared<T>(
+        &self,
+        read: impl FnOnce(&Connection, &mut ReadStatements<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         self.read_then(read, |_| true)
     }
 
@@ -163,11 +175,12 @@ impl SqliteStore {
     /// tells of the data; a read that can only make the caller forget (invalidations) need not.
     fn read_then<T>(
         &self,
-        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+        read: impl FnOnce(&Connection, &mut ReadStatements<'_>) -> rusqlite::Result<T>,
         reveals: impl FnOnce(&T) -> bool,
     ) -> Result<T> {
-        let (value, seen) =
-            self.readers.with(|conn| Ok((read(conn)?, self.durable.seen(self.wal_index.token()))))?;
+        let (value, seen) = self.readers.with(|conn, statements| {
+            Ok((read(conn, statements)?, self.durable.seen(self.wal_index.token())))
+        })?;
         if reveals(&value) {
             self.durable.ensure_seen(seen, &self.wal_index).map_err(|e| self.db.error(e))?;
         }
@@ -185,89 +198,102 @@ impl SqliteStore {
         writes: &mut dyn Writes,
         taken: &mut usize,
     ) -> Result<Applied> {
-        let Some(first) = writes.next_write() else {
-            return Ok(Applied { results: Vec::new(), sync: SyncTarget::Visible, own_commit: None });
-        };
-        *taken = 1;
-        // Where the fsync goes. While no other process commits between our commits, inside
-        // COMMIT, as SQLite does it: the commit is durable when it becomes visible, and
-        // nobody waits for the write lock anyway. Once others commit between ours, after
-        // COMMIT, outside the write lock, so other processes commit during our fsync and
-        // share the next (see `durable`), until our commits have gone uncontended for a while.
-        let others_committed = writer.last_commit.is_some_and(|last| last != self.wal_index.token());
-        writer.quiet_batches = if others_committed { 0 } else { writer.quiet_batches.saturating_add(1) };
-        let alone = self.durable.fsyncs() && writer.quiet_batches >= QUIET_BATCHES_FOR_FSYNC_IN_COMMIT;
-        if alone != writer.fsync_in_commit {
-            let pragma = if alone { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
-            run(&writer.conn, pragma).map_err(|e| self.db.error(e))?;
-            writer.fsync_in_commit = alone;
-        }
-        let conn = &writer.conn;
-        // Our turn among the writers of every process, until the transaction ends.
-        let turn = self.write_turns.take();
-        // Every statement here goes through `run`, prepared once: parsing them anew each time
-        // cost a writer more than the upsert itself.
-        let mut results = Vec::new();
-        // The transaction open now, with the token read as it began, and its writes.
-        let mut open: Option<(ChangeToken, writes::Batch<'_>)> = None;
-        let mut next = Some(first);
-        while let Some(write) = next {
-            let result = match &mut open {
-                // A write that opens a transaction needs no savepoint: should it fail, the
-                // transaction, which holds nothing else, is rolled back.
-                None => {
-                    run(conn, "BEGIN IMMEDIATE").map_err(|e| self.db.error(e))?;
-                    let before = self.wal_index.token();
-                    let mut batch = writes::Batch::new(conn, self.writer_id);
-                    let result = batch.apply(write).map_err(|e| e.into_error(&self.db));
-                    if result.is_ok() {
-                        open = Some((before, batch));
-                    } else {
-                        run(conn, "ROLLBACK").map_err(|e| self.db.error(e))?;
-                    }
-                    result
-                }
-                Some((_, batch)) => {
-                    run(conn, "SAVEPOINT write").map_err(|e| self.rollback(conn, e))?;
-                    let result = batch.apply(write).map_err(|e| e.into_error(&self.db));
-                    if result.is_err() {
-                        run(conn, "ROLLBACK TO write").map_err(|e| self.rollback(conn, e))?;
-                    }
-                    run(conn, "RELEASE write").map_err(|e| self.rollback(conn, e))?;
-                    result
-                }
+        let Writer { conn: connection, last_commit, fsync_in_commit, quiet_batches } = writer;
+        connection.with_dependent_mut(|conn, statements| {
+            let Some(first) = writes.next_write() else {
+                return Ok(Applied { results: Vec::new(), sync: SyncTarget::Visible, own_commit: None });
             };
-            results.push(result);
-            next = writes.next_write();
-            *taken += usize::from(next.is_some());
-        }
-        // No transaction open: every write failed, and nothing is left to commit.
-        let Some((before, batch)) = open else {
-            return Ok(Applied { results, sync: SyncTarget::Visible, own_commit: None });
-        };
-        if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
-            writes::prune_change_log(conn, CHANGE_LOG_RETAINED).map_err(|e| self.rollback(conn, e))?;
-        }
-        let cursor = batch.last_logged();
-        run(conn, "COMMIT").map_err(|e| self.rollback(conn, e))?;
-        let after = self.wal_index.token();
-        drop(turn);
-        let seen = self.durable.seen(after);
-        writer.last_commit = Some(after);
-        let own_commit =
-            self.wal_index.one_commit_apart(before, after).then_some(OwnCommit { before, after, cursor });
-        if writer.fsync_in_commit && own_commit.is_some() {
-            // `after` is exactly our commit, fsynced with everything in the WAL before it.
-            self.durable.durable_up_to(after);
-        }
-        let sync = SyncTarget::Commit { token: seen.token, mark: seen.ticket };
-        Ok(Applied { results, sync, own_commit })
+            *taken = 1;
+            // Where the fsync goes. While no other process commits between our commits, inside
+            // COMMIT, as SQLite does it: the commit is durable when it becomes visible, and
+            // nobody waits for the write lock anyway. Once others commit between ours, after
+            // COMMIT, outside the write lock, so other processes commit during our fsync and
+            // share the next (see `durable`), until our commits have gone uncontended for a
+            // while.
+            let others_committed = last_commit.is_some_and(|last| last != self.wal_index.token());
+            *quiet_batches = if others_committed { 0 } else { quiet_batches.saturating_add(1) };
+            let alone = self.durable.fsyncs() && *quiet_batches >= QUIET_BATCHES_FOR_FSYNC_IN_COMMIT;
+            if alone != *fsync_in_commit {
+                let pragma = if alone { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
+                run(conn, pragma).map_err(|e| self.db.error(e))?;
+                *fsync_in_commit = alone;
+            }
+            let WriteStatements { transaction, entries } = statements;
+            let TransactionStatements {
+                begin,
+                commit,
+                rollback,
+                savepoint,
+                rollback_to_savepoint,
+                release_savepoint,
+            } = transaction;
+            // Our turn among the writers of every process, until the transaction ends.
+            let turn = self.write_turns.take();
+            let mut results = Vec::new();
+            let mut batch = writes::Batch::new(conn, entries, self.writer_id);
+            // The token read as the transaction open now began, if one is open.
+            let mut open: Option<ChangeToken> = None;
+            let mut next = Some(first);
+            while let Some(write) = next {
+                let result = match open {
+                    // A write that opens a transaction needs no savepoint: should it fail, the
+                    // transaction, which holds nothing else, is rolled back.
+                    None => {
+                        begin.execute([]).map_err(|e| self.db.error(e))?;
+                        let before = self.wal_index.token();
+                        let result = batch.apply(write).map_err(|e| e.into_error(&self.db));
+                        if result.is_ok() {
+                            open = Some(before);
+                        } else {
+                            rollback.execute([]).map_err(|e| self.db.error(e))?;
+                        }
+                        result
+                    }
+                    Some(_) => {
+                        savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
+                        let result = batch.apply(write).map_err(|e| e.into_error(&self.db));
+                        if result.is_err() {
+                            rollback_to_savepoint
+                                .execute([])
+                                .map_err(|e| self.rollback(conn, rollback, e))?;
+                        }
+                        release_savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
+                        result
+                    }
+                };
+                results.push(result);
+                next = writes.next_write();
+                *taken += usize::from(next.is_some());
+            }
+            // No transaction open: every write failed, and nothing is left to commit.
+            let Some(before) = open else {
+                return Ok(Applied { results, sync: SyncTarget::Visible, own_commit: None });
+            };
+            let cursor = batch.last_logged();
+            if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
+                writes::prune_change_log(conn, CHANGE_LOG_RETAINED)
+                    .map_err(|e| self.rollback(conn, rollback, e))?;
+            }
+            commit.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
+            let after = self.wal_index.token();
+            drop(turn);
+            let seen = self.durable.seen(after);
+            *last_commit = Some(after);
+            let own_commit =
+                self.wal_index.one_commit_apart(before, after).then_some(OwnCommit { before, after, cursor });
+            if *fsync_in_commit && own_commit.is_some() {
+                // `after` is exactly our commit, fsynced with everything in the WAL before it.
+                self.durable.durable_up_to(after);
+            }
+            let sync = SyncTarget::Commit { token: seen.token, mark: seen.ticket };
+            Ok(Applied { results, sync, own_commit })
+        })
     }
 
     /// Rolls back after a failure that dooms the whole transaction, keeping the first error.
-    fn rollback(&self, conn: &Connection, error: rusqlite::Error) -> Error {
+    fn rollback(&self, conn: &Connection, rollback: &mut Statement<'_>, error: rusqlite::Error) -> Error {
         if !conn.is_autocommit()
-            && let Err(rollback) = conn.execute_batch("ROLLBACK")
+            && let Err(rollback) = rollback.execute([])
         {
             tracing::error!(%rollback, "rolling back a failed write transaction failed too");
         }
@@ -331,21 +357,20 @@ impl Store for SqliteStore {
     }
 
     fn get(&self, cache: CacheId, key: &str) -> Result<Option<Json>> {
-        self.read(|conn| {
-            conn.prepare_cached("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?
-                .query_row(params![cache.0, key], |row| json_column(row, 0))
-                .optional()
+        self.read_prepared(|_, statements| {
+            statements.value.query_row(params![cache.0, key], |row| json_column(row, 0)).optional()
         })
     }
 
     fn get_many(&self, cache: CacheId, keys: &[&str]) -> Result<Vec<Option<Json>>> {
-        self.read(|conn| {
+        self.read_prepared(|conn, statements| {
             snapshot(conn, || {
-                let mut statement =
-                    conn.prepare_cached("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?;
                 keys.iter()
                     .map(|key| {
-                        statement.query_row(params![cache.0, key], |row| json_column(row, 0)).optional()
+                        statements
+                            .value
+                            .query_row(params![cache.0, key], |row| json_column(row, 0))
+                            .optional()
                     })
                     .collect()
             })
@@ -456,7 +481,7 @@ impl Store for SqliteStore {
     }
 
     fn change_cursor(&self) -> Result<i64> {
-        self.read_then(change_cursor, |_| false)
+        self.read_then(|conn, _| change_cursor(conn), |_| false)
     }
 
     fn changes_since(&self, cursor: i64) -> Result<Changes> {
@@ -470,7 +495,7 @@ impl Store for SqliteStore {
             Changes::Overflow { .. } => false,
         };
         self.read_then(
-            |conn| {
+            |conn, _| {
                 snapshot(conn, || {
                     let (oldest, newest): (Option<i64>, Option<i64>) = conn
                         .prepare_cached("SELECT min(seq), max(seq) FROM change_log")?

@@ -2,7 +2,7 @@
 //! rows of contents. The statements that differ are gathered here, so the code that handles
 //! both is written once.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Statement, params};
 
 use crate::store::{Listed, Stats};
 
@@ -31,8 +31,8 @@ pub(super) struct Table {
     stats: &'static str,
     /// Sets its counts.
     set_stats: &'static str,
-    /// Adds to its counts.
-    add_stats: &'static str,
+    /// Adds to its counts (held prepared for caches: see `statements`).
+    pub(super) add_stats: &'static str,
     /// All of them, by name.
     list: &'static str,
     /// Deletes one by name, returning its id.
@@ -97,7 +97,8 @@ impl Table {
     /// `UPDATE … RETURNING` would save reading the counts for a quota, but costs three times
     /// a plain update: SQLite runs it through a temporary table.)
     pub(super) fn add_stats(&self, conn: &Connection, id: i64, delta: Delta) -> rusqlite::Result<bool> {
-        Ok(conn.prepare_cached(self.add_stats)?.execute(params![id, delta.entries, delta.bytes])? == 1)
+        let mut statement = conn.prepare_cached(self.add_stats)?;
+        add_stats_with(&mut statement, id, delta)
     }
 
     pub(super) fn list(&self, conn: &Connection) -> rusqlite::Result<Vec<Listed>> {
@@ -131,4 +132,9 @@ impl Table {
         conn.prepare_cached(self.usage_by_prefix)?
             .query_row([prefix], |row| Ok(Stats { entries: row.get(0)?, bytes: row.get(1)? }))
     }
+}
+
+/// Runs a table's `add_stats` statement, prepared as `statement`: see [`Table::add_stats`].
+pub(super) fn add_stats_with(statement: &mut Statement<'_>, id: i64, delta: Delta) -> rusqlite::Result<bool> {
+    Ok(statement.execute(params![id, delta.entries, delta.bytes])? == 1)
 }

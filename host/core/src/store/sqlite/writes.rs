@@ -6,7 +6,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::DbFile;
-use super::tables::{CACHES, Delta, QUEUES, Table};
+use super::statements::EntryStatements;
+use super::tables::{self, CACHES, Delta, QUEUES, Table};
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
 use crate::{Error, Json, Quota};
 
@@ -46,20 +47,22 @@ impl WriteError {
 
 type WriteResult = Result<Outcome, WriteError>;
 
-/// The writes of one transaction: the connection, whose changes they log, and where the
-/// change log ends.
-pub(super) struct Batch<'c> {
+/// The writes of one transaction: the connection with its statements, whose changes they
+/// log, and where the change log ends.
+pub(super) struct Batch<'b, 'c> {
     conn: &'c Connection,
+    statements: &'b mut EntryStatements<'c>,
     writer: i64,
     /// The `seq` of the newest change-log row this batch wrote, which is the change-log cursor
     /// after the commit (no need to ask for `max(seq)`).
     last_logged: Option<i64>,
 }
 
-impl<'c> Batch<'c> {
-    /// A batch on `conn`, which is in a write transaction, logging its changes as `writer`.
-    pub(super) fn new(conn: &'c Connection, writer: i64) -> Batch<'c> {
-        Batch { conn, writer, last_logged: None }
+impl<'b, 'c> Batch<'b, 'c> {
+    /// A batch on `conn`, which is in a write transaction, with the entry statements prepared
+    /// on it, logging its changes as `writer`.
+    pub(super) fn new(conn: &'c Connection, statements: &'b mut EntryStatements<'c>, writer: i64) -> Self {
+        Batch { conn, statements, writer, last_logged: None }
     }
 
     /// The `seq` of the newest change-log row this batch wrote, if it wrote any.
@@ -102,32 +105,42 @@ impl<'c> Batch<'c> {
     /// Per entry, one index lookup and then either an update by rowid or an insert (an
     /// upsert would look the key up twice), and one change-log row; the counts once.
     fn set(&mut self, cache: &Target<CacheId>, entries: &[(String, Json)], quota: &Quota) -> WriteResult {
-        let conn = self.conn;
-        let mut existing = conn
-            .prepare_cached("SELECT id, octet_length(value) FROM entries WHERE cache_id = ?1 AND key = ?2")?;
-        let mut update = conn.prepare_cached("UPDATE entries SET value = ?2 WHERE id = ?1")?;
-        let mut insert =
-            conn.prepare_cached("INSERT INTO entries (cache_id, key, value) VALUES (?1, ?2, ?3)")?;
         let mut delta = Delta::default();
         for (key, value) in entries {
-            let found: Option<(i64, i64)> = existing
+            let statements = &mut *self.statements;
+            let found: Option<(i64, i64)> = statements
+                .find
                 .query_row(params![cache.id.0, key], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()?;
             match found {
                 Some((row, old_size)) => {
-                    update.execute(params![row, value.as_str()])?;
+                    statements.update.execute(params![row, value.as_str()])?;
                     delta.bytes += value.len() as i64 - old_size;
                 }
                 None => {
-                    insert.execute(params![cache.id.0, key, value.as_str()])?;
+                    statements.insert.execute(params![cache.id.0, key, value.as_str()])?;
                     delta.entries += 1;
                     delta.bytes += (key.len() + value.len()) as i64;
                 }
             }
             self.log(cache.id, KIND_KEY, Some(key))?;
         }
-        add_stats_within(conn, &CACHES, cache.id.0, &cache.name, delta, quota, || no_such_cache(cache))?;
+        self.add_cache_stats(cache, delta, quota)?;
         Ok(Outcome::Done)
+    }
+
+    /// Adds `delta` to the counts of `cache` and checks `quota` against them (see
+    /// [`add_stats_within`]), through the statement held prepared.
+    fn add_cache_stats(
+        &mut self,
+        cache: &Target<CacheId>,
+        delta: Delta,
+        quota: &Quota,
+    ) -> Result<(), WriteError> {
+        if !tables::add_stats_with(&mut self.statements.add_cache_stats, cache.id.0, delta)? {
+            return Err(no_such_cache(cache).into());
+        }
+        check_stats(self.conn, &CACHES, cache.id.0, &cache.name, delta, quota, || no_such_cache(cache))
     }
 
     fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
@@ -148,10 +161,7 @@ impl<'c> Batch<'c> {
             // Nothing removed: still an error when the cache is gone.
             cache_stats(self.conn, cache)?;
         } else {
-            let unlimited = &Quota::UNLIMITED;
-            add_stats_within(self.conn, &CACHES, cache.id.0, &cache.name, delta, unlimited, || {
-                no_such_cache(cache)
-            })?;
+            self.add_cache_stats(cache, delta, &Quota::UNLIMITED)?;
         }
         Ok(Outcome::Count(delta.entries.unsigned_abs()))
     }
@@ -165,10 +175,7 @@ impl<'c> Batch<'c> {
     }
 
     fn log(&mut self, cache: CacheId, kind: i64, key: Option<&str>) -> rusqlite::Result<()> {
-        let seq = self
-            .conn
-            .prepare_cached("INSERT INTO change_log (writer, cache_id, kind, key) VALUES (?1, ?2, ?3, ?4)")?
-            .insert(params![self.writer, cache.0, kind, key])?;
+        let seq = self.statements.log_change.insert(params![self.writer, cache.0, kind, key])?;
         self.last_logged = Some(seq);
         Ok(())
     }
@@ -230,8 +237,7 @@ fn cache_stats(conn: &Connection, cache: &Target<CacheId>) -> Result<Stats, Writ
     CACHES.stats(conn, cache.id.0)?.ok_or_else(|| no_such_cache(cache).into())
 }
 
-/// Adds `delta` to the counts of a cache or queue, then checks `quota` against them (reading
-/// them back only when there is a quota to check).
+/// Adds `delta` to the counts of a cache or queue, then checks `quota` against them.
 fn add_stats_within(
     conn: &Connection,
     table: &Table,
@@ -244,6 +250,20 @@ fn add_stats_within(
     if !table.add_stats(conn, id, delta)? {
         return Err(missing().into());
     }
+    check_stats(conn, table, id, name, delta, quota, missing)
+}
+
+/// Checks `quota` against the counts of a cache or queue that `delta` was just added to,
+/// reading them back only when there is a quota to check.
+fn check_stats(
+    conn: &Connection,
+    table: &Table,
+    id: i64,
+    name: &str,
+    delta: Delta,
+    quota: &Quota,
+    missing: impl FnOnce() -> Error,
+) -> Result<(), WriteError> {
     if quota.is_unlimited() {
         return Ok(());
     }
