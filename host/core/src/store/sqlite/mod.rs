@@ -378,9 +378,8 @@ impl Store for SqliteStore {
     }
 
     fn contains(&self, cache: CacheId, key: &str) -> Result<bool> {
-        self.read(|conn| {
-            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM entries WHERE cache_id = ?1 AND key = ?2)")?
-                .query_row(params![cache.0, key], |row| row.get(0))
+        self.read_prepared(|_, statements| {
+            statements.exists.query_row(params![cache.0, key], |row| row.get(0))
         })
     }
 

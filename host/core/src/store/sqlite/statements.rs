@@ -3,7 +3,7 @@
 //! rusqlite's statement cache (`prepare_cached`) hashes the SQL text into an LRU to find the
 //! statement, takes it out while it runs and puts it back after: about 900 instructions a
 //! statement, a seventh of a durable `set` (which runs seven) and a tenth of a `get` that
-//! reads SQLite. The statements of those two paths are held here instead, next to the
+//! reads SQLite. The statements of those two paths, and `contains`, are held here instead, next to the
 //! connection they belong to; everything else still goes through the cache.
 //!
 //! A held statement is always reset after it runs (rusqlite resets it when `execute` returns
@@ -100,6 +100,8 @@ impl WriterConnection {
 pub(super) struct ReadStatements<'c> {
     /// The value of entry `(?1, ?2)`.
     pub(super) value: Statement<'c>,
+    /// Whether entry `(?1, ?2)` exists.
+    pub(super) exists: Statement<'c>,
 }
 
 self_cell!(
@@ -120,6 +122,8 @@ impl ReaderConnection {
         ReaderConnection::try_new(conn, |conn| {
             Ok(ReadStatements {
                 value: conn.prepare("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?,
+                exists: conn
+                    .prepare("SELECT EXISTS (SELECT 1 FROM entries WHERE cache_id = ?1 AND key = ?2)")?,
             })
         })
     }
