@@ -596,6 +596,44 @@ mod tests {
     }
 
     #[test]
+    fn counts_stay_exact_when_values_are_replaced_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("t.db"));
+        let cache = create(&store);
+        let apply = |entries: &[(&str, &str)], quota: Quota| {
+            let write = Write::Set {
+                cache: Target { id: cache, name: "c".into() },
+                entries: entries.iter().map(|(k, v)| ((*k).to_owned(), Json::parse(*v).unwrap())).collect(),
+                quota,
+            };
+            let applied = store.apply(&mut std::slice::from_ref(&write).iter());
+            store.sync(applied.sync).unwrap();
+            applied.results.into_iter().next().unwrap()
+        };
+        let stats = || store.cache_stats(cache).unwrap().unwrap();
+        apply(&[("a", "1"), ("b", "22")], Quota::UNLIMITED).unwrap();
+        assert_eq!(stats(), Stats { entries: 2, bytes: 5 });
+        apply(&[("a", "2"), ("b", "33")], Quota::UNLIMITED).unwrap();
+        assert_eq!(stats(), Stats { entries: 2, bytes: 5 }, "replaced in place");
+        assert_eq!(store.get(cache, "b").unwrap().unwrap().as_str(), "33");
+        apply(&[("a", "333")], Quota::UNLIMITED).unwrap();
+        assert_eq!(stats(), Stats { entries: 2, bytes: 7 }, "a value that grew");
+
+        // Over a quota already: a value replaced in place passes, a value that grows does not.
+        let tiny = Quota { max_entries: Some(1), max_bytes: Some(5), ..Quota::UNLIMITED };
+        apply(&[("b", "44")], tiny.clone()).unwrap();
+        assert!(matches!(apply(&[("b", "444")], tiny), Err(Error::QuotaExceeded(_))));
+        assert_eq!(stats(), Stats { entries: 2, bytes: 7 });
+        assert_eq!(store.get(cache, "b").unwrap().unwrap().as_str(), "44");
+
+        // Once the cache is gone, no write to it is taken, in place or not.
+        let drop = Write::DropCache { name: "c".into() };
+        store.apply(&mut std::slice::from_ref(&drop).iter()).results.remove(0).unwrap();
+        assert!(matches!(apply(&[("a", "9")], Quota::UNLIMITED), Err(Error::NoSuchCache(_))));
+        assert!(matches!(apply(&[], Quota::UNLIMITED), Err(Error::NoSuchCache(_))));
+    }
+
+    #[test]
     fn the_fsync_moves_out_of_the_commit_while_others_write_and_reads_wait_for_what_they_see() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");

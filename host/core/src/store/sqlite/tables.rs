@@ -14,6 +14,11 @@ pub(super) struct Delta {
 }
 
 impl Delta {
+    /// Whether it changes nothing.
+    pub(super) fn is_zero(self) -> bool {
+        self.entries == 0 && self.bytes == 0
+    }
+
     /// The counts before this delta was added to reach `after`.
     pub(super) fn undo(self, after: Stats) -> Stats {
         let back = |count: u64, delta: i64| (count as i64).saturating_sub(delta).max(0) as u64;

@@ -125,6 +125,13 @@ impl<'b, 'c> Batch<'b, 'c> {
             }
             self.log(cache.id, KIND_KEY, Some(key))?;
         }
+        // Values replaced by values of the same size change no count, and a write that does
+        // not grow the usage passes any quota: the counts row is left alone, one statement and
+        // one WAL page fewer. The cache exists, since its entries were found (they never
+        // outlive it); with no entry at all, the update below is what finds out.
+        if delta.is_zero() && !entries.is_empty() {
+            return Ok(Outcome::Done);
+        }
         self.add_cache_stats(cache, delta, quota)?;
         Ok(Outcome::Done)
     }
