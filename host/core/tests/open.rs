@@ -178,3 +178,32 @@ fn many_openers_of_a_new_file_all_succeed() {
         );
     }
 }
+
+#[test]
+fn a_new_file_gets_small_pages_and_a_file_with_pages_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let page_size = |path: &Path| -> i64 {
+        rusqlite::Connection::open(path).unwrap().query_row("PRAGMA page_size", [], |row| row.get(0)).unwrap()
+    };
+    let fresh = dir.path().join("fresh.db");
+    CacheManager::open(&fresh)
+        .unwrap()
+        .create_cache("c")
+        .unwrap()
+        .set("k", easycaching::Json::parse("1").unwrap())
+        .unwrap();
+    assert_eq!(page_size(&fresh), 2048);
+
+    // An empty database that already has its page size (and WAL) is ours to use as it is.
+    let sized = dir.path().join("sized.db");
+    rusqlite::Connection::open(&sized)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x); DROP TABLE t;",
+        )
+        .unwrap();
+    let cache = CacheManager::open(&sized).unwrap().create_cache("c").unwrap();
+    cache.set("k", easycaching::Json::parse("[1, 2]").unwrap()).unwrap();
+    assert_eq!(cache.get("k").unwrap().unwrap().as_str(), "[1, 2]");
+    assert_eq!(page_size(&sized), 4096);
+}

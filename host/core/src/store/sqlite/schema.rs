@@ -57,6 +57,15 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+/// The page size of a new database file, in bytes (SQLite's default is 4096). A commit writes
+/// every page it changed to the WAL, and its fsync costs time in proportion to those bytes on
+/// the disks measured here (about 20 µs per 4 KiB): writes of small documents under scattered
+/// keys change one page each, so smaller pages make every commit cheaper. Measured with 8
+/// writer threads: 2 KiB pages did 13.7-14.6k writes/s, 4 KiB pages 10.2-11.0k; a lone durable
+/// writer 4.5-4.6k against 3.6-3.9k. Documents up to about 2,000 bytes still fit in a page
+/// (larger ones continue on overflow pages, as they would at 4 KiB beyond 4,000).
+pub(super) const PAGE_SIZE: u32 = 2048;
+
 /// The schema version this build creates and understands.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -101,7 +110,11 @@ fn prepare_once(conn: &mut Connection, db: &DbFile) -> Result<()> {
                 supported: SCHEMA_VERSION,
             });
         }
-        Found::Ours(_) | Found::Fresh => {}
+        Found::Ours(_) => {}
+        // Only a file with nothing in it yet takes a page size; a file that has one keeps it.
+        Found::Fresh => {
+            conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE};")).map_err(|e| db.error(e))?
+        }
     }
     let mode: String =
         conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(|e| db.error(e))?;
