@@ -3,8 +3,8 @@
 //! rusqlite's statement cache (`prepare_cached`) hashes the SQL text into an LRU to find the
 //! statement, takes it out while it runs and puts it back after: about 900 instructions a
 //! statement, a seventh of a durable `set` (which runs seven) and a tenth of a `get` that
-//! reads SQLite. The statements of those two paths, and `contains`, are held here instead, next to the
-//! connection they belong to; everything else still goes through the cache.
+//! reads SQLite. The statements of those two paths, and of `contains`, are held here instead,
+//! next to the connection they belong to; everything else still goes through the cache.
 //!
 //! A held statement is always reset after it runs (rusqlite resets it when `execute` returns
 //! and when the rows of a query are dropped), so an idle connection holds no read snapshot;
