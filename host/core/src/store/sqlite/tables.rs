@@ -98,14 +98,6 @@ impl Table {
         Ok(())
     }
 
-    /// Adds `delta` to the counts of container `id`; `false` when it does not exist. (An
-    /// `UPDATE … RETURNING` would save reading the counts for a quota, but costs three times
-    /// a plain update: SQLite runs it through a temporary table.)
-    pub(super) fn add_stats(&self, conn: &Connection, id: i64, delta: Delta) -> rusqlite::Result<bool> {
-        let mut statement = conn.prepare_cached(self.add_stats)?;
-        add_stats_with(&mut statement, id, delta)
-    }
-
     pub(super) fn list(&self, conn: &Connection) -> rusqlite::Result<Vec<Listed>> {
         let mut statement = conn.prepare_cached(self.list)?;
         let rows = statement.query_map([], |row| {
@@ -139,7 +131,10 @@ impl Table {
     }
 }
 
-/// Runs a table's `add_stats` statement, prepared as `statement`: see [`Table::add_stats`].
+/// Adds `delta` to the counts of container `id` with a table's `add_stats` statement, prepared
+/// as `statement`; `false` when it does not exist. (An `UPDATE … RETURNING` would save reading
+/// the counts for a quota, but costs three times a plain update: SQLite runs it through a
+/// temporary table.)
 pub(super) fn add_stats_with(statement: &mut Statement<'_>, id: i64, delta: Delta) -> rusqlite::Result<bool> {
     Ok(statement.execute(params![id, delta.entries, delta.bytes])? == 1)
 }

@@ -3,7 +3,7 @@
 //! Every write keeps the entry and byte counts on its cache or queue row exact, checks the
 //! quota against them, and logs each cache key it changes for other processes' LRUs.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Statement, params};
 
 use super::DbFile;
 use super::statements::EntryStatements;
@@ -144,10 +144,9 @@ impl<'b, 'c> Batch<'b, 'c> {
         delta: Delta,
         quota: &Quota,
     ) -> Result<(), WriteError> {
-        if !tables::add_stats_with(&mut self.statements.add_cache_stats, cache.id.0, delta)? {
-            return Err(no_such_cache(cache).into());
-        }
-        check_stats(self.conn, &CACHES, cache.id.0, &cache.name, delta, quota, || no_such_cache(cache))
+        let of = CountsOf { table: &CACHES, id: cache.id.0, name: &cache.name };
+        let add_stats = &mut self.statements.add_cache_stats;
+        add_stats_within(self.conn, of, add_stats, delta, quota, || no_such_cache(cache))
     }
 
     fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
@@ -244,38 +243,43 @@ fn cache_stats(conn: &Connection, cache: &Target<CacheId>) -> Result<Stats, Writ
     CACHES.stats(conn, cache.id.0)?.ok_or_else(|| no_such_cache(cache).into())
 }
 
-/// Adds `delta` to the counts of a cache or queue, then checks `quota` against them.
-fn add_stats_within(
-    conn: &Connection,
-    table: &Table,
+/// The counts row of one cache or queue, and the name its errors give.
+struct CountsOf<'a> {
+    table: &'a Table,
     id: i64,
-    name: &str,
-    delta: Delta,
-    quota: &Quota,
-    missing: impl FnOnce() -> Error,
-) -> Result<(), WriteError> {
-    if !table.add_stats(conn, id, delta)? {
-        return Err(missing().into());
-    }
-    check_stats(conn, table, id, name, delta, quota, missing)
+    name: &'a str,
 }
 
-/// Checks `quota` against the counts of a cache or queue that `delta` was just added to,
-/// reading them back only when there is a quota to check.
-fn check_stats(
+/// Adds `delta` to the counts of a cache or queue with `add_stats` (its table's statement),
+/// then checks `quota` against them, reading them back only when there is a quota to check.
+fn add_stats_within(
     conn: &Connection,
-    table: &Table,
-    id: i64,
-    name: &str,
+    of: CountsOf<'_>,
+    add_stats: &mut Statement<'_>,
     delta: Delta,
     quota: &Quota,
     missing: impl FnOnce() -> Error,
 ) -> Result<(), WriteError> {
+    if !tables::add_stats_with(add_stats, of.id, delta)? {
+        return Err(missing().into());
+    }
     if quota.is_unlimited() {
         return Ok(());
     }
-    let after = table.stats(conn, id)?.ok_or_else(missing)?;
-    check_quota(conn, table, quota, name, delta.undo(after), after)
+    let after = of.table.stats(conn, of.id)?.ok_or_else(missing)?;
+    check_quota(conn, of.table, quota, of.name, delta.undo(after), after)
+}
+
+/// [`add_stats_within`] for a queue, through the statement cache.
+fn add_queue_stats_within(
+    conn: &Connection,
+    queue: &Target<QueueId>,
+    delta: Delta,
+    quota: &Quota,
+) -> Result<(), WriteError> {
+    let of = CountsOf { table: &QUEUES, id: queue.id.0, name: &queue.name };
+    let mut add_stats = conn.prepare_cached(QUEUES.add_stats)?;
+    add_stats_within(conn, of, &mut add_stats, delta, quota, || no_such_queue(queue))
 }
 
 /// Forgets all but the newest `retained` changes.
@@ -291,7 +295,7 @@ fn queue_stats(conn: &Connection, queue: &Target<QueueId>) -> Result<Stats, Writ
 
 fn put(conn: &Connection, queue: &Target<QueueId>, values: &[Json], quota: &Quota) -> WriteResult {
     let delta = Delta { entries: values.len() as i64, bytes: values.iter().map(|v| v.len() as i64).sum() };
-    add_stats_within(conn, &QUEUES, queue.id.0, &queue.name, delta, quota, || no_such_queue(queue))?;
+    add_queue_stats_within(conn, queue, delta, quota)?;
     let mut insert = conn.prepare_cached("INSERT INTO queue_items (queue_id, value) VALUES (?1, ?2)")?;
     for value in values {
         insert.execute(params![queue.id.0, value.as_str()])?;
@@ -318,9 +322,7 @@ fn take(conn: &Connection, queue: &Target<QueueId>, max: usize) -> WriteResult {
                 entries: -(taken.len() as i64),
                 bytes: -taken.iter().map(|(_, v)| v.len() as i64).sum::<i64>(),
             };
-            add_stats_within(conn, &QUEUES, queue.id.0, &queue.name, delta, &Quota::UNLIMITED, || {
-                no_such_queue(queue)
-            })?;
+            add_queue_stats_within(conn, queue, delta, &Quota::UNLIMITED)?;
         }
     }
     Ok(Outcome::Values(taken.into_iter().map(|(_, value)| Json::trusted(value)).collect()))
