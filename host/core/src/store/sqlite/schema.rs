@@ -60,10 +60,11 @@ const MIGRATIONS: &[&str] = &[
 /// The page size of a new database file, in bytes (SQLite's default is 4096). A commit writes
 /// every page it changed to the WAL, and its fsync costs time in proportion to those bytes on
 /// the disks measured here (about 20 µs per 4 KiB): writes of small documents under scattered
-/// keys change one page each, so smaller pages make every commit cheaper. Measured with 8
-/// writer threads: 2 KiB pages did 13.7-14.6k writes/s, 4 KiB pages 10.2-11.0k; a lone durable
-/// writer 4.5-4.6k against 3.6-3.9k. Documents up to about 2,000 bytes still fit in a page
-/// (larger ones continue on overflow pages, as they would at 4 KiB beyond 4,000).
+/// keys change one page each, so smaller pages make every commit cheaper. Measured back to
+/// back, 8 writer threads with keys of their own: 2 KiB pages did 11.9-14.6k writes/s, 4 KiB
+/// pages 9.6-12.0k; a lone durable writer 3.6-4.6k against 3.2-3.9k (1 KiB pages about the
+/// same as 2 KiB). Documents up to about 2,000 bytes still fit in a page (larger ones continue
+/// on overflow pages, as they would at 4 KiB beyond 4,000).
 pub(super) const PAGE_SIZE: u32 = 2048;
 
 /// The schema version this build creates and understands.
