@@ -161,49 +161,46 @@ impl<W, R> GroupCommit<W, R> {
 
             state = self.lock();
             let handed = gathering.handed;
-            let unhanded = gathering.taken.split_off(handed);
-            // One result per write handed over; should the batch return fewer, the rest fail
-            // rather than wait forever.
-            let mut results = results.into_iter();
-            let mut answered: Vec<u64> = Vec::with_capacity(gathering.taken.len());
-            for (ticket, _) in gathering.taken.drain(..) {
-                state.results.insert(ticket, results.next().unwrap_or_else(&failed));
-                answered.push(ticket);
-            }
-            if handed > 0 {
-                // Writes taken but not handed over (the batch stopped early) go back to the
-                // front of the queue, for the next batch.
-                for queued in unhanded.into_iter().rev() {
-                    state.queued.push_front(queued);
-                }
-            } else {
-                // A batch that took none would leave them queued forever.
-                for (ticket, _) in unhanded {
-                    state.results.insert(ticket, failed());
-                    answered.push(ticket);
-                }
+            // Writes taken but not handed over (the batch stopped early) go back to the front
+            // of the queue, for the next batch.
+            for queued in gathering.taken.split_off(handed).into_iter().rev() {
+                state.queued.push_front(queued);
             }
             self.writes.fetch_add(handed as u64, Ordering::Relaxed);
             state.expected_writers = handed + state.queued.len();
             state.last_batch_time = took;
-            let wake = Self::batch_done(&mut state, &answered);
-            drop(state);
-            wake.iter().for_each(Thread::unpark);
+            // One result per write handed over; should the batch return fewer, the rest fail
+            // rather than wait forever.
+            let mut results = results.into_iter();
+            let answered =
+                gathering.taken.drain(..).map(|(ticket, _)| (ticket, results.next().unwrap_or_else(&failed)));
+            self.finish_batch(state, answered);
             state = self.lock();
         }
     }
 
-    /// Marks the batch in flight as done. Returns the writers to wake, once the lock is
-    /// released (woken under it, each would only wait for it): those whose writes in
-    /// `answered` now have their results, and the writer at the front of the queue, to lead
+    /// Gives each write of the batch in flight its result (`answered`: tickets with results)
+    /// and marks the batch done. Then, once the lock is released (woken under it, each would
+    /// only wait for it), wakes those writers and the writer at the front of the queue, to lead
     /// the next batch.
-    fn batch_done(state: &mut State<W, R>, answered: &[u64]) -> Vec<Thread> {
-        state.batch_in_flight = false;
-        if state.parked.is_empty() {
-            return Vec::new();
+    fn finish_batch(&self, mut state: MutexGuard<'_, State<W, R>>, answered: impl Iterator<Item = (u64, R)>) {
+        let mut wake = Vec::new();
+        for (ticket, result) in answered {
+            state.results.insert(ticket, result);
+            if !state.parked.is_empty()
+                && let Some(writer) = state.parked.remove(&ticket)
+            {
+                wake.push(writer);
+            }
         }
-        let next_leader = state.queued.front().map(|(ticket, _)| *ticket);
-        answered.iter().chain(&next_leader).filter_map(|ticket| state.parked.remove(ticket)).collect()
+        state.batch_in_flight = false;
+        if let Some(next_leader) = state.queued.front().map(|(ticket, _)| *ticket)
+            && let Some(writer) = state.parked.remove(&next_leader)
+        {
+            wake.push(writer);
+        }
+        drop(state);
+        wake.iter().for_each(Thread::unpark);
     }
 
     fn lock(&self) -> MutexGuard<'_, State<W, R>> {
@@ -284,14 +281,9 @@ impl<W, R> Drop for Gathering<'_, W, R> {
         if self.done {
             return;
         }
-        let mut state = self.group.lock();
-        let answered: Vec<u64> = self.taken.drain(..).map(|(ticket, _)| ticket).collect();
-        for &ticket in &answered {
-            state.results.insert(ticket, (self.failed)());
-        }
-        let wake = GroupCommit::<W, R>::batch_done(&mut state, &answered);
-        drop(state);
-        wake.iter().for_each(Thread::unpark);
+        let state = self.group.lock();
+        let failed = self.failed;
+        self.group.finish_batch(state, self.taken.drain(..).map(|(ticket, _)| (ticket, failed())));
     }
 }
 
@@ -347,6 +339,43 @@ mod tests {
         }
         let batches = batches.load(Ordering::Relaxed);
         assert!(batches < 1600, "1600 writes took {batches} batches: no grouping happened");
+    }
+
+    #[test]
+    fn a_finished_batch_wakes_the_writer_at_the_front_of_the_queue_to_lead() {
+        // One write a batch, and one write a writer: once the first batch is done, its
+        // writer leaves, and the writers queued behind it go on only if it woke one of them.
+        let group: Arc<GroupCommit<u32, u32>> = Arc::new(GroupCommit::new(1));
+        let run = {
+            let group = group.clone();
+            move |batch: &mut Gathering<'_, u32, u32>| {
+                let writes = all(batch);
+                if writes == [0] {
+                    group.wait_for_queued(3);
+                }
+                writes.into_iter().map(|w| w + 1).collect()
+            }
+        };
+        let (done, finished) = std::sync::mpsc::channel();
+        let submit = |write: u32| {
+            let (group, run, done) = (group.clone(), run.clone(), done.clone());
+            std::thread::spawn(move || done.send(group.submit(write, run, || u32::MAX)).unwrap());
+        };
+        submit(0);
+        while group.stats().batches == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        (1..=3).for_each(submit);
+        let mut answers: Vec<u32> = (0..4)
+            .map(|_| {
+                finished.recv_timeout(std::time::Duration::from_secs(30)).expect(
+                    "every writer finishes: the writers queued behind the first batch were never woken",
+                )
+            })
+            .collect();
+        answers.sort();
+        assert_eq!(answers, [1, 2, 3, 4]);
+        assert_eq!(group.stats(), WriteStats { writes: 4, batches: 4 });
     }
 
     #[test]
