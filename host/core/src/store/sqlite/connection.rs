@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, ffi};
 
-use super::DbFile;
 use super::statements::{ReadStatements, ReaderConnection};
+use super::{DbFile, wal_writes};
 use crate::options::Durability;
 use crate::{Error, Result};
 
@@ -28,10 +28,19 @@ pub(super) struct Settings {
 pub(super) fn open_writer(db: &DbFile, settings: &Settings) -> Result<Connection> {
     let flags =
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(&db.path, flags).map_err(|e| open_error(&db.path, e))?;
+    // With `Durability::Full`, through our VFS, which writes each commit's WAL frames in one
+    // system call (see `wal_writes`).
+    let mut conn = match settings.durability {
+        Durability::Full => {
+            let vfs = wal_writes::vfs().map_err(Error::Storage)?;
+            Connection::open_with_flags_and_vfs(&db.path, flags, vfs)
+        }
+        Durability::Normal => Connection::open_with_flags(&db.path, flags),
+    }
+    .map_err(|e| open_error(&db.path, e))?;
     configure(&mut conn, db, settings)?;
-    // `Durability::Full` starts with the fsync inside COMMIT; the store moves it after the
-    // commit while other processes write (see `durable`).
+    // `Durability::Full` fsyncs inside COMMIT, unless the store has it skipped there, to fsync
+    // after the commit while other writers commit (see `durable` and `wal_writes`).
     let synchronous = match settings.durability {
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",

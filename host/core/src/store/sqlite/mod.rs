@@ -19,6 +19,7 @@ mod schema;
 mod statements;
 mod tables;
 mod wal_index;
+mod wal_writes;
 mod write_turns;
 mod writes;
 
@@ -36,6 +37,7 @@ use self::fsync_board::FsyncBoard;
 use self::statements::{ReadStatements, TransactionStatements, WriteStatements, WriterConnection};
 use self::tables::{CACHES, QUEUES};
 use self::wal_index::WalIndex;
+use self::wal_writes::CommitWrites;
 use self::write_turns::WriteTurns;
 use super::{
     Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store,
@@ -88,7 +90,8 @@ struct Writer {
     conn: WriterConnection,
     /// The change token just after our last commit.
     last_commit: Option<ChangeToken>,
-    /// Whether the connection is set to fsync inside `COMMIT` (`synchronous = FULL`).
+    /// Whether the last commit was fsynced inside `COMMIT`, rather than left to
+    /// [`Store::sync`] (see `wal_writes`).
     fsync_in_commit: bool,
     /// Our batches in a row that no other process committed between.
     quiet_batches: u32,
@@ -135,7 +138,7 @@ impl SqliteStore {
             writer: Mutex::new(Writer {
                 conn: writer,
                 last_commit: None,
-                fsync_in_commit: durability == Durability::Full,
+                fsync_in_commit: false,
                 quiet_batches: QUIET_BATCHES_FOR_FSYNC_IN_COMMIT,
             }),
             durable,
@@ -200,24 +203,20 @@ impl SqliteStore {
     ) -> Result<Applied> {
         let Writer { conn: connection, last_commit, fsync_in_commit, quiet_batches } = writer;
         connection.with_dependent_mut(|conn, statements| {
+            let concurrent_writers = writes.concurrent_writers();
             let Some(first) = writes.next_write() else {
                 return Ok(Applied { results: Vec::new(), sync: SyncTarget::Visible, own_commit: None });
             };
             *taken = 1;
-            // Where the fsync goes. While no other process commits between our commits, inside
-            // COMMIT, as SQLite does it: the commit is durable when it becomes visible, and
-            // nobody waits for the write lock anyway. Once others commit between ours, after
-            // COMMIT, outside the write lock, so other processes commit during our fsync and
-            // share the next (see `durable`), until our commits have gone uncontended for a
-            // while.
+            // Where the fsync goes. While no other process commits between our commits and no
+            // other writer of ours writes, inside COMMIT, as SQLite does it: the commit is
+            // durable when it becomes visible, and nobody waits for the write lock anyway.
+            // Otherwise after COMMIT, outside the write lock, so that other processes and our
+            // next batch commit during our fsync and share the next (see `durable`), until our
+            // commits have gone uncontended for a while.
             let others_committed = last_commit.is_some_and(|last| last != self.wal_index.token());
             *quiet_batches = if others_committed { 0 } else { quiet_batches.saturating_add(1) };
-            let alone = self.durable.fsyncs() && *quiet_batches >= QUIET_BATCHES_FOR_FSYNC_IN_COMMIT;
-            if alone != *fsync_in_commit {
-                let pragma = if alone { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
-                run(conn, pragma).map_err(|e| self.db.error(e))?;
-                *fsync_in_commit = alone;
-            }
+            let alone = *quiet_batches >= QUIET_BATCHES_FOR_FSYNC_IN_COMMIT && !concurrent_writers;
             let WriteStatements { transaction, entries } = statements;
             let TransactionStatements {
                 begin,
@@ -274,7 +273,15 @@ impl SqliteStore {
                 writes::prune_change_log(conn, CHANGE_LOG_RETAINED)
                     .map_err(|e| self.rollback(conn, rollback, e))?;
             }
+            // The WAL's frames go to the file in one write; SQLite's fsync inside COMMIT only
+            // when alone (see `wal_writes`).
+            let commit_writes = self.durable.fsyncs().then(|| CommitWrites::start(conn, !alone));
             commit.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
+            let fsync_deferred = match commit_writes {
+                Some(writes) => writes.finish().map_err(|e| self.db.error(e))?,
+                None => false,
+            };
+            *fsync_in_commit = self.durable.fsyncs() && !fsync_deferred;
             let after = self.wal_index.token();
             drop(turn);
             let seen = self.durable.seen(after);
