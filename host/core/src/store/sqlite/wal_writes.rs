@@ -16,17 +16,20 @@
 //! before anything is visible.
 //!
 //! Gathering is only ever on while `COMMIT` runs with `synchronous = FULL`, the mode in which
-//! SQLite syncs before it publishes, and only up to that first sync: anything SQLite writes
+//! SQLite syncs before it publishes, and only up to the commit's sync: anything SQLite writes
 //! after it (the rest of a padded frame, on a file system without power-safe overwrite) goes
 //! straight to the file. Every other connection, and every other file, is SQLite's own.
 //!
 //! That sync may also be deferred: when the store fsyncs the WAL itself after the commit,
 //! outside the write lock (see `durable`), SQLite's own fsync inside `COMMIT` is not wanted.
-//! A deferred sync still writes the gathered frames; it skips only the fsync, and only of a
-//! sync that found frames gathered: the sync of a checkpoint that runs within the same
-//! `COMMIT` (its frames were written by then) is always done. What the store acknowledges is
-//! exactly as durable as before: nothing is acknowledged before an fsync of the WAL that
-//! began after the commit has completed.
+//! A deferred sync still writes the gathered frames; it skips only the fsync, and only of the
+//! commit's own sync, the one that finds frames gathered. Two others are always done: the
+//! sync of the WAL's header that SQLite writes anew after a restart (it must reach the disk
+//! before any frame after it, or a power cut could corrupt the database), told apart as the
+//! sync that finds bytes gathered at the start of the file; and the sync of a checkpoint that
+//! runs within the same `COMMIT`, which finds nothing gathered (the frames were written by
+//! then). What the store acknowledges is exactly as durable as before: nothing is
+//! acknowledged before an fsync of the WAL that began after the commit has completed.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::marker::PhantomData;
@@ -343,27 +346,34 @@ unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int 
 
 unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     // SAFETY: a WAL file opened through our VFS.
-    let (was_gathering, defer) = unsafe {
-        let gathered = gathered(file);
-        let was_gathering = gathered.on && !gathered.bytes.is_empty();
-        // Gathering ends at the first sync: SQLite publishes the commit after it.
-        gathered.on = false;
-        (was_gathering, gathered.defer_fsync)
-    };
-    if was_gathering && defer {
-        // SAFETY: as above.
-        unsafe {
-            let rc = flush(file);
-            if rc == ffi::SQLITE_OK {
-                gathered(file).deferred = true;
-            }
-            return rc;
-        }
-    }
-    #[cfg(test)]
-    // SAFETY: as above.
     unsafe {
-        gathered(file).base_calls.syncs += 1;
+        let gathered = gathered(file);
+        if gathered.on && !gathered.bytes.is_empty() {
+            if gathered.offset == 0 {
+                // The WAL's header, written anew after a restart: SQLite syncs it before any
+                // frame goes after it, as a frame written before it could otherwise be read
+                // with the old header after a power cut and corrupt the database
+                // (https://sqlite.org/src/info/ff5be73dee). Done in full; the commit's frames
+                // come next, gathered again.
+            } else {
+                // The commit's own sync: SQLite publishes the commit after it.
+                gathered.on = false;
+                if gathered.defer_fsync {
+                    let rc = flush(file);
+                    if rc == ffi::SQLITE_OK {
+                        self::gathered(file).deferred = true;
+                    }
+                    return rc;
+                }
+            }
+        } else {
+            // Nothing gathered: a sync of what is in the file already (a checkpoint's).
+            gathered.on = false;
+        }
+        #[cfg(test)]
+        {
+            self::gathered(file).base_calls.syncs += 1;
+        }
     }
     flushed!(file, xSync(flags))
 }
@@ -604,14 +614,27 @@ mod tests {
         let after = base_calls(&conn);
         assert_eq!((after.writes - before.writes, after.syncs - before.syncs), (1, 0));
 
+        // The first commit after the WAL restarts writes the WAL's header anew, and SQLite
+        // syncs it before the frames: that sync is done, deferred or not, and the frames are
+        // still written in one call.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        let before = base_calls(&conn);
+        assert!(commit(&conn, 9..13, 10, true), "the commit's own fsync is still deferred");
+        let after = base_calls(&conn);
+        assert_eq!(
+            (after.writes - before.writes, after.syncs - before.syncs),
+            (2, 1),
+            "header, synced; frames"
+        );
+
         // A checkpoint run by the same COMMIT fsyncs the WAL before it copies it into the
         // database, deferred or not.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 1").unwrap();
         let before = base_calls(&conn);
-        assert!(commit(&conn, 5..9, 10, true));
+        assert!(commit(&conn, 13..17, 10, true));
         let after = base_calls(&conn);
         assert_eq!(after.syncs - before.syncs, 1, "the checkpoint's fsync of the WAL is done");
-        assert_eq!(rows(&path).len(), 9);
+        assert_eq!(rows(&path).len(), 13);
     }
 
     #[test]
