@@ -26,20 +26,6 @@
 //! ([`Gathering::next`]), so the leader applies those already queued, and those that arrive
 //! while it does, before it sleeps until the rest have come (woken once, not once a write).
 //! Less of the batch's work is left to do after its last writer arrives.
-//!
-//! # Overlapping the fsync
-//!
-//! Once a batch has committed, what is left is to make it durable (an fsync: most of a
-//! batch's time) and to answer. A batch that hands over ([`Gathering::hand_over`]) lets the
-//! next batch gather, apply and commit meanwhile, so the CPU works while the disk does: 50
-//! writers then run as two groups taking turns, one committing while the other's fsync runs.
-//! Batches still finish in the order they committed: a batch that handed over waits until
-//! every batch before it has finished, so what it does then (updating the caches in memory)
-//! follows commit order. A batch hands over only when that pays: when writers are queued
-//! behind it, or when it is large ([`SPLIT_BATCHES_OF`]). A small batch with nobody behind it
-//! stays in flight until it finishes, so that its writers, coming back, gather for the next
-//! batch as above: 8 writers that split into two groups of four would fsync twice as often
-//! for the same writes, and their commits are short next to an fsync.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,19 +36,10 @@ use std::time::{Duration, Instant};
 /// The longest a leader waits for the writers it expects, whatever the last batch took.
 const MAX_GATHER_WAIT: Duration = Duration::from_millis(2);
 
-/// A batch of this many writes lets the next batch start as soon as it has committed, even with
-/// nobody queued yet: applying and committing this many (10-20 µs each) takes about as long as
-/// an fsync's fixed cost (about 200 µs here), so the next group's commit hides behind this
-/// one's fsync rather than adding to it. Measured with 8 and 50 writer threads: batches of 8
-/// gain nothing from splitting, batches of 50 write 10-20% faster.
-const SPLIT_BATCHES_OF: usize = 16;
-
 /// The queue of writes waiting for a batch, and the results of finished batches.
 pub(crate) struct GroupCommit<W, R> {
     state: Mutex<State<W, R>>,
     arrived: Condvar,
-    /// Signalled when a batch finishes, for a batch that handed over waiting for its turn.
-    finished: Condvar,
     max_batch: usize,
     writes: AtomicU64,
     batches: AtomicU64,
@@ -96,12 +73,6 @@ struct State<W, R> {
     /// waking all of them would wake 25 only to put them back to sleep, all fighting for this
     /// lock), and a lone writer, with nobody asleep, makes no system call at all.
     parked: HashMap<u64, Thread>,
-    /// The number the next batch gets: batches are numbered in the order they start, which
-    /// is the order they commit in.
-    next_batch: u64,
-    /// Batches finished (answered), all of those numbered below it: each finishes only after
-    /// every batch before it.
-    finished_batches: u64,
 }
 
 impl<W, R> GroupCommit<W, R> {
@@ -117,11 +88,8 @@ impl<W, R> GroupCommit<W, R> {
                 expected_writers: 1,
                 last_batch_time: Duration::ZERO,
                 parked: HashMap::new(),
-                next_batch: 0,
-                finished_batches: 0,
             }),
             arrived: Condvar::new(),
-            finished: Condvar::new(),
             max_batch: max_batch.max(1),
             writes: AtomicU64::new(0),
             batches: AtomicU64::new(0),
@@ -171,8 +139,6 @@ impl<W, R> GroupCommit<W, R> {
                 continue;
             }
             state.batch_in_flight = true;
-            let number = state.next_batch;
-            state.next_batch += 1;
             let expected = state.expected_writers.min(self.max_batch);
             let gather_for = (state.last_batch_time / 2).min(MAX_GATHER_WAIT);
             drop(state);
@@ -182,46 +148,44 @@ impl<W, R> GroupCommit<W, R> {
             let mut gathering = Gathering {
                 group: self,
                 failed: &failed,
-                number,
                 taken: Vec::new(),
                 handed: 0,
                 expected,
-                started,
                 deadline: started + gather_for,
                 waited: Duration::ZERO,
-                handed_over: false,
-                released: false,
                 done: false,
             };
             let results = run_batch(&mut gathering);
-            gathering.hand_over();
             gathering.done = true;
-            let held = (!gathering.released).then(|| gathering.took());
+            let took = started.elapsed().saturating_sub(gathering.waited);
+
+            state = self.lock();
+            let handed = gathering.handed;
+            // Writes taken but not handed over (the batch stopped early) go back to the front
+            // of the queue, for the next batch.
+            for queued in gathering.taken.split_off(handed).into_iter().rev() {
+                state.queued.push_front(queued);
+            }
+            self.writes.fetch_add(handed as u64, Ordering::Relaxed);
+            state.expected_writers = handed + state.queued.len();
+            state.last_batch_time = took;
             // One result per write handed over; should the batch return fewer, the rest fail
             // rather than wait forever.
             let mut results = results.into_iter();
             let answered =
                 gathering.taken.drain(..).map(|(ticket, _)| (ticket, results.next().unwrap_or_else(&failed)));
-            self.finish_batch(self.lock(), answered, held);
+            self.finish_batch(state, answered);
             state = self.lock();
         }
     }
 
-    /// Gives each write of a batch that has handed over (see [`Gathering::hand_over`]) its
-    /// result (`answered`: tickets with results) and marks the batch finished. A batch still
-    /// in flight (`held`, with how long it took) lets the next batch start, led by the writer
-    /// at the front of the queue. Then, once the lock is released (woken under it, each would
-    /// only wait for it), wakes those writers.
-    fn finish_batch(
-        &self,
-        mut state: MutexGuard<'_, State<W, R>>,
-        answered: impl Iterator<Item = (u64, R)>,
-        held: Option<Duration>,
-    ) {
+    /// Gives each write of the batch in flight its result (`answered`: tickets with results)
+    /// and marks the batch done. Then, once the lock is released (woken under it, each would
+    /// only wait for it), wakes those writers and the writer at the front of the queue, to lead
+    /// the next batch.
+    fn finish_batch(&self, mut state: MutexGuard<'_, State<W, R>>, answered: impl Iterator<Item = (u64, R)>) {
         let mut wake = Vec::new();
-        let mut count = 0;
         for (ticket, result) in answered {
-            count += 1;
             state.results.insert(ticket, result);
             if !state.parked.is_empty()
                 && let Some(writer) = state.parked.remove(&ticket)
@@ -229,23 +193,13 @@ impl<W, R> GroupCommit<W, R> {
                 wake.push(writer);
             }
         }
-        if let Some(took) = held {
-            state.batch_in_flight = false;
-            state.last_batch_time = took;
-            if let Some(next_leader) = state.queued.front().map(|(ticket, _)| *ticket)
-                && let Some(writer) = state.parked.remove(&next_leader)
-            {
-                wake.push(writer);
-            }
+        state.batch_in_flight = false;
+        if let Some(next_leader) = state.queued.front().map(|(ticket, _)| *ticket)
+            && let Some(writer) = state.parked.remove(&next_leader)
+        {
+            wake.push(writer);
         }
-        // Unless a batch is under way already, the writers just answered are those the next
-        // leader may expect: they come back with their next writes.
-        if !state.batch_in_flight {
-            state.expected_writers = count + state.queued.len();
-        }
-        state.finished_batches += 1;
         drop(state);
-        self.finished.notify_all();
         wake.iter().for_each(Thread::unpark);
     }
 
@@ -262,25 +216,16 @@ impl<W, R> GroupCommit<W, R> {
 pub(crate) struct Gathering<'a, W, R> {
     group: &'a GroupCommit<W, R>,
     failed: &'a dyn Fn() -> R,
-    /// The batch's number, in the order batches start.
-    number: u64,
     /// The writes taken from the queue, with their tickets.
     taken: Vec<(u64, W)>,
     /// How many of them were handed to the batch.
     handed: usize,
     /// How many writes the batch waits for.
     expected: usize,
-    /// When the batch started.
-    started: Instant,
     /// How long it waits for them.
     deadline: Instant,
     /// The time spent asleep waiting for them.
     waited: Duration,
-    /// The batch has counted its writes and given back those it did not hand over (see
-    /// [`Gathering::hand_over`]).
-    handed_over: bool,
-    /// The next batch may start: this one is no longer in flight.
-    released: bool,
     /// The batch returned normally.
     done: bool,
 }
@@ -294,57 +239,6 @@ impl<W, R> Gathering<'_, W, R> {
         }
         self.handed += 1;
         self.taken.get(self.handed - 1).map(|(_, write)| write)
-    }
-
-    /// Lets the next batch start while this one finishes, once it has taken its last write
-    /// and committed; then waits until every batch that started before it has finished. What
-    /// the batch does after this call (making its commit durable, updating what it keeps in
-    /// memory) therefore overlaps the next batch's commit and still runs in commit order. The
-    /// writes it took but had not handed over go back to the front of the queue, for the
-    /// next batch. Called again, or never (the batch then hands over when it returns), it
-    /// does nothing more.
-    pub(crate) fn hand_over(&mut self) {
-        if self.handed_over {
-            return;
-        }
-        self.handed_over = true;
-        let group = self.group;
-        let mut state = group.lock();
-        for queued in self.taken.split_off(self.handed).into_iter().rev() {
-            state.queued.push_front(queued);
-        }
-        group.writes.fetch_add(self.handed as u64, Ordering::Relaxed);
-        // Writers queued behind the batch start the next one now, expecting nobody else: the
-        // writers of this batch come back only once it has finished. With nobody queued, the
-        // batch stays in flight until it finishes, so that its writers, coming back, gather
-        // for the next batch (see the module's documentation) rather than one of them leading
-        // a batch of its own.
-        if !state.queued.is_empty() || self.handed >= SPLIT_BATCHES_OF {
-            self.released = true;
-            state.expected_writers = state.queued.len();
-            state.last_batch_time = self.took();
-            state.batch_in_flight = false;
-            let next_leader = state.queued.front().map(|(ticket, _)| *ticket);
-            let next_leader = next_leader.and_then(|ticket| state.parked.remove(&ticket));
-            drop(state);
-            if let Some(writer) = next_leader {
-                writer.unpark();
-            }
-            state = group.lock();
-        }
-        while state.finished_batches < self.number {
-            state = group.finished.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-    }
-
-    /// How long the batch has run, less its waits for writers.
-    fn took(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.waited)
-    }
-
-    /// Whether other writers are writing too: the batch expects or holds more than one write.
-    pub(crate) fn concurrent_writers(&self) -> bool {
-        self.expected > 1 || self.taken.len() > 1
     }
 
     /// Every write handed to the batch so far, in order.
@@ -387,17 +281,9 @@ impl<W, R> Drop for Gathering<'_, W, R> {
         if self.done {
             return;
         }
-        // Every write taken fails, and the next batch may start: one panic cannot leave every
-        // other writer waiting forever.
-        self.handed = self.taken.len();
-        self.hand_over();
-        let held = (!self.released).then(|| self.took());
+        let state = self.group.lock();
         let failed = self.failed;
-        self.group.finish_batch(
-            self.group.lock(),
-            self.taken.drain(..).map(|(ticket, _)| (ticket, failed())),
-            held,
-        );
+        self.group.finish_batch(state, self.taken.drain(..).map(|(ticket, _)| (ticket, failed())));
     }
 }
 
@@ -576,53 +462,6 @@ mod tests {
         assert_eq!(batches[0].len(), 2, "the first batch takes a write that came while it ran: {batches:?}");
         assert_eq!(batches[1].len(), 1, "the write it left runs in the next batch: {batches:?}");
         assert_eq!(group.stats(), WriteStats { writes: 3, batches: 2 });
-    }
-
-    #[test]
-    fn a_batch_that_hands_over_lets_the_next_commit_meanwhile_and_they_finish_in_order() {
-        let group: Arc<GroupCommit<u32, u32>> = Arc::new(GroupCommit::new(8));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (committed, second_committed) = std::sync::mpsc::channel::<()>();
-        let second_committed = Arc::new(Mutex::new(second_committed));
-        let run = {
-            let (group, log) = (group.clone(), log.clone());
-            move |batch: &mut Gathering<'_, u32, u32>| {
-                let writes = all(batch);
-                if writes == [1] {
-                    // Committed, with a writer queued behind: it may start the next batch.
-                    group.wait_for_queued(1);
-                    batch.hand_over();
-                    // Finishing (an fsync, say) until the next batch has committed.
-                    second_committed
-                        .lock()
-                        .unwrap()
-                        .recv_timeout(std::time::Duration::from_secs(30))
-                        .expect("the next batch commits while this one finishes");
-                    log.lock().unwrap().push("first finishes");
-                } else {
-                    log.lock().unwrap().push("second commits");
-                    committed.send(()).unwrap();
-                    batch.hand_over();
-                    log.lock().unwrap().push("second finishes");
-                }
-                writes.into_iter().map(|w| w * 10).collect()
-            }
-        };
-        let first = {
-            let (group, run) = (group.clone(), run.clone());
-            std::thread::spawn(move || group.submit(1, run, || 0))
-        };
-        while group.stats().batches == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        let second = {
-            let (group, run) = (group.clone(), run.clone());
-            std::thread::spawn(move || group.submit(2, run, || 0))
-        };
-        assert_eq!(first.join().unwrap(), 10);
-        assert_eq!(second.join().unwrap(), 20);
-        assert_eq!(*log.lock().unwrap(), ["second commits", "first finishes", "second finishes"]);
-        assert_eq!(group.stats(), WriteStats { writes: 2, batches: 2 });
     }
 
     #[test]

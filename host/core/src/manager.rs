@@ -338,12 +338,9 @@ impl Shared {
             write,
             |batch| {
                 let Applied { mut results, sync, mut own_commit } = self.store.apply(batch);
-                // Committed: the next batch may commit while this one becomes durable, and
-                // what follows runs in commit order.
-                batch.hand_over();
                 // Durable before anyone is answered: nothing to do when the commit fsynced
                 // inside itself; otherwise the fsync runs outside the database's write lock,
-                // so other processes and the next batch commit meanwhile. Even a batch that failed as a whole
+                // so other processes commit meanwhile. Even a batch that failed as a whole
                 // waits (for what it saw): its errors may tell of other processes' commits (a
                 // cache deleted), not to be seen before they are durable.
                 if let Err(error) = self.store.sync(sync) {
@@ -469,9 +466,5 @@ impl Shared {
 impl<R> Writes for Gathering<'_, Write, R> {
     fn next_write(&mut self) -> Option<&Write> {
         self.next()
-    }
-
-    fn concurrent_writers(&self) -> bool {
-        Gathering::concurrent_writers(self)
     }
 }

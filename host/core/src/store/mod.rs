@@ -267,13 +267,6 @@ pub struct Page<T> {
 pub trait Writes {
     /// The next write of the batch; `None` once the batch is complete.
     fn next_write(&mut self) -> Option<&Write>;
-
-    /// Whether other writers are writing too, so that another batch is likely to follow this
-    /// one at once. A backend may then leave the fsync out of the commit, to
-    /// [`Store::sync`], so that the next batch commits while it runs.
-    fn concurrent_writers(&self) -> bool {
-        false
-    }
 }
 
 /// A batch known in full.

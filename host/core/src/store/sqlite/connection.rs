@@ -40,7 +40,7 @@ pub(super) fn open_writer(db: &DbFile, settings: &Settings) -> Result<Connection
     .map_err(|e| open_error(&db.path, e))?;
     configure(&mut conn, db, settings)?;
     // `Durability::Full` fsyncs inside COMMIT, unless the store has it skipped there, to fsync
-    // after the commit while other writers commit (see `durable` and `wal_writes`).
+    // after the commit while other processes commit (see `durable` and `wal_writes`).
     let synchronous = match settings.durability {
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",

@@ -2,17 +2,17 @@
 //! anyone before it is durable.
 //!
 //! With `synchronous = FULL` SQLite fsyncs the WAL inside `COMMIT`, holding the database's one
-//! write lock for the whole fsync: every other writer waits for it, so processes sharing a
-//! file write one fsync at a time, and the next batch of this process's writers cannot commit
-//! during it either. So a writer that finds other processes committing between its own
-//! commits, or writers of its own queued behind its batch, has SQLite skip that fsync (see
-//! `wal_writes`) and fsyncs the WAL itself, outside the lock, before it acknowledges anything.
-//! Others commit meanwhile, and one fsync covers every commit before it began, in whichever
+//! write lock for the whole fsync: every other process that wants to write waits for it, so
+//! processes sharing a file write one fsync at a time. A writer that finds other processes
+//! committing between its own commits therefore has SQLite skip that fsync (see `wal_writes`)
+//! and fsyncs the WAL itself, outside the lock, before it acknowledges anything. Other
+//! processes commit meanwhile, and one fsync covers every commit before it began, in whichever
 //! process: they take turns at a board (see `fsync_board`), one fsync in flight at a time, and
 //! a commit that an fsync began after needs none of its own. That is group commit across
 //! processes, where SQLite only has it within one connection. What is acknowledged is exactly
 //! as durable as before (with SQLite's default power-safe overwrite there is no torn sector to
-//! pad against, and the fsync of a checkpoint is never skipped). A writer alone keeps the
+//! pad against, and neither the fsync of a restarted WAL's header nor that of a checkpoint is
+//! ever skipped). A writer alone keeps the
 //! fsync inside `COMMIT` (see `SqliteStore::transaction`): nobody waits for its lock, and its
 //! commits are durable as they become visible.
 //!

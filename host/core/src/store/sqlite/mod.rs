@@ -203,20 +203,20 @@ impl SqliteStore {
     ) -> Result<Applied> {
         let Writer { conn: connection, last_commit, fsync_in_commit, quiet_batches } = writer;
         connection.with_dependent_mut(|conn, statements| {
-            let concurrent_writers = writes.concurrent_writers();
             let Some(first) = writes.next_write() else {
                 return Ok(Applied { results: Vec::new(), sync: SyncTarget::Visible, own_commit: None });
             };
             *taken = 1;
-            // Where the fsync goes. While no other process commits between our commits and no
-            // other writer of ours writes, inside COMMIT, as SQLite does it: the commit is
-            // durable when it becomes visible, and nobody waits for the write lock anyway.
-            // Otherwise after COMMIT, outside the write lock, so that other processes and our
-            // next batch commit during our fsync and share the next (see `durable`), until our
-            // commits have gone uncontended for a while.
+            // Where the fsync goes. While no other process commits between our commits, inside
+            // COMMIT, as SQLite does it: the commit is durable when it becomes visible (so no
+            // read waits for it, nor does the next batch's commit, as the cache in memory is
+            // brought up to date only once the commit is durable), and nobody waits for the
+            // write lock anyway. Once others commit between ours, after COMMIT, outside the
+            // write lock, so other processes commit during our fsync and share the next (see
+            // `durable`), until our commits have gone uncontended for a while.
             let others_committed = last_commit.is_some_and(|last| last != self.wal_index.token());
             *quiet_batches = if others_committed { 0 } else { quiet_batches.saturating_add(1) };
-            let alone = *quiet_batches >= QUIET_BATCHES_FOR_FSYNC_IN_COMMIT && !concurrent_writers;
+            let alone = *quiet_batches >= QUIET_BATCHES_FOR_FSYNC_IN_COMMIT;
             let WriteStatements { transaction, entries } = statements;
             let TransactionStatements {
                 begin,
