@@ -44,6 +44,10 @@ pub(super) const VFS_NAME: &CStr = c"easycaching";
 /// less one byte in one system call (and loops for the rest).
 const MAX_WRITE_BYTES: usize = 124 << 10;
 
+/// The gathering buffer keeps at most this much memory between commits: room for a commit of
+/// about 120 writes.
+const KEPT_BUFFER_BYTES: usize = 256 << 10;
+
 /// Gathered writes beyond this many bytes go to the file at once: a commit's frames fit well
 /// within it, and a transaction larger than that is not slowed by the system calls.
 const MAX_GATHERED_BYTES: usize = 4 << 20;
@@ -225,6 +229,8 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
         offset += chunk.len() as i64;
     }
     gathered.bytes.clear();
+    // A large transaction's buffer is not kept for the small commits after it.
+    gathered.bytes.shrink_to(KEPT_BUFFER_BYTES);
     rc
 }
 
