@@ -155,13 +155,17 @@ unsafe extern "C" fn open(
     flags: c_int,
     out_flags: *mut c_int,
 ) -> c_int {
-    let Some(base) = BASE.get() else { return ffi::SQLITE_ERROR };
     let _ = vfs;
+    // Nothing may unwind out of a function SQLite calls: a missing method is an error code.
+    let Some((base, base_open)) = BASE.get().and_then(|base| {
+        // SAFETY: the default VFS, registered and live.
+        unsafe { (*base.vfs).xOpen }.map(|open| (base, open))
+    }) else {
+        return ffi::SQLITE_CANTOPEN;
+    };
     // SAFETY: SQLite gives us room for `szOsFile` bytes at `file`; the default VFS fills in its
     // part, the first `szOsFile` bytes of its own size.
-    let rc = unsafe {
-        ((*base.vfs).xOpen.expect("every VFS opens files"))(base.vfs, name, file, flags, out_flags)
-    };
+    let rc = unsafe { base_open(base.vfs, name, file, flags, out_flags) };
     // SAFETY: on success `file` is open and its methods set; our part lies within our
     // `szOsFile`, aligned for `Extra`.
     unsafe {
@@ -207,18 +211,18 @@ unsafe fn gathered<'f>(file: *mut ffi::sqlite3_file) -> &'f mut Gathered {
 unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: the caller's guarantee.
     let gathered = unsafe { gathered(file) };
+    if gathered.bytes.is_empty() {
+        return ffi::SQLITE_OK;
+    }
+    // SAFETY: the caller's guarantee.
+    let Some(base_write) = (unsafe { base(file) }).xWrite else {
+        return ffi::SQLITE_IOERR_WRITE;
+    };
     let mut rc = ffi::SQLITE_OK;
     let mut offset = gathered.offset;
     for chunk in gathered.bytes.chunks(MAX_WRITE_BYTES) {
         // SAFETY: the default VFS's write of our bytes, at the offset they were gathered for.
-        rc = unsafe {
-            (base(file).xWrite.expect("every file is writable"))(
-                file,
-                chunk.as_ptr().cast(),
-                chunk.len() as c_int,
-                offset,
-            )
-        };
+        rc = unsafe { base_write(file, chunk.as_ptr().cast(), chunk.len() as c_int, offset) };
         #[cfg(test)]
         {
             gathered.base_calls.writes += 1;
@@ -297,7 +301,10 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
         let base = (*extra).base;
         drop(Box::from_raw((*extra).gathered));
         (*extra).gathered = std::ptr::null_mut();
-        let closed = ((*base).xClose.expect("every file closes"))(file);
+        let closed = match (*base).xClose {
+            Some(base_close) => base_close(file),
+            None => ffi::SQLITE_IOERR_CLOSE,
+        };
         if flushed != ffi::SQLITE_OK { flushed } else { closed }
     }
 }
