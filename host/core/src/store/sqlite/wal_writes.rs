@@ -26,9 +26,10 @@
 //! commit's own sync, the one that finds frames gathered. Two others are always done: the
 //! sync of the WAL's header that SQLite writes anew after a restart (it must reach the disk
 //! before any frame after it, or a power cut could corrupt the database), told apart as the
-//! sync that finds bytes gathered at the start of the file; and the sync of a checkpoint that
-//! runs within the same `COMMIT`, which finds nothing gathered (the frames were written by
-//! then). What the store acknowledges is exactly as durable as before: nothing is
+//! sync that finds only the header gathered, at the start of the file (and a commit's sync
+//! that writes the header with its frames is not deferred either); and the sync of a
+//! checkpoint that runs within the same `COMMIT`, which finds nothing gathered (the frames
+//! were written by then). What the store acknowledges is exactly as durable as before: nothing is
 //! acknowledged before an fsync of the WAL that began after the commit has completed.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
@@ -39,6 +40,10 @@ use rusqlite::{Connection, ffi};
 
 /// The name our VFS is registered under.
 pub(super) const VFS_NAME: &CStr = c"easycaching";
+
+/// The size of the WAL's header, at the start of the file (<https://www.sqlite.org/fileformat.html>,
+/// "WAL File Format").
+const WAL_HEADER_BYTES: usize = 32;
 
 /// The most one call to the default VFS writes: SQLite's Unix VFS writes at most 128 KiB
 /// less one byte in one system call (and loops for the rest).
@@ -362,16 +367,17 @@ unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     unsafe {
         let gathered = gathered(file);
         if gathered.on && !gathered.bytes.is_empty() {
-            if gathered.offset == 0 {
-                // The WAL's header, written anew after a restart: SQLite syncs it before any
-                // frame goes after it, as a frame written before it could otherwise be read
+            if gathered.offset == 0 && gathered.bytes.len() <= WAL_HEADER_BYTES {
+                // The WAL's header alone, written anew after a restart: SQLite syncs it before
+                // any frame goes after it, as a frame written before it could otherwise be read
                 // with the old header after a power cut and corrupt the database
                 // (https://sqlite.org/src/info/ff5be73dee). Done in full; the commit's frames
                 // come next, gathered again.
             } else {
-                // The commit's own sync: SQLite publishes the commit after it.
+                // The commit's own sync: SQLite publishes the commit after it. Deferred only
+                // when the header is not among what it writes.
                 gathered.on = false;
-                if gathered.defer_fsync {
+                if gathered.defer_fsync && gathered.offset != 0 {
                     let rc = flush(file);
                     if rc == ffi::SQLITE_OK {
                         self::gathered(file).deferred = true;
