@@ -212,9 +212,7 @@ impl SqliteStore {
             *taken = 1;
             // Where the fsync goes. While no other process commits between our commits, inside
             // COMMIT, as SQLite does it: the commit is durable when it becomes visible (so no
-            // read waits for it, nor does the next batch's commit, as the cache in memory is
-            // brought up to date only once the commit is durable), and nobody waits for the
-            // write lock anyway. Once others commit between ours, after COMMIT, outside the
+            // read waits for it), and nobody waits for the write lock anyway. Once others commit between ours, after COMMIT, outside the
             // write lock, so other processes commit during our fsync and share the next (see
             // `durable`), until our commits have gone uncontended for a while.
             let others_committed = last_commit.is_some_and(|last| last != self.wal_index.token());
@@ -280,11 +278,10 @@ impl SqliteStore {
             // when alone (see `wal_writes`).
             let commit_writes = self.durable.fsyncs().then(|| CommitWrites::start(conn, !alone));
             commit.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
-            let fsync_deferred = match commit_writes {
-                Some(writes) => writes.finish().map_err(|e| self.db.error(e))?,
+            *fsync_in_commit = match commit_writes {
+                Some(writes) => !writes.finish().map_err(|e| self.db.error(e))?,
                 None => false,
             };
-            *fsync_in_commit = self.durable.fsyncs() && !fsync_deferred;
             let after = self.wal_index.token();
             drop(turn);
             let seen = self.durable.seen(after);

@@ -59,7 +59,7 @@ const MAX_GATHERED_BYTES: usize = 4 << 20;
 
 /// Registers our VFS (once per process) and returns its name, to open the writing connection
 /// with. Fails only if SQLite cannot find its default VFS or register ours.
-pub(super) fn vfs() -> Result<&'static str, String> {
+pub(super) fn vfs() -> Result<&'static CStr, String> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {
@@ -67,7 +67,7 @@ pub(super) fn vfs() -> Result<&'static str, String> {
             unsafe { register() }
         })
         .clone()?;
-    Ok(VFS_NAME.to_str().unwrap_or("easycaching"))
+    Ok(VFS_NAME)
 }
 
 /// The default VFS, which ours hands every call to.
@@ -154,13 +154,12 @@ struct BaseCalls {
 }
 
 unsafe extern "C" fn open(
-    vfs: *mut ffi::sqlite3_vfs,
+    _ours: *mut ffi::sqlite3_vfs,
     name: *const c_char,
     file: *mut ffi::sqlite3_file,
     flags: c_int,
     out_flags: *mut c_int,
 ) -> c_int {
-    let _ = vfs;
     // Nothing may unwind out of a function SQLite calls: a missing method is an error code.
     let Some((base, base_open)) = BASE.get().and_then(|base| {
         // SAFETY: the default VFS, registered and live.
