@@ -7,8 +7,9 @@
 //! next to the connection they belong to; everything else still goes through the cache.
 //!
 //! A held statement is always reset after it runs (rusqlite resets it when `execute` returns
-//! and when the rows of a query are dropped), so an idle connection holds no read snapshot;
-//! it keeps its last bound values until the next call binds new ones.
+//! and when the rows of a query are dropped), so an idle connection holds no read snapshot.
+//! It keeps its last bound values until the next call binds new ones, except values of 16 KiB
+//! and more, which the write path unbinds once they are stored (`writes.rs`).
 
 use rusqlite::{Connection, Statement};
 use self_cell::self_cell;

@@ -115,10 +115,12 @@ impl<'b, 'c> Batch<'b, 'c> {
             match found {
                 Some((row, old_size)) => {
                     statements.update.execute(params![row, value.as_str()])?;
+                    release_large_binding(&mut statements.update, value);
                     delta.bytes += value.len() as i64 - old_size;
                 }
                 None => {
                     statements.insert.execute(params![cache.id.0, key, value.as_str()])?;
+                    release_large_binding(&mut statements.insert, value);
                     delta.entries += 1;
                     delta.bytes += (key.len() + value.len()) as i64;
                 }
@@ -299,8 +301,22 @@ fn put(conn: &Connection, queue: &Target<QueueId>, values: &[Json], quota: &Quot
     let mut insert = conn.prepare_cached("INSERT INTO queue_items (queue_id, value) VALUES (?1, ?2)")?;
     for value in values {
         insert.execute(params![queue.id.0, value.as_str()])?;
+        release_large_binding(&mut insert, value);
     }
     Ok(Outcome::Done)
+}
+
+/// Values at least this long are unbound from a statement once it has run.
+const LARGE_BINDING_BYTES: usize = 16 * 1024;
+
+/// SQLite keeps its copy of a bound value until the statement is bound again or finalized,
+/// and the statements of the write path live as long as their connection: unbound, one large
+/// value would stay in memory once per statement for as long as the process runs. Small values
+/// stay bound, as freeing them costs more than keeping them.
+fn release_large_binding(statement: &mut Statement<'_>, value: &Json) {
+    if value.len() >= LARGE_BINDING_BYTES {
+        statement.clear_bindings();
+    }
 }
 
 fn take(conn: &Connection, queue: &Target<QueueId>, max: usize) -> WriteResult {
@@ -333,4 +349,30 @@ fn clear_queue(conn: &Connection, queue: &Target<QueueId>) -> WriteResult {
     QUEUES.delete_contents(conn, queue.id.0)?;
     QUEUES.set_stats(conn, queue.id.0, Stats::default())?;
     Ok(Outcome::Count(stats.entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_value_is_unbound_after_its_statement_runs_and_a_small_one_stays() -> rusqlite::Result<()> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch("CREATE TABLE t (v TEXT)")?;
+        let mut insert = conn.prepare("INSERT INTO t (v) VALUES (?1)")?;
+        let bound = |statement: &Statement<'_>| statement.expanded_sql().unwrap_or_default();
+
+        let small = Json::parse(r#""small""#).expect("JSON");
+        insert.execute([small.as_str()])?;
+        release_large_binding(&mut insert, &small);
+        assert!(bound(&insert).contains("small"), "{}", bound(&insert));
+
+        let large = Json::parse(format!("\"{}\"", "x".repeat(LARGE_BINDING_BYTES))).expect("JSON");
+        insert.execute([large.as_str()])?;
+        release_large_binding(&mut insert, &large);
+        assert_eq!(bound(&insert), "INSERT INTO t (v) VALUES (NULL)");
+        let stored: i64 = conn.query_row("SELECT sum(length(v)) FROM t", [], |row| row.get(0))?;
+        assert_eq!(stored as usize, small.len() + large.len());
+        Ok(())
+    }
 }
