@@ -37,6 +37,8 @@ pub const CASES: &[&str] = &[
     "guest/floor-empty",
     "miss/easycaching-get",
     "miss/rusqlite-get",
+    "miss/easycaching-get-absent",
+    "miss/rusqlite-get-absent",
     "spin/get",
     "write/easycaching-set-normal",
     "write/rusqlite-set-normal",
@@ -90,6 +92,27 @@ pub fn prepare(case: &str) -> Result<Loop> {
                 raw.get(&keys[next]).expect("get").is_some()
             })
         }
+        "miss/easycaching-get-absent" => {
+            let manager = fixture::manager(&db, Durability::Full)?;
+            fixture::fill(&manager, MISS_KEYS)?;
+            let cache = manager.open_cache(CACHE)?;
+            let keys = absent_keys();
+            let mut next = 0;
+            counted(scratch, move || {
+                next = (next + 1) % keys.len();
+                cache.get(&keys[next]).expect("get").is_some()
+            })
+        }
+        "miss/rusqlite-get-absent" => {
+            let mut raw = RawSqlite::open(&db, "FULL")?;
+            raw.set_many((0..MISS_KEYS).map(|i| (fixture::key(i), VALUE.to_owned())))?;
+            let keys = absent_keys();
+            let mut next = 0;
+            counted(scratch, move || {
+                next = (next + 1) % keys.len();
+                raw.get(&keys[next]).expect("get").is_some()
+            })
+        }
         "spin/get" => {
             let spin = SpinStore::open(&db)?;
             spin.set(KEY, VALUE.as_bytes())?;
@@ -129,6 +152,12 @@ fn write_keys() -> Vec<String> {
 
 fn miss_keys() -> Vec<String> {
     (0..MISS_KEYS).map(fixture::key).collect()
+}
+
+/// Keys that were never written, asked for again and again: a hundred, fewer than the LRU
+/// remembers as absent, as a "get, else compute" that keeps missing asks for them.
+fn absent_keys() -> Vec<String> {
+    (MISS_KEYS..MISS_KEYS + 100).map(fixture::key).collect()
 }
 
 /// A loop calling `call` once per iteration, keeping `scratch` until it is dropped.

@@ -20,7 +20,8 @@ const ITERATION_PAGE: usize = 256;
 ///
 /// Handles are cheap to clone and can be sent between threads; every handle to the same cache
 /// in a process shares one in-memory LRU. Reads that hit the LRU touch neither the database
-/// nor the operating system. Writes are durable when they return, and other processes sharing
+/// nor the operating system; neither does asking again for a key a read found absent, which
+/// the LRU remembers (apart from its values) until any process writes that key. Writes are durable when they return, and other processes sharing
 /// the database see them from then on.
 ///
 /// ```
@@ -82,12 +83,11 @@ impl Cache {
         self.ready()?;
         let generation = match self.state.lookup(key) {
             Lookup::Hit(value) => return Ok(Some(value)),
+            Lookup::Absent => return Ok(None),
             Lookup::Miss(generation) => generation,
         };
         let value = self.shared.store.get(self.state.target.id, key)?;
-        if let Some(value) = &value {
-            self.state.fill(key, value, generation, self.shared.max_cached_value_bytes);
-        }
+        self.state.fill(key, value.as_ref(), generation, self.shared.max_cached_value_bytes);
         Ok(value)
     }
 
@@ -109,6 +109,7 @@ impl Cache {
         for (index, key) in keys.iter().enumerate() {
             match self.state.lookup(key) {
                 Lookup::Hit(value) => values.push(Some(value)),
+                Lookup::Absent => values.push(None),
                 Lookup::Miss(current) => {
                     // The earliest generation: the store is read after every lookup.
                     if misses.is_empty() {
@@ -123,9 +124,7 @@ impl Cache {
             let missed: Vec<&str> = misses.iter().map(|(_, key)| *key).collect();
             let found = self.shared.store.get_many(self.state.target.id, &missed)?;
             for ((index, key), value) in misses.into_iter().zip(found) {
-                if let Some(value) = &value {
-                    self.state.fill(key, value, generation, self.shared.max_cached_value_bytes);
-                }
+                self.state.fill(key, value.as_ref(), generation, self.shared.max_cached_value_bytes);
                 values[index] = value;
             }
         }
@@ -161,10 +160,16 @@ impl Cache {
     pub fn contains(&self, key: &str) -> Result<bool> {
         self.shared.limits.check_key(key)?;
         self.ready()?;
-        if let Lookup::Hit(_) = self.state.lookup(key) {
-            return Ok(true);
+        let generation = match self.state.lookup(key) {
+            Lookup::Hit(_) => return Ok(true),
+            Lookup::Absent => return Ok(false),
+            Lookup::Miss(generation) => generation,
+        };
+        let found = self.shared.store.contains(self.state.target.id, key)?;
+        if !found {
+            self.state.fill(key, None, generation, self.shared.max_cached_value_bytes);
         }
-        self.shared.store.contains(self.state.target.id, key)
+        Ok(found)
     }
 
     /// Removes `key`; `true` when a value was there.
@@ -313,20 +318,38 @@ pub(crate) struct CacheState {
 /// The LRU, and a generation that every change to it bumps. A reader that missed notes the
 /// generation, reads the store, and fills the LRU only if the generation is unchanged: had a
 /// write or an invalidation come in between, what it read may already be stale.
+///
+/// Keys the store was read for and did not have are remembered too (negative caching), so
+/// asking again for a key that is not there (a "get, else compute and set" that keeps
+/// missing, a probe for a key that was never written) is answered from memory. They are kept
+/// apart from the values, in an LRU of the same capacity, so misses never push values out,
+/// and they are invalidated exactly as values are: by this process's writes, and by the
+/// change log for other processes' writes.
 struct Lru {
     entries: LruCache<String, Json>,
+    absent: LruCache<String, ()>,
     generation: u64,
 }
 
+/// What the LRU knows of a key.
 pub(crate) enum Lookup {
+    /// Its value.
     Hit(Json),
+    /// That the store has no value for it.
+    Absent,
+    /// Nothing: the store must be read; the generation to pass to [`CacheState::fill`].
     Miss(u64),
 }
 
 impl CacheState {
     pub(crate) fn new(target: Target<CacheId>, capacity: usize) -> CacheState {
-        let lru = NonZeroUsize::new(capacity)
-            .map(|capacity| Mutex::new(Lru { entries: LruCache::new(capacity), generation: 0 }));
+        let lru = NonZeroUsize::new(capacity).map(|capacity| {
+            Mutex::new(Lru {
+                entries: LruCache::new(capacity),
+                absent: LruCache::new(capacity),
+                generation: 0,
+            })
+        });
         CacheState { target, lru, dropped: AtomicBool::new(false) }
     }
 
@@ -336,23 +359,37 @@ impl CacheState {
 
     pub(crate) fn lookup(&self, key: &str) -> Lookup {
         match self.lru() {
-            Some(mut lru) => match lru.entries.get(key) {
-                Some(value) => Lookup::Hit(value.clone()),
-                None => Lookup::Miss(lru.generation),
-            },
+            Some(mut lru) => {
+                if let Some(value) = lru.entries.get(key) {
+                    return Lookup::Hit(value.clone());
+                }
+                if lru.absent.get(key).is_some() {
+                    return Lookup::Absent;
+                }
+                Lookup::Miss(lru.generation)
+            }
             None => Lookup::Miss(0),
         }
     }
 
-    /// Keeps a value read from the store, unless the LRU changed since the read began.
-    pub(crate) fn fill(&self, key: &str, value: &Json, generation: u64, max_value_bytes: usize) {
-        if value.len() > max_value_bytes {
+    /// Keeps what was read from the store for `key` (its value, or that it has none), unless
+    /// the LRU changed since the read began.
+    pub(crate) fn fill(&self, key: &str, value: Option<&Json>, generation: u64, max_value_bytes: usize) {
+        if value.is_some_and(|value| value.len() > max_value_bytes) {
             return;
         }
         if let Some(mut lru) = self.lru()
             && lru.generation == generation
         {
-            lru.entries.put(key.to_owned(), value.clone());
+            match value {
+                Some(value) => {
+                    lru.absent.pop(key);
+                    lru.entries.put(key.to_owned(), value.clone());
+                }
+                None => {
+                    lru.absent.put(key.to_owned(), ());
+                }
+            }
         }
     }
 
@@ -363,15 +400,17 @@ impl CacheState {
         }
         if let Some(mut lru) = self.lru() {
             lru.generation += 1;
+            lru.absent.pop(key);
             lru.entries.put(key.to_owned(), value.clone());
         }
     }
 
-    /// Drops one key from the LRU.
+    /// Drops what the LRU knows of one key.
     pub(crate) fn forget(&self, key: &str) {
         if let Some(mut lru) = self.lru() {
             lru.generation += 1;
             lru.entries.pop(key);
+            lru.absent.pop(key);
         }
     }
 
@@ -380,10 +419,11 @@ impl CacheState {
         if let Some(mut lru) = self.lru() {
             lru.generation += 1;
             lru.entries.clear();
+            lru.absent.clear();
         }
     }
 
-    /// How many entries the LRU holds now.
+    /// How many values the LRU holds now (keys known to be absent are not counted).
     pub(crate) fn cached(&self) -> usize {
         self.lru().map_or(0, |lru| lru.entries.len())
     }

@@ -72,8 +72,9 @@ impl CacheManagerBuilder {
         }
     }
 
-    /// Entries each cache keeps in memory, least recently used evicted first. 0 turns the
-    /// in-memory LRU off. Default [`DEFAULT_LRU_CAPACITY`].
+    /// Entries each cache keeps in memory, least recently used evicted first; as many keys
+    /// found absent are remembered apart from them. 0 turns the in-memory LRU off (every read
+    /// goes to the database). Default [`DEFAULT_LRU_CAPACITY`].
     pub fn lru_capacity(mut self, entries: usize) -> Self {
         self.lru_capacity = entries;
         self

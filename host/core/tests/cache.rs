@@ -188,6 +188,13 @@ fn the_lru_stays_within_its_capacity_and_keeps_the_recently_used() {
         assert_eq!(cache.get(&format!("k{i}")).unwrap(), Some(json(&i.to_string())));
     }
     assert_eq!(cache.cached_len(), 10);
+    // Keys found absent are remembered apart: misses push no value out.
+    let hot = cache.get("k99").unwrap();
+    for i in 0..100 {
+        assert_eq!(cache.get(&format!("absent{i}")).unwrap(), None);
+    }
+    assert_eq!(cache.cached_len(), 10);
+    assert_eq!(cache.get("k99").unwrap(), hot);
 
     let default = CacheManager::open(dir.path().join("default.db")).unwrap().create_cache("d").unwrap();
     default.set_many((0..1000).map(|i| (i.to_string(), json("0")))).unwrap();

@@ -113,3 +113,52 @@ fn threads_of_both_read_and_write_and_never_see_an_older_value_after_a_newer_one
         reader.join().unwrap();
     }
 }
+
+/// Adds an entry behind every manager's back: straight into the entries table, with no
+/// change-log row, so no LRU hears of it. A read that still answers "absent" afterwards was
+/// answered from memory.
+fn insert_unannounced(path: &std::path::Path, cache: &str, key: &str, value: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    conn.execute(
+        "INSERT INTO entries (cache_id, key, value) SELECT id, ?2, ?3 FROM caches WHERE name = ?1",
+        (cache, key, value),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_absent_key_is_answered_from_memory_until_a_write_of_it_is_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let a = CacheManager::open(&path).unwrap();
+    let b = CacheManager::open(&path).unwrap();
+    let in_a = a.create_cache("c").unwrap();
+    let in_b = b.open_cache("c").unwrap();
+
+    // get: remembered absent, then invalidated by another process's set of that key.
+    assert_eq!(in_a.get("k").unwrap(), None);
+    insert_unannounced(&path, "c", "k", "0");
+    assert_eq!(in_a.get("k").unwrap(), None, "the second get should not have read the store");
+    assert_eq!(in_a.get_many(&["k"]).unwrap(), vec![None]);
+    in_b.set("k", json("1")).unwrap();
+    assert_eq!(in_a.get("k").unwrap(), Some(json("1")));
+
+    // contains and get_many remember absence too; a clear elsewhere forgets it.
+    assert!(!in_a.contains("m").unwrap());
+    assert_eq!(in_a.get_many(&["n"]).unwrap(), vec![None]);
+    insert_unannounced(&path, "c", "m", "0");
+    insert_unannounced(&path, "c", "n", "0");
+    assert!(!in_a.contains("m").unwrap());
+    assert_eq!(in_a.get("n").unwrap(), None);
+    in_b.clear().unwrap();
+    in_b.set_many([("m".to_owned(), json("2")), ("n".to_owned(), json("3"))]).unwrap();
+    assert!(in_a.contains("m").unwrap());
+    assert_eq!(in_a.get("n").unwrap(), Some(json("3")));
+
+    // This process's own set replaces what it remembered.
+    assert_eq!(in_a.get("own").unwrap(), None);
+    in_a.set("own", json("4")).unwrap();
+    assert_eq!(in_a.get("own").unwrap(), Some(json("4")));
+    assert_eq!(in_b.get("own").unwrap(), Some(json("4")));
+}

@@ -83,6 +83,15 @@ const PAIRS: &[Pair] = &[
         unit: Unit::NsPerOp,
     },
     Pair {
+        section: section::MISS,
+        name: "get of an absent key, asked again (remembered absent)",
+        ours: "miss/easycaching-get-absent",
+        baseline: "miss/rusqlite-get-absent",
+        baseline_name: "rusqlite, same schema, cached statement",
+        goal: None,
+        unit: Unit::NsPerOp,
+    },
+    Pair {
         section: section::WRITES,
         name: "set, 1 writer, Durability::Normal (the CPU cost of a write: no fsync)",
         ours: "write/easycaching-set-normal",
