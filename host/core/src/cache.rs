@@ -331,6 +331,21 @@ struct Lru {
     generation: u64,
 }
 
+impl Lru {
+    fn remember(&mut self, key: &str, value: Option<&Json>) {
+        match value {
+            Some(value) => {
+                self.absent.pop(key);
+                self.entries.put(key.to_owned(), value.clone());
+            }
+            None => {
+                self.entries.pop(key);
+                self.absent.put(key.to_owned(), ());
+            }
+        }
+    }
+}
+
 /// What the LRU knows of a key.
 pub(crate) enum Lookup {
     /// Its value.
@@ -381,27 +396,19 @@ impl CacheState {
         if let Some(mut lru) = self.lru()
             && lru.generation == generation
         {
-            match value {
-                Some(value) => {
-                    lru.absent.pop(key);
-                    lru.entries.put(key.to_owned(), value.clone());
-                }
-                None => {
-                    lru.absent.put(key.to_owned(), ());
-                }
-            }
+            lru.remember(key, value);
         }
     }
 
-    /// Keeps a value this process just wrote.
-    pub(crate) fn store(&self, key: &str, value: &Json, max_value_bytes: usize) {
-        if value.len() > max_value_bytes {
+    /// Keeps what this process just wrote for `key`: its value, or, after a delete, that it
+    /// has none.
+    pub(crate) fn store(&self, key: &str, value: Option<&Json>, max_value_bytes: usize) {
+        if value.is_some_and(|value| value.len() > max_value_bytes) {
             return self.forget(key);
         }
         if let Some(mut lru) = self.lru() {
             lru.generation += 1;
-            lru.absent.pop(key);
-            lru.entries.put(key.to_owned(), value.clone());
+            lru.remember(key, value);
         }
     }
 

@@ -382,7 +382,9 @@ impl Shared {
                     if let Some(state) = self.registered(cache.id) {
                         for (key, value) in entries {
                             match (own, outcome) {
-                                (Some(_), Some(_)) => state.store(key, value, self.max_cached_value_bytes),
+                                (Some(_), Some(_)) => {
+                                    state.store(key, Some(value), self.max_cached_value_bytes)
+                                }
                                 _ => state.forget(key),
                             }
                         }
@@ -390,7 +392,12 @@ impl Shared {
                 }
                 Write::Delete { cache, keys } => {
                     if let Some(state) = self.registered(cache.id) {
-                        keys.iter().for_each(|key| state.forget(key));
+                        for key in keys {
+                            match (own, outcome) {
+                                (Some(_), Some(_)) => state.store(key, None, self.max_cached_value_bytes),
+                                _ => state.forget(key),
+                            }
+                        }
                     }
                 }
                 Write::Clear { cache } => {

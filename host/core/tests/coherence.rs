@@ -156,9 +156,14 @@ fn an_absent_key_is_answered_from_memory_until_a_write_of_it_is_seen() {
     assert!(in_a.contains("m").unwrap());
     assert_eq!(in_a.get("n").unwrap(), Some(json("3")));
 
-    // This process's own set replaces what it remembered.
+    // This process's own set replaces what it remembered, and its own delete is remembered.
     assert_eq!(in_a.get("own").unwrap(), None);
     in_a.set("own", json("4")).unwrap();
     assert_eq!(in_a.get("own").unwrap(), Some(json("4")));
     assert_eq!(in_b.get("own").unwrap(), Some(json("4")));
+    assert!(in_a.delete("own").unwrap());
+    insert_unannounced(&path, "c", "own", "0");
+    assert_eq!(in_a.get("own").unwrap(), None, "a's own delete should be remembered");
+    in_b.set("own", json("5")).unwrap();
+    assert_eq!(in_a.get("own").unwrap(), Some(json("5")));
 }
