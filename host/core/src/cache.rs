@@ -21,8 +21,8 @@ const ITERATION_PAGE: usize = 256;
 /// Handles are cheap to clone and can be sent between threads; every handle to the same cache
 /// in a process shares one in-memory LRU. Reads that hit the LRU touch neither the database
 /// nor the operating system; neither does asking again for a key a read found absent, which
-/// the LRU remembers (apart from its values) until any process writes that key. Writes are durable when they return, and other processes sharing
-/// the database see them from then on.
+/// the LRU remembers (apart from its values) until any process writes that key. Writes are
+/// durable when they return, and other processes sharing the database see them from then on.
 ///
 /// ```
 /// use easycaching::{CacheManager, Json};
