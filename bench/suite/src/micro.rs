@@ -71,48 +71,10 @@ pub fn prepare(case: &str) -> Result<Loop> {
         "guest/floor-map-get" => guest_loop(scratch, &db, "floor-map-get")?,
         "guest/floor-get" => guest_loop(scratch, &db, "floor-get")?,
         "guest/floor-empty" => guest_loop(scratch, &db, "floor-empty")?,
-        "miss/easycaching-get" => {
-            let manager = fixture::manager(&db, Durability::Full)?;
-            fixture::fill(&manager, MISS_KEYS)?;
-            let cache = manager.open_cache(CACHE)?;
-            let keys = miss_keys();
-            let mut next = 0;
-            counted(scratch, move || {
-                next = (next + 1) % keys.len();
-                cache.get(&keys[next]).expect("get").is_some()
-            })
-        }
-        "miss/rusqlite-get" => {
-            let mut raw = RawSqlite::open(&db, "FULL")?;
-            raw.set_many((0..MISS_KEYS).map(|i| (fixture::key(i), VALUE.to_owned())))?;
-            let keys = miss_keys();
-            let mut next = 0;
-            counted(scratch, move || {
-                next = (next + 1) % keys.len();
-                raw.get(&keys[next]).expect("get").is_some()
-            })
-        }
-        "miss/easycaching-get-absent" => {
-            let manager = fixture::manager(&db, Durability::Full)?;
-            fixture::fill(&manager, MISS_KEYS)?;
-            let cache = manager.open_cache(CACHE)?;
-            let keys = absent_keys();
-            let mut next = 0;
-            counted(scratch, move || {
-                next = (next + 1) % keys.len();
-                cache.get(&keys[next]).expect("get").is_some()
-            })
-        }
-        "miss/rusqlite-get-absent" => {
-            let mut raw = RawSqlite::open(&db, "FULL")?;
-            raw.set_many((0..MISS_KEYS).map(|i| (fixture::key(i), VALUE.to_owned())))?;
-            let keys = absent_keys();
-            let mut next = 0;
-            counted(scratch, move || {
-                next = (next + 1) % keys.len();
-                raw.get(&keys[next]).expect("get").is_some()
-            })
-        }
+        "miss/easycaching-get" => easycaching_reads(scratch, &db, miss_keys())?,
+        "miss/rusqlite-get" => rusqlite_reads(scratch, &db, miss_keys())?,
+        "miss/easycaching-get-absent" => easycaching_reads(scratch, &db, absent_keys())?,
+        "miss/rusqlite-get-absent" => rusqlite_reads(scratch, &db, absent_keys())?,
         "spin/get" => {
             let spin = SpinStore::open(&db)?;
             spin.set(KEY, VALUE.as_bytes())?;
@@ -158,6 +120,30 @@ fn miss_keys() -> Vec<String> {
 /// remembers as absent, as a "get, else compute" that keeps missing asks for them.
 fn absent_keys() -> Vec<String> {
     (MISS_KEYS..MISS_KEYS + 100).map(fixture::key).collect()
+}
+
+/// easycaching `get`s cycling through `keys`, over a cache of [`MISS_KEYS`] entries.
+fn easycaching_reads(scratch: Scratch, db: &Path, keys: Vec<String>) -> Result<Loop> {
+    let manager = fixture::manager(db, Durability::Full)?;
+    fixture::fill(&manager, MISS_KEYS)?;
+    let cache = manager.open_cache(CACHE)?;
+    Ok(cycling(scratch, keys, move |key| cache.get(key).expect("get").is_some()))
+}
+
+/// The same reads through raw rusqlite, over a table of the same entries.
+fn rusqlite_reads(scratch: Scratch, db: &Path, keys: Vec<String>) -> Result<Loop> {
+    let mut raw = RawSqlite::open(db, "FULL")?;
+    raw.set_many((0..MISS_KEYS).map(|i| (fixture::key(i), VALUE.to_owned())))?;
+    Ok(cycling(scratch, keys, move |key| raw.get(key).expect("get").is_some()))
+}
+
+/// A loop calling `read` with the next of `keys` once per iteration.
+fn cycling(scratch: Scratch, keys: Vec<String>, mut read: impl FnMut(&str) -> bool + 'static) -> Loop {
+    let mut next = 0;
+    counted(scratch, move || {
+        next = (next + 1) % keys.len();
+        read(&keys[next])
+    })
 }
 
 /// A loop calling `call` once per iteration, keeping `scratch` until it is dropped.
