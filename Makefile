@@ -104,7 +104,7 @@ $(GUESTS)/js-bench-starlingmonkey.wasm: $(JS_GUEST)/bench/app.js $(JS_SDK) $(WIT
 # once built; the heavier parts are behind their own targets.
 BENCH := $(TARGET)/release/easycaching-bench
 BENCH_DIR := $(abspath $(TARGET)/bench)
-BENCH_STAGES := writes startup scale redis queues spin languages
+BENCH_STAGES := micro-turns writes startup scale redis queues spin languages
 BENCH_REPORT := $(BENCH) report --criterion $(BENCH_DIR)/criterion
 
 .PHONY: bench bench-full bench-guests bench-http bench-http-figures bench-original bench-build bench-tools

@@ -74,6 +74,8 @@ enum Cmd {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum StageName {
+    /// The per-call figures that carry a target, each in turns with its baseline.
+    MicroTurns,
     /// Durable set, one writer, and 8 concurrent writers (threads and processes).
     Writes,
     /// Against Spin's store design.
@@ -97,6 +99,7 @@ enum StageName {
 impl StageName {
     fn file(self) -> &'static str {
         match self {
+            StageName::MicroTurns => "micro-turns",
             StageName::Writes => "writes",
             StageName::Spin => "spin",
             StageName::Redis => "redis",
@@ -111,8 +114,19 @@ impl StageName {
 }
 
 /// Every part, in the order the table shows them (the micro figures first).
-const PARTS: &[&str] =
-    &["micro", "writes", "startup", "scale", "redis", "queues", "original", "spin", "languages", "http"];
+const PARTS: &[&str] = &[
+    "micro",
+    "micro-turns",
+    "writes",
+    "startup",
+    "scale",
+    "redis",
+    "queues",
+    "original",
+    "spin",
+    "languages",
+    "http",
+];
 
 fn main() -> Result<()> {
     match Cli::parse().command {
@@ -137,6 +151,7 @@ fn main() -> Result<()> {
                     figures.extend(stages::writes::processes(budget)?);
                     figures
                 }
+                StageName::MicroTurns => stages::micro_turns::run(full)?,
                 StageName::Spin => vec![stages::writes::spin(budget)?],
                 StageName::Redis => stages::versus_redis::run(budget)?,
                 StageName::Queues => stages::queues::run(budget)?,

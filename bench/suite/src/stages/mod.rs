@@ -5,6 +5,7 @@ pub mod callgrind;
 pub mod http;
 pub mod languages;
 pub mod micro_figures;
+pub mod micro_turns;
 pub mod original;
 pub mod queues;
 pub mod scale;
