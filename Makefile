@@ -135,7 +135,7 @@ bench-http: bench-build bench-tools bench-http-figures
 
 bench-http-figures:
 	mkdir -p $(BENCH_DIR)
-	bench/http.sh --duration 5s $(HTTP_BENCH_FLAGS) | tee $(BENCH_DIR)/http.txt
+	bench/http.sh --duration 3s --rounds 3 $(HTTP_BENCH_FLAGS) | tee $(BENCH_DIR)/http.txt
 	$(BENCH) stage http --input $(BENCH_DIR)/http.txt
 
 ## bench-original: against the original Python easycaching 0.108 from PyPI, in a virtualenv

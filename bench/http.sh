@@ -6,24 +6,29 @@
 # `cargo install wasmtime-cli --version '~48.0.8' --locked`, ~11 minutes) and easycaching serve
 # on the same cache-less handler path (http-test-handler's /counter).
 #
-#   bench/http.sh [--duration 10s] [--workers N] [--reuse N] [--wasmtime]
+#   bench/http.sh [--duration 10s] [--rounds N] [--workers N] [--reuse N] [--wasmtime]
 #
 # --reuse N passes --requests-per-instance N (default 1: a fresh instance per request).
-# Prints one line per run: req/s and latency percentiles as wrk measures them.
+# Every server is started first and stays up; then each measurement runs once a round, in
+# turns, for --rounds rounds (default 3), so load from elsewhere on the machine falls on every
+# server alike. Prints one line per run: req/s and latency percentiles as wrk measures them
+# (the http stage of easycaching-bench keeps the median of each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=10s
+rounds=3
 workers=$(nproc)
 reuse=1
 with_wasmtime=false
 while (($#)); do
     case $1 in
         --duration) duration=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
         --workers) workers=$2; shift 2 ;;
         --reuse) reuse=$2; shift 2 ;;
         --wasmtime) with_wasmtime=true; shift ;;
-        -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/http.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -43,9 +48,9 @@ fi
 easycaching=target/release/easycaching
 guests=target/guests
 
-servers=()
+declare -A pids urls
 cleanup() {
-    for pid in "${servers[@]}"; do kill "$pid" 2> /dev/null || true; done
+    for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done
     rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -69,27 +74,23 @@ end
 EOF
 
 # start NAME COMMAND...: starts a server that prints its http:// address (easycaching on stdout,
-# wasmtime on stderr); sets $url to it.
+# wasmtime on stderr); keeps its pid in ${pids[NAME]} and its address in ${urls[NAME]}.
 start() {
-    local name=$1 log="$scratch/$1.log"
+    local name=$1 log="$scratch/$1.log" url
     shift
     "$@" > "$log" 2> "$scratch/$name.err" &
-    servers+=($!)
+    pids[$name]=$!
     for _ in $(seq 600); do
         url=$(cat "$log" "$scratch/$name.err" | grep -o 'http://[0-9.:]*[0-9]' | head -1 || true)
-        [[ -n $url ]] && return 0
+        if [[ -n $url ]]; then
+            urls[$name]=$url
+            return 0
+        fi
         sleep 0.1
     done
     echo "bench/http.sh: $name did not start:" >&2
     cat "$scratch/$name.err" >&2
     exit 1
-}
-
-stop() {
-    local pid=${servers[-1]}
-    kill -TERM "$pid"
-    wait "$pid" || true
-    unset 'servers[-1]'
 }
 
 # measure LABEL CONNECTIONS URL [wrk args...]: one wrk run, one line of results.
@@ -107,31 +108,37 @@ measure() {
     printf '%-44s %4s conns %10s req/s   p50 %-9s p90 %-9s p99 %s\n' "$label" "$connections" "$rps" "$p50" "$p90" "$p99"
 }
 
-echo "$(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk for $duration per run"
+echo "$(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk for $duration per run, $rounds rounds"
 
 start serve "$easycaching" --db "$scratch/web.db" serve "$guests/http_cache.wasm" --listen 127.0.0.1:0 \
     --workers "$workers" --requests-per-instance "$reuse" --allow 'cache:web=rwc'
-curl -sf -X POST "$url/cache?key=hit&value=stored" > /dev/null
-serve="easycaching serve (workers $workers, reuse $reuse)"
-for connections in 1 50; do measure "$serve GET hit" "$connections" "$url/cache?key=hit"; done
-for connections in 1 50; do measure "$serve POST" "$connections" "$url" -s "$scratch/post.lua"; done
-stop
-echo "  server's own count: $(tail -1 "$scratch/serve.log")"
-
+curl -sf -X POST "${urls[serve]}/cache?key=hit&value=stored" > /dev/null
 start floor target/release/http-floor 127.0.0.1:0 "$workers"
-curl -sf -X POST "$url/cache?key=hit&value=stored" > /dev/null
-for connections in 1 50; do measure "floor: axum, in memory (workers $workers) GET" "$connections" "$url/cache?key=hit"; done
-for connections in 1 50; do measure "floor: axum, in memory (workers $workers) POST" "$connections" "$url" -s "$scratch/post.lua"; done
-stop
-
+curl -sf -X POST "${urls[floor]}/cache?key=hit&value=stored" > /dev/null
 if $with_wasmtime; then
     # The same cache-less path on both servers. wasmtime has no easycaching interfaces, so the
     # handler's (unused on this path) cache imports are defined as traps.
     start wasmtime wasmtime serve -Scli -Wunknown-imports-trap --addr 127.0.0.1:0 "$guests/http_test_handler.wasm"
-    for connections in 1 50; do measure "wasmtime serve, cache-less /counter" "$connections" "$url/counter"; done
-    stop
     start counter "$easycaching" --db "$scratch/counter.db" serve "$guests/http_test_handler.wasm" \
         --listen 127.0.0.1:0 --workers "$workers" --requests-per-instance "$reuse"
-    for connections in 1 50; do measure "$serve, cache-less /counter" "$connections" "$url/counter"; done
-    stop
 fi
+
+serve="easycaching serve (workers $workers, reuse $reuse)"
+floor="floor: axum, in memory (workers $workers)"
+for _ in $(seq "$rounds"); do
+    for connections in 1 50; do
+        measure "$serve GET hit" "$connections" "${urls[serve]}/cache?key=hit"
+        measure "$floor GET" "$connections" "${urls[floor]}/cache?key=hit"
+        if $with_wasmtime; then
+            measure "wasmtime serve, cache-less /counter" "$connections" "${urls[wasmtime]}/counter"
+            measure "$serve, cache-less /counter" "$connections" "${urls[counter]}/counter"
+        fi
+        measure "$serve POST" "$connections" "${urls[serve]}" -s "$scratch/post.lua"
+        measure "$floor POST" "$connections" "${urls[floor]}" -s "$scratch/post.lua"
+    done
+done
+
+kill -TERM "${pids[serve]}"
+wait "${pids[serve]}" || true
+unset 'pids[serve]'
+echo "  server's own count: $(tail -1 "$scratch/serve.log")"

@@ -1,7 +1,8 @@
 //! The HTTP server's figures, as `bench/http.sh` (by the HTTP server's engineer) prints them:
 //! `easycaching serve` with the web example against a native axum server answering the same
 //! requests from memory, at 1 and 50 connections. `make bench-http` runs the script into
-//! `target/bench/http.txt`; this reads that file.
+//! `target/bench/http.txt`; this reads that file. The script runs every measurement once a
+//! round, in turns with the others, for a few rounds: each figure is the median of its runs.
 
 use std::path::Path;
 
@@ -31,10 +32,11 @@ const CACHE_LESS: &str = "cache-less /counter";
 pub fn run(path: &Path) -> Result<Vec<Figure>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let lines: Vec<Line> = text.lines().filter_map(parse).collect();
+    // Each measurement ran once a round, in turns with the others: the median of its runs.
     let find = |server: &str, request: &str, connections: u32| {
-        lines.iter().find(|line| {
+        median_run(lines.iter().filter(|line| {
             line.connections == connections && line.label.starts_with(server) && line.label.ends_with(request)
-        })
+        }))
     };
     let mut figures = Vec::new();
     for (request, ours_label, floor_label, goal_at_50) in
@@ -94,6 +96,23 @@ pub fn run(path: &Path) -> Result<Vec<Figure>> {
     Ok(figures)
 }
 
+/// One line made of several runs of the same measurement: the median of their request rates,
+/// and of their median latencies. `None` for no runs.
+fn median_run<'a>(runs: impl Iterator<Item = &'a Line>) -> Option<Line> {
+    let runs: Vec<&Line> = runs.collect();
+    let first = runs.first()?;
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied()
+    };
+    Some(Line {
+        label: first.label.clone(),
+        connections: first.connections,
+        requests_per_sec: median(runs.iter().map(|run| run.requests_per_sec).collect())?,
+        p50_ms: median(runs.iter().filter_map(|run| run.p50_ms).collect()),
+    })
+}
+
 /// `LABEL  CONNS conns  RPS req/s   p50 LATENCY ...`, with wrk's latencies (`812.00us`,
 /// `1.20ms`, `2.00s`).
 fn parse(line: &str) -> Option<Line> {
@@ -141,6 +160,18 @@ mod tests {
         let line =
             "wasmtime serve, cache-less /counter            1 conns     6300.00 req/s   p50 150.00us  p90 1s";
         assert_eq!(parse(line).and_then(|line| line.p50_ms), Some(0.15));
-        assert_eq!(parse("2 CPUs, load average 1.0 0.5 0.2; wrk for 5s per run"), None);
+        assert_eq!(parse("2 CPUs, load average 1.0 0.5 0.2; wrk for 5s per run, 3 rounds"), None);
+    }
+
+    #[test]
+    fn the_runs_of_one_measurement_give_their_median() {
+        let runs = [("900.0", "1.00ms"), ("1500.0", "3.00ms"), ("1200.0", "2.00ms")].map(|(rps, p50)| {
+            parse(&format!("easycaching serve POST   50 conns {rps} req/s   p50 {p50}  p90 5ms"))
+                .expect("a run")
+        });
+        let median = median_run(runs.iter()).expect("runs");
+        assert_eq!((median.requests_per_sec, median.p50_ms), (1200.0, Some(2.0)));
+        assert_eq!(median_run(runs[..1].iter()).map(|line| line.requests_per_sec), Some(900.0));
+        assert_eq!(median_run(std::iter::empty()), None);
     }
 }
