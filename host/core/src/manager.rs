@@ -12,7 +12,7 @@ use crate::store::{
     Applied, AtomicChangeToken, CacheId, Change, ChangeToken, Changes, Listed, Outcome, OwnCommit, QueueId,
     SqliteStore, Store, Target, Write, Writes,
 };
-use crate::{Error, Limits, Quota, Result, validate_name};
+use crate::{Error, Json, Limits, Quota, Result, validate_name};
 
 /// Opens a database of named caches and queues, and hands out handles to them.
 ///
@@ -377,27 +377,23 @@ impl Shared {
             // A failed write may still have committed (its fsync failed after the commit):
             // its keys are forgotten, never trusted.
             let outcome = result.as_ref().ok();
+            // What the write left under `key` (its value, or none), kept when trusted.
+            let learn = |state: &CacheState, key: &str, value: Option<&Json>| {
+                if own.is_some() && outcome.is_some() {
+                    state.store(key, value, self.max_cached_value_bytes);
+                } else {
+                    state.forget(key);
+                }
+            };
             match write {
                 Write::Set { cache, entries, .. } => {
                     if let Some(state) = self.registered(cache.id) {
-                        for (key, value) in entries {
-                            match (own, outcome) {
-                                (Some(_), Some(_)) => {
-                                    state.store(key, Some(value), self.max_cached_value_bytes)
-                                }
-                                _ => state.forget(key),
-                            }
-                        }
+                        entries.iter().for_each(|(key, value)| learn(&state, key, Some(value)));
                     }
                 }
                 Write::Delete { cache, keys } => {
                     if let Some(state) = self.registered(cache.id) {
-                        for key in keys {
-                            match (own, outcome) {
-                                (Some(_), Some(_)) => state.store(key, None, self.max_cached_value_bytes),
-                                _ => state.forget(key),
-                            }
-                        }
+                        keys.iter().for_each(|key| learn(&state, key, None));
                     }
                 }
                 Write::Clear { cache } => {
