@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::section;
+use super::micro_figures::PAIRS;
 use crate::measure;
 use crate::micro::prepare;
-use crate::report::{Figure, Goal, Unit};
+use crate::report::{Figure, Unit};
 
 /// Iterations of a case's loop per call: enough that the call into the loop (and, for a
 /// guest loop, into the guest) is lost in them.
@@ -26,51 +26,17 @@ const CHUNK: u64 = 1_000;
 const ROUNDS: usize = 15;
 const ROUND: Duration = Duration::from_millis(100);
 
-/// One target figure: two micro cases and what the ratio must be.
-struct Turns {
-    section: &'static str,
-    name: &'static str,
-    ours: &'static str,
-    baseline: &'static str,
-    baseline_name: &'static str,
-    goal: Goal,
-}
-
-const TURNS: &[Turns] = &[
-    Turns {
-        section: section::HIT,
-        name: "get, LRU hit (Cache::get), in turns",
-        ours: "hit/easycaching-get",
-        baseline: "hit/mutex-hashmap",
-        baseline_name: "HashMap<String, Arc<str>> behind a Mutex",
-        goal: Goal::RatioAtMost(3.0),
-    },
-    Turns {
-        section: section::GUEST,
-        name: "get, LRU hit, from a Rust guest, in turns",
-        ours: "guest/easycaching-get",
-        baseline: "guest/floor-map-get",
-        baseline_name: "host method of the same signature answering from a HashMap",
-        goal: Goal::RatioAtMost(1.2),
-    },
-    Turns {
-        section: section::MISS,
-        name: "get, LRU miss, reads SQLite, in turns",
-        ours: "miss/easycaching-get",
-        baseline: "miss/rusqlite-get",
-        baseline_name: "rusqlite, same schema, cached statement",
-        goal: Goal::RatioAtMost(1.3),
-    },
-];
-
-/// Runs every pair in turns.
+/// Runs in turns every micro pair whose goal is judged that way
+/// ([`micro_figures::PAIRS`](super::micro_figures::PAIRS)); each is a per-call figure in
+/// nanoseconds.
 pub fn run(full: bool) -> Result<Vec<Figure>> {
     let rounds = if full { 3 * ROUNDS } else { ROUNDS };
-    TURNS
+    PAIRS
         .iter()
-        .map(|turns| {
-            let mut ours = prepare(turns.ours)?;
-            let mut baseline = prepare(turns.baseline)?;
+        .filter(|pair| pair.in_turns)
+        .map(|pair| {
+            let mut ours = prepare(pair.ours)?;
+            let mut baseline = prepare(pair.baseline)?;
             // Warm: the LRU filled, the guest's memory touched, the statements prepared.
             black_box(ours(CHUNK));
             black_box(baseline(CHUNK));
@@ -86,9 +52,13 @@ pub fn run(full: bool) -> Result<Vec<Figure>> {
                 },
             );
             let per_call = |rate: measure::Rate| rate.ns_per_op() / CHUNK as f64;
-            Ok(Figure::new(turns.section, turns.name, per_call(ours), Unit::NsPerOp)
-                .against(turns.baseline_name, per_call(baseline))
-                .goal(turns.goal)
+            let mut figure =
+                Figure::new(pair.section, &format!("{}, in turns", pair.name), per_call(ours), Unit::NsPerOp)
+                    .against(pair.baseline_name, per_call(baseline));
+            if let Some(goal) = pair.goal {
+                figure = figure.goal(goal);
+            }
+            Ok(figure
                 .note(format!("{rounds} rounds of {} ms each, the median of each side", ROUND.as_millis())))
         })
         .collect()
