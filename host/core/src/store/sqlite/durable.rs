@@ -12,9 +12,9 @@
 //! processes, where SQLite only has it within one connection. What is acknowledged is exactly
 //! as durable as before (with SQLite's default power-safe overwrite there is no torn sector to
 //! pad against, and neither the fsync of a restarted WAL's header nor that of a checkpoint is
-//! ever skipped). A writer alone keeps the
-//! fsync inside `COMMIT` (see `SqliteStore::transaction`): nobody waits for its lock, and its
-//! commits are durable as they become visible.
+//! ever skipped). A writer alone keeps the fsync inside `COMMIT` (see
+//! `SqliteStore::transaction`): nobody waits for its lock, and its commits are durable as they
+//! become visible.
 //!
 //! A commit fsynced after it became visible could be read before it is durable: read a
 //! value, act on it, and lose it in a power cut that its writer was never acknowledged

@@ -212,9 +212,10 @@ impl SqliteStore {
             *taken = 1;
             // Where the fsync goes. While no other process commits between our commits, inside
             // COMMIT, as SQLite does it: the commit is durable when it becomes visible (so no
-            // read waits for it), and nobody waits for the write lock anyway. Once others commit between ours, after COMMIT, outside the
-            // write lock, so other processes commit during our fsync and share the next (see
-            // `durable`), until our commits have gone uncontended for a while.
+            // read waits for it), and nobody waits for the write lock anyway. Once others
+            // commit between ours, after COMMIT, outside the write lock, so other processes
+            // commit during our fsync and share the next (see `durable`), until our commits
+            // have gone uncontended for a while.
             let others_committed = last_commit.is_some_and(|last| last != self.wal_index.token());
             *quiet_batches = if others_committed { 0 } else { quiet_batches.saturating_add(1) };
             let alone = *quiet_batches >= QUIET_BATCHES_FOR_FSYNC_IN_COMMIT;
