@@ -475,6 +475,53 @@ mod tests {
     }
 
     #[test]
+    fn a_leader_waits_a_bounded_time_for_the_writers_it_expects_then_expects_only_those_that_came() {
+        let group: Arc<GroupCommit<u32, u32>> = Arc::new(GroupCommit::new(8));
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let run = {
+            let (group, sizes) = (group.clone(), sizes.clone());
+            move |batch: &mut Gathering<'_, u32, u32>| {
+                let first = *batch.next().expect("the leader's own write");
+                if first == 1 {
+                    // The first batch lets two more writes queue before it takes them.
+                    group.wait_for_queued(2);
+                }
+                let writes: Vec<u32> = std::iter::once(first).chain(all(batch)).collect();
+                sizes.lock().unwrap().push(writes.len());
+                writes.into_iter().map(|w| w + 1).collect()
+            }
+        };
+        let leader = {
+            let (group, run) = (group.clone(), run.clone());
+            std::thread::spawn(move || group.submit(1, run, || 0))
+        };
+        while group.stats().batches == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let others: Vec<_> = [2, 3]
+            .into_iter()
+            .map(|write| {
+                let (group, run) = (group.clone(), run.clone());
+                std::thread::spawn(move || group.submit(write, run, || 0))
+            })
+            .collect();
+        assert_eq!(leader.join().unwrap(), 2);
+        let mut answers: Vec<u32> = others.into_iter().map(|other| other.join().unwrap()).collect();
+        answers.sort();
+        assert_eq!(answers, [3, 4]);
+        assert_eq!(*sizes.lock().unwrap(), [3]);
+        assert_eq!(group.lock().expected_writers, 3, "the next leader expects the three writers");
+
+        // One of them comes back alone: its batch waits for the other two only so long, then
+        // commits without them, and the batch after it expects one writer.
+        let started = Instant::now();
+        assert_eq!(group.submit(4, run.clone(), || 0), 5);
+        assert!(started.elapsed() < Duration::from_secs(5), "the wait is bounded: {:?}", started.elapsed());
+        assert_eq!(*sizes.lock().unwrap(), [3, 1]);
+        assert_eq!(group.lock().expected_writers, 1, "a writer that did not come is expected no more");
+    }
+
+    #[test]
     fn a_panicking_batch_fails_its_writers_and_the_next_batch_runs() {
         let group: Arc<GroupCommit<u32, u32>> = Arc::new(GroupCommit::new(8));
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
