@@ -522,6 +522,38 @@ mod tests {
     }
 
     #[test]
+    fn every_writer_asleep_through_a_large_batch_is_woken() {
+        // 40 writers, most of them asleep through each batch. One left asleep would never
+        // finish; the test would then time out rather than hang.
+        const WRITERS: u64 = 40;
+        let group: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::new(64));
+        let (done, finished) = std::sync::mpsc::channel();
+        for thread in 0..WRITERS {
+            let (group, done) = (group.clone(), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..30u64 {
+                    let write = thread * 1000 + i;
+                    let run = |batch: &mut Gathering<'_, u64, u64>| {
+                        std::thread::sleep(Duration::from_micros(500));
+                        all(batch).into_iter().map(|w| w + 1).collect()
+                    };
+                    assert_eq!(group.submit(write, run, || u64::MAX), write + 1);
+                }
+                done.send(thread).unwrap();
+            });
+        }
+        for _ in 0..WRITERS {
+            finished
+                .recv_timeout(Duration::from_secs(60))
+                .expect("every writer finishes: a writer left asleep after its batch was never woken");
+        }
+        let stats = group.stats();
+        assert_eq!(stats.writes, WRITERS * 30);
+        assert!(stats.writes / stats.batches >= 4, "batches of many writers: {stats:?}");
+        assert!(group.lock().parked.is_empty(), "no writer is left registered as asleep");
+    }
+
+    #[test]
     fn a_panicking_batch_fails_its_writers_and_the_next_batch_runs() {
         let group: Arc<GroupCommit<u32, u32>> = Arc::new(GroupCommit::new(8));
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
