@@ -28,10 +28,11 @@
 //! Between them the leader does not sleep: it yields the processor, to the writers it waits for
 //! first, and looks again. They are due within a fraction of a batch, and on a small virtual
 //! machine putting the leader to sleep and waking it costs about as much: 8 writer threads did
-//! 20-30% more writes a second this way than with the leader asleep on a condition variable
-//! until the last of them came, and 50 writers 15-30% more. The yielding is bounded by the
-//! same deadline as the wait was, and costs nothing a sleeping leader would have left to
-//! others: a processor with other work to do runs it first.
+//! about a fifth more writes a second this way than with the leader asleep on a condition
+//! variable until the last of them came, and so did 50 writers (docs/benchmarks.md has the
+//! runs). The yielding is bounded by the same deadline as the wait was, and costs nothing a
+//! sleeping leader would have left to others: a processor with other work to do runs it
+//! first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -275,7 +276,7 @@ impl<W, R> Gathering<'_, W, R> {
             }
             // Waits by giving the processor to whoever wants it, the writers it waits for
             // first: they are due within a fraction of a batch, and putting the leader to
-            // sleep and waking it again costs more than that on a busy machine.
+            // sleep and waking it again costs as much (see the module's documentation).
             let now = Instant::now();
             if now >= self.deadline {
                 return false;
