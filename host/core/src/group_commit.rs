@@ -313,6 +313,29 @@ mod tests {
         all(batch).into_iter().map(|w| w + 1).collect()
     }
 
+    /// Submits `first` on a thread of its own and, once its batch is under way (its leader
+    /// holds no lock while it runs), `others`, each on a thread of its own. Answers the first
+    /// write's result and the others', sorted.
+    fn lead_then_queue(
+        group: &Arc<GroupCommit<u32, u32>>,
+        run: impl Fn(&mut Gathering<'_, u32, u32>) -> Vec<u32> + Clone + Send + 'static,
+        first: u32,
+        others: [u32; 2],
+    ) -> (u32, Vec<u32>) {
+        let submit = |write: u32| {
+            let (group, run) = (group.clone(), run.clone());
+            std::thread::spawn(move || group.submit(write, run, || 0))
+        };
+        let leader = submit(first);
+        while group.stats().batches == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let others: Vec<_> = others.into_iter().map(submit).collect();
+        let mut answers: Vec<u32> = others.into_iter().map(|other| other.join().unwrap()).collect();
+        answers.sort();
+        (leader.join().unwrap(), answers)
+    }
+
     #[test]
     fn a_lone_writer_gets_its_own_result() {
         let group: GroupCommit<u32, u32> = GroupCommit::new(8);
@@ -395,14 +418,28 @@ mod tests {
         // take them, and only a finished batch wakes one of them to lead. Should it not, they
         // would sleep forever; the test would then time out rather than hang.
         let group: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::new(2));
+        writers_all_finish(&group, 6, 50, Duration::from_micros(100));
+        assert_eq!(group.stats().writes, 300);
+    }
+
+    /// Runs `writers` threads that each submit `writes` writes to `group`, in batches that
+    /// take `batch_time`, and checks that every writer gets its results and finishes (within
+    /// a minute rather than never, should one be left asleep) and none is left registered
+    /// as asleep.
+    fn writers_all_finish(
+        group: &Arc<GroupCommit<u64, u64>>,
+        writers: u64,
+        writes: u64,
+        batch_time: Duration,
+    ) {
         let (done, finished) = std::sync::mpsc::channel();
-        for thread in 0..6u64 {
+        for thread in 0..writers {
             let (group, done) = (group.clone(), done.clone());
             std::thread::spawn(move || {
-                for i in 0..50u64 {
+                for i in 0..writes {
                     let write = thread * 1000 + i;
                     let run = |batch: &mut Gathering<'_, u64, u64>| {
-                        std::thread::sleep(std::time::Duration::from_micros(100));
+                        std::thread::sleep(batch_time);
                         all(batch).into_iter().map(|w| w + 1).collect()
                     };
                     assert_eq!(group.submit(write, run, || u64::MAX), write + 1);
@@ -410,12 +447,11 @@ mod tests {
                 done.send(thread).unwrap();
             });
         }
-        for _ in 0..6 {
+        for _ in 0..writers {
             finished
-                .recv_timeout(std::time::Duration::from_secs(30))
-                .expect("every writer finishes: a writer left asleep in the queue was never woken");
+                .recv_timeout(Duration::from_secs(60))
+                .expect("every writer finishes: a writer left asleep was never woken");
         }
-        assert_eq!(group.stats().writes, 300);
         assert!(group.lock().parked.is_empty(), "no writer is left registered as asleep");
     }
 
@@ -449,25 +485,7 @@ mod tests {
                 writes.iter().map(|w| w * 10).collect()
             }
         };
-        let leader = {
-            let (group, run) = (group.clone(), run.clone());
-            std::thread::spawn(move || group.submit(1, run, || 0))
-        };
-        // Queued once the leader's batch is under way (it holds no lock while it runs).
-        while group.stats().batches == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        let others: Vec<_> = [2, 3]
-            .into_iter()
-            .map(|write| {
-                let (group, run) = (group.clone(), run.clone());
-                std::thread::spawn(move || group.submit(write, run, || 0))
-            })
-            .collect();
-        assert_eq!(leader.join().unwrap(), 10);
-        let mut answers: Vec<u32> = others.into_iter().map(|other| other.join().unwrap()).collect();
-        answers.sort();
-        assert_eq!(answers, [20, 30]);
+        assert_eq!(lead_then_queue(&group, run, 1, [2, 3]), (10, vec![20, 30]));
         let batches = batches.lock().unwrap().clone();
         assert_eq!(batches.len(), 2, "{batches:?}");
         assert_eq!(batches[0].len(), 2, "the first batch takes a write that came while it ran: {batches:?}");
@@ -492,24 +510,7 @@ mod tests {
                 writes.into_iter().map(|w| w + 1).collect()
             }
         };
-        let leader = {
-            let (group, run) = (group.clone(), run.clone());
-            std::thread::spawn(move || group.submit(1, run, || 0))
-        };
-        while group.stats().batches == 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let others: Vec<_> = [2, 3]
-            .into_iter()
-            .map(|write| {
-                let (group, run) = (group.clone(), run.clone());
-                std::thread::spawn(move || group.submit(write, run, || 0))
-            })
-            .collect();
-        assert_eq!(leader.join().unwrap(), 2);
-        let mut answers: Vec<u32> = others.into_iter().map(|other| other.join().unwrap()).collect();
-        answers.sort();
-        assert_eq!(answers, [3, 4]);
+        assert_eq!(lead_then_queue(&group, run.clone(), 1, [2, 3]), (2, vec![3, 4]));
         assert_eq!(*sizes.lock().unwrap(), [3]);
         assert_eq!(group.lock().expected_writers, 3, "the next leader expects the three writers");
 
@@ -526,32 +527,11 @@ mod tests {
     fn every_writer_asleep_through_a_large_batch_is_woken() {
         // 40 writers, most of them asleep through each batch. One left asleep would never
         // finish; the test would then time out rather than hang.
-        const WRITERS: u64 = 40;
         let group: Arc<GroupCommit<u64, u64>> = Arc::new(GroupCommit::new(64));
-        let (done, finished) = std::sync::mpsc::channel();
-        for thread in 0..WRITERS {
-            let (group, done) = (group.clone(), done.clone());
-            std::thread::spawn(move || {
-                for i in 0..30u64 {
-                    let write = thread * 1000 + i;
-                    let run = |batch: &mut Gathering<'_, u64, u64>| {
-                        std::thread::sleep(Duration::from_micros(500));
-                        all(batch).into_iter().map(|w| w + 1).collect()
-                    };
-                    assert_eq!(group.submit(write, run, || u64::MAX), write + 1);
-                }
-                done.send(thread).unwrap();
-            });
-        }
-        for _ in 0..WRITERS {
-            finished
-                .recv_timeout(Duration::from_secs(60))
-                .expect("every writer finishes: a writer left asleep after its batch was never woken");
-        }
+        writers_all_finish(&group, 40, 30, Duration::from_micros(500));
         let stats = group.stats();
-        assert_eq!(stats.writes, WRITERS * 30);
+        assert_eq!(stats.writes, 40 * 30);
         assert!(stats.writes / stats.batches >= 4, "batches of many writers: {stats:?}");
-        assert!(group.lock().parked.is_empty(), "no writer is left registered as asleep");
     }
 
     #[test]
