@@ -114,17 +114,69 @@ fn eight_processes_at_full_speed_all_succeed_without_database_is_locked() {
     const OPS: u64 = 400;
     let workers: Vec<Worker> =
         (0..8).map(|id| Worker::spawn(&db, &["stress", &id.to_string(), &OPS.to_string()])).collect();
+    let (mut handed_over, mut committed_for_others) = (0, 0);
     for (id, worker) in workers.into_iter().enumerate() {
         let (status, lines) = worker.finish();
         assert!(status.success(), "worker {id} failed: {lines:?}");
-        assert_eq!(lines, [format!("ok {OPS}")], "worker {id}");
+        assert_eq!(lines.len(), 2, "worker {id}: {lines:?}");
+        assert_eq!(lines[0], format!("ok {OPS}"), "worker {id}");
+        let counts: Vec<u64> =
+            lines[1].strip_prefix("handoffs ").unwrap().split(' ').map(|n| n.parse().unwrap()).collect();
+        handed_over += counts[0];
+        committed_for_others += counts[1];
     }
+    // Lone writes made while another process wrote were committed by that process: every one
+    // handed over was committed by another, once.
+    assert!(handed_over > 0, "no write was handed over between 8 processes writing at once");
+    assert_eq!(handed_over, committed_for_others);
     let manager = CacheManager::open(&db).unwrap();
     for id in 0..8 {
         assert_eq!(manager.open_cache(&format!("own-{id}")).unwrap().len().unwrap(), OPS / 5);
     }
     // Writes went to key-0, key-5, ... key-45.
     assert_eq!(manager.open_cache("shared").unwrap().len().unwrap(), 10);
+}
+
+/// Several writers at once, each killed in turn while the others write on: every write any
+/// of them acknowledged is there, also those another process was committing for it, or it
+/// for another, when it died.
+#[test]
+fn acknowledged_writes_of_processes_writing_together_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledgers.db");
+    drop(CacheManager::open(&db).unwrap());
+    let mut acknowledged: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for round in 0..5u64 {
+        let workers: Vec<(String, Worker)> = (0..4)
+            .map(|id| {
+                let prefix = format!("r{round}w{id}-");
+                let worker = Worker::spawn(&db, &["ledger", "full", &prefix]);
+                (prefix, worker)
+            })
+            .collect();
+        for (_, worker) in &workers {
+            assert_eq!(worker.next_line(), "ready");
+        }
+        // Kill them one by one, the others still writing.
+        for (id, (prefix, worker)) in workers.into_iter().enumerate() {
+            std::thread::sleep(Duration::from_millis(60 + 45 * id as u64 + 30 * round));
+            let numbers: Vec<u64> =
+                worker.kill().iter().map(|line| line.parse().expect("a number")).collect();
+            assert!(!numbers.is_empty(), "{prefix} acknowledged no write before it was killed");
+            acknowledged.insert(prefix, numbers);
+        }
+    }
+    let manager = CacheManager::open(&db).unwrap();
+    let ledger = manager.open_cache("ledger").unwrap();
+    for (prefix, numbers) in &acknowledged {
+        for i in numbers {
+            assert_eq!(
+                ledger.get(&format!("{prefix}k{i}")).unwrap(),
+                Some(Json::from_value(i).unwrap()),
+                "{prefix}k{i} was acknowledged, then lost"
+            );
+        }
+    }
 }
 
 fn acknowledged_writes_survive_kill_9(durability: &str) {

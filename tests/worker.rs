@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! easycaching-test-worker DB serve              lines on stdin: get C K | set C K JSON | take Q | quit
-//! easycaching-test-worker DB stress ID OPS      mixed reads and writes; prints "ok N" or the first error
-//! easycaching-test-worker DB ledger full|normal sets k0, k1, ... printing each i once acknowledged
+//! easycaching-test-worker DB stress ID OPS      mixed reads and writes; prints "ok N" and then
+//!                                               "handoffs H C" (its write_stats' handed_over and
+//!                                               committed_for_others), or the first error
+//! easycaching-test-worker DB ledger full|normal [PREFIX]
+//!                                               sets PREFIXk0, PREFIXk1, ... printing each i once acknowledged
 //! easycaching-test-worker DB produce Q ID COUNT puts {"p": ID, "i": i} for i in 0..COUNT
 //! easycaching-test-worker DB mutate C MILLIS    inserts and deletes transient keys for MILLIS
 //! ```
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
     let result = match arg(1) {
         "serve" => serve(&manager),
         "stress" => stress(&manager, number(2), number(3)),
-        "ledger" => ledger(&manager),
+        "ledger" => ledger(&manager, arg(3)),
         "produce" => produce(&manager, arg(2), number(3), number(4)),
         "mutate" => mutate(&manager, arg(2), Duration::from_millis(number(3))),
         other => panic!("unknown mode {other:?}"),
@@ -106,16 +109,18 @@ fn stress(manager: &CacheManager, id: u64, ops: u64) -> Result {
         }
     }
     emit(format!("ok {ops}"));
+    let stats = manager.write_stats();
+    emit(format!("handoffs {} {}", stats.handed_over, stats.committed_for_others));
     Ok(())
 }
 
 /// Writes forever, printing each write's number only once `set` has returned: the test kills
 /// it at a random moment and then checks that every number printed is in the database.
-fn ledger(manager: &CacheManager) -> Result {
+fn ledger(manager: &CacheManager, prefix: &str) -> Result {
     let cache = manager.create_cache("ledger")?;
     emit("ready");
     for i in 0u64.. {
-        cache.set(&format!("k{i}"), Json::from_value(&i)?)?;
+        cache.set(&format!("{prefix}k{i}"), Json::from_value(&i)?)?;
         emit(i);
     }
     Ok(())

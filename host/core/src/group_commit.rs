@@ -54,13 +54,19 @@ pub(crate) struct GroupCommit<W, R> {
     batches: AtomicU64,
 }
 
-/// How many writes went through, in how many batches (commits).
+/// How many writes went through, in how many batches (commits), and how many went between
+/// processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriteStats {
     /// Writes submitted and answered.
     pub writes: u64,
-    /// Batches run: one transaction, one fsync each.
+    /// Batches run: one transaction, one fsync each (or one write handed over).
     pub batches: u64,
+    /// Writes of this process that another process committed with its own (a lone write
+    /// made while another process was writing, see the SQLite store's `handoffs`).
+    pub handed_over: u64,
+    /// Writes of other processes that this process committed with its own.
+    pub committed_for_others: u64,
 }
 
 struct State<W, R> {
@@ -106,6 +112,7 @@ impl<W, R> GroupCommit<W, R> {
         WriteStats {
             writes: self.writes.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
+            ..WriteStats::default()
         }
     }
 
@@ -247,6 +254,12 @@ impl<W, R> Gathering<'_, W, R> {
         }
         self.handed += 1;
         self.taken.get(self.handed - 1).map(|(_, write)| write)
+    }
+
+    /// Asked before the first write is taken: whether the batch will be that write alone. It
+    /// expects no other (the last batch was a lone write too), and no other is queued.
+    pub(crate) fn is_lone(&self) -> bool {
+        self.taken.is_empty() && self.expected <= 1 && self.group.queued_count.load(Ordering::Acquire) == 1
     }
 
     /// Every write handed to the batch so far, in order.
@@ -409,7 +422,7 @@ mod tests {
             .collect();
         answers.sort();
         assert_eq!(answers, [1, 2, 3, 4]);
-        assert_eq!(group.stats(), WriteStats { writes: 4, batches: 4 });
+        assert_eq!(group.stats(), WriteStats { writes: 4, batches: 4, ..WriteStats::default() });
     }
 
     #[test]
@@ -490,7 +503,7 @@ mod tests {
         assert_eq!(batches.len(), 2, "{batches:?}");
         assert_eq!(batches[0].len(), 2, "the first batch takes a write that came while it ran: {batches:?}");
         assert_eq!(batches[1].len(), 1, "the write it left runs in the next batch: {batches:?}");
-        assert_eq!(group.stats(), WriteStats { writes: 3, batches: 2 });
+        assert_eq!(group.stats(), WriteStats { writes: 3, batches: 2, ..WriteStats::default() });
     }
 
     #[test]

@@ -92,9 +92,15 @@ impl CacheManager {
     }
 
     /// How many writes this manager made, in how many commits: with many concurrent writers
-    /// group commit makes the second much smaller than the first.
+    /// group commit makes the second much smaller than the first. And how many writes went
+    /// between this process and others, committed one for the other.
     pub fn write_stats(&self) -> WriteStats {
-        self.shared.writes.stats()
+        let handoffs = self.shared.store.handoff_stats();
+        WriteStats {
+            handed_over: handoffs.handed_over,
+            committed_for_others: handoffs.committed_for_others,
+            ..self.shared.writes.stats()
+        }
     }
 
     /// The size limits in force.
@@ -469,5 +475,9 @@ impl Shared {
 impl<R> Writes for Gathering<'_, Write, R> {
     fn next_write(&mut self) -> Option<&Write> {
         self.next()
+    }
+
+    fn is_lone(&self) -> bool {
+        Gathering::is_lone(self)
     }
 }

@@ -267,6 +267,14 @@ pub struct Page<T> {
 pub trait Writes {
     /// The next write of the batch; `None` once the batch is complete.
     fn next_write(&mut self) -> Option<&Write>;
+
+    /// Asked before the first write is taken: whether the batch will be that one write, with
+    /// no other on its way. A backend may hand such a write over to another process's
+    /// transaction (the SQLite store does, see its `handoffs`), where a batch of several is
+    /// better committed here.
+    fn is_lone(&self) -> bool {
+        false
+    }
 }
 
 /// A batch known in full.
@@ -341,4 +349,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Other processes' changes after `cursor`.
     fn changes_since(&self, cursor: i64) -> Result<Changes>;
+
+    /// Writes handed over between this store and other processes so far; none for a backend
+    /// that never hands a write over.
+    fn handoff_stats(&self) -> HandoffStats {
+        HandoffStats::default()
+    }
+}
+
+/// See [`Store::handoff_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HandoffStats {
+    /// This store's writes that another process committed.
+    pub handed_over: u64,
+    /// Other processes' writes that this store committed.
+    pub committed_for_others: u64,
 }

@@ -1,6 +1,7 @@
-//! The board: one page of counters beside the database (`<database>-turns`), mapped into every
+//! The board: a page of counters beside the database (`<database>-turns`), mapped into every
 //! process that has the database open, through which they take turns to write (see
-//! `write_turns`) and to fsync (see `fsync_board`).
+//! `write_turns`) and to fsync (see `fsync_board`), followed by the slots through which they
+//! hand writes over to each other (see `handoffs`).
 //!
 //! Nothing on the board is needed for correctness: SQLite's own locks keep writers apart and
 //! every fsync is real. The board only saves waiting and flushing, so a board that cannot be
@@ -8,18 +9,23 @@
 //! process's memory, where it serves the threads of one process.
 
 use std::fs::OpenOptions;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use memmap2::MmapMut;
 
+use super::handoffs::{SLOT_BYTES, SLOTS, Slot};
 use crate::store::{AtomicChangeToken, ChangeToken};
 
 /// Written once into a new board; a file holding anything else is left alone.
 const MAGIC: u64 = u64::from_le_bytes(*b"ecturns1");
-/// The size of the board file: one page.
-const BOARD_BYTES: u64 = 4096;
+/// Where the slots begin: the counters have the first page.
+const SLOTS_AT: usize = 4096;
+/// The size of the board file: the counters' page and the slots. (A board made by an older
+/// build, of the counters alone, grows when a newer one opens it.)
+const BOARD_BYTES: u64 = (SLOTS_AT + SLOTS * SLOT_BYTES) as u64;
 
 /// The counters, laid out as they are in the board file. Each is explained where it is used.
 #[repr(C)]
@@ -94,7 +100,21 @@ impl Board {
         }
     }
 
-    /// Waits until `word` (one of the counters) moves on from `seen`, at most `timeout`;
+    /// The slots for writes handed over between processes; none on a board only this process
+    /// uses.
+    pub(super) fn slots(&self) -> &[Slot] {
+        match &self.place {
+            // SAFETY: the map is `BOARD_BYTES` long, which holds `SLOTS` slots from `SLOTS_AT`
+            // (page-aligned, so aligned for `Slot`); a `Slot` is made of atomics, valid for any
+            // bit pattern and only ever touched atomically, by this process and others.
+            Place::Shared(map) => unsafe {
+                std::slice::from_raw_parts(map.as_ptr().add(SLOTS_AT).cast::<Slot>(), SLOTS)
+            },
+            Place::Local(_) => &[],
+        }
+    }
+
+    /// Waits until `word` (one of the counters or slots) moves on from `seen`, at most `timeout`;
     /// false when it did not. Asleep on a futex where the board is shared (on Linux); in
     /// short sleeps otherwise.
     pub(super) fn wait(&self, word: &AtomicU32, seen: u32, timeout: Duration) -> bool {
@@ -109,7 +129,7 @@ impl Board {
         true
     }
 
-    /// Bumps `word` (one of the counters) and wakes up to `waiters` of those waiting on it
+    /// Bumps `word` (one of the counters or slots) and wakes up to `waiters` of those waiting on it
     /// (none: no system call).
     pub(super) fn bump(&self, word: &AtomicU32, waiters: i32) {
         word.fetch_add(1, Ordering::SeqCst);
@@ -164,7 +184,16 @@ fn board_path(db: &Path) -> PathBuf {
 /// Maps the board file, making it (zeroed, then marked as a board) when it is new.
 fn map(path: &Path) -> std::io::Result<MmapMut> {
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
-    if file.metadata()?.len() < BOARD_BYTES {
+    let len = file.metadata()?.len();
+    if len > 0 {
+        // Not grown before it is known to be a board (or a new one, all zeros).
+        let mut magic = [0; 8];
+        (&file).read_exact(&mut magic)?;
+        if !matches!(u64::from_le_bytes(magic), 0 | MAGIC) {
+            return Err(not_a_board());
+        }
+    }
+    if len < BOARD_BYTES {
         // Growing only ever adds zeros; two processes doing it at once agree.
         file.set_len(BOARD_BYTES)?;
     }
@@ -175,8 +204,12 @@ fn map(path: &Path) -> std::io::Result<MmapMut> {
     let counters = unsafe { &*map.as_ptr().cast::<Counters>() };
     match counters.magic.compare_exchange(0, MAGIC, Ordering::SeqCst, Ordering::SeqCst) {
         Ok(_) | Err(MAGIC) => Ok(map),
-        Err(_) => Err(std::io::Error::other("the file is not an easycaching board")),
+        Err(_) => Err(not_a_board()),
     }
+}
+
+fn not_a_board() -> std::io::Error {
+    std::io::Error::other("the file is not an easycaching board")
 }
 
 /// Whether no process `pid` exists (as far as this process can tell: in another PID

@@ -18,6 +18,7 @@ mod board;
 mod connection;
 mod durable;
 mod fsync_board;
+mod handoffs;
 mod schema;
 mod statements;
 mod tables;
@@ -27,9 +28,9 @@ mod write_turns;
 mod writes;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 
@@ -37,14 +38,15 @@ use self::board::Board;
 use self::connection::{ReaderPool, Settings};
 use self::durable::DurableMark;
 use self::fsync_board::FsyncBoard;
+use self::handoffs::{HandedOver, Handoffs, Taken};
 use self::statements::{ReadStatements, TransactionStatements, WriteStatements, WriterConnection};
 use self::tables::{CACHES, QUEUES};
 use self::wal_index::WalIndex;
 use self::wal_writes::CommitWrites;
 use self::write_turns::WriteTurns;
 use super::{
-    Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store,
-    SyncTarget, Target, Writes,
+    Applied, CacheId, Change, ChangeToken, Changes, HandoffStats, Listed, Outcome, OwnCommit, Page, QueueId,
+    Stats, Store, SyncTarget, Target, Write, Writes,
 };
 use crate::options::Durability;
 use crate::{Error, Json, Result};
@@ -56,6 +58,8 @@ const CHANGE_LOG_RETAINED: i64 = 10_000;
 /// process committed between: a writer process that won the lock twice in a row among many
 /// is not alone.
 const QUIET_BATCHES_FOR_FSYNC_IN_COMMIT: u32 = 64;
+/// The longest a transaction waits for writes other processes hand over.
+const HANDOFF_GATHER_WAIT: Duration = Duration::from_micros(1000);
 /// Old changes are pruned once every this many batches.
 const PRUNE_EVERY_BATCHES: u64 = 256;
 
@@ -111,6 +115,14 @@ pub struct SqliteStore {
     durable: DurableMark,
     /// Where writers of every process queue for the write lock.
     write_turns: Arc<WriteTurns>,
+    /// Where lone writes are handed over to the process holding the write turn.
+    handoffs: Handoffs,
+    /// Writes handed over so far, each way.
+    handed_over: AtomicU64,
+    committed_for_others: AtomicU64,
+    /// How many writes handed over the next transaction waits for: as many as the last one
+    /// took, and those posted after.
+    expected_handoffs: AtomicUsize,
     /// Tags this store's rows in the change log, so it can skip its own changes.
     writer_id: i64,
     batches: AtomicU64,
@@ -130,6 +142,8 @@ impl SqliteStore {
         let durable = DurableMark::new(durability, FsyncBoard::new(board.clone()), || {
             connection::open_reader(&db, &settings)
         })?;
+        let writer_id = fastrand::i64(..);
+        let handoffs = Handoffs::new(board.clone(), writer_id);
         let write_turns = Arc::new(WriteTurns::new(board, busy_timeout));
         let turns = write_turns.clone();
         connection::before_waiting(&mut writer, &db, &settings, move || turns.give_up())?;
@@ -146,8 +160,12 @@ impl SqliteStore {
             }),
             durable,
             write_turns,
+            handoffs,
+            handed_over: AtomicU64::new(0),
+            expected_handoffs: AtomicUsize::new(0),
+            committed_for_others: AtomicU64::new(0),
             db,
-            writer_id: fastrand::i64(..),
+            writer_id,
             batches: AtomicU64::new(0),
         })
     }
@@ -206,10 +224,14 @@ impl SqliteStore {
     ) -> Result<Applied> {
         let Writer { conn: connection, last_commit, fsync_in_commit, quiet_batches } = writer;
         connection.with_dependent_mut(|conn, statements| {
+            let lone = writes.is_lone();
             let Some(first) = writes.next_write() else {
                 return Ok(Applied { results: Vec::new(), sync: SyncTarget::Visible, own_commit: None });
             };
             *taken = 1;
+            if lone && let Some(applied) = self.hand_over(first) {
+                return Ok(applied);
+            }
             // Where the fsync goes. While no other process commits between our commits, inside
             // COMMIT, as SQLite does it: the commit is durable when it becomes visible (so no
             // read waits for it), and nobody waits for the write lock anyway. Once others
@@ -270,6 +292,28 @@ impl SqliteStore {
             let Some(before) = open else {
                 return Ok(Applied { results, sync: SyncTarget::Visible, own_commit: None });
             };
+            // The writes other processes handed over meanwhile, each in a savepoint of its
+            // own; answered once committed (refused, should the transaction fail).
+            let mut handed = Answer { handoffs: &self.handoffs, taken: Vec::new(), committed: None };
+            let expected = self.expected_handoffs.load(Ordering::Relaxed);
+            let deadline = Instant::now() + HANDOFF_GATHER_WAIT;
+            handed.gather(expected, deadline, |write| {
+                savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
+                match batch.apply_handed_over(write.writer, write.slot, write.seq, &write.write) {
+                    Ok(count) => write.count = Some(count),
+                    Err(_) => {
+                        rollback_to_savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
+                    }
+                }
+                release_savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
+                Ok(())
+            })?;
+            self.expected_handoffs.store(handed.taken.len() + self.handoffs.posted(), Ordering::Relaxed);
+            let handed_over = handed.taken.iter().filter(|write| write.count.is_some()).count();
+            if handed_over > 0 {
+                // Others write: their fsync is shared outside the lock (see `durable`).
+                *quiet_batches = 0;
+            }
             let cursor = batch.last_logged();
             if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
                 writes::prune_change_log(conn, CHANGE_LOG_RETAINED)
@@ -286,16 +330,70 @@ impl SqliteStore {
             let after = self.wal_index.token();
             drop(turn);
             let seen = self.durable.seen(after);
+            handed.committed = Some((seen.token, seen.ticket));
+            drop(handed);
+            self.committed_for_others.fetch_add(handed_over as u64, Ordering::Relaxed);
+            self.handoffs.wake_next_holder();
             *last_commit = Some(after);
-            let own_commit =
-                self.wal_index.one_commit_apart(before, after).then_some(OwnCommit { before, after, cursor });
-            if *fsync_in_commit && own_commit.is_some() {
+            // The changes of writes handed over are logged as their posters', which this
+            // process's LRU must read back.
+            let only_commit = self.wal_index.one_commit_apart(before, after);
+            let own_commit = (handed_over == 0 && only_commit).then_some(OwnCommit { before, after, cursor });
+            if *fsync_in_commit && only_commit {
                 // `after` is exactly our commit, fsynced with everything in the WAL before it.
                 self.durable.durable_up_to(after);
             }
             let sync = SyncTarget::Commit { token: seen.token, mark: seen.ticket };
             Ok(Applied { results, sync, own_commit })
         })
+    }
+
+    /// Hands a lone write over to the process holding the write turn, if another does (see
+    /// `handoffs`): what became of it, or `None` when it is this process's to write.
+    fn hand_over(&self, write: &Write) -> Option<Applied> {
+        let outcome = |count| match write {
+            Write::Delete { .. } => Outcome::Count(count),
+            _ => Outcome::Done,
+        };
+        let committed = |count, sync| {
+            self.handed_over.fetch_add(1, Ordering::Relaxed);
+            Applied { results: vec![Ok(outcome(count))], sync, own_commit: None }
+        };
+        match self.handoffs.hand_over(write, self.db.busy_timeout) {
+            HandedOver::NotTaken => None,
+            HandedOver::Committed { count, token, ticket } => {
+                Some(committed(count, SyncTarget::Commit { token, mark: ticket }))
+            }
+            HandedOver::HolderGone { slot, seq } => {
+                // Its holder committed it, or never will: the row tells.
+                let row: Result<Option<(i64, i64, i64)>> = self.read(|conn| {
+                    conn.prepare_cached("SELECT writer, seq, count FROM handoffs WHERE slot = ?1")?
+                        .query_row([slot as i64], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                        .optional()
+                });
+                self.handoffs.release(slot);
+                match row {
+                    Ok(Some((writer, done, count))) if writer == self.writer_id && done == seq as i64 => {
+                        Some(committed(count as u64, SyncTarget::Visible))
+                    }
+                    Ok(_) => None,
+                    Err(error) => Some(Applied {
+                        results: vec![Err(error)],
+                        sync: SyncTarget::Visible,
+                        own_commit: None,
+                    }),
+                }
+            }
+            HandedOver::TimedOut => Some(Applied {
+                results: vec![Err(Error::Storage(format!(
+                    "another process took this write to commit it with its own and did not answer in {:?}; \
+                     it may or may not be stored",
+                    self.db.busy_timeout
+                )))],
+                sync: SyncTarget::Visible,
+                own_commit: None,
+            }),
+        }
     }
 
     /// Rolls back after a failure that dooms the whole transaction, keeping the first error.
@@ -306,6 +404,43 @@ impl SqliteStore {
             tracing::error!(%rollback, "rolling back a failed write transaction failed too");
         }
         self.db.error(error)
+    }
+}
+
+/// The writes handed over to a transaction, answered when it drops: committed, once
+/// `committed` is set, or else refused, so that whatever ends the transaction, no poster waits
+/// for an answer that never comes.
+struct Answer<'h> {
+    handoffs: &'h Handoffs,
+    taken: Vec<Taken>,
+    /// The commit's token and fsync ticket.
+    committed: Option<(ChangeToken, u64)>,
+}
+
+impl Answer<'_> {
+    /// Takes the writes posted and `apply`s each, as they come, until `expected` have come or
+    /// `deadline` has passed (yielding the processor in between, to them first).
+    fn gather(
+        &mut self,
+        expected: usize,
+        deadline: Instant,
+        mut apply: impl FnMut(&mut Taken) -> Result<()>,
+    ) -> Result<()> {
+        loop {
+            let start = self.taken.len();
+            self.taken.extend(self.handoffs.take());
+            self.taken[start..].iter_mut().try_for_each(&mut apply)?;
+            if self.taken.len() >= expected || Instant::now() >= deadline {
+                return Ok(());
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Answer<'_> {
+    fn drop(&mut self) {
+        self.handoffs.answer_all(&self.taken, self.committed);
     }
 }
 
@@ -489,6 +624,13 @@ impl Store for SqliteStore {
 
     fn change_cursor(&self) -> Result<i64> {
         self.read_then(|conn, _| change_cursor(conn), |_| false)
+    }
+
+    fn handoff_stats(&self) -> HandoffStats {
+        HandoffStats {
+            handed_over: self.handed_over.load(Ordering::Relaxed),
+            committed_for_others: self.committed_for_others.load(Ordering::Relaxed),
+        }
     }
 
     fn changes_since(&self, cursor: i64) -> Result<Changes> {

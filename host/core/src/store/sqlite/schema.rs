@@ -55,6 +55,15 @@ const MIGRATIONS: &[&str] = &[
         kind     INTEGER NOT NULL,
         key      TEXT
     );",
+    // 2: the writes committed for other processes (see `handoffs`): per slot on the board,
+    // the last write committed through it (its poster, the poster's number for it, and how
+    // many keys it removed), so a poster whose holder died can tell whether it committed.
+    "CREATE TABLE handoffs (
+        slot   INTEGER PRIMARY KEY,
+        writer INTEGER NOT NULL,
+        seq    INTEGER NOT NULL,
+        count  INTEGER NOT NULL
+    );",
 ];
 
 /// The page size of a new database file, in bytes (SQLite's default is 4096). A commit writes

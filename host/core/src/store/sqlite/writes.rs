@@ -94,6 +94,36 @@ impl<'b, 'c> Batch<'b, 'c> {
         result
     }
 
+    /// Applies a write handed over by another process (see `handoffs`), logging its changes
+    /// under that process's name, and records that it was committed through `slot`.
+    /// Answers how many keys it removed (0 for a set).
+    pub(super) fn apply_handed_over(
+        &mut self,
+        writer: i64,
+        slot: usize,
+        seq: u64,
+        write: &Write,
+    ) -> Result<u64, WriteError> {
+        let logged_before = self.last_logged;
+        let own = std::mem::replace(&mut self.writer, writer);
+        let result = self.apply(write);
+        self.writer = own;
+        let count = match result? {
+            Outcome::Count(count) => count,
+            _ => 0,
+        };
+        let recorded = self
+            .conn
+            .prepare_cached("REPLACE INTO handoffs (slot, writer, seq, count) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut record| record.execute(params![slot as i64, writer, seq as i64, count as i64]));
+        if let Err(error) = recorded {
+            // Rolled back with the write.
+            self.last_logged = logged_before;
+            return Err(error.into());
+        }
+        Ok(count)
+    }
+
     fn drop_cache(&mut self, name: &str) -> WriteResult {
         let id = CACHES.delete(self.conn, name)?;
         if let Some(id) = id {

@@ -1,0 +1,663 @@
+//! Writes handed over between processes, so that one transaction commits the writes of many.
+//!
+//! Threads of one process share a transaction through group commit; processes could not. A
+//! process writing alone commits one write per transaction, and a commit costs it some 40 µs
+//! besides the write itself (taking and releasing the write lock, rereading the pages another
+//! process's commit made stale in its page cache, writing the WAL), all of it holding the
+//! database's one write lock. 8 processes writing one key each took turns at that lock one
+//! write at a time, about as fast as 8 processes of plain SQLite.
+//!
+//! So a process that has a lone write to make, and finds the write turn (see `write_turns`)
+//! held by another process, does not wait for the turn: it posts the write in a *slot* on the
+//! board (see `board`) and waits for an answer there. The process holding the turn takes every
+//! write posted before it commits, applies each in a savepoint of its own, logging its keys
+//! under the poster's name (the poster's LRU knows them already), and commits them with its
+//! own; then it answers each slot with the outcome and what to sync, and wakes its poster.
+//! The poster makes that commit durable itself (fsyncs are shared through `fsync_board`, so
+//! one fsync serves them all) before it acknowledges anything: durability is exactly that of
+//! writing it itself. A write that the holder could not apply (a quota, a cache deleted
+//! meanwhile) is answered *refused*, rolled back, and its poster writes it itself, to report
+//! the error exactly as it would have. When the holder gives the turn up, it wakes the poster
+//! of a write still waiting, which then takes the turn and commits the writes posted since.
+//!
+//! Only a lone `set` or `delete` small enough for a slot is handed over; everything else,
+//! and every batch of several writes, goes the ordinary way.
+//!
+//! Nothing is lost when a process dies. A poster that dies leaves a slot that anyone may take
+//! back. A holder that dies with writes taken either committed them or not, all at once: it
+//! records each one it takes, in the same transaction, in the `handoffs` table (slot, poster,
+//! poster's number for the write), so a poster that finds its holder gone reads that row to
+//! learn which, and writes it itself when it was not committed. A holder that lives but does
+//! not answer within the busy timeout (stopped in a debugger) leaves its poster with an error
+//! that says the write may or may not be stored, and the slot abandoned to the holder.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use super::board::Board;
+use crate::store::{CacheId, ChangeToken, Target, Write};
+use crate::{Json, Quota};
+
+/// Slots on a board: more posters than this at once write the ordinary way.
+pub(super) const SLOTS: usize = 32;
+/// The bytes a slot takes on the board.
+pub(super) const SLOT_BYTES: usize = 8192;
+/// What a slot holds besides the write.
+const HEADER_BYTES: usize = 72;
+/// The most bytes of an encoded write a slot holds.
+const PAYLOAD_BYTES: usize = SLOT_BYTES - HEADER_BYTES;
+/// How often a poster looks at its slot without being woken (a holder that died wakes nobody).
+const RECHECK: Duration = Duration::from_millis(2);
+
+/// What a slot is doing: the low byte of [`Slot::state`]. The rest of the word is the mark
+/// (see [`Board::me`]) of the process the slot waits on: its poster, or its holder while
+/// [`TAKEN`] or [`ABANDONED`].
+mod state {
+    /// Nobody's.
+    pub(super) const FREE: u64 = 0;
+    /// Its poster is writing a write into it.
+    pub(super) const FILLING: u64 = 1;
+    /// A write waits in it for a holder of the turn.
+    pub(super) const POSTED: u64 = 2;
+    /// A holder is applying it.
+    pub(super) const TAKEN: u64 = 3;
+    /// Answered; its poster reads the answer and frees it.
+    pub(super) const ANSWERED: u64 = 4;
+    /// Its poster gave up waiting; its holder frees it when done.
+    pub(super) const ABANDONED: u64 = 5;
+}
+use state::*;
+
+/// [`Slot::outcome`] of a write its holder did not apply.
+const REFUSED: u64 = u64::MAX;
+
+fn word(kind: u64, mark: u64) -> u64 {
+    mark << 8 | kind
+}
+
+fn kind(word: u64) -> u64 {
+    word & 0xff
+}
+
+fn mark(word: u64) -> u64 {
+    word >> 8
+}
+
+/// One slot, laid out as it is on the board.
+#[repr(C)]
+pub(super) struct Slot {
+    /// What the slot is doing and for whom (see [`state`]); taken by compare-and-swap.
+    state: AtomicU64,
+    /// Bumped to wake its poster (a futex word).
+    signal: AtomicU32,
+    /// The length of the encoded write.
+    len: AtomicU32,
+    /// The poster's mark.
+    poster: AtomicU64,
+    /// The poster's name in the change log.
+    writer: AtomicI64,
+    /// The poster's number for this write, never reused by it.
+    seq: AtomicU64,
+    /// The answer: how many keys a delete removed (0 for a set), or [`REFUSED`].
+    outcome: AtomicU64,
+    /// The answer: the commit's change token and fsync ticket (see `durable::Seen`).
+    token: [AtomicU64; 2],
+    ticket: AtomicU64,
+    /// The encoded write (see [`encode`]).
+    payload: [AtomicU8; PAYLOAD_BYTES],
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_BYTES);
+
+/// What became of a write handed over.
+pub(super) enum HandedOver {
+    /// Not taken by anyone (no slot was free, the turn came free, or its holder refused it):
+    /// the caller writes it itself.
+    NotTaken,
+    /// Committed by another process: `count` keys removed (a delete), durable once the
+    /// caller syncs up to `token` and `ticket`.
+    Committed { count: u64, token: ChangeToken, ticket: u64 },
+    /// The process that took it died. Whether it committed it is in the `handoffs` table:
+    /// a row for `slot` holding `seq` (and the poster's writer). Then [`Handoffs::release`].
+    HolderGone { slot: usize, seq: u64 },
+    /// Its holder lives but did not answer within the patience: it may still commit it.
+    TimedOut,
+}
+
+/// A write taken from a slot by the holder of the turn.
+pub(super) struct Taken {
+    pub(super) slot: usize,
+    /// The poster's name in the change log.
+    pub(super) writer: i64,
+    pub(super) seq: u64,
+    pub(super) write: Write,
+    /// How many keys it removed, once applied; `None` until then, or when refused.
+    pub(super) count: Option<u64>,
+}
+
+/// The slots of one database's board, as one process posts to them and takes from them.
+pub(super) struct Handoffs {
+    board: Arc<Board>,
+    /// This process's name in the change log.
+    writer: i64,
+    /// The number of this process's next write posted.
+    next_seq: AtomicU64,
+}
+
+impl Handoffs {
+    /// The slots of `board`, for a process logging its changes as `writer`. A board that only
+    /// this process uses has none.
+    pub(super) fn new(board: Arc<Board>, writer: i64) -> Handoffs {
+        Handoffs { board, writer, next_seq: AtomicU64::new(1) }
+    }
+
+    fn slots(&self) -> &[Slot] {
+        self.board.slots()
+    }
+
+    /// Whether another process's writer holds the write turn now.
+    fn turn_held_elsewhere(&self) -> bool {
+        let holder = self.board.counters().writer.load(SeqCst);
+        holder != 0 && holder != self.board.me()
+    }
+
+    /// Hands `write` over to the process holding the write turn, if one does, and waits for
+    /// its answer, at most `patience`.
+    pub(super) fn hand_over(&self, write: &Write, patience: Duration) -> HandedOver {
+        if self.slots().is_empty() || !self.turn_held_elsewhere() {
+            return HandedOver::NotTaken;
+        }
+        let mut encoded = Vec::new();
+        if !encode(write, &mut encoded) || encoded.len() > PAYLOAD_BYTES {
+            return HandedOver::NotTaken;
+        }
+        let Some((index, slot)) = self.claim() else { return HandedOver::NotTaken };
+        let seq = self.next_seq.fetch_add(1, SeqCst);
+        for (cell, byte) in slot.payload.iter().zip(&encoded) {
+            cell.store(*byte, std::sync::atomic::Ordering::Relaxed);
+        }
+        slot.len.store(encoded.len() as u32, SeqCst);
+        slot.writer.store(self.writer, SeqCst);
+        slot.seq.store(seq, SeqCst);
+        slot.state.store(word(POSTED, self.board.me()), SeqCst);
+        self.wait(index, slot, seq, patience)
+    }
+
+    /// A free slot, or one whose poster is gone, now [`FILLING`] for this process.
+    fn claim(&self) -> Option<(usize, &Slot)> {
+        let me = self.board.me();
+        self.slots().iter().enumerate().find(|(_, slot)| {
+            let seen = slot.state.load(SeqCst);
+            let reclaimable = match kind(seen) {
+                FREE => true,
+                // Gone: its poster (left filling, posted or answered) or its holder
+                // (abandoned). A slot taken is its holder's until answered.
+                FILLING | POSTED | ANSWERED | ABANDONED => Board::is_gone(mark(seen)),
+                _ => false,
+            };
+            if reclaimable && slot.state.compare_exchange(seen, word(FILLING, me), SeqCst, SeqCst).is_ok() {
+                slot.poster.store(me, SeqCst);
+                return true;
+            }
+            false
+        })
+    }
+
+    /// Waits for the answer to the write posted in `slot`.
+    fn wait(&self, index: usize, slot: &Slot, seq: u64, patience: Duration) -> HandedOver {
+        let me = self.board.me();
+        let started = Instant::now();
+        loop {
+            let signal = slot.signal.load(SeqCst);
+            let seen = slot.state.load(SeqCst);
+            let out_of_patience = started.elapsed() >= patience;
+            match kind(seen) {
+                ANSWERED => {
+                    let count = slot.outcome.load(SeqCst);
+                    let token = ChangeToken([slot.token[0].load(SeqCst), slot.token[1].load(SeqCst)]);
+                    let ticket = slot.ticket.load(SeqCst);
+                    slot.state.store(word(FREE, 0), SeqCst);
+                    return match count {
+                        REFUSED => HandedOver::NotTaken,
+                        count => HandedOver::Committed { count, token, ticket },
+                    };
+                }
+                // Still waiting for a holder, while none holds the turn: take it back and write
+                // it ourselves (as the poster woken when a holder gives the turn up does).
+                POSTED if out_of_patience || !self.turn_held_elsewhere() => {
+                    if slot.state.compare_exchange(seen, word(FREE, 0), SeqCst, SeqCst).is_ok() {
+                        return HandedOver::NotTaken;
+                    }
+                    continue;
+                }
+                TAKEN if Board::is_gone(mark(seen)) => return HandedOver::HolderGone { slot: index, seq },
+                TAKEN if out_of_patience => {
+                    if slot.state.compare_exchange(seen, word(ABANDONED, mark(seen)), SeqCst, SeqCst).is_ok()
+                    {
+                        return HandedOver::TimedOut;
+                    }
+                    continue;
+                }
+                POSTED | TAKEN => {}
+                // Nobody else moves a slot of a live poster out of these states.
+                _ => {
+                    tracing::warn!(
+                        slot = index,
+                        state = seen,
+                        me,
+                        "a handed-over write's slot changed hands"
+                    );
+                    return HandedOver::NotTaken;
+                }
+            }
+            self.board.wait(&slot.signal, signal, RECHECK);
+        }
+    }
+
+    /// Frees a slot whose holder was found gone, once its fate is known.
+    pub(super) fn release(&self, slot: usize) {
+        if let Some(slot) = self.slots().get(slot) {
+            slot.state.store(word(FREE, 0), SeqCst);
+        }
+    }
+
+    /// Takes every write posted, for the holder of the write turn to apply. A write that
+    /// cannot be read is refused at once.
+    pub(super) fn take(&self) -> Vec<Taken> {
+        let me = self.board.me();
+        let mut taken = Vec::new();
+        for (index, slot) in self.slots().iter().enumerate() {
+            let seen = slot.state.load(SeqCst);
+            if kind(seen) != POSTED
+                || slot.state.compare_exchange(seen, word(TAKEN, me), SeqCst, SeqCst).is_err()
+            {
+                continue;
+            }
+            let len = (slot.len.load(SeqCst) as usize).min(PAYLOAD_BYTES);
+            let bytes: Vec<u8> = slot.payload[..len]
+                .iter()
+                .map(|cell| cell.load(std::sync::atomic::Ordering::Relaxed))
+                .collect();
+            let (writer, seq) = (slot.writer.load(SeqCst), slot.seq.load(SeqCst));
+            match decode(&bytes) {
+                Some(write) => taken.push(Taken { slot: index, writer, seq, write, count: None }),
+                None => {
+                    tracing::warn!(
+                        slot = index,
+                        "a write handed over could not be read; its poster writes it"
+                    );
+                    self.answer(index, REFUSED, ChangeToken::default(), 0);
+                }
+            }
+        }
+        taken
+    }
+
+    /// Answers the writes taken: committed (those applied) up to `token` and `ticket`, or
+    /// refused. Wakes their posters.
+    pub(super) fn answer_all(&self, taken: &[Taken], committed: Option<(ChangeToken, u64)>) {
+        for write in taken {
+            match (committed, write.count) {
+                (Some((token, ticket)), Some(count)) => self.answer(write.slot, count, token, ticket),
+                _ => self.answer(write.slot, REFUSED, ChangeToken::default(), 0),
+            }
+        }
+    }
+
+    fn answer(&self, index: usize, outcome: u64, token: ChangeToken, ticket: u64) {
+        let Some(slot) = self.slots().get(index) else { return };
+        let me = self.board.me();
+        slot.outcome.store(outcome, SeqCst);
+        slot.token[0].store(token.0[0], SeqCst);
+        slot.token[1].store(token.0[1], SeqCst);
+        slot.ticket.store(ticket, SeqCst);
+        let poster = slot.poster.load(SeqCst);
+        if slot.state.compare_exchange(word(TAKEN, me), word(ANSWERED, poster), SeqCst, SeqCst).is_err() {
+            // Abandoned by its poster: nobody reads the answer.
+            let _ = slot.state.compare_exchange(word(ABANDONED, me), word(FREE, 0), SeqCst, SeqCst);
+            return;
+        }
+        self.board.bump(&slot.signal, 1);
+    }
+
+    /// How many writes are posted now, waiting for a holder.
+    pub(super) fn posted(&self) -> usize {
+        self.slots().iter().filter(|slot| kind(slot.state.load(SeqCst)) == POSTED).count()
+    }
+
+    /// After the turn is given up: wakes the poster of a write still waiting, to take the
+    /// turn and commit it with the others posted since.
+    pub(super) fn wake_next_holder(&self) {
+        if let Some(slot) = self.slots().iter().find(|slot| kind(slot.state.load(SeqCst)) == POSTED) {
+            self.board.bump(&slot.signal, 1);
+        }
+    }
+}
+
+// The encoding of a write in a slot: a kind byte, then fields in order; integers little-endian,
+// strings as a u32 length and UTF-8 bytes, options as a 0/1 byte and the value.
+
+const SET: u8 = 1;
+const DELETE: u8 = 2;
+
+/// Encodes a write that may be handed over into `out`; false for any other.
+fn encode(write: &Write, out: &mut Vec<u8>) -> bool {
+    let put_str = |out: &mut Vec<u8>, text: &str| {
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+    };
+    let put_u64 = |out: &mut Vec<u8>, value: Option<u64>| {
+        out.push(u8::from(value.is_some()));
+        out.extend_from_slice(&value.unwrap_or(0).to_le_bytes());
+    };
+    let put_target = |out: &mut Vec<u8>, kind: u8, cache: &Target<CacheId>, count: usize| {
+        out.push(kind);
+        out.extend_from_slice(&cache.id.0.to_le_bytes());
+        put_str(out, &cache.name);
+        out.extend_from_slice(&(count as u32).to_le_bytes());
+    };
+    match write {
+        Write::Set { cache, entries, quota } => {
+            put_target(out, SET, cache, entries.len());
+            for (key, value) in entries {
+                put_str(out, key);
+                put_str(out, value.as_str());
+            }
+            put_u64(out, quota.max_entries);
+            put_u64(out, quota.max_bytes);
+            out.push(u8::from(quota.shared_by_prefix.is_some()));
+            put_str(out, quota.shared_by_prefix.as_deref().unwrap_or(""));
+            true
+        }
+        Write::Delete { cache, keys } => {
+            put_target(out, DELETE, cache, keys.len());
+            keys.iter().for_each(|key| put_str(out, key));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Reads back what [`encode`] wrote; `None` for anything else.
+fn decode(bytes: &[u8]) -> Option<Write> {
+    let mut reader = Reader(bytes);
+    let kind = reader.byte()?;
+    let cache = Target { id: CacheId(i64::from_le_bytes(reader.array()?)), name: reader.text()?.into() };
+    let count = u32::from_le_bytes(reader.array()?) as usize;
+    let write = match kind {
+        SET => {
+            let entries = (0..count)
+                .map(|_| Some((reader.text()?.to_owned(), Json::trusted(reader.text()?))))
+                .collect::<Option<Vec<_>>>()?;
+            let max_entries = reader.option()?;
+            let max_bytes = reader.option()?;
+            let shared = reader.byte()? == 1;
+            let prefix = reader.text()?;
+            let quota = Quota { max_entries, max_bytes, shared_by_prefix: shared.then(|| prefix.into()) };
+            Write::Set { cache, entries, quota }
+        }
+        DELETE => {
+            let keys = (0..count).map(|_| reader.text().map(str::to_owned)).collect::<Option<Vec<_>>>()?;
+            Write::Delete { cache, keys }
+        }
+        _ => return None,
+    };
+    reader.0.is_empty().then_some(write)
+}
+
+/// Reads an encoded write front to back.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let (taken, rest) = self.0.split_at_checked(len)?;
+        self.0 = rest;
+        Some(taken)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn text(&mut self) -> Option<&'a str> {
+        let len = u32::from_le_bytes(self.array()?) as usize;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    fn option(&mut self) -> Option<Option<u64>> {
+        let present = self.byte()? == 1;
+        let value = u64::from_le_bytes(self.array()?);
+        Some(present.then_some(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another process, alive while the test runs, to hold the write turn.
+    struct OtherProcess(std::process::Child);
+
+    impl OtherProcess {
+        fn start() -> OtherProcess {
+            OtherProcess(std::process::Command::new("sleep").arg("60").spawn().unwrap())
+        }
+
+        fn mark(&self) -> u64 {
+            u64::from(self.0.id()) + 1
+        }
+    }
+
+    impl Drop for OtherProcess {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A process that has exited: its mark is gone.
+    fn gone_mark() -> u64 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let mark = u64::from(child.id()) + 1;
+        child.wait().unwrap();
+        mark
+    }
+
+    /// A poster and a holder on the board of one database, with the turn held by `holder`.
+    fn poster_and_holder(dir: &tempfile::TempDir, holder: u64) -> (Handoffs, Handoffs) {
+        let db = dir.path().join("t.db");
+        let (poster, taker) = (Arc::new(Board::open(&db)), Arc::new(Board::open(&db)));
+        assert!(poster.is_shared());
+        poster.counters().writer.store(holder, SeqCst);
+        (Handoffs::new(poster, 11), Handoffs::new(taker, 22))
+    }
+
+    fn set_write() -> Write {
+        Write::Set {
+            cache: Target { id: CacheId(7), name: "c".into() },
+            entries: vec![
+                ("k".into(), Json::parse(r#"{"a": [1, "é"]}"#).unwrap()),
+                ("".into(), Json::parse("2").unwrap()),
+            ],
+            quota: Quota { max_entries: Some(5), max_bytes: None, shared_by_prefix: Some("tenant-".into()) },
+        }
+    }
+
+    /// Takes the writes posted, until the poster named 11 has posted one.
+    fn take(holder: &Handoffs) -> Vec<Taken> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut taken: Vec<Taken> = Vec::new();
+        while !taken.iter().any(|write| write.writer == 11) {
+            assert!(Instant::now() < deadline, "nothing was posted");
+            taken.extend(holder.take());
+            std::thread::yield_now();
+        }
+        taken
+    }
+
+    #[test]
+    fn a_write_posted_is_taken_by_the_holder_answered_and_its_poster_woken() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = OtherProcess::start();
+        let (poster, holder) = poster_and_holder(&dir, other.mark());
+        let token = ChangeToken([3, 4]);
+        std::thread::scope(|scope| {
+            let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
+            let mut taken = take(&holder);
+            assert_eq!(format!("{:?}", taken[0].write), format!("{:?}", set_write()));
+            assert_eq!((taken[0].writer, taken[0].seq), (11, 1), "the poster's name and number");
+            taken[0].count = Some(0);
+            holder.answer_all(&taken, Some((token, 9)));
+            match posted.join().unwrap() {
+                HandedOver::Committed { count: 0, token: answered, ticket: 9 } => assert_eq!(answered, token),
+                _ => panic!("not answered as committed"),
+            }
+        });
+        assert!(poster.slots().iter().all(|slot| slot.state.load(SeqCst) == FREE), "the slot is free again");
+
+        // A delete's count comes back too.
+        let delete =
+            Write::Delete { cache: Target { id: CacheId(7), name: "c".into() }, keys: vec!["k".into()] };
+        std::thread::scope(|scope| {
+            let posted = scope.spawn(|| poster.hand_over(&delete, Duration::from_secs(30)));
+            let mut taken = take(&holder);
+            assert_eq!(taken[0].seq, 2, "a new number for each write");
+            taken[0].count = Some(1);
+            holder.answer_all(&taken, Some((token, 10)));
+            assert!(matches!(posted.join().unwrap(), HandedOver::Committed { count: 1, ticket: 10, .. }));
+        });
+    }
+
+    #[test]
+    fn a_write_refused_or_not_committed_is_left_to_its_poster() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = OtherProcess::start();
+        let (poster, holder) = poster_and_holder(&dir, other.mark());
+        for (count, committed) in [(None, Some((ChangeToken([1, 2]), 1))), (Some(0), None)] {
+            std::thread::scope(|scope| {
+                let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
+                let mut taken = take(&holder);
+                taken[0].count = count;
+                holder.answer_all(&taken, committed);
+                assert!(matches!(posted.join().unwrap(), HandedOver::NotTaken));
+            });
+        }
+    }
+
+    #[test]
+    fn nothing_is_handed_over_unless_another_process_holds_the_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let (poster, _holder) = poster_and_holder(&dir, 0);
+        assert!(matches!(poster.hand_over(&set_write(), Duration::from_secs(30)), HandedOver::NotTaken));
+        let me = poster.board.me();
+        poster.board.counters().writer.store(me, SeqCst);
+        assert!(matches!(poster.hand_over(&set_write(), Duration::from_secs(30)), HandedOver::NotTaken));
+        assert!(poster.slots().iter().all(|slot| slot.state.load(SeqCst) == FREE), "no slot was used");
+        // Nor is anything but a set or a delete.
+        let other = OtherProcess::start();
+        poster.board.counters().writer.store(other.mark(), SeqCst);
+        let clear = Write::Clear { cache: Target { id: CacheId(7), name: "c".into() } };
+        assert!(matches!(poster.hand_over(&clear, Duration::from_secs(30)), HandedOver::NotTaken));
+    }
+
+    #[test]
+    fn a_posted_write_is_taken_back_when_the_turn_comes_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = OtherProcess::start();
+        let (poster, _holder) = poster_and_holder(&dir, other.mark());
+        std::thread::scope(|scope| {
+            let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
+            while !poster.slots().iter().any(|slot| kind(slot.state.load(SeqCst)) == POSTED) {
+                std::thread::yield_now();
+            }
+            poster.board.counters().writer.store(0, SeqCst);
+            assert!(matches!(posted.join().unwrap(), HandedOver::NotTaken));
+        });
+        assert!(poster.slots().iter().all(|slot| slot.state.load(SeqCst) == FREE));
+    }
+
+    #[test]
+    fn a_poster_whose_holder_died_is_told_so_and_frees_the_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = OtherProcess::start();
+        let (poster, holder) = poster_and_holder(&dir, other.mark());
+        std::thread::scope(|scope| {
+            let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
+            let taken = take(&holder);
+            // As if the holder had been killed with the write taken.
+            holder.slots()[taken[0].slot].state.store(word(TAKEN, gone_mark()), SeqCst);
+            match posted.join().unwrap() {
+                HandedOver::HolderGone { slot, seq: 1 } => {
+                    assert_eq!(slot, taken[0].slot);
+                    poster.release(slot);
+                }
+                _ => panic!("the holder's death went unnoticed"),
+            }
+        });
+        assert!(poster.slots().iter().all(|slot| slot.state.load(SeqCst) == FREE));
+    }
+
+    #[test]
+    fn a_poster_out_of_patience_abandons_its_slot_to_the_holder_who_frees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = OtherProcess::start();
+        let (poster, holder) = poster_and_holder(&dir, other.mark());
+        std::thread::scope(|scope| {
+            let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_millis(100)));
+            let mut taken = take(&holder);
+            assert!(matches!(posted.join().unwrap(), HandedOver::TimedOut));
+            taken[0].count = Some(0);
+            holder.answer_all(&taken, Some((ChangeToken([1, 2]), 1)));
+        });
+        assert!(poster.slots().iter().all(|slot| slot.state.load(SeqCst) == FREE));
+    }
+
+    #[test]
+    fn slots_left_by_posters_that_died_are_claimed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = OtherProcess::start();
+        let (poster, holder) = poster_and_holder(&dir, other.mark());
+        let gone = gone_mark();
+        for (index, slot) in poster.slots().iter().enumerate() {
+            let state = [FILLING, POSTED, ANSWERED][index % 3];
+            slot.state.store(word(state, gone), SeqCst);
+        }
+        // Taken by a live holder: its holder's until answered.
+        poster.slots()[0].state.store(word(TAKEN, other.mark()), SeqCst);
+        std::thread::scope(|scope| {
+            let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
+            let mut taken = take(&holder);
+            // The dead posters' slots held nothing readable: refused at once, to nobody.
+            assert_eq!(taken.len(), 1);
+            assert_ne!(taken[0].slot, 0, "a slot its holder has is not claimed");
+            taken[0].count = Some(0);
+            holder.answer_all(&taken, Some((ChangeToken([1, 2]), 1)));
+            assert!(matches!(posted.join().unwrap(), HandedOver::Committed { .. }));
+        });
+    }
+
+    #[test]
+    fn a_write_reads_back_as_it_was_encoded_and_nothing_else_reads() {
+        let delete = Write::Delete {
+            cache: Target { id: CacheId(-3), name: "d".into() },
+            keys: vec!["x".into(), "y".into()],
+        };
+        for write in [set_write(), delete] {
+            let mut bytes = Vec::new();
+            assert!(encode(&write, &mut bytes));
+            assert_eq!(format!("{:?}", decode(&bytes).unwrap()), format!("{write:?}"));
+            for cut in 0..bytes.len() {
+                assert!(decode(&bytes[..cut]).is_none(), "cut at {cut}");
+            }
+            bytes.push(0);
+            assert!(decode(&bytes).is_none(), "a byte too many");
+        }
+        let mut bytes = Vec::new();
+        assert!(!encode(&Write::DropCache { name: "c".into() }, &mut bytes));
+    }
+}
