@@ -110,6 +110,19 @@ pub(super) struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_BYTES);
 
+/// Posts the `encoded` write in `slot`, [`FILLING`] for it, as `poster` (its mark) named
+/// `writer` in the change log, its write number `seq`.
+fn post(slot: &Slot, encoded: &[u8], writer: i64, seq: u64, poster: u64) {
+    for (cell, byte) in slot.payload.iter().zip(encoded) {
+        cell.store(*byte, std::sync::atomic::Ordering::Relaxed);
+    }
+    slot.len.store(encoded.len() as u32, SeqCst);
+    slot.writer.store(writer, SeqCst);
+    slot.seq.store(seq, SeqCst);
+    slot.poster.store(poster, SeqCst);
+    slot.state.store(word(POSTED, poster), SeqCst);
+}
+
 /// What became of a write handed over.
 pub(super) enum HandedOver {
     /// Not taken by anyone (no slot was free, the turn came free, or its holder refused it):
@@ -174,17 +187,12 @@ impl Handoffs {
         }
         let Some((index, slot)) = self.claim() else { return HandedOver::NotTaken };
         let seq = self.next_seq.fetch_add(1, SeqCst);
-        for (cell, byte) in slot.payload.iter().zip(&encoded) {
-            cell.store(*byte, std::sync::atomic::Ordering::Relaxed);
-        }
-        slot.len.store(encoded.len() as u32, SeqCst);
-        slot.writer.store(self.writer, SeqCst);
-        slot.seq.store(seq, SeqCst);
-        slot.state.store(word(POSTED, self.board.me()), SeqCst);
+        post(slot, &encoded, self.writer, seq, self.board.me());
         self.wait(index, slot, seq, patience)
     }
 
-    /// A free slot, or one whose poster is gone, now [`FILLING`] for this process.
+    /// A free slot, or one whose poster is gone, now [`FILLING`] for this process (its
+    /// poster).
     fn claim(&self) -> Option<(usize, &Slot)> {
         let me = self.board.me();
         self.slots().iter().enumerate().find(|(_, slot)| {
@@ -332,6 +340,36 @@ impl Handoffs {
         if let Some(slot) = self.slots().iter().find(|slot| kind(slot.state.load(SeqCst)) == POSTED) {
             self.board.bump(&slot.signal, 1);
         }
+    }
+}
+
+#[cfg(test)]
+impl Handoffs {
+    /// The board the slots are on.
+    pub(super) fn board(&self) -> &Arc<Board> {
+        &self.board
+    }
+
+    /// As if the process that took the write in `slot` had died: `gone` holds it.
+    pub(super) fn taken_by(&self, slot: usize, gone: u64) {
+        self.slots()[slot].state.store(word(TAKEN, gone), SeqCst);
+    }
+
+    /// Posts `write` as the process `poster` (its mark) would, named `writer`, as its write
+    /// `seq`, without waiting: the slot it is in.
+    pub(super) fn post_as(&self, write: &Write, poster: u64, writer: i64, seq: u64) -> usize {
+        let mut encoded = Vec::new();
+        assert!(encode(write, &mut encoded));
+        let (index, slot) = self.claim().expect("a free slot");
+        post(slot, &encoded, writer, seq, poster);
+        index
+    }
+
+    /// The answer in `slot`: `None` until answered, then the count, or `None` when refused.
+    pub(super) fn answer_in(&self, slot: usize) -> Option<Option<u64>> {
+        let slot = &self.slots()[slot];
+        (kind(slot.state.load(SeqCst)) == ANSWERED)
+            .then(|| Some(slot.outcome.load(SeqCst)).filter(|count| *count != REFUSED))
     }
 }
 

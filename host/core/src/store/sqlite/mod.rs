@@ -703,6 +703,123 @@ mod tests {
         store.sync(SyncTarget::Visible).unwrap();
     }
 
+    /// A batch of one write, as a process writing alone makes it.
+    struct Lone<'w>(Option<&'w Write>);
+
+    impl Writes for Lone<'_> {
+        fn next_write(&mut self) -> Option<&Write> {
+            self.0.take()
+        }
+
+        fn is_lone(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_write_whose_holder_died_is_trusted_committed_when_its_row_says_so_and_written_again_when_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = open(&path);
+        let cache = create(&store);
+        set(&store, cache, "k");
+        let value = |text: &str| Json::parse(text).unwrap();
+        let write = Write::Set {
+            cache: Target { id: cache, name: "c".into() },
+            entries: vec![("k".into(), value(r#""poster""#))],
+            quota: Quota::UNLIMITED,
+        };
+        let mut other = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let gone_mark = u64::from(gone.id()) + 1;
+        gone.wait().unwrap();
+        let board = store.handoffs.board().clone();
+        let holder = Handoffs::new(board.clone(), 0);
+        let raw = Connection::open(&path).unwrap();
+        for committed in [true, false] {
+            // Another process holds the turn: the write is posted.
+            board.counters().writer.store(u64::from(other.id()) + 1, Ordering::SeqCst);
+            let answer = std::thread::scope(|scope| {
+                let posted = scope.spawn(|| store.apply(&mut Lone(Some(&write))));
+                let taken = loop {
+                    let taken = holder.take();
+                    if !taken.is_empty() {
+                        break taken;
+                    }
+                    std::thread::yield_now();
+                };
+                if committed {
+                    // What the holder committed before it died, with the row that says so.
+                    raw.execute_batch(&format!(
+                        "BEGIN IMMEDIATE;
+                         UPDATE entries SET value = '\"holder\"' WHERE key = 'k';
+                         REPLACE INTO handoffs (slot, writer, seq, count) VALUES ({}, {}, {}, 0);
+                         COMMIT;",
+                        taken[0].slot, store.writer_id, taken[0].seq
+                    ))
+                    .unwrap();
+                }
+                board.counters().writer.store(0, Ordering::SeqCst);
+                holder.taken_by(taken[0].slot, gone_mark);
+                posted.join().unwrap()
+            });
+            store.sync(answer.sync).unwrap();
+            assert!(answer.results[0].is_ok(), "{:?}", answer.results);
+            let stored = store.get(cache, "k").unwrap();
+            let expected = if committed { r#""holder""# } else { r#""poster""# };
+            assert_eq!(stored, Some(value(expected)), "committed by the holder: {committed}");
+        }
+        assert_eq!(store.handoff_stats().handed_over, 1, "the one its holder committed");
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
+
+    #[test]
+    fn writes_handed_over_are_committed_with_the_holders_under_their_posters_names_and_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = open(&path);
+        let cache = create(&store);
+        let mut other = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let poster = u64::from(other.id()) + 1;
+        let handoffs = Handoffs::new(store.handoffs.board().clone(), 0);
+        let posted = handoffs.post_as(&set_write(cache, &["theirs"], Quota::UNLIMITED), poster, 77, 5);
+        let refused = handoffs.post_as(
+            &set_write(cache, &["over"], Quota { max_entries: Some(1), ..Quota::UNLIMITED }),
+            poster,
+            77,
+            6,
+        );
+
+        let applied =
+            store.apply(&mut std::slice::from_ref(&set_write(cache, &["mine"], Quota::UNLIMITED)).iter());
+        assert!(applied.results[0].is_ok());
+        assert!(applied.own_commit.is_none(), "its LRU must read back the changes logged as the poster's");
+        store.sync(applied.sync).unwrap();
+        assert_eq!(handoffs.answer_in(posted), Some(Some(0)), "answered as committed");
+        assert_eq!(
+            handoffs.answer_in(refused),
+            Some(None),
+            "over its quota: refused, for its poster to write"
+        );
+        assert!(store.get(cache, "theirs").unwrap().is_some());
+        assert!(store.get(cache, "over").unwrap().is_none(), "a refused write leaves no trace");
+        assert_eq!(store.handoff_stats().committed_for_others, 1);
+        let raw = Connection::open(&path).unwrap();
+        let logged_as: i64 = raw
+            .query_row("SELECT writer FROM change_log WHERE key = 'theirs'", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(logged_as, 77);
+        let row: (i64, i64, i64) = raw
+            .query_row("SELECT slot, writer, seq FROM handoffs", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(row, (posted as i64, 77, 5), "recorded against its slot, for a poster whose holder died");
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
+
     fn set_write(cache: CacheId, entries: &[&str], quota: Quota) -> Write {
         Write::Set {
             cache: Target { id: cache, name: "c".into() },
