@@ -270,6 +270,39 @@ mod futex {
     pub(super) fn wake(_word: &AtomicU32, _waiters: i32) {}
 }
 
+/// Processes for tests to mark the board with: one that lives while the test runs, one gone.
+#[cfg(test)]
+pub(super) mod test_processes {
+    /// Another process, alive while the test runs (to hold the write turn, say).
+    pub(in crate::store::sqlite) struct OtherProcess(std::process::Child);
+
+    impl OtherProcess {
+        pub(in crate::store::sqlite) fn start() -> OtherProcess {
+            OtherProcess(std::process::Command::new("sleep").arg("60").spawn().unwrap())
+        }
+
+        /// Its mark on the board (see [`super::Board::me`]).
+        pub(in crate::store::sqlite) fn mark(&self) -> u64 {
+            u64::from(self.0.id()) + 1
+        }
+    }
+
+    impl Drop for OtherProcess {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// The mark of a process that has exited.
+    pub(in crate::store::sqlite) fn gone_mark() -> u64 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let mark = u64::from(child.id()) + 1;
+        child.wait().unwrap();
+        mark
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -476,43 +476,31 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::board::test_processes::{OtherProcess, gone_mark};
     use super::*;
 
-    /// Another process, alive while the test runs, to hold the write turn.
-    struct OtherProcess(std::process::Child);
-
-    impl OtherProcess {
-        fn start() -> OtherProcess {
-            OtherProcess(std::process::Command::new("sleep").arg("60").spawn().unwrap())
-        }
-
-        fn mark(&self) -> u64 {
-            u64::from(self.0.id()) + 1
-        }
+    /// A poster and a holder on the board of one database, with the turn held by another
+    /// process.
+    struct Pair {
+        poster: Handoffs,
+        holder: Handoffs,
+        other: OtherProcess,
+        _dir: tempfile::TempDir,
     }
 
-    impl Drop for OtherProcess {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    /// A process that has exited: its mark is gone.
-    fn gone_mark() -> u64 {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let mark = u64::from(child.id()) + 1;
-        child.wait().unwrap();
-        mark
-    }
-
-    /// A poster and a holder on the board of one database, with the turn held by `holder`.
-    fn poster_and_holder(dir: &tempfile::TempDir, holder: u64) -> (Handoffs, Handoffs) {
+    fn pair() -> Pair {
+        let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("t.db");
         let (poster, taker) = (Arc::new(Board::open(&db)), Arc::new(Board::open(&db)));
         assert!(poster.is_shared());
-        poster.counters().writer.store(holder, SeqCst);
-        (Handoffs::new(poster, 11), Handoffs::new(taker, 22))
+        let other = OtherProcess::start();
+        poster.counters().writer.store(other.mark(), SeqCst);
+        Pair { poster: Handoffs::new(poster, 11), holder: Handoffs::new(taker, 22), other, _dir: dir }
+    }
+
+    /// Whether every slot is free.
+    fn all_free(handoffs: &Handoffs) -> bool {
+        handoffs.slots().iter().all(|slot| slot.state.load(SeqCst) == FREE)
     }
 
     fn set_write() -> Write {
@@ -540,13 +528,11 @@ mod tests {
 
     #[test]
     fn a_write_posted_is_taken_by_the_holder_answered_and_its_poster_woken() {
-        let dir = tempfile::tempdir().unwrap();
-        let other = OtherProcess::start();
-        let (poster, holder) = poster_and_holder(&dir, other.mark());
+        let Pair { poster, holder, .. } = &pair();
         let token = ChangeToken([3, 4]);
         std::thread::scope(|scope| {
             let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
-            let mut taken = take(&holder);
+            let mut taken = take(holder);
             assert_eq!(format!("{:?}", taken[0].write), format!("{:?}", set_write()));
             assert_eq!((taken[0].writer, taken[0].seq), (11, 1), "the poster's name and number");
             taken[0].count = Some(0);
@@ -556,14 +542,14 @@ mod tests {
                 _ => panic!("not answered as committed"),
             }
         });
-        assert!(poster.slots().iter().all(|slot| slot.state.load(SeqCst) == FREE), "the slot is free again");
+        assert!(all_free(poster), "the slot is free again");
 
         // A delete's count comes back too.
         let delete =
             Write::Delete { cache: Target { id: CacheId(7), name: "c".into() }, keys: vec!["k".into()] };
         std::thread::scope(|scope| {
             let posted = scope.spawn(|| poster.hand_over(&delete, Duration::from_secs(30)));
-            let mut taken = take(&holder);
+            let mut taken = take(holder);
             assert_eq!(taken[0].seq, 2, "a new number for each write");
             taken[0].count = Some(1);
             holder.answer_all(&taken, Some((token, 10)));
@@ -573,13 +559,11 @@ mod tests {
 
     #[test]
     fn a_write_refused_or_not_committed_is_left_to_its_poster() {
-        let dir = tempfile::tempdir().unwrap();
-        let other = OtherProcess::start();
-        let (poster, holder) = poster_and_holder(&dir, other.mark());
+        let Pair { poster, holder, .. } = &pair();
         for (count, committed) in [(None, Some((ChangeToken([1, 2]), 1))), (Some(0), None)] {
             std::thread::scope(|scope| {
                 let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
-                let mut taken = take(&holder);
+                let mut taken = take(holder);
                 taken[0].count = count;
                 holder.answer_all(&taken, committed);
                 assert!(matches!(posted.join().unwrap(), HandedOver::NotTaken));
@@ -589,15 +573,14 @@ mod tests {
 
     #[test]
     fn nothing_is_handed_over_unless_another_process_holds_the_turn() {
-        let dir = tempfile::tempdir().unwrap();
-        let (poster, _holder) = poster_and_holder(&dir, 0);
+        let Pair { poster, other, .. } = &pair();
+        poster.board.counters().writer.store(0, SeqCst);
         assert!(matches!(poster.hand_over(&set_write(), Duration::from_secs(30)), HandedOver::NotTaken));
         let me = poster.board.me();
         poster.board.counters().writer.store(me, SeqCst);
         assert!(matches!(poster.hand_over(&set_write(), Duration::from_secs(30)), HandedOver::NotTaken));
-        assert!(poster.slots().iter().all(|slot| slot.state.load(SeqCst) == FREE), "no slot was used");
+        assert!(all_free(poster), "no slot was used");
         // Nor is anything but a set or a delete.
-        let other = OtherProcess::start();
         poster.board.counters().writer.store(other.mark(), SeqCst);
         let clear = Write::Clear { cache: Target { id: CacheId(7), name: "c".into() } };
         assert!(matches!(poster.hand_over(&clear, Duration::from_secs(30)), HandedOver::NotTaken));
@@ -605,9 +588,7 @@ mod tests {
 
     #[test]
     fn a_posted_write_is_taken_back_when_the_turn_comes_free() {
-        let dir = tempfile::tempdir().unwrap();
-        let other = OtherProcess::start();
-        let (poster, _holder) = poster_and_holder(&dir, other.mark());
+        let Pair { poster, .. } = &pair();
         std::thread::scope(|scope| {
             let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
             while !poster.slots().iter().any(|slot| kind(slot.state.load(SeqCst)) == POSTED) {
@@ -616,17 +597,15 @@ mod tests {
             poster.board.counters().writer.store(0, SeqCst);
             assert!(matches!(posted.join().unwrap(), HandedOver::NotTaken));
         });
-        assert!(poster.slots().iter().all(|slot| slot.state.load(SeqCst) == FREE));
+        assert!(all_free(poster));
     }
 
     #[test]
     fn a_poster_whose_holder_died_is_told_so_and_frees_the_slot() {
-        let dir = tempfile::tempdir().unwrap();
-        let other = OtherProcess::start();
-        let (poster, holder) = poster_and_holder(&dir, other.mark());
+        let Pair { poster, holder, .. } = &pair();
         std::thread::scope(|scope| {
             let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
-            let taken = take(&holder);
+            let taken = take(holder);
             // As if the holder had been killed with the write taken.
             holder.slots()[taken[0].slot].state.store(word(TAKEN, gone_mark()), SeqCst);
             match posted.join().unwrap() {
@@ -637,29 +616,25 @@ mod tests {
                 _ => panic!("the holder's death went unnoticed"),
             }
         });
-        assert!(poster.slots().iter().all(|slot| slot.state.load(SeqCst) == FREE));
+        assert!(all_free(poster));
     }
 
     #[test]
     fn a_poster_out_of_patience_abandons_its_slot_to_the_holder_who_frees_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let other = OtherProcess::start();
-        let (poster, holder) = poster_and_holder(&dir, other.mark());
+        let Pair { poster, holder, .. } = &pair();
         std::thread::scope(|scope| {
             let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_millis(100)));
-            let mut taken = take(&holder);
+            let mut taken = take(holder);
             assert!(matches!(posted.join().unwrap(), HandedOver::TimedOut));
             taken[0].count = Some(0);
             holder.answer_all(&taken, Some((ChangeToken([1, 2]), 1)));
         });
-        assert!(poster.slots().iter().all(|slot| slot.state.load(SeqCst) == FREE));
+        assert!(all_free(poster));
     }
 
     #[test]
     fn slots_left_by_posters_that_died_are_claimed_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let other = OtherProcess::start();
-        let (poster, holder) = poster_and_holder(&dir, other.mark());
+        let Pair { poster, holder, other, .. } = &pair();
         let gone = gone_mark();
         for (index, slot) in poster.slots().iter().enumerate() {
             let state = [FILLING, POSTED, ANSWERED][index % 3];
@@ -669,7 +644,7 @@ mod tests {
         poster.slots()[0].state.store(word(TAKEN, other.mark()), SeqCst);
         std::thread::scope(|scope| {
             let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
-            let mut taken = take(&holder);
+            let mut taken = take(holder);
             // The dead posters' slots held nothing readable: refused at once, to nobody.
             assert_eq!(taken.len(), 1);
             assert_ne!(taken[0].slot, 0, "a slot its holder has is not claimed");

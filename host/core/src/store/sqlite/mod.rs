@@ -676,6 +676,7 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::board::test_processes::{OtherProcess, gone_mark};
     use super::*;
     use crate::Quota;
     use crate::store::Write;
@@ -729,16 +730,14 @@ mod tests {
             entries: vec![("k".into(), value(r#""poster""#))],
             quota: Quota::UNLIMITED,
         };
-        let mut other = std::process::Command::new("sleep").arg("60").spawn().unwrap();
-        let mut gone = std::process::Command::new("true").spawn().unwrap();
-        let gone_mark = u64::from(gone.id()) + 1;
-        gone.wait().unwrap();
+        let other = OtherProcess::start();
+        let gone = gone_mark();
         let board = store.handoffs.board().clone();
         let holder = Handoffs::new(board.clone(), 0);
         let raw = Connection::open(&path).unwrap();
         for committed in [true, false] {
             // Another process holds the turn: the write is posted.
-            board.counters().writer.store(u64::from(other.id()) + 1, Ordering::SeqCst);
+            board.counters().writer.store(other.mark(), Ordering::SeqCst);
             let answer = std::thread::scope(|scope| {
                 let posted = scope.spawn(|| store.apply(&mut Lone(Some(&write))));
                 let taken = loop {
@@ -760,7 +759,7 @@ mod tests {
                     .unwrap();
                 }
                 board.counters().writer.store(0, Ordering::SeqCst);
-                holder.taken_by(taken[0].slot, gone_mark);
+                holder.taken_by(taken[0].slot, gone);
                 posted.join().unwrap()
             });
             store.sync(answer.sync).unwrap();
@@ -770,8 +769,6 @@ mod tests {
             assert_eq!(stored, Some(value(expected)), "committed by the holder: {committed}");
         }
         assert_eq!(store.handoff_stats().handed_over, 1, "the one its holder committed");
-        other.kill().unwrap();
-        other.wait().unwrap();
     }
 
     #[test]
@@ -780,8 +777,8 @@ mod tests {
         let path = dir.path().join("t.db");
         let store = open(&path);
         let cache = create(&store);
-        let mut other = std::process::Command::new("sleep").arg("60").spawn().unwrap();
-        let poster = u64::from(other.id()) + 1;
+        let other = OtherProcess::start();
+        let poster = other.mark();
         let handoffs = Handoffs::new(store.handoffs.board().clone(), 0);
         let posted = handoffs.post_as(&set_write(cache, &["theirs"], Quota::UNLIMITED), poster, 77, 5);
         let refused = handoffs.post_as(
@@ -816,8 +813,6 @@ mod tests {
             })
             .unwrap();
         assert_eq!(row, (posted as i64, 77, 5), "recorded against its slot, for a poster whose holder died");
-        other.kill().unwrap();
-        other.wait().unwrap();
     }
 
     fn set_write(cache: CacheId, entries: &[&str], quota: Quota) -> Write {
