@@ -9,10 +9,12 @@
 //!
 //! So a process that has a lone write to make, and finds the write turn (see `write_turns`)
 //! held by another process, does not wait for the turn: it posts the write in a *slot* on the
-//! board (see `board`) and waits for an answer there. The process holding the turn takes every
-//! write posted before it commits, applies each in a savepoint of its own, logging its keys
-//! under the poster's name (the poster's LRU knows them already), and commits them with its
-//! own; then it answers each slot with the outcome and what to sync, and wakes its poster.
+//! board (see `board`) and waits for an answer there. The process holding the turn takes the
+//! writes posted before it commits, waiting a little (yielding) for as many as it took the
+//! last time and those posted after, since posters come back only once their last write is
+//! durable; it applies each in a savepoint of its own, logging its keys under the poster's
+//! name (the poster's own LRU forgets them), and commits them with its own; then it answers
+//! each slot with the outcome and what to sync, and wakes its poster.
 //! The poster makes that commit durable itself (fsyncs are shared through `fsync_board`, so
 //! one fsync serves them all) before it acknowledges anything: durability is exactly that of
 //! writing it itself. A write that the holder could not apply (a quota, a cache deleted
