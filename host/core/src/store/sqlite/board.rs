@@ -3,10 +3,13 @@
 //! `write_turns`) and to fsync (see `fsync_board`), followed by the slots through which they
 //! hand writes over to each other (see `handoffs`).
 //!
-//! Nothing on the board is needed for correctness: SQLite's own locks keep writers apart and
-//! every fsync is real. The board only saves waiting and flushing, so a board that cannot be
-//! made or mapped (a read-only directory, a file that is not ours) is replaced by one in this
-//! process's memory, where it serves the threads of one process.
+//! No counter on the board is needed for correctness: SQLite's own locks keep writers apart
+//! and every fsync is real; the counters only save waiting and flushing. The slots carry
+//! writes, but a write handed over is acknowledged only once its poster knows it committed
+//! (see `handoffs`), and one that is not taken is written by its poster. So a board that
+//! cannot be made or mapped (a read-only directory, a file that is not ours) is replaced by
+//! one in this process's memory, where it serves the threads of one process and hands
+//! nothing over.
 
 use std::fs::OpenOptions;
 use std::io::Read;
