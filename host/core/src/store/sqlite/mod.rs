@@ -242,14 +242,6 @@ impl SqliteStore {
             *quiet_batches = if others_committed { 0 } else { quiet_batches.saturating_add(1) };
             let alone = *quiet_batches >= QUIET_BATCHES_FOR_FSYNC_IN_COMMIT;
             let WriteStatements { transaction, entries } = statements;
-            let TransactionStatements {
-                begin,
-                commit,
-                rollback,
-                savepoint,
-                rollback_to_savepoint,
-                release_savepoint,
-            } = transaction;
             // Our turn among the writers of every process, until the transaction ends.
             let turn = self.write_turns.take();
             let mut results = Vec::new();
@@ -262,27 +254,17 @@ impl SqliteStore {
                     // A write that opens a transaction needs no savepoint: should it fail, the
                     // transaction, which holds nothing else, is rolled back.
                     None => {
-                        begin.execute([]).map_err(|e| self.db.error(e))?;
+                        transaction.begin.execute([]).map_err(|e| self.db.error(e))?;
                         let before = self.wal_index.token();
                         let result = batch.apply(write).map_err(|e| e.into_error(&self.db));
                         if result.is_ok() {
                             open = Some(before);
                         } else {
-                            rollback.execute([]).map_err(|e| self.db.error(e))?;
+                            transaction.rollback.execute([]).map_err(|e| self.db.error(e))?;
                         }
                         result
                     }
-                    Some(_) => {
-                        savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
-                        let result = batch.apply(write).map_err(|e| e.into_error(&self.db));
-                        if result.is_err() {
-                            rollback_to_savepoint
-                                .execute([])
-                                .map_err(|e| self.rollback(conn, rollback, e))?;
-                        }
-                        release_savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
-                        result
-                    }
+                    Some(_) => self.in_savepoint(conn, transaction, || batch.apply(write))?,
                 };
                 results.push(result);
                 next = writes.next_write();
@@ -298,14 +280,10 @@ impl SqliteStore {
             let expected = self.expected_handoffs.load(Ordering::Relaxed);
             let deadline = Instant::now() + HANDOFF_GATHER_WAIT;
             handed.gather(expected, deadline, |write| {
-                savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
-                match batch.apply_handed_over(write.writer, write.slot, write.seq, &write.write) {
-                    Ok(count) => write.count = Some(count),
-                    Err(_) => {
-                        rollback_to_savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
-                    }
-                }
-                release_savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
+                let applied = self.in_savepoint(conn, transaction, || {
+                    batch.apply_handed_over(write.writer, write.slot, write.seq, &write.write)
+                })?;
+                write.count = applied.ok();
                 Ok(())
             })?;
             self.expected_handoffs.store(handed.taken.len() + self.handoffs.posted(), Ordering::Relaxed);
@@ -317,12 +295,12 @@ impl SqliteStore {
             let cursor = batch.last_logged();
             if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
                 writes::prune_change_log(conn, CHANGE_LOG_RETAINED)
-                    .map_err(|e| self.rollback(conn, rollback, e))?;
+                    .map_err(|e| self.rollback(conn, &mut transaction.rollback, e))?;
             }
             // The WAL's frames go to the file in one write; SQLite's fsync inside COMMIT only
             // when alone (see `wal_writes`).
             let commit_writes = self.durable.fsyncs().then(|| CommitWrites::start(conn, !alone));
-            commit.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
+            transaction.commit.execute([]).map_err(|e| self.rollback(conn, &mut transaction.rollback, e))?;
             *fsync_in_commit = match commit_writes {
                 Some(writes) => !writes.finish().map_err(|e| self.db.error(e))?,
                 None => false,
@@ -394,6 +372,26 @@ impl SqliteStore {
                 own_commit: None,
             }),
         }
+    }
+
+    /// Runs `apply` in a savepoint of the open transaction: should it fail, the transaction is
+    /// rolled back to the savepoint, as if it had not run, and its error is the inner one. The
+    /// outer error: the savepoint itself failed, and the whole transaction was rolled back.
+    fn in_savepoint<T>(
+        &self,
+        conn: &Connection,
+        transaction: &mut TransactionStatements<'_>,
+        apply: impl FnOnce() -> std::result::Result<T, writes::WriteError>,
+    ) -> Result<Result<T>> {
+        let TransactionStatements { savepoint, rollback_to_savepoint, release_savepoint, rollback, .. } =
+            transaction;
+        savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
+        let result = apply().map_err(|e| e.into_error(&self.db));
+        if result.is_err() {
+            rollback_to_savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
+        }
+        release_savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
+        Ok(result)
     }
 
     /// Rolls back after a failure that dooms the whole transaction, keeping the first error.
