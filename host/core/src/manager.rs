@@ -416,6 +416,11 @@ impl Shared {
             }
         }
         if let Some(own) = own {
+            for (cache, key) in &own.others_keys {
+                if let Some(state) = self.registered(*cache) {
+                    state.forget(key);
+                }
+            }
             self.coherence.set_synced(own.after);
             if let Some(own_cursor) = own.cursor {
                 *cursor = own_cursor;

@@ -161,7 +161,7 @@ pub enum SyncTarget {
 }
 
 /// See [`Applied::own_commit`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct OwnCommit {
     /// The change token just before the commit.
     pub before: ChangeToken,
@@ -170,6 +170,9 @@ pub struct OwnCommit {
     /// The change-log cursor just after it, or `None` when the commit logged no change (the
     /// cursor stays where it was).
     pub cursor: Option<i64>,
+    /// Keys the commit changed for other processes (writes they handed over): their changes
+    /// are logged as theirs, up to `cursor`, and are to be forgotten.
+    pub others_keys: Vec<(CacheId, String)>,
 }
 
 /// An opaque value that changes whenever a process may have committed to the database.

@@ -34,12 +34,14 @@
 //! that says the write may or may not be stored, and the slot abandoned to the holder.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicI64, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::time::{Duration, Instant};
 
 use super::board::Board;
-use crate::store::{CacheId, ChangeToken, Target, Write};
-use crate::{Json, Quota};
+use crate::store::{CacheId, ChangeToken, HandoffStats, Target, Write};
+use crate::{Json, Quota, Result};
 
 /// Slots on a board: more posters than this at once write the ordinary way.
 pub(super) const SLOTS: usize = 32;
@@ -51,6 +53,11 @@ const HEADER_BYTES: usize = 72;
 const PAYLOAD_BYTES: usize = SLOT_BYTES - HEADER_BYTES;
 /// How often a poster looks at its slot without being woken (a holder that died wakes nobody).
 const RECHECK: Duration = Duration::from_millis(2);
+/// How long the holder of the turn waits, at most, for the writes it expects to be posted.
+/// Posters come back only once their last write is durable, a few hundred µs after the last
+/// commit; waiting less gathered fewer per transaction and did worse (measured: none, 100 µs
+/// and 300 µs against 1 ms).
+const GATHER_WAIT: Duration = Duration::from_millis(1);
 
 /// What a slot is doing: the low byte of [`Slot::state`]. The rest of the word is the mark
 /// (see [`Board::me`]) of the process the slot waits on: its poster, or its holder while
@@ -148,7 +155,20 @@ pub(super) struct Taken {
     pub(super) seq: u64,
     pub(super) write: Write,
     /// How many keys it removed, once applied; `None` until then, or when refused.
-    pub(super) count: Option<u64>,
+    count: Option<u64>,
+}
+
+impl Taken {
+    /// The keys the write changes, each with its cache.
+    pub(super) fn changed_keys(&self) -> Vec<(CacheId, String)> {
+        match &self.write {
+            Write::Set { cache, entries, .. } => {
+                entries.iter().map(|(key, _)| (cache.id, key.clone())).collect()
+            }
+            Write::Delete { cache, keys } => keys.iter().map(|key| (cache.id, key.clone())).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The slots of one database's board, as one process posts to them and takes from them.
@@ -158,13 +178,64 @@ pub(super) struct Handoffs {
     writer: i64,
     /// The number of this process's next write posted.
     next_seq: AtomicU64,
+    /// How many writes the next transaction waits for: as many as the last one took, and
+    /// those posted after.
+    expected: AtomicUsize,
+    /// This process's writes that another committed.
+    handed_over: AtomicU64,
+    /// Other processes' writes that this one committed.
+    committed_for_others: AtomicU64,
+}
+
+/// The writes handed over to one transaction, answered when it drops: committed, once
+/// [`Gathered::commit`] has said where, or else refused, so that whatever ends the
+/// transaction, no poster waits for an answer that never comes.
+pub(super) struct Gathered<'h> {
+    handoffs: &'h Handoffs,
+    taken: Vec<Taken>,
+    /// The commit's change token and fsync ticket.
+    committed: Option<(ChangeToken, u64)>,
+}
+
+impl Gathered<'_> {
+    /// The writes applied (not refused): those the commit will carry.
+    pub(super) fn applied(&self) -> impl Iterator<Item = &Taken> {
+        self.taken.iter().filter(|write| write.count.is_some())
+    }
+
+    /// Answers the writes applied as committed, durable once their posters sync up to
+    /// `token` and `ticket`.
+    pub(super) fn commit(mut self, token: ChangeToken, ticket: u64) {
+        self.committed = Some((token, ticket));
+    }
+}
+
+impl Drop for Gathered<'_> {
+    fn drop(&mut self) {
+        self.handoffs.answer_all(&self.taken, self.committed);
+    }
 }
 
 impl Handoffs {
     /// The slots of `board`, for a process logging its changes as `writer`. A board that only
     /// this process uses has none.
     pub(super) fn new(board: Arc<Board>, writer: i64) -> Handoffs {
-        Handoffs { board, writer, next_seq: AtomicU64::new(1) }
+        Handoffs {
+            board,
+            writer,
+            next_seq: AtomicU64::new(1),
+            expected: AtomicUsize::new(0),
+            handed_over: AtomicU64::new(0),
+            committed_for_others: AtomicU64::new(0),
+        }
+    }
+
+    /// Writes handed over so far, each way.
+    pub(super) fn stats(&self) -> HandoffStats {
+        HandoffStats {
+            handed_over: self.handed_over.load(Relaxed),
+            committed_for_others: self.committed_for_others.load(Relaxed),
+        }
     }
 
     fn slots(&self) -> &[Slot] {
@@ -190,7 +261,11 @@ impl Handoffs {
         let Some((index, slot)) = self.claim() else { return HandedOver::NotTaken };
         let seq = self.next_seq.fetch_add(1, SeqCst);
         post(slot, &encoded, self.writer, seq, self.board.me());
-        self.wait(index, slot, seq, patience)
+        let handed = self.wait(index, slot, seq, patience);
+        if let HandedOver::Committed { .. } = handed {
+            self.handed_over.fetch_add(1, Relaxed);
+        }
+        handed
     }
 
     /// A free slot, or one whose poster is gone, now [`FILLING`] for this process (its
@@ -265,16 +340,47 @@ impl Handoffs {
         }
     }
 
-    /// Frees a slot whose holder was found gone, once its fate is known.
-    pub(super) fn release(&self, slot: usize) {
+    /// Frees a slot whose holder was found gone, once its fate is known: `committed` when
+    /// the holder committed it.
+    pub(super) fn release(&self, slot: usize, committed: bool) {
         if let Some(slot) = self.slots().get(slot) {
             slot.state.store(word(FREE, 0), SeqCst);
         }
+        if committed {
+            self.handed_over.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// For the holder of the turn, before it commits: takes the writes posted and `apply`s
+    /// each as it comes, until as many as expected have come or [`GATHER_WAIT`] has passed,
+    /// yielding the processor in between (to the posters first). `apply` answers how many keys
+    /// the write removed, or `None` when it refuses it (the poster then writes it itself); its
+    /// error fails the transaction, and every write taken is refused.
+    pub(super) fn gather(
+        &self,
+        mut apply: impl FnMut(&Taken) -> Result<Option<u64>>,
+    ) -> Result<Gathered<'_>> {
+        let mut gathered = Gathered { handoffs: self, taken: Vec::new(), committed: None };
+        let expected = self.expected.load(Relaxed);
+        let deadline = Instant::now() + GATHER_WAIT;
+        loop {
+            let start = gathered.taken.len();
+            gathered.taken.extend(self.take());
+            for write in &mut gathered.taken[start..] {
+                write.count = apply(write)?;
+            }
+            if gathered.taken.len() >= expected || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        self.expected.store(gathered.taken.len() + self.posted(), Relaxed);
+        Ok(gathered)
     }
 
     /// Takes every write posted, for the holder of the write turn to apply. A write that
     /// cannot be read is refused at once.
-    pub(super) fn take(&self) -> Vec<Taken> {
+    fn take(&self) -> Vec<Taken> {
         let me = self.board.me();
         let mut taken = Vec::new();
         for (index, slot) in self.slots().iter().enumerate() {
@@ -306,10 +412,13 @@ impl Handoffs {
 
     /// Answers the writes taken: committed (those applied) up to `token` and `ticket`, or
     /// refused. Wakes their posters.
-    pub(super) fn answer_all(&self, taken: &[Taken], committed: Option<(ChangeToken, u64)>) {
+    fn answer_all(&self, taken: &[Taken], committed: Option<(ChangeToken, u64)>) {
         for write in taken {
             match (committed, write.count) {
-                (Some((token, ticket)), Some(count)) => self.answer(write.slot, count, token, ticket),
+                (Some((token, ticket)), Some(count)) => {
+                    self.answer(write.slot, count, token, ticket);
+                    self.committed_for_others.fetch_add(1, Relaxed);
+                }
                 _ => self.answer(write.slot, REFUSED, ChangeToken::default(), 0),
             }
         }
@@ -332,7 +441,7 @@ impl Handoffs {
     }
 
     /// How many writes are posted now, waiting for a holder.
-    pub(super) fn posted(&self) -> usize {
+    fn posted(&self) -> usize {
         self.slots().iter().filter(|slot| kind(slot.state.load(SeqCst)) == POSTED).count()
     }
 
@@ -350,6 +459,11 @@ impl Handoffs {
     /// The board the slots are on.
     pub(super) fn board(&self) -> &Arc<Board> {
         &self.board
+    }
+
+    /// Takes the writes posted, as [`Handoffs::gather`] does, without applying them.
+    pub(super) fn take_posted(&self) -> Vec<Taken> {
+        self.take()
     }
 
     /// As if the process that took the write in `slot` had died: `gone` holds it.
@@ -613,7 +727,7 @@ mod tests {
             match posted.join().unwrap() {
                 HandedOver::HolderGone { slot, seq: 1 } => {
                     assert_eq!(slot, taken[0].slot);
-                    poster.release(slot);
+                    poster.release(slot, false);
                 }
                 _ => panic!("the holder's death went unnoticed"),
             }

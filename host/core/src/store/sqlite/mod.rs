@@ -28,9 +28,9 @@ mod write_turns;
 mod writes;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 
@@ -38,7 +38,7 @@ use self::board::Board;
 use self::connection::{ReaderPool, Settings};
 use self::durable::DurableMark;
 use self::fsync_board::FsyncBoard;
-use self::handoffs::{HandedOver, Handoffs, Taken};
+use self::handoffs::{HandedOver, Handoffs};
 use self::statements::{ReadStatements, TransactionStatements, WriteStatements, WriterConnection};
 use self::tables::{CACHES, QUEUES};
 use self::wal_index::WalIndex;
@@ -58,8 +58,6 @@ const CHANGE_LOG_RETAINED: i64 = 10_000;
 /// process committed between: a writer process that won the lock twice in a row among many
 /// is not alone.
 const QUIET_BATCHES_FOR_FSYNC_IN_COMMIT: u32 = 64;
-/// The longest a transaction waits for writes other processes hand over.
-const HANDOFF_GATHER_WAIT: Duration = Duration::from_micros(1000);
 /// Old changes are pruned once every this many batches.
 const PRUNE_EVERY_BATCHES: u64 = 256;
 
@@ -117,12 +115,6 @@ pub struct SqliteStore {
     write_turns: Arc<WriteTurns>,
     /// Where lone writes are handed over to the process holding the write turn.
     handoffs: Handoffs,
-    /// Writes handed over so far, each way.
-    handed_over: AtomicU64,
-    committed_for_others: AtomicU64,
-    /// How many writes handed over the next transaction waits for: as many as the last one
-    /// took, and those posted after.
-    expected_handoffs: AtomicUsize,
     /// Tags this store's rows in the change log, so it can skip its own changes.
     writer_id: i64,
     batches: AtomicU64,
@@ -161,9 +153,6 @@ impl SqliteStore {
             durable,
             write_turns,
             handoffs,
-            handed_over: AtomicU64::new(0),
-            expected_handoffs: AtomicUsize::new(0),
-            committed_for_others: AtomicU64::new(0),
             db,
             writer_id,
             batches: AtomicU64::new(0),
@@ -276,19 +265,17 @@ impl SqliteStore {
             };
             // The writes other processes handed over meanwhile, each in a savepoint of its
             // own; answered once committed (refused, should the transaction fail).
-            let mut handed = Answer { handoffs: &self.handoffs, taken: Vec::new(), committed: None };
-            let expected = self.expected_handoffs.load(Ordering::Relaxed);
-            let deadline = Instant::now() + HANDOFF_GATHER_WAIT;
-            handed.gather(expected, deadline, |write| {
+            let handed = self.handoffs.gather(|write| {
                 let applied = self.in_savepoint(conn, transaction, || {
                     batch.apply_handed_over(write.writer, write.slot, write.seq, &write.write)
                 })?;
-                write.count = applied.ok();
-                Ok(())
+                Ok(applied.ok())
             })?;
-            self.expected_handoffs.store(handed.taken.len() + self.handoffs.posted(), Ordering::Relaxed);
-            let handed_over = handed.taken.iter().filter(|write| write.count.is_some()).count();
-            if handed_over > 0 {
+            // Their keys, for this process's LRU to forget: logged as their posters' changes,
+            // which it will not read back.
+            let others_keys: Vec<(CacheId, String)> =
+                handed.applied().flat_map(|taken| taken.changed_keys()).collect();
+            if !others_keys.is_empty() {
                 // Others write: their fsync is shared outside the lock (see `durable`).
                 *quiet_batches = 0;
             }
@@ -308,15 +295,11 @@ impl SqliteStore {
             let after = self.wal_index.token();
             drop(turn);
             let seen = self.durable.seen(after);
-            handed.committed = Some((seen.token, seen.ticket));
-            drop(handed);
-            self.committed_for_others.fetch_add(handed_over as u64, Ordering::Relaxed);
+            handed.commit(seen.token, seen.ticket);
             self.handoffs.wake_next_holder();
             *last_commit = Some(after);
-            // The changes of writes handed over are logged as their posters', which this
-            // process's LRU must read back.
             let only_commit = self.wal_index.one_commit_apart(before, after);
-            let own_commit = (handed_over == 0 && only_commit).then_some(OwnCommit { before, after, cursor });
+            let own_commit = only_commit.then_some(OwnCommit { before, after, cursor, others_keys });
             if *fsync_in_commit && only_commit {
                 // `after` is exactly our commit, fsynced with everything in the WAL before it.
                 self.durable.durable_up_to(after);
@@ -333,10 +316,7 @@ impl SqliteStore {
             Write::Delete { .. } => Outcome::Count(count),
             _ => Outcome::Done,
         };
-        let committed = |count, sync| {
-            self.handed_over.fetch_add(1, Ordering::Relaxed);
-            Applied { results: vec![Ok(outcome(count))], sync, own_commit: None }
-        };
+        let committed = |count, sync| Applied { results: vec![Ok(outcome(count))], sync, own_commit: None };
         match self.handoffs.hand_over(write, self.db.busy_timeout) {
             HandedOver::NotTaken => None,
             HandedOver::Committed { count, token, ticket } => {
@@ -349,9 +329,10 @@ impl SqliteStore {
                         .query_row([slot as i64], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
                         .optional()
                 });
-                self.handoffs.release(slot);
+                let mine = |writer: i64, done: i64| writer == self.writer_id && done == seq as i64;
+                self.handoffs.release(slot, matches!(row, Ok(Some((writer, done, _))) if mine(writer, done)));
                 match row {
-                    Ok(Some((writer, done, count))) if writer == self.writer_id && done == seq as i64 => {
+                    Ok(Some((writer, done, count))) if mine(writer, done) => {
                         Some(committed(count as u64, SyncTarget::Visible))
                     }
                     Ok(_) => None,
@@ -402,43 +383,6 @@ impl SqliteStore {
             tracing::error!(%rollback, "rolling back a failed write transaction failed too");
         }
         self.db.error(error)
-    }
-}
-
-/// The writes handed over to a transaction, answered when it drops: committed, once
-/// `committed` is set, or else refused, so that whatever ends the transaction, no poster waits
-/// for an answer that never comes.
-struct Answer<'h> {
-    handoffs: &'h Handoffs,
-    taken: Vec<Taken>,
-    /// The commit's token and fsync ticket.
-    committed: Option<(ChangeToken, u64)>,
-}
-
-impl Answer<'_> {
-    /// Takes the writes posted and `apply`s each, as they come, until `expected` have come or
-    /// `deadline` has passed (yielding the processor in between, to them first).
-    fn gather(
-        &mut self,
-        expected: usize,
-        deadline: Instant,
-        mut apply: impl FnMut(&mut Taken) -> Result<()>,
-    ) -> Result<()> {
-        loop {
-            let start = self.taken.len();
-            self.taken.extend(self.handoffs.take());
-            self.taken[start..].iter_mut().try_for_each(&mut apply)?;
-            if self.taken.len() >= expected || Instant::now() >= deadline {
-                return Ok(());
-            }
-            std::thread::yield_now();
-        }
-    }
-}
-
-impl Drop for Answer<'_> {
-    fn drop(&mut self) {
-        self.handoffs.answer_all(&self.taken, self.committed);
     }
 }
 
@@ -625,10 +569,7 @@ impl Store for SqliteStore {
     }
 
     fn handoff_stats(&self) -> HandoffStats {
-        HandoffStats {
-            handed_over: self.handed_over.load(Ordering::Relaxed),
-            committed_for_others: self.committed_for_others.load(Ordering::Relaxed),
-        }
+        self.handoffs.stats()
     }
 
     fn changes_since(&self, cursor: i64) -> Result<Changes> {
@@ -739,7 +680,7 @@ mod tests {
             let answer = std::thread::scope(|scope| {
                 let posted = scope.spawn(|| store.apply(&mut Lone(Some(&write))));
                 let taken = loop {
-                    let taken = holder.take();
+                    let taken = holder.take_posted();
                     if !taken.is_empty() {
                         break taken;
                     }
@@ -789,7 +730,8 @@ mod tests {
         let applied =
             store.apply(&mut std::slice::from_ref(&set_write(cache, &["mine"], Quota::UNLIMITED)).iter());
         assert!(applied.results[0].is_ok());
-        assert!(applied.own_commit.is_none(), "its LRU must read back the changes logged as the poster's");
+        let others_keys = applied.own_commit.map(|own| own.others_keys);
+        assert_eq!(others_keys, Some(vec![(cache, "theirs".to_owned())]), "for its LRU to forget");
         store.sync(applied.sync).unwrap();
         assert_eq!(handoffs.answer_in(posted), Some(Some(0)), "answered as committed");
         assert_eq!(
@@ -811,6 +753,27 @@ mod tests {
             })
             .unwrap();
         assert_eq!(row, (posted as i64, 77, 5), "recorded against its slot, for a poster whose holder died");
+    }
+
+    #[test]
+    fn a_holder_keeps_its_own_writes_cached_and_forgets_those_it_committed_for_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let manager = crate::CacheManager::open(&path).unwrap();
+        let cache = manager.create_cache("c").unwrap();
+        cache.set("theirs", Json::parse("0").unwrap()).unwrap();
+        assert_eq!(cache.cached_len(), 1);
+        let store = open(&path);
+        let id = store.find_cache("c").unwrap().unwrap();
+        let other = OtherProcess::start();
+        let handoffs = Handoffs::new(store.handoffs.board().clone(), 0);
+        handoffs.post_as(&set_write(id, &["theirs"], Quota::UNLIMITED), other.mark(), 77, 1);
+
+        cache.set("mine", Json::parse("2").unwrap()).unwrap();
+        assert_eq!(manager.write_stats().committed_for_others, 1, "the write posted went with ours");
+        assert_eq!(cache.cached_len(), 1, "ours cached, the other's forgotten");
+        assert_eq!(cache.get("theirs").unwrap(), Some(Json::parse("1").unwrap()), "as the other wrote it");
+        assert_eq!(cache.get("mine").unwrap(), Some(Json::parse("2").unwrap()));
     }
 
     fn set_write(cache: CacheId, entries: &[&str], quota: Quota) -> Write {
