@@ -116,7 +116,7 @@ bench: bench-build bench-tools guest-python-bench guest-js-bench
 		$(if $(BENCH_FULL),-- --warm-up-time 2 --measurement-time 6)
 	$(BENCH) callgrind || echo "make bench: no instruction counts (valgrind missing?)"
 	for stage in $(BENCH_STAGES); do $(BENCH) stage $$stage $(BENCH_FULL); done
-	$(MAKE) --no-print-directory bench-http-figures || echo "make bench: no HTTP figures (wrk missing?)"
+	$(MAKE) --no-print-directory bench-http-figures || echo "make bench: no HTTP figures (bench/http.sh says why above)"
 	$(BENCH_REPORT)
 
 ## bench-full: longer runs and 10M entries

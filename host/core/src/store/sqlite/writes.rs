@@ -3,7 +3,7 @@
 //! Every write keeps the entry and byte counts on its cache or queue row exact, checks the
 //! quota against them, and logs each cache key it changes for other processes' LRUs.
 
-use rusqlite::{Connection, OptionalExtension, Statement, params};
+use rusqlite::{Connection, OptionalExtension, Params, Statement, params};
 
 use super::DbFile;
 use super::statements::EntryStatements;
@@ -144,13 +144,15 @@ impl<'b, 'c> Batch<'b, 'c> {
                 .optional()?;
             match found {
                 Some((row, old_size)) => {
-                    statements.update.execute(params![row, value.as_str()])?;
-                    release_large_binding(&mut statements.update, value);
+                    execute_releasing(&mut statements.update, params![row, value.as_str()], value)?;
                     delta.bytes += value.len() as i64 - old_size;
                 }
                 None => {
-                    statements.insert.execute(params![cache.id.0, key, value.as_str()])?;
-                    release_large_binding(&mut statements.insert, value);
+                    execute_releasing(
+                        &mut statements.insert,
+                        params![cache.id.0, key, value.as_str()],
+                        value,
+                    )?;
                     delta.entries += 1;
                     delta.bytes += (key.len() + value.len()) as i64;
                 }
@@ -330,8 +332,7 @@ fn put(conn: &Connection, queue: &Target<QueueId>, values: &[Json], quota: &Quot
     add_queue_stats_within(conn, queue, delta, quota)?;
     let mut insert = conn.prepare_cached("INSERT INTO queue_items (queue_id, value) VALUES (?1, ?2)")?;
     for value in values {
-        insert.execute(params![queue.id.0, value.as_str()])?;
-        release_large_binding(&mut insert, value);
+        execute_releasing(&mut insert, params![queue.id.0, value.as_str()], value)?;
     }
     Ok(Outcome::Done)
 }
@@ -339,14 +340,22 @@ fn put(conn: &Connection, queue: &Target<QueueId>, values: &[Json], quota: &Quot
 /// Values at least this long are unbound from a statement once it has run.
 const LARGE_BINDING_BYTES: usize = 16 * 1024;
 
-/// SQLite keeps its copy of a bound value until the statement is bound again or finalized,
-/// and the statements of the write path live as long as their connection: unbound, one large
-/// value would stay in memory once per statement for as long as the process runs. Small values
-/// stay bound, as freeing them costs more than keeping them.
-fn release_large_binding(statement: &mut Statement<'_>, value: &Json) {
+/// Runs `statement`, which binds `value` among `params`, and then unbinds `value` if it is
+/// large, whether the statement succeeded or not. SQLite keeps its copy of a bound value until
+/// the statement is bound again or finalized, and the statements of the write path live as
+/// long as their connection: unbound, one large value would stay in memory once per statement
+/// for as long as the process runs. Small values stay bound, as freeing them costs more than
+/// keeping them.
+fn execute_releasing(
+    statement: &mut Statement<'_>,
+    params: impl Params,
+    value: &Json,
+) -> rusqlite::Result<usize> {
+    let executed = statement.execute(params);
     if value.len() >= LARGE_BINDING_BYTES {
         statement.clear_bindings();
     }
+    executed
 }
 
 fn take(conn: &Connection, queue: &Target<QueueId>, max: usize) -> WriteResult {
@@ -393,16 +402,21 @@ mod tests {
         let bound = |statement: &Statement<'_>| statement.expanded_sql().unwrap_or_default();
 
         let small = Json::parse(r#""small""#).expect("JSON");
-        insert.execute([small.as_str()])?;
-        release_large_binding(&mut insert, &small);
+        execute_releasing(&mut insert, [small.as_str()], &small)?;
         assert!(bound(&insert).contains("small"), "{}", bound(&insert));
 
         let large = Json::parse(format!("\"{}\"", "x".repeat(LARGE_BINDING_BYTES))).expect("JSON");
-        insert.execute([large.as_str()])?;
-        release_large_binding(&mut insert, &large);
+        execute_releasing(&mut insert, [large.as_str()], &large)?;
         assert_eq!(bound(&insert), "INSERT INTO t (v) VALUES (NULL)");
         let stored: i64 = conn.query_row("SELECT sum(length(v)) FROM t", [], |row| row.get(0))?;
         assert_eq!(stored as usize, small.len() + large.len());
+
+        // Unbound too when the statement fails.
+        conn.execute_batch("CREATE TABLE checked (v TEXT CHECK (v NOT LIKE '\"y%'))")?;
+        let mut refused = conn.prepare("INSERT INTO checked (v) VALUES (?1)")?;
+        let large = Json::parse(format!("\"{}\"", "y".repeat(LARGE_BINDING_BYTES))).expect("JSON");
+        assert!(execute_releasing(&mut refused, [large.as_str()], &large).is_err());
+        assert_eq!(bound(&refused), "INSERT INTO checked (v) VALUES (NULL)");
         Ok(())
     }
 }
