@@ -287,11 +287,16 @@ impl SqliteStore {
             // The WAL's frames go to the file in one write; SQLite's fsync inside COMMIT only
             // when alone (see `wal_writes`).
             let commit_writes = self.durable.fsyncs().then(|| CommitWrites::start(conn, !alone));
-            transaction.commit.execute([]).map_err(|e| self.rollback(conn, &mut transaction.rollback, e))?;
-            *fsync_in_commit = match commit_writes {
-                Some(writes) => !writes.finish().map_err(|e| self.db.error(e))?,
-                None => false,
-            };
+            let committed = transaction.commit.execute([]);
+            // Gathering ends before anything else runs on the connection, a rollback included.
+            let deferred = commit_writes.map(CommitWrites::finish).transpose();
+            if let Err(error) = committed {
+                if let Err(flush) = &deferred {
+                    tracing::error!(%flush, "writing the WAL frames of a failed commit failed too");
+                }
+                return Err(self.rollback(conn, &mut transaction.rollback, error));
+            }
+            *fsync_in_commit = deferred.map_err(|e| self.db.error(e))?.is_some_and(|deferred| !deferred);
             let after = self.wal_index.token();
             drop(turn);
             let seen = self.durable.seen(after);
