@@ -38,6 +38,7 @@
 mod error;
 mod handler;
 mod metrics;
+mod plugin_threads;
 mod server;
 
 use std::net::{Ipv4Addr, SocketAddr};

@@ -2,11 +2,11 @@
 //! the plugin, counting, logging, and shutting down gracefully.
 //!
 //! Connections are served by `workers` tokio threads. A plugin's cache calls are synchronous
-//! and a write returns only once it is durable, so a request runs on a thread of its own from
-//! tokio's blocking pool (at most `max_instances` at once) and the workers go on serving other
-//! connections meanwhile. Writers waiting together share one commit (the storage engine's group
-//! commit), which is what makes many concurrent POSTs cheap; were requests run on the workers
-//! themselves, at most `workers` writes could wait at once.
+//! and a write returns only once it is durable, so a request runs on a thread of its own, one
+//! of `max_instances` plugin threads (see `plugin_threads`), and the workers go on serving
+//! other connections meanwhile. Writers waiting together share one commit (the storage
+//! engine's group commit), which is what makes many concurrent POSTs cheap; were requests run
+//! on the workers themselves, at most `workers` writes could wait at once.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,12 +24,12 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
-use tokio::task::JoinError;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::handler::{Handler, PluginResponse};
 use crate::metrics::Metrics;
+use crate::plugin_threads::PluginThreads;
 use crate::{Error, MetricsSummary, Result, ServerConfig};
 
 /// The host's own endpoint: the metrics as JSON. Requests for it never reach the plugin.
@@ -37,8 +37,8 @@ pub const METRICS_PATH: &str = "/_easycaching/metrics";
 /// The `tracing` target of the access log: one event per request, at level INFO.
 pub const ACCESS_LOG: &str = "easycaching_http::access";
 
-/// Threads of the blocking pool beyond one per instance, for blocking work WASI itself hands to
-/// the pool while a plugin waits on it.
+/// Threads of tokio's blocking pool beyond one per instance, for blocking work WASI itself
+/// hands to the pool while a plugin waits on it.
 const SPARE_BLOCKING_THREADS: usize = 8;
 /// How long to wait before accepting again after `accept` failed (e.g. out of file
 /// descriptors), so the loop does not spin.
@@ -52,6 +52,8 @@ struct Shared {
     instances: Arc<Semaphore>,
     /// Plugin calls running now, including those that already answered and work on.
     in_flight: AtomicUsize,
+    /// Where plugin calls run: one thread per instance that may run at once.
+    threads: PluginThreads,
 }
 
 /// Runs the server on a runtime of its own until SIGINT or SIGTERM, then finishes what is in
@@ -74,6 +76,7 @@ pub(crate) fn serve(
         metrics: Metrics::default(),
         instances: Arc::new(Semaphore::new(config.max_instances.max(1))),
         in_flight: AtomicUsize::new(0),
+        threads: PluginThreads::start(config.max_instances.max(1), runtime.handle()).map_err(Error::Start)?,
     });
     let outcome = runtime.block_on(accept_until_signalled(shared, config, listening));
     if matches!(outcome, Err(Error::Interrupted { .. })) {
@@ -212,8 +215,8 @@ impl Shared {
         response
     }
 
-    /// Runs the plugin on `request` on a thread of the blocking pool, and answers with its
-    /// response as soon as it sets one; with a 500 when it fails before that.
+    /// Runs the plugin on `request` on a plugin thread, and answers with its response as soon
+    /// as it sets one; with a 500 when it fails before that.
     async fn call_plugin(
         self: &Arc<Self>,
         request: Request<Incoming>,
@@ -224,7 +227,7 @@ impl Shared {
         let (respond, mut response) = oneshot::channel::<PluginResponse>();
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let running = InFlight { shared: self.clone(), _permit: permit, _open: open };
-        let mut call = tokio::task::spawn_blocking(move || running.shared.handler.handle(request, respond));
+        let mut call = self.threads.run(move || running.shared.handler.handle(request, respond));
         tokio::select! {
             biased;
             sent = &mut response => match sent {
@@ -272,9 +275,10 @@ fn from_plugin(sent: PluginResponse) -> Response<HyperOutgoingBody> {
     })
 }
 
-/// The 500 for a plugin call that ended without setting a response.
+/// The 500 for a plugin call that ended without setting a response (or panicked: the receive
+/// error).
 fn failure(
-    ended: std::result::Result<std::result::Result<(), easycaching_host::Error>, JoinError>,
+    ended: std::result::Result<std::result::Result<(), easycaching_host::Error>, oneshot::error::RecvError>,
 ) -> Response<HyperOutgoingBody> {
     let reason = match ended {
         Ok(Ok(())) => "the plugin returned without setting a response".to_owned(),
