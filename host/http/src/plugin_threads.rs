@@ -113,23 +113,31 @@ mod tests {
         tokio::runtime::Builder::new_current_thread().build().unwrap()
     }
 
+    /// Runs `count` calls of `call` (given its index), each of which first waits for all the
+    /// others to be running: they finish only if all run at once. Their results, in order.
+    fn all_at_once<T: Send + 'static>(
+        threads: &PluginThreads,
+        count: usize,
+        call: impl Fn(usize) -> T + Send + Sync + 'static,
+    ) -> Vec<T> {
+        let (all, call) = (Arc::new(Barrier::new(count)), Arc::new(call));
+        let ended: Vec<_> = (0..count)
+            .map(|index| {
+                let (all, call) = (all.clone(), call.clone());
+                threads.run(move || {
+                    all.wait();
+                    call(index)
+                })
+            })
+            .collect();
+        ended.into_iter().map(|ended| ended.blocking_recv().unwrap()).collect()
+    }
+
     #[test]
     fn as_many_calls_run_at_once_as_there_are_threads() {
         let runtime = runtime();
         let threads = PluginThreads::start(8, runtime.handle()).unwrap();
-        // Each call waits for all 8: they finish only if all 8 run at once.
-        let all = Arc::new(Barrier::new(8));
-        let ended: Vec<_> = (0..8)
-            .map(|index| {
-                let all = all.clone();
-                threads.run(move || {
-                    all.wait();
-                    index
-                })
-            })
-            .collect();
-        let results: Vec<usize> = ended.into_iter().map(|ended| ended.blocking_recv().unwrap()).collect();
-        assert_eq!(results, (0..8).collect::<Vec<_>>());
+        assert_eq!(all_at_once(&threads, 8, |index| index), (0..8).collect::<Vec<_>>());
     }
 
     #[test]
@@ -147,18 +155,10 @@ mod tests {
         let threads = PluginThreads::start(2, runtime.handle()).unwrap();
         let inside = threads.run(|| tokio::runtime::Handle::try_current().is_ok());
         assert!(inside.blocking_recv().unwrap(), "WASI's blocking calls need the runtime");
-        // Both threads, held at once so that each runs one: their ids in the kernel.
-        let both = Arc::new(Barrier::new(2));
-        let ids: Vec<_> = (0..2)
-            .map(|_| {
-                let both = both.clone();
-                threads.run(move || {
-                    both.wait();
-                    Path::new("/proc").join(std::fs::read_link("/proc/thread-self").unwrap())
-                })
-            })
-            .collect();
-        let tasks: Vec<_> = ids.into_iter().map(|id| id.blocking_recv().unwrap()).collect();
+        // Both threads, held at once so that each runs one: their tasks in the kernel.
+        let tasks = all_at_once(&threads, 2, |_| {
+            Path::new("/proc").join(std::fs::read_link("/proc/thread-self").unwrap())
+        });
         assert!(tasks.iter().all(|task| task.exists()));
         drop(threads);
         let deadline = Instant::now() + Duration::from_secs(10);
