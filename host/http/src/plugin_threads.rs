@@ -15,7 +15,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -27,27 +27,77 @@ type Call = Box<dyn FnOnce() + Send>;
 /// How long a thread that finished a call looks for the next before it sleeps.
 const LOOK_FOR: Duration = Duration::from_micros(50);
 
-/// A fixed number of threads that run plugin calls, each inside a tokio runtime's context
-/// (WASI's synchronous bindings block on its futures). They end once this is dropped and the
-/// calls already handed to them have run.
+/// Threads that run plugin calls, each inside a tokio runtime's context (WASI's synchronous
+/// bindings block on its futures). One starts at once, the others as calls need them (when a
+/// call comes and every thread has one), up to a most; they stay for later calls, and end
+/// once this is dropped and the calls already handed to them have run.
 pub(crate) struct PluginThreads {
     calls: Sender<Call>,
+    pool: Arc<Pool>,
+}
+
+/// What the threads share.
+struct Pool {
+    queue: Receiver<Call>,
+    runtime: tokio::runtime::Handle,
+    /// [`Counts`], packed, changed by compare-and-swap: taking a lock here, on every call,
+    /// would put threads to sleep whenever its holder is preempted.
+    counts: AtomicU64,
+    most: usize,
+    /// Threads looking for a call, at most `most_looking`.
+    looking: AtomicUsize,
+    most_looking: usize,
+}
+
+/// Which thread will run each call sent. As it is sent, every call is matched with a free
+/// thread, with a thread started for it, or (once `most` have started) with the next thread
+/// to finish a call. Any thread may take any call: what must match is the counts.
+#[derive(Clone, Copy)]
+struct Counts {
+    /// Threads started.
+    started: u64,
+    /// Threads without a call, and not matched with one.
+    free: u64,
+    /// Calls matched with the next threads to finish.
+    owed: u64,
+}
+
+/// The bits of each count in [`Pool::counts`].
+const COUNT_BITS: u32 = 21;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+/// The most threads: each count fits its bits (calls owed are at most one per thread, as
+/// the server lets no more calls run at once than there are threads).
+const MOST_THREADS: usize = 1 << 20;
+
+impl Counts {
+    fn pack(self) -> u64 {
+        self.started | self.free << COUNT_BITS | self.owed << (2 * COUNT_BITS)
+    }
+
+    fn unpack(packed: u64) -> Counts {
+        Counts {
+            started: packed & COUNT_MASK,
+            free: packed >> COUNT_BITS & COUNT_MASK,
+            owed: packed >> (2 * COUNT_BITS) & COUNT_MASK,
+        }
+    }
 }
 
 impl PluginThreads {
-    /// Starts `threads` threads (at least one), each entering `runtime`.
-    pub(crate) fn start(threads: usize, runtime: &tokio::runtime::Handle) -> std::io::Result<PluginThreads> {
+    /// Starts the first of at most `most` threads (at least one), each entering `runtime`.
+    pub(crate) fn start(most: usize, runtime: &tokio::runtime::Handle) -> std::io::Result<PluginThreads> {
         let (calls, queue) = crossbeam_channel::unbounded::<Call>();
-        let looking = Arc::new(AtomicUsize::new(0));
-        let most_looking = std::thread::available_parallelism().map_or(1, usize::from);
-        for index in 0..threads.max(1) {
-            let (queue, looking, runtime) = (queue.clone(), looking.clone(), runtime.clone());
-            std::thread::Builder::new().name(format!("easycaching-plugin-{index}")).spawn(move || {
-                let _context = runtime.enter();
-                serve(&queue, &looking, most_looking);
-            })?;
-        }
-        Ok(PluginThreads { calls })
+        let pool = Arc::new(Pool {
+            queue,
+            runtime: runtime.clone(),
+            counts: AtomicU64::new(Counts { started: 1, free: 1, owed: 0 }.pack()),
+            most: most.clamp(1, MOST_THREADS),
+            looking: AtomicUsize::new(0),
+            most_looking: std::thread::available_parallelism().map_or(1, usize::from),
+        });
+        // The first thread: should no other start later, every call still runs on it.
+        Pool::spawn(&pool, 0)?;
+        Ok(PluginThreads { calls, pool })
     }
 
     /// Runs `call` on one of the threads as soon as one is free. Its result comes through the
@@ -57,49 +107,105 @@ impl PluginThreads {
         call: impl FnOnce() -> T + Send + 'static,
     ) -> oneshot::Receiver<T> {
         let (ended, result) = oneshot::channel();
+        let pool = self.pool.clone();
         let call: Call = Box::new(move || {
+            let value = call();
+            // Finished before its caller hears, so that a caller that calls again at once
+            // finds this thread free rather than starting another.
+            pool.finished();
             // The caller may have stopped waiting (its connection closed): nothing to tell.
-            let _ = ended.send(call());
+            let _ = ended.send(value);
         });
         // Every thread holds the receiving end until this is dropped: sending cannot fail.
         let _ = self.calls.send(call);
+        self.pool.match_call();
         result
     }
-}
 
-/// One thread's life: each call in turn, until the sender is gone.
-fn serve(queue: &Receiver<Call>, looking: &AtomicUsize, most_looking: usize) {
-    loop {
-        let call = match look_for_next(queue, looking, most_looking) {
-            Some(call) => call,
-            None => match queue.recv() {
-                Ok(call) => call,
-                Err(_) => return,
-            },
-        };
-        // A panic drops the call's sender, which tells its caller; the thread serves on.
-        let _ = std::panic::catch_unwind(AssertUnwindSafe(call));
+    /// Threads started so far.
+    #[cfg(test)]
+    fn started(&self) -> u64 {
+        Counts::unpack(self.pool.counts.load(Ordering::Acquire)).started
     }
 }
 
-/// The next call, if one comes within [`LOOK_FOR`] and fewer than `most_looking` other
-/// threads are looking already.
-fn look_for_next(queue: &Receiver<Call>, looking: &AtomicUsize, most_looking: usize) -> Option<Call> {
-    if looking.fetch_add(1, Ordering::AcqRel) >= most_looking {
-        looking.fetch_sub(1, Ordering::AcqRel);
-        return None;
+impl Pool {
+    /// Changes the counts as `change` says, and answers what they were.
+    fn change(&self, change: impl Fn(Counts) -> Counts) -> Counts {
+        let packed = self.counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
+            Some(change(Counts::unpack(packed)).pack())
+        });
+        // `fetch_update` fails only when the closure answers `None`, which this one never does.
+        Counts::unpack(packed.unwrap_or_else(|packed| packed))
     }
-    let until = Instant::now() + LOOK_FOR;
-    let found = loop {
-        match queue.try_recv() {
-            Ok(call) => break Some(call),
-            Err(TryRecvError::Disconnected) => break None,
-            Err(TryRecvError::Empty) if Instant::now() >= until => break None,
-            Err(TryRecvError::Empty) => std::thread::yield_now(),
+
+    /// Matches a call just sent with a thread: a free one, else one started for it, else the
+    /// next to finish.
+    fn match_call(self: &Arc<Pool>) {
+        let most = self.most as u64;
+        let before = self.change(|counts| match counts {
+            Counts { free: 1.., .. } => Counts { free: counts.free - 1, ..counts },
+            Counts { started, .. } if started < most => Counts { started: started + 1, ..counts },
+            _ => Counts { owed: counts.owed + 1, ..counts },
+        });
+        if before.free > 0 || before.started >= most {
+            return;
         }
-    };
-    looking.fetch_sub(1, Ordering::AcqRel);
-    found
+        if let Err(error) = Pool::spawn(self, before.started) {
+            tracing::warn!(%error, "cannot start another thread for plugin calls; the call waits for one");
+            self.change(|counts| Counts { started: counts.started - 1, owed: counts.owed + 1, ..counts });
+        }
+    }
+
+    /// A thread has finished a call: it takes an owed call next, or is free.
+    fn finished(&self) {
+        self.change(|counts| match counts.owed {
+            0 => Counts { free: counts.free + 1, ..counts },
+            owed => Counts { owed: owed - 1, ..counts },
+        });
+    }
+
+    /// Starts thread number `index`.
+    fn spawn(pool: &Arc<Pool>, index: u64) -> std::io::Result<()> {
+        let thread = pool.clone();
+        std::thread::Builder::new().name(format!("easycaching-plugin-{index}")).spawn(move || {
+            let _context = thread.runtime.enter();
+            thread.serve();
+        })?;
+        Ok(())
+    }
+
+    /// One thread's life: each call in turn, until the sender is gone.
+    fn serve(&self) {
+        while let Some(call) = self.look_for_next().or_else(|| self.queue.recv().ok()) {
+            // A call counts its thread finished once it has its result; one that panics does
+            // not get that far. Its panic drops its sender, which tells its caller; the thread
+            // serves on.
+            if std::panic::catch_unwind(AssertUnwindSafe(call)).is_err() {
+                self.finished();
+            }
+        }
+    }
+
+    /// The next call, if one comes within [`LOOK_FOR`] and fewer than `most_looking` other
+    /// threads are looking already.
+    fn look_for_next(&self) -> Option<Call> {
+        if self.looking.fetch_add(1, Ordering::AcqRel) >= self.most_looking {
+            self.looking.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let until = Instant::now() + LOOK_FOR;
+        let found = loop {
+            match self.queue.try_recv() {
+                Ok(call) => break Some(call),
+                Err(TryRecvError::Disconnected) => break None,
+                Err(TryRecvError::Empty) if Instant::now() >= until => break None,
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
+            }
+        };
+        self.looking.fetch_sub(1, Ordering::AcqRel);
+        found
+    }
 }
 
 #[cfg(test)]
@@ -130,7 +236,37 @@ mod tests {
                 })
             })
             .collect();
-        ended.into_iter().map(|ended| ended.blocking_recv().unwrap()).collect()
+        ended.into_iter().map(answer).collect()
+    }
+
+    /// A call's result, within 10 s.
+    fn answer<T>(mut ended: oneshot::Receiver<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match ended.try_recv() {
+                Ok(value) => return value,
+                Err(oneshot::error::TryRecvError::Empty) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(error) => panic!("no answer: {error}"),
+            }
+        }
+    }
+
+    #[test]
+    fn threads_start_as_calls_need_them_and_never_more_than_the_most() {
+        let runtime = runtime();
+        let threads = PluginThreads::start(3, runtime.handle()).unwrap();
+        for call in 0..20 {
+            assert_eq!(answer(threads.run(move || call)), call);
+        }
+        assert_eq!(threads.started(), 1, "one call at a time: one thread");
+        all_at_once(&threads, 3, |_| ());
+        assert_eq!(threads.started(), 3, "three at once: three threads");
+        let ended: Vec<_> =
+            (0..10).map(|_| threads.run(|| std::thread::sleep(Duration::from_millis(20)))).collect();
+        ended.into_iter().for_each(answer);
+        assert_eq!(threads.started(), 3, "the most, however many wait");
     }
 
     #[test]
@@ -146,7 +282,8 @@ mod tests {
         let threads = PluginThreads::start(1, runtime.handle()).unwrap();
         let panicked = threads.run(|| -> u32 { panic!("a call that panics") });
         assert!(panicked.blocking_recv().is_err(), "its caller hears of it");
-        assert_eq!(threads.run(|| 7).blocking_recv().unwrap(), 7, "the one thread still runs calls");
+        assert_eq!(answer(threads.run(|| 7)), 7, "the one thread still runs calls");
+        assert_eq!(threads.started(), 1, "and is free again");
     }
 
     #[test]
@@ -154,7 +291,7 @@ mod tests {
         let runtime = runtime();
         let threads = PluginThreads::start(2, runtime.handle()).unwrap();
         let inside = threads.run(|| tokio::runtime::Handle::try_current().is_ok());
-        assert!(inside.blocking_recv().unwrap(), "WASI's blocking calls need the runtime");
+        assert!(answer(inside), "WASI's blocking calls need the runtime");
         // Both threads, held at once so that each runs one: their tasks in the kernel.
         let tasks = all_at_once(&threads, 2, |_| {
             Path::new("/proc").join(std::fs::read_link("/proc/thread-self").unwrap())
