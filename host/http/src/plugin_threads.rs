@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tokio::sync::oneshot;
 
 /// A call waiting for a thread.
@@ -26,11 +26,15 @@ type Call = Box<dyn FnOnce() + Send>;
 
 /// How long a thread that finished a call looks for the next before it sleeps.
 const LOOK_FOR: Duration = Duration::from_micros(50);
+/// How long a thread sleeps without a call before it ends (the last one never ends), as
+/// tokio's blocking pool lets its threads go: a burst of calls does not keep its threads.
+const IDLE_END: Duration = Duration::from_secs(10);
 
 /// Threads that run plugin calls, each inside a tokio runtime's context (WASI's synchronous
 /// bindings block on its futures). One starts at once, the others as calls need them (when a
-/// call comes and every thread has one), up to a most; they stay for later calls, and end
-/// once this is dropped and the calls already handed to them have run.
+/// call comes and every thread has one), up to a most; they stay for later calls until they
+/// have had none for [`IDLE_END`], and all end once this is dropped and the calls already
+/// handed to them have run.
 pub(crate) struct PluginThreads {
     calls: Sender<Call>,
     pool: Arc<Pool>,
@@ -44,6 +48,8 @@ struct Pool {
     /// would put threads to sleep whenever its holder is preempted.
     counts: AtomicU64,
     most: usize,
+    /// [`IDLE_END`], but for tests.
+    idle_end: Duration,
     /// Threads looking for a call, at most `most_looking`.
     looking: AtomicUsize,
     most_looking: usize,
@@ -86,12 +92,23 @@ impl Counts {
 impl PluginThreads {
     /// Starts the first of at most `most` threads (at least one), each entering `runtime`.
     pub(crate) fn start(most: usize, runtime: &tokio::runtime::Handle) -> std::io::Result<PluginThreads> {
+        PluginThreads::start_ending_after(most, runtime, IDLE_END)
+    }
+
+    /// Like [`PluginThreads::start`], the threads beyond the first ending after `idle_end`
+    /// without a call.
+    fn start_ending_after(
+        most: usize,
+        runtime: &tokio::runtime::Handle,
+        idle_end: Duration,
+    ) -> std::io::Result<PluginThreads> {
         let (calls, queue) = crossbeam_channel::unbounded::<Call>();
         let pool = Arc::new(Pool {
             queue,
             runtime: runtime.clone(),
             counts: AtomicU64::new(Counts { started: 1, free: 1, owed: 0 }.pack()),
             most: most.clamp(1, MOST_THREADS),
+            idle_end,
             looking: AtomicUsize::new(0),
             most_looking: std::thread::available_parallelism().map_or(1, usize::from),
         });
@@ -177,12 +194,35 @@ impl Pool {
 
     /// One thread's life: each call in turn, until the sender is gone.
     fn serve(&self) {
-        while let Some(call) = self.look_for_next().or_else(|| self.queue.recv().ok()) {
+        while let Some(call) = self.look_for_next().or_else(|| self.wait_for_next()) {
             // A call counts its thread finished once it has its result; one that panics does
             // not get that far. Its panic drops its sender, which tells its caller; the thread
             // serves on.
             if std::panic::catch_unwind(AssertUnwindSafe(call)).is_err() {
                 self.finished();
+            }
+        }
+    }
+
+    /// The next call, asleep until it comes; `None` once the sender is gone, or when this
+    /// thread may end, having had no call for `idle_end`.
+    fn wait_for_next(&self) -> Option<Call> {
+        loop {
+            match self.queue.recv_timeout(self.idle_end) {
+                Ok(call) => return Some(call),
+                Err(RecvTimeoutError::Disconnected) => return None,
+                // Only a thread not matched with a call may end, and never the last one.
+                Err(RecvTimeoutError::Timeout) => {
+                    let ended = self.counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
+                        let counts = Counts::unpack(packed);
+                        (counts.free > 0 && counts.started > 1).then(|| {
+                            Counts { started: counts.started - 1, free: counts.free - 1, ..counts }.pack()
+                        })
+                    });
+                    if ended.is_ok() {
+                        return None;
+                    }
+                }
             }
         }
     }
@@ -274,6 +314,24 @@ mod tests {
         let runtime = runtime();
         let threads = PluginThreads::start(8, runtime.handle()).unwrap();
         assert_eq!(all_at_once(&threads, 8, |index| index), (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn threads_without_calls_end_all_but_one_and_calls_still_run() {
+        let runtime = runtime();
+        let threads =
+            PluginThreads::start_ending_after(4, runtime.handle(), Duration::from_millis(50)).unwrap();
+        all_at_once(&threads, 4, |_| ());
+        assert_eq!(threads.started(), 4);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while threads.started() > 1 {
+            assert!(Instant::now() < deadline, "idle threads did not end");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(threads.started(), 1, "one stays");
+        assert_eq!(answer(threads.run(|| 5)), 5);
+        assert_eq!(all_at_once(&threads, 3, |index| index), vec![0, 1, 2], "and more start again");
     }
 
     #[test]
