@@ -95,7 +95,7 @@ impl PluginThreads {
         PluginThreads::start_ending_after(most, runtime, IDLE_END)
     }
 
-    /// Like [`PluginThreads::start`], the threads beyond the first ending after `idle_end`
+    /// Like [`PluginThreads::start`], with threads (all but one) ending after `idle_end`
     /// without a call.
     fn start_ending_after(
         most: usize,
