@@ -76,7 +76,7 @@ pub(crate) fn serve(
         metrics: Metrics::default(),
         instances: Arc::new(Semaphore::new(config.max_instances.max(1))),
         in_flight: AtomicUsize::new(0),
-        threads: PluginThreads::start(config.max_instances.max(1), runtime.handle()).map_err(Error::Start)?,
+        threads: PluginThreads::start(config.max_instances, runtime.handle()).map_err(Error::Start)?,
     });
     let outcome = runtime.block_on(accept_until_signalled(shared, config, listening));
     if matches!(outcome, Err(Error::Interrupted { .. })) {

@@ -723,7 +723,7 @@ mod tests {
             let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
             let taken = take(holder);
             // As if the holder had been killed with the write taken.
-            holder.slots()[taken[0].slot].state.store(word(TAKEN, gone_mark()), SeqCst);
+            holder.taken_by(taken[0].slot, gone_mark());
             match posted.join().unwrap() {
                 HandedOver::HolderGone { slot, seq: 1 } => {
                     assert_eq!(slot, taken[0].slot);

@@ -73,9 +73,27 @@ impl<'b, 'c> Batch<'b, 'c> {
     /// Applies one write. The caller wraps it in a savepoint (or rolls the transaction back),
     /// so an error leaves no trace.
     pub(super) fn apply(&mut self, write: &Write) -> WriteResult {
+        self.forgetting_log_on_error(|batch| batch.dispatch(write))
+    }
+
+    /// Runs `apply`; should it fail, forgets the change-log rows it wrote, which are rolled
+    /// back with it.
+    fn forgetting_log_on_error<T>(
+        &mut self,
+        apply: impl FnOnce(&mut Self) -> Result<T, WriteError>,
+    ) -> Result<T, WriteError> {
         let logged_before = self.last_logged;
+        let result = apply(self);
+        if result.is_err() {
+            self.last_logged = logged_before;
+        }
+        result
+    }
+
+    /// Runs `write`, by its kind; its callers forget its change-log rows should it fail.
+    fn dispatch(&mut self, write: &Write) -> WriteResult {
         let conn = self.conn;
-        let result = match write {
+        match write {
             Write::CreateCache { name, quota } => create(conn, &CACHES, name, quota),
             Write::DropCache { name } => self.drop_cache(name),
             Write::Set { cache, entries, quota } => self.set(cache, entries, quota),
@@ -86,12 +104,7 @@ impl<'b, 'c> Batch<'b, 'c> {
             Write::Put { queue, values, quota } => put(conn, queue, values, quota),
             Write::Take { queue, max } => take(conn, queue, *max),
             Write::ClearQueue { queue } => clear_queue(conn, queue),
-        };
-        if result.is_err() {
-            // Its log rows are rolled back with it.
-            self.last_logged = logged_before;
         }
-        result
     }
 
     /// Applies a write handed over by another process (see `handoffs`), logging its changes
@@ -104,24 +117,20 @@ impl<'b, 'c> Batch<'b, 'c> {
         seq: u64,
         write: &Write,
     ) -> Result<u64, WriteError> {
-        let logged_before = self.last_logged;
-        let own = std::mem::replace(&mut self.writer, writer);
-        let result = self.apply(write);
-        self.writer = own;
-        let count = match result? {
-            Outcome::Count(count) => count,
-            _ => 0,
-        };
-        let recorded = self
-            .conn
-            .prepare_cached("REPLACE INTO handoffs (slot, writer, seq, count) VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut record| record.execute(params![slot as i64, writer, seq as i64, count as i64]));
-        if let Err(error) = recorded {
-            // Rolled back with the write.
-            self.last_logged = logged_before;
-            return Err(error.into());
-        }
-        Ok(count)
+        self.forgetting_log_on_error(|batch| {
+            let own = std::mem::replace(&mut batch.writer, writer);
+            let result = batch.dispatch(write);
+            batch.writer = own;
+            let count = match result? {
+                Outcome::Count(count) => count,
+                _ => 0,
+            };
+            batch
+                .conn
+                .prepare_cached("REPLACE INTO handoffs (slot, writer, seq, count) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![slot as i64, writer, seq as i64, count as i64])?;
+            Ok(count)
+        })
     }
 
     fn drop_cache(&mut self, name: &str) -> WriteResult {
