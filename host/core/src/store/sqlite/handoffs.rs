@@ -22,8 +22,9 @@
 //! the error exactly as it would have. When the holder gives the turn up, it wakes the poster
 //! of a write still waiting, which then takes the turn and commits the writes posted since.
 //!
-//! Only a lone `set` or `delete` small enough for a slot is handed over; everything else,
-//! and every batch of several writes, goes the ordinary way.
+//! Only a lone `set`, `delete` or queue `put` small enough for a slot is handed over;
+//! everything else, and every batch of several writes, goes the ordinary way. (A queue's
+//! `take` never is: its poster must learn what it took, and could not from a holder that died.)
 //!
 //! Nothing is lost when a process dies. A poster that dies leaves a slot that anyone may take
 //! back. A holder that dies with writes taken either committed them or not, all at once: it
@@ -40,7 +41,7 @@ use std::sync::atomic::{
 use std::time::{Duration, Instant};
 
 use super::board::Board;
-use crate::store::{CacheId, ChangeToken, HandoffStats, Target, Write};
+use crate::store::{CacheId, ChangeToken, HandoffStats, QueueId, Target, Write};
 use crate::{Json, Quota, Result};
 
 /// Slots on a board: more posters than this at once write the ordinary way.
@@ -494,6 +495,7 @@ impl Handoffs {
 
 const SET: u8 = 1;
 const DELETE: u8 = 2;
+const PUT: u8 = 3;
 
 /// Encodes a write that may be handed over into `out`; false for any other.
 fn encode(write: &Write, out: &mut Vec<u8>) -> bool {
@@ -505,28 +507,41 @@ fn encode(write: &Write, out: &mut Vec<u8>) -> bool {
         out.push(u8::from(value.is_some()));
         out.extend_from_slice(&value.unwrap_or(0).to_le_bytes());
     };
-    let put_target = |out: &mut Vec<u8>, kind: u8, cache: &Target<CacheId>, count: usize| {
+    let put_target = |out: &mut Vec<u8>, kind: u8, id: i64, name: &str, count: usize| {
         out.push(kind);
-        out.extend_from_slice(&cache.id.0.to_le_bytes());
-        put_str(out, &cache.name);
+        out.extend_from_slice(&id.to_le_bytes());
+        put_str(out, name);
         out.extend_from_slice(&(count as u32).to_le_bytes());
+    };
+    let put_quota = |out: &mut Vec<u8>, quota: &Quota| {
+        put_u64(out, quota.max_entries);
+        put_u64(out, quota.max_bytes);
+        out.push(u8::from(quota.shared_by_prefix.is_some()));
+        put_str(out, quota.shared_by_prefix.as_deref().unwrap_or(""));
     };
     match write {
         Write::Set { cache, entries, quota } => {
-            put_target(out, SET, cache, entries.len());
+            put_target(out, SET, cache.id.0, &cache.name, entries.len());
             for (key, value) in entries {
                 put_str(out, key);
                 put_str(out, value.as_str());
             }
-            put_u64(out, quota.max_entries);
-            put_u64(out, quota.max_bytes);
-            out.push(u8::from(quota.shared_by_prefix.is_some()));
-            put_str(out, quota.shared_by_prefix.as_deref().unwrap_or(""));
+            put_quota(out, quota);
             true
         }
         Write::Delete { cache, keys } => {
-            put_target(out, DELETE, cache, keys.len());
+            put_target(out, DELETE, cache.id.0, &cache.name, keys.len());
             keys.iter().for_each(|key| put_str(out, key));
+            true
+        }
+        // An append is as safe to hand over as a set: the `handoffs` row tells a poster whose
+        // holder died whether it was committed, so it is never appended twice. (A queue's
+        // `take` is not: what it took is answered to its caller, and a poster's holder that
+        // died could not answer it.)
+        Write::Put { queue, values, quota } => {
+            put_target(out, PUT, queue.id.0, &queue.name, values.len());
+            values.iter().for_each(|value| put_str(out, value.as_str()));
+            put_quota(out, quota);
             true
         }
         _ => false,
@@ -537,23 +552,23 @@ fn encode(write: &Write, out: &mut Vec<u8>) -> bool {
 fn decode(bytes: &[u8]) -> Option<Write> {
     let mut reader = Reader(bytes);
     let kind = reader.byte()?;
-    let cache = Target { id: CacheId(i64::from_le_bytes(reader.array()?)), name: reader.text()?.into() };
+    let id = i64::from_le_bytes(reader.array()?);
+    let name: Arc<str> = reader.text()?.into();
     let count = u32::from_le_bytes(reader.array()?) as usize;
     let write = match kind {
         SET => {
             let entries = (0..count)
                 .map(|_| Some((reader.text()?.to_owned(), Json::trusted(reader.text()?))))
                 .collect::<Option<Vec<_>>>()?;
-            let max_entries = reader.option()?;
-            let max_bytes = reader.option()?;
-            let shared = reader.byte()? == 1;
-            let prefix = reader.text()?;
-            let quota = Quota { max_entries, max_bytes, shared_by_prefix: shared.then(|| prefix.into()) };
-            Write::Set { cache, entries, quota }
+            Write::Set { cache: Target { id: CacheId(id), name }, entries, quota: reader.quota()? }
         }
         DELETE => {
             let keys = (0..count).map(|_| reader.text().map(str::to_owned)).collect::<Option<Vec<_>>>()?;
-            Write::Delete { cache, keys }
+            Write::Delete { cache: Target { id: CacheId(id), name }, keys }
+        }
+        PUT => {
+            let values = (0..count).map(|_| reader.text().map(Json::trusted)).collect::<Option<Vec<_>>>()?;
+            Write::Put { queue: Target { id: QueueId(id), name }, values, quota: reader.quota()? }
         }
         _ => return None,
     };
@@ -587,6 +602,14 @@ impl<'a> Reader<'a> {
         let present = self.byte()? == 1;
         let value = u64::from_le_bytes(self.array()?);
         Some(present.then_some(value))
+    }
+
+    fn quota(&mut self) -> Option<Quota> {
+        let max_entries = self.option()?;
+        let max_bytes = self.option()?;
+        let shared = self.byte()? == 1;
+        let prefix = self.text()?;
+        Some(Quota { max_entries, max_bytes, shared_by_prefix: shared.then(|| prefix.into()) })
     }
 }
 
@@ -627,6 +650,14 @@ mod tests {
                 ("".into(), Json::parse("2").unwrap()),
             ],
             quota: Quota { max_entries: Some(5), max_bytes: None, shared_by_prefix: Some("tenant-".into()) },
+        }
+    }
+
+    fn put_write() -> Write {
+        Write::Put {
+            queue: Target { id: QueueId(9), name: "jobs".into() },
+            values: vec![Json::parse(r#"{"resize": "cat.png"}"#).unwrap(), Json::parse("[]").unwrap()],
+            quota: Quota { max_entries: None, max_bytes: Some(1 << 20), shared_by_prefix: None },
         }
     }
 
@@ -776,7 +807,7 @@ mod tests {
             cache: Target { id: CacheId(-3), name: "d".into() },
             keys: vec!["x".into(), "y".into()],
         };
-        for write in [set_write(), delete] {
+        for write in [set_write(), delete, put_write()] {
             let mut bytes = Vec::new();
             assert!(encode(&write, &mut bytes));
             assert_eq!(format!("{:?}", decode(&bytes).unwrap()), format!("{write:?}"));
@@ -788,5 +819,7 @@ mod tests {
         }
         let mut bytes = Vec::new();
         assert!(!encode(&Write::DropCache { name: "c".into() }, &mut bytes));
+        let take = Write::Take { queue: Target { id: QueueId(5), name: "jobs".into() }, max: 1 };
+        assert!(!encode(&take, &mut bytes), "a take is never handed over");
     }
 }

@@ -761,6 +761,48 @@ mod tests {
     }
 
     #[test]
+    fn queue_puts_handed_over_are_appended_once_in_order_and_one_over_its_quota_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = open(&path);
+        let cache = create(&store);
+        let create_queue = Write::CreateQueue { name: "jobs".into(), quota: Quota::UNLIMITED };
+        let queue = match store.apply(&mut std::slice::from_ref(&create_queue).iter()).results.remove(0) {
+            Ok(super::super::Outcome::Created { id, .. }) => Target { id: QueueId(id), name: "jobs".into() },
+            other => panic!("create queue: {other:?}"),
+        };
+        let put = |value: &str, quota: Quota| Write::Put {
+            queue: queue.clone(),
+            values: vec![Json::parse(value).unwrap()],
+            quota,
+        };
+        let other = OtherProcess::start();
+        let handoffs = Handoffs::new(store.handoffs.board().clone(), 0);
+        let first = handoffs.post_as(&put(r#""first""#, Quota::UNLIMITED), other.mark(), 77, 1);
+        let second = handoffs.post_as(&put(r#""second""#, Quota::UNLIMITED), other.mark(), 78, 1);
+        let full = Quota { max_entries: Some(2), ..Quota::UNLIMITED };
+        let refused = handoffs.post_as(&put(r#""third""#, full), other.mark(), 79, 1);
+
+        let applied =
+            store.apply(&mut std::slice::from_ref(&set_write(cache, &["mine"], Quota::UNLIMITED)).iter());
+        assert!(applied.results[0].is_ok());
+        store.sync(applied.sync).unwrap();
+        assert_eq!(handoffs.answer_in(first), Some(Some(0)), "answered as committed");
+        assert_eq!(handoffs.answer_in(second), Some(Some(0)), "answered as committed");
+        assert_eq!(handoffs.answer_in(refused), Some(None), "over its quota: refused, for its poster to put");
+        assert_eq!(
+            store.queue_stats(queue.id).unwrap().map(|stats| stats.entries),
+            Some(2),
+            "each appended once"
+        );
+        let take = Write::Take { queue: queue.clone(), max: 10 };
+        let taken = store.apply(&mut std::slice::from_ref(&take).iter()).results.remove(0);
+        let values = vec![Json::parse(r#""first""#).unwrap(), Json::parse(r#""second""#).unwrap()];
+        assert_eq!(taken.unwrap(), super::super::Outcome::Values(values), "in the order they were posted");
+        assert_eq!(store.handoff_stats().committed_for_others, 2);
+    }
+
+    #[test]
     fn a_holder_keeps_its_own_writes_cached_and_forgets_those_it_committed_for_others() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
