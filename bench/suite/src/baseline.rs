@@ -50,7 +50,8 @@ impl MutexMap {
 /// SQLite through rusqlite as one would write it by hand, with easycaching's `entries` and
 /// `queue_items` tables and pragmas (WAL, `synchronous` as given, the same way of waiting for
 /// locks): one connection, one cached prepared statement per operation, autocommit (one
-/// transaction per write).
+/// transaction per write). Page size and checkpoint interval are SQLite's defaults, what a
+/// user of plain SQLite gets.
 pub struct RawSqlite {
     conn: Connection,
 }
