@@ -629,12 +629,33 @@ mod tests {
         SqliteStore::open(path, Durability::Full, Duration::from_secs(5)).unwrap()
     }
 
-    fn create(store: &SqliteStore) -> CacheId {
-        let write = Write::CreateCache { name: "c".into(), quota: Quota::UNLIMITED };
+    /// The identity of the cache or queue `write` creates.
+    fn created(store: &SqliteStore, write: Write) -> i64 {
         match store.apply(&mut std::slice::from_ref(&write).iter()).results.remove(0) {
-            Ok(super::super::Outcome::Created { id, .. }) => CacheId(id),
-            other => panic!("create: {other:?}"),
+            Ok(super::super::Outcome::Created { id, .. }) => id,
+            other => panic!("{write:?}: {other:?}"),
         }
+    }
+
+    fn create(store: &SqliteStore) -> CacheId {
+        CacheId(created(store, Write::CreateCache { name: "c".into(), quota: Quota::UNLIMITED }))
+    }
+
+    /// A store on a database of its own, with the cache "c" made in it.
+    struct WithCache {
+        path: std::path::PathBuf,
+        store: SqliteStore,
+        cache: CacheId,
+        /// Removed when the test ends.
+        _dir: tempfile::TempDir,
+    }
+
+    fn with_cache() -> WithCache {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = open(&path);
+        let cache = create(&store);
+        WithCache { path, store, cache, _dir: dir }
     }
 
     fn set(store: &SqliteStore, cache: CacheId, key: &str) {
@@ -663,10 +684,7 @@ mod tests {
 
     #[test]
     fn a_write_whose_holder_died_is_trusted_committed_when_its_row_says_so_and_written_again_when_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let store = open(&path);
-        let cache = create(&store);
+        let WithCache { path, store, cache, _dir } = with_cache();
         set(&store, cache, "k");
         let value = |text: &str| Json::parse(text).unwrap();
         let write = Write::Set {
@@ -717,10 +735,7 @@ mod tests {
 
     #[test]
     fn writes_handed_over_are_committed_with_the_holders_under_their_posters_names_and_answered() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let store = open(&path);
-        let cache = create(&store);
+        let WithCache { path, store, cache, _dir } = with_cache();
         let other = OtherProcess::start();
         let poster = other.mark();
         let handoffs = Handoffs::new(store.handoffs.board().clone(), 0);
@@ -762,15 +777,9 @@ mod tests {
 
     #[test]
     fn queue_puts_handed_over_are_appended_once_in_order_and_one_over_its_quota_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let store = open(&path);
-        let cache = create(&store);
-        let create_queue = Write::CreateQueue { name: "jobs".into(), quota: Quota::UNLIMITED };
-        let queue = match store.apply(&mut std::slice::from_ref(&create_queue).iter()).results.remove(0) {
-            Ok(super::super::Outcome::Created { id, .. }) => Target { id: QueueId(id), name: "jobs".into() },
-            other => panic!("create queue: {other:?}"),
-        };
+        let WithCache { store, cache, _dir, .. } = with_cache();
+        let id = created(&store, Write::CreateQueue { name: "jobs".into(), quota: Quota::UNLIMITED });
+        let queue = Target { id: QueueId(id), name: "jobs".into() };
         let put = |value: &str, quota: Quota| Write::Put {
             queue: queue.clone(),
             values: vec![Json::parse(value).unwrap()],
@@ -833,9 +842,7 @@ mod tests {
 
     #[test]
     fn a_failed_write_leaves_the_rest_of_its_batch_in_place_first_or_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir.path().join("t.db"));
-        let cache = create(&store);
+        let WithCache { store, cache, _dir, .. } = with_cache();
         let at_most_two = Quota { max_entries: Some(2), ..Quota::UNLIMITED };
         let batch = [
             // The first write runs without a savepoint: its failure rolls back its transaction.
@@ -867,9 +874,7 @@ mod tests {
 
     #[test]
     fn counts_stay_exact_when_values_are_replaced_in_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir.path().join("t.db"));
-        let cache = create(&store);
+        let WithCache { store, cache, _dir, .. } = with_cache();
         let apply = |entries: &[(&str, &str)], quota: Quota| {
             let write = Write::Set {
                 cache: Target { id: cache, name: "c".into() },
