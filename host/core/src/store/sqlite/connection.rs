@@ -27,13 +27,17 @@ pub(super) struct Settings {
 /// The WAL is copied into the database (checkpointed) by the commit that takes it past this
 /// many pages, 8 MiB at 2 KiB a page (SQLite's default is 1,000). A checkpoint writes each
 /// page the WAL changed once, however often it changed, and then fsyncs the database file,
-/// inside a commit, holding the write lock: writes to a working set of pages that fits in the
-/// WAL many times over pay for each page once per checkpoint, so fewer checkpoints cost less.
+/// before that commit returns: the writers of its batch wait for it, and so do other
+/// processes' writers, queued for the write turn it still holds (see `write_turns`; with the
+/// turn given up first, they committed during the checkpoint, it could never copy the whole
+/// WAL, and every commit tried again: 8 writer processes did a third fewer writes). Writes to
+/// a working set of pages that fits in the WAL many times over pay for each page once per
+/// checkpoint, so fewer checkpoints cost less.
 /// 8 writer threads did about 9% more writes a second, and 50 about 8% (measured taking
 /// turns, docs/benchmarks.md). The WAL file keeps its largest size and is written over from
 /// its start after each checkpoint, so its fsyncs never extend it; one wal-index hash table
 /// covers about 4,000 frames, so a read looks a page up in at most two.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 4000;
+pub(super) const WAL_AUTOCHECKPOINT_PAGES: u32 = 4000;
 
 /// Opens the writing connection, creating the file when it does not exist.
 pub(super) fn open_writer(db: &DbFile, settings: &Settings) -> Result<Connection> {

@@ -812,6 +812,30 @@ mod tests {
     }
 
     #[test]
+    fn the_wal_is_copied_into_the_database_by_the_commit_that_takes_it_past_its_mark() {
+        let WithCache { path, store, cache, _dir } = with_cache();
+        let file_bytes = || std::fs::metadata(&path).unwrap().len();
+        // Entries of a page each, `count` of them in one commit.
+        let value = Json::parse(format!("\"{}\"", "v".repeat(1500))).unwrap();
+        let set_pages = |from: u32, count: u32| {
+            let entries = (from..from + count).map(|i| (format!("k{i}"), value.clone())).collect();
+            let write = Write::Set {
+                cache: Target { id: cache, name: "c".into() },
+                entries,
+                quota: Quota::UNLIMITED,
+            };
+            store.apply(&mut std::slice::from_ref(&write).iter()).results.remove(0).unwrap();
+        };
+        let mark = connection::WAL_AUTOCHECKPOINT_PAGES;
+        let before = file_bytes();
+        set_pages(0, mark / 2);
+        assert_eq!(file_bytes(), before, "below the mark (past SQLite's default), nothing is copied yet");
+        set_pages(mark / 2, mark / 2 + 100);
+        let copied = file_bytes() - before;
+        assert!(copied > 1500 * u64::from(mark), "past the mark, copied only {copied} bytes");
+    }
+
+    #[test]
     fn a_holder_keeps_its_own_writes_cached_and_forgets_those_it_committed_for_others() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
