@@ -59,8 +59,8 @@ pub use limits::{
 pub use manager::{CacheManager, Summary};
 pub use names::{MAX_NAME_BYTES, validate_name};
 pub use options::{
-    CacheManagerBuilder, DEFAULT_BUSY_TIMEOUT, DEFAULT_LRU_CAPACITY, DEFAULT_MAX_BATCH_WRITES,
-    DEFAULT_MAX_CACHED_VALUE_BYTES, Durability,
+    CacheManagerBuilder, DEFAULT_BUSY_TIMEOUT, DEFAULT_CHECKPOINT_PAGES, DEFAULT_LRU_CAPACITY,
+    DEFAULT_MAX_BATCH_WRITES, DEFAULT_MAX_CACHED_VALUE_BYTES, Durability,
 };
 pub use queue::Queue;
 pub use store::Page;

@@ -79,6 +79,7 @@ impl CacheManager {
 
     pub(crate) fn from_builder(options: CacheManagerBuilder) -> Result<CacheManager> {
         let store = SqliteStore::open(&options.path, options.durability, options.busy_timeout)?;
+        store.set_checkpoint_pages(options.checkpoint_pages)?;
         if !store.detects_changes_in_memory() {
             tracing::warn!(path = %options.path.display(), "other processes' writes will be checked on every read");
         }

@@ -13,6 +13,9 @@ pub const DEFAULT_LRU_CAPACITY: usize = 500;
 pub const DEFAULT_MAX_CACHED_VALUE_BYTES: usize = 64 * 1024;
 /// Default for [`CacheManagerBuilder::busy_timeout`]: 10 seconds.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`CacheManagerBuilder::checkpoint_pages`]: 4,000 pages of WAL, 8 MiB (SQLite's
+/// own default is 1,000).
+pub const DEFAULT_CHECKPOINT_PAGES: u32 = 4000;
 /// Default for [`CacheManagerBuilder::max_batch_writes`]: 512 writes per group commit.
 pub const DEFAULT_MAX_BATCH_WRITES: usize = 512;
 
@@ -42,6 +45,7 @@ pub enum Durability {
 /// let manager = CacheManager::builder(dir.path().join("app.db"))
 ///     .lru_capacity(1000)
 ///     .durability(Durability::Normal)
+///     .checkpoint_pages(1000)
 ///     .limits(Limits { max_value_bytes: 64 * 1024, ..Limits::default() })
 ///     .open()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -56,6 +60,7 @@ pub struct CacheManagerBuilder {
     pub(crate) busy_timeout: Duration,
     pub(crate) max_batch_writes: usize,
     pub(crate) default_quota: Quota,
+    pub(crate) checkpoint_pages: u32,
 }
 
 impl CacheManagerBuilder {
@@ -69,6 +74,7 @@ impl CacheManagerBuilder {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             max_batch_writes: DEFAULT_MAX_BATCH_WRITES,
             default_quota: Quota::UNLIMITED,
+            checkpoint_pages: DEFAULT_CHECKPOINT_PAGES,
         }
     }
 
@@ -109,6 +115,20 @@ impl CacheManagerBuilder {
     /// The most writes one group commit holds. Default [`DEFAULT_MAX_BATCH_WRITES`].
     pub fn max_batch_writes(mut self, writes: usize) -> Self {
         self.max_batch_writes = writes;
+        self
+    }
+
+    /// How many pages the write-ahead log holds before the commit that takes it past them
+    /// copies it into the database (a checkpoint, SQLite's `wal_autocheckpoint`; at least 1).
+    /// A checkpoint writes each page the log changed once, however often, so rarer ones cost
+    /// less in all (8 writers did 9-20% more writes a second at 4,000 than at 1,000); but the
+    /// writers of the batch that runs one wait for it, longer the larger it is (8 writers on a
+    /// million keys: at most about 30 ms at 1,000 pages, 80-100 ms at 4,000, while at 1,000
+    /// one write in a hundred waited for one, at 4,000 fewer than one in a thousand). Lower it
+    /// to bound the longest write; every process writing the file uses its own setting.
+    /// Default [`DEFAULT_CHECKPOINT_PAGES`].
+    pub fn checkpoint_pages(mut self, pages: u32) -> Self {
+        self.checkpoint_pages = pages.max(1);
         self
     }
 

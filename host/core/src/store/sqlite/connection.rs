@@ -24,21 +24,6 @@ pub(super) struct Settings {
     pub(super) busy_timeout: Duration,
 }
 
-/// The WAL is copied into the database (checkpointed) by the commit that takes it past this
-/// many pages, 8 MiB at 2 KiB a page (SQLite's default is 1,000). A checkpoint writes each
-/// page the WAL changed once, however often it changed, and then fsyncs the database file,
-/// before that commit returns: the writers of its batch wait for it, and so do other
-/// processes' writers, queued for the write turn it still holds (see `write_turns`; with the
-/// turn given up first, they committed during the checkpoint, it could never copy the whole
-/// WAL, and every commit tried again: 8 writer processes did a third fewer writes). Writes to
-/// a working set of pages that fits in the WAL many times over pay for each page once per
-/// checkpoint, so fewer checkpoints cost less.
-/// 8 writer threads did about 9% more writes a second, and 50 about 8% (measured taking
-/// turns, docs/benchmarks.md). The WAL file keeps its largest size and is written over from
-/// its start after each checkpoint, so its fsyncs never extend it; one wal-index hash table
-/// covers about 4,000 frames, so a read looks a page up in at most two.
-pub(super) const WAL_AUTOCHECKPOINT_PAGES: u32 = 4000;
-
 /// Opens the writing connection, creating the file when it does not exist.
 pub(super) fn open_writer(db: &DbFile, settings: &Settings) -> Result<Connection> {
     let flags =
@@ -61,9 +46,18 @@ pub(super) fn open_writer(db: &DbFile, settings: &Settings) -> Result<Connection
         Durability::Normal => "NORMAL",
     };
     conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};")).map_err(|e| db.error(e))?;
-    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"))
-        .map_err(|e| db.error(e))?;
+    set_checkpoint_pages(&conn, db, crate::options::DEFAULT_CHECKPOINT_PAGES)?;
     Ok(conn)
+}
+
+/// Has the writing connection copy the WAL into the database (checkpoint it) in the commit
+/// that takes it past `pages` pages (`wal_autocheckpoint`). The checkpoint runs before that
+/// commit returns: the writers of its batch wait for it, and so do other processes' writers,
+/// queued for the write turn it still holds (see `write_turns`). Given the turn up first, the
+/// others committed during the checkpoint, it could never copy the whole WAL and every commit
+/// tried again: 8 writer processes did a third fewer writes (docs/benchmarks.md).
+pub(super) fn set_checkpoint_pages(conn: &Connection, db: &DbFile, pages: u32) -> Result<()> {
+    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};")).map_err(|e| db.error(e))
 }
 
 /// Opens a read connection to an existing database.

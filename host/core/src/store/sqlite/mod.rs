@@ -159,6 +159,13 @@ impl SqliteStore {
         })
     }
 
+    /// Has the commit that takes the WAL past `pages` pages copy it into the database (see
+    /// [`CacheManagerBuilder::checkpoint_pages`](crate::CacheManagerBuilder::checkpoint_pages)).
+    pub fn set_checkpoint_pages(&self, pages: u32) -> Result<()> {
+        let writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        connection::set_checkpoint_pages(writer.conn.borrow_owner(), &self.db, pages.max(1))
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.db.path
@@ -826,13 +833,19 @@ mod tests {
             };
             store.apply(&mut std::slice::from_ref(&write).iter()).results.remove(0).unwrap();
         };
-        let mark = connection::WAL_AUTOCHECKPOINT_PAGES;
+        let mark = crate::options::DEFAULT_CHECKPOINT_PAGES;
         let before = file_bytes();
         set_pages(0, mark / 2);
         assert_eq!(file_bytes(), before, "below the mark (past SQLite's default), nothing is copied yet");
         set_pages(mark / 2, mark / 2 + 100);
         let copied = file_bytes() - before;
         assert!(copied > 1500 * u64::from(mark), "past the mark, copied only {copied} bytes");
+
+        // A mark set lower holds from the next commit.
+        store.set_checkpoint_pages(100).unwrap();
+        let before = file_bytes();
+        set_pages(2 * mark, 200);
+        assert!(file_bytes() > before + 1500 * 150, "past the lower mark, copied");
     }
 
     #[test]
