@@ -123,9 +123,9 @@ impl CacheManagerBuilder {
     /// A checkpoint writes each page the log changed once, however often, so rarer ones cost
     /// less in all (8 writers did 9-20% more writes a second at 4,000 than at 1,000); but the
     /// writers of the batch that runs one wait for it, longer the larger it is (8 writers on a
-    /// million keys: at most about 30 ms at 1,000 pages, 80-100 ms at 4,000, while at 1,000
-    /// one write in a hundred waited for one, at 4,000 fewer than one in a thousand). Lower it
-    /// to bound the longest write; every process writing the file uses its own setting.
+    /// million keys: at most about 30 ms at 1,000 pages, 80-100 ms at 4,000; but at 1,000
+    /// more than one write in a hundred waited for one, at 4,000 fewer). Lower it to bound
+    /// the longest write; every process writing the file uses its own setting.
     /// Default [`DEFAULT_CHECKPOINT_PAGES`].
     pub fn checkpoint_pages(mut self, pages: u32) -> Self {
         self.checkpoint_pages = pages.max(1);
