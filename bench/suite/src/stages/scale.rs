@@ -9,6 +9,10 @@
 //! size, not whether the machine's other work has pushed the file out of memory since the
 //! last run (which made the 1M-entry reads 4x to 66x the 1k ones from one run to the next). The
 //! read goes through a small buffer and adds nothing to the process's memory.
+//!
+//! On the largest database it also takes the 99th percentile and the longest of 8 writer
+//! threads' durable `set`s, with the default checkpoint interval and with SQLite's: a larger
+//! interval makes writes faster in all but its checkpoints, which some write waits for, longer.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -113,7 +117,86 @@ pub fn run(full: bool) -> Result<Vec<Figure>> {
             )),
         );
     }
+    // The tail of durable writes on the largest database: what the checkpoint interval trades
+    // against throughput (see `CacheManagerBuilder::checkpoint_pages`).
+    let (largest, _) = measured[measured.len() - 1];
+    let db = database(largest)?;
+    let sqlite_default = set_latencies(&db, largest, SQLITE_CHECKPOINT_PAGES, budget * 2)?;
+    let ours = set_latencies(&db, largest, easycaching::DEFAULT_CHECKPOINT_PAGES, budget * 2)?;
+    let size = format!("{} entries", crate::report::number(largest as f64));
+    let number = crate::report::number;
+    let against = format!(
+        "the same, checkpoints every {} pages (SQLite's default)",
+        number(f64::from(SQLITE_CHECKPOINT_PAGES))
+    );
+    let rates = format!("{} writes/s against {}", number(ours.per_sec), number(sqlite_default.per_sec));
+    for (name, value, baseline) in [
+        ("99th percentile", ours.p99_ms, sqlite_default.p99_ms),
+        ("longest", ours.max_ms, sqlite_default.max_ms),
+    ] {
+        figures.push(
+            Figure::new(
+                section::SCALE,
+                &format!("set latency, {TAIL_WRITERS} writers, random keys, {size}: {name}"),
+                value,
+                Unit::Millis,
+            )
+            .against(&against, baseline)
+            .note(format!(
+                "checkpoints every {} pages; {rates}",
+                number(f64::from(easycaching::DEFAULT_CHECKPOINT_PAGES))
+            )),
+        );
+    }
     Ok(figures)
+}
+
+/// Writer threads of the latency figures.
+const TAIL_WRITERS: usize = 8;
+/// SQLite's own `wal_autocheckpoint`.
+const SQLITE_CHECKPOINT_PAGES: u32 = 1000;
+
+/// The latencies of durable `set`s of random keys.
+struct Latencies {
+    p99_ms: f64,
+    max_ms: f64,
+    per_sec: f64,
+}
+
+/// [`TAIL_WRITERS`] threads setting random keys of the database at `db` for `budget`, with the
+/// WAL checkpointed every `checkpoint_pages` pages: every `set`'s latency.
+fn set_latencies(db: &Path, entries: u64, checkpoint_pages: u32, budget: Duration) -> Result<Latencies> {
+    let cache = CacheManager::builder(db).checkpoint_pages(checkpoint_pages).open()?.open_cache(CACHE)?;
+    let started = std::time::Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..TAIL_WRITERS as u64)
+            .map(|writer| {
+                let cache = &cache;
+                scope.spawn(move || {
+                    let mut rng = fastrand::Rng::with_seed(writer);
+                    let mut mine = Vec::new();
+                    while started.elapsed() < budget {
+                        let key = key(rng.u64(..entries));
+                        let set = std::time::Instant::now();
+                        cache.set(&key, fixture::numbered_json(rng.u64(..))).expect("set");
+                        mine.push(set.elapsed());
+                    }
+                    mine
+                })
+            })
+            .collect();
+        writers.into_iter().flat_map(|writer| writer.join().expect("a writer panicked")).collect()
+    });
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let ms = |latency: Duration| latency.as_secs_f64() * 1e3;
+    let count = latencies.len();
+    anyhow::ensure!(count > 0, "no set finished in {budget:?}");
+    Ok(Latencies {
+        p99_ms: ms(latencies[(count * 99 / 100).min(count - 1)]),
+        max_ms: ms(latencies[count - 1]),
+        per_sec: count as f64 / elapsed.as_secs_f64(),
+    })
 }
 
 /// A child of [`run`]: measures one database in a fresh process.
