@@ -149,11 +149,19 @@ impl PluginThreads {
 impl Pool {
     /// Changes the counts as `change` says, and answers what they were.
     fn change(&self, change: impl Fn(Counts) -> Counts) -> Counts {
-        let packed = self.counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
-            Some(change(Counts::unpack(packed)).pack())
-        });
-        // `fetch_update` fails only when the closure answers `None`, which this one never does.
-        Counts::unpack(packed.unwrap_or_else(|packed| packed))
+        // Fails only when the change answers `None`, which this one never does.
+        self.try_change(|counts| Some(change(counts))).unwrap_or_else(|counts| counts)
+    }
+
+    /// Changes the counts as `change` says, unless it answers `None`; answers what they were
+    /// (`Err` when left unchanged).
+    fn try_change(&self, change: impl Fn(Counts) -> Option<Counts>) -> Result<Counts, Counts> {
+        self.counts
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
+                change(Counts::unpack(packed)).map(Counts::pack)
+            })
+            .map(Counts::unpack)
+            .map_err(Counts::unpack)
     }
 
     /// Matches a call just sent with a thread: a free one, else one started for it, else the
@@ -213,10 +221,11 @@ impl Pool {
                 Err(RecvTimeoutError::Disconnected) => return None,
                 // Only a thread not matched with a call may end, and never the last one.
                 Err(RecvTimeoutError::Timeout) => {
-                    let ended = self.counts.fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
-                        let counts = Counts::unpack(packed);
-                        (counts.free > 0 && counts.started > 1).then(|| {
-                            Counts { started: counts.started - 1, free: counts.free - 1, ..counts }.pack()
+                    let ended = self.try_change(|counts| {
+                        (counts.free > 0 && counts.started > 1).then(|| Counts {
+                            started: counts.started - 1,
+                            free: counts.free - 1,
+                            ..counts
                         })
                     });
                     if ended.is_ok() {
