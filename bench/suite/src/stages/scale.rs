@@ -15,7 +15,8 @@
 //! interval makes writes faster in all but its checkpoints, which some write waits for, longer.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use easycaching::{CacheManager, Durability};
@@ -123,8 +124,8 @@ pub fn run(full: bool) -> Result<Vec<Figure>> {
     let db = database(largest)?;
     let sqlite_default = set_latencies(&db, largest, SQLITE_CHECKPOINT_PAGES, budget * 2)?;
     let ours = set_latencies(&db, largest, easycaching::DEFAULT_CHECKPOINT_PAGES, budget * 2)?;
-    let size = format!("{} entries", crate::report::number(largest as f64));
     let number = crate::report::number;
+    let size = format!("{} entries", number(largest as f64));
     let against = format!(
         "the same, checkpoints every {} pages (SQLite's default)",
         number(f64::from(SQLITE_CHECKPOINT_PAGES))
@@ -167,27 +168,19 @@ struct Latencies {
 /// WAL checkpointed every `checkpoint_pages` pages: every `set`'s latency.
 fn set_latencies(db: &Path, entries: u64, checkpoint_pages: u32, budget: Duration) -> Result<Latencies> {
     let cache = CacheManager::builder(db).checkpoint_pages(checkpoint_pages).open()?.open_cache(CACHE)?;
-    let started = std::time::Instant::now();
-    let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
-        let writers: Vec<_> = (0..TAIL_WRITERS as u64)
-            .map(|writer| {
-                let cache = &cache;
-                scope.spawn(move || {
-                    let mut rng = fastrand::Rng::with_seed(writer);
-                    let mut mine = Vec::new();
-                    while started.elapsed() < budget {
-                        let key = key(rng.u64(..entries));
-                        let set = std::time::Instant::now();
-                        cache.set(&key, fixture::numbered_json(rng.u64(..))).expect("set");
-                        mine.push(set.elapsed());
-                    }
-                    mine
-                })
-            })
-            .collect();
-        writers.into_iter().flat_map(|writer| writer.join().expect("a writer panicked")).collect()
+    let mut rng = fastrand::Rng::with_seed(7);
+    let keys: Vec<String> = (0..100_000).map(|_| key(rng.u64(..entries))).collect();
+    // One list a thread, each pushed to by its thread alone: its lock is never contended.
+    let per_thread: Vec<Mutex<Vec<Duration>>> = (0..TAIL_WRITERS).map(|_| Mutex::default()).collect();
+    let rate = measure::concurrent(TAIL_WRITERS, budget, |thread, i| {
+        let key = &keys[(i as usize * TAIL_WRITERS + thread) % keys.len()];
+        let set = Instant::now();
+        cache.set(key, fixture::numbered_json(i)).expect("set");
+        let latency = set.elapsed();
+        per_thread[thread].lock().expect("a writer panicked").push(latency);
     });
-    let elapsed = started.elapsed();
+    let mut latencies: Vec<Duration> =
+        per_thread.into_iter().flat_map(|list| list.into_inner().expect("a writer panicked")).collect();
     latencies.sort();
     let ms = |latency: Duration| latency.as_secs_f64() * 1e3;
     let count = latencies.len();
@@ -195,7 +188,7 @@ fn set_latencies(db: &Path, entries: u64, checkpoint_pages: u32, budget: Duratio
     Ok(Latencies {
         p99_ms: ms(latencies[(count * 99 / 100).min(count - 1)]),
         max_ms: ms(latencies[count - 1]),
-        per_sec: count as f64 / elapsed.as_secs_f64(),
+        per_sec: rate.per_sec(),
     })
 }
 
