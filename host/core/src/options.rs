@@ -128,7 +128,7 @@ impl CacheManagerBuilder {
     /// the longest write; every process writing the file uses its own setting.
     /// Default [`DEFAULT_CHECKPOINT_PAGES`].
     pub fn checkpoint_pages(mut self, pages: u32) -> Self {
-        self.checkpoint_pages = pages.max(1);
+        self.checkpoint_pages = pages;
         self
     }
 
