@@ -636,9 +636,14 @@ mod tests {
         SqliteStore::open(path, Durability::Full, Duration::from_secs(5)).unwrap()
     }
 
+    /// The result of `write`, applied alone.
+    fn apply_one(store: &SqliteStore, write: &Write) -> Result<super::super::Outcome> {
+        store.apply(&mut std::slice::from_ref(write).iter()).results.remove(0)
+    }
+
     /// The identity of the cache or queue `write` creates.
     fn created(store: &SqliteStore, write: Write) -> i64 {
-        match store.apply(&mut std::slice::from_ref(&write).iter()).results.remove(0) {
+        match apply_one(store, &write) {
             Ok(super::super::Outcome::Created { id, .. }) => id,
             other => panic!("{write:?}: {other:?}"),
         }
@@ -672,7 +677,7 @@ mod tests {
             entries: vec![(key.to_owned(), Json::parse("1").unwrap())],
             quota: Quota::UNLIMITED,
         };
-        store.apply(&mut std::slice::from_ref(&write).iter()).results.remove(0).unwrap();
+        apply_one(store, &write).unwrap();
         store.sync(SyncTarget::Visible).unwrap();
     }
 
@@ -831,7 +836,7 @@ mod tests {
                 entries,
                 quota: Quota::UNLIMITED,
             };
-            store.apply(&mut std::slice::from_ref(&write).iter()).results.remove(0).unwrap();
+            apply_one(&store, &write).unwrap();
         };
         let mark = crate::options::DEFAULT_CHECKPOINT_PAGES;
         let before = file_bytes();
