@@ -29,7 +29,7 @@
 //! first, and looks again. They are due within a fraction of a batch, and on a small virtual
 //! machine putting the leader to sleep and waking it costs about as much: 8 writer threads did
 //! about a fifth more writes a second this way than with the leader asleep on a condition
-//! variable until the last of them came, and so did 50 writers (docs/benchmarks.md has the
+//! variable until the last of them came, and so did 50 writers (docs/benchmark-log.md has the
 //! runs). The yielding is bounded by the same deadline as the wait was, and costs nothing a
 //! sleeping leader would have left to others: a processor with other work to do runs it
 //! first.

@@ -55,7 +55,7 @@ pub(super) fn open_writer(db: &DbFile, settings: &Settings) -> Result<Connection
 /// commit returns: the writers of its batch wait for it, and so do other processes' writers,
 /// queued for the write turn it still holds (see `write_turns`). Given the turn up first, the
 /// others committed during the checkpoint, it could never copy the whole WAL and every commit
-/// tried again: 8 writer processes did a third fewer writes (docs/benchmarks.md).
+/// tried again: 8 writer processes did a third fewer writes (docs/benchmark-log.md).
 pub(super) fn set_checkpoint_pages(conn: &Connection, db: &DbFile, pages: u32) -> Result<()> {
     conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};")).map_err(|e| db.error(e))
 }
