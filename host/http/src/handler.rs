@@ -14,10 +14,12 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use easycaching_host::{EasyCaching, EasyCachingCtx, Limits, MemoryLimiter};
+use easycaching_host::{
+    EasyCaching, EasyCachingCtx, Limits, MemoryLimiter, PluginKind, compile_component, expect_plugin_kind,
+};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
@@ -125,11 +127,9 @@ impl Handler {
         let engine = engine(config)?;
         let wasm = std::fs::read(path)
             .map_err(|error| Error::Load { plugin: name.clone(), message: error.to_string() })?;
-        let component = match &config.compiled_cache {
-            Some(cache) => cache.load(&engine, &wasm),
-            None => Component::new(&engine, &wasm),
-        }
-        .map_err(|e| fail("not a WebAssembly component this host can compile", e))?;
+        let refuse = |message: String| Error::Load { plugin: name.clone(), message };
+        let component = compile_component(&engine, config.compiled_cache.as_ref(), &wasm).map_err(refuse)?;
+        expect_plugin_kind(&engine, &component, PluginKind::HttpHandler).map_err(refuse)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker))

@@ -44,7 +44,7 @@ pub enum Error {
     },
 
     /// The plugin asked for more memory than its limit.
-    #[error("the plugin went over its memory limit of {} MiB", limit / (1024 * 1024))]
+    #[error("the plugin went over its memory limit of {}", in_binary_units(*limit))]
     OutOfMemory {
         /// The limit, in bytes.
         limit: usize,
@@ -92,5 +92,29 @@ impl Error {
             | Error::TimedOut { .. }
             | Error::OutOfFuel { .. } => return None,
         })
+    }
+}
+
+/// `256 MiB`, `64 KiB`, `1000 bytes`: a size as `--memory` takes it, exact.
+fn in_binary_units(bytes: usize) -> String {
+    const UNITS: [(&str, u32); 3] = [("GiB", 30), ("MiB", 20), ("KiB", 10)];
+    UNITS
+        .iter()
+        .find(|(_, shift)| bytes >= 1 << shift && bytes.is_multiple_of(1 << shift))
+        .map_or_else(|| format!("{bytes} bytes"), |(unit, shift)| format!("{} {unit}", bytes >> shift))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_limits_are_said_exactly() {
+        assert_eq!(in_binary_units(256 << 20), "256 MiB");
+        assert_eq!(in_binary_units(1 << 10), "1 KiB");
+        assert_eq!(in_binary_units(3 << 30), "3 GiB");
+        assert_eq!(in_binary_units(1536 << 10), "1536 KiB");
+        assert_eq!(in_binary_units(1000), "1000 bytes");
+        assert_eq!(in_binary_units(0), "0 bytes");
     }
 }

@@ -70,6 +70,7 @@
 #![deny(missing_docs)]
 
 mod compiled;
+mod component;
 mod ctx;
 mod error;
 mod fast_get;
@@ -95,6 +96,7 @@ mod bindings {
 }
 
 pub use compiled::CompiledCache;
+pub use component::{PluginKind, compile_component, expect_plugin_kind};
 pub use ctx::{
     CacheResource, EasyCaching, EasyCachingCtx, EasyCachingCtxBuilder, QueueResource, add_to_linker,
 };

@@ -11,15 +11,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap,
+    WasmBacktrace,
 };
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::compiled::CompiledCache;
+use crate::component::{self, PluginKind};
 use crate::{EasyCaching, EasyCachingCtx, Error, Result};
 
 /// How often a deadline clock ticks (`Engine::increment_epoch`); time limits are kept to
@@ -183,11 +185,10 @@ impl Runtime {
     /// Loads a component from its bytes; `name` names it in errors.
     pub fn load_bytes(&self, wasm: &[u8], name: &str) -> Result<Plugin> {
         let fail = |what: &str, e: wasmtime::Error| Error::Load(format!("{name}: {what}: {e:#}"));
-        let component = match &self.compiled {
-            Some(cache) => cache.load(&self.engine, wasm),
-            None => Component::new(&self.engine, wasm),
-        }
-        .map_err(|e| fail("not a WebAssembly component this host can compile", e))?;
+        let refuse = |why: String| Error::Load(format!("{name}: {why}"));
+        let component =
+            component::compile_component(&self.engine, self.compiled.as_ref(), wasm).map_err(refuse)?;
+        component::expect_plugin_kind(&self.engine, &component, PluginKind::Command).map_err(refuse)?;
         let instance = self
             .linker
             .instantiate_pre(&component)
@@ -364,8 +365,21 @@ impl Error {
         match (error.downcast_ref::<Trap>(), limits) {
             (Some(Trap::Interrupt), Limits { time: Some(limit), .. }) => Error::TimedOut { limit: *limit },
             (Some(Trap::OutOfFuel), Limits { fuel: Some(limit), .. }) => Error::OutOfFuel { limit: *limit },
-            _ => Error::Trapped { message: format!("{error:#}") },
+            _ => Error::Trapped { message: trap_message(&error) },
         }
+    }
+}
+
+/// What a crash was, then where: `wasm trap: call stack exhausted` before the wasm backtrace,
+/// which would otherwise come first and push the cause off the screen.
+fn trap_message(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<WasmBacktrace>() {
+        Some(backtrace) => {
+            let frames = backtrace.to_string();
+            let frames = frames.strip_prefix("error while executing at ").unwrap_or(&frames);
+            format!("{}\n{frames}", error.root_cause())
+        }
+        None => format!("{error:#}"),
     }
 }
 
