@@ -63,12 +63,14 @@ impl EasyCachingCtx {
         &self.manager
     }
 
-    /// What the plugin may do with `name`, or `access-denied` naming the grant it lacks.
-    pub(crate) fn permission(&self, kind: Kind, name: &str) -> Result<Permission> {
+    /// What the plugin may do with `name`, or `access-denied` naming the grant it lacks: with
+    /// `creating`, one that lets it create (and delete), so that the host's first fix works.
+    pub(crate) fn permission(&self, kind: Kind, name: &str, creating: bool) -> Result<Permission> {
         easycaching::validate_name(name)?;
         self.grants.permission(kind, name).ok_or_else(|| {
+            let mode = if creating { "=rwc" } else { "" };
             Error::AccessDenied(format!(
-                "this plugin has no grant for {kind} {name:?} (the host grants it with --allow {kind}:{name})"
+                "this plugin has no grant for {kind} {name:?} (the host grants it with --allow {kind}:{name}{mode})"
             ))
         })
     }

@@ -79,7 +79,7 @@ impl EasyCaching<'_> {
 
 impl manager::Host for EasyCaching<'_> {
     fn create_cache(&mut self, name: String) -> Result<Resource<CacheResource>> {
-        let permission = self.ctx.permission(Kind::Cache, &name)?;
+        let permission = self.ctx.permission(Kind::Cache, &name, true)?;
         let manager = self.ctx.manager();
         let cache = if permission.create {
             manager.create_cache_within(&name, &permission.quota)?
@@ -95,7 +95,7 @@ impl manager::Host for EasyCaching<'_> {
     }
 
     fn open_cache(&mut self, name: String) -> Result<Resource<CacheResource>> {
-        let permission = self.ctx.permission(Kind::Cache, &name)?;
+        let permission = self.ctx.permission(Kind::Cache, &name, false)?;
         let cache = self.ctx.manager().open_cache(&name)?.with_quota(permission.quota);
         Ok(self.table.push(CacheResource { cache, writable: permission.write })?)
     }
@@ -111,14 +111,14 @@ impl manager::Host for EasyCaching<'_> {
     }
 
     fn delete_cache(&mut self, name: String) -> Result<bool> {
-        if !self.ctx.permission(Kind::Cache, &name)?.create {
+        if !self.ctx.permission(Kind::Cache, &name, true)?.create {
             return Err(denied_create(Kind::Cache, &name, true));
         }
         Ok(self.ctx.manager().delete_cache(&name)?)
     }
 
     fn create_queue(&mut self, name: String) -> Result<Resource<QueueResource>> {
-        let permission = self.ctx.permission(Kind::Queue, &name)?;
+        let permission = self.ctx.permission(Kind::Queue, &name, true)?;
         let manager = self.ctx.manager();
         let queue = if permission.create {
             manager.create_queue_within(&name, &permission.quota)?
@@ -134,7 +134,7 @@ impl manager::Host for EasyCaching<'_> {
     }
 
     fn open_queue(&mut self, name: String) -> Result<Resource<QueueResource>> {
-        let permission = self.ctx.permission(Kind::Queue, &name)?;
+        let permission = self.ctx.permission(Kind::Queue, &name, false)?;
         let queue = self.ctx.manager().open_queue(&name)?.with_quota(permission.quota);
         Ok(self.table.push(QueueResource { queue, writable: permission.write })?)
     }
@@ -150,7 +150,7 @@ impl manager::Host for EasyCaching<'_> {
     }
 
     fn delete_queue(&mut self, name: String) -> Result<bool> {
-        if !self.ctx.permission(Kind::Queue, &name)?.create {
+        if !self.ctx.permission(Kind::Queue, &name, true)?.create {
             return Err(denied_create(Kind::Queue, &name, true));
         }
         Ok(self.ctx.manager().delete_queue(&name)?)
