@@ -81,7 +81,11 @@ impl CacheManager {
         let store = SqliteStore::open(&options.path, options.durability, options.busy_timeout)?;
         store.set_checkpoint_pages(options.checkpoint_pages)?;
         if !store.detects_changes_in_memory() {
-            tracing::warn!(path = %options.path.display(), "other processes' writes will be checked on every read");
+            tracing::warn!(
+                path = %options.path.display(),
+                "cannot read the wal-index (the -shm file beside the database); every read will ask \
+                 the database for other processes' writes, which is slower"
+            );
         }
         let path = store.path().to_owned();
         Ok(CacheManager { shared: Arc::new(Shared::new(Box::new(store), path, &options)?) })

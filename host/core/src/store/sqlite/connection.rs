@@ -129,14 +129,17 @@ pub(super) fn open_file(conn: &Connection, op: i32) -> Option<*mut ffi::sqlite3_
     }
 }
 
+/// Why `path` could not be opened, said once: SQLite's own message ("unable to open database
+/// file") names neither a missing directory nor a directory given as the file.
 fn open_error(path: &Path, error: rusqlite::Error) -> Error {
-    let hint = match path.parent() {
+    let reason = match path.parent() {
+        _ if path.is_dir() => "it is a directory, not a file".to_owned(),
         Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
-            format!(" (the directory {} does not exist)", dir.display())
+            format!("the directory {} does not exist", dir.display())
         }
-        _ => String::new(),
+        _ => error.to_string(),
     };
-    Error::Storage(format!("cannot open {}: {error}{hint}", path.display()))
+    Error::Storage(format!("cannot open {}: {reason}", path.display()))
 }
 
 /// Read connections with their statements, reused across calls and threads.

@@ -164,9 +164,12 @@ fn inspect(conn: &Connection, db: &DbFile) -> Result<Found> {
         (0, 0) => Ok(Found::Fresh),
         (0, _) => Err(Error::NotOurDatabase {
             path: path.to_owned(),
-            reason: format!(
-                "it is an SQLite database of another application, with {objects} tables and indexes"
-            ),
+            reason: match objects {
+                1 => "it is an SQLite database of another application, with a table of its own".into(),
+                _ => format!(
+                    "it is an SQLite database of another application, with {objects} tables and indexes"
+                ),
+            },
         }),
         (other, _) => Err(Error::NotOurDatabase {
             path: path.to_owned(),

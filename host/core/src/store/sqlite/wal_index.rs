@@ -58,12 +58,6 @@ impl WalIndex {
     pub(super) fn attach(conn: &Connection) -> WalIndex {
         // SAFETY: `conn` is a live connection; see `map_region_zero`.
         let header = unsafe { map_region_zero(conn) };
-        if header.is_none() {
-            tracing::warn!(
-                "cannot read the wal-index; every cache read will ask the database for other \
-                 processes' writes, which is slower"
-            );
-        }
         WalIndex { header, fallback: AtomicU64::new(0) }
     }
 
