@@ -94,6 +94,14 @@ fn a_missing_directory_is_named_in_the_error() {
     let path = dir.path().join("no/such/dir/x.db");
     let err = CacheManager::open(&path).unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
+    assert_eq!(err.to_string().matches("x.db").count(), 1, "the path is said once: {err}");
+}
+
+#[test]
+fn a_directory_given_as_the_database_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = CacheManager::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("it is a directory, not a file"), "{err}");
 }
 
 #[test]
