@@ -165,3 +165,64 @@ fn run_gives_a_plugin_exactly_its_grants_and_the_data_outlives_the_process() {
     assert!(stderr(&read_only).contains("may only read"), "{}", stderr(&read_only));
     assert_eq!(ok(easycaching(&db, &["cache", "get", "data", "k"])), "[1, 2, 3]\n");
 }
+
+#[test]
+fn a_mistyped_path_or_the_wrong_kind_of_file_is_named_and_creates_no_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("typo.db");
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+
+    let listed = easycaching(&db, &["ls"]);
+    assert_eq!(listed.status.code(), Some(1));
+    assert!(stderr(&listed).contains("there is no database at"), "{}", stderr(&listed));
+    assert!(stderr(&listed).contains("hint: give the file with --db"), "{}", stderr(&listed));
+    let read = easycaching(&db, &["cache", "get", "test", "k"]);
+    assert!(stderr(&read).contains("there is no database at"), "{}", stderr(&read));
+
+    let missing = easycaching(&db, &["run", &path(&dir.path().join("missing.wasm"))]);
+    assert!(stderr(&missing).contains("missing.wasm: No such file"), "{}", stderr(&missing));
+    let text = dir.path().join("notes.wasm");
+    std::fs::write(&text, "just some notes").unwrap();
+    let not_wasm = easycaching(&db, &["run", &path(&text), "--no-compiled-cache"]);
+    assert!(stderr(&not_wasm).contains("not a WebAssembly file"), "{}", stderr(&not_wasm));
+    let handler = easycaching(&db, &["run", &path(&guest("http_cache")), "--allow", "cache:web=rwc"]);
+    assert!(!handler.status.success());
+    assert!(stderr(&handler).contains("it is an HTTP handler"), "{}", stderr(&handler));
+    assert!(stderr(&handler).contains("serve it with `easycaching serve`"), "{}", stderr(&handler));
+    assert!(!db.exists(), "no command above stores anything, so none creates the database");
+
+    let command = easycaching(&db, &["serve", &path(&guest("read_write")), "--listen", "127.0.0.1:0"]);
+    assert!(!command.status.success());
+    assert!(stderr(&command).contains("run it with `easycaching run`"), "{}", stderr(&command));
+
+    ok(easycaching(&db, &["cache", "create", "test"]));
+    assert_eq!(ok(easycaching(&db, &["ls"])).lines().count(), 1 + 1, "a header and the cache");
+}
+
+#[test]
+fn a_busy_port_is_reported_once_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let db = dir.path().join("web.db");
+    let output = easycaching(&db, &["serve", guest("http_cache").to_str().unwrap(), "--listen", &address]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert_eq!(text.matches("in use").count(), 1, "the reason is said once: {text}");
+    assert!(text.contains(&format!("cannot listen on {address}")), "{text}");
+    assert!(text.contains("hint: another process listens there"), "{text}");
+}
+
+#[test]
+fn a_plugin_denied_a_cache_it_would_create_is_told_the_grant_that_creates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    let plugin = guest("read_write");
+    let denied = easycaching(&db, &["run", plugin.to_str().unwrap(), "--", "set", "k", "1"]);
+    assert!(!denied.status.success());
+    assert!(stderr(&denied).contains("--allow cache:data=rwc"), "{}", stderr(&denied));
+    ok(easycaching(
+        &db,
+        &["run", plugin.to_str().unwrap(), "--allow", "cache:data=rwc", "--", "set", "k", "1"],
+    ));
+}

@@ -60,6 +60,20 @@ pub enum QueueCommand {
     Drop { queue: String },
 }
 
+impl CacheCommand {
+    /// Whether the command stores something, and so may create the database.
+    pub fn creates(&self) -> bool {
+        matches!(self, CacheCommand::Set { .. } | CacheCommand::Create { .. })
+    }
+}
+
+impl QueueCommand {
+    /// Whether the command stores something, and so may create the database.
+    pub fn creates(&self) -> bool {
+        matches!(self, QueueCommand::Put { .. } | QueueCommand::Create { .. })
+    }
+}
+
 fn parse_json(value: String) -> Result<Json> {
     Json::parse(value).context("the value must be JSON (quote strings for the shell, e.g. '\"bar\"')")
 }

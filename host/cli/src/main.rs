@@ -2,14 +2,16 @@
 //! from the shell.
 
 mod data;
+mod loading;
 mod plugin_args;
 mod run;
 mod serve;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use easycaching::{CacheManager, Durability};
 
@@ -22,7 +24,7 @@ use easycaching::{CacheManager, Durability};
 #[command(after_help = "\
 Examples:
   easycaching run plugin.wasm --allow 'cache:test=rwc'      run a plugin that may use cache \"test\"
-  easycaching serve web.wasm --allow 'cache:web=rwc'        serve HTTP with a plugin on http://127.0.0.1:8220/
+  easycaching serve web.wasm --allow 'cache:web=rwc'        serve HTTP with a plugin (port 8220)
   easycaching ls                                            list caches and queues
   easycaching cache set test foo '\"bar\"'                    store a JSON value
   easycaching cache get test foo                            print it
@@ -32,7 +34,7 @@ Examples:
 The database is ./easycaching.db unless --db or EASYCACHING_DB names another.
 Logs go to stderr; set EASYCACHING_LOG=debug to see more.")]
 struct Cli {
-    /// The database file; created when it does not exist.
+    /// The database file; the commands that store something create it when it does not exist.
     #[arg(long, global = true, env = "EASYCACHING_DB", default_value = "easycaching.db")]
     db: PathBuf,
 
@@ -78,12 +80,37 @@ impl From<DurabilityArg> for Durability {
     }
 }
 
-/// Opens (or creates) the database every command works on.
+/// Opens the database, creating it when it does not exist: for the commands that store
+/// something (`run` and `serve` too, whose plugins may).
 fn open_database(db: &Path, durability: Durability) -> Result<CacheManager> {
-    CacheManager::builder(db)
-        .durability(durability)
-        .open()
-        .with_context(|| format!("cannot open the database {}", db.display()))
+    // The library's errors name the file already.
+    Ok(CacheManager::builder(db).durability(durability).open()?)
+}
+
+/// Opens a database that exists, for the commands that only look into or change what is
+/// there: a mistyped --db is an error, not a new empty file.
+fn open_existing_database(db: &Path, durability: Durability) -> Result<CacheManager> {
+    if !db.exists() {
+        anyhow::bail!(NoDatabase(db.to_owned()));
+    }
+    open_database(db, durability)
+}
+
+/// No file at the path given: nothing was ever stored there.
+#[derive(Debug)]
+struct NoDatabase(PathBuf);
+
+impl std::fmt::Display for NoDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "there is no database at {}", self.0.display())
+    }
+}
+
+impl std::error::Error for NoDatabase {}
+
+/// Opens the database for a data command: created only by the commands that store.
+fn database_for(creates: bool, db: &Path, durability: Durability) -> Result<CacheManager> {
+    if creates { open_database(db, durability) } else { open_existing_database(db, durability) }
 }
 
 fn execute(cli: Cli) -> Result<ExitCode> {
@@ -91,9 +118,13 @@ fn execute(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(&cli.db, durability, args),
         Command::Serve(args) => serve::serve(&cli.db, durability, args),
-        Command::Ls => data::list(&open_database(&cli.db, durability)?),
-        Command::Cache(command) => data::cache(&open_database(&cli.db, durability)?, command),
-        Command::Queue(command) => data::queue(&open_database(&cli.db, durability)?, command),
+        Command::Ls => data::list(&open_existing_database(&cli.db, durability)?),
+        Command::Cache(command) => {
+            data::cache(&database_for(command.creates(), &cli.db, durability)?, command)
+        }
+        Command::Queue(command) => {
+            data::queue(&database_for(command.creates(), &cli.db, durability)?, command)
+        }
     }
 }
 
@@ -104,6 +135,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match execute(Cli::parse()) {
         Ok(code) => code,
@@ -119,6 +151,19 @@ fn main() -> ExitCode {
 
 /// What to type next, for the errors the command line can say more about than the library.
 fn hint(error: &anyhow::Error) -> Option<String> {
+    if let Some(NoDatabase(_)) = error.downcast_ref() {
+        return Some(
+            "give the file with --db (or EASYCACHING_DB); `cache set`, `cache create`, `queue put`, \
+             `queue create`, `run` and `serve` create it"
+                .into(),
+        );
+    }
+    if let Some(easycaching_http::Error::Listen { reason, .. }) = error.downcast_ref() {
+        return (reason.kind() == std::io::ErrorKind::AddrInUse).then(|| {
+            "another process listens there: pick another address with --listen (port 0 picks a free one)"
+                .into()
+        });
+    }
     match error.downcast_ref::<easycaching::Error>()? {
         easycaching::Error::NoSuchCache(name) => Some(format!("easycaching cache create {name}")),
         easycaching::Error::NoSuchQueue(name) => Some(format!("easycaching queue create {name}")),

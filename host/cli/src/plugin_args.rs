@@ -11,7 +11,8 @@ use easycaching_host::{CompiledCache, EasyCachingCtx, Grant, Limits};
 /// The flags shared by `easycaching run` and `easycaching serve`.
 #[derive(Args)]
 pub struct PluginArgs {
-    /// Grant the plugin access to caches or queues (repeatable; see `easycaching run --help`).
+    /// Grant the plugin a cache or queue, e.g. 'cache:test=rwc' (repeatable; the syntax is in
+    /// `easycaching run --help`, after the options).
     #[arg(long = "allow", value_name = "GRANT")]
     grants: Vec<Grant>,
 

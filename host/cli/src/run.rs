@@ -8,6 +8,7 @@ use clap::Args;
 use easycaching::Durability;
 use easycaching_host::{Error, Output, RunOptions, Runtime, RuntimeConfig};
 
+use crate::loading::while_loading;
 use crate::open_database;
 use crate::plugin_args::PluginArgs;
 
@@ -20,7 +21,7 @@ and MODE r (read), rw (read and write, the default) or rwc (also create and dele
 When several grants match a name, the most specific decides.
 
   --allow 'cache:test'                  read and write cache \"test\" (if it exists)
-  --allow 'cache:sessions.*=rwc'        any cache whose name starts with \"sessions.\", and create them
+  --allow 'cache:sessions.*=rwc'        any cache named \"sessions.…\", and create them
   --allow 'cache:*=r' --allow 'cache:mine=rw'   read everything, write only \"mine\"
   --allow 'queue:jobs=rw,entries=10k'   queue \"jobs\", held to 10,000 items
 
@@ -39,13 +40,14 @@ pub struct RunArgs {
 }
 
 pub fn run(db: &Path, durability: Durability, args: RunArgs) -> Result<ExitCode> {
-    let manager = open_database(db, durability)?;
     let config = match args.given.compiled_cache_dir() {
         Some(dir) => RuntimeConfig::default().compiled_cache_dir(dir),
         None => RuntimeConfig::default().no_compiled_cache(),
     };
     let runtime = Runtime::new(config)?;
-    let plugin = runtime.load(&args.plugin)?;
+    // The plugin first: a mistyped path creates no database.
+    let plugin = while_loading(&args.plugin, || runtime.load(&args.plugin))?;
+    let manager = open_database(db, durability)?;
     let options = RunOptions {
         args: args.args,
         env: args.given.env.clone(),

@@ -2,7 +2,7 @@
 //! limits, on many workers sharing one cache.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +13,7 @@ use easycaching::Durability;
 use easycaching_host::CompiledCache;
 use easycaching_http::{DEFAULT_LISTEN, DEFAULT_MAX_INSTANCES, METRICS_PATH, Server, ServerConfig};
 
+use crate::loading::while_loading;
 use crate::open_database;
 use crate::plugin_args::PluginArgs;
 
@@ -43,8 +44,9 @@ pub struct ServeArgs {
     /// The plugin: a WebAssembly component that exports wasi:http/incoming-handler.
     plugin: PathBuf,
 
-    /// The address to listen on; port 0 picks a free one (the address is printed).
-    #[arg(long, value_name = "ADDRESS", default_value_t = DEFAULT_LISTEN)]
+    /// The address to listen on, as IP:PORT or HOST:PORT; port 0 picks a free one (the address
+    /// is printed).
+    #[arg(long, value_name = "ADDRESS", default_value_t = DEFAULT_LISTEN, value_parser = parse_listen)]
     listen: SocketAddr,
 
     /// Threads that accept connections and speak HTTP (default: one per CPU).
@@ -66,6 +68,14 @@ pub struct ServeArgs {
 }
 
 pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitCode> {
+    // A mistyped plugin path creates no database (the server reads the plugin itself, later).
+    if let Err(reason) = std::fs::metadata(&args.plugin) {
+        return Err(easycaching_http::Error::Load {
+            plugin: args.plugin.display().to_string(),
+            message: reason.to_string(),
+        }
+        .into());
+    }
     let manager = open_database(db, durability)?;
     let defaults = ServerConfig::default();
     let config = ServerConfig {
@@ -79,7 +89,7 @@ pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitC
     };
     let ctx = args.given.ctx(manager);
     let (workers, instances) = (config.workers, config.max_instances);
-    let server = Server::new(&args.plugin, ctx, config)?;
+    let server = while_loading(&args.plugin, || Server::new(&args.plugin, ctx, config))?;
     let summary = server.serve(|address| {
         // Scripts and tests read the address from this line, so it goes out at once.
         println!(
@@ -90,4 +100,30 @@ pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitC
     })?;
     println!("easycaching: stopped after {summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `127.0.0.1:8220`, `[::1]:8220` or `localhost:8220`: the first address a host name resolves to.
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let fail = |why: String| {
+        format!("{text:?} is not an address to listen on, like 127.0.0.1:8220 or localhost:8220 ({why})")
+    };
+    text.to_socket_addrs()
+        .map_err(|error| fail(error.to_string()))?
+        .next()
+        .ok_or_else(|| fail("the name has no address".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_to_listen_on_may_name_a_host() {
+        assert_eq!(parse_listen("127.0.0.1:8221"), Ok(SocketAddr::from(([127, 0, 0, 1], 8221))));
+        assert!(
+            parse_listen("localhost:8221")
+                .is_ok_and(|address| address.ip().is_loopback() && address.port() == 8221)
+        );
+        assert!(parse_listen("localhost").unwrap_err().contains("like 127.0.0.1:8220"));
+    }
 }

@@ -26,12 +26,12 @@ pub enum Error {
     Engine(String),
 
     /// The address could not be listened on.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {reason}")]
     Listen {
         /// The address.
         address: SocketAddr,
-        /// Why.
-        source: std::io::Error,
+        /// Why (said in this error's message, so not also given as its `source`).
+        reason: std::io::Error,
     },
 
     /// The threads, timers or signal handlers the server needs could not be set up.

@@ -92,7 +92,7 @@ async fn accept_until_signalled(
     listening: impl FnOnce(SocketAddr),
 ) -> Result<MetricsSummary> {
     let address = config.listen;
-    let listener = TcpListener::bind(address).await.map_err(|source| Error::Listen { address, source })?;
+    let listener = TcpListener::bind(address).await.map_err(|reason| Error::Listen { address, reason })?;
     let mut signals = ShutdownSignals::new().map_err(Error::Start)?;
     let ticker = config.limits.time.is_some().then(|| {
         let engine = shared.handler.engine().clone();
