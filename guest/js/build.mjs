@@ -12,6 +12,7 @@
 // stderr. Both tools take one WIT directory, so this script lays one out in a temporary
 // directory: that world, with the easycaching package and its WASI packages as dependencies.
 
+import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -35,6 +36,10 @@ if (positionals.length !== 2 || !['quickjs', 'starlingmonkey'].includes(options.
   process.exit(2);
 }
 const [entry, output] = positionals.map((path) => resolve(path));
+if (!existsSync(entry)) {
+  console.error(`build.mjs: no plugin at ${entry} (ENTRY.js: an ES module exporting \`run\`)`);
+  process.exit(2);
+}
 
 /** A WIT directory holding our world, with `witDir`'s package and its deps as dependencies. */
 async function layOutWit(witDir) {

@@ -1,6 +1,12 @@
 //! Finding what `make guests` and `make host` built: guest components and the CLI binary.
 
 use std::path::PathBuf;
+
+/// The README's Rust examples, compiled as doc tests: the embedding example and the harness
+/// example build against this workspace's crates (the guest example is for wasm32 and the
+/// guest SDK, built by `make guest-rust` as the walkthrough instead).
+#[doc = include_str!("../../README.md")]
+mod readme {}
 use std::process::Command;
 
 /// The workspace's `target` directory (or `$CARGO_TARGET_DIR`).

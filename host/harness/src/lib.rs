@@ -8,17 +8,17 @@
 //! use easycaching_harness::Harness;
 //! use serde_json::json;
 //!
-//! #[test]
-//! fn greets_returning_visitors() -> Result<(), Box<dyn std::error::Error>> {
-//!     let harness = Harness::new()?.allow("cache:visits=rw");
-//!     harness.seed_cache("visits", [("ada", json!(3))])?;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The body of a `#[test] fn greets_returning_visitors() -> Result<(), Box<dyn Error>>`:
+//! let harness = Harness::new()?.allow("cache:visits=rw").args(["ada"]);
+//! harness.seed_cache("visits", [("ada", json!(3))])?;
 //!
-//!     let run = harness.args(["ada"]).run("target/wasm32-wasip2/release/greeter.wasm")?;
-//!     run.result?;
-//!     assert_eq!(run.stdout_text(), "welcome back, ada (visit 4)\n");
-//!     assert_eq!(harness.cache("visits")?.get_value::<u64>("ada")?, Some(4));
-//!     Ok(())
-//! }
+//! let run = harness.run("target/wasm32-wasip2/release/greeter.wasm")?;
+//! assert!(run.result.is_ok(), "the plugin failed: {:?}\n{}", run.result, run.stderr_text());
+//! assert_eq!(run.stdout_text(), "welcome back, ada (visit 4)\n");
+//! assert_eq!(harness.cache("visits")?.get_value::<u64>("ada")?, Some(4));
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Components are compiled once per test process, even when many tests start at once (and are
