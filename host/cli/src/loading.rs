@@ -12,8 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 const SHOW_AFTER: Duration = Duration::from_millis(300);
 
 /// Runs `load`, with a spinner naming `plugin` on stderr if it takes long (and stderr is a
-/// terminal; nothing is drawn otherwise).
-pub fn while_loading<T>(plugin: &Path, load: impl FnOnce() -> T) -> T {
+/// terminal; nothing is drawn otherwise). `kept`: whether the compiled code is kept on disk.
+pub fn while_loading<T>(plugin: &Path, kept: bool, load: impl FnOnce() -> T) -> T {
     let (done, finished) = mpsc::channel::<()>();
     std::thread::scope(|scope| {
         scope.spawn(move || {
@@ -24,10 +24,11 @@ pub fn while_loading<T>(plugin: &Path, load: impl FnOnce() -> T) -> T {
                 ProgressStyle::with_template("{spinner} {msg} {elapsed}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
-            spinner.set_message(format!(
-                "compiling {} (the first run of a plugin; the compiled code is kept for the next)",
-                plugin.display()
-            ));
+            let name = plugin.file_name().unwrap_or(plugin.as_os_str()).to_string_lossy();
+            spinner.set_message(match kept {
+                true => format!("compiling {name} (once: kept for the next run)"),
+                false => format!("compiling {name}"),
+            });
             spinner.enable_steady_tick(Duration::from_millis(100));
             let _ = finished.recv();
             spinner.finish_and_clear();

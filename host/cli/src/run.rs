@@ -40,13 +40,15 @@ pub struct RunArgs {
 }
 
 pub fn run(db: &Path, durability: Durability, args: RunArgs) -> Result<ExitCode> {
-    let config = match args.given.compiled_cache_dir() {
+    let compiled_cache = args.given.compiled_cache_dir();
+    let kept = compiled_cache.is_some();
+    let config = match compiled_cache {
         Some(dir) => RuntimeConfig::default().compiled_cache_dir(dir),
         None => RuntimeConfig::default().no_compiled_cache(),
     };
     let runtime = Runtime::new(config)?;
     // The plugin first: a mistyped path creates no database.
-    let plugin = while_loading(&args.plugin, || runtime.load(&args.plugin))?;
+    let plugin = while_loading(&args.plugin, kept, || runtime.load(&args.plugin))?;
     let manager = open_database(db, durability)?;
     let options = RunOptions {
         args: args.args,

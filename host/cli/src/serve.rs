@@ -89,7 +89,8 @@ pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitC
     };
     let ctx = args.given.ctx(manager);
     let (workers, instances) = (config.workers, config.max_instances);
-    let server = while_loading(&args.plugin, || Server::new(&args.plugin, ctx, config))?;
+    let kept = config.compiled_cache.is_some();
+    let server = while_loading(&args.plugin, kept, || Server::new(&args.plugin, ctx, config))?;
     let summary = server.serve(|address| {
         // Scripts and tests read the address from this line, so it goes out at once.
         println!(
