@@ -98,6 +98,16 @@ fn mistakes_get_errors_that_say_what_to_do() {
     assert!(!bad_json.status.success());
     assert!(stderr(&bad_json).contains("must be JSON"), "{}", stderr(&bad_json));
     assert!(stderr(&bad_json).contains("'\"bar\"'"), "{}", stderr(&bad_json));
+    assert!(!db.exists(), "a value that is not JSON stores nothing, not even an empty file");
+    let bad_item = easycaching(&db, &["queue", "put", "jobs", "{oops"]);
+    assert!(stderr(&bad_item).contains("must be JSON"), "{}", stderr(&bad_item));
+    ok(easycaching(&db, &["cache", "set", "test", "foo", "\"bar\""]));
+    assert_eq!(
+        ok(easycaching(&db, &["ls"])).lines().count(),
+        2,
+        "one cache, no queue:\n{}",
+        ok(easycaching(&db, &["ls"]))
+    );
 
     let unknown = easycaching(&db, &["cache", "get", "nope", "k"]);
     assert!(stderr(&unknown).contains("no cache named \"nope\""), "{}", stderr(&unknown));

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
 use easycaching::{CacheManager, Json};
 
@@ -13,7 +13,12 @@ pub enum CacheCommand {
     Get { cache: String, key: String },
     /// Store a JSON value under KEY, creating the cache when needed.
     #[command(after_help = "The value is JSON: quote strings for the shell, e.g. '\"bar\"' or '{\"n\": 1}'.")]
-    Set { cache: String, key: String, value: String },
+    Set {
+        cache: String,
+        key: String,
+        #[arg(value_parser = parse_json)]
+        value: Json,
+    },
     /// Remove keys; prints how many were there.
     Del {
         cache: String,
@@ -45,7 +50,11 @@ pub enum CacheCommand {
 #[derive(Subcommand)]
 pub enum QueueCommand {
     /// Append a JSON value, creating the queue when needed.
-    Put { queue: String, value: String },
+    Put {
+        queue: String,
+        #[arg(value_parser = parse_json)]
+        value: Json,
+    },
     /// Remove and print the oldest item (exit status 1 when the queue is empty).
     Get { queue: String },
     /// Print the oldest item without removing it (exit status 1 when the queue is empty).
@@ -74,8 +83,12 @@ impl QueueCommand {
     }
 }
 
-fn parse_json(value: String) -> Result<Json> {
-    Json::parse(value).context("the value must be JSON (quote strings for the shell, e.g. '\"bar\"')")
+/// The value of `set` and `put`, checked before anything is opened: a value that is not JSON
+/// stores nothing and creates no cache, queue or file.
+fn parse_json(value: &str) -> Result<Json, String> {
+    Json::parse(value).map_err(|error| {
+        format!("{error}; the value must be JSON (quote strings for the shell, e.g. '\"bar\"')")
+    })
 }
 
 /// Prints a value, or reports its absence with exit status 1, as `grep` does for no match.
@@ -115,7 +128,7 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
             return Ok(print_found(value, &format!("no value under {key:?} in cache {cache:?}")));
         }
         CacheCommand::Set { cache, key, value } => {
-            manager.create_cache(&cache)?.set(&key, parse_json(value)?)?;
+            manager.create_cache(&cache)?.set(&key, value)?;
         }
         CacheCommand::Del { cache, keys } => {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -162,7 +175,7 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
 
 pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> {
     match command {
-        QueueCommand::Put { queue, value } => manager.create_queue(&queue)?.put(parse_json(value)?)?,
+        QueueCommand::Put { queue, value } => manager.create_queue(&queue)?.put(value)?,
         QueueCommand::Get { queue: name } => {
             let value = manager.open_queue(&name)?.get()?;
             return Ok(print_found(value, &format!("queue {name:?} is empty")));
