@@ -109,6 +109,12 @@ fn python_gets_each_wit_error_as_its_exception_and_nothing_is_stored() {
             "set_many with one NaN: InvalidJson invalid-json",
             "put NaN: InvalidJson invalid-json",
             "set huge key: TooLarge too-large",
+            "set an int key: TypeError",
+            "get a lone surrogate key: UnicodeEncodeError",
+            "store a lone surrogate value: UnicodeEncodeError",
+            "get_many(-1): ValueError",
+            "entries_page of 1: ok 0",
+            "use a closed cache: ValueError",
             "get missing key: KeyError 'missing'",
             "get missing key with default: ok 'default'",
             "open ungranted cache: AccessDenied access-denied",
@@ -133,6 +139,11 @@ fn javascript_gets_each_wit_error_as_a_thrown_error_and_nothing_is_stored() {
             "setMany with one huge key: CacheError too-large",
             "set undefined: TypeError",
             "put a BigInt: TypeError",
+            "set a number key: TypeError",
+            "get an undefined key: TypeError",
+            "set a lone surrogate key: TypeError",
+            "getMany(-1): RangeError",
+            "entriesPage of 1: ok 0",
             "get missing key: ok \"undefined\"",
             "open ungranted cache: CacheError access-denied",
             "open missing cache: CacheError no-such-cache",
@@ -163,7 +174,7 @@ fn an_uncaught_error_ends_the_plugin_with_status_1(name: &str, says: &str) {
 fn an_uncaught_error_ends_a_python_plugin_with_status_1_and_names_the_wit_case() {
     an_uncaught_error_ends_the_plugin_with_status_1(
         "python-walkthrough",
-        "walkthrough failed (access-denied): ",
+        "error (access-denied): ",
     );
 }
 

@@ -26,6 +26,11 @@ export const run = command(() => {
   attempt('setMany with one huge key', () => cache.setMany({ good: 1, [hugeKey]: 2 }));
   attempt('set undefined', () => cache.set('nothing', undefined) && 'stored');
   attempt('put a BigInt', () => queue.put(1n));
+  attempt('set a number key', () => cache.set(42, 1) && 'stored');
+  attempt('get an undefined key', () => cache.get(undefined));
+  attempt('set a lone surrogate key', () => cache.set('\ud800', 1) && 'stored');
+  attempt('getMany(-1)', () => queue.getMany(-1));
+  attempt('entriesPage of 1', () => cache.entriesPage(undefined, 1).entries.length);
   attempt('get missing key', () => cache.get('missing') ?? 'undefined');
   attempt('open ungranted cache', () => openCache('secret').name);
   attempt('open missing cache', () => openCache('missing').name);

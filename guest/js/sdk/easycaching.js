@@ -71,6 +71,37 @@ function toJson(value) {
   return text;
 }
 
+/**
+ * `value` when it is text the host can take: a TypeError here for anything else (a number, a
+ * missing argument, a lone surrogate), which the bindings would turn into a crash of the plugin.
+ */
+function text(value, what) {
+  if (typeof value !== 'string') {
+    throw new TypeError(`${what} must be a string, not ${value === null ? 'null' : typeof value}`);
+  }
+  if (!wellFormed(value)) throw new TypeError(`${what} holds a lone surrogate: it is not Unicode text`);
+  return value;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const wellFormed =
+  typeof String.prototype.isWellFormed === 'function'
+    ? (value) => value.isWellFormed()
+    : (value) => !LONE_SURROGATE.test(value);
+
+/** An optional cursor: `undefined` (from the start) or a key. */
+function cursorOf(cursor) {
+  return cursor == null ? undefined : text(cursor, 'the cursor');
+}
+
+/** A count the host takes as a u32: a RangeError here for a negative or fractional one. */
+function count(value, what) {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new RangeError(`${what} must be a whole number from 0 up, not ${String(value)}`);
+  }
+  return value;
+}
+
 /** A value from optional JSON text: `undefined` when there is none. */
 function fromJson(text) {
   return text == null ? undefined : JSON.parse(text);
@@ -95,23 +126,27 @@ export class Cache {
 
   /** The value under `key`, or `undefined` when there is none. */
   get(key) {
+    text(key, 'the key');
     return fromJson(call(() => this.#handle.get(key)));
   }
 
   /** Stores `value` (as JSON) under `key`; returns the cache, as `Map.set` does. */
   set(key, value) {
-    const text = toJson(value);
-    call(() => this.#handle.set(key, text));
+    text(key, 'the key');
+    const json = toJson(value);
+    call(() => this.#handle.set(key, json));
     return this;
   }
 
   /** Whether a value is stored under `key`. */
   has(key) {
+    text(key, 'the key');
     return call(() => this.#handle.contains(key));
   }
 
   /** Removes `key`; `true` when a value was there. */
   delete(key) {
+    text(key, 'the key');
     return call(() => this.#handle.delete(key));
   }
 
@@ -133,6 +168,19 @@ export class Cache {
       for (const { key, value } of page.entries) yield [key, JSON.parse(value)];
       cursor = page.next;
     } while (cursor != null);
+  }
+
+  /**
+   * One page of entries in key order, as the host returns it: `page.entries` holds up to `limit`
+   * (1 to 1000) `{ key, value }`, the value as JSON text (not parsed), starting after `cursor`
+   * (from the start when `undefined`); `page.next` is the cursor for the next page, `undefined`
+   * after the last. For handing pages out one at a time, as a web listing does; iterating the
+   * cache pages through all of it.
+   */
+  entriesPage(cursor, limit = PAGE) {
+    const after = cursorOf(cursor);
+    count(limit, 'the limit');
+    return call(() => this.#handle.entries(after, limit));
   }
 
   /** Every key in key order, fetched a page at a time. */
@@ -162,7 +210,7 @@ export class Cache {
 
   /** The values under each of `keys`, in order (`undefined` where there is none), in one call. */
   getMany(keys) {
-    const texts = call(() => this.#handle.getMany([...keys]));
+    const texts = call(() => this.#handle.getMany(Array.from(keys, (key) => text(key, 'a key'))));
     return texts.map(fromJson);
   }
 
@@ -172,13 +220,13 @@ export class Cache {
    */
   setMany(entries) {
     const pairs = Symbol.iterator in entries ? entries : Object.entries(entries);
-    const batch = Array.from(pairs, ([key, value]) => ({ key, value: toJson(value) }));
+    const batch = Array.from(pairs, ([key, value]) => ({ key: text(key, 'a key'), value: toJson(value) }));
     call(() => this.#handle.setMany(batch));
   }
 
   /** Removes each of `keys` in one durable write; returns how many were there. */
   deleteMany(keys) {
-    return Number(call(() => this.#handle.deleteMany([...keys])));
+    return Number(call(() => this.#handle.deleteMany(Array.from(keys, (key) => text(key, 'a key')))));
   }
 }
 
@@ -202,8 +250,8 @@ export class Queue {
 
   /** Appends `value` at the back. */
   put(value) {
-    const text = toJson(value);
-    call(() => this.#handle.put(text));
+    const json = toJson(value);
+    call(() => this.#handle.put(json));
   }
 
   /** Removes and returns the oldest item; `undefined` when the queue is empty. */
@@ -234,18 +282,19 @@ export class Queue {
 
   /** Removes and returns up to `max` of the oldest items, oldest first. */
   getMany(max) {
-    return call(() => this.#handle.getMany(max)).map((text) => JSON.parse(text));
+    count(max, 'max');
+    return call(() => this.#handle.getMany(max)).map((json) => JSON.parse(json));
   }
 }
 
 /** Opens the cache called `name`, creating it when it does not exist (needs the create grant). */
 export function createCache(name) {
-  return new Cache(call(() => manager.createCache(name)));
+  return new Cache(call(() => manager.createCache(text(name, 'the name'))));
 }
 
 /** Opens the existing cache called `name`; throws `no-such-cache` when there is none. */
 export function openCache(name) {
-  return new Cache(call(() => manager.openCache(name)));
+  return new Cache(call(() => manager.openCache(text(name, 'the name'))));
 }
 
 /** The names of the caches this plugin may open, in name order. */
@@ -255,17 +304,17 @@ export function listCaches() {
 
 /** Deletes the cache called `name` with its entries; `true` when it existed. */
 export function deleteCache(name) {
-  return call(() => manager.deleteCache(name));
+  return call(() => manager.deleteCache(text(name, 'the name')));
 }
 
 /** Opens the queue called `name`, creating it when it does not exist. */
 export function createQueue(name) {
-  return new Queue(call(() => manager.createQueue(name)));
+  return new Queue(call(() => manager.createQueue(text(name, 'the name'))));
 }
 
 /** Opens the existing queue called `name`; throws `no-such-queue` when there is none. */
 export function openQueue(name) {
-  return new Queue(call(() => manager.openQueue(name)));
+  return new Queue(call(() => manager.openQueue(text(name, 'the name'))));
 }
 
 /** The names of the queues this plugin may open, in name order. */
@@ -275,7 +324,7 @@ export function listQueues() {
 
 /** Deletes the queue called `name` with its items; `true` when it existed. */
 export function deleteQueue(name) {
-  return call(() => manager.deleteQueue(name));
+  return call(() => manager.deleteQueue(text(name, 'the name')));
 }
 
 /**

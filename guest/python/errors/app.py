@@ -17,6 +17,8 @@ def attempt(label, action):
         print(f"{label}: {type(error).__name__} {error.case}")
     except KeyError as error:
         print(f"{label}: KeyError {error}")
+    except (TypeError, ValueError) as error:
+        print(f"{label}: {type(error).__name__}")
     else:
         print(f"{label}: ok {result!r}")
 
@@ -36,6 +38,14 @@ class Run(exports.Run):
         attempt("set_many with one NaN", lambda: cache.set_many({"good": 1, "bad": float("inf")}))
         attempt("put NaN", lambda: queue.put(float("nan")))
         attempt("set huge key", lambda: store(cache, "k" * 5000, 1))
+        attempt("set an int key", lambda: store(cache, 42, 1))
+        attempt("get a lone surrogate key", lambda: cache.get("\ud800"))
+        attempt("store a lone surrogate value", lambda: store(cache, "k", "\udcff"))
+        attempt("get_many(-1)", lambda: queue.get_many(-1))
+        attempt("entries_page of 1", lambda: len(cache.entries_page(None, 1).entries))
+        closed = easycaching.open_cache("input")
+        closed.close()
+        attempt("use a closed cache", lambda: len(closed))
         attempt("get missing key", lambda: cache["missing"])
         attempt("get missing key with default", lambda: cache.get("missing", "default"))
         attempt("open ungranted cache", lambda: easycaching.open_cache("secret"))

@@ -10,7 +10,6 @@ Build and run it from guest/python (see README.md there)::
 """
 
 import json
-import sys
 
 import easycaching
 from wit_world import exports
@@ -74,9 +73,6 @@ def walk_through():
 class Run(exports.Run):
     """The `wasi:cli/run` export that `easycaching run` calls."""
 
+    @easycaching.command
     def run(self) -> None:
-        try:
-            walk_through()
-        except easycaching.Error as error:
-            print(f"walkthrough failed ({error.case}): {error.message}", file=sys.stderr)
-            sys.exit(1)
+        walk_through()
