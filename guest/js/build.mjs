@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -41,6 +41,14 @@ if (!existsSync(entry)) {
   process.exit(2);
 }
 
+/** The deepest folder holding both `a` and `b` (absolute paths). */
+function commonAncestor(a, b) {
+  const [left, right] = [a.split(sep), b.split(sep)];
+  let same = 0;
+  while (same < left.length && same < right.length && left[same] === right[same]) same += 1;
+  return left.slice(0, same).join(sep) || sep;
+}
+
 /** A WIT directory holding our world, with `witDir`'s package and its deps as dependencies. */
 async function layOutWit(witDir) {
   const dir = await mkdtemp(join(tmpdir(), 'easycaching-js-wit-'));
@@ -61,8 +69,9 @@ async function withQuickJs(witPath) {
     world: WORLD,
     jsSource: await readFile(entry, 'utf8'),
     jsPath: entry,
-    // Imports are resolved under this folder, so plugins reach ../sdk.
-    moduleRoot: here,
+    // Imports are resolved under this folder, so plugins here reach ../sdk, or under the
+    // folder that holds both this one and the plugin's, for a plugin kept elsewhere.
+    moduleRoot: commonAncestor(here, dirname(entry)),
     // Our host does not enable the component-model async ABI.
     sync: true,
   });
@@ -83,12 +92,17 @@ async function withStarlingMonkey(witPath) {
   return component;
 }
 
-const witPath = await layOutWit(options.wit);
+if (!existsSync(join(options.wit, 'deps'))) {
+  console.error(`build.mjs: ${resolve(options.wit)} is not the easycaching WIT directory (no deps/ in it); give it with --wit`);
+  process.exit(2);
+}
+let witPath;
 try {
+  witPath = await layOutWit(options.wit);
   const build = options.engine === 'quickjs' ? withQuickJs : withStarlingMonkey;
   const component = await build(witPath);
   await mkdir(dirname(output), { recursive: true });
   await writeFile(output, component);
 } finally {
-  await rm(witPath, { recursive: true, force: true });
+  if (witPath) await rm(witPath, { recursive: true, force: true });
 }
