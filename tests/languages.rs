@@ -106,6 +106,7 @@ fn python_gets_each_wit_error_as_its_exception_and_nothing_is_stored() {
         lines(&stdout),
         [
             "set NaN: InvalidJson invalid-json",
+            "the refusal names NaN: ok True",
             "set_many with one NaN: InvalidJson invalid-json",
             "put NaN: InvalidJson invalid-json",
             "set huge key: TooLarge too-large",

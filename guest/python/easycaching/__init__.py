@@ -190,8 +190,14 @@ def _count(value: Any, what: str) -> int:
 
 def _dumps(value: Any) -> str:
     # Compact, and non-ASCII kept as is: the text the host stores is what other languages read.
-    # NaN and infinities pass through as Python writes them, and the host refuses them.
-    return _text(json.dumps(value, separators=(",", ":"), ensure_ascii=False), "the value's JSON")
+    # NaN and infinities are not JSON: refused here, as the host would, but saying why.
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as error:
+        if "Out of range float" not in str(error):
+            raise
+        raise InvalidJson(f"{error}: JSON has no NaN or infinity, so nothing was stored") from None
+    return _text(text, "the value's JSON")
 
 
 class _Closed:

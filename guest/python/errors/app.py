@@ -27,14 +27,22 @@ def store(mapping, key, value):
     mapping[key] = value
 
 
+def nan_refusal(cache):
+    try:
+        store(cache, "nan", float("nan"))
+    except easycaching.InvalidJson as error:
+        return "NaN" in error.message
+
+
 class Run(exports.Run):
     """The `wasi:cli/run` export that `easycaching run` calls."""
 
     def run(self) -> None:
         cache = easycaching.create_cache("input")
         queue = easycaching.create_queue("input-queue")
-        # Python's json writes NaN, which is not JSON: the host refuses it.
+        # Python's json would write NaN, which is not JSON: refused, saying why.
         attempt("set NaN", lambda: store(cache, "nan", float("nan")))
+        attempt("the refusal names NaN", lambda: nan_refusal(cache))
         attempt("set_many with one NaN", lambda: cache.set_many({"good": 1, "bad": float("inf")}))
         attempt("put NaN", lambda: queue.put(float("nan")))
         attempt("set huge key", lambda: store(cache, "k" * 5000, 1))
