@@ -145,6 +145,8 @@ fn javascript_gets_each_wit_error_as_a_thrown_error_and_nothing_is_stored() {
             "set a lone surrogate key: TypeError",
             "getMany(-1): RangeError",
             "entriesPage of 1: ok 0",
+            "use a closed cache: TypeError",
+            "open and close 10,001 times: ok \"no handle left open\"",
             "get missing key: ok \"undefined\"",
             "open ungranted cache: CacheError access-denied",
             "open missing cache: CacheError no-such-cache",

@@ -31,6 +31,13 @@ export const run = command(() => {
   attempt('set a lone surrogate key', () => cache.set('\ud800', 1) && 'stored');
   attempt('getMany(-1)', () => queue.getMany(-1));
   attempt('entriesPage of 1', () => cache.entriesPage(undefined, 1).entries.length);
+  const closed = openCache('input');
+  closed.close();
+  attempt('use a closed cache', () => closed.size);
+  attempt('open and close 10,001 times', () => {
+    for (let i = 0; i <= 10_000; i += 1) openCache('input').close();
+    return 'no handle left open';
+  });
   attempt('get missing key', () => cache.get('missing') ?? 'undefined');
   attempt('open ungranted cache', () => openCache('secret').name);
   attempt('open missing cache', () => openCache('missing').name);

@@ -119,52 +119,73 @@ export class Cache {
     this.#handle = handle;
   }
 
+  /** The handle, or a TypeError once {@link Cache#close} gave it back. */
+  #live() {
+    if (this.#handle === undefined) {
+      throw new TypeError('this cache was closed; open it again to use it');
+    }
+    return this.#handle;
+  }
+
+  /**
+   * Gives the handle back to the host; the cache and its entries stay. The host holds a plugin
+   * to a number of open handles (10,000 by default), so a plugin that opens many over its run
+   * closes those it is done with. Using it afterwards throws a `TypeError`; closing it again
+   * does nothing.
+   * Also `Cache[Symbol.dispose]`, for `using`.
+   */
+  close() {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    handle?.[DISPOSE]?.();
+  }
+
   /** The cache's name. */
   get name() {
-    return this.#handle.name();
+    return this.#live().name();
   }
 
   /** The value under `key`, or `undefined` when there is none. */
   get(key) {
     text(key, 'the key');
-    return fromJson(call(() => this.#handle.get(key)));
+    return fromJson(call(() => this.#live().get(key)));
   }
 
   /** Stores `value` (as JSON) under `key`; returns the cache, as `Map.set` does. */
   set(key, value) {
     text(key, 'the key');
     const json = toJson(value);
-    call(() => this.#handle.set(key, json));
+    call(() => this.#live().set(key, json));
     return this;
   }
 
   /** Whether a value is stored under `key`. */
   has(key) {
     text(key, 'the key');
-    return call(() => this.#handle.contains(key));
+    return call(() => this.#live().contains(key));
   }
 
   /** Removes `key`; `true` when a value was there. */
   delete(key) {
     text(key, 'the key');
-    return call(() => this.#handle.delete(key));
+    return call(() => this.#live().delete(key));
   }
 
   /** Removes every entry in one call; returns how many there were. */
   clear() {
-    return Number(call(() => this.#handle.clear()));
+    return Number(call(() => this.#live().clear()));
   }
 
   /** How many entries the cache holds (asked of the host each time). */
   get size() {
-    return Number(call(() => this.#handle.len()));
+    return Number(call(() => this.#live().len()));
   }
 
   /** Every `[key, value]` in key order, fetched a page at a time. */
   *entries() {
     let cursor;
     do {
-      const page = call(() => this.#handle.entries(cursor, PAGE));
+      const page = call(() => this.#live().entries(cursor, PAGE));
       for (const { key, value } of page.entries) yield [key, JSON.parse(value)];
       cursor = page.next;
     } while (cursor != null);
@@ -180,14 +201,14 @@ export class Cache {
   entriesPage(cursor, limit = PAGE) {
     const after = cursorOf(cursor);
     count(limit, 'the limit');
-    return call(() => this.#handle.entries(after, limit));
+    return call(() => this.#live().entries(after, limit));
   }
 
   /** Every key in key order, fetched a page at a time. */
   *keys() {
     let cursor;
     do {
-      const page = call(() => this.#handle.keys(cursor, PAGE));
+      const page = call(() => this.#live().keys(cursor, PAGE));
       yield* page.keys;
       cursor = page.next;
     } while (cursor != null);
@@ -210,7 +231,7 @@ export class Cache {
 
   /** The values under each of `keys`, in order (`undefined` where there is none), in one call. */
   getMany(keys) {
-    const texts = call(() => this.#handle.getMany(Array.from(keys, (key) => text(key, 'a key'))));
+    const texts = call(() => this.#live().getMany(Array.from(keys, (key) => text(key, 'a key'))));
     return texts.map(fromJson);
   }
 
@@ -221,12 +242,12 @@ export class Cache {
   setMany(entries) {
     const pairs = Symbol.iterator in entries ? entries : Object.entries(entries);
     const batch = Array.from(pairs, ([key, value]) => ({ key: text(key, 'a key'), value: toJson(value) }));
-    call(() => this.#handle.setMany(batch));
+    call(() => this.#live().setMany(batch));
   }
 
   /** Removes each of `keys` in one durable write; returns how many were there. */
   deleteMany(keys) {
-    return Number(call(() => this.#handle.deleteMany(Array.from(keys, (key) => text(key, 'a key')))));
+    return Number(call(() => this.#live().deleteMany(Array.from(keys, (key) => text(key, 'a key')))));
   }
 }
 
@@ -243,48 +264,79 @@ export class Queue {
     this.#handle = handle;
   }
 
+  /** The handle, or a TypeError once {@link Queue#close} gave it back. */
+  #live() {
+    if (this.#handle === undefined) {
+      throw new TypeError('this queue was closed; open it again to use it');
+    }
+    return this.#handle;
+  }
+
+  /**
+   * Gives the handle back to the host; the queue and its items stay. The host holds a plugin
+   * to a number of open handles (10,000 by default), so a plugin that opens many over its run
+   * closes those it is done with. Using it afterwards throws a `TypeError`; closing it again
+   * does nothing.
+   * Also `Queue[Symbol.dispose]`, for `using`.
+   */
+  close() {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    handle?.[DISPOSE]?.();
+  }
+
   /** The queue's name. */
   get name() {
-    return this.#handle.name();
+    return this.#live().name();
   }
 
   /** Appends `value` at the back. */
   put(value) {
     const json = toJson(value);
-    call(() => this.#handle.put(json));
+    call(() => this.#live().put(json));
   }
 
   /** Removes and returns the oldest item; `undefined` when the queue is empty. */
   get() {
-    return fromJson(call(() => this.#handle.get()));
+    return fromJson(call(() => this.#live().get()));
   }
 
   /** The oldest item, left in place; `undefined` when the queue is empty. */
   peek() {
-    return fromJson(call(() => this.#handle.peek()));
+    return fromJson(call(() => this.#live().peek()));
   }
 
   /** How many items are waiting. */
   get size() {
-    return Number(call(() => this.#handle.len()));
+    return Number(call(() => this.#live().len()));
   }
 
   /** Removes every item; returns how many there were. */
   clear() {
-    return Number(call(() => this.#handle.clear()));
+    return Number(call(() => this.#live().clear()));
   }
 
   /** Appends every value, in order, in one durable write. */
   putMany(values) {
     const texts = Array.from(values, toJson);
-    call(() => this.#handle.putMany(texts));
+    call(() => this.#live().putMany(texts));
   }
 
   /** Removes and returns up to `max` of the oldest items, oldest first. */
   getMany(max) {
     count(max, 'max');
-    return call(() => this.#handle.getMany(max)).map((json) => JSON.parse(json));
+    return call(() => this.#live().getMany(max)).map((json) => JSON.parse(json));
   }
+}
+
+// `using cache = openCache(...)` closes it at the end of the block, where the engine has `using`.
+const DISPOSE = typeof Symbol.dispose === 'symbol' ? Symbol.dispose : Symbol.for('dispose');
+for (const Handle of [Cache, Queue]) {
+  Object.defineProperty(Handle.prototype, DISPOSE, {
+    value() {
+      this.close();
+    },
+  });
 }
 
 /** Opens the cache called `name`, creating it when it does not exist (needs the create grant). */
