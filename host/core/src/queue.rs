@@ -84,9 +84,13 @@ impl Queue {
         self.get()?.map(|value| value.deserialize()).transpose()
     }
 
-    /// Removes and returns up to `max` of the oldest items (clamped to 1..=1000), oldest first.
+    /// Removes and returns up to `max` of the oldest items (at most 1,000 a call), oldest
+    /// first. `max` 0 takes nothing.
     pub fn get_many(&self, max: usize) -> Result<Vec<Json>> {
-        let max = max.clamp(1, MAX_PAGE_ITEMS);
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let max = max.min(MAX_PAGE_ITEMS);
         match self.shared.write(Write::Take { queue: self.target.clone(), max })? {
             Outcome::Values(values) => Ok(values),
             other => Err(unexpected(other)),

@@ -20,6 +20,8 @@ fn a_queue_is_first_in_first_out() {
     assert_eq!(queue.peek().unwrap(), Some(json("0")));
     assert_eq!(queue.get().unwrap(), Some(json("0")));
     assert_eq!(queue.get_many(3).unwrap(), vec![json("1"), json("2"), json("3")]);
+    assert_eq!(queue.get_many(0).unwrap(), vec![], "asking for none takes none");
+    assert_eq!(queue.len().unwrap(), 1);
     queue.put_many([json("5"), json("6")]).unwrap();
     assert_eq!(queue.len().unwrap(), 3);
     assert_eq!(queue.clear().unwrap(), 3);
