@@ -41,6 +41,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A temporary database, grants, and the options of the next run.
 pub struct Harness {
     manager: CacheManager,
+    /// How the database was opened, to open it the same way in [`Harness::reopen`].
+    database: CacheManagerBuilder,
     grants: Grants,
     options: RunOptions,
     // Declared last: the directory is removed after the manager has closed the database.
@@ -59,9 +61,10 @@ impl Harness {
     ) -> Result<Harness> {
         let dir = tempfile::tempdir()
             .map_err(|e| Error::Internal(format!("cannot make a temporary directory: {e}")))?;
-        let manager = configure(CacheManager::builder(dir.path().join("harness.db"))).open()?;
+        let database = configure(CacheManager::builder(dir.path().join("harness.db")));
+        let manager = database.clone().open()?;
         let options = RunOptions { output: Output::Capture, ..RunOptions::default() };
-        Ok(Harness { manager, grants: Grants::none(), options, dir })
+        Ok(Harness { manager, database, grants: Grants::none(), options, dir })
     }
 
     /// Grants the plugin access, written as on the command line: `cache:test=rw`,
@@ -139,13 +142,14 @@ impl Harness {
         Ok(plugin.run(ctx, &self.options))
     }
 
-    /// Closes the database and opens it again, as a restarted host would: what the plugin
-    /// wrote must still be there, read from the file rather than from memory.
+    /// Closes the database and opens it again, as a restarted host would, with the settings
+    /// of [`Harness::with_database`]: what the plugin wrote must still be there, read from the
+    /// file rather than from memory.
     pub fn reopen(self) -> Result<Harness> {
-        let Harness { manager, grants, options, dir } = self;
+        let Harness { manager, database, grants, options, dir } = self;
         drop(manager);
-        let manager = CacheManager::open(dir.path().join("harness.db"))?;
-        Ok(Harness { manager, grants, options, dir })
+        let manager = database.clone().open()?;
+        Ok(Harness { manager, database, grants, options, dir })
     }
 
     /// The database, for assertions and for setups the seeding helpers do not cover.
@@ -200,4 +204,21 @@ fn load(path: &Path, fuel: bool) -> Result<Arc<Plugin>> {
     let plugin = Arc::new(loaded.runtime.load(path)?);
     plugins.insert(path.to_owned(), plugin.clone());
     Ok(plugin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reopened_harness_keeps_the_database_settings() {
+        let small = easycaching::Limits { max_value_bytes: 8, ..easycaching::Limits::default() };
+        let harness = Harness::with_database(|builder| builder.limits(small)).unwrap();
+        harness.seed_cache("c", [("k", "short")]).unwrap();
+        let harness = harness.reopen().unwrap();
+        assert_eq!(harness.manager().limits().max_value_bytes, 8);
+        let refused = harness.seed_cache("c", [("k", "far too long for the limit")]).unwrap_err();
+        assert!(refused.to_string().contains("over the limit of 8"), "{refused}");
+        assert_eq!(harness.cache("c").unwrap().get_value::<String>("k").unwrap().as_deref(), Some("short"));
+    }
 }
