@@ -5,7 +5,7 @@ use easycaching::{Cache, CacheManager, Queue};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use crate::bindings::easycaching::cache::{caches, manager, queues, types};
-use crate::grants::{Grant, Grants, Kind, Permission};
+use crate::grants::{Grant, Grants, Kind, Permission, grant_needed};
 use crate::{Error, Result};
 
 /// Configures an [`EasyCachingCtx`]: which database, and what the plugin is granted.
@@ -68,10 +68,8 @@ impl EasyCachingCtx {
     pub(crate) fn permission(&self, kind: Kind, name: &str, creating: bool) -> Result<Permission> {
         easycaching::validate_name(name)?;
         self.grants.permission(kind, name).ok_or_else(|| {
-            let mode = if creating { "=rwc" } else { "" };
-            Error::AccessDenied(format!(
-                "this plugin has no grant for {kind} {name:?} (the host grants it with --allow {kind}:{name}{mode})"
-            ))
+            let needed = grant_needed(kind, name, if creating { "=rwc" } else { "" });
+            Error::AccessDenied(format!("this plugin has no grant for {kind} {name:?} ({needed})"))
         })
     }
 }

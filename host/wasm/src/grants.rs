@@ -284,6 +284,14 @@ impl FromIterator<Grant> for Grants {
     }
 }
 
+/// What an access-denied error tells the host: the grant that would allow it, as `Grant::parse`
+/// and `easycaching run --allow` take it. `mode` is `""` (read and write), `"=rw"` or `"=rwc"`.
+pub(crate) fn grant_needed(kind: Kind, name: &str, mode: &str) -> String {
+    format!(
+        "the grant that allows it: {kind}:{name}{mode}, e.g. `easycaching run --allow {kind}:{name}{mode}`"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use wasmtime::component::{Resource, ResourceTableError};
 use crate::bindings::easycaching::cache::types::{Entry, EntryPage, Error as WitError, KeyPage};
 use crate::bindings::easycaching::cache::{caches, manager, queues, types};
 use crate::ctx::{CacheResource, EasyCaching, QueueResource};
-use crate::grants::Kind;
+use crate::grants::{Kind, grant_needed};
 use crate::{Error, Result};
 
 impl From<ResourceTableError> for Error {
@@ -34,16 +34,14 @@ fn json(text: String) -> Result<Json> {
 }
 
 fn denied_write(kind: Kind, name: &str) -> Error {
-    Error::AccessDenied(format!(
-        "this plugin may only read {kind} {name:?} (the host grants writing with --allow {kind}:{name}=rw)"
-    ))
+    let needed = grant_needed(kind, name, "=rw");
+    Error::AccessDenied(format!("this plugin may only read {kind} {name:?} ({needed})"))
 }
 
 fn denied_create(kind: Kind, name: &str, exists: bool) -> Error {
     let what = if exists { "delete" } else { "create" };
-    Error::AccessDenied(format!(
-        "this plugin may not {what} {kind} {name:?} (the host grants that with --allow {kind}:{name}=rwc)"
-    ))
+    let needed = grant_needed(kind, name, "=rwc");
+    Error::AccessDenied(format!("this plugin may not {what} {kind} {name:?} ({needed})"))
 }
 
 impl EasyCaching<'_> {
