@@ -215,7 +215,7 @@ fn plugins_run_on_the_pooling_allocator_instance_after_instance() {
     let dir = tempfile::tempdir().unwrap();
     let manager = easycaching::CacheManager::open(dir.path().join("pool.db")).unwrap();
     let runtime = Runtime::new(RuntimeConfig::default().pooling(64 << 20)).unwrap();
-    let plugin = runtime.load(&guest("read_write")).unwrap();
+    let plugin = runtime.load(guest("read_write")).unwrap();
     for i in 0..20 {
         let args = vec!["set".to_owned(), format!("k{i}"), i.to_string()];
         let options = RunOptions { args, output: Output::Capture, ..RunOptions::default() };

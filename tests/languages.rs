@@ -175,10 +175,7 @@ fn an_uncaught_error_ends_the_plugin_with_status_1(name: &str, says: &str) {
 
 #[test]
 fn an_uncaught_error_ends_a_python_plugin_with_status_1_and_names_the_wit_case() {
-    an_uncaught_error_ends_the_plugin_with_status_1(
-        "python-walkthrough",
-        "error (access-denied): ",
-    );
+    an_uncaught_error_ends_the_plugin_with_status_1("python-walkthrough", "error (access-denied): ");
 }
 
 #[test]

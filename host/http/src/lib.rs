@@ -21,7 +21,7 @@
 //! let manager = CacheManager::open("web.db")?;
 //! let ctx = EasyCachingCtx::builder(manager).grant("cache:web=rwc".parse::<Grant>()?).build();
 //! let config = ServerConfig { workers: 5, ..ServerConfig::default() };
-//! let server = Server::new("http_cache.wasm".as_ref(), ctx, config)?;
+//! let server = Server::new("http_cache.wasm", ctx, config)?;
 //! let summary = server.serve(|address| println!("serving http://{address}/"))?;
 //! println!("served {summary}");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -110,8 +110,12 @@ pub struct Server {
 impl Server {
     /// Compiles (or loads from the compiled cache) and links the component at `plugin`, and
     /// instantiates it once to check that it can run with these grants and limits.
-    pub fn new(plugin: &Path, easycaching: EasyCachingCtx, config: ServerConfig) -> Result<Server> {
-        let handler = handler::Handler::new(plugin, easycaching, &config)?;
+    pub fn new(
+        plugin: impl AsRef<Path>,
+        easycaching: EasyCachingCtx,
+        config: ServerConfig,
+    ) -> Result<Server> {
+        let handler = handler::Handler::new(plugin.as_ref(), easycaching, &config)?;
         Ok(Server { handler, config })
     }
 

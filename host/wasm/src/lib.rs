@@ -15,7 +15,7 @@
 //!
 //! let manager = CacheManager::open("easycaching.db")?;
 //! let runtime = Runtime::new(RuntimeConfig::default())?;
-//! let plugin = runtime.load("plugin.wasm".as_ref())?;
+//! let plugin = runtime.load("plugin.wasm")?;
 //! let ctx = EasyCachingCtx::builder(manager)
 //!     .grant(Grant::manage(Kind::Cache, "test"))
 //!     .grant(Grant::read(Kind::Queue, "jobs"))
@@ -24,12 +24,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Embedding the interfaces next to WASI in a host of your own:
+//! Embedding the interfaces next to WASI in a host of your own (with the wasmtime and
+//! wasmtime-wasi this crate is built with, 48.0.x), here to run a command component:
 //!
-//! ```
+//! ```no_run
 //! use easycaching::CacheManager;
 //! use easycaching_host::{EasyCaching, EasyCachingCtx, Grants};
-//! use wasmtime::component::{Linker, ResourceTable};
+//! use wasmtime::component::{Component, Linker, ResourceTable};
 //! use wasmtime::{Engine, Store};
 //! use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 //!
@@ -59,8 +60,11 @@
 //!     wasi: WasiCtx::builder().build(),
 //!     easycaching: EasyCachingCtx::builder(manager).grants(Grants::everything()).build(),
 //! };
-//! let store = Store::new(&engine, state);
-//! // ... linker.instantiate(&mut store, &component) ...
+//! let mut store = Store::new(&engine, state);
+//! let component = Component::from_file(&engine, "plugin.wasm")?;
+//! let command =
+//!     wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker)?;
+//! command.wasi_cli_run().call_run(&mut store)?.map_err(|()| "the plugin failed")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -177,7 +177,8 @@ impl Runtime {
     }
 
     /// Loads the component at `path`, compiling it unless its compiled form is cached.
-    pub fn load(&self, path: &Path) -> Result<Plugin> {
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<Plugin> {
+        let path = path.as_ref();
         let wasm = std::fs::read(path).map_err(|e| Error::Load(format!("{}: {e}", path.display())))?;
         self.load_bytes(&wasm, &path.display().to_string())
     }
