@@ -34,7 +34,7 @@ pub enum Error {
     InvalidJson(String),
 
     /// A key, value or batch over its limit (see [`Limits`](crate::Limits)).
-    #[error("{what} is {size} {unit}, over the limit of {limit}")]
+    #[error("{what} is {size} {}, over the limit of {limit}", counted(*size, unit))]
     TooLarge {
         /// What was too large: "key", "value", "batch".
         what: &'static str,
@@ -112,5 +112,13 @@ impl Error {
             None => name.to_owned(),
         };
         Error::InvalidName { name, reason }
+    }
+}
+
+/// `unit` ("bytes", "items") as said of `size`: "1 item", "2 items".
+fn counted(size: usize, unit: &str) -> &str {
+    match size {
+        1 => unit.strip_suffix('s').unwrap_or(unit),
+        _ => unit,
     }
 }

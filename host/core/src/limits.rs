@@ -126,6 +126,10 @@ mod tests {
         assert!(matches!(limits.check_value("123456"), Err(Error::TooLarge { what: "value", .. })));
         limits.check_batch(2).unwrap();
         assert!(matches!(limits.check_batch(3), Err(Error::TooLarge { what: "batch", .. })));
+        let none = Limits { max_batch_items: 0, ..limits };
+        let one = none.check_batch(1).unwrap_err().to_string();
+        assert_eq!(one, "batch is 1 item, over the limit of 0");
+        assert_eq!(limits.check_batch(3).unwrap_err().to_string(), "batch is 3 items, over the limit of 2");
     }
 
     #[test]
