@@ -64,6 +64,11 @@ pub enum Error {
         limit: u64,
     },
 
+    /// The host asked for something its own configuration rules out: a fuel limit on a
+    /// [`Runtime`](crate::Runtime) made without [`RuntimeConfig::fuel`](crate::RuntimeConfig::fuel).
+    #[error("the host is misconfigured: {0}")]
+    Misconfigured(String),
+
     /// A bug in the host; the guest call that met it traps.
     #[error("internal error: {0}")]
     Internal(String),
@@ -85,6 +90,7 @@ impl Error {
             Error::AccessDenied(_) => WitError::AccessDenied(message),
             Error::Store(_) => WitError::Storage(message),
             Error::Internal(_)
+            | Error::Misconfigured(_)
             | Error::Load(_)
             | Error::Exited { .. }
             | Error::Trapped { .. }

@@ -342,7 +342,7 @@ impl Plugin {
                 store.set_fuel(fuel.unwrap_or(u64::MAX)).map_err(|e| Error::Internal(e.to_string()))?
             }
             (false, Some(_)) => {
-                return Err(Error::Internal(
+                return Err(Error::Misconfigured(
                     "a fuel limit needs a runtime made with RuntimeConfig::fuel".into(),
                 ));
             }
