@@ -97,7 +97,9 @@ function cursorOf(cursor) {
 /** A count the host takes as a u32: a RangeError here for a negative or fractional one. */
 function count(value, what) {
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-    throw new RangeError(`${what} must be a whole number from 0 up, not ${String(value)}`);
+    throw new RangeError(
+      `${what} must be a whole number from 0 to 4294967295, not ${String(value)}`,
+    );
   }
   return value;
 }

@@ -184,7 +184,7 @@ def _count(value: Any, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
     if not 0 <= value <= 0xFFFFFFFF:
-        raise ValueError(f"{what} must be from 0 up, not {value}")
+        raise ValueError(f"{what} must be from 0 to {0xFFFFFFFF}, not {value}")
     return value
 
 

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use crate::limits::MAX_PAGE_ITEMS;
 use crate::manager::{Shared, unexpected};
-use crate::store::{Outcome, QueueId, Target, Write};
+use crate::store::{Outcome, QueueId, Stats, Target, Write};
 use crate::{Error, Json, Quota, Result};
 
 /// A handle to one named queue: first in, first out, kept in the database.
@@ -46,6 +46,11 @@ impl Queue {
     /// The queue's name.
     pub fn name(&self) -> &str {
         &self.target.name
+    }
+
+    /// The quota this handle holds the queue to.
+    pub fn quota(&self) -> &Quota {
+        &self.quota
     }
 
     /// A handle to the same queue that holds it to `quota` on writes.
@@ -104,10 +109,19 @@ impl Queue {
 
     /// How many items are waiting.
     pub fn len(&self) -> Result<u64> {
-        match self.shared.store.queue_stats(self.target.id)? {
-            Some(stats) => Ok(stats.entries),
-            None => Err(Error::NoSuchQueue(self.name().to_owned())),
-        }
+        Ok(self.stats()?.entries)
+    }
+
+    /// How many bytes of items the queue holds, as its quota counts them.
+    pub fn size_bytes(&self) -> Result<u64> {
+        Ok(self.stats()?.bytes)
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        self.shared
+            .store
+            .queue_stats(self.target.id)?
+            .ok_or_else(|| Error::NoSuchQueue(self.name().to_owned()))
     }
 
     /// Whether no item is waiting.

@@ -67,6 +67,24 @@ fn a_queue_quota_refuses_growth() {
     queue.get().unwrap();
     queue.put(json("3")).unwrap();
     assert_eq!(queue.len().unwrap(), 2);
+    assert_eq!(queue.quota().max_entries, Some(2));
+}
+
+#[test]
+fn a_queue_counts_the_bytes_its_items_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
+    let queue = manager.create_queue("sized").unwrap();
+    assert_eq!(queue.size_bytes().unwrap(), 0);
+    queue.put_many([json("[1,2,3]"), json("\"four\"")]).unwrap();
+    let full = queue.size_bytes().unwrap();
+    assert!(full >= 13, "at least the items' 13 bytes: {full}");
+    queue.get().unwrap();
+    assert!(queue.size_bytes().unwrap() < full);
+    queue.clear().unwrap();
+    assert_eq!(queue.size_bytes().unwrap(), 0);
+    manager.delete_queue("sized").unwrap();
+    assert!(matches!(queue.size_bytes(), Err(Error::NoSuchQueue(_))));
 }
 
 #[test]
