@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS};
 use crate::manager::{Shared, unexpected};
-use crate::store::{CacheId, Outcome, Page, Target, Write};
+use crate::store::{CacheId, Outcome, Page, Stats, Target, Write};
 use crate::{Error, Json, Quota, Result};
 
 /// Entries fetched per page when iterating a whole cache.
@@ -196,11 +196,7 @@ impl Cache {
 
     /// How many entries the cache holds.
     pub fn len(&self) -> Result<u64> {
-        self.ready()?;
-        match self.shared.store.cache_stats(self.state.target.id)? {
-            Some(stats) => Ok(stats.entries),
-            None => Err(self.gone()),
-        }
+        Ok(self.stats()?.entries)
     }
 
     /// Whether the cache holds no entries.
@@ -210,11 +206,13 @@ impl Cache {
 
     /// How many bytes of keys and values the cache holds.
     pub fn size_bytes(&self) -> Result<u64> {
+        Ok(self.stats()?.bytes)
+    }
+
+    /// The cache's counts, as the database has them now.
+    fn stats(&self) -> Result<Stats> {
         self.ready()?;
-        match self.shared.store.cache_stats(self.state.target.id)? {
-            Some(stats) => Ok(stats.bytes),
-            None => Err(self.gone()),
-        }
+        self.shared.store.cache_stats(self.state.target.id)?.ok_or_else(|| self.gone())
     }
 
     /// How many of the cache's entries this process holds in memory (at most the LRU
