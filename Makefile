@@ -101,18 +101,24 @@ $(GUESTS)/js-bench-starlingmonkey.wasm: $(JS_GUEST)/bench/app.js $(JS_SDK) $(WIT
 
 # Benchmarks (bench/README.md): every figure next to a baseline measured in the same run,
 # printed as a table and written to target/bench/results.json. `make bench` takes 5-10 minutes
-# once built; the heavier parts are behind their own targets.
+# once built (on a fresh clone the build comes first: 10-15 minutes on 2 cores, shared with
+# `make demo` and `make test`); the heavier parts are behind their own targets.
 BENCH := $(TARGET)/release/easycaching-bench
 BENCH_DIR := $(abspath $(TARGET)/bench)
 BENCH_STAGES := micro-turns writes startup scale redis queues spin languages
 BENCH_REPORT := $(BENCH) report --criterion $(BENCH_DIR)/criterion
+# Every cargo command of the benchmarks selects the same packages, so that cargo resolves the same
+# features for what they share and builds wasmtime once: `cargo bench -p easycaching-bench` alone
+# leaves out features the CLI's dependencies turn on (in fnv, log, smallvec, indexmap), and
+# compiled all of wasmtime a second time, 7-8 minutes of a fresh clone's first `make bench`.
+BENCH_PACKAGES := -p easycaching-cli -p easycaching-bench
 
 .PHONY: bench bench-full bench-guests bench-http bench-http-figures bench-original bench-build bench-tools
 
 ## bench: the figures of issue 7: criterion and callgrind for the per-call ones, bounded loops for the rest
 bench: bench-build bench-tools guest-python-bench guest-js-bench
 	rm -rf $(BENCH_DIR)/parts
-	CRITERION_HOME=$(BENCH_DIR)/criterion $(CARGO) bench -p easycaching-bench --bench micro \
+	CRITERION_HOME=$(BENCH_DIR)/criterion $(CARGO) bench $(BENCH_PACKAGES) --bench micro \
 		$(if $(BENCH_FULL),-- --warm-up-time 2 --measurement-time 6)
 	$(BENCH) callgrind || echo "make bench: no instruction counts (valgrind missing?)"
 	for stage in $(BENCH_STAGES); do $(BENCH) stage $$stage $(BENCH_FULL); done
@@ -150,7 +156,8 @@ $(ORIGINAL_VENV)/installed: bench/original/requirements.txt
 	touch $@
 
 bench-build: rust-target
-	$(CARGO) build --release -p easycaching-cli -p easycaching-bench
+	$(CARGO) build --release $(BENCH_PACKAGES)
+	$(CARGO) bench $(BENCH_PACKAGES) --bench micro --no-run
 	$(GUEST_BUILD) -p easycaching-bench-guest
 
 # What the benchmarks run besides our code, from Debian's packages: Redis, valgrind for
