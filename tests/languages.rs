@@ -2,7 +2,8 @@
 //! walkthroughs print exactly what the Rust one prints and leave the same data, the three
 //! share one database, and errors reach each language as its own exceptions with the WIT case.
 
-use easycaching_harness::{Harness, Run};
+use easycaching_harness::{Error, Harness, Limits, Run};
+use easycaching_host::MIN_HANDLES;
 use easycaching_tests::{guest, lines};
 use serde_json::json;
 
@@ -62,6 +63,26 @@ fn the_python_walkthrough_prints_what_the_rust_one_prints_and_leaves_its_data() 
 #[test]
 fn the_javascript_walkthrough_prints_what_the_rust_one_prints_and_leaves_its_data() {
     prints_what_the_rust_walkthrough_prints_and_leaves_its_data("js-walkthrough");
+}
+
+#[test]
+fn every_language_runs_within_the_fewest_handles_allowed_and_one_fewer_is_refused_before_it_starts() {
+    let expected = rust_walkthrough_output();
+    let fewest = Limits { max_handles: MIN_HANDLES, ..Limits::default() };
+    let too_few = Limits { max_handles: MIN_HANDLES - 1, ..Limits::default() };
+    for name in ["walkthrough", "python-walkthrough", "js-walkthrough"] {
+        let stdout = succeeded(&run(&harness(&WALKTHROUGH_GRANTS).limits(fewest), name));
+        assert_eq!(lines(&stdout), lines(&expected), "{name} with {MIN_HANDLES} handles");
+
+        let refused = run(&harness(&WALKTHROUGH_GRANTS).limits(too_few), name);
+        match &refused.result {
+            Err(Error::Misconfigured(message)) => {
+                assert!(message.contains(&format!("at least {MIN_HANDLES}")), "{name}: {message}")
+            }
+            other => panic!("{name} with {} handles: {other:?}\n{}", MIN_HANDLES - 1, refused.stderr_text()),
+        }
+        assert_eq!(refused.stdout_text(), "", "{name} must not start with too few handles");
+    }
 }
 
 #[test]

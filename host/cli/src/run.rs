@@ -17,7 +17,8 @@ use crate::plugin_args::PluginArgs;
 A plugin can reach nothing but what --allow grants it. Each grant is
   KIND:PATTERN[=MODE][,entries=N][,bytes=N]
 where KIND is cache or queue, PATTERN a name or a prefix ending in * (* alone: every name),
-and MODE r (read), rw (read and write, the default) or rwc (also create and delete).
+and MODE r (read), rw (read and write, the default), rwc (also create and delete) or rc
+(read, create and delete, but not write).
 When several grants match a name, the most specific decides.
 
   --allow 'cache:test'                  read and write cache \"test\" (if it exists)

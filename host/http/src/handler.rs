@@ -228,8 +228,7 @@ impl Handler {
 
     /// A new instance in a store of its own, with the grants and limits of every instance.
     fn instantiate(&self) -> Result<Instance, easycaching_host::Error> {
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(self.limits.max_handles);
+        let table = self.limits.resource_table()?;
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg(&self.name).envs(&self.env).inherit_stdout().inherit_stderr();
         let state = HandlerState {

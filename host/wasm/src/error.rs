@@ -65,7 +65,8 @@ pub enum Error {
     },
 
     /// The host asked for something its own configuration rules out: a fuel limit on a
-    /// [`Runtime`](crate::Runtime) made without [`RuntimeConfig::fuel`](crate::RuntimeConfig::fuel).
+    /// [`Runtime`](crate::Runtime) made without [`RuntimeConfig::fuel`](crate::RuntimeConfig::fuel),
+    /// or fewer open handles than a plugin needs to start ([`MIN_HANDLES`](crate::MIN_HANDLES)).
     #[error("the host is misconfigured: {0}")]
     Misconfigured(String),
 

@@ -87,7 +87,8 @@ pub struct Permission {
 /// One grant: a kind, a pattern and a permission. Reading is always allowed by a grant.
 ///
 /// Written (and parsed) as `KIND:PATTERN[=MODE][,entries=N][,bytes=N]`, where `MODE` is `r`
-/// (read only), `rw` (read and write, the default) or `rwc` (also create and delete); `N` takes
+/// (read only), `rw` (read and write, the default), `rwc` (also create and delete) or `rc` (read,
+/// create and delete, but not write); `N` takes
 /// `k`, `M` or `G` suffixes (powers of 1024 for bytes, of 1000 for entries).
 ///
 /// ```
@@ -206,7 +207,7 @@ impl FromStr for Grant {
             "rw" => Permission { write: true, ..Permission::default() },
             "rc" => Permission { create: true, ..Permission::default() },
             "rwc" => Permission { write: true, create: true, ..Permission::default() },
-            other => return Err(fail(&format!("the mode is {other:?}, not r, rw or rwc"))),
+            other => return Err(fail(&format!("the mode is {other:?}, not r, rw, rwc or rc"))),
         };
         for part in parts {
             let (key, value) =
@@ -313,7 +314,11 @@ mod tests {
         );
         let shared: Grant = "cache:tenant.*=rwc,bytes=1k".parse().unwrap();
         assert_eq!(shared.permission.quota.shared_by_prefix.as_deref(), Some("tenant."));
-        for spec in ["cache:test", "queue:jobs=r", "cache:*=rwc", "cache:a=rw,entries=5,bytes=7"] {
+        let create_only: Grant = "queue:old.*=rc".parse().unwrap();
+        assert!(create_only.permission.create && !create_only.permission.write);
+        for spec in
+            ["cache:test", "queue:jobs=r", "cache:*=rwc", "queue:old.*=rc", "cache:a=rw,entries=5,bytes=7"]
+        {
             let grant: Grant = spec.parse().unwrap();
             assert_eq!(grant.to_string().parse::<Grant>().unwrap(), grant, "{spec}");
         }

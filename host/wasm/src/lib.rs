@@ -108,6 +108,6 @@ pub use error::{Error, Result};
 pub use grants::{Grant, GrantParseError, Grants, Kind, Pattern, Permission};
 pub use plugin::MemoryLimiter;
 pub use plugin::{
-    DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, EPOCH_TICK, Limits, Output, Plugin, PluginState, Run,
-    RunOptions, Runtime, RuntimeConfig,
+    DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, EPOCH_TICK, Limits, MIN_HANDLES, Output, Plugin, PluginState,
+    Run, RunOptions, Runtime, RuntimeConfig,
 };

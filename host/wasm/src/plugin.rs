@@ -37,6 +37,11 @@ const CAPTURE_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_MEMORY_BYTES: usize = 256 * 1024 * 1024;
 /// Default for [`Limits::max_handles`]: 10,000 open resources (caches, queues, streams).
 pub const DEFAULT_MAX_HANDLES: usize = 10_000;
+/// The fewest [`Limits::max_handles`] a run may be given. WASI's own resources come out of the
+/// same table as the plugin's caches and queues: printing takes 3-4 (a stream and what waits on
+/// it), and a plugin left with fewer traps the first time it writes to stdout or stderr, in
+/// Rust, Python and JavaScript alike.
+pub const MIN_HANDLES: usize = 16;
 
 /// What one run of a plugin may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +54,8 @@ pub struct Limits {
     /// point every time. Needs a runtime made with [`RuntimeConfig::fuel`]; `None` for no
     /// budget (the default).
     pub fuel: Option<u64>,
-    /// Open resources at once. Default [`DEFAULT_MAX_HANDLES`].
+    /// Open resources at once, WASI's own streams included. Default [`DEFAULT_MAX_HANDLES`];
+    /// at least [`MIN_HANDLES`].
     pub max_handles: usize,
 }
 
@@ -63,6 +69,30 @@ impl Limits {
             }
             None => NO_DEADLINE,
         }
+    }
+
+    /// An empty resource table for one instance, holding at most [`Limits::max_handles`]
+    /// resources. [`Error::Misconfigured`] when that is below [`MIN_HANDLES`].
+    ///
+    /// ```
+    /// use easycaching_host::{Error, Limits, MIN_HANDLES};
+    ///
+    /// assert!(Limits::default().resource_table().is_ok());
+    /// let too_few = Limits { max_handles: 2, ..Limits::default() };
+    /// assert!(matches!(too_few.resource_table(), Err(Error::Misconfigured(_))));
+    /// # let _ = MIN_HANDLES;
+    /// ```
+    pub fn resource_table(&self) -> Result<ResourceTable> {
+        if self.max_handles < MIN_HANDLES {
+            return Err(Error::Misconfigured(format!(
+                "a limit of {} open handles is too few to start a plugin: WASI's own streams need \
+                 some of them; give at least {MIN_HANDLES}",
+                self.max_handles
+            )));
+        }
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(self.max_handles);
+        Ok(table)
     }
 }
 
@@ -330,8 +360,7 @@ impl Plugin {
         easycaching: EasyCachingCtx,
         limits: &Limits,
     ) -> Result<Store<PluginState>> {
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(limits.max_handles);
+        let table = limits.resource_table()?;
         let memory = MemoryLimiter { limit: limits.memory_bytes, used: 0, exceeded: false };
         let mut store = Store::new(self.command.engine(), PluginState { table, wasi, easycaching, memory });
         store.limiter(|state| &mut state.memory);
