@@ -261,7 +261,7 @@ impl Cache {
     }
 
     fn gone(&self) -> Error {
-        Error::NoSuchCache(self.name().to_owned())
+        Error::CacheDeleted(self.name().to_owned())
     }
 }
 

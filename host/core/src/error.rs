@@ -12,13 +12,27 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// No cache of that name exists, or it was deleted while a handle to it was open.
+    /// No cache of that name exists.
     #[error("no cache named {0:?} exists (check the name, or create it first)")]
     NoSuchCache(String),
 
-    /// No queue of that name exists, or it was deleted while a handle to it was open.
+    /// No queue of that name exists.
     #[error("no queue named {0:?} exists (check the name, or create it first)")]
     NoSuchQueue(String),
+
+    /// The cache a handle was opened on has been deleted, by this process or another. A cache
+    /// made since under the same name is another cache, which the handle never reaches.
+    #[error(
+        "the cache {0:?} was deleted while this handle to it was open (open it again to reach a cache made since under that name)"
+    )]
+    CacheDeleted(String),
+
+    /// The queue a handle was opened on has been deleted, by this process or another. A queue
+    /// made since under the same name is another queue, which the handle never reaches.
+    #[error(
+        "the queue {0:?} was deleted while this handle to it was open (open it again to reach a queue made since under that name)"
+    )]
+    QueueDeleted(String),
 
     /// A cache or queue name that is not allowed.
     #[error("invalid name {name:?}: {reason}")]

@@ -163,7 +163,7 @@ impl CacheManager {
     }
 
     /// Deletes the cache called `name` and its entries; `true` when it existed. Handles to it
-    /// fail with [`Error::NoSuchCache`] from then on, in every process.
+    /// fail with [`Error::CacheDeleted`] from then on, in every process.
     pub fn delete_cache(&self, name: &str) -> Result<bool> {
         validate_name(name)?;
         match self.shared.write(Write::DropCache { name: name.to_owned() })? {

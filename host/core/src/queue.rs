@@ -121,7 +121,7 @@ impl Queue {
         self.shared
             .store
             .queue_stats(self.target.id)?
-            .ok_or_else(|| Error::NoSuchQueue(self.name().to_owned()))
+            .ok_or_else(|| Error::QueueDeleted(self.name().to_owned()))
     }
 
     /// Whether no item is waiting.

@@ -150,13 +150,16 @@ fn a_deleted_cache_fails_its_open_handles_and_can_be_made_anew() {
     cache.set("k", json("1")).unwrap();
     assert!(manager.delete_cache("doomed").unwrap());
     assert!(!manager.delete_cache("doomed").unwrap());
-    assert!(matches!(cache.get("k"), Err(Error::NoSuchCache(_))));
-    assert!(matches!(cache.set("k", json("2")), Err(Error::NoSuchCache(_))));
-    assert!(matches!(cache.len(), Err(Error::NoSuchCache(_))));
+    assert!(matches!(cache.get("k"), Err(Error::CacheDeleted(_))));
+    assert!(matches!(cache.set("k", json("2")), Err(Error::CacheDeleted(_))));
+    assert!(matches!(cache.len(), Err(Error::CacheDeleted(_))));
+    assert!(matches!(manager.open_cache("doomed"), Err(Error::NoSuchCache(_))));
     let fresh = manager.create_cache("doomed").unwrap();
     assert_eq!(fresh.get("k").unwrap(), None);
-    // The old handle never reaches the new cache of the same name.
-    assert!(matches!(cache.get("k"), Err(Error::NoSuchCache(_))));
+    // The old handle never reaches the new cache of the same name, and says why.
+    let stale = cache.get("k").unwrap_err();
+    assert!(matches!(stale, Error::CacheDeleted(_)), "{stale:?}");
+    assert!(stale.to_string().contains("was deleted while this handle to it was open"), "{stale}");
 }
 
 #[test]

@@ -59,14 +59,14 @@ fn clear_and_delete_in_one_reach_the_other() {
     }
     in_a.set("again", json("1")).unwrap();
     assert!(a.delete_cache("c").unwrap());
-    assert!(matches!(in_b.get("again"), Err(Error::NoSuchCache(_))));
+    assert!(matches!(in_b.get("again"), Err(Error::CacheDeleted(_))));
     assert!(matches!(b.open_cache("c"), Err(Error::NoSuchCache(_))));
     // Made anew under the same name, it is a different, empty cache everywhere.
     a.create_cache("c").unwrap().set("fresh", json("1")).unwrap();
     let new_in_b = b.open_cache("c").unwrap();
     assert_eq!(new_in_b.get("again").unwrap(), None);
     assert_eq!(new_in_b.get("fresh").unwrap(), Some(json("1")));
-    assert!(matches!(in_b.get("fresh"), Err(Error::NoSuchCache(_))));
+    assert!(matches!(in_b.get("fresh"), Err(Error::CacheDeleted(_))));
 }
 
 #[test]

@@ -49,11 +49,14 @@ fn a_deleted_queue_fails_its_handles() {
     let queue = manager.create_queue("doomed").unwrap();
     queue.put(json("1")).unwrap();
     assert!(manager.delete_queue("doomed").unwrap());
-    assert!(matches!(queue.put(json("1")), Err(Error::NoSuchQueue(_))));
-    assert!(matches!(queue.get(), Err(Error::NoSuchQueue(_))));
-    assert!(matches!(queue.peek(), Err(Error::NoSuchQueue(_))));
-    assert!(matches!(queue.len(), Err(Error::NoSuchQueue(_))));
+    assert!(matches!(queue.put(json("1")), Err(Error::QueueDeleted(_))));
+    assert!(matches!(queue.get(), Err(Error::QueueDeleted(_))));
+    assert!(matches!(queue.peek(), Err(Error::QueueDeleted(_))));
+    assert!(matches!(queue.len(), Err(Error::QueueDeleted(_))));
     assert!(matches!(manager.open_queue("doomed"), Err(Error::NoSuchQueue(_))));
+    manager.create_queue("doomed").unwrap().put(json("2")).unwrap();
+    let stale = queue.get().unwrap_err();
+    assert!(stale.to_string().contains("the queue \"doomed\" was deleted while this handle"), "{stale}");
 }
 
 #[test]
@@ -84,7 +87,7 @@ fn a_queue_counts_the_bytes_its_items_hold() {
     queue.clear().unwrap();
     assert_eq!(queue.size_bytes().unwrap(), 0);
     manager.delete_queue("sized").unwrap();
-    assert!(matches!(queue.size_bytes(), Err(Error::NoSuchQueue(_))));
+    assert!(matches!(queue.size_bytes(), Err(Error::QueueDeleted(_))));
 }
 
 #[test]

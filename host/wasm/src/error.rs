@@ -82,8 +82,8 @@ impl Error {
         use easycaching::Error as Store;
         let message = self.to_string();
         Some(match self {
-            Error::Store(Store::NoSuchCache(_)) => WitError::NoSuchCache(message),
-            Error::Store(Store::NoSuchQueue(_)) => WitError::NoSuchQueue(message),
+            Error::Store(Store::NoSuchCache(_) | Store::CacheDeleted(_)) => WitError::NoSuchCache(message),
+            Error::Store(Store::NoSuchQueue(_) | Store::QueueDeleted(_)) => WitError::NoSuchQueue(message),
             Error::Store(Store::InvalidName { .. }) => WitError::InvalidName(message),
             Error::Store(Store::InvalidJson(_)) => WitError::InvalidJson(message),
             Error::Store(Store::TooLarge { .. }) => WitError::TooLarge(message),

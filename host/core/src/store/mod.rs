@@ -332,7 +332,7 @@ pub trait Store: Send + Sync + 'static {
     /// Every cache, in name order.
     fn list_caches(&self) -> Result<Vec<Listed>>;
 
-    /// The oldest item of a queue, left in place; `Err(NoSuchQueue)` when the queue is gone.
+    /// The oldest item of a queue, left in place; `Err(QueueDeleted)` when the queue is gone.
     fn peek(&self, queue: &Target<QueueId>) -> Result<Option<Json>>;
 
     /// A queue's size, or `None` when it does not exist.

@@ -555,7 +555,7 @@ impl Store for SqliteStore {
             .optional()
         })?;
         match found {
-            None => Err(Error::NoSuchQueue(queue.name.to_string())),
+            None => Err(Error::QueueDeleted(queue.name.to_string())),
             Some(value) => Ok(value.map(Json::trusted)),
         }
     }
@@ -910,7 +910,7 @@ mod tests {
         ];
         let applied = store.apply(&mut batch.iter());
         assert!(matches!(applied.results[0], Err(Error::QuotaExceeded(_))), "{:?}", applied.results[0]);
-        assert!(matches!(applied.results[1], Err(Error::NoSuchCache(_))), "{:?}", applied.results[1]);
+        assert!(matches!(applied.results[1], Err(Error::CacheDeleted(_))), "{:?}", applied.results[1]);
         assert_eq!(store.cache_stats(cache).unwrap().unwrap().entries, 2);
     }
 
@@ -946,8 +946,8 @@ mod tests {
         // Once the cache is gone, no write to it is taken, in place or not.
         let drop = Write::DropCache { name: "c".into() };
         store.apply(&mut std::slice::from_ref(&drop).iter()).results.remove(0).unwrap();
-        assert!(matches!(apply(&[("a", "9")], Quota::UNLIMITED), Err(Error::NoSuchCache(_))));
-        assert!(matches!(apply(&[], Quota::UNLIMITED), Err(Error::NoSuchCache(_))));
+        assert!(matches!(apply(&[("a", "9")], Quota::UNLIMITED), Err(Error::CacheDeleted(_))));
+        assert!(matches!(apply(&[], Quota::UNLIMITED), Err(Error::CacheDeleted(_))));
     }
 
     #[test]

@@ -189,7 +189,7 @@ impl<'b, 'c> Batch<'b, 'c> {
     ) -> Result<(), WriteError> {
         let of = CountsOf { table: &CACHES, id: cache.id.0, name: &cache.name };
         let add_stats = &mut self.statements.add_cache_stats;
-        add_stats_within(self.conn, of, add_stats, delta, quota, || no_such_cache(cache))
+        add_stats_within(self.conn, of, add_stats, delta, quota, || cache_deleted(cache))
     }
 
     fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
@@ -274,16 +274,16 @@ fn drop_queue(conn: &Connection, name: &str) -> WriteResult {
     Ok(Outcome::Dropped(QUEUES.delete(conn, name)?))
 }
 
-fn no_such_cache(cache: &Target<CacheId>) -> Error {
-    Error::NoSuchCache(cache.name.to_string())
+fn cache_deleted(cache: &Target<CacheId>) -> Error {
+    Error::CacheDeleted(cache.name.to_string())
 }
 
-fn no_such_queue(queue: &Target<QueueId>) -> Error {
-    Error::NoSuchQueue(queue.name.to_string())
+fn queue_deleted(queue: &Target<QueueId>) -> Error {
+    Error::QueueDeleted(queue.name.to_string())
 }
 
 fn cache_stats(conn: &Connection, cache: &Target<CacheId>) -> Result<Stats, WriteError> {
-    CACHES.stats(conn, cache.id.0)?.ok_or_else(|| no_such_cache(cache).into())
+    CACHES.stats(conn, cache.id.0)?.ok_or_else(|| cache_deleted(cache).into())
 }
 
 /// The counts row of one cache or queue, and the name its errors give.
@@ -322,7 +322,7 @@ fn add_queue_stats_within(
 ) -> Result<(), WriteError> {
     let of = CountsOf { table: &QUEUES, id: queue.id.0, name: &queue.name };
     let mut add_stats = conn.prepare_cached(QUEUES.add_stats)?;
-    add_stats_within(conn, of, &mut add_stats, delta, quota, || no_such_queue(queue))
+    add_stats_within(conn, of, &mut add_stats, delta, quota, || queue_deleted(queue))
 }
 
 /// Forgets all but the newest `retained` changes.
@@ -333,7 +333,7 @@ pub(super) fn prune_change_log(conn: &Connection, retained: i64) -> rusqlite::Re
 }
 
 fn queue_stats(conn: &Connection, queue: &Target<QueueId>) -> Result<Stats, WriteError> {
-    QUEUES.stats(conn, queue.id.0)?.ok_or_else(|| no_such_queue(queue).into())
+    QUEUES.stats(conn, queue.id.0)?.ok_or_else(|| queue_deleted(queue).into())
 }
 
 fn put(conn: &Connection, queue: &Target<QueueId>, values: &[Json], quota: &Quota) -> WriteResult {
