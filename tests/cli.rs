@@ -199,11 +199,12 @@ fn a_mistyped_path_or_the_wrong_kind_of_file_is_named_and_creates_no_database() 
     assert!(!handler.status.success());
     assert!(stderr(&handler).contains("it is an HTTP handler"), "{}", stderr(&handler));
     assert!(stderr(&handler).contains("serve it with `easycaching serve`"), "{}", stderr(&handler));
-    assert!(!db.exists(), "no command above stores anything, so none creates the database");
-
+    let served_missing = easycaching(&db, &["serve", &path(&dir.path().join("missing.wasm"))]);
+    assert!(stderr(&served_missing).contains("missing.wasm"), "{}", stderr(&served_missing));
     let command = easycaching(&db, &["serve", &path(&guest("read_write")), "--listen", "127.0.0.1:0"]);
     assert!(!command.status.success());
     assert!(stderr(&command).contains("run it with `easycaching run`"), "{}", stderr(&command));
+    assert!(!db.exists(), "no command above stores anything, so none creates the database");
 
     ok(easycaching(&db, &["cache", "create", "test"]));
     assert_eq!(ok(easycaching(&db, &["ls"])).lines().count(), 1 + 1, "a header and the cache");

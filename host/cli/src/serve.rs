@@ -68,15 +68,6 @@ pub struct ServeArgs {
 }
 
 pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitCode> {
-    // A mistyped plugin path creates no database (the server reads the plugin itself, later).
-    if let Err(reason) = std::fs::metadata(&args.plugin) {
-        return Err(easycaching_http::Error::Load {
-            plugin: args.plugin.display().to_string(),
-            message: reason.to_string(),
-        }
-        .into());
-    }
-    let manager = open_database(db, durability)?;
     let defaults = ServerConfig::default();
     let config = ServerConfig {
         listen: args.listen,
@@ -87,10 +78,11 @@ pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitC
         env: args.given.env.clone(),
         compiled_cache: args.given.compiled_cache_dir().map(CompiledCache::new),
     };
-    let ctx = args.given.ctx(manager);
     let (workers, instances) = (config.workers, config.max_instances);
     let kept = config.compiled_cache.is_some();
-    let server = while_loading(&args.plugin, kept, || Server::new(&args.plugin, ctx, config))?;
+    // The plugin first: a mistyped path or a plugin of the wrong kind creates no database.
+    let loaded = while_loading(&args.plugin, kept, || Server::load(&args.plugin, config))?;
+    let server = loaded.with_caches(args.given.ctx(open_database(db, durability)?))?;
     let summary = server.serve(|address| {
         // Scripts and tests read the address from this line, so it goes out at once.
         println!(

@@ -115,10 +115,16 @@ pub(crate) struct Handler {
     ready: Mutex<Vec<Instance>>,
 }
 
-impl Handler {
-    /// Compiles and links the plugin at `path`, and instantiates it once to check that it can
-    /// run here; that instance answers the first request.
-    pub(crate) fn new(path: &Path, easycaching: EasyCachingCtx, config: &ServerConfig) -> Result<Handler> {
+/// A plugin compiled and linked as an HTTP handler, not yet given its caches.
+pub(crate) struct Linked {
+    pre: ProxyPre<HandlerState>,
+    name: String,
+}
+
+impl Linked {
+    /// Compiles and links the plugin at `path`, checking that it is an HTTP handler whose
+    /// imports this host provides.
+    pub(crate) fn load(path: &Path, config: &ServerConfig) -> Result<Linked> {
         let name = path.display().to_string();
         let fail = |what: &str, error: wasmtime::Error| Error::Load {
             plugin: name.clone(),
@@ -145,6 +151,13 @@ impl Handler {
         let pre = ProxyPre::new(instance_pre).map_err(|e| {
             fail("it does not export wasi:http/incoming-handler@0.2 (build it for the easycaching:cache/http-handler world)", e)
         })?;
+        Ok(Linked { pre, name })
+    }
+
+    /// The handler serving with `easycaching`'s caches and queues, instantiated once to check
+    /// that it can run with these grants and limits; that instance answers the first request.
+    pub(crate) fn handler(self, easycaching: EasyCachingCtx, config: &ServerConfig) -> Result<Handler> {
+        let Linked { pre, name } = self;
         let handler = Handler {
             pre,
             name: name.clone(),
@@ -160,7 +173,9 @@ impl Handler {
         handler.ready().push(first);
         Ok(handler)
     }
+}
 
+impl Handler {
     /// The engine, for the clock that enforces time limits.
     pub(crate) fn engine(&self) -> &Engine {
         self.pre.engine()

@@ -115,8 +115,16 @@ impl Server {
         easycaching: EasyCachingCtx,
         config: ServerConfig,
     ) -> Result<Server> {
-        let handler = handler::Handler::new(plugin.as_ref(), easycaching, &config)?;
-        Ok(Server { handler, config })
+        Server::load(plugin, config)?.with_caches(easycaching)
+    }
+
+    /// Compiles and links the component at `plugin`, before it is given any caches: a
+    /// plugin that is not an HTTP handler, or imports what this host does not provide, is
+    /// refused before the caller opens a database for it. [`LoadedServer::with_caches`]
+    /// finishes what [`Server::new`] does in one step.
+    pub fn load(plugin: impl AsRef<Path>, config: ServerConfig) -> Result<LoadedServer> {
+        let linked = handler::Linked::load(plugin.as_ref(), &config)?;
+        Ok(LoadedServer { linked, config })
     }
 
     /// Listens on [`ServerConfig::listen`] and serves until SIGINT or SIGTERM; then stops
@@ -124,5 +132,20 @@ impl Server {
     /// called with the bound address once the server accepts connections.
     pub fn serve(self, listening: impl FnOnce(SocketAddr)) -> Result<MetricsSummary> {
         server::serve(self.handler, &self.config, listening)
+    }
+}
+
+/// A plugin compiled and linked by [`Server::load`], waiting for its caches and queues.
+pub struct LoadedServer {
+    linked: handler::Linked,
+    config: ServerConfig,
+}
+
+impl LoadedServer {
+    /// The server, its plugin serving with `easycaching`'s caches and queues; instantiated once
+    /// to check that it can run with these grants and limits.
+    pub fn with_caches(self, easycaching: EasyCachingCtx) -> Result<Server> {
+        let handler = self.linked.handler(easycaching, &self.config)?;
+        Ok(Server { handler, config: self.config })
     }
 }
