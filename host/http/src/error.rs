@@ -14,7 +14,8 @@ pub enum Error {
     /// The plugin could not be read, compiled, linked or instantiated.
     #[error("cannot load {plugin}: {message}")]
     Load {
-        /// The plugin, as named to [`Server::new`](crate::Server::new).
+        /// The plugin, as named to [`Server::new`](crate::Server::new) or
+        /// [`Server::load`](crate::Server::load).
         plugin: String,
         /// What went wrong.
         message: String,

@@ -87,9 +87,9 @@ pub struct Permission {
 /// One grant: a kind, a pattern and a permission. Reading is always allowed by a grant.
 ///
 /// Written (and parsed) as `KIND:PATTERN[=MODE][,entries=N][,bytes=N]`, where `MODE` is `r`
-/// (read only), `rw` (read and write, the default), `rwc` (also create and delete) or `rc` (read,
-/// create and delete, but not write); `N` takes
-/// `k`, `M` or `G` suffixes (powers of 1024 for bytes, of 1000 for entries).
+/// (read only), `rw` (read and write, the default), `rwc` (also create and delete) or `rc`
+/// (read, create and delete, but not write); `N` takes `k`, `M` or `G` suffixes (powers of
+/// 1024 for bytes, of 1000 for entries).
 ///
 /// ```
 /// use easycaching_host::Grant;
