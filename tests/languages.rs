@@ -2,7 +2,7 @@
 //! walkthroughs print exactly what the Rust one prints and leave the same data, the three
 //! share one database, and errors reach each language as its own exceptions with the WIT case.
 
-use easycaching_harness::{Error, Harness, Limits, Run};
+use easycaching_harness::{Error, Harness, PluginLimits, Run};
 use easycaching_host::MIN_HANDLES;
 use easycaching_tests::{guest, lines};
 use serde_json::json;
@@ -68,8 +68,8 @@ fn the_javascript_walkthrough_prints_what_the_rust_one_prints_and_leaves_its_dat
 #[test]
 fn every_language_runs_within_the_fewest_handles_allowed_and_one_fewer_is_refused_before_it_starts() {
     let expected = rust_walkthrough_output();
-    let fewest = Limits { max_handles: MIN_HANDLES, ..Limits::default() };
-    let too_few = Limits { max_handles: MIN_HANDLES - 1, ..Limits::default() };
+    let fewest = PluginLimits { max_handles: MIN_HANDLES, ..PluginLimits::default() };
+    let too_few = PluginLimits { max_handles: MIN_HANDLES - 1, ..PluginLimits::default() };
     for name in ["walkthrough", "python-walkthrough", "js-walkthrough"] {
         let stdout = succeeded(&run(&harness(&WALKTHROUGH_GRANTS).limits(fewest), name));
         assert_eq!(lines(&stdout), lines(&expected), "{name} with {MIN_HANDLES} handles");

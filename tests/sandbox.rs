@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use easycaching_harness::{Error, Harness, Limits};
+use easycaching_harness::{Error, Harness, PluginLimits};
 use easycaching_tests::{guest, lines};
 
 /// After every misbehaving guest the host goes on: a well-behaved guest runs on the same
@@ -17,8 +17,8 @@ fn still_serves(harness: &Harness) {
     assert_eq!(after.get_value::<u32>("k").unwrap(), Some(1));
 }
 
-fn limits(change: impl FnOnce(&mut Limits)) -> Limits {
-    let mut limits = Limits::default();
+fn limits(change: impl FnOnce(&mut PluginLimits)) -> PluginLimits {
+    let mut limits = PluginLimits::default();
     change(&mut limits);
     limits
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use easycaching::CacheManager;
-use easycaching_host::{CompiledCache, EasyCachingCtx, Grant, Limits};
+use easycaching_host::{CompiledCache, EasyCachingCtx, Grant, PluginLimits};
 
 /// The flags shared by `easycaching run` and `easycaching serve`.
 #[derive(Args)]
@@ -53,8 +53,8 @@ impl PluginArgs {
     }
 
     /// The memory and time limits given, the others at their defaults.
-    pub fn limits(&self) -> Limits {
-        Limits { memory_bytes: self.memory, time: self.timeout, ..Limits::default() }
+    pub fn limits(&self) -> PluginLimits {
+        PluginLimits { memory_bytes: self.memory, time: self.timeout, ..PluginLimits::default() }
     }
 
     /// Where compiled code is kept: the directory given, the default directory, or nowhere

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use easycaching::{Cache, CacheManager, CacheManagerBuilder, Json, Queue};
 use easycaching_host::{EasyCachingCtx, Output, Plugin, RunOptions, Runtime};
-pub use easycaching_host::{Error, Grant, Grants, Limits, Run, RuntimeConfig};
+pub use easycaching_host::{Error, Grant, Grants, PluginLimits, Run, RuntimeConfig};
 use serde::Serialize;
 
 /// `Result` with the host's [`Error`].
@@ -103,7 +103,7 @@ impl Harness {
     }
 
     /// Memory, time and handle limits for the next runs.
-    pub fn limits(mut self, limits: Limits) -> Harness {
+    pub fn limits(mut self, limits: PluginLimits) -> Harness {
         self.options.limits = limits;
         self
     }

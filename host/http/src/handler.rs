@@ -15,7 +15,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use easycaching_host::{
-    EasyCaching, EasyCachingCtx, Limits, MemoryLimiter, PluginKind, compile_component, expect_plugin_kind,
+    EasyCaching, EasyCachingCtx, MemoryLimiter, PluginKind, PluginLimits, compile_component,
+    expect_plugin_kind,
 };
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
@@ -109,7 +110,7 @@ pub(crate) struct Handler {
     name: String,
     easycaching: EasyCachingCtx,
     env: Vec<(String, String)>,
-    limits: Limits,
+    limits: PluginLimits,
     requests_per_instance: u64,
     /// Instances ready for a request: never used, or warm when instances are reused.
     ready: Mutex<Vec<Instance>>,

@@ -7,7 +7,7 @@
 //! next request on any worker at once, with no cross-process coherence check involved.
 //!
 //! Each request runs in a sandboxed instance with the grants of one [`EasyCachingCtx`] and the
-//! [`Limits`] of `easycaching run` (memory per instance; time and fuel per request; open
+//! [`PluginLimits`] of `easycaching run` (memory per instance; time and fuel per request; open
 //! handles). By default every request gets an instance that has never run before; see
 //! [`ServerConfig::requests_per_instance`] for reusing warm instances and what that shares.
 //! A plugin that traps, runs out of memory or time, or returns without responding gets its
@@ -44,7 +44,7 @@ mod server;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use easycaching_host::{CompiledCache, EasyCachingCtx, Limits};
+use easycaching_host::{CompiledCache, EasyCachingCtx, PluginLimits};
 
 pub use error::{Error, Result};
 pub use metrics::MetricsSummary;
@@ -80,7 +80,7 @@ pub struct ServerConfig {
     pub requests_per_instance: u64,
     /// What each instance may use: its memory and open handles, and per request its time and
     /// fuel.
-    pub limits: Limits,
+    pub limits: PluginLimits,
     /// Environment variables the plugin sees (none by default).
     pub env: Vec<(String, String)>,
     /// Where compiled plugins are kept; `None` compiles the plugin afresh.
@@ -94,7 +94,7 @@ impl Default for ServerConfig {
             workers: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
             max_instances: DEFAULT_MAX_INSTANCES,
             requests_per_instance: 1,
-            limits: Limits::default(),
+            limits: PluginLimits::default(),
             env: Vec::new(),
             compiled_cache: CompiledCache::default_dir().map(CompiledCache::new),
         }

@@ -4,7 +4,7 @@
 //! Two ways in:
 //!
 //! - **Run plugins**: a [`Runtime`] loads a component once; [`Plugin::run`] runs it in a fresh,
-//!   sandboxed instance with the grants of an [`EasyCachingCtx`] and the [`Limits`] you set.
+//!   sandboxed instance with the grants of an [`EasyCachingCtx`] and the [`PluginLimits`] you set.
 //! - **Embed the interfaces** in your own wasmtime host: keep an [`EasyCachingCtx`] and a
 //!   `ResourceTable` in your store data and call [`add_to_linker`], in the style of
 //!   wasmtime's own `wasi-*` crates.
@@ -108,6 +108,6 @@ pub use error::{Error, Result};
 pub use grants::{Grant, GrantParseError, Grants, Kind, Pattern, Permission};
 pub use plugin::MemoryLimiter;
 pub use plugin::{
-    DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, EPOCH_TICK, Limits, MIN_HANDLES, Output, Plugin, PluginState,
-    Run, RunOptions, Runtime, RuntimeConfig,
+    DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, EPOCH_TICK, MIN_HANDLES, Output, Plugin, PluginLimits,
+    PluginState, Run, RunOptions, Runtime, RuntimeConfig,
 };

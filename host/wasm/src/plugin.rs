@@ -3,7 +3,7 @@
 //!
 //! A plugin gets WASI with stdio, its arguments, clocks and random numbers, and nothing else:
 //! no preopened directories, no network, no inherited environment variables. Its memory, time
-//! and open handles are bounded by [`Limits`]; going over ends the run with a clear error
+//! and open handles are bounded by [`PluginLimits`]; going over ends the run with a clear error
 //! while the host and other instances go on.
 
 use std::path::{Path, PathBuf};
@@ -26,26 +26,27 @@ use crate::{EasyCaching, EasyCachingCtx, Error, Result};
 
 /// How often a deadline clock ticks (`Engine::increment_epoch`); time limits are kept to
 /// within one tick. A host with an engine of its own ticks it at this rate for
-/// [`Limits::epoch_deadline`] to mean [`Limits::time`].
+/// [`PluginLimits::epoch_deadline`] to mean [`PluginLimits::time`].
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// A deadline (in ticks) that never comes: about 1.5 billion years.
 const NO_DEADLINE: u64 = 1 << 62;
 /// The most output kept from a plugin whose output is captured.
 const CAPTURE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Default for [`Limits::memory_bytes`]: 256 MiB of linear memory per instance.
+/// Default for [`PluginLimits::memory_bytes`]: 256 MiB of linear memory per instance.
 pub const DEFAULT_MEMORY_BYTES: usize = 256 * 1024 * 1024;
-/// Default for [`Limits::max_handles`]: 10,000 open resources (caches, queues, streams).
+/// Default for [`PluginLimits::max_handles`]: 10,000 open resources (caches, queues, streams).
 pub const DEFAULT_MAX_HANDLES: usize = 10_000;
-/// The fewest [`Limits::max_handles`] a run may be given. WASI's own resources come out of the
-/// same table as the plugin's caches and queues: printing takes 3-4 (a stream and what waits on
-/// it), and a plugin left with fewer traps the first time it writes to stdout or stderr, in
-/// Rust, Python and JavaScript alike.
+/// The fewest [`PluginLimits::max_handles`] a run may be given. WASI's own resources come out
+/// of the same table as the plugin's caches and queues: printing takes 3-4 (a stream and what
+/// waits on it), and a plugin left with fewer traps the first time it writes to stdout or
+/// stderr, in Rust, Python and JavaScript alike.
 pub const MIN_HANDLES: usize = 16;
 
-/// What one run of a plugin may use.
+/// What one run of a plugin may use: its memory, time, fuel and open handles. (How large its
+/// keys, values and batches may be is the database's [`easycaching::Limits`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct PluginLimits {
     /// Linear memory, all memories of the instance together. Default [`DEFAULT_MEMORY_BYTES`].
     pub memory_bytes: usize,
     /// Wall-clock time for the run; `None` for no limit (the default).
@@ -59,9 +60,10 @@ pub struct Limits {
     pub max_handles: usize,
 }
 
-impl Limits {
-    /// The epoch deadline, in ticks of [`EPOCH_TICK`], that stops a run after [`Limits::time`]
-    /// (at least one tick); one that never comes when there is no time limit.
+impl PluginLimits {
+    /// The epoch deadline, in ticks of [`EPOCH_TICK`], that stops a run after
+    /// [`PluginLimits::time`] (at least one tick); one that never comes when there is no time
+    /// limit.
     pub fn epoch_deadline(&self) -> u64 {
         match self.time {
             Some(time) => {
@@ -71,14 +73,14 @@ impl Limits {
         }
     }
 
-    /// An empty resource table for one instance, holding at most [`Limits::max_handles`]
+    /// An empty resource table for one instance, holding at most [`PluginLimits::max_handles`]
     /// resources. [`Error::Misconfigured`] when that is below [`MIN_HANDLES`].
     ///
     /// ```
-    /// use easycaching_host::{Error, Limits, MIN_HANDLES};
+    /// use easycaching_host::{Error, PluginLimits, MIN_HANDLES};
     ///
-    /// assert!(Limits::default().resource_table().is_ok());
-    /// let too_few = Limits { max_handles: 2, ..Limits::default() };
+    /// assert!(PluginLimits::default().resource_table().is_ok());
+    /// let too_few = PluginLimits { max_handles: 2, ..PluginLimits::default() };
     /// assert!(matches!(too_few.resource_table(), Err(Error::Misconfigured(_))));
     /// # let _ = MIN_HANDLES;
     /// ```
@@ -96,9 +98,9 @@ impl Limits {
     }
 }
 
-impl Default for Limits {
+impl Default for PluginLimits {
     fn default() -> Self {
-        Limits {
+        PluginLimits {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             time: None,
             fuel: None,
@@ -138,14 +140,14 @@ impl RuntimeConfig {
 
     /// Take instances' memories and tables from a pool reserved up front, so instantiating
     /// costs no `mmap` and a finished instance's memory is reset rather than unmapped. Each
-    /// memory is at most `max_memory_bytes`, so a run's [`Limits::memory_bytes`] above it is
+    /// memory is at most `max_memory_bytes`, so a run's [`PluginLimits::memory_bytes`] above it is
     /// cut to it.
     pub fn pooling(mut self, max_memory_bytes: usize) -> Self {
         self.pooling = Some(max_memory_bytes);
         self
     }
 
-    /// Count fuel, so that [`Limits::fuel`] can bound runs deterministically. Counting costs
+    /// Count fuel, so that [`PluginLimits::fuel`] can bound runs deterministically. Counting costs
     /// every plugin some speed, so it is off by default.
     pub fn fuel(mut self) -> Self {
         self.fuel = true;
@@ -281,7 +283,7 @@ pub struct RunOptions {
     /// Where its output goes.
     pub output: Output,
     /// What it may use.
-    pub limits: Limits,
+    pub limits: PluginLimits,
 }
 
 /// The end of one run: its output when captured, and how it ended.
@@ -358,7 +360,7 @@ impl Plugin {
         &self,
         wasi: WasiCtx,
         easycaching: EasyCachingCtx,
-        limits: &Limits,
+        limits: &PluginLimits,
     ) -> Result<Store<PluginState>> {
         let table = limits.resource_table()?;
         let memory = MemoryLimiter { limit: limits.memory_bytes, used: 0, exceeded: false };
@@ -385,7 +387,11 @@ impl Error {
     /// What a failed call into a plugin means: an exit (with its status, 0 included), a
     /// limit it went over (`memory` says whether it was refused memory), or a crash. For hosts
     /// with stores of their own, such as `easycaching serve`.
-    pub fn from_plugin_failure(error: wasmtime::Error, memory: &MemoryLimiter, limits: &Limits) -> Error {
+    pub fn from_plugin_failure(
+        error: wasmtime::Error,
+        memory: &MemoryLimiter,
+        limits: &PluginLimits,
+    ) -> Error {
         if let Some(exit) = error.downcast_ref::<I32Exit>() {
             return Error::Exited { code: exit.0 };
         }
@@ -393,8 +399,12 @@ impl Error {
             return Error::OutOfMemory { limit: memory.limit };
         }
         match (error.downcast_ref::<Trap>(), limits) {
-            (Some(Trap::Interrupt), Limits { time: Some(limit), .. }) => Error::TimedOut { limit: *limit },
-            (Some(Trap::OutOfFuel), Limits { fuel: Some(limit), .. }) => Error::OutOfFuel { limit: *limit },
+            (Some(Trap::Interrupt), PluginLimits { time: Some(limit), .. }) => {
+                Error::TimedOut { limit: *limit }
+            }
+            (Some(Trap::OutOfFuel), PluginLimits { fuel: Some(limit), .. }) => {
+                Error::OutOfFuel { limit: *limit }
+            }
             _ => Error::Trapped { message: trap_message(&error) },
         }
     }
