@@ -88,7 +88,15 @@ impl CacheManager {
             );
         }
         let path = store.path().to_owned();
-        Ok(CacheManager { shared: Arc::new(Shared::new(Box::new(store), path, &options)?) })
+        Self::from_store(Box::new(store), path, &options)
+    }
+
+    pub(crate) fn from_store(
+        store: Box<dyn Store>,
+        path: PathBuf,
+        options: &CacheManagerBuilder,
+    ) -> Result<CacheManager> {
+        Ok(CacheManager { shared: Arc::new(Shared::new(store, path, options)?) })
     }
 
     /// The database file (its canonical path).

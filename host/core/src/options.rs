@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::store::Store;
 use crate::{CacheManager, Limits, Quota, Result};
 
 /// Default for [`CacheManagerBuilder::lru_capacity`]: 500 entries per cache, as in the
@@ -146,5 +147,27 @@ impl CacheManagerBuilder {
     /// the file is not an easycaching database this build can use.
     pub fn open(self) -> Result<CacheManager> {
         CacheManager::from_builder(self)
+    }
+
+    /// Opens a manager over `store`, a storage backend of the caller's, instead of the SQLite
+    /// database at the builder's path; the path then only names the database in messages and
+    /// [`CacheManager::path`]. The LRU, group commit and coherence between processes work
+    /// over it as over SQLite; the SQLite settings ([`durability`](Self::durability),
+    /// [`busy_timeout`](Self::busy_timeout), [`checkpoint_pages`](Self::checkpoint_pages)) are
+    /// the backend's own business and are not applied.
+    ///
+    /// ```
+    /// use easycaching::store::SqliteStore;
+    /// use easycaching::{CacheManager, Durability};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.db");
+    /// let store = SqliteStore::open(&path, Durability::Full, std::time::Duration::from_secs(10))?;
+    /// let manager = CacheManager::builder(&path).lru_capacity(100).open_with_store(store)?;
+    /// manager.create_cache("sessions")?.set_value("ada", &1)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_with_store(self, store: impl Store) -> Result<CacheManager> {
+        CacheManager::from_store(Box::new(store), self.path.clone(), &self)
     }
 }

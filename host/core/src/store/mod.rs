@@ -10,6 +10,9 @@
 //!   commit before it is;
 //! - [`Store::change_token`] is cheap enough for every cache hit (no I/O, no system call) and
 //!   changes whenever any process may have committed.
+//!
+//! A manager is opened over a backend of one's own with
+//! [`CacheManagerBuilder::open_with_store`](crate::CacheManagerBuilder::open_with_store).
 
 mod sqlite;
 
