@@ -99,7 +99,8 @@ impl CacheManager {
         Ok(CacheManager { shared: Arc::new(Shared::new(store, path, options)?) })
     }
 
-    /// The database file (its canonical path).
+    /// The database file (its canonical path); for a manager opened over a store of its own
+    /// ([`CacheManagerBuilder::open_with_store`]), the path the builder was given.
     pub fn path(&self) -> &Path {
         &self.shared.path
     }
