@@ -199,8 +199,10 @@ fn a_mistyped_path_or_the_wrong_kind_of_file_is_named_and_creates_no_database() 
     assert!(!handler.status.success());
     assert!(stderr(&handler).contains("it is an HTTP handler"), "{}", stderr(&handler));
     assert!(stderr(&handler).contains("serve it with `easycaching serve`"), "{}", stderr(&handler));
-    let served_missing = easycaching(&db, &["serve", &path(&dir.path().join("missing.wasm"))]);
-    assert!(stderr(&served_missing).contains("missing.wasm"), "{}", stderr(&served_missing));
+    let served_missing =
+        easycaching(&db, &["serve", &path(&dir.path().join("missing.wasm")), "--listen", "127.0.0.1:0"]);
+    assert!(!served_missing.status.success());
+    assert!(stderr(&served_missing).contains("missing.wasm: No such file"), "{}", stderr(&served_missing));
     let command = easycaching(&db, &["serve", &path(&guest("read_write")), "--listen", "127.0.0.1:0"]);
     assert!(!command.status.success());
     assert!(stderr(&command).contains("run it with `easycaching run`"), "{}", stderr(&command));

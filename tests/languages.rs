@@ -2,8 +2,7 @@
 //! walkthroughs print exactly what the Rust one prints and leave the same data, the three
 //! share one database, and errors reach each language as its own exceptions with the WIT case.
 
-use easycaching_harness::{Error, Harness, PluginLimits, Run};
-use easycaching_host::MIN_HANDLES;
+use easycaching_harness::{Error, Harness, MIN_HANDLES, PluginLimits, Run};
 use easycaching_tests::{guest, lines};
 use serde_json::json;
 

@@ -11,7 +11,7 @@ use easycaching::store::{
     Applied, CacheId, ChangeToken, Changes, HandoffStats, Listed, QueueId, SqliteStore, Stats, Store,
     SyncTarget, Target, Writes,
 };
-use easycaching::{CacheManager, Durability, Json, Page, Result};
+use easycaching::{CacheManager, Durability, Error, Json, Page, Result};
 
 /// The SQLite store, with a count of the calls that write, sync and read through it.
 struct Counting {
@@ -132,8 +132,11 @@ fn a_manager_over_a_backend_of_its_own_writes_reads_and_stays_coherent_through_i
     let inner = SqliteStore::open(&path, Durability::Full, Duration::from_secs(10)).unwrap();
     let counts = Arc::new(Counts::default());
     let store = Counting { inner, counts: counts.clone() };
-    let manager = CacheManager::builder(&path).open_with_store(store).unwrap();
-    assert_eq!(manager.path(), path, "the builder's path names the backend");
+    // The builder's path only names the backend: nothing is opened there (its directory does
+    // not even exist).
+    let named = dir.path().join("elsewhere").join("named.db");
+    let manager = CacheManager::builder(&named).open_with_store(store).unwrap();
+    assert_eq!(manager.path(), named);
 
     let cache = manager.create_cache("c").unwrap();
     cache.set("k", json("1")).unwrap();
@@ -158,4 +161,11 @@ fn a_manager_over_a_backend_of_its_own_writes_reads_and_stays_coherent_through_i
     assert!(counts.reads.load(Ordering::Relaxed) > reads, "a key never cached is read from the backend");
     assert_eq!(queue.len().unwrap(), 0);
     assert_eq!(manager.list_caches().unwrap().len(), 1);
+
+    // A cache deleted elsewhere fails this manager's handle: the deletion reaches it through
+    // the backend's change log.
+    assert!(other.delete_cache("c").unwrap());
+    assert!(matches!(cache.set("k", json("4")), Err(Error::CacheDeleted(_))));
+    assert!(matches!(manager.open_cache("c"), Err(Error::NoSuchCache(_))));
+    assert!(!dir.path().join("elsewhere").exists(), "nothing was opened at the builder's path");
 }

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use easycaching::{Cache, CacheManager, CacheManagerBuilder, Json, Queue};
 use easycaching_host::{EasyCachingCtx, Output, Plugin, RunOptions, Runtime};
-pub use easycaching_host::{Error, Grant, Grants, PluginLimits, Run, RuntimeConfig};
+pub use easycaching_host::{Error, Grant, Grants, MIN_HANDLES, PluginLimits, Run, RuntimeConfig};
 use serde::Serialize;
 
 /// `Result` with the host's [`Error`].

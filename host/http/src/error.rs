@@ -26,6 +26,11 @@ pub enum Error {
     #[error("cannot set up wasmtime: {0}")]
     Engine(String),
 
+    /// The settings rule out running any plugin: limits with fewer open handles than
+    /// [`MIN_HANDLES`](easycaching_host::MIN_HANDLES).
+    #[error("{0}")]
+    Misconfigured(String),
+
     /// The address could not be listened on.
     #[error("cannot listen on {address}: {reason}")]
     Listen {

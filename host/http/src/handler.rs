@@ -155,6 +155,11 @@ impl Linked {
         Ok(Linked { pre, name })
     }
 
+    /// The plugin, as named to [`Server::load`](crate::Server::load).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The handler serving with `easycaching`'s caches and queues, instantiated once to check
     /// that it can run with these grants and limits; that instance answers the first request.
     pub(crate) fn handler(self, easycaching: EasyCachingCtx, config: &ServerConfig) -> Result<Handler> {
@@ -177,6 +182,11 @@ impl Linked {
 }
 
 impl Handler {
+    /// The plugin, as named to [`Server::new`](crate::Server::new).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The engine, for the clock that enforces time limits.
     pub(crate) fn engine(&self) -> &Engine {
         self.pre.engine()

@@ -41,6 +41,7 @@ mod metrics;
 mod plugin_threads;
 mod server;
 
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
@@ -123,6 +124,7 @@ impl Server {
     /// refused before the caller opens a database for it. [`LoadedServer::with_caches`]
     /// finishes what [`Server::new`] does in one step.
     pub fn load(plugin: impl AsRef<Path>, config: ServerConfig) -> Result<LoadedServer> {
+        config.limits.resource_table().map_err(|error| Error::Misconfigured(error.to_string()))?;
         let linked = handler::Linked::load(plugin.as_ref(), &config)?;
         Ok(LoadedServer { linked, config })
     }
@@ -141,11 +143,44 @@ pub struct LoadedServer {
     config: ServerConfig,
 }
 
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server").field("plugin", &self.handler.name()).field("config", &self.config).finish()
+    }
+}
+
+impl fmt::Debug for LoadedServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedServer")
+            .field("plugin", &self.linked.name())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
 impl LoadedServer {
     /// The server, its plugin serving with `easycaching`'s caches and queues; instantiated once
     /// to check that it can run with these grants and limits.
     pub fn with_caches(self, easycaching: EasyCachingCtx) -> Result<Server> {
         let handler = self.linked.handler(easycaching, &self.config)?;
         Ok(Server { handler, config: self.config })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use easycaching_host::{MIN_HANDLES, PluginLimits};
+
+    #[test]
+    fn limits_that_rule_out_every_plugin_are_refused_before_the_plugin_is_read() {
+        let limits = PluginLimits { max_handles: MIN_HANDLES - 1, ..PluginLimits::default() };
+        let config = ServerConfig { limits, ..ServerConfig::default() };
+        let refused = Server::load("no such plugin.wasm", config).unwrap_err();
+        assert!(matches!(refused, Error::Misconfigured(_)), "{refused:?}");
+        assert!(refused.to_string().contains(&format!("at least {MIN_HANDLES}")), "{refused}");
+
+        let missing = Server::load("no such plugin.wasm", ServerConfig::default()).unwrap_err();
+        assert!(matches!(missing, Error::Load { .. }), "{missing:?}");
     }
 }

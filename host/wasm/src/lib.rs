@@ -29,7 +29,7 @@
 //!
 //! ```no_run
 //! use easycaching::CacheManager;
-//! use easycaching_host::{EasyCaching, EasyCachingCtx, Grants};
+//! use easycaching_host::{EasyCaching, EasyCachingCtx, Grants, PluginLimits};
 //! use wasmtime::component::{Component, Linker, ResourceTable};
 //! use wasmtime::{Engine, Store};
 //! use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -56,7 +56,8 @@
 //!
 //! let manager = CacheManager::open(dir.path().join("app.db"))?;
 //! let state = MyState {
-//!     table: ResourceTable::new(),
+//!     // At most 10,000 open handles, WASI's included: a plugin cannot hoard the host's memory.
+//!     table: PluginLimits::default().resource_table()?,
 //!     wasi: WasiCtx::builder().build(),
 //!     easycaching: EasyCachingCtx::builder(manager).grants(Grants::everything()).build(),
 //! };

@@ -300,6 +300,12 @@ pub trait Store: Send + Sync + 'static {
     /// before acknowledging it. Until it is, no read through this store answers with it
     /// (reads wait for durability); in exchange, a backend may release its write lock before
     /// the fsync, so that other processes commit meanwhile.
+    ///
+    /// A write to a cache or queue whose id no longer exists fails with
+    /// [`Error::CacheDeleted`](crate::Error::CacheDeleted) or
+    /// [`Error::QueueDeleted`](crate::Error::QueueDeleted), and one that would take its target
+    /// (or, for a quota with `shared_by_prefix`, everything named with that prefix) past its
+    /// quota with [`Error::QuotaExceeded`](crate::Error::QuotaExceeded); either changes nothing.
     fn apply(&self, writes: &mut dyn Writes) -> Applied;
 
     /// Makes `target` durable. Concurrent calls share the work (one fsync, for SQLite).
