@@ -170,7 +170,7 @@ impl LoadedServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use easycaching_host::{MIN_HANDLES, PluginLimits};
+    use easycaching_host::MIN_HANDLES;
 
     #[test]
     fn limits_that_rule_out_every_plugin_are_refused_before_the_plugin_is_read() {
