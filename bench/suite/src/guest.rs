@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use easycaching::CacheManager;
-use easycaching_host::{CompiledCache, EasyCaching, EasyCachingCtx, Grant, Kind, Runtime, RuntimeConfig};
+use easycaching_host::{
+    CompiledCache, EasyCaching, EasyCachingCtx, Grant, Kind, PluginLimits, Runtime, RuntimeConfig,
+};
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -125,10 +127,14 @@ impl BenchGuest {
     /// A fresh instance whose easycaching calls go to `manager`, allowed to manage cache
     /// [`CACHE`], and whose floor map holds [`KEY`].
     pub fn instantiate(&self, manager: CacheManager) -> Result<GuestInstance> {
-        let easycaching = EasyCachingCtx::builder(manager).grant(Grant::manage(Kind::Cache, CACHE)).build();
+        let easycaching = EasyCachingCtx::builder(manager).grant(Grant::manage(Kind::Cache, CACHE)?).build();
         let floor = floor_map();
-        let state =
-            GuestState { table: ResourceTable::new(), wasi: WasiCtx::builder().build(), easycaching, floor };
+        let state = GuestState {
+            table: PluginLimits::default().resource_table()?,
+            wasi: WasiCtx::builder().build(),
+            easycaching,
+            floor,
+        };
         let mut store = Store::new(self.runtime.engine(), state);
         store.set_epoch_deadline(u64::MAX / 2);
         let runner = self.pre.instantiate(&mut store).map_err(wasm_error)?;

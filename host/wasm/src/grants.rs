@@ -112,20 +112,36 @@ pub struct Grant {
 
 impl Grant {
     /// Read-only access to the caches or queues matching `pattern` (`name` or `prefix*`).
-    pub fn read(kind: Kind, pattern: &str) -> Grant {
-        Grant { kind, pattern: parse_pattern(pattern), permission: Permission::default() }
+    ///
+    /// Fails, naming what is wrong, when `pattern` could match no cache or queue (a name
+    /// that is not allowed, or a `*` anywhere but at the end).
+    pub fn read(kind: Kind, pattern: &str) -> Result<Grant, GrantParseError> {
+        Grant::new(kind, pattern, Permission::default())
     }
 
-    /// Read and write access.
-    pub fn read_write(kind: Kind, pattern: &str) -> Grant {
-        let permission = Permission { write: true, ..Permission::default() };
-        Grant { kind, pattern: parse_pattern(pattern), permission }
+    /// Read and write access. Fails as [`Grant::read`] does.
+    pub fn read_write(kind: Kind, pattern: &str) -> Result<Grant, GrantParseError> {
+        Grant::new(kind, pattern, Permission { write: true, ..Permission::default() })
     }
 
-    /// Read and write access, and creating and deleting.
-    pub fn manage(kind: Kind, pattern: &str) -> Grant {
-        let permission = Permission { write: true, create: true, ..Permission::default() };
-        Grant { kind, pattern: parse_pattern(pattern), permission }
+    /// Read and write access, and creating and deleting. Fails as [`Grant::read`] does.
+    ///
+    /// ```
+    /// use easycaching_host::{Grant, Kind};
+    ///
+    /// let grant = Grant::manage(Kind::Cache, "sessions.*")?;
+    /// assert_eq!(grant.to_string(), "cache:sessions.*=rwc");
+    /// let typo = Grant::manage(Kind::Cache, "sessions *").unwrap_err();
+    /// assert!(typo.to_string().contains("\"cache:sessions *\""), "{typo}");
+    /// # Ok::<(), easycaching_host::GrantParseError>(())
+    /// ```
+    pub fn manage(kind: Kind, pattern: &str) -> Result<Grant, GrantParseError> {
+        Grant::new(kind, pattern, Permission { write: true, create: true, ..Permission::default() })
+    }
+
+    fn new(kind: Kind, pattern: &str, permission: Permission) -> Result<Grant, GrantParseError> {
+        let problem = |problem| GrantParseError { given: format!("{kind}:{pattern}"), problem };
+        Ok(Grant { kind, pattern: parse_pattern(pattern).map_err(problem)?, permission })
     }
 
     /// This grant with writes held to `quota` (its `shared_by_prefix` is set from the
@@ -136,11 +152,24 @@ impl Grant {
     }
 }
 
-fn parse_pattern(pattern: &str) -> Pattern {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => Pattern::Prefix(prefix.to_owned()),
-        None => Pattern::Exact(pattern.to_owned()),
+/// `name` or `prefix*`, refused (with the problem) when it could match no cache or queue.
+fn parse_pattern(pattern: &str) -> Result<Pattern, String> {
+    if pattern.is_empty() {
+        return Err("it names no cache or queue (use * for all)".into());
     }
+    let Some(prefix) = pattern.strip_suffix('*') else {
+        easycaching::validate_name(pattern).map_err(|e| e.to_string())?;
+        return Ok(Pattern::Exact(pattern.to_owned()));
+    };
+    if prefix.contains('*') {
+        return Err("* may only end a pattern".into());
+    }
+    if !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')) {
+        return Err(
+            "a prefix holds only the characters of names: letters, digits, '_', '-', '.' and ':'".into()
+        );
+    }
+    Ok(Pattern::Prefix(prefix.to_owned()))
 }
 
 impl fmt::Display for Grant {
@@ -165,7 +194,7 @@ impl fmt::Display for Grant {
 /// Why a grant did not parse; the message shows the expected form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "bad grant {given:?}: {problem}; write KIND:PATTERN[=r|rw|rwc][,entries=N][,bytes=N], e.g. cache:sessions=rw or queue:jobs.*=rwc"
+    "bad grant {given:?}: {problem}; write KIND:PATTERN[=r|rw|rwc|rc][,entries=N][,bytes=N], e.g. cache:sessions=rw or queue:jobs.*=rwc"
 )]
 pub struct GrantParseError {
     given: String,
@@ -186,22 +215,7 @@ impl FromStr for Grant {
         let mut parts = rest.split(',');
         let target = parts.next().unwrap_or_default();
         let (pattern, mode) = target.split_once('=').unwrap_or((target, "rw"));
-        if pattern.is_empty() {
-            return Err(fail("it names no cache or queue (use * for all)"));
-        }
-        let names = pattern.strip_suffix('*').unwrap_or(pattern);
-        if names.contains('*') {
-            return Err(fail("* may only end a pattern"));
-        }
-        if pattern.ends_with('*') {
-            if !names.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')) {
-                return Err(fail(
-                    "a prefix holds only the characters of names: letters, digits, '_', '-', '.' and ':'",
-                ));
-            }
-        } else {
-            easycaching::validate_name(names).map_err(|e| fail(&e.to_string()))?;
-        }
+        let pattern = parse_pattern(pattern).map_err(|problem| fail(&problem))?;
         let mut permission = match mode {
             "r" => Permission::default(),
             "rw" => Permission { write: true, ..Permission::default() },
@@ -225,7 +239,7 @@ impl FromStr for Grant {
             }
         }
         let quota = std::mem::take(&mut permission.quota);
-        let grant = Grant { kind, pattern: parse_pattern(pattern), permission };
+        let grant = Grant { kind, pattern, permission };
         Ok(if quota.is_unlimited() { grant } else { grant.with_quota(quota) })
     }
 }
@@ -255,7 +269,8 @@ impl Grants {
 
     /// Every cache and queue, with create: for trusted plugins and tests.
     pub fn everything() -> Grants {
-        Grants { grants: vec![Grant::manage(Kind::Cache, "*"), Grant::manage(Kind::Queue, "*")] }
+        let every = |kind| Grant::manage(kind, "*").expect("* is a pattern");
+        Grants { grants: vec![every(Kind::Cache), every(Kind::Queue)] }
     }
 
     /// Adds a grant.
@@ -304,9 +319,9 @@ mod tests {
     #[test]
     fn parses_every_mode_and_quota() {
         let grant: Grant = "cache:test".parse().unwrap();
-        assert_eq!(grant, Grant::read_write(Kind::Cache, "test"));
-        assert_eq!("queue:jobs=r".parse::<Grant>().unwrap(), Grant::read(Kind::Queue, "jobs"));
-        assert_eq!("cache:app.*=rwc".parse::<Grant>().unwrap(), Grant::manage(Kind::Cache, "app.*"));
+        assert_eq!(grant, Grant::read_write(Kind::Cache, "test").unwrap());
+        assert_eq!("queue:jobs=r".parse::<Grant>().unwrap(), Grant::read(Kind::Queue, "jobs").unwrap());
+        assert_eq!("cache:app.*=rwc".parse::<Grant>().unwrap(), Grant::manage(Kind::Cache, "app.*").unwrap());
         let quota: Grant = "cache:q=rw,entries=2k,bytes=1M".parse().unwrap();
         assert_eq!(
             quota.permission.quota,
@@ -339,6 +354,18 @@ mod tests {
             let err = spec.parse::<Grant>().unwrap_err().to_string();
             assert!(err.contains("KIND:PATTERN"), "{spec}: {err}");
         }
+    }
+
+    #[test]
+    fn the_constructors_refuse_what_parsing_refuses() {
+        for pattern in ["", "bad name", "a*b", "**", "a b*"] {
+            let err = Grant::read(Kind::Cache, pattern).unwrap_err().to_string();
+            assert!(err.contains(&format!("\"cache:{pattern}\"")) && err.contains("KIND:PATTERN"), "{err}");
+            assert!(format!("cache:{pattern}").parse::<Grant>().is_err(), "{pattern}");
+        }
+        let exact = Grant::read_write(Kind::Queue, "jobs").unwrap();
+        assert_eq!(exact.pattern, Pattern::Exact("jobs".into()));
+        assert_eq!(Grant::manage(Kind::Cache, "*").unwrap().pattern, Pattern::Prefix(String::new()));
     }
 
     #[test]

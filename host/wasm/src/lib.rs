@@ -17,8 +17,8 @@
 //! let runtime = Runtime::new(RuntimeConfig::default())?;
 //! let plugin = runtime.load("plugin.wasm")?;
 //! let ctx = EasyCachingCtx::builder(manager)
-//!     .grant(Grant::manage(Kind::Cache, "test"))
-//!     .grant(Grant::read(Kind::Queue, "jobs"))
+//!     .grant(Grant::manage(Kind::Cache, "test")?)
+//!     .grant(Grant::read(Kind::Queue, "jobs")?)
 //!     .build();
 //! plugin.run(ctx, &RunOptions::default()).result?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -36,7 +36,7 @@ pub fn run() -> Result<Vec<Figure>> {
     let manager = fixture::manager(&scratch.db("languages.db"), Durability::Full)?;
     let runtime =
         Runtime::new(RuntimeConfig::default().compiled_cache_dir(crate::bench_dir().join("compiled")))?;
-    let ctx = EasyCachingCtx::builder(manager.clone()).grant(Grant::manage(Kind::Cache, CACHE)).build();
+    let ctx = EasyCachingCtx::builder(manager.clone()).grant(Grant::manage(Kind::Cache, CACHE)?).build();
 
     // The Rust figures each language stands next to.
     let rust_size = std::fs::metadata(guest_path())?.len() as f64 / 1e6;
