@@ -108,11 +108,20 @@ fn bad_input_comes_back_as_wit_errors_and_stores_nothing() {
             "create sql name: invalid-name",
             "create path name: invalid-name",
             "cache len: ok 0",
+            "set a string: ok ()",
+            r#"get it as a number: wrong-type holding "a string""#,
+            r#"it is still there: ok Some("a string")"#,
+            "put a string, a number, a string: ok ()",
+            r#"get the first as a number: wrong-type holding "one""#,
+            r#"get_many of the others as numbers: wrong-type holding [2,"three"]"#,
+            "queue len after: ok 0",
         ]
     );
     let caches: Vec<_> = harness.manager().list_caches().unwrap().into_iter().map(|c| c.name).collect();
     assert_eq!(caches, ["input"], "nothing but the cache the plugin created may exist");
-    assert_eq!(harness.cache("input").unwrap().get("good").unwrap(), None, "half a batch was stored");
+    let input = harness.cache("input").unwrap();
+    assert_eq!(input.get("good").unwrap(), None, "half a batch was stored");
+    assert_eq!(input.len().unwrap(), 1, "only the string the plugin set");
 }
 
 #[test]

@@ -43,9 +43,21 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// A value that is not a JSON document.
+    /// A value that is not a JSON document (or, writing, a value that cannot be written as one).
     #[error("invalid JSON: {0}")]
     InvalidJson(String),
+
+    /// A JSON document that does not deserialize into the type asked for (`get_value::<u64>`
+    /// of a string). Nothing is lost: `value` holds the document read. That matters for
+    /// [`Queue::get_value`](crate::Queue::get_value), which took the item before it could be
+    /// deserialized: the item is here.
+    #[error("the stored value does not fit the type asked for: {reason}")]
+    WrongType {
+        /// serde's description of the mismatch.
+        reason: String,
+        /// The document read.
+        value: crate::Json,
+    },
 
     /// A key, value or batch over its limit (see [`Limits`](crate::Limits)).
     #[error("{what} is {size} {}, over the limit of {limit}", counted(*size, unit))]

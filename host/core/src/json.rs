@@ -46,9 +46,11 @@ impl Json {
         Ok(Json(text.into()))
     }
 
-    /// Deserializes the document into `T`.
+    /// Deserializes the document into `T`; [`Error::WrongType`], holding the document, when
+    /// it does not fit.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_str(&self.0).map_err(|e| Error::InvalidJson(e.to_string()))
+        serde_json::from_str(&self.0)
+            .map_err(|e| Error::WrongType { reason: e.to_string(), value: self.clone() })
     }
 
     /// Wraps text already known to be valid JSON (read back from our own database).

@@ -84,7 +84,8 @@ impl Queue {
         Ok(self.get_many(1)?.into_iter().next())
     }
 
-    /// Removes the oldest item and deserializes it into `T`.
+    /// Removes the oldest item and deserializes it into `T`. An item that does not fit `T` is
+    /// taken all the same and handed back in the [`Error::WrongType`](crate::Error::WrongType).
     pub fn get_value<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         self.get()?.map(|value| value.deserialize()).transpose()
     }

@@ -64,6 +64,12 @@ fn typed_values_round_trip_through_serde() {
     let user: serde_json::Value = cache.get_value("user").unwrap().unwrap();
     assert_eq!(user["langs"][1], "fr");
     assert_eq!(cache.get_value::<serde_json::Value>("nobody").unwrap(), None);
+
+    let err = cache.get_value::<u64>("user").unwrap_err();
+    let Error::WrongType { reason, value } = &err else { panic!("{err:?}") };
+    assert!(reason.contains("expected u64"), "{reason}");
+    assert_eq!(value, &cache.get("user").unwrap().unwrap(), "the error holds the value read");
+    assert!(err.to_string().starts_with("the stored value does not fit the type asked for"), "{err}");
 }
 
 #[test]

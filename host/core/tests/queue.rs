@@ -29,6 +29,21 @@ fn a_queue_is_first_in_first_out() {
 }
 
 #[test]
+fn an_item_of_another_type_is_taken_and_handed_back_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
+    let queue = manager.create_queue("jobs").unwrap();
+    queue.put_value("not a number").unwrap();
+    queue.put_value(&2).unwrap();
+    match queue.get_value::<u64>() {
+        Err(Error::WrongType { value, .. }) => assert_eq!(value, json(r#""not a number""#)),
+        other => panic!("expected WrongType, got {other:?}"),
+    }
+    assert_eq!(queue.len().unwrap(), 1, "the item was taken, and is in the error");
+    assert_eq!(queue.get_value::<u64>().unwrap(), Some(2));
+}
+
+#[test]
 fn queues_are_independent_and_listed() {
     let dir = tempfile::tempdir().unwrap();
     let manager = CacheManager::open(dir.path().join("q.db")).unwrap();

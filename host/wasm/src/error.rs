@@ -85,7 +85,7 @@ impl Error {
             Error::Store(Store::NoSuchCache(_) | Store::CacheDeleted(_)) => WitError::NoSuchCache(message),
             Error::Store(Store::NoSuchQueue(_) | Store::QueueDeleted(_)) => WitError::NoSuchQueue(message),
             Error::Store(Store::InvalidName { .. }) => WitError::InvalidName(message),
-            Error::Store(Store::InvalidJson(_)) => WitError::InvalidJson(message),
+            Error::Store(Store::InvalidJson(_) | Store::WrongType { .. }) => WitError::InvalidJson(message),
             Error::Store(Store::TooLarge { .. }) => WitError::TooLarge(message),
             Error::Store(Store::QuotaExceeded(_)) | Error::TooManyHandles => WitError::QuotaExceeded(message),
             Error::AccessDenied(_) => WitError::AccessDenied(message),

@@ -28,7 +28,7 @@
 //! error case and message in `detail`. Every body is JSON. The Python and JavaScript versions of
 //! this example answer exactly the same.
 
-use easycaching_guest::{Cache, ErrorExt};
+use easycaching_guest::Cache;
 use serde_json::json;
 
 mod bindings {

@@ -2,7 +2,7 @@
 //!
 //! A thin layer over the `easycaching:cache` WIT imports that feels like Rust: values go in
 //! and out through serde, iteration pages under the hood, and every call returns a
-//! [`Result`] whose error is the WIT [`Error`].
+//! [`Result`] whose [`Error`] has a case for each case of the WIT `error`.
 //!
 //! ```no_run
 //! use easycaching_guest::{Cache, Queue};
@@ -41,12 +41,10 @@ pub mod bindings {
     });
 }
 
+mod error;
+
 use bindings::easycaching::cache::{caches, manager, queues, types};
-
-pub use types::Error;
-
-/// `Result` with the WIT [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use error::{Error, Result};
 
 /// Entries or keys fetched per call while iterating.
 const PAGE: u32 = 256;
@@ -55,45 +53,9 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::InvalidJson(e.to_string()))
 }
 
-fn from_json<T: DeserializeOwned>(text: &str) -> Result<T> {
-    serde_json::from_str(text)
-        .map_err(|e| Error::InvalidJson(format!("the stored value does not fit the type asked for: {e}")))
-}
-
-/// The parts of an [`Error`]: the WIT case a program matches on, and the host's message.
-pub trait ErrorExt {
-    /// The WIT case, as written in the WIT: `no-such-cache`, `access-denied`, ...
-    fn case(&self) -> &'static str;
-    /// The host's message for people.
-    fn message(&self) -> &str;
-}
-
-impl ErrorExt for Error {
-    fn case(&self) -> &'static str {
-        match self {
-            Error::NoSuchCache(_) => "no-such-cache",
-            Error::NoSuchQueue(_) => "no-such-queue",
-            Error::AccessDenied(_) => "access-denied",
-            Error::InvalidName(_) => "invalid-name",
-            Error::InvalidJson(_) => "invalid-json",
-            Error::TooLarge(_) => "too-large",
-            Error::QuotaExceeded(_) => "quota-exceeded",
-            Error::Storage(_) => "storage",
-        }
-    }
-
-    fn message(&self) -> &str {
-        match self {
-            Error::NoSuchCache(m)
-            | Error::NoSuchQueue(m)
-            | Error::AccessDenied(m)
-            | Error::InvalidName(m)
-            | Error::InvalidJson(m)
-            | Error::TooLarge(m)
-            | Error::QuotaExceeded(m)
-            | Error::Storage(m) => m,
-        }
-    }
+/// `json` deserialized into `T`; [`Error::WrongType`], holding `json`, when it does not fit.
+fn from_json<T: DeserializeOwned>(json: String) -> Result<T> {
+    serde_json::from_str(&json).map_err(|e| Error::WrongType { reason: e.to_string(), json })
 }
 
 /// A named cache: a persistent map from string keys to JSON values, shared with every plugin
@@ -104,12 +66,12 @@ impl Cache {
     /// Opens the cache called `name`, creating it when it does not exist (needs the create
     /// grant to create).
     pub fn create(name: &str) -> Result<Cache> {
-        manager::create_cache(name).map(Cache)
+        Ok(Cache(manager::create_cache(name)?))
     }
 
     /// Opens the existing cache called `name`.
     pub fn open(name: &str) -> Result<Cache> {
-        manager::open_cache(name).map(Cache)
+        Ok(Cache(manager::open_cache(name)?))
     }
 
     /// The cache's name.
@@ -119,42 +81,42 @@ impl Cache {
 
     /// The value under `key`, deserialized into `T`; `None` when there is none.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.0.get(key)?.map(|text| from_json(&text)).transpose()
+        self.0.get(key)?.map(from_json).transpose()
     }
 
     /// The value under `key` as JSON text.
     pub fn get_json(&self, key: &str) -> Result<Option<String>> {
-        self.0.get(key)
+        Ok(self.0.get(key)?)
     }
 
     /// Stores `value` (serialized to JSON) under `key`.
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        self.0.set(key, &to_json(value)?)
+        Ok(self.0.set(key, &to_json(value)?)?)
     }
 
     /// Stores JSON text under `key`; the host refuses text that is not JSON.
     pub fn set_json(&self, key: &str, json: &str) -> Result<()> {
-        self.0.set(key, json)
+        Ok(self.0.set(key, json)?)
     }
 
     /// Whether a value is stored under `key`.
     pub fn contains(&self, key: &str) -> Result<bool> {
-        self.0.contains(key)
+        Ok(self.0.contains(key)?)
     }
 
     /// Removes `key`; `true` when a value was there.
     pub fn delete(&self, key: &str) -> Result<bool> {
-        self.0.delete(key)
+        Ok(self.0.delete(key)?)
     }
 
     /// Removes every entry; returns how many there were.
     pub fn clear(&self) -> Result<u64> {
-        self.0.clear()
+        Ok(self.0.clear()?)
     }
 
     /// How many entries the cache holds.
     pub fn len(&self) -> Result<u64> {
-        self.0.len()
+        Ok(self.0.len()?)
     }
 
     /// Whether the cache holds no entries.
@@ -165,11 +127,7 @@ impl Cache {
     /// The values under each of `keys`, in order, in one call.
     pub fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
         let keys: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
-        self.0
-            .get_many(&keys)?
-            .into_iter()
-            .map(|value| value.map(|text| from_json(&text)).transpose())
-            .collect()
+        self.0.get_many(&keys)?.into_iter().map(|value| value.map(from_json).transpose()).collect()
     }
 
     /// Stores every entry in one durable write, all or none.
@@ -181,18 +139,18 @@ impl Cache {
             .into_iter()
             .map(|(key, value)| Ok(types::Entry { key: key.to_owned(), value: to_json(value)? }))
             .collect::<Result<Vec<_>>>()?;
-        self.0.set_many(&entries)
+        Ok(self.0.set_many(&entries)?)
     }
 
     /// Removes each of `keys` in one durable write; returns how many were there.
     pub fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         let keys: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
-        self.0.delete_many(&keys)
+        Ok(self.0.delete_many(&keys)?)
     }
 
     /// One page of entries after `cursor`, as the WIT returns it.
     pub fn entries_page(&self, cursor: Option<&str>, limit: u32) -> Result<types::EntryPage> {
-        self.0.entries(cursor, limit)
+        Ok(self.0.entries(cursor, limit)?)
     }
 
     /// Every entry in key order, deserialized into `T`, fetched a page at a time: the whole
@@ -234,7 +192,7 @@ impl<T: DeserializeOwned> Iterator for Entries<'_, T> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(entry) = self.page.next() {
-                return Some(from_json(&entry.value).map(|value| (entry.key, value)));
+                return Some(from_json(entry.value).map(|value| (entry.key, value)));
             }
             if self.done {
                 return None;
@@ -247,7 +205,7 @@ impl<T: DeserializeOwned> Iterator for Entries<'_, T> {
                 }
                 Err(error) => {
                     self.done = true;
-                    return Some(Err(error));
+                    return Some(Err(error.into()));
                 }
             }
         }
@@ -281,7 +239,7 @@ impl Iterator for Keys<'_> {
                 }
                 Err(error) => {
                     self.done = true;
-                    return Some(Err(error));
+                    return Some(Err(error.into()));
                 }
             }
         }
@@ -295,12 +253,12 @@ pub struct Queue(queues::Queue);
 impl Queue {
     /// Opens the queue called `name`, creating it when it does not exist.
     pub fn create(name: &str) -> Result<Queue> {
-        manager::create_queue(name).map(Queue)
+        Ok(Queue(manager::create_queue(name)?))
     }
 
     /// Opens the existing queue called `name`.
     pub fn open(name: &str) -> Result<Queue> {
-        manager::open_queue(name).map(Queue)
+        Ok(Queue(manager::open_queue(name)?))
     }
 
     /// The queue's name.
@@ -310,22 +268,24 @@ impl Queue {
 
     /// Appends `value` at the back.
     pub fn put<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        self.0.put(&to_json(value)?)
+        Ok(self.0.put(&to_json(value)?)?)
     }
 
-    /// Removes and returns the oldest item; `None` when the queue is empty.
+    /// Removes and returns the oldest item; `None` when the queue is empty. An item that does
+    /// not deserialize into `T` is taken all the same, and handed back in the
+    /// [`Error::WrongType`].
     pub fn get<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        self.0.get()?.map(|text| from_json(&text)).transpose()
+        self.0.get()?.map(from_json).transpose()
     }
 
     /// The oldest item, left in place.
     pub fn peek<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        self.0.peek()?.map(|text| from_json(&text)).transpose()
+        self.0.peek()?.map(from_json).transpose()
     }
 
     /// How many items are waiting.
     pub fn len(&self) -> Result<u64> {
-        self.0.len()
+        Ok(self.0.len()?)
     }
 
     /// Whether no item is waiting.
@@ -335,18 +295,25 @@ impl Queue {
 
     /// Removes every item; returns how many there were.
     pub fn clear(&self) -> Result<u64> {
-        self.0.clear()
+        Ok(self.0.clear()?)
     }
 
     /// Appends every value, in order, in one durable write.
     pub fn put_many<'a, T: Serialize + 'a>(&self, values: impl IntoIterator<Item = &'a T>) -> Result<()> {
         let values = values.into_iter().map(to_json).collect::<Result<Vec<_>>>()?;
-        self.0.put_many(&values)
+        Ok(self.0.put_many(&values)?)
     }
 
-    /// Removes and returns up to `max` of the oldest items, oldest first.
+    /// Removes and returns up to `max` of the oldest items, oldest first. When one of them
+    /// does not deserialize into `T`, the [`Error::WrongType`] holds every item taken, as one
+    /// JSON array, so none is lost.
     pub fn get_many<T: DeserializeOwned>(&self, max: u32) -> Result<Vec<T>> {
-        self.0.get_many(max)?.iter().map(|text| from_json(text)).collect()
+        let items = self.0.get_many(max)?;
+        items
+            .iter()
+            .map(|item| serde_json::from_str(item))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::WrongType { reason: e.to_string(), json: format!("[{}]", items.join(",")) })
     }
 }
 
@@ -358,20 +325,20 @@ impl std::fmt::Debug for Queue {
 
 /// The names of the caches this plugin may open.
 pub fn list_caches() -> Result<Vec<String>> {
-    manager::list_caches()
+    Ok(manager::list_caches()?)
 }
 
 /// Deletes the cache called `name`; `true` when it existed.
 pub fn delete_cache(name: &str) -> Result<bool> {
-    manager::delete_cache(name)
+    Ok(manager::delete_cache(name)?)
 }
 
 /// The names of the queues this plugin may open.
 pub fn list_queues() -> Result<Vec<String>> {
-    manager::list_queues()
+    Ok(manager::list_queues()?)
 }
 
 /// Deletes the queue called `name`; `true` when it existed.
 pub fn delete_queue(name: &str) -> Result<bool> {
-    manager::delete_queue(name)
+    Ok(manager::delete_queue(name)?)
 }

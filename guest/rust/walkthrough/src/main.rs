@@ -8,7 +8,7 @@
 //!     --allow 'cache:test=rwc' --allow 'cache:walkthrough=rwc' --allow 'queue:jobs=rwc'
 //! ```
 
-use easycaching_guest::{Cache, ErrorExt, Queue, Result};
+use easycaching_guest::{Cache, Queue, Result};
 use serde_json::{Value, json};
 
 fn main() {

@@ -1,8 +1,9 @@
 //! Values that are not JSON, keys and values over the limits, names that are not allowed,
-//! caches that do not exist: each must come back as its WIT error, storing nothing.
+//! caches that do not exist: each must come back as its WIT error, storing nothing. A value of
+//! another type than the one asked for comes back as the SDK's `wrong-type`, losing nothing.
 
 use easycaching_guest::bindings::easycaching::cache::types::Entry;
-use easycaching_guest::{Cache, Queue};
+use easycaching_guest::{Cache, Error, Queue, Result};
 use easycaching_test_programs::report;
 
 fn main() {
@@ -18,12 +19,13 @@ fn main() {
     let _ = report(
         "set_many with one bad value",
         easycaching_guest::bindings::easycaching::cache::manager::open_cache("input")
-            .and_then(|raw| raw.set_many(&many)),
+            .and_then(|raw| raw.set_many(&many))
+            .map_err(Error::from),
     );
     let queue = Queue::create("input-queue").expect("the test grants queue:input-queue");
     let raw_queue = easycaching_guest::bindings::easycaching::cache::manager::open_queue("input-queue")
         .expect("just created");
-    let _ = report("put invalid json", raw_queue.put("nope"));
+    let _ = report("put invalid json", raw_queue.put("nope").map_err(Error::from));
     let _ = report("queue len", queue.len());
     let _ = report("open missing cache", Cache::open("missing"));
     let _ = report("open missing queue", Queue::open("missing"));
@@ -31,4 +33,21 @@ fn main() {
     let _ = report("create sql name", Cache::create("x'); DROP TABLE entries; --"));
     let _ = report("create path name", Cache::create("../../etc/passwd"));
     let _ = report("cache len", cache.len());
+
+    let _ = report("set a string", cache.set("text", "a string"));
+    wrong_type("get it as a number", cache.get::<u64>("text"));
+    let _ = report("it is still there", cache.get::<String>("text"));
+    let items = [serde_json::json!("one"), serde_json::json!(2), serde_json::json!("three")];
+    let _ = report("put a string, a number, a string", queue.put_many(&items));
+    wrong_type("get the first as a number", queue.get::<u64>());
+    wrong_type("get_many of the others as numbers", queue.get_many::<u64>(10));
+    let _ = report("queue len after", queue.len());
+}
+
+/// Prints `label: wrong-type holding JSON`, or what came instead.
+fn wrong_type<T: std::fmt::Debug>(label: &str, result: Result<T>) {
+    match result {
+        Err(Error::WrongType { json, .. }) => println!("{label}: wrong-type holding {json}"),
+        other => println!("{label}: expected wrong-type, got {other:?}"),
+    }
 }
