@@ -113,7 +113,8 @@ impl CacheManagerBuilder {
         self
     }
 
-    /// The most writes one group commit holds. Default [`DEFAULT_MAX_BATCH_WRITES`].
+    /// The most writes one group commit holds (0 counts as 1: a commit per write). Default
+    /// [`DEFAULT_MAX_BATCH_WRITES`].
     pub fn max_batch_writes(mut self, writes: usize) -> Self {
         self.max_batch_writes = writes;
         self

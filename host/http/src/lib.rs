@@ -62,13 +62,14 @@ pub struct ServerConfig {
     /// The address to listen on; port 0 picks a free port (the bound address is passed to
     /// [`Server::serve`]'s callback). Default [`DEFAULT_LISTEN`].
     pub listen: SocketAddr,
-    /// Threads that accept connections and speak HTTP. Default: one per CPU.
+    /// Threads that accept connections and speak HTTP (0 counts as 1). Default: one per CPU.
     pub workers: usize,
     /// Plugin instances running at once; more requests wait for one to finish. A request
     /// holds its instance, and a thread, while its cache writes wait to be durable, so this
-    /// is also how many writes can share a commit. Default [`DEFAULT_MAX_INSTANCES`].
+    /// is also how many writes can share a commit (0 counts as 1). Default
+    /// [`DEFAULT_MAX_INSTANCES`].
     pub max_instances: usize,
-    /// Requests one instance answers before it is replaced by a fresh one.
+    /// Requests one instance answers before it is replaced by a fresh one (0 counts as 1).
     ///
     /// - `1` (the default): every request runs in an instance that has never run before.
     ///   Nothing a request leaves in the instance's memory (globals, heap, a half-finished
