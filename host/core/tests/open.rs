@@ -127,7 +127,7 @@ fn a_database_locked_by_another_process_waits_then_says_so() {
 
 #[test]
 fn writers_queued_behind_a_locked_database_each_wait_only_their_own_timeout() {
-    // Writers of easycaching queue for SQLite's write lock in the kernel (the `-turns` file);
+    // Writers of easycaching queue for SQLite's write lock in the kernel (the `-board` file);
     // one that finds the lock held by someone else gives its turn up before it waits, so the
     // next one does not wait for its wait on top of its own.
     let dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-//! The board: a page of counters beside the database (`<database>-turns`), mapped into every
+//! The board: a page of counters beside the database (`<database>-board`), mapped into every
 //! process that has the database open, through which they take turns to write (see
 //! `write_turns`) and to fsync (see `fsync_board`), followed by the slots through which they
 //! hand writes over to each other (see `handoffs`).
@@ -10,8 +10,18 @@
 //! cannot be made or mapped (a read-only directory, a file that is not ours) is replaced by
 //! one in this process's memory, where it serves the threads of one process and hands
 //! nothing over.
+//!
+//! What the slots do need is to know for sure whether the process that left a mark on the
+//! board is gone: a slot is taken over from a poster or holder only once it is. Each opening
+//! of the board draws a mark of its own, never drawn before, and holds an OFD lock on one
+//! byte of the file named by that mark (far past its end: a lock needs no bytes) for as long
+//! as it is open. The kernel releases the lock when the process ends, killed or not, before
+//! anyone reaps it; so a mark is gone exactly when nobody holds its byte. A process id would
+//! not do: in another PID namespace (containers sharing a volume) it names another process
+//! or none, a process killed but not yet reaped still has one, and ids are reused. Where
+//! there are no OFD locks (outside Linux) the board is this process's alone.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -22,8 +32,10 @@ use memmap2::MmapMut;
 use super::handoffs::{SLOT_BYTES, SLOTS, Slot};
 use crate::store::{AtomicChangeToken, ChangeToken};
 
-/// Written once into a new board; a file holding anything else is left alone.
-const MAGIC: u64 = u64::from_le_bytes(*b"ecturns1");
+/// Written once into a new board; a file holding anything else is left alone. (Builds that
+/// marked the board with process ids used `<database>-turns`, magic `ecturns1`: a board of its
+/// own, so that neither misreads the other's marks.)
+const MAGIC: u64 = u64::from_le_bytes(*b"ecboard1");
 /// Where the slots begin: the counters have the first page.
 const SLOTS_AT: usize = 4096;
 /// The size of the board file: the counters' page and the slots. (A board made by an older
@@ -38,13 +50,13 @@ pub(super) struct Counters {
     pub(super) begun: AtomicU64,
     /// The highest fsync number that completed.
     pub(super) completed: AtomicU64,
-    /// The process fsyncing now (its pid + 1), 0 when none.
+    /// The board fsyncing now (its mark), 0 when none.
     pub(super) in_flight: AtomicU64,
     /// Failed fsyncs, ever.
     pub(super) failures: AtomicU64,
     /// Bumped whenever an fsync ends (a futex word).
     pub(super) fsync_ended: AtomicU32,
-    /// The process whose writer holds the turn to write (its pid + 1), 0 when none
+    /// The board whose writer holds the turn to write (its mark), 0 when none
     /// (`write_turns`).
     pub(super) writer: AtomicU64,
     /// Writers waiting for the turn.
@@ -53,18 +65,23 @@ pub(super) struct Counters {
     pub(super) write_turn_ended: AtomicU32,
     /// The token every commit up to which is durable, stored inverted (`fsync_board`).
     pub(super) synced: AtomicChangeToken,
+    /// Marks drawn so far (see [`Board::me`]).
+    marks: AtomicU64,
 }
 
-/// The board of one database.
+/// The board of one database, as one opening of it sees it.
 pub(super) struct Board {
     place: Place,
-    /// This process's mark, read once: `getpid` is a system call, and a writer needed it
-    /// twice a write.
+    /// This opening's mark.
     me: u64,
 }
 
 enum Place {
-    Shared(MmapMut),
+    /// The board file, mapped; `file` holds the lock on the byte of this opening's mark.
+    Shared {
+        map: MmapMut,
+        file: File,
+    },
     Local(Box<Counters>),
 }
 
@@ -73,8 +90,8 @@ impl Board {
     /// this process's alone when the board file cannot be made or mapped.
     pub(super) fn open(db: &Path) -> Board {
         let path = board_path(db);
-        match map(&path) {
-            Ok(map) => Board { place: Place::Shared(map), me: own_mark() },
+        match shared(&path) {
+            Ok(board) => board,
             Err(error) => {
                 tracing::debug!(board = %path.display(), %error, "writers and fsyncs are not shared with other processes");
                 Board::local()
@@ -84,12 +101,12 @@ impl Board {
 
     /// A board that only this process uses.
     pub(super) fn local() -> Board {
-        Board { place: Place::Local(Box::new(Counters::new())), me: own_mark() }
+        Board { place: Place::Local(Box::new(Counters::new())), me: 1 }
     }
 
     /// Whether other processes share this board.
     pub(super) fn is_shared(&self) -> bool {
-        matches!(self.place, Place::Shared(_))
+        matches!(self.place, Place::Shared { .. })
     }
 
     /// The counters.
@@ -98,7 +115,7 @@ impl Board {
             // SAFETY: the map is `BOARD_BYTES` long (see `map`), page-aligned, and lives as
             // long as `self`; `Counters` is made of atomics, which any bit pattern is valid
             // for and which other processes only ever touch atomically.
-            Place::Shared(map) => unsafe { &*map.as_ptr().cast::<Counters>() },
+            Place::Shared { map, .. } => unsafe { &*map.as_ptr().cast::<Counters>() },
             Place::Local(counters) => counters,
         }
     }
@@ -110,7 +127,7 @@ impl Board {
             // SAFETY: the map is `BOARD_BYTES` long, which holds `SLOTS` slots from `SLOTS_AT`
             // (page-aligned, so aligned for `Slot`); a `Slot` is made of atomics, valid for any
             // bit pattern and only ever touched atomically, by this process and others.
-            Place::Shared(map) => unsafe {
+            Place::Shared { map, .. } => unsafe {
                 std::slice::from_raw_parts(map.as_ptr().add(SLOTS_AT).cast::<Slot>(), SLOTS)
             },
             Place::Local(_) => &[],
@@ -125,7 +142,7 @@ impl Board {
         while word.load(Ordering::SeqCst) == seen {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else { return false };
             match self.place {
-                Place::Shared(_) => futex::wait(word, seen, left),
+                Place::Shared { .. } => futex::wait(word, seen, left),
                 Place::Local(_) => std::thread::sleep(left.min(Duration::from_micros(50))),
             }
         }
@@ -137,21 +154,25 @@ impl Board {
     pub(super) fn bump(&self, word: &AtomicU32, waiters: i32) {
         word.fetch_add(1, Ordering::SeqCst);
         if waiters > 0
-            && let Place::Shared(_) = self.place
+            && let Place::Shared { .. } = self.place
         {
             futex::wake(word, waiters);
         }
     }
 
-    /// This process's mark on the board: its pid + 1 (never 0, which means nobody), as it
-    /// was when the board was opened.
+    /// This opening's mark on the board: drawn when it was opened, never drawn by another
+    /// (never 0, which means nobody).
     pub(super) fn me(&self) -> u64 {
         self.me
     }
 
-    /// Whether the process that left `mark` (see [`Board::me`]) is gone.
-    pub(super) fn is_gone(mark: u64) -> bool {
-        process_is_gone(mark.saturating_sub(1))
+    /// Whether the opening that left `mark` (see [`Board::me`]) is gone: closed, or its
+    /// process ended. Never this one; and on a board of this process alone, never.
+    pub(super) fn is_gone(&self, mark: u64) -> bool {
+        match &self.place {
+            Place::Shared { file, .. } => mark != self.me && presence::is_free(file, mark),
+            Place::Local(_) => false,
+        }
     }
 }
 
@@ -168,30 +189,45 @@ impl Counters {
             writers_waiting: AtomicU32::new(0),
             write_turn_ended: AtomicU32::new(0),
             synced: AtomicChangeToken::new(ChangeToken([0, 0])),
+            marks: AtomicU64::new(1),
         }
     }
 }
 
-/// The mark of the calling process: its pid + 1.
-fn own_mark() -> u64 {
-    u64::from(std::process::id()) + 1
-}
-
-/// `<database>-turns`, beside SQLite's `-wal` and `-shm`.
+/// `<database>-board`, beside SQLite's `-wal` and `-shm`.
 fn board_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
-    name.push("-turns");
+    name.push("-board");
     PathBuf::from(name)
 }
 
-/// Maps the board file, making it (zeroed, then marked as a board) when it is new.
-fn map(path: &Path) -> std::io::Result<MmapMut> {
+/// The board file, mapped, with a mark of this opening's own held.
+fn shared(path: &Path) -> std::io::Result<Board> {
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+    let map = map(&file)?;
+    // SAFETY: as in `Board::counters`.
+    let counters = unsafe { &*map.as_ptr().cast::<Counters>() };
+    // A mark is drawn once; should its byte be held all the same (a board copied over this
+    // one, say), the next is drawn.
+    for _ in 0..8 {
+        let me = counters.marks.fetch_add(1, Ordering::SeqCst) + 1;
+        match presence::hold(&file, me) {
+            Ok(()) => return Ok(Board { place: Place::Shared { map, file }, me }),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(std::io::Error::other("no mark of the board was free"))
+}
+
+/// Maps the board file, making it (zeroed, then marked as a board) when it is new.
+fn map(file: &File) -> std::io::Result<MmapMut> {
     let len = file.metadata()?.len();
     if len > 0 {
         // Not grown before it is known to be a board (or a new one, all zeros).
         let mut magic = [0; 8];
-        (&file).read_exact(&mut magic)?;
+        let mut reader = file;
+        reader.read_exact(&mut magic)?;
         if !matches!(u64::from_le_bytes(magic), 0 | MAGIC) {
             return Err(not_a_board());
         }
@@ -202,7 +238,7 @@ fn map(path: &Path) -> std::io::Result<MmapMut> {
     }
     // SAFETY: the file is at least `BOARD_BYTES` long and never shrinks (nothing truncates a
     // board); its contents are only read through atomics (see `Board::counters`).
-    let map = unsafe { memmap2::MmapOptions::new().len(BOARD_BYTES as usize).map_mut(&file)? };
+    let map = unsafe { memmap2::MmapOptions::new().len(BOARD_BYTES as usize).map_mut(file)? };
     // SAFETY: as in `Board::counters`.
     let counters = unsafe { &*map.as_ptr().cast::<Counters>() };
     match counters.magic.compare_exchange(0, MAGIC, Ordering::SeqCst, Ordering::SeqCst) {
@@ -215,19 +251,62 @@ fn not_a_board() -> std::io::Error {
     std::io::Error::other("the file is not an easycaching board")
 }
 
-/// Whether no process `pid` exists (as far as this process can tell: in another PID
-/// namespace it may be someone else's).
-#[cfg(unix)]
-fn process_is_gone(pid: u64) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
-    // SAFETY: signal 0 sends nothing; it only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+/// Marks held as OFD locks on bytes of the board file: one byte per mark, from
+/// [`presence::FIRST_BYTE`].
+#[cfg(target_os = "linux")]
+mod presence {
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+
+    /// The byte of mark 0 (which nobody holds): far past the end of the board.
+    pub(super) const FIRST_BYTE: i64 = 1 << 40;
+
+    /// The lock on `mark`'s byte, as `fcntl` takes it; `None` for a mark past the last byte.
+    fn lock_of(mark: u64, kind: libc::c_int) -> Option<libc::flock> {
+        let start = i64::try_from(mark).ok()?.checked_add(FIRST_BYTE)?;
+        // SAFETY: `flock` is plain data, for which all zeros is a valid value.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = kind as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        lock.l_start = start;
+        lock.l_len = 1;
+        Some(lock)
+    }
+
+    /// Holds `mark` for as long as `file` (this opening of it) stays open. Fails with
+    /// `WouldBlock` when another holds it.
+    pub(super) fn hold(file: &File, mark: u64) -> std::io::Result<()> {
+        let mut lock =
+            lock_of(mark, libc::F_WRLCK).ok_or_else(|| std::io::Error::other("mark out of range"))?;
+        // SAFETY: F_OFD_SETLK reads the `flock` it is given and writes nothing to memory.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) } == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Whether nobody holds `mark` (this opening of `file` aside: its own lock never
+    /// conflicts with itself). When the kernel cannot tell, the mark counts as held.
+    pub(super) fn is_free(file: &File, mark: u64) -> bool {
+        let Some(mut lock) = lock_of(mark, libc::F_WRLCK) else { return false };
+        // SAFETY: F_OFD_GETLK reads the `flock` it is given and writes the answer into it.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
+        rc == 0 && lock.l_type == libc::F_UNLCK as libc::c_short
+    }
 }
 
-#[cfg(not(unix))]
-fn process_is_gone(_pid: u64) -> bool {
-    false
+/// Without OFD locks nobody can tell a mark is gone: the board is not shared.
+#[cfg(not(target_os = "linux"))]
+mod presence {
+    use std::fs::File;
+
+    pub(super) fn hold(_file: &File, _mark: u64) -> std::io::Result<()> {
+        Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "no OFD locks here"))
+    }
+
+    pub(super) fn is_free(_file: &File, _mark: u64) -> bool {
+        false
+    }
 }
 
 /// Waiting on a word of shared memory across processes.
@@ -273,36 +352,34 @@ mod futex {
     pub(super) fn wake(_word: &AtomicU32, _waiters: i32) {}
 }
 
-/// Processes for tests to mark the board with: one that lives while the test runs, one gone.
+/// Other processes' marks, for tests: another opening of the board holds a mark exactly as
+/// another process's would.
 #[cfg(test)]
 pub(super) mod test_processes {
-    /// Another process, alive while the test runs (to hold the write turn, say).
-    pub(in crate::store::sqlite) struct OtherProcess(std::process::Child);
+    use std::path::Path;
+
+    use super::Board;
+
+    /// Another process, as far as the board of `db` can tell, alive while the test runs (to
+    /// hold the write turn, say).
+    pub(in crate::store::sqlite) struct OtherProcess(Board);
 
     impl OtherProcess {
-        pub(in crate::store::sqlite) fn start() -> OtherProcess {
-            OtherProcess(std::process::Command::new("sleep").arg("60").spawn().unwrap())
+        pub(in crate::store::sqlite) fn start(db: &Path) -> OtherProcess {
+            let board = Board::open(db);
+            assert!(board.is_shared());
+            OtherProcess(board)
         }
 
-        /// Its mark on the board (see [`super::Board::me`]).
+        /// Its mark on the board (see [`Board::me`]).
         pub(in crate::store::sqlite) fn mark(&self) -> u64 {
-            u64::from(self.0.id()) + 1
+            self.0.me()
         }
     }
 
-    impl Drop for OtherProcess {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    /// The mark of a process that has exited.
-    pub(in crate::store::sqlite) fn gone_mark() -> u64 {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let mark = u64::from(child.id()) + 1;
-        child.wait().unwrap();
-        mark
+    /// The mark of a process that has ended, on the board of `db`.
+    pub(in crate::store::sqlite) fn gone_mark(db: &Path) -> u64 {
+        OtherProcess::start(db).mark()
     }
 }
 
@@ -341,12 +418,54 @@ mod tests {
     }
 
     #[test]
-    fn a_process_that_exited_is_gone_and_this_one_is_not() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = u64::from(child.id());
-        child.wait().unwrap();
-        assert!(process_is_gone(pid));
-        assert!(!process_is_gone(u64::from(std::process::id())));
-        assert!(!Board::is_gone(Board::local().me()));
+    fn a_mark_is_held_while_its_board_is_open_and_gone_once_it_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let (first, second) = (Board::open(&db), Board::open(&db));
+        assert_ne!(first.me(), second.me(), "each opening draws a mark of its own");
+        assert!(!first.is_gone(first.me()) && !first.is_gone(second.me()) && !second.is_gone(first.me()));
+        let closed = second.me();
+        drop(second);
+        assert!(first.is_gone(closed));
+        assert!(first.is_gone(first.me() + 100), "a mark never drawn is nobody's");
+        assert!(!first.is_gone(u64::MAX), "a mark the kernel cannot check counts as held");
+        assert!(!Board::local().is_gone(closed), "on a board of its own, nobody else is gone");
+    }
+
+    /// In another PID namespace, or killed and not yet reaped, a process's id says nothing
+    /// true; its lock does.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_process_killed_is_gone_before_it_is_reaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let board = Board::open(&db);
+        // A mark held by a child alone: held through a file the child inherits, closed here.
+        let file = OpenOptions::new().read(true).write(true).open(board_path(&db)).unwrap();
+        let mark = board.me() + 1000;
+        presence::hold(&file, mark).unwrap();
+        // SAFETY: the child calls nothing but `pause`, which is async-signal-safe, until it is
+        // killed.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            loop {
+                unsafe { libc::pause() };
+            }
+        }
+        assert!(child > 0, "fork failed");
+        drop(file);
+        assert!(!board.is_gone(mark), "the child holds it");
+        // SAFETY: signals a child of this test.
+        unsafe { libc::kill(child, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !board.is_gone(mark) {
+            assert!(Instant::now() < deadline, "the killed child's mark is still held");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // SAFETY: as above; signal 0 only checks that the process exists.
+        assert_eq!(unsafe { libc::kill(child, 0) }, 0, "not reaped yet: a zombie, whose pid still answers");
+        let mut status = 0;
+        // SAFETY: reaps the child.
+        unsafe { libc::waitpid(child, &mut status, 0) };
     }
 }

@@ -108,7 +108,7 @@ impl FsyncBoard {
                     let waiting = Instant::now();
                     while !self.board.wait(&counters.fsync_ended, ended, LIVENESS_CHECK) {
                         // Its holder died in the middle of it, or its disk hangs: take over.
-                        if Board::is_gone(holder) || waiting.elapsed() >= STALE_FSYNC {
+                        if self.board.is_gone(holder) || waiting.elapsed() >= STALE_FSYNC {
                             let _ = counters.in_flight.compare_exchange(
                                 holder,
                                 0,
@@ -146,6 +146,7 @@ fn inverted(token: ChangeToken) -> ChangeToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::board::test_processes::gone_mark;
 
     /// Two fsync boards of one database, as two processes would have them.
     fn two(dir: &tempfile::TempDir) -> (FsyncBoard, FsyncBoard) {
@@ -203,10 +204,8 @@ mod tests {
     fn a_turn_held_by_a_process_that_is_gone_is_taken_over_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let (board, _) = two(&dir);
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let gone = u64::from(child.id());
-        child.wait().unwrap();
-        board.board.counters().in_flight.store(gone + 1, Ordering::SeqCst);
+        let gone = gone_mark(&dir.path().join("t.db"));
+        board.board.counters().in_flight.store(gone, Ordering::SeqCst);
         let started = Instant::now();
         let Turn::Fsync(number) = board.turn(board.ticket()) else { panic!("nothing covers it") };
         assert!(started.elapsed() < STALE_FSYNC, "took {:?}", started.elapsed());

@@ -12,8 +12,8 @@
 //! board (see `board`) and waits for an answer there. The process holding the turn takes the
 //! writes posted before it commits, waiting a little (yielding) for as many as it took the
 //! last time and those posted after, since posters come back only once their last write is
-//! durable; it applies each in a savepoint of its own, logging its keys under the poster's
-//! name (the poster's own LRU forgets them), and commits them with its own; then it answers
+//! durable; it applies each in a savepoint of its own, logging its keys as nobody's (so every
+//! process's LRU forgets them, the poster's too), and commits them with its own; then it answers
 //! each slot with the outcome and what to sync, and wakes its poster.
 //! The poster makes that commit durable itself (fsyncs are shared through `fsync_board`, so
 //! one fsync serves them all) before it acknowledges anything: durability is exactly that of
@@ -105,7 +105,7 @@ pub(super) struct Slot {
     len: AtomicU32,
     /// The poster's mark.
     poster: AtomicU64,
-    /// The poster's name in the change log.
+    /// The poster's writer id (recorded in the `handoffs` table).
     writer: AtomicI64,
     /// The poster's number for this write, never reused by it.
     seq: AtomicU64,
@@ -151,7 +151,7 @@ pub(super) enum HandedOver {
 /// A write taken from a slot by the holder of the turn.
 pub(super) struct Taken {
     pub(super) slot: usize,
-    /// The poster's name in the change log.
+    /// The poster's writer id (recorded in the `handoffs` table).
     pub(super) writer: i64,
     pub(super) seq: u64,
     pub(super) write: Write,
@@ -279,7 +279,7 @@ impl Handoffs {
                 FREE => true,
                 // Gone: its poster (left filling, posted or answered) or its holder
                 // (abandoned). A slot taken is its holder's until answered.
-                FILLING | POSTED | ANSWERED | ABANDONED => Board::is_gone(mark(seen)),
+                FILLING | POSTED | ANSWERED | ABANDONED => self.board.is_gone(mark(seen)),
                 _ => false,
             };
             if reclaimable && slot.state.compare_exchange(seen, word(FILLING, me), SeqCst, SeqCst).is_ok() {
@@ -317,7 +317,9 @@ impl Handoffs {
                     }
                     continue;
                 }
-                TAKEN if Board::is_gone(mark(seen)) => return HandedOver::HolderGone { slot: index, seq },
+                TAKEN if self.board.is_gone(mark(seen)) => {
+                    return HandedOver::HolderGone { slot: index, seq };
+                }
                 TAKEN if out_of_patience => {
                     if slot.state.compare_exchange(seen, word(ABANDONED, mark(seen)), SeqCst, SeqCst).is_ok()
                     {
@@ -624,6 +626,7 @@ mod tests {
         poster: Handoffs,
         holder: Handoffs,
         other: OtherProcess,
+        db: std::path::PathBuf,
         _dir: tempfile::TempDir,
     }
 
@@ -632,9 +635,9 @@ mod tests {
         let db = dir.path().join("t.db");
         let (poster, taker) = (Arc::new(Board::open(&db)), Arc::new(Board::open(&db)));
         assert!(poster.is_shared());
-        let other = OtherProcess::start();
+        let other = OtherProcess::start(&db);
         poster.counters().writer.store(other.mark(), SeqCst);
-        Pair { poster: Handoffs::new(poster, 11), holder: Handoffs::new(taker, 22), other, _dir: dir }
+        Pair { poster: Handoffs::new(poster, 11), holder: Handoffs::new(taker, 22), other, db, _dir: dir }
     }
 
     /// Whether every slot is free.
@@ -749,12 +752,12 @@ mod tests {
 
     #[test]
     fn a_poster_whose_holder_died_is_told_so_and_frees_the_slot() {
-        let Pair { poster, holder, .. } = &pair();
+        let Pair { poster, holder, db, .. } = &pair();
         std::thread::scope(|scope| {
             let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
             let taken = take(holder);
             // As if the holder had been killed with the write taken.
-            holder.taken_by(taken[0].slot, gone_mark());
+            holder.taken_by(taken[0].slot, gone_mark(db));
             match posted.join().unwrap() {
                 HandedOver::HolderGone { slot, seq: 1 } => {
                     assert_eq!(slot, taken[0].slot);
@@ -781,8 +784,8 @@ mod tests {
 
     #[test]
     fn slots_left_by_posters_that_died_are_claimed_again() {
-        let Pair { poster, holder, other, .. } = &pair();
-        let gone = gone_mark();
+        let Pair { poster, holder, other, db, .. } = &pair();
+        let gone = gone_mark(db);
         for (index, slot) in poster.slots().iter().enumerate() {
             let state = [FILLING, POSTED, ANSWERED][index % 3];
             slot.state.store(word(state, gone), SeqCst);

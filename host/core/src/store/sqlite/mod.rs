@@ -5,7 +5,7 @@
 //!   this process writes alone, after it (outside the write lock) while other processes
 //!   write too, with a barrier that keeps readers from seeing a commit before it is durable
 //!   (see `durable`). Processes queue for the write lock (`write_turns`) and share fsyncs
-//!   (`fsync_board`) through one small file beside the database, `<database>-turns`. The
+//!   (`fsync_board`) through one small file beside the database, `<database>-board`. The
 //!   connection opens the database through a VFS of ours that writes each commit's WAL
 //!   frames in one system call and lets the store skip SQLite's fsync inside `COMMIT`
 //!   (`wal_writes`).
@@ -134,7 +134,8 @@ impl SqliteStore {
         let durable = DurableMark::new(durability, FsyncBoard::new(board.clone()), || {
             connection::open_reader(&db, &settings)
         })?;
-        let writer_id = fastrand::i64(..);
+        // Never `writes::NOBODY`, whose changes every process reads.
+        let writer_id = fastrand::i64(1..);
         let handoffs = Handoffs::new(board.clone(), writer_id);
         let write_turns = Arc::new(WriteTurns::new(board, busy_timeout));
         let turns = write_turns.clone();
@@ -704,8 +705,8 @@ mod tests {
             entries: vec![("k".into(), value(r#""poster""#))],
             quota: Quota::UNLIMITED,
         };
-        let other = OtherProcess::start();
-        let gone = gone_mark();
+        let other = OtherProcess::start(&path);
+        let gone = gone_mark(&path);
         let board = store.handoffs.board().clone();
         let holder = Handoffs::new(board.clone(), 0);
         let raw = Connection::open(&path).unwrap();
@@ -746,16 +747,20 @@ mod tests {
     }
 
     #[test]
-    fn writes_handed_over_are_committed_with_the_holders_under_their_posters_names_and_answered() {
+    fn writes_handed_over_are_committed_with_the_holders_logged_as_nobodys_and_answered() {
         let WithCache { path, store, cache, _dir } = with_cache();
-        let other = OtherProcess::start();
+        // The poster: another store of the database, as another process has.
+        let poster_store = open(&path);
+        let cursor = poster_store.change_cursor().unwrap();
+        let writer = poster_store.writer_id;
+        let other = OtherProcess::start(&path);
         let poster = other.mark();
         let handoffs = Handoffs::new(store.handoffs.board().clone(), 0);
-        let posted = handoffs.post_as(&set_write(cache, &["theirs"], Quota::UNLIMITED), poster, 77, 5);
+        let posted = handoffs.post_as(&set_write(cache, &["theirs"], Quota::UNLIMITED), poster, writer, 5);
         let refused = handoffs.post_as(
             &set_write(cache, &["over"], Quota { max_entries: Some(1), ..Quota::UNLIMITED }),
             poster,
-            77,
+            writer,
             6,
         );
 
@@ -778,18 +783,28 @@ mod tests {
         let logged_as: i64 = raw
             .query_row("SELECT writer FROM change_log WHERE key = 'theirs'", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(logged_as, 77);
+        assert_eq!(logged_as, writes::NOBODY);
+        // So the poster's LRU forgets the key too: a poster that gave up waiting for the answer
+        // may have read the key since, and must not go on serving what it read.
+        let Changes::Since { changes, .. } = poster_store.changes_since(cursor).unwrap() else {
+            panic!("the change log overflowed")
+        };
+        assert!(changes.contains(&Change::Key(cache, "theirs".into())), "{changes:?}");
         let row: (i64, i64, i64) = raw
             .query_row("SELECT slot, writer, seq FROM handoffs", [], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })
             .unwrap();
-        assert_eq!(row, (posted as i64, 77, 5), "recorded against its slot, for a poster whose holder died");
+        assert_eq!(
+            row,
+            (posted as i64, writer, 5),
+            "recorded against its slot, for a poster whose holder died"
+        );
     }
 
     #[test]
     fn queue_puts_handed_over_are_appended_once_in_order_and_one_over_its_quota_is_refused() {
-        let WithCache { store, cache, _dir, .. } = with_cache();
+        let WithCache { path, store, cache, _dir } = with_cache();
         let id = created(&store, Write::CreateQueue { name: "jobs".into(), quota: Quota::UNLIMITED });
         let queue = Target { id: QueueId(id), name: "jobs".into() };
         let put = |value: &str, quota: Quota| Write::Put {
@@ -797,7 +812,7 @@ mod tests {
             values: vec![Json::parse(value).unwrap()],
             quota,
         };
-        let other = OtherProcess::start();
+        let other = OtherProcess::start(&path);
         let handoffs = Handoffs::new(store.handoffs.board().clone(), 0);
         let first = handoffs.post_as(&put(r#""first""#, Quota::UNLIMITED), other.mark(), 77, 1);
         let second = handoffs.post_as(&put(r#""second""#, Quota::UNLIMITED), other.mark(), 78, 1);
@@ -863,7 +878,7 @@ mod tests {
         assert_eq!(cache.cached_len(), 1);
         let store = open(&path);
         let id = store.find_cache("c").unwrap().unwrap();
-        let other = OtherProcess::start();
+        let other = OtherProcess::start(&path);
         let handoffs = Handoffs::new(store.handoffs.board().clone(), 0);
         handoffs.post_as(&set_write(id, &["theirs"], Quota::UNLIMITED), other.mark(), 77, 1);
 

@@ -72,7 +72,7 @@ impl WriteTurns {
             counters.writers_waiting.fetch_add(1, Ordering::SeqCst);
             let woken = self.board.wait(&counters.write_turn_ended, ended, left.min(RECHECK));
             counters.writers_waiting.fetch_sub(1, Ordering::SeqCst);
-            if !woken && Board::is_gone(holder) {
+            if !woken && self.board.is_gone(holder) {
                 let _ = counters.writer.compare_exchange(holder, 0, Ordering::SeqCst, Ordering::SeqCst);
             }
         }
@@ -107,6 +107,7 @@ impl Drop for WriteTurn<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::board::test_processes::gone_mark;
 
     /// Two queues of one database, as two processes would have them.
     fn two(dir: &tempfile::TempDir, patience: Duration) -> (WriteTurns, WriteTurns) {
@@ -151,10 +152,8 @@ mod tests {
     fn a_turn_held_by_a_process_that_is_gone_is_taken_over_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let (turns, _) = two(&dir, Duration::from_secs(10));
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let gone = u64::from(child.id());
-        child.wait().unwrap();
-        turns.board.counters().writer.store(gone + 1, Ordering::SeqCst);
+        let gone = gone_mark(&dir.path().join("t.db"));
+        turns.board.counters().writer.store(gone, Ordering::SeqCst);
         let started = Instant::now();
         let _turn = turns.take();
         assert!(turns.is_held());

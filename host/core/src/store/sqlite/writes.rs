@@ -18,6 +18,11 @@ pub(super) const KIND_CLEARED: i64 = 1;
 /// `change_log.kind`: the cache was deleted.
 pub(super) const KIND_DROPPED: i64 = 2;
 
+/// `change_log.writer` of the changes no process skips when it reads the log: those of writes
+/// committed for another process (see `handoffs`). Every process names its own changes with a
+/// writer id of its own, never this one.
+pub(super) const NOBODY: i64 = 0;
+
 /// A write failed: because of what it asked (ours), or because SQLite failed.
 pub(super) enum WriteError {
     Refused(Error),
@@ -107,9 +112,11 @@ impl<'b, 'c> Batch<'b, 'c> {
         }
     }
 
-    /// Applies a write handed over by another process (see `handoffs`), logging its changes
-    /// under that process's name, and records that it was committed through `slot`.
-    /// Answers how many keys it removed (0 for a set).
+    /// Applies a write handed over by another process (see `handoffs`) and records that it
+    /// was committed through `slot` for `writer` (the poster's id). Its changes are logged
+    /// under [`NOBODY`], so that every process's LRU forgets the keys, the poster's too: a
+    /// poster that gave up waiting (see `HandedOver::TimedOut`) may have read a key since,
+    /// and must not keep serving that. Answers how many keys it removed (0 for a set).
     pub(super) fn apply_handed_over(
         &mut self,
         writer: i64,
@@ -118,7 +125,7 @@ impl<'b, 'c> Batch<'b, 'c> {
         write: &Write,
     ) -> Result<u64, WriteError> {
         self.forgetting_log_on_error(|batch| {
-            let own = std::mem::replace(&mut batch.writer, writer);
+            let own = std::mem::replace(&mut batch.writer, NOBODY);
             let result = batch.dispatch(write);
             batch.writer = own;
             let count = match result? {
