@@ -684,7 +684,7 @@ mod tests {
             let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
             let mut taken = take(holder);
             assert_eq!(format!("{:?}", taken[0].write), format!("{:?}", set_write()));
-            assert_eq!((taken[0].writer, taken[0].seq), (11, 1), "the poster's name and number");
+            assert_eq!((taken[0].writer, taken[0].seq), (11, 1), "the poster's writer id and number");
             taken[0].count = Some(0);
             holder.answer_all(&taken, Some((token, 9)));
             match posted.join().unwrap() {

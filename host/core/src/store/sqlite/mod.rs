@@ -279,8 +279,8 @@ impl SqliteStore {
                 })?;
                 Ok(applied.ok())
             })?;
-            // Their keys, for this process's LRU to forget: logged as their posters' changes,
-            // which it will not read back.
+            // Their keys, for this process's LRU to forget now: they are logged as nobody's,
+            // but this process moves its cursor past its own commit without reading it back.
             let others_keys: Vec<(CacheId, String)> =
                 handed.applied().flat_map(|taken| taken.changed_keys()).collect();
             if !others_keys.is_empty() {
