@@ -18,8 +18,10 @@
 //! as it is open. The kernel releases the lock when the process ends, killed or not, before
 //! anyone reaps it; so a mark is gone exactly when nobody holds its byte. A process id would
 //! not do: in another PID namespace (containers sharing a volume) it names another process
-//! or none, a process killed but not yet reaped still has one, and ids are reused. Where
-//! there are no OFD locks (outside Linux) the board is this process's alone.
+//! or none, a process killed but not yet reaped still has one, and ids are reused. (A child
+//! forked without `exec` shares the lock, and the mark lives until both have ended: a wait,
+//! never a slot taken from a live process.) Where there are no OFD locks (outside Linux) the
+//! board is this process's alone.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
