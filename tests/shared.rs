@@ -23,11 +23,32 @@ struct Worker {
     lines: Receiver<String>,
 }
 
+/// The test worker binary.
+const WORKER: &str = env!("CARGO_BIN_EXE_easycaching-test-worker");
+
 impl Worker {
     fn spawn(db: &Path, args: &[&str]) -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_easycaching-test-worker"))
+        let mut command = Command::new(WORKER);
+        command.arg(db).args(args);
+        Worker::start(command)
+    }
+
+    /// A worker in a PID namespace of its own, as in a container sharing the database's
+    /// volume: after a few hundred processes there first, so that its process id there names
+    /// another process or none out here. Killing it kills the namespace.
+    fn spawn_in_pid_namespace(db: &Path, args: &[&str]) -> Worker {
+        let mut command = Command::new("unshare");
+        command
+            .args(["--pid", "--fork", "--kill-child", "sh", "-c"])
+            .arg(r#"for i in $(seq 300); do /bin/true; done; "$0" "$@"; true"#)
+            .arg(WORKER)
             .arg(db)
-            .args(args)
+            .args(args);
+        Worker::start(command)
+    }
+
+    fn start(mut command: Command) -> Worker {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -176,6 +197,50 @@ fn acknowledged_writes_of_processes_writing_together_survive_kill_9() {
                 "{prefix}k{i} was acknowledged, then lost"
             );
         }
+    }
+}
+
+/// Processes in different PID namespaces (containers sharing a volume) write together, handing
+/// writes over to each other: whether another is alive must not be judged by its process id,
+/// which names another process, or none, across namespaces. Every write acknowledged is there.
+#[test]
+fn acknowledged_writes_of_processes_in_different_pid_namespaces_are_all_there() {
+    let unshare = Command::new("unshare").args(["--pid", "--fork", "true"]).status();
+    if !unshare.is_ok_and(|status| status.success()) {
+        eprintln!("skipped: `unshare --pid` is not permitted here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("namespaces.db");
+    drop(CacheManager::open(&db).unwrap());
+    let workers: Vec<(String, Worker)> = (0..4)
+        .map(|id| {
+            let prefix = format!("w{id}-");
+            let args = ["ledger", "full", prefix.as_str()];
+            let worker = if id % 2 == 1 {
+                Worker::spawn_in_pid_namespace(&db, &args)
+            } else {
+                Worker::spawn(&db, &args)
+            };
+            (prefix, worker)
+        })
+        .collect();
+    for (_, worker) in &workers {
+        assert_eq!(worker.next_line(), "ready");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let manager = CacheManager::open(&db).unwrap();
+    let ledger = manager.open_cache("ledger").unwrap();
+    for (prefix, worker) in workers {
+        let lines = worker.kill();
+        let numbers: Vec<u64> = lines.iter().map(|line| line.parse().expect("a number")).collect();
+        assert!(numbers.len() > 10, "{prefix} acknowledged {} writes", numbers.len());
+        let lost: Vec<u64> = numbers
+            .iter()
+            .copied()
+            .filter(|i| ledger.get(&format!("{prefix}k{i}")).unwrap() != Some(Json::from_value(i).unwrap()))
+            .collect();
+        assert!(lost.is_empty(), "{prefix}: {} acknowledged writes lost: {lost:?}", lost.len());
     }
 }
 
