@@ -27,7 +27,7 @@
 //! `take` never is: its poster must learn what it took, and could not from a holder that died.)
 //!
 //! Nothing is lost when a process dies. A poster that dies leaves a slot that anyone may take
-//! back. A holder that dies with writes taken either committed them or not, all at once: it
+//! back (once its holder, if it had one, has died too or answered). A holder that dies with writes taken either committed them or not, all at once: it
 //! records each one it takes, in the same transaction, in the `handoffs` table (slot, poster,
 //! poster's number for the write), so a poster that finds its holder gone reads that row to
 //! learn which, and writes it itself when it was not committed. A holder that lives but does
@@ -278,8 +278,11 @@ impl Handoffs {
             let reclaimable = match kind(seen) {
                 FREE => true,
                 // Gone: its poster (left filling, posted or answered) or its holder
-                // (abandoned). A slot taken is its holder's until answered.
+                // (abandoned).
                 FILLING | POSTED | ANSWERED | ABANDONED => self.board.is_gone(mark(seen)),
+                // A slot taken is its holder's until answered, and then its poster's, who
+                // frees it also when the holder dies: unless both are gone.
+                TAKEN => self.board.is_gone(mark(seen)) && self.board.is_gone(slot.poster.load(SeqCst)),
                 _ => false,
             };
             if reclaimable && slot.state.compare_exchange(seen, word(FILLING, me), SeqCst, SeqCst).is_ok() {
@@ -802,6 +805,26 @@ mod tests {
             holder.answer_all(&taken, Some((ChangeToken([1, 2]), 1)));
             assert!(matches!(posted.join().unwrap(), HandedOver::Committed { .. }));
         });
+    }
+
+    #[test]
+    fn a_slot_taken_is_claimed_again_only_once_its_holder_and_its_poster_are_both_gone() {
+        let Pair { poster, other, db, .. } = &pair();
+        let gone = gone_mark(db);
+        for slot in poster.slots() {
+            // A live holder's, whose poster died: answered in time, then claimed.
+            slot.state.store(word(TAKEN, other.mark()), SeqCst);
+            slot.poster.store(gone, SeqCst);
+        }
+        // Its holder died, its poster lives: the poster frees it once it knows what became of
+        // its write.
+        poster.slots()[3].state.store(word(TAKEN, gone), SeqCst);
+        poster.slots()[3].poster.store(other.mark(), SeqCst);
+        // Both died: nobody else ever would.
+        poster.slots()[5].state.store(word(TAKEN, gone), SeqCst);
+        let claimed = poster.claim().map(|(index, _)| index);
+        assert_eq!(claimed, Some(5));
+        assert_eq!(poster.claim().map(|(index, _)| index), None, "no other slot is free");
     }
 
     #[test]
