@@ -71,16 +71,17 @@ pub(super) fn open_reader(db: &DbFile, settings: &Settings) -> Result<Connection
 
 fn configure(conn: &mut Connection, db: &DbFile, settings: &Settings) -> Result<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    conn.busy_handler(Some(busy_handler(settings.busy_timeout, || {}))).map_err(|e| db.error(e))
+    conn.busy_handler(Some(busy_handler(settings.busy_timeout, || None))).map_err(|e| db.error(e))
 }
 
 /// Makes the writing connection call `before_waiting` when it first finds a lock taken,
-/// before it waits for it.
+/// before it waits for it; it answers when the waiting must end at the latest (the end of the
+/// waits of the transaction under way), if sooner than the busy timeout.
 pub(super) fn before_waiting(
     conn: &mut Connection,
     db: &DbFile,
     settings: &Settings,
-    before_waiting: impl FnMut() + Send + 'static,
+    before_waiting: impl FnMut() -> Option<Instant> + Send + 'static,
 ) -> Result<()> {
     conn.busy_handler(Some(busy_handler(settings.busy_timeout, before_waiting))).map_err(|e| db.error(e))
 }
@@ -89,18 +90,19 @@ pub(super) fn before_waiting(
 /// about the time a writer holds the lock now that its fsync comes after the commit, so a
 /// waiter gets in soon after the lock frees (SQLite's own handler sleeps up to 100 ms; 2 ms
 /// here cost writer processes a sixth of their throughput), until `timeout` has passed since
-/// the first attempt. `before_waiting` runs at the first attempt.
+/// the first attempt, or until the end `before_waiting` answers, which runs at the first
+/// attempt.
 fn busy_handler(
     timeout: Duration,
-    mut before_waiting: impl FnMut() + Send + 'static,
+    mut before_waiting: impl FnMut() -> Option<Instant> + Send + 'static,
 ) -> impl FnMut(i32) -> bool + Send + 'static {
-    let mut started = Instant::now();
+    let mut ends = Instant::now();
     move |attempt: i32| {
         if attempt == 0 {
-            started = Instant::now();
-            before_waiting();
+            let timed_out = Instant::now() + timeout;
+            ends = before_waiting().map_or(timed_out, |end| end.min(timed_out));
         }
-        if started.elapsed() >= timeout {
+        if Instant::now() >= ends {
             return false;
         }
         let ceiling_us = (50u64 << attempt.clamp(0, 6) as u32).min(200);

@@ -30,7 +30,7 @@ mod writes;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 
@@ -139,7 +139,10 @@ impl SqliteStore {
         let handoffs = Handoffs::new(board.clone(), writer_id);
         let write_turns = Arc::new(WriteTurns::new(board, busy_timeout));
         let turns = write_turns.clone();
-        connection::before_waiting(&mut writer, &db, &settings, move || turns.give_up())?;
+        connection::before_waiting(&mut writer, &db, &settings, move || {
+            turns.give_up();
+            turns.waits_end()
+        })?;
         let wal_index = WalIndex::attach(&writer);
         let writer = WriterConnection::prepare(writer).map_err(|e| db.error(e))?;
         Ok(SqliteStore {
@@ -226,7 +229,10 @@ impl SqliteStore {
                 return Ok(Applied { results: Vec::new(), sync: SyncTarget::Visible, own_commit: None });
             };
             *taken = 1;
-            if lone && let Some(applied) = self.hand_over(first) {
+            // Handing the write over, the turn and SQLite's lock: all waited for within one
+            // busy timeout.
+            let waits = self.write_turns.waits();
+            if lone && let Some(applied) = self.hand_over(first, waits.deadline) {
                 return Ok(applied);
             }
             // Where the fsync goes. While no other process commits between our commits, inside
@@ -240,7 +246,7 @@ impl SqliteStore {
             let alone = *quiet_batches >= QUIET_BATCHES_FOR_FSYNC_IN_COMMIT;
             let WriteStatements { transaction, entries } = statements;
             // Our turn among the writers of every process, until the transaction ends.
-            let turn = self.write_turns.take();
+            let turn = self.write_turns.take(waits.deadline);
             let mut results = Vec::new();
             let mut batch = writes::Batch::new(conn, entries, self.writer_id);
             // The token read as the transaction open now began, if one is open.
@@ -323,14 +329,15 @@ impl SqliteStore {
     }
 
     /// Hands a lone write over to the process holding the write turn, if another does (see
-    /// `handoffs`): what became of it, or `None` when it is this process's to write.
-    fn hand_over(&self, write: &Write) -> Option<Applied> {
+    /// `handoffs`), waiting for its answer until `deadline` at most: what became of it, or
+    /// `None` when it is this process's to write.
+    fn hand_over(&self, write: &Write, deadline: Instant) -> Option<Applied> {
         let outcome = |count| match write {
             Write::Delete { .. } => Outcome::Count(count),
             _ => Outcome::Done,
         };
         let committed = |count, sync| Applied { results: vec![Ok(outcome(count))], sync, own_commit: None };
-        match self.handoffs.hand_over(write, self.db.busy_timeout) {
+        match self.handoffs.hand_over(write, deadline.saturating_duration_since(Instant::now())) {
             HandedOver::NotTaken => None,
             HandedOver::Committed { count, token, ticket } => {
                 Some(committed(count, SyncTarget::Commit { token, mark: ticket }))
@@ -693,6 +700,33 @@ mod tests {
         fn is_lone(&self) -> bool {
             true
         }
+    }
+
+    #[test]
+    fn a_write_stuck_behind_a_stopped_holder_fails_within_one_busy_timeout() {
+        let WithCache { path, _dir, .. } = with_cache();
+        let timeout = Duration::from_millis(500);
+        let store = SqliteStore::open(&path, Durability::Full, timeout).unwrap();
+        let cache = store.find_cache("c").unwrap().unwrap();
+        // A holder stopped in a debugger: it holds the write turn and SQLite's lock, and takes
+        // no write handed over to it.
+        let other = OtherProcess::start(&path);
+        store.handoffs.board().counters().writer.store(other.mark(), Ordering::SeqCst);
+        let raw = Connection::open(&path).unwrap();
+        raw.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let write = Write::Set {
+            cache: Target { id: cache, name: "c".into() },
+            entries: vec![("k".into(), Json::parse("1").unwrap())],
+            quota: Quota::UNLIMITED,
+        };
+        let started = Instant::now();
+        let result = store.apply(&mut Lone(Some(&write))).results.remove(0);
+        let waited = started.elapsed();
+        assert!(matches!(result, Err(Error::Busy { .. })), "{result:?}");
+        // Posted, then the turn, then SQLite's lock: one timeout for the three, not one each.
+        assert!(waited >= timeout && waited < timeout * 2, "waited {waited:?}");
+        raw.execute_batch("ROLLBACK").unwrap();
+        assert!(apply_one(&store, &write).is_ok(), "once the lock is free, the write goes through");
     }
 
     #[test]

@@ -14,12 +14,15 @@
 //! The turn only ever saves waiting: SQLite's lock still keeps writers apart. So a writer
 //! waiting for it looks every few milliseconds whether the holder's process still lives, and
 //! takes the turn over from one that died in the middle of a transaction; and it waits at most
-//! its `busy_timeout` (for a holder stopped in a debugger, say), then takes the turn anyway and
-//! goes to SQLite, whose lock gets the clear "stayed locked" error in bounded time. Without a
-//! shared board, nothing is queued and SQLite's busy handler does all the waiting.
+//! until its transaction's waits end (for a holder stopped in a debugger, say), then takes the
+//! turn anyway and goes to SQLite, whose lock gets the clear "stayed locked" error. A write
+//! transaction's waits (handing its write over, this turn, SQLite's lock) end together, its
+//! `busy_timeout` after it began ([`WriteTurns::waits`]), not each a `busy_timeout` after the
+//! last. Without a shared board, nothing is queued and SQLite's busy handler does all the
+//! waiting.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::board::Board;
@@ -33,8 +36,28 @@ pub(super) struct WriteTurns {
     board: Arc<Board>,
     /// Whether the turn is ours now.
     held: AtomicBool,
-    /// The longest a writer waits for a turn.
+    /// How long the waits of one write transaction take at most, all together.
     patience: Duration,
+    /// When the waits of the transaction under way end, in nanoseconds after `origin`;
+    /// [`NO_WAITS`] outside one.
+    waits_end: AtomicU64,
+    origin: Instant,
+}
+
+/// [`WriteTurns::waits_end`] outside a write transaction.
+const NO_WAITS: u64 = u64::MAX;
+
+/// The waits of one write transaction, which end together at `deadline`. Made by
+/// [`WriteTurns::waits`].
+pub(super) struct Waits<'a> {
+    turns: &'a WriteTurns,
+    pub(super) deadline: Instant,
+}
+
+impl Drop for Waits<'_> {
+    fn drop(&mut self) {
+        self.turns.waits_end.store(NO_WAITS, Ordering::Relaxed);
+    }
 }
 
 /// This writer's turn, given up when it drops (or earlier, with [`WriteTurns::give_up`]).
@@ -43,19 +66,44 @@ pub(super) struct WriteTurn<'a> {
 }
 
 impl WriteTurns {
-    /// The queue on `board`; a writer waits at most `patience`.
+    /// The queue on `board`; a write transaction waits at most `patience` in all.
     pub(super) fn new(board: Arc<Board>, patience: Duration) -> WriteTurns {
-        WriteTurns { board, held: AtomicBool::new(false), patience }
+        let origin = Instant::now();
+        WriteTurns {
+            board,
+            held: AtomicBool::new(false),
+            patience,
+            waits_end: AtomicU64::new(NO_WAITS),
+            origin,
+        }
     }
 
-    /// Waits for this writer's turn, asleep, behind the writers of other processes.
-    pub(super) fn take(&self) -> WriteTurn<'_> {
+    /// Begins the waits of a write transaction: they end `patience` from now, until the
+    /// [`Waits`] drop.
+    pub(super) fn waits(&self) -> Waits<'_> {
+        let deadline = Instant::now() + self.patience;
+        let nanos = deadline.duration_since(self.origin).as_nanos();
+        self.waits_end.store(u64::try_from(nanos).unwrap_or(NO_WAITS - 1), Ordering::Relaxed);
+        Waits { turns: self, deadline }
+    }
+
+    /// When the waits of the write transaction under way end, for SQLite's busy handler;
+    /// `None` outside one.
+    pub(super) fn waits_end(&self) -> Option<Instant> {
+        match self.waits_end.load(Ordering::Relaxed) {
+            NO_WAITS => None,
+            nanos => Some(self.origin + Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Waits for this writer's turn, asleep, behind the writers of other processes, until
+    /// `deadline` at most.
+    pub(super) fn take(&self, deadline: Instant) -> WriteTurn<'_> {
         if !self.board.is_shared() {
             return WriteTurn { turns: self };
         }
         let counters = self.board.counters();
         let me = self.board.me();
-        let deadline = Instant::now() + self.patience;
         loop {
             let ended = counters.write_turn_ended.load(Ordering::SeqCst);
             let holder = match counters.writer.compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst) {
@@ -120,12 +168,12 @@ mod tests {
     fn a_second_writer_waits_for_the_first_and_is_woken_when_it_is_done() {
         let dir = tempfile::tempdir().unwrap();
         let (first, second) = two(&dir, Duration::from_secs(10));
-        let turn = first.take();
+        let turn = first.take(first.waits().deadline);
         assert!(first.is_held());
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {
                 let started = Instant::now();
-                let _turn = second.take();
+                let _turn = second.take(second.waits().deadline);
                 (second.is_held(), started.elapsed())
             });
             std::thread::sleep(Duration::from_millis(50));
@@ -142,9 +190,9 @@ mod tests {
     fn a_turn_given_up_early_lets_the_next_writer_in() {
         let dir = tempfile::tempdir().unwrap();
         let (first, second) = two(&dir, Duration::from_secs(10));
-        let _turn = first.take();
+        let _turn = first.take(first.waits().deadline);
         first.give_up();
-        let _next = second.take();
+        let _next = second.take(second.waits().deadline);
         assert!(second.is_held() && !first.is_held());
     }
 
@@ -155,7 +203,7 @@ mod tests {
         let gone = gone_mark(&dir.path().join("t.db"));
         turns.board.counters().writer.store(gone, Ordering::SeqCst);
         let started = Instant::now();
-        let _turn = turns.take();
+        let _turn = turns.take(turns.waits().deadline);
         assert!(turns.is_held());
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     }
@@ -165,9 +213,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let patience = Duration::from_millis(100);
         let (first, second) = two(&dir, patience);
-        let _stuck = first.take();
+        let _stuck = first.take(first.waits().deadline);
         let started = Instant::now();
-        let _turn = second.take();
+        let _turn = second.take(second.waits().deadline);
         assert!(second.is_held(), "it took the turn over");
         assert!(started.elapsed() >= patience && started.elapsed() < patience * 5, "{:?}", started.elapsed());
     }
