@@ -19,9 +19,11 @@
 //! anyone reaps it; so a mark is gone exactly when nobody holds its byte. A process id would
 //! not do: in another PID namespace (containers sharing a volume) it names another process
 //! or none, a process killed but not yet reaped still has one, and ids are reused. (A child
-//! forked without `exec` shares the lock, and the mark lives until both have ended: a wait,
-//! never a slot taken from a live process.) Where there are no OFD locks (outside Linux) the
-//! board is this process's alone.
+//! forked without `exec` shares the lock, and the mark lives until both have ended: never a
+//! slot taken from a live process, but a poster whose holder died then learns nothing until
+//! its busy timeout, and the slot is kept until the child ends. SQLite forbids carrying a
+//! connection across `fork` anyway.) Where there are no OFD locks (outside Linux) the board
+//! is this process's alone.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -69,7 +71,16 @@ pub(super) struct Counters {
     pub(super) synced: AtomicChangeToken,
     /// Marks drawn so far (see [`Board::me`]).
     marks: AtomicU64,
+    /// This board's name, drawn when it was made: two boards of one database (one deleted
+    /// and made anew while processes had it mapped, or an older build's `-turns`) number their
+    /// slots alike, and what is recorded of a slot in the database must say whose it is.
+    id: AtomicU64,
 }
+
+/// Marks are below this: a slot's state word holds a mark in its upper 56 bits.
+pub(super) const MARKS_END: u64 = 1 << 56;
+/// Board names are below this (and above 0, which the builds before them used).
+const IDS_END: u64 = 1 << 40;
 
 /// The board of one database, as one opening of it sees it.
 pub(super) struct Board {
@@ -168,6 +179,15 @@ impl Board {
         self.me
     }
 
+    /// This board's name (see `Counters::id`), from 1 up, below 2^40; 0 for a board of this
+    /// process alone, which has no slots.
+    pub(super) fn id(&self) -> u64 {
+        match &self.place {
+            Place::Shared { .. } => self.counters().id.load(Ordering::SeqCst),
+            Place::Local(_) => 0,
+        }
+    }
+
     /// Whether the opening that left `mark` (see [`Board::me`]) is gone: closed, or its
     /// process ended. Never this one; and on a board of this process alone, never.
     pub(super) fn is_gone(&self, mark: u64) -> bool {
@@ -192,6 +212,7 @@ impl Counters {
             write_turn_ended: AtomicU32::new(0),
             synced: AtomicChangeToken::new(ChangeToken([0, 0])),
             marks: AtomicU64::new(1),
+            id: AtomicU64::new(0),
         }
     }
 }
@@ -209,10 +230,17 @@ fn shared(path: &Path) -> std::io::Result<Board> {
     let map = map(&file)?;
     // SAFETY: as in `Board::counters`.
     let counters = unsafe { &*map.as_ptr().cast::<Counters>() };
+    let _ = counters.id.compare_exchange(0, fastrand::u64(1..IDS_END), Ordering::SeqCst, Ordering::SeqCst);
+    if !(1..IDS_END).contains(&counters.id.load(Ordering::SeqCst)) {
+        return Err(not_a_board());
+    }
     // A mark is drawn once; should its byte be held all the same (a board copied over this
     // one, say), the next is drawn.
     for _ in 0..8 {
-        let me = counters.marks.fetch_add(1, Ordering::SeqCst) + 1;
+        let me = counters.marks.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+        if !(1..MARKS_END).contains(&me) {
+            return Err(std::io::Error::other("the board has drawn all its marks"));
+        }
         match presence::hold(&file, me) {
             Ok(()) => return Ok(Board { place: Place::Shared { map, file }, me }),
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -265,7 +293,7 @@ mod presence {
 
     /// The lock on `mark`'s byte, as `fcntl` takes it; `None` for a mark past the last byte.
     fn lock_of(mark: u64, kind: libc::c_int) -> Option<libc::flock> {
-        let start = i64::try_from(mark).ok()?.checked_add(FIRST_BYTE)?;
+        let start = libc::off_t::try_from(i64::try_from(mark).ok()?.checked_add(FIRST_BYTE)?).ok()?;
         // SAFETY: `flock` is plain data, for which all zeros is a valid value.
         let mut lock: libc::flock = unsafe { std::mem::zeroed() };
         lock.l_type = kind as libc::c_short;
@@ -432,6 +460,25 @@ mod tests {
         assert!(first.is_gone(first.me() + 100), "a mark never drawn is nobody's");
         assert!(!first.is_gone(u64::MAX), "a mark the kernel cannot check counts as held");
         assert!(!Board::local().is_gone(closed), "on a board of its own, nobody else is gone");
+    }
+
+    #[test]
+    fn a_board_out_of_marks_or_with_a_name_out_of_range_is_not_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let first = Board::open(&db);
+        assert!((1..IDS_END).contains(&first.id()));
+        assert_eq!(Board::open(&db).id(), first.id(), "one board, one name");
+        // The last mark a slot's word can hold, then none: the next opening is alone.
+        first.counters().marks.store(MARKS_END - 2, Ordering::SeqCst);
+        let last = Board::open(&db);
+        assert!(last.is_shared() && last.me() == MARKS_END - 1);
+        assert!(!Board::open(&db).is_shared(), "a mark past 56 bits would be cut short in a slot");
+        first.counters().marks.store(u64::MAX, Ordering::SeqCst);
+        assert!(!Board::open(&db).is_shared(), "the counter wrapped to 0, which is nobody");
+        first.counters().marks.store(1, Ordering::SeqCst);
+        first.counters().id.store(IDS_END, Ordering::SeqCst);
+        assert!(!Board::open(&db).is_shared(), "a name past 40 bits would not fit a row key");
     }
 
     /// In another PID namespace, or killed and not yet reaped, a process's id says nothing

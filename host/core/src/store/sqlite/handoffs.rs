@@ -28,8 +28,8 @@
 //!
 //! Nothing is lost when a process dies. A poster that dies leaves a slot that anyone may take
 //! back (once its holder, if it had one, has died too or answered). A holder that dies with writes taken either committed them or not, all at once: it
-//! records each one it takes, in the same transaction, in the `handoffs` table (slot, poster,
-//! poster's number for the write), so a poster that finds its holder gone reads that row to
+//! records each one it takes, in the same transaction, in the `handoffs` table (board and slot,
+//! poster, poster's number for the write), so a poster that finds its holder gone reads that row to
 //! learn which, and writes it itself when it was not committed. A holder that lives but does
 //! not answer within the busy timeout (stopped in a debugger) leaves its poster with an error
 //! that says the write may or may not be stored, and the slot abandoned to the holder.
@@ -119,6 +119,7 @@ pub(super) struct Slot {
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_BYTES);
+const _: () = assert!(SLOTS <= 64, "a slot's row key holds its number in 6 bits");
 
 /// Posts the `encoded` write in `slot`, [`FILLING`] for it, as `poster` (its mark) named
 /// `writer` in the change log, its write number `seq`.
@@ -241,6 +242,13 @@ impl Handoffs {
 
     fn slots(&self) -> &[Slot] {
         self.board.slots()
+    }
+
+    /// The key of `slot`'s row in the `handoffs` table: its number, with the board's name
+    /// above it, since another board of the database (see `Board::id`) numbers its slots
+    /// alike.
+    pub(super) fn row_of(&self, slot: usize) -> i64 {
+        (self.board.id() << 6 | slot as u64) as i64
     }
 
     /// Whether another process's writer holds the write turn now.

@@ -281,7 +281,12 @@ impl SqliteStore {
             // own; answered once committed (refused, should the transaction fail).
             let handed = self.handoffs.gather(|write| {
                 let applied = self.in_savepoint(conn, transaction, || {
-                    batch.apply_handed_over(write.writer, write.slot, write.seq, &write.write)
+                    batch.apply_handed_over(
+                        write.writer,
+                        self.handoffs.row_of(write.slot),
+                        write.seq,
+                        &write.write,
+                    )
                 })?;
                 Ok(applied.ok())
             })?;
@@ -346,7 +351,9 @@ impl SqliteStore {
                 // Its holder committed it, or never will: the row tells.
                 let row: Result<Option<(i64, i64, i64)>> = self.read(|conn| {
                     conn.prepare_cached("SELECT writer, seq, count FROM handoffs WHERE slot = ?1")?
-                        .query_row([slot as i64], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                        .query_row([self.handoffs.row_of(slot)], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        })
                         .optional()
                 });
                 let mine = |writer: i64, done: i64| writer == self.writer_id && done == seq as i64;
@@ -730,6 +737,71 @@ mod tests {
     }
 
     #[test]
+    fn a_holder_on_another_board_of_the_database_leaves_alone_the_row_a_poster_reads() {
+        let WithCache { path, store, cache, _dir } = with_cache();
+        let qid = created(&store, Write::CreateQueue { name: "q".into(), quota: Quota::UNLIMITED });
+        let queue = Target { id: QueueId(qid), name: "q".into() };
+        let put = |v: &str| Write::Put {
+            queue: queue.clone(),
+            values: vec![Json::parse(v).unwrap()],
+            quota: Quota::UNLIMITED,
+        };
+        let mine = put(r#""poster""#);
+        let other = OtherProcess::start(&path);
+        let gone = gone_mark(&path);
+        let board = store.handoffs.board().clone();
+        let holder = Handoffs::new(board.clone(), 0);
+        // Another board of the same database: the board file deleted and made anew while this
+        // process has the old one mapped (or an older build's board).
+        let mut board_file = path.as_os_str().to_owned();
+        board_file.push("-board");
+        std::fs::remove_file(&board_file).unwrap();
+        let elsewhere = open(&path);
+        assert!(elsewhere.handoffs.board().is_shared());
+        let elsewhere_poster = OtherProcess::start(&path);
+        let raw = Connection::open(&path).unwrap();
+        board.counters().writer.store(other.mark(), Ordering::SeqCst);
+        let answer = std::thread::scope(|scope| {
+            let posted = scope.spawn(|| store.apply(&mut Lone(Some(&mine))));
+            let taken = loop {
+                let taken = holder.take_posted();
+                if !taken.is_empty() {
+                    break taken;
+                }
+                std::thread::yield_now();
+            };
+            // The holder commits the put, with the row that says so, and dies before answering.
+            raw.execute_batch(&format!(
+                "BEGIN IMMEDIATE;
+                 INSERT INTO queue_items (queue_id, value) VALUES ({qid}, '\"poster\"');
+                 UPDATE queues SET item_count = item_count + 1, byte_count = byte_count + 8 WHERE id = {qid};
+                 REPLACE INTO handoffs (slot, writer, seq, count) VALUES ({}, {}, {}, 0);
+                 COMMIT;",
+                store.handoffs.row_of(taken[0].slot),
+                store.writer_id,
+                taken[0].seq
+            ))
+            .unwrap();
+            // Meanwhile a holder on the other board commits a write handed over through its own
+            // slot of the same number.
+            let theirs = Handoffs::new(elsewhere.handoffs.board().clone(), 0);
+            let their_slot = theirs.post_as(&put(r#""other board""#), elsewhere_poster.mark(), 4242, 1);
+            assert_eq!(their_slot, taken[0].slot);
+            apply_one(&elsewhere, &set_write(cache, &["x"], Quota::UNLIMITED)).unwrap();
+            assert_eq!(theirs.answer_in(their_slot), Some(Some(0)));
+            board.counters().writer.store(0, Ordering::SeqCst);
+            holder.taken_by(taken[0].slot, gone);
+            posted.join().unwrap()
+        });
+        store.sync(answer.sync).unwrap();
+        assert!(answer.results[0].is_ok(), "{:?}", answer.results);
+        let copies: i64 = raw
+            .query_row("SELECT count(*) FROM queue_items WHERE value = '\"poster\"'", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(copies, 1, "the poster read the other board's row as its holder's, and put it again");
+    }
+
+    #[test]
     fn a_write_whose_holder_died_is_trusted_committed_when_its_row_says_so_and_written_again_when_not() {
         let WithCache { path, store, cache, _dir } = with_cache();
         set(&store, cache, "k");
@@ -763,7 +835,9 @@ mod tests {
                          UPDATE entries SET value = '\"holder\"' WHERE key = 'k';
                          REPLACE INTO handoffs (slot, writer, seq, count) VALUES ({}, {}, {}, 0);
                          COMMIT;",
-                        taken[0].slot, store.writer_id, taken[0].seq
+                        store.handoffs.row_of(taken[0].slot),
+                        store.writer_id,
+                        taken[0].seq
                     ))
                     .unwrap();
                 }
@@ -831,7 +905,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             row,
-            (posted as i64, writer, 5),
+            (store.handoffs.row_of(posted), writer, 5),
             "recorded against its slot, for a poster whose holder died"
         );
     }

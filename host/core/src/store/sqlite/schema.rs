@@ -58,6 +58,8 @@ const MIGRATIONS: &[&str] = &[
     // 2: the writes committed for other processes (see `handoffs`): per slot on the board,
     // the last write committed through it (its poster, the poster's number for it, and how
     // many keys it removed), so a poster whose holder died can tell whether it committed.
+    // `slot` is the slot's number with the board's name above it (`Handoffs::row_of`);
+    // builds before boards had names used the number alone, which no name collides with.
     "CREATE TABLE handoffs (
         slot   INTEGER PRIMARY KEY,
         writer INTEGER NOT NULL,

@@ -113,14 +113,15 @@ impl<'b, 'c> Batch<'b, 'c> {
     }
 
     /// Applies a write handed over by another process (see `handoffs`) and records that it
-    /// was committed through `slot` for `writer` (the poster's id). Its changes are logged
+    /// was committed for `writer` (the poster's id) in the `handoffs` row `row` (see
+    /// `Handoffs::row_of`). Its changes are logged
     /// under [`NOBODY`], so that every process's LRU forgets the keys, the poster's too: a
     /// poster that gave up waiting (see `HandedOver::TimedOut`) may have read a key since,
     /// and must not keep serving that. Answers how many keys it removed (0 for a set).
     pub(super) fn apply_handed_over(
         &mut self,
         writer: i64,
-        slot: usize,
+        row: i64,
         seq: u64,
         write: &Write,
     ) -> Result<u64, WriteError> {
@@ -135,7 +136,7 @@ impl<'b, 'c> Batch<'b, 'c> {
             batch
                 .conn
                 .prepare_cached("REPLACE INTO handoffs (slot, writer, seq, count) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![slot as i64, writer, seq as i64, count as i64])?;
+                .execute(params![row, writer, seq as i64, count as i64])?;
             Ok(count)
         })
     }
