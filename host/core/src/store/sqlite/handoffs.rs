@@ -257,6 +257,19 @@ impl Handoffs {
         holder != 0 && holder != self.board.me()
     }
 
+    /// Whether the write turn was held by a process that is gone (killed in the middle of a
+    /// transaction), which then takes no write and wakes nobody; the turn is freed, as a writer
+    /// waiting for it frees it (see `write_turns`).
+    fn turn_holder_gone(&self) -> bool {
+        let writer = &self.board.counters().writer;
+        let holder = writer.load(SeqCst);
+        if holder == 0 || holder == self.board.me() || !self.board.is_gone(holder) {
+            return false;
+        }
+        let _ = writer.compare_exchange(holder, 0, SeqCst, SeqCst);
+        true
+    }
+
     /// Hands `write` over to the process holding the write turn, if one does, and waits for
     /// its answer, at most `patience`.
     pub(super) fn hand_over(&self, write: &Write, patience: Duration) -> HandedOver {
@@ -305,6 +318,8 @@ impl Handoffs {
     fn wait(&self, index: usize, slot: &Slot, seq: u64, patience: Duration) -> HandedOver {
         let me = self.board.me();
         let started = Instant::now();
+        // Whether the last wait ended unwoken: then the holder is looked at.
+        let mut unwoken = false;
         loop {
             let signal = slot.signal.load(SeqCst);
             let seen = slot.state.load(SeqCst);
@@ -320,9 +335,14 @@ impl Handoffs {
                         count => HandedOver::Committed { count, token, ticket },
                     };
                 }
-                // Still waiting for a holder, while none holds the turn: take it back and write
-                // it ourselves (as the poster woken when a holder gives the turn up does).
-                POSTED if out_of_patience || !self.turn_held_elsewhere() => {
+                // Still waiting for a holder, while none holds the turn (or one that is gone):
+                // take it back and write it ourselves (as the poster woken when a holder gives
+                // the turn up does).
+                POSTED
+                    if out_of_patience
+                        || !self.turn_held_elsewhere()
+                        || (unwoken && self.turn_holder_gone()) =>
+                {
                     if slot.state.compare_exchange(seen, word(FREE, 0), SeqCst, SeqCst).is_ok() {
                         return HandedOver::NotTaken;
                     }
@@ -350,7 +370,7 @@ impl Handoffs {
                     return HandedOver::NotTaken;
                 }
             }
-            self.board.wait(&slot.signal, signal, RECHECK);
+            unwoken = !self.board.wait(&slot.signal, signal, RECHECK);
         }
     }
 
@@ -758,6 +778,17 @@ mod tests {
             poster.board.counters().writer.store(0, SeqCst);
             assert!(matches!(posted.join().unwrap(), HandedOver::NotTaken));
         });
+        assert!(all_free(poster));
+    }
+
+    #[test]
+    fn a_write_posted_while_the_turn_is_held_by_a_process_that_died_is_taken_back_at_once() {
+        let Pair { poster, db, .. } = &pair();
+        poster.board.counters().writer.store(gone_mark(db), SeqCst);
+        let started = Instant::now();
+        assert!(matches!(poster.hand_over(&set_write(), Duration::from_secs(10)), HandedOver::NotTaken));
+        assert!(started.elapsed() < Duration::from_secs(2), "waited {:?}", started.elapsed());
+        assert_eq!(poster.board.counters().writer.load(SeqCst), 0, "the dead holder's turn is freed");
         assert!(all_free(poster));
     }
 
