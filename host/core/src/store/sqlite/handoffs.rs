@@ -293,25 +293,38 @@ impl Handoffs {
     /// A free slot, or one whose poster is gone, now [`FILLING`] for this process (its
     /// poster).
     fn claim(&self) -> Option<(usize, &Slot)> {
+        // A free slot first, which costs no system call; only when none is, one left by a
+        // process that is gone (each look at a process is one).
+        self.claim_where(|_, seen| kind(seen) == FREE)
+            .or_else(|| self.claim_where(|slot, seen| self.left_by_the_gone(slot, seen)))
+    }
+
+    /// The first slot that `reclaimable` accepts in the state it is in, now [`FILLING`] for
+    /// this process.
+    fn claim_where(&self, reclaimable: impl Fn(&Slot, u64) -> bool) -> Option<(usize, &Slot)> {
         let me = self.board.me();
         self.slots().iter().enumerate().find(|(_, slot)| {
             let seen = slot.state.load(SeqCst);
-            let reclaimable = match kind(seen) {
-                FREE => true,
-                // Gone: its poster (left filling, posted or answered) or its holder
-                // (abandoned).
-                FILLING | POSTED | ANSWERED | ABANDONED => self.board.is_gone(mark(seen)),
-                // A slot taken is its holder's until answered, and then its poster's, who
-                // frees it also when the holder dies: unless both are gone.
-                TAKEN => self.board.is_gone(mark(seen)) && self.board.is_gone(slot.poster.load(SeqCst)),
-                _ => false,
-            };
-            if reclaimable && slot.state.compare_exchange(seen, word(FILLING, me), SeqCst, SeqCst).is_ok() {
+            if reclaimable(slot, seen)
+                && slot.state.compare_exchange(seen, word(FILLING, me), SeqCst, SeqCst).is_ok()
+            {
                 slot.poster.store(me, SeqCst);
                 return true;
             }
             false
         })
+    }
+
+    /// Whether `slot`, in state `seen`, was left by a process that is gone, for anyone to take.
+    fn left_by_the_gone(&self, slot: &Slot, seen: u64) -> bool {
+        match kind(seen) {
+            // Its poster (left filling, posted or answered) or its holder (abandoned).
+            FILLING | POSTED | ANSWERED | ABANDONED => self.board.is_gone(mark(seen)),
+            // A slot taken is its holder's until answered, and then its poster's, who frees
+            // it also when the holder dies: unless both are gone.
+            TAKEN => self.board.is_gone(mark(seen)) && self.board.is_gone(slot.poster.load(SeqCst)),
+            _ => false,
+        }
     }
 
     /// Waits for the answer to the write posted in `slot`.
