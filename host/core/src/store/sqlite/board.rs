@@ -493,10 +493,15 @@ mod tests {
         let file = OpenOptions::new().read(true).write(true).open(board_path(&db)).unwrap();
         let mark = board.me() + 1000;
         presence::hold(&file, mark).unwrap();
-        // SAFETY: the child calls nothing but `pause`, which is async-signal-safe, until it is
-        // killed.
+        let keep = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // SAFETY: the child calls nothing but `close` and `pause`, which are async-signal-safe,
+        // until it is killed. It closes what it inherited but `file`, so that the boards of
+        // tests running meanwhile on other threads keep no mark alive through it.
         let child = unsafe { libc::fork() };
         if child == 0 {
+            for fd in (3..4096).filter(|fd| *fd != keep) {
+                unsafe { libc::close(fd) };
+            }
             loop {
                 unsafe { libc::pause() };
             }
