@@ -114,7 +114,9 @@ impl Grant {
     /// Read-only access to the caches or queues matching `pattern` (`name` or `prefix*`).
     ///
     /// Fails, naming what is wrong, when `pattern` could match no cache or queue (a name
-    /// that is not allowed, or a `*` anywhere but at the end).
+    /// that is not allowed, a prefix no allowed name starts with, or a `*` anywhere but at the
+    /// end). (A `Grant` written as a struct literal is not checked: its pattern simply matches
+    /// nothing a plugin can name.)
     pub fn read(kind: Kind, pattern: &str) -> Result<Grant, GrantParseError> {
         Grant::new(kind, pattern, Permission::default())
     }
@@ -164,10 +166,9 @@ fn parse_pattern(pattern: &str) -> Result<Pattern, String> {
     if prefix.contains('*') {
         return Err("* may only end a pattern".into());
     }
-    if !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')) {
-        return Err(
-            "a prefix holds only the characters of names: letters, digits, '_', '-', '.' and ':'".into()
-        );
+    // A prefix some name starts with is itself a name, or nothing.
+    if !prefix.is_empty() {
+        easycaching::validate_name(prefix).map_err(|e| format!("no name starts so: {e}"))?;
     }
     Ok(Pattern::Prefix(prefix.to_owned()))
 }
@@ -348,6 +349,7 @@ mod tests {
             "cache:test=rwx",
             "cache:a*b",
             "cache:bad name",
+            "cache:-flag*",
             "cache:x,entries=lots",
             "cache:x,color=red",
         ] {
@@ -358,7 +360,7 @@ mod tests {
 
     #[test]
     fn the_constructors_refuse_what_parsing_refuses() {
-        for pattern in ["", "bad name", "a*b", "**", "a b*"] {
+        for pattern in ["", "bad name", "a*b", "**", "a b*", "-x*", ".hidden*"] {
             let err = Grant::read(Kind::Cache, pattern).unwrap_err().to_string();
             assert!(err.contains(&format!("\"cache:{pattern}\"")) && err.contains("KIND:PATTERN"), "{err}");
             assert!(format!("cache:{pattern}").parse::<Grant>().is_err(), "{pattern}");
