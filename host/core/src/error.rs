@@ -51,7 +51,7 @@ pub enum Error {
     /// of a string). Nothing is lost: `value` holds the document read. That matters for
     /// [`Queue::get_value`](crate::Queue::get_value), which took the item before it could be
     /// deserialized: the item is here.
-    #[error("the stored value does not fit the type asked for: {reason}")]
+    #[error("the value does not fit the type asked for: {reason}")]
     WrongType {
         /// serde's description of the mismatch.
         reason: String,

@@ -107,7 +107,9 @@ impl CacheManagerBuilder {
     }
 
     /// How long to wait for a lock held by another process before failing with
-    /// [`Error::Busy`](crate::Error::Busy). Default [`DEFAULT_BUSY_TIMEOUT`].
+    /// [`Error::Busy`](crate::Error::Busy): for a write, all its waits together (for the
+    /// process that took it over to commit it, for the turn to write, for SQLite's lock).
+    /// `Duration::MAX` waits as good as for ever. Default [`DEFAULT_BUSY_TIMEOUT`].
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self

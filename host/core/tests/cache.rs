@@ -69,7 +69,7 @@ fn typed_values_round_trip_through_serde() {
     let Error::WrongType { reason, value } = &err else { panic!("{err:?}") };
     assert!(reason.contains("expected u64"), "{reason}");
     assert_eq!(value, &cache.get("user").unwrap().unwrap(), "the error holds the value read");
-    assert!(err.to_string().starts_with("the stored value does not fit the type asked for"), "{err}");
+    assert!(err.to_string().starts_with("the value does not fit the type asked for"), "{err}");
 }
 
 #[test]

@@ -215,3 +215,17 @@ fn a_new_file_gets_small_pages_and_a_file_with_pages_keeps_them() {
     assert_eq!(cache.get("k").unwrap().unwrap().as_str(), "[1, 2]");
     assert_eq!(page_size(&sized), 4096);
 }
+
+#[test]
+fn a_busy_timeout_of_duration_max_waits_as_long_as_need_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("forever.db");
+    let manager = CacheManager::builder(&db).busy_timeout(std::time::Duration::MAX).open().unwrap();
+    let cache = manager.create_cache("c").unwrap();
+    cache.set_value("k", &1).unwrap();
+    assert_eq!(cache.get_value::<u64>("k").unwrap(), Some(1));
+    // A second process's manager, waiting behind the first's writes.
+    let other = CacheManager::builder(&db).busy_timeout(std::time::Duration::MAX).open().unwrap();
+    other.open_cache("c").unwrap().set_value("k", &2).unwrap();
+    assert_eq!(cache.get_value::<u64>("k").unwrap(), Some(2));
+}

@@ -42,8 +42,7 @@ use crate::store::{AtomicChangeToken, ChangeToken};
 const MAGIC: u64 = u64::from_le_bytes(*b"ecboard1");
 /// Where the slots begin: the counters have the first page.
 const SLOTS_AT: usize = 4096;
-/// The size of the board file: the counters' page and the slots. (A board made by an older
-/// build, of the counters alone, grows when a newer one opens it.)
+/// The size of the board file: the counters' page and the slots.
 const BOARD_BYTES: u64 = (SLOTS_AT + SLOTS * SLOT_BYTES) as u64;
 
 /// The counters, laid out as they are in the board file. Each is explained where it is used.

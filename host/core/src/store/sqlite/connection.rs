@@ -74,6 +74,16 @@ fn configure(conn: &mut Connection, db: &DbFile, settings: &Settings) -> Result<
     conn.busy_handler(Some(busy_handler(settings.busy_timeout, || None))).map_err(|e| db.error(e))
 }
 
+/// What a wait too long for an `Instant` (`Duration::MAX`, meant as "for ever") waits: a year.
+const FOR_EVER: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The moment `wait` from now, or [`FOR_EVER`] from now when that is past what an `Instant`
+/// holds.
+pub(super) fn deadline_after(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait).or_else(|| now.checked_add(FOR_EVER)).unwrap_or(now)
+}
+
 /// Makes the writing connection call `before_waiting` when it first finds a lock taken,
 /// before it waits for it; it answers when the waiting must end at the latest (the end of the
 /// waits of the transaction under way), if sooner than the busy timeout.
@@ -99,7 +109,7 @@ fn busy_handler(
     let mut ends = Instant::now();
     move |attempt: i32| {
         if attempt == 0 {
-            let timed_out = Instant::now() + timeout;
+            let timed_out = deadline_after(timeout);
             ends = before_waiting().map_or(timed_out, |end| end.min(timed_out));
         }
         if Instant::now() >= ends {

@@ -27,10 +27,11 @@
 //! `take` never is: its poster must learn what it took, and could not from a holder that died.)
 //!
 //! Nothing is lost when a process dies. A poster that dies leaves a slot that anyone may take
-//! back (once its holder, if it had one, has died too or answered). A holder that dies with writes taken either committed them or not, all at once: it
-//! records each one it takes, in the same transaction, in the `handoffs` table (board and slot,
-//! poster, poster's number for the write), so a poster that finds its holder gone reads that row to
-//! learn which, and writes it itself when it was not committed. A holder that lives but does
+//! back (once its holder, if it had one, has answered or died too). A holder that dies with
+//! writes taken either committed them or not, all at once: it records each one it takes, in
+//! the same transaction, in the `handoffs` table (board and slot, poster, poster's number for
+//! the write), so a poster that finds its holder gone reads that row to learn which, and
+//! writes it itself when it was not committed. A holder that lives but does
 //! not answer within the busy timeout (stopped in a debugger) leaves its poster with an error
 //! that says the write may or may not be stored, and the slot abandoned to the holder.
 
@@ -121,8 +122,8 @@ pub(super) struct Slot {
 const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_BYTES);
 const _: () = assert!(SLOTS <= 64, "a slot's row key holds its number in 6 bits");
 
-/// Posts the `encoded` write in `slot`, [`FILLING`] for it, as `poster` (its mark) named
-/// `writer` in the change log, its write number `seq`.
+/// Posts the `encoded` write in `slot`, [`FILLING`] for it, as `poster` (its mark), whose
+/// writer id is `writer` (recorded in the `handoffs` table), its write number `seq`.
 fn post(slot: &Slot, encoded: &[u8], writer: i64, seq: u64, poster: u64) {
     for (cell, byte) in slot.payload.iter().zip(encoded) {
         cell.store(*byte, std::sync::atomic::Ordering::Relaxed);
@@ -143,7 +144,8 @@ pub(super) enum HandedOver {
     /// caller syncs up to `token` and `ticket`.
     Committed { count: u64, token: ChangeToken, ticket: u64 },
     /// The process that took it died. Whether it committed it is in the `handoffs` table:
-    /// a row for `slot` holding `seq` (and the poster's writer). Then [`Handoffs::release`].
+    /// the row of `slot` ([`Handoffs::row_of`]) holding `seq` (and the poster's writer id).
+    /// Then [`Handoffs::release`].
     HolderGone { slot: usize, seq: u64 },
     /// Its holder lives but did not answer within the patience: it may still commit it.
     TimedOut,

@@ -4,8 +4,8 @@
 //! `SQLITE_BUSY` to its busy handler, which sleeps and tries again. With 8 processes writing,
 //! most of a commit's turn went to sleeping past the moment the lock came free, and to failed
 //! attempts (15 lock calls a write). So before it asks SQLite for the write lock, a writer takes
-//! a turn on the board (see `board`): a word holding the pid of the process whose writer has
-//! it. A writer that finds the turn taken sleeps on a futex until the holder gives it up and
+//! a turn on the board (see `board`): a word holding the mark of the board opening whose
+//! writer has it. A writer that finds the turn taken sleeps on a futex until the holder gives it up and
 //! wakes the next one, so when it asks SQLite, its lock is free; taking a free turn is one
 //! compare-and-swap. Nobody holds a turn outside a write transaction, nor while waiting for
 //! SQLite's lock: a writer that finds that lock held all the same (by a writer that is not
@@ -81,7 +81,7 @@ impl WriteTurns {
     /// Begins the waits of a write transaction: they end `patience` from now, until the
     /// [`Waits`] drop.
     pub(super) fn waits(&self) -> Waits<'_> {
-        let deadline = Instant::now() + self.patience;
+        let deadline = super::connection::deadline_after(self.patience);
         let nanos = deadline.duration_since(self.origin).as_nanos();
         self.waits_end.store(u64::try_from(nanos).unwrap_or(NO_WAITS - 1), Ordering::Relaxed);
         Waits { turns: self, deadline }
