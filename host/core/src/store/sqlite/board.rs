@@ -506,6 +506,19 @@ mod tests {
             }
         }
         assert!(child > 0, "fork failed");
+        /// Kills and reaps the child whatever the test does.
+        struct Reaped(libc::pid_t);
+        impl Drop for Reaped {
+            fn drop(&mut self) {
+                let mut status = 0;
+                // SAFETY: signals and reaps a child of this test.
+                unsafe {
+                    libc::kill(self.0, libc::SIGKILL);
+                    libc::waitpid(self.0, &mut status, 0);
+                }
+            }
+        }
+        let _reaped = Reaped(child);
         drop(file);
         assert!(!board.is_gone(mark), "the child holds it");
         // SAFETY: signals a child of this test.
@@ -517,8 +530,5 @@ mod tests {
         }
         // SAFETY: as above; signal 0 only checks that the process exists.
         assert_eq!(unsafe { libc::kill(child, 0) }, 0, "not reaped yet: a zombie, whose pid still answers");
-        let mut status = 0;
-        // SAFETY: reaps the child.
-        unsafe { libc::waitpid(child, &mut status, 0) };
     }
 }
