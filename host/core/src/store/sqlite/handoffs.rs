@@ -42,6 +42,7 @@ use std::sync::atomic::{
 use std::time::{Duration, Instant};
 
 use super::board::Board;
+use super::write_turns;
 use crate::store::{CacheId, ChangeToken, HandoffStats, QueueId, Target, Write};
 use crate::{Json, Quota, Result};
 
@@ -255,21 +256,14 @@ impl Handoffs {
 
     /// Whether another process's writer holds the write turn now.
     fn turn_held_elsewhere(&self) -> bool {
-        let holder = self.board.counters().writer.load(SeqCst);
-        holder != 0 && holder != self.board.me()
+        write_turns::held_elsewhere(&self.board).is_some()
     }
 
-    /// Whether the write turn was held by a process that is gone (killed in the middle of a
-    /// transaction), which then takes no write and wakes nobody; the turn is freed, as a writer
-    /// waiting for it frees it (see `write_turns`).
+    /// Whether the write turn was held by a process that is gone, which takes no write; the
+    /// turn is then freed.
     fn turn_holder_gone(&self) -> bool {
-        let writer = &self.board.counters().writer;
-        let holder = writer.load(SeqCst);
-        if holder == 0 || holder == self.board.me() || !self.board.is_gone(holder) {
-            return false;
-        }
-        let _ = writer.compare_exchange(holder, 0, SeqCst, SeqCst);
-        true
+        write_turns::held_elsewhere(&self.board)
+            .is_some_and(|holder| write_turns::free_if_gone(&self.board, holder))
     }
 
     /// Hands `write` over to the process holding the write turn, if one does, and waits for

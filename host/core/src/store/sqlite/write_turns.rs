@@ -120,8 +120,8 @@ impl WriteTurns {
             counters.writers_waiting.fetch_add(1, Ordering::SeqCst);
             let woken = self.board.wait(&counters.write_turn_ended, ended, left.min(RECHECK));
             counters.writers_waiting.fetch_sub(1, Ordering::SeqCst);
-            if !woken && self.board.is_gone(holder) {
-                let _ = counters.writer.compare_exchange(holder, 0, Ordering::SeqCst, Ordering::SeqCst);
+            if !woken {
+                free_if_gone(&self.board, holder);
             }
         }
         self.held.store(true, Ordering::Release);
@@ -131,11 +131,8 @@ impl WriteTurns {
     /// Gives the turn up, if it is ours, and wakes the next writer waiting.
     pub(super) fn give_up(&self) {
         if self.held.swap(false, Ordering::AcqRel) {
-            let counters = self.board.counters();
             // Unless another took it over meanwhile.
-            let _ = counters.writer.compare_exchange(self.board.me(), 0, Ordering::SeqCst, Ordering::SeqCst);
-            let waiting = counters.writers_waiting.load(Ordering::SeqCst);
-            self.board.bump(&counters.write_turn_ended, waiting.min(1) as i32);
+            free(&self.board, self.board.me());
         }
     }
 
@@ -144,6 +141,32 @@ impl WriteTurns {
     fn is_held(&self) -> bool {
         self.held.load(Ordering::Acquire)
     }
+}
+
+/// The board opening whose writer holds the turn on `board`, when that is another than
+/// `board`'s own.
+pub(super) fn held_elsewhere(board: &Board) -> Option<u64> {
+    let holder = board.counters().writer.load(Ordering::SeqCst);
+    (holder != 0 && holder != board.me()).then_some(holder)
+}
+
+/// Frees the turn held by `holder` when that opening is gone (killed in the middle of a
+/// transaction: it gives nothing up and wakes nobody), and wakes the next writer waiting.
+/// Whether it was gone.
+pub(super) fn free_if_gone(board: &Board, holder: u64) -> bool {
+    let gone = board.is_gone(holder);
+    if gone {
+        free(board, holder);
+    }
+    gone
+}
+
+/// Frees the turn if `holder` has it, and wakes the next writer waiting.
+fn free(board: &Board, holder: u64) {
+    let counters = board.counters();
+    let _ = counters.writer.compare_exchange(holder, 0, Ordering::SeqCst, Ordering::SeqCst);
+    let waiting = counters.writers_waiting.load(Ordering::SeqCst);
+    board.bump(&counters.write_turn_ended, waiting.min(1) as i32);
 }
 
 impl Drop for WriteTurn<'_> {
