@@ -22,11 +22,13 @@
 //! forked without `exec` shares the lock, and the mark lives until both have ended: never a
 //! slot taken from a live process, but a poster whose holder died then learns nothing until
 //! its busy timeout, and the slot is kept until the child ends. SQLite forbids carrying a
-//! connection across `fork` anyway.) Where there are no OFD locks (outside Linux) the board
-//! is this process's alone.
+//! connection across `fork` anyway.) Where there are no OFD locks (outside Linux, or on a file
+//! system without locks) the counters are shared all the same, but no slot is: nobody can be
+//! told gone there, so a turn or an fsync held by a process that died is taken over when the
+//! wait for it ends, and no write is handed over.
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -89,10 +91,12 @@ pub(super) struct Board {
 }
 
 enum Place {
-    /// The board file, mapped; `file` holds the lock on the byte of this opening's mark.
+    /// The board file, mapped; `file` holds the lock on the byte of this opening's mark, when
+    /// `marks_held` (there are OFD locks here).
     Shared {
         map: MmapMut,
         file: File,
+        marks_held: bool,
     },
     Local(Box<Counters>),
 }
@@ -139,10 +143,10 @@ impl Board {
             // SAFETY: the map is `BOARD_BYTES` long, which holds `SLOTS` slots from `SLOTS_AT`
             // (page-aligned, so aligned for `Slot`); a `Slot` is made of atomics, valid for any
             // bit pattern and only ever touched atomically, by this process and others.
-            Place::Shared { map, .. } => unsafe {
+            Place::Shared { map, marks_held: true, .. } => unsafe {
                 std::slice::from_raw_parts(map.as_ptr().add(SLOTS_AT).cast::<Slot>(), SLOTS)
             },
-            Place::Local(_) => &[],
+            Place::Shared { .. } | Place::Local(_) => &[],
         }
     }
 
@@ -191,8 +195,8 @@ impl Board {
     /// process ended. Never this one; and on a board of this process alone, never.
     pub(super) fn is_gone(&self, mark: u64) -> bool {
         match &self.place {
-            Place::Shared { file, .. } => mark != self.me && presence::is_free(file, mark),
-            Place::Local(_) => false,
+            Place::Shared { file, marks_held: true, .. } => mark != self.me && presence::is_free(file, mark),
+            Place::Shared { .. } | Place::Local(_) => false,
         }
     }
 }
@@ -241,9 +245,15 @@ fn shared(path: &Path) -> std::io::Result<Board> {
             return Err(std::io::Error::other("the board has drawn all its marks"));
         }
         match presence::hold(&file, me) {
-            Ok(()) => return Ok(Board { place: Place::Shared { map, file }, me }),
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(error) => return Err(error),
+            Ok(()) => return Ok(Board { place: Place::Shared { map, file, marks_held: true }, me }),
+            // Held by another (POSIX allows either answer for that).
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::PermissionDenied) => {
+                continue;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "no OFD locks here: the board's counters are shared, its slots are not");
+                return Ok(Board { place: Place::Shared { map, file, marks_held: false }, me });
+            }
         }
     }
     Err(std::io::Error::other("no mark of the board was free"))
@@ -446,6 +456,7 @@ mod tests {
         assert_eq!(std::fs::read(board_path(&db)).unwrap(), vec![7u8; 4096]);
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_mark_is_held_while_its_board_is_open_and_gone_once_it_is_closed() {
         let dir = tempfile::tempdir().unwrap();

@@ -655,7 +655,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-#[cfg(test)]
+/// (Slots are shared only where a process can be told gone: on Linux.)
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::super::board::test_processes::{OtherProcess, gone_mark};
     use super::*;

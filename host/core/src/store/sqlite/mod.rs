@@ -709,6 +709,7 @@ mod tests {
         }
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_write_stuck_behind_a_stopped_holder_fails_within_one_busy_timeout() {
         let WithCache { path, _dir, .. } = with_cache();
@@ -736,6 +737,7 @@ mod tests {
         assert!(apply_one(&store, &write).is_ok(), "once the lock is free, the write goes through");
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_holder_on_another_board_of_the_database_leaves_alone_the_row_a_poster_reads() {
         let WithCache { path, store, cache, _dir } = with_cache();
@@ -801,6 +803,7 @@ mod tests {
         assert_eq!(copies, 1, "the poster read the other board's row as its holder's, and put it again");
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_write_whose_holder_died_is_trusted_committed_when_its_row_says_so_and_written_again_when_not() {
         let WithCache { path, store, cache, _dir } = with_cache();
@@ -854,6 +857,7 @@ mod tests {
         assert_eq!(store.handoff_stats().handed_over, 1, "the one its holder committed");
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn writes_handed_over_are_committed_with_the_holders_logged_as_nobodys_and_answered() {
         let WithCache { path, store, cache, _dir } = with_cache();
@@ -910,6 +914,7 @@ mod tests {
         );
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn queue_puts_handed_over_are_appended_once_in_order_and_one_over_its_quota_is_refused() {
         let WithCache { path, store, cache, _dir } = with_cache();
@@ -976,6 +981,7 @@ mod tests {
         assert!(file_bytes() > before + 1500 * 150, "past the lower mark, copied");
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_holder_keeps_its_own_writes_cached_and_forgets_those_it_committed_for_others() {
         let dir = tempfile::tempdir().unwrap();

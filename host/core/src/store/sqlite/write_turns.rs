@@ -219,6 +219,7 @@ mod tests {
         assert!(second.is_held() && !first.is_held());
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_turn_held_by_a_process_that_is_gone_is_taken_over_at_once() {
         let dir = tempfile::tempdir().unwrap();
