@@ -109,11 +109,11 @@ fn bad_input_comes_back_as_wit_errors_and_stores_nothing() {
             "create path name: invalid-name",
             "cache len: ok 0",
             "set a string: ok ()",
-            r#"get it as a number: wrong-type holding "a string""#,
+            r#"get it as a number: wrong-type holding "a string" (invalid type)"#,
             r#"it is still there: ok Some("a string")"#,
             "put a string, a number, a string: ok ()",
-            r#"get the first as a number: wrong-type holding "one""#,
-            r#"get_many of the others as numbers: wrong-type holding [2,"three"]"#,
+            r#"get the first as a number: wrong-type holding "one" (invalid type)"#,
+            r#"get_many of the others as numbers: wrong-type holding [2,"three"] (item 1 of 2)"#,
             "queue len after: ok 0",
         ]
     );

@@ -30,14 +30,15 @@ pub enum Error {
     /// The database failed; the message says how.
     Storage(String),
     /// A stored value, valid JSON, that does not deserialize into the type asked for. Nothing
-    /// is lost: `json` holds what was read. That matters for a queue, whose `get` took the
+    /// is lost: `value` holds what was read. That matters for a queue, whose `get` took the
     /// item before it could be deserialized: the item is here, and for `get_many` every item
     /// taken, as one JSON array in the order taken.
     WrongType {
-        /// serde's description of the mismatch.
+        /// serde's description of the mismatch (with the key or the position, where there
+        /// were several).
         reason: String,
         /// The JSON text read.
-        json: String,
+        value: String,
     },
 }
 
@@ -79,7 +80,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::WrongType { reason, .. } => {
-                write!(f, "wrong-type: the stored value does not fit the type asked for: {reason}")
+                write!(f, "wrong-type: the value does not fit the type asked for: {reason}")
             }
             _ => write!(f, "{}: {}", self.case(), self.message()),
         }

@@ -55,7 +55,13 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
 
 /// `json` deserialized into `T`; [`Error::WrongType`], holding `json`, when it does not fit.
 fn from_json<T: DeserializeOwned>(json: String) -> Result<T> {
-    serde_json::from_str(&json).map_err(|e| Error::WrongType { reason: e.to_string(), json })
+    from_json_at(json, String::new)
+}
+
+/// [`from_json`] of one of several values, `which` saying which in the error's reason.
+fn from_json_at<T: DeserializeOwned>(json: String, which: impl FnOnce() -> String) -> Result<T> {
+    serde_json::from_str(&json)
+        .map_err(|e| Error::WrongType { reason: format!("{}{e}", which()), value: json })
 }
 
 /// A named cache: a persistent map from string keys to JSON values, shared with every plugin
@@ -127,7 +133,10 @@ impl Cache {
     /// The values under each of `keys`, in order, in one call.
     pub fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
         let keys: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
-        self.0.get_many(&keys)?.into_iter().map(|value| value.map(from_json).transpose()).collect()
+        let values = self.0.get_many(&keys)?.into_iter().enumerate();
+        values
+            .map(|(at, value)| value.map(|json| from_json_at(json, || format!("keys[{at}]: "))).transpose())
+            .collect()
     }
 
     /// Stores every entry in one durable write, all or none.
@@ -192,7 +201,8 @@ impl<T: DeserializeOwned> Iterator for Entries<'_, T> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(entry) = self.page.next() {
-                return Some(from_json(entry.value).map(|value| (entry.key, value)));
+                let types::Entry { key, value } = entry;
+                return Some(from_json_at(value, || format!("key {key:?}: ")).map(|value| (key, value)));
             }
             if self.done {
                 return None;
@@ -309,11 +319,17 @@ impl Queue {
     /// JSON array, so none is lost.
     pub fn get_many<T: DeserializeOwned>(&self, max: u32) -> Result<Vec<T>> {
         let items = self.0.get_many(max)?;
-        items
-            .iter()
-            .map(|item| serde_json::from_str(item))
-            .collect::<Result<_, _>>()
-            .map_err(|e| Error::WrongType { reason: e.to_string(), json: format!("[{}]", items.join(",")) })
+        let mut values = Vec::with_capacity(items.len());
+        for (at, item) in items.iter().enumerate() {
+            match serde_json::from_str(item) {
+                Ok(value) => values.push(value),
+                Err(e) => {
+                    let reason = format!("item {at} of {}: {e}", items.len());
+                    return Err(Error::WrongType { reason, value: format!("[{}]", items.join(",")) });
+                }
+            }
+        }
+        Ok(values)
     }
 }
 

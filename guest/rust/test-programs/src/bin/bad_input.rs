@@ -44,10 +44,14 @@ fn main() {
     let _ = report("queue len after", queue.len());
 }
 
-/// Prints `label: wrong-type holding JSON`, or what came instead.
+/// Prints `label: wrong-type holding JSON (WHICH)`, WHICH being the reason up to its first
+/// colon, or what came instead.
 fn wrong_type<T: std::fmt::Debug>(label: &str, result: Result<T>) {
     match result {
-        Err(Error::WrongType { json, .. }) => println!("{label}: wrong-type holding {json}"),
+        Err(Error::WrongType { value, reason }) => {
+            let which = reason.split(':').next().unwrap_or_default();
+            println!("{label}: wrong-type holding {value} ({which})");
+        }
         other => println!("{label}: expected wrong-type, got {other:?}"),
     }
 }
