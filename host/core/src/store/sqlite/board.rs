@@ -44,6 +44,7 @@ use crate::store::{AtomicChangeToken, ChangeToken};
 const MAGIC: u64 = u64::from_le_bytes(*b"ecboard1");
 /// Where the slots begin: the counters have the first page.
 const SLOTS_AT: usize = 4096;
+const _: () = assert!(std::mem::size_of::<Counters>() <= SLOTS_AT, "the counters fit their page");
 /// The size of the board file: the counters' page and the slots.
 const BOARD_BYTES: u64 = (SLOTS_AT + SLOTS * SLOT_BYTES) as u64;
 
@@ -128,10 +129,7 @@ impl Board {
     /// The counters.
     pub(super) fn counters(&self) -> &Counters {
         match &self.place {
-            // SAFETY: the map is `BOARD_BYTES` long (see `map`), page-aligned, and lives as
-            // long as `self`; `Counters` is made of atomics, which any bit pattern is valid
-            // for and which other processes only ever touch atomically.
-            Place::Shared { map, .. } => unsafe { &*map.as_ptr().cast::<Counters>() },
+            Place::Shared { map, .. } => counters_of(map),
             Place::Local(counters) => counters,
         }
     }
@@ -231,8 +229,7 @@ fn board_path(db: &Path) -> PathBuf {
 fn shared(path: &Path) -> std::io::Result<Board> {
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
     let map = map(&file)?;
-    // SAFETY: as in `Board::counters`.
-    let counters = unsafe { &*map.as_ptr().cast::<Counters>() };
+    let counters = counters_of(&map);
     let _ = counters.id.compare_exchange(0, fastrand::u64(1..IDS_END), Ordering::SeqCst, Ordering::SeqCst);
     if !(1..IDS_END).contains(&counters.id.load(Ordering::SeqCst)) {
         return Err(not_a_board());
@@ -259,6 +256,15 @@ fn shared(path: &Path) -> std::io::Result<Board> {
     Err(std::io::Error::other("no mark of the board was free"))
 }
 
+/// The counters at the start of a mapped board file.
+fn counters_of(map: &MmapMut) -> &Counters {
+    // SAFETY: every map of a board is `BOARD_BYTES` long (see `map`), which holds `Counters`
+    // at its page-aligned start, and lives as long as the borrow; `Counters` is made of
+    // atomics, which any bit pattern is valid for and which other processes only ever touch
+    // atomically.
+    unsafe { &*map.as_ptr().cast::<Counters>() }
+}
+
 /// Maps the board file, making it (zeroed, then marked as a board) when it is new.
 fn map(file: &File) -> std::io::Result<MmapMut> {
     let len = file.metadata()?.len();
@@ -276,10 +282,9 @@ fn map(file: &File) -> std::io::Result<MmapMut> {
         file.set_len(BOARD_BYTES)?;
     }
     // SAFETY: the file is at least `BOARD_BYTES` long and never shrinks (nothing truncates a
-    // board); its contents are only read through atomics (see `Board::counters`).
+    // board); its contents are only read through atomics (see `counters_of`).
     let map = unsafe { memmap2::MmapOptions::new().len(BOARD_BYTES as usize).map_mut(file)? };
-    // SAFETY: as in `Board::counters`.
-    let counters = unsafe { &*map.as_ptr().cast::<Counters>() };
+    let counters = counters_of(&map);
     match counters.magic.compare_exchange(0, MAGIC, Ordering::SeqCst, Ordering::SeqCst) {
         Ok(_) | Err(MAGIC) => Ok(map),
         Err(_) => Err(not_a_board()),
