@@ -504,9 +504,18 @@ impl Handoffs {
         &self.board
     }
 
-    /// Takes the writes posted, as [`Handoffs::gather`] does, without applying them.
-    pub(super) fn take_posted(&self) -> Vec<Taken> {
-        self.take()
+    /// Waits (10 s at most) until some write is posted, and takes what is, as
+    /// [`Handoffs::gather`] does, without applying it.
+    pub(super) fn take_once_posted(&self) -> Vec<Taken> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let taken = self.take();
+            if !taken.is_empty() {
+                return taken;
+            }
+            assert!(Instant::now() < deadline, "nothing was posted");
+            std::thread::yield_now();
+        }
     }
 
     /// As if the process that took the write in `slot` had died: `gone` holds it.

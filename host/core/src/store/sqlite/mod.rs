@@ -643,6 +643,8 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::board::test_processes::{OtherProcess, gone_mark};
+    #[cfg(target_os = "linux")]
+    use super::handoffs::Taken;
     use super::*;
     use crate::Quota;
     use crate::store::Write;
@@ -694,6 +696,20 @@ mod tests {
         };
         apply_one(store, &write).unwrap();
         store.sync(SyncTarget::Visible).unwrap();
+    }
+
+    /// Commits `change` through `raw` as the holder that took `taken` from `store`'s process
+    /// would have, with the `handoffs` row that says so.
+    #[cfg(target_os = "linux")]
+    fn commit_as_the_holder(raw: &Connection, store: &SqliteStore, taken: &Taken, change: &str) {
+        let row = store.handoffs.row_of(taken.slot);
+        let (writer, seq) = (store.writer_id, taken.seq);
+        raw.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {change}
+             REPLACE INTO handoffs (slot, writer, seq, count) VALUES ({row}, {writer}, {seq}, 0);
+             COMMIT;"
+        ))
+        .unwrap();
     }
 
     /// A batch of one write, as a process writing alone makes it.
@@ -765,25 +781,13 @@ mod tests {
         board.counters().writer.store(other.mark(), Ordering::SeqCst);
         let answer = std::thread::scope(|scope| {
             let posted = scope.spawn(|| store.apply(&mut Lone(Some(&mine))));
-            let taken = loop {
-                let taken = holder.take_posted();
-                if !taken.is_empty() {
-                    break taken;
-                }
-                std::thread::yield_now();
-            };
+            let taken = holder.take_once_posted();
             // The holder commits the put, with the row that says so, and dies before answering.
-            raw.execute_batch(&format!(
-                "BEGIN IMMEDIATE;
-                 INSERT INTO queue_items (queue_id, value) VALUES ({qid}, '\"poster\"');
-                 UPDATE queues SET item_count = item_count + 1, byte_count = byte_count + 8 WHERE id = {qid};
-                 REPLACE INTO handoffs (slot, writer, seq, count) VALUES ({}, {}, {}, 0);
-                 COMMIT;",
-                store.handoffs.row_of(taken[0].slot),
-                store.writer_id,
-                taken[0].seq
-            ))
-            .unwrap();
+            let change = format!(
+                "INSERT INTO queue_items (queue_id, value) VALUES ({qid}, '\"poster\"');
+                 UPDATE queues SET item_count = item_count + 1, byte_count = byte_count + 8 WHERE id = {qid};"
+            );
+            commit_as_the_holder(&raw, &store, &taken[0], &change);
             // Meanwhile a holder on the other board commits a write handed over through its own
             // slot of the same number.
             let theirs = Handoffs::new(elsewhere.handoffs.board().clone(), 0);
@@ -824,25 +828,11 @@ mod tests {
             board.counters().writer.store(other.mark(), Ordering::SeqCst);
             let answer = std::thread::scope(|scope| {
                 let posted = scope.spawn(|| store.apply(&mut Lone(Some(&write))));
-                let taken = loop {
-                    let taken = holder.take_posted();
-                    if !taken.is_empty() {
-                        break taken;
-                    }
-                    std::thread::yield_now();
-                };
+                let taken = holder.take_once_posted();
                 if committed {
                     // What the holder committed before it died, with the row that says so.
-                    raw.execute_batch(&format!(
-                        "BEGIN IMMEDIATE;
-                         UPDATE entries SET value = '\"holder\"' WHERE key = 'k';
-                         REPLACE INTO handoffs (slot, writer, seq, count) VALUES ({}, {}, {}, 0);
-                         COMMIT;",
-                        store.handoffs.row_of(taken[0].slot),
-                        store.writer_id,
-                        taken[0].seq
-                    ))
-                    .unwrap();
+                    let change = "UPDATE entries SET value = '\"holder\"' WHERE key = 'k';";
+                    commit_as_the_holder(&raw, &store, &taken[0], change);
                 }
                 board.counters().writer.store(0, Ordering::SeqCst);
                 holder.taken_by(taken[0].slot, gone);
