@@ -339,7 +339,7 @@ mod presence {
     }
 }
 
-/// Without OFD locks nobody can tell a mark is gone: the board is not shared.
+/// Without OFD locks nobody can tell a mark is gone: the board's slots are not shared.
 #[cfg(not(target_os = "linux"))]
 mod presence {
     use std::fs::File;
