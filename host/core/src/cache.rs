@@ -91,8 +91,8 @@ impl Cache {
         Ok(value)
     }
 
-    /// The value stored under `key`, deserialized into `T`; [`Error::WrongType`](crate::Error::WrongType),
-    /// holding the value, when it does not fit.
+    /// The value stored under `key`, deserialized into `T`;
+    /// [`Error::WrongType`](crate::Error::WrongType), holding the value, when it does not fit.
     pub fn get_value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.get(key)?.map(|value| value.deserialize()).transpose()
     }
