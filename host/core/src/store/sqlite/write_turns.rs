@@ -6,8 +6,8 @@
 //! attempts (15 lock calls a write). So before it asks SQLite for the write lock, a writer takes
 //! a turn on the board (see `board`): a word holding the mark of the board opening whose
 //! writer has it. A writer that finds the turn taken sleeps on a futex until the holder gives
-//! it up and wakes the next one, so when it asks SQLite, its lock is free; taking a free turn is one
-//! compare-and-swap. Nobody holds a turn outside a write transaction, nor while waiting for
+//! it up and wakes the next one, so when it asks SQLite, its lock is free; taking a free turn
+//! is one compare-and-swap. Nobody holds a turn outside a write transaction, nor while waiting for
 //! SQLite's lock: a writer that finds that lock held all the same (by a writer that is not
 //! easycaching, or one opening the database) gives its turn up before its busy handler waits.
 //!
