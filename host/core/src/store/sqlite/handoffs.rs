@@ -148,7 +148,7 @@ pub(super) enum HandedOver {
     /// the row of `slot` ([`Handoffs::row_of`]) holding `seq` (and the poster's writer id).
     /// Then [`Handoffs::release`].
     HolderGone { slot: usize, seq: u64 },
-    /// Its holder lives but did not answer within the patience: it may still commit it.
+    /// Its holder lives but did not answer by the deadline: it may still commit it.
     TimedOut,
 }
 
@@ -267,8 +267,8 @@ impl Handoffs {
     }
 
     /// Hands `write` over to the process holding the write turn, if one does, and waits for
-    /// its answer, at most `patience`.
-    pub(super) fn hand_over(&self, write: &Write, patience: Duration) -> HandedOver {
+    /// its answer, until `deadline` at most.
+    pub(super) fn hand_over(&self, write: &Write, deadline: Instant) -> HandedOver {
         if self.slots().is_empty() || !self.turn_held_elsewhere() {
             return HandedOver::NotTaken;
         }
@@ -279,7 +279,7 @@ impl Handoffs {
         let Some((index, slot)) = self.claim() else { return HandedOver::NotTaken };
         let seq = self.next_seq.fetch_add(1, SeqCst);
         post(slot, &encoded, self.writer, seq, self.board.me());
-        let handed = self.wait(index, slot, seq, patience);
+        let handed = self.wait(index, slot, seq, deadline);
         if let HandedOver::Committed { .. } = handed {
             self.handed_over.fetch_add(1, Relaxed);
         }
@@ -323,16 +323,15 @@ impl Handoffs {
         }
     }
 
-    /// Waits for the answer to the write posted in `slot`.
-    fn wait(&self, index: usize, slot: &Slot, seq: u64, patience: Duration) -> HandedOver {
+    /// Waits for the answer to the write posted in `slot`, until `deadline` at most.
+    fn wait(&self, index: usize, slot: &Slot, seq: u64, deadline: Instant) -> HandedOver {
         let me = self.board.me();
-        let started = Instant::now();
         // Whether the last wait ended unwoken: then the holder is looked at.
         let mut unwoken = false;
         loop {
             let signal = slot.signal.load(SeqCst);
             let seen = slot.state.load(SeqCst);
-            let out_of_patience = started.elapsed() >= patience;
+            let out_of_patience = Instant::now() >= deadline;
             match kind(seen) {
                 ANSWERED => {
                     let count = slot.outcome.load(SeqCst);
@@ -731,7 +730,8 @@ mod tests {
         let Pair { poster, holder, .. } = &pair();
         let token = ChangeToken([3, 4]);
         std::thread::scope(|scope| {
-            let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
+            let posted =
+                scope.spawn(|| poster.hand_over(&set_write(), Instant::now() + Duration::from_secs(30)));
             let mut taken = take(holder);
             assert_eq!(format!("{:?}", taken[0].write), format!("{:?}", set_write()));
             assert_eq!((taken[0].writer, taken[0].seq), (11, 1), "the poster's writer id and number");
@@ -748,7 +748,7 @@ mod tests {
         let delete =
             Write::Delete { cache: Target { id: CacheId(7), name: "c".into() }, keys: vec!["k".into()] };
         std::thread::scope(|scope| {
-            let posted = scope.spawn(|| poster.hand_over(&delete, Duration::from_secs(30)));
+            let posted = scope.spawn(|| poster.hand_over(&delete, Instant::now() + Duration::from_secs(30)));
             let mut taken = take(holder);
             assert_eq!(taken[0].seq, 2, "a new number for each write");
             taken[0].count = Some(1);
@@ -762,7 +762,8 @@ mod tests {
         let Pair { poster, holder, .. } = &pair();
         for (count, committed) in [(None, Some((ChangeToken([1, 2]), 1))), (Some(0), None)] {
             std::thread::scope(|scope| {
-                let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
+                let posted =
+                    scope.spawn(|| poster.hand_over(&set_write(), Instant::now() + Duration::from_secs(30)));
                 let mut taken = take(holder);
                 taken[0].count = count;
                 holder.answer_all(&taken, committed);
@@ -775,22 +776,32 @@ mod tests {
     fn nothing_is_handed_over_unless_another_process_holds_the_turn() {
         let Pair { poster, other, .. } = &pair();
         poster.board.counters().writer.store(0, SeqCst);
-        assert!(matches!(poster.hand_over(&set_write(), Duration::from_secs(30)), HandedOver::NotTaken));
+        assert!(matches!(
+            poster.hand_over(&set_write(), Instant::now() + Duration::from_secs(30)),
+            HandedOver::NotTaken
+        ));
         let me = poster.board.me();
         poster.board.counters().writer.store(me, SeqCst);
-        assert!(matches!(poster.hand_over(&set_write(), Duration::from_secs(30)), HandedOver::NotTaken));
+        assert!(matches!(
+            poster.hand_over(&set_write(), Instant::now() + Duration::from_secs(30)),
+            HandedOver::NotTaken
+        ));
         assert!(all_free(poster), "no slot was used");
         // Nor is anything but a set or a delete.
         poster.board.counters().writer.store(other.mark(), SeqCst);
         let clear = Write::Clear { cache: Target { id: CacheId(7), name: "c".into() } };
-        assert!(matches!(poster.hand_over(&clear, Duration::from_secs(30)), HandedOver::NotTaken));
+        assert!(matches!(
+            poster.hand_over(&clear, Instant::now() + Duration::from_secs(30)),
+            HandedOver::NotTaken
+        ));
     }
 
     #[test]
     fn a_posted_write_is_taken_back_when_the_turn_comes_free() {
         let Pair { poster, .. } = &pair();
         std::thread::scope(|scope| {
-            let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
+            let posted =
+                scope.spawn(|| poster.hand_over(&set_write(), Instant::now() + Duration::from_secs(30)));
             while !poster.slots().iter().any(|slot| kind(slot.state.load(SeqCst)) == POSTED) {
                 std::thread::yield_now();
             }
@@ -805,7 +816,10 @@ mod tests {
         let Pair { poster, db, .. } = &pair();
         poster.board.counters().writer.store(gone_mark(db), SeqCst);
         let started = Instant::now();
-        assert!(matches!(poster.hand_over(&set_write(), Duration::from_secs(10)), HandedOver::NotTaken));
+        assert!(matches!(
+            poster.hand_over(&set_write(), Instant::now() + Duration::from_secs(10)),
+            HandedOver::NotTaken
+        ));
         assert!(started.elapsed() < Duration::from_secs(2), "waited {:?}", started.elapsed());
         assert_eq!(poster.board.counters().writer.load(SeqCst), 0, "the dead holder's turn is freed");
         assert!(all_free(poster));
@@ -815,7 +829,8 @@ mod tests {
     fn a_poster_whose_holder_died_is_told_so_and_frees_the_slot() {
         let Pair { poster, holder, db, .. } = &pair();
         std::thread::scope(|scope| {
-            let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
+            let posted =
+                scope.spawn(|| poster.hand_over(&set_write(), Instant::now() + Duration::from_secs(30)));
             let taken = take(holder);
             // As if the holder had been killed with the write taken.
             holder.taken_by(taken[0].slot, gone_mark(db));
@@ -834,7 +849,8 @@ mod tests {
     fn a_poster_out_of_patience_abandons_its_slot_to_the_holder_who_frees_it() {
         let Pair { poster, holder, .. } = &pair();
         std::thread::scope(|scope| {
-            let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_millis(100)));
+            let posted =
+                scope.spawn(|| poster.hand_over(&set_write(), Instant::now() + Duration::from_millis(100)));
             let mut taken = take(holder);
             assert!(matches!(posted.join().unwrap(), HandedOver::TimedOut));
             taken[0].count = Some(0);
@@ -854,7 +870,8 @@ mod tests {
         // Taken by a live holder: its holder's until answered.
         poster.slots()[0].state.store(word(TAKEN, other.mark()), SeqCst);
         std::thread::scope(|scope| {
-            let posted = scope.spawn(|| poster.hand_over(&set_write(), Duration::from_secs(30)));
+            let posted =
+                scope.spawn(|| poster.hand_over(&set_write(), Instant::now() + Duration::from_secs(30)));
             let mut taken = take(holder);
             // The dead posters' slots held nothing readable: refused at once, to nobody.
             assert_eq!(taken.len(), 1);

@@ -342,7 +342,7 @@ impl SqliteStore {
             _ => Outcome::Done,
         };
         let committed = |count, sync| Applied { results: vec![Ok(outcome(count))], sync, own_commit: None };
-        match self.handoffs.hand_over(write, deadline.saturating_duration_since(Instant::now())) {
+        match self.handoffs.hand_over(write, deadline) {
             HandedOver::NotTaken => None,
             HandedOver::Committed { count, token, ticket } => {
                 Some(committed(count, SyncTarget::Commit { token, mark: ticket }))
