@@ -2,7 +2,8 @@
 //! loopback port, driven by a real HTTP client. Every wait is bounded.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -50,6 +51,25 @@ impl Served {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
+    }
+
+    /// A raw connection to the server, for clients that misbehave.
+    fn connect(&self) -> TcpStream {
+        TcpStream::connect(self.url.trim_start_matches("http://")).expect("the server accepts")
+    }
+
+    /// The metrics, as the server serves them.
+    fn metrics(&self) -> Value {
+        json_of(&get(&client(), &self.url("/_easycaching/metrics")).1)
+    }
+
+    /// Waits (at most 10 s) until `in_flight` plugin calls are running.
+    fn wait_for_in_flight(&self, in_flight: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.metrics()["in_flight"] != in_flight {
+            assert!(Instant::now() < deadline, "never {in_flight} request(s) in flight");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Sends SIGTERM and waits for the process to exit; its status and the rest of its stdout.
@@ -480,4 +500,79 @@ fn sigterm_in_the_middle_of_writes_loses_none_it_acknowledged() {
     let acknowledged = acknowledged.lock().unwrap();
     let lost: Vec<&String> = acknowledged.iter().filter(|key| !stored.contains(key.as_str())).collect();
     assert!(lost.is_empty(), "{} of {} acknowledged writes lost: {lost:?}", lost.len(), acknowledged.len());
+}
+
+/// Reads `connection` until the server closes it (or resets it); the bytes read. Panics when it
+/// is still open after 10 s.
+fn read_until_closed(connection: &mut TcpStream) -> usize {
+    connection.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut read, mut buffer) = (0, vec![0; 1 << 16]);
+    loop {
+        match connection.read(&mut buffer) {
+            Ok(0) => return read,
+            Ok(n) => read += n,
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return read,
+            Err(error) => panic!("the connection is still open after {read} bytes: {error}"),
+        }
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_its_response_is_dropped_at_the_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nonreader.db");
+    // One instance: while the client that does not read holds it, nobody else is answered.
+    let server = Served::start(&db, "http_test_handler", &["--instances", "1", "--timeout", "1s"]);
+    let mut hog = server.connect();
+    // Far more than the socket buffers hold: the plugin blocks writing it.
+    hog.write_all(b"GET /big?bytes=268435456 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    server.wait_for_in_flight(1);
+    // Well into the hog's second, so that this request's own second outlasts it.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let started = Instant::now();
+    let patient = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    assert_eq!(get(&patient, &server.url("/counter")), (200, "1".to_owned()));
+    assert!(started.elapsed() < Duration::from_secs(1), "answered after {:?}", started.elapsed());
+
+    let read = read_until_closed(&mut hog);
+    assert!(read < 256 << 20, "the whole response was sent");
+    let metrics = server.metrics();
+    assert_eq!(metrics["requests"], 2, "{metrics}");
+    assert_eq!(
+        (metrics["server_errors"].as_u64(), metrics["cut_off"].as_u64()),
+        (Some(1), Some(1)),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_plugin_asleep_past_the_time_limit_gets_its_client_a_504_and_its_instance_is_not_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("asleep.db");
+    let server = Served::start(
+        &db,
+        "http_test_handler",
+        &["--instances", "1", "--requests-per-instance", "9", "--timeout", "300ms"],
+    );
+    let client = client();
+    assert_eq!(get(&client, &server.url("/counter")), (200, "1".to_owned()));
+    let started = Instant::now();
+    let (status, body) = get(&client, &server.url("/sleep?ms=1500"));
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("the plugin did not answer within the request's time limit"), "{body}");
+    assert!(started.elapsed() < Duration::from_millis(1200), "answered after {:?}", started.elapsed());
+    // Once the sleeper wakes, a fresh instance answers: the one given up on is not reused.
+    server.wait_for_in_flight(0);
+    assert_eq!(get(&client, &server.url("/counter")), (200, "1".to_owned()));
+    let metrics = server.metrics();
+    assert_eq!(
+        (metrics["requests"].as_u64(), metrics["server_errors"].as_u64()),
+        (Some(3), Some(1)),
+        "{metrics}"
+    );
 }

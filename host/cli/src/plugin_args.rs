@@ -24,8 +24,9 @@ pub struct PluginArgs {
     #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = parse_bytes)]
     memory: usize,
 
-    /// Stop the plugin (`serve`: a request's plugin) after this long, e.g. 500ms, 30s or 2m
-    /// (default: no limit).
+    /// Stop the plugin after this long, e.g. 500ms, 30s or 2m (default: no limit). `serve`:
+    /// the time limit of each request, reading it, running the plugin and sending the response
+    /// (default: 30s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
 
@@ -50,6 +51,11 @@ impl PluginArgs {
             .cloned()
             .fold(EasyCachingCtx::builder(manager), |ctx, grant| ctx.grant(grant))
             .build()
+    }
+
+    /// The time limit given, if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// The memory and time limits given, the others at their defaults.

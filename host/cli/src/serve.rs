@@ -6,12 +6,15 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use easycaching::Durability;
-use easycaching_host::CompiledCache;
-use easycaching_http::{DEFAULT_LISTEN, DEFAULT_MAX_INSTANCES, METRICS_PATH, Server, ServerConfig};
+use easycaching_host::{CompiledCache, PluginLimits};
+use easycaching_http::{
+    DEFAULT_LISTEN, DEFAULT_MAX_INSTANCES, DEFAULT_REQUEST_TIMEOUT, METRICS_PATH, Server, ServerConfig,
+};
 
 use crate::loading::while_loading;
 use crate::open_database;
@@ -32,9 +35,14 @@ files and no network, and its outgoing HTTP requests are refused.
 
 Each request runs in a fresh instance of the plugin, so no request sees what another left in
 its memory. --requests-per-instance N lets an instance answer up to N requests: faster, for
-plugins that keep no per-request state in globals. --memory applies to each instance,
---timeout to each request; a plugin that traps or goes over a limit answers 500, and the
-server goes on.
+plugins that keep no per-request state in globals. --memory applies to each instance;
+a plugin that traps or goes over a limit answers 500, and the server goes on.
+
+--timeout (default 30s) bounds each request's whole life: waiting for an instance (503 past
+it), the plugin's answer (a plugin running wasm is stopped, 500; one waiting in a host call,
+e.g. asleep, gets its client a 504 and its instance is not reused, though it stays taken
+until the call returns), and sending the response (a client that does not read it in time
+has its connection dropped, which frees the plugin blocked writing to it).
 
 GET /_easycaching/metrics is answered by the server, not the plugin: requests, 4xx and 5xx
 counts, latency percentiles. Set EASYCACHING_LOG=info for an access log on stderr.
@@ -69,12 +77,14 @@ pub struct ServeArgs {
 
 pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitCode> {
     let defaults = ServerConfig::default();
+    let timeout: Duration = args.given.timeout().unwrap_or(DEFAULT_REQUEST_TIMEOUT);
     let config = ServerConfig {
         listen: args.listen,
         workers: args.workers.map_or(defaults.workers, NonZeroUsize::get),
         max_instances: args.instances.get(),
         requests_per_instance: args.requests_per_instance,
-        limits: args.given.limits(),
+        request_timeout: Some(timeout),
+        limits: PluginLimits { time: Some(timeout), ..args.given.limits() },
         env: args.given.env.clone(),
         compiled_cache: args.given.compiled_cache_dir().map(CompiledCache::new),
     };

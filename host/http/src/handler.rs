@@ -13,6 +13,7 @@
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use easycaching_host::{
     EasyCaching, EasyCachingCtx, MemoryLimiter, PluginKind, PluginLimits, compile_component,
@@ -194,11 +195,14 @@ impl Handler {
 
     /// Runs the plugin on `request`; its response goes to `respond` as soon as the plugin sets
     /// it, and this returns when the plugin's `handle` returns (it may go on working after it
-    /// responded). An error says why the plugin failed; its instance is dropped.
+    /// responded). An error says why the plugin failed; its instance is dropped. So is an
+    /// instance whose call returns after `given_up_at`, when the server has stopped waiting
+    /// for it (and may have left it halfway through whatever it was doing).
     pub(crate) fn handle(
         &self,
         request: hyper::Request<Incoming>,
         respond: oneshot::Sender<PluginResponse>,
+        given_up_at: Option<Instant>,
     ) -> Result<(), easycaching_host::Error> {
         let popped = self.ready().pop();
         let mut instance = match popped {
@@ -224,7 +228,8 @@ impl Handler {
         match outcome {
             Ok(()) => {
                 instance.handled += 1;
-                self.recycle(instance);
+                let given_up = given_up_at.is_some_and(|given_up_at| Instant::now() >= given_up_at);
+                self.recycle(instance, !given_up);
                 Ok(())
             }
             Err(error) => Err(easycaching_host::Error::from_plugin_failure(
@@ -235,11 +240,11 @@ impl Handler {
         }
     }
 
-    /// Puts an instance that answered back in the pool while it may answer more; when it may
-    /// not, drops it and readies a fresh one in its place, so the next request does not wait
-    /// for instantiation.
-    fn recycle(&self, instance: Instance) {
-        if instance.handled < self.requests_per_instance {
+    /// Puts an instance that answered back in the pool while it may answer more (and is
+    /// `reusable`); when it may not, drops it and readies a fresh one in its place, so the next
+    /// request does not wait for instantiation.
+    fn recycle(&self, instance: Instance, reusable: bool) {
+        if reusable && instance.handled < self.requests_per_instance {
             self.ready().push(instance);
             return;
         }

@@ -13,6 +13,13 @@
 //! A plugin that traps, runs out of memory or time, or returns without responding gets its
 //! client a 500, and the server goes on.
 //!
+//! Every request has a wall-clock time limit, [`ServerConfig::request_timeout`] (30 s by
+//! default), on its whole life as the server sees it: waiting for an instance (503 when none
+//! frees in time), the plugin's answer (504 when none comes in time, e.g. from a plugin asleep
+//! in `wasi:clocks`), and sending the response (the connection is dropped when a client does
+//! not read it in time, which fails the plugin's blocked write). A request cut off while its
+//! response is being sent is counted among the server errors.
+//!
 //! ```no_run
 //! use easycaching::CacheManager;
 //! use easycaching_host::{EasyCachingCtx, Grant};
@@ -44,6 +51,7 @@ mod server;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::time::Duration;
 
 use easycaching_host::{CompiledCache, EasyCachingCtx, PluginLimits};
 
@@ -55,6 +63,9 @@ pub use server::{ACCESS_LOG, METRICS_PATH};
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8220);
 /// The default of [`ServerConfig::max_instances`].
 pub const DEFAULT_MAX_INSTANCES: usize = 64;
+/// The default of [`ServerConfig::request_timeout`], and of the plugin's time limit
+/// ([`PluginLimits::time`]) in [`ServerConfig::default`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a [`Server`] listens, how many threads it runs, and what each plugin instance may use.
 #[derive(Debug, Clone)]
@@ -80,8 +91,21 @@ pub struct ServerConfig {
     ///   that instance sees: use it for plugins that keep no per-request state in globals.
     ///   Saves instantiating per request.
     pub requests_per_instance: u64,
+    /// The longest a request may take, from its head being read to the last byte of its
+    /// response being handed to the client's connection; `None` for no limit. Past it, a
+    /// request still waiting for an instance is answered 503, one whose plugin has not
+    /// answered is answered 504 (the plugin runs on, and its instance is not reused), and one
+    /// whose response is being sent has its connection dropped (so a plugin blocked writing
+    /// to a client that does not read fails, and frees its instance). Without a limit, a
+    /// plugin that sleeps, or a client that never reads, holds an instance for good. Default
+    /// [`DEFAULT_REQUEST_TIMEOUT`].
+    ///
+    /// The plugin's own time limit, [`PluginLimits::time`], stops it while it runs wasm code
+    /// (not while it waits in a host call); set both alike, as `easycaching serve --timeout`
+    /// does.
+    pub request_timeout: Option<Duration>,
     /// What each instance may use: its memory and open handles, and per request its time and
-    /// fuel.
+    /// fuel. Its time limit defaults to [`DEFAULT_REQUEST_TIMEOUT`] here.
     pub limits: PluginLimits,
     /// Environment variables the plugin sees (none by default).
     pub env: Vec<(String, String)>,
@@ -96,7 +120,8 @@ impl Default for ServerConfig {
             workers: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
             max_instances: DEFAULT_MAX_INSTANCES,
             requests_per_instance: 1,
-            limits: PluginLimits::default(),
+            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+            limits: PluginLimits { time: Some(DEFAULT_REQUEST_TIMEOUT), ..PluginLimits::default() },
             env: Vec::new(),
             compiled_cache: CompiledCache::default_dir().map(CompiledCache::new),
         }

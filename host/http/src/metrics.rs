@@ -14,8 +14,12 @@ pub struct MetricsSummary {
     /// Of those, how many were answered with a 4xx status.
     pub client_errors: u64,
     /// Of those, how many were answered with a 5xx status, by the plugin or by the host when
-    /// the plugin failed.
+    /// the plugin failed or the request ran out of time; and how many were cut off (see
+    /// `cut_off`), whatever status they had started with.
     pub server_errors: u64,
+    /// Of those, how many had their response cut off halfway: the connection dropped while the
+    /// response was being sent, at the request's time limit. Counted in `server_errors` too.
+    pub cut_off: u64,
     /// Half the requests took at most this long.
     pub p50: Duration,
     /// 90% of the requests took at most this long.
@@ -34,6 +38,7 @@ impl MetricsSummary {
             "requests": self.requests,
             "client_errors": self.client_errors,
             "server_errors": self.server_errors,
+            "cut_off": self.cut_off,
             "latency_us": {
                 "p50": micros(self.p50),
                 "p90": micros(self.p90),
@@ -61,6 +66,7 @@ pub(crate) struct Metrics {
     requests: AtomicU64,
     client_errors: AtomicU64,
     server_errors: AtomicU64,
+    cut_off: AtomicU64,
     latency: Histogram,
 }
 
@@ -76,6 +82,12 @@ impl Metrics {
         self.latency.record(took.as_micros().try_into().unwrap_or(u64::MAX));
     }
 
+    /// Counts a request already recorded whose response was then cut off: a server error.
+    pub(crate) fn record_cut_off(&self) {
+        self.cut_off.fetch_add(1, Ordering::Relaxed);
+        self.server_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counts so far.
     pub(crate) fn summary(&self) -> MetricsSummary {
         let micros = Duration::from_micros;
@@ -83,6 +95,7 @@ impl Metrics {
             requests: self.requests.load(Ordering::Relaxed),
             client_errors: self.client_errors.load(Ordering::Relaxed),
             server_errors: self.server_errors.load(Ordering::Relaxed),
+            cut_off: self.cut_off.load(Ordering::Relaxed),
             p50: micros(self.latency.percentile(0.50)),
             p90: micros(self.latency.percentile(0.90)),
             p99: micros(self.latency.percentile(0.99)),

@@ -7,18 +7,31 @@
 //! other connections meanwhile. Writers waiting together share one commit (the storage
 //! engine's group commit), which is what makes many concurrent POSTs cheap; were requests run
 //! on the workers themselves, at most `workers` writes could wait at once.
+//!
+//! A plugin blocked in a host call (writing its response to a client that does not read it,
+//! asleep in `wasi:clocks`) is out of reach of its epoch deadline, which wasm code checks. So
+//! the server keeps a wall-clock limit of its own on each request
+//! ([`ServerConfig::request_timeout`]): it stops waiting for an instance (503) or for the
+//! plugin's answer (504), and once a response is being sent, the connection's task drops the
+//! connection when the limit passes ([`ResponseDeadline`]). Dropping it drops the receiving
+//! end of the plugin's body, so the plugin's blocked write fails and its instance is freed. A
+//! plugin asleep is not woken: its instance stays taken until the sleep ends (waking it would
+//! take async wasmtime, or host calls that watch the deadline), but its client is answered
+//! and the instance is not reused.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use easycaching_host::EPOCH_TICK;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -43,6 +56,10 @@ const SPARE_BLOCKING_THREADS: usize = 8;
 /// How long to wait before accepting again after `accept` failed (e.g. out of file
 /// descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// How long past a request's time limit the server still waits before it gives up on the
+/// request: a plugin running wasm code past the same limit is stopped by its epoch deadline
+/// (checked every [`EPOCH_TICK`]) and answers that error, rather than a 504.
+const TIME_LIMIT_GRACE: Duration = Duration::from_millis(100);
 
 /// What every connection shares.
 struct Shared {
@@ -54,6 +71,8 @@ struct Shared {
     in_flight: AtomicUsize,
     /// Where plugin calls run: one thread per instance that may run at once.
     threads: PluginThreads,
+    /// [`ServerConfig::request_timeout`].
+    request_timeout: Option<Duration>,
 }
 
 /// Runs the server on a runtime of its own until SIGINT or SIGTERM, then finishes what is in
@@ -77,6 +96,7 @@ pub(crate) fn serve(
         instances: Arc::new(Semaphore::new(config.max_instances.max(1))),
         in_flight: AtomicUsize::new(0),
         threads: PluginThreads::start(config.max_instances, runtime.handle()).map_err(Error::Start)?,
+        request_timeout: config.request_timeout,
     });
     let outcome = runtime.block_on(accept_until_signalled(shared, config, listening));
     if matches!(outcome, Err(Error::Interrupted { .. })) {
@@ -150,6 +170,7 @@ async fn accept_until_signalled(
 
 /// Serves one connection's requests, one after another (HTTP/1.1 keep-alive), until the client
 /// closes it or the server stops; a request being answered when the server stops is finished.
+/// Drops the connection when a response is still being sent at its request's time limit.
 async fn serve_connection(
     stream: TcpStream,
     shared: Arc<Shared>,
@@ -160,23 +181,142 @@ async fn serve_connection(
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set TCP_NODELAY");
     }
-    let service = service_fn(move |request| {
-        let shared = shared.clone();
-        let open = open.clone();
-        async move { Ok::<_, Infallible>(shared.answer(request, open).await) }
+    let deadline = ResponseDeadline::default();
+    let mut deadline_moved = deadline.subscribe();
+    let service = service_fn({
+        let (shared, deadline) = (shared.clone(), deadline.clone());
+        move |request| {
+            let (shared, open, deadline) = (shared.clone(), open.clone(), deadline.clone());
+            async move { Ok::<_, Infallible>(shared.answer(request, open, deadline).await) }
+        }
     });
     let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    let served = tokio::select! {
-        served = connection.as_mut() => served,
-        () = stopped(&mut stopping) => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    let mut stop_asked = false;
+    let served = loop {
+        let passes_at = deadline_moved.borrow_and_update().passes_at;
+        tokio::select! {
+            served = connection.as_mut() => break served,
+            () = stopped(&mut stopping), if !stop_asked => {
+                stop_asked = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            // The sender lives as long as `deadline`, until this function returns.
+            _ = deadline_moved.changed() => {}
+            () = sleep_until_some(passes_at), if passes_at.is_some() => {
+                shared.metrics.record_cut_off();
+                tracing::warn!(
+                    "dropping a connection whose response was still being sent at its request's time limit"
+                );
+                // Dropping the connection drops the response body's receiver: a plugin blocked
+                // writing it fails, and frees its instance.
+                return;
+            }
         }
     };
     if let Err(error) = served {
         // A client that goes away mid-request is not the server's problem.
         tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+/// Sleeps until `at`, or for ever when it is `None`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// When the response a connection is sending must be sent by: the time limit of the request
+/// it answers, set when a plugin's response goes out, cleared when its body has been sent.
+/// The connection's task watches it, and drops the connection when it passes.
+#[derive(Clone, Default)]
+struct ResponseDeadline {
+    armed: Arc<watch::Sender<Armed>>,
+    /// Responses sent on this connection so far: the number of each [`ArmedDeadline`].
+    responses: Arc<AtomicU64>,
+}
+
+/// The value of a [`ResponseDeadline`].
+#[derive(Clone, Copy, Default)]
+struct Armed {
+    /// The response it is for.
+    response: u64,
+    /// When it passes; `None` when no response is being sent.
+    passes_at: Option<Instant>,
+}
+
+impl ResponseDeadline {
+    fn subscribe(&self) -> watch::Receiver<Armed> {
+        self.armed.subscribe()
+    }
+
+    /// Sets the deadline of the response about to be sent; it holds until the guard is
+    /// dropped.
+    fn arm(&self, passes_at: Instant) -> ArmedDeadline {
+        let response = self.responses.fetch_add(1, Ordering::Relaxed) + 1;
+        self.armed.send_replace(Armed { response, passes_at: Some(passes_at) });
+        ArmedDeadline { deadline: self.clone(), response }
+    }
+}
+
+/// A response's deadline, set until this is dropped (with the response's body).
+struct ArmedDeadline {
+    deadline: ResponseDeadline,
+    response: u64,
+}
+
+impl Drop for ArmedDeadline {
+    fn drop(&mut self) {
+        // Only its own: a later response's deadline stays.
+        self.deadline.armed.send_if_modified(|armed| {
+            let mine = armed.response == self.response && armed.passes_at.is_some();
+            if mine {
+                armed.passes_at = None;
+            }
+            mine
+        });
+    }
+}
+
+/// A response body on its way to the client: the plugin's, or the host's own.
+pub(crate) struct ResponseBody {
+    body: HyperOutgoingBody,
+    /// The deadline of a plugin's response, cleared once its body has been sent (or dropped).
+    deadline: Option<ArmedDeadline>,
+}
+
+impl ResponseBody {
+    /// A body of the host's own: short, sent at once, with no deadline to watch.
+    fn from_host(body: HyperOutgoingBody) -> ResponseBody {
+        ResponseBody { body, deadline: None }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            // Sent (or failed): the connection may wait for the next request without a limit
+            // of this one's.
+            self.deadline = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -193,20 +333,22 @@ impl Shared {
         self: Arc<Self>,
         request: Request<Incoming>,
         open: mpsc::Sender<()>,
-    ) -> Response<HyperOutgoingBody> {
+        deadline: ResponseDeadline,
+    ) -> Response<ResponseBody> {
         if request.uri().path() == METRICS_PATH {
-            return self.metrics_response(request.method());
+            return self.metrics_response(request.method()).map(ResponseBody::from_host);
         }
         let started = Instant::now();
+        let give_up_at = self.request_timeout.map(|limit| started + limit + TIME_LIMIT_GRACE);
         let method = request.method().clone();
         let uri = request.uri().clone();
         // wasi:http gives a plugin the request's authority, so a request must name one.
         let names_host = request.uri().authority().is_some()
             || request.headers().get(HOST).is_some_and(|host| host.to_str().is_ok());
         let response = if names_host {
-            self.call_plugin(request, open).await
+            self.call_plugin(request, open, give_up_at, &deadline).await
         } else {
-            text(StatusCode::BAD_REQUEST, "the request has no valid Host header")
+            text(StatusCode::BAD_REQUEST, "the request has no valid Host header").map(ResponseBody::from_host)
         };
         let took = started.elapsed();
         let status = response.status().as_u16();
@@ -216,29 +358,47 @@ impl Shared {
     }
 
     /// Runs the plugin on `request` on a plugin thread, and answers with its response as soon
-    /// as it sets one; with a 500 when it fails before that.
+    /// as it sets one; with a 500 when it fails before that. Past `give_up_at`, answers 503
+    /// while no instance is free, and 504 while the plugin has not answered; a plugin's
+    /// response must be sent by then too (`deadline`).
     async fn call_plugin(
         self: &Arc<Self>,
         request: Request<Incoming>,
         open: mpsc::Sender<()>,
-    ) -> Response<HyperOutgoingBody> {
-        let permit =
-            self.instances.clone().acquire_owned().await.expect("the instance semaphore is never closed");
+        give_up_at: Option<Instant>,
+        deadline: &ResponseDeadline,
+    ) -> Response<ResponseBody> {
+        let acquire = self.instances.clone().acquire_owned();
+        let Some(permit) = until(give_up_at, acquire).await else {
+            return timed_out(StatusCode::SERVICE_UNAVAILABLE, "no plugin instance was free");
+        };
+        let permit = permit.expect("the instance semaphore is never closed");
         let (respond, mut response) = oneshot::channel::<PluginResponse>();
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let running = InFlight { shared: self.clone(), _permit: permit, _open: open };
-        let mut call = self.threads.run(move || running.shared.handler.handle(request, respond));
-        tokio::select! {
-            biased;
-            sent = &mut response => match sent {
-                Ok(sent) => from_plugin(sent),
-                // The plugin dropped its response-outparam unset: its call says why.
-                Err(_) => failure((&mut call).await),
-            },
-            ended = &mut call => match response.try_recv() {
-                Ok(sent) => from_plugin(sent),
-                Err(_) => failure(ended),
-            },
+        let mut call = self.threads.run(move || running.shared.handler.handle(request, respond, give_up_at));
+        let answered = until(give_up_at, async {
+            tokio::select! {
+                biased;
+                sent = &mut response => match sent {
+                    Ok(sent) => from_plugin(sent),
+                    // The plugin dropped its response-outparam unset: its call says why.
+                    Err(_) => Answered::Failed(failure((&mut call).await)),
+                },
+                ended = &mut call => match response.try_recv() {
+                    Ok(sent) => from_plugin(sent),
+                    Err(_) => Answered::Failed(failure(ended)),
+                },
+            }
+        })
+        .await;
+        match answered {
+            Some(Answered::Plugin(response)) => {
+                let armed = give_up_at.map(|give_up_at| deadline.arm(give_up_at));
+                response.map(|body| ResponseBody { body, deadline: armed })
+            }
+            Some(Answered::Failed(failed)) => failed.map(ResponseBody::from_host),
+            None => timed_out(StatusCode::GATEWAY_TIMEOUT, "the plugin did not answer"),
         }
     }
 
@@ -267,12 +427,41 @@ impl Drop for InFlight {
     }
 }
 
+/// `future`'s output, or `None` when `at` passes first.
+async fn until<T>(at: Option<Instant>, future: impl Future<Output = T>) -> Option<T> {
+    match at {
+        Some(at) => tokio::time::timeout_at(at.into(), future).await.ok(),
+        None => Some(future.await),
+    }
+}
+
+/// The answer to a request that outlived its time limit: `status`, saying what did not happen
+/// in time, on a connection then closed (the plugin may still hold the request's body).
+fn timed_out(status: StatusCode, what: &str) -> Response<ResponseBody> {
+    tracing::warn!(%status, "{what} within the request's time limit");
+    let mut response = text(status, &format!("{what} within the request's time limit"));
+    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    response.map(ResponseBody::from_host)
+}
+
+/// What a plugin call came to, if it came to something within the request's time limit.
+enum Answered {
+    /// The response the plugin set.
+    Plugin(Response<HyperOutgoingBody>),
+    /// The host's 500, as the plugin failed (or set an error code) instead.
+    Failed(Response<HyperOutgoingBody>),
+}
+
 /// The response a plugin set, or a 500 for the error code it set instead.
-fn from_plugin(sent: PluginResponse) -> Response<HyperOutgoingBody> {
-    sent.unwrap_or_else(|code| {
-        tracing::warn!(?code, "the plugin answered with an error code");
-        text(StatusCode::INTERNAL_SERVER_ERROR, &format!("the plugin answered with an error: {code:?}"))
-    })
+fn from_plugin(sent: PluginResponse) -> Answered {
+    match sent {
+        Ok(response) => Answered::Plugin(response),
+        Err(code) => {
+            tracing::warn!(?code, "the plugin answered with an error code");
+            let message = format!("the plugin answered with an error: {code:?}");
+            Answered::Failed(text(StatusCode::INTERNAL_SERVER_ERROR, &message))
+        }
+    }
 }
 
 /// The 500 for a plugin call that ended without setting a response (or panicked: the receive

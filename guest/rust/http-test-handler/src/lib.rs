@@ -8,6 +8,7 @@
 //! | `/grow` | allocates until `--memory` stops it |
 //! | `/sleep?ms=N` | sleeps N milliseconds, answers `slept N ms` |
 //! | `/counter` | answers how many requests this instance has handled, itself included: `1` unless instances are reused |
+//! | `/big?bytes=N` | answers N bytes of `x`, written 4 KiB at a time (blocks while the client does not read) |
 //!
 //! It uses no cache, so it also runs on `wasmtime serve`: bench/http.sh compares the two servers
 //! on `/counter`.
@@ -52,6 +53,7 @@ impl Guest for TestHandler {
                 }
             }
             "/sleep" => sleep(query),
+            "/big" => return big(query, response_out),
             "/counter" => (200, handled.to_string()),
             _ => (404, format!("no scenario at {path}")),
         };
@@ -68,6 +70,29 @@ fn sleep(query: &str) -> (u16, String) {
     };
     std::thread::sleep(Duration::from_millis(ms));
     (200, format!("slept {ms} ms"))
+}
+
+/// `/big?bytes=N`.
+fn big(query: &str, out: ResponseOutparam) {
+    let Some(bytes) = query.strip_prefix("bytes=").and_then(|bytes| bytes.parse::<usize>().ok()) else {
+        return respond(out, 400, "/big needs bytes=N");
+    };
+    let response = OutgoingResponse::new(Fields::new());
+    let body_out = response.body().expect("the body of a new response, taken once");
+    ResponseOutparam::set(out, Ok(response));
+    let stream = body_out.write().expect("the body's stream, taken once");
+    let chunk = vec![b'x'; 4096];
+    let mut left = bytes;
+    while left > 0 {
+        let now = left.min(chunk.len());
+        // blocking-write-and-flush takes at most 4096 bytes at a time.
+        if stream.blocking_write_and_flush(&chunk[..now]).is_err() {
+            return;
+        }
+        left -= now;
+    }
+    drop(stream);
+    let _ = OutgoingBody::finish(body_out, None);
 }
 
 fn respond(out: ResponseOutparam, status: u16, body: &str) {
