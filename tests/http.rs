@@ -502,16 +502,19 @@ fn sigterm_in_the_middle_of_writes_loses_none_it_acknowledged() {
     assert!(lost.is_empty(), "{} of {} acknowledged writes lost: {lost:?}", lost.len(), acknowledged.len());
 }
 
-/// Reads `connection` until the server closes it (or resets it); the bytes read. Panics when it
-/// is still open after 10 s.
-fn read_until_closed(connection: &mut TcpStream) -> usize {
+/// Reads `connection` until the server closes it (or resets it); how many bytes were read, and
+/// the first `keep` of them. Panics when it is still open after 10 s.
+fn read_until_closed(connection: &mut TcpStream, keep: usize) -> (usize, Vec<u8>) {
     connection.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let (mut read, mut buffer) = (0, vec![0; 1 << 16]);
+    let (mut read, mut kept, mut buffer) = (0, Vec::new(), vec![0; 1 << 16]);
     loop {
         match connection.read(&mut buffer) {
-            Ok(0) => return read,
-            Ok(n) => read += n,
-            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return read,
+            Ok(0) => return (read, kept),
+            Ok(n) => {
+                read += n;
+                kept.extend_from_slice(&buffer[..n.min(keep.saturating_sub(kept.len()))]);
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return (read, kept),
             Err(error) => panic!("the connection is still open after {read} bytes: {error}"),
         }
     }
@@ -539,7 +542,7 @@ fn a_client_that_never_reads_its_response_is_dropped_at_the_time_limit() {
     assert_eq!(get(&patient, &server.url("/counter")), (200, "1".to_owned()));
     assert!(started.elapsed() < Duration::from_secs(1), "answered after {:?}", started.elapsed());
 
-    let read = read_until_closed(&mut hog);
+    let (read, _) = read_until_closed(&mut hog, 0);
     assert!(read < 256 << 20, "the whole response was sent");
     let metrics = server.metrics();
     assert_eq!(metrics["requests"], 2, "{metrics}");
@@ -575,4 +578,28 @@ fn a_plugin_asleep_past_the_time_limit_gets_its_client_a_504_and_its_instance_is
         (Some(3), Some(1)),
         "{metrics}"
     );
+}
+
+#[test]
+fn a_plugin_that_fails_halfway_through_its_body_leaves_the_response_unfinished() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("half.db");
+    let server = Served::start(&db, "http_test_handler", &[]);
+    let mut connection = server.connect();
+    connection.write_all(b"GET /half HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // The connection is closed rather than kept alive for the next request...
+    let (_, response) = read_until_closed(&mut connection, 1 << 16);
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
+    assert!(response.contains("transfer-encoding: chunked"), "{response:?}");
+    // ...and the chunked body has no last chunk: the client can tell it is not whole.
+    assert!(!response.ends_with("0\r\n\r\n"), "{response:?}");
+    let metrics = server.metrics();
+    assert_eq!(
+        (metrics["server_errors"].as_u64(), metrics["cut_off"].as_u64()),
+        (Some(1), Some(1)),
+        "{metrics}"
+    );
+    // The server goes on.
+    assert_eq!(get(&client(), &server.url("/counter")), (200, "1".to_owned()));
 }

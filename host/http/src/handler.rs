@@ -12,6 +12,7 @@
 //! plugin's cache calls, which wait for their write to be durable, hold only that thread.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -195,7 +196,9 @@ impl Handler {
 
     /// Runs the plugin on `request`; its response goes to `respond` as soon as the plugin sets
     /// it, and this returns when the plugin's `handle` returns (it may go on working after it
-    /// responded). An error says why the plugin failed; its instance is dropped. So is an
+    /// responded). An error says why the plugin failed; its instance is dropped, and `failed`
+    /// is set first (dropping the instance ends the body of a response it set, as though the
+    /// body were whole: `failed` tells the server it is not). So is an
     /// instance whose call returns after `given_up_at`, when the server has stopped waiting
     /// for it (and may have left it halfway through whatever it was doing).
     pub(crate) fn handle(
@@ -203,6 +206,7 @@ impl Handler {
         request: hyper::Request<Incoming>,
         respond: oneshot::Sender<PluginResponse>,
         given_up_at: Option<Instant>,
+        failed: &AtomicBool,
     ) -> Result<(), easycaching_host::Error> {
         let popped = self.ready().pop();
         let mut instance = match popped {
@@ -232,11 +236,14 @@ impl Handler {
                 self.recycle(instance, !given_up);
                 Ok(())
             }
-            Err(error) => Err(easycaching_host::Error::from_plugin_failure(
-                error,
-                &instance.store.data().memory,
-                &self.limits,
-            )),
+            Err(error) => {
+                failed.store(true, Ordering::Release);
+                Err(easycaching_host::Error::from_plugin_failure(
+                    error,
+                    &instance.store.data().memory,
+                    &self.limits,
+                ))
+            }
         }
     }
 

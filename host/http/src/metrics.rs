@@ -18,7 +18,8 @@ pub struct MetricsSummary {
     /// `cut_off`), whatever status they had started with.
     pub server_errors: u64,
     /// Of those, how many had their response cut off halfway: the connection dropped while the
-    /// response was being sent, at the request's time limit. Counted in `server_errors` too.
+    /// response was being sent, at the request's time limit, or because the plugin failed
+    /// before it finished the body. Counted in `server_errors` too.
     pub cut_off: u64,
     /// Half the requests took at most this long.
     pub p50: Duration,

@@ -23,7 +23,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -281,16 +281,30 @@ impl Drop for ArmedDeadline {
 }
 
 /// A response body on its way to the client: the plugin's, or the host's own.
+///
+/// A plugin's body ends in an error, rather than its end, when the plugin failed before it
+/// finished the body (its instance dropped, which ends the body as though it were whole):
+/// hyper then drops the connection without the body's last chunk, so the client can tell the
+/// response is not whole. Such a response counts as cut off.
 pub(crate) struct ResponseBody {
     body: HyperOutgoingBody,
     /// The deadline of a plugin's response, cleared once its body has been sent (or dropped).
     deadline: Option<ArmedDeadline>,
+    /// For a plugin's body: whether its call failed, and where to count the cut-off response.
+    plugin: Option<PluginBody>,
+}
+
+/// What a [`ResponseBody`] from a plugin needs to know of the plugin's call.
+struct PluginBody {
+    /// Set (before its instance is dropped) when the call failed.
+    failed: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
 impl ResponseBody {
     /// A body of the host's own: short, sent at once, with no deadline to watch.
     fn from_host(body: HyperOutgoingBody) -> ResponseBody {
-        ResponseBody { body, deadline: None }
+        ResponseBody { body, deadline: None, plugin: None }
     }
 }
 
@@ -302,7 +316,19 @@ impl Body for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        let mut polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let (Poll::Ready(None), Some(plugin)) = (&polled, &self.plugin)
+            && plugin.failed.load(Ordering::Acquire)
+        {
+            let error = "the plugin failed before it finished its response";
+            polled = Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(error.to_owned())))));
+        }
+        if let Poll::Ready(Some(Err(error))) = &polled
+            && let Some(plugin) = self.plugin.take()
+        {
+            plugin.shared.metrics.record_cut_off();
+            tracing::warn!(?error, "cutting off a response: its body ended in an error");
+        }
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
             // Sent (or failed): the connection may wait for the next request without a limit
             // of this one's.
@@ -376,7 +402,11 @@ impl Shared {
         let (respond, mut response) = oneshot::channel::<PluginResponse>();
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let running = InFlight { shared: self.clone(), _permit: permit, _open: open };
-        let mut call = self.threads.run(move || running.shared.handler.handle(request, respond, give_up_at));
+        let failed = Arc::new(AtomicBool::new(false));
+        let failed_in_call = failed.clone();
+        let mut call = self
+            .threads
+            .run(move || running.shared.handler.handle(request, respond, give_up_at, &failed_in_call));
         let answered = until(give_up_at, async {
             tokio::select! {
                 biased;
@@ -395,7 +425,8 @@ impl Shared {
         match answered {
             Some(Answered::Plugin(response)) => {
                 let armed = give_up_at.map(|give_up_at| deadline.arm(give_up_at));
-                response.map(|body| ResponseBody { body, deadline: armed })
+                let plugin = Some(PluginBody { failed, shared: self.clone() });
+                response.map(|body| ResponseBody { body, deadline: armed, plugin })
             }
             Some(Answered::Failed(failed)) => failed.map(ResponseBody::from_host),
             None => timed_out(StatusCode::GATEWAY_TIMEOUT, "the plugin did not answer"),

@@ -8,6 +8,7 @@
 //! | `/grow` | allocates until `--memory` stops it |
 //! | `/sleep?ms=N` | sleeps N milliseconds, answers `slept N ms` |
 //! | `/counter` | answers how many requests this instance has handled, itself included: `1` unless instances are reused |
+//! | `/half` | answers 200, writes half a body (chunked), then panics |
 //! | `/big?bytes=N` | answers N bytes of `x`, written 4 KiB at a time (blocks while the client does not read) |
 //!
 //! It uses no cache, so it also runs on `wasmtime serve`: bench/http.sh compares the two servers
@@ -54,6 +55,7 @@ impl Guest for TestHandler {
             }
             "/sleep" => sleep(query),
             "/big" => return big(query, response_out),
+            "/half" => half(response_out),
             "/counter" => (200, handled.to_string()),
             _ => (404, format!("no scenario at {path}")),
         };
@@ -70,6 +72,16 @@ fn sleep(query: &str) -> (u16, String) {
     };
     std::thread::sleep(Duration::from_millis(ms));
     (200, format!("slept {ms} ms"))
+}
+
+/// `/half`.
+fn half(out: ResponseOutparam) -> ! {
+    let response = OutgoingResponse::new(Fields::new());
+    let body_out = response.body().expect("the body of a new response, taken once");
+    ResponseOutparam::set(out, Ok(response));
+    let stream = body_out.write().expect("the body's stream, taken once");
+    stream.blocking_write_and_flush(b"HALF-").expect("the client reads");
+    panic!("this handler traps halfway through its body on purpose");
 }
 
 /// `/big?bytes=N`.
