@@ -603,3 +603,39 @@ fn a_plugin_that_fails_halfway_through_its_body_leaves_the_response_unfinished()
     // The server goes on.
     assert_eq!(get(&client(), &server.url("/counter")), (200, "1".to_owned()));
 }
+
+#[test]
+fn connections_that_never_finish_a_request_are_closed_and_cannot_crowd_out_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("slow.db");
+    let server =
+        Served::start(&db, "http_test_handler", &["--header-timeout", "1s", "--max-connections", "5"]);
+    // A client already connected (its connection kept alive), then four that start a request's
+    // head and never finish it: all five connections taken.
+    let established = client();
+    assert_eq!(get(&established, &server.url("/counter")), (200, "1".to_owned()));
+    let mut stuck: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut connection = server.connect();
+            connection.write_all(b"GET /counter HTTP/1.1\r\nHost: x\r\n").unwrap();
+            connection
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+
+    // The established client is still served at once.
+    let started = Instant::now();
+    assert_eq!(get(&established, &server.url("/counter")), (200, "1".to_owned()));
+    assert!(started.elapsed() < Duration::from_millis(500), "answered after {:?}", started.elapsed());
+    // A new one waits to be accepted until the stuck ones are closed, at the header timeout.
+    let started = Instant::now();
+    assert_eq!(get(&client(), &server.url("/counter")), (200, "1".to_owned()));
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::from_millis(500) && waited < Duration::from_secs(5),
+        "answered after {waited:?}"
+    );
+    for connection in &mut stuck {
+        read_until_closed(connection, 0);
+    }
+}

@@ -97,7 +97,7 @@ fn parse_bytes(text: &str) -> Result<usize, String> {
 }
 
 /// `250ms`, `30s`, `2m`, `1h`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let fail = || format!("{text:?} is not a duration like 500ms, 30s or 2m");
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(fail)?;
     let (digits, unit) = text.split_at(split);

@@ -13,12 +13,13 @@ use clap::Args;
 use easycaching::Durability;
 use easycaching_host::{CompiledCache, PluginLimits};
 use easycaching_http::{
-    DEFAULT_LISTEN, DEFAULT_MAX_INSTANCES, DEFAULT_REQUEST_TIMEOUT, METRICS_PATH, Server, ServerConfig,
+    DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INSTANCES, DEFAULT_REQUEST_TIMEOUT, METRICS_PATH,
+    Server, ServerConfig,
 };
 
 use crate::loading::while_loading;
 use crate::open_database;
-use crate::plugin_args::PluginArgs;
+use crate::plugin_args::{PluginArgs, parse_duration};
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -43,6 +44,10 @@ it), the plugin's answer (a plugin running wasm is stopped, 500; one waiting in 
 e.g. asleep, gets its client a 504 and its instance is not reused, though it stays taken
 until the call returns), and sending the response (a client that does not read it in time
 has its connection dropped, which frees the plugin blocked writing to it).
+
+At most --max-connections (default 1024) connections are open at once; more wait to be
+accepted. A connection that does not send a request's head within --header-timeout (default
+10s), or stays idle that long between requests, is closed.
 
 GET /_easycaching/metrics is answered by the server, not the plugin: requests, 4xx and 5xx
 counts, latency percentiles. Set EASYCACHING_LOG=info for an access log on stderr.
@@ -71,6 +76,16 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u64).range(1..))]
     requests_per_instance: u64,
 
+    /// Close a connection that takes longer than this to send a request's head, or that stays
+    /// idle this long between requests, e.g. 5s.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    header_timeout: Duration,
+
+    /// Connections open at once; more wait to be accepted, while the open ones are served on
+    /// (at most what the open-file limit leaves room for).
+    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_MAX_CONNECTIONS).expect("not zero"))]
+    max_connections: NonZeroUsize,
+
     #[command(flatten)]
     given: PluginArgs,
 }
@@ -84,6 +99,8 @@ pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitC
         max_instances: args.instances.get(),
         requests_per_instance: args.requests_per_instance,
         request_timeout: Some(timeout),
+        header_read_timeout: args.header_timeout,
+        max_connections: args.max_connections.get(),
         limits: PluginLimits { time: Some(timeout), ..args.given.limits() },
         env: args.given.env.clone(),
         compiled_cache: args.given.compiled_cache_dir().map(CompiledCache::new),

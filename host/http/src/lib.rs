@@ -20,6 +20,11 @@
 //! not read it in time, which fails the plugin's blocked write). A request cut off while its
 //! response is being sent is counted among the server errors.
 //!
+//! Connections are bounded too: at most [`ServerConfig::max_connections`] are open at once
+//! (more wait to be accepted, so the connections already open go on being served), and one
+//! that takes longer than [`ServerConfig::header_read_timeout`] to send a request's head, or
+//! stays idle that long between requests, is closed.
+//!
 //! ```no_run
 //! use easycaching::CacheManager;
 //! use easycaching_host::{EasyCachingCtx, Grant};
@@ -66,6 +71,11 @@ pub const DEFAULT_MAX_INSTANCES: usize = 64;
 /// The default of [`ServerConfig::request_timeout`], and of the plugin's time limit
 /// ([`PluginLimits::time`]) in [`ServerConfig::default`].
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default of [`ServerConfig::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default of [`ServerConfig::max_connections`] (lowered to what the open-file limit
+/// allows).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// How a [`Server`] listens, how many threads it runs, and what each plugin instance may use.
 #[derive(Debug, Clone)]
@@ -104,6 +114,17 @@ pub struct ServerConfig {
     /// (not while it waits in a host call); set both alike, as `easycaching serve --timeout`
     /// does.
     pub request_timeout: Option<Duration>,
+    /// The longest a connection may take to send a request's head, counted from when the
+    /// server is ready to read it: from the connection being accepted, or from the previous
+    /// response being sent on a kept-alive connection (so this also bounds how long an idle
+    /// connection is kept). Past it the connection is closed. Default
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// Connections open at once (0 counts as 1). When this many are open, the server accepts
+    /// no more until one closes: new clients wait in the listen backlog, and the clients
+    /// already connected go on being served. Lowered, with a warning, to what the process's
+    /// open-file limit leaves room for. Default [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
     /// What each instance may use: its memory and open handles, and per request its time and
     /// fuel. Its time limit defaults to [`DEFAULT_REQUEST_TIMEOUT`] here.
     pub limits: PluginLimits,
@@ -121,6 +142,8 @@ impl Default for ServerConfig {
             max_instances: DEFAULT_MAX_INSTANCES,
             requests_per_instance: 1,
             request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             limits: PluginLimits { time: Some(DEFAULT_REQUEST_TIMEOUT), ..PluginLimits::default() },
             env: Vec::new(),
             compiled_cache: CompiledCache::default_dir().map(CompiledCache::new),

@@ -35,6 +35,7 @@ use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use wasmtime_wasi_http::io::TokioIo;
@@ -60,6 +61,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// request: a plugin running wasm code past the same limit is stopped by its epoch deadline
 /// (checked every [`EPOCH_TICK`]) and answers that error, rather than a 504.
 const TIME_LIMIT_GRACE: Duration = Duration::from_millis(100);
+/// File descriptors left for the server itself (its database, listener, runtime, compiled
+/// code) when the open-file limit caps [`ServerConfig::max_connections`].
+const FILES_FOR_THE_SERVER: u64 = 64;
 
 /// What every connection shares.
 struct Shared {
@@ -73,6 +77,8 @@ struct Shared {
     threads: PluginThreads,
     /// [`ServerConfig::request_timeout`].
     request_timeout: Option<Duration>,
+    /// [`ServerConfig::header_read_timeout`].
+    header_read_timeout: Duration,
 }
 
 /// Runs the server on a runtime of its own until SIGINT or SIGTERM, then finishes what is in
@@ -97,6 +103,7 @@ pub(crate) fn serve(
         in_flight: AtomicUsize::new(0),
         threads: PluginThreads::start(config.max_instances, runtime.handle()).map_err(Error::Start)?,
         request_timeout: config.request_timeout,
+        header_read_timeout: config.header_read_timeout,
     });
     let outcome = runtime.block_on(accept_until_signalled(shared, config, listening));
     if matches!(outcome, Err(Error::Interrupted { .. })) {
@@ -130,15 +137,26 @@ async fn accept_until_signalled(
     // `all_closed` wakes. Nothing is ever sent on it.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     let (stop, stopping) = watch::channel(false);
+    // One permit per connection that may be open at once: when none is left, the next
+    // connection waits in the listen backlog, and the open ones are served on.
+    let connections = Arc::new(Semaphore::new(connection_cap(config.max_connections)));
     {
         let signalled = signals.next();
         tokio::pin!(signalled);
         loop {
+            let slot = tokio::select! {
+                () = &mut signalled => break,
+                slot = connections.clone().acquire_owned() => slot.expect("the connection semaphore is never closed"),
+            };
             tokio::select! {
                 () = &mut signalled => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
-                        tokio::spawn(serve_connection(stream, shared.clone(), stopping.clone(), open.clone()));
+                        let connection = serve_connection(stream, shared.clone(), stopping.clone(), open.clone());
+                        tokio::spawn(async move {
+                            connection.await;
+                            drop(slot);
+                        });
                     }
                     Err(error) => {
                         tracing::warn!(%error, "cannot accept a connection");
@@ -190,7 +208,11 @@ async fn serve_connection(
             async move { Ok::<_, Infallible>(shared.answer(request, open, deadline).await) }
         }
     });
-    let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.header_read_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let mut stop_asked = false;
     let served = loop {
@@ -218,6 +240,28 @@ async fn serve_connection(
         // A client that goes away mid-request is not the server's problem.
         tracing::debug!(%error, "connection ended with an error");
     }
+}
+
+/// `configured` connections (at least 1), or fewer when the open-file limit leaves room for
+/// fewer, with a warning.
+fn connection_cap(configured: usize) -> usize {
+    let configured = configured.max(1);
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit through the pointer, which is valid for it.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return configured;
+    }
+    let room =
+        usize::try_from(limit.rlim_cur.saturating_sub(FILES_FOR_THE_SERVER)).unwrap_or(usize::MAX).max(1);
+    if room < configured {
+        tracing::warn!(
+            "serving at most {room} connections at once, not {configured}: the open-file limit is {}",
+            limit.rlim_cur
+        );
+    }
+    configured.min(room)
 }
 
 /// Sleeps until `at`, or for ever when it is `None`.
