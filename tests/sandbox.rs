@@ -198,3 +198,50 @@ fn a_quota_on_a_prefix_grant_bounds_everything_under_it_together() {
     let total: u64 = harness.manager().list_caches().unwrap().iter().map(|c| c.entries).sum();
     assert_eq!(total, 150, "the second cache filled up to the shared quota and no further");
 }
+
+/// Fills `jobs` with `count` JSON strings of `bytes` bytes of JSON each (quotes included),
+/// numbered so their order shows.
+fn seed_jobs(harness: &Harness, count: usize, bytes: usize) -> Vec<String> {
+    let items: Vec<String> = (0..count).map(|i| format!("{i:04}{}", "x".repeat(bytes - 6))).collect();
+    harness.seed_queue("jobs", &items).unwrap();
+    items
+}
+
+#[test]
+fn items_taken_that_do_not_fit_in_the_guest_go_back_to_the_front_of_the_queue() {
+    for mode in [&["one"][..], &["many", "50"]] {
+        let tight = Harness::new().unwrap().allow("queue:jobs=rw");
+        let items = seed_jobs(&tight, 6, 1 << 20);
+        // Another item arrives behind them while the guest runs: the items given back still
+        // come out first.
+        let tight = tight.limits(limits(|l| l.memory_bytes = 2 << 20)).args(mode.iter().copied());
+        let run = tight.run(guest("queue_taker")).unwrap();
+        let error = run.result.expect_err("the items cannot fit in 2 MiB of guest memory");
+        assert!(matches!(error, Error::OutOfMemory { .. } | Error::Trapped { .. }), "{mode:?}: {error}");
+        assert!(run.stdout.is_empty(), "{mode:?}: the guest received something");
+
+        let jobs = tight.queue("jobs").unwrap();
+        jobs.put_value("last").unwrap();
+        assert_eq!(jobs.len().unwrap(), 7, "{mode:?}: items were lost on their way into the guest");
+        let mut left: Vec<String> = Vec::new();
+        while let Some(item) = jobs.get_value::<String>().unwrap() {
+            left.push(item);
+        }
+        let mut expected = items.clone();
+        expected.push("last".into());
+        assert!(left == expected, "{mode:?}: the queue's order changed");
+        still_serves(&tight);
+    }
+}
+
+#[test]
+fn items_a_guest_received_are_taken_once_and_the_rest_wait() {
+    let harness = Harness::new().unwrap().allow("queue:jobs=rw").args(["many", "50"]);
+    let items = seed_jobs(&harness, 6, 1 << 20);
+    let run = harness.run(guest("queue_taker")).unwrap();
+    run.result.unwrap();
+    // get-many stops once it has 4 MiB of items.
+    assert_eq!(lines(&String::from_utf8_lossy(&run.stdout)), ["received 4 items, 4194296 bytes"]);
+    let jobs = harness.queue("jobs").unwrap();
+    assert_eq!(jobs.get_value::<String>().unwrap().as_ref(), Some(&items[4]));
+}

@@ -8,7 +8,7 @@ use lru::LruCache;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS};
+use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS, MAX_RESPONSE_BYTES};
 use crate::manager::{Shared, unexpected};
 use crate::store::{CacheId, Outcome, Page, Stats, Target, Write};
 use crate::{Error, Json, Quota, Result};
@@ -97,7 +97,9 @@ impl Cache {
         self.get(key)?.map(|value| value.deserialize()).transpose()
     }
 
-    /// The values stored under each of `keys`, in order, read in one go.
+    /// The values stored under each of `keys`, in order, read in one go. Values that add up
+    /// to more than [`MAX_RESPONSE_BYTES`](crate::MAX_RESPONSE_BYTES) are
+    /// [`Error::TooLarge`]: ask for fewer keys at a time.
     pub fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Json>>> {
         self.shared.limits.check_batch(keys.len())?;
         for key in keys {
@@ -122,12 +124,29 @@ impl Cache {
             }
         }
         if !misses.is_empty() {
-            let missed: Vec<&str> = misses.iter().map(|(_, key)| *key).collect();
+            // Each key is read once, however often it was asked for: a value read once is
+            // shared by every place it answers, not copied.
+            let mut missed: Vec<&str> = misses.iter().map(|(_, key)| *key).collect();
+            missed.sort_unstable();
+            missed.dedup();
             let found = self.shared.store.get_many(self.state.target.id, &missed)?;
-            for ((index, key), value) in misses.into_iter().zip(found) {
+            for (key, value) in missed.iter().zip(&found) {
                 self.state.fill(key, value.as_ref(), generation, self.shared.max_cached_value_bytes);
-                values[index] = value;
             }
+            for (index, key) in misses {
+                if let Ok(at) = missed.binary_search(&key) {
+                    values[index] = found[at].clone();
+                }
+            }
+        }
+        let bytes: usize = values.iter().flatten().map(|value| value.len()).sum();
+        if bytes > MAX_RESPONSE_BYTES {
+            return Err(Error::TooLarge {
+                what: "the total of the values asked for",
+                size: bytes,
+                unit: "bytes",
+                limit: MAX_RESPONSE_BYTES,
+            });
         }
         Ok(values)
     }

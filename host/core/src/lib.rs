@@ -54,7 +54,7 @@ pub use group_commit::WriteStats;
 pub use json::Json;
 pub use limits::{
     DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES, Limits, MAX_PAGE_BYTES,
-    MAX_PAGE_ITEMS, Quota,
+    MAX_PAGE_ITEMS, MAX_RESPONSE_BYTES, Quota,
 };
 pub use manager::{CacheManager, Summary};
 pub use names::{MAX_NAME_BYTES, validate_name};

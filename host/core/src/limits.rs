@@ -16,6 +16,11 @@ pub const MAX_PAGE_ITEMS: usize = 1000;
 /// never holds much of a large cache in memory at once. A page always holds at least one entry.
 pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// The most bytes of values one [`Cache::get_many`](crate::Cache::get_many) returns (16 MiB):
+/// asking for more is [`Error::TooLarge`], so one call never makes the process copy more than
+/// this, however large the values or however often a key is repeated.
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Size limits checked before anything is stored. Going over one is [`Error::TooLarge`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

@@ -90,7 +90,8 @@ impl Queue {
         self.get()?.map(|value| value.deserialize()).transpose()
     }
 
-    /// Removes and returns up to `max` of the oldest items (at most 1,000 a call), oldest
+    /// Removes and returns up to `max` of the oldest items (at most 1,000 a call, and no more
+    /// than [`MAX_PAGE_BYTES`](crate::MAX_PAGE_BYTES) of them once one is taken), oldest
     /// first. `max` 0 takes nothing.
     pub fn get_many(&self, max: usize) -> Result<Vec<Json>> {
         if max == 0 {
@@ -101,6 +102,29 @@ impl Queue {
             Outcome::Values(values) => Ok(values),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Puts items taken by [`get`](Queue::get) or [`get_many`](Queue::get_many) back at the
+    /// front of the queue, ahead of every item waiting, in the order given (oldest first):
+    /// for items that were taken but could not be handled, so that they are not lost. Durable
+    /// when it returns. They count toward no quota, as they were in the queue before.
+    ///
+    /// ```
+    /// use easycaching::CacheManager;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = CacheManager::open(dir.path().join("app.db"))?;
+    /// let queue = manager.create_queue("jobs")?;
+    /// queue.put_value("first")?;
+    /// queue.put_value("second")?;
+    /// let taken = queue.get()?.expect("an item");
+    /// queue.give_back(vec![taken])?; // could not handle it: it is first again
+    /// assert_eq!(queue.get_value::<String>()?.as_deref(), Some("first"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn give_back(&self, values: Vec<Json>) -> Result<()> {
+        self.shared.write(Write::GiveBack { queue: self.target.clone(), values })?;
+        Ok(())
     }
 
     /// The oldest item, left in place; `None` when the queue is empty.

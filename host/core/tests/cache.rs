@@ -325,3 +325,22 @@ fn concurrent_writers_share_commits() {
     assert_eq!(stats.writes, 401);
     assert!(stats.batches < 300, "400 concurrent writes took {} commits", stats.batches);
 }
+
+#[test]
+fn get_many_reads_a_repeated_key_once_and_refuses_values_past_the_response_limit() {
+    let (_dir, manager) = manager();
+    // Values over the LRU's size limit are read from the database on every get.
+    let cache = manager.create_cache("big").unwrap();
+    let value = Json::from_value(&"x".repeat((1 << 20) - 2)).unwrap();
+    cache.set("big", value.clone()).unwrap();
+    cache.set("small", json("1")).unwrap();
+    let values = cache.get_many(&["big", "small", "big", "none"]).unwrap();
+    assert_eq!(values, vec![Some(value.clone()), Some(json("1")), Some(value.clone()), None]);
+    let (first, second) = (values[0].as_ref().unwrap(), values[2].as_ref().unwrap());
+    assert!(std::ptr::eq(first.as_str(), second.as_str()), "a repeated key was read twice");
+
+    let error = cache.get_many(&["big"; 17]).unwrap_err();
+    assert!(matches!(error, Error::TooLarge { limit: easycaching::MAX_RESPONSE_BYTES, .. }), "{error}");
+    assert!(error.to_string().contains("the total of the values asked for"), "{error}");
+    assert_eq!(cache.get_many(&["big"; 15]).unwrap().len(), 15);
+}

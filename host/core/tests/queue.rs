@@ -134,3 +134,42 @@ fn many_threads_take_every_item_exactly_once() {
     all.sort();
     assert_eq!(all, (0..2000).collect::<Vec<_>>());
 }
+
+#[test]
+fn items_given_back_come_out_first_in_their_order_and_count_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
+    let queue = manager.create_queue("jobs").unwrap();
+    let other = manager.create_queue("other").unwrap();
+    queue.put_many((0..5).map(|i| json(&i.to_string()))).unwrap();
+    other.put(json(r#""theirs""#)).unwrap();
+    let taken = queue.get_many(3).unwrap();
+    queue.put(json("5")).unwrap();
+    queue.give_back(taken).unwrap();
+    assert_eq!(queue.len().unwrap(), 6);
+    assert_eq!(queue.size_bytes().unwrap(), 6);
+    let all = queue.get_many(10).unwrap();
+    assert_eq!(all, (0..6).map(|i| json(&i.to_string())).collect::<Vec<_>>());
+    assert_eq!(other.get_many(10).unwrap(), vec![json(r#""theirs""#)], "another queue is untouched");
+
+    // Given back again into an empty table, and after it is empty: ids below every other.
+    queue.give_back(vec![json("1"), json("1")]).unwrap();
+    queue.put(json("2")).unwrap();
+    assert_eq!(queue.get_many(10).unwrap(), vec![json("1"), json("1"), json("2")]);
+    manager.delete_queue("jobs").unwrap();
+    assert!(matches!(queue.give_back(vec![json("1")]), Err(Error::QueueDeleted(_))));
+}
+
+#[test]
+fn get_many_stops_after_about_a_page_of_bytes_but_takes_at_least_one_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
+    let queue = manager.create_queue("jobs").unwrap();
+    let big = Json::from_value(&"x".repeat((1 << 20) - 2)).unwrap();
+    queue.put_many(std::iter::repeat_n(big.clone(), 6)).unwrap();
+    let taken = queue.get_many(1000).unwrap();
+    let bytes: usize = taken.iter().map(|item| item.len()).sum();
+    assert_eq!(taken.len(), 4, "{bytes} bytes taken");
+    assert!(bytes >= easycaching::MAX_PAGE_BYTES);
+    assert_eq!(queue.len().unwrap(), 2);
+}

@@ -102,8 +102,9 @@ pub struct QueueResource {
 /// Adds the easycaching interfaces (`types`, `caches`, `queues`, `manager`) to `linker`.
 /// `view` picks the ctx and resource table out of the store's data.
 ///
-/// The cache `get` is registered over the generated one (see `fast_get`), which needs name
-/// shadowing for a moment: `linker` is left with shadowing off, its default.
+/// The cache `get` (see `fast_get`) and the queue's `get` and `get-many` (see
+/// `queue_delivery`) are registered over the generated ones, which needs name shadowing for a
+/// moment: `linker` is left with shadowing off, its default.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> EasyCaching<'_>,
@@ -112,7 +113,8 @@ pub fn add_to_linker<T: Send + 'static>(
     caches::add_to_linker::<_, HasEasyCaching>(linker, view)?;
     queues::add_to_linker::<_, HasEasyCaching>(linker, view)?;
     manager::add_to_linker::<_, HasEasyCaching>(linker, view)?;
-    crate::fast_get::add_to_linker(linker, view)
+    crate::fast_get::add_to_linker(linker, view)?;
+    crate::queue_delivery::add_to_linker(linker, view)
 }
 
 struct HasEasyCaching;

@@ -66,7 +66,7 @@ impl EasyCaching<'_> {
         Ok(self.table.get(handle)?)
     }
 
-    fn writable_queue(&self, handle: &Resource<QueueResource>) -> Result<&easycaching::Queue> {
+    pub(crate) fn writable_queue(&self, handle: &Resource<QueueResource>) -> Result<&easycaching::Queue> {
         let resource = self.queue(handle)?;
         if !resource.writable {
             return Err(denied_write(Kind::Queue, resource.queue.name()));
@@ -256,6 +256,8 @@ impl queues::HostQueue for EasyCaching<'_> {
         Ok(queue.put(json(value)?)?)
     }
 
+    /// What the generated glue would call; the linker calls `queue_delivery`'s instead, which
+    /// puts the item back should it not reach the guest.
     fn get(&mut self, handle: Resource<QueueResource>) -> Result<Option<String>> {
         let value = self.writable_queue(&handle)?.get()?;
         Ok(value.map(|value| value.as_str().to_owned()))
@@ -280,6 +282,7 @@ impl queues::HostQueue for EasyCaching<'_> {
         Ok(queue.put_many(values)?)
     }
 
+    /// As `get`, replaced by `queue_delivery`'s when linked.
     fn get_many(&mut self, handle: Resource<QueueResource>, max: u32) -> Result<Vec<String>> {
         let values = self.writable_queue(&handle)?.get_many(max as usize)?;
         Ok(values.into_iter().map(|value| value.as_str().to_owned()).collect())

@@ -82,6 +82,7 @@ mod fast_get;
 mod grants;
 mod interfaces;
 mod plugin;
+mod queue_delivery;
 
 /// The bindings `wasmtime::component::bindgen!` generates for the `easycaching:cache/imports`
 /// world, with the WIT resources mapped onto this crate's types.

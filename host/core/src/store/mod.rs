@@ -106,6 +106,15 @@ pub enum Write {
         /// The most items to take.
         max: usize,
     },
+    /// Puts items taken from a queue back at its front, ahead of every item waiting, in the
+    /// order given (oldest first), for items that could not be delivered. They count toward no
+    /// quota: they were in the queue before. Outcome: [`Outcome::Done`].
+    GiveBack {
+        /// The queue.
+        queue: Target<QueueId>,
+        /// The items, oldest first.
+        values: Vec<Json>,
+    },
     /// Removes every item. Outcome: [`Outcome::Count`].
     ClearQueue {
         /// The queue.

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Params, Statement, params};
 use super::DbFile;
 use super::statements::EntryStatements;
 use super::tables::{self, CACHES, Delta, QUEUES, Table};
+use crate::limits::MAX_PAGE_BYTES;
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
 use crate::{Error, Json, Quota};
 
@@ -108,6 +109,7 @@ impl<'b, 'c> Batch<'b, 'c> {
             Write::DropQueue { name } => drop_queue(conn, name),
             Write::Put { queue, values, quota } => put(conn, queue, values, quota),
             Write::Take { queue, max } => take(conn, queue, *max),
+            Write::GiveBack { queue, values } => give_back(conn, queue, values),
             Write::ClearQueue { queue } => clear_queue(conn, queue),
         }
     }
@@ -378,9 +380,18 @@ fn execute_releasing(
 fn take(conn: &Connection, queue: &Target<QueueId>, max: usize) -> WriteResult {
     let mut oldest =
         conn.prepare_cached("SELECT id, value FROM queue_items WHERE queue_id = ?1 ORDER BY id LIMIT ?2")?;
-    let taken: Vec<(i64, String)> = oldest
-        .query_map(params![queue.id.0, max as i64], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let mut rows = oldest.query(params![queue.id.0, max as i64])?;
+    let mut taken: Vec<(i64, String)> = Vec::new();
+    let mut bytes = 0;
+    // Up to MAX_PAGE_BYTES of values, as a page of a scan: at least one item, however large.
+    while bytes < MAX_PAGE_BYTES
+        && let Some(row) = rows.next()?
+    {
+        let (id, value): (i64, String) = (row.get(0)?, row.get(1)?);
+        bytes += value.len();
+        taken.push((id, value));
+    }
+    drop(rows);
     match taken.last() {
         None => {
             // Nothing taken: still an error when the queue is gone.
@@ -398,6 +409,29 @@ fn take(conn: &Connection, queue: &Target<QueueId>, max: usize) -> WriteResult {
         }
     }
     Ok(Outcome::Values(taken.into_iter().map(|(_, value)| Json::trusted(value)).collect()))
+}
+
+/// Inserts `values` before every item of every queue: below the smallest id in the table,
+/// so they come out first, in order. Ids are the table's rowids, never reused while a row holds
+/// one, so these collide with none; new items still go after the largest.
+fn give_back(conn: &Connection, queue: &Target<QueueId>, values: &[Json]) -> WriteResult {
+    if values.is_empty() {
+        queue_stats(conn, queue)?;
+        return Ok(Outcome::Done);
+    }
+    let delta = Delta { entries: values.len() as i64, bytes: values.iter().map(|v| v.len() as i64).sum() };
+    add_queue_stats_within(conn, queue, delta, &Quota::UNLIMITED)?;
+    let smallest: i64 =
+        conn.query_row("SELECT COALESCE(MIN(id), 1) FROM queue_items", [], |row| row.get(0))?;
+    let first = smallest
+        .checked_sub(values.len() as i64)
+        .ok_or_else(|| Error::Storage("no item ids are left below the oldest item".into()))?;
+    let mut insert =
+        conn.prepare_cached("INSERT INTO queue_items (id, queue_id, value) VALUES (?1, ?2, ?3)")?;
+    for (id, value) in (first..).zip(values) {
+        execute_releasing(&mut insert, params![id, queue.id.0, value.as_str()], value)?;
+    }
+    Ok(Outcome::Done)
 }
 
 fn clear_queue(conn: &Connection, queue: &Target<QueueId>) -> WriteResult {
