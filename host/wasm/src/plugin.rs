@@ -363,7 +363,7 @@ impl Plugin {
         limits: &PluginLimits,
     ) -> Result<Store<PluginState>> {
         let table = limits.resource_table()?;
-        let memory = MemoryLimiter { limit: limits.memory_bytes, used: 0, exceeded: false };
+        let memory = MemoryLimiter::new(limits.memory_bytes);
         let mut store = Store::new(self.command.engine(), PluginState { table, wasi, easycaching, memory });
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(limits.epoch_deadline());
@@ -437,24 +437,62 @@ impl WasiView for PluginState {
     }
 }
 
-/// Bounds the linear memory of all of an instance's memories together, and remembers when a
-/// growth was refused so the failure can be named. Install it with `Store::limiter`.
+/// Bounds the memory of an instance: its linear memories and its tables, all together, and
+/// remembers when a growth was refused so the failure can be named. Install it with
+/// `Store::limiter`.
+///
+/// A table's elements live in host memory, a pointer (8 bytes) each, so they count toward the
+/// limit as linear memory does: a component can hold many core instances, each with many
+/// tables, and a table of a million elements is 8 MB of the host's. Instances, tables and
+/// memories are bounded in number too (1,000, 1,000 and 100), and a table to a million
+/// elements.
 pub struct MemoryLimiter {
     limit: usize,
-    used: usize,
+    /// Bytes of linear memory, all memories together.
+    memory: usize,
+    /// Bytes of table elements, all tables together.
+    tables: usize,
     exceeded: bool,
 }
 
+/// What one table element costs the host, as [`MemoryLimiter`] counts it.
+const TABLE_ELEMENT_BYTES: usize = 8;
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// A Python or JavaScript component has tens of core instances, a Rust one a handful.
+const MAX_INSTANCES: usize = 1000;
+const MAX_TABLES: usize = 1000;
+const MAX_MEMORIES: usize = 100;
+
 impl MemoryLimiter {
-    /// A limiter allowing `limit` bytes of linear memory in all.
+    /// A limiter allowing `limit` bytes of linear memory and tables in all.
     pub fn new(limit: usize) -> MemoryLimiter {
-        MemoryLimiter { limit, used: 0, exceeded: false }
+        MemoryLimiter { limit, memory: 0, tables: 0, exceeded: false }
     }
 
     /// Whether a growth was refused for going over the limit.
     pub fn exceeded(&self) -> bool {
         self.exceeded
     }
+
+    /// Takes `memory` and `tables` bytes as the new counts, or refuses them if together they
+    /// would go over the limit.
+    fn grow_to(&mut self, memory: usize, tables: usize) -> wasmtime::Result<bool> {
+        let total = memory.saturating_add(tables);
+        if total > self.limit {
+            self.exceeded = true;
+            wasmtime::bail!(
+                "the plugin asked for {total} bytes of memory (linear memories and tables together), over its limit of {}",
+                self.limit
+            );
+        }
+        (self.memory, self.tables) = (memory, tables);
+        Ok(true)
+    }
+}
+
+/// `total` with one part of it changed from `current` to `desired`.
+fn regrown(total: usize, current: usize, desired: usize) -> usize {
+    (total - current.min(total)).saturating_add(desired)
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -464,21 +502,96 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let used = self.used - current.min(self.used) + desired;
-        if used > self.limit {
-            self.exceeded = true;
-            wasmtime::bail!("the plugin asked for {used} bytes of memory, over its limit of {}", self.limit);
-        }
-        self.used = used;
-        Ok(true)
+        self.grow_to(regrown(self.memory, current, desired), self.tables)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        if desired > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        let bytes = |elements: usize| elements.saturating_mul(TABLE_ELEMENT_BYTES);
+        self.grow_to(self.memory, regrown(self.tables, bytes(current), bytes(desired)))
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::{Instance, Module};
+
+    /// A core module of `tables` funcref tables of `elements` elements each, and nothing else.
+    fn module_of_tables(tables: u32, elements: u32) -> Vec<u8> {
+        fn leb128(mut value: u32, out: &mut Vec<u8>) {
+            loop {
+                let byte = (value & 0x7f) as u8;
+                value >>= 7;
+                if value == 0 {
+                    return out.push(byte);
+                }
+                out.push(byte | 0x80);
+            }
+        }
+        let mut section = Vec::new();
+        leb128(tables, &mut section);
+        for _ in 0..tables {
+            section.extend([0x70, 0x00]); // funcref, a minimum and no maximum
+            leb128(elements, &mut section);
+        }
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        module.push(0x04); // the table section
+        leb128(section.len() as u32, &mut module);
+        module.extend(section);
+        module
+    }
+
+    fn instantiate(limit: usize, tables: u32, elements: u32) -> (wasmtime::Result<Instance>, bool) {
+        let engine = Engine::default();
+        let module = Module::new(&engine, module_of_tables(tables, elements)).unwrap();
+        let mut store = Store::new(&engine, MemoryLimiter::new(limit));
+        store.limiter(|limiter| limiter);
+        let instance = Instance::new(&mut store, &module, &[]);
+        (instance, store.data().exceeded())
+    }
+
+    #[test]
+    fn tables_count_toward_the_memory_limit() {
+        // Each table of a million elements is 8 MB of the host's memory.
+        let (one, exceeded) = instantiate(16 << 20, 1, 1_000_000);
+        assert!(one.is_ok() && !exceeded, "{:?}", one.err());
+        let (three, exceeded) = instantiate(16 << 20, 3, 1_000_000);
+        let error = three.expect_err("24 MB of tables with a limit of 16 MiB");
+        assert!(exceeded);
+        assert!(format!("{error:#}").contains("linear memories and tables together"), "{error:#}");
+    }
+
+    #[test]
+    fn tables_are_bounded_in_number_however_small() {
+        // A module may have 100 tables at most; instances of it add up.
+        let engine = Engine::default();
+        let module = Module::new(&engine, module_of_tables(100, 1)).unwrap();
+        let mut store = Store::new(&engine, MemoryLimiter::new(1 << 30));
+        store.limiter(|limiter| limiter);
+        for instance in 0..MAX_TABLES / 100 {
+            Instance::new(&mut store, &module, &[]).unwrap_or_else(|e| panic!("instance {instance}: {e:#}"));
+        }
+        let error = Instance::new(&mut store, &module, &[]).expect_err("more tables than allowed");
+        assert!(format!("{error:#}").contains("table"), "{error:#}");
     }
 }
