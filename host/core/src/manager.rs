@@ -14,6 +14,9 @@ use crate::store::{
 };
 use crate::{Error, Json, Limits, Quota, Result, validate_name};
 
+/// How many times a cache is created again when it is deleted before it could be opened.
+const CREATE_ATTEMPTS: usize = 8;
+
 /// Opens a database of named caches and queues, and hands out handles to them.
 ///
 /// Cloning a manager is cheap; clones share everything. Many managers, in many processes, may
@@ -145,13 +148,29 @@ impl CacheManager {
         if let Some(cache) = self.registered_cache(name)? {
             return Ok(cache.with_quota(quota.clone()));
         }
-        match self.shared.write(Write::CreateCache { name: name.to_owned(), quota: quota.clone() })? {
-            Outcome::Created { id, .. } => {
-                let state = self.shared.install(CacheId(id), name)?;
-                Ok(self.handle(state).with_quota(quota.clone()))
-            }
-            other => Err(unexpected(other)),
+        // A cache that exists needs no write (nor the write lock) to be opened.
+        if let Some(id) = self.shared.store.find_cache(name)?
+            && let Ok(state) = self.shared.install(id, name)
+        {
+            return Ok(self.handle(state).with_quota(quota.clone()));
         }
+        // Another thread or process may delete the cache between its creation and this
+        // process taking it in: then it is created again, as asked.
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = match self
+                .shared
+                .write(Write::CreateCache { name: name.to_owned(), quota: quota.clone() })?
+            {
+                Outcome::Created { id, .. } => CacheId(id),
+                other => return Err(unexpected(other)),
+            };
+            match self.shared.install(id, name) {
+                Ok(state) => return Ok(self.handle(state).with_quota(quota.clone())),
+                Err(Error::NoSuchCache(_)) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(Error::CacheDeleted(name.to_owned()))
     }
 
     /// Opens the existing cache called `name`; [`Error::NoSuchCache`] when there is none.
@@ -190,6 +209,10 @@ impl CacheManager {
     /// shared by a prefix, a new queue's name counts toward it.
     pub fn create_queue_within(&self, name: &str, quota: &Quota) -> Result<Queue> {
         validate_name(name)?;
+        // A queue that exists needs no write (nor the write lock) to be opened.
+        if let Some(id) = self.shared.store.find_queue(name)? {
+            return Ok(self.queue_handle(id, name).with_quota(quota.clone()));
+        }
         match self.shared.write(Write::CreateQueue { name: name.to_owned(), quota: quota.clone() })? {
             Outcome::Created { id, .. } => Ok(self.queue_handle(QueueId(id), name).with_quota(quota.clone())),
             other => Err(unexpected(other)),

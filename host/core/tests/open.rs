@@ -126,6 +126,27 @@ fn a_database_locked_by_another_process_waits_then_says_so() {
 }
 
 #[test]
+fn a_database_someone_is_writing_opens_and_reads_without_waiting_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let first = CacheManager::open(&path).unwrap();
+    first.create_cache("c").unwrap().set("k", easycaching::Json::parse("1").unwrap()).unwrap();
+    first.create_queue("q").unwrap();
+    drop(first);
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE;").unwrap();
+    let timeout = std::time::Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let reader = CacheManager::builder(&path).busy_timeout(timeout).open().unwrap();
+    let cache = reader.create_cache("c").unwrap();
+    assert_eq!(cache.get("k").unwrap().as_deref(), Some("1"));
+    // Creating what exists already writes nothing, so it waits for nobody either.
+    assert_eq!(reader.create_queue("q").unwrap().len().unwrap(), 0);
+    assert!(started.elapsed() < timeout, "opening waited {:?} for the writer", started.elapsed());
+    holder.execute_batch("ROLLBACK;").unwrap();
+}
+
+#[test]
 fn writers_queued_behind_a_locked_database_each_wait_only_their_own_timeout() {
     // Writers of easycaching queue for SQLite's write lock in the kernel (the `-board` file);
     // one that finds the lock held by someone else gives its turn up before it waits, so the

@@ -82,6 +82,7 @@ pub(super) const PAGE_SIZE: u32 = 2048;
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// What a file turned out to be.
+#[derive(PartialEq, Eq)]
 enum Found {
     /// A new or empty file: ours to initialize.
     Fresh,
@@ -114,7 +115,8 @@ pub(super) fn prepare(conn: &mut Connection, db: &DbFile) -> Result<()> {
 
 fn prepare_once(conn: &mut Connection, db: &DbFile) -> Result<()> {
     let path = &db.path;
-    match inspect(conn, db)? {
+    let found = inspect(conn, db)?;
+    match found {
         Found::Ours(version) if version > SCHEMA_VERSION => {
             return Err(Error::SchemaTooNew {
                 path: path.to_owned(),
@@ -136,6 +138,11 @@ fn prepare_once(conn: &mut Connection, db: &DbFile) -> Result<()> {
              is it on a network file system?",
             path.display()
         )));
+    }
+    if found == Found::Ours(SCHEMA_VERSION) {
+        // Nothing to migrate, so no write lock to take: a database someone is writing opens
+        // at once, for reading at least.
+        return Ok(());
     }
     migrate(conn, db)
 }
