@@ -1,7 +1,7 @@
 //! [`Cache`]: a handle to one named cache, with the in-memory LRU in front of the store.
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use lru::LruCache;
@@ -343,24 +343,105 @@ pub(crate) struct CacheState {
 /// apart from the values, in an LRU of the same capacity, so misses never push values out,
 /// and they are invalidated exactly as values are: by this process's writes, and by the
 /// change log for other processes' writes.
+///
+/// Nothing stored bounds how many keys can be found absent, so their memory is bounded apart:
+/// keys longer than [`MAX_ABSENT_KEY_BYTES`] are not remembered, and all the caches of a
+/// manager share one [`AbsentKeys`] budget. A cache over it forgets its own oldest absent
+/// keys to make room, and remembers none when it has none to forget.
 struct Lru {
     entries: LruCache<String, Json>,
     absent: LruCache<String, ()>,
+    absent_budget: Arc<AbsentKeys>,
     generation: u64,
+}
+
+/// The longest key remembered as absent; a miss on a longer key reads the store again.
+const MAX_ABSENT_KEY_BYTES: usize = 256;
+
+/// What remembering one absent key costs, as [`AbsentKeys`] counts it: the key, its `String`
+/// and the LRU's node (a hash-table slot and two links).
+fn absent_cost(key: &str) -> usize {
+    key.len() + 64
+}
+
+/// What the caches of one manager may spend on keys remembered absent, all together: 16 MiB,
+/// some 50,000 keys of 256 bytes or 200,000 short ones.
+pub(crate) const ABSENT_KEYS_BUDGET: usize = 16 << 20;
+
+/// The memory every cache of a manager may spend on keys remembered absent, all together.
+pub(crate) struct AbsentKeys {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl AbsentKeys {
+    /// A budget of `limit` bytes.
+    pub(crate) fn new(limit: usize) -> AbsentKeys {
+        AbsentKeys { used: AtomicUsize::new(0), limit }
+    }
+
+    /// Takes `cost` bytes of the budget, if that many are left.
+    fn take(&self, cost: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(cost).filter(|&after| after <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, cost: usize) {
+        self.used.fetch_sub(cost, Ordering::AcqRel);
+    }
 }
 
 impl Lru {
     fn remember(&mut self, key: &str, value: Option<&Json>) {
         match value {
             Some(value) => {
-                self.absent.pop(key);
+                self.forget_absent(key);
                 self.entries.put(key.to_owned(), value.clone());
             }
             None => {
                 self.entries.pop(key);
-                self.absent.put(key.to_owned(), ());
+                self.remember_absent(key);
             }
         }
+    }
+
+    fn remember_absent(&mut self, key: &str) {
+        // Already remembered: `get` makes it the most recent.
+        if key.len() > MAX_ABSENT_KEY_BYTES || self.absent.get(key).is_some() {
+            return;
+        }
+        let cost = absent_cost(key);
+        while !self.absent_budget.take(cost) {
+            match self.absent.pop_lru() {
+                Some((oldest, ())) => self.absent_budget.give_back(absent_cost(&oldest)),
+                None => return,
+            }
+        }
+        if let Some((evicted, ())) = self.absent.push(key.to_owned(), ()) {
+            self.absent_budget.give_back(absent_cost(&evicted));
+        }
+    }
+
+    fn forget_absent(&mut self, key: &str) {
+        if self.absent.pop(key).is_some() {
+            self.absent_budget.give_back(absent_cost(key));
+        }
+    }
+
+    fn forget_all(&mut self) {
+        self.entries.clear();
+        let cost: usize = self.absent.iter().map(|(key, ())| absent_cost(key)).sum();
+        self.absent.clear();
+        self.absent_budget.give_back(cost);
+    }
+}
+
+impl Drop for Lru {
+    fn drop(&mut self) {
+        self.forget_all();
     }
 }
 
@@ -375,11 +456,16 @@ pub(crate) enum Lookup {
 }
 
 impl CacheState {
-    pub(crate) fn new(target: Target<CacheId>, capacity: usize) -> CacheState {
+    pub(crate) fn new(
+        target: Target<CacheId>,
+        capacity: usize,
+        absent_budget: Arc<AbsentKeys>,
+    ) -> CacheState {
         let lru = NonZeroUsize::new(capacity).map(|capacity| {
             Mutex::new(Lru {
                 entries: LruCache::new(capacity),
                 absent: LruCache::new(capacity),
+                absent_budget,
                 generation: 0,
             })
         });
@@ -435,7 +521,7 @@ impl CacheState {
         if let Some(mut lru) = self.lru() {
             lru.generation += 1;
             lru.entries.pop(key);
-            lru.absent.pop(key);
+            lru.forget_absent(key);
         }
     }
 
@@ -443,8 +529,7 @@ impl CacheState {
     pub(crate) fn forget_all(&self) {
         if let Some(mut lru) = self.lru() {
             lru.generation += 1;
-            lru.entries.clear();
-            lru.absent.clear();
+            lru.forget_all();
         }
     }
 
@@ -460,5 +545,48 @@ impl CacheState {
 
     pub(crate) fn is_dropped(&self) -> bool {
         self.dropped.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(id: i64, budget: &Arc<AbsentKeys>) -> CacheState {
+        CacheState::new(Target { id: CacheId(id), name: format!("c{id}").into() }, 500, budget.clone())
+    }
+
+    fn absent(state: &CacheState, key: &str) -> bool {
+        matches!(state.lookup(key), Lookup::Absent)
+    }
+
+    #[test]
+    fn keys_remembered_absent_share_one_budget_across_caches_and_give_it_back() {
+        // Room for 10 short keys in all.
+        let budget = Arc::new(AbsentKeys::new(10 * absent_cost("k00")));
+        let (first, second) = (state(1, &budget), state(2, &budget));
+        for i in 0..10 {
+            first.store(&format!("k{i:02}"), None, usize::MAX);
+        }
+        assert!((0..10).all(|i| absent(&first, &format!("k{i:02}"))));
+        // The budget is spent: the second cache has nothing of its own to forget.
+        second.store("k99", None, usize::MAX);
+        assert!(!absent(&second, "k99"));
+        // The first makes room by forgetting its own oldest.
+        first.store("k10", None, usize::MAX);
+        assert!(absent(&first, "k10") && !absent(&first, "k00"));
+        // Keys past MAX_ABSENT_KEY_BYTES are never remembered.
+        first.forget_all();
+        first.store(&"x".repeat(MAX_ABSENT_KEY_BYTES + 1), None, usize::MAX);
+        assert!(!absent(&first, &"x".repeat(MAX_ABSENT_KEY_BYTES + 1)));
+        assert_eq!(budget.used.load(Ordering::Acquire), 0, "clearing gave the budget back");
+        second.store("k99", None, usize::MAX);
+        assert!(absent(&second, "k99"));
+        // A value stored where a key was absent, and a dropped cache, give their part back.
+        second.store("k99", Some(&Json::parse("1").unwrap()), usize::MAX);
+        assert_eq!(budget.used.load(Ordering::Acquire), 0);
+        second.store("k98", None, usize::MAX);
+        drop(second);
+        assert_eq!(budget.used.load(Ordering::Acquire), 0);
     }
 }

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::cache::{Cache, CacheState};
+use crate::cache::{ABSENT_KEYS_BUDGET, AbsentKeys, Cache, CacheState};
 use crate::group_commit::{Gathering, GroupCommit, WriteStats};
 use crate::options::CacheManagerBuilder;
 use crate::queue::Queue;
@@ -273,6 +273,8 @@ pub(crate) struct Shared {
     pub(crate) max_cached_value_bytes: usize,
     path: PathBuf,
     lru_capacity: usize,
+    /// The memory all the caches' LRUs may spend on keys remembered absent.
+    absent_keys: Arc<AbsentKeys>,
     default_quota: Quota,
     registry: Mutex<Registry>,
     writes: GroupCommit<Write, Result<Outcome>>,
@@ -325,6 +327,7 @@ impl Shared {
             max_cached_value_bytes: options.max_cached_value_bytes,
             path,
             lru_capacity: options.lru_capacity,
+            absent_keys: Arc::new(AbsentKeys::new(ABSENT_KEYS_BUDGET)),
             default_quota: options.default_quota.clone(),
             registry: Mutex::default(),
             writes: GroupCommit::new(options.max_batch_writes),
@@ -349,7 +352,11 @@ impl Shared {
                 return Ok(state.clone());
             }
             let name: Arc<str> = name.into();
-            let state = Arc::new(CacheState::new(Target { id, name: name.clone() }, self.lru_capacity));
+            let state = Arc::new(CacheState::new(
+                Target { id, name: name.clone() },
+                self.lru_capacity,
+                self.absent_keys.clone(),
+            ));
             registry.by_id.insert(id, state.clone());
             registry.by_name.insert(name, id);
             state
