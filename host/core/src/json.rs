@@ -4,8 +4,9 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use serde::Deserializer;
 use serde::Serialize;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
 
 use crate::{Error, Result};
 
@@ -36,7 +37,7 @@ impl Json {
     /// is not.
     pub fn parse(text: impl Into<Arc<str>>) -> Result<Json> {
         let text = text.into();
-        serde_json::from_str::<IgnoredAny>(&text).map_err(|e| Error::InvalidJson(e.to_string()))?;
+        serde_json::from_str::<Readable>(&text).map_err(|e| Error::InvalidJson(e.to_string()))?;
         Ok(Json(text))
     }
 
@@ -132,6 +133,61 @@ impl From<Json> for Arc<str> {
     }
 }
 
+/// A JSON document checked the way it will be read back, and otherwise ignored: nested no
+/// deeper than serde_json reads (128 levels: what deserializing into `serde_json::Value` or
+/// any type allows), and with every string's escapes valid (no lone UTF-16 surrogate, which no
+/// Rust string can hold). `IgnoredAny` checks neither, so it let a 200,000-deep array be
+/// stored that no reader in this crate could read.
+struct Readable;
+
+impl<'de> de::Deserialize<'de> for Readable {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(Readable)
+    }
+}
+
+impl<'de> Visitor<'de> for Readable {
+    type Value = Readable;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON document")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self, E> {
+        Ok(Readable)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self, E> {
+        Ok(Readable)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self, E> {
+        Ok(Readable)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self, E> {
+        Ok(Readable)
+    }
+
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Self, E> {
+        Ok(Readable)
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Self, E> {
+        Ok(Readable)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> std::result::Result<Self, A::Error> {
+        while items.next_element::<Readable>()?.is_some() {}
+        Ok(Readable)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> std::result::Result<Self, A::Error> {
+        while entries.next_entry::<Readable, Readable>()?.is_some() {}
+        Ok(Readable)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +205,21 @@ mod tests {
             let err = Json::parse(text).unwrap_err();
             assert!(matches!(err, Error::InvalidJson(_)), "{text:?} gave {err:?}");
         }
+    }
+
+    #[test]
+    fn refuses_what_could_not_be_read_back() {
+        let deepest = format!("{}{}", "[".repeat(127), "]".repeat(127));
+        let value: serde_json::Value = Json::parse(deepest.as_str()).unwrap().deserialize().unwrap();
+        assert!(value.is_array());
+        let too_deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
+        let too_deep_objects = format!("{}1{}", r#"{"a":"#.repeat(200_000), "}".repeat(200_000));
+        for text in [too_deep.as_str(), &too_deep_objects, r#""\ud800""#, r#"{"\udc00":1}"#] {
+            let err = Json::parse(text).unwrap_err();
+            assert!(matches!(err, Error::InvalidJson(_)), "{:.40} gave {err:?}", text);
+        }
+        assert!(Json::parse(r#""\ud83d\ude00 \u00e9""#).is_ok(), "a surrogate pair is one character");
+        assert!(Json::parse(r#""\\ud800""#).is_ok(), "an escaped backslash, then text");
     }
 
     #[test]
