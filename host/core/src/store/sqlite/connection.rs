@@ -2,7 +2,7 @@
 
 use std::ffi::c_void;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, ffi};
@@ -14,8 +14,11 @@ use crate::{Error, Result};
 
 /// Prepared statements kept per connection; we use fewer than this, so none is ever re-parsed.
 const STATEMENT_CACHE: usize = 64;
-/// Idle read connections kept for reuse; more are opened when more threads read at once.
-const IDLE_READERS: usize = 16;
+/// The fewest read connections a pool may open; it may open two per processor when that is
+/// more. Threads reading when every one is busy wait for one: each connection has a page cache
+/// of its own (up to 2 MB) and file descriptors, so a process with hundreds of reading threads
+/// would otherwise hold hundreds of them, and more connections than processors read no faster.
+const MIN_READERS: usize = 16;
 
 /// Settings every connection gets.
 #[derive(Debug, Clone)]
@@ -154,35 +157,118 @@ fn open_error(path: &Path, error: rusqlite::Error) -> Error {
     Error::Storage(format!("cannot open {}: {reason}", path.display()))
 }
 
-/// Read connections with their statements, reused across calls and threads.
+/// Read connections with their statements, reused across calls and threads, at most
+/// `max_open` of them open at once.
 pub(super) struct ReaderPool {
     db: DbFile,
     settings: Settings,
-    idle: Mutex<Vec<ReaderConnection>>,
+    readers: Mutex<Readers>,
+    /// Signalled when a connection goes back to the pool, or a place for one frees up.
+    returned: Condvar,
+    max_open: usize,
+}
+
+struct Readers {
+    idle: Vec<ReaderConnection>,
+    /// Connections open: idle, in use, or being opened.
+    open: usize,
 }
 
 impl ReaderPool {
     pub(super) fn new(db: DbFile, settings: Settings) -> ReaderPool {
-        ReaderPool { db, settings, idle: Mutex::new(Vec::new()) }
+        let processors = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ReaderPool {
+            db,
+            settings,
+            readers: Mutex::new(Readers { idle: Vec::new(), open: 0 }),
+            returned: Condvar::new(),
+            max_open: MIN_READERS.max(2 * processors),
+        }
     }
 
-    /// Runs `read` on an idle connection and its statements (opening one when none is idle).
+    /// Runs `read` on an idle connection and its statements, opening one when none is idle and
+    /// fewer than the most are open, and otherwise waiting for one.
     pub(super) fn with<T>(
         &self,
         read: impl FnOnce(&Connection, &mut ReadStatements<'_>) -> rusqlite::Result<T>,
     ) -> Result<T> {
-        let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        let idle = {
+            let mut readers = self.lock();
+            loop {
+                if let Some(conn) = readers.idle.pop() {
+                    break Some(conn);
+                }
+                if readers.open < self.max_open {
+                    readers.open += 1;
+                    break None;
+                }
+                readers = self.returned.wait(readers).unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        };
         let mut conn = match idle {
             Some(conn) => conn,
-            None => ReaderConnection::prepare(open_reader(&self.db, &self.settings)?)
-                .map_err(|e| self.db.error(e))?,
+            None => {
+                let opened = open_reader(&self.db, &self.settings)
+                    .and_then(|conn| ReaderConnection::prepare(conn).map_err(|e| self.db.error(e)));
+                match opened {
+                    Ok(conn) => conn,
+                    Err(error) => {
+                        self.lock().open -= 1;
+                        self.returned.notify_one();
+                        return Err(error);
+                    }
+                }
+            }
         };
         let result =
             conn.with_dependent_mut(|conn, statements| read(conn, statements)).map_err(|e| self.db.error(e));
-        let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if idle.len() < IDLE_READERS {
-            idle.push(conn);
-        }
+        self.lock().idle.push(conn);
+        self.returned.notify_one();
         result
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Readers> {
+        self.readers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn threads_reading_at_once_share_a_bounded_number_of_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("readers.db");
+        drop(crate::CacheManager::open(&path).unwrap());
+        let settings = Settings { durability: Durability::Full, busy_timeout: Duration::from_secs(5) };
+        let pool = ReaderPool::new(DbFile { path, busy_timeout: settings.busy_timeout }, settings);
+        let (reading, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let threads = pool.max_open * 3;
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    pool.with(|conn, _| {
+                        let now = reading.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        reading.fetch_sub(1, Ordering::SeqCst);
+                        conn.query_row("SELECT count(*) FROM entries", [], |row| row.get::<_, i64>(0))
+                    })
+                    .unwrap();
+                });
+            }
+        });
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            most > 1 && most <= pool.max_open,
+            "{most} reads at once, with at most {} connections",
+            pool.max_open
+        );
+        let readers = pool.lock();
+        assert_eq!(readers.open, readers.idle.len(), "every connection went back");
+        assert!(readers.open <= pool.max_open);
     }
 }
