@@ -137,7 +137,8 @@ impl From<Json> for Arc<str> {
 /// deeper than serde_json reads (128 levels: what deserializing into `serde_json::Value` or
 /// any type allows), and with every string's escapes valid (no lone UTF-16 surrogate, which no
 /// Rust string can hold). `IgnoredAny` checks neither, so it let a 200,000-deep array be
-/// stored that no reader in this crate could read.
+/// stored that no reader in this crate could read, and so were numbers past what an `f64`
+/// holds (`1e999`).
 struct Readable;
 
 impl<'de> de::Deserialize<'de> for Readable {
@@ -214,7 +215,9 @@ mod tests {
         assert!(value.is_array());
         let too_deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
         let too_deep_objects = format!("{}1{}", r#"{"a":"#.repeat(200_000), "}".repeat(200_000));
-        for text in [too_deep.as_str(), &too_deep_objects, r#""\ud800""#, r#"{"\udc00":1}"#] {
+        for text in
+            [too_deep.as_str(), &too_deep_objects, r#""\ud800""#, r#"{"\udc00":1}"#, "1e999", "[-1e999]"]
+        {
             let err = Json::parse(text).unwrap_err();
             assert!(matches!(err, Error::InvalidJson(_)), "{:.40} gave {err:?}", text);
         }

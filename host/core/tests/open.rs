@@ -38,6 +38,23 @@ fn another_applications_sqlite_database_is_refused_and_left_untouched() {
 }
 
 #[test]
+fn an_empty_sqlite_database_another_application_gave_a_version_is_refused_and_left_untouched() {
+    for version in [-1, 1, 2, 5] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.db");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!("PRAGMA user_version = {version}; VACUUM;"))
+            .unwrap();
+        let before = bytes_of(&path);
+        let err = CacheManager::open(&path).unwrap_err();
+        assert!(matches!(err, Error::NotOurDatabase { .. }), "user_version {version}: {err:?}");
+        assert!(err.to_string().contains(&format!("user_version {version}")), "{err}");
+        assert_eq!(bytes_of(&path), before, "user_version {version}: the file was modified");
+    }
+}
+
+#[test]
 fn a_database_from_a_newer_easycaching_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.db");

@@ -170,7 +170,14 @@ fn inspect(conn: &Connection, db: &DbFile) -> Result<Found> {
     })?;
     match (application_id, objects) {
         (APPLICATION_ID, _) => Ok(Found::Ours(version)),
-        (0, 0) => Ok(Found::Fresh),
+        (0, 0) if version == 0 => Ok(Found::Fresh),
+        // Empty, but another application set its version: it may be about to fill it.
+        (0, 0) => Err(Error::NotOurDatabase {
+            path: path.to_owned(),
+            reason: format!(
+                "it is an empty SQLite database with user_version {version}, set by another application"
+            ),
+        }),
         (0, _) => Err(Error::NotOurDatabase {
             path: path.to_owned(),
             reason: match objects {
