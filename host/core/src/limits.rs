@@ -24,11 +24,15 @@ pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// Size limits checked before anything is stored. Going over one is [`Error::TooLarge`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// The longest key, in bytes of UTF-8. Default [`DEFAULT_MAX_KEY_BYTES`].
+    /// The longest key, in bytes of UTF-8. Default [`DEFAULT_MAX_KEY_BYTES`]. Every call
+    /// that names a key checks it, reads and deletes too: a database opened with a lower
+    /// limit than it was written with reaches its longer keys only by iterating and clearing.
     pub max_key_bytes: usize,
     /// The longest value, in bytes of JSON text. Default [`DEFAULT_MAX_VALUE_BYTES`].
     pub max_value_bytes: usize,
-    /// The most keys, entries or items in one batch call. Default [`DEFAULT_MAX_BATCH_ITEMS`].
+    /// The most keys, entries or items given to one batch call (`get_many`, `set_many`,
+    /// `delete_many`, `put_many`). Default [`DEFAULT_MAX_BATCH_ITEMS`]. A queue's `get_many`
+    /// is bounded apart: at most [`MAX_PAGE_ITEMS`] items and about [`MAX_PAGE_BYTES`].
     pub max_batch_items: usize,
 }
 

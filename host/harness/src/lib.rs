@@ -9,13 +9,15 @@
 //! use serde_json::json;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // The body of a `#[test] fn greets_returning_visitors() -> Result<(), Box<dyn Error>>`:
+//! // The body of a `#[test] fn counts_visits() -> Result<(), Box<dyn Error>>`, for the
+//! // `visits` plugin of the Rust guest SDK's README, built beforehand (`cargo test` does not
+//! // build components) with `cargo build --release --target wasm32-wasip2`:
 //! let harness = Harness::new()?.allow("cache:visits=rw").args(["ada"]);
 //! harness.seed_cache("visits", [("ada", json!(3))])?;
 //!
-//! let run = harness.run("target/wasm32-wasip2/release/greeter.wasm")?;
+//! let run = harness.run("target/wasm32-wasip2/release/visits.wasm")?;
 //! assert!(run.result.is_ok(), "the plugin failed: {:?}\n{}", run.result, run.stderr_text());
-//! assert_eq!(run.stdout_text(), "welcome back, ada (visit 4)\n");
+//! assert_eq!(run.stdout_text(), "welcome, ada (visit 4)\n");
 //! assert_eq!(harness.cache("visits")?.get_value::<u64>("ada")?, Some(4));
 //! # Ok(())
 //! # }

@@ -107,7 +107,7 @@ impl Board {
     /// this process's alone when the board file cannot be made or mapped.
     pub(super) fn open(db: &Path) -> Board {
         let path = board_path(db);
-        match shared(&path) {
+        match shared(&path, db) {
             Ok(board) => board,
             Err(error) => {
                 tracing::debug!(board = %path.display(), %error, "writers and fsyncs are not shared with other processes");
@@ -218,6 +218,19 @@ impl Counters {
     }
 }
 
+/// Gives the board file the permissions of the database, as SQLite gives its `-wal` and
+/// `-shm` (whatever the umask): everyone who may write the database may share the board, and
+/// without it a process writes alone, its writes and fsyncs shared with no other. Best effort:
+/// a board made by another user keeps its owner's choice.
+fn share_as(board: &File, db: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let (Ok(db), Ok(ours)) = (std::fs::metadata(db), board.metadata()) else { return };
+    let wanted = db.permissions().mode() & 0o666;
+    if ours.permissions().mode() & 0o777 != wanted {
+        let _ = board.set_permissions(std::fs::Permissions::from_mode(wanted));
+    }
+}
+
 /// `<database>-board`, beside SQLite's `-wal` and `-shm`.
 fn board_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
@@ -226,8 +239,9 @@ fn board_path(db: &Path) -> PathBuf {
 }
 
 /// The board file, mapped, with a mark of this opening's own held.
-fn shared(path: &Path) -> std::io::Result<Board> {
+fn shared(path: &Path, db: &Path) -> std::io::Result<Board> {
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+    share_as(&file, db);
     let map = map(&file)?;
     let counters = counters_of(&map);
     let _ = counters.id.compare_exchange(0, fastrand::u64(1..IDS_END), Ordering::SeqCst, Ordering::SeqCst);
@@ -430,6 +444,19 @@ pub(super) mod test_processes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_board_takes_the_permissions_of_its_database_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o666, 0o600, 0o640] {
+            let db = dir.path().join(format!("{mode:o}.db"));
+            File::create(&db).unwrap().set_permissions(std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(Board::open(&db).is_shared());
+            let board = std::fs::metadata(board_path(&db)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(board, mode, "the board of a database of mode {mode:o}");
+        }
+    }
 
     #[test]
     fn two_boards_of_one_database_share_their_counters() {
