@@ -113,8 +113,11 @@ pub fn add_to_linker<T: Send + 'static>(
     caches::add_to_linker::<_, HasEasyCaching>(linker, view)?;
     queues::add_to_linker::<_, HasEasyCaching>(linker, view)?;
     manager::add_to_linker::<_, HasEasyCaching>(linker, view)?;
-    crate::fast_get::add_to_linker(linker, view)?;
-    crate::queue_delivery::add_to_linker(linker, view)
+    linker.allow_shadowing(true);
+    let replaced = crate::fast_get::add_to_linker(linker, view)
+        .and_then(|()| crate::queue_delivery::add_to_linker(linker, view));
+    linker.allow_shadowing(false);
+    replaced
 }
 
 struct HasEasyCaching;

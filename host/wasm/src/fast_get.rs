@@ -27,13 +27,13 @@ const GET: &str = "[method]cache.get";
 /// 4 KiB) into a `String`.
 const INLINE_KEY_BYTES: usize = 256;
 
-/// Registers the cache `get` over the generated one. Call after `caches::add_to_linker`.
+/// Registers the cache `get` over the generated one. Call after `caches::add_to_linker`, with
+/// shadowing allowed.
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> EasyCaching<'_>,
 ) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let added = linker.instance(CACHES).and_then(|mut caches| {
+    linker.instance(CACHES).and_then(|mut caches| {
         caches.func_wrap(GET, move |mut store, (handle, key): (Resource<CacheResource>, WasmStr)| {
             // The key is read where it lies in guest memory and copied onto the stack, not
             // into a new `String`. The copy is needed: the store cannot lend its memory and its
@@ -64,7 +64,5 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
             };
             Ok((result,))
         })
-    });
-    linker.allow_shadowing(false);
-    added
+    })
 }

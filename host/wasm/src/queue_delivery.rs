@@ -99,13 +99,12 @@ unsafe impl<R: Lower> Lower for Delivery<R> {
 type Answer<T> = Result<T, types::Error>;
 
 /// Registers the queue's `get` and `get-many` over the generated ones. Call after
-/// `queues::add_to_linker`.
+/// `queues::add_to_linker`, with shadowing allowed.
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> EasyCaching<'_>,
 ) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let added = linker.instance(QUEUES).and_then(|mut queues| {
+    linker.instance(QUEUES).and_then(|mut queues| {
         queues.func_wrap(GET, move |mut store, (handle,): (Resource<QueueResource>,)| {
             let mut host = view(store.data_mut());
             Ok((take(&mut host, &handle, 1, |mut items| items.pop())?,))
@@ -114,9 +113,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
             let mut host = view(store.data_mut());
             Ok((take(&mut host, &handle, max as usize, |items| items)?,))
         })
-    });
-    linker.allow_shadowing(false);
-    added
+    })
 }
 
 /// Takes up to `max` items from the queue behind `handle` and answers them, shaped by `shape`
