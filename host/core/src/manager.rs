@@ -149,10 +149,13 @@ impl CacheManager {
             return Ok(cache.with_quota(quota.clone()));
         }
         // A cache that exists needs no write (nor the write lock) to be opened.
-        if let Some(id) = self.shared.store.find_cache(name)?
-            && let Ok(state) = self.shared.install(id, name)
-        {
-            return Ok(self.handle(state).with_quota(quota.clone()));
+        if let Some(id) = self.shared.store.find_cache(name)? {
+            match self.shared.install(id, name) {
+                Ok(state) => return Ok(self.handle(state).with_quota(quota.clone())),
+                // Deleted since: made again below.
+                Err(Error::NoSuchCache(_)) => {}
+                Err(error) => return Err(error),
+            }
         }
         // Another thread or process may delete the cache between its creation and this
         // process taking it in: then it is created again, as asked.

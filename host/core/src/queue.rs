@@ -90,8 +90,8 @@ impl Queue {
         self.get()?.map(|value| value.deserialize()).transpose()
     }
 
-    /// Removes and returns up to `max` of the oldest items (at most 1,000 a call, and no more
-    /// than [`MAX_PAGE_BYTES`](crate::MAX_PAGE_BYTES) of them once one is taken), oldest
+    /// Removes and returns up to `max` of the oldest items (at most 1,000 a call, stopping
+    /// after the item that takes them to [`MAX_PAGE_BYTES`](crate::MAX_PAGE_BYTES)), oldest
     /// first. `max` 0 takes nothing.
     pub fn get_many(&self, max: usize) -> Result<Vec<Json>> {
         if max == 0 {
@@ -107,7 +107,9 @@ impl Queue {
     /// Puts items taken by [`get`](Queue::get) or [`get_many`](Queue::get_many) back at the
     /// front of the queue, ahead of every item waiting, in the order given (oldest first):
     /// for items that were taken but could not be handled, so that they are not lost. Durable
-    /// when it returns. They count toward no quota, as they were in the queue before.
+    /// when it returns. They count toward no quota, as they were in the queue before, but are
+    /// held to the value size limit as any put is, and to as many items as one
+    /// [`get_many`](Queue::get_many) can take.
     ///
     /// ```
     /// use easycaching::CacheManager;
@@ -123,6 +125,11 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn give_back(&self, values: Vec<Json>) -> Result<()> {
+        let limits = &self.shared.limits;
+        if values.len() > MAX_PAGE_ITEMS.max(limits.max_batch_items) {
+            limits.check_batch(values.len())?;
+        }
+        values.iter().try_for_each(|value| limits.check_value(value))?;
         self.shared.write(Write::GiveBack { queue: self.target.clone(), values })?;
         Ok(())
     }

@@ -174,6 +174,32 @@ struct Readers {
     open: usize,
 }
 
+/// A place in the pool, and the connection in it once there is one. Dropped, it gives the
+/// connection back to the pool, or closes it when [`MIN_READERS`] are idle already (so a
+/// burst of readers does not keep its connections for ever) or when its read panicked (its
+/// statements may be left midway); either way a thread waiting for a connection is woken.
+struct Lease<'a> {
+    pool: &'a ReaderPool,
+    conn: Option<ReaderConnection>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let mut readers = self.pool.lock();
+        match self.conn.take() {
+            Some(conn) if readers.idle.len() < MIN_READERS && !std::thread::panicking() => {
+                readers.idle.push(conn)
+            }
+            closed => {
+                readers.open -= 1;
+                drop(readers);
+                drop(closed);
+            }
+        }
+        self.pool.returned.notify_one();
+    }
+}
+
 impl ReaderPool {
     pub(super) fn new(db: DbFile, settings: Settings) -> ReaderPool {
         let processors = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -192,39 +218,30 @@ impl ReaderPool {
         &self,
         read: impl FnOnce(&Connection, &mut ReadStatements<'_>) -> rusqlite::Result<T>,
     ) -> Result<T> {
-        let idle = {
+        let mut lease = Lease { pool: self, conn: None };
+        {
             let mut readers = self.lock();
             loop {
                 if let Some(conn) = readers.idle.pop() {
-                    break Some(conn);
+                    lease.conn = Some(conn);
+                    break;
                 }
                 if readers.open < self.max_open {
                     readers.open += 1;
-                    break None;
+                    break;
                 }
                 readers = self.returned.wait(readers).unwrap_or_else(|poisoned| poisoned.into_inner());
             }
-        };
-        let mut conn = match idle {
+        }
+        let conn = match &mut lease.conn {
             Some(conn) => conn,
-            None => {
-                let opened = open_reader(&self.db, &self.settings)
-                    .and_then(|conn| ReaderConnection::prepare(conn).map_err(|e| self.db.error(e)));
-                match opened {
-                    Ok(conn) => conn,
-                    Err(error) => {
-                        self.lock().open -= 1;
-                        self.returned.notify_one();
-                        return Err(error);
-                    }
-                }
-            }
+            // Should opening fail, dropping the lease frees its place.
+            empty => empty.insert(
+                open_reader(&self.db, &self.settings)
+                    .and_then(|conn| ReaderConnection::prepare(conn).map_err(|e| self.db.error(e)))?,
+            ),
         };
-        let result =
-            conn.with_dependent_mut(|conn, statements| read(conn, statements)).map_err(|e| self.db.error(e));
-        self.lock().idle.push(conn);
-        self.returned.notify_one();
-        result
+        conn.with_dependent_mut(|conn, statements| read(conn, statements)).map_err(|e| self.db.error(e))
     }
 
     fn lock(&self) -> MutexGuard<'_, Readers> {
@@ -267,8 +284,24 @@ mod tests {
             "{most} reads at once, with at most {} connections",
             pool.max_open
         );
+        let open = {
+            let readers = pool.lock();
+            assert_eq!(readers.open, readers.idle.len(), "every connection went back or was closed");
+            assert!(readers.open <= MIN_READERS, "{} idle connections kept", readers.open);
+            readers.open
+        };
+        // A read that panics closes its connection and frees its place.
+        for _ in 0..pool.max_open + 1 {
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pool.with(|_, _| -> rusqlite::Result<()> { panic!("a read that panics") })
+            }));
+            assert!(panicked.is_err());
+        }
+        // Each closed the connection it had: the idle ones, then one opened for the last.
+        assert!(open < pool.max_open + 1);
         let readers = pool.lock();
-        assert_eq!(readers.open, readers.idle.len(), "every connection went back");
-        assert!(readers.open <= pool.max_open);
+        assert_eq!((readers.open, readers.idle.len()), (0, 0));
+        drop(readers);
+        pool.with(|conn, _| conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))).unwrap();
     }
 }
