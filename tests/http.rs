@@ -605,6 +605,24 @@ fn a_plugin_that_fails_halfway_through_its_body_leaves_the_response_unfinished()
 }
 
 #[test]
+fn a_plugin_that_fails_after_finishing_its_body_has_its_whole_response_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("whole.db");
+    let server = Served::start(&db, "http_test_handler", &[]);
+    for _ in 0..5 {
+        let mut connection = server.connect();
+        connection
+            .write_all(b"GET /whole-then-trap HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let (_, response) = read_until_closed(&mut connection, 1 << 16);
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
+        assert!(response.ends_with("5\r\nWHOLE\r\n0\r\n\r\n"), "the response was cut: {response:?}");
+    }
+    assert_eq!(server.metrics()["cut_off"].as_u64(), Some(0));
+}
+
+#[test]
 fn connections_that_never_finish_a_request_are_closed_and_cannot_crowd_out_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("slow.db");

@@ -26,7 +26,7 @@ pub struct PluginArgs {
 
     /// Stop the plugin after this long, e.g. 500ms, 30s or 2m (default: no limit). `serve`:
     /// the time limit of each request, reading it, running the plugin and sending the response
-    /// (default: 30s).
+    /// (default: 30s; 0 for none).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
 

@@ -39,7 +39,7 @@ its memory. --requests-per-instance N lets an instance answer up to N requests: 
 plugins that keep no per-request state in globals. --memory applies to each instance;
 a plugin that traps or goes over a limit answers 500, and the server goes on.
 
---timeout (default 30s) bounds each request's whole life: waiting for an instance (503 past
+--timeout (default 30s; 0 for none) bounds each request's whole life: waiting for an instance (503 past
 it), the plugin's answer (a plugin running wasm is stopped, 500; one waiting in a host call,
 e.g. asleep, gets its client a 504 and its instance is not reused, though it stays taken
 until the call returns), and sending the response (a client that does not read it in time
@@ -92,16 +92,18 @@ pub struct ServeArgs {
 
 pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitCode> {
     let defaults = ServerConfig::default();
-    let timeout: Duration = args.given.timeout().unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    // `--timeout 0` asks for no limit, for plugins that stream or long-poll.
+    let timeout =
+        Some(args.given.timeout().unwrap_or(DEFAULT_REQUEST_TIMEOUT)).filter(|limit| !limit.is_zero());
     let config = ServerConfig {
         listen: args.listen,
         workers: args.workers.map_or(defaults.workers, NonZeroUsize::get),
         max_instances: args.instances.get(),
         requests_per_instance: args.requests_per_instance,
-        request_timeout: Some(timeout),
+        request_timeout: timeout,
         header_read_timeout: args.header_timeout,
         max_connections: args.max_connections.get(),
-        limits: PluginLimits { time: Some(timeout), ..args.given.limits() },
+        limits: PluginLimits { time: timeout, ..args.given.limits() },
         env: args.given.env.clone(),
         compiled_cache: args.given.compiled_cache_dir().map(CompiledCache::new),
     };

@@ -22,14 +22,17 @@ use easycaching_host::{
 };
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
-use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreContextMut,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::types::HostOutgoingBody as HostOutgoingBodyMethods;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::sync::{Proxy, ProxyPre};
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::body::{HostOutgoingBody, HyperOutgoingBody};
 use wasmtime_wasi_http::{
-    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+    FieldMap, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
 use crate::{Error, Result, ServerConfig};
@@ -63,6 +66,8 @@ pub(crate) struct HandlerState {
     hooks: NoOutgoingRequests,
     easycaching: EasyCachingCtx,
     memory: MemoryLimiter,
+    /// Whether the plugin finished the body of its response, in the request running now.
+    body_finished: bool,
 }
 
 impl WasiView for HandlerState {
@@ -147,6 +152,7 @@ impl Linked {
                     EasyCaching::new(&state.easycaching, &mut state.table)
                 })
             })
+            .and_then(|()| add_body_finish(&mut linker))
             .map_err(|e| Error::Engine(format!("cannot link the host interfaces: {e:#}")))?;
         let instance_pre = linker
             .instantiate_pre(&component)
@@ -196,11 +202,13 @@ impl Handler {
 
     /// Runs the plugin on `request`; its response goes to `respond` as soon as the plugin sets
     /// it, and this returns when the plugin's `handle` returns (it may go on working after it
-    /// responded). An error says why the plugin failed; its instance is dropped, and `failed`
-    /// is set first (dropping the instance ends the body of a response it set, as though the
-    /// body were whole: `failed` tells the server it is not). So is an
-    /// instance whose call returns after `given_up_at`, when the server has stopped waiting
-    /// for it (and may have left it halfway through whatever it was doing).
+    /// responded). An error says why the plugin failed; its instance is dropped, and, when it
+    /// had not finished the body of a response it set, `failed` is set first (dropping the
+    /// instance ends that body as though it were whole: `failed` tells the server it is not).
+    /// An instance whose call returns after `given_up_at`, when the server has stopped waiting
+    /// for it (and may have left it halfway through whatever it was doing), is not reused
+    /// either. The plugin's time limit ends no later than `given_up_at`, for a request that
+    /// waited for an instance.
     pub(crate) fn handle(
         &self,
         request: hyper::Request<Incoming>,
@@ -214,6 +222,14 @@ impl Handler {
             None => self.instantiate()?,
         };
         self.start_budgets(&mut instance.store)?;
+        if let Some(given_up_at) = given_up_at {
+            let left = given_up_at.saturating_duration_since(Instant::now());
+            let time = self.limits.time.map_or(left, |limit| limit.min(left));
+            instance
+                .store
+                .set_epoch_deadline(PluginLimits { time: Some(time), ..self.limits }.epoch_deadline());
+        }
+        instance.store.data_mut().body_finished = false;
         let resources = {
             let mut http = instance.store.data_mut().http();
             http.new_incoming_request(Scheme::Http, request)
@@ -237,7 +253,9 @@ impl Handler {
                 Ok(())
             }
             Err(error) => {
-                failed.store(true, Ordering::Release);
+                if !instance.store.data().body_finished {
+                    failed.store(true, Ordering::Release);
+                }
                 Err(easycaching_host::Error::from_plugin_failure(
                     error,
                     &instance.store.data().memory,
@@ -276,6 +294,7 @@ impl Handler {
             hooks: NoOutgoingRequests,
             easycaching: self.easycaching.clone(),
             memory: MemoryLimiter::new(self.limits.memory_bytes),
+            body_finished: false,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
@@ -303,6 +322,36 @@ impl Handler {
         // A panic while holding the lock leaves the list itself intact.
         self.ready.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The `wasi:http` interface whose `outgoing-body.finish` is registered over.
+const HTTP_TYPES: &str = "wasi:http/types@0.2.12";
+
+/// Registers `outgoing-body.finish` over wasmtime-wasi-http's, noting in the store that the
+/// plugin finished its body. A plugin that fails after it finished its body sent a whole
+/// response; one that fails before did not, and dropping its instance ends the body all the
+/// same, indistinguishably to the server, so the server must be told (see [`Handler::handle`]).
+fn add_body_finish(linker: &mut Linker<HandlerState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let added = linker.instance(HTTP_TYPES).and_then(|mut types| {
+        types.func_wrap(
+            "[static]outgoing-body.finish",
+            |mut store: StoreContextMut<'_, HandlerState>,
+             (body, trailers): (Resource<HostOutgoingBody>, Option<Resource<FieldMap>>)| {
+                let state = store.data_mut();
+                let finished = match HostOutgoingBodyMethods::finish(&mut state.http(), body, trailers) {
+                    Ok(()) => Ok(()),
+                    // A guest mistake (a body shorter than its content-length, say) is an error
+                    // code for the guest; anything else a trap.
+                    Err(error) => Err(error.downcast()?),
+                };
+                state.body_finished |= finished.is_ok();
+                Ok((finished,))
+            },
+        )
+    });
+    linker.allow_shadowing(false);
+    added
 }
 
 /// The engine every instance runs on: epoch deadlines for time limits, and the pooling

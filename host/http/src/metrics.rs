@@ -14,8 +14,7 @@ pub struct MetricsSummary {
     /// Of those, how many were answered with a 4xx status.
     pub client_errors: u64,
     /// Of those, how many were answered with a 5xx status, by the plugin or by the host when
-    /// the plugin failed or the request ran out of time; and how many were cut off (see
-    /// `cut_off`), whatever status they had started with.
+    /// the plugin failed or the request ran out of time, or were cut off (see `cut_off`).
     pub server_errors: u64,
     /// Of those, how many had their response cut off halfway: the connection dropped while the
     /// response was being sent, at the request's time limit, or because the plugin failed
@@ -83,10 +82,13 @@ impl Metrics {
         self.latency.record(took.as_micros().try_into().unwrap_or(u64::MAX));
     }
 
-    /// Counts a request already recorded whose response was then cut off: a server error.
-    pub(crate) fn record_cut_off(&self) {
+    /// Counts a request already recorded whose response was then cut off: a server error, if
+    /// its status (`server_error`: a 5xx) did not count it as one already.
+    pub(crate) fn record_cut_off(&self, server_error: bool) {
         self.cut_off.fetch_add(1, Ordering::Relaxed);
-        self.server_errors.fetch_add(1, Ordering::Relaxed);
+        if !server_error {
+            self.server_errors.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The counts so far.

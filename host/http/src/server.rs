@@ -216,7 +216,7 @@ async fn serve_connection(
     tokio::pin!(connection);
     let mut stop_asked = false;
     let served = loop {
-        let passes_at = deadline_moved.borrow_and_update().passes_at;
+        let Armed { passes_at, server_error, .. } = *deadline_moved.borrow_and_update();
         tokio::select! {
             served = connection.as_mut() => break served,
             () = stopped(&mut stopping), if !stop_asked => {
@@ -226,7 +226,7 @@ async fn serve_connection(
             // The sender lives as long as `deadline`, until this function returns.
             _ = deadline_moved.changed() => {}
             () = sleep_until_some(passes_at), if passes_at.is_some() => {
-                shared.metrics.record_cut_off();
+                shared.metrics.record_cut_off(server_error);
                 tracing::warn!(
                     "dropping a connection whose response was still being sent at its request's time limit"
                 );
@@ -289,6 +289,8 @@ struct Armed {
     response: u64,
     /// When it passes; `None` when no response is being sent.
     passes_at: Option<Instant>,
+    /// Whether the response's status is a 5xx already, so counted as a server error.
+    server_error: bool,
 }
 
 impl ResponseDeadline {
@@ -298,9 +300,9 @@ impl ResponseDeadline {
 
     /// Sets the deadline of the response about to be sent; it holds until the guard is
     /// dropped.
-    fn arm(&self, passes_at: Instant) -> ArmedDeadline {
+    fn arm(&self, passes_at: Instant, server_error: bool) -> ArmedDeadline {
         let response = self.responses.fetch_add(1, Ordering::Relaxed) + 1;
-        self.armed.send_replace(Armed { response, passes_at: Some(passes_at) });
+        self.armed.send_replace(Armed { response, passes_at: Some(passes_at), server_error });
         ArmedDeadline { deadline: self.clone(), response }
     }
 }
@@ -343,6 +345,8 @@ struct PluginBody {
     /// Set (before its instance is dropped) when the call failed.
     failed: Arc<AtomicBool>,
     shared: Arc<Shared>,
+    /// Whether the response's status is a 5xx, so counted as a server error already.
+    server_error: bool,
 }
 
 impl ResponseBody {
@@ -370,7 +374,7 @@ impl Body for ResponseBody {
         if let Poll::Ready(Some(Err(error))) = &polled
             && let Some(plugin) = self.plugin.take()
         {
-            plugin.shared.metrics.record_cut_off();
+            plugin.shared.metrics.record_cut_off(plugin.server_error);
             tracing::warn!(?error, "cutting off a response: its body ended in an error");
         }
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
@@ -468,8 +472,9 @@ impl Shared {
         .await;
         match answered {
             Some(Answered::Plugin(response)) => {
-                let armed = give_up_at.map(|give_up_at| deadline.arm(give_up_at));
-                let plugin = Some(PluginBody { failed, shared: self.clone() });
+                let server_error = response.status().is_server_error();
+                let armed = give_up_at.map(|give_up_at| deadline.arm(give_up_at, server_error));
+                let plugin = Some(PluginBody { failed, shared: self.clone(), server_error });
                 response.map(|body| ResponseBody { body, deadline: armed, plugin })
             }
             Some(Answered::Failed(failed)) => failed.map(ResponseBody::from_host),

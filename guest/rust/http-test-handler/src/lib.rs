@@ -9,6 +9,7 @@
 //! | `/sleep?ms=N` | sleeps N milliseconds, answers `slept N ms` |
 //! | `/counter` | answers how many requests this instance has handled, itself included: `1` unless instances are reused |
 //! | `/half` | answers 200, writes half a body (chunked), then panics |
+//! | `/whole-then-trap` | answers 200 with a whole body (chunked), finished, then panics |
 //! | `/big?bytes=N` | answers N bytes of `x`, written 4 KiB at a time (blocks while the client does not read) |
 //!
 //! It uses no cache, so it also runs on `wasmtime serve`: bench/http.sh compares the two servers
@@ -56,6 +57,7 @@ impl Guest for TestHandler {
             "/sleep" => sleep(query),
             "/big" => return big(query, response_out),
             "/half" => half(response_out),
+            "/whole-then-trap" => whole_then_trap(response_out),
             "/counter" => (200, handled.to_string()),
             _ => (404, format!("no scenario at {path}")),
         };
@@ -82,6 +84,18 @@ fn half(out: ResponseOutparam) -> ! {
     let stream = body_out.write().expect("the body's stream, taken once");
     stream.blocking_write_and_flush(b"HALF-").expect("the client reads");
     panic!("this handler traps halfway through its body on purpose");
+}
+
+/// `/whole-then-trap`.
+fn whole_then_trap(out: ResponseOutparam) -> ! {
+    let response = OutgoingResponse::new(Fields::new());
+    let body_out = response.body().expect("the body of a new response, taken once");
+    ResponseOutparam::set(out, Ok(response));
+    let stream = body_out.write().expect("the body's stream, taken once");
+    stream.blocking_write_and_flush(b"WHOLE").expect("the client reads");
+    drop(stream);
+    OutgoingBody::finish(body_out, None).expect("the body is finished");
+    panic!("this handler traps after its whole response on purpose");
 }
 
 /// `/big?bytes=N`.
