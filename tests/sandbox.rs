@@ -212,8 +212,7 @@ fn items_taken_that_do_not_fit_in_the_guest_go_back_to_the_front_of_the_queue() 
     for mode in [&["one"][..], &["many", "50"]] {
         let tight = Harness::new().unwrap().allow("queue:jobs=rw");
         let items = seed_jobs(&tight, 6, 1 << 20);
-        // Another item arrives behind them while the guest runs: the items given back still
-        // come out first.
+        // An item put after the items were given back comes out after them.
         let tight = tight.limits(limits(|l| l.memory_bytes = 2 << 20)).args(mode.iter().copied());
         let run = tight.run(guest("queue_taker")).unwrap();
         let error = run.result.expect_err("the items cannot fit in 2 MiB of guest memory");

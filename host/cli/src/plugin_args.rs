@@ -20,7 +20,8 @@ pub struct PluginArgs {
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
 
-    /// The most memory the plugin may use (`serve`: each instance), e.g. 64M or 1G.
+    /// The most memory the plugin may use (`serve`: each instance), its linear memories and
+    /// tables together, e.g. 64M or 1G.
     #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = parse_bytes)]
     memory: usize,
 

@@ -33,7 +33,8 @@ const NO_DEADLINE: u64 = 1 << 62;
 /// The most output kept from a plugin whose output is captured.
 const CAPTURE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Default for [`PluginLimits::memory_bytes`]: 256 MiB of linear memory per instance.
+/// Default for [`PluginLimits::memory_bytes`]: 256 MiB per instance, linear memories and
+/// tables together.
 pub const DEFAULT_MEMORY_BYTES: usize = 256 * 1024 * 1024;
 /// Default for [`PluginLimits::max_handles`]: 10,000 open resources (caches, queues, streams).
 pub const DEFAULT_MAX_HANDLES: usize = 10_000;
@@ -47,7 +48,8 @@ pub const MIN_HANDLES: usize = 16;
 /// keys, values and batches may be is the database's [`easycaching::Limits`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PluginLimits {
-    /// Linear memory, all memories of the instance together. Default [`DEFAULT_MEMORY_BYTES`].
+    /// Memory: all the instance's linear memories and tables together, a table element
+    /// counting 8 bytes (see [`MemoryLimiter`]). Default [`DEFAULT_MEMORY_BYTES`].
     pub memory_bytes: usize,
     /// Wall-clock time for the run; `None` for no limit (the default).
     pub time: Option<Duration>,
