@@ -581,6 +581,22 @@ fn a_plugin_asleep_past_the_time_limit_gets_its_client_a_504_and_its_instance_is
 }
 
 #[test]
+fn a_client_that_stops_sending_its_body_holds_the_plugin_only_until_the_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stalled.db");
+    // One instance: while the plugin waits for the stalled body, nobody else is answered.
+    let server = Served::start(&db, "http_test_handler", &["--instances", "1", "--timeout", "1s"]);
+    let mut stalled = server.connect();
+    stalled.write_all(b"POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789").unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    // Asked while the plugin waits, answered once the stalled request's time is up.
+    let started = Instant::now();
+    assert_eq!(get(&client(), &server.url("/counter")), (200, "1".to_owned()));
+    assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
+    drop(stalled);
+}
+
+#[test]
 fn a_plugin_that_fails_halfway_through_its_body_leaves_the_response_unfinished() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("half.db");

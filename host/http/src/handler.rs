@@ -12,15 +12,18 @@
 //! plugin's cache calls, which wait for their write to be durable, hold only that thread.
 
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use bytes::Bytes;
 use easycaching_host::{
     EasyCaching, EasyCachingCtx, MemoryLimiter, PluginKind, PluginLimits, compile_component,
     expect_plugin_kind,
 };
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::oneshot;
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::{
@@ -230,6 +233,7 @@ impl Handler {
                 .set_epoch_deadline(PluginLimits { time: Some(time), ..self.limits }.epoch_deadline());
         }
         instance.store.data_mut().body_finished = false;
+        let request = request.map(|body| BodyUntil::new(body, given_up_at));
         let resources = {
             let mut http = instance.store.data_mut().http();
             http.new_incoming_request(Scheme::Http, request)
@@ -321,6 +325,51 @@ impl Handler {
     fn ready(&self) -> MutexGuard<'_, Vec<Instance>> {
         // A panic while holding the lock leaves the list itself intact.
         self.ready.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A request's body as the plugin reads it: the client's, until the request's time limit
+/// (`until`); past it, an error. A plugin blocked reading a body the client stopped sending is
+/// in a host call, out of reach of its epoch deadline: the error is what ends its wait, so
+/// its instance is freed, and the connection with it.
+struct BodyUntil {
+    body: Incoming,
+    until: Option<Instant>,
+    /// Made at the first poll, on the runtime that polls the body.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl BodyUntil {
+    fn new(body: Incoming, until: Option<Instant>) -> BodyUntil {
+        BodyUntil { body, until, timer: None }
+    }
+}
+
+impl Body for BodyUntil {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        let Some(until) = self.until else { return Poll::Pending };
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until.into())));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -15,7 +15,8 @@
 //! plugin's answer (504), and once a response is being sent, the connection's task drops the
 //! connection when the limit passes ([`ResponseDeadline`]). Dropping it drops the receiving
 //! end of the plugin's body, so the plugin's blocked write fails and its instance is freed. A
-//! plugin asleep is not woken: its instance stays taken until the sleep ends (waking it would
+//! plugin reading a request body the client stopped sending gets an error at the limit
+//! (`handler::BodyUntil`), which frees it too. A plugin asleep is not woken: its instance stays taken until the sleep ends (waking it would
 //! take async wasmtime, or host calls that watch the deadline), but its client is answered
 //! and the instance is not reused.
 

@@ -10,6 +10,7 @@
 //! | `/counter` | answers how many requests this instance has handled, itself included: `1` unless instances are reused |
 //! | `/half` | answers 200, writes half a body (chunked), then panics |
 //! | `/whole-then-trap` | answers 200 with a whole body (chunked), finished, then panics |
+//! | `/length` | reads the whole request body, answers its length (blocks while the client does not send it) |
 //! | `/big?bytes=N` | answers N bytes of `x`, written 4 KiB at a time (blocks while the client does not read) |
 //!
 //! It uses no cache, so it also runs on `wasmtime serve`: bench/http.sh compares the two servers
@@ -59,6 +60,7 @@ impl Guest for TestHandler {
             "/half" => half(response_out),
             "/whole-then-trap" => whole_then_trap(response_out),
             "/counter" => (200, handled.to_string()),
+            "/length" => length(request),
             _ => (404, format!("no scenario at {path}")),
         };
         respond(response_out, status, &body);
@@ -96,6 +98,18 @@ fn whole_then_trap(out: ResponseOutparam) -> ! {
     drop(stream);
     OutgoingBody::finish(body_out, None).expect("the body is finished");
     panic!("this handler traps after its whole response on purpose");
+}
+
+/// `/length`.
+fn length(request: IncomingRequest) -> (u16, String) {
+    let body = request.consume().expect("the request's body, taken once");
+    let stream = body.stream().expect("the body's stream, taken once");
+    let mut length = 0;
+    // An error is the end of the body, or a failure to read it: either way, say what came.
+    while let Ok(chunk) = stream.blocking_read(4096) {
+        length += chunk.len();
+    }
+    (200, length.to_string())
 }
 
 /// `/big?bytes=N`.
