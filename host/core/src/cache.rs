@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS, MAX_RESPONSE_BYTES};
 use crate::manager::{Shared, unexpected};
-use crate::store::{CacheId, Outcome, Page, Stats, Target, Write};
+use crate::store::{CacheId, Outcome, Page, Stats, Target, Write, too_many_bytes};
 use crate::{Error, Json, Quota, Result};
 
 /// Entries fetched per page when iterating a whole cache.
@@ -123,13 +123,27 @@ impl Cache {
                 }
             }
         }
+        // What one call returns is bounded, the values read from the store included: the
+        // store stops reading past what is left of the bound after the LRU's values.
+        let bytes = |values: &[Option<Json>]| values.iter().flatten().map(|value| value.len()).sum::<usize>();
+        let from_lru = bytes(&values);
+        if from_lru > MAX_RESPONSE_BYTES {
+            return Err(too_many_bytes(from_lru, MAX_RESPONSE_BYTES));
+        }
         if !misses.is_empty() {
             // Each key is read once, however often it was asked for: a value read once is
             // shared by every place it answers, not copied.
             let mut missed: Vec<&str> = misses.iter().map(|(_, key)| *key).collect();
             missed.sort_unstable();
             missed.dedup();
-            let found = self.shared.store.get_many(self.state.target.id, &missed)?;
+            let found = self
+                .shared
+                .store
+                .get_many(self.state.target.id, &missed, MAX_RESPONSE_BYTES - from_lru)
+                .map_err(|error| match error {
+                    Error::TooLarge { size, .. } => too_many_bytes(from_lru + size, MAX_RESPONSE_BYTES),
+                    other => other,
+                })?;
             for (key, value) in missed.iter().zip(&found) {
                 self.state.fill(key, value.as_ref(), generation, self.shared.max_cached_value_bytes);
             }
@@ -139,14 +153,10 @@ impl Cache {
                 }
             }
         }
-        let bytes: usize = values.iter().flatten().map(|value| value.len()).sum();
-        if bytes > MAX_RESPONSE_BYTES {
-            return Err(Error::TooLarge {
-                what: "the total of the values asked for",
-                size: bytes,
-                unit: "bytes",
-                limit: MAX_RESPONSE_BYTES,
-            });
+        // Repeated keys count each time they answer.
+        let total = bytes(&values);
+        if total > MAX_RESPONSE_BYTES {
+            return Err(too_many_bytes(total, MAX_RESPONSE_BYTES));
         }
         Ok(values)
     }

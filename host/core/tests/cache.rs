@@ -343,4 +343,12 @@ fn get_many_reads_a_repeated_key_once_and_refuses_values_past_the_response_limit
     assert!(matches!(error, Error::TooLarge { limit: easycaching::MAX_RESPONSE_BYTES, .. }), "{error}");
     assert!(error.to_string().contains("the total of the values asked for"), "{error}");
     assert_eq!(cache.get_many(&["big"; 15]).unwrap().len(), 15);
+
+    // Distinct keys too: the store stops reading once past the limit.
+    let keys: Vec<String> = (0..17).map(|i| format!("big-{i:02}")).collect();
+    cache.set_many(keys.iter().map(|key| (key.clone(), value.clone()))).unwrap();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let error = cache.get_many(&keys).unwrap_err();
+    assert!(matches!(error, Error::TooLarge { limit: easycaching::MAX_RESPONSE_BYTES, .. }), "{error}");
+    assert_eq!(cache.get_many(&keys[..16]).unwrap().len(), 16);
 }

@@ -49,9 +49,9 @@ impl Store for Counting {
         self.inner.get(cache, key)
     }
 
-    fn get_many(&self, cache: CacheId, keys: &[&str]) -> Result<Vec<Option<Json>>> {
+    fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Json>>> {
         self.read();
-        self.inner.get_many(cache, keys)
+        self.inner.get_many(cache, keys, max_bytes)
     }
 
     fn contains(&self, cache: CacheId, key: &str) -> Result<bool> {

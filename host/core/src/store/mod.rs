@@ -323,8 +323,10 @@ pub trait Store: Send + Sync + 'static {
     /// The value of one key.
     fn get(&self, cache: CacheId, key: &str) -> Result<Option<Json>>;
 
-    /// The values of several keys, read in one snapshot.
-    fn get_many(&self, cache: CacheId, keys: &[&str]) -> Result<Vec<Option<Json>>>;
+    /// The values of several keys, read in one snapshot. Once the values read add up to more
+    /// than `max_bytes`, stops reading and answers [`Error::TooLarge`](crate::Error::TooLarge)
+    /// (see [`too_many_bytes`]), so one call never holds more than that and one value.
+    fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Json>>>;
 
     /// Whether a key is present.
     fn contains(&self, cache: CacheId, key: &str) -> Result<bool>;
@@ -385,4 +387,9 @@ pub struct HandoffStats {
     pub handed_over: u64,
     /// Other processes' writes that this store committed.
     pub committed_for_others: u64,
+}
+
+/// The error of a `get_many` whose values add up to `bytes` (so far), over `limit`.
+pub fn too_many_bytes(bytes: usize, limit: usize) -> crate::Error {
+    crate::Error::TooLarge { what: "the total of the values asked for", size: bytes, unit: "bytes", limit }
 }

@@ -474,19 +474,29 @@ impl Store for SqliteStore {
         })
     }
 
-    fn get_many(&self, cache: CacheId, keys: &[&str]) -> Result<Vec<Option<Json>>> {
-        self.read_prepared(|conn, statements| {
+    fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Json>>> {
+        let mut bytes = 0;
+        let values = self.read_prepared(|conn, statements| {
             snapshot(conn, || {
-                keys.iter()
-                    .map(|key| {
-                        statements
-                            .value
-                            .query_row(params![cache.0, key], |row| json_column(row, 0))
-                            .optional()
-                    })
-                    .collect()
+                let mut values = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let value = statements
+                        .value
+                        .query_row(params![cache.0, key], |row| json_column(row, 0))
+                        .optional()?;
+                    bytes += value.as_ref().map_or(0, Json::len);
+                    if bytes > max_bytes {
+                        break;
+                    }
+                    values.push(value);
+                }
+                Ok(values)
             })
-        })
+        })?;
+        if bytes > max_bytes {
+            return Err(super::too_many_bytes(bytes, max_bytes));
+        }
+        Ok(values)
     }
 
     fn contains(&self, cache: CacheId, key: &str) -> Result<bool> {
