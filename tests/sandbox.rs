@@ -56,6 +56,25 @@ fn a_memory_bomb_is_stopped_at_its_memory_limit_while_others_run() {
 }
 
 #[test]
+fn a_guest_asleep_is_stopped_at_its_time_limit() {
+    let harness = Harness::new().unwrap().limits(limits(|l| l.time = Some(Duration::from_millis(300))));
+    let started = Instant::now();
+    let run = harness.run(guest("sleeper")).unwrap();
+    let elapsed = started.elapsed();
+    let error = run.result.expect_err("a 10 s sleep cannot finish within 300 ms");
+    assert!(matches!(error, Error::TimedOut { .. }), "{error}");
+    assert!(elapsed < Duration::from_secs(3), "stopping took {elapsed:?}");
+    assert_eq!(run.stdout, b"sleeping\n");
+    still_serves(&harness);
+    // Within its time, a sleep ends as asked.
+    let short =
+        Harness::new().unwrap().limits(limits(|l| l.time = Some(Duration::from_secs(5)))).args(["50"]);
+    let run = short.run(guest("sleeper")).unwrap();
+    assert!(run.result.is_ok(), "{:?}", run.result);
+    assert_eq!(run.stdout, b"sleeping\nslept\n");
+}
+
+#[test]
 fn runaway_recursion_ends_in_a_trap_not_a_host_crash() {
     let harness = Harness::new().unwrap();
     let run = harness.run(guest("deep_recursion")).unwrap();

@@ -40,9 +40,9 @@ plugins that keep no per-request state in globals. --memory applies to each inst
 a plugin that traps or goes over a limit answers 500, and the server goes on.
 
 --timeout (default 30s; 0 for none) bounds each request's whole life: waiting for an instance (503 past
-it), the plugin's answer (a plugin running wasm is stopped, 500; one waiting in a host call,
-e.g. asleep, gets its client a 504 and its instance is not reused, though it stays taken
-until the call returns), and sending the response (a client that does not read it in time
+it), the plugin's answer (a plugin running wasm or asleep is stopped, 500; 504 when nothing
+comes in time, and the instance is not reused), reading the request's body (a body the
+client stops sending fails the plugin's read), and sending the response (a client that does not read it in time
 has its connection dropped, which frees the plugin blocked writing to it).
 
 At most --max-connections (default 1024) connections are open at once; more wait to be

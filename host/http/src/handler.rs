@@ -71,6 +71,9 @@ pub(crate) struct HandlerState {
     memory: MemoryLimiter,
     /// Whether the plugin finished the body of its response, in the request running now.
     body_finished: bool,
+    /// When the time of the request running now (or of instantiating) runs out, for the waits
+    /// in host calls (see `easycaching_host::add_bounded_waits_to_linker`).
+    deadline: Option<Instant>,
 }
 
 impl WasiView for HandlerState {
@@ -149,6 +152,11 @@ impl Linked {
         expect_plugin_kind(&engine, &component, PluginKind::HttpHandler).map_err(refuse)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| {
+                easycaching_host::add_bounded_waits_to_linker(&mut linker, |state: &mut HandlerState| {
+                    (&mut state.table, state.deadline)
+                })
+            })
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker))
             .and_then(|()| {
                 easycaching_host::add_to_linker(&mut linker, |state: &mut HandlerState| {
@@ -231,6 +239,7 @@ impl Handler {
             instance
                 .store
                 .set_epoch_deadline(PluginLimits { time: Some(time), ..self.limits }.epoch_deadline());
+            instance.store.data_mut().deadline = Instant::now().checked_add(time);
         }
         instance.store.data_mut().body_finished = false;
         let request = request.map(|body| BodyUntil::new(body, given_up_at));
@@ -299,6 +308,7 @@ impl Handler {
             easycaching: self.easycaching.clone(),
             memory: MemoryLimiter::new(self.limits.memory_bytes),
             body_finished: false,
+            deadline: None,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
@@ -315,6 +325,7 @@ impl Handler {
     /// Gives `store` the time and fuel of one request (or of one instantiation).
     fn start_budgets(&self, store: &mut Store<HandlerState>) -> Result<(), easycaching_host::Error> {
         store.set_epoch_deadline(self.limits.epoch_deadline());
+        store.data_mut().deadline = self.limits.time.and_then(|time| Instant::now().checked_add(time));
         if let Some(fuel) = self.limits.fuel {
             // Fuel is counted whenever a budget is set (see `engine`), so this cannot fail.
             store.set_fuel(fuel).map_err(|e| easycaching_host::Error::Internal(format!("{e:#}")))?;

@@ -15,8 +15,8 @@
 //!
 //! Every request has a wall-clock time limit, [`ServerConfig::request_timeout`] (30 s by
 //! default), on its whole life as the server sees it: waiting for an instance (503 when none
-//! frees in time), the plugin's answer (504 when none comes in time, e.g. from a plugin asleep
-//! in `wasi:clocks`), and sending the response (the connection is dropped when a client does
+//! frees in time), the plugin's answer (a plugin running wasm or waiting in `wasi:io/poll`, asleep say, is
+//! stopped at the limit and answers 500; 504 when nothing comes in time), and sending the response (the connection is dropped when a client does
 //! not read it in time, which fails the plugin's blocked write). A request cut off while its
 //! response is being sent is counted among the server errors.
 //!

@@ -8,17 +8,18 @@
 //! engine's group commit), which is what makes many concurrent POSTs cheap; were requests run
 //! on the workers themselves, at most `workers` writes could wait at once.
 //!
-//! A plugin blocked in a host call (writing its response to a client that does not read it,
-//! asleep in `wasi:clocks`) is out of reach of its epoch deadline, which wasm code checks. So
-//! the server keeps a wall-clock limit of its own on each request
+//! A plugin blocked in a host call is out of reach of its epoch deadline, which wasm code
+//! checks. Its waits in `wasi:io/poll` (asleep, say) end at its time limit all the same (see
+//! `easycaching_host::add_bounded_waits_to_linker`); for the rest (writing its response to a
+//! client that does not read it, reading a body the client stopped sending), the server keeps
+//! a wall-clock limit of its own on each request
 //! ([`ServerConfig::request_timeout`]): it stops waiting for an instance (503) or for the
 //! plugin's answer (504), and once a response is being sent, the connection's task drops the
 //! connection when the limit passes ([`ResponseDeadline`]). Dropping it drops the receiving
 //! end of the plugin's body, so the plugin's blocked write fails and its instance is freed. A
 //! plugin reading a request body the client stopped sending gets an error at the limit
-//! (`handler::BodyUntil`), which frees it too. A plugin asleep is not woken: its instance stays taken until the sleep ends (waking it would
-//! take async wasmtime, or host calls that watch the deadline), but its client is answered
-//! and the instance is not reused.
+//! (`handler::BodyUntil`), which frees it too. Whatever else blocks past the limit, the client
+//! is answered, and the instance is not reused.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -74,6 +74,7 @@
 //! value, never a trap.
 #![deny(missing_docs)]
 
+mod bounded_waits;
 mod compiled;
 mod component;
 mod ctx;
@@ -101,6 +102,7 @@ mod bindings {
     });
 }
 
+pub use bounded_waits::{WaitsView, add_to_linker as add_bounded_waits_to_linker};
 pub use compiled::CompiledCache;
 pub use component::{PluginKind, compile_component, expect_plugin_kind};
 pub use ctx::{

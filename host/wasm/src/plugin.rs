@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
@@ -195,6 +195,11 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .and_then(|()| {
+                crate::bounded_waits::add_to_linker(&mut linker, |state: &mut PluginState| {
+                    (&mut state.table, state.deadline)
+                })
+            })
+            .and_then(|()| {
                 crate::add_to_linker(&mut linker, |state: &mut PluginState| {
                     EasyCaching::new(&state.easycaching, &mut state.table)
                 })
@@ -366,7 +371,9 @@ impl Plugin {
     ) -> Result<Store<PluginState>> {
         let table = limits.resource_table()?;
         let memory = MemoryLimiter::new(limits.memory_bytes);
-        let mut store = Store::new(self.command.engine(), PluginState { table, wasi, easycaching, memory });
+        let deadline = limits.time.and_then(|time| Instant::now().checked_add(time));
+        let mut store =
+            Store::new(self.command.engine(), PluginState { table, wasi, easycaching, memory, deadline });
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(limits.epoch_deadline());
         store.epoch_deadline_trap();
@@ -431,6 +438,8 @@ pub struct PluginState {
     wasi: WasiCtx,
     easycaching: EasyCachingCtx,
     memory: MemoryLimiter,
+    /// When the run's time limit passes, for the waits in host calls (see `bounded_waits`).
+    deadline: Option<Instant>,
 }
 
 impl WasiView for PluginState {
