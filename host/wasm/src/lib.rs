@@ -72,6 +72,10 @@
 //! Grants are checked when a guest opens or creates a cache or queue; from then on the handle
 //! is the capability, read-only or read-write. Every guest mistake comes back as a WIT `error`
 //! value, never a trap.
+//!
+//! A time limit by epoch deadline reaches only wasm code: a host with one should also call
+//! [`add_bounded_waits_to_linker`] after WASI's, so that a plugin asleep (or waiting in any
+//! `wasi:io/poll`) stops at its deadline too, as [`Plugin::run`] and `easycaching serve` do.
 #![deny(missing_docs)]
 
 mod bounded_waits;
