@@ -232,15 +232,18 @@ impl Handler {
             Some(instance) => instance,
             None => self.instantiate()?,
         };
-        self.start_budgets(&mut instance.store)?;
-        if let Some(given_up_at) = given_up_at {
-            let left = given_up_at.saturating_duration_since(Instant::now());
-            let time = self.limits.time.map_or(left, |limit| limit.min(left));
-            instance
-                .store
-                .set_epoch_deadline(PluginLimits { time: Some(time), ..self.limits }.epoch_deadline());
-            instance.store.data_mut().deadline = Instant::now().checked_add(time);
-        }
+        // A request that waited for an instance has that much less time.
+        let limits = match given_up_at {
+            Some(given_up_at) => {
+                let left = given_up_at.saturating_duration_since(Instant::now());
+                PluginLimits {
+                    time: Some(self.limits.time.map_or(left, |limit| limit.min(left))),
+                    ..self.limits
+                }
+            }
+            None => self.limits,
+        };
+        self.start_budgets(&mut instance.store, &limits)?;
         instance.store.data_mut().body_finished = false;
         let request = request.map(|body| BodyUntil::new(body, given_up_at));
         let resources = {
@@ -313,7 +316,7 @@ impl Handler {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_trap();
-        self.start_budgets(&mut store)?;
+        self.start_budgets(&mut store, &self.limits)?;
         match self.pre.instantiate(&mut store) {
             Ok(proxy) => Ok(Instance { store, proxy, handled: 0 }),
             Err(error) => {
@@ -322,11 +325,15 @@ impl Handler {
         }
     }
 
-    /// Gives `store` the time and fuel of one request (or of one instantiation).
-    fn start_budgets(&self, store: &mut Store<HandlerState>) -> Result<(), easycaching_host::Error> {
-        store.set_epoch_deadline(self.limits.epoch_deadline());
-        store.data_mut().deadline = self.limits.time.and_then(|time| Instant::now().checked_add(time));
-        if let Some(fuel) = self.limits.fuel {
+    /// Gives `store` the time and fuel of `limits`, for one request (or one instantiation).
+    fn start_budgets(
+        &self,
+        store: &mut Store<HandlerState>,
+        limits: &PluginLimits,
+    ) -> Result<(), easycaching_host::Error> {
+        store.set_epoch_deadline(limits.epoch_deadline());
+        store.data_mut().deadline = limits.deadline();
+        if let Some(fuel) = limits.fuel {
             // Fuel is counted whenever a budget is set (see `engine`), so this cannot fail.
             store.set_fuel(fuel).map_err(|e| easycaching_host::Error::Internal(format!("{e:#}")))?;
         }

@@ -75,6 +75,13 @@ impl PluginLimits {
         }
     }
 
+    /// When a run starting now must end: now plus [`PluginLimits::time`]; `None` when there
+    /// is no time limit (or it ends past what an `Instant` holds). The waits in host calls end
+    /// there (see [`add_bounded_waits_to_linker`](crate::add_bounded_waits_to_linker)).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.time.and_then(|time| Instant::now().checked_add(time))
+    }
+
     /// An empty resource table for one instance, holding at most [`PluginLimits::max_handles`]
     /// resources. [`Error::Misconfigured`] when that is below [`MIN_HANDLES`].
     ///
@@ -371,7 +378,7 @@ impl Plugin {
     ) -> Result<Store<PluginState>> {
         let table = limits.resource_table()?;
         let memory = MemoryLimiter::new(limits.memory_bytes);
-        let deadline = limits.time.and_then(|time| Instant::now().checked_add(time));
+        let deadline = limits.deadline();
         let mut store =
             Store::new(self.command.engine(), PluginState { table, wasi, easycaching, memory, deadline });
         store.limiter(|state| &mut state.memory);
