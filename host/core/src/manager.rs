@@ -148,24 +148,19 @@ impl CacheManager {
         if let Some(cache) = self.registered_cache(name)? {
             return Ok(cache.with_quota(quota.clone()));
         }
-        // A cache that exists needs no write (nor the write lock) to be opened.
-        if let Some(id) = self.shared.store.find_cache(name)? {
-            match self.shared.install(id, name) {
-                Ok(state) => return Ok(self.handle(state).with_quota(quota.clone())),
-                // Deleted since: made again below.
-                Err(Error::NoSuchCache(_)) => {}
-                Err(error) => return Err(error),
-            }
-        }
-        // Another thread or process may delete the cache between its creation and this
-        // process taking it in: then it is created again, as asked.
+        // Another thread or process may delete the cache between finding or creating it and
+        // this process taking it in: then it is looked for, or created, again, as asked.
         for _ in 0..CREATE_ATTEMPTS {
-            let id = match self
-                .shared
-                .write(Write::CreateCache { name: name.to_owned(), quota: quota.clone() })?
-            {
-                Outcome::Created { id, .. } => CacheId(id),
-                other => return Err(unexpected(other)),
+            // A cache that exists needs no write (nor the write lock) to be opened.
+            let id = match self.shared.store.find_cache(name)? {
+                Some(id) => id,
+                None => match self
+                    .shared
+                    .write(Write::CreateCache { name: name.to_owned(), quota: quota.clone() })?
+                {
+                    Outcome::Created { id, .. } => CacheId(id),
+                    other => return Err(unexpected(other)),
+                },
             };
             match self.shared.install(id, name) {
                 Ok(state) => return Ok(self.handle(state).with_quota(quota.clone())),
