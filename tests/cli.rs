@@ -1,7 +1,9 @@
 //! The `easycaching` command, as a user types it.
 
+use std::io::Read;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Child, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use easycaching_tests::{cli, guest};
 
@@ -238,4 +240,102 @@ fn a_plugin_denied_a_cache_it_would_create_is_told_the_grant_that_creates() {
         &db,
         &["run", plugin.to_str().unwrap(), "--allow", "cache:data=rwc", "--", "set", "k", "1"],
     ));
+}
+
+/// Waits for `child` to exit, at most `limit`: past it, kills it and fails the test.
+fn exits_within(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The bytes `stdio_flood write` writes: numbered lines of 12 bytes.
+fn flood(bytes: usize) -> Vec<u8> {
+    let mut text: Vec<u8> =
+        (0..bytes.div_ceil(12)).flat_map(|line| format!("{line:011}\n").into_bytes()).collect();
+    text.truncate(bytes);
+    text
+}
+
+#[test]
+fn a_plugin_writing_to_a_stdout_nobody_reads_is_stopped_at_its_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flood.db");
+    // 4 MB to a pipe that is never read: the pipe fills, and the plugin waits for it in a host
+    // call, where no epoch deadline reaches.
+    let mut child = cli()
+        .arg("--db")
+        .arg(&db)
+        .arg("run")
+        .arg(guest("stdio_flood"))
+        .args(["--timeout", "1s", "--", "write", "stdout", "4000000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = exits_within(&mut child, Duration::from_secs(20));
+    let elapsed = started.elapsed();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("the plugin ran past its time limit of 1s and was stopped"), "{stderr}");
+    assert!(!stderr.contains("wrote"), "{stderr}");
+    // Loading the plugin (compiling it, the first time) comes before its time starts.
+    assert!(elapsed < Duration::from_secs(6), "stopped after {elapsed:?}");
+    // What it wrote before it waited is there, from the start and in order.
+    let mut stdout = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+    assert!(!stdout.is_empty() && flood(4_000_000).starts_with(&stdout), "{} bytes", stdout.len());
+}
+
+#[test]
+fn a_plugin_writing_megabytes_to_a_stdout_that_keeps_up_writes_them_all_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flood.db");
+    let plugin = guest("stdio_flood");
+    let run = |stream: &str| {
+        let plugin = plugin.to_str().unwrap();
+        easycaching(&db, &["run", plugin, "--timeout", "60s", "--", "write", stream, "4000000"])
+    };
+    let output = run("stdout");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.stdout == flood(4_000_000), "{} bytes, not as written", output.stdout.len());
+    assert!(stderr(&output).ends_with("wrote 4000000\n"), "{}", stderr(&output));
+    let output = run("stderr");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.stderr.ends_with(&flood(4_000_000)), "{} bytes, not as written", output.stderr.len());
+    assert_eq!(stdout(&output), "wrote 4000000\n");
+}
+
+#[test]
+fn run_gives_a_plugin_no_stdin_so_reading_it_ends_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stdin.db");
+    // The CLI's own stdin stays open and empty: the plugin does not see it.
+    let mut child = cli()
+        .arg("--db")
+        .arg(&db)
+        .arg("run")
+        .arg(guest("stdio_flood"))
+        .args(["--", "read"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = exits_within(&mut child, Duration::from_secs(20));
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(stdout, "read 0 bytes\n");
 }

@@ -263,3 +263,62 @@ fn items_a_guest_received_are_taken_once_and_the_rest_wait() {
     let jobs = harness.queue("jobs").unwrap();
     assert_eq!(jobs.get_value::<String>().unwrap().as_ref(), Some(&items[4]));
 }
+
+/// The store data of an embedder's host: WASI, the easycaching interfaces, and a deadline.
+struct Embedder {
+    table: wasmtime::component::ResourceTable,
+    wasi: wasmtime_wasi::WasiCtx,
+    easycaching: easycaching_host::EasyCachingCtx,
+    deadline: Option<Instant>,
+}
+
+impl wasmtime_wasi::WasiView for Embedder {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+#[test]
+fn an_embedders_guest_blocked_reading_a_stdin_that_never_ends_is_stopped_at_its_deadline() {
+    use wasmtime::component::{Component, Linker};
+    use wasmtime_wasi::cli::AsyncStdinStream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = wasmtime::Engine::default();
+    let mut linker: Linker<Embedder> = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    easycaching_host::add_bounded_waits_to_linker(&mut linker, |state: &mut Embedder| {
+        (&mut state.table, state.deadline)
+    })
+    .unwrap();
+    easycaching_host::add_to_linker(&mut linker, |state: &mut Embedder| {
+        easycaching_host::EasyCaching::new(&state.easycaching, &mut state.table)
+    })
+    .unwrap();
+    // A stdin whose writer stays open and writes nothing: a read waits for ever.
+    let (writer, reader) = tokio::io::duplex(64);
+    let manager = easycaching::CacheManager::open(dir.path().join("embedder.db")).unwrap();
+    let state = Embedder {
+        table: PluginLimits::default().resource_table().unwrap(),
+        wasi: wasmtime_wasi::WasiCtx::builder()
+            .args(&["stdio_flood", "read"])
+            .stdin(AsyncStdinStream::new(reader))
+            .build(),
+        easycaching: easycaching_host::EasyCachingCtx::builder(manager).build(),
+        deadline: Some(Instant::now() + Duration::from_millis(300)),
+    };
+    let component = Component::from_file(&engine, guest("stdio_flood")).unwrap();
+    let started = Instant::now();
+    let (done, ran) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut store = wasmtime::Store::new(&engine, state);
+        let command =
+            wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker).unwrap();
+        let _ = done.send(command.wasi_cli_run().call_run(&mut store).map(|_| ()));
+    });
+    let ran = ran.recv_timeout(Duration::from_secs(10)).expect("the read never ended");
+    let error = ran.expect_err("stdin never ends");
+    assert_eq!(error.downcast_ref::<wasmtime::Trap>(), Some(&wasmtime::Trap::Interrupt), "{error:#}");
+    assert!(started.elapsed() < Duration::from_secs(3), "stopped after {:?}", started.elapsed());
+    drop(writer);
+}

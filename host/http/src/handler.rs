@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use easycaching_host::{
-    EasyCaching, EasyCachingCtx, MemoryLimiter, PluginKind, PluginLimits, compile_component,
+    EasyCaching, EasyCachingCtx, HostOutput, MemoryLimiter, PluginKind, PluginLimits, compile_component,
     expect_plugin_kind,
 };
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -302,7 +302,9 @@ impl Handler {
     fn instantiate(&self) -> Result<Instance, easycaching_host::Error> {
         let table = self.limits.resource_table()?;
         let mut wasi = WasiCtxBuilder::new();
-        wasi.arg(&self.name).envs(&self.env).inherit_stdout().inherit_stderr();
+        // The host's streams, written by a thread of the host's: a plugin waiting for them to take
+        // its output is stopped at its time limit, not held by a reader that does not read.
+        wasi.arg(&self.name).envs(&self.env).stdout(HostOutput::stdout()).stderr(HostOutput::stderr());
         let state = HandlerState {
             table,
             wasi: wasi.build(),

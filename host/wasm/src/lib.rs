@@ -75,7 +75,10 @@
 //!
 //! A time limit by epoch deadline reaches only wasm code: a host with one should also call
 //! [`add_bounded_waits_to_linker`] after WASI's, so that a plugin asleep (or waiting in any
-//! `wasi:io/poll`) stops at its deadline too, as [`Plugin::run`] and `easycaching serve` do.
+//! `wasi:io/poll`, or in a blocking stream call) stops at its deadline too, as [`Plugin::run`]
+//! and `easycaching serve` do; and give it the host's stdout and stderr as [`HostOutput`]
+//! rather than wasmtime-wasi's `inherit_stdout`, whose writes block in the call itself, where
+//! no deadline reaches (a plugin printing to a pipe nobody reads).
 #![deny(missing_docs)]
 
 mod bounded_waits;
@@ -88,6 +91,7 @@ mod grants;
 mod interfaces;
 mod plugin;
 mod queue_delivery;
+mod stdio;
 
 /// The bindings `wasmtime::component::bindgen!` generates for the `easycaching:cache/imports`
 /// world, with the WIT resources mapped onto this crate's types.
@@ -119,3 +123,4 @@ pub use plugin::{
     DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, EPOCH_TICK, MIN_HANDLES, Output, Plugin, PluginLimits,
     PluginState, Run, RunOptions, Runtime, RuntimeConfig,
 };
+pub use stdio::HostOutput;

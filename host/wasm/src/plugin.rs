@@ -22,7 +22,7 @@ use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::compiled::CompiledCache;
 use crate::component::{self, PluginKind};
-use crate::{EasyCaching, EasyCachingCtx, Error, Result};
+use crate::{EasyCaching, EasyCachingCtx, Error, HostOutput, Result};
 
 /// How often a deadline clock ticks (`Engine::increment_epoch`); time limits are kept to
 /// within one tick. A host with an engine of its own ticks it at this rate for
@@ -340,13 +340,18 @@ impl Plugin {
             }
             Output::Inherit => (None, None),
         };
+        // The host's own streams, written by a thread of the host's: a plugin waiting for them
+        // to take its output is stopped at its time limit (see `HostOutput`).
+        let host_output = (HostOutput::stdout(), HostOutput::stderr());
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg(&self.name).args(&options.args).envs(&options.env);
         match (&stdout, &stderr) {
             (Some(out), Some(err)) => wasi.stdout(out.clone()).stderr(err.clone()),
-            _ => wasi.inherit_stdout().inherit_stderr(),
+            _ => wasi.stdout(host_output.0.clone()).stderr(host_output.1.clone()),
         };
+        let mut deadline = None;
         let result = self.store(wasi.build(), easycaching, &options.limits).and_then(|mut store| {
+            deadline = store.data().deadline;
             let ran = self
                 .command
                 .instantiate(&mut store)
@@ -362,6 +367,14 @@ impl Plugin {
                 }
             }
         });
+        // What the plugin wrote without waiting for it is written before the run ends, within
+        // its time: output the host's streams do not take by then is output the plugin did
+        // not get out in its time.
+        let written = host_output.0.wait_written(deadline) && host_output.1.wait_written(deadline);
+        let result = match (result, options.limits.time) {
+            (Ok(()), Some(limit)) if !written => Err(Error::TimedOut { limit }),
+            (result, _) => result,
+        };
         Run {
             stdout: stdout.map(|pipe| pipe.contents().to_vec()).unwrap_or_default(),
             stderr: stderr.map(|pipe| pipe.contents().to_vec()).unwrap_or_default(),

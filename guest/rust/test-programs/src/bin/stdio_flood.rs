@@ -1,0 +1,49 @@
+//! Waits on its standard streams, for the host to take or give bytes.
+//!
+//! - `write stdout BYTES` (or `stderr`): writes BYTES bytes of numbered lines (`00000000000\n`,
+//!   `00000000001\n`, ...: 12 bytes each) to that stream, then `wrote BYTES` to the other.
+//!   To a pipe nobody reads, it blocks once the pipe is full, in a host call: the host must
+//!   stop it at its time limit all the same.
+//! - `lines N`: prints N numbered lines, one `println!` (one host call) each.
+//! - `read`: reads stdin to its end, then prints `read N bytes`. A stdin that never ends
+//!   blocks it in a host call too.
+
+use std::io::{Read, Write};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["write", stream, bytes] => {
+            let bytes: usize = bytes.parse().expect("a number of bytes");
+            let lines = bytes.div_ceil(12);
+            let mut text = String::with_capacity(lines * 12);
+            for line in 0..lines {
+                text.push_str(&format!("{line:011}\n"));
+            }
+            text.truncate(bytes);
+            let mut out: Box<dyn Write> = match *stream {
+                "stdout" => Box::new(std::io::stdout()),
+                _ => Box::new(std::io::stderr()),
+            };
+            for chunk in text.as_bytes().chunks(64 * 1024) {
+                out.write_all(chunk).expect("writing");
+            }
+            out.flush().expect("flushing");
+            match *stream {
+                "stdout" => eprintln!("wrote {bytes}"),
+                _ => println!("wrote {bytes}"),
+            }
+        }
+        ["lines", count] => {
+            for line in 0..count.parse::<u64>().expect("a number of lines") {
+                println!("{line:011}");
+            }
+        }
+        ["read"] => {
+            let mut input = Vec::new();
+            std::io::stdin().read_to_end(&mut input).expect("reading stdin");
+            println!("read {} bytes", input.len());
+        }
+        _ => panic!("usage: stdio_flood write stdout|stderr BYTES | lines N | read"),
+    }
+}
