@@ -111,8 +111,8 @@ pub struct ServerConfig {
     /// [`DEFAULT_REQUEST_TIMEOUT`].
     ///
     /// The plugin's own time limit, [`PluginLimits::time`], stops it while it runs wasm code
-    /// (not while it waits in a host call); set both alike, as `easycaching serve --timeout`
-    /// does.
+    /// or waits in `wasi:io` (asleep, or on a stream; not in other host calls); set both
+    /// alike, as `easycaching serve --timeout` does.
     pub request_timeout: Option<Duration>,
     /// The longest a connection may take to send a request's head, counted from when the
     /// server is ready to read it: from the connection being accepted, or from the previous

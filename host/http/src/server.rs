@@ -9,8 +9,9 @@
 //! on the workers themselves, at most `workers` writes could wait at once.
 //!
 //! A plugin blocked in a host call is out of reach of its epoch deadline, which wasm code
-//! checks. Its waits in `wasi:io/poll` (asleep, say) end at its time limit all the same (see
-//! `easycaching_host::add_bounded_waits_to_linker`); for the rest (writing its response to a
+//! checks. Its waits in `wasi:io/poll` and the blocking stream calls (asleep, say, or printing
+//! to a stdout that does not keep up) end at its time limit all the same (see
+//! `easycaching_host::add_bounded_waits_to_linker` and `HostOutput`); for the rest (writing its response to a
 //! client that does not read it, reading a body the client stopped sending), the server keeps
 //! a wall-clock limit of its own on each request
 //! ([`ServerConfig::request_timeout`]): it stops waiting for an instance (503) or for the
