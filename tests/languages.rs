@@ -138,6 +138,8 @@ fn python_gets_each_wit_error_as_its_exception_and_nothing_is_stored() {
             "use a closed cache: ValueError",
             "get missing key: KeyError 'missing'",
             "get missing key with default: ok 'default'",
+            "set, contains and delete as methods: ok (None, True, True, False)",
+            "contains an int key: TypeError",
             "open ungranted cache: AccessDenied access-denied",
             "open missing cache: NoSuchCache no-such-cache",
             "create bad name: InvalidName invalid-name",

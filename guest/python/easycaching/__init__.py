@@ -300,6 +300,11 @@ class Cache(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         _call(self._handle.set, _text(key, "the key"), _dumps(value))
 
+    def set(self, key: str, value: Any) -> None:
+        """Stores ``value`` (as JSON) under ``key``: ``cache[key] = value``, by the name the
+        original easycaching and the Rust and JavaScript SDKs give it."""
+        self[key] = value
+
     def __delitem__(self, key: str) -> None:
         if not _call(self._handle.delete, _text(key, "the key")):
             raise KeyError(key)
@@ -310,6 +315,11 @@ class Cache(MutableMapping[str, Any]):
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and _call(self._handle.contains, _text(key, "the key"))
+
+    def contains(self, key: str) -> bool:
+        """Whether a value is stored under ``key``: ``key in cache``, by the original
+        easycaching's name for it (a key that is not a ``str`` raises ``TypeError`` here)."""
+        return _call(self._handle.contains, _text(key, "the key"))
 
     def __len__(self) -> int:
         return _call(self._handle.len)

@@ -56,6 +56,12 @@ class Run(exports.Run):
         attempt("use a closed cache", lambda: len(closed))
         attempt("get missing key", lambda: cache["missing"])
         attempt("get missing key with default", lambda: cache.get("missing", "default"))
+        # The original easycaching's method names work as well as the mapping's operators.
+        attempt(
+            "set, contains and delete as methods",
+            lambda: (cache.set("m", [1]), cache.contains("m"), cache.delete("m"), cache.contains("m")),
+        )
+        attempt("contains an int key", lambda: cache.contains(42))
         attempt("open ungranted cache", lambda: easycaching.open_cache("secret"))
         attempt("open missing cache", lambda: easycaching.open_cache("missing"))
         attempt("create bad name", lambda: easycaching.create_cache("no/slashes"))
