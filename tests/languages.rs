@@ -167,6 +167,7 @@ fn javascript_gets_each_wit_error_as_a_thrown_error_and_nothing_is_stored() {
             "set a lone surrogate key: TypeError",
             "getMany(-1): RangeError",
             "entriesPage of 1: ok 0",
+            "the last page has no next: ok true",
             "use a closed cache: TypeError",
             "open and close 10,001 times: ok \"no handle left open\"",
             "get missing key: ok \"undefined\"",

@@ -31,6 +31,7 @@ export const run = command(() => {
   attempt('set a lone surrogate key', () => cache.set('\ud800', 1) && 'stored');
   attempt('getMany(-1)', () => queue.getMany(-1));
   attempt('entriesPage of 1', () => cache.entriesPage(undefined, 1).entries.length);
+  attempt('the last page has no next', () => cache.entriesPage(undefined, 1).next === undefined);
   const closed = openCache('input');
   closed.close();
   attempt('use a closed cache', () => closed.size);

@@ -203,7 +203,9 @@ export class Cache {
   entriesPage(cursor, limit = PAGE) {
     const after = cursorOf(cursor);
     count(limit, 'the limit');
-    return call(() => this.#live().entries(after, limit));
+    const page = call(() => this.#live().entries(after, limit));
+    // QuickJS's bindings give `null` for a missing option, StarlingMonkey's `undefined`.
+    return { entries: page.entries, next: page.next ?? undefined };
   }
 
   /** Every key in key order, fetched a page at a time. */
