@@ -30,6 +30,13 @@ export const run = command(() => {
   attempt('get an undefined key', () => cache.get(undefined));
   attempt('set a lone surrogate key', () => cache.set('\ud800', 1) && 'stored');
   attempt('getMany(-1)', () => queue.getMany(-1));
+  // A string is one key, not a batch of its characters.
+  cache.setMany({ k: 1, e: 2, y: 3 });
+  attempt('deleteMany of a string', () => cache.deleteMany('key'));
+  attempt('getMany of a string', () => cache.getMany('key'));
+  attempt('putMany of a string', () => queue.putMany('abc'));
+  attempt('setMany of null', () => cache.setMany(null));
+  attempt("the batch's keys are still there", () => cache.deleteMany(['k', 'e', 'y']));
   attempt('entriesPage of 1', () => cache.entriesPage(undefined, 1).entries.length);
   attempt('the last page has no next', () => cache.entriesPage(undefined, 1).next === undefined);
   const closed = openCache('input');

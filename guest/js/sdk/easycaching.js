@@ -94,6 +94,18 @@ function cursorOf(cursor) {
   return cursor == null ? undefined : text(cursor, 'the cursor');
 }
 
+/**
+ * `values` when it is a collection of several: a TypeError for a string, which `Array.from`
+ * would split into its characters (`deleteMany('key')` would delete `k`, `e` and `y`).
+ */
+function batch(values, what) {
+  if (typeof values === 'string' || values == null) {
+    const kind = values === null ? 'null' : typeof values;
+    throw new TypeError(`${what} must be a collection, not ${kind}`);
+  }
+  return values;
+}
+
 /** A count the host takes as a u32: a RangeError here for a negative or fractional one. */
 function count(value, what) {
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
@@ -235,7 +247,8 @@ export class Cache {
 
   /** The values under each of `keys`, in order (`undefined` where there is none), in one call. */
   getMany(keys) {
-    const texts = call(() => this.#live().getMany(Array.from(keys, (key) => text(key, 'a key'))));
+    const batchOfKeys = Array.from(batch(keys, 'the keys'), (key) => text(key, 'a key'));
+    const texts = call(() => this.#live().getMany(batchOfKeys));
     return texts.map(fromJson);
   }
 
@@ -244,14 +257,16 @@ export class Cache {
    * @param entries a Map, an iterable of `[key, value]`, or a plain object
    */
   setMany(entries) {
-    const pairs = Symbol.iterator in entries ? entries : Object.entries(entries);
-    const batch = Array.from(pairs, ([key, value]) => ({ key: text(key, 'a key'), value: toJson(value) }));
-    call(() => this.#live().setMany(batch));
+    batch(entries, 'the entries');
+    const pairs = Symbol.iterator in Object(entries) ? entries : Object.entries(entries);
+    const items = Array.from(pairs, ([key, value]) => ({ key: text(key, 'a key'), value: toJson(value) }));
+    call(() => this.#live().setMany(items));
   }
 
   /** Removes each of `keys` in one durable write; returns how many were there. */
   deleteMany(keys) {
-    return Number(call(() => this.#live().deleteMany(Array.from(keys, (key) => text(key, 'a key')))));
+    const batchOfKeys = Array.from(batch(keys, 'the keys'), (key) => text(key, 'a key'));
+    return Number(call(() => this.#live().deleteMany(batchOfKeys)));
   }
 }
 
@@ -322,7 +337,7 @@ export class Queue {
 
   /** Appends every value, in order, in one durable write. */
   putMany(values) {
-    const texts = Array.from(values, toJson);
+    const texts = Array.from(batch(values, 'the values'), toJson);
     call(() => this.#live().putMany(texts));
   }
 

@@ -179,6 +179,15 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
+def _batch(values: Any, what: str) -> Any:
+    """``values`` when it is a collection of several: a ``str`` (or ``bytes``) raises
+    ``TypeError``, since iterating it would give its characters, and ``delete_many("key")``
+    would delete ``"k"``, ``"e"`` and ``"y"``."""
+    if isinstance(values, (str, bytes, bytearray)):
+        raise TypeError(f"{what} must be a collection, not a single {type(values).__name__}")
+    return values
+
+
 def _count(value: Any, what: str) -> int:
     """A count the host takes as a u32: ``TypeError`` or ``ValueError`` here otherwise."""
     if not isinstance(value, int) or isinstance(value, bool):
@@ -367,19 +376,20 @@ class Cache(MutableMapping[str, Any]):
     def get_many(self, keys: Iterable[str]) -> list[Any]:
         """The values under each of ``keys``, in order (``None`` where there is none), in one
         call."""
-        batch = [_text(key, "a key") for key in keys]
+        batch = [_text(key, "a key") for key in _batch(keys, "the keys")]
         return [_loads(text) for text in _call(self._handle.get_many, batch)]
 
     def set_many(self, entries: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
         """Stores every entry (a mapping, or ``(key, value)`` pairs) in one durable write, all or
         none."""
-        pairs = entries.items() if isinstance(entries, Mapping) else entries
+        pairs = entries.items() if isinstance(entries, Mapping) else _batch(entries, "the entries")
         batch = [types.Entry(key=_text(key, "a key"), value=_dumps(value)) for key, value in pairs]
         _call(self._handle.set_many, batch)
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Removes each of ``keys`` in one durable write; returns how many were there."""
-        return _call(self._handle.delete_many, [_text(key, "a key") for key in keys])
+        batch = [_text(key, "a key") for key in _batch(keys, "the keys")]
+        return _call(self._handle.delete_many, batch)
 
     def close(self) -> None:
         """Gives the handle back to the host; the cache and its entries stay. Using the cache
@@ -438,7 +448,7 @@ class Queue:
 
     def put_many(self, values: Iterable[Any]) -> None:
         """Appends every value, in order, in one durable write."""
-        _call(self._handle.put_many, [_dumps(value) for value in values])
+        _call(self._handle.put_many, [_dumps(value) for value in _batch(values, "the values")])
 
     def get_many(self, max: int) -> list[Any]:
         """Removes and returns up to ``max`` of the oldest items, oldest first."""
