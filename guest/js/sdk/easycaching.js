@@ -206,11 +206,11 @@ export class Cache {
   }
 
   /**
-   * One page of entries in key order, as the host returns it: `page.entries` holds up to `limit`
-   * (1 to 1000) `{ key, value }`, the value as JSON text (not parsed), starting after `cursor`
-   * (from the start when `undefined`); `page.next` is the cursor for the next page, `undefined`
-   * after the last. For handing pages out one at a time, as a web listing does; iterating the
-   * cache pages through all of it.
+   * One page of entries in key order: `page.entries` holds up to `limit` `{ key, value }` (the
+   * host takes 0 as 1 and more than 1000 as 1000), the value as JSON text (not parsed), starting
+   * after `cursor` (from the start when `undefined`); `page.next` is the cursor for the next
+   * page, `undefined` after the last. For handing pages out one at a time, as a web listing
+   * does; iterating the cache pages through all of it.
    */
   entriesPage(cursor, limit = PAGE) {
     const after = cursorOf(cursor);

@@ -348,10 +348,11 @@ class Cache(MutableMapping[str, Any]):
 
     def entries_page(self, cursor: str | None = None, limit: int = PAGE) -> types.EntryPage:
         """One page of entries in key order, as the host returns it: ``page.entries`` holds up to
-        ``limit`` (1 to 1000) entries, each with ``.key`` and ``.value`` (the JSON text, not
-        parsed), starting after ``cursor`` (from the start when ``None``); ``page.next`` is the
-        cursor for the next page, ``None`` after the last. For handing pages out one at a time,
-        as a web listing does; ``items()`` pages through the whole cache."""
+        ``limit`` entries (the host takes 0 as 1 and more than 1000 as 1000), each with ``.key``
+        and ``.value`` (the JSON text, not parsed), starting after ``cursor`` (from the start
+        when ``None``); ``page.next`` is the cursor for the next page, ``None`` after the last.
+        For handing pages out one at a time, as a web listing does; ``items()`` pages through
+        the whole cache."""
         after = None if cursor is None else _text(cursor, "the cursor")
         return _call(self._handle.entries, after, _count(limit, "the limit"))
 
