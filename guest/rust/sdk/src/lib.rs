@@ -130,30 +130,37 @@ impl Cache {
         Ok(self.len()? == 0)
     }
 
-    /// The values under each of `keys`, in order, in one call.
-    pub fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
-        let keys: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
+    /// The values under each of `keys` (`&str`s or `String`s, a slice or any iterator), in
+    /// order, in one call; `None` where nothing is stored.
+    pub fn get_many<T: DeserializeOwned>(
+        &self,
+        keys: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Vec<Option<T>>> {
+        let keys: Vec<String> = keys.into_iter().map(|key| key.as_ref().to_owned()).collect();
         let values = self.0.get_many(&keys)?.into_iter().enumerate();
         values
             .map(|(at, value)| value.map(|json| from_json_at(json, || format!("keys[{at}]: "))).transpose())
             .collect()
     }
 
-    /// Stores every entry in one durable write, all or none.
-    pub fn set_many<'a, T: Serialize + 'a>(
+    /// Stores every entry in one durable write, all or none: `(key, value)` pairs, keys `&str`
+    /// or `String`, values anything serde writes or references to them (so a `&HashMap<String,
+    /// V>` or a `BTreeMap` itself will do).
+    pub fn set_many<K: AsRef<str>, V: Serialize>(
         &self,
-        entries: impl IntoIterator<Item = (&'a str, &'a T)>,
+        entries: impl IntoIterator<Item = (K, V)>,
     ) -> Result<()> {
         let entries = entries
             .into_iter()
-            .map(|(key, value)| Ok(types::Entry { key: key.to_owned(), value: to_json(value)? }))
+            .map(|(key, value)| Ok(types::Entry { key: key.as_ref().to_owned(), value: to_json(&value)? }))
             .collect::<Result<Vec<_>>>()?;
         Ok(self.0.set_many(&entries)?)
     }
 
-    /// Removes each of `keys` in one durable write; returns how many were there.
-    pub fn delete_many(&self, keys: &[&str]) -> Result<u64> {
-        let keys: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
+    /// Removes each of `keys` (`&str`s or `String`s) in one durable write; returns how many
+    /// were there.
+    pub fn delete_many(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Result<u64> {
+        let keys: Vec<String> = keys.into_iter().map(|key| key.as_ref().to_owned()).collect();
         Ok(self.0.delete_many(&keys)?)
     }
 
@@ -308,9 +315,10 @@ impl Queue {
         Ok(self.0.clear()?)
     }
 
-    /// Appends every value, in order, in one durable write.
-    pub fn put_many<'a, T: Serialize + 'a>(&self, values: impl IntoIterator<Item = &'a T>) -> Result<()> {
-        let values = values.into_iter().map(to_json).collect::<Result<Vec<_>>>()?;
+    /// Appends every value (anything serde writes, or references to them), in order, in one
+    /// durable write.
+    pub fn put_many<T: Serialize>(&self, values: impl IntoIterator<Item = T>) -> Result<()> {
+        let values = values.into_iter().map(|value| to_json(&value)).collect::<Result<Vec<_>>>()?;
         Ok(self.0.put_many(&values)?)
     }
 

@@ -1,5 +1,7 @@
 //! Every cache and queue operation once, checked as it goes.
 
+use std::collections::BTreeMap;
+
 use easycaching_guest::{Cache, Queue, Result, delete_cache, delete_queue, list_caches, list_queues};
 use serde_json::{Value, json};
 
@@ -23,7 +25,13 @@ fn main() -> Result<()> {
     let page = cache.entries_page(None, 2)?;
     assert_eq!(page.entries.len(), 2);
     assert_eq!(page.next.as_deref(), Some("b"));
-    assert_eq!(cache.delete_many(&["a", "b", "nope"])?, 2);
+    assert_eq!(cache.delete_many(["a", "b", "nope"])?, 2);
+    // Owned keys and values, as a program has them: a map of Strings, a Vec<String>.
+    let owned: BTreeMap<String, Value> = [("d".to_owned(), json!(4)), ("e".to_owned(), json!([5]))].into();
+    cache.set_many(&owned)?;
+    let owned_keys: Vec<String> = owned.keys().cloned().collect();
+    assert_eq!(cache.get_many::<Value>(&owned_keys)?, vec![Some(json!(4)), Some(json!([5]))]);
+    assert_eq!(cache.delete_many(owned_keys)?, 2);
     assert_eq!(cache.clear()?, 1);
     assert!(cache.is_empty()?);
     cache.set("kept", "for the host to see")?;
@@ -34,7 +42,8 @@ fn main() -> Result<()> {
     let queue = Queue::create("ops-queue")?;
     assert_eq!(queue.get::<Value>()?, None);
     queue.put(&1)?;
-    queue.put_many([&2, &3, &4])?;
+    queue.put_many([&2, &3])?;
+    queue.put_many(vec![4])?;
     assert_eq!(queue.len()?, 4);
     assert_eq!(queue.peek::<u32>()?, Some(1));
     assert_eq!(queue.get::<u32>()?, Some(1));
