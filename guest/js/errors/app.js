@@ -25,6 +25,10 @@ export const run = command(() => {
   attempt('set huge key', () => cache.set(hugeKey, 1) && 'stored');
   attempt('setMany with one huge key', () => cache.setMany({ good: 1, [hugeKey]: 2 }));
   attempt('set undefined', () => cache.set('nothing', undefined) && 'stored');
+  attempt('setJson of text that is not JSON', () => cache.setJson('k', '{not json') && 'stored');
+  attempt('setJson and getJson', () =>
+    cache.setJson('j', '{"a": [1]}').getJson('j') + cache.delete('j'));
+  attempt('set a lone surrogate value', () => cache.set('k', '\ud800') && 'stored');
   attempt('put a BigInt', () => queue.put(1n));
   attempt('set a number key', () => cache.set(42, 1) && 'stored');
   attempt('get an undefined key', () => cache.get(undefined));

@@ -173,6 +173,23 @@ export class Cache {
     return this;
   }
 
+  /** The JSON text stored under `key`, exactly as written and not parsed; `undefined` when none. */
+  getJson(key) {
+    text(key, 'the key');
+    return call(() => this.#live().get(key)) ?? undefined;
+  }
+
+  /**
+   * Stores JSON text under `key` as it is, without parsing it here: for passing JSON on. The
+   * host checks it and throws `invalid-json` for text that is not JSON. Returns the cache.
+   */
+  setJson(key, json) {
+    text(key, 'the key');
+    text(json, 'the JSON text');
+    call(() => this.#live().set(key, json));
+    return this;
+  }
+
   /** Whether a value is stored under `key`. */
   has(key) {
     text(key, 'the key');

@@ -314,6 +314,11 @@ class Cache(MutableMapping[str, Any]):
         original easycaching and the Rust and JavaScript SDKs give it."""
         self[key] = value
 
+    def set_json(self, key: str, text: str) -> None:
+        """Stores JSON text under ``key`` as it is, without parsing it here: for passing JSON
+        on. The host checks it and raises :class:`InvalidJson` for text that is not JSON."""
+        _call(self._handle.set, _text(key, "the key"), _text(text, "the JSON text"))
+
     def __delitem__(self, key: str) -> None:
         if not _call(self._handle.delete, _text(key, "the key")):
             raise KeyError(key)

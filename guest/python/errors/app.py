@@ -46,6 +46,8 @@ class Run(exports.Run):
         attempt("set_many with one NaN", lambda: cache.set_many({"good": 1, "bad": float("inf")}))
         attempt("put NaN", lambda: queue.put(float("nan")))
         attempt("set huge key", lambda: store(cache, "k" * 5000, 1))
+        attempt("set_json of text that is not JSON", lambda: cache.set_json("k", "{not json"))
+        attempt("set_json nested 128 deep", lambda: cache.set_json("k", "[" * 128 + "]" * 128))
         attempt("set an int key", lambda: store(cache, 42, 1))
         attempt("get a lone surrogate key", lambda: cache.get("\ud800"))
         attempt("store a lone surrogate value", lambda: store(cache, "k", "\udcff"))
