@@ -427,9 +427,18 @@ impl Handoffs {
         let mut taken = Vec::new();
         for (index, slot) in self.slots().iter().enumerate() {
             let seen = slot.state.load(SeqCst);
-            if kind(seen) != POSTED
-                || slot.state.compare_exchange(seen, word(TAKEN, me), SeqCst, SeqCst).is_err()
-            {
+            if kind(seen) != POSTED {
+                continue;
+            }
+            // A write whose poster died waiting was never acknowledged, and must not land
+            // now: it would go over writes others made since its poster died, and had
+            // acknowledged (this holder's own, in this very transaction). Its slot is freed.
+            // A poster that dies after this look dies while its write commits.
+            if self.board.is_gone(mark(seen)) {
+                let _ = slot.state.compare_exchange(seen, word(FREE, 0), SeqCst, SeqCst);
+                continue;
+            }
+            if slot.state.compare_exchange(seen, word(TAKEN, me), SeqCst, SeqCst).is_err() {
                 continue;
             }
             let len = (slot.len.load(SeqCst) as usize).min(PAYLOAD_BYTES);
@@ -530,6 +539,11 @@ impl Handoffs {
         let (index, slot) = self.claim().expect("a free slot");
         post(slot, &encoded, writer, seq, poster);
         index
+    }
+
+    /// Whether `slot` is free.
+    pub(super) fn is_free(&self, slot: usize) -> bool {
+        kind(self.slots()[slot].state.load(SeqCst)) == FREE
     }
 
     /// The answer in `slot`: `None` until answered, then the count, or `None` when refused.
@@ -873,7 +887,7 @@ mod tests {
             let posted =
                 scope.spawn(|| poster.hand_over(&set_write(), Instant::now() + Duration::from_secs(30)));
             let mut taken = take(holder);
-            // The dead posters' slots held nothing readable: refused at once, to nobody.
+            // The dead posters' slots are not taken (freed, or claimed again by this poster).
             assert_eq!(taken.len(), 1);
             assert_ne!(taken[0].slot, 0, "a slot its holder has is not claimed");
             taken[0].count = Some(0);

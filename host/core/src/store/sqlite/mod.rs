@@ -857,6 +857,33 @@ mod tests {
         assert_eq!(store.handoff_stats().handed_over, 1, "the one its holder committed");
     }
 
+    /// A process killed while its write waited in a slot (posted after the holder had gathered,
+    /// woken when the turn came free, but dead) never had that write acknowledged. The next
+    /// holder must not commit it: it would land after the death of its writer, over writes
+    /// that others made and had acknowledged since (here, the holder's own, in the same
+    /// transaction, then at once overwritten by the dead process's older value).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_write_posted_by_a_process_that_died_is_never_committed_by_a_later_holder() {
+        let WithCache { path, store, cache, _dir } = with_cache();
+        let value = |text: &str| Json::parse(text).unwrap();
+        let set = |text: &str| Write::Set {
+            cache: Target { id: cache, name: "c".into() },
+            entries: vec![("k".into(), value(text))],
+            quota: Quota::UNLIMITED,
+        };
+        let dead_poster = open(&path);
+        let gone = gone_mark(&path);
+        let handoffs = Handoffs::new(store.handoffs.board().clone(), 0);
+        let zombie = handoffs.post_as(&set(r#""from the dead""#), gone, dead_poster.writer_id, 1);
+        // Long after, the write turn free, this process sets the key: acknowledged.
+        assert!(apply_one(&store, &set(r#""acknowledged""#)).is_ok());
+        store.sync(SyncTarget::Visible).unwrap();
+        assert_eq!(store.get(cache, "k").unwrap(), Some(value(r#""acknowledged""#)));
+        assert_eq!(handoffs.answer_in(zombie), None, "nobody is answered for the dead");
+        assert!(handoffs.is_free(zombie), "its slot is free again");
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn writes_handed_over_are_committed_with_the_holders_logged_as_nobodys_and_answered() {
