@@ -289,8 +289,9 @@ export class Cache {
 
 /**
  * A named first-in, first-out queue of JSON values, shared with every plugin and process using
- * the same database; each item is handed out exactly once. Get one from {@link createQueue} or
- * {@link openQueue}.
+ * the same database; each item is handed out at most once: `get` removes it durably before it
+ * returns, so a plugin stopped before it has handled an item has lost it. Get one from
+ * {@link createQueue} or {@link openQueue}.
  */
 export class Queue {
   #handle;

@@ -413,7 +413,8 @@ class Cache(MutableMapping[str, Any]):
 
 class Queue:
     """A named first-in, first-out queue of JSON values, shared with every plugin and process
-    using the same database; each item is handed out exactly once. Get one from
+    using the same database; each item is handed out at most once: ``get`` removes it durably
+    before it returns, so a plugin stopped before it has handled an item has lost it. Get one from
     :func:`create_queue` or :func:`open_queue`.
     """
 

@@ -12,9 +12,15 @@ use crate::{Error, Json, Quota, Result};
 
 /// A handle to one named queue: first in, first out, kept in the database.
 ///
-/// Every item is handed out by [`Queue::get`] exactly once, to one caller, even when many
+/// Every item is handed out by [`Queue::get`] at most once, to one caller, even when many
 /// threads and processes take from the same queue; items from one producer come out in the
 /// order it put them.
+///
+/// Delivery is *at most once*: [`get`](Queue::get) and [`get_many`](Queue::get_many) remove
+/// their items in a durable write that commits before they return, so a process killed while
+/// a `get` runs, or after it and before the item is handled, has lost that item; nothing
+/// redelivers it. Items a process took but cannot handle, while it lives, go back to the front
+/// with [`give_back`](Queue::give_back).
 ///
 /// ```
 /// use easycaching::{CacheManager, Json};
@@ -79,7 +85,9 @@ impl Queue {
         Ok(())
     }
 
-    /// Removes and returns the oldest item; `None` when the queue is empty.
+    /// Removes and returns the oldest item; `None` when the queue is empty. The removal is
+    /// durable before this returns: a process killed from then on has lost the item (see
+    /// [`Queue`]).
     pub fn get(&self) -> Result<Option<Json>> {
         Ok(self.get_many(1)?.into_iter().next())
     }

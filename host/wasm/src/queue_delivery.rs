@@ -9,6 +9,8 @@
 //! ([`Queue::give_back`]) when the copy fails, so the next `get` hands them out again.
 //!
 //! A guest that received its items and trapped later has them: they were handed out, once.
+//! And a host process killed between the take and the copy (or a give-back that fails, logged
+//! as an error) loses them: delivery is at most once, as the WIT says.
 //!
 //! Like `fast_get`, the signatures are checked against the component's imports when it is
 //! linked, so a change to the WIT that this does not follow fails every instantiation.

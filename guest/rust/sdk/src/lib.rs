@@ -264,7 +264,8 @@ impl Iterator for Keys<'_> {
 }
 
 /// A named FIFO queue of JSON values, shared with every plugin and process using the same
-/// database. Each item is handed out exactly once.
+/// database. Each item is handed out at most once: `get` removes it durably before it returns,
+/// so a plugin stopped before it has handled an item has lost it.
 pub struct Queue(queues::Queue);
 
 impl Queue {
