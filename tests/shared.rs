@@ -342,6 +342,121 @@ fn queue_items_go_to_exactly_one_consumer_in_order_even_when_a_consumer_is_kille
     assert_eq!(seen.len() as u64, PRODUCERS * PER_PRODUCER, "items were lost");
 }
 
+/// What a killed or finished `consume` worker printed: the items it got, and whether it was
+/// cut short inside a take (its last line "take N"), which may have removed up to N items it
+/// never got to print.
+fn consumed(lines: &[String]) -> (Vec<(u64, u64)>, usize) {
+    let mut got = Vec::new();
+    for line in lines {
+        for item in line.strip_prefix("got ").into_iter().flat_map(|items| items.split(' ')) {
+            let (p, i) = item.split_once(':').unwrap_or_else(|| panic!("not an item: {line}"));
+            got.push((p.parse().unwrap(), i.parse().unwrap()));
+        }
+    }
+    let cut_short =
+        lines.last().and_then(|line| line.strip_prefix("take ")).map_or(0, |n| n.parse().unwrap());
+    (got, cut_short)
+}
+
+/// Producers and consumers killed with `kill -9` at random moments while the others go on:
+/// every put acknowledged is delivered once, unless a consumer killed in the middle of a take
+/// removed it (delivery is at most once: a take commits before `get_many` returns, and an item
+/// its consumer never got is gone); no item is delivered twice; each consumer gets each
+/// producer's items in order; a put cut short is stored once or not at all; and the queue's
+/// counts match its items.
+#[test]
+fn acknowledged_puts_survive_producers_and_consumers_killed_at_random() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("killed.db");
+    CacheManager::open(&db).unwrap().create_queue("jobs").unwrap();
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    eprintln!("seed {seed}");
+    let mut state = seed | 1;
+    let mut random = move |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    let mut next_producer = 0u64;
+    let mut producer = |db: &Path| {
+        next_producer += 1;
+        (next_producer - 1, Worker::spawn(db, &["put-forever", "jobs", &(next_producer - 1).to_string()]))
+    };
+    let mut producers: Vec<(u64, Worker)> = (0..3).map(|_| producer(&db)).collect();
+    let mut consumers: Vec<Worker> = (0..3).map(|_| Worker::spawn(&db, &["consume", "jobs"])).collect();
+    let mut acknowledged: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut deliveries: Vec<Vec<(u64, u64)>> = Vec::new();
+    let mut may_have_lost = 0;
+    for _ in 0..16 {
+        std::thread::sleep(Duration::from_millis(50 + random(200)));
+        if random(2) == 0 {
+            let (id, killed) = producers.remove(random(producers.len() as u64) as usize);
+            let acked = killed.kill().iter().map(|line| line.parse().expect("a number")).collect();
+            acknowledged.insert(id, acked);
+            producers.push(producer(&db));
+        } else {
+            let (got, cut_short) =
+                consumed(&consumers.remove(random(consumers.len() as u64) as usize).kill());
+            deliveries.push(got);
+            may_have_lost += cut_short;
+            consumers.push(Worker::spawn(&db, &["consume", "jobs"]));
+        }
+    }
+    for (id, killed) in producers {
+        acknowledged.insert(id, killed.kill().iter().map(|line| line.parse().expect("a number")).collect());
+    }
+    // The consumers left empty the queue, then stop.
+    for consumer in consumers {
+        let (status, lines) = consumer.finish();
+        assert!(status.success(), "a consumer failed: {lines:?}");
+        deliveries.push(consumed(&lines).0);
+    }
+
+    let mut delivered: HashSet<(u64, u64)> = HashSet::new();
+    for got in &deliveries {
+        let mut last: HashMap<u64, u64> = HashMap::new();
+        for &(p, i) in got {
+            assert!(delivered.insert((p, i)), "item {p}:{i} was delivered twice");
+            if let Some(previous) = last.insert(p, i) {
+                assert!(previous < i, "producer {p}'s items came out of order: {previous} then {i}");
+            }
+        }
+    }
+    let mut lost = Vec::new();
+    for (&p, acked) in &acknowledged {
+        assert!(acked.iter().copied().eq(0..acked.len() as u64), "producer {p} acknowledged {acked:?}");
+        lost.extend((0..acked.len() as u64).filter(|&i| !delivered.contains(&(p, i))).map(|i| (p, i)));
+        // A put cut short by the kill is stored once or not at all.
+        let unacknowledged = delivered.iter().filter(|&&(q, i)| q == p && i >= acked.len() as u64);
+        let unacknowledged: Vec<_> = unacknowledged.collect();
+        assert!(
+            unacknowledged.len() <= 1,
+            "producer {p}: items never put were delivered: {unacknowledged:?}"
+        );
+    }
+    assert!(
+        lost.len() <= may_have_lost,
+        "{} acknowledged items were lost, more than the {may_have_lost} that consumers killed inside a \
+         take could have removed: {lost:?}",
+        lost.len()
+    );
+    let total: usize = acknowledged.values().map(Vec::len).sum();
+    assert!(total > 100, "the producers acknowledged only {total} puts");
+
+    let queue = CacheManager::open(&db).unwrap().open_queue("jobs").unwrap();
+    assert_eq!((queue.len().unwrap(), queue.peek().unwrap()), (0, None));
+    let raw = rusqlite::Connection::open(&db).unwrap();
+    let counted: (i64, i64) = raw
+        .query_row("SELECT item_count, byte_count FROM queues WHERE name = 'jobs'", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    let items: i64 = raw.query_row("SELECT count(*) FROM queue_items", [], |row| row.get(0)).unwrap();
+    assert_eq!(counted, (0, 0), "the queue's counts drifted");
+    assert_eq!(items, 0, "items are left that the queue does not count");
+}
+
 #[test]
 fn a_scan_stays_correct_while_other_processes_insert_and_delete() {
     let dir = tempfile::tempdir().unwrap();

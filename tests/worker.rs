@@ -11,6 +11,11 @@
 //!                                               sets PREFIXk0, PREFIXk1, ... printing each i once acknowledged
 //! easycaching-test-worker DB produce Q ID COUNT puts {"p": ID, "i": i} for i in 0..COUNT
 //! easycaching-test-worker DB mutate C MILLIS    inserts and deletes transient keys for MILLIS
+//! easycaching-test-worker DB put-forever Q ID   puts {"p": ID, "i": i} for i in 0.., printing each
+//!                                               i once acknowledged
+//! easycaching-test-worker DB consume Q          takes 1 to 5 items at a time, printing "take N"
+//!                                               before each take and "got P:I P:I ..." after it,
+//!                                               until the queue has been empty for a second
 //! ```
 
 use std::io::{BufRead, Write};
@@ -42,6 +47,8 @@ fn main() -> ExitCode {
         "ledger" => ledger(&manager, arg(3)),
         "produce" => produce(&manager, arg(2), number(3), number(4)),
         "mutate" => mutate(&manager, arg(2), Duration::from_millis(number(3))),
+        "put-forever" => put_forever(&manager, arg(2), number(3)),
+        "consume" => consume(&manager, arg(2)),
         other => panic!("unknown mode {other:?}"),
     };
     match result {
@@ -132,6 +139,44 @@ fn produce(manager: &CacheManager, queue: &str, id: u64, count: u64) -> Result {
         queue.put(Json::from_value(&serde_json::json!({"p": id, "i": i}))?)?;
     }
     emit("done");
+    Ok(())
+}
+
+/// Puts items forever, printing each one's number only once `put` has returned: the test
+/// kills it at a random moment.
+fn put_forever(manager: &CacheManager, queue: &str, id: u64) -> Result {
+    let queue = manager.create_queue(queue)?;
+    for i in 0u64.. {
+        queue.put(Json::from_value(&serde_json::json!({"p": id, "i": i}))?)?;
+        emit(i);
+    }
+    Ok(())
+}
+
+/// Takes items in batches of 1 to 5, saying how many it is about to take before each take, so
+/// that a test that kills it knows how many items a take cut short could have removed.
+fn consume(manager: &CacheManager, queue: &str) -> Result {
+    let queue = manager.open_queue(queue)?;
+    let mut empty_since: Option<Instant> = None;
+    for round in 0usize.. {
+        let max = round % 5 + 1;
+        emit(format!("take {max}"));
+        let items = queue.get_many(max)?;
+        if items.is_empty() {
+            if empty_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(1) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        }
+        empty_since = None;
+        let mut line = String::from("got");
+        for item in items {
+            let item: serde_json::Value = item.deserialize()?;
+            line.push_str(&format!(" {}:{}", item["p"], item["i"]));
+        }
+        emit(line);
+    }
     Ok(())
 }
 
