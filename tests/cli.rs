@@ -72,6 +72,23 @@ fn queues_can_be_used_from_the_shell() {
     assert!(stderr(&empty).contains("is empty"));
 }
 
+/// `queue get` removes the item before it prints it: when it cannot be printed (stdout is a
+/// full disk, a closed pipe), the item goes back to the front of the queue and the command
+/// says so, rather than panicking with the item gone.
+#[test]
+fn an_item_that_queue_get_cannot_print_goes_back_to_the_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    ok(easycaching(&db, &["queue", "put", "jobs", r#""first""#]));
+    ok(easycaching(&db, &["queue", "put", "jobs", r#""second""#]));
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let failed = cli().arg("--db").arg(&db).args(["queue", "get", "jobs"]).stdout(full).output().unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(stderr(&failed).contains("put back at the front of queue \"jobs\""), "{}", stderr(&failed));
+    assert_eq!(ok(easycaching(&db, &["queue", "len", "jobs"])), "2\n");
+    assert_eq!(ok(easycaching(&db, &["queue", "get", "jobs"])), "\"first\"\n");
+}
+
 #[test]
 fn durability_can_be_chosen_per_command_and_the_file_is_the_same() {
     let dir = tempfile::tempdir().unwrap();

@@ -92,17 +92,25 @@ fn parse_json(value: &str) -> Result<Json, String> {
 }
 
 /// Prints a value, or reports its absence with exit status 1, as `grep` does for no match.
-fn print_found(value: Option<Json>, absent: &str) -> ExitCode {
+fn print_found(value: Option<Json>, absent: &str) -> Result<ExitCode> {
     match value {
         Some(value) => {
-            println!("{value}");
-            ExitCode::SUCCESS
+            print_line(&value)?;
+            Ok(ExitCode::SUCCESS)
         }
         None => {
             eprintln!("{absent}");
-            ExitCode::FAILURE
+            Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Prints `value` and a newline, flushed: an error when stdout cannot take it (a full disk, a
+/// closed pipe), where `println!` would panic.
+fn print_line(value: &Json) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{value}")?;
+    out.flush()
 }
 
 pub fn list(manager: &CacheManager) -> Result<ExitCode> {
@@ -125,7 +133,7 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
     match command {
         CacheCommand::Get { cache, key } => {
             let value = manager.open_cache(&cache)?.get(&key)?;
-            return Ok(print_found(value, &format!("no value under {key:?} in cache {cache:?}")));
+            return print_found(value, &format!("no value under {key:?} in cache {cache:?}"));
         }
         CacheCommand::Set { cache, key, value } => {
             manager.create_cache(&cache)?.set(&key, value)?;
@@ -177,12 +185,28 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
     match command {
         QueueCommand::Put { queue, value } => manager.create_queue(&queue)?.put(value)?,
         QueueCommand::Get { queue: name } => {
-            let value = manager.open_queue(&name)?.get()?;
-            return Ok(print_found(value, &format!("queue {name:?} is empty")));
+            let queue = manager.open_queue(&name)?;
+            let Some(item) = queue.get()? else {
+                return print_found(None, &format!("queue {name:?} is empty"));
+            };
+            // Taken before it is printed: should it not reach stdout, it goes back to the
+            // front rather than be lost.
+            if let Err(error) = print_line(&item) {
+                queue.give_back(vec![item]).map_err(|back| {
+                    anyhow::anyhow!(
+                        "could not print the item taken from queue {name:?} ({error}), nor put it \
+                         back ({back}): it is lost"
+                    )
+                })?;
+                anyhow::bail!(
+                    "could not print the item taken from queue {name:?} ({error}); it was put back \
+                     at the front of queue {name:?}"
+                );
+            }
         }
         QueueCommand::Peek { queue: name } => {
             let value = manager.open_queue(&name)?.peek()?;
-            return Ok(print_found(value, &format!("queue {name:?} is empty")));
+            return print_found(value, &format!("queue {name:?} is empty"));
         }
         QueueCommand::Len { queue } => println!("{}", manager.open_queue(&queue)?.len()?),
         QueueCommand::Clear { queue } => println!("{}", manager.open_queue(&queue)?.clear()?),
