@@ -142,7 +142,7 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let cache = manager.open_cache(&cache)?;
             let mut removed = 0;
-            for chunk in keys.chunks(manager.limits().max_batch_items) {
+            for chunk in keys.chunks(manager.limits().max_batch_items.max(1)) {
                 removed += cache.delete_many(chunk)?;
             }
             writeln!(out, "{removed}")?;

@@ -78,7 +78,7 @@ pub struct ServeArgs {
 
     /// Close a connection that takes longer than this to send a request's head, or that stays
     /// idle this long between requests, e.g. 5s.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_header_timeout)]
     header_timeout: Duration,
 
     /// Connections open at once; more wait to be accepted, while the open ones are served on
@@ -124,6 +124,17 @@ pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// A duration above zero: a connection given no time to send its request's head would be
+/// closed before it could be served.
+fn parse_header_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        zero if zero.is_zero() => Err(format!(
+            "{text:?} would close every connection before its first request; give a time above 0, e.g. 10s"
+        )),
+        timeout => Ok(timeout),
+    }
+}
+
 /// `127.0.0.1:8220`, `[::1]:8220` or `localhost:8220`: the first address a host name resolves to.
 fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let fail = |why: String| {
@@ -147,5 +158,13 @@ mod tests {
                 .is_ok_and(|address| address.ip().is_loopback() && address.port() == 8221)
         );
         assert!(parse_listen("localhost").unwrap_err().contains("like 127.0.0.1:8220"));
+    }
+
+    #[test]
+    fn a_header_timeout_of_zero_is_refused() {
+        assert_eq!(parse_header_timeout("5s"), Ok(Duration::from_secs(5)));
+        assert!(parse_header_timeout("0s").unwrap_err().contains("close every connection"));
+        assert!(parse_header_timeout("0ms").is_err());
+        assert!(parse_header_timeout("soon").unwrap_err().contains("not a duration"));
     }
 }

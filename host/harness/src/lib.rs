@@ -121,7 +121,8 @@ impl Harness {
             .map(|(key, value)| Ok((key.into(), Json::from_value(&value)?)))
             .collect::<Result<Vec<_>, easycaching::Error>>()?;
         let cache = self.manager.create_cache(name)?;
-        for chunk in entries.chunks(self.manager.limits().max_batch_items) {
+        // At least one entry a call: with `max_batch_items: 0` the store refuses it by name.
+        for chunk in entries.chunks(self.manager.limits().max_batch_items.max(1)) {
             cache.set_many(chunk.iter().cloned())?;
         }
         Ok(())
@@ -222,5 +223,14 @@ mod tests {
         let refused = harness.seed_cache("c", [("k", "far too long for the limit")]).unwrap_err();
         assert!(refused.to_string().contains("over the limit of 8"), "{refused}");
         assert_eq!(harness.cache("c").unwrap().get_value::<String>("k").unwrap().as_deref(), Some("short"));
+    }
+
+    #[test]
+    fn seeding_under_a_batch_limit_of_zero_is_refused_by_name() {
+        let none = easycaching::Limits { max_batch_items: 0, ..easycaching::Limits::default() };
+        let harness = Harness::with_database(|builder| builder.limits(none)).unwrap();
+        let refused = harness.seed_cache("c", [("k", 1)]).unwrap_err();
+        assert!(refused.to_string().contains("batch is 1 item, over the limit of 0"), "{refused}");
+        assert_eq!(harness.cache("c").unwrap().len().unwrap(), 0);
     }
 }
