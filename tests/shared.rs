@@ -159,6 +159,29 @@ fn eight_processes_at_full_speed_all_succeed_without_database_is_locked() {
     assert_eq!(manager.open_cache("shared").unwrap().len().unwrap(), 10);
 }
 
+/// Processes counting on one key with `increment` lose no count: each increment got a sum of
+/// its own, and the last is the number of increments, where a `get` then a `set` loses counts.
+#[test]
+fn processes_incrementing_one_counter_lose_no_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("counters.db");
+    drop(CacheManager::open(&db).unwrap());
+    const TIMES: u64 = 150;
+    let workers: Vec<Worker> = (0..6).map(|_| Worker::spawn(&db, &["count", &TIMES.to_string()])).collect();
+    let mut sums = Vec::new();
+    for (id, worker) in workers.into_iter().enumerate() {
+        let (status, lines) = worker.finish();
+        assert!(status.success(), "worker {id} failed: {lines:?}");
+        sums.extend(
+            lines.iter().map(|line| line.parse::<u64>().unwrap_or_else(|_| panic!("worker {id}: {line}"))),
+        );
+    }
+    sums.sort_unstable();
+    assert_eq!(sums, (1..=6 * TIMES).collect::<Vec<_>>(), "every increment got a sum of its own");
+    let counters = CacheManager::open(&db).unwrap().open_cache("counters").unwrap();
+    assert_eq!(counters.get_value::<u64>("hits").unwrap(), Some(6 * TIMES));
+}
+
 /// Several writers at once, each killed in turn while the others write on: every write any
 /// of them acknowledged is there, also those another process was committing for it, or it
 /// for another, when it died.

@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         "mutate" => mutate(&manager, arg(2), Duration::from_millis(number(3))),
         "put-forever" => put_forever(&manager, arg(2), number(3)),
         "consume" => consume(&manager, arg(2)),
+        "count" => count(&manager, number(2)),
         other => panic!("unknown mode {other:?}"),
     };
     match result {
@@ -129,6 +130,15 @@ fn ledger(manager: &CacheManager, prefix: &str) -> Result {
     for i in 0u64.. {
         cache.set(&format!("{prefix}k{i}"), Json::from_value(&i)?)?;
         emit(i);
+    }
+    Ok(())
+}
+
+/// Increments one shared counter `times` times, printing each sum it got back.
+fn count(manager: &CacheManager, times: u64) -> Result {
+    let counters = manager.create_cache("counters")?;
+    for _ in 0..times {
+        emit(counters.increment("hits", 1)?);
     }
     Ok(())
 }

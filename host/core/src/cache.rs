@@ -186,6 +186,34 @@ impl Cache {
         Ok(())
     }
 
+    /// Adds `by` to the integer stored under `key` and returns the sum, in one durable write
+    /// that no other write, from this process or another, comes between: many workers counting
+    /// the same key lose no count, where a `get` then a `set` would. An absent key counts as
+    /// 0, so the first increment stores `by`. A negative `by` subtracts.
+    ///
+    /// [`Error::WrongType`] (holding the value, which is left as it was) when the value stored
+    /// is not a JSON integer that fits an `i64`, or when the sum would not fit one.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = easycaching::CacheManager::open(dir.path().join("app.db"))?;
+    /// let visits = manager.create_cache("visits")?;
+    /// assert_eq!(visits.increment("ada", 1)?, 1);
+    /// assert_eq!(visits.increment("ada", 2)?, 3);
+    /// assert_eq!(visits.get_value::<i64>("ada")?, Some(3));
+    /// # Ok::<(), easycaching::Error>(())
+    /// ```
+    pub fn increment(&self, key: &str, by: i64) -> Result<i64> {
+        self.shared.limits.check_key(key)?;
+        self.alive()?;
+        let write =
+            Write::Increment { cache: self.target(), key: key.to_owned(), by, quota: self.quota.clone() };
+        match self.shared.write(write)? {
+            Outcome::Integer(sum) => Ok(sum),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Whether a value is stored under `key`.
     pub fn contains(&self, key: &str) -> Result<bool> {
         self.shared.limits.check_key(key)?;

@@ -439,6 +439,16 @@ impl Shared {
                         entries.iter().for_each(|(key, value)| learn(&state, key, Some(value)));
                     }
                 }
+                Write::Increment { cache, key, .. } => {
+                    if let Some(state) = self.registered(cache.id) {
+                        match outcome {
+                            Some(Outcome::Integer(sum)) => {
+                                learn(&state, key, Some(&Json::trusted(sum.to_string())))
+                            }
+                            _ => state.forget(key),
+                        }
+                    }
+                }
                 Write::Delete { cache, keys } => {
                     if let Some(state) = self.registered(cache.id) {
                         keys.iter().for_each(|key| learn(&state, key, None));

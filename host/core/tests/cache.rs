@@ -352,3 +352,71 @@ fn get_many_reads_a_repeated_key_once_and_refuses_values_past_the_response_limit
     assert!(matches!(error, Error::TooLarge { limit: easycaching::MAX_RESPONSE_BYTES, .. }), "{error}");
     assert_eq!(cache.get_many(&keys[..16]).unwrap().len(), 16);
 }
+
+#[test]
+fn increment_adds_to_the_integer_stored_and_counts_an_absent_key_as_zero() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("counts").unwrap();
+    assert_eq!(cache.increment("hits", 1).unwrap(), 1);
+    assert_eq!(cache.increment("hits", 41).unwrap(), 42);
+    assert_eq!(cache.increment("hits", -50).unwrap(), -8);
+    assert_eq!(cache.get("hits").unwrap().as_deref(), Some("-8"));
+    cache.set("written", json(" 7 ")).unwrap();
+    assert_eq!(cache.increment("written", 0).unwrap(), 7);
+    assert_eq!(cache.get("written").unwrap().as_deref(), Some("7"));
+    assert_eq!(cache.len().unwrap(), 2);
+    assert_eq!(cache.size_bytes().unwrap(), ("hits-8".len() + "written7".len()) as u64);
+}
+
+#[test]
+fn increment_refuses_what_is_not_a_64_bit_integer_and_leaves_it_as_it_was() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("counts").unwrap();
+    for stored in [r#""12""#, "1.5", "1e3", "18446744073709551615", "[1]", "null", "true"] {
+        cache.set("k", json(stored)).unwrap();
+        match cache.increment("k", 1) {
+            Err(easycaching::Error::WrongType { reason, value }) => {
+                assert!(reason.contains("increment needs an integer"), "{stored}: {reason}");
+                assert_eq!(value.as_str(), stored);
+            }
+            other => panic!("{stored}: expected WrongType, got {other:?}"),
+        }
+        assert_eq!(cache.get("k").unwrap().as_deref(), Some(stored));
+    }
+    cache.set("k", json(&i64::MAX.to_string())).unwrap();
+    let overflow = cache.increment("k", 1).unwrap_err().to_string();
+    assert!(overflow.contains("does not fit a 64-bit integer"), "{overflow}");
+    assert_eq!(cache.increment("k", -1).unwrap(), i64::MAX - 1);
+    let long_key = "k".repeat(easycaching::DEFAULT_MAX_KEY_BYTES + 1);
+    assert!(matches!(cache.increment(&long_key, 1), Err(easycaching::Error::TooLarge { what: "key", .. })));
+}
+
+#[test]
+fn increment_is_held_to_the_quota_of_its_handle() {
+    let (_dir, manager) = manager();
+    let quota = easycaching::Quota { max_entries: Some(1), ..easycaching::Quota::UNLIMITED };
+    let cache = manager.create_cache_within("small", &quota).unwrap();
+    assert_eq!(cache.increment("a", 1).unwrap(), 1);
+    assert!(matches!(cache.increment("b", 1), Err(easycaching::Error::QuotaExceeded(_))));
+    assert_eq!(cache.get("b").unwrap(), None);
+    assert_eq!(cache.increment("a", 1).unwrap(), 2, "a key already there grows no count");
+}
+
+#[test]
+fn threads_incrementing_one_key_lose_no_count() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("counts").unwrap();
+    let sums: Vec<i64> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let cache = cache.clone();
+                scope.spawn(move || (0..50).map(|_| cache.increment("hits", 1).unwrap()).collect::<Vec<_>>())
+            })
+            .collect();
+        threads.into_iter().flat_map(|thread| thread.join().unwrap()).collect()
+    });
+    let mut sorted = sums.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=400).collect::<Vec<i64>>(), "each increment saw a sum of its own");
+    assert_eq!(cache.get_value::<i64>("hits").unwrap(), Some(400));
+}

@@ -167,3 +167,15 @@ fn an_absent_key_is_answered_from_memory_until_a_write_of_it_is_seen() {
     in_b.set("own", json("5")).unwrap();
     assert_eq!(in_a.get("own").unwrap(), Some(json("5")));
 }
+
+#[test]
+fn an_increment_in_one_is_read_in_the_other_over_a_cached_value() {
+    let (_dir, a, b) = two_managers();
+    let (in_a, in_b) = (a.create_cache("c").unwrap(), b.create_cache("c").unwrap());
+    assert_eq!(in_a.increment("n", 5).unwrap(), 5);
+    assert_eq!(in_b.get("n").unwrap().as_deref(), Some("5"), "b reads it and keeps it in its LRU");
+    assert_eq!(in_a.increment("n", 1).unwrap(), 6);
+    assert_eq!(in_b.get("n").unwrap().as_deref(), Some("6"));
+    assert_eq!(in_b.increment("n", 1).unwrap(), 7);
+    assert_eq!(in_a.get("n").unwrap().as_deref(), Some("7"));
+}

@@ -66,6 +66,20 @@ pub enum Write {
         /// The quota to hold the cache to.
         quota: Quota,
     },
+    /// Adds `by` to the integer stored under `key`, an absent key counting as 0, and stores
+    /// the sum in its place. Outcome: [`Outcome::Integer`], the sum. Refused with
+    /// [`Error::WrongType`](crate::Error::WrongType) when the value stored is not a JSON
+    /// integer that fits an `i64`, or when the sum does not.
+    Increment {
+        /// The cache.
+        cache: Target<CacheId>,
+        /// The key.
+        key: String,
+        /// What to add (negative to subtract).
+        by: i64,
+        /// The quota to hold the cache to.
+        quota: Quota,
+    },
     /// Removes keys. Outcome: [`Outcome::Count`], how many were there.
     Delete {
         /// The cache.
@@ -140,6 +154,8 @@ pub enum Outcome {
     Count(u64),
     /// The items taken from a queue.
     Values(Vec<Json>),
+    /// The integer an [`Write::Increment`] stored.
+    Integer(i64),
 }
 
 /// The outcome of one batch: a result per write, in order, and what the commit means for this

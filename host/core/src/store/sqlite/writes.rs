@@ -103,6 +103,7 @@ impl<'b, 'c> Batch<'b, 'c> {
             Write::CreateCache { name, quota } => create(conn, &CACHES, name, quota),
             Write::DropCache { name } => self.drop_cache(name),
             Write::Set { cache, entries, quota } => self.set(cache, entries, quota),
+            Write::Increment { cache, key, by, quota } => self.increment(cache, key, *by, quota),
             Write::Delete { cache, keys } => self.delete(cache, keys),
             Write::Clear { cache } => self.clear(cache),
             Write::CreateQueue { name, quota } => create(conn, &QUEUES, name, quota),
@@ -189,6 +190,34 @@ impl<'b, 'c> Batch<'b, 'c> {
         Ok(Outcome::Done)
     }
 
+    /// Reads the integer under `key` (0 when absent), adds `by`, and stores the sum through
+    /// [`Batch::set`], inside the batch's transaction: no other write comes in between.
+    fn increment(&mut self, cache: &Target<CacheId>, key: &str, by: i64, quota: &Quota) -> WriteResult {
+        let stored: Option<String> = self
+            .conn
+            .prepare_cached("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?
+            .query_row(params![cache.id.0, key], |row| row.get(0))
+            .optional()?;
+        let sum = match stored {
+            None => by,
+            Some(text) => {
+                let refuse =
+                    |reason: String| Error::WrongType { reason, value: Json::trusted(text.as_str()) };
+                let current: i64 = serde_json::from_str(&text).map_err(|_| {
+                    refuse(format!(
+                        "increment needs an integer that fits 64 bits, and {key:?} holds {}",
+                        shown(&text)
+                    ))
+                })?;
+                current.checked_add(by).ok_or_else(|| {
+                    refuse(format!("{current} + {by} under {key:?} does not fit a 64-bit integer"))
+                })?
+            }
+        };
+        self.set(cache, &[(key.to_owned(), Json::trusted(sum.to_string()))], quota)?;
+        Ok(Outcome::Integer(sum))
+    }
+
     /// Adds `delta` to the counts of `cache` and checks `quota` against them (see
     /// [`add_stats_within`]), through the statement held prepared.
     fn add_cache_stats(
@@ -237,6 +266,15 @@ impl<'b, 'c> Batch<'b, 'c> {
         let seq = self.statements.log_change.insert(params![self.writer, cache.0, kind, key])?;
         self.last_logged = Some(seq);
         Ok(())
+    }
+}
+
+/// `text` for an error message, cut short when long.
+fn shown(text: &str) -> String {
+    const SHOWN: usize = 40;
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 
