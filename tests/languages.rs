@@ -110,7 +110,11 @@ fn run_errors_program(name: &str) -> String {
     let stdout = succeeded(&run(&harness, name));
 
     let input = harness.cache("input").unwrap();
-    assert_eq!(input.len().unwrap(), 0, "a failed write stored something");
+    // What the two increments that succeeded stored, and nothing else: the refused ones
+    // changed neither value.
+    assert_eq!(input.get_value::<i64>("n").unwrap(), Some(42));
+    assert_eq!(input.get_value::<String>("s").unwrap().as_deref(), Some("x"));
+    assert_eq!(input.len().unwrap(), 2, "a failed write stored something");
     assert_eq!(input.get("good").unwrap(), None, "half a batch was stored");
     assert_eq!(harness.queue("input-queue").unwrap().len().unwrap(), 0);
     assert_eq!(harness.cache("readonly").unwrap().get_value::<String>("k").unwrap().as_deref(), Some("v"));
@@ -154,6 +158,12 @@ fn python_gets_each_wit_error_as_its_exception_and_nothing_is_stored() {
             "delete from read-only: AccessDenied access-denied",
             "cache len: ok 0",
             "queue len: ok 0",
+            "increment twice: ok (1, 42)",
+            "increment a string: InvalidJson invalid-json",
+            "the string is left as it was: ok 'x'",
+            "increment by a float: TypeError",
+            "increment by 2**63: ValueError",
+            "increment read-only: AccessDenied access-denied",
         ]
     );
 }
@@ -193,6 +203,12 @@ fn javascript_gets_each_wit_error_as_a_thrown_error_and_nothing_is_stored() {
             "delete from read-only: CacheError access-denied",
             "cache size: ok 0",
             "queue size: ok 0",
+            "increment twice: ok [1,42]",
+            "increment a string: CacheError invalid-json",
+            "the string is left as it was: ok \"x\"",
+            "increment by 1.5: RangeError",
+            "increment by 2n ** 63n: RangeError",
+            "increment read-only: CacheError access-denied",
         ]
     );
 }

@@ -60,4 +60,10 @@ export const run = command(() => {
   attempt('delete from read-only', () => readonly.delete('k'));
   attempt('cache size', () => cache.size);
   attempt('queue size', () => queue.size);
+  attempt('increment twice', () => [cache.increment('n'), cache.increment('n', 41)]);
+  attempt('increment a string', () => cache.set('s', 'x').increment('s'));
+  attempt('the string is left as it was', () => cache.get('s'));
+  attempt('increment by 1.5', () => cache.increment('n', 1.5));
+  attempt('increment by 2n ** 63n', () => cache.increment('n', 2n ** 63n));
+  attempt('increment read-only', () => readonly.increment('k'));
 });

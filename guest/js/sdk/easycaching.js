@@ -116,6 +116,49 @@ function count(value, what) {
   return value;
 }
 
+/**
+ * A whole number the host takes as an s64: a safe integer (a `BigInt` within that range is
+ * taken too), as a `number`; a RangeError here otherwise. The engines differ: QuickJS takes an
+ * s64 as a `number` (and crashes the plugin on a `BigInt`), StarlingMonkey as a `BigInt`; see
+ * {@link withS64}.
+ */
+function safeInteger(value, what) {
+  const number = typeof value === 'bigint' ? Number(value) : value;
+  if (!Number.isSafeInteger(number) || (typeof value === 'bigint' && BigInt(number) !== value)) {
+    throw new RangeError(
+      `${what} must be a whole number from ${Number.MIN_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER}, not ${String(value)}`,
+    );
+  }
+  return number;
+}
+
+/** Whether this engine's bindings take an s64 as a `BigInt` (StarlingMonkey), once known. */
+let s64IsBigInt = false;
+
+/**
+ * Calls `operation` with the s64 `number` as this engine's bindings take it: a `number` first,
+ * then, should the bindings refuse it as not a `BigInt` (before any call reached the host), as
+ * a `BigInt` from then on.
+ */
+function withS64(number, operation) {
+  if (!s64IsBigInt) {
+    try {
+      return operation(number);
+    } catch (error) {
+      if (!(error instanceof TypeError) || !/BigInt/i.test(String(error.message))) throw error;
+      s64IsBigInt = true;
+    }
+  }
+  return operation(BigInt(number));
+}
+
+/** An s64 from the host as a `number` when it is exactly one, a `BigInt` when it is beyond. */
+function fromS64(value) {
+  if (typeof value === 'number') return value;
+  const number = Number(value);
+  return Number.isSafeInteger(number) ? number : value;
+}
+
 /** A value from optional JSON text: `undefined` when there is none. */
 function fromJson(text) {
   return text == null ? undefined : JSON.parse(text);
@@ -188,6 +231,21 @@ export class Cache {
     text(json, 'the JSON text');
     call(() => this.#live().set(key, json));
     return this;
+  }
+
+  /**
+   * Adds `delta` (default 1) to the integer stored under `key` and returns the sum, in one
+   * write no other comes between: plugins counting on one key lose no count, where
+   * `cache.set(key, (cache.get(key) ?? 0) + 1)` would. An absent key counts as 0; a negative
+   * `delta` subtracts; it is a safe integer (a RangeError otherwise). The sum is a `number`
+   * (a `BigInt` on StarlingMonkey beyond `Number.MAX_SAFE_INTEGER`).
+   * A {@link CacheError} `invalid-json` when the value stored is not an integer (it is left
+   * as it was).
+   */
+  increment(key, delta = 1) {
+    text(key, 'the key');
+    const by = safeInteger(delta, 'the amount to add');
+    return fromS64(withS64(by, (amount) => call(() => this.#live().increment(key, amount))));
   }
 
   /** Whether a value is stored under `key`. */

@@ -57,8 +57,7 @@ function walkThrough() {
 
   // Something that outlives the run: how many times this database has seen the walkthrough.
   const stats = createCache('walkthrough');
-  const runs = (stats.get('runs') ?? 0) + 1;
-  stats.set('runs', runs);
+  const runs = stats.increment('runs'); // one write no other comes between: runs at once all count
   console.log(
     `this database has now seen ${runs} walkthrough run(s); run it again and the count goes on`,
   );

@@ -197,6 +197,15 @@ def _count(value: Any, what: str) -> int:
     return value
 
 
+def _delta(value: Any) -> int:
+    """An amount the host takes as an s64: ``TypeError`` or ``ValueError`` here otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"the amount to add must be an int, not {type(value).__name__}")
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"the amount to add must fit 64 bits, from {-(2**63)} to {2**63 - 1}, not {value}")
+    return value
+
+
 def _dumps(value: Any) -> str:
     # Compact, and non-ASCII kept as is: the text the host stores is what other languages read.
     # NaN and infinities are not JSON: refused here, as the host would, but saying why.
@@ -322,6 +331,14 @@ class Cache(MutableMapping[str, Any]):
     def __delitem__(self, key: str) -> None:
         if not _call(self._handle.delete, _text(key, "the key")):
             raise KeyError(key)
+
+    def increment(self, key: str, delta: int = 1) -> int:
+        """Adds ``delta`` to the integer stored under ``key`` and returns the sum, in one write no
+        other comes between: workers counting on one key lose no count, where
+        ``cache[key] = cache.get(key, 0) + 1`` would. An absent key counts as 0; a negative
+        ``delta`` subtracts. Raises ``InvalidJson`` when the value stored is not an integer (it is
+        left as it was)."""
+        return _call(self._handle.increment, _text(key, "the key"), _delta(delta))
 
     def delete(self, key: str) -> bool:
         """Removes ``key``; ``True`` when a value was there (where ``del`` raises ``KeyError``)."""

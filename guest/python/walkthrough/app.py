@@ -63,8 +63,7 @@ def walk_through():
 
     # Something that outlives the run: how many times this database has seen the walkthrough.
     stats = easycaching.create_cache("walkthrough")
-    runs = stats.get("runs", 0) + 1
-    stats["runs"] = runs
+    runs = stats.increment("runs")  # one write no other comes between: runs at once all count
     print(
         f"this database has now seen {runs} walkthrough run(s); run it again and the count goes on"
     )

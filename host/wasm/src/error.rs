@@ -85,8 +85,8 @@ impl Error {
             Error::Store(Store::NoSuchCache(_) | Store::CacheDeleted(_)) => WitError::NoSuchCache(message),
             Error::Store(Store::NoSuchQueue(_) | Store::QueueDeleted(_)) => WitError::NoSuchQueue(message),
             Error::Store(Store::InvalidName { .. }) => WitError::InvalidName(message),
-            // (The host hands guests JSON as it is and never deserializes into a type for one,
-            // so `WrongType` reaches no guest today; were it to, it is a JSON error of theirs.)
+            // `WrongType` reaches a guest from `increment` on a value that is not an integer:
+            // the WIT has it as `invalid-json` (JSON that is not what the call needs).
             Error::Store(Store::InvalidJson(_) | Store::WrongType { .. }) => WitError::InvalidJson(message),
             Error::Store(Store::TooLarge { .. }) => WitError::TooLarge(message),
             Error::Store(Store::QuotaExceeded(_)) | Error::TooManyHandles => WitError::QuotaExceeded(message),

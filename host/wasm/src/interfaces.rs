@@ -173,6 +173,10 @@ impl caches::HostCache for EasyCaching<'_> {
         Ok(cache.set(&key, json(value)?)?)
     }
 
+    fn increment(&mut self, handle: Resource<CacheResource>, key: String, delta: i64) -> Result<i64> {
+        Ok(self.writable_cache(&handle)?.increment(&key, delta)?)
+    }
+
     fn contains(&mut self, handle: Resource<CacheResource>, key: String) -> Result<bool> {
         Ok(self.cache(&handle)?.cache.contains(&key)?)
     }

@@ -105,6 +105,14 @@ impl Cache {
         Ok(self.0.set(key, json)?)
     }
 
+    /// Adds `delta` to the integer stored under `key` and returns the sum, in one write no
+    /// other comes between: plugins and processes counting on one key lose no count, where a
+    /// `get` then a `set` would. An absent key counts as 0; a negative `delta` subtracts.
+    /// [`Error::InvalidJson`] when the value stored is not an integer (it is left as it was).
+    pub fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        Ok(self.0.increment(key, delta)?)
+    }
+
     /// Whether a value is stored under `key`.
     pub fn contains(&self, key: &str) -> Result<bool> {
         Ok(self.0.contains(key)?)

@@ -34,6 +34,17 @@ fn main() -> Result<()> {
     assert_eq!(cache.delete_many(owned_keys)?, 2);
     assert_eq!(cache.clear()?, 1);
     assert!(cache.is_empty()?);
+    assert_eq!(cache.increment("n", 2)?, 2);
+    assert_eq!(cache.increment("n", -5)?, -3);
+    cache.set("text", "not a number")?;
+    match cache.increment("text", 1) {
+        Err(easycaching_guest::Error::InvalidJson(message)) => {
+            assert!(message.contains("needs an integer"), "{message}")
+        }
+        other => panic!("increment of a string: {other:?}"),
+    }
+    assert_eq!(cache.get::<String>("text")?.as_deref(), Some("not a number"));
+    assert_eq!(cache.clear()?, 2);
     cache.set("kept", "for the host to see")?;
 
     let again = Cache::open("ops")?;
