@@ -39,6 +39,12 @@ fn caches_can_be_looked_into_and_changed_from_the_shell() {
         "{\"foo\": \"bar\"}\n{\"n\": {\"a\": [1, 2]}}\n"
     );
     assert_eq!(ok(easycaching(&db, &["cache", "len", "test"])), "2\n");
+    assert_eq!(ok(easycaching(&db, &["cache", "incr", "counts", "hits"])), "1\n");
+    assert_eq!(ok(easycaching(&db, &["cache", "incr", "counts", "hits", "-3"])), "-2\n");
+    let not_a_number = easycaching(&db, &["cache", "incr", "test", "foo"]);
+    assert!(stderr(&not_a_number).contains("increment needs an integer"), "{}", stderr(&not_a_number));
+    assert_eq!(ok(easycaching(&db, &["cache", "get", "test", "foo"])), "\"bar\"\n");
+    ok(easycaching(&db, &["cache", "drop", "counts"]));
 
     let listing = ok(easycaching(&db, &["ls"]));
     assert!(

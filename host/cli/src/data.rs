@@ -19,6 +19,15 @@ pub enum CacheCommand {
         #[arg(value_parser = parse_json)]
         value: Json,
     },
+    /// Add BY (default 1; negative to subtract) to the integer under KEY and print the sum, in
+    /// one write no other comes between; an absent key counts as 0. Creates the cache when
+    /// needed.
+    Incr {
+        cache: String,
+        key: String,
+        #[arg(default_value_t = 1, allow_negative_numbers = true)]
+        by: i64,
+    },
     /// Remove keys; prints how many were there.
     Del {
         cache: String,
@@ -72,7 +81,7 @@ pub enum QueueCommand {
 impl CacheCommand {
     /// Whether the command stores something, and so may create the database.
     pub fn creates(&self) -> bool {
-        matches!(self, CacheCommand::Set { .. } | CacheCommand::Create { .. })
+        matches!(self, CacheCommand::Set { .. } | CacheCommand::Incr { .. } | CacheCommand::Create { .. })
     }
 }
 
@@ -137,6 +146,9 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
         }
         CacheCommand::Set { cache, key, value } => {
             manager.create_cache(&cache)?.set(&key, value)?;
+        }
+        CacheCommand::Incr { cache, key, by } => {
+            writeln!(out, "{}", manager.create_cache(&cache)?.increment(&key, by)?)?;
         }
         CacheCommand::Del { cache, keys } => {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();

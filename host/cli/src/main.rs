@@ -27,6 +27,7 @@ Examples:
   easycaching serve web.wasm --allow 'cache:web=rwc'        serve HTTP with a plugin (port 8220)
   easycaching ls                                            list caches and queues
   easycaching cache set test foo '\"bar\"'                    store a JSON value
+  easycaching cache incr stats hits                         add 1 to a counter, print the sum
   easycaching cache get test foo                            print it
   easycaching cache dump test                               print every entry as {\"key\": value}
   easycaching queue len jobs                                how many items wait in queue \"jobs\"
