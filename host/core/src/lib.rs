@@ -24,6 +24,10 @@
 //!   that returned in one process is seen by reads in every other, even those that had the old
 //!   value in their LRU. Lock waits are absorbed (up to the busy timeout) and never surface as
 //!   "database is locked".
+//! - **Atomic**: each call that writes is applied whole or not at all. [`Cache::increment`]
+//!   reads a counter and writes the sum in one such call, so workers counting on one key lose
+//!   no count; a `get` then a `set` are two calls, and another process's write can come
+//!   between them.
 //! - **Fast**: a hit in the LRU costs a mutex and two memory loads to check that no other
 //!   process committed; concurrent writers share commits (group commit).
 //! - **Checked**: values must be JSON ([`Error::InvalidJson`]), keys and values are bounded by
