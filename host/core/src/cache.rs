@@ -201,7 +201,7 @@ impl Cache {
     /// assert_eq!(visits.increment("ada", 1)?, 1);
     /// assert_eq!(visits.increment("ada", 2)?, 3);
     /// assert_eq!(visits.get_value::<i64>("ada")?, Some(3));
-    /// # Ok::<(), easycaching::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn increment(&self, key: &str, by: i64) -> Result<i64> {
         self.shared.limits.check_key(key)?;
