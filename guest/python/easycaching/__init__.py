@@ -45,7 +45,7 @@ from collections.abc import (
 from typing import Any, TypeVar
 
 from componentize_py_types import Err
-from wit_world.imports import caches, manager, queues
+from wit_world.imports import caches as wit_caches, manager, queues
 
 try:
     # In the http-handler world, wasi:http has a `types` interface too, and componentize-py
@@ -70,6 +70,7 @@ __all__ = [
     "open_cache",
     "list_caches",
     "delete_cache",
+    "caches",
     "create_queue",
     "open_queue",
     "list_queues",
@@ -285,7 +286,7 @@ class Cache(MutableMapping[str, Any]):
     ``in``, ``del`` and iteration each ask the host, so they always see other writers.
     """
 
-    def __init__(self, handle: caches.Cache) -> None:
+    def __init__(self, handle: wit_caches.Cache) -> None:
         """Wraps a WIT ``cache`` handle; :func:`create_cache` and :func:`open_cache` make them."""
         self._handle = handle
 
@@ -512,6 +513,35 @@ def list_caches() -> list[str]:
 def delete_cache(name: str) -> bool:
     """Deletes the cache called ``name`` with its entries; ``True`` when it existed."""
     return _call(manager.delete_cache, _text(name, "the name"))
+
+
+class _Caches(Mapping[str, Cache]):
+    """``easycaching.caches``: the caches this plugin may open, by name, as the original's
+    ``manager.cache`` was: ``easycaching.caches["test"]["b"]``. Indexing opens the cache
+    (``KeyError`` when there is none; ``AccessDenied`` when it is not granted); iterating and
+    ``len`` go over :func:`list_caches`."""
+
+    def __getitem__(self, name: str) -> Cache:
+        try:
+            return open_cache(name)
+        except NoSuchCache:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list_caches())
+
+    def __len__(self) -> int:
+        return len(list_caches())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in list_caches()
+
+    def __repr__(self) -> str:
+        return f"easycaching.caches({list_caches()!r})"
+
+
+caches = _Caches()
+"""The caches this plugin may open, by name: ``easycaching.caches["test"]["b"]``."""
 
 
 def create_queue(name: str) -> Queue:

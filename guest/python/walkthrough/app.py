@@ -50,8 +50,7 @@ def walk_through():
         print(f"    {show({key: value})}")
 
     # manager.cache['test']['b']
-    again = easycaching.open_cache("test")
-    step('manager.cache["test"]["b"]', show(again["b"]))
+    step('manager.cache["test"]["b"]', show(easycaching.caches["test"]["b"]))
 
     jobs = easycaching.create_queue("jobs")
     jobs.put("first")
