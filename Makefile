@@ -1,5 +1,5 @@
 # easycaching: `make demo` runs the example plugin on ./easycaching.db, `make test` runs every
-# test. Everything builds into target/: the host with cargo, guest components in target/guests.
+# test. Everything builds into target/ (or $CARGO_TARGET_DIR): the host with cargo, guest components in its guests/.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -7,7 +7,8 @@ SHELL := bash
 
 CARGO ?= cargo
 DB ?= easycaching.db
-TARGET := target
+# Where cargo builds: ./target, or $CARGO_TARGET_DIR when set (the tests look there too).
+TARGET := $(or $(CARGO_TARGET_DIR),target)
 GUESTS := $(TARGET)/guests
 EASYCACHING := $(TARGET)/release/easycaching
 # Guest components are built without debug info: smaller, and quicker for the host to compile.
