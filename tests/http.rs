@@ -607,10 +607,14 @@ fn a_plugin_that_fails_halfway_through_its_body_leaves_the_response_unfinished()
     // The connection is closed rather than kept alive for the next request...
     let (_, response) = read_until_closed(&mut connection, 1 << 16);
     let response = String::from_utf8_lossy(&response);
-    assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
-    assert!(response.contains("transfer-encoding: chunked"), "{response:?}");
-    // ...and the chunked body has no last chunk: the client can tell it is not whole.
-    assert!(!response.ends_with("0\r\n\r\n"), "{response:?}");
+    // ...and the chunked body has no last chunk: the client can tell it is not whole. On a
+    // busy machine the plugin may fail before hyper has written anything of the response,
+    // which it then drops with the connection: nothing at all reaches the client.
+    if !response.is_empty() {
+        assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
+        assert!(response.contains("transfer-encoding: chunked"), "{response:?}");
+        assert!(!response.ends_with("0\r\n\r\n"), "{response:?}");
+    }
     let metrics = server.metrics();
     assert_eq!(
         (metrics["server_errors"].as_u64(), metrics["cut_off"].as_u64()),
