@@ -132,12 +132,16 @@ impl Error {
     /// A shortened copy of `name` for error messages, so a hostile 1 MB name does not become
     /// a 1 MB log line.
     pub(crate) fn invalid_name(name: &str, reason: &'static str) -> Self {
-        const SHOWN: usize = 64;
-        let name = match name.char_indices().nth(SHOWN) {
-            Some((cut, _)) => format!("{}…", &name[..cut]),
-            None => name.to_owned(),
-        };
-        Error::InvalidName { name, reason }
+        Error::InvalidName { name: shortened(name, 64), reason }
+    }
+}
+
+/// `text` for an error message: its first `chars` characters and an ellipsis when it is
+/// longer, so that hostile input does not become a huge log line.
+pub(crate) fn shortened(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 

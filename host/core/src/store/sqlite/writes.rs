@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Params, Statement, params};
 use super::DbFile;
 use super::statements::EntryStatements;
 use super::tables::{self, CACHES, Delta, QUEUES, Table};
+use crate::error::shortened;
 use crate::limits::MAX_PAGE_BYTES;
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
 use crate::{Error, Json, Quota};
@@ -206,7 +207,7 @@ impl<'b, 'c> Batch<'b, 'c> {
                 let current: i64 = serde_json::from_str(&text).map_err(|_| {
                     refuse(format!(
                         "increment needs an integer that fits 64 bits, and {key:?} holds {}",
-                        shown(&text)
+                        shortened(&text, 40)
                     ))
                 })?;
                 current.checked_add(by).ok_or_else(|| {
@@ -266,15 +267,6 @@ impl<'b, 'c> Batch<'b, 'c> {
         let seq = self.statements.log_change.insert(params![self.writer, cache.0, kind, key])?;
         self.last_logged = Some(seq);
         Ok(())
-    }
-}
-
-/// `text` for an error message, cut short when long.
-fn shown(text: &str) -> String {
-    const SHOWN: usize = 40;
-    match text.char_indices().nth(SHOWN) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
     }
 }
 
