@@ -189,21 +189,18 @@ def _batch(values: Any, what: str) -> Any:
     return values
 
 
-def _count(value: Any, what: str) -> int:
-    """A count the host takes as a u32: ``TypeError`` or ``ValueError`` here otherwise."""
+_U32 = (0, 2**32 - 1)
+_S64 = (-(2**63), 2**63 - 1)
+
+
+def _integer(value: Any, what: str, bounds: tuple[int, int]) -> int:
+    """An integer the host takes as the WIT integer type of ``bounds`` (``_U32``, ``_S64``):
+    ``TypeError`` or ``ValueError`` here otherwise, where the bindings would crash the plugin."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= 0xFFFFFFFF:
-        raise ValueError(f"{what} must be from 0 to {0xFFFFFFFF}, not {value}")
-    return value
-
-
-def _delta(value: Any) -> int:
-    """An amount the host takes as an s64: ``TypeError`` or ``ValueError`` here otherwise."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"the amount to add must be an int, not {type(value).__name__}")
-    if not -(2**63) <= value < 2**63:
-        raise ValueError(f"the amount to add must fit 64 bits, from {-(2**63)} to {2**63 - 1}, not {value}")
+    low, high = bounds
+    if not low <= value <= high:
+        raise ValueError(f"{what} must be from {low} to {high}, not {value}")
     return value
 
 
@@ -339,7 +336,8 @@ class Cache(MutableMapping[str, Any]):
         ``cache[key] = cache.get(key, 0) + 1`` would. An absent key counts as 0; a negative
         ``delta`` subtracts. Raises ``InvalidJson`` when the value stored is not an integer (it is
         left as it was)."""
-        return _call(self._handle.increment, _text(key, "the key"), _delta(delta))
+        key = _text(key, "the key")
+        return _call(self._handle.increment, key, _integer(delta, "the amount to add", _S64))
 
     def delete(self, key: str) -> bool:
         """Removes ``key``; ``True`` when a value was there (where ``del`` raises ``KeyError``)."""
@@ -377,7 +375,7 @@ class Cache(MutableMapping[str, Any]):
         For handing pages out one at a time, as a web listing does; ``items()`` pages through
         the whole cache."""
         after = None if cursor is None else _text(cursor, "the cursor")
-        return _call(self._handle.entries, after, _count(limit, "the limit"))
+        return _call(self._handle.entries, after, _integer(limit, "the limit", _U32))
 
     def _entries(self) -> Iterator[tuple[str, Any]]:
         cursor = None
@@ -477,7 +475,8 @@ class Queue:
 
     def get_many(self, max: int) -> list[Any]:
         """Removes and returns up to ``max`` of the oldest items, oldest first."""
-        return [json.loads(text) for text in _call(self._handle.get_many, _count(max, "max"))]
+        texts = _call(self._handle.get_many, _integer(max, "max", _U32))
+        return [json.loads(text) for text in texts]
 
     def close(self) -> None:
         """Gives the handle back to the host; the queue and its items stay. Using the queue
