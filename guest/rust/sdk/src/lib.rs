@@ -144,7 +144,7 @@ impl Cache {
         &self,
         keys: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<Vec<Option<T>>> {
-        let keys: Vec<String> = keys.into_iter().map(|key| key.as_ref().to_owned()).collect();
+        let keys = owned_keys(keys);
         let values = self.0.get_many(&keys)?.into_iter().enumerate();
         values
             .map(|(at, value)| value.map(|json| from_json_at(json, || format!("keys[{at}]: "))).transpose())
@@ -168,7 +168,7 @@ impl Cache {
     /// Removes each of `keys` (`&str`s or `String`s) in one durable write; returns how many
     /// were there.
     pub fn delete_many(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Result<u64> {
-        let keys: Vec<String> = keys.into_iter().map(|key| key.as_ref().to_owned()).collect();
+        let keys = owned_keys(keys);
         Ok(self.0.delete_many(&keys)?)
     }
 
@@ -269,6 +269,11 @@ impl Iterator for Keys<'_> {
             }
         }
     }
+}
+
+/// The keys as the bindings take them: `String`s of their own.
+fn owned_keys(keys: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<String> {
+    keys.into_iter().map(|key| key.as_ref().to_owned()).collect()
 }
 
 /// A named FIFO queue of JSON values, shared with every plugin and process using the same
