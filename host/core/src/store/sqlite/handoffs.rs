@@ -541,7 +541,8 @@ impl Handoffs {
         index
     }
 
-    /// Whether `slot` is free.
+    /// Whether `slot` is free (for the store's tests).
+    #[cfg(test)]
     pub(super) fn is_free(&self, slot: usize) -> bool {
         kind(self.slots()[slot].state.load(SeqCst)) == FREE
     }
