@@ -43,6 +43,13 @@ enum Which {
 }
 
 impl Which {
+    fn name(self) -> &'static str {
+        match self {
+            Which::Stdout => "stdout",
+            Which::Stderr => "stderr",
+        }
+    }
+
     /// Whether the host's stream would take [`DIRECT_BYTES`] now, without blocking: `poll`
     /// says so of a pipe with a free page (a write of at most a page then fits), of a file
     /// always, and of a terminal or socket with its buffer mostly empty.
@@ -294,7 +301,7 @@ impl IsTerminal for HostOutput {
 
 impl StdoutStream for HostOutput {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(Stream { output: self.clone(), last: 0, flushing: None })
+        Box::new(Stream { output: self.clone(), last: 0, flushing: None, permit: 0 })
     }
 
     /// For WASIp3, which no plugin of this host is given: wasmtime-wasi's own.
@@ -313,6 +320,11 @@ struct Stream {
     last: u64,
     /// Until the stream's bytes are written, when the plugin asked for a flush.
     flushing: Option<u64>,
+    /// How many bytes the plugin may still `write`: what the last `check_write` allowed, less
+    /// what it wrote since. wasi:io has a write past it trap, and it bounds the queue: a
+    /// plugin writing without asking would otherwise queue without limit in the host's memory
+    /// while the host's stream does not keep up.
+    permit: usize,
 }
 
 impl Stream {
@@ -337,6 +349,15 @@ impl OutputStream for Stream {
         if bytes.is_empty() {
             return Ok(());
         }
+        if bytes.len() > self.permit {
+            return Err(StreamError::Trap(wasmtime::format_err!(
+                "a write of {} bytes to the host's {} exceeded the {} bytes check-write allowed",
+                bytes.len(),
+                self.output.writer.which.name(),
+                self.permit
+            )));
+        }
+        self.permit -= bytes.len();
         self.last = self.output.writer.enqueue(bytes)?;
         self.output.end.fetch_max(self.last, Ordering::AcqRel);
         Ok(())
@@ -355,15 +376,17 @@ impl OutputStream for Stream {
         if let Some(failure) = &state.failure {
             return Err(failure.stream_error());
         }
-        match self.flushing {
-            Some(until) if state.written < until => Ok(0),
+        let room = match self.flushing {
+            Some(until) if state.written < until => 0,
             _ => {
                 let room = QUEUE_BYTES.saturating_sub(state.queued);
                 drop(state);
                 self.flushing = None;
-                Ok(room)
+                room
             }
-        }
+        };
+        self.permit = room;
+        Ok(room)
     }
 
     /// As wasmtime-wasi's, but without its limit on attempts: other plugins' writes can fill the
@@ -384,5 +407,32 @@ impl OutputStream for Stream {
 impl Pollable for Stream {
     async fn ready(&mut self) {
         std::future::poll_fn(|cx| self.poll_ready(cx)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a plugin may `write` without waiting is what `check-write` allowed it, as wasi:io
+    /// says (a write past it traps): a plugin writing past it again and again, to a stream the
+    /// host cannot write out as fast, would otherwise queue without bound in the host's memory.
+    #[test]
+    fn a_write_past_what_check_write_allowed_traps_and_queues_nothing() {
+        let mut stream = HostOutput::stderr().p2_stream();
+        let queued = || Writer::of(Which::Stderr).state().enqueued;
+        let before = queued();
+        // Never asked: nothing is allowed.
+        let unasked = stream.write(Bytes::from(vec![b'\n'; QUEUE_BYTES + 1]));
+        assert!(matches!(unasked, Err(StreamError::Trap(_))), "{unasked:?}");
+        let allowed = stream.check_write().expect("stderr takes bytes");
+        assert!(allowed > 0 && allowed <= QUEUE_BYTES, "{allowed}");
+        let past = stream.write(Bytes::from(vec![b'\n'; allowed + 1]));
+        assert!(matches!(past, Err(StreamError::Trap(_))), "{past:?}");
+        assert_eq!(queued(), before, "nothing was queued");
+        // Within it, in as many writes as it takes, and no further.
+        stream.write(Bytes::from_static(b"\n")).expect("allowed");
+        let rest = stream.write(Bytes::from(vec![b'\n'; allowed]));
+        assert!(matches!(rest, Err(StreamError::Trap(_))), "{rest:?}");
     }
 }
