@@ -95,6 +95,32 @@ fn an_item_that_queue_get_cannot_print_goes_back_to_the_front() {
     assert_eq!(ok(easycaching(&db, &["queue", "get", "jobs"])), "\"first\"\n");
 }
 
+/// Every command that prints reports a stdout that takes nothing as an error, exit status 1;
+/// `queue len` and `queue clear` printed with `println!`, which panicked (exit status 101 and a
+/// backtrace), `queue clear` once the queue was cleared.
+#[test]
+fn commands_that_cannot_print_say_so_rather_than_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    ok(easycaching(&db, &["queue", "put", "jobs", "1"]));
+    ok(easycaching(&db, &["cache", "set", "test", "k", "1"]));
+    for args in [
+        &["queue", "len", "jobs"][..],
+        &["queue", "peek", "jobs"],
+        &["queue", "clear", "jobs"],
+        &["cache", "get", "test", "k"],
+        &["cache", "len", "test"],
+        &["cache", "keys", "test"],
+        &["ls"],
+    ] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let failed = cli().arg("--db").arg(&db).args(args).stdout(full).output().unwrap();
+        assert_eq!(failed.status.code(), Some(1), "{args:?}: {}", stderr(&failed));
+        assert!(stderr(&failed).contains("No space left on device"), "{args:?}: {}", stderr(&failed));
+        assert!(!stderr(&failed).contains("panicked"), "{args:?}: {}", stderr(&failed));
+    }
+}
+
 #[test]
 fn durability_can_be_chosen_per_command_and_the_file_is_the_same() {
     let dir = tempfile::tempdir().unwrap();

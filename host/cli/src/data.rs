@@ -220,8 +220,12 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
             let value = manager.open_queue(&name)?.peek()?;
             return print_found(value, &format!("queue {name:?} is empty"));
         }
-        QueueCommand::Len { queue } => println!("{}", manager.open_queue(&queue)?.len()?),
-        QueueCommand::Clear { queue } => println!("{}", manager.open_queue(&queue)?.clear()?),
+        // Printed through `writeln!`, whose error is reported: `println!` panics on a stdout
+        // that takes nothing (a full disk, a closed pipe).
+        QueueCommand::Len { queue } => writeln!(std::io::stdout(), "{}", manager.open_queue(&queue)?.len()?)?,
+        QueueCommand::Clear { queue } => {
+            writeln!(std::io::stdout(), "{}", manager.open_queue(&queue)?.clear()?)?
+        }
         QueueCommand::Create { queue } => drop(manager.create_queue(&queue)?),
         QueueCommand::Drop { queue } => {
             if !manager.delete_queue(&queue)? {
