@@ -119,6 +119,13 @@ fn commands_that_cannot_print_say_so_rather_than_panic() {
         assert!(stderr(&failed).contains("No space left on device"), "{args:?}: {}", stderr(&failed));
         assert!(!stderr(&failed).contains("panicked"), "{args:?}: {}", stderr(&failed));
     }
+    // An increment is stored before it is printed: the error says so, lest it be run again.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let failed =
+        cli().arg("--db").arg(&db).args(["cache", "incr", "test", "k"]).stdout(full).output().unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(stderr(&failed).contains("which now holds 2, but could not print it"), "{}", stderr(&failed));
+    assert_eq!(ok(easycaching(&db, &["cache", "get", "test", "k"])), "2\n");
 }
 
 #[test]

@@ -148,7 +148,14 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
             manager.create_cache(&cache)?.set(&key, value)?;
         }
         CacheCommand::Incr { cache, key, by } => {
-            writeln!(out, "{}", manager.create_cache(&cache)?.increment(&key, by)?)?;
+            let sum = manager.create_cache(&cache)?.increment(&key, by)?;
+            // The sum is stored: said, so that nobody runs it again thinking it was not.
+            writeln!(out, "{sum}").and_then(|()| out.flush()).map_err(|error| {
+                anyhow::anyhow!(
+                    "added {by} under {key:?} in cache {cache:?}, which now holds {sum}, but could \
+                     not print it ({error})"
+                )
+            })?;
         }
         CacheCommand::Del { cache, keys } => {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
