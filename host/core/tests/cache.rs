@@ -364,6 +364,10 @@ fn increment_adds_to_the_integer_stored_and_counts_an_absent_key_as_zero() {
     cache.set("written", json(" 7 ")).unwrap();
     assert_eq!(cache.increment("written", 0).unwrap(), 7);
     assert_eq!(cache.get("written").unwrap().as_deref(), Some("7"));
+    // `-0` is a JSON integer too (serde_json reads it only as a float, to keep its sign).
+    cache.set("zero", json(" -0 ")).unwrap();
+    assert_eq!(cache.increment("zero", 1).unwrap(), 1);
+    cache.delete("zero").unwrap();
     assert_eq!(cache.len().unwrap(), 2);
     assert_eq!(cache.size_bytes().unwrap(), ("hits-8".len() + "written7".len()) as u64);
 }

@@ -204,7 +204,13 @@ impl<'b, 'c> Batch<'b, 'c> {
             Some(text) => {
                 let refuse =
                     |reason: String| Error::WrongType { reason, value: Json::trusted(text.as_str()) };
-                let current: i64 = serde_json::from_str(&text).map_err(|_| {
+                // `-0` is a JSON integer, which serde_json reads only as a float (to keep its
+                // sign): it counts as 0.
+                let current: i64 = match text.trim() {
+                    "-0" => Ok(0),
+                    _ => serde_json::from_str(&text),
+                }
+                .map_err(|_| {
                     refuse(format!(
                         "increment needs an integer that fits 64 bits, and {key:?} holds {}",
                         shortened(&text, 40)
