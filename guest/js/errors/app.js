@@ -40,6 +40,9 @@ export const run = command(() => {
   attempt('getMany of a string', () => cache.getMany('key'));
   attempt('putMany of a string', () => queue.putMany('abc'));
   attempt('setMany of null', () => cache.setMany(null));
+  attempt('deleteMany of a number', () => cache.deleteMany(5));
+  attempt('getMany of a plain object', () => cache.getMany({ k: 1 }));
+  attempt('setMany of a number', () => cache.setMany(5));
   attempt("the batch's keys are still there", () => cache.deleteMany(['k', 'e', 'y']));
   attempt('entriesPage of 1', () => cache.entriesPage(undefined, 1).entries.length);
   attempt('the last page has no next', () => cache.entriesPage(undefined, 1).next === undefined);

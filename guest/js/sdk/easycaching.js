@@ -96,12 +96,16 @@ function cursorOf(cursor) {
 
 /**
  * `values` when it is a collection of several: a TypeError for a string, which `Array.from`
- * would split into its characters (`deleteMany('key')` would delete `k`, `e` and `y`).
+ * would split into its characters (`deleteMany('key')` would delete `k`, `e` and `y`), and for
+ * anything not iterable (a number, a plain object), which `Array.from` would take as no values
+ * at all (`deleteMany(5)` deleted nothing and said 0). `objects`: a plain object is taken too
+ * (`setMany`'s `{ key: value }`).
  */
-function batch(values, what) {
-  if (typeof values === 'string' || values == null) {
-    const kind = values === null ? 'null' : typeof values;
-    throw new TypeError(`${what} must be a collection, not ${kind}`);
+function batch(values, what, objects = false) {
+  const kind = values === null ? 'null' : typeof values;
+  const iterable = values != null && typeof values !== 'string' && Symbol.iterator in Object(values);
+  if (!iterable && !(objects && kind === 'object')) {
+    throw new TypeError(`${what} must be an iterable collection, not ${kind}`);
   }
   return values;
 }
@@ -332,7 +336,7 @@ export class Cache {
    * @param entries a Map, an iterable of `[key, value]`, or a plain object
    */
   setMany(entries) {
-    batch(entries, 'the entries');
+    batch(entries, 'the entries', true);
     const pairs = Symbol.iterator in Object(entries) ? entries : Object.entries(entries);
     const items = Array.from(pairs, ([key, value]) => ({ key: text(key, 'a key'), value: toJson(value) }));
     call(() => this.#live().setMany(items));
