@@ -25,7 +25,7 @@ pub struct PluginArgs {
     #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = parse_bytes)]
     memory: usize,
 
-    /// Stop the plugin after this long, e.g. 500ms, 30s or 2m (default: no limit). `serve`:
+    /// Stop the plugin after this long, e.g. 500ms, 30s or 2m (default, or 0: no limit). `serve`:
     /// the time limit of each request, reading it, running the plugin and sending the response
     /// (default: 30s; 0 for none).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -59,9 +59,11 @@ impl PluginArgs {
         self.timeout
     }
 
-    /// The memory and time limits given, the others at their defaults.
+    /// The memory and time limits given, the others at their defaults. A `--timeout` of 0 is
+    /// no limit, as it is for `serve`, not a plugin stopped before it starts.
     pub fn limits(&self) -> PluginLimits {
-        PluginLimits { memory_bytes: self.memory, time: self.timeout, ..PluginLimits::default() }
+        let time = self.timeout.filter(|limit| !limit.is_zero());
+        PluginLimits { memory_bytes: self.memory, time, ..PluginLimits::default() }
     }
 
     /// Where compiled code is kept: the directory given, the default directory, or nowhere
@@ -97,9 +99,13 @@ fn parse_bytes(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{text:?} is not a size like 64M or 1G"))
 }
 
-/// `250ms`, `30s`, `2m`, `1h`.
+/// `250ms`, `30s`, `2m`, `1h`, or `0` (no unit needed: `serve --timeout 0` is documented as
+/// "no limit").
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let fail = || format!("{text:?} is not a duration like 500ms, 30s or 2m");
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(fail)?;
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits.parse().map_err(|_| fail())?;
@@ -127,9 +133,33 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("30").is_err());
+        // `serve --timeout 0` is how its help and the README say to lift the limit.
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("1 s").is_err());
         assert!(parse_duration(&format!("{}h", u64::MAX)).is_err());
         assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
         assert!(parse_env("=x").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Given {
+        #[command(flatten)]
+        given: PluginArgs,
+    }
+
+    fn limits(args: &[&str]) -> PluginLimits {
+        use clap::Parser;
+        Given::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+            .unwrap_or_else(|error| panic!("{error}"))
+            .given
+            .limits()
+    }
+
+    #[test]
+    fn a_timeout_of_zero_is_no_limit() {
+        assert_eq!(limits(&[]).time, None);
+        assert_eq!(limits(&["--timeout", "0"]).time, None);
+        assert_eq!(limits(&["--timeout", "0s"]).time, None);
+        assert_eq!(limits(&["--timeout", "2s"]).time, Some(Duration::from_secs(2)));
     }
 }
