@@ -397,3 +397,36 @@ fn run_gives_a_plugin_no_stdin_so_reading_it_ends_at_once() {
     assert!(status.success(), "{status}");
     assert_eq!(stdout, "read 0 bytes\n");
 }
+
+#[test]
+fn serve_whose_reader_has_gone_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("web.db");
+    // As `easycaching serve ... | head -1` in a script that only wants the address.
+    let mut child = cli()
+        .arg("--db")
+        .arg(&db)
+        .args(["serve", guest("http_cache").to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("serving"), "{first}");
+    // The reader is dropped: the pipe is closed before the summary is printed.
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = exits_within(&mut child, Duration::from_secs(60));
+    let mut errors = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut errors).unwrap();
+    assert!(!errors.contains("panicked"), "{errors}");
+    assert!(status.success(), "{status}: {errors}");
+}

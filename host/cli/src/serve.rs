@@ -113,14 +113,18 @@ pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitC
     let loaded = while_loading(&args.plugin, kept, || Server::load(&args.plugin, config))?;
     let server = loaded.with_caches(args.given.ctx(open_database(db, durability)?))?;
     let summary = server.serve(|address| {
-        // Scripts and tests read the address from this line, so it goes out at once.
-        println!(
+        // Scripts and tests read the address from this line, so it goes out at once. A stdout
+        // nobody reads any more (`| head -1`) is no reason to stop serving, nor to panic.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
             "easycaching: serving {} on http://{address}/ ({workers} workers, up to {instances} instances; metrics at {METRICS_PATH})",
             args.plugin.display()
         );
-        let _ = std::io::stdout().flush();
+        let _ = out.flush();
     })?;
-    println!("easycaching: stopped after {summary}");
+    // The server has stopped as asked; a summary that cannot be printed changes nothing.
+    let _ = writeln!(std::io::stdout(), "easycaching: stopped after {summary}");
     Ok(ExitCode::SUCCESS)
 }
 
