@@ -159,13 +159,15 @@ fn parse_pattern(pattern: &str) -> Result<Pattern, String> {
     if pattern.is_empty() {
         return Err("it names no cache or queue (use * for all)".into());
     }
-    let Some(prefix) = pattern.strip_suffix('*') else {
+    let prefix = pattern.strip_suffix('*');
+    // `cache:vis*its` is a misplaced wildcard, not a name with a bad character in it.
+    if prefix.unwrap_or(pattern).contains('*') {
+        return Err("* may only end a pattern".into());
+    }
+    let Some(prefix) = prefix else {
         easycaching::validate_name(pattern).map_err(|e| e.to_string())?;
         return Ok(Pattern::Exact(pattern.to_owned()));
     };
-    if prefix.contains('*') {
-        return Err("* may only end a pattern".into());
-    }
     // A prefix some name starts with is itself a name, or nothing.
     if !prefix.is_empty() {
         easycaching::validate_name(prefix).map_err(|e| format!("no name starts so: {e}"))?;
@@ -355,6 +357,11 @@ mod tests {
         ] {
             let err = spec.parse::<Grant>().unwrap_err().to_string();
             assert!(err.contains("KIND:PATTERN"), "{spec}: {err}");
+        }
+        // A * inside a pattern is named as such, with or without one at the end.
+        for spec in ["cache:a*b", "cache:a*b*", "queue:*x=rw"] {
+            let err = spec.parse::<Grant>().unwrap_err().to_string();
+            assert!(err.contains("* may only end a pattern"), "{spec}: {err}");
         }
     }
 
