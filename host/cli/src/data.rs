@@ -25,7 +25,7 @@ pub enum CacheCommand {
     Incr {
         cache: String,
         key: String,
-        #[arg(default_value_t = 1, allow_negative_numbers = true)]
+        #[arg(default_value_t = 1, allow_negative_numbers = true, value_parser = parse_amount)]
         by: i64,
     },
     /// Remove keys; prints how many were there.
@@ -98,6 +98,12 @@ fn parse_json(value: &str) -> Result<Json, String> {
     Json::parse(value).map_err(|error| {
         format!("{error}; the value must be JSON (quote strings for the shell, e.g. '\"bar\"')")
     })
+}
+
+/// The amount `incr` adds: a whole number that fits 64 bits.
+fn parse_amount(text: &str) -> Result<i64, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a whole number to add, like 5 or -3 (from -2^63 to 2^63-1)"))
 }
 
 /// Prints a value, or reports its absence with exit status 1, as `grep` does for no match.
@@ -241,4 +247,18 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incr_names_what_it_takes_when_given_something_else() {
+        assert_eq!(parse_amount("-3"), Ok(-3));
+        let error = parse_amount("abc").unwrap_err();
+        assert!(error.contains("\"abc\" is not a whole number to add"), "{error}");
+        assert!(parse_amount("1.5").is_err());
+        assert!(parse_amount("99999999999999999999").is_err());
+    }
 }
