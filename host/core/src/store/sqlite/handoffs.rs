@@ -497,9 +497,15 @@ impl Handoffs {
     }
 
     /// After the turn is given up: wakes the poster of a write still waiting, to take the
-    /// turn and commit it with the others posted since.
+    /// turn and commit it with the others posted since. A poster that died wakes to nothing,
+    /// so the first live one is woken; without that, the live posters behind a dead one
+    /// waited out their [`RECHECK`].
     pub(super) fn wake_next_holder(&self) {
-        if let Some(slot) = self.slots().iter().find(|slot| kind(slot.state.load(SeqCst)) == POSTED) {
+        let waiting = |slot: &&Slot| {
+            let seen = slot.state.load(SeqCst);
+            kind(seen) == POSTED && !self.board.is_gone(mark(seen))
+        };
+        if let Some(slot) = self.slots().iter().find(waiting) {
             self.board.bump(&slot.signal, 1);
         }
     }
@@ -895,6 +901,21 @@ mod tests {
             holder.answer_all(&taken, Some((ChangeToken([1, 2]), 1)));
             assert!(matches!(posted.join().unwrap(), HandedOver::Committed { .. }));
         });
+    }
+
+    #[test]
+    fn the_turn_given_up_wakes_the_first_live_poster_not_a_dead_one_before_it() {
+        let Pair { poster, other, db, .. } = &pair();
+        let gone = gone_mark(db);
+        let dead = poster.post_as(&set_write(), gone, 1, 1);
+        let live = poster.post_as(&set_write(), other.mark(), 2, 1);
+        assert!(dead < live, "the dead poster's slot is looked at first");
+        let signals = || poster.slots().iter().map(|slot| slot.signal.load(SeqCst)).collect::<Vec<_>>();
+        let before = signals();
+        poster.wake_next_holder();
+        let after = signals();
+        assert_eq!(after[dead], before[dead], "nobody waits in the dead poster's slot");
+        assert_eq!(after[live], before[live] + 1, "the live poster is woken to take the turn");
     }
 
     #[test]
