@@ -13,14 +13,16 @@
 //! writes posted before it commits, waiting a little (yielding) for as many as it took the
 //! last time and those posted after, since posters come back only once their last write is
 //! durable; it applies each in a savepoint of its own, logging its keys as nobody's (so every
-//! process's LRU forgets them, the poster's too), and commits them with its own; then it answers
-//! each slot with the outcome and what to sync, and wakes its poster.
-//! The poster makes that commit durable itself (fsyncs are shared through `fsync_board`, so
-//! one fsync serves them all) before it acknowledges anything: durability is exactly that of
-//! writing it itself. A write that the holder could not apply (a quota, a cache deleted
-//! meanwhile) is answered *refused*, rolled back, and its poster writes it itself, to report
-//! the error exactly as it would have. When the holder gives the turn up, it wakes the poster
-//! of a write still waiting, which then takes the turn and commits the writes posted since.
+//! process's LRU forgets them, the poster's too), and commits them with its own; it makes the
+//! commit durable (the fsync its own writes need anyway), and only then answers each slot with
+//! the outcome and what to sync, and wakes its poster: once, where answering before the fsync
+//! woke it to wait for that fsync and again when it ended. The poster still makes sure the
+//! commit is durable (through `fsync_board`, where an fsync that failed in the holder fails it
+//! too) before it acknowledges anything: durability is exactly that of writing it itself. A
+//! write that the holder could not apply (a quota, a cache deleted meanwhile) is answered
+//! *refused*, rolled back, and its poster writes it itself, to report the error exactly as it
+//! would have. When the holder gives the turn up, before its fsync, it wakes the poster of a
+//! write still waiting, which then takes the turn and commits the writes posted since.
 //!
 //! Only a lone `set`, `delete` or queue `put` small enough for a slot is handed over;
 //! everything else, and every batch of several writes, goes the ordinary way. (A queue's

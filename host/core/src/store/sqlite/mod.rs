@@ -318,16 +318,27 @@ impl SqliteStore {
             *fsync_in_commit = deferred.map_err(|e| self.db.error(e))?.is_some_and(|deferred| !deferred);
             let after = self.wal_index.token();
             drop(turn);
-            let seen = self.durable.seen(after);
-            handed.commit(seen.token, seen.ticket);
+            // A write posted too late for this transaction: its poster takes the turn now, and
+            // commits during this fsync.
             self.handoffs.wake_next_holder();
+            let seen = self.durable.seen(after);
             *last_commit = Some(after);
             let only_commit = self.wal_index.one_commit_apart(before, after);
-            let own_commit = only_commit.then_some(OwnCommit { before, after, cursor, others_keys });
             if *fsync_in_commit && only_commit {
                 // `after` is exactly our commit, fsynced with everything in the WAL before it.
                 self.durable.durable_up_to(after);
             }
+            if handed.applied().next().is_some() {
+                // Durable before the posters are answered: each is woken once and finds its
+                // write durable, where answered at once it was woken to wait for this fsync
+                // and woken again when it ended. Should it fail, they are answered all the
+                // same, and each meets the failure (shared through the board) in its own sync.
+                if let Err(error) = self.durable.ensure_seen(seen, &self.wal_index) {
+                    tracing::debug!(%error, "the fsync before answering the writes handed over failed");
+                }
+            }
+            handed.commit(seen.token, seen.ticket);
+            let own_commit = only_commit.then_some(OwnCommit { before, after, cursor, others_keys });
             let sync = SyncTarget::Commit { token: seen.token, mark: seen.ticket };
             Ok(Applied { results, sync, own_commit })
         })
@@ -939,6 +950,27 @@ mod tests {
             (store.handoffs.row_of(posted), writer, 5),
             "recorded against its slot, for a poster whose holder died"
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn writes_handed_over_are_durable_before_their_posters_are_answered() {
+        let WithCache { path, store, cache, _dir } = with_cache();
+        let poster_store = open(&path);
+        // Another process committed since this one last did: this one's fsync runs after COMMIT.
+        set(&poster_store, cache, "before");
+        let other = OtherProcess::start(&path);
+        let handoffs = Handoffs::new(store.handoffs.board().clone(), 0);
+        let theirs = set_write(cache, &["theirs"], Quota::UNLIMITED);
+        let posted = handoffs.post_as(&theirs, other.mark(), poster_store.writer_id, 1);
+        let fsyncs = store.durable.syncs();
+        let applied =
+            store.apply(&mut std::slice::from_ref(&set_write(cache, &["mine"], Quota::UNLIMITED)).iter());
+        assert!(applied.results[0].is_ok());
+        assert_eq!(handoffs.answer_in(posted), Some(Some(0)), "answered as committed");
+        assert_eq!(store.durable.syncs(), fsyncs + 1, "the commit was fsynced before the answer");
+        store.sync(applied.sync).unwrap();
+        assert_eq!(store.durable.syncs(), fsyncs + 1, "the holder's own write needs no fsync more");
     }
 
     #[cfg(target_os = "linux")]
