@@ -328,18 +328,18 @@ impl SqliteStore {
                 // `after` is exactly our commit, fsynced with everything in the WAL before it.
                 self.durable.durable_up_to(after);
             }
+            let sync = SyncTarget::Commit { token: seen.token, mark: seen.ticket };
             if handed.applied().next().is_some() {
                 // Durable before the posters are answered: each is woken once and finds its
                 // write durable, where answered at once it was woken to wait for this fsync
                 // and woken again when it ended. Should it fail, they are answered all the
                 // same, and each meets the failure (shared through the board) in its own sync.
-                if let Err(error) = self.durable.ensure_seen(seen, &self.wal_index) {
+                if let Err(error) = self.sync(sync) {
                     tracing::debug!(%error, "the fsync before answering the writes handed over failed");
                 }
             }
             handed.commit(seen.token, seen.ticket);
             let own_commit = only_commit.then_some(OwnCommit { before, after, cursor, others_keys });
-            let sync = SyncTarget::Commit { token: seen.token, mark: seen.ticket };
             Ok(Applied { results, sync, own_commit })
         })
     }
