@@ -163,11 +163,8 @@ impl Writer {
         }
         if !state.started {
             state.started = true;
-            let name = match self.which {
-                Which::Stdout => "easycaching-stdout",
-                Which::Stderr => "easycaching-stderr",
-            };
-            if let Err(error) = std::thread::Builder::new().name(name.into()).spawn(move || self.work()) {
+            let name = format!("easycaching-{}", self.which.name());
+            if let Err(error) = std::thread::Builder::new().name(name.clone()).spawn(move || self.work()) {
                 let failure =
                     Failure::Failed(error.kind(), format!("cannot start the host's {name} writer: {error}"));
                 state.failure = Some(failure.clone());
