@@ -430,3 +430,61 @@ fn serve_whose_reader_has_gone_stops_cleanly_on_sigterm() {
     assert!(!errors.contains("panicked"), "{errors}");
     assert!(status.success(), "{status}: {errors}");
 }
+
+#[test]
+fn what_a_plugin_wrote_before_its_time_limit_stopped_it_still_reaches_a_slow_stdout() {
+    use std::io::BufRead;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("queued.db");
+    // 100 kB written without waiting for it, to a pipe not read until the plugin is stopped:
+    // the pipe takes 64 kB, the rest waits in the host's queue while the plugin loops until
+    // its time limit stops it.
+    let mut child = cli()
+        .env("EASYCACHING_LOG", "warn,easycaching_host=debug")
+        .arg("--db")
+        .arg(&db)
+        .arg("run")
+        .arg(guest("stdio_flood"))
+        .args(["--timeout", "1s", "--", "queue", "stdout", "100000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The host says (at debug level) when the run is over with output still to write: only
+    // then does the reader start reading, slowly (200 kB/s: half a second for all of it), as
+    // a terminal or a pipe to a slow consumer would.
+    let (over, run_over) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if line.contains("output still to write") {
+                let _ = over.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let waited = run_over.recv_timeout(Duration::from_secs(20));
+    let mut stdout = Vec::new();
+    let mut pipe = child.stdout.take().unwrap();
+    let mut page = [0; 4096];
+    loop {
+        match pipe.read(&mut page).unwrap() {
+            0 => break,
+            read => stdout.extend_from_slice(&page[..read]),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = exits_within(&mut child, Duration::from_secs(20));
+    let stderr = stderr.join().unwrap();
+    assert!(waited.is_ok(), "the host did not wait for the output: {stderr}");
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("wrote 100000"), "{stderr}");
+    assert!(stderr.contains("the plugin ran past its time limit of 1s and was stopped"), "{stderr}");
+    assert!(stdout == flood(100_000), "{} of 100000 bytes, or not as written", stdout.len());
+}

@@ -120,7 +120,7 @@ pub use error::{Error, Result};
 pub use grants::{Grant, GrantParseError, Grants, Kind, Pattern, Permission};
 pub use plugin::MemoryLimiter;
 pub use plugin::{
-    DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, EPOCH_TICK, MIN_HANDLES, Output, Plugin, PluginLimits,
-    PluginState, Run, RunOptions, Runtime, RuntimeConfig,
+    DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, EPOCH_TICK, MIN_HANDLES, OUTPUT_GRACE, Output, Plugin,
+    PluginLimits, PluginState, Run, RunOptions, Runtime, RuntimeConfig,
 };
 pub use stdio::HostOutput;

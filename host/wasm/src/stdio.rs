@@ -13,6 +13,14 @@
 //! returns once its bytes are written to the host's stream, in the order they were given, so
 //! stdout and stderr interleave as before. One writer thread per stream serves every plugin of
 //! the process.
+//!
+//! A plugin stopped at its time limit may leave bytes it wrote still queued: [`Plugin::run`]
+//! gives them [`OUTPUT_GRACE`] more to be written before it returns (and the `easycaching run`
+//! process exits), so that a plugin's last lines reach a slow reader but a reader that never
+//! reads does not hold the host.
+//!
+//! [`Plugin::run`]: crate::Plugin::run
+//! [`OUTPUT_GRACE`]: crate::OUTPUT_GRACE
 
 use std::collections::VecDeque;
 use std::io::Write;
