@@ -322,3 +322,84 @@ fn an_embedders_guest_blocked_reading_a_stdin_that_never_ends_is_stopped_at_its_
     assert!(started.elapsed() < Duration::from_secs(3), "stopped after {:?}", started.elapsed());
     drop(writer);
 }
+
+/// A terminal (a pseudo-terminal's both ends) that nobody reads: writes to it block once its
+/// buffer is full, and one that `poll` said it would take can block too, when the room left
+/// is less than the write (as a terminal paused with Ctrl-S does).
+#[cfg(target_os = "linux")]
+fn unread_terminal() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    // SAFETY: posix_openpt's descriptor is checked and then owned by the File; ptsname_r
+    // writes a NUL-terminated name into the buffer given with its length.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(master >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        let master = std::fs::File::from_raw_fd(master);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&master);
+        assert_eq!(libc::grantpt(fd), 0, "grantpt: {}", std::io::Error::last_os_error());
+        assert_eq!(libc::unlockpt(fd), 0, "unlockpt: {}", std::io::Error::last_os_error());
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()), 0, "ptsname_r");
+        let name = std::ffi::CStr::from_ptr(name.as_ptr()).to_str().unwrap().to_owned();
+        let terminal = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(&name)
+            .unwrap();
+        (master, terminal)
+    }
+}
+
+/// `easycaching serve` runs many plugins on one stdout and stderr: one whose writes the host's
+/// stream does not take must not hold the others, which must still end at their own time limit.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_plugin_blocked_writing_to_a_terminal_nobody_reads_holds_no_other_plugin_sharing_it() {
+    use std::io::BufRead;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (master, terminal) = unread_terminal();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_easycaching-test-worker"))
+        .arg(dir.path().join("stderr.db"))
+        .args(["share-stderr"])
+        .arg(guest("stdio_flood"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(terminal)
+        .spawn()
+        .unwrap();
+    let stdout = worker.stdout.take().unwrap();
+    let (line, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for text in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = line.send(text);
+        }
+    });
+    let mut ended = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ended.len() < 2 {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            // (The guests' own stdout comes here too.)
+            Ok(text) if text.starts_with("flood ") || text.starts_with("line ") => ended.push(text),
+            Ok(_) => {}
+            Err(_) => {
+                let _ = worker.kill();
+                let _ = worker.wait();
+                panic!("after 30 s, only these plugins ended: {ended:?}");
+            }
+        }
+    }
+    let _ = worker.wait();
+    drop(master);
+    ended.sort();
+    for (text, name) in ended.iter().zip(["flood", "line"]) {
+        assert!(text.starts_with(name), "{ended:?}");
+        assert!(text.contains("ran past its time limit of 1s and was stopped"), "{ended:?}");
+        let ms: u64 = text.rsplit(' ').nth(1).and_then(|ms| ms.parse().ok()).unwrap();
+        // Its second, and the grace for its output.
+        assert!(ms < 8_000, "{ended:?}");
+    }
+}

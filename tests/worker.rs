@@ -16,6 +16,11 @@
 //! easycaching-test-worker DB consume Q          takes 1 to 5 items at a time, printing "take N"
 //!                                               before each take and "got P:I P:I ..." after it,
 //!                                               until the queue has been empty for a second
+//! easycaching-test-worker DB share-stderr GUEST two instances of the stdio_flood guest sharing the
+//!                                               process's stderr, each with a time limit of 1s:
+//!                                               one floods it a page a write, the other (300 ms
+//!                                               later) writes 100 bytes; prints
+//!                                               "NAME ok|ERROR after MS ms" as each ends
 //! ```
 
 use std::io::{BufRead, Write};
@@ -50,6 +55,10 @@ fn main() -> ExitCode {
         "put-forever" => put_forever(&manager, arg(2), number(3)),
         "consume" => consume(&manager, arg(2)),
         "count" => count(&manager, number(2)),
+        "share-stderr" => {
+            share_stderr(&manager, arg(2));
+            Ok(())
+        }
         other => panic!("unknown mode {other:?}"),
     };
     match result {
@@ -205,4 +214,36 @@ fn mutate(manager: &CacheManager, cache: &str, duration: Duration) -> Result {
     }
     emit(format!("mutated {round}"));
     Ok(())
+}
+
+/// Two plugin instances sharing the process's stderr (one `HostOutput`), each stopped at 1 s:
+/// `flood` 4 MB, a page (4 KiB) a write, `line` 100 bytes once `flood` is under way (and
+/// held, when the stream does not keep up). Given a stderr that is
+/// never read, both must end at their time limit (and its grace for their output), neither
+/// held by the other's write.
+fn share_stderr(manager: &CacheManager, guest: &str) {
+    use easycaching_host::{EasyCachingCtx, Output, PluginLimits, RunOptions, Runtime, RuntimeConfig};
+
+    let runtime = Runtime::new(RuntimeConfig::default()).expect("a runtime");
+    let plugin = runtime.load(guest).expect("the stdio_flood guest");
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let flood = ["write", "stderr", "4000000", "4096"];
+        let line = ["write", "stderr", "100", "100"];
+        for (name, delay, args) in [("flood", 0, flood), ("line", 300, line)] {
+            let plugin = &plugin;
+            scope.spawn(move || {
+                std::thread::sleep(Duration::from_millis(delay));
+                let options = RunOptions {
+                    args: args.map(String::from).to_vec(),
+                    output: Output::Inherit,
+                    limits: PluginLimits { time: Some(Duration::from_secs(1)), ..PluginLimits::default() },
+                    ..RunOptions::default()
+                };
+                let run = plugin.run(EasyCachingCtx::builder(manager.clone()).build(), &options);
+                let ended = run.result.map_or_else(|error| error.to_string(), |()| "ok".to_owned());
+                emit(format!("{name} {ended} after {} ms", started.elapsed().as_millis()));
+            });
+        }
+    });
 }

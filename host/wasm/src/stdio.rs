@@ -7,12 +7,18 @@
 //! plugin printing to a pipe nobody reads (`easycaching run plugin.wasm | (sleep 30)`) sat in
 //! that write, where no time limit reaches, until the reader read.
 //!
-//! Behind a stream that keeps up, nothing changes for the plugin: while nothing is queued and
-//! `poll` says the host's stream would take a write of a page now, the plugin's bytes (a page
-//! at most) are written straight from its thread, as before; and `blocking-write-and-flush`
-//! returns once its bytes are written to the host's stream, in the order they were given, so
-//! stdout and stderr interleave as before. One writer thread per stream serves every plugin of
-//! the process.
+//! Behind a stream that keeps up, nothing changes for the plugin: while nothing is queued, the
+//! plugin's bytes are written straight from its thread, with a write that cannot block (see
+//! [`Direct`]), and only what the host's stream does not take at once is queued; and
+//! `blocking-write-and-flush` returns once its bytes are written to the host's stream, in the
+//! order they were given, so stdout and stderr interleave as before. One writer thread per
+//! stream serves every plugin of the process.
+//!
+//! That write straight from the plugin's thread is made holding the lock every plugin on the
+//! stream takes to write, so it must never block: a blocking write(2) that `poll` had said was
+//! ready still blocks when the room left is smaller than the write (a terminal nobody reads or
+//! paused with Ctrl-S, a pipe another writer fills too), and it held that plugin and every
+//! other one on the stream (`easycaching serve` runs many) where no time limit reaches.
 //!
 //! A plugin stopped at its time limit may leave bytes it wrote still queued: [`Plugin::run`]
 //! gives them [`OUTPUT_GRACE`] more to be written before it returns (and the `easycaching run`
@@ -38,11 +44,6 @@ use wasmtime_wasi_io::streams::{OutputStream, StreamError, StreamResult};
 /// How many bytes may wait to be written, all plugins together, before writers are held back.
 const QUEUE_BYTES: usize = 64 * 1024;
 
-/// The most bytes written straight from the plugin's thread, when nothing is queued and the
-/// host's stream is ready: a page, which a pipe with room for any takes without blocking
-/// (`blocking-write-and-flush` is given at most 4096 bytes at a time).
-const DIRECT_BYTES: usize = 4096;
-
 /// Which of the host's streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Which {
@@ -58,26 +59,128 @@ impl Which {
         }
     }
 
-    /// Whether the host's stream would take [`DIRECT_BYTES`] now, without blocking: `poll`
-    /// says so of a pipe with a free page (a write of at most a page then fits), of a file
-    /// always, and of a terminal or socket with its buffer mostly empty.
     #[cfg(unix)]
-    fn writable_now(self) -> bool {
-        let fd = match self {
+    fn fd(self) -> std::os::fd::RawFd {
+        match self {
             Which::Stdout => libc::STDOUT_FILENO,
             Which::Stderr => libc::STDERR_FILENO,
+        }
+    }
+}
+
+/// How a plugin's thread writes to the host's stream itself, without blocking, while nothing is
+/// queued; told once, from what the stream is when a plugin first writes to it.
+#[derive(Debug)]
+enum Direct {
+    /// A pipe or terminal, through a description of its own opened non-blocking (on Linux,
+    /// through `/proc/self/fd`): setting `O_NONBLOCK` on the stream's own description would
+    /// reach every process sharing it (the shell's terminal), and a write that must not block
+    /// cannot be asked for per call.
+    #[cfg(unix)]
+    Own(std::fs::File),
+    /// A socket: sent with `MSG_DONTWAIT`.
+    #[cfg(unix)]
+    Socket,
+    /// A regular file, which takes a write without waiting for a reader: written as before.
+    #[cfg(unix)]
+    File,
+    /// Anything else, or a pipe or terminal that cannot be opened again (no `/proc`, other
+    /// systems than Linux): every write is queued.
+    Never,
+}
+
+impl Direct {
+    #[cfg(unix)]
+    fn of(which: Which) -> Direct {
+        let fd = which.fd();
+        let Some(stat) = stat(fd) else {
+            return Direct::Never;
         };
-        let mut poll = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
-        // SAFETY: one valid `pollfd`, and a timeout of 0: `poll` only looks.
-        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-        ready == 1 && poll.revents & libc::POLLOUT != 0 && poll.revents & (libc::POLLERR | libc::POLLHUP) == 0
+        match stat.st_mode & libc::S_IFMT {
+            libc::S_IFREG => Direct::File,
+            libc::S_IFSOCK => Direct::Socket,
+            libc::S_IFIFO | libc::S_IFCHR => Direct::reopened(fd, &stat).map_or(Direct::Never, Direct::Own),
+            _ => Direct::Never,
+        }
     }
 
-    /// Elsewhere, whether a write would block cannot be told: every write is queued.
     #[cfg(not(unix))]
-    fn writable_now(self) -> bool {
-        false
+    fn of(_: Which) -> Direct {
+        Direct::Never
     }
+
+    /// The pipe or terminal at `fd`, opened again for writing, non-blocking; `None` where it
+    /// cannot be (a pipe whose reader is gone, no `/proc`), or is not the same file.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn reopened(fd: std::os::fd::RawFd, stat: &libc::stat) -> Option<std::fs::File> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(format!("/proc/self/fd/{fd}"))
+            .ok()?;
+        let again = self::stat(file.as_raw_fd())?;
+        (again.st_dev == stat.st_dev && again.st_ino == stat.st_ino && again.st_rdev == stat.st_rdev)
+            .then_some(file)
+    }
+
+    /// Elsewhere, opening `/dev/fd/N` shares the description (and its `O_NONBLOCK`).
+    #[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+    fn reopened(_: std::os::fd::RawFd, _: &libc::stat) -> Option<std::fs::File> {
+        None
+    }
+
+    /// Writes what of `bytes` the stream takes now, without blocking: how many bytes it took
+    /// (0 when it takes none now).
+    #[cfg_attr(not(unix), allow(unused_variables))]
+    fn write(&self, which: Which, bytes: &[u8]) -> std::io::Result<usize> {
+        loop {
+            let wrote = match self {
+                #[cfg(unix)]
+                Direct::Own(file) => (&*file).write(bytes),
+                #[cfg(unix)]
+                Direct::Socket => {
+                    #[cfg(any(target_os = "linux", target_os = "android"))]
+                    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+                    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                    let flags = libc::MSG_DONTWAIT;
+                    // SAFETY: `bytes` is valid for its length; the descriptor is the host's own
+                    // stream, open while the process runs.
+                    let sent = unsafe { libc::send(which.fd(), bytes.as_ptr().cast(), bytes.len(), flags) };
+                    usize::try_from(sent).map_err(|_| std::io::Error::last_os_error())
+                }
+                #[cfg(unix)]
+                Direct::File => match which {
+                    Which::Stdout => write_whole(std::io::stdout().lock(), bytes),
+                    Which::Stderr => write_whole(std::io::stderr().lock(), bytes),
+                },
+                Direct::Never => Ok(0),
+            };
+            match wrote {
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return Ok(0),
+                wrote => return wrote,
+            }
+        }
+    }
+}
+
+/// `fd`'s `fstat`.
+#[cfg(unix)]
+fn stat(fd: std::os::fd::RawFd) -> Option<libc::stat> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `fstat` fills the `stat` given, which is read only when it succeeded.
+    (unsafe { libc::fstat(fd, stat.as_mut_ptr()) } == 0).then(|| unsafe { stat.assume_init() })
+}
+
+/// Writes all of `bytes` and flushes: how many that is.
+#[cfg(unix)]
+fn write_whole(mut to: impl Write, bytes: &[u8]) -> std::io::Result<usize> {
+    to.write_all(bytes)?;
+    to.flush()?;
+    Ok(bytes.len())
 }
 
 /// Why the host's stream takes no more bytes.
@@ -125,6 +228,7 @@ struct State {
 /// One of the host's streams, with the thread that writes to it.
 struct Writer {
     which: Which,
+    direct: Direct,
     state: Mutex<State>,
     /// The writer thread waits here for bytes.
     work: Condvar,
@@ -142,6 +246,7 @@ impl Writer {
         };
         cell.get_or_init(|| Writer {
             which,
+            direct: Direct::of(which),
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 queued: 0,
@@ -179,19 +284,27 @@ impl Writer {
                 return Err(failure.stream_error());
             }
         }
-        if state.queued == 0 && bytes.len() <= DIRECT_BYTES && self.which.writable_now() {
-            // The fast path: nothing waits before these bytes, and the stream takes them now.
-            let wrote = self.write(std::slice::from_ref(&bytes));
-            state.enqueued += bytes.len() as u64;
-            state.written = state.enqueued;
-            if let Err(error) = wrote {
-                let failure = Failure::of(&error);
-                state.failure = Some(failure.clone());
-                drop(state);
-                self.progress.notify_all();
-                return Err(failure.stream_error());
+        let mut bytes = bytes;
+        if state.queued == 0 {
+            // The fast path: nothing waits before these bytes, so what the stream takes now
+            // (without blocking, as the lock is held) is written at once; only the rest queues.
+            match self.direct.write(self.which, &bytes) {
+                Ok(wrote) => {
+                    state.enqueued += wrote as u64;
+                    state.written = state.enqueued;
+                    if wrote >= bytes.len() {
+                        return Ok(state.enqueued);
+                    }
+                    bytes = bytes.slice(wrote..);
+                }
+                Err(error) => {
+                    let failure = Failure::of(&error);
+                    state.failure = Some(failure.clone());
+                    drop(state);
+                    self.progress.notify_all();
+                    return Err(failure.stream_error());
+                }
             }
-            return Ok(state.enqueued);
         }
         state.queued += bytes.len();
         state.enqueued += bytes.len() as u64;

@@ -1,7 +1,8 @@
 //! Waits on its standard streams, for the host to take or give bytes.
 //!
-//! - `write stdout BYTES` (or `stderr`): writes BYTES bytes of numbered lines (`00000000000\n`,
-//!   `00000000001\n`, ...: 12 bytes each) to that stream, then `wrote BYTES` to the other.
+//! - `write stdout BYTES [CHUNK]` (or `stderr`): writes BYTES bytes of numbered lines
+//!   (`00000000000\n`, `00000000001\n`, ...: 12 bytes each) to that stream, CHUNK bytes (64 KiB
+//!   unless given) a `write_all`, then `wrote BYTES` to the other.
 //!   To a pipe nobody reads, it blocks once the pipe is full, in a host call: the host must
 //!   stop it at its time limit all the same.
 //! - `queue stdout BYTES` (or `stderr`): writes the same bytes with `output-stream.write`, as
@@ -38,14 +39,19 @@ fn flood(bytes: usize) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["write", stream, bytes] => {
+        ["write", stream, bytes, chunk @ ..] => {
             let bytes: usize = bytes.parse().expect("a number of bytes");
+            let chunk: usize = match chunk {
+                [] => 64 * 1024,
+                [chunk] => chunk.parse().expect("a number of bytes a write"),
+                _ => panic!("write: too many arguments"),
+            };
             let text = flood(bytes);
             let mut out: Box<dyn Write> = match *stream {
                 "stdout" => Box::new(std::io::stdout()),
                 _ => Box::new(std::io::stderr()),
             };
-            for chunk in text.as_bytes().chunks(64 * 1024) {
+            for chunk in text.as_bytes().chunks(chunk) {
                 out.write_all(chunk).expect("writing");
             }
             out.flush().expect("flushing");
@@ -90,6 +96,8 @@ fn main() {
             std::io::stdin().read_to_end(&mut input).expect("reading stdin");
             println!("read {} bytes", input.len());
         }
-        _ => panic!("usage: stdio_flood write|queue stdout|stderr BYTES | lines N | read"),
+        _ => panic!(
+            "usage: stdio_flood write stdout|stderr BYTES [CHUNK] | queue stdout|stderr BYTES | lines N | read"
+        ),
     }
 }
