@@ -59,9 +59,9 @@ JS_BENCH_TOOLCHAIN := $(JS_GUEST)/node_modules/@bytecodealliance/componentize-js
 JS_SDK := $(JS_GUEST)/build.mjs $(JS_GUEST)/wit/plugin.wit $(wildcard $(JS_GUEST)/sdk/*.js)
 WIT_FILES := $(wildcard wit/*.wit)
 
-## guest-python: the Python example plugin, web example and test program (componentize-py)
+## guest-python: the Python example plugin, web example and test programs (componentize-py)
 guest-python: $(GUESTS)/python-walkthrough.wasm $(GUESTS)/python-http-cache.wasm \
-	$(GUESTS)/python-errors.wasm
+	$(GUESTS)/python-errors.wasm $(GUESTS)/python-iteration.wasm
 
 ## guest-js: the JavaScript example plugin and test program (componentize-qjs)
 guest-js: $(GUESTS)/js-walkthrough.wasm $(GUESTS)/js-errors.wasm

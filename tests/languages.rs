@@ -1,6 +1,7 @@
 //! Guests in other languages: the Python (componentize-py) and JavaScript (componentize-qjs)
 //! walkthroughs print exactly what the Rust one prints and leave the same data, the three
-//! share one database, and errors reach each language as its own exceptions with the WIT case.
+//! share one database, errors reach each language as its own exceptions with the WIT case, and
+//! `async for` over a cache gives each entry as the original easycaching did.
 
 use easycaching_harness::{Error, Harness, MIN_HANDLES, PluginLimits, Run};
 use easycaching_tests::{guest, lines};
@@ -241,4 +242,30 @@ fn an_uncaught_error_ends_a_python_plugin_with_status_1_and_names_the_wit_case()
 #[test]
 fn an_uncaught_error_ends_a_javascript_plugin_with_status_1_and_names_the_wit_case() {
     an_uncaught_error_ends_the_plugin_with_status_1("js-walkthrough", "error (access-denied): ");
+}
+
+/// More entries than the Python SDK fetches in one page (256).
+const ITERATION_ENTRIES: usize = 600;
+
+#[test]
+fn python_async_for_gives_every_entry_as_a_one_entry_dict_across_pages() {
+    let harness = harness(&["cache:pages=r"]);
+    let entries: Vec<_> = (0..ITERATION_ENTRIES).map(|n| (format!("k{n:04}"), json!({"n": n}))).collect();
+    harness.seed_cache("pages", entries.clone()).unwrap();
+    let stdout = succeeded(&run(&harness, "python-iteration"));
+
+    // The program prints each item as compact JSON, as serde_json writes it.
+    let mut expected: Vec<String> =
+        entries.iter().map(|(key, value)| json!({ key.as_str(): value }).to_string()).collect();
+    expected.extend(
+        [
+            r#"first again: {"k0000":{"n":0}}"#,
+            "sleep(0): ok",
+            "a real wait: RuntimeError True",
+            &format!("run_async returned {ITERATION_ENTRIES}"),
+            "run_async of a function: TypeError",
+        ]
+        .map(String::from),
+    );
+    assert_eq!(lines(&stdout), expected);
 }

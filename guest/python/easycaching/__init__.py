@@ -34,7 +34,9 @@ import json
 import sys
 import traceback
 from collections.abc import (
+    AsyncIterator,
     Callable,
+    Coroutine,
     ItemsView,
     Iterable,
     Iterator,
@@ -76,6 +78,7 @@ __all__ = [
     "list_queues",
     "delete_queue",
     "command",
+    "run_async",
 ]
 
 # Entries or keys fetched per host call while iterating.
@@ -252,6 +255,43 @@ def command(run: Callable[..., None]) -> Callable[..., None]:
     return guarded
 
 
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Runs ``coroutine`` to its end and returns its result: ``asyncio.run`` for a plugin, where
+    ``asyncio.run`` itself fails (its event loop needs a socket, and a plugin has no network).
+    For code ported from the original easycaching, whose calls were coroutines::
+
+        async def main():
+            async for item in easycaching.create_cache("test"):
+                print(item)
+
+        easycaching.run_async(main())
+
+    Every call of this SDK returns at once, so a coroutine using it never waits; nor does
+    ``await asyncio.sleep(0)``. Anything that would truly wait (a timer, a task, I/O of an event
+    loop) has no loop to wait on: ``run_async`` raises ``RuntimeError`` at that ``await``, inside
+    the coroutine, where its traceback points.
+    """
+    if not isinstance(coroutine, Coroutine):
+        raise TypeError(
+            f"run_async takes a coroutine, such as main() for an async def main, "
+            f"not {type(coroutine).__name__}"
+        )
+    awaited = None
+    while True:
+        try:
+            if awaited is None:
+                awaited = coroutine.send(None)
+            else:
+                awaited = coroutine.throw(
+                    RuntimeError(
+                        f"easycaching.run_async cannot wait for {awaited!r}: a plugin has no "
+                        "event loop, so only coroutines that never wait on one can run"
+                    )
+                )
+        except StopIteration as done:
+            return done.value
+
+
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -281,6 +321,16 @@ class Cache(MutableMapping[str, Any]):
 
     ``cache[key]`` raises ``KeyError`` when nothing is stored under ``key``; ``len()``,
     ``in``, ``del`` and iteration each ask the host, so they always see other writers.
+
+    ``async for item in cache`` gives each entry as a one-entry dict ``{key: value}``, in key
+    order and a page at a time, as the original easycaching's ``async for`` did; inside a
+    coroutine driven by :func:`run_async` (a plugin has no event loop for ``asyncio.run``)::
+
+        async def main():
+            async for item in cache:
+                print(item)  # {'a': 1}
+
+        easycaching.run_async(main())
     """
 
     def __init__(self, handle: wit_caches.Cache) -> None:
@@ -386,6 +436,12 @@ class Cache(MutableMapping[str, Any]):
             if page.next is None:
                 return
             cursor = page.next
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        """``async for item in cache``: each entry as ``{key: value}``, paged like ``items()``.
+        It never waits on anything but the host's synchronous calls."""
+        for key, value in self._entries():
+            yield {key: value}
 
     def items(self) -> _Items:
         """Every ``(key, value)`` in key order, fetched a page at a time."""
