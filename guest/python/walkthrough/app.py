@@ -24,7 +24,9 @@ def step(call, result):
     print(f"{call:<40} -> {result}")
 
 
-def walk_through():
+# async def, as the original's code was: its calls were coroutines, ours return at once, and
+# easycaching.run_async (below) runs it, as asyncio.run did.
+async def walk_through():
     print("== the easycaching walkthrough ==")
 
     # cache = await EasyCacheManager.create(...); test = await cache.create_cache('test')
@@ -44,10 +46,10 @@ def walk_through():
     test["c"] = {"nested": True}
     step("test.set a, b, c", f"{len(test)} entries")
 
-    # async for item in test: print(item)
+    # Each entry as a one-entry dict {key: value}, as the original gave them.
     print("async for item in test:")
-    for key, value in test.items():
-        print(f"    {show({key: value})}")
+    async for item in test:
+        print(f"    {show(item)}")
 
     # manager.cache['test']['b']
     step('manager.cache["test"]["b"]', show(easycaching.caches["test"]["b"]))
@@ -73,4 +75,4 @@ class Run(exports.Run):
 
     @easycaching.command
     def run(self) -> None:
-        walk_through()
+        easycaching.run_async(walk_through())
