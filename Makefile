@@ -63,8 +63,8 @@ WIT_FILES := $(wildcard wit/*.wit)
 guest-python: $(GUESTS)/python-walkthrough.wasm $(GUESTS)/python-http-cache.wasm \
 	$(GUESTS)/python-errors.wasm $(GUESTS)/python-iteration.wasm
 
-## guest-js: the JavaScript example plugin and test program (componentize-qjs)
-guest-js: $(GUESTS)/js-walkthrough.wasm $(GUESTS)/js-errors.wasm
+## guest-js: the JavaScript example plugin and test programs (componentize-qjs)
+guest-js: $(GUESTS)/js-walkthrough.wasm $(GUESTS)/js-errors.wasm $(GUESTS)/js-async-main.wasm
 
 ## guest-python-bench, guest-js-bench: the measuring plugins (not part of `make test`)
 guest-python-bench: $(GUESTS)/python-bench.wasm

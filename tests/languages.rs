@@ -269,3 +269,27 @@ fn python_async_for_gives_every_entry_as_a_one_entry_dict_across_pages() {
     );
     assert_eq!(lines(&stdout), expected);
 }
+
+/// Nothing after an `await` runs in a JavaScript plugin: QuickJS runs no promise job once `run`
+/// returns. A `main` written with async/await used to end with status 0 having silently done
+/// only what came before its first `await`; `command` now refuses it.
+#[test]
+fn javascript_command_refuses_an_async_main_rather_than_silently_stopping_at_its_first_await() {
+    let harness = harness(&["cache:async=rwc"]);
+    let run = run(&harness, "js-async-main");
+    let (stdout, stderr) = (run.stdout_text(), run.stderr_text());
+    assert_eq!(
+        lines(&stdout),
+        [
+            "command of an async function: TypeError",
+            "command of a string: TypeError",
+            "command of a function: accepted"
+        ]
+    );
+    let error = run.result.expect_err("a main that returns a promise must fail the plugin");
+    assert!(matches!(error, Error::Exited { code: 1 }), "{error}\n{stderr}");
+    assert!(stderr.contains("main returned a promise"), "{stderr}");
+    let cache = harness.cache("async").unwrap();
+    assert_eq!(cache.get_value::<bool>("before").unwrap(), Some(true));
+    assert_eq!(cache.get_value::<bool>("after").unwrap(), None, "what came after the await ran");
+}

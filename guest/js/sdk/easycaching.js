@@ -478,15 +478,35 @@ export function deleteQueue(name) {
   return call(() => manager.deleteQueue(text(name, 'the name')));
 }
 
+/** The constructor of `async` functions, which has no global name. */
+const AsyncFunction = (async () => {}).constructor;
+
+/** Why `main` may not be async: said when it is refused. */
+const NO_ASYNC =
+  'a plugin runs to the end of `run` and no further: what comes after an `await` would never ' +
+  'run (QuickJS runs no promise job once `run` returns), and the SDK\'s calls return at once, ' +
+  'so write `main` without async or await, and iterate a cache with for...of';
+
 /**
  * The `wasi:cli/run` export of a plugin whose work is `main`: `export const run = command(main)`.
- * When `main` throws, the error goes to stderr and the plugin exits with status 1.
+ * When `main` throws, the error goes to stderr and the plugin exits with status 1. `main` must
+ * be synchronous: an `async` function throws a `TypeError` here (which fails the build, where
+ * the module is evaluated), and a `main` that returns a promise ends the plugin with status 1.
  */
 export function command(main) {
+  if (typeof main !== 'function') {
+    throw new TypeError(`command(main): main must be a function, not ${typeof main}`);
+  }
+  if (main instanceof AsyncFunction) {
+    throw new TypeError(`command(main): main is an async function, but ${NO_ASYNC}`);
+  }
   return {
     run() {
       try {
-        main();
+        const result = main();
+        if (typeof result?.then === 'function') {
+          throw new TypeError(`command(main): main returned a promise, but ${NO_ASYNC}`);
+        }
       } catch (error) {
         console.error(
           error instanceof CacheError ? `error (${error.case}): ${error.message}` : describe(error),
