@@ -95,6 +95,23 @@ fn an_item_that_queue_get_cannot_print_goes_back_to_the_front() {
     assert_eq!(ok(easycaching(&db, &["queue", "get", "jobs"])), "\"first\"\n");
 }
 
+/// An item larger than the CLI's value limit (1 MiB), put by a process that allows more, goes
+/// back when `queue get` cannot print it: it was refused as "over the limit" and lost.
+#[test]
+fn an_item_over_the_cli_s_value_limit_that_cannot_be_printed_goes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    let big = easycaching::Json::from_value(&"x".repeat(2 << 20)).unwrap();
+    let limits = easycaching::Limits { max_value_bytes: 4 << 20, ..Default::default() };
+    let roomy = easycaching::CacheManager::builder(&db).limits(limits).open().unwrap();
+    roomy.create_queue("jobs").unwrap().put(big.clone()).unwrap();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let failed = cli().arg("--db").arg(&db).args(["queue", "get", "jobs"]).stdout(full).output().unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(stderr(&failed).contains("put back at the front of queue \"jobs\""), "{}", stderr(&failed));
+    assert_eq!(roomy.open_queue("jobs").unwrap().get().unwrap(), Some(big));
+}
+
 /// Every command that prints reports a stdout that takes nothing as an error, exit status 1;
 /// `queue len` and `queue clear` printed with `println!`, which panicked (exit status 101 and a
 /// backtrace), `queue clear` once the queue was cleared.

@@ -115,9 +115,18 @@ impl Queue {
     /// Puts items taken by [`get`](Queue::get) or [`get_many`](Queue::get_many) back at the
     /// front of the queue, ahead of every item waiting, in the order given (oldest first):
     /// for items that were taken but could not be handled, so that they are not lost. Durable
-    /// when it returns. They count toward no quota, as they were in the queue before, but are
-    /// held to the value size limit as any put is, and to as many items as one
-    /// [`get_many`](Queue::get_many) can take.
+    /// when it returns.
+    ///
+    /// What comes out of a queue can always go back: the items count toward no quota, as they
+    /// were in the queue before, and are held to no value size limit. This process's
+    /// [`max_value_bytes`](crate::Limits::max_value_bytes) is not the limit an item was put
+    /// under: another process sharing the database may allow more, or the limit may have been
+    /// lowered since, and refusing such an item here would lose it. This is the one write not
+    /// checked against [`Limits`](crate::Limits), so give back only what a `get` handed out;
+    /// new values go in with [`put`](Queue::put). The one bound is on the call: as many items
+    /// as one [`get_many`](Queue::get_many) can take ([`MAX_PAGE_ITEMS`](crate::MAX_PAGE_ITEMS),
+    /// or [`max_batch_items`](crate::Limits::max_batch_items) when that is larger), as
+    /// [`Error::TooLarge`]; give back more in several calls, last taken first.
     ///
     /// ```
     /// use easycaching::CacheManager;
@@ -133,11 +142,10 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn give_back(&self, values: Vec<Json>) -> Result<()> {
-        let limits = &self.shared.limits;
-        if values.len() > MAX_PAGE_ITEMS.max(limits.max_batch_items) {
-            limits.check_batch(values.len())?;
+        let most = MAX_PAGE_ITEMS.max(self.shared.limits.max_batch_items);
+        if values.len() > most {
+            return Err(Error::TooLarge { what: "batch", size: values.len(), unit: "items", limit: most });
         }
-        values.iter().try_for_each(|value| limits.check_value(value))?;
         self.shared.write(Write::GiveBack { queue: self.target.clone(), values })?;
         Ok(())
     }

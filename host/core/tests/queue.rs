@@ -1,6 +1,6 @@
 //! Queues through the embedding API.
 
-use easycaching::{CacheManager, Error, Json, Quota};
+use easycaching::{CacheManager, Error, Json, Limits, Quota};
 
 fn json(text: &str) -> Json {
     Json::parse(text).unwrap()
@@ -158,6 +158,35 @@ fn items_given_back_come_out_first_in_their_order_and_count_again() {
     assert_eq!(queue.get_many(10).unwrap(), vec![json("1"), json("1"), json("2")]);
     manager.delete_queue("jobs").unwrap();
     assert!(matches!(queue.give_back(vec![json("1")]), Err(Error::QueueDeleted(_))));
+}
+
+/// An item put by a process that allows larger values than this one (or before the limit was
+/// lowered) goes back all the same: give_back held it to this process's `max_value_bytes`,
+/// refused it, and the item, already taken, was lost.
+#[test]
+fn an_item_over_this_process_s_value_limit_can_still_be_given_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let roomy = CacheManager::open(&path).unwrap();
+    let strict = CacheManager::builder(&path)
+        .limits(Limits { max_value_bytes: 10, max_batch_items: 2, ..Limits::default() })
+        .open()
+        .unwrap();
+    let long = json(r#""longer than ten bytes""#);
+    roomy.create_queue("jobs").unwrap().put_many([long.clone(), json("2"), json("3")]).unwrap();
+    let queue = strict.open_queue("jobs").unwrap();
+    assert!(matches!(queue.put(long.clone()), Err(Error::TooLarge { what: "value", .. })), "put is checked");
+    let taken = queue.get_many(3).unwrap();
+    assert_eq!(taken.len(), 3, "more than max_batch_items, fewer than a page");
+    queue.give_back(taken).unwrap();
+    assert_eq!(queue.len().unwrap(), 3);
+    assert_eq!(queue.get().unwrap(), Some(long));
+
+    // The one bound is the call's: more than a get_many can take, said with the bound.
+    let page = easycaching::MAX_PAGE_ITEMS;
+    let error = queue.give_back(vec![json("1"); page + 1]).unwrap_err();
+    assert_eq!(error.to_string(), format!("batch is {} items, over the limit of {page}", page + 1));
+    assert_eq!(queue.len().unwrap(), 2, "nothing was given back");
 }
 
 #[test]
