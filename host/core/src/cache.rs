@@ -193,6 +193,9 @@ impl Cache {
     ///
     /// [`Error::WrongType`] (holding the value, which is left as it was) when the value stored
     /// is not a JSON integer that fits an `i64`, or when the sum would not fit one.
+    /// [`Error::TooLarge`] naming the limit, as [`set`](Cache::set) would, when the sum's JSON
+    /// text is longer than [`max_value_bytes`](crate::Limits::max_value_bytes) (only a limit
+    /// under 20 bytes, the longest `i64`, can refuse one); nothing is stored.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -206,8 +209,13 @@ impl Cache {
     pub fn increment(&self, key: &str, by: i64) -> Result<i64> {
         self.shared.limits.check_key(key)?;
         self.alive()?;
-        let write =
-            Write::Increment { cache: self.target(), key: key.to_owned(), by, quota: self.quota.clone() };
+        let write = Write::Increment {
+            cache: self.target(),
+            key: key.to_owned(),
+            by,
+            max_value_bytes: self.shared.limits.max_value_bytes,
+            quota: self.quota.clone(),
+        };
         match self.shared.write(write)? {
             Outcome::Integer(sum) => Ok(sum),
             other => Err(unexpected(other)),

@@ -395,6 +395,29 @@ fn increment_refuses_what_is_not_a_64_bit_integer_and_leaves_it_as_it_was() {
     assert!(matches!(cache.increment(&long_key, 1), Err(easycaching::Error::TooLarge { what: "key", .. })));
 }
 
+/// A sum whose JSON text is longer than `max_value_bytes` is refused as `set` would refuse it,
+/// and nothing is stored: with a limit of 2 bytes, 99 + 1 stored "100".
+#[test]
+fn increment_refuses_a_sum_longer_than_the_value_limit_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { max_value_bytes: 2, ..Limits::default() };
+    let manager = CacheManager::builder(dir.path().join("test.db")).limits(limits).open().unwrap();
+    let cache = manager.create_cache("counts").unwrap();
+    assert_eq!(cache.increment("n", 99).unwrap(), 99);
+    let error = cache.increment("n", 1).unwrap_err();
+    assert!(matches!(error, Error::TooLarge { what: "value", size: 3, limit: 2, .. }), "{error:?}");
+    assert_eq!(error.to_string(), "value is 3 bytes, over the limit of 2");
+    assert!(matches!(cache.set("n", json("100")), Err(Error::TooLarge { what: "value", .. })), "as set");
+    assert!(matches!(cache.increment("m", -10), Err(Error::TooLarge { .. })), "nor an absent key");
+    // Nothing stored, in the LRU or the file.
+    assert_eq!(cache.get("n").unwrap().as_deref(), Some("99"));
+    assert_eq!(cache.get("m").unwrap(), None);
+    let reopened = CacheManager::open(dir.path().join("test.db")).unwrap();
+    assert_eq!(reopened.open_cache("counts").unwrap().get("n").unwrap().as_deref(), Some("99"));
+    assert_eq!(reopened.open_cache("counts").unwrap().len().unwrap(), 1);
+    assert_eq!(cache.increment("n", -100).unwrap(), -1, "a sum that fits is stored");
+}
+
 #[test]
 fn increment_is_held_to_the_quota_of_its_handle() {
     let (_dir, manager) = manager();

@@ -69,7 +69,9 @@ pub enum Write {
     /// Adds `by` to the integer stored under `key`, an absent key counting as 0, and stores
     /// the sum in its place. Outcome: [`Outcome::Integer`], the sum. Refused with
     /// [`Error::WrongType`](crate::Error::WrongType) when the value stored is not a JSON
-    /// integer that fits an `i64`, or when the sum does not.
+    /// integer that fits an `i64`, or when the sum does not; with
+    /// [`Error::TooLarge`](crate::Error::TooLarge) when the sum's JSON text is longer than
+    /// `max_value_bytes` (only a limit under 20 bytes, the longest `i64`, can refuse one).
     Increment {
         /// The cache.
         cache: Target<CacheId>,
@@ -77,6 +79,9 @@ pub enum Write {
         key: String,
         /// What to add (negative to subtract).
         by: i64,
+        /// The longest sum to store, in bytes of JSON text: the writer's
+        /// [`Limits::max_value_bytes`](crate::Limits::max_value_bytes).
+        max_value_bytes: usize,
         /// The quota to hold the cache to.
         quota: Quota,
     },

@@ -104,7 +104,9 @@ impl<'b, 'c> Batch<'b, 'c> {
             Write::CreateCache { name, quota } => create(conn, &CACHES, name, quota),
             Write::DropCache { name } => self.drop_cache(name),
             Write::Set { cache, entries, quota } => self.set(cache, entries, quota),
-            Write::Increment { cache, key, by, quota } => self.increment(cache, key, *by, quota),
+            Write::Increment { cache, key, by, max_value_bytes, quota } => {
+                self.increment(cache, key, *by, *max_value_bytes, quota)
+            }
             Write::Delete { cache, keys } => self.delete(cache, keys),
             Write::Clear { cache } => self.clear(cache),
             Write::CreateQueue { name, quota } => create(conn, &QUEUES, name, quota),
@@ -192,8 +194,17 @@ impl<'b, 'c> Batch<'b, 'c> {
     }
 
     /// Reads the integer under `key` (0 when absent), adds `by`, and stores the sum through
-    /// [`Batch::set`], inside the batch's transaction: no other write comes in between.
-    fn increment(&mut self, cache: &Target<CacheId>, key: &str, by: i64, quota: &Quota) -> WriteResult {
+    /// [`Batch::set`], inside the batch's transaction: no other write comes in between. A sum
+    /// whose text is longer than `max_value_bytes` is refused, as `set` refuses such a value;
+    /// only here is its length known.
+    fn increment(
+        &mut self,
+        cache: &Target<CacheId>,
+        key: &str,
+        by: i64,
+        max_value_bytes: usize,
+        quota: &Quota,
+    ) -> WriteResult {
         let stored: Option<String> = self
             .conn
             .prepare_cached("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?
@@ -221,7 +232,12 @@ impl<'b, 'c> Batch<'b, 'c> {
                 })?
             }
         };
-        self.set(cache, &[(key.to_owned(), Json::trusted(sum.to_string()))], quota)?;
+        let text = sum.to_string();
+        if text.len() > max_value_bytes {
+            let size = text.len();
+            return Err(Error::TooLarge { what: "value", size, unit: "bytes", limit: max_value_bytes }.into());
+        }
+        self.set(cache, &[(key.to_owned(), Json::trusted(text))], quota)?;
         Ok(Outcome::Integer(sum))
     }
 
