@@ -219,6 +219,51 @@ fn help_teaches_the_commands_and_the_grant_syntax() {
     }
 }
 
+/// Every argument of every command says in `--help` what it is: `cache get --help` listed
+/// `<CACHE>` and `<KEY>` with nothing beside them.
+#[test]
+fn help_describes_every_positional_argument() {
+    // Every subcommand, as the top --help and each group's --help list them.
+    let listed = |args: &[&str]| -> Vec<String> {
+        let help = ok(cli().args(args).arg("--help").output().unwrap());
+        help.lines()
+            .skip_while(|line| *line != "Commands:")
+            .skip(1)
+            .take_while(|line| !line.is_empty())
+            // Names start two spaces in; wrapped descriptions further.
+            .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+            .filter_map(|line| line.split_whitespace().next())
+            .filter(|name| *name != "help")
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut commands: Vec<Vec<String>> = Vec::new();
+    for top in listed(&[]) {
+        match listed(&[&top]) {
+            subcommands if subcommands.is_empty() => commands.push(vec![top]),
+            subcommands => commands.extend(subcommands.into_iter().map(|sub| vec![top.clone(), sub])),
+        }
+    }
+    assert!(commands.len() > 15, "{commands:?}");
+    for command in &commands {
+        let help = ok(cli().args(command).arg("--help").output().unwrap());
+        let arguments: Vec<&str> = help
+            .lines()
+            .skip_while(|line| *line != "Arguments:")
+            .skip(1)
+            .take_while(|line| !line.is_empty())
+            .filter(|line| line.starts_with("  [") || line.starts_with("  <"))
+            .collect();
+        for line in arguments {
+            let described = line.trim_start().split_once(|c: char| c.is_whitespace());
+            assert!(
+                described.is_some_and(|(_, text)| !text.trim().is_empty()),
+                "{command:?} --help: {line:?} has no description:\n{help}"
+            );
+        }
+    }
+}
+
 #[test]
 fn run_gives_a_plugin_exactly_its_grants_and_the_data_outlives_the_process() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,12 +10,20 @@ use easycaching::{CacheManager, Json};
 #[derive(Subcommand)]
 pub enum CacheCommand {
     /// Print the value stored under KEY (exit status 1 when there is none).
-    Get { cache: String, key: String },
+    Get {
+        /// The cache to read.
+        cache: String,
+        /// The key whose value to print.
+        key: String,
+    },
     /// Store a JSON value under KEY, creating the cache when needed.
     #[command(after_help = "The value is JSON: quote strings for the shell, e.g. '\"bar\"' or '{\"n\": 1}'.")]
     Set {
+        /// The cache to store in (created when it does not exist).
         cache: String,
+        /// The key to store the value under.
         key: String,
+        /// The value, a JSON document, e.g. '"bar"', 42 or '{"n": 1}'.
         #[arg(value_parser = parse_json)]
         value: Json,
     },
@@ -23,19 +31,25 @@ pub enum CacheCommand {
     /// one write no other comes between; an absent key counts as 0. Creates the cache when
     /// needed.
     Incr {
+        /// The cache holding the counter (created when it does not exist).
         cache: String,
+        /// The key of the counter.
         key: String,
+        /// The whole number to add, e.g. 5 or -3.
         #[arg(default_value_t = 1, allow_negative_numbers = true, value_parser = parse_amount)]
         by: i64,
     },
     /// Remove keys; prints how many were there.
     Del {
+        /// The cache to remove from.
         cache: String,
+        /// The keys to remove (one or more).
         #[arg(required = true)]
         keys: Vec<String>,
     },
     /// Print the keys in key order, one per line.
     Keys {
+        /// The cache whose keys to print.
         cache: String,
         /// Print at most this many.
         #[arg(long)]
@@ -45,37 +59,72 @@ pub enum CacheCommand {
         after: Option<String>,
     },
     /// Print every entry as a JSON line {"key": value}, in key order.
-    Dump { cache: String },
+    Dump {
+        /// The cache to print.
+        cache: String,
+    },
     /// Print how many entries the cache holds.
-    Len { cache: String },
+    Len {
+        /// The cache to count.
+        cache: String,
+    },
     /// Remove every entry; prints how many there were.
-    Clear { cache: String },
+    Clear {
+        /// The cache to empty.
+        cache: String,
+    },
     /// Create an empty cache (nothing happens when it exists).
-    Create { cache: String },
+    Create {
+        /// The name of the cache to create.
+        cache: String,
+    },
     /// Delete a cache and all its entries.
-    Drop { cache: String },
+    Drop {
+        /// The cache to delete.
+        cache: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum QueueCommand {
     /// Append a JSON value, creating the queue when needed.
     Put {
+        /// The queue to append to (created when it does not exist).
         queue: String,
+        /// The item, a JSON document, e.g. '"job"', 42 or '{"n": 1}'.
         #[arg(value_parser = parse_json)]
         value: Json,
     },
     /// Remove and print the oldest item (exit status 1 when the queue is empty).
-    Get { queue: String },
+    Get {
+        /// The queue to take from.
+        queue: String,
+    },
     /// Print the oldest item without removing it (exit status 1 when the queue is empty).
-    Peek { queue: String },
+    Peek {
+        /// The queue to look into.
+        queue: String,
+    },
     /// Print how many items wait.
-    Len { queue: String },
+    Len {
+        /// The queue to count.
+        queue: String,
+    },
     /// Remove every item; prints how many there were.
-    Clear { queue: String },
+    Clear {
+        /// The queue to empty.
+        queue: String,
+    },
     /// Create an empty queue (nothing happens when it exists).
-    Create { queue: String },
+    Create {
+        /// The name of the queue to create.
+        queue: String,
+    },
     /// Delete a queue and all its items.
-    Drop { queue: String },
+    Drop {
+        /// The queue to delete.
+        queue: String,
+    },
 }
 
 impl CacheCommand {
