@@ -264,6 +264,24 @@ fn help_describes_every_positional_argument() {
     }
 }
 
+/// A count flag given 0 says what it takes; clap's own parser said "number would be zero for
+/// non-zero type".
+#[test]
+fn count_flags_given_zero_say_they_take_at_least_1() {
+    for flag in ["--workers", "--instances", "--requests-per-instance", "--max-connections"] {
+        let refused = cli().args(["serve", "plugin.wasm", flag, "0"]).output().unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{flag}: {}", stderr(&refused));
+        let expected = format!("invalid value '0' for '{flag} <N>': must be at least 1");
+        assert!(stderr(&refused).contains(&expected), "{flag}: {}", stderr(&refused));
+        let not_a_count = cli().args(["serve", "plugin.wasm", flag, "some"]).output().unwrap();
+        assert!(
+            stderr(&not_a_count).contains("whole number of at least 1"),
+            "{flag}: {}",
+            stderr(&not_a_count)
+        );
+    }
+}
+
 #[test]
 fn run_gives_a_plugin_exactly_its_grants_and_the_data_outlives_the_process() {
     let dir = tempfile::tempdir().unwrap();

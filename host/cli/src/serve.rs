@@ -63,18 +63,18 @@ pub struct ServeArgs {
     listen: SocketAddr,
 
     /// Threads that accept connections and speak HTTP (default: one per CPU).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_at_least_one)]
     workers: Option<NonZeroUsize>,
 
     /// Plugin instances running at once; more requests wait. Each holds a thread while its
     /// writes wait to be durable, so this is also how many writes can share a commit.
-    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_MAX_INSTANCES).expect("not zero"))]
+    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_MAX_INSTANCES).expect("not zero"), value_parser = parse_at_least_one)]
     instances: NonZeroUsize,
 
     /// Requests one instance answers before a fresh one replaces it (1: a fresh instance per
     /// request).
-    #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u64).range(1..))]
-    requests_per_instance: u64,
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_at_least_one)]
+    requests_per_instance: NonZeroUsize,
 
     /// Close a connection that takes longer than this to send a request's head, or that stays
     /// idle this long between requests, e.g. 5s.
@@ -83,7 +83,7 @@ pub struct ServeArgs {
 
     /// Connections open at once; more wait to be accepted, while the open ones are served on
     /// (at most what the open-file limit leaves room for).
-    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_MAX_CONNECTIONS).expect("not zero"))]
+    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_MAX_CONNECTIONS).expect("not zero"), value_parser = parse_at_least_one)]
     max_connections: NonZeroUsize,
 
     #[command(flatten)]
@@ -99,7 +99,7 @@ pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitC
         listen: args.listen,
         workers: args.workers.map_or(defaults.workers, NonZeroUsize::get),
         max_instances: args.instances.get(),
-        requests_per_instance: args.requests_per_instance,
+        requests_per_instance: args.requests_per_instance.get() as u64,
         request_timeout: timeout,
         header_read_timeout: args.header_timeout,
         max_connections: args.max_connections.get(),
@@ -139,6 +139,15 @@ fn parse_header_timeout(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A count of one or more (--workers, --instances, --requests-per-instance,
+/// --max-connections): clap's own parser said "number would be zero for non-zero type" of 0.
+fn parse_at_least_one(text: &str) -> Result<NonZeroUsize, String> {
+    let count = text
+        .parse::<usize>()
+        .map_err(|_| format!("{text:?} is not a count: give a whole number of at least 1"))?;
+    NonZeroUsize::new(count).ok_or_else(|| "must be at least 1".into())
+}
+
 /// `127.0.0.1:8220`, `[::1]:8220` or `localhost:8220`: the first address a host name resolves to.
 fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let fail = |why: String| {
@@ -162,6 +171,14 @@ mod tests {
                 .is_ok_and(|address| address.ip().is_loopback() && address.port() == 8221)
         );
         assert!(parse_listen("localhost").unwrap_err().contains("like 127.0.0.1:8220"));
+    }
+
+    #[test]
+    fn counts_of_zero_or_not_numbers_say_the_flag_takes_at_least_1() {
+        assert_eq!(parse_at_least_one("3"), Ok(NonZeroUsize::new(3).expect("not zero")));
+        assert_eq!(parse_at_least_one("0"), Err("must be at least 1".into()));
+        assert!(parse_at_least_one("-1").unwrap_err().contains("whole number of at least 1"));
+        assert!(parse_at_least_one("many").unwrap_err().contains("\"many\" is not a count"));
     }
 
     #[test]
