@@ -129,7 +129,9 @@ impl CacheManagerBuilder {
     /// writers of the batch that runs one wait for it, longer the larger it is (8 writers on a
     /// million keys: at most about 30 ms at 1,000 pages, 80-100 ms at 4,000; but at 1,000
     /// more than one write in a hundred waited for one, at 4,000 fewer). Lower it to bound
-    /// the longest write; every process writing the file uses its own setting.
+    /// the longest write; every process writing the file uses its own setting. A log grown
+    /// past twice this many pages (one large transaction, such as clearing a big cache) is cut
+    /// back to that size when it next starts over, rather than kept on disk at its largest.
     /// Default [`DEFAULT_CHECKPOINT_PAGES`].
     pub fn checkpoint_pages(mut self, pages: u32) -> Self {
         self.checkpoint_pages = pages;

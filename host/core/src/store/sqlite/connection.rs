@@ -59,8 +59,25 @@ pub(super) fn open_writer(db: &DbFile, settings: &Settings) -> Result<Connection
 /// queued for the write turn it still holds (see `write_turns`). Given the turn up first, the
 /// others committed during the checkpoint, it could never copy the whole WAL and every commit
 /// tried again: 8 writer processes did a third fewer writes (docs/benchmark-log.md).
+///
+/// It also bounds the WAL file kept after a checkpoint to [`wal_bytes_kept`] of that mark: a
+/// WAL grown far past it (one large transaction, such as clearing a big cache, or checkpoints
+/// held back by readers) is cut back to that size when SQLite next starts it over, instead of
+/// keeping its largest size on disk for as long as any process has the database open.
 pub(super) fn set_checkpoint_pages(conn: &Connection, db: &DbFile, pages: u32) -> Result<()> {
-    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};")).map_err(|e| db.error(e))
+    let kept = wal_bytes_kept(pages);
+    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages}; PRAGMA journal_size_limit = {kept};"))
+        .map_err(|e| db.error(e))
+}
+
+/// The most bytes of WAL file kept once it starts over (`journal_size_limit`): twice what the
+/// checkpoint mark lets it reach, so a WAL of ordinary size is reused as it is (truncating and
+/// growing it again would cost every commit a change of the file's size) and only one grown
+/// past that is cut back.
+pub(super) fn wal_bytes_kept(checkpoint_pages: u32) -> u64 {
+    /// A WAL frame: a page and its 24-byte header.
+    const FRAME_BYTES: u64 = super::schema::PAGE_SIZE as u64 + 24;
+    2 * u64::from(checkpoint_pages) * FRAME_BYTES
 }
 
 /// Opens a read connection to an existing database.

@@ -1040,6 +1040,29 @@ mod tests {
         assert!(file_bytes() > before + 1500 * 150, "past the lower mark, copied");
     }
 
+    #[test]
+    fn a_wal_grown_past_its_mark_by_one_large_commit_is_cut_back_when_it_starts_over() {
+        let WithCache { path, store, cache, _dir } = with_cache();
+        let wal_bytes = || std::fs::metadata(path.with_extension("db-wal")).map(|m| m.len()).unwrap_or(0);
+        let pages = 100;
+        store.set_checkpoint_pages(pages).unwrap();
+        let value = Json::parse(format!("\"{}\"", "v".repeat(1500))).unwrap();
+        let set = |prefix: &str, count: u32| {
+            let entries = (0..count).map(|i| (format!("{prefix}{i}"), value.clone())).collect();
+            let write = Write::Set {
+                cache: Target { id: cache, name: "c".into() },
+                entries,
+                quota: Quota::UNLIMITED,
+            };
+            apply_one(&store, &write).unwrap();
+        };
+        set("large", 20 * pages); // one commit of 20 times the mark
+        let kept = connection::wal_bytes_kept(pages);
+        assert!(wal_bytes() > 5 * kept, "the large commit grew the WAL to {} bytes", wal_bytes());
+        set("small", 1); // starts the checkpointed WAL over
+        assert!(wal_bytes() <= kept, "the WAL kept {} bytes, over {kept}", wal_bytes());
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn a_holder_keeps_its_own_writes_cached_and_forgets_those_it_committed_for_others() {
