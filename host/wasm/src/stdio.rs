@@ -9,7 +9,8 @@
 //!
 //! Behind a stream that keeps up, nothing changes for the plugin: while nothing is queued, the
 //! plugin's bytes are written straight from its thread, with a write that cannot block (see
-//! [`Direct`]), and only what the host's stream does not take at once is queued; and
+//! [`Direct`], told again for each plugin when an embedder has pointed the host's descriptor
+//! elsewhere), and only what the host's stream does not take at once is queued; and
 //! `blocking-write-and-flush` returns once its bytes are written to the host's stream, in the
 //! order they were given, so stdout and stderr interleave as before. One writer thread per
 //! stream serves every plugin of the process.
@@ -69,7 +70,9 @@ impl Which {
 }
 
 /// How a plugin's thread writes to the host's stream itself, without blocking, while nothing is
-/// queued; told once, from what the stream is when a plugin first writes to it.
+/// queued; told from what the stream is when a plugin is given it (a [`HostOutput`] made), and
+/// told again when the host's descriptor has been pointed elsewhere since (`dup2` of an
+/// embedder redirecting its stdout).
 #[derive(Debug)]
 enum Direct {
     /// A pipe or terminal, through a description of its own opened non-blocking (on Linux,
@@ -90,23 +93,25 @@ enum Direct {
 }
 
 impl Direct {
+    /// How to write to `which` as it is now, and what file that is.
     #[cfg(unix)]
-    fn of(which: Which) -> Direct {
+    fn of(which: Which) -> (Direct, Identity) {
         let fd = which.fd();
         let Some(stat) = stat(fd) else {
-            return Direct::Never;
+            return (Direct::Never, None);
         };
-        match stat.st_mode & libc::S_IFMT {
+        let direct = match stat.st_mode & libc::S_IFMT {
             libc::S_IFREG => Direct::File,
             libc::S_IFSOCK => Direct::Socket,
             libc::S_IFIFO | libc::S_IFCHR => Direct::reopened(fd, &stat).map_or(Direct::Never, Direct::Own),
             _ => Direct::Never,
-        }
+        };
+        (direct, Some(identity(&stat)))
     }
 
     #[cfg(not(unix))]
-    fn of(_: Which) -> Direct {
-        Direct::Never
+    fn of(_: Which) -> (Direct, Identity) {
+        (Direct::Never, None)
     }
 
     /// The pipe or terminal at `fd`, opened again for writing, non-blocking; `None` where it
@@ -167,6 +172,30 @@ impl Direct {
     }
 }
 
+/// What file a descriptor is (its type, device, inode and special device), to tell when it has
+/// been pointed elsewhere; `None` when it is not open.
+#[cfg(unix)]
+type Identity = Option<(libc::mode_t, libc::dev_t, libc::ino_t, libc::dev_t)>;
+/// Elsewhere, no file is told apart: what plugins write is queued, whatever it is.
+#[cfg(not(unix))]
+type Identity = Option<()>;
+
+#[cfg(unix)]
+fn identity(stat: &libc::stat) -> (libc::mode_t, libc::dev_t, libc::ino_t, libc::dev_t) {
+    (stat.st_mode & libc::S_IFMT, stat.st_dev, stat.st_ino, stat.st_rdev)
+}
+
+/// What file `which` is now.
+#[cfg(unix)]
+fn identity_now(which: Which) -> Identity {
+    stat(which.fd()).as_ref().map(identity)
+}
+
+#[cfg(not(unix))]
+fn identity_now(_: Which) -> Identity {
+    None
+}
+
 /// `fd`'s `fstat`.
 #[cfg(unix)]
 fn stat(fd: std::os::fd::RawFd) -> Option<libc::stat> {
@@ -212,6 +241,10 @@ impl Failure {
 
 /// What the writer thread and the plugins' streams share.
 struct State {
+    /// How the plugins' threads write while nothing is queued, and what file the host's
+    /// descriptor was when that was told.
+    direct: Direct,
+    identity: Identity,
     queue: VecDeque<Bytes>,
     /// Bytes in `queue` and being written now.
     queued: usize,
@@ -228,7 +261,6 @@ struct State {
 /// One of the host's streams, with the thread that writes to it.
 struct Writer {
     which: Which,
-    direct: Direct,
     state: Mutex<State>,
     /// The writer thread waits here for bytes.
     work: Condvar,
@@ -244,21 +276,40 @@ impl Writer {
             Which::Stdout => &STDOUT,
             Which::Stderr => &STDERR,
         };
-        cell.get_or_init(|| Writer {
-            which,
-            direct: Direct::of(which),
-            state: Mutex::new(State {
-                queue: VecDeque::new(),
-                queued: 0,
-                enqueued: 0,
-                written: 0,
-                failure: None,
-                waiting: Vec::new(),
-                started: false,
-            }),
-            work: Condvar::new(),
-            progress: Condvar::new(),
-        })
+        let writer = cell.get_or_init(|| {
+            let (direct, identity) = Direct::of(which);
+            Writer {
+                which,
+                state: Mutex::new(State {
+                    direct,
+                    identity,
+                    queue: VecDeque::new(),
+                    queued: 0,
+                    enqueued: 0,
+                    written: 0,
+                    failure: None,
+                    waiting: Vec::new(),
+                    started: false,
+                }),
+                work: Condvar::new(),
+                progress: Condvar::new(),
+            }
+        });
+        writer.follow();
+        writer
+    }
+
+    /// Tells again how to write directly when the host's descriptor is no longer the file it
+    /// was (an embedder redirected it with `dup2` after a plugin wrote): the description of
+    /// its own opened for the old pipe or terminal would otherwise still take the plugins'
+    /// bytes (away from where the host's own go) and keep that pipe open for writing (its
+    /// reader never seeing the end), and a regular file's blocking write would now block.
+    fn follow(&self) {
+        let now = identity_now(self.which);
+        let mut state = self.state();
+        if state.identity != now {
+            (state.direct, state.identity) = Direct::of(self.which);
+        }
     }
 
     /// The shared state. A panic while it was held (there is none to have) leaves nothing
@@ -288,7 +339,7 @@ impl Writer {
         if state.queued == 0 {
             // The fast path: nothing waits before these bytes, so what the stream takes now
             // (without blocking, as the lock is held) is written at once; only the rest queues.
-            match self.direct.write(self.which, &bytes) {
+            match state.direct.write(self.which, &bytes) {
                 Ok(wrote) => {
                     state.enqueued += wrote as u64;
                     state.written = state.enqueued;
