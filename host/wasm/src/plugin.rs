@@ -342,8 +342,8 @@ impl Plugin {
     /// (stopped there, or trapping after it, or returning with output still to write) ends
     /// with that limit's error, but what it wrote before it was stopped is still given up to
     /// [`OUTPUT_GRACE`] to be written before `run` returns: past that, what the host's streams
-    /// did not take stays queued, and is written later if the host process goes on (`easycaching
-    /// serve`), or lost when it exits (`easycaching run`). Without a time limit, `run` waits for
+    /// did not take stays queued, and is written later if the host process goes on (an
+    /// embedder's), or lost when it exits (`easycaching run`). Without a time limit, `run` waits for
     /// the output however long it takes, as a program writing to its stdout does.
     pub fn run(&self, easycaching: EasyCachingCtx, options: &RunOptions) -> Run {
         let (stdout, stderr) = match options.output {
