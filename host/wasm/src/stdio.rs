@@ -399,14 +399,55 @@ impl Writer {
         }
     }
 
+    /// Writes `batch` whole, waiting as long as the host's stream takes: also when its
+    /// description is non-blocking, as a parent process may have made it (Node.js does for
+    /// pipes it shares, a program that crashed can leave a terminal so), where a `write_all`
+    /// gave up at the first `EAGAIN` and failed every later write of every plugin.
     fn write(&self, batch: &[Bytes]) -> std::io::Result<()> {
-        fn all(mut to: impl Write, batch: &[Bytes]) -> std::io::Result<()> {
-            batch.iter().try_for_each(|bytes| to.write_all(bytes))?;
-            to.flush()
-        }
+        // `Write::write` of Rust's stdout and stderr takes nothing of what it fails on (its
+        // buffer keeps what the stream did not take), so a failed one is tried again as it was.
+        let all = |to: &mut dyn Write| -> std::io::Result<()> {
+            for bytes in batch {
+                let mut rest: &[u8] = bytes;
+                while !rest.is_empty() {
+                    match to.write(rest) {
+                        Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                        Ok(wrote) => rest = &rest[wrote..],
+                        Err(error) => self.wait_to_retry(error)?,
+                    }
+                }
+            }
+            while let Err(error) = to.flush() {
+                self.wait_to_retry(error)?;
+            }
+            Ok(())
+        };
         match self.which {
-            Which::Stdout => all(std::io::stdout().lock(), batch),
-            Which::Stderr => all(std::io::stderr().lock(), batch),
+            Which::Stdout => all(&mut std::io::stdout().lock()),
+            Which::Stderr => all(&mut std::io::stderr().lock()),
+        }
+    }
+
+    /// After `error` in a write: `Ok` to try it again, once the stream may take bytes (it was
+    /// interrupted, or would have blocked), or the error.
+    fn wait_to_retry(&self, error: std::io::Error) -> std::io::Result<()> {
+        match error.kind() {
+            std::io::ErrorKind::Interrupted => Ok(()),
+            #[cfg(unix)]
+            std::io::ErrorKind::WouldBlock => {
+                let mut ready = libc::pollfd { fd: self.which.fd(), events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one valid `pollfd`, for the count given. Whatever it says (room, an
+                // error or hang-up of the stream, an interruption), the write is tried again and
+                // tells.
+                if unsafe { libc::poll(&mut ready, 1, -1) } < 0 {
+                    let failed = std::io::Error::last_os_error();
+                    if failed.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(failed);
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(error),
         }
     }
 }
