@@ -142,9 +142,10 @@ fn parse_header_timeout(text: &str) -> Result<Duration, String> {
 /// A count of one or more (--workers, --instances, --requests-per-instance,
 /// --max-connections): clap's own parser said "number would be zero for non-zero type" of 0.
 fn parse_at_least_one(text: &str) -> Result<NonZeroUsize, String> {
-    let count = text
-        .parse::<usize>()
-        .map_err(|_| format!("{text:?} is not a count: give a whole number of at least 1"))?;
+    let count = text.parse::<usize>().map_err(|error| match error.kind() {
+        std::num::IntErrorKind::PosOverflow => format!("{text} is too large: at most {}", usize::MAX),
+        _ => format!("{text:?} is not a count: give a whole number of at least 1"),
+    })?;
     NonZeroUsize::new(count).ok_or_else(|| "must be at least 1".into())
 }
 
@@ -179,6 +180,8 @@ mod tests {
         assert_eq!(parse_at_least_one("0"), Err("must be at least 1".into()));
         assert!(parse_at_least_one("-1").unwrap_err().contains("whole number of at least 1"));
         assert!(parse_at_least_one("many").unwrap_err().contains("\"many\" is not a count"));
+        let huge = "99999999999999999999999";
+        assert_eq!(parse_at_least_one(huge), Err(format!("{huge} is too large: at most {}", usize::MAX)));
     }
 
     #[test]
