@@ -282,6 +282,8 @@ fn javascript_command_refuses_an_async_main_rather_than_silently_stopping_at_its
         lines(&stdout),
         [
             "command of an async function: TypeError",
+            "command of an async generator function: TypeError",
+            "command of a generator function: TypeError",
             "command of a string: TypeError",
             "command of a function: accepted"
         ]

@@ -18,6 +18,8 @@ function refused(label, action) {
 
 export const run = command(() => {
   refused('command of an async function', () => command(async () => {}));
+  refused('command of an async generator function', () => command(async function* () {}));
+  refused('command of a generator function', () => command(function* () {}));
   refused('command of a string', () => command('main'));
   refused('command of a function', () => command(() => {}));
   const cache = createCache('async');

@@ -478,8 +478,10 @@ export function deleteQueue(name) {
   return call(() => manager.deleteQueue(text(name, 'the name')));
 }
 
-/** The constructor of `async` functions, which has no global name. */
+/** The constructors of `async` and generator functions, which have no global names. */
 const AsyncFunction = (async () => {}).constructor;
+const GeneratorFunction = function* () {}.constructor;
+const AsyncGeneratorFunction = async function* () {}.constructor;
 
 /** Why `main` may not be async: said when it is refused. */
 const NO_ASYNC =
@@ -490,15 +492,21 @@ const NO_ASYNC =
 /**
  * The `wasi:cli/run` export of a plugin whose work is `main`: `export const run = command(main)`.
  * When `main` throws, the error goes to stderr and the plugin exits with status 1. `main` must
- * be synchronous: an `async` function throws a `TypeError` here (which fails the build, where
+ * be a plain synchronous function: an `async` or generator function throws a `TypeError` here (which fails the build, where
  * the module is evaluated), and a `main` that returns a promise ends the plugin with status 1.
  */
 export function command(main) {
   if (typeof main !== 'function') {
     throw new TypeError(`command(main): main must be a function, not ${typeof main}`);
   }
-  if (main instanceof AsyncFunction) {
+  if (main instanceof AsyncFunction || main instanceof AsyncGeneratorFunction) {
     throw new TypeError(`command(main): main is an async function, but ${NO_ASYNC}`);
+  }
+  if (main instanceof GeneratorFunction) {
+    throw new TypeError(
+      'command(main): main is a generator function, whose body runs only as its generator is ' +
+        'iterated, which nothing does: write `main` as a plain function',
+    );
   }
   return {
     run() {
