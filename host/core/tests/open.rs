@@ -122,6 +122,24 @@ fn a_directory_given_as_the_database_is_named_as_such() {
 }
 
 #[test]
+fn a_fifo_or_a_device_given_as_the_database_is_named_as_such_and_nothing_is_made_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.db");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let err = CacheManager::open(&fifo).unwrap_err();
+    assert!(err.to_string().contains("it is a FIFO (named pipe), not a regular file"), "{err}");
+    let beside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(beside, ["pipe.db"], "files made beside the FIFO");
+    // Not opened even for a look: /dev/null would otherwise get a /dev/null-journal.
+    let journal = Path::new("/dev/null-journal");
+    let had_journal = journal.exists();
+    let err = CacheManager::open(Path::new("/dev/null")).unwrap_err();
+    assert!(err.to_string().contains("it is a character device, not a regular file"), "{err}");
+    assert_eq!(journal.exists(), had_journal, "a journal was made beside /dev/null");
+}
+
+#[test]
 fn a_database_locked_by_another_process_waits_then_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked.db");

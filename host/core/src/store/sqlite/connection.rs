@@ -29,6 +29,7 @@ pub(super) struct Settings {
 
 /// Opens the writing connection, creating the file when it does not exist.
 pub(super) fn open_writer(db: &DbFile, settings: &Settings) -> Result<Connection> {
+    refuse_special_file(&db.path)?;
     let flags =
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     // With `Durability::Full`, through our VFS, which writes each commit's WAL frames in one
@@ -163,6 +164,27 @@ pub(super) fn open_file(conn: &Connection, op: i32) -> Option<*mut ffi::sqlite3_
 
 /// Why `path` could not be opened, said once: SQLite's own message ("unable to open database
 /// file") names neither a missing directory nor a directory given as the file.
+/// Refuses a path that names something other than a file or a directory (a FIFO, a device, a
+/// socket) before SQLite opens it: on those it fails with a bare "disk I/O error", and on a
+/// device such as `/dev/null` it first makes a `-journal` file beside it. (A directory gets
+/// its own message from [`open_error`].)
+fn refuse_special_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(kind) = std::fs::metadata(path).map(|found| found.file_type()) else { return Ok(()) };
+    let what = if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Storage(format!("cannot open {}: it is {what}, not a regular file", path.display())))
+}
+
 fn open_error(path: &Path, error: rusqlite::Error) -> Error {
     let reason = match path.parent() {
         _ if path.is_dir() => "it is a directory, not a file".to_owned(),
