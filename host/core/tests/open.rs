@@ -115,6 +115,15 @@ fn a_missing_directory_is_named_in_the_error() {
 }
 
 #[test]
+fn a_file_given_as_the_directory_of_the_database_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain.db");
+    std::fs::write(&file, b"").unwrap();
+    let err = CacheManager::open(file.join("x.db")).unwrap_err();
+    assert!(err.to_string().contains("plain.db is a file, not a directory"), "{err}");
+}
+
+#[test]
 fn a_directory_given_as_the_database_is_named_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let err = CacheManager::open(dir.path()).unwrap_err();

@@ -188,9 +188,10 @@ fn refuse_special_file(path: &Path) -> Result<()> {
 fn open_error(path: &Path, error: rusqlite::Error) -> Error {
     let reason = match path.parent() {
         _ if path.is_dir() => "it is a directory, not a file".to_owned(),
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
-            format!("the directory {} does not exist", dir.display())
-        }
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => match dir.exists() {
+            true => format!("{} is a file, not a directory", dir.display()),
+            false => format!("the directory {} does not exist", dir.display()),
+        },
         _ => error.to_string(),
     };
     Error::Storage(format!("cannot open {}: {reason}", path.display()))
