@@ -97,6 +97,49 @@ fn a_corrupt_database_gives_a_clear_error() {
 }
 
 #[test]
+fn a_value_damaged_on_disk_is_reported_as_corruption_not_handed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.db");
+    {
+        let manager = CacheManager::open(&path).unwrap();
+        let cache = manager.create_cache("c").unwrap();
+        cache.set_value("zeroed", "abc").unwrap();
+        cache.set_value("garbled", "abc").unwrap();
+        manager.create_queue("zeroed").unwrap().put_value("abc").unwrap();
+        manager.create_queue("garbled").unwrap().put_value("abc").unwrap();
+    }
+    // As a page zeroed or overwritten under SQLite leaves them: NUL bytes, bytes that are not
+    // UTF-8.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "UPDATE entries SET value = '\"a' || char(0) || 'c\"' WHERE key = 'zeroed';
+             UPDATE entries SET value = CAST(X'22FF6322' AS TEXT) WHERE key = 'garbled';
+             UPDATE queue_items SET value = '\"a' || char(0) || 'c\"'
+                 WHERE queue_id = (SELECT id FROM queues WHERE name = 'zeroed');
+             UPDATE queue_items SET value = CAST(X'22FF6322' AS TEXT)
+                 WHERE queue_id = (SELECT id FROM queues WHERE name = 'garbled');",
+        )
+        .unwrap();
+    let manager = CacheManager::open(&path).unwrap();
+    let cache = manager.open_cache("c").unwrap();
+    let corrupt = |what: &str, result: easycaching::Result<()>| {
+        let err = result.expect_err(what);
+        assert!(matches!(err, Error::Corrupt { .. }), "{what}: {err:?}");
+        assert!(err.to_string().contains("damaged.db is corrupt"), "{what}: {err}");
+    };
+    for key in ["zeroed", "garbled"] {
+        corrupt(key, cache.get(key).map(drop));
+        corrupt(key, cache.get_many(&[key]).map(drop));
+        let queue = manager.open_queue(key).unwrap();
+        corrupt(key, queue.peek().map(drop));
+        corrupt(key, queue.get().map(drop));
+        assert_eq!(queue.len().unwrap(), 1, "{key}: the damaged item is still there");
+    }
+    corrupt("entries", cache.entries(None, 10).map(drop));
+}
+
+#[test]
 fn an_empty_file_becomes_a_database() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("empty.db");

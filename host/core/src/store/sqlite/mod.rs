@@ -71,6 +71,13 @@ impl DbFile {
     /// Turns an SQLite error into ours, naming the file where that helps.
     fn error(&self, error: rusqlite::Error) -> Error {
         use rusqlite::ErrorCode::*;
+        if let rusqlite::Error::Utf8Error(..)
+        | rusqlite::Error::FromSqlConversionFailure(_, rusqlite::types::Type::Text, _) = error
+        {
+            // Only UTF-8 text is ever stored: a key or value that is not was damaged on disk.
+            let detail = format!("a stored key or value is not UTF-8 text: {error}");
+            return Error::Corrupt { path: self.path.clone(), detail };
+        }
         match error.sqlite_error_code() {
             Some(DatabaseBusy | DatabaseLocked) => {
                 Error::Busy { path: self.path.clone(), waited: self.busy_timeout }
@@ -440,11 +447,27 @@ fn page_sql(after: Option<&str>, after_cursor: &'static str, from_start: &'stati
 }
 
 /// Column `index` of `row` as JSON, copied once out of SQLite's buffer (through a `String` it
-/// would be copied twice). Only checked JSON is ever stored, so it is not checked again.
+/// would be copied twice). Only checked JSON is ever stored, so it is not checked again (see
+/// [`stored_json`]).
 fn json_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Json> {
     let text = row.get_ref(index)?.as_str().map_err(|error| {
         rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error))
     })?;
+    stored_json(text)
+}
+
+/// A value read back from the database. Only checked JSON is ever stored, so it is not parsed
+/// again; but a page of the file zeroed under SQLite (a torn write, a damaged disk, `dd`) reads
+/// back as text with NUL bytes in it, which no JSON document holds: that is reported as
+/// corruption (`SQLITE_CORRUPT`) instead of being handed out as a value. (Text that is not
+/// UTF-8 fails before this, when it is read as a string.)
+pub(super) fn stored_json<T: AsRef<str> + Into<std::sync::Arc<str>>>(text: T) -> rusqlite::Result<Json> {
+    if text.as_ref().as_bytes().contains(&0) {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some("a stored value holds NUL bytes, which no JSON document does".into()),
+        ));
+    }
     Ok(Json::trusted(text))
 }
 
@@ -542,7 +565,7 @@ impl Store for SqliteStore {
                 let key: String = row.get(0)?;
                 let value: String = row.get(1)?;
                 bytes += value.len();
-                items.push((key, Json::trusted(value)));
+                items.push((key, stored_json(value)?));
             }
             Ok(Page { items, next: None })
         })
@@ -582,18 +605,15 @@ impl Store for SqliteStore {
     }
 
     fn peek(&self, queue: &Target<QueueId>) -> Result<Option<Json>> {
-        let found: Option<Option<String>> = self.read(|conn| {
+        let found: Option<Option<Json>> = self.read(|conn| {
             conn.prepare_cached(
                 "SELECT (SELECT value FROM queue_items WHERE queue_id = q.id ORDER BY id LIMIT 1)
                  FROM queues q WHERE q.id = ?1",
             )?
-            .query_row([queue.id.0], |row| row.get(0))
+            .query_row([queue.id.0], |row| row.get::<_, Option<String>>(0)?.map(stored_json).transpose())
             .optional()
         })?;
-        match found {
-            None => Err(Error::QueueDeleted(queue.name.to_string())),
-            Some(value) => Ok(value.map(Json::trusted)),
-        }
+        found.ok_or_else(|| Error::QueueDeleted(queue.name.to_string()))
     }
 
     fn queue_stats(&self, queue: QueueId) -> Result<Option<Stats>> {

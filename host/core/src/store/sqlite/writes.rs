@@ -433,13 +433,14 @@ fn take(conn: &Connection, queue: &Target<QueueId>, max: usize) -> WriteResult {
     let mut oldest =
         conn.prepare_cached("SELECT id, value FROM queue_items WHERE queue_id = ?1 ORDER BY id LIMIT ?2")?;
     let mut rows = oldest.query(params![queue.id.0, max as i64])?;
-    let mut taken: Vec<(i64, String)> = Vec::new();
+    let mut taken: Vec<(i64, Json)> = Vec::new();
     let mut bytes = 0;
     // Up to MAX_PAGE_BYTES of values, as a page of a scan: at least one item, however large.
     while bytes < MAX_PAGE_BYTES
         && let Some(row) = rows.next()?
     {
-        let (id, value): (i64, String) = (row.get(0)?, row.get(1)?);
+        // Checked before anything is deleted: a damaged item fails the take, and stays.
+        let (id, value): (i64, Json) = (row.get(0)?, super::stored_json(row.get::<_, String>(1)?)?);
         bytes += value.len();
         taken.push((id, value));
     }
@@ -460,7 +461,7 @@ fn take(conn: &Connection, queue: &Target<QueueId>, max: usize) -> WriteResult {
             add_queue_stats_within(conn, queue, delta, &Quota::UNLIMITED)?;
         }
     }
-    Ok(Outcome::Values(taken.into_iter().map(|(_, value)| Json::trusted(value)).collect()))
+    Ok(Outcome::Values(taken.into_iter().map(|(_, value)| value).collect()))
 }
 
 /// Inserts `values` before every item of every queue: below the smallest id in the table,
