@@ -570,3 +570,25 @@ fn what_a_plugin_wrote_before_its_time_limit_stopped_it_still_reaches_a_slow_std
     assert!(stderr.contains("the plugin ran past its time limit of 1s and was stopped"), "{stderr}");
     assert!(stdout == flood(100_000), "{} of 100000 bytes, or not as written", stdout.len());
 }
+
+#[test]
+fn a_database_another_process_holds_fails_after_the_busy_timeout_given_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("held.db");
+    ok(easycaching(&db, &["cache", "set", "c", "before", "1"]));
+    // Someone holds the write lock, as an sqlite3 shell with an open transaction would.
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    for command in [&["cache", "set", "c", "k", "1"][..], &["queue", "put", "q", "1"]] {
+        let started = Instant::now();
+        let held = easycaching(&db, &[&["--busy-timeout", "300ms"], command].concat());
+        assert!(started.elapsed() < Duration::from_secs(5), "{command:?} waited {:?}", started.elapsed());
+        assert_eq!(held.status.code(), Some(1), "{command:?}");
+        let said = stderr(&held);
+        assert!(said.contains("held.db stayed locked by another process for 300ms"), "{said}");
+        assert!(said.contains("hint: ") && said.contains("--busy-timeout"), "{said}");
+    }
+    holder.execute_batch("ROLLBACK;").unwrap();
+    assert_eq!(ok(easycaching(&db, &["cache", "keys", "c"])), "before\n", "nothing was half-written");
+    assert!(!easycaching(&db, &["queue", "len", "q"]).status.success(), "no queue was made");
+}

@@ -8,8 +8,9 @@ mod run;
 mod serve;
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -44,6 +45,11 @@ struct Cli {
     /// machine), and is several times faster per write.
     #[arg(long, global = true, env = "EASYCACHING_DURABILITY", value_enum, default_value_t = DurabilityArg::Full)]
     durability: DurabilityArg,
+
+    /// How long a command waits for the database while another process holds it locked (a
+    /// long transaction, an sqlite3 shell), e.g. 500ms, 30s or 2m; 0 does not wait.
+    #[arg(long, global = true, env = "EASYCACHING_BUSY_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = plugin_args::parse_duration)]
+    busy_timeout: Duration,
 
     #[command(subcommand)]
     command: Command,
@@ -81,20 +87,27 @@ impl From<DurabilityArg> for Durability {
     }
 }
 
+/// The database file and how to open it, as the options every command shares give them.
+pub struct Database {
+    path: PathBuf,
+    durability: Durability,
+    busy_timeout: Duration,
+}
+
 /// Opens the database, creating it when it does not exist: for the commands that store
 /// something (`run` and `serve` too, whose plugins may).
-fn open_database(db: &Path, durability: Durability) -> Result<CacheManager> {
+fn open_database(db: &Database) -> Result<CacheManager> {
     // The library's errors name the file already.
-    Ok(CacheManager::builder(db).durability(durability).open()?)
+    Ok(CacheManager::builder(&db.path).durability(db.durability).busy_timeout(db.busy_timeout).open()?)
 }
 
 /// Opens a database that exists, for the commands that only look into or change what is
 /// there: a mistyped --db is an error, not a new empty file.
-fn open_existing_database(db: &Path, durability: Durability) -> Result<CacheManager> {
-    if !db.exists() {
-        anyhow::bail!(NoDatabase(db.to_owned()));
+fn open_existing_database(db: &Database) -> Result<CacheManager> {
+    if !db.path.exists() {
+        anyhow::bail!(NoDatabase(db.path.clone()));
     }
-    open_database(db, durability)
+    open_database(db)
 }
 
 /// No file at the path given: nothing was ever stored there.
@@ -110,22 +123,18 @@ impl std::fmt::Display for NoDatabase {
 impl std::error::Error for NoDatabase {}
 
 /// Opens the database for a data command: created only by the commands that store.
-fn database_for(creates: bool, db: &Path, durability: Durability) -> Result<CacheManager> {
-    if creates { open_database(db, durability) } else { open_existing_database(db, durability) }
+fn database_for(creates: bool, db: &Database) -> Result<CacheManager> {
+    if creates { open_database(db) } else { open_existing_database(db) }
 }
 
 fn execute(cli: Cli) -> Result<ExitCode> {
-    let durability = cli.durability.into();
+    let db = Database { path: cli.db, durability: cli.durability.into(), busy_timeout: cli.busy_timeout };
     match cli.command {
-        Command::Run(args) => run::run(&cli.db, durability, args),
-        Command::Serve(args) => serve::serve(&cli.db, durability, args),
-        Command::Ls => data::list(&open_existing_database(&cli.db, durability)?),
-        Command::Cache(command) => {
-            data::cache(&database_for(command.creates(), &cli.db, durability)?, command)
-        }
-        Command::Queue(command) => {
-            data::queue(&database_for(command.creates(), &cli.db, durability)?, command)
-        }
+        Command::Run(args) => run::run(&db, args),
+        Command::Serve(args) => serve::serve(&db, args),
+        Command::Ls => data::list(&open_existing_database(&db)?),
+        Command::Cache(command) => data::cache(&database_for(command.creates(), &db)?, command),
+        Command::Queue(command) => data::queue(&database_for(command.creates(), &db)?, command),
     }
 }
 
@@ -166,6 +175,11 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         });
     }
     match error.downcast_ref::<easycaching::Error>()? {
+        easycaching::Error::Busy { .. } => Some(
+            "let the other process finish (or end it), then try again; or wait longer with \
+             --busy-timeout, e.g. --busy-timeout 60s"
+                .into(),
+        ),
         easycaching::Error::NoSuchCache(name) => Some(format!("easycaching cache create {name}")),
         easycaching::Error::NoSuchQueue(name) => Some(format!("easycaching queue create {name}")),
         _ => None,

@@ -1,16 +1,15 @@
 //! `easycaching run`: a plugin, its grants and its limits.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use easycaching::Durability;
 use easycaching_host::{Error, Output, RunOptions, Runtime, RuntimeConfig};
 
 use crate::loading::while_loading;
-use crate::open_database;
 use crate::plugin_args::PluginArgs;
+use crate::{Database, open_database};
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -40,7 +39,7 @@ pub struct RunArgs {
     args: Vec<String>,
 }
 
-pub fn run(db: &Path, durability: Durability, args: RunArgs) -> Result<ExitCode> {
+pub fn run(db: &Database, args: RunArgs) -> Result<ExitCode> {
     let compiled_cache = args.given.compiled_cache_dir();
     let kept = compiled_cache.is_some();
     let config = match compiled_cache {
@@ -50,7 +49,7 @@ pub fn run(db: &Path, durability: Durability, args: RunArgs) -> Result<ExitCode>
     let runtime = Runtime::new(config)?;
     // The plugin first: a mistyped path creates no database.
     let plugin = while_loading(&args.plugin, kept, || runtime.load(&args.plugin))?;
-    let manager = open_database(db, durability)?;
+    let manager = open_database(db)?;
     let options = RunOptions {
         args: args.args,
         env: args.given.env.clone(),

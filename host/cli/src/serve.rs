@@ -4,13 +4,12 @@
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use easycaching::Durability;
 use easycaching_host::{CompiledCache, PluginLimits};
 use easycaching_http::{
     DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INSTANCES, DEFAULT_REQUEST_TIMEOUT, METRICS_PATH,
@@ -18,8 +17,8 @@ use easycaching_http::{
 };
 
 use crate::loading::while_loading;
-use crate::open_database;
 use crate::plugin_args::{PluginArgs, parse_duration};
+use crate::{Database, open_database};
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -90,7 +89,7 @@ pub struct ServeArgs {
     given: PluginArgs,
 }
 
-pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitCode> {
+pub fn serve(db: &Database, args: ServeArgs) -> Result<ExitCode> {
     let defaults = ServerConfig::default();
     // `--timeout 0` asks for no limit, for plugins that stream or long-poll.
     let timeout =
@@ -111,7 +110,7 @@ pub fn serve(db: &Path, durability: Durability, args: ServeArgs) -> Result<ExitC
     let kept = config.compiled_cache.is_some();
     // The plugin first: a mistyped path or a plugin of the wrong kind creates no database.
     let loaded = while_loading(&args.plugin, kept, || Server::load(&args.plugin, config))?;
-    let server = loaded.with_caches(args.given.ctx(open_database(db, durability)?))?;
+    let server = loaded.with_caches(args.given.ctx(open_database(db)?))?;
     let summary = server.serve(|address| {
         // Scripts and tests read the address from this line, so it goes out at once. A stdout
         // nobody reads any more (`| head -1`) is no reason to stop serving, nor to panic.
