@@ -167,6 +167,27 @@ fn a_file_given_as_the_directory_of_the_database_is_named_as_such() {
 }
 
 #[test]
+fn a_directory_this_process_may_not_write_in_is_said_to_deny_permission() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // As root a mode does not stop us; sysfs refuses new files to root too.
+    let Some(denied) =
+        [locked.join("x.db"), Path::new("/sys/easycaching-test.db").to_owned()].into_iter().find(|path| {
+            std::fs::File::create(path).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+        })
+    else {
+        eprintln!("skipped: no directory here refuses this process a new file");
+        return;
+    };
+    let err = CacheManager::open(&denied).unwrap_err();
+    let said = err.to_string();
+    assert!(said.contains(&format!("cannot open {}: permission denied", denied.display())), "{said}");
+}
+
+#[test]
 fn a_directory_given_as_the_database_is_named_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let err = CacheManager::open(dir.path()).unwrap_err();

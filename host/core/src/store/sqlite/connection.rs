@@ -192,9 +192,33 @@ fn open_error(path: &Path, error: rusqlite::Error) -> Error {
             true => format!("{} is a file, not a directory", dir.display()),
             false => format!("the directory {} does not exist", dir.display()),
         },
-        _ => error.to_string(),
+        _ => match why_not_opened(path) {
+            Some(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                "permission denied (check the permissions of the file and of its directory)".to_owned()
+            }
+            Some(io) => io.to_string(),
+            None => error.to_string(),
+        },
     };
     Error::Storage(format!("cannot open {}: {reason}", path.display()))
+}
+
+/// Why `path` could not be opened, as the system says it, where SQLite says only "unable to
+/// open database file": found by opening the file to read it, or, when there is none, by
+/// creating it, as SQLite just failed to (should that succeed after all, the file made is
+/// removed again).
+fn why_not_opened(path: &Path) -> Option<std::io::Error> {
+    use std::fs::OpenOptions;
+    if path.exists() {
+        return OpenOptions::new().read(true).open(path).err();
+    }
+    match OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(path);
+            None
+        }
+        Err(error) => Some(error),
+    }
 }
 
 /// Read connections with their statements, reused across calls and threads, at most
