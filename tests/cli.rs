@@ -592,3 +592,63 @@ fn a_database_another_process_holds_fails_after_the_busy_timeout_given_with_what
     assert_eq!(ok(easycaching(&db, &["cache", "keys", "c"])), "before\n", "nothing was half-written");
     assert!(!easycaching(&db, &["queue", "len", "q"]).status.success(), "no queue was made");
 }
+
+/// Unmounts what a test mounted, however it ends.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_nearly_full_disk_gives_a_clear_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    // A small disk of its own: a tmpfs, which only root may mount.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&small)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root)");
+        return;
+    }
+    let _unmount = Mounted(small.clone());
+    let db = small.join("full.db");
+    // Less room left than the board beside the database takes (260 KiB).
+    let mut acknowledged = Vec::new();
+    for (round, left) in [(0, 128 << 10)] {
+        let filler = small.join(format!("filler-{round}"));
+        let free =
+            std::fs::read_dir(&small).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum::<u64>();
+        let room = (512u64 << 10).saturating_sub(free).saturating_sub(left);
+        std::fs::write(&filler, vec![1u8; room as usize]).unwrap_or(());
+        for i in 0..4 {
+            let key = format!("k{round}-{i}");
+            let set = easycaching(&db, &["cache", "set", "c", &key, "1"]);
+            assert!(
+                set.status.code().is_some(),
+                "{key}: killed by a signal: {}\n{}",
+                set.status,
+                stderr(&set)
+            );
+            match set.status.success() {
+                true => acknowledged.push(key),
+                false => assert!(stderr(&set).contains("is full"), "{key}: {}", stderr(&set)),
+            }
+        }
+    }
+    for entry in std::fs::read_dir(&small).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("filler") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let keys = ok(easycaching(&db, &["cache", "keys", "c"]));
+    assert_eq!(keys.lines().collect::<Vec<_>>(), acknowledged, "exactly the writes acknowledged are there");
+}

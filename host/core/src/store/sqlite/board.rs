@@ -291,6 +291,7 @@ fn map(file: &File) -> std::io::Result<MmapMut> {
             return Err(not_a_board());
         }
     }
+    allocate(file)?;
     if len < BOARD_BYTES {
         // Growing only ever adds zeros; two processes doing it at once agree.
         file.set_len(BOARD_BYTES)?;
@@ -303,6 +304,32 @@ fn map(file: &File) -> std::io::Result<MmapMut> {
         Ok(_) | Err(MAGIC) => Ok(map),
         Err(_) => Err(not_a_board()),
     }
+}
+
+/// Gives every byte of the board a place on the disk (growing the file to `BOARD_BYTES` where
+/// it is shorter), as SQLite does for its `-shm`: a page of a sparse file that is first
+/// touched through the map when the disk is full kills the process with SIGBUS, where this
+/// fails with ENOSPC and the process goes on with a board of its own. Changes no byte: two
+/// processes doing it at once agree. Where the file system cannot (EOPNOTSUPP), the board
+/// stays as `set_len` makes it, sparse. (Not `posix_fallocate`, whose fallback writes zeros
+/// over counters other processes may be changing.)
+#[cfg(target_os = "linux")]
+fn allocate(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain system call on a file descriptor we own; mode 0 only allocates.
+    let allocated = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, BOARD_BYTES as libc::off_t) };
+    match allocated {
+        0 => Ok(()),
+        _ => match std::io::Error::last_os_error() {
+            error if error.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
+            error => Err(error),
+        },
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allocate(_file: &File) -> std::io::Result<()> {
+    Ok(())
 }
 
 fn not_a_board() -> std::io::Error {
