@@ -620,9 +620,9 @@ fn a_nearly_full_disk_gives_a_clear_error_not_a_crash() {
     }
     let _unmount = Mounted(small.clone());
     let db = small.join("full.db");
-    // Less room left than the board beside the database takes (260 KiB).
+    // Less room left than the board beside the database takes (260 KiB), then hardly any.
     let mut acknowledged = Vec::new();
-    for (round, left) in [(0, 128 << 10)] {
+    for (round, left) in [(0, 128 << 10), (1, 8 << 10)] {
         let filler = small.join(format!("filler-{round}"));
         let free =
             std::fs::read_dir(&small).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum::<u64>();

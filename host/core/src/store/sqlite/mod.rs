@@ -88,12 +88,28 @@ impl DbFile {
                 reason: "it is not an SQLite database file".into(),
             },
             Some(DiskFull) => Error::Storage(format!("the disk holding {} is full", self.path.display())),
+            // SQLite says only "disk I/O error" when it cannot grow the `-shm` file it maps,
+            // which is what a full disk does (it writes the file through before mapping it).
+            Some(SystemIoFailure) if extended_code(&error) == Some(rusqlite::ffi::SQLITE_IOERR_SHMSIZE) => {
+                Error::Storage(format!(
+                    "the disk holding {} is full (there was no room for its -shm file)",
+                    self.path.display()
+                ))
+            }
             Some(ReadOnly) => Error::Storage(format!(
                 "{} is read-only (check the permissions of the file and of its directory)",
                 self.path.display()
             )),
             _ => Error::Storage(format!("{}: {error}", self.path.display())),
         }
+    }
+}
+
+/// SQLite's extended result code of `error`, when it is SQLite's.
+fn extended_code(error: &rusqlite::Error) -> Option<std::ffi::c_int> {
+    match error {
+        rusqlite::Error::SqliteFailure(failure, _) => Some(failure.extended_code),
+        _ => None,
     }
 }
 
