@@ -222,7 +222,9 @@ fn mutate(manager: &CacheManager, cache: &str, duration: Duration) -> Result {
 /// never read, both must end at their time limit (and its grace for their output), neither
 /// held by the other's write.
 fn share_stderr(manager: &CacheManager, guest: &str) {
-    use easycaching_host::{EasyCachingCtx, Output, PluginLimits, RunOptions, Runtime, RuntimeConfig};
+    use easycaching_host::{
+        EasyCachingCtx, HostOutput, Output, PluginLimits, RunOptions, Runtime, RuntimeConfig,
+    };
 
     let runtime = Runtime::new(RuntimeConfig::default()).expect("a runtime");
     let plugin = runtime.load(guest).expect("the stdio_flood guest");
@@ -246,4 +248,9 @@ fn share_stderr(manager: &CacheManager, guest: &str) {
             });
         }
     });
+    // What the terminal never took is still queued; a host about to exit waits for it only so
+    // long.
+    let finishing = Instant::now();
+    let all_written = HostOutput::finish(Duration::from_millis(500));
+    emit(format!("finish {all_written} after {} ms", finishing.elapsed().as_millis()));
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use easycaching_host::{Error, Output, RunOptions, Runtime, RuntimeConfig};
+use easycaching_host::{Error, HostOutput, OUTPUT_GRACE, Output, RunOptions, Runtime, RuntimeConfig};
 
 use crate::loading::while_loading;
 use crate::plugin_args::PluginArgs;
@@ -56,7 +56,11 @@ pub fn run(db: &Database, args: RunArgs) -> Result<ExitCode> {
         output: Output::Inherit,
         limits: args.given.limits(),
     };
-    match plugin.run(args.given.ctx(manager), &options).result {
+    let result = plugin.run(args.given.ctx(manager), &options).result;
+    // What the plugin wrote that stdout or stderr has not taken yet (its last lines, when its
+    // time limit stopped it behind a slow reader) would be dropped as this process exits.
+    HostOutput::finish(OUTPUT_GRACE);
+    match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(Error::Exited { code }) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
         Err(error) => Err(error.into()),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use easycaching_host::{CompiledCache, PluginLimits};
+use easycaching_host::{CompiledCache, HostOutput, OUTPUT_GRACE, PluginLimits};
 use easycaching_http::{
     DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INSTANCES, DEFAULT_REQUEST_TIMEOUT, METRICS_PATH,
     Server, ServerConfig,
@@ -121,7 +121,11 @@ pub fn serve(db: &Database, args: ServeArgs) -> Result<ExitCode> {
             args.plugin.display()
         );
         let _ = out.flush();
-    })?;
+    });
+    // What plugins wrote that stdout or stderr has not taken yet would be dropped as this
+    // process exits.
+    HostOutput::finish(OUTPUT_GRACE);
+    let summary = summary?;
     // The server has stopped as asked; a summary that cannot be printed changes nothing.
     let _ = writeln!(std::io::stdout(), "easycaching: stopped after {summary}");
     Ok(ExitCode::SUCCESS)

@@ -78,7 +78,9 @@
 //! `wasi:io/poll`, or in a blocking stream call) stops at its deadline too, as [`Plugin::run`]
 //! and `easycaching serve` do; and give it the host's stdout and stderr as [`HostOutput`]
 //! rather than wasmtime-wasi's `inherit_stdout`, whose writes block in the call itself, where
-//! no deadline reaches (a plugin printing to a pipe nobody reads).
+//! no deadline reaches (a plugin printing to a pipe nobody reads). What the host's streams
+//! have not taken yet is written by a thread of the host's, so a host about to exit calls
+//! [`HostOutput::finish`] first, or loses it.
 #![deny(missing_docs)]
 
 mod bounded_waits;
@@ -120,7 +122,7 @@ pub use error::{Error, Result};
 pub use grants::{Grant, GrantParseError, Grants, Kind, Pattern, Permission};
 pub use plugin::MemoryLimiter;
 pub use plugin::{
-    DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, EPOCH_TICK, MIN_HANDLES, OUTPUT_GRACE, Output, Plugin,
-    PluginLimits, PluginState, Run, RunOptions, Runtime, RuntimeConfig,
+    DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, EPOCH_TICK, MIN_HANDLES, Output, Plugin, PluginLimits,
+    PluginState, Run, RunOptions, Runtime, RuntimeConfig,
 };
-pub use stdio::HostOutput;
+pub use stdio::{HostOutput, OUTPUT_GRACE};

@@ -32,9 +32,6 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 const NO_DEADLINE: u64 = 1 << 62;
 /// The most output kept from a plugin whose output is captured.
 const CAPTURE_BYTES: usize = 64 * 1024 * 1024;
-/// How long, once a run is over past its time limit, the host's stdout and stderr are given to
-/// take what the plugin wrote before it was stopped (see [`Plugin::run`]).
-pub const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// Default for [`PluginLimits::memory_bytes`]: 256 MiB per instance, linear memories and
 /// tables together.
@@ -338,13 +335,12 @@ impl Plugin {
     /// Runs the plugin's `wasi:cli/run` once, in a fresh instance with the given grants.
     ///
     /// With [`Output::Inherit`], the run returns once what the plugin wrote is written to the
-    /// host's stdout and stderr. A plugin whose output they have not taken by its time limit
-    /// (stopped there, or trapping after it, or returning with output still to write) ends
-    /// with that limit's error, but what it wrote before it was stopped is still given up to
-    /// [`OUTPUT_GRACE`] to be written before `run` returns: past that, what the host's streams
-    /// did not take stays queued, and is written later if the host process goes on (an
-    /// embedder's), or lost when it exits (`easycaching run`). Without a time limit, `run` waits for
-    /// the output however long it takes, as a program writing to its stdout does.
+    /// host's stdout and stderr, but not past its time limit: a plugin whose output they have
+    /// not taken by then (stopped there, or trapping after it, or returning with output still
+    /// to write) ends with that limit's error. What it wrote stays queued and is written by the
+    /// host's writer threads while the process goes on; a host about to exit gives it
+    /// [`HostOutput::finish`] first, as `easycaching run` does. Without a time limit, `run`
+    /// waits for the output however long it takes, as a program writing to its stdout does.
     pub fn run(&self, easycaching: EasyCachingCtx, options: &RunOptions) -> Run {
         let (stdout, stderr) = match options.output {
             Output::Capture => {
@@ -383,19 +379,6 @@ impl Plugin {
         // its time: output the host's streams do not take by then is output the plugin did
         // not get out in its time.
         let written = host_output.0.wait_written(deadline) && host_output.1.wait_written(deadline);
-        if !written {
-            // Its time is up, yet what it wrote before it was stopped (its last lines, which
-            // a user looking into the stop needs most) is still given OUTPUT_GRACE to be
-            // written, before a host that exits next (`easycaching run`) drops it; bounded, so
-            // that a reader who never reads does not hold the run.
-            tracing::debug!(grace = ?OUTPUT_GRACE, "the run is over with output still to write; waiting for it");
-            let grace = Some(Instant::now() + OUTPUT_GRACE);
-            let stdout = host_output.0.wait_written(grace);
-            let stderr = host_output.1.wait_written(grace);
-            if !(stdout && stderr) {
-                tracing::debug!(stdout, stderr, "output of the run not written within its grace");
-            }
-        }
         let result = match (result, options.limits.time) {
             (Ok(()), Some(limit)) if !written => Err(Error::TimedOut { limit }),
             (result, _) => result,

@@ -21,26 +21,28 @@
 //! paused with Ctrl-S, a pipe another writer fills too), and it held that plugin and every
 //! other one on the stream (`easycaching serve` runs many) where no time limit reaches.
 //!
-//! A plugin stopped at its time limit may leave bytes it wrote still queued: [`Plugin::run`]
-//! gives them [`OUTPUT_GRACE`] more to be written before it returns (and the `easycaching run`
-//! process exits), so that a plugin's last lines reach a slow reader but a reader that never
-//! reads does not hold the host.
-//!
-//! [`Plugin::run`]: crate::Plugin::run
-//! [`OUTPUT_GRACE`]: crate::OUTPUT_GRACE
+//! A plugin stopped at its time limit may leave bytes it wrote still queued: the writer thread
+//! goes on writing them while the host process runs, and a host about to exit gives them
+//! [`OUTPUT_GRACE`] with [`HostOutput::finish`] (`easycaching run` when its plugin is done,
+//! `easycaching serve` once it has stopped), so that a plugin's last lines reach a slow reader
+//! but a reader that never reads does not hold the host for ever.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi_io::poll::Pollable;
 use wasmtime_wasi_io::streams::{OutputStream, StreamError, StreamResult};
+
+/// How long a host about to exit waits for what plugins wrote and its stdout and stderr have not
+/// taken yet: what `easycaching run` and `serve` give [`HostOutput::finish`].
+pub const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// How many bytes may wait to be written, all plugins together, before writers are held back.
 const QUEUE_BYTES: usize = 64 * 1024;
@@ -269,14 +271,18 @@ struct Writer {
 }
 
 impl Writer {
-    fn of(which: Which) -> &'static Writer {
+    /// Where the process's one writer of `which` is kept, once a plugin has written to it.
+    fn cell(which: Which) -> &'static OnceLock<Writer> {
         static STDOUT: OnceLock<Writer> = OnceLock::new();
         static STDERR: OnceLock<Writer> = OnceLock::new();
-        let cell = match which {
+        match which {
             Which::Stdout => &STDOUT,
             Which::Stderr => &STDERR,
-        };
-        let writer = cell.get_or_init(|| {
+        }
+    }
+
+    fn of(which: Which) -> &'static Writer {
+        let writer = Writer::cell(which).get_or_init(|| {
             let (direct, identity) = Direct::of(which);
             Writer {
                 which,
@@ -316,6 +322,22 @@ impl Writer {
     /// half-changed that the next user could not take as it is.
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until the first `end` bytes ever queued have been written, or writing them failed,
+    /// but not past `deadline`; whether they were.
+    fn wait_written(&self, end: u64, deadline: Option<Instant>) -> bool {
+        let mut state = self.state();
+        while state.written < end {
+            state = match deadline.map(|deadline| deadline.saturating_duration_since(Instant::now())) {
+                None => self.progress.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner()),
+                Some(left) if left.is_zero() => return false,
+                Some(left) => {
+                    self.progress.wait_timeout(state, left).unwrap_or_else(|poisoned| poisoned.into_inner()).0
+                }
+            };
+        }
+        true
     }
 
     /// Queues `bytes`, starting the writer thread the first time; the count of bytes queued
@@ -481,22 +503,39 @@ impl HostOutput {
     /// Waits until every byte written through this (or a clone) has been written to the host's
     /// stream, or writing it failed, but not past `deadline`; whether it got there.
     pub fn wait_written(&self, deadline: Option<Instant>) -> bool {
-        let end = self.end.load(Ordering::Acquire);
-        let mut state = self.writer.state();
-        while state.written < end {
-            state = match deadline.map(|deadline| deadline.saturating_duration_since(Instant::now())) {
-                None => self.writer.progress.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner()),
-                Some(left) if left.is_zero() => return false,
-                Some(left) => {
-                    self.writer
-                        .progress
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .0
+        self.writer.wait_written(self.end.load(Ordering::Acquire), deadline)
+    }
+
+    /// Waits up to `grace` for every byte any plugin of this process wrote to the host's stdout
+    /// and stderr, and they have not taken yet, to be written (or for writing it to fail);
+    /// whether all of it was. For a host about to exit, whose writer threads would otherwise
+    /// end with it and drop those bytes: a plugin's last lines before its time limit stopped
+    /// it, queued behind a slow reader. Bounded, so that a reader who never reads holds the
+    /// host `grace` at most ([`OUTPUT_GRACE`] is what `easycaching` gives). A host that goes on
+    /// running needs none of this: its writer threads write the bytes meanwhile.
+    pub fn finish(grace: Duration) -> bool {
+        let deadline = Instant::now().checked_add(grace);
+        let mut written = true;
+        for which in [Which::Stdout, Which::Stderr] {
+            let Some(writer) = Writer::cell(which).get() else { continue };
+            let end = {
+                let state = writer.state();
+                if state.written < state.enqueued {
+                    tracing::debug!(
+                        stream = which.name(),
+                        bytes = state.enqueued - state.written,
+                        ?grace,
+                        "plugin output still to write; waiting for it before exiting"
+                    );
                 }
+                state.enqueued
             };
+            if !writer.wait_written(end, deadline) {
+                tracing::debug!(stream = which.name(), "plugin output not written within its grace: dropped");
+                written = false;
+            }
         }
-        true
+        written
     }
 }
 
