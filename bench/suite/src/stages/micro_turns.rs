@@ -27,7 +27,7 @@ const ROUNDS: usize = 15;
 const ROUND: Duration = Duration::from_millis(100);
 
 /// Runs in turns every micro pair whose goal is judged that way
-/// ([`micro_figures::PAIRS`](super::micro_figures::PAIRS)); each is a per-call figure in
+/// (`micro_figures::PAIRS`); each is a per-call figure in
 /// nanoseconds.
 pub fn run(full: bool) -> Result<Vec<Figure>> {
     let rounds = if full { 3 * ROUNDS } else { ROUNDS };
