@@ -185,7 +185,7 @@ pub struct WriterKeys {
     pub index: u64,
     /// Where the keys start.
     pub first_key: u64,
-    /// A new key every write, rather than cycling through [`KEYS_PER_WRITER`] keys.
+    /// A new key every write, rather than cycling through `KEYS_PER_WRITER` keys.
     pub new_keys: bool,
 }
 
