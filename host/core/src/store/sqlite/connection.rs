@@ -162,8 +162,6 @@ pub(super) fn open_file(conn: &Connection, op: i32) -> Option<*mut ffi::sqlite3_
     }
 }
 
-/// Why `path` could not be opened, said once: SQLite's own message ("unable to open database
-/// file") names neither a missing directory nor a directory given as the file.
 /// Refuses a path that names something other than a file or a directory (a FIFO, a device, a
 /// socket) before SQLite opens it: on those it fails with a bare "disk I/O error", and on a
 /// device such as `/dev/null` it first makes a `-journal` file beside it. (A directory gets
@@ -185,6 +183,8 @@ fn refuse_special_file(path: &Path) -> Result<()> {
     Err(Error::Storage(format!("cannot open {}: it is {what}, not a regular file", path.display())))
 }
 
+/// Why `path` could not be opened, said once: SQLite's own message ("unable to open database
+/// file") names neither a missing directory nor a directory given as the file.
 fn open_error(path: &Path, error: rusqlite::Error) -> Error {
     let reason = match path.parent() {
         _ if path.is_dir() => "it is a directory, not a file".to_owned(),
@@ -205,16 +205,19 @@ fn open_error(path: &Path, error: rusqlite::Error) -> Error {
 
 /// Why `path` could not be opened, as the system says it, where SQLite says only "unable to
 /// open database file": found by opening the file to read it, or, when there is none, by
-/// creating it, as SQLite just failed to (should that succeed after all, the file made is
-/// removed again).
+/// creating a file of this process's own beside it, as SQLite just failed to create the
+/// database (removed again should that succeed after all). Not the database's own name: a
+/// file made and removed there could be the one another process opens meanwhile.
 fn why_not_opened(path: &Path) -> Option<std::io::Error> {
     use std::fs::OpenOptions;
     if path.exists() {
         return OpenOptions::new().read(true).open(path).err();
     }
-    match OpenOptions::new().write(true).create_new(true).open(path) {
+    let name = path.file_name()?.to_string_lossy();
+    let probe = path.with_file_name(format!(".{name}.open-probe-{}", std::process::id()));
+    match OpenOptions::new().write(true).create_new(true).open(&probe) {
         Ok(_) => {
-            let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_file(&probe);
             None
         }
         Err(error) => Some(error),
