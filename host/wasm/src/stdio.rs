@@ -62,6 +62,15 @@ impl Which {
         }
     }
 
+    /// Runs `write` on the host's stream through Rust's own handle, holding its lock (so that
+    /// nothing the host prints with `print!` or `eprint!` comes between).
+    fn with_locked<R>(self, write: impl FnOnce(&mut dyn Write) -> R) -> R {
+        match self {
+            Which::Stdout => write(&mut std::io::stdout().lock()),
+            Which::Stderr => write(&mut std::io::stderr().lock()),
+        }
+    }
+
     #[cfg(unix)]
     fn fd(self) -> std::os::fd::RawFd {
         match self {
@@ -129,8 +138,7 @@ impl Direct {
             .open(format!("/proc/self/fd/{fd}"))
             .ok()?;
         let again = self::stat(file.as_raw_fd())?;
-        (again.st_dev == stat.st_dev && again.st_ino == stat.st_ino && again.st_rdev == stat.st_rdev)
-            .then_some(file)
+        (identity(&again) == identity(stat)).then_some(file)
     }
 
     /// Elsewhere, opening `/dev/fd/N` shares the description (and its `O_NONBLOCK`).
@@ -159,10 +167,7 @@ impl Direct {
                     usize::try_from(sent).map_err(|_| std::io::Error::last_os_error())
                 }
                 #[cfg(unix)]
-                Direct::File => match which {
-                    Which::Stdout => write_whole(std::io::stdout().lock(), bytes),
-                    Which::Stderr => write_whole(std::io::stderr().lock(), bytes),
-                },
+                Direct::File => which.with_locked(|to| write_whole(to, bytes)),
                 Direct::Never => Ok(0),
             };
             match wrote {
@@ -208,7 +213,7 @@ fn stat(fd: std::os::fd::RawFd) -> Option<libc::stat> {
 
 /// Writes all of `bytes` and flushes: how many that is.
 #[cfg(unix)]
-fn write_whole(mut to: impl Write, bytes: &[u8]) -> std::io::Result<usize> {
+fn write_whole(to: &mut dyn Write, bytes: &[u8]) -> std::io::Result<usize> {
     to.write_all(bytes)?;
     to.flush()?;
     Ok(bytes.len())
@@ -444,10 +449,7 @@ impl Writer {
             }
             Ok(())
         };
-        match self.which {
-            Which::Stdout => all(&mut std::io::stdout().lock()),
-            Which::Stderr => all(&mut std::io::stderr().lock()),
-        }
+        self.which.with_locked(all)
     }
 
     /// After `error` in a write: `Ok` to try it again, once the stream may take bytes (it was
