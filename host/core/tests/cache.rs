@@ -447,3 +447,43 @@ fn threads_incrementing_one_key_lose_no_count() {
     assert_eq!(sorted, (1..=400).collect::<Vec<i64>>(), "each increment saw a sum of its own");
     assert_eq!(cache.get_value::<i64>("hits").unwrap(), Some(400));
 }
+
+/// Unmounts what a test mounted, however it ends.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A write larger than the disk's room is refused as a full disk, and stores nothing. SQLite
+/// rolls such a transaction back itself; the store rolled it back again, and the error of that
+/// ("cannot rollback - no transaction is active") was all the caller heard.
+#[test]
+fn a_write_the_disk_cannot_hold_says_the_disk_is_full_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    // A small disk of its own: a tmpfs, which only root may mount.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&small)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root)");
+        return;
+    }
+    let _unmount = Mounted(small.clone());
+    let manager = CacheManager::open(small.join("full.db")).unwrap();
+    let cache = manager.create_cache("c").unwrap();
+    cache.set("kept", json("1")).unwrap();
+    let value = Json::from_value(&"v".repeat(4000)).unwrap();
+    let entries = (0..1000).map(|i| (format!("k{i:04}"), value.clone()));
+    let error = cache.set_many(entries).unwrap_err();
+    assert!(error.to_string().contains("is full"), "{error}");
+    assert_eq!(cache.len().unwrap(), 1);
+    assert_eq!(cache.get("k0000").unwrap(), None);
+}

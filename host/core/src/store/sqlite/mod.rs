@@ -285,7 +285,10 @@ impl SqliteStore {
                         let result = batch.apply(write).map_err(|e| e.into_error(&self.db));
                         if result.is_ok() {
                             open = Some(before);
-                        } else {
+                        } else if !conn.is_autocommit() {
+                            // Unless SQLite rolled it back itself, as it may on a full disk:
+                            // then a ROLLBACK fails ("no transaction is active"), and that
+                            // error hid the write's own.
                             transaction.rollback.execute([]).map_err(|e| self.db.error(e))?;
                         }
                         result
