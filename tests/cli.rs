@@ -652,3 +652,195 @@ fn a_nearly_full_disk_gives_a_clear_error_not_a_crash() {
     let keys = ok(easycaching(&db, &["cache", "keys", "c"]));
     assert_eq!(keys.lines().collect::<Vec<_>>(), acknowledged, "exactly the writes acknowledged are there");
 }
+
+/// `cache load FILE`, or stdin, given `input`.
+fn load(db: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cli()
+        .arg("--db")
+        .arg(db)
+        .args(["cache", "load"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A command that fails before reading all of stdin closes it: that is no test failure.
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
+}
+
+/// The `ls` line of `name`, split in words.
+fn listed(db: &Path, name: &str) -> Option<Vec<String>> {
+    let listing = ok(easycaching(db, &["ls"]));
+    listing
+        .lines()
+        .map(|line| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .find(|words| words.get(1).is_some_and(|word| word == name))
+}
+
+/// `cache dump` then `cache load` copies a cache exactly: keys of any characters, values of
+/// every JSON kind, as their text was stored (whitespace and newlines included: such a value
+/// dumps over several lines), more entries than one batch call takes, and an empty cache.
+#[test]
+fn cache_load_copies_a_dump_into_another_database_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = (dir.path().join("from.db"), dir.path().join("to.db"));
+    let source = easycaching::CacheManager::open(&from).unwrap();
+    let cache = source.create_cache("test").unwrap();
+    let deepest = format!("{}{}", "[".repeat(127), "]".repeat(127));
+    let tricky = [
+        ("", "null"),
+        ("new\nline", "true"),
+        ("quote\" and \\ back", "false"),
+        ("ünïcødé ✓ 🦀", "-1.5e3"),
+        ("tab\tand\u{1}control", r#""a string with \"quotes\", \\, \n and é""#),
+        ("{\"looks\": \"like json\"}", "[]"),
+        ("empty object", "{}"),
+        ("nested", r#"{"a": [1, {"b": null}], "c": "d"}"#),
+        ("spaced", " {\"a\" :\n [ 1 ]\r\n} "),
+        ("deep", &deepest),
+        ("big number", "123456789012345678901234567890"),
+    ];
+    for (key, value) in tricky {
+        cache.set(key, easycaching::Json::parse(value).unwrap()).unwrap();
+    }
+    // More than one `set_many` takes (max_batch_items, 1000).
+    let many: Vec<(String, easycaching::Json)> =
+        (0..1500).map(|i| (format!("k{i:05}"), easycaching::Json::from_value(&i).unwrap())).collect();
+    for chunk in many.chunks(500) {
+        cache.set_many(chunk.to_vec()).unwrap();
+    }
+    source.create_cache("empty").unwrap();
+    drop(source);
+
+    let dump = cli().arg("--db").arg(&from).args(["cache", "dump", "test"]).output().unwrap();
+    let dump = dump.stdout;
+    let loaded = load(&to, &["test"], &dump);
+    assert_eq!(ok(loaded), "1511\n");
+    assert_eq!(cli().arg("--db").arg(&to).args(["cache", "dump", "test"]).output().unwrap().stdout, dump);
+    assert_eq!(listed(&to, "test"), listed(&from, "test"), "as many entries and bytes");
+    let copy = easycaching::CacheManager::open(&to).unwrap().open_cache("test").unwrap();
+    for (key, value) in tricky {
+        assert_eq!(copy.get(key).unwrap().as_deref(), Some(value), "under {key:?}");
+    }
+
+    // An empty cache dumps to nothing, which loads as an empty cache.
+    let empty = ok(easycaching(&from, &["cache", "dump", "empty"]));
+    assert_eq!(empty, "");
+    assert_eq!(ok(load(&to, &["empty"], empty.as_bytes())), "0\n");
+    assert_eq!(listed(&to, "empty").unwrap()[2..], ["0", "0"]);
+
+    // From a file, and from stdin named `-`.
+    let file = dir.path().join("dump.jsonl");
+    std::fs::write(&file, &dump).unwrap();
+    let third = dir.path().join("third.db");
+    assert_eq!(ok(easycaching(&third, &["cache", "load", "test", file.to_str().unwrap()])), "1511\n");
+    assert_eq!(ok(load(&third, &["dashed", "-"], &dump)), "1511\n");
+    for name in ["test", "dashed"] {
+        let copied = cli().arg("--db").arg(&third).args(["cache", "dump", name]).output().unwrap();
+        assert_eq!(copied.stdout, dump, "{name}");
+    }
+}
+
+/// Keys in the input replace the cache's; its other entries stay; a key given twice takes its
+/// later value, and counts once.
+#[test]
+fn cache_load_replaces_the_keys_given_and_keeps_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    ok(easycaching(&db, &["cache", "set", "test", "k1", "1"]));
+    ok(easycaching(&db, &["cache", "set", "test", "k2", "2"]));
+    let input = "{\"k2\": 20}\n\n{\"k3\": 3}\r\n  {\"k3\":30}  \n";
+    assert_eq!(ok(load(&db, &["test"], input.as_bytes())), "2\n");
+    assert_eq!(ok(easycaching(&db, &["cache", "dump", "test"])), "{\"k1\": 1}\n{\"k2\": 20}\n{\"k3\": 30}\n");
+}
+
+/// Input that is not what `cache dump` prints is refused whole, naming the line and what is
+/// wrong with it: nothing is stored, no cache and no database file is created.
+#[test]
+fn cache_load_refuses_bad_input_naming_the_line_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    let fresh = dir.path().join("fresh.db");
+    ok(easycaching(&db, &["cache", "set", "test", "kept", "1"]));
+    let long_key = format!("{{\"{}\": 1}}", "k".repeat(4097));
+    let long_value = format!("{{\"big\": \"{}\"}}", "v".repeat(1 << 20));
+    // Named by its first 40 characters.
+    let long_key_said =
+        format!("line 3: the key \"{}…\" is 4097 bytes, over the limit of 4096", "k".repeat(40));
+    let cases: [(&[u8], &str); 12] = [
+        (b"{\"a\" 1}", "line 3: expected `:` (column 6)"),
+        (b"5", "line 3: invalid type: integer `5`, expected a JSON object"),
+        (b"[\"a\", 1]", "line 3: invalid type: sequence, expected a JSON object"),
+        (b"{}", "line 3: an object with no member"),
+        (b"{\"a\": 1, \"b\": 2}", "line 3: an object of 2 members (\"a\", \"b\")"),
+        (b"{\"a\": 1} {\"b\": 2}", "line 3: \"{\\\"b\\\": 2}\" follows the entry"),
+        (b"{\"a\": 1e999}", "line 3: the value under \"a\": invalid JSON: number out of range"),
+        (b"\n\n{\"a\":\n [1,", "line 5: the input ends inside this entry"),
+        (b"{\"a\": \"\xff\"}", "line 3: byte 8 (0xff) is not UTF-8"),
+        (long_key.as_bytes(), &long_key_said),
+        (
+            long_value.as_bytes(),
+            "line 3: the value under \"big\" is 1048578 bytes, over the limit of 1048576",
+        ),
+        (b"{\"a\": 1}\n{\"b\": ", "line 4: the input ends inside this entry"),
+    ];
+    for (bad, expected) in cases {
+        let input = [&b"{\"first\": 1}\n\n"[..], bad, b"\n{\"last\": 2}\n"].concat();
+        for target in [&db, &fresh] {
+            let refused = load(target, &["loaded"], &input);
+            let said = stderr(&refused);
+            assert_eq!(refused.status.code(), Some(1), "{expected}: {said}");
+            assert!(said.contains(&format!("stdin, {expected}")), "wanted {expected:?}, got: {said}");
+            assert!(said.contains("nothing was stored"), "{said}");
+        }
+        assert!(!fresh.exists(), "{expected}: bad input created the database");
+        assert_eq!(listed(&db, "loaded"), None, "{expected}: bad input created the cache");
+    }
+    // Into a cache that exists, nothing either.
+    let refused = load(&db, &["test"], b"{\"new\": 1}\n{\"kept\": 2}\n{oops}\n");
+    assert!(stderr(&refused).contains("line 3: key must be a string (column 2)"), "{}", stderr(&refused));
+    assert_eq!(ok(easycaching(&db, &["cache", "dump", "test"])), "{\"kept\": 1}\n");
+
+    // A FILE that is not there, and a cache name that is not allowed, are said before reading.
+    let missing = dir.path().join("missing.jsonl");
+    let absent = easycaching(&fresh, &["cache", "load", "test", missing.to_str().unwrap()]);
+    assert_eq!(absent.status.code(), Some(1));
+    assert!(
+        stderr(&absent).contains("cannot read") && stderr(&absent).contains("missing.jsonl: No such file")
+    );
+    let bad_name = load(&fresh, &["no way"], b"{\"a\": 1}\n");
+    assert!(stderr(&bad_name).contains("invalid name"), "{}", stderr(&bad_name));
+    assert!(!fresh.exists());
+}
+
+/// A load is one write: when the database cannot take it all, none of it is there. (Stored a
+/// batch call at a time, the first batches stayed.)
+#[test]
+fn a_load_the_disk_cannot_hold_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&small)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root)");
+        return;
+    }
+    let _unmount = Mounted(small.clone());
+    let db = small.join("full.db");
+    ok(easycaching(&db, &["cache", "set", "test", "kept", "1"]));
+    let value = "v".repeat(500);
+    let input: String = (0..10_000).map(|i| format!("{{\"k{i:05}\": \"{value}\"}}\n")).collect();
+    let refused = load(&db, &["test"], input.as_bytes());
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("is full"), "{}", stderr(&refused));
+    let keys = ok(easycaching(&db, &["cache", "keys", "test"]));
+    assert!(keys == "kept\n", "{} keys stored, where only \"kept\" was", keys.lines().count());
+}

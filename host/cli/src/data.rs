@@ -1,11 +1,18 @@
 //! The commands that look into and change a database from the shell.
 
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
-use easycaching::{CacheManager, Json};
+use easycaching::{CacheManager, Json, Limits};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::Database;
 
 #[derive(Subcommand)]
 pub enum CacheCommand {
@@ -63,6 +70,16 @@ pub enum CacheCommand {
         /// The cache to print.
         cache: String,
     },
+    /// Store the entries of a dump ({"key": value} lines, as `dump` prints them) in one write,
+    /// creating the cache when needed; prints how many keys it stored.
+    #[command(after_help = LOAD_HELP)]
+    Load {
+        /// The cache to store in (created when it does not exist).
+        cache: String,
+        /// The file to read, as `cache dump` wrote it; stdin when absent or `-`.
+        #[arg(value_name = "FILE")]
+        file: Option<std::path::PathBuf>,
+    },
     /// Print how many entries the cache holds.
     Len {
         /// The cache to count.
@@ -84,6 +101,21 @@ pub enum CacheCommand {
         cache: String,
     },
 }
+
+/// What `cache load --help` says after the arguments.
+const LOAD_HELP: &str = "\
+Keys in the input replace what the cache holds under them; its other entries stay (run `cache \
+clear` first for an exact copy). A key given twice takes its later value.
+
+The whole input is read and checked first: a line that is not one {\"key\": value} entry (invalid \
+JSON, not an object, no or two members, not UTF-8), or a key or value over the size limits, is an \
+error naming the line, and nothing is stored; neither the cache nor the database file is created. \
+Then every entry is stored in one transaction, all or none, with one fsync however many there \
+are; the input is held in memory meanwhile. Should that write fail (a full disk, a database \
+locked past --busy-timeout), nothing is stored, though a cache that did not exist may be left \
+created and empty.
+
+Example: easycaching --db a.db cache dump test | easycaching --db b.db cache load test";
 
 #[derive(Subcommand)]
 pub enum QueueCommand {
@@ -130,7 +162,13 @@ pub enum QueueCommand {
 impl CacheCommand {
     /// Whether the command stores something, and so may create the database.
     pub fn creates(&self) -> bool {
-        matches!(self, CacheCommand::Set { .. } | CacheCommand::Incr { .. } | CacheCommand::Create { .. })
+        matches!(
+            self,
+            CacheCommand::Set { .. }
+                | CacheCommand::Incr { .. }
+                | CacheCommand::Create { .. }
+                | CacheCommand::Load { .. }
+        )
     }
 }
 
@@ -243,6 +281,8 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
                 writeln!(out, "{{{}: {value}}}", serde_json::to_string(&key)?)?;
             }
         }
+        // `main` runs it through `load`, which reads its input before it opens the database.
+        CacheCommand::Load { .. } => unreachable!("`cache load` is run by data::load"),
         CacheCommand::Len { cache } => writeln!(out, "{}", manager.open_cache(&cache)?.len()?)?,
         CacheCommand::Clear { cache } => writeln!(out, "{}", manager.open_cache(&cache)?.clear()?)?,
         CacheCommand::Create { cache } => drop(manager.create_cache(&cache)?),
@@ -296,6 +336,218 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `cache load`: reads the whole input and checks it against the limits the database is
+/// opened with, and only then opens the database (creating it and the cache when needed) and
+/// stores every entry in one write, so that bad input stores nothing and creates nothing.
+pub fn load(db: &Database, cache: &str, file: Option<&Path>) -> Result<ExitCode> {
+    easycaching::validate_name(cache)?;
+    let limits = crate::limits();
+    let (source, input) = read_input(file)?;
+    let entries = parse_dump(&input, &limits).map_err(|error| anyhow::anyhow!("{source}, {error}"))?;
+    let count = entries.len();
+    // One `set_many`, one transaction: the batch limit, which bounds what a plugin may ask
+    // for in one call, is raised to the input's size, which is in memory already.
+    let limits = Limits { max_batch_items: limits.max_batch_items.max(count), ..limits };
+    let target = crate::open_database_with(db, limits)?.create_cache(cache)?;
+    if count > 0 {
+        target.set_many(entries)?;
+    }
+    // Stored: said, so that nobody runs it again thinking it was not.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{count}").and_then(|()| out.flush()).map_err(|error| {
+        anyhow::anyhow!("stored {count} entries in cache {cache:?}, but could not print how many ({error})")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The whole of FILE, or of stdin when there is none or it is `-`, with the name to give it in
+/// messages.
+fn read_input(file: Option<&Path>) -> Result<(String, Vec<u8>)> {
+    let mut input = Vec::new();
+    match file {
+        Some(path) if path != Path::new("-") => {
+            let name = path.display().to_string();
+            input = std::fs::read(path).with_context(|| format!("cannot read {name}"))?;
+            Ok((name, input))
+        }
+        _ => {
+            std::io::stdin().lock().read_to_end(&mut input).context("cannot read stdin")?;
+            Ok(("stdin".to_owned(), input))
+        }
+    }
+}
+
+/// What is wrong with one line of a dump.
+#[derive(Debug)]
+struct BadLine {
+    line: usize,
+    what: String,
+}
+
+impl fmt::Display for BadLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}; nothing was stored", self.line, self.what)
+    }
+}
+
+/// What each entry of a dump must be, for messages.
+const ENTRY: &str = "one {\"key\": value} entry a line, as `cache dump` prints";
+
+/// The entries of a dump, as `cache dump` prints them: a JSON object of one member, `{"key":
+/// value}`, a line, blank lines between them allowed. A value whose text spans lines (it holds
+/// newlines between its tokens, as `cache set` may store) is read whole, so every dump loads
+/// back. Each value's text is kept exactly as it was dumped: all that lies between the
+/// key's `: ` and the closing brace. A key given twice keeps its later value.
+fn parse_dump(input: &[u8], limits: &Limits) -> Result<BTreeMap<String, Json>, BadLine> {
+    let text = std::str::from_utf8(input).map_err(|error| {
+        let at = error.valid_up_to();
+        let line_start = input[..at].iter().rposition(|&b| b == b'\n').map_or(0, |newline| newline + 1);
+        BadLine {
+            line: 1 + input[..at].iter().filter(|&&b| b == b'\n').count(),
+            what: format!("byte {} (0x{:02x}) is not UTF-8", at - line_start + 1, input[at]),
+        }
+    })?;
+    let mut lines = LineCounter::default();
+    let mut entries = BTreeMap::new();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Members>();
+    loop {
+        let start = stream.byte_offset() + whitespace_at(&text[stream.byte_offset()..]);
+        let members = match stream.next() {
+            None => break,
+            Some(Ok(members)) => members,
+            Some(Err(error)) if error.is_eof() => {
+                let line = lines.line_of(text, start);
+                return Err(BadLine { line, what: format!("the input ends inside this entry; {ENTRY}") });
+            }
+            Some(Err(error)) => return Err(json_error(&error)),
+        };
+        let end = stream.byte_offset();
+        let line = lines.line_of(text, start);
+        let bad = |what: String| BadLine { line, what };
+        let rest = text[end..].split('\n').next().unwrap_or("");
+        if !rest.trim().is_empty() {
+            return Err(bad(format!("{:?} follows the entry; {ENTRY}", shortened(rest.trim(), 40))));
+        }
+        let (key, raw) = match members.0.as_slice() {
+            [(key, raw)] => (key, raw),
+            [] => return Err(bad(format!("an object with no member; {ENTRY}"))),
+            many => {
+                let keys: Vec<String> =
+                    many.iter().map(|(key, _)| format!("{:?}", shortened(key, 40))).collect();
+                let what = format!("an object of {} members ({}); {ENTRY}", many.len(), keys.join(", "));
+                return Err(bad(what));
+            }
+        };
+        if key.len() > limits.max_key_bytes {
+            let what = format!(
+                "the key {:?} is {} bytes, over the limit of {}",
+                shortened(key, 40),
+                key.len(),
+                limits.max_key_bytes
+            );
+            return Err(bad(what));
+        }
+        let value = value_text(text, raw, end);
+        if value.len() > limits.max_value_bytes {
+            let what = format!(
+                "the value under {:?} is {} bytes, over the limit of {}",
+                shortened(key, 40),
+                value.len(),
+                limits.max_value_bytes
+            );
+            return Err(bad(what));
+        }
+        let value = Json::parse(value).map_err(|error| {
+            bad(format!("the value under {:?}: {}", shortened(key, 40), without_position(&error.to_string())))
+        })?;
+        entries.insert(key.clone(), value);
+    }
+    Ok(entries)
+}
+
+/// The text of the value `raw`, the only member of the object that ends at `end` in `text`:
+/// from the colon before it to the closing brace, less the one space `cache dump` writes after
+/// the colon. Whitespace the value was stored with, before or after it, is kept.
+fn value_text<'a>(text: &'a str, raw: &RawValue, end: usize) -> &'a str {
+    // `raw` borrows from `text`: where it starts is where it lies in `text`.
+    let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+    let after_colon = text[..start].rfind(':').map_or(start, |colon| colon + 1);
+    let value = &text[after_colon..end - 1];
+    value.strip_prefix(' ').unwrap_or(value)
+}
+
+/// How many bytes of JSON whitespace `text` starts with.
+fn whitespace_at(text: &str) -> usize {
+    text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len()
+}
+
+/// Where serde_json found the input wrong, as a line of the whole input.
+fn json_error(error: &serde_json::Error) -> BadLine {
+    let message = error.to_string();
+    let what = without_position(&message);
+    BadLine { line: error.line(), what: format!("{what} (column {}); {ENTRY}", error.column()) }
+}
+
+/// serde_json's message without the " at line L column C" it ends with: within a value, that
+/// counts from the value's start, not the input's.
+fn without_position(message: &str) -> &str {
+    match message.rsplit_once(" at line ") {
+        Some((what, position)) if position.contains(" column ") => what,
+        _ => message,
+    }
+}
+
+/// `text` for a message: its first `chars` characters, and an ellipsis when there are more.
+fn shortened(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Line numbers of offsets that only grow, counted once however many entries there are.
+#[derive(Default)]
+struct LineCounter {
+    offset: usize,
+    line: usize,
+}
+
+impl LineCounter {
+    /// The line (from 1) of `text` that byte `offset` is on; `offset` no less than before.
+    fn line_of(&mut self, text: &str, offset: usize) -> usize {
+        self.line += text[self.offset..offset].bytes().filter(|&b| b == b'\n').count();
+        self.offset = offset;
+        self.line + 1
+    }
+}
+
+/// The members of one JSON object, each key with the text of its value as written.
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MembersVisitor)
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Members<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+        let mut members = Vec::with_capacity(1);
+        while let Some(member) = map.next_entry::<String, &'de RawValue>()? {
+            members.push(member);
+        }
+        Ok(Members(members))
+    }
 }
 
 #[cfg(test)]

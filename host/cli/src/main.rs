@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
-use easycaching::{CacheManager, Durability};
+use easycaching::{CacheManager, Durability, Limits};
 
 /// A shared, persistent cache for WebAssembly plugins.
 ///
@@ -31,6 +31,7 @@ Examples:
   easycaching cache incr stats hits                         add 1 to a counter, print the sum
   easycaching cache get test foo                            print it
   easycaching cache dump test                               print every entry as {\"key\": value}
+  easycaching cache load copy dump.jsonl                    store the entries a dump printed
   easycaching queue len jobs                                how many items wait in queue \"jobs\"
 
 The database is ./easycaching.db unless --db or EASYCACHING_DB names another.
@@ -97,8 +98,23 @@ pub struct Database {
 /// Opens the database, creating it when it does not exist: for the commands that store
 /// something (`run` and `serve` too, whose plugins may).
 fn open_database(db: &Database) -> Result<CacheManager> {
+    open_database_with(db, limits())
+}
+
+/// The size limits the commands open the database with: the library's defaults. `cache load`
+/// checks its input against them before it opens anything.
+fn limits() -> Limits {
+    Limits::default()
+}
+
+/// Opens the database as [`open_database`] does, with the size limits given.
+fn open_database_with(db: &Database, limits: Limits) -> Result<CacheManager> {
     // The library's errors name the file already.
-    Ok(CacheManager::builder(&db.path).durability(db.durability).busy_timeout(db.busy_timeout).open()?)
+    Ok(CacheManager::builder(&db.path)
+        .durability(db.durability)
+        .busy_timeout(db.busy_timeout)
+        .limits(limits)
+        .open()?)
 }
 
 /// Opens a database that exists, for the commands that only look into or change what is
@@ -133,6 +149,8 @@ fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run::run(&db, args),
         Command::Serve(args) => serve::serve(&db, args),
         Command::Ls => data::list(&open_existing_database(&db)?),
+        // Reads and checks its input before it opens, and so creates, the database.
+        Command::Cache(data::CacheCommand::Load { cache, file }) => data::load(&db, &cache, file.as_deref()),
         Command::Cache(command) => data::cache(&database_for(command.creates(), &db)?, command),
         Command::Queue(command) => data::queue(&database_for(command.creates(), &db)?, command),
     }
@@ -164,7 +182,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
     if let Some(NoDatabase(_)) = error.downcast_ref() {
         return Some(
             "give the file with --db (or EASYCACHING_DB); `cache set`, `cache incr`, `cache create`, \
-             `queue put`, `queue create`, `run` and `serve` create it"
+             `cache load`, `queue put`, `queue create`, `run` and `serve` create it"
                 .into(),
         );
     }
