@@ -602,23 +602,28 @@ impl Drop for Mounted {
     }
 }
 
-#[test]
-fn a_nearly_full_disk_gives_a_clear_error_not_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
-    let small = dir.path().join("small");
+/// A small disk of `size` (as mount takes it: "512k") at `dir/small`: a tmpfs, which only
+/// root may mount; `None` (and a note that the test is skipped) elsewhere.
+fn small_disk(dir: &Path, size: &str) -> Option<(std::path::PathBuf, Mounted)> {
+    let small = dir.join("small");
     std::fs::create_dir(&small).unwrap();
-    // A small disk of its own: a tmpfs, which only root may mount.
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
         .arg(&small)
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success());
     if !mounted {
         eprintln!("skipped: cannot mount a tmpfs here (not root)");
-        return;
+        return None;
     }
-    let _unmount = Mounted(small.clone());
+    Some((small.clone(), Mounted(small)))
+}
+
+#[test]
+fn a_nearly_full_disk_gives_a_clear_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((small, _unmount)) = small_disk(dir.path(), "512k") else { return };
     let db = small.join("full.db");
     // Less room left than the board beside the database takes (260 KiB), then hardly any.
     let mut acknowledged = Vec::new();
@@ -821,19 +826,7 @@ fn cache_load_refuses_bad_input_naming_the_line_and_stores_nothing() {
 #[test]
 fn a_load_the_disk_cannot_hold_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let small = dir.path().join("small");
-    std::fs::create_dir(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&small)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here (not root)");
-        return;
-    }
-    let _unmount = Mounted(small.clone());
+    let Some((small, _unmount)) = small_disk(dir.path(), "4m") else { return };
     let db = small.join("full.db");
     ok(easycaching(&db, &["cache", "set", "test", "kept", "1"]));
     let value = "v".repeat(500);
@@ -843,4 +836,53 @@ fn a_load_the_disk_cannot_hold_stores_nothing() {
     assert!(stderr(&refused).contains("is full"), "{}", stderr(&refused));
     let keys = ok(easycaching(&db, &["cache", "keys", "test"]));
     assert!(keys == "kept\n", "{} keys stored, where only \"kept\" was", keys.lines().count());
+}
+
+#[test]
+fn backup_copies_everything_into_a_new_file_and_never_over_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    ok(easycaching(&db, &["cache", "set", "test", "foo", r#"{"bar": 1}"#]));
+    ok(easycaching(&db, &["cache", "set", "test", "n", "2"]));
+    ok(easycaching(&db, &["queue", "put", "jobs", r#""resize""#]));
+    let copy = dir.path().join("copy.db");
+    let said = ok(easycaching(&db, &["backup", copy.to_str().unwrap()]));
+    assert!(said.starts_with("backed up 1 cache (2 entries) and 1 queue (1 item) to "), "{said}");
+    for args in [&["cache", "dump", "test"][..], &["queue", "peek", "jobs"], &["ls"]] {
+        assert_eq!(ok(easycaching(&copy, args)), ok(easycaching(&db, args)), "{args:?}");
+    }
+
+    ok(easycaching(&db, &["cache", "set", "test", "foo", "3"]));
+    let again = easycaching(&db, &["backup", copy.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("it exists, and a backup never replaces a file"), "{}", stderr(&again));
+    assert_eq!(
+        ok(easycaching(&copy, &["cache", "get", "test", "foo"])),
+        "{\"bar\": 1}\n",
+        "the copy is untouched"
+    );
+
+    let none =
+        easycaching(&dir.path().join("nothere.db"), &["backup", dir.path().join("x.db").to_str().unwrap()]);
+    assert!(stderr(&none).contains("there is no database at"), "{}", stderr(&none));
+    assert!(!dir.path().join("nothere.db").exists() && !dir.path().join("x.db").exists());
+    let help = stdout(&cli().args(["backup", "--help"]).output().unwrap());
+    assert!(help.contains("To restore, stop every process"), "{help}");
+}
+
+#[test]
+fn a_backup_that_does_not_fit_its_disk_says_so_and_leaves_nothing_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("big.db");
+    let value = format!("\"{}\"", "x".repeat(60_000));
+    for i in 0..12 {
+        ok(easycaching(&db, &["cache", "set", "big", &format!("k{i}"), &value]));
+    }
+    let Some((small, _unmount)) = small_disk(dir.path(), "512k") else { return };
+    let full = easycaching(&db, &["backup", small.join("copy.db").to_str().unwrap()]);
+    assert_eq!(full.status.code(), Some(1), "{}", stdout(&full));
+    assert!(stderr(&full).contains("the disk is full"), "{}", stderr(&full));
+    let left: Vec<_> = std::fs::read_dir(&small).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left on the small disk: {left:?}");
+    assert_eq!(ok(easycaching(&db, &["cache", "len", "big"])), "12\n");
 }

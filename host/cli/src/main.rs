@@ -1,11 +1,12 @@
 //! `easycaching`: run plugins against a cache database, and look into or change the database
 //! from the shell.
 
+mod backup;
 mod data;
-mod loading;
 mod plugin_args;
 mod run;
 mod serve;
+mod spinner;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ Examples:
   easycaching cache dump test                               print every entry as {\"key\": value}
   easycaching cache load copy dump.jsonl                    store the entries a dump printed
   easycaching queue len jobs                                how many items wait in queue \"jobs\"
+  easycaching backup backups/cache-2026-11-27.db            copy everything, while plugins run
 
 The database is ./easycaching.db unless --db or EASYCACHING_DB names another.
 Logs go to stderr; set EASYCACHING_LOG=debug to see more.")]
@@ -70,6 +72,8 @@ enum Command {
     /// Look into and change queues.
     #[command(subcommand)]
     Queue(data::QueueCommand),
+    /// Write a copy of the whole database to a new file, while plugins go on using it.
+    Backup(backup::BackupArgs),
 }
 
 /// `--durability`, as the command line spells [`Durability`].
@@ -153,6 +157,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Cache(data::CacheCommand::Load { cache, file }) => data::load(&db, &cache, file.as_deref()),
         Command::Cache(command) => data::cache(&database_for(command.creates(), &db)?, command),
         Command::Queue(command) => data::queue(&database_for(command.creates(), &db)?, command),
+        Command::Backup(args) => backup::backup(&open_existing_database(&db)?, args),
     }
 }
 

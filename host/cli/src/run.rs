@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::Args;
 use easycaching_host::{Error, HostOutput, OUTPUT_GRACE, Output, RunOptions, Runtime, RuntimeConfig};
 
-use crate::loading::while_loading;
 use crate::plugin_args::PluginArgs;
+use crate::spinner::while_loading;
 use crate::{Database, open_database};
 
 #[derive(Args)]

@@ -16,8 +16,8 @@ use easycaching_http::{
     Server, ServerConfig,
 };
 
-use crate::loading::while_loading;
 use crate::plugin_args::{PluginArgs, parse_duration};
+use crate::spinner::while_loading;
 use crate::{Database, open_database};
 
 #[derive(Args)]

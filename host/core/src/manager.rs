@@ -63,6 +63,17 @@ pub struct Summary {
     pub bytes: u64,
 }
 
+/// What a backup holds, as [`CacheManager::backup`] answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    /// Every cache, in name order, with its size.
+    pub caches: Vec<Summary>,
+    /// Every queue, in name order, with its size.
+    pub queues: Vec<Summary>,
+    /// The size of the file written, in bytes.
+    pub bytes: u64,
+}
+
 impl From<Listed> for Summary {
     fn from(listed: Listed) -> Self {
         Summary { name: listed.name, entries: listed.stats.entries, bytes: listed.stats.bytes }
@@ -238,6 +249,39 @@ impl CacheManager {
             Outcome::Dropped(id) => Ok(id.is_some()),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Writes a copy of the whole database, every cache and queue as of one moment, to a new
+    /// file at `dest`, while this and other processes go on reading and writing, and answers
+    /// what the copy holds.
+    ///
+    /// The copy is a database of its own: open it as any other, or put it in place of the
+    /// database once every process using that has stopped (see the README's "Backups"). It is
+    /// checked and fsynced before it gets its name, so a file at `dest` is always a whole
+    /// backup, never a torn one; `dest` must not exist, and nothing is ever replaced. Copying
+    /// the database file with `cp` is no backup: its newest commits are in the `-wal` file.
+    ///
+    /// ```
+    /// use easycaching::CacheManager;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = CacheManager::open(dir.path().join("app.db"))?;
+    /// manager.create_cache("test")?.set_value("foo", "bar")?;
+    ///
+    /// let backup = manager.backup(dir.path().join("app-backup.db"))?;
+    /// assert_eq!((backup.caches[0].name.as_str(), backup.caches[0].entries), ("test", 1));
+    ///
+    /// let copy = CacheManager::open(dir.path().join("app-backup.db"))?;
+    /// assert_eq!(copy.open_cache("test")?.get_value::<String>("foo")?.as_deref(), Some("bar"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<Backup> {
+        let copied = self.shared.store.backup(dest.as_ref())?;
+        Ok(Backup {
+            caches: copied.caches.into_iter().map(Summary::from).collect(),
+            queues: copied.queues.into_iter().map(Summary::from).collect(),
+            bytes: copied.bytes,
+        })
     }
 
     /// A handle from this process's registry, after taking in other processes' changes (one

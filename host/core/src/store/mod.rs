@@ -289,6 +289,17 @@ pub struct Listed {
     pub stats: Stats,
 }
 
+/// What a backup holds (see [`Store::backup`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    /// Every cache, in name order.
+    pub caches: Vec<Listed>,
+    /// Every queue, in name order.
+    pub queues: Vec<Listed>,
+    /// The size of the file written.
+    pub bytes: u64,
+}
+
 /// A page of a scan, in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
@@ -393,6 +404,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Other processes' changes after `cursor`.
     fn changes_since(&self, cursor: i64) -> Result<Changes>;
+
+    /// Writes a copy of the whole database, every cache and queue as of one moment, to a new
+    /// file at `dest`, while reads and writes go on, and answers what it holds. The copy is
+    /// a database of its own, which [`SqliteStore::open`] opens; it is durable once this
+    /// returns, holds only commits that are, and never replaces a file: a `dest` that exists
+    /// is refused. A backend that cannot write such a file refuses with
+    /// [`Error::Storage`](crate::Error::Storage), as this default does.
+    fn backup(&self, dest: &std::path::Path) -> Result<Copied> {
+        Err(crate::Error::Storage(format!(
+            "cannot write a backup to {}: this store cannot make backups",
+            dest.display()
+        )))
+    }
 
     /// Writes handed over between this store and other processes so far; none for a backend
     /// that never hands a write over.

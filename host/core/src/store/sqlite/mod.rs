@@ -14,6 +14,7 @@
 //! - Every statement is prepared once per connection and every name, key and value is a bound
 //!   parameter: nothing a guest sends is ever spliced into SQL.
 
+mod backup;
 mod board;
 mod connection;
 mod durable;
@@ -45,8 +46,8 @@ use self::wal_index::WalIndex;
 use self::wal_writes::CommitWrites;
 use self::write_turns::WriteTurns;
 use super::{
-    Applied, CacheId, Change, ChangeToken, Changes, HandoffStats, Listed, Outcome, OwnCommit, Page, QueueId,
-    Stats, Store, SyncTarget, Target, Write, Writes,
+    Applied, CacheId, Change, ChangeToken, Changes, Copied, HandoffStats, Listed, Outcome, OwnCommit, Page,
+    QueueId, Stats, Store, SyncTarget, Target, Write, Writes,
 };
 use crate::options::Durability;
 use crate::{Error, Json, Result};
@@ -657,6 +658,25 @@ impl Store for SqliteStore {
 
     fn handoff_stats(&self) -> HandoffStats {
         self.handoffs.stats()
+    }
+
+    fn backup(&self, dest: &Path) -> Result<Copied> {
+        let partial = backup::Partial::beside(dest)?;
+        let written = self.read_then(
+            |conn, _| {
+                // The read connections are query-only, which refuses `VACUUM INTO` too.
+                run(conn, "PRAGMA query_only = OFF")?;
+                let copied = conn.execute("VACUUM INTO ?1", [partial.temporary()]);
+                run(conn, "PRAGMA query_only = ON")?;
+                Ok(copied)
+            },
+            // Holding nothing that is not durable here: the barrier every read passes.
+            |_| true,
+        )?;
+        written.map_err(|error| partial.write_error(&error))?;
+        let copied = partial.check()?;
+        partial.publish()?;
+        Ok(copied)
     }
 
     fn changes_since(&self, cursor: i64) -> Result<Changes> {

@@ -1,0 +1,152 @@
+//! `CacheManager::backup`: a whole, consistent copy in a new file, made while others write.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use easycaching::{CacheManager, Error};
+use serde_json::json;
+
+/// The files in `dir`, by name, sorted.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_backup_holds_every_cache_and_queue_and_opens_as_a_database_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("app.db")).unwrap();
+    let test = manager.create_cache("test").unwrap();
+    test.set_value("foo", &json!({"bar": [1, 2]})).unwrap();
+    test.set_value("line\nbreak \"quoted\" ключ", &json!(null)).unwrap();
+    manager.create_cache("empty").unwrap();
+    let jobs = manager.create_queue("jobs").unwrap();
+    for job in ["first", "second", "third"] {
+        jobs.put_value(&job).unwrap();
+    }
+    jobs.get().unwrap();
+
+    let dest = dir.path().join("app-backup.db");
+    let backup = manager.backup(&dest).unwrap();
+    let names: Vec<(&str, u64)> = backup.caches.iter().map(|c| (c.name.as_str(), c.entries)).collect();
+    assert_eq!(names, [("empty", 0), ("test", 2)]);
+    assert_eq!((backup.queues[0].name.as_str(), backup.queues[0].entries), ("jobs", 2));
+    assert_eq!(backup.bytes, std::fs::metadata(&dest).unwrap().len());
+
+    // Written after the backup: not in it.
+    test.set_value("later", &1).unwrap();
+
+    let copy = CacheManager::open(&dest).unwrap();
+    let copied = copy.open_cache("test").unwrap();
+    let entries: Vec<(String, String)> = copied
+        .iter()
+        .map(|entry| entry.map(|(key, value)| (key, value.as_str().to_owned())).unwrap())
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("foo".to_owned(), r#"{"bar":[1,2]}"#.to_owned()),
+            ("line\nbreak \"quoted\" ключ".to_owned(), "null".into())
+        ]
+    );
+    let copied_jobs = copy.open_queue("jobs").unwrap();
+    assert_eq!(copied_jobs.get_value::<String>().unwrap().as_deref(), Some("second"));
+    assert_eq!(copied_jobs.get_value::<String>().unwrap().as_deref(), Some("third"));
+    // The copy is another database: writing to it leaves the original alone.
+    copied.set_value("foo", &0).unwrap();
+    assert_eq!(test.get_value::<serde_json::Value>("foo").unwrap(), Some(json!({"bar": [1, 2]})));
+    assert_eq!(jobs.len().unwrap(), 2);
+}
+
+#[test]
+fn a_backup_never_replaces_a_file_and_leaves_nothing_behind_when_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("app.db")).unwrap();
+    manager.create_cache("test").unwrap().set_value("foo", &1).unwrap();
+    let before = files_in(dir.path());
+
+    let precious = dir.path().join("precious.db");
+    std::fs::write(&precious, "not to be lost").unwrap();
+    let refused = [
+        (precious.clone(), "it exists, and a backup never replaces a file"),
+        (dir.path().to_owned(), "is a directory"),
+        (dir.path().join("no/such/dir/b.db"), "the directory"),
+        (precious.join("b.db"), "is not a directory"),
+    ];
+    for (dest, why) in refused {
+        let error = manager.backup(&dest).unwrap_err();
+        assert!(matches!(error, Error::Storage(_)), "{error:?}");
+        let message = error.to_string();
+        assert!(message.contains(why) && message.contains("cannot write a backup to"), "{dest:?}: {message}");
+    }
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "not to be lost");
+    let mut expected = before.clone();
+    expected.push("precious.db".into());
+    expected.sort();
+    assert_eq!(files_in(dir.path()), expected, "no partial copy was left behind");
+
+    // A backup of a backup, made through a relative path, is as good.
+    manager.backup(dir.path().join("one.db")).unwrap();
+    let one = CacheManager::open(dir.path().join("one.db")).unwrap();
+    std::env::set_current_dir(dir.path()).unwrap();
+    one.backup("two.db").unwrap();
+    let two = CacheManager::open(dir.path().join("two.db")).unwrap();
+    assert_eq!(two.open_cache("test").unwrap().get_value::<i64>("foo").unwrap(), Some(1));
+    assert!(!files_in(dir.path()).iter().any(|name| name.contains("partial")), "{:?}", files_in(dir.path()));
+}
+
+/// A writer on another connection stores pairs of keys in one write each, `a` and `b` always
+/// equal; every backup taken meanwhile must hold equal pairs, counts that match its entries,
+/// and every pair acknowledged before it began.
+#[test]
+fn a_backup_taken_while_another_writer_writes_is_one_moment_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let manager = CacheManager::open(&path).unwrap();
+    let writer = CacheManager::open(&path).unwrap();
+    let pairs = writer.create_cache("pairs").unwrap();
+    let (acknowledged, stop) = (AtomicU64::new(0), AtomicBool::new(false));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut round = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                round += 1;
+                let entries = [
+                    ("a".to_owned(), json!(round).into()),
+                    ("b".to_owned(), json!(round).into()),
+                    (format!("key-{round}"), easycaching::Json::parse("1".repeat(200)).unwrap()),
+                ];
+                pairs.set_many(entries).unwrap();
+                acknowledged.store(round, Ordering::SeqCst);
+            }
+        });
+        for backup in 0..6 {
+            while acknowledged.load(Ordering::SeqCst) < 20 * (backup + 1) {
+                std::thread::yield_now();
+            }
+            let before = acknowledged.load(Ordering::SeqCst);
+            let dest = dir.path().join(format!("backup-{backup}.db"));
+            let summary = manager.backup(&dest).unwrap();
+            let copy = CacheManager::open(&dest).unwrap();
+            let copied = copy.open_cache("pairs").unwrap();
+            let (a, b) = (
+                copied.get_value::<u64>("a").unwrap().unwrap(),
+                copied.get_value::<u64>("b").unwrap().unwrap(),
+            );
+            assert_eq!(a, b, "backup {backup} holds half a write");
+            assert!(a >= before, "backup {backup} lacks write {before}, acknowledged before it began ({a})");
+            assert_eq!(
+                copied.len().unwrap(),
+                a + 2,
+                "backup {backup}: one key-N for each write, and a and b"
+            );
+            assert_eq!(copied.iter().count() as u64, a + 2, "backup {backup}: its counts match its entries");
+            assert_eq!(summary.caches[0].entries, a + 2);
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+}
