@@ -886,3 +886,44 @@ fn a_backup_that_does_not_fit_its_disk_says_so_and_leaves_nothing_there() {
     assert!(left.is_empty(), "left on the small disk: {left:?}");
     assert_eq!(ok(easycaching(&db, &["cache", "len", "big"])), "12\n");
 }
+
+#[test]
+fn restore_refuses_while_a_process_has_the_database_open_then_puts_the_backup_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let backup = dir.path().join("backup.db");
+    ok(easycaching(&db, &["cache", "set", "test", "foo", r#""kept""#]));
+    ok(easycaching(&db, &["backup", backup.to_str().unwrap()]));
+    ok(easycaching(&db, &["cache", "set", "test", "foo", r#""newer""#]));
+
+    // This test's process has the database open: restore refuses, naming it.
+    let open = easycaching::CacheManager::open(&db).unwrap();
+    let refused = easycaching(&db, &["restore", backup.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    let said = stderr(&refused);
+    assert!(said.contains(&format!("process {} has it open", std::process::id())), "{said}");
+    assert!(said.contains("stop every process using it first"), "{said}");
+    assert_eq!(ok(easycaching(&db, &["cache", "get", "test", "foo"])), "\"newer\"\n", "nothing changed");
+    drop(open);
+
+    let said = ok(easycaching(&db, &["restore", backup.to_str().unwrap()]));
+    let mut lines = said.lines();
+    assert!(lines.next().unwrap().starts_with("restored 1 cache (1 entry) and no queues from "), "{said}");
+    let replaced = lines.next().unwrap().strip_prefix("the database it replaced is now ").unwrap();
+    assert_eq!(ok(easycaching(&db, &["cache", "get", "test", "foo"])), "\"kept\"\n");
+    assert_eq!(ok(easycaching(Path::new(replaced), &["cache", "get", "test", "foo"])), "\"newer\"\n");
+
+    // What the backup is for: a damaged database, whose error says how to put one back.
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[100..4096].fill(0xA5);
+    std::fs::write(&db, &bytes).unwrap();
+    let damaged = easycaching(&db, &["cache", "get", "test", "foo"]);
+    assert!(stderr(&damaged).contains("is corrupt"), "{}", stderr(&damaged));
+    assert!(
+        stderr(&damaged).contains("hint: stop every process using it, then put a backup"),
+        "{}",
+        stderr(&damaged)
+    );
+    ok(easycaching(&db, &["restore", backup.to_str().unwrap()]));
+    assert_eq!(ok(easycaching(&db, &["cache", "get", "test", "foo"])), "\"kept\"\n");
+}

@@ -74,6 +74,8 @@ enum Command {
     Queue(data::QueueCommand),
     /// Write a copy of the whole database to a new file, while plugins go on using it.
     Backup(backup::BackupArgs),
+    /// Put a backup in place of the database, which no process may have open.
+    Restore(backup::RestoreArgs),
 }
 
 /// `--durability`, as the command line spells [`Durability`].
@@ -158,6 +160,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Cache(command) => data::cache(&database_for(command.creates(), &db)?, command),
         Command::Queue(command) => data::queue(&database_for(command.creates(), &db)?, command),
         Command::Backup(args) => backup::backup(&open_existing_database(&db)?, args),
+        Command::Restore(args) => backup::restore(&db.path, args),
     }
 }
 
@@ -201,6 +204,11 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         easycaching::Error::Busy { .. } => Some(
             "let the other process finish (or end it), then try again; or wait longer with \
              --busy-timeout, e.g. --busy-timeout 60s"
+                .into(),
+        ),
+        easycaching::Error::Corrupt { .. } => Some(
+            "stop every process using it, then put a backup in its place with `easycaching restore \
+             BACKUP` (which keeps the damaged file, moved aside)"
                 .into(),
         ),
         easycaching::Error::NoSuchCache(name) => Some(format!("easycaching cache create {name}")),

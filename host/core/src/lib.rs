@@ -60,7 +60,7 @@ pub use limits::{
     DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES, Limits, MAX_PAGE_BYTES,
     MAX_PAGE_ITEMS, MAX_RESPONSE_BYTES, Quota,
 };
-pub use manager::{Backup, CacheManager, Summary};
+pub use manager::{Backup, CacheManager, Restored, Summary};
 pub use names::{MAX_NAME_BYTES, validate_name};
 pub use options::{
     CacheManagerBuilder, DEFAULT_BUSY_TIMEOUT, DEFAULT_CHECKPOINT_PAGES, DEFAULT_LRU_CAPACITY,

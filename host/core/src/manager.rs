@@ -9,8 +9,8 @@ use crate::group_commit::{Gathering, GroupCommit, WriteStats};
 use crate::options::CacheManagerBuilder;
 use crate::queue::Queue;
 use crate::store::{
-    Applied, AtomicChangeToken, CacheId, Change, ChangeToken, Changes, Listed, Outcome, OwnCommit, QueueId,
-    SqliteStore, Store, Target, Write, Writes,
+    Applied, AtomicChangeToken, CacheId, Change, ChangeToken, Changes, Copied, Listed, Outcome, OwnCommit,
+    QueueId, SqliteStore, Store, Target, Write, Writes,
 };
 use crate::{Error, Json, Limits, Quota, Result, validate_name};
 
@@ -72,6 +72,25 @@ pub struct Backup {
     pub queues: Vec<Summary>,
     /// The size of the file written, in bytes.
     pub bytes: u64,
+}
+
+impl From<Copied> for Backup {
+    fn from(copied: Copied) -> Self {
+        Backup {
+            caches: copied.caches.into_iter().map(Summary::from).collect(),
+            queues: copied.queues.into_iter().map(Summary::from).collect(),
+            bytes: copied.bytes,
+        }
+    }
+}
+
+/// What [`CacheManager::restore`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// What the database holds now.
+    pub holds: Backup,
+    /// Where the database it replaced went; `None` when there was none.
+    pub replaced: Option<PathBuf>,
 }
 
 impl From<Listed> for Summary {
@@ -276,12 +295,39 @@ impl CacheManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<Backup> {
-        let copied = self.shared.store.backup(dest.as_ref())?;
-        Ok(Backup {
-            caches: copied.caches.into_iter().map(Summary::from).collect(),
-            queues: copied.queues.into_iter().map(Summary::from).collect(),
-            bytes: copied.bytes,
-        })
+        Ok(Backup::from(self.shared.store.backup(dest.as_ref())?))
+    }
+
+    /// Puts a copy of the backup at `backup` (made by [`CacheManager::backup`]) in place of the
+    /// database at `database`, and answers what it holds now and where the database it
+    /// replaced went.
+    ///
+    /// No process may have `database` open: this refuses, naming one, when any has. The
+    /// database replaced is moved aside whole, with its `-wal`, to
+    /// `<database>.replaced-<seconds since 1970>`, which opens as a database of its own, so a
+    /// restore from the wrong backup loses nothing. The backup is left as it was, and the
+    /// database is replaced only once the copy is written, checked and fsynced.
+    ///
+    /// ```
+    /// use easycaching::CacheManager;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (db, backup) = (dir.path().join("app.db"), dir.path().join("app-backup.db"));
+    /// let manager = CacheManager::open(&db)?;
+    /// manager.create_cache("test")?.set_value("foo", "kept")?;
+    /// manager.backup(&backup)?;
+    /// manager.open_cache("test")?.set_value("foo", "lost")?;
+    /// drop(manager);
+    ///
+    /// let restored = CacheManager::restore(&backup, &db)?;
+    /// assert!(restored.replaced.is_some());
+    /// let manager = CacheManager::open(&db)?;
+    /// assert_eq!(manager.open_cache("test")?.get_value::<String>("foo")?.as_deref(), Some("kept"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn restore(backup: impl AsRef<Path>, database: impl AsRef<Path>) -> Result<Restored> {
+        let (copied, replaced) = SqliteStore::restore(backup.as_ref(), database.as_ref())?;
+        Ok(Restored { holds: Backup::from(copied), replaced })
     }
 
     /// A handle from this process's registry, after taking in other processes' changes (one

@@ -150,3 +150,94 @@ fn a_backup_taken_while_another_writer_writes_is_one_moment_of_it() {
         stop.store(true, Ordering::SeqCst);
     });
 }
+
+#[test]
+fn a_restore_puts_the_backup_in_place_and_moves_the_database_aside_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = (dir.path().join("app.db"), dir.path().join("backup.db"));
+    let manager = CacheManager::open(&db).unwrap();
+    let test = manager.create_cache("test").unwrap();
+    test.set_value("foo", "kept").unwrap();
+    manager.create_queue("jobs").unwrap().put_value(&"job").unwrap();
+    manager.backup(&backup).unwrap();
+    let backup_bytes = std::fs::read(&backup).unwrap();
+    test.set_value("foo", "newer").unwrap();
+    test.set_value("only-in-the-wal", &1).unwrap();
+    // As a process killed before it checkpointed leaves it: the newest commits in the -wal.
+    std::mem::forget((manager, test));
+    let wal = dir.path().join("app.db-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+
+    let restored = CacheManager::restore(&backup, &db).unwrap();
+    assert_eq!(restored.holds.caches[0].entries, 1);
+    assert_eq!((restored.holds.queues[0].name.as_str(), restored.holds.queues[0].entries), ("jobs", 1));
+    let replaced = restored.replaced.unwrap();
+    assert!(replaced.file_name().unwrap().to_string_lossy().starts_with("app.db.replaced-"), "{replaced:?}");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+        "the old -wal moved with its database"
+    );
+    assert_eq!(std::fs::read(&backup).unwrap(), backup_bytes, "the backup is left as it was");
+
+    let manager = CacheManager::open(&db).unwrap();
+    let test = manager.open_cache("test").unwrap();
+    assert_eq!(test.get_value::<String>("foo").unwrap().as_deref(), Some("kept"));
+    assert_eq!(test.get("only-in-the-wal").unwrap(), None);
+    assert_eq!(manager.open_queue("jobs").unwrap().get_value::<String>().unwrap().as_deref(), Some("job"));
+    // The database replaced is whole, its -wal with it: nothing is lost by a restore.
+    let before = CacheManager::open(&replaced).unwrap();
+    let old = before.open_cache("test").unwrap();
+    assert_eq!(old.get_value::<String>("foo").unwrap().as_deref(), Some("newer"));
+    assert_eq!(old.get_value::<i64>("only-in-the-wal").unwrap(), Some(1));
+    drop((test, manager));
+
+    // Twice in one second: each database replaced gets a name of its own.
+    let again = CacheManager::restore(&backup, &db).unwrap().replaced.unwrap();
+    let third = CacheManager::restore(&backup, &db).unwrap().replaced.unwrap();
+    assert!(again != replaced && third != again && again.exists() && third.exists());
+    // Into a path with no database yet: nothing to move aside.
+    let fresh = dir.path().join("fresh.db");
+    assert_eq!(CacheManager::restore(&backup, &fresh).unwrap().replaced, None);
+    assert_eq!(
+        CacheManager::open(&fresh)
+            .unwrap()
+            .open_cache("test")
+            .unwrap()
+            .get_value::<String>("foo")
+            .unwrap()
+            .as_deref(),
+        Some("kept")
+    );
+}
+
+#[test]
+fn a_restore_from_what_is_not_a_backup_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    CacheManager::open(&db).unwrap().create_cache("test").unwrap().set_value("foo", &1).unwrap();
+    let before = files_in(dir.path());
+    let db_bytes = std::fs::read(&db).unwrap();
+
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not a database").unwrap();
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, "").unwrap();
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other).unwrap().execute_batch("CREATE TABLE invoices (id INTEGER);").unwrap();
+    let refused = [
+        (dir.path().join("missing.db"), "there is no file there"),
+        (dir.path().to_owned(), "it is not a file"),
+        (notes.clone(), "not an SQLite database"),
+        (empty.clone(), "it is empty"),
+        (other.clone(), "another application"),
+    ];
+    for (backup, why) in refused {
+        let error = CacheManager::restore(&backup, &db).unwrap_err();
+        assert!(error.to_string().contains(why), "{backup:?}: {error}");
+    }
+    let mut expected = before;
+    expected.extend(["notes.txt".to_owned(), "empty.db".into(), "other.db".into()]);
+    expected.sort();
+    assert_eq!(files_in(dir.path()), expected, "nothing moved aside, nothing left behind");
+    assert_eq!(std::fs::read(&db).unwrap(), db_bytes);
+}

@@ -1,5 +1,5 @@
 //! A copy of the whole database in a new file, made while other processes go on reading and
-//! writing.
+//! writing; and putting such a copy back in place of a database nobody uses.
 //!
 //! Copying the file with `cp` is not a backup of a database in WAL mode: the newest commits
 //! live in the `-wal` file beside it (up to the checkpoint mark, thousands of pages), and a
@@ -9,39 +9,206 @@
 //! writes, and a crash halfway leaves half a file; so the copy is written under a temporary
 //! name beside the destination, checked, fsynced, and only then linked under its own name,
 //! which it never takes from a file already there.
+//!
+//! A restore copies the backup the same way (so the backup itself is left as it was) to a
+//! temporary name beside the database, checks it, and only then moves the database it
+//! replaces aside, with its `-wal` (so that it stays whole, and nothing is lost by a restore
+//! from the wrong file), and renames the copy into place. It refuses while any process has
+//! the database open: SQLite's `-wal` and `-shm` of a database in use belong to it, and the
+//! processes would go on writing to the file moved aside.
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::DbFile;
+use super::schema::{self, Found, SCHEMA_VERSION};
 use super::tables::{CACHES, QUEUES};
 use crate::store::Copied;
 use crate::{Error, Result};
 
-/// The new file a backup is written to, under a temporary name until [`Partial::publish`];
-/// removed when dropped before that.
+/// Where SQLite's unix VFS keeps its "dead man switch" in the `-shm` file: every connection
+/// to a database in WAL mode holds a shared lock on this byte for as long as it is open.
+const SHM_DMS_BYTE: libc::off_t = 128;
+
+/// Puts a copy of the database in `backup` in place of the one at `database` (which need not
+/// exist), moving that one aside with its `-wal`. See the module documentation. Answers what
+/// the database holds now, and where the one it replaced went.
+pub(super) fn restore(backup: &Path, database: &Path) -> Result<(Copied, Option<PathBuf>)> {
+    let source = DbFile { path: backup.to_owned(), busy_timeout: Duration::from_secs(10) };
+    let refuse = |why: String| Error::Storage(format!("cannot restore from {}: {why}", backup.display()));
+    match std::fs::metadata(backup) {
+        Ok(found) if found.is_file() => {}
+        Ok(_) => return Err(refuse("it is not a file".into())),
+        Err(error) if error.kind() == ErrorKind::NotFound => {
+            return Err(refuse("there is no file there".into()));
+        }
+        Err(error) => return Err(refuse(error.to_string())),
+    }
+    // Read-write if it may be, only so that SQLite removes the `-wal` and `-shm` it makes
+    // beside the backup when it is done; nothing is written to the backup.
+    let open = |flags| Connection::open_with_flags(backup, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX);
+    let conn = open(OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .or_else(|_| open(OpenFlags::SQLITE_OPEN_READ_ONLY))
+        .map_err(|e| source.error(e))?;
+    match schema::inspect(&conn, &source)? {
+        Found::Ours(version) if version > SCHEMA_VERSION => {
+            return Err(Error::SchemaTooNew {
+                path: backup.to_owned(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Found::Ours(_) => {}
+        Found::Fresh => {
+            return Err(Error::NotOurDatabase {
+                path: backup.to_owned(),
+                reason: "it is empty, which no backup is".into(),
+            });
+        }
+    }
+    refuse_in_use(database)?;
+    let partial = Partial::in_place_of(database)?;
+    conn.execute("VACUUM INTO ?1", [partial.temporary()]).map_err(|error| {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => partial.write_error(&error),
+            _ => source.error(error),
+        }
+    })?;
+    drop(conn);
+    let copied = partial.check()?;
+    // Once more, right before the files move: it took a while.
+    refuse_in_use(database)?;
+    let replaced = move_aside(database)?;
+    partial.replace()?;
+    Ok((copied, replaced))
+}
+
+/// Refuses when a process has the database at `path` open (the error names one).
+fn refuse_in_use(path: &Path) -> Result<()> {
+    let shm = sidecar(path, "-shm");
+    let file = match File::open(&shm) {
+        Ok(file) => file,
+        // No connection has it open without this file.
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(error) => {
+            return Err(Error::Storage(format!("cannot tell whether {} is in use: {error}", path.display())));
+        }
+    };
+    // SAFETY: a plain struct of integers, all zero is a valid value.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as _;
+    lock.l_whence = libc::SEEK_SET as _;
+    lock.l_start = SHM_DMS_BYTE;
+    lock.l_len = 1;
+    // SAFETY: `file` is open for as long as the call, and `lock` is a valid `flock`.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut lock) } != 0 {
+        let error = std::io::Error::last_os_error();
+        return Err(Error::Storage(format!("cannot tell whether {} is in use: {error}", path.display())));
+    }
+    if i32::from(lock.l_type) == libc::F_UNLCK {
+        return Ok(());
+    }
+    let who = match lock.l_pid {
+        pid if pid > 0 => format!("process {pid} has it open"),
+        _ => "a process has it open".into(),
+    };
+    Err(failed(
+        path,
+        true,
+        format_args!(
+            "{who}; stop every process using it first (a restore puts another file in its place, \
+             and they would go on with the old one)"
+        ),
+    ))
+}
+
+/// Moves the database at `path` aside, with its `-wal`, to `<path>.replaced-<seconds since
+/// 1970>` (whose `-wal` SQLite finds beside it by that name; `-2` and so on added when that
+/// is taken), and removes its `-shm` and
+/// `-board`, which describe it alone; answers where it went, or `None` when there was none.
+fn move_aside(path: &Path) -> Result<Option<PathBuf>> {
+    let moving = |error: std::io::Error| {
+        Error::Storage(format!("cannot move {} aside to restore in its place: {error}", path.display()))
+    };
+    let aside = match std::fs::symlink_metadata(path) {
+        Ok(_) => {
+            let seconds =
+                SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| since.as_secs());
+            // A second restore within the second: `-2`, and so on.
+            let aside = (1..)
+                .map(|n| match n {
+                    1 => sidecar(path, &format!(".replaced-{seconds}")),
+                    n => sidecar(path, &format!(".replaced-{seconds}-{n}")),
+                })
+                .find(|aside| !aside.exists() && !sidecar(aside, "-wal").exists())
+                .unwrap_or_default();
+            match std::fs::rename(sidecar(path, "-wal"), sidecar(&aside, "-wal")) {
+                Err(error) if error.kind() != ErrorKind::NotFound => return Err(moving(error)),
+                _ => {}
+            }
+            std::fs::rename(path, &aside).map_err(moving)?;
+            Some(aside)
+        }
+        Err(error) if error.kind() == ErrorKind::NotFound => None,
+        Err(error) => return Err(moving(error)),
+    };
+    for stale in ["-shm", "-board"] {
+        match std::fs::remove_file(sidecar(path, stale)) {
+            Err(error) if error.kind() != ErrorKind::NotFound => return Err(moving(error)),
+            _ => {}
+        }
+    }
+    Ok(aside)
+}
+
+/// `<path><suffix>`: SQLite's `-wal` and `-shm`, our `-board`.
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The copy being written, under a temporary name beside its destination until
+/// [`Partial::publish`] (a backup) or [`Partial::replace`] (a restore); removed when dropped
+/// before that.
 pub(super) struct Partial {
     dest: PathBuf,
     /// UTF-8, as SQLite takes it.
     temporary: String,
+    /// Whether the copy is to replace the file at `dest` (a restore).
+    replacing: bool,
 }
 
 impl Partial {
     /// Checks that a backup can go to `dest` (nothing there yet, in a directory that exists)
     /// and picks the temporary name beside it.
     pub(super) fn beside(dest: &Path) -> Result<Partial> {
-        let refuse =
-            |why: String| Error::Storage(format!("cannot write a backup to {}: {why}", dest.display()));
+        Partial::new(dest, false)
+    }
+
+    /// Picks the temporary name for a copy to put in place of the database at `dest` (which
+    /// need not exist).
+    fn in_place_of(dest: &Path) -> Result<Partial> {
+        Partial::new(dest, true)
+    }
+
+    fn new(dest: &Path, replacing: bool) -> Result<Partial> {
+        let refuse = |why: String| failed(dest, replacing, why);
         let Some(name) = dest.file_name() else {
-            return Err(refuse("give the path of the new file to write".into()));
+            return Err(refuse("give the path of a file".into()));
         };
         match std::fs::symlink_metadata(dest) {
             Ok(found) if found.is_dir() => {
-                return Err(refuse("it is a directory; give the path of the new file to write".into()));
+                return Err(refuse("it is a directory; give the path of a file".into()));
             }
+            Ok(found) if replacing && found.is_file() => {}
+            Ok(_) if replacing => return Err(refuse("it is not a file".into())),
             Ok(_) => return Err(refuse("it exists, and a backup never replaces a file".into())),
             // Said better of the directory, below.
             Err(error) if matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {}
@@ -65,7 +232,7 @@ impl Partial {
         let Some(temporary) = directory.join(temporary).to_str().map(str::to_owned) else {
             return Err(refuse("the path is not UTF-8 text, which SQLite needs".into()));
         };
-        Ok(Partial { dest: dest.to_owned(), temporary })
+        Ok(Partial { dest: dest.to_owned(), temporary, replacing })
     }
 
     /// The temporary file to write the copy to.
@@ -75,12 +242,9 @@ impl Partial {
 
     /// The error of a copy that could not be written, in words about the destination.
     pub(super) fn write_error(&self, error: &rusqlite::Error) -> Error {
-        let dest = self.dest.display();
         match error.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DiskFull) => {
-                Error::Storage(format!("cannot write a backup to {dest}: the disk is full"))
-            }
-            _ => Error::Storage(format!("cannot write a backup to {dest}: {error}")),
+            Some(rusqlite::ErrorCode::DiskFull) => self.failed("the disk is full"),
+            _ => self.failed(error),
         }
     }
 
@@ -88,8 +252,7 @@ impl Partial {
     /// journal's header), checks it (SQLite's `quick_check`: every page and record well
     /// formed), lists what it holds, and makes it durable.
     pub(super) fn check(&self) -> Result<Copied> {
-        let dest = self.dest.display();
-        let broken = |why: String| Error::Storage(format!("the backup written for {dest} is unsound: {why}"));
+        let broken = |why: String| self.failed(format!("the copy written is unsound: {why}"));
         let copied = {
             let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let copy =
@@ -114,7 +277,7 @@ impl Partial {
             }
         };
         let file = File::open(&self.temporary).and_then(|file| file.sync_all().map(|()| file));
-        let bytes = file.and_then(|file| file.metadata()).map_err(|e| self.io_error(e))?.len();
+        let bytes = file.and_then(|file| file.metadata()).map_err(|e| self.failed(e))?.len();
         Ok(Copied { bytes, ..copied })
     }
 
@@ -124,26 +287,42 @@ impl Partial {
         match std::fs::hard_link(&self.temporary, &self.dest) {
             Ok(()) => {}
             Err(error) if error.kind() == ErrorKind::AlreadyExists => {
-                return Err(Error::Storage(format!(
-                    "cannot write a backup to {}: a file appeared there meanwhile, and a backup \
-                     never replaces a file",
-                    self.dest.display()
-                )));
+                return Err(
+                    self.failed("a file appeared there meanwhile, and a backup never replaces a file")
+                );
             }
             // A file system without hard links: a rename, which would replace a file that
             // appeared since the check at the start; so look once more.
             Err(_) if !self.dest.exists() => {
-                std::fs::rename(&self.temporary, &self.dest).map_err(|e| self.io_error(e))?
+                std::fs::rename(&self.temporary, &self.dest).map_err(|e| self.failed(e))?
             }
-            Err(error) => return Err(self.io_error(error)),
+            Err(error) => return Err(self.failed(error)),
         }
         let _ = std::fs::remove_file(&self.temporary);
-        let directory = Path::new(&self.temporary).parent().unwrap_or(Path::new("."));
-        File::open(directory).and_then(|directory| directory.sync_all()).map_err(|e| self.io_error(e))
+        self.sync_directory()
     }
 
-    fn io_error(&self, error: std::io::Error) -> Error {
-        Error::Storage(format!("cannot write a backup to {}: {error}", self.dest.display()))
+    /// Renames the copy into place, replacing what is there, and makes the name durable.
+    fn replace(self) -> Result<()> {
+        std::fs::rename(&self.temporary, &self.dest).map_err(|e| self.failed(e))?;
+        self.sync_directory()
+    }
+
+    fn sync_directory(&self) -> Result<()> {
+        let directory = Path::new(&self.temporary).parent().unwrap_or(Path::new("."));
+        File::open(directory).and_then(|directory| directory.sync_all()).map_err(|e| self.failed(e))
+    }
+
+    fn failed(&self, why: impl std::fmt::Display) -> Error {
+        failed(&self.dest, self.replacing, why)
+    }
+}
+
+/// "cannot write a backup to DEST: WHY", or for a restore "cannot restore into DEST: WHY".
+fn failed(dest: &Path, replacing: bool, why: impl std::fmt::Display) -> Error {
+    match replacing {
+        true => Error::Storage(format!("cannot restore into {}: {why}", dest.display())),
+        false => Error::Storage(format!("cannot write a backup to {}: {why}", dest.display())),
     }
 }
 

@@ -194,6 +194,12 @@ impl SqliteStore {
         connection::set_checkpoint_pages(writer.conn.borrow_owner(), &self.db, pages.max(1))
     }
 
+    /// Puts a copy of the backup at `backup` in place of the database at `database`, which no
+    /// process may have open, moving that aside; see [`CacheManager::restore`](crate::CacheManager::restore).
+    pub(crate) fn restore(backup: &Path, database: &Path) -> Result<(Copied, Option<PathBuf>)> {
+        backup::restore(backup, database)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.db.path

@@ -83,7 +83,7 @@ pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// What a file turned out to be.
 #[derive(PartialEq, Eq)]
-enum Found {
+pub(super) enum Found {
     /// A new or empty file: ours to initialize.
     Fresh,
     /// An easycaching database at this schema version.
@@ -148,7 +148,7 @@ fn prepare_once(conn: &mut Connection, db: &DbFile) -> Result<()> {
 }
 
 /// Reads what the file is without changing it.
-fn inspect(conn: &Connection, db: &DbFile) -> Result<Found> {
+pub(super) fn inspect(conn: &Connection, db: &DbFile) -> Result<Found> {
     let path = &db.path;
     // One statement, so one snapshot: read apart, another process's migration could commit
     // between them and make our own file look like another application's (tables, no id).
