@@ -460,12 +460,11 @@ impl Drop for Mounted {
 /// A write larger than the disk's room is refused as a full disk, and stores nothing. SQLite
 /// rolls such a transaction back itself; the store rolled it back again, and the error of that
 /// ("cannot rollback - no transaction is active") was all the caller heard.
-#[test]
-fn a_write_the_disk_cannot_hold_says_the_disk_is_full_and_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let small = dir.path().join("small");
+/// A small disk of 2 MiB at `dir/small`: a tmpfs, which only root may mount; `None` (and a
+/// note that the test is skipped) elsewhere.
+fn small_disk(dir: &std::path::Path) -> Option<(std::path::PathBuf, Mounted)> {
+    let small = dir.join("small");
     std::fs::create_dir(&small).unwrap();
-    // A small disk of its own: a tmpfs, which only root may mount.
     let mounted = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
         .arg(&small)
@@ -474,9 +473,15 @@ fn a_write_the_disk_cannot_hold_says_the_disk_is_full_and_stores_nothing() {
         .is_ok_and(|status| status.success());
     if !mounted {
         eprintln!("skipped: cannot mount a tmpfs here (not root)");
-        return;
+        return None;
     }
-    let _unmount = Mounted(small.clone());
+    Some((small.clone(), Mounted(small)))
+}
+
+#[test]
+fn a_write_the_disk_cannot_hold_says_the_disk_is_full_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((small, _unmount)) = small_disk(dir.path()) else { return };
     let manager = CacheManager::open(small.join("full.db")).unwrap();
     let cache = manager.create_cache("c").unwrap();
     cache.set("kept", json("1")).unwrap();
@@ -486,4 +491,46 @@ fn a_write_the_disk_cannot_hold_says_the_disk_is_full_and_stores_nothing() {
     assert!(error.to_string().contains("is full"), "{error}");
     assert_eq!(cache.len().unwrap(), 1);
     assert_eq!(cache.get("k0000").unwrap(), None);
+}
+
+/// The same write, not the first of its transaction (a group commit's later writes each run in
+/// a savepoint): SQLite rolls the whole transaction back, and the batch fails with the full
+/// disk, not with "no such savepoint" from rolling back to a savepoint that is gone.
+#[test]
+fn a_later_write_of_a_batch_the_disk_cannot_hold_fails_the_batch_as_a_full_disk() {
+    use easycaching::store::{CacheId, Outcome, SqliteStore, Store, Target, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let Some((small, _unmount)) = small_disk(dir.path()) else { return };
+    let store = SqliteStore::open(
+        &small.join("full.db"),
+        easycaching::Durability::Full,
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let create = [Write::CreateCache { name: "c".into(), quota: easycaching::Quota::UNLIMITED }];
+    let Ok(Outcome::Created { id, .. }) = store.apply(&mut create.iter()).results.remove(0) else {
+        panic!("the cache was not created")
+    };
+    let cache = Target { id: CacheId(id), name: "c".into() };
+    let value = Json::from_value(&"v".repeat(4000)).unwrap();
+    let batch = [
+        Write::Set {
+            cache: cache.clone(),
+            entries: vec![("first".into(), json("1"))],
+            quota: easycaching::Quota::UNLIMITED,
+        },
+        Write::Set {
+            cache: cache.clone(),
+            entries: (0..1000).map(|i| (format!("k{i:04}"), value.clone())).collect(),
+            quota: easycaching::Quota::UNLIMITED,
+        },
+    ];
+    let results = store.apply(&mut batch.iter()).results;
+    assert_eq!(results.len(), 2);
+    for result in results {
+        let error = result.unwrap_err();
+        assert!(error.to_string().contains("is full"), "{error}");
+    }
+    assert_eq!(store.get(CacheId(id), "first").unwrap(), None, "the transaction was rolled back whole");
+    assert_eq!(store.get(CacheId(id), "k0000").unwrap(), None);
 }

@@ -439,7 +439,13 @@ impl SqliteStore {
             transaction;
         savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
         let result = apply().map_err(|e| e.into_error(&self.db));
-        if result.is_err() {
+        if let Err(error) = &result {
+            if conn.is_autocommit() {
+                // SQLite rolled the whole transaction back itself, as it may on a full disk:
+                // the savepoint is gone with the writes before it, and this is the batch's
+                // error (rolling back to the savepoint would say only "no such savepoint").
+                return Err(error.clone());
+            }
             rollback_to_savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
         }
         release_savepoint.execute([]).map_err(|e| self.rollback(conn, rollback, e))?;
