@@ -66,5 +66,5 @@ pub use options::{
     CacheManagerBuilder, DEFAULT_BUSY_TIMEOUT, DEFAULT_CHECKPOINT_PAGES, DEFAULT_LRU_CAPACITY,
     DEFAULT_MAX_BATCH_WRITES, DEFAULT_MAX_CACHED_VALUE_BYTES, Durability,
 };
-pub use queue::Queue;
+pub use queue::{Items, Queue};
 pub use store::Page;

@@ -5,10 +5,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::limits::MAX_PAGE_ITEMS;
+use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS};
 use crate::manager::{Shared, unexpected};
 use crate::store::{Outcome, QueueId, Stats, Target, Write};
 use crate::{Error, Json, Quota, Result};
+
+/// Items fetched per page when iterating a whole queue.
+const ITERATION_PAGE: usize = 256;
 
 /// A handle to one named queue: first in, first out, kept in the database.
 ///
@@ -155,6 +158,40 @@ impl Queue {
         self.shared.store.peek(&self.target)
     }
 
+    /// Every item waiting, oldest first, fetched a page at a time and left in place: for
+    /// looking into a queue without taking from it. While others put and take, an item that
+    /// stays in the queue for the whole iteration is seen exactly once, and the items seen come
+    /// in queue order, none twice; items put meanwhile may be seen, items taken meanwhile may
+    /// have been. An item taken and [given back](Queue::give_back) meanwhile goes back to the
+    /// front as a new item, and may be seen again. A queue deleted meanwhile ends the
+    /// iteration with [`Error::QueueDeleted`].
+    ///
+    /// ```
+    /// use easycaching::CacheManager;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = CacheManager::open(dir.path().join("app.db"))?;
+    /// let queue = manager.create_queue("jobs")?;
+    /// queue.put_value("first")?;
+    /// queue.put_value("second")?;
+    /// let waiting = queue.items().collect::<Result<Vec<_>, _>>()?;
+    /// assert_eq!(waiting[0].deserialize::<String>()?, "first");
+    /// assert_eq!(waiting[1].deserialize::<String>()?, "second");
+    /// assert_eq!(queue.len()?, 2, "nothing was taken");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn items(&self) -> Items {
+        Items { queue: self.clone(), page: Vec::new().into_iter(), next: None, done: false }
+    }
+
+    /// One page of items after position `after`, oldest first (see [`Store::queue_items`]).
+    ///
+    /// [`Store::queue_items`]: crate::store::Store::queue_items
+    fn items_after(&self, after: Option<i64>, limit: usize) -> Result<crate::Page<Json, i64>> {
+        let limit = limit.clamp(1, MAX_PAGE_ITEMS);
+        self.shared.store.queue_items(&self.target, after, limit, MAX_PAGE_BYTES)
+    }
+
     /// How many items are waiting.
     pub fn len(&self) -> Result<u64> {
         Ok(self.stats()?.entries)
@@ -182,6 +219,40 @@ impl Queue {
         match self.shared.write(Write::ClearQueue { queue: self.target.clone() })? {
             Outcome::Count(count) => Ok(count),
             other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// Every item of a queue, oldest first, a page at a time, none taken. Made by [`Queue::items`].
+pub struct Items {
+    queue: Queue,
+    page: std::vec::IntoIter<Json>,
+    next: Option<i64>,
+    done: bool,
+}
+
+impl Iterator for Items {
+    type Item = Result<Json>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.page.next() {
+                return Some(Ok(item));
+            }
+            if self.done {
+                return None;
+            }
+            match self.queue.items_after(self.next, ITERATION_PAGE) {
+                Ok(page) => {
+                    self.done = page.next.is_none();
+                    self.next = page.next;
+                    self.page = page.items.into_iter();
+                }
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
         }
     }
 }

@@ -133,6 +133,7 @@ fn a_value_damaged_on_disk_is_reported_as_corruption_not_handed_out() {
         corrupt(key, cache.get_many(&[key]).map(drop));
         let queue = manager.open_queue(key).unwrap();
         corrupt(key, queue.peek().map(drop));
+        corrupt(key, queue.items().collect::<easycaching::Result<Vec<_>>>().map(drop));
         corrupt(key, queue.get().map(drop));
         assert_eq!(queue.len().unwrap(), 1, "{key}: the damaged item is still there");
     }

@@ -202,3 +202,151 @@ fn get_many_stops_after_about_a_page_of_bytes_but_takes_at_least_one_item() {
     assert!(bytes >= easycaching::MAX_PAGE_BYTES);
     assert_eq!(queue.len().unwrap(), 2);
 }
+
+fn numbers(items: impl Iterator<Item = easycaching::Result<Json>>) -> Vec<u64> {
+    items.map(|item| item.unwrap().deserialize::<u64>().unwrap()).collect()
+}
+
+#[test]
+fn items_are_listed_oldest_first_across_pages_and_none_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
+    let queue = manager.create_queue("jobs").unwrap();
+    assert_eq!(queue.items().count(), 0, "an empty queue has no items");
+    let other = manager.create_queue("other").unwrap();
+    // More than a page of the iteration, and more than MAX_PAGE_ITEMS, among another queue's.
+    let count = easycaching::MAX_PAGE_ITEMS as u64 + 500;
+    for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
+        queue.put_many(chunk.iter().map(|i| json(&i.to_string()))).unwrap();
+        other.put(json(r#""theirs""#)).unwrap();
+    }
+    // Items given back go before every other (ids below the smallest): still oldest first.
+    let taken = queue.get_many(3).unwrap();
+    queue.give_back(taken).unwrap();
+    assert_eq!(numbers(queue.items()), (0..count).collect::<Vec<_>>());
+    assert_eq!(queue.len().unwrap(), count, "nothing was taken");
+    assert_eq!(queue.peek().unwrap(), Some(json("0")));
+    assert_eq!(numbers(manager.open_queue("jobs").unwrap().items()), (0..count).collect::<Vec<_>>());
+}
+
+#[test]
+fn items_of_a_page_of_bytes_each_are_all_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
+    let queue = manager.create_queue("jobs").unwrap();
+    // Six items of 1 MiB: more than one page of MAX_PAGE_BYTES.
+    let big = |i: usize| Json::from_value(&format!("{i}{}", "x".repeat((1 << 20) - 3))).unwrap();
+    queue.put_many((0..6).map(big)).unwrap();
+    let items: Vec<Json> = queue.items().map(Result::unwrap).collect();
+    assert_eq!(items, (0..6).map(big).collect::<Vec<_>>());
+    assert_eq!(queue.len().unwrap(), 6);
+}
+
+/// A page stops at its limit, or after the item that takes it past its bytes (at least one
+/// item however large), and its cursor leads to the next item.
+#[test]
+fn a_page_of_items_stops_at_its_limit_or_after_the_item_past_its_bytes() {
+    use easycaching::store::{QueueId, SqliteStore, Store, Target};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let manager = CacheManager::open(&path).unwrap();
+    let queue = manager.create_queue("jobs").unwrap();
+    queue.put_many((10..17).map(|i| json(&i.to_string()))).unwrap();
+    let store =
+        SqliteStore::open(&path, easycaching::Durability::Full, std::time::Duration::from_secs(10)).unwrap();
+    let target = Target { id: store.find_queue("jobs").unwrap().unwrap(), name: "jobs".into() };
+
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.queue_items(&target, after, 3, usize::MAX).unwrap();
+        pages.push(numbers(page.items.into_iter().map(Ok)));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, [vec![10, 11, 12], vec![13, 14, 15], vec![16]]);
+    // Exactly a page's worth: the last page says there is nothing after it.
+    let all = store.queue_items(&target, None, 7, usize::MAX).unwrap();
+    assert_eq!((all.items.len(), all.next), (7, None));
+
+    // Each item is 2 bytes: 3 bytes allowed stop after the second item, 1 after the first.
+    let page = store.queue_items(&target, None, 100, 3).unwrap();
+    assert_eq!(numbers(page.items.into_iter().map(Ok)), [10, 11]);
+    let page = store.queue_items(&target, page.next, 100, 1).unwrap();
+    assert_eq!(numbers(page.items.into_iter().map(Ok)), [12]);
+    assert_eq!(queue.len().unwrap(), 7, "nothing was taken");
+
+    let gone = Target { id: QueueId(target.id.0 + 1000), name: "gone".into() };
+    let error = store.queue_items(&gone, None, 10, usize::MAX).unwrap_err();
+    assert!(matches!(&error, Error::QueueDeleted(name) if name == "gone"), "{error}");
+}
+
+#[test]
+fn items_of_a_deleted_queue_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = CacheManager::open(dir.path().join("q.db")).unwrap();
+    let queue = manager.create_queue("doomed").unwrap();
+    queue.put(json("1")).unwrap();
+    let mut items = queue.items();
+    assert!(manager.delete_queue("doomed").unwrap());
+    assert!(matches!(items.next(), Some(Err(Error::QueueDeleted(_)))));
+    assert!(items.next().is_none(), "the iteration ends at the error");
+    manager.create_queue("doomed").unwrap().put(json("2")).unwrap();
+    let stale: Vec<_> = queue.items().collect();
+    assert!(matches!(stale[..], [Err(Error::QueueDeleted(_))]), "{stale:?}");
+}
+
+/// Scans while another manager (as another process would) takes from the front and puts at
+/// the back: every scan comes out oldest first, no item twice, and holds every item that was
+/// in the queue for the whole scan.
+#[test]
+fn a_scan_while_others_take_and_put_sees_each_item_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let manager = CacheManager::open(&path).unwrap();
+    let queue = manager.create_queue("work").unwrap();
+    const INITIAL: u64 = 3000;
+    for chunk in (0..INITIAL).collect::<Vec<_>>().chunks(500) {
+        queue.put_many(chunk.iter().map(|i| json(&i.to_string()))).unwrap();
+    }
+    let other = CacheManager::open(&path).unwrap();
+    let consumer = {
+        let queue = other.open_queue("work").unwrap();
+        std::thread::spawn(move || {
+            let mut taken = Vec::new();
+            for _ in 0..200 {
+                taken.extend(numbers(queue.get_many(5).unwrap().into_iter().map(Ok)));
+            }
+            taken
+        })
+    };
+    let producer = {
+        let queue = other.open_queue("work").unwrap();
+        std::thread::spawn(move || {
+            for batch in 0..200 {
+                let first = INITIAL + batch * 5;
+                queue.put_many((first..first + 5).map(|i| json(&i.to_string()))).unwrap();
+            }
+        })
+    };
+    let mut scans = 0;
+    while scans == 0 || !consumer.is_finished() || !producer.is_finished() {
+        let seen = numbers(queue.items());
+        // Taken from the front only: the front now is at most the front of any moment of the
+        // scan, so every initial item from it on was in the queue for the whole scan.
+        let front: u64 = queue.peek().unwrap().unwrap().deserialize().unwrap();
+        if let Some(pair) = seen.windows(2).find(|pair| pair[0] >= pair[1]) {
+            panic!("scan {scans}: {} came after {}: out of order or twice", pair[1], pair[0]);
+        }
+        let missed: Vec<u64> = (front..INITIAL).filter(|i| seen.binary_search(i).is_err()).collect();
+        assert!(missed.is_empty(), "scan {scans} missed items in the queue all along: {missed:?}");
+        scans += 1;
+    }
+    let taken = consumer.join().unwrap();
+    producer.join().unwrap();
+    assert_eq!(taken, (0..1000).collect::<Vec<_>>());
+    assert_eq!(numbers(queue.items()), (1000..INITIAL + 1000).collect::<Vec<_>>());
+    assert!(scans > 1, "the scans ran while the others wrote: {scans}");
+}

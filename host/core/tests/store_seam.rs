@@ -92,6 +92,17 @@ impl Store for Counting {
         self.inner.peek(queue)
     }
 
+    fn queue_items(
+        &self,
+        queue: &Target<QueueId>,
+        after: Option<i64>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page<Json, i64>> {
+        self.read();
+        self.inner.queue_items(queue, after, limit, max_bytes)
+    }
+
     fn queue_stats(&self, queue: QueueId) -> Result<Option<Stats>> {
         self.inner.queue_stats(queue)
     }
@@ -142,6 +153,9 @@ fn a_manager_over_a_backend_of_its_own_writes_reads_and_stays_coherent_through_i
     cache.set("k", json("1")).unwrap();
     let queue = manager.create_queue("q").unwrap();
     queue.put(json("\"job\"")).unwrap();
+    let reads = counts.reads.load(Ordering::Relaxed);
+    assert_eq!(queue.items().collect::<Result<Vec<_>>>().unwrap(), [json("\"job\"")]);
+    assert!(counts.reads.load(Ordering::Relaxed) > reads, "a queue is scanned through the backend");
     let writes = counts.applied.load(Ordering::Relaxed);
     assert!(writes >= 4, "every write goes through the backend's apply: {writes}");
     assert!(counts.synced.load(Ordering::Relaxed) >= writes, "and is made durable through its sync");

@@ -300,13 +300,15 @@ pub struct Copied {
     pub bytes: u64,
 }
 
-/// A page of a scan, in key order.
+/// A page of a scan: of a cache in key order, its cursor the last key of the page; of a
+/// queue ([`Store::queue_items`]) oldest first, its cursor the store's position of the last
+/// item.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T> {
-    /// The entries or keys of this page.
+pub struct Page<T, Cursor = String> {
+    /// The entries, keys or items of this page.
     pub items: Vec<T>,
     /// The cursor for the next page; `None` when the scan is complete.
-    pub next: Option<String>,
+    pub next: Option<Cursor>,
 }
 
 /// The writes of one batch, handed to [`Store::apply`] one at a time: group commit hands each
@@ -386,6 +388,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// The oldest item of a queue, left in place; `Err(QueueDeleted)` when the queue is gone.
     fn peek(&self, queue: &Target<QueueId>) -> Result<Option<Json>>;
+
+    /// One page of a queue's items after position `after` (from the oldest when `None`),
+    /// oldest first, left in place: at most `limit` items, stopping after the one that takes
+    /// them past `max_bytes`; `Err(QueueDeleted)` when the queue is gone. Positions only grow
+    /// from the front to the back of a queue, so that a scan passing [`Page::next`] back sees
+    /// every item that stays in the queue for the whole scan exactly once, in order, and no
+    /// item twice, while others put and take (an item given back is put at the front anew,
+    /// a new item, which a scan may see again).
+    fn queue_items(
+        &self,
+        queue: &Target<QueueId>,
+        after: Option<i64>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page<Json, i64>>;
 
     /// A queue's size, or `None` when it does not exist.
     fn queue_stats(&self, queue: QueueId) -> Result<Option<Stats>>;

@@ -648,6 +648,48 @@ impl Store for SqliteStore {
         found.ok_or_else(|| Error::QueueDeleted(queue.name.to_string()))
     }
 
+    fn queue_items(
+        &self,
+        queue: &Target<QueueId>,
+        after: Option<i64>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page<Json, i64>> {
+        // Items are in the order of their ids (`take` and `peek` order them so; `give_back`
+        // puts items below the smallest id): the id of the last item of a page is the cursor.
+        let page = self.read(|conn| {
+            snapshot(conn, || {
+                if QUEUES.stats(conn, queue.id.0)?.is_none() {
+                    return Ok(None);
+                }
+                let sql = if after.is_some() {
+                    "SELECT id, value FROM queue_items WHERE queue_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+                } else {
+                    "SELECT id, value FROM queue_items WHERE queue_id = ?1 AND id >= ?2 ORDER BY id LIMIT ?3"
+                };
+                let mut statement = conn.prepare_cached(sql)?;
+                // One more row than asked tells whether another page follows.
+                let mut rows =
+                    statement.query(params![queue.id.0, after.unwrap_or(i64::MIN), (limit + 1) as i64])?;
+                let mut items = Vec::new();
+                let mut last = None;
+                let mut bytes = 0;
+                while let Some(row) = rows.next()? {
+                    if items.len() == limit || bytes >= max_bytes {
+                        return Ok(Some(Page { items, next: last }));
+                    }
+                    let id: i64 = row.get(0)?;
+                    let value = json_column(row, 1)?;
+                    bytes += value.len();
+                    items.push(value);
+                    last = Some(id);
+                }
+                Ok(Some(Page { items, next: None }))
+            })
+        })?;
+        page.ok_or_else(|| Error::QueueDeleted(queue.name.to_string()))
+    }
+
     fn queue_stats(&self, queue: QueueId) -> Result<Option<Stats>> {
         self.read(|conn| QUEUES.stats(conn, queue.0))
     }
