@@ -78,6 +78,32 @@ fn queues_can_be_used_from_the_shell() {
     assert!(stderr(&empty).contains("is empty"));
 }
 
+#[test]
+fn queue_dump_prints_every_item_oldest_first_and_takes_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    ok(easycaching(&db, &["queue", "create", "jobs"]));
+    assert_eq!(ok(easycaching(&db, &["queue", "dump", "jobs"])), "", "an empty queue prints nothing");
+    for item in ["0", r#""taken""#, r#"{"n": [1, 2]}"#, r#""line\nbreak""#] {
+        ok(easycaching(&db, &["queue", "put", "jobs", item]));
+    }
+    ok(easycaching(&db, &["queue", "get", "jobs"]));
+    let dumped = ok(easycaching(&db, &["queue", "dump", "jobs"]));
+    assert_eq!(dumped, "\"taken\"\n{\"n\": [1, 2]}\n\"line\\nbreak\"\n");
+    assert_eq!(ok(easycaching(&db, &["queue", "len", "jobs"])), "3\n", "nothing was taken");
+    assert_eq!(ok(easycaching(&db, &["queue", "dump", "jobs"])), dumped);
+    assert_eq!(ok(easycaching(&db, &["queue", "peek", "jobs"])), "\"taken\"\n");
+
+    // A queue that does not exist: as `queue peek` says it, with what to type.
+    let peek = easycaching(&db, &["queue", "peek", "nope"]);
+    let unknown = easycaching(&db, &["queue", "dump", "nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no queue named \"nope\""), "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("hint: easycaching queue create nope"), "{}", stderr(&unknown));
+    assert_eq!(stderr(&unknown), stderr(&peek));
+    assert_eq!(stdout(&unknown), "");
+}
+
 /// `queue get` removes the item before it prints it: when it cannot be printed (stdout is a
 /// full disk, a closed pipe), the item goes back to the front of the queue and the command
 /// says so, rather than panicking with the item gone.
@@ -124,6 +150,7 @@ fn commands_that_cannot_print_say_so_rather_than_panic() {
     for args in [
         &["queue", "len", "jobs"][..],
         &["queue", "peek", "jobs"],
+        &["queue", "dump", "jobs"],
         &["queue", "clear", "jobs"],
         &["cache", "get", "test", "k"],
         &["cache", "len", "test"],

@@ -137,6 +137,11 @@ pub enum QueueCommand {
         /// The queue to look into.
         queue: String,
     },
+    /// Print every item waiting as a JSON line, oldest first, without removing any.
+    Dump {
+        /// The queue to print.
+        queue: String,
+    },
     /// Print how many items wait.
     Len {
         /// The queue to count.
@@ -321,6 +326,13 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
         QueueCommand::Peek { queue: name } => {
             let value = manager.open_queue(&name)?.peek()?;
             return print_found(value, &format!("queue {name:?} is empty"));
+        }
+        QueueCommand::Dump { queue } => {
+            let mut out = std::io::stdout().lock();
+            for item in manager.open_queue(&queue)?.items() {
+                writeln!(out, "{}", item?)?;
+            }
+            out.flush()?;
         }
         // Printed through `writeln!`, whose error is reported: `println!` panics on a stdout
         // that takes nothing (a full disk, a closed pipe).

@@ -34,6 +34,7 @@ Examples:
   easycaching cache dump test                               print every entry as {\"key\": value}
   easycaching cache load copy dump.jsonl                    store the entries a dump printed
   easycaching queue len jobs                                how many items wait in queue \"jobs\"
+  easycaching queue dump jobs                               print them, oldest first, taking none
   easycaching backup backups/cache-2026-11-27.db            copy everything, while plugins run
 
 The database is ./easycaching.db unless --db or EASYCACHING_DB names another.
