@@ -302,7 +302,9 @@ impl CacheManager {
     /// database at `database`, and answers what it holds now and where the database it
     /// replaced went.
     ///
-    /// No process may have `database` open: this refuses, naming one, when any has. The
+    /// No process may have `database` open: this refuses, naming one, when another has. It
+    /// cannot see managers of its own process, so drop those first (every clone, and every
+    /// handle from them). The
     /// database replaced is moved aside whole, with its `-wal`, to
     /// `<database>.replaced-<seconds since 1970>`, which opens as a database of its own, so a
     /// restore from the wrong backup loses nothing. The backup is left as it was, and the
