@@ -452,24 +452,16 @@ fn parse_dump(input: &[u8], limits: &Limits) -> Result<BTreeMap<String, Json>, B
                 return Err(bad(what));
             }
         };
-        if key.len() > limits.max_key_bytes {
-            let what = format!(
-                "the key {:?} is {} bytes, over the limit of {}",
-                shortened(key, 40),
-                key.len(),
-                limits.max_key_bytes
-            );
-            return Err(bad(what));
+        let over = |what: &str, size: usize, limit: usize| {
+            let over = |key| format!("{what} {key:?} is {size} bytes, over the limit of {limit}");
+            (size > limit).then(|| bad(over(shortened(key, 40))))
+        };
+        if let Some(error) = over("the key", key.len(), limits.max_key_bytes) {
+            return Err(error);
         }
         let value = value_text(text, raw, end);
-        if value.len() > limits.max_value_bytes {
-            let what = format!(
-                "the value under {:?} is {} bytes, over the limit of {}",
-                shortened(key, 40),
-                value.len(),
-                limits.max_value_bytes
-            );
-            return Err(bad(what));
+        if let Some(error) = over("the value under", value.len(), limits.max_value_bytes) {
+            return Err(error);
         }
         let value = Json::parse(value).map_err(|error| {
             bad(format!("the value under {:?}: {}", shortened(key, 40), without_position(&error.to_string())))
