@@ -198,16 +198,21 @@ fn a_restore_puts_the_backup_in_place_and_moves_the_database_aside_whole() {
     // Into a path with no database yet: nothing to move aside.
     let fresh = dir.path().join("fresh.db");
     assert_eq!(CacheManager::restore(&backup, &fresh).unwrap().replaced, None);
-    assert_eq!(
-        CacheManager::open(&fresh)
-            .unwrap()
-            .open_cache("test")
-            .unwrap()
-            .get_value::<String>("foo")
-            .unwrap()
-            .as_deref(),
-        Some("kept")
+    let kept = |db: &Path| {
+        let manager = CacheManager::open(db).unwrap();
+        manager.open_cache("test").unwrap().get_value::<String>("foo").unwrap()
+    };
+    assert_eq!(kept(&fresh).as_deref(), Some("kept"));
+    // A -wal left where the database was (here the one moved aside above, whose frames hold
+    // "newer"): SQLite would replay it onto the copy, so it is moved aside too.
+    let orphan = dir.path().join("orphan.db");
+    let replaced_wal = format!("{}-wal", replaced.display());
+    std::fs::copy(&replaced_wal, dir.path().join("orphan.db-wal")).unwrap();
+    let moved = CacheManager::restore(&backup, &orphan).unwrap().replaced.unwrap();
+    assert!(
+        !dir.path().join("orphan.db-wal").exists() && Path::new(&format!("{}-wal", moved.display())).exists()
     );
+    assert_eq!(kept(&orphan).as_deref(), Some("kept"));
 }
 
 #[test]
@@ -230,6 +235,7 @@ fn a_restore_from_what_is_not_a_backup_is_refused_and_changes_nothing() {
         (notes.clone(), "not an SQLite database"),
         (empty.clone(), "it is empty"),
         (other.clone(), "another application"),
+        (db.clone(), "it is the database"),
     ];
     for (backup, why) in refused {
         let error = CacheManager::restore(&backup, &db).unwrap_err();

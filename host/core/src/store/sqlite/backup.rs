@@ -43,6 +43,9 @@ pub(super) fn restore(backup: &Path, database: &Path) -> Result<(Copied, Option<
     let source = DbFile { path: backup.to_owned(), busy_timeout: Duration::from_secs(10) };
     let refuse = |why: String| Error::Storage(format!("cannot restore from {}: {why}", backup.display()));
     match std::fs::metadata(backup) {
+        Ok(_) if same_file(backup, database) => {
+            return Err(refuse(format!("it is the database {} itself", database.display())));
+        }
         Ok(found) if found.is_file() => {}
         Ok(_) => return Err(refuse("it is not a file".into())),
         Err(error) if error.kind() == ErrorKind::NotFound => {
@@ -130,33 +133,40 @@ fn refuse_in_use(path: &Path) -> Result<()> {
 
 /// Moves the database at `path` aside, with its `-wal`, to `<path>.replaced-<seconds since
 /// 1970>` (whose `-wal` SQLite finds beside it by that name; `-2` and so on added when that
-/// is taken), and removes its `-shm` and
-/// `-board`, which describe it alone; answers where it went, or `None` when there was none.
+/// is taken), and removes its `-shm` and `-board`, which describe it alone; answers where it
+/// went, or `None` when there was none. A `-wal` left without its database is moved aside
+/// too: SQLite would otherwise replay it onto the copy put in place.
 fn move_aside(path: &Path) -> Result<Option<PathBuf>> {
     let moving = |error: std::io::Error| {
         Error::Storage(format!("cannot move {} aside to restore in its place: {error}", path.display()))
     };
-    let aside = match std::fs::symlink_metadata(path) {
-        Ok(_) => {
-            let seconds =
-                SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| since.as_secs());
-            // A second restore within the second: `-2`, and so on.
-            let aside = (1..)
-                .map(|n| match n {
-                    1 => sidecar(path, &format!(".replaced-{seconds}")),
-                    n => sidecar(path, &format!(".replaced-{seconds}-{n}")),
-                })
-                .find(|aside| !aside.exists() && !sidecar(aside, "-wal").exists())
-                .unwrap_or_default();
-            match std::fs::rename(sidecar(path, "-wal"), sidecar(&aside, "-wal")) {
-                Err(error) if error.kind() != ErrorKind::NotFound => return Err(moving(error)),
-                _ => {}
-            }
-            std::fs::rename(path, &aside).map_err(moving)?;
-            Some(aside)
+    let exists = |path: &Path| match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(moving(error)),
+    };
+    let wal = sidecar(path, "-wal");
+    let (database_found, wal_found) = (exists(path)?, exists(&wal)?);
+    let aside = if database_found || wal_found {
+        let seconds =
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| since.as_secs());
+        // A second restore within the second: `-2`, and so on.
+        let aside = (1..)
+            .map(|n| match n {
+                1 => sidecar(path, &format!(".replaced-{seconds}")),
+                n => sidecar(path, &format!(".replaced-{seconds}-{n}")),
+            })
+            .find(|aside| !aside.exists() && !sidecar(aside, "-wal").exists())
+            .unwrap_or_default();
+        if wal_found {
+            std::fs::rename(&wal, sidecar(&aside, "-wal")).map_err(moving)?;
         }
-        Err(error) if error.kind() == ErrorKind::NotFound => None,
-        Err(error) => return Err(moving(error)),
+        if database_found {
+            std::fs::rename(path, &aside).map_err(moving)?;
+        }
+        Some(aside)
+    } else {
+        None
     };
     for stale in ["-shm", "-board"] {
         match std::fs::remove_file(sidecar(path, stale)) {
@@ -165,6 +175,15 @@ fn move_aside(path: &Path) -> Result<Option<PathBuf>> {
         }
     }
     Ok(aside)
+}
+
+/// Whether `one` and `other` are the same file (false when either does not exist).
+fn same_file(one: &Path, other: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(one), std::fs::metadata(other)) {
+        (Ok(one), Ok(other)) => (one.dev(), one.ino()) == (other.dev(), other.ino()),
+        _ => false,
+    }
 }
 
 /// `<path><suffix>`: SQLite's `-wal` and `-shm`, our `-board`.
