@@ -77,12 +77,7 @@ pub(super) fn restore(backup: &Path, database: &Path) -> Result<(Copied, Option<
     }
     refuse_in_use(database)?;
     let partial = Partial::in_place_of(database)?;
-    conn.execute("VACUUM INTO ?1", [partial.temporary()]).map_err(|error| {
-        match error.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DiskFull) => partial.write_error(&error),
-            _ => source.error(error),
-        }
-    })?;
+    partial.copy_from(&conn, &source)?;
     drop(conn);
     let copied = partial.check()?;
     // Once more, right before the files move: it took a while.
@@ -254,13 +249,28 @@ impl Partial {
         Ok(Partial { dest: dest.to_owned(), temporary, replacing })
     }
 
-    /// The temporary file to write the copy to.
-    pub(super) fn temporary(&self) -> &str {
-        &self.temporary
+    /// Writes the copy of the database `conn` reads (the file `source`) with `VACUUM INTO`,
+    /// in one read transaction of its own. `conn` must not be query-only.
+    pub(super) fn copy_from(&self, conn: &Connection, source: &DbFile) -> Result<()> {
+        use rusqlite::ErrorCode::{CannotOpen, DiskFull, ReadOnly, SystemIoFailure};
+        match conn.execute("VACUUM INTO ?1", [&self.temporary]) {
+            Ok(_) => Ok(()),
+            // Said of the copy: the file it could not make or grow.
+            Err(error) if matches!(error.sqlite_error_code(), Some(CannotOpen | DiskFull | ReadOnly)) => {
+                Err(self.write_error(&error))
+            }
+            // An I/O error may be either side's; named both.
+            Err(error) if error.sqlite_error_code() == Some(SystemIoFailure) => {
+                Err(self
+                    .failed(format_args!("reading {} or writing the copy: {error}", source.path.display())))
+            }
+            // Of the database read: locked, damaged.
+            Err(error) => Err(source.error(error)),
+        }
     }
 
     /// The error of a copy that could not be written, in words about the destination.
-    pub(super) fn write_error(&self, error: &rusqlite::Error) -> Error {
+    fn write_error(&self, error: &rusqlite::Error) -> Error {
         match error.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DiskFull) => self.failed("the disk is full"),
             _ => self.failed(error),

@@ -720,14 +720,14 @@ impl Store for SqliteStore {
             |conn, _| {
                 // The read connections are query-only, which refuses `VACUUM INTO` too.
                 run(conn, "PRAGMA query_only = OFF")?;
-                let copied = conn.execute("VACUUM INTO ?1", [partial.temporary()]);
+                let copied = partial.copy_from(conn, &self.db);
                 run(conn, "PRAGMA query_only = ON")?;
                 Ok(copied)
             },
             // Holding nothing that is not durable here: the barrier every read passes.
             |_| true,
         )?;
-        written.map_err(|error| partial.write_error(&error))?;
+        written?;
         let copied = partial.check()?;
         partial.publish()?;
         Ok(copied)
