@@ -10,11 +10,9 @@ use serde::de::DeserializeOwned;
 
 use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS, MAX_RESPONSE_BYTES};
 use crate::manager::{Shared, unexpected};
+use crate::paging::{Paged, Scan};
 use crate::store::{CacheId, Outcome, Page, Stats, Target, Write, too_many_bytes};
 use crate::{Error, Json, Quota, Result};
-
-/// Entries fetched per page when iterating a whole cache.
-const ITERATION_PAGE: usize = 256;
 
 /// A handle to one named cache: a persistent map from string keys to [`Json`] values.
 ///
@@ -306,7 +304,7 @@ impl Cache {
     /// Every entry in key order, fetched a page at a time. An entry that exists for the whole
     /// iteration is seen exactly once, even while others write.
     pub fn iter(&self) -> Entries {
-        Entries { cache: self.clone(), page: Vec::new().into_iter(), next: None, done: false }
+        Entries(Paged::new(self.clone()))
     }
 
     fn target(&self) -> Target<CacheId> {
@@ -339,36 +337,22 @@ fn count(outcome: Outcome) -> Result<u64> {
 }
 
 /// Every entry of a cache, a page at a time. Made by [`Cache::iter`].
-pub struct Entries {
-    cache: Cache,
-    page: std::vec::IntoIter<(String, Json)>,
-    next: Option<String>,
-    done: bool,
-}
+pub struct Entries(Paged<Cache>);
 
 impl Iterator for Entries {
     type Item = Result<(String, Json)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(entry) = self.page.next() {
-                return Some(Ok(entry));
-            }
-            if self.done {
-                return None;
-            }
-            match self.cache.entries(self.next.as_deref(), ITERATION_PAGE) {
-                Ok(page) => {
-                    self.done = page.next.is_none();
-                    self.next = page.next;
-                    self.page = page.items.into_iter();
-                }
-                Err(error) => {
-                    self.done = true;
-                    return Some(Err(error));
-                }
-            }
-        }
+        self.0.next()
+    }
+}
+
+impl Scan for Cache {
+    type Item = (String, Json);
+    type Cursor = String;
+
+    fn page(&self, after: Option<&String>, limit: usize) -> Result<Page<(String, Json)>> {
+        self.entries(after.map(String::as_str), limit)
     }
 }
 

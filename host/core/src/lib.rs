@@ -49,6 +49,7 @@ mod limits;
 mod manager;
 mod names;
 mod options;
+mod paging;
 mod queue;
 pub mod store;
 

@@ -7,11 +7,9 @@ use serde::de::DeserializeOwned;
 
 use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS};
 use crate::manager::{Shared, unexpected};
-use crate::store::{Outcome, QueueId, Stats, Target, Write};
+use crate::paging::{Paged, Scan};
+use crate::store::{Outcome, Page, QueueId, Stats, Target, Write};
 use crate::{Error, Json, Quota, Result};
-
-/// Items fetched per page when iterating a whole queue.
-const ITERATION_PAGE: usize = 256;
 
 /// A handle to one named queue: first in, first out, kept in the database.
 ///
@@ -181,13 +179,13 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn items(&self) -> Items {
-        Items { queue: self.clone(), page: Vec::new().into_iter(), next: None, done: false }
+        Items(Paged::new(self.clone()))
     }
 
     /// One page of items after position `after`, oldest first (see [`Store::queue_items`]).
     ///
     /// [`Store::queue_items`]: crate::store::Store::queue_items
-    fn items_after(&self, after: Option<i64>, limit: usize) -> Result<crate::Page<Json, i64>> {
+    fn items_after(&self, after: Option<i64>, limit: usize) -> Result<Page<Json, i64>> {
         let limit = limit.clamp(1, MAX_PAGE_ITEMS);
         self.shared.store.queue_items(&self.target, after, limit, MAX_PAGE_BYTES)
     }
@@ -224,35 +222,21 @@ impl Queue {
 }
 
 /// Every item of a queue, oldest first, a page at a time, none taken. Made by [`Queue::items`].
-pub struct Items {
-    queue: Queue,
-    page: std::vec::IntoIter<Json>,
-    next: Option<i64>,
-    done: bool,
-}
+pub struct Items(Paged<Queue>);
 
 impl Iterator for Items {
     type Item = Result<Json>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(item) = self.page.next() {
-                return Some(Ok(item));
-            }
-            if self.done {
-                return None;
-            }
-            match self.queue.items_after(self.next, ITERATION_PAGE) {
-                Ok(page) => {
-                    self.done = page.next.is_none();
-                    self.next = page.next;
-                    self.page = page.items.into_iter();
-                }
-                Err(error) => {
-                    self.done = true;
-                    return Some(Err(error));
-                }
-            }
-        }
+        self.0.next()
+    }
+}
+
+impl Scan for Queue {
+    type Item = Json;
+    type Cursor = i64;
+
+    fn page(&self, after: Option<&i64>, limit: usize) -> Result<Page<Json, i64>> {
+        self.items_after(after.copied(), limit)
     }
 }
