@@ -304,11 +304,11 @@ impl CacheManager {
     ///
     /// No process may have `database` open: this refuses, naming one, when another has. It
     /// cannot see managers of its own process, so drop those first (every clone, and every
-    /// handle from them). The
-    /// database replaced is moved aside whole, with its `-wal`, to
+    /// handle from them). The database replaced is moved aside whole, with its `-wal`, to
     /// `<database>.replaced-<seconds since 1970>`, which opens as a database of its own, so a
     /// restore from the wrong backup loses nothing. The backup is left as it was, and the
-    /// database is replaced only once the copy is written, checked and fsynced.
+    /// database is replaced only once the copy is written, checked and fsynced. Should another
+    /// program hold the backup locked, this waits for it up to [`DEFAULT_BUSY_TIMEOUT`](crate::DEFAULT_BUSY_TIMEOUT).
     ///
     /// ```
     /// use easycaching::CacheManager;

@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io::ErrorKind;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -40,7 +40,7 @@ const SHM_DMS_BYTE: libc::off_t = 128;
 /// exist), moving that one aside with its `-wal`. See the module documentation. Answers what
 /// the database holds now, and where the one it replaced went.
 pub(super) fn restore(backup: &Path, database: &Path) -> Result<(Copied, Option<PathBuf>)> {
-    let source = DbFile { path: backup.to_owned(), busy_timeout: Duration::from_secs(10) };
+    let source = DbFile { path: backup.to_owned(), busy_timeout: crate::DEFAULT_BUSY_TIMEOUT };
     let refuse = |why: String| Error::Storage(format!("cannot restore from {}: {why}", backup.display()));
     match std::fs::metadata(backup) {
         Ok(_) if same_file(backup, database) => {
@@ -58,6 +58,7 @@ pub(super) fn restore(backup: &Path, database: &Path) -> Result<(Copied, Option<
     let open = |flags| Connection::open_with_flags(backup, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX);
     let conn = open(OpenFlags::SQLITE_OPEN_READ_WRITE)
         .or_else(|_| open(OpenFlags::SQLITE_OPEN_READ_ONLY))
+        .and_then(|conn| conn.busy_timeout(source.busy_timeout).map(|()| conn))
         .map_err(|e| source.error(e))?;
     match schema::inspect(&conn, &source)? {
         Found::Ours(version) if version > SCHEMA_VERSION => {
