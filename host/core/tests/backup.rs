@@ -247,3 +247,20 @@ fn a_restore_from_what_is_not_a_backup_is_refused_and_changes_nothing() {
     assert_eq!(files_in(dir.path()), expected, "nothing moved aside, nothing left behind");
     assert_eq!(std::fs::read(&db).unwrap(), db_bytes);
 }
+
+#[test]
+fn a_restored_database_keeps_the_owner_and_permissions_of_the_one_it_replaces() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = (dir.path().join("service.db"), dir.path().join("backup.db"));
+    drop(CacheManager::open(&db).unwrap().backup(&backup).unwrap());
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+    // A service's user, where this test may give the file away (it runs as root in CI).
+    let given_away = std::os::unix::fs::chown(&db, Some(4321), Some(4321)).is_ok();
+    let before = std::fs::metadata(&db).unwrap();
+
+    CacheManager::restore(&backup, &db).unwrap();
+    let after = std::fs::metadata(&db).unwrap();
+    assert_eq!(after.permissions().mode() & 0o777, 0o640);
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()), "given away: {given_away}");
+}

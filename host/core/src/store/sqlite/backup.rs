@@ -81,6 +81,7 @@ pub(super) fn restore(backup: &Path, database: &Path) -> Result<(Copied, Option<
     partial.copy_from(&conn, &source)?;
     drop(conn);
     let copied = partial.check()?;
+    partial.keep_owner_and_mode_of(database)?;
     // Once more, right before the files move: it took a while.
     refuse_in_use(database)?;
     let replaced = move_aside(database)?;
@@ -330,6 +331,25 @@ impl Partial {
         }
         let _ = std::fs::remove_file(&self.temporary);
         self.sync_directory()
+    }
+
+    /// Gives the copy the permissions, and the owner where this process may set it, of the
+    /// database at `path` it is to replace, if there is one: a database restored by root for
+    /// a service's user stays that user's to write.
+    fn keep_owner_and_mode_of(&self, path: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let replaced = match std::fs::metadata(path) {
+            Ok(replaced) => replaced,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(self.failed(error)),
+        };
+        std::fs::set_permissions(&self.temporary, replaced.permissions()).map_err(|e| self.failed(e))?;
+        match std::os::unix::fs::chown(&self.temporary, Some(replaced.uid()), Some(replaced.gid())) {
+            // Only root may give a file away: anyone else's copy is theirs, as the database was
+            // if they could write it.
+            Err(error) if error.kind() == ErrorKind::PermissionDenied => Ok(()),
+            done => done.map_err(|e| self.failed(e)),
+        }
     }
 
     /// Renames the copy into place, replacing what is there, and makes the name durable.
