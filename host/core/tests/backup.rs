@@ -264,3 +264,15 @@ fn a_restored_database_keeps_the_owner_and_permissions_of_the_one_it_replaces() 
     assert_eq!(after.permissions().mode() & 0o777, 0o640);
     assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()), "given away: {given_away}");
 }
+
+#[test]
+fn a_backup_is_no_more_readable_than_its_database() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("private.db");
+    let manager = CacheManager::open(&db).unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let backup = dir.path().join("backup.db");
+    manager.backup(&backup).unwrap();
+    assert_eq!(std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o600);
+}

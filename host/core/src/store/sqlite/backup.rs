@@ -81,7 +81,7 @@ pub(super) fn restore(backup: &Path, database: &Path) -> Result<(Copied, Option<
     partial.copy_from(&conn, &source)?;
     drop(conn);
     let copied = partial.check()?;
-    partial.keep_owner_and_mode_of(database)?;
+    partial.keep_permissions_of(database, true)?;
     // Once more, right before the files move: it took a while.
     refuse_in_use(database)?;
     let replaced = move_aside(database)?;
@@ -333,23 +333,28 @@ impl Partial {
         self.sync_directory()
     }
 
-    /// Gives the copy the permissions, and the owner where this process may set it, of the
-    /// database at `path` it is to replace, if there is one: a database restored by root for
-    /// a service's user stays that user's to write.
-    fn keep_owner_and_mode_of(&self, path: &Path) -> Result<()> {
+    /// Gives the copy the permissions of the database at `path`, if there is one (a backup
+    /// of a database only its owner may read is no more readable), and with `owner` its owner
+    /// and group too where this process may set them (a restore: a database restored by root
+    /// for a service's user stays that user's to write). Called after [`Partial::check`],
+    /// which must open the copy to write, and made durable as the copy was.
+    pub(super) fn keep_permissions_of(&self, path: &Path, owner: bool) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
-        let replaced = match std::fs::metadata(path) {
-            Ok(replaced) => replaced,
+        let original = match std::fs::metadata(path) {
+            Ok(original) => original,
             Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
             Err(error) => return Err(self.failed(error)),
         };
-        std::fs::set_permissions(&self.temporary, replaced.permissions()).map_err(|e| self.failed(e))?;
-        match std::os::unix::fs::chown(&self.temporary, Some(replaced.uid()), Some(replaced.gid())) {
-            // Only root may give a file away: anyone else's copy is theirs, as the database was
-            // if they could write it.
-            Err(error) if error.kind() == ErrorKind::PermissionDenied => Ok(()),
-            done => done.map_err(|e| self.failed(e)),
+        std::fs::set_permissions(&self.temporary, original.permissions()).map_err(|e| self.failed(e))?;
+        if owner {
+            match std::os::unix::fs::chown(&self.temporary, Some(original.uid()), Some(original.gid())) {
+                // Only root may give a file away: anyone else's copy is theirs, as the
+                // database was if they could write it.
+                Err(error) if error.kind() == ErrorKind::PermissionDenied => {}
+                done => done.map_err(|e| self.failed(e))?,
+            }
         }
+        File::open(&self.temporary).and_then(|file| file.sync_all()).map_err(|e| self.failed(e))
     }
 
     /// Renames the copy into place, replacing what is there, and makes the name durable.

@@ -729,6 +729,7 @@ impl Store for SqliteStore {
         )?;
         written?;
         let copied = partial.check()?;
+        partial.keep_permissions_of(&self.db.path, false)?;
         partial.publish()?;
         Ok(copied)
     }
