@@ -26,9 +26,9 @@ use std::time::SystemTime;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::DbFile;
 use super::schema::{self, Found, SCHEMA_VERSION};
 use super::tables::{CACHES, QUEUES};
+use super::{DbFile, sidecar};
 use crate::store::Copied;
 use crate::{Error, Result};
 
@@ -80,8 +80,7 @@ pub(super) fn restore(backup: &Path, database: &Path) -> Result<(Copied, Option<
     let partial = Partial::in_place_of(database)?;
     partial.copy_from(&conn, &source)?;
     drop(conn);
-    let copied = partial.check()?;
-    partial.keep_permissions_of(database, true)?;
+    let copied = partial.check(database, true)?;
     // Once more, right before the files move: it took a while.
     refuse_in_use(database)?;
     let replaced = move_aside(database)?;
@@ -183,13 +182,6 @@ fn same_file(one: &Path, other: &Path) -> bool {
     }
 }
 
-/// `<path><suffix>`: SQLite's `-wal` and `-shm`, our `-board`.
-fn sidecar(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 /// The copy being written, under a temporary name beside its destination until
 /// [`Partial::publish`] (a backup) or [`Partial::replace`] (a restore); removed when dropped
 /// before that.
@@ -281,8 +273,9 @@ impl Partial {
 
     /// Puts the copy in WAL mode, as the database it copies (`VACUUM INTO` writes a rollback
     /// journal's header), checks it (SQLite's `quick_check`: every page and record well
-    /// formed), lists what it holds, and makes it durable.
-    pub(super) fn check(&self) -> Result<Copied> {
+    /// formed), lists what it holds, gives it the permissions of the database at
+    /// `permissions_of` (see [`Partial::keep_permissions_of`]), and makes all that durable.
+    pub(super) fn check(&self, permissions_of: &Path, owner: bool) -> Result<Copied> {
         let broken = |why: String| self.failed(format!("the copy written is unsound: {why}"));
         let copied = {
             let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -307,6 +300,8 @@ impl Partial {
                 bytes: 0,
             }
         };
+        // After the connection is closed: it must open the copy to write.
+        self.keep_permissions_of(permissions_of, owner)?;
         let file = File::open(&self.temporary).and_then(|file| file.sync_all().map(|()| file));
         let bytes = file.and_then(|file| file.metadata()).map_err(|e| self.failed(e))?.len();
         Ok(Copied { bytes, ..copied })
@@ -336,9 +331,8 @@ impl Partial {
     /// Gives the copy the permissions of the database at `path`, if there is one (a backup
     /// of a database only its owner may read is no more readable), and with `owner` its owner
     /// and group too where this process may set them (a restore: a database restored by root
-    /// for a service's user stays that user's to write). Called after [`Partial::check`],
-    /// which must open the copy to write, and made durable as the copy was.
-    pub(super) fn keep_permissions_of(&self, path: &Path, owner: bool) -> Result<()> {
+    /// for a service's user stays that user's to write).
+    fn keep_permissions_of(&self, path: &Path, owner: bool) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
         let original = match std::fs::metadata(path) {
             Ok(original) => original,
@@ -354,7 +348,7 @@ impl Partial {
                 done => done.map_err(|e| self.failed(e))?,
             }
         }
-        File::open(&self.temporary).and_then(|file| file.sync_all()).map_err(|e| self.failed(e))
+        Ok(())
     }
 
     /// Renames the copy into place, replacing what is there, and makes the name durable.

@@ -233,9 +233,7 @@ fn share_as(board: &File, db: &Path) {
 
 /// `<database>-board`, beside SQLite's `-wal` and `-shm`.
 fn board_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-board");
-    PathBuf::from(name)
+    super::sidecar(db, "-board")
 }
 
 /// The board file, mapped, with a mark of this opening's own held.

@@ -106,6 +106,14 @@ impl DbFile {
     }
 }
 
+/// `<database><suffix>`: the files beside a database, SQLite's `-wal` and `-shm` and our
+/// `-board`, named as SQLite names its own.
+pub(super) fn sidecar(database: &Path, suffix: &str) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// SQLite's extended result code of `error`, when it is SQLite's.
 fn extended_code(error: &rusqlite::Error) -> Option<std::ffi::c_int> {
     match error {
@@ -728,8 +736,7 @@ impl Store for SqliteStore {
             |_| true,
         )?;
         written?;
-        let copied = partial.check()?;
-        partial.keep_permissions_of(&self.db.path, false)?;
+        let copied = partial.check(&self.db.path, false)?;
         partial.publish()?;
         Ok(copied)
     }
