@@ -154,6 +154,8 @@ fn grants_decide_what_a_plugin_reaches_and_denials_are_errors_not_traps() {
             "write read-only: access-denied",
             "delete read-only: access-denied",
             "clear read-only: access-denied",
+            "swap read-only: access-denied",
+            "update read-only: access-denied",
             "delete without create grant: access-denied",
             "create by prefix: ok \"team.alpha\"",
             "delete by prefix: ok true",

@@ -220,6 +220,59 @@ impl Cache {
         }
     }
 
+    /// Stores `value` under `key` (removes the key when `value` is `None`) only if what is
+    /// stored there now is `expected` (the key is absent, when `expected` is `None`), and
+    /// answers whether it did: one durable write that no other write, from this process or
+    /// another, comes between. Many workers updating one entry with a `get`, then a change,
+    /// then a `compare_and_swap` that they retry while it answers `false`, lose no update.
+    ///
+    /// `expected` matches the value stored when they are the same JSON value, however each is
+    /// written ([`Json::same_value`]): member order, whitespace and the spelling of numbers do
+    /// not count, so a value read, deserialized and serialized again still matches. The
+    /// comparison is made with what the database holds inside the write, never with this
+    /// process's LRU, which may not have seen another process's write yet.
+    ///
+    /// A mismatch is `Ok(false)`, and stores nothing. Errors are those of [`set`](Cache::set)
+    /// (or [`delete`](Cache::delete)), and on any of them nothing is stored:
+    /// [`Error::TooLarge`] for a key or `value` over the [`Limits`](crate::Limits),
+    /// [`Error::QuotaExceeded`] when storing `value` would go over the quota,
+    /// [`Error::CacheDeleted`] when the cache is gone. `expected` is held to no size limit: it
+    /// is only compared, and a value stored compactly may be expected written out at length.
+    ///
+    /// ```
+    /// use easycaching::Json;
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = easycaching::CacheManager::open(dir.path().join("app.db"))?;
+    /// let locks = manager.create_cache("locks")?;
+    /// let mine = Json::parse(r#"{"owner": "ada"}"#)?;
+    /// // Take the lock only if nobody holds it.
+    /// assert!(locks.compare_and_swap("report", None, Some(mine.clone()))?);
+    /// assert!(!locks.compare_and_swap("report", None, Some(Json::parse(r#"{"owner":"bob"}"#)?))?);
+    /// // Release it only if still ours (however the value is written).
+    /// assert!(locks.compare_and_swap("report", Some(&Json::parse(r#"{"owner":"ada"}"#)?), None)?);
+    /// assert_eq!(locks.get("report")?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn compare_and_swap(&self, key: &str, expected: Option<&Json>, value: Option<Json>) -> Result<bool> {
+        let limits = &self.shared.limits;
+        limits.check_key(key)?;
+        if let Some(value) = &value {
+            limits.check_value(value)?;
+        }
+        self.alive()?;
+        let write = Write::CompareAndSwap {
+            cache: self.target(),
+            key: key.to_owned(),
+            expected: expected.cloned(),
+            value,
+            quota: self.quota.clone(),
+        };
+        match self.shared.write(write)? {
+            Outcome::Swapped(swapped) => Ok(swapped),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Whether a value is stored under `key`.
     pub fn contains(&self, key: &str) -> Result<bool> {
         self.shared.limits.check_key(key)?;

@@ -73,6 +73,27 @@ impl Json {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether `self` and `other` are the same JSON value, however each is written: member
+    /// order, whitespace, escapes in strings and the spelling of numbers (`1`, `1.0`, `1e0`)
+    /// do not count. Two integers (that fit an `i64` or a `u64`) compare exactly; any other two
+    /// numbers compare as `f64`, so `0` equals `-0` and `0.0`. When an object names a member
+    /// twice, its last value counts, as it does when the document is read.
+    ///
+    /// This is the equality [`Cache::compare_and_swap`](crate::Cache::compare_and_swap)
+    /// compares with. Text that is byte for byte the same is equal without being read.
+    ///
+    /// ```
+    /// use easycaching::Json;
+    ///
+    /// let stored = Json::parse(r#"{"a":1,"b":[true,null]}"#)?;
+    /// assert!(stored.same_value(&Json::parse(r#"{ "b": [true, null], "a": 1.0 }"#)?));
+    /// assert!(!stored.same_value(&Json::parse(r#"{"a":2,"b":[true,null]}"#)?));
+    /// # Ok::<(), easycaching::Error>(())
+    /// ```
+    pub fn same_value(&self, other: &Json) -> bool {
+        same_json(self.as_str(), other.as_str())
+    }
 }
 
 impl Deref for Json {
@@ -130,6 +151,43 @@ impl From<Json> for Arc<str> {
     /// The text itself, shared rather than copied.
     fn from(json: Json) -> Arc<str> {
         json.0
+    }
+}
+
+/// Whether two JSON texts hold the same value (see [`Json::same_value`]). Text either side
+/// that is not JSON (which no [`Json`] holds) equals only the same text.
+fn same_json(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)) {
+        (Ok(a), Ok(b)) => same_value(&a, &b),
+        _ => false,
+    }
+}
+
+/// [`same_json`] on values read. Recursion is bounded: serde_json reads no deeper than 128.
+fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(a), Value::Number(b)) => same_number(a, b),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_value(a, b))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len() && a.iter().all(|(key, a)| b.get(key).is_some_and(|b| same_value(a, b)))
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// Two integers exactly (an `i64` and a `u64` meet as `i128`), anything else as `f64`.
+fn same_number(a: &serde_json::Number, b: &serde_json::Number) -> bool {
+    let integer = |n: &serde_json::Number| n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
+    match (integer(a), integer(b)) {
+        (Some(a), Some(b)) => a == b,
+        // Every number serde_json reads (without `arbitrary_precision`) has an f64 value.
+        _ => a.as_f64().is_some_and(|x| b.as_f64().is_some_and(|y| x == y)),
     }
 }
 
@@ -223,6 +281,57 @@ mod tests {
         }
         assert!(Json::parse(r#""\ud83d\ude00 \u00e9""#).is_ok(), "a surrogate pair is one character");
         assert!(Json::parse(r#""\\ud800""#).is_ok(), "an escaped backslash, then text");
+    }
+
+    #[test]
+    fn same_value_ignores_how_a_value_is_written_and_nothing_else() {
+        let same = |a: &str, b: &str| Json::parse(a).unwrap().same_value(&Json::parse(b).unwrap());
+        for (a, b) in [
+            (r#"{"a":1}"#, r#"{"a":1}"#),
+            (r#"{"a": 1}"#, r#"{"a":1}"#),
+            (r#"{"a":1,"b":2}"#, r#"{"b":2,"a":1}"#),
+            (" [1, 2 ,3] ", "[1,2,3]"),
+            ("1", "1.0"),
+            ("1", "1e0"),
+            ("100", "1E2"),
+            ("0", "-0"),
+            ("0", "-0.0"),
+            ("0.5", "5e-1"),
+            ("-7", "-7.0"),
+            (r#""A""#, r#""\u0041""#),
+            (r#"{"a":[{"b":null,"c":true}]}"#, r#"{ "a" : [ { "c" : true , "b" : null } ] }"#),
+            (r#"{"a":1,"a":2}"#, r#"{"a":2}"#),
+            ("18446744073709551615", "18446744073709551615"),
+            ("-9223372036854775808", "-9223372036854775808.0"),
+        ] {
+            assert!(same(a, b), "{a} and {b} are one value");
+            assert!(same(b, a), "{b} and {a} are one value");
+        }
+        for (a, b) in [
+            ("1", "2"),
+            ("1", r#""1""#),
+            ("0", "false"),
+            ("null", "false"),
+            ("null", "0"),
+            (r#""""#, "null"),
+            ("[]", "{}"),
+            ("[1,2]", "[2,1]"),
+            ("[1]", "[1,1]"),
+            (r#"{"a":1}"#, r#"{"a":1,"b":1}"#),
+            (r#"{"a":1}"#, r#"{"b":1}"#),
+            (r#"{"a":null}"#, "{}"),
+            (r#""a""#, r#""A""#),
+            ("1.5", "1.25"),
+            // Integers compare exactly, even where their f64 values are one.
+            ("9007199254740993", "9007199254740992"),
+            ("18446744073709551615", "18446744073709551614"),
+            ("-1", "18446744073709551615"),
+        ] {
+            assert!(!same(a, b), "{a} and {b} differ");
+            assert!(!same(b, a), "{b} and {a} differ");
+        }
+        assert!(same_json("not json", "not json"), "the same text, read or not");
+        assert!(!same_json("not json", "not  json"));
     }
 
     #[test]

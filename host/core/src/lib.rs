@@ -27,7 +27,8 @@
 //! - **Atomic**: each call that writes is applied whole or not at all. [`Cache::increment`]
 //!   reads a counter and writes the sum in one such call, so workers counting on one key lose
 //!   no count; a `get` then a `set` are two calls, and another process's write can come
-//!   between them.
+//!   between them. [`Cache::compare_and_swap`] makes any other change safe the same way: it
+//!   stores a value only if the entry still holds the one that was read.
 //! - **Fast**: a hit in the LRU costs a mutex and two memory loads to check that no other
 //!   process committed; concurrent writers share commits (group commit).
 //! - **Checked**: values must be JSON ([`Error::InvalidJson`]), keys and values are bounded by

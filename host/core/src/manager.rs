@@ -541,6 +541,17 @@ impl Shared {
                         }
                     }
                 }
+                Write::CompareAndSwap { cache, key, value, .. } => {
+                    if let Some(state) = self.registered(cache.id) {
+                        match outcome {
+                            Some(Outcome::Swapped(true)) => learn(&state, key, value.as_ref()),
+                            // A mismatch changed nothing; it may mean that what this process
+                            // last read of the key is out of date, so the next read goes to
+                            // the database.
+                            _ => state.forget(key),
+                        }
+                    }
+                }
                 Write::Delete { cache, keys } => {
                     if let Some(state) = self.registered(cache.id) {
                         keys.iter().for_each(|key| learn(&state, key, None));

@@ -33,6 +33,16 @@ fn json(text: String) -> Result<Json> {
     Ok(Json::parse(text)?)
 }
 
+/// [`json`] for one of several JSON arguments of a call: an error names the argument.
+fn json_argument(name: &str, text: String) -> Result<Json> {
+    Json::parse(text).map_err(|error| match error {
+        easycaching::Error::InvalidJson(reason) => {
+            easycaching::Error::InvalidJson(format!("in `{name}`: {reason}")).into()
+        }
+        other => other.into(),
+    })
+}
+
 fn denied_write(kind: Kind, name: &str) -> Error {
     let needed = grant_needed(kind, name, "=rw");
     Error::AccessDenied(format!("this plugin may only read {kind} {name:?} ({needed})"))
@@ -175,6 +185,19 @@ impl caches::HostCache for EasyCaching<'_> {
 
     fn increment(&mut self, handle: Resource<CacheResource>, key: String, delta: i64) -> Result<i64> {
         Ok(self.writable_cache(&handle)?.increment(&key, delta)?)
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        handle: Resource<CacheResource>,
+        key: String,
+        expected: Option<String>,
+        value: Option<String>,
+    ) -> Result<bool> {
+        let cache = self.writable_cache(&handle)?;
+        let expected = expected.map(|text| json_argument("expected", text)).transpose()?;
+        let value = value.map(|text| json_argument("value", text)).transpose()?;
+        Ok(cache.compare_and_swap(&key, expected.as_ref(), value)?)
     }
 
     fn contains(&mut self, handle: Resource<CacheResource>, key: String) -> Result<bool> {

@@ -113,6 +113,91 @@ impl Cache {
         Ok(self.0.increment(key, delta)?)
     }
 
+    /// Stores `value` under `key` (removes the key when `value` is `None`) only if `key` holds
+    /// `expected` now (is absent, when `expected` is `None`), and returns whether it did: one
+    /// write that no other, from any plugin or process, comes between. A mismatch is
+    /// `Ok(false)` and changes nothing. Values are compared by the host as JSON values, so
+    /// member order, whitespace and the spelling of numbers do not count.
+    ///
+    /// Both sides are of one type `T`; when both are `None`, name it: `None::<&()>`.
+    /// [`update`](Cache::update) does the usual read, change and retry for you.
+    ///
+    /// ```no_run
+    /// # use easycaching_guest::Cache;
+    /// # fn main() -> Result<(), easycaching_guest::Error> {
+    /// let locks = Cache::create("locks")?;
+    /// if locks.compare_and_swap("report", None, Some("worker-1"))? {
+    ///     // ... the lock is ours; release it only if it still is:
+    ///     locks.compare_and_swap("report", Some("worker-1"), None)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn compare_and_swap<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        expected: Option<&T>,
+        value: Option<&T>,
+    ) -> Result<bool> {
+        let expected = expected.map(to_json).transpose()?;
+        let value = value.map(to_json).transpose()?;
+        self.compare_and_swap_json(key, expected.as_deref(), value.as_deref())
+    }
+
+    /// [`compare_and_swap`](Cache::compare_and_swap) with JSON text; the host refuses text
+    /// that is not JSON ([`Error::InvalidJson`], naming `expected` or `value`).
+    pub fn compare_and_swap_json(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: Option<&str>,
+    ) -> Result<bool> {
+        Ok(self.0.compare_and_swap(key, expected, value)?)
+    }
+
+    /// Changes the value under `key` with `change` and returns what was stored, losing no
+    /// update made meanwhile by another plugin or process: reads the value (`None` when the key
+    /// is absent), calls `change` with it, and stores what it returns (`None` removes the key)
+    /// with [`compare_and_swap`](Cache::compare_and_swap), expecting the value read. When
+    /// another write came in between, it reads again and calls `change` again, until the swap
+    /// goes through.
+    ///
+    /// The retries are not bounded: each one means that another writer's change to the key
+    /// went in, so the writers together always make progress, but under heavy contention one
+    /// caller may go round many times (a plugin's time limit still applies). `change` may thus
+    /// run more than once, and should do nothing but compute the new value.
+    /// [`Error::WrongType`] when the value stored does not deserialize into `T`.
+    ///
+    /// ```no_run
+    /// # use easycaching_guest::Cache;
+    /// # fn main() -> Result<(), easycaching_guest::Error> {
+    /// let carts = Cache::create("carts")?;
+    /// let cart = carts.update("ada", |cart: Option<Vec<String>>| {
+    ///     let mut cart = cart.unwrap_or_default();
+    ///     cart.push("tea".to_owned());
+    ///     Some(cart)
+    /// })?;
+    /// assert!(cart.is_some_and(|cart| cart.ends_with(&["tea".to_owned()])));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn update<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        mut change: impl FnMut(Option<T>) -> Option<T>,
+    ) -> Result<Option<T>> {
+        loop {
+            // The text read is what the swap expects: nothing is lost by serializing it again.
+            let read = self.0.get(key)?;
+            let current = read.clone().map(from_json).transpose()?;
+            let new = change(current);
+            let text = new.as_ref().map(to_json).transpose()?;
+            if self.compare_and_swap_json(key, read.as_deref(), text.as_deref())? {
+                return Ok(new);
+            }
+        }
+    }
+
     /// Whether a value is stored under `key`.
     pub fn contains(&self, key: &str) -> Result<bool> {
         Ok(self.0.contains(key)?)

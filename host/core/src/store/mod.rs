@@ -85,6 +85,31 @@ pub enum Write {
         /// The quota to hold the cache to.
         quota: Quota,
     },
+    /// Compares what is stored under `key` with `expected` and, when they match, stores
+    /// `value` in its place: all in one write that no other write, from any process, comes
+    /// between. `None` on either side stands for the key being absent: an `expected` of `None`
+    /// matches only an absent key, and a `value` of `None` removes the key. Values match when
+    /// they are the same JSON value, however written ([`Json::same_value`]), never by their
+    /// text alone. Outcome: [`Outcome::Swapped`], whether they matched and `value` was put in
+    /// place.
+    ///
+    /// A match stores or removes exactly as [`Write::Set`] or [`Write::Delete`] of the one key
+    /// would (counts, quota, change log); a mismatch changes nothing, is not an error, and
+    /// logs no change, but is still refused with
+    /// [`Error::CacheDeleted`](crate::Error::CacheDeleted) when the cache is gone. A backend
+    /// must read the value it compares inside the write's transaction, never from a copy.
+    CompareAndSwap {
+        /// The cache.
+        cache: Target<CacheId>,
+        /// The key.
+        key: String,
+        /// The value the key must hold for the swap; `None`: the key must be absent.
+        expected: Option<Json>,
+        /// The value to store; `None`: remove the key.
+        value: Option<Json>,
+        /// The quota to hold the cache to.
+        quota: Quota,
+    },
     /// Removes keys. Outcome: [`Outcome::Count`], how many were there.
     Delete {
         /// The cache.
@@ -161,6 +186,8 @@ pub enum Outcome {
     Values(Vec<Json>),
     /// The integer an [`Write::Increment`] stored.
     Integer(i64),
+    /// Whether a [`Write::CompareAndSwap`] found what it expected and made its change.
+    Swapped(bool),
 }
 
 /// The outcome of one batch: a result per write, in order, and what the commit means for this

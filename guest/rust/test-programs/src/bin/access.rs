@@ -18,6 +18,8 @@ fn main() {
         let _ = report("write read-only", readonly.set("k", &2));
         let _ = report("delete read-only", readonly.delete("k"));
         let _ = report("clear read-only", readonly.clear());
+        let _ = report("swap read-only", readonly.compare_and_swap("k", Some("v"), Some("w")));
+        let _ = report("update read-only", readonly.update("k", |_: Option<String>| Some("w".to_owned())));
     }
     let _ = report("delete without create grant", delete_cache("open"));
     let _ = report("create by prefix", Cache::create("team.alpha").map(|c| c.name()));

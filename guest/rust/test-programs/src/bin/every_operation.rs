@@ -45,6 +45,36 @@ fn main() -> Result<()> {
     }
     assert_eq!(cache.get::<String>("text")?.as_deref(), Some("not a number"));
     assert_eq!(cache.clear()?, 2);
+
+    // Compare-and-swap: absent expected, JSON-value equality, mismatch, delete, bad input.
+    assert!(cache.compare_and_swap("cas", None, Some(&json!({"a": 1, "b": [1.5]})))?);
+    assert!(!cache.compare_and_swap("cas", None, Some(&json!("taken")))?, "the key is there now");
+    assert!(
+        cache.compare_and_swap_json("cas", Some(r#"{ "b": [15e-1], "a": 1.0 }"#), Some(r#"{"a":2}"#))?,
+        "expected is compared as a JSON value"
+    );
+    assert!(!cache.compare_and_swap("cas", Some(&json!({"a": 1})), Some(&json!(3)))?);
+    assert_eq!(cache.get::<Value>("cas")?, Some(json!({"a": 2})), "a mismatch stores nothing");
+    for (expected, value, named) in
+        [(Some("{nope"), Some("1"), "expected"), (Some(r#"{"a":2}"#), Some("[1,"), "value")]
+    {
+        match cache.compare_and_swap_json("cas", expected, value) {
+            Err(easycaching_guest::Error::InvalidJson(message)) => {
+                assert!(message.contains(&format!("`{named}`")), "{message}")
+            }
+            other => panic!("compare-and-swap with bad JSON in {named}: {other:?}"),
+        }
+    }
+    assert_eq!(cache.get::<Value>("cas")?, Some(json!({"a": 2})), "bad input stores nothing");
+    assert!(cache.compare_and_swap("cas", Some(&json!({"a": 2})), None)?, "none deletes");
+    assert!(!cache.contains("cas")?);
+    assert!(cache.compare_and_swap::<()>("cas", None, None)?, "absent, and left absent");
+    assert_eq!(cache.update("counter", |n: Option<i64>| Some(n.unwrap_or(0) + 1))?, Some(1));
+    assert_eq!(cache.update("counter", |n: Option<i64>| Some(n.unwrap_or(0) + 1))?, Some(2));
+    assert_eq!(cache.get::<i64>("counter")?, Some(2));
+    assert_eq!(cache.update("counter", |_: Option<i64>| None)?, None, "an update to none deletes");
+    assert!(cache.is_empty()?);
+
     cache.set("kept", "for the host to see")?;
 
     let again = Cache::open("ops")?;

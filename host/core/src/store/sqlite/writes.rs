@@ -107,6 +107,9 @@ impl<'b, 'c> Batch<'b, 'c> {
             Write::Increment { cache, key, by, max_value_bytes, quota } => {
                 self.increment(cache, key, *by, *max_value_bytes, quota)
             }
+            Write::CompareAndSwap { cache, key, expected, value, quota } => {
+                self.compare_and_swap(cache, key, expected.as_ref(), value.as_ref(), quota)
+            }
             Write::Delete { cache, keys } => self.delete(cache, keys),
             Write::Clear { cache } => self.clear(cache),
             Write::CreateQueue { name, quota } => create(conn, &QUEUES, name, quota),
@@ -205,12 +208,7 @@ impl<'b, 'c> Batch<'b, 'c> {
         max_value_bytes: usize,
         quota: &Quota,
     ) -> WriteResult {
-        let stored: Option<String> = self
-            .conn
-            .prepare_cached("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?
-            .query_row(params![cache.id.0, key], |row| row.get(0))
-            .optional()?;
-        let sum = match stored {
+        let sum = match self.stored(cache, key)? {
             None => by,
             Some(text) => {
                 let refuse =
@@ -239,6 +237,50 @@ impl<'b, 'c> Batch<'b, 'c> {
         }
         self.set(cache, &[(key.to_owned(), Json::trusted(text))], quota)?;
         Ok(Outcome::Integer(sum))
+    }
+
+    /// The text stored under `key`, read inside the batch's transaction.
+    fn stored(&self, cache: &Target<CacheId>, key: &str) -> rusqlite::Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?
+            .query_row(params![cache.id.0, key], |row| row.get(0))
+            .optional()
+    }
+
+    /// Reads what is stored under `key` inside the batch's transaction (so no other write can
+    /// come between the comparison and the change, and no LRU, stale or not, is consulted),
+    /// compares it with `expected` as a JSON value, and on a match stores `value` through
+    /// [`Batch::set`] or removes the key through [`Batch::delete`]: the counts, the quota and
+    /// the change log are kept exactly as those keep them. A mismatch writes nothing.
+    fn compare_and_swap(
+        &mut self,
+        cache: &Target<CacheId>,
+        key: &str,
+        expected: Option<&Json>,
+        value: Option<&Json>,
+        quota: &Quota,
+    ) -> WriteResult {
+        let stored = self.stored(cache, key)?.map(super::stored_json).transpose()?;
+        let matches = match (&stored, expected) {
+            (None, None) => true,
+            (Some(stored), Some(expected)) => stored.same_value(expected),
+            _ => false,
+        };
+        if !matches {
+            // Nothing to change, but a cache that is gone is still an error (its entries went
+            // with it, so its key reads as absent).
+            cache_stats(self.conn, cache)?;
+            return Ok(Outcome::Swapped(false));
+        }
+        match value {
+            Some(value) => {
+                self.set(cache, &[(key.to_owned(), value.clone())], quota)?;
+            }
+            None => {
+                self.delete(cache, &[key.to_owned()])?;
+            }
+        }
+        Ok(Outcome::Swapped(true))
     }
 
     /// Adds `delta` to the counts of `cache` and checks `quota` against them (see
