@@ -169,6 +169,19 @@ fn python_gets_each_wit_error_as_its_exception_and_nothing_is_stored() {
             "increment by a float: TypeError",
             "increment by 2**63: ValueError",
             "increment read-only: AccessDenied access-denied",
+            "swap in where absent, twice: ok (True, False)",
+            "swap expecting it as Python writes it: ok True",
+            "swap on a mismatch: ok (False, {'a': 2})",
+            "swap in JSON null: ok (True, None, True)",
+            "swap away: ok (True, False)",
+            "swap bad JSON: InvalidJson invalid-json",
+            "the refusal names expected: ok True",
+            "swap NaN: InvalidJson invalid-json",
+            "the bad swaps stored nothing: ok False",
+            "update twice: ok (1, 2)",
+            "update to ABSENT: ok (easycaching.ABSENT, False)",
+            "swap read-only: AccessDenied access-denied",
+            "update read-only: AccessDenied access-denied",
         ]
     );
 }
@@ -217,6 +230,19 @@ fn javascript_gets_each_wit_error_as_a_thrown_error_and_nothing_is_stored() {
             "increment by 1.5: RangeError",
             "increment by 2n ** 63n: RangeError",
             "increment read-only: CacheError access-denied",
+            "swap in where absent, twice: ok [true,false]",
+            "swap expecting it written otherwise: ok true",
+            "swap on a mismatch: ok [false,{\"a\":2}]",
+            "swap in JSON null: ok [true,null,true]",
+            "swap away: ok [true,false]",
+            "swap bad JSON: CacheError invalid-json",
+            "the refusal names expected: ok true",
+            "swap a BigInt: TypeError",
+            "the bad swaps stored nothing: ok false",
+            "update twice: ok [1,2]",
+            "update to undefined: ok [\"absent\",false]",
+            "swap read-only: CacheError access-denied",
+            "update read-only: CacheError access-denied",
         ]
     );
 }

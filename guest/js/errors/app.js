@@ -1,6 +1,7 @@
 /**
  * Test program: every kind of failure reaches JavaScript as a thrown Error carrying its WIT
- * case, and a failed write stores nothing. tests/languages.rs runs it with
+ * case, and a failed write stores nothing; `compareAndSwap` and `update` keep `undefined` (no
+ * value) apart from `null` and compare as JSON values. tests/languages.rs runs it with
  * `cache:input=rwc cache:readonly=r cache:missing=r queue:input-queue=rwc` and compares its
  * output line by line.
  */
@@ -69,4 +70,27 @@ export const run = command(() => {
   attempt('increment by 1.5', () => cache.increment('n', 1.5));
   attempt('increment by 2n ** 63n', () => cache.increment('n', 2n ** 63n));
   attempt('increment read-only', () => readonly.increment('k'));
+  const swap = (expected, value) => cache.compareAndSwap('cas', expected, value);
+  attempt('swap in where absent, twice', () => [swap(undefined, { a: 1, b: [1, 2] }), swap(undefined, 2)]);
+  // Members in another order, written with spaces and 1.0: still the value stored.
+  attempt('swap expecting it written otherwise', () =>
+    cache.compareAndSwapJson('cas', '{ "b": [1, 2], "a": 1.0 }', '{"a":2}'));
+  attempt('swap on a mismatch', () => [swap({ a: 1 }, 3), cache.get('cas')]);
+  attempt('swap in JSON null', () => [swap({ a: 2 }, null), cache.get('cas'), cache.has('cas')]);
+  attempt('swap away', () => [swap(null, undefined), cache.has('cas')]);
+  attempt('swap bad JSON', () => cache.compareAndSwapJson('cas', '{nope', '1'));
+  attempt('the refusal names expected', () => {
+    try {
+      cache.compareAndSwapJson('cas', '{nope', '1');
+    } catch (error) {
+      return error.message.includes('`expected`');
+    }
+  });
+  attempt('swap a BigInt', () => swap(undefined, 1n));
+  attempt('the bad swaps stored nothing', () => cache.has('cas'));
+  const addOne = (n) => (n ?? 0) + 1;
+  attempt('update twice', () => [cache.update('c', addOne), cache.update('c', addOne)]);
+  attempt('update to undefined', () => [cache.update('c', () => undefined) ?? 'absent', cache.has('c')]);
+  attempt('swap read-only', () => readonly.compareAndSwap('k', 'v', 'w'));
+  attempt('update read-only', () => readonly.update('k', (v) => `${v}w`));
 });

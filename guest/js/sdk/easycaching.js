@@ -252,6 +252,71 @@ export class Cache {
     return fromS64(withS64(by, (amount) => call(() => this.#live().increment(key, amount))));
   }
 
+  /**
+   * Stores `value` under `key` only if `key` holds `expected` now, and returns whether it did,
+   * in one write that no other, from any plugin or process, comes between. `undefined` stands
+   * for no value, as `get` answers it: as `expected`, "only if the key is absent"; as `value`,
+   * "delete the key". `null` is JSON `null`, a value like any other. A mismatch returns `false`
+   * and changes nothing.
+   *
+   * The host compares `expected` as a JSON value, so `{ a: 1 }` matches a stored `{"a":1.0}`
+   * whatever its member order or spacing. Throws as `set` does (a TypeError for what JSON
+   * cannot hold, a {@link CacheError} `too-large`, `quota-exceeded`, `access-denied`), and then
+   * nothing is stored. {@link Cache#update} does the read, change and retry for you.
+   *
+   * ```js
+   * if (locks.compareAndSwap('report', undefined, 'worker-1')) {
+   *   // ... the lock is ours; release it only if it still is:
+   *   locks.compareAndSwap('report', 'worker-1', undefined);
+   * }
+   * ```
+   */
+  compareAndSwap(key, expected, value) {
+    text(key, 'the key');
+    const before = expected === undefined ? undefined : toJson(expected);
+    const after = value === undefined ? undefined : toJson(value);
+    return call(() => this.#live().compareAndSwap(key, before, after));
+  }
+
+  /**
+   * {@link Cache#compareAndSwap} with JSON text (or `undefined`) on both sides, passed on as it
+   * is; the host throws `invalid-json`, naming the argument, for text that is not JSON.
+   */
+  compareAndSwapJson(key, expectedJson, json) {
+    text(key, 'the key');
+    if (expectedJson !== undefined) text(expectedJson, 'the expected JSON text');
+    if (json !== undefined) text(json, 'the JSON text');
+    return call(() => this.#live().compareAndSwap(key, expectedJson, json));
+  }
+
+  /**
+   * Changes the value under `key` to `change(value)` and returns what was stored, losing no
+   * update another plugin or process makes meanwhile: reads the value (`undefined` when the
+   * key is absent), calls `change` with it, and stores its result with
+   * {@link Cache#compareAndSwap}, expecting what was read; if another write came in between,
+   * reads and calls `change` again. A result of `undefined` deletes the key.
+   *
+   * ```js
+   * const hits = cache.update('hits', (n) => (n ?? 0) + 1);
+   * ```
+   *
+   * The retries are not bounded: each means another writer's change went in, so the writers
+   * together always progress, but under heavy contention one caller may go round many times
+   * (the plugin's time limit still applies). `change` may run more than once: it should only
+   * compute the new value.
+   */
+  update(key, change) {
+    text(key, 'the key');
+    if (typeof change !== 'function') throw new TypeError('change must be a function');
+    for (;;) {
+      // The text read is what the swap expects: nothing is lost by writing it out again.
+      const read = call(() => this.#live().get(key)) ?? undefined;
+      const next = change(fromJson(read));
+      const json = next === undefined ? undefined : toJson(next);
+      if (call(() => this.#live().compareAndSwap(key, read, json))) return next;
+    }
+  }
+
   /** Whether a value is stored under `key`. */
   has(key) {
     text(key, 'the key');

@@ -66,6 +66,7 @@ __all__ = [
     "TooLarge",
     "QuotaExceeded",
     "Storage",
+    "ABSENT",
     "Cache",
     "Queue",
     "create_cache",
@@ -217,6 +218,41 @@ def _dumps(value: Any) -> str:
             raise
         raise InvalidJson(f"{error}: JSON has no NaN or infinity, so nothing was stored") from None
     return _text(text, "the value's JSON")
+
+
+class _Absent:
+    """The type of :data:`ABSENT`: one instance, never equal to any JSON value."""
+
+    _instance: _Absent | None = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "easycaching.ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+"""No value at all, where ``None`` would be JSON ``null``: for :meth:`Cache.compare_and_swap`
+and :meth:`Cache.update`, a key that is absent (expected absent, or to be deleted)."""
+
+
+def _optional_json(value: Any) -> str | None:
+    """The JSON text of ``value``, or ``None`` (the WIT's ``none``) for :data:`ABSENT`."""
+    return None if value is ABSENT else _dumps(value)
+
+
+def _optional_text(text: Any, what: str) -> str | None:
+    """JSON text given as it is, or ``None`` for :data:`ABSENT`."""
+    return None if text is ABSENT else _text(text, what)
 
 
 class _Closed:
@@ -388,6 +424,55 @@ class Cache(MutableMapping[str, Any]):
         left as it was)."""
         key = _text(key, "the key")
         return _call(self._handle.increment, key, _integer(delta, "the amount to add", _S64))
+
+    def compare_and_swap(self, key: str, expected: Any, value: Any) -> bool:
+        """Stores ``value`` under ``key`` only if ``key`` holds ``expected`` now, and returns
+        whether it did, in one write that no other, from any plugin or process, comes between.
+        Pass :data:`ABSENT` as ``expected`` for "only if the key is absent", and as ``value`` to
+        delete the key; ``None`` is JSON ``null``, a value like any other. A mismatch returns
+        ``False`` and changes nothing.
+
+        The host compares ``expected`` as a JSON value, so ``{"a": 1}`` matches a stored
+        ``{"a":1.0}`` whatever its member order or spacing. Raises as ``cache[key] = value``
+        does (``InvalidJson`` for NaN, ``TooLarge``, ``QuotaExceeded``, ``AccessDenied``), and
+        then nothing is stored. :meth:`update` does the read, change and retry for you::
+
+            if locks.compare_and_swap("report", easycaching.ABSENT, "worker-1"):
+                ...  # the lock is ours; release it only if it still is
+                locks.compare_and_swap("report", "worker-1", easycaching.ABSENT)
+        """
+        key = _text(key, "the key")
+        return _call(self._handle.compare_and_swap, key, _optional_json(expected), _optional_json(value))
+
+    def compare_and_swap_json(self, key: str, expected: str | Any, value: str | Any) -> bool:
+        """:meth:`compare_and_swap` with JSON text (or :data:`ABSENT`) on both sides, passed on
+        as it is; the host raises :class:`InvalidJson`, naming the argument, for text that is
+        not JSON."""
+        key = _text(key, "the key")
+        expected = _optional_text(expected, "the expected JSON text")
+        return _call(self._handle.compare_and_swap, key, expected, _optional_text(value, "the JSON text"))
+
+    def update(self, key: str, change: Callable[[Any], Any], default: Any = ABSENT) -> Any:
+        """Changes the value under ``key`` to ``change(value)`` and returns what was stored,
+        losing no update another plugin or process makes meanwhile: reads the value,
+        calls ``change`` with it (with ``default``, :data:`ABSENT` unless given, when the key
+        is absent), and stores its result with :meth:`compare_and_swap`, expecting what was
+        read; if another write came in between, reads and calls ``change`` again. A result of
+        :data:`ABSENT` deletes the key::
+
+            hits = cache.update("hits", lambda n: n + 1, default=0)
+
+        The retries are not bounded: each means another writer's change went in, so the
+        writers together always progress, but under heavy contention one caller may go round
+        many times (the plugin's time limit still applies). ``change`` may run more than once:
+        it should only compute the new value."""
+        key = _text(key, "the key")
+        while True:
+            # The text read is what the swap expects: nothing is lost by writing it out again.
+            read = _call(self._handle.get, key)
+            new = change(default if read is None else json.loads(read))
+            if _call(self._handle.compare_and_swap, key, read, _optional_json(new)):
+                return new
 
     def delete(self, key: str) -> bool:
         """Removes ``key``; ``True`` when a value was there (where ``del`` raises ``KeyError``)."""

@@ -1,5 +1,6 @@
 """Test program: every kind of failure reaches Python as the exception for its WIT case, and a
-failed write stores nothing. tests/languages.rs runs it with the grants
+failed write stores nothing; ``compare_and_swap`` and ``update`` keep ``ABSENT`` apart from
+JSON ``null`` and compare as JSON values. tests/languages.rs runs it with the grants
 ``cache:input=rwc cache:readonly=r cache:missing=r queue:input-queue=rwc`` and compares its
 output line by line.
 """
@@ -32,6 +33,13 @@ def nan_refusal(cache):
         store(cache, "nan", float("nan"))
     except easycaching.InvalidJson as error:
         return "NaN" in error.message
+
+
+def bad_expected_refusal(cache):
+    try:
+        cache.compare_and_swap_json("cas", "{nope", "1")
+    except easycaching.InvalidJson as error:
+        return "`expected`" in error.message
 
 
 class Run(exports.Run):
@@ -87,3 +95,23 @@ class Run(exports.Run):
         attempt("increment by a float", lambda: cache.increment("n", 1.5))
         attempt("increment by 2**63", lambda: cache.increment("n", 2**63))
         attempt("increment read-only", lambda: readonly.increment("k"))
+        ABSENT = easycaching.ABSENT
+        swap = cache.compare_and_swap
+        attempt(
+            "swap in where absent, twice",
+            lambda: (swap("cas", ABSENT, {"a": 1, "b": [1, 2]}), swap("cas", ABSENT, 2)),
+        )
+        # Python writes 1.0 and puts "b" first: still the value stored.
+        attempt("swap expecting it as Python writes it", lambda: swap("cas", {"b": [1, 2], "a": 1.0}, {"a": 2}))
+        attempt("swap on a mismatch", lambda: (swap("cas", {"a": 1}, 3), cache["cas"]))
+        attempt("swap in JSON null", lambda: (swap("cas", {"a": 2}, None), cache["cas"], "cas" in cache))
+        attempt("swap away", lambda: (swap("cas", None, ABSENT), "cas" in cache))
+        attempt("swap bad JSON", lambda: cache.compare_and_swap_json("cas", "{nope", "1"))
+        attempt("the refusal names expected", lambda: bad_expected_refusal(cache))
+        attempt("swap NaN", lambda: swap("cas", ABSENT, float("nan")))
+        attempt("the bad swaps stored nothing", lambda: "cas" in cache)
+        add_one = lambda n: n + 1  # noqa: E731
+        attempt("update twice", lambda: (cache.update("c", add_one, default=0), cache.update("c", add_one, 0)))
+        attempt("update to ABSENT", lambda: (cache.update("c", lambda n: ABSENT), "c" in cache))
+        attempt("swap read-only", lambda: readonly.compare_and_swap("k", "v", "w"))
+        attempt("update read-only", lambda: readonly.update("k", lambda v: v + "w"))
