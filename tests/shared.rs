@@ -182,6 +182,32 @@ fn processes_incrementing_one_counter_lose_no_count() {
     assert_eq!(counters.get_value::<u64>("hits").unwrap(), Some(6 * TIMES));
 }
 
+/// Processes updating one JSON counter by read, change and `compare_and_swap` (retried on a
+/// mismatch) lose no update: each stored a count of its own, and the last is the number of
+/// updates. Half of them expect the value as they wrote it out again, not as read.
+#[test]
+fn processes_updating_one_counter_by_compare_and_swap_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("swapped.db");
+    drop(CacheManager::open(&db).unwrap());
+    const TIMES: u64 = 60;
+    let workers: Vec<Worker> =
+        (0..4).map(|id| Worker::spawn(&db, &["swap-count", &id.to_string(), &TIMES.to_string()])).collect();
+    let mut stored = Vec::new();
+    for (id, worker) in workers.into_iter().enumerate() {
+        let (status, lines) = worker.finish();
+        assert!(status.success(), "worker {id} failed: {lines:?}");
+        stored.extend(
+            lines.iter().map(|line| line.parse::<u64>().unwrap_or_else(|_| panic!("worker {id}: {line}"))),
+        );
+    }
+    stored.sort_unstable();
+    assert_eq!(stored, (1..=4 * TIMES).collect::<Vec<_>>(), "every update stored a count of its own");
+    let swapped = CacheManager::open(&db).unwrap().open_cache("swapped").unwrap();
+    let counter: serde_json::Value = swapped.get_value("hits").unwrap().unwrap();
+    assert_eq!(counter["n"], 4 * TIMES);
+}
+
 /// Several writers at once, each killed in turn while the others write on: every write any
 /// of them acknowledged is there, also those another process was committing for it, or it
 /// for another, when it died.

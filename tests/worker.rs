@@ -10,6 +10,10 @@
 //! easycaching-test-worker DB ledger full|normal [PREFIX]
 //!                                               sets PREFIXk0, PREFIXk1, ... printing each i once acknowledged
 //! easycaching-test-worker DB produce Q ID COUNT puts {"p": ID, "i": i} for i in 0..COUNT
+//! easycaching-test-worker DB count TIMES       increments "hits" of cache "counters", printing each sum
+//! easycaching-test-worker DB swap-count ID TIMES
+//!                                               adds one to {"n": N} under "hits" of cache "swapped" by
+//!                                               compare-and-swap, printing each N + 1 stored
 //! easycaching-test-worker DB mutate C MILLIS    inserts and deletes transient keys for MILLIS
 //! easycaching-test-worker DB put-forever Q ID   puts {"p": ID, "i": i} for i in 0.., printing each
 //!                                               i once acknowledged
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         "put-forever" => put_forever(&manager, arg(2), number(3)),
         "consume" => consume(&manager, arg(2)),
         "count" => count(&manager, number(2)),
+        "swap-count" => swap_count(&manager, number(2), number(3)),
         "share-stderr" => {
             share_stderr(&manager, arg(2));
             Ok(())
@@ -139,6 +144,37 @@ fn ledger(manager: &CacheManager, prefix: &str) -> Result {
     for i in 0u64.. {
         cache.set(&format!("{prefix}k{i}"), Json::from_value(&i)?)?;
         emit(i);
+    }
+    Ok(())
+}
+
+/// Adds one to the counter `{"n": N}` under "hits" of cache "swapped" `times` times, each by
+/// reading it and swapping in N + 1 with `compare_and_swap` until a swap goes through, printing
+/// each N + 1 stored. Odd workers expect the value written out again (spaced, members
+/// reordered), as another language's SDK would send it, not the text read.
+fn swap_count(manager: &CacheManager, id: u64, times: u64) -> Result {
+    let counters = manager.create_cache("swapped")?;
+    for _ in 0..times {
+        loop {
+            let read = counters.get("hits")?;
+            let current: serde_json::Value = match &read {
+                Some(value) => value.deserialize()?,
+                None => serde_json::json!({"n": 0}),
+            };
+            let n = current["n"].as_u64().unwrap_or_default() + 1;
+            let expected = match &read {
+                Some(_) if id % 2 == 1 => Some(Json::parse(
+                    serde_json::to_string_pretty(&current)
+                        .map_err(|e| easycaching::Error::InvalidJson(e.to_string()))?,
+                )?),
+                _ => read,
+            };
+            let value = Json::from_value(&serde_json::json!({"worker": id, "n": n}))?;
+            if counters.compare_and_swap("hits", expected.as_ref(), Some(value))? {
+                emit(n);
+                break;
+            }
+        }
     }
     Ok(())
 }
