@@ -24,6 +24,38 @@ fn ok(output: Output) -> String {
     stdout(&output)
 }
 
+/// `cache swap`: exit status 0 when it swapped, 3 when the key held something else (and it
+/// changed nothing), 1 or 2 for an error, which stores nothing either.
+#[test]
+fn cache_swap_changes_a_key_only_from_the_value_expected_and_says_so_by_its_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("swap.db");
+    let swap = |args: &[&str]| easycaching(&db, &[&["cache", "swap", "locks", "report"][..], args].concat());
+    assert_eq!(ok(swap(&["--absent", "--value", r#"{"owner": "ada", "n": 1}"#])), "true\n");
+    let taken = swap(&["--absent", "--value", r#"{"owner": "bob"}"#]);
+    assert_eq!((taken.status.code(), stdout(&taken).as_str()), (Some(3), "false\n"), "{}", stderr(&taken));
+    let wrong = swap(&["--expected", r#"{"owner": "bob"}"#, "--delete"]);
+    assert_eq!(wrong.status.code(), Some(3), "{}", stderr(&wrong));
+    assert_eq!(
+        ok(easycaching(&db, &["cache", "get", "locks", "report"])),
+        "{\"owner\": \"ada\", \"n\": 1}\n"
+    );
+    // Expected as a JSON value: other order, spacing and spelling of the number.
+    assert_eq!(ok(swap(&["--expected", r#"{"n":1.0,"owner":"ada"}"#, "--value", "2"])), "true\n");
+    assert_eq!(ok(easycaching(&db, &["cache", "get", "locks", "report"])), "2\n");
+    let bad = swap(&["--expected", "2", "--value", "{nope"]);
+    assert_eq!(bad.status.code(), Some(2), "a value that is not JSON: {}", stderr(&bad));
+    assert!(stderr(&bad).contains("--value"), "{}", stderr(&bad));
+    let neither = swap(&["--value", "3"]);
+    assert_eq!(neither.status.code(), Some(2), "--expected or --absent is needed: {}", stderr(&neither));
+    let both = swap(&["--absent", "--expected", "2", "--value", "3"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    assert_eq!(ok(swap(&["--expected", "2", "--delete"])), "true\n");
+    let gone = easycaching(&db, &["cache", "get", "locks", "report"]);
+    assert_eq!(gone.status.code(), Some(1), "deleted: {}", stderr(&gone));
+    assert_eq!(ok(easycaching(&db, &["cache", "len", "locks"])), "0\n");
+}
+
 #[test]
 fn caches_can_be_looked_into_and_changed_from_the_shell() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,8 @@
 //! easycaching-test-worker DB ledger full|normal [PREFIX]
 //!                                               sets PREFIXk0, PREFIXk1, ... printing each i once acknowledged
 //! easycaching-test-worker DB produce Q ID COUNT puts {"p": ID, "i": i} for i in 0..COUNT
-//! easycaching-test-worker DB count TIMES       increments "hits" of cache "counters", printing each sum
+//! easycaching-test-worker DB count TIMES       increments "hits" of cache "counters", printing
+//!                                               each sum
 //! easycaching-test-worker DB swap-count ID TIMES
 //!                                               adds one to {"n": N} under "hits" of cache "swapped" by
 //!                                               compare-and-swap, printing each N + 1 stored

@@ -46,6 +46,34 @@ pub enum CacheCommand {
         #[arg(default_value_t = 1, allow_negative_numbers = true, value_parser = parse_amount)]
         by: i64,
     },
+    /// Store a value under KEY only if KEY holds the value expected now, in one write no other
+    /// comes between; prints `true` when it did. Exit status 0 when swapped, 3 when KEY held
+    /// something else (nothing is changed, `false` is printed), 1 or 2 on an error. Creates the
+    /// cache when needed.
+    #[command(
+        after_help = "EXPECTED is compared as a JSON value: member order, spaces and the spelling of numbers \
+                      do not count.\n\nExamples:\n  \
+                      easycaching cache swap locks report --absent --value '\"worker-1\"'\n  \
+                      easycaching cache swap locks report --expected '\"worker-1\"' --delete"
+    )]
+    Swap {
+        /// The cache holding KEY (created when it does not exist).
+        cache: String,
+        /// The key to compare and swap.
+        key: String,
+        /// The JSON value KEY must hold for the swap.
+        #[arg(long, value_parser = parse_json, required_unless_present = "absent", value_name = "JSON")]
+        expected: Option<Json>,
+        /// Swap only if KEY is absent (instead of --expected).
+        #[arg(long, conflicts_with = "expected")]
+        absent: bool,
+        /// The JSON value to store under KEY.
+        #[arg(long, value_parser = parse_json, required_unless_present = "delete", value_name = "JSON")]
+        value: Option<Json>,
+        /// Remove KEY (instead of --value).
+        #[arg(long, conflicts_with = "value")]
+        delete: bool,
+    },
     /// Remove keys; prints how many were there.
     Del {
         /// The cache to remove from.
@@ -171,6 +199,7 @@ impl CacheCommand {
             self,
             CacheCommand::Set { .. }
                 | CacheCommand::Incr { .. }
+                | CacheCommand::Swap { .. }
                 | CacheCommand::Create { .. }
                 | CacheCommand::Load { .. }
         )
@@ -197,6 +226,10 @@ fn parse_amount(text: &str) -> Result<i64, String> {
     text.parse()
         .map_err(|_| format!("{text:?} is not a whole number to add, like 5 or -3 (from -2^63 to 2^63-1)"))
 }
+
+/// The exit status of a `cache swap` that found another value than expected: apart from 1, an
+/// error, so that a script retrying on a mismatch does not retry on an error.
+const NOT_SWAPPED: u8 = 3;
 
 /// Prints a value, or reports its absence with exit status 1, as `grep` does for no match.
 fn print_found(value: Option<Json>, absent: &str) -> Result<ExitCode> {
@@ -254,6 +287,18 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
                      not print it ({error})"
                 )
             })?;
+        }
+        CacheCommand::Swap { cache, key, expected, value, .. } => {
+            // clap leaves `expected` unset only with --absent, `value` only with --delete.
+            let swapped = manager.create_cache(&cache)?.compare_and_swap(&key, expected.as_ref(), value)?;
+            // Stored before it is printed: said, so that nobody runs it again thinking it was not.
+            writeln!(out, "{swapped}").and_then(|()| out.flush()).map_err(|error| {
+                let done = if swapped { "swapped" } else { "did not swap" };
+                anyhow::anyhow!("{done} {key:?} in cache {cache:?}, but could not print it ({error})")
+            })?;
+            if !swapped {
+                return Ok(ExitCode::from(NOT_SWAPPED));
+            }
         }
         CacheCommand::Del { cache, keys } => {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();

@@ -190,8 +190,8 @@ fn main() -> ExitCode {
 fn hint(error: &anyhow::Error) -> Option<String> {
     if let Some(NoDatabase(_)) = error.downcast_ref() {
         return Some(
-            "give the file with --db (or EASYCACHING_DB); `cache set`, `cache incr`, `cache create`, \
-             `cache load`, `queue put`, `queue create`, `run` and `serve` create it"
+            "give the file with --db (or EASYCACHING_DB); `cache set`, `cache incr`, `cache swap`, \
+             `cache create`, `cache load`, `queue put`, `queue create`, `run` and `serve` create it"
                 .into(),
         );
     }
