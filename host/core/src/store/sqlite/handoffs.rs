@@ -960,5 +960,15 @@ mod tests {
         assert!(!encode(&Write::DropCache { name: "c".into() }, &mut bytes));
         let take = Write::Take { queue: Target { id: QueueId(5), name: "jobs".into() }, max: 1 };
         assert!(!encode(&take, &mut bytes), "a take is never handed over");
+        // Nor is a compare-and-swap, as an increment is not: it answers with what it found,
+        // and its own process commits it.
+        let swap = Write::CompareAndSwap {
+            cache: Target { id: CacheId(7), name: "c".into() },
+            key: "k".into(),
+            expected: None,
+            value: Some(Json::parse("1").unwrap()),
+            quota: Quota::UNLIMITED,
+        };
+        assert!(!encode(&swap, &mut bytes), "a compare-and-swap is never handed over");
     }
 }
