@@ -384,7 +384,11 @@ fn a_mistyped_path_or_the_wrong_kind_of_file_is_named_and_creates_no_database() 
     assert!(stderr(&listed).contains("there is no database at"), "{}", stderr(&listed));
     assert!(stderr(&listed).contains("hint: give the file with --db"), "{}", stderr(&listed));
     // Every command that creates the file is named, as the README lists them.
-    assert!(stderr(&listed).contains("`cache set`, `cache incr`, `cache create`"), "{}", stderr(&listed));
+    assert!(
+        stderr(&listed).contains("`cache set`, `cache incr`, `cache swap`, `cache create`"),
+        "{}",
+        stderr(&listed)
+    );
     let read = easycaching(&db, &["cache", "get", "test", "k"]);
     assert!(stderr(&read).contains("there is no database at"), "{}", stderr(&read));
 
