@@ -233,9 +233,6 @@ class _Absent:
     def __repr__(self) -> str:
         return "easycaching.ABSENT"
 
-    def __bool__(self) -> bool:
-        return False
-
     def __reduce__(self) -> str:
         return "ABSENT"
 

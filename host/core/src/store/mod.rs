@@ -8,6 +8,9 @@
 //!   its own, and records every key it changes in a change log that other processes read with
 //!   [`Store::changes_since`]; [`Store::sync`] makes it durable, and no read answers with a
 //!   commit before it is;
+//! - the writes that read before they write ([`Write::Increment`], [`Write::CompareAndSwap`])
+//!   read inside their own transaction, so that no other write, from any process, comes
+//!   between the read and the write, and compare values as [`Json::same_value`] does;
 //! - [`Store::change_token`] is cheap enough for every cache hit (no I/O, no system call) and
 //!   changes whenever any process may have committed.
 //!
