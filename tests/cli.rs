@@ -202,6 +202,17 @@ fn commands_that_cannot_print_say_so_rather_than_panic() {
     assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
     assert!(stderr(&failed).contains("which now holds 2, but could not print it"), "{}", stderr(&failed));
     assert_eq!(ok(easycaching(&db, &["cache", "get", "test", "k"])), "2\n");
+    // So is a swap.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let swap = ["cache", "swap", "test", "k", "--expected", "2", "--value", "3"];
+    let failed = cli().arg("--db").arg(&db).args(swap).stdout(full).output().unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(
+        stderr(&failed).contains("swapped \"k\" in cache \"test\", but could not print it"),
+        "{}",
+        stderr(&failed)
+    );
+    assert_eq!(ok(easycaching(&db, &["cache", "get", "test", "k"])), "3\n");
 }
 
 #[test]
