@@ -273,6 +273,51 @@ impl Cache {
         }
     }
 
+    /// Changes the value under `key` to what `change` makes of it, and answers what was
+    /// stored, losing no update another thread or process makes meanwhile: reads the value
+    /// (`None` when the key is absent), calls `change` with it, and stores its result (`None`
+    /// removes the key) with [`compare_and_swap`](Cache::compare_and_swap), expecting the value
+    /// read. When another write came in between, it reads and calls `change` again, until a
+    /// swap goes through.
+    ///
+    /// The retries are not bounded: each one means another writer's change to the key went in,
+    /// so the writers together always make progress, but under heavy contention one caller may
+    /// go round many times. `change` may run more than once, and should do nothing but compute
+    /// the new value. Errors are those of [`get_value`](Cache::get_value) (a value stored that
+    /// does not deserialize into `T`) and of `compare_and_swap`; on any of them nothing is
+    /// stored.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = easycaching::CacheManager::open(dir.path().join("app.db"))?;
+    /// let carts = manager.create_cache("carts")?;
+    /// let add_tea = |cart: Option<Vec<String>>| {
+    ///     let mut cart = cart.unwrap_or_default();
+    ///     cart.push("tea".to_owned());
+    ///     Some(cart)
+    /// };
+    /// carts.update("ada", add_tea)?;
+    /// assert_eq!(carts.update("ada", add_tea)?, Some(vec!["tea".to_owned(), "tea".to_owned()]));
+    /// assert_eq!(carts.update("ada", |_: Option<Vec<String>>| None)?, None);
+    /// assert!(!carts.contains("ada")?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn update<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        mut change: impl FnMut(Option<T>) -> Option<T>,
+    ) -> Result<Option<T>> {
+        loop {
+            // What was read is what the swap expects: it matches however `T` writes it out.
+            let read = self.get(key)?;
+            let new = change(read.as_ref().map(Json::deserialize).transpose()?);
+            let value = new.as_ref().map(Json::from_value).transpose()?;
+            if self.compare_and_swap(key, read.as_ref(), value)? {
+                return Ok(new);
+            }
+        }
+    }
+
     /// Whether a value is stored under `key`.
     pub fn contains(&self, key: &str) -> Result<bool> {
         self.shared.limits.check_key(key)?;

@@ -244,3 +244,56 @@ fn threads_updating_one_counter_through_compare_and_swap_lose_no_update() {
         assert_eq!(counter["n"], all);
     }
 }
+
+#[test]
+fn threads_counting_through_update_lose_no_count() {
+    const THREADS: usize = 8;
+    const TIMES: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let managers = [CacheManager::open(&path).unwrap(), CacheManager::open(&path).unwrap()];
+    let caches: Vec<Cache> = managers.iter().map(|m| m.create_cache("counters").unwrap()).collect();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let (cache, calls) = (&caches[thread % 2], &calls);
+            scope.spawn(move || {
+                for _ in 0..TIMES {
+                    let stored = cache
+                        .update("hits", |hits: Option<i64>| {
+                            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            Some(hits.unwrap_or(0) + 1)
+                        })
+                        .unwrap();
+                    assert!(stored.is_some_and(|hits| hits >= 1));
+                }
+            });
+        }
+    });
+    let all = (THREADS * TIMES) as i64;
+    for cache in &caches {
+        assert_eq!(cache.get_value::<i64>("hits").unwrap(), Some(all), "every count kept");
+    }
+    assert!(calls.into_inner() >= THREADS * TIMES, "change ran at least once per update");
+}
+
+#[test]
+fn update_deletes_on_none_and_stores_nothing_when_the_value_is_not_its_type() {
+    let (_dir, manager) = manager();
+    let cache = manager.create_cache("c").unwrap();
+    assert_eq!(cache.update("n", |n: Option<i64>| Some(n.unwrap_or(41) + 1)).unwrap(), Some(42));
+    assert_eq!(cache.get("n").unwrap(), Some(json("42")));
+    assert_eq!(cache.update("n", |_: Option<i64>| None).unwrap(), None);
+    assert!(!cache.contains("n").unwrap(), "None removes the key");
+    assert_eq!(cache.len().unwrap(), 0);
+
+    cache.set("word", json(r#""tea""#)).unwrap();
+    let mut called = false;
+    let refused = cache.update("word", |n: Option<i64>| {
+        called = true;
+        n
+    });
+    assert!(refused.is_err(), "a string is no i64: {refused:?}");
+    assert!(!called, "change is not called with what it cannot read");
+    assert_eq!(cache.get("word").unwrap(), Some(json(r#""tea""#)), "nothing stored");
+}
