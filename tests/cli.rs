@@ -289,6 +289,26 @@ fn help_teaches_the_commands_and_the_grant_syntax() {
     }
 }
 
+/// The prose after the options reads as paragraphs: `serve --help` had lines broken after a
+/// word or two ("(503 past" / "it), the plugin's answer ...") where its text was wrapped by hand.
+#[test]
+fn help_text_is_wrapped_into_whole_lines() {
+    let commands: [&[&str]; 7] =
+        [&[], &["run"], &["serve"], &["backup"], &["restore"], &["cache", "set"], &["cache", "load"]];
+    for command in commands {
+        let help = ok(cli().args(command).arg("--help").output().unwrap());
+        let lines: Vec<&str> = help.lines().collect();
+        for pair in lines.windows(2) {
+            let (line, next) = (pair[0], pair[1]);
+            let prose = |line: &str| !line.is_empty() && !line.starts_with(' ');
+            assert!(
+                !(prose(line) && prose(next) && line.len() < 40 && !line.ends_with(':')),
+                "{command:?} --help breaks a line short at {line:?}, then {next:?}:\n{help}"
+            );
+        }
+    }
+}
+
 /// Every argument of every command says in `--help` what it is: `cache get --help` listed
 /// `<CACHE>` and `<KEY>` with nothing beside them.
 #[test]
@@ -959,6 +979,40 @@ fn a_backup_that_does_not_fit_its_disk_says_so_and_leaves_nothing_there() {
     let left: Vec<_> = std::fs::read_dir(&small).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "left on the small disk: {left:?}");
     assert_eq!(ok(easycaching(&db, &["cache", "len", "big"])), "12\n");
+}
+
+/// The README's `easycaching backup backups/cache-$(date +%F).db`, before any `mkdir backups`,
+/// and a `--db` in a directory not made yet: the error names the directory, and the hint makes it.
+#[test]
+fn a_missing_directory_is_named_with_the_mkdir_that_makes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    ok(easycaching(&db, &["cache", "set", "test", "foo", "1"]));
+    let backups = dir.path().join("backups");
+    let dest = backups.join("cache.db");
+    let refused = easycaching(&db, &["backup", dest.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    let said = stderr(&refused);
+    assert!(said.contains(&format!("the directory {} does not exist", backups.display())), "{said}");
+    assert!(
+        said.contains(&format!("hint: create the directory first: mkdir -p {}", backups.display())),
+        "{said}"
+    );
+    std::fs::create_dir(&backups).unwrap();
+    ok(easycaching(&db, &["backup", dest.to_str().unwrap()]));
+
+    let elsewhere = dir.path().join("data").join("app.db");
+    let refused = easycaching(&elsewhere, &["cache", "set", "test", "foo", "1"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let said = stderr(&refused);
+    let data = dir.path().join("data");
+    assert!(
+        said.contains(&format!("hint: create the directory first: mkdir -p {}", data.display())),
+        "{said}"
+    );
+    // A command that creates nothing says there is no database, as it does anywhere.
+    let listed = easycaching(&elsewhere, &["ls"]);
+    assert!(stderr(&listed).contains("there is no database at"), "{}", stderr(&listed));
 }
 
 #[test]

@@ -24,6 +24,13 @@ pub struct BackupArgs {
     dest: PathBuf,
 }
 
+impl BackupArgs {
+    /// The file the backup is to be written to.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+}
+
 pub fn backup(manager: &CacheManager, args: BackupArgs) -> Result<ExitCode> {
     let doing = || format!("writing a backup of {} to {}", manager.path().display(), args.dest.display());
     let backup = while_slow(doing, || manager.backup(&args.dest))?;

@@ -174,16 +174,35 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match execute(Cli::parse()) {
+    let cli = Cli::parse();
+    let missing = missing_directory(&cli);
+    match execute(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("easycaching: {error:#}");
-            if let Some(hint) = hint(&error) {
+            let directory =
+                missing.map(|dir| format!("create the directory first: mkdir -p {}", dir.display()));
+            if let Some(hint) = hint(&error).or(directory) {
                 eprintln!("hint: {hint}");
             }
             ExitCode::FAILURE
         }
     }
+}
+
+/// The directory, named in the command, that a file it would create is to go in and that does
+/// not exist: `--db data/app.db` or `backup backups/today.db` before `mkdir`.
+fn missing_directory(cli: &Cli) -> Option<PathBuf> {
+    let backup = match &cli.command {
+        Command::Backup(args) => Some(args.dest()),
+        _ => None,
+    };
+    [Some(cli.db.as_path()), backup]
+        .into_iter()
+        .flatten()
+        .filter_map(|file| file.parent())
+        .find(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+        .map(|dir| dir.to_path_buf())
 }
 
 /// What to type next, for the errors the command line can say more about than the library.

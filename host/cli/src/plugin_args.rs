@@ -25,9 +25,9 @@ pub struct PluginArgs {
     #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = parse_bytes)]
     memory: usize,
 
-    /// Stop the plugin after this long, e.g. 500ms, 30s or 2m (default, or 0: no limit). `serve`:
-    /// the time limit of each request, reading it, running the plugin and sending the response
-    /// (default: 30s; 0 for none).
+    /// Stop the plugin after this long, e.g. 500ms, 30s or 2m; 0 is no limit. `run`: no limit
+    /// unless given. `serve`: the limit of each request, reading it, running the plugin and
+    /// sending the response (default: 30s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
 

@@ -38,11 +38,12 @@ its memory. --requests-per-instance N lets an instance answer up to N requests: 
 plugins that keep no per-request state in globals. --memory applies to each instance;
 a plugin that traps or goes over a limit answers 500, and the server goes on.
 
---timeout (default 30s; 0 for none) bounds each request's whole life: waiting for an instance (503 past
-it), the plugin's answer (a plugin running wasm, asleep or waiting on a stream is stopped, 500; 504 when nothing
-comes in time, and the instance is not reused), reading the request's body (a body the
-client stops sending fails the plugin's read), and sending the response (a client that does not read it in time
-has its connection dropped, which frees the plugin blocked writing to it).
+--timeout (default 30s; 0 for none) bounds each request's whole life: waiting for an instance
+(503 past it), the plugin's answer (a plugin running wasm, asleep or waiting on a stream is
+stopped, 500; 504 when nothing comes in time, and the instance is not reused), reading the
+request's body (a body the client stops sending fails the plugin's read), and sending the
+response (a client that does not read it in time has its connection dropped, which frees the
+plugin blocked writing to it).
 
 At most --max-connections (default 1024) connections are open at once; more wait to be
 accepted. A connection that does not send a request's head within --header-timeout (default
