@@ -474,6 +474,24 @@ fn a_plugin_denied_a_cache_it_would_create_is_told_the_grant_that_creates() {
     ));
 }
 
+/// A Rust plugin that panics ends in a wasm `unreachable`, which alone reads like the host's
+/// fault: the hint says it was the plugin's panic, whose message is above.
+#[test]
+fn a_plugin_that_panics_is_told_apart_from_a_fault_of_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("panic.db");
+    let plugin = guest("read_write");
+    let output = easycaching(
+        &db,
+        &["run", plugin.to_str().unwrap(), "--allow", "cache:data=rwc", "--", "no-such-command"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let said = stderr(&output);
+    assert!(said.contains("panicked") && said.contains("usage: read_write"), "{said}");
+    assert!(said.contains("the plugin crashed: wasm trap: wasm `unreachable`"), "{said}");
+    assert!(said.trim_end().ends_with("hint: the plugin panicked or aborted: its own message, if it printed one, is above; the backtrace shows where"), "{said}");
+}
+
 /// Waits for `child` to exit, at most `limit`: past it, kills it and fails the test.
 fn exits_within(child: &mut Child, limit: Duration) -> ExitStatus {
     let deadline = Instant::now() + limit;

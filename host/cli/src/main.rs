@@ -220,6 +220,15 @@ fn hint(error: &anyhow::Error) -> Option<String> {
                 .into()
         });
     }
+    if let Some(easycaching_host::Error::Trapped { message }) = error.downcast_ref() {
+        // Rust's panics and aborts, and C's abort(), end in `unreachable`: the trap alone reads as
+        // a fault of the host's.
+        return message.contains("`unreachable`").then(|| {
+            "the plugin panicked or aborted: its own message, if it printed one, is above; the backtrace \
+             shows where"
+                .into()
+        });
+    }
     match error.downcast_ref::<easycaching::Error>()? {
         easycaching::Error::Busy { .. } => Some(
             "let the other process finish (or end it), then try again; or wait longer with \
