@@ -303,12 +303,11 @@ impl FromIterator<Grant> for Grants {
     }
 }
 
-/// What an access-denied error tells the host: the grant that would allow it, as `Grant::parse`
-/// and `easycaching run --allow` take it. `mode` is `""` (read and write), `"=rw"` or `"=rwc"`.
+/// What an access-denied error tells the host: the grant that would allow it, as `Grant::parse`,
+/// the harness's `allow` and the command line's `--allow` (of `run` and `serve` alike) take it.
+/// `mode` is `""` (read and write), `"=rw"` or `"=rwc"`.
 pub(crate) fn grant_needed(kind: Kind, name: &str, mode: &str) -> String {
-    format!(
-        "the grant that allows it: {kind}:{name}{mode}, e.g. `easycaching run --allow {kind}:{name}{mode}`"
-    )
+    format!("the grant that allows it: {kind}:{name}{mode}, as in `--allow {kind}:{name}{mode}`")
 }
 
 #[cfg(test)]
@@ -317,6 +316,17 @@ mod tests {
 
     fn grants(specs: &[&str]) -> Grants {
         specs.iter().map(|spec| spec.parse::<Grant>().unwrap()).collect()
+    }
+
+    /// The grant is named for every host: `serve`'s denials said "e.g. `easycaching run --allow
+    /// ...`", to an HTTP client too, and so did the harness's, whose grants go to `allow`.
+    #[test]
+    fn a_denial_names_the_grant_whatever_the_host() {
+        let needed = grant_needed(Kind::Cache, "web", "=rwc");
+        assert_eq!(needed, "the grant that allows it: cache:web=rwc, as in `--allow cache:web=rwc`");
+        assert!(!needed.contains("easycaching run"), "{needed}");
+        let grant = needed.split_whitespace().nth(5).unwrap().trim_end_matches(',');
+        assert_eq!(grant.parse::<Grant>().unwrap(), Grant::manage(Kind::Cache, "web").unwrap());
     }
 
     #[test]
