@@ -277,6 +277,33 @@ fn mistakes_get_errors_that_say_what_to_do() {
     assert!(stderr(&output).contains("not a WebAssembly component"), "{}", stderr(&output));
 }
 
+/// A command that stores something makes the database when there is none, and says so once: a
+/// mistyped --db, or a plugin run from another directory, would otherwise seem to have lost its
+/// data.
+#[test]
+fn a_new_database_is_announced_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("new.db");
+    let first = easycaching(&db, &["cache", "set", "test", "foo", "1"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let note = format!("easycaching: note: created a new database at {}\n", db.display());
+    assert_eq!(stderr(&first), note);
+    let again = easycaching(&db, &["cache", "set", "test", "foo", "2"]);
+    assert_eq!(stderr(&again), "", "the file is there now");
+
+    let plugin = guest("read_write");
+    let elsewhere = dir.path().join("typo.db");
+    let run = easycaching(
+        &elsewhere,
+        &["run", plugin.to_str().unwrap(), "--allow", "cache:data=rwc", "--", "get", "k"],
+    );
+    assert!(
+        stderr(&run).contains(&format!("created a new database at {}", elsewhere.display())),
+        "{}",
+        stderr(&run)
+    );
+}
+
 #[test]
 fn help_teaches_the_commands_and_the_grant_syntax() {
     let help = ok(cli().arg("--help").output().unwrap());

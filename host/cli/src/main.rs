@@ -116,12 +116,19 @@ fn limits() -> Limits {
 
 /// Opens the database as [`open_database`] does, with the size limits given.
 fn open_database_with(db: &Database, limits: Limits) -> Result<CacheManager> {
+    let new = !db.path.exists();
     // The library's errors name the file already.
-    Ok(CacheManager::builder(&db.path)
+    let manager = CacheManager::builder(&db.path)
         .durability(db.durability)
         .busy_timeout(db.busy_timeout)
         .limits(limits)
-        .open()?)
+        .open()?;
+    if new {
+        // A mistyped --db, or a command run in another directory, would otherwise find its data
+        // gone without a word: said once, when the file is made.
+        eprintln!("easycaching: note: created a new database at {}", db.path.display());
+    }
+    Ok(manager)
 }
 
 /// Opens a database that exists, for the commands that only look into or change what is
