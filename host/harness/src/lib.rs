@@ -204,14 +204,47 @@ fn load(path: &Path, fuel: bool) -> Result<Arc<Plugin>> {
     if let Some(plugin) = plugins.get(path) {
         return Ok(plugin.clone());
     }
+    if !path.exists() {
+        return Err(not_built(path));
+    }
     let plugin = Arc::new(loaded.runtime.load(path)?);
     plugins.insert(path.to_owned(), plugin.clone());
     Ok(plugin)
 }
 
+/// The error for a component that is not there: `cargo test` builds no component, and a
+/// relative path is taken from where the test runs, which the message names.
+fn not_built(path: &Path) -> Error {
+    let from = match path.is_relative() {
+        true => std::env::current_dir()
+            .map(|dir| format!(" (a relative path is taken from {}, where the test runs)", dir.display()))
+            .unwrap_or_default(),
+        false => String::new(),
+    };
+    Error::Load(format!(
+        "{}: no such file{from}; `cargo test` does not build components: build it first, e.g. \
+         `cargo build --release --target wasm32-wasip2`",
+        path.display()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A test run before its component was built is told to build it, and from where a
+    /// relative path is taken; it said only "No such file or directory (os error 2)".
+    #[test]
+    fn a_component_not_built_yet_is_named_with_how_to_build_it() {
+        let harness = Harness::new().unwrap();
+        let missing = harness.run("target/wasm32-wasip2/release/not-built-yet.wasm").unwrap_err();
+        let said = missing.to_string();
+        assert!(matches!(missing, Error::Load(_)), "{missing:?}");
+        assert!(said.contains("not-built-yet.wasm: no such file"), "{said}");
+        assert!(said.contains("cargo build --release --target wasm32-wasip2"), "{said}");
+        let here = std::env::current_dir().unwrap();
+        assert!(said.contains(&format!("a relative path is taken from {}", here.display())), "{said}");
+    }
 
     #[test]
     fn a_reopened_harness_keeps_the_database_settings() {
