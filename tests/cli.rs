@@ -501,6 +501,25 @@ fn a_plugin_denied_a_cache_it_would_create_is_told_the_grant_that_creates() {
     ));
 }
 
+/// `run plugin.wasm -- ARGS --allow GRANT`: the grant went to the plugin as an argument, and the
+/// plugin was denied with nothing saying why the --allow did not count.
+#[test]
+fn an_option_after_the_double_dash_is_said_to_be_the_plugin_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    let plugin = guest("read_write");
+    let denied = easycaching(
+        &db,
+        &["run", plugin.to_str().unwrap(), "--", "set", "k", "1", "--allow", "cache:data=rwc"],
+    );
+    assert!(!denied.status.success());
+    let said = stderr(&denied);
+    assert!(
+        said.contains("note: --allow comes after --, so it is an argument of the plugin, not an option of easycaching run"),
+        "{said}"
+    );
+}
+
 /// A Rust plugin that panics ends in a wasm `unreachable`, which alone reads like the host's
 /// fault: the hint says it was the plugin's panic, whose message is above.
 #[test]

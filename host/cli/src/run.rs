@@ -50,6 +50,12 @@ pub fn run(db: &Database, args: RunArgs) -> Result<ExitCode> {
     // The plugin first: a mistyped path creates no database.
     let plugin = while_loading(&args.plugin, kept, || runtime.load(&args.plugin))?;
     let manager = open_database(db)?;
+    for option in misplaced_options(&args.args) {
+        eprintln!(
+            "easycaching: note: {option} comes after --, so it is an argument of the plugin, not an option \
+             of easycaching run: give options before --"
+        );
+    }
     let options = RunOptions {
         args: args.args,
         env: args.given.env.clone(),
@@ -64,5 +70,42 @@ pub fn run(db: &Database, args: RunArgs) -> Result<ExitCode> {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(Error::Exited { code }) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
         Err(error) => Err(error.into()),
+    }
+}
+
+/// The plugin's arguments that are options of `run` itself (`-- add x --allow cache:a`): what
+/// comes after -- goes to the plugin, whatever it looks like, which a user who put a grant there
+/// did not mean. `--help` and `--version` are left out, as a plugin may well take them.
+fn misplaced_options(plugin_args: &[String]) -> Vec<&str> {
+    use clap::CommandFactory;
+    let cli = crate::Cli::command();
+    let run = cli.find_subcommand("run").expect("the run subcommand");
+    let options: Vec<&str> = run
+        .get_arguments()
+        .chain(cli.get_arguments())
+        .filter_map(|arg| arg.get_long())
+        .filter(|long| !matches!(*long, "help" | "version"))
+        .collect();
+    plugin_args
+        .iter()
+        .map(String::as_str)
+        .filter(|arg| {
+            arg.strip_prefix("--")
+                .and_then(|option| option.split('=').next())
+                .is_some_and(|name| options.contains(&name))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_of_run_among_the_plugin_s_arguments_are_found() {
+        let args = |list: &[&str]| list.iter().map(|arg| arg.to_string()).collect::<Vec<_>>();
+        let given = args(&["add", "x", "--allow", "cache:a", "--db=x.db", "--env", "--help", "--verbose"]);
+        assert_eq!(misplaced_options(&given), ["--allow", "--db=x.db", "--env"]);
+        assert!(misplaced_options(&args(&["--help", "-v", "allow"])).is_empty());
     }
 }
