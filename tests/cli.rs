@@ -520,6 +520,20 @@ fn an_option_after_the_double_dash_is_said_to_be_the_plugin_s() {
     );
 }
 
+/// `run plugin.wasm add x`, as `wasmtime run` takes it: refused, with the -- the plugin's
+/// arguments come after.
+#[test]
+fn plugin_arguments_without_the_double_dash_are_refused_with_a_tip() {
+    let refused = cli().args(["run", "plugin.wasm", "add", "x"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let said = stderr(&refused);
+    assert!(said.contains("unexpected argument 'add'"), "{said}");
+    assert!(said.contains("tip: the plugin's arguments go after --"), "{said}");
+    // A mistyped option is not a plugin argument: clap's own words.
+    let typo = cli().args(["run", "plugin.wasm", "--alow", "cache:x"]).output().unwrap();
+    assert!(!stderr(&typo).contains("the plugin's arguments go after --"), "{}", stderr(&typo));
+}
+
 /// A Rust plugin that panics ends in a wasm `unreachable`, which alone reads like the host's
 /// fault: the hint says it was the plugin's panic, whose message is above.
 #[test]

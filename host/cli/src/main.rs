@@ -181,7 +181,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|error| with_tip(error).exit());
     let missing = missing_directory(&cli);
     match execute(cli) {
         Ok(code) => code,
@@ -195,6 +195,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A parse error with a tip of ours: `easycaching run plugin.wasm add x` (as `wasmtime run`
+/// takes it) refused `add` with no word of the -- that the plugin's arguments come after.
+fn with_tip(mut error: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let subcommands = ["run", "serve", "ls", "cache", "queue", "backup", "restore", "help"];
+    let running = args.iter().find(|arg| subcommands.contains(&arg.as_str())).is_some_and(|arg| arg == "run");
+    let unexpected = error.get(ContextKind::InvalidArg).is_some_and(|arg| !arg.to_string().starts_with('-'));
+    if error.kind() == ErrorKind::UnknownArgument
+        && running
+        && unexpected
+        && !args.iter().any(|arg| arg == "--")
+    {
+        let mut tips = match error.get(ContextKind::Suggested) {
+            Some(ContextValue::StyledStrs(tips)) => tips.clone(),
+            _ => Vec::new(),
+        };
+        tips.push("the plugin's arguments go after --, e.g. `easycaching run plugin.wasm --allow cache:test -- ARGS`".into());
+        error.insert(ContextKind::Suggested, ContextValue::StyledStrs(tips));
+    }
+    error
 }
 
 /// The directory, named in the command, that a file it would create is to go in and that does
