@@ -2,7 +2,8 @@
 //! file, with an in-memory LRU in front of each cache.
 //!
 //! This is the storage engine behind the easycaching WebAssembly host, and it stands on its
-//! own: a Rust application embeds it with no wasm at all.
+//! own: a Rust application embeds it with no wasm at all. It is not on crates.io: depend on it
+//! by path in a checkout, `easycaching = { path = "../easycaching/host/core" }`.
 //!
 //! ```
 //! use easycaching::CacheManager;

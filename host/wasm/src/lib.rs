@@ -1,6 +1,9 @@
 //! The wasmtime side of easycaching: the `easycaching:cache` interfaces for WebAssembly
 //! components, with per-plugin grants, and a runner for plugins.
 //!
+//! It is not on crates.io: depend on it, and on [`easycaching`] for the caches, by path in a
+//! checkout, `easycaching-host = { path = "../easycaching/host/wasm" }`.
+//!
 //! Two ways in:
 //!
 //! - **Run plugins**: a [`Runtime`] loads a component once; [`Plugin::run`] runs it in a fresh,
@@ -20,7 +23,9 @@
 //!     .grant(Grant::manage(Kind::Cache, "test")?)
 //!     .grant(Grant::read(Kind::Queue, "jobs")?)
 //!     .build();
-//! plugin.run(ctx, &RunOptions::default()).result?;
+//! // Its arguments, environment, limits, and whether its output is captured or inherited.
+//! let options = RunOptions { args: vec!["ada".into()], ..RunOptions::default() };
+//! plugin.run(ctx, &options).result?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
