@@ -534,6 +534,32 @@ fn plugin_arguments_without_the_double_dash_are_refused_with_a_tip() {
     assert!(!stderr(&typo).contains("the plugin's arguments go after --"), "{}", stderr(&typo));
 }
 
+/// Two grants of one name that say different things were taken silently, the last deciding.
+#[test]
+fn grants_of_one_name_that_disagree_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    let plugin = guest("read_write");
+    let plugin = plugin.to_str().unwrap();
+    for command in ["run", "serve"] {
+        let refused =
+            easycaching(&db, &[command, plugin, "--allow", "cache:data=rwc", "--allow", "cache:data=r"]);
+        assert_eq!(refused.status.code(), Some(1), "{command}");
+        let said = stderr(&refused);
+        assert!(
+            said.contains("--allow cache:data=rwc and --allow cache:data=r grant the same names differently"),
+            "{command}: {said}"
+        );
+    }
+    assert!(!db.exists(), "refused before anything is opened");
+    // The same grant twice, or grants of other names, are fine.
+    let allowed = ["--allow", "cache:data=rwc", "--allow", "cache:data=rwc", "--allow", "cache:d*=r"];
+    let mut args = vec!["run", plugin];
+    args.extend(allowed);
+    args.extend(["--", "set", "k", "1"]);
+    ok(easycaching(&db, &args));
+}
+
 /// A Rust plugin that panics ends in a wasm `unreachable`, which alone reads like the host's
 /// fault: the hint says it was the plugin's panic, whose message is above.
 #[test]

@@ -41,6 +41,23 @@ pub struct PluginArgs {
 }
 
 impl PluginArgs {
+    /// Refuses two grants of the same names that say different things (`--allow cache:a=rwc
+    /// --allow cache:a=r`): being equally specific, the last given would decide, silently.
+    pub fn check_grants(&self) -> anyhow::Result<()> {
+        for (i, grant) in self.grants.iter().enumerate() {
+            let differs = |other: &&Grant| {
+                other.kind == grant.kind && other.pattern == grant.pattern && *other != grant
+            };
+            if let Some(other) = self.grants[..i].iter().find(differs) {
+                anyhow::bail!(
+                    "--allow {other} and --allow {grant} grant the same names differently: give one \
+                     (when several grants match a name the most specific decides, and these are alike)"
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The plugin's view of `manager`: exactly the caches and queues granted, nothing else.
     /// Says so on stderr when nothing is granted, which is rarely what was meant.
     pub fn ctx(&self, manager: CacheManager) -> EasyCachingCtx {

@@ -18,7 +18,7 @@ A plugin can reach nothing but what --allow grants it. Each grant is
 where KIND is cache or queue, PATTERN a name or a prefix ending in * (* alone: every name),
 and MODE r (read), rw (read and write, the default), rwc (also create and delete) or rc
 (read, create and delete, but not write).
-When several grants match a name, the most specific decides.
+When several grants match a name, the most specific decides; two of the same names must agree.
 
   --allow 'cache:test'                  read and write cache \"test\" (if it exists)
   --allow 'cache:sessions.*=rwc'        any cache named \"sessions.…\", and create them
@@ -40,6 +40,7 @@ pub struct RunArgs {
 }
 
 pub fn run(db: &Database, args: RunArgs) -> Result<ExitCode> {
+    args.given.check_grants()?;
     let compiled_cache = args.given.compiled_cache_dir();
     let kept = compiled_cache.is_some();
     let config = match compiled_cache {

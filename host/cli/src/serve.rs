@@ -91,6 +91,7 @@ pub struct ServeArgs {
 }
 
 pub fn serve(db: &Database, args: ServeArgs) -> Result<ExitCode> {
+    args.given.check_grants()?;
     let defaults = ServerConfig::default();
     // `--timeout 0` asks for no limit, for plugins that stream or long-poll.
     let timeout =
