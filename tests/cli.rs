@@ -1117,6 +1117,10 @@ fn a_missing_directory_is_named_with_the_mkdir_that_makes_it() {
     // A command that creates nothing says there is no database, as it does anywhere.
     let listed = easycaching(&elsewhere, &["ls"]);
     assert!(stderr(&listed).contains("there is no database at"), "{}", stderr(&listed));
+    // Another mistake is told first, without a word of the directory.
+    let typo = easycaching(&elsewhere, &["run", dir.path().join("typo.wasm").to_str().unwrap()]);
+    assert!(stderr(&typo).contains("typo.wasm: No such file"), "{}", stderr(&typo));
+    assert!(!stderr(&typo).contains("mkdir"), "{}", stderr(&typo));
 }
 
 #[test]

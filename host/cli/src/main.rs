@@ -187,8 +187,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("easycaching: {error:#}");
-            let directory =
-                missing.map(|dir| format!("create the directory first: mkdir -p {}", dir.display()));
+            // Only for an error about that directory: `--db data/app.db run typo.wasm` is told
+            // of the plugin first.
+            let said = format!("{error:#}");
+            let directory = missing
+                .filter(|dir| said.contains(&dir.display().to_string()))
+                .map(|dir| format!("create the directory first: mkdir -p {}", dir.display()));
             if let Some(hint) = hint(&error).or(directory) {
                 eprintln!("hint: {hint}");
             }
