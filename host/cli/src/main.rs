@@ -204,10 +204,12 @@ fn main() -> ExitCode {
 /// A parse error with a tip of ours: `easycaching run plugin.wasm add x` (as `wasmtime run`
 /// takes it) refused `add` with no word of the -- that the plugin's arguments come after.
 fn with_tip(mut error: clap::Error) -> clap::Error {
+    use clap::CommandFactory;
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let subcommands = ["run", "serve", "ls", "cache", "queue", "backup", "restore", "help"];
-    let running = args.iter().find(|arg| subcommands.contains(&arg.as_str())).is_some_and(|arg| arg == "run");
+    let cli = Cli::command();
+    let is_subcommand = |arg: &&String| cli.find_subcommand(arg.as_str()).is_some() || *arg == "help";
+    let running = args.iter().find(is_subcommand).is_some_and(|arg| arg == "run");
     let unexpected = error.get(ContextKind::InvalidArg).is_some_and(|arg| !arg.to_string().starts_with('-'));
     if error.kind() == ErrorKind::UnknownArgument
         && running
