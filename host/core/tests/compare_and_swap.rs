@@ -14,6 +14,14 @@ fn json(text: &str) -> Json {
     Json::parse(text).unwrap()
 }
 
+/// Two managers on one file, as two processes have.
+fn two_managers() -> (tempfile::TempDir, CacheManager, CacheManager) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let (a, b) = (CacheManager::open(&path).unwrap(), CacheManager::open(&path).unwrap());
+    (dir, a, b)
+}
+
 #[test]
 fn an_absent_key_is_expected_as_none_and_a_present_one_is_not() {
     let (_dir, manager) = manager();
@@ -134,9 +142,7 @@ fn a_swap_is_held_to_the_quota_and_one_over_it_stores_nothing() {
 
 #[test]
 fn a_swap_on_a_deleted_cache_is_an_error_match_or_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shared.db");
-    let (a, b) = (CacheManager::open(&path).unwrap(), CacheManager::open(&path).unwrap());
+    let (_dir, a, b) = two_managers();
     let in_a = a.create_cache("c").unwrap();
     in_a.set("k", json("1")).unwrap();
     assert!(b.delete_cache("c").unwrap());
@@ -150,9 +156,7 @@ fn a_swap_on_a_deleted_cache_is_an_error_match_or_not() {
 
 #[test]
 fn a_swap_in_one_process_is_read_in_the_other_over_its_cached_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shared.db");
-    let (a, b) = (CacheManager::open(&path).unwrap(), CacheManager::open(&path).unwrap());
+    let (_dir, a, b) = two_managers();
     let (in_a, in_b) = (a.create_cache("c").unwrap(), b.create_cache("c").unwrap());
     in_a.set("k", json("1")).unwrap();
     assert_eq!(in_b.get("k").unwrap(), Some(json("1")));
@@ -170,9 +174,7 @@ fn a_swap_in_one_process_is_read_in_the_other_over_its_cached_value() {
 /// in memory and has not read since.
 #[test]
 fn a_stale_lru_cannot_make_a_swap_succeed_against_a_value_another_process_replaced() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shared.db");
-    let (a, b) = (CacheManager::open(&path).unwrap(), CacheManager::open(&path).unwrap());
+    let (_dir, a, b) = two_managers();
     let (in_a, in_b) = (a.create_cache("c").unwrap(), b.create_cache("c").unwrap());
     in_a.set("k", json("1")).unwrap();
     assert_eq!(in_a.get("k").unwrap(), Some(json("1")));
@@ -188,7 +190,7 @@ fn a_stale_lru_cannot_make_a_swap_succeed_against_a_value_another_process_replac
     // A value changed behind every LRU's back (no change-log row): a's LRU goes on answering
     // the old value to reads, yet the swap compares with the file, and after the mismatch a
     // reads the file again.
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(a.path()).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
     conn.execute("UPDATE entries SET value = '11' WHERE key = 'k'", ()).unwrap();
     assert_eq!(in_a.get("k").unwrap(), Some(json("10")), "stale, as no change was logged");
@@ -221,10 +223,9 @@ fn add_one(cache: &Cache, thread: usize, attempt: usize) -> i64 {
 fn threads_updating_one_counter_through_compare_and_swap_lose_no_update() {
     const THREADS: usize = 8;
     const TIMES: usize = 40;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shared.db");
     // Two managers, as two processes would be, four threads each.
-    let managers = [CacheManager::open(&path).unwrap(), CacheManager::open(&path).unwrap()];
+    let (_dir, a, b) = two_managers();
+    let managers = [a, b];
     let caches: Vec<Cache> = managers.iter().map(|m| m.create_cache("counters").unwrap()).collect();
     let stored: Vec<i64> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..THREADS)
@@ -249,9 +250,8 @@ fn threads_updating_one_counter_through_compare_and_swap_lose_no_update() {
 fn threads_counting_through_update_lose_no_count() {
     const THREADS: usize = 8;
     const TIMES: usize = 40;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shared.db");
-    let managers = [CacheManager::open(&path).unwrap(), CacheManager::open(&path).unwrap()];
+    let (_dir, a, b) = two_managers();
+    let managers = [a, b];
     let caches: Vec<Cache> = managers.iter().map(|m| m.create_cache("counters").unwrap()).collect();
     let calls = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
