@@ -217,7 +217,10 @@ fn a_guest_without_grants_reaches_nothing() {
     let stderr = run.stderr_text();
     let error = run.result.expect_err("the plugin must fail without grants");
     assert!(matches!(error, easycaching_harness::Error::Exited { code: 1 }), "{error}");
-    assert!(stderr.contains("AccessDenied"), "{stderr}");
+    // The SDK's error as `main` prints it: the case, then the host's message as it is, its
+    // quotes unescaped (a derived `Debug` wrote `AccessDenied("... cache \"data\" ...")`).
+    assert!(stderr.contains("Error: AccessDenied: "), "{stderr}");
+    assert!(stderr.contains(r#"cache "data""#), "{stderr}");
 }
 
 #[test]

@@ -10,7 +10,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong: the host's answer (one case per case of the WIT `error`, each with the
 /// host's message), or [`Error::WrongType`], found by the SDK itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` is written for people, as an error `main` returns is printed with it:
+/// `Error: AccessDenied: access denied: this plugin has no grant for cache "notes" (...)`, the
+/// case as the program matches it, then the message, quotes and all, as it is. `{:#?}` shows the
+/// enum as the compiler derives it.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// No cache of that name exists (or it was deleted while a handle to it was open).
@@ -83,6 +88,35 @@ impl fmt::Display for Error {
                 write!(f, "wrong-type: the value does not fit the type asked for: {reason}")
             }
             _ => write!(f, "{}: {}", self.case(), self.message()),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let variant = match self {
+            Error::NoSuchCache(_) => "NoSuchCache",
+            Error::NoSuchQueue(_) => "NoSuchQueue",
+            Error::AccessDenied(_) => "AccessDenied",
+            Error::InvalidName(_) => "InvalidName",
+            Error::InvalidJson(_) => "InvalidJson",
+            Error::TooLarge(_) => "TooLarge",
+            Error::QuotaExceeded(_) => "QuotaExceeded",
+            Error::Storage(_) => "Storage",
+            Error::WrongType { .. } => "WrongType",
+        };
+        match (self, f.alternate()) {
+            (Error::WrongType { reason, value }, true) => {
+                f.debug_struct(variant).field("reason", reason).field("value", value).finish()
+            }
+            (_, true) => f.debug_tuple(variant).field(&self.message()).finish(),
+            (Error::WrongType { reason, value }, false) => {
+                write!(
+                    f,
+                    "{variant}: the value does not fit the type asked for: {reason}; the JSON read: {value}"
+                )
+            }
+            (_, false) => write!(f, "{variant}: {}", self.message()),
         }
     }
 }
