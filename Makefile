@@ -79,10 +79,8 @@ $(PY_TOOLCHAIN): $(PY_GUEST)/requirements.txt
 # PY_WORLD: a plugin for `easycaching run`, or an HTTP handler for `easycaching serve`.
 PY_WORLD = plugin
 $(GUESTS)/python-http-cache.wasm: PY_WORLD = http-handler
-$(GUESTS)/python-%.wasm: $(PY_GUEST)/%/app.py $(PY_SDK) $(WIT_FILES) $(PY_TOOLCHAIN)
-	mkdir -p $(GUESTS)
-	cd $(PY_GUEST) && .venv/bin/componentize-py -d ../../wit -w easycaching:cache/$(PY_WORLD) \
-		componentize -p . -p $* app -o $(abspath $@)
+$(GUESTS)/python-%.wasm: $(PY_GUEST)/%/app.py $(PY_GUEST)/build.py $(PY_SDK) $(WIT_FILES) $(PY_TOOLCHAIN)
+	$(PY_GUEST)/.venv/bin/python $(PY_GUEST)/build.py --world $(PY_WORLD) $(PY_GUEST)/$* $@
 
 # npm leaves old timestamps on what it unpacks: touching the marker keeps it newer than the lock.
 $(JS_TOOLCHAIN): $(JS_GUEST)/package-lock.json

@@ -321,3 +321,29 @@ fn javascript_command_refuses_an_async_main_rather_than_silently_stopping_at_its
     assert_eq!(cache.get_value::<bool>("before").unwrap(), Some(true));
     assert_eq!(cache.get_value::<bool>("after").unwrap(), None, "what came after the await ran");
 }
+
+/// `guest/python/build.py` says in one line what a new user got wrong, before componentize-py
+/// (whose answer to a missing module or a syntax error is a long backtrace) starts: a folder
+/// without `app.py`, an `app.py` that does not compile. Nothing is built either time.
+#[test]
+fn the_python_build_script_names_a_missing_or_broken_app_in_one_line() {
+    let build = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest/python/build.py");
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join("app.py"), "def run(self:\n    pass\n").unwrap();
+    let out = dir.path().join("out.wasm");
+    let build = |plugin: &std::path::Path| {
+        let done = std::process::Command::new("python3").arg(&build).arg(plugin).arg(&out).output().unwrap();
+        assert_eq!(done.status.code(), Some(1), "{done:?}");
+        let said = String::from_utf8(done.stderr).unwrap();
+        assert_eq!(said.lines().count(), 1, "one line: {said}");
+        said
+    };
+    let missing = build(&dir.path().join("myplugin"));
+    assert!(missing.contains("no plugin at") && missing.contains("myplugin/app.py"), "{missing}");
+    let syntax = build(&broken);
+    assert!(syntax.contains("app.py, line 1") && syntax.contains("syntax error"), "{syntax}");
+    assert!(!out.exists(), "nothing built");
+    assert!(!broken.join("__pycache__").exists(), "nothing written beside the plugin");
+}
