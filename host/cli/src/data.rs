@@ -231,6 +231,19 @@ fn parse_amount(text: &str) -> Result<i64, String> {
 /// error, so that a script retrying on a mismatch does not retry on an error.
 const NOT_SWAPPED: u8 = 3;
 
+/// Prints the answer of a write already stored. When it cannot be printed, the error says what
+/// was done (`done`, followed by why printing failed), so that nobody runs the write again
+/// thinking it did not go in.
+fn print_done(
+    out: &mut impl Write,
+    answer: impl std::fmt::Display,
+    done: impl FnOnce() -> String,
+) -> Result<()> {
+    writeln!(out, "{answer}")
+        .and_then(|()| out.flush())
+        .map_err(|error| anyhow::anyhow!("{} ({error})", done()))
+}
+
 /// Prints a value, or reports its absence with exit status 1, as `grep` does for no match.
 fn print_found(value: Option<Json>, absent: &str) -> Result<ExitCode> {
     match value {
@@ -280,21 +293,18 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
         }
         CacheCommand::Incr { cache, key, by } => {
             let sum = manager.create_cache(&cache)?.increment(&key, by)?;
-            // The sum is stored: said, so that nobody runs it again thinking it was not.
-            writeln!(out, "{sum}").and_then(|()| out.flush()).map_err(|error| {
-                anyhow::anyhow!(
-                    "added {by} under {key:?} in cache {cache:?}, which now holds {sum}, but could \
-                     not print it ({error})"
+            print_done(&mut out, sum, || {
+                format!(
+                    "added {by} under {key:?} in cache {cache:?}, which now holds {sum}, but could not print it"
                 )
             })?;
         }
         CacheCommand::Swap { cache, key, expected, value, .. } => {
             // clap leaves `expected` unset only with --absent, `value` only with --delete.
             let swapped = manager.create_cache(&cache)?.compare_and_swap(&key, expected.as_ref(), value)?;
-            // Stored before it is printed: said, so that nobody runs it again thinking it was not.
-            writeln!(out, "{swapped}").and_then(|()| out.flush()).map_err(|error| {
+            print_done(&mut out, swapped, || {
                 let done = if swapped { "swapped" } else { "did not swap" };
-                anyhow::anyhow!("{done} {key:?} in cache {cache:?}, but could not print it ({error})")
+                format!("{done} {key:?} in cache {cache:?}, but could not print it")
             })?;
             if !swapped {
                 return Ok(ExitCode::from(NOT_SWAPPED));
@@ -411,10 +421,8 @@ pub fn load(db: &Database, cache: &str, file: Option<&Path>) -> Result<ExitCode>
     if count > 0 {
         target.set_many(entries)?;
     }
-    // Stored: said, so that nobody runs it again thinking it was not.
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{count}").and_then(|()| out.flush()).map_err(|error| {
-        anyhow::anyhow!("stored {count} entries in cache {cache:?}, but could not print how many ({error})")
+    print_done(&mut std::io::stdout().lock(), count, || {
+        format!("stored {count} entries in cache {cache:?}, but could not print how many")
     })?;
     Ok(ExitCode::SUCCESS)
 }
