@@ -52,16 +52,21 @@ impl Error {
     /// `access-denied`, ...), or `wrong-type` for [`Error::WrongType`], which the WIT does not
     /// have.
     pub fn case(&self) -> &'static str {
+        self.names().1
+    }
+
+    /// The case's name in Rust, as a program matches on it, and as the WIT writes it.
+    fn names(&self) -> (&'static str, &'static str) {
         match self {
-            Error::NoSuchCache(_) => "no-such-cache",
-            Error::NoSuchQueue(_) => "no-such-queue",
-            Error::AccessDenied(_) => "access-denied",
-            Error::InvalidName(_) => "invalid-name",
-            Error::InvalidJson(_) => "invalid-json",
-            Error::TooLarge(_) => "too-large",
-            Error::QuotaExceeded(_) => "quota-exceeded",
-            Error::Storage(_) => "storage",
-            Error::WrongType { .. } => "wrong-type",
+            Error::NoSuchCache(_) => ("NoSuchCache", "no-such-cache"),
+            Error::NoSuchQueue(_) => ("NoSuchQueue", "no-such-queue"),
+            Error::AccessDenied(_) => ("AccessDenied", "access-denied"),
+            Error::InvalidName(_) => ("InvalidName", "invalid-name"),
+            Error::InvalidJson(_) => ("InvalidJson", "invalid-json"),
+            Error::TooLarge(_) => ("TooLarge", "too-large"),
+            Error::QuotaExceeded(_) => ("QuotaExceeded", "quota-exceeded"),
+            Error::Storage(_) => ("Storage", "storage"),
+            Error::WrongType { .. } => ("WrongType", "wrong-type"),
         }
     }
 
@@ -94,17 +99,7 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let variant = match self {
-            Error::NoSuchCache(_) => "NoSuchCache",
-            Error::NoSuchQueue(_) => "NoSuchQueue",
-            Error::AccessDenied(_) => "AccessDenied",
-            Error::InvalidName(_) => "InvalidName",
-            Error::InvalidJson(_) => "InvalidJson",
-            Error::TooLarge(_) => "TooLarge",
-            Error::QuotaExceeded(_) => "QuotaExceeded",
-            Error::Storage(_) => "Storage",
-            Error::WrongType { .. } => "WrongType",
-        };
+        let variant = self.names().0;
         match (self, f.alternate()) {
             (Error::WrongType { reason, value }, true) => {
                 f.debug_struct(variant).field("reason", reason).field("value", value).finish()
