@@ -79,6 +79,10 @@ pub fn run(db: &Database, args: RunArgs) -> Result<ExitCode> {
 /// did not mean. `--help` and `--version` are left out, as a plugin may well take them.
 fn misplaced_options(plugin_args: &[String]) -> Vec<&str> {
     use clap::CommandFactory;
+    // Most runs pass no long option to the plugin: they build no command line to look in.
+    if !plugin_args.iter().any(|arg| arg.starts_with("--")) {
+        return Vec::new();
+    }
     let cli = crate::Cli::command();
     let run = cli.find_subcommand("run").expect("the run subcommand");
     let options: Vec<&str> = run
