@@ -440,6 +440,7 @@ mod futex {
 #[cfg(test)]
 pub(super) mod test_processes {
     use std::path::Path;
+    use std::time::{Duration, Instant};
 
     use super::Board;
 
@@ -460,9 +461,23 @@ pub(super) mod test_processes {
         }
     }
 
-    /// The mark of a process that has ended, on the board of `db`.
+    /// The mark of a process that has ended, on the board of `db`: once `is_gone` says so.
     pub(in crate::store::sqlite) fn gone_mark(db: &Path) -> u64 {
-        OtherProcess::start(db).mark()
+        let mark = OtherProcess::start(db).mark();
+        wait_until_gone(&Board::open(db), mark);
+        mark
+    }
+
+    /// Waits until `board` sees `mark` gone, at most 10 s. A closed opening's mark is not gone
+    /// at once when a process is forked meanwhile (by a test on another thread spawning a
+    /// command, say): the child holds a copy of the board file, and with it the mark, until it
+    /// closes the copy or `exec`s.
+    pub(in crate::store::sqlite) fn wait_until_gone(board: &Board, mark: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !board.is_gone(mark) {
+            assert!(Instant::now() < deadline, "mark {mark} is still held 10 s after it was closed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
@@ -523,7 +538,7 @@ mod tests {
         assert!(!first.is_gone(first.me()) && !first.is_gone(second.me()) && !second.is_gone(first.me()));
         let closed = second.me();
         drop(second);
-        assert!(first.is_gone(closed));
+        test_processes::wait_until_gone(&first, closed);
         assert!(first.is_gone(first.me() + 100), "a mark never drawn is nobody's");
         assert!(!first.is_gone(u64::MAX), "a mark the kernel cannot check counts as held");
         assert!(!Board::local().is_gone(closed), "on a board of its own, nobody else is gone");
@@ -591,11 +606,7 @@ mod tests {
         assert!(!board.is_gone(mark), "the child holds it");
         // SAFETY: signals a child of this test.
         unsafe { libc::kill(child, libc::SIGKILL) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !board.is_gone(mark) {
-            assert!(Instant::now() < deadline, "the killed child's mark is still held");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        test_processes::wait_until_gone(&board, mark);
         // SAFETY: as above; signal 0 only checks that the process exists.
         assert_eq!(unsafe { libc::kill(child, 0) }, 0, "not reaped yet: a zombie, whose pid still answers");
     }
