@@ -347,3 +347,22 @@ fn the_python_build_script_names_a_missing_or_broken_app_in_one_line() {
     assert!(!out.exists(), "nothing built");
     assert!(!broken.join("__pycache__").exists(), "nothing written beside the plugin");
 }
+
+/// `guest/js/build.mjs` hands on what the engine says is wrong with a plugin (here an import
+/// that names no file), without Node's dump of an uncaught error around it, and builds nothing.
+#[test]
+fn the_javascript_build_script_says_what_the_engine_found_wrong_without_a_node_stack() {
+    let build = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest/js/build.mjs");
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("plugin.js");
+    std::fs::write(&plugin, "import { missing } from './nowhere.js';\nexport const run = missing;\n")
+        .unwrap();
+    let out = dir.path().join("out.wasm");
+    let done = std::process::Command::new("node").arg(&build).arg(&plugin).arg(&out).output().unwrap();
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    let said = String::from_utf8(done.stderr).unwrap();
+    assert!(said.starts_with("build.mjs: cannot build ") && said.contains("plugin.js:\n"), "{said}");
+    assert!(said.contains("./nowhere.js"), "the engine's message names the import: {said}");
+    assert!(!said.contains("node:internal") && !said.contains("    at "), "no Node stack: {said}");
+    assert!(!out.exists(), "nothing built");
+}

@@ -92,6 +92,17 @@ async function withStarlingMonkey(witPath) {
   return component;
 }
 
+/**
+ * Says in a few lines why the engine could not build the plugin (a syntax error, an import not
+ * found: the engine's message says which), without Node's dump of an uncaught error, whose stack
+ * is of this script and the engine's, not the plugin's.
+ */
+function engineFailed(error) {
+  const message = String(error?.message ?? error).replace(/^[:\s]+/, '').trim();
+  console.error(`build.mjs: cannot build ${entry}:\n  ${message.replaceAll('\n', '\n  ')}`);
+  process.exitCode = 1;
+}
+
 if (!existsSync(join(options.wit, 'deps'))) {
   console.error(`build.mjs: ${resolve(options.wit)} is not the easycaching WIT directory (no deps/ in it); give it with --wit`);
   process.exit(2);
@@ -100,9 +111,11 @@ let witPath;
 try {
   witPath = await layOutWit(options.wit);
   const build = options.engine === 'quickjs' ? withQuickJs : withStarlingMonkey;
-  const component = await build(witPath);
-  await mkdir(dirname(output), { recursive: true });
-  await writeFile(output, component);
+  const component = await build(witPath).catch(engineFailed);
+  if (component) {
+    await mkdir(dirname(output), { recursive: true });
+    await writeFile(output, component);
+  }
 } finally {
   if (witPath) await rm(witPath, { recursive: true, force: true });
 }
