@@ -182,7 +182,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::try_parse().unwrap_or_else(|error| with_tip(error).exit());
-    let missing = missing_directory(&cli);
+    let files = files_named(&cli);
     match execute(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -190,7 +190,7 @@ fn main() -> ExitCode {
             // Only for an error about that directory: `--db data/app.db run typo.wasm` is told
             // of the plugin first.
             let said = format!("{error:#}");
-            let directory = missing
+            let directory = missing_directory(&files)
                 .filter(|dir| said.contains(&dir.display().to_string()))
                 .map(|dir| format!("create the directory first: mkdir -p {}", dir.display()));
             if let Some(hint) = hint(&error).or(directory) {
@@ -226,16 +226,20 @@ fn with_tip(mut error: clap::Error) -> clap::Error {
     error
 }
 
-/// The directory, named in the command, that a file it would create is to go in and that does
-/// not exist: `--db data/app.db` or `backup backups/today.db` before `mkdir`.
-fn missing_directory(cli: &Cli) -> Option<PathBuf> {
+/// The files the command names that it may create: `--db`, and `backup`'s destination.
+fn files_named(cli: &Cli) -> Vec<PathBuf> {
     let backup = match &cli.command {
-        Command::Backup(args) => Some(args.dest()),
+        Command::Backup(args) => Some(args.dest().to_owned()),
         _ => None,
     };
-    [Some(cli.db.as_path()), backup]
-        .into_iter()
-        .flatten()
+    [Some(cli.db.clone()), backup].into_iter().flatten().collect()
+}
+
+/// The directory of one of `files` that does not exist (`--db data/app.db` or `backup
+/// backups/today.db` before `mkdir`), looked for only once a command has failed.
+fn missing_directory(files: &[PathBuf]) -> Option<PathBuf> {
+    files
+        .iter()
         .filter_map(|file| file.parent())
         .find(|dir| !dir.as_os_str().is_empty() && !dir.exists())
         .map(|dir| dir.to_path_buf())

@@ -123,12 +123,31 @@ pub enum Error {
         detail: String,
     },
 
+    /// A path easycaching was given that it cannot use for what was asked: a database it cannot
+    /// open (a directory, a missing directory, no permission), a backup it cannot write there
+    /// or restore from. Nothing was changed.
+    #[error("cannot {doing} {}: {reason}", path.display())]
+    Path {
+        /// What was asked of the path: "open", "resolve", "write a backup to", "restore from",
+        /// "restore into".
+        doing: &'static str,
+        /// The path as given.
+        path: PathBuf,
+        /// Why not, as the system or easycaching says it.
+        reason: String,
+    },
+
     /// Any other failure of the storage: I/O errors, a full disk, a read-only file.
     #[error("storage failed: {0}")]
     Storage(String),
 }
 
 impl Error {
+    /// [`Error::Path`]: `path` cannot be used for `doing`, because of `reason`.
+    pub(crate) fn path(doing: &'static str, path: &std::path::Path, reason: impl ToString) -> Self {
+        Error::Path { doing, path: path.to_owned(), reason: reason.to_string() }
+    }
+
     /// A shortened copy of `name` for error messages, so a hostile 1 MB name does not become
     /// a 1 MB log line.
     pub(crate) fn invalid_name(name: &str, reason: &'static str) -> Self {

@@ -79,7 +79,7 @@ fn a_backup_never_replaces_a_file_and_leaves_nothing_behind_when_refused() {
     ];
     for (dest, why) in refused {
         let error = manager.backup(&dest).unwrap_err();
-        assert!(matches!(error, Error::Storage(_)), "{error:?}");
+        assert!(matches!(error, Error::Path { doing: "write a backup to", .. }), "{error:?}");
         let message = error.to_string();
         assert!(message.contains(why) && message.contains("cannot write a backup to"), "{dest:?}: {message}");
     }

@@ -192,7 +192,9 @@ fn a_directory_this_process_may_not_write_in_is_said_to_deny_permission() {
 fn a_directory_given_as_the_database_is_named_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let err = CacheManager::open(dir.path()).unwrap_err();
-    assert!(err.to_string().contains("it is a directory, not a file"), "{err}");
+    assert!(matches!(&err, Error::Path { doing: "open", path, .. } if path == dir.path()), "{err:?}");
+    let said = format!("cannot open {}: it is a directory, not a file", dir.path().display());
+    assert_eq!(err.to_string(), said, "a path error says what was asked of the path, not \"storage failed\"");
 }
 
 #[test]

@@ -41,7 +41,7 @@ const SHM_DMS_BYTE: libc::off_t = 128;
 /// the database holds now, and where the one it replaced went.
 pub(super) fn restore(backup: &Path, database: &Path) -> Result<(Copied, Option<PathBuf>)> {
     let source = DbFile { path: backup.to_owned(), busy_timeout: crate::DEFAULT_BUSY_TIMEOUT };
-    let refuse = |why: String| Error::Storage(format!("cannot restore from {}: {why}", backup.display()));
+    let refuse = |why: String| Error::path("restore from", backup, why);
     match std::fs::metadata(backup) {
         Ok(_) if same_file(backup, database) => {
             return Err(refuse(format!("it is the database {} itself", database.display())));
@@ -370,8 +370,8 @@ impl Partial {
 /// "cannot write a backup to DEST: WHY", or for a restore "cannot restore into DEST: WHY".
 fn failed(dest: &Path, replacing: bool, why: impl std::fmt::Display) -> Error {
     match replacing {
-        true => Error::Storage(format!("cannot restore into {}: {why}", dest.display())),
-        false => Error::Storage(format!("cannot write a backup to {}: {why}", dest.display())),
+        true => Error::path("restore into", dest, why),
+        false => Error::path("write a backup to", dest, why),
     }
 }
 

@@ -180,7 +180,7 @@ fn refuse_special_file(path: &Path) -> Result<()> {
     } else {
         return Ok(());
     };
-    Err(Error::Storage(format!("cannot open {}: it is {what}, not a regular file", path.display())))
+    Err(Error::path("open", path, format!("it is {what}, not a regular file")))
 }
 
 /// Why `path` could not be opened, said once: SQLite's own message ("unable to open database
@@ -200,7 +200,7 @@ fn open_error(path: &Path, error: rusqlite::Error) -> Error {
             None => error.to_string(),
         },
     };
-    Error::Storage(format!("cannot open {}: {reason}", path.display()))
+    Error::path("open", path, reason)
 }
 
 /// Why `path` could not be opened, as the system says it, where SQLite says only "unable to

@@ -159,8 +159,7 @@ impl SqliteStore {
         let first = DbFile { path: path.to_owned(), busy_timeout };
         let mut writer = connection::open_writer(&first, &settings)?;
         schema::prepare(&mut writer, &first)?;
-        let path = std::fs::canonicalize(path)
-            .map_err(|e| Error::Storage(format!("cannot resolve {}: {e}", path.display())))?;
+        let path = std::fs::canonicalize(path).map_err(|e| Error::path("resolve", path, e))?;
         let db = DbFile { path: path.clone(), busy_timeout };
         let board = Arc::new(Board::open(&path));
         let durable = DurableMark::new(durability, FsyncBoard::new(board.clone()), || {
