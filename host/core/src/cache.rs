@@ -3,15 +3,17 @@
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use lru::LruCache;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::clock::{self, expired, now_ms, remaining};
 use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS, MAX_RESPONSE_BYTES};
 use crate::manager::{Shared, unexpected};
 use crate::paging::{Paged, Scan};
-use crate::store::{CacheId, Outcome, Page, Stats, Target, Write, too_many_bytes};
+use crate::store::{CacheId, Outcome, Page, Stats, Stored, Target, Write, too_many_bytes};
 use crate::{Error, Json, Quota, Result};
 
 /// A handle to one named cache: a persistent map from string keys to [`Json`] values.
@@ -79,14 +81,19 @@ impl Cache {
     pub fn get(&self, key: &str) -> Result<Option<Json>> {
         self.shared.limits.check_key(key)?;
         self.ready()?;
+        Ok(self.read(key)?.map(|stored| stored.value))
+    }
+
+    /// The value under `key` with its expiry, from the LRU or else the store (filling the LRU).
+    fn read(&self, key: &str) -> Result<Option<Stored>> {
         let generation = match self.state.lookup(key) {
-            Lookup::Hit(value) => return Ok(Some(value)),
+            Lookup::Hit(value, expires_at) => return Ok(Some(Stored { value, expires_at })),
             Lookup::Absent => return Ok(None),
             Lookup::Miss(generation) => generation,
         };
-        let value = self.shared.store.get(self.state.target.id, key)?;
-        self.state.fill(key, value.as_ref(), generation, self.shared.max_cached_value_bytes);
-        Ok(value)
+        let stored = self.shared.store.get(self.state.target.id, key)?;
+        self.state.fill(key, stored.as_ref(), generation, self.shared.max_cached_value_bytes);
+        Ok(stored)
     }
 
     /// The value stored under `key`, deserialized into `T`;
@@ -109,7 +116,7 @@ impl Cache {
         let mut generation = 0;
         for (index, key) in keys.iter().enumerate() {
             match self.state.lookup(key) {
-                Lookup::Hit(value) => values.push(Some(value)),
+                Lookup::Hit(value, _) => values.push(Some(value)),
                 Lookup::Absent => values.push(None),
                 Lookup::Miss(current) => {
                     // The earliest generation: the store is read after every lookup.
@@ -142,12 +149,12 @@ impl Cache {
                     Error::TooLarge { size, .. } => too_many_bytes(from_lru + size, MAX_RESPONSE_BYTES),
                     other => other,
                 })?;
-            for (key, value) in missed.iter().zip(&found) {
-                self.state.fill(key, value.as_ref(), generation, self.shared.max_cached_value_bytes);
+            for (key, stored) in missed.iter().zip(&found) {
+                self.state.fill(key, stored.as_ref(), generation, self.shared.max_cached_value_bytes);
             }
             for (index, key) in misses {
                 if let Ok(at) = missed.binary_search(&key) {
-                    values[index] = found[at].clone();
+                    values[index] = found[at].as_ref().map(|stored| stored.value.clone());
                 }
             }
         }
@@ -159,9 +166,72 @@ impl Cache {
         Ok(values)
     }
 
-    /// Stores `value` under `key`, replacing what was there.
+    /// Stores `value` under `key`, replacing what was there, its expiry included: a value set
+    /// without a TTL never expires, whatever TTL the one it replaces had (as Redis's `SET`).
     pub fn set(&self, key: &str, value: Json) -> Result<()> {
         self.set_many([(key.to_owned(), value)])
+    }
+
+    /// Stores `value` under `key`, replacing what was there, to expire `ttl` from now: from
+    /// then on it is absent for every reader in every process sharing the database (`get`,
+    /// `contains`, `len`, iteration, and the writes that read, `increment` and
+    /// `compare_and_swap`), and its space is reclaimed by later writes.
+    ///
+    /// The TTL is counted in whole milliseconds, rounded up, from this call, by the wall
+    /// clock; the entry's expiry is stored as a time, so it survives restarts and holds across
+    /// processes. A later [`set`](Cache::set) without a TTL makes the entry permanent again;
+    /// [`increment`](Cache::increment) and [`compare_and_swap`](Cache::compare_and_swap) keep
+    /// it; [`expire`](Cache::expire) changes it.
+    ///
+    /// [`Error::InvalidArgument`] for a TTL of zero or longer than [`MAX_TTL`](crate::MAX_TTL);
+    /// otherwise the errors of [`set`](Cache::set). On any error nothing is stored.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use easycaching::Json;
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = easycaching::CacheManager::open(dir.path().join("app.db"))?;
+    /// let sessions = manager.create_cache("sessions")?;
+    /// sessions.set_with_ttl("ada", Json::parse(r#"{"user": 1}"#)?, Duration::from_millis(20))?;
+    /// sessions.set_with_ttl("bob", Json::parse(r#"{"user": 2}"#)?, Duration::from_secs(3600))?;
+    /// assert!(sessions.ttl("bob")?.is_some_and(|left| left <= Duration::from_secs(3600)));
+    ///
+    /// std::thread::sleep(Duration::from_millis(50));
+    /// assert_eq!(sessions.get("ada")?, None);
+    /// assert_eq!(sessions.len()?, 1);
+    ///
+    /// // Set again without a TTL: kept until deleted.
+    /// sessions.set("bob", Json::parse(r#"{"user": 2}"#)?)?;
+    /// assert_eq!(sessions.ttl("bob")?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_with_ttl(&self, key: &str, value: Json, ttl: Duration) -> Result<()> {
+        let ttl_ms = clock::ttl_ms(ttl)?;
+        self.write_entries(vec![(key.to_owned(), value)], Some(clock::expiry(now_ms(), ttl_ms)))
+    }
+
+    /// How long the entry under `key` has left to live; `None` when it has no TTL, or when
+    /// there is no entry (tell the two apart with [`contains`](Cache::contains)).
+    pub fn ttl(&self, key: &str) -> Result<Option<Duration>> {
+        self.shared.limits.check_key(key)?;
+        self.ready()?;
+        let expires_at = self.read(key)?.and_then(|stored| stored.expires_at);
+        Ok(expires_at.and_then(|at| remaining(at, now_ms())))
+    }
+
+    /// Sets the entry under `key` to expire `ttl` from now, or, with `None`, never, leaving its
+    /// value as it is; `true` when there was an entry (one not expired) to change, `false`
+    /// (changing nothing) when there was none. Errors as for
+    /// [`set_with_ttl`](Cache::set_with_ttl).
+    pub fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
+        self.shared.limits.check_key(key)?;
+        let expires_at = ttl.map(clock::ttl_ms).transpose()?.map(|ttl_ms| clock::expiry(now_ms(), ttl_ms));
+        self.alive()?;
+        let write = Write::Expire { cache: self.target(), key: key.to_owned(), expires_at };
+        match self.shared.write(write)? {
+            Outcome::Found(found) => Ok(found),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Serializes `value` and stores it under `key`.
@@ -172,7 +242,11 @@ impl Cache {
     /// Stores every entry in one durable write, all or none; a later entry for the same key
     /// wins.
     pub fn set_many(&self, entries: impl IntoIterator<Item = (String, Json)>) -> Result<()> {
-        let entries: Vec<(String, Json)> = entries.into_iter().collect();
+        self.write_entries(entries.into_iter().collect(), None)
+    }
+
+    /// Checks and stores entries that expire at `expires_at` (`None`: never).
+    fn write_entries(&self, entries: Vec<(String, Json)>, expires_at: Option<i64>) -> Result<()> {
         let limits = &self.shared.limits;
         limits.check_batch(entries.len())?;
         for (key, value) in &entries {
@@ -180,14 +254,21 @@ impl Cache {
             limits.check_value(value)?;
         }
         self.alive()?;
-        self.shared.write(Write::Set { cache: self.target(), entries, quota: self.quota.clone() })?;
+        self.shared.write(Write::Set {
+            cache: self.target(),
+            entries,
+            expires_at,
+            quota: self.quota.clone(),
+        })?;
         Ok(())
     }
 
     /// Adds `by` to the integer stored under `key` and returns the sum, in one durable write
     /// that no other write, from this process or another, comes between: many workers counting
     /// the same key lose no count, where a `get` then a `set` would. An absent key counts as
-    /// 0, so the first increment stores `by`. A negative `by` subtracts.
+    /// 0, so the first increment stores `by`. A negative `by` subtracts. The entry keeps its
+    /// expiry, as Redis's `INCR` keeps a TTL; one that has expired counts as absent, and the sum
+    /// stored in its place has none.
     ///
     /// [`Error::WrongType`] (holding the value, which is left as it was) when the value stored
     /// is not a JSON integer that fits an `i64`, or when the sum would not fit one.
@@ -230,7 +311,9 @@ impl Cache {
     /// written ([`Json::same_value`]): member order, whitespace and the spelling of numbers do
     /// not count, so a value read, deserialized and serialized again still matches. The
     /// comparison is made with what the database holds inside the write, never with this
-    /// process's LRU, which may not have seen another process's write yet.
+    /// process's LRU, which may not have seen another process's write yet. An entry that has
+    /// expired is absent; a value swapped in for one that has not keeps its expiry (so an
+    /// [`update`](Cache::update) of an entry with a TTL keeps the TTL).
     ///
     /// A mismatch is `Ok(false)`, and stores nothing. Errors are those of [`set`](Cache::set)
     /// (or [`delete`](Cache::delete)), and on any of them nothing is stored:
@@ -323,7 +406,7 @@ impl Cache {
         self.shared.limits.check_key(key)?;
         self.ready()?;
         let generation = match self.state.lookup(key) {
-            Lookup::Hit(_) => return Ok(true),
+            Lookup::Hit(..) => return Ok(true),
             Lookup::Absent => return Ok(false),
             Lookup::Miss(generation) => generation,
         };
@@ -356,7 +439,7 @@ impl Cache {
         count(self.shared.write(Write::Clear { cache: self.target() })?)
     }
 
-    /// How many entries the cache holds.
+    /// How many entries the cache holds, those that have expired left out.
     pub fn len(&self) -> Result<u64> {
         Ok(self.stats()?.entries)
     }
@@ -476,8 +559,11 @@ pub(crate) struct CacheState {
 /// keys longer than [`MAX_ABSENT_KEY_BYTES`] are not remembered, and all the caches of a
 /// manager share one [`AbsentKeys`] budget. A cache over it forgets its own oldest absent
 /// keys to make room, and remembers none when it has none to forget.
+///
+/// Each value is kept with its expiry (unix ms; `None`: never). A value found expired is
+/// dropped and looked up as a miss, so the store, which no longer returns it, is read.
 struct Lru {
-    entries: LruCache<String, Json>,
+    entries: LruCache<String, (Json, Option<i64>)>,
     absent: LruCache<String, ()>,
     absent_budget: Arc<AbsentKeys>,
     generation: u64,
@@ -523,11 +609,11 @@ impl AbsentKeys {
 }
 
 impl Lru {
-    fn remember(&mut self, key: &str, value: Option<&Json>) {
+    fn remember(&mut self, key: &str, value: Option<(&Json, Option<i64>)>) {
         match value {
-            Some(value) => {
+            Some((value, expires_at)) => {
                 self.forget_absent(key);
-                self.entries.put(key.to_owned(), value.clone());
+                self.entries.put(key.to_owned(), (value.clone(), expires_at));
             }
             None => {
                 self.entries.pop(key);
@@ -575,8 +661,8 @@ impl Drop for Lru {
 
 /// What the LRU knows of a key.
 pub(crate) enum Lookup {
-    /// Its value.
-    Hit(Json),
+    /// Its value, and when it expires.
+    Hit(Json, Option<i64>),
     /// That the store has no value for it.
     Absent,
     /// Nothing: the store must be read; the generation to pass to [`CacheState::fill`].
@@ -607,8 +693,13 @@ impl CacheState {
     pub(crate) fn lookup(&self, key: &str) -> Lookup {
         match self.lru() {
             Some(mut lru) => {
-                if let Some(value) = lru.entries.get(key) {
-                    return Lookup::Hit(value.clone());
+                if let Some((value, expires_at)) = lru.entries.get(key) {
+                    // Only a value with an expiry reads the clock.
+                    if !expires_at.is_some_and(|at| at <= now_ms()) {
+                        return Lookup::Hit(value.clone(), *expires_at);
+                    }
+                    lru.entries.pop(key);
+                    return Lookup::Miss(lru.generation);
                 }
                 if lru.absent.get(key).is_some() {
                     return Lookup::Absent;
@@ -621,26 +712,53 @@ impl CacheState {
 
     /// Keeps what was read from the store for `key` (its value, or that it has none), unless
     /// the LRU changed since the read began.
-    pub(crate) fn fill(&self, key: &str, value: Option<&Json>, generation: u64, max_value_bytes: usize) {
-        if value.is_some_and(|value| value.len() > max_value_bytes) {
+    pub(crate) fn fill(&self, key: &str, value: Option<&Stored>, generation: u64, max_value_bytes: usize) {
+        if value.is_some_and(|stored| stored.value.len() > max_value_bytes) {
             return;
         }
         if let Some(mut lru) = self.lru()
             && lru.generation == generation
         {
-            lru.remember(key, value);
+            lru.remember(key, value.map(|stored| (&stored.value, stored.expires_at)));
         }
     }
 
-    /// Keeps what this process just wrote for `key`: its value, or, after a delete, that it
-    /// has none.
-    pub(crate) fn store(&self, key: &str, value: Option<&Json>, max_value_bytes: usize) {
-        if value.is_some_and(|value| value.len() > max_value_bytes) {
+    /// Keeps what this process just wrote for `key`: its value and expiry, or, after a
+    /// delete, that it has none.
+    pub(crate) fn store(&self, key: &str, value: Option<(&Json, Option<i64>)>, max_value_bytes: usize) {
+        if value.is_some_and(|(value, _)| value.len() > max_value_bytes) {
             return self.forget(key);
         }
         if let Some(mut lru) = self.lru() {
             lru.generation += 1;
             lru.remember(key, value);
+        }
+    }
+
+    /// Keeps `value`, which this process just wrote for `key` by a write that keeps the
+    /// entry's expiry (increment, compare-and-swap), with that expiry, when the LRU knows it:
+    /// the one it holds with the value replaced, or none when it knew the key absent. Only
+    /// called when no other process committed since this one last looked, so what the LRU
+    /// knew is what the write found. When it knew nothing, or held a value that has expired
+    /// (which the write may or may not have found so), the key is forgotten.
+    pub(crate) fn store_keeping_expiry(&self, key: &str, value: &Json, max_value_bytes: usize) {
+        if value.len() > max_value_bytes {
+            return self.forget(key);
+        }
+        if let Some(mut lru) = self.lru() {
+            lru.generation += 1;
+            let kept = match lru.entries.peek(key) {
+                Some((_, expires_at)) if !expired(*expires_at, now_ms()) => Some(*expires_at),
+                Some(_) => None,
+                None => lru.absent.contains(key).then_some(None),
+            };
+            match kept {
+                Some(expires_at) => lru.remember(key, Some((value, expires_at))),
+                None => {
+                    lru.entries.pop(key);
+                    lru.forget_absent(key);
+                }
+            }
         }
     }
 
@@ -711,7 +829,7 @@ mod tests {
         second.store("k99", None, usize::MAX);
         assert!(absent(&second, "k99"));
         // A value stored where a key was absent, and a dropped cache, give their part back.
-        second.store("k99", Some(&Json::parse("1").unwrap()), usize::MAX);
+        second.store("k99", Some((&Json::parse("1").unwrap(), None)), usize::MAX);
         assert_eq!(budget.used.load(Ordering::Acquire), 0);
         second.store("k98", None, usize::MAX);
         drop(second);

@@ -72,6 +72,11 @@ pub enum Error {
         limit: usize,
     },
 
+    /// An argument outside the range a call takes: a TTL of zero, or one longer than
+    /// [`MAX_TTL`](crate::MAX_TTL). Nothing was stored.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
     /// A write that would take a cache or queue past its quota.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),

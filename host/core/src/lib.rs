@@ -44,6 +44,7 @@
 #![deny(missing_docs)]
 
 mod cache;
+mod clock;
 mod error;
 mod group_commit;
 mod json;
@@ -56,6 +57,7 @@ mod queue;
 pub mod store;
 
 pub use cache::{Cache, Entries};
+pub use clock::MAX_TTL;
 pub use error::{Error, Result};
 pub use group_commit::WriteStats;
 pub use json::Json;

@@ -517,25 +517,42 @@ impl Shared {
             // A failed write may still have committed (its fsync failed after the commit):
             // its keys are forgotten, never trusted.
             let outcome = result.as_ref().ok();
-            // What the write left under `key` (its value, or none), kept when trusted.
-            let learn = |state: &CacheState, key: &str, value: Option<&Json>| {
-                if own.is_some() && outcome.is_some() {
+            let trusted = own.is_some() && outcome.is_some();
+            // What the write left under `key` (its value and expiry, or none), kept when
+            // trusted.
+            let learn = |state: &CacheState, key: &str, value: Option<(&Json, Option<i64>)>| {
+                if trusted {
                     state.store(key, value, self.max_cached_value_bytes);
                 } else {
                     state.forget(key);
                 }
             };
+            // The value a write that keeps the entry's expiry left under `key`.
+            let learn_keeping_expiry = |state: &CacheState, key: &str, value: &Json| {
+                if trusted {
+                    state.store_keeping_expiry(key, value, self.max_cached_value_bytes);
+                } else {
+                    state.forget(key);
+                }
+            };
             match write {
-                Write::Set { cache, entries, .. } => {
+                Write::Set { cache, entries, expires_at, .. } => {
                     if let Some(state) = self.registered(cache.id) {
-                        entries.iter().for_each(|(key, value)| learn(&state, key, Some(value)));
+                        entries
+                            .iter()
+                            .for_each(|(key, value)| learn(&state, key, Some((value, *expires_at))));
+                    }
+                }
+                Write::Expire { cache, key, .. } => {
+                    if let Some(state) = self.registered(cache.id) {
+                        state.forget(key);
                     }
                 }
                 Write::Increment { cache, key, .. } => {
                     if let Some(state) = self.registered(cache.id) {
                         match outcome {
                             Some(Outcome::Integer(sum)) => {
-                                learn(&state, key, Some(&Json::trusted(sum.to_string())))
+                                learn_keeping_expiry(&state, key, &Json::trusted(sum.to_string()))
                             }
                             _ => state.forget(key),
                         }
@@ -544,7 +561,10 @@ impl Shared {
                 Write::CompareAndSwap { cache, key, value, .. } => {
                     if let Some(state) = self.registered(cache.id) {
                         match outcome {
-                            Some(Outcome::Swapped(true)) => learn(&state, key, value.as_ref()),
+                            Some(Outcome::Swapped(true)) => match value {
+                                Some(value) => learn_keeping_expiry(&state, key, value),
+                                None => learn(&state, key, None),
+                            },
                             // A mismatch changed nothing; it may mean that what this process
                             // last read of the key is out of date, so the next read goes to
                             // the database.

@@ -517,11 +517,13 @@ fn a_later_write_of_a_batch_the_disk_cannot_hold_fails_the_batch_as_a_full_disk(
         Write::Set {
             cache: cache.clone(),
             entries: vec![("first".into(), json("1"))],
+            expires_at: None,
             quota: easycaching::Quota::UNLIMITED,
         },
         Write::Set {
             cache: cache.clone(),
             entries: (0..1000).map(|i| (format!("k{i:04}"), value.clone())).collect(),
+            expires_at: None,
             quota: easycaching::Quota::UNLIMITED,
         },
     ];

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use easycaching::store::{
-    Applied, CacheId, ChangeToken, Changes, HandoffStats, Listed, QueueId, SqliteStore, Stats, Store,
+    Applied, CacheId, ChangeToken, Changes, HandoffStats, Listed, QueueId, SqliteStore, Stats, Store, Stored,
     SyncTarget, Target, Writes,
 };
 use easycaching::{CacheManager, Durability, Error, Json, Page, Result};
@@ -44,12 +44,12 @@ impl Store for Counting {
         self.inner.sync(target)
     }
 
-    fn get(&self, cache: CacheId, key: &str) -> Result<Option<Json>> {
+    fn get(&self, cache: CacheId, key: &str) -> Result<Option<Stored>> {
         self.read();
         self.inner.get(cache, key)
     }
 
-    fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Json>>> {
+    fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Stored>>> {
         self.read();
         self.inner.get_many(cache, keys, max_bytes)
     }

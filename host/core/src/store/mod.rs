@@ -12,7 +12,13 @@
 //!   read inside their own transaction, so that no other write, from any process, comes
 //!   between the read and the write, and compare values as [`Json::same_value`] does;
 //! - [`Store::change_token`] is cheap enough for every cache hit (no I/O, no system call) and
-//!   changes whenever any process may have committed.
+//!   changes whenever any process may have committed;
+//! - an entry stored with an expiry ([`Write::Set::expires_at`], unix milliseconds) is absent
+//!   for every read and every write that reads (increment, compare-and-swap, delete's count)
+//!   from that time on, as the wall clock tells it (`SystemTime`), whether or not its row is
+//!   gone yet; [`Store::cache_stats`] does not count it. Its space is reclaimed on the write
+//!   path, a bounded number of rows per transaction, with counts and change log kept as a
+//!   delete keeps them.
 //!
 //! A manager is opened over a backend of one's own with
 //! [`CacheManagerBuilder::open_with_store`](crate::CacheManagerBuilder::open_with_store).
@@ -66,11 +72,26 @@ pub enum Write {
         cache: Target<CacheId>,
         /// The entries, in order; a later entry for the same key wins.
         entries: Vec<(String, Json)>,
+        /// When every entry of the write expires, in milliseconds since the unix epoch; `None`:
+        /// never. Replacing an entry replaces its expiry too, so a set without one leaves the
+        /// entry with none, as Redis's `SET` does.
+        expires_at: Option<i64>,
         /// The quota to hold the cache to.
         quota: Quota,
     },
+    /// Sets when the entry under `key` expires (`None`: never), leaving its value as it is.
+    /// Outcome: [`Outcome::Found`], whether the key held a value (one not expired) to change.
+    Expire {
+        /// The cache.
+        cache: Target<CacheId>,
+        /// The key.
+        key: String,
+        /// The new expiry, in milliseconds since the unix epoch; `None`: never.
+        expires_at: Option<i64>,
+    },
     /// Adds `by` to the integer stored under `key`, an absent key counting as 0, and stores
-    /// the sum in its place. Outcome: [`Outcome::Integer`], the sum. Refused with
+    /// the sum in its place, keeping the entry's expiry (an entry that has expired counts as
+    /// absent, and the sum is stored with none). Outcome: [`Outcome::Integer`], the sum. Refused with
     /// [`Error::WrongType`](crate::Error::WrongType) when the value stored is not a JSON
     /// integer that fits an `i64`, or when the sum does not; with
     /// [`Error::TooLarge`](crate::Error::TooLarge) when the sum's JSON text is longer than
@@ -97,7 +118,9 @@ pub enum Write {
     /// place.
     ///
     /// A match stores or removes exactly as [`Write::Set`] or [`Write::Delete`] of the one key
-    /// would (counts, quota, change log); a mismatch changes nothing, is not an error, and
+    /// would (counts, quota, change log), except that a value stored over one that has not
+    /// expired keeps its expiry, as [`Write::Increment`] does; an entry that has expired
+    /// counts as absent. A mismatch changes nothing, is not an error, and
     /// logs no change, but is still refused with
     /// [`Error::CacheDeleted`](crate::Error::CacheDeleted) when the cache is gone. A backend
     /// must read the value it compares inside the write's transaction, never from a copy.
@@ -191,6 +214,17 @@ pub enum Outcome {
     Integer(i64),
     /// Whether a [`Write::CompareAndSwap`] found what it expected and made its change.
     Swapped(bool),
+    /// Whether a [`Write::Expire`] found a value to change.
+    Found(bool),
+}
+
+/// A value read from a store, with when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The value.
+    pub value: Json,
+    /// When it expires, in milliseconds since the unix epoch; `None`: never.
+    pub expires_at: Option<i64>,
 }
 
 /// The outcome of one batch: a result per write, in order, and what the commit means for this
@@ -384,18 +418,19 @@ pub trait Store: Send + Sync + 'static {
     /// Makes `target` durable. Concurrent calls share the work (one fsync, for SQLite).
     fn sync(&self, target: SyncTarget) -> Result<()>;
 
-    /// The value of one key.
-    fn get(&self, cache: CacheId, key: &str) -> Result<Option<Json>>;
+    /// The value of one key, with its expiry; `None` when it is absent or has expired.
+    fn get(&self, cache: CacheId, key: &str) -> Result<Option<Stored>>;
 
     /// The values of several keys, read in one snapshot. Once the values read add up to more
     /// than `max_bytes`, stops reading and answers [`Error::TooLarge`](crate::Error::TooLarge)
     /// (see [`too_many_bytes`]), so one call never holds more than that and one value.
-    fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Json>>>;
+    fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Stored>>>;
 
-    /// Whether a key is present.
+    /// Whether a key is present (and has not expired).
     fn contains(&self, cache: CacheId, key: &str) -> Result<bool>;
 
-    /// One page of entries after `after`, at most `limit` and about `max_bytes` of values.
+    /// One page of entries after `after`, at most `limit` and about `max_bytes` of values;
+    /// entries that have expired are skipped, as are they by [`Store::keys`].
     fn entries(
         &self,
         cache: CacheId,
@@ -407,7 +442,7 @@ pub trait Store: Send + Sync + 'static {
     /// One page of keys after `after`, at most `limit`.
     fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>>;
 
-    /// A cache's size, or `None` when it does not exist.
+    /// A cache's size, entries that have expired left out, or `None` when it does not exist.
     fn cache_stats(&self, cache: CacheId) -> Result<Option<Stats>>;
 
     /// The cache of that name, if any.

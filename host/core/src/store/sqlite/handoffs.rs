@@ -569,6 +569,8 @@ impl Handoffs {
 const SET: u8 = 1;
 const DELETE: u8 = 2;
 const PUT: u8 = 3;
+/// A set whose entries expire: as [`SET`], then the expiry (unix ms, i64).
+const SET_EXPIRING: u8 = 4;
 
 /// Encodes a write that may be handed over into `out`; false for any other.
 fn encode(write: &Write, out: &mut Vec<u8>) -> bool {
@@ -593,13 +595,17 @@ fn encode(write: &Write, out: &mut Vec<u8>) -> bool {
         put_str(out, quota.shared_by_prefix.as_deref().unwrap_or(""));
     };
     match write {
-        Write::Set { cache, entries, quota } => {
-            put_target(out, SET, cache.id.0, &cache.name, entries.len());
+        Write::Set { cache, entries, expires_at, quota } => {
+            let kind = if expires_at.is_some() { SET_EXPIRING } else { SET };
+            put_target(out, kind, cache.id.0, &cache.name, entries.len());
             for (key, value) in entries {
                 put_str(out, key);
                 put_str(out, value.as_str());
             }
             put_quota(out, quota);
+            if let Some(expires_at) = expires_at {
+                out.extend_from_slice(&expires_at.to_le_bytes());
+            }
             true
         }
         Write::Delete { cache, keys } => {
@@ -629,11 +635,16 @@ fn decode(bytes: &[u8]) -> Option<Write> {
     let name: Arc<str> = reader.text()?.into();
     let count = u32::from_le_bytes(reader.array()?) as usize;
     let write = match kind {
-        SET => {
+        SET | SET_EXPIRING => {
             let entries = (0..count)
                 .map(|_| Some((reader.text()?.to_owned(), Json::trusted(reader.text()?))))
                 .collect::<Option<Vec<_>>>()?;
-            Write::Set { cache: Target { id: CacheId(id), name }, entries, quota: reader.quota()? }
+            let quota = reader.quota()?;
+            let expires_at = match kind {
+                SET_EXPIRING => Some(i64::from_le_bytes(reader.array()?)),
+                _ => None,
+            };
+            Write::Set { cache: Target { id: CacheId(id), name }, entries, expires_at, quota }
         }
         DELETE => {
             let keys = (0..count).map(|_| reader.text().map(str::to_owned)).collect::<Option<Vec<_>>>()?;
@@ -724,6 +735,7 @@ mod tests {
                 ("k".into(), Json::parse(r#"{"a": [1, "é"]}"#).unwrap()),
                 ("".into(), Json::parse("2").unwrap()),
             ],
+            expires_at: None,
             quota: Quota { max_entries: Some(5), max_bytes: None, shared_by_prefix: Some("tenant-".into()) },
         }
     }
@@ -946,7 +958,11 @@ mod tests {
             cache: Target { id: CacheId(-3), name: "d".into() },
             keys: vec!["x".into(), "y".into()],
         };
-        for write in [set_write(), delete, put_write()] {
+        let mut expiring = set_write();
+        if let Write::Set { expires_at, .. } = &mut expiring {
+            *expires_at = Some(1_800_000_000_123);
+        }
+        for write in [set_write(), expiring, delete, put_write()] {
             let mut bytes = Vec::new();
             assert!(encode(&write, &mut bytes));
             assert_eq!(format!("{:?}", decode(&bytes).unwrap()), format!("{write:?}"));

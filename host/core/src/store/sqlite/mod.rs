@@ -47,7 +47,7 @@ use self::wal_writes::CommitWrites;
 use self::write_turns::WriteTurns;
 use super::{
     Applied, CacheId, Change, ChangeToken, Changes, Copied, HandoffStats, Listed, Outcome, OwnCommit, Page,
-    QueueId, Stats, Store, SyncTarget, Target, Write, Writes,
+    QueueId, Stats, Store, Stored, SyncTarget, Target, Write, Writes,
 };
 use crate::options::Durability;
 use crate::{Error, Json, Result};
@@ -61,6 +61,11 @@ const CHANGE_LOG_RETAINED: i64 = 10_000;
 const QUIET_BATCHES_FOR_FSYNC_IN_COMMIT: u32 = 64;
 /// Old changes are pruned once every this many batches.
 const PRUNE_EVERY_BATCHES: u64 = 256;
+/// The longest a writer goes without looking for expired entries to sweep, in ms, while it
+/// knows of none (other processes may store entries that expire sooner than any it knows).
+/// The look is one probe of the index of expiries, at most once per this long per process:
+/// writes pay nothing for expiry when nothing expires.
+const SWEEP_LOOK_EVERY_MS: i64 = 1000;
 
 /// A database file and how long to wait for its locks: enough to describe any failure.
 pub(super) struct DbFile {
@@ -132,6 +137,9 @@ struct Writer {
     fsync_in_commit: bool,
     /// Our batches in a row that no other process committed between.
     quiet_batches: u32,
+    /// When (unix ms) the next transaction is to look for expired entries to sweep: the
+    /// earliest expiry known, but no later than [`SWEEP_LOOK_EVERY_MS`] after the last look.
+    next_sweep_at: i64,
 }
 
 /// The SQLite [`Store`].
@@ -184,6 +192,7 @@ impl SqliteStore {
                 last_commit: None,
                 fsync_in_commit: false,
                 quiet_batches: QUIET_BATCHES_FOR_FSYNC_IN_COMMIT,
+                next_sweep_at: 0,
             }),
             durable,
             write_turns,
@@ -259,7 +268,7 @@ impl SqliteStore {
         writes: &mut dyn Writes,
         taken: &mut usize,
     ) -> Result<Applied> {
-        let Writer { conn: connection, last_commit, fsync_in_commit, quiet_batches } = writer;
+        let Writer { conn: connection, last_commit, fsync_in_commit, quiet_batches, next_sweep_at } = writer;
         connection.with_dependent_mut(|conn, statements| {
             let lone = writes.is_lone();
             let Some(first) = writes.next_write() else {
@@ -337,6 +346,16 @@ impl SqliteStore {
             if !others_keys.is_empty() {
                 // Others write: their fsync is shared outside the lock (see `durable`).
                 *quiet_batches = 0;
+            }
+            // Expired entries reclaimed, a bounded number per transaction, once any are due.
+            let now = batch.now();
+            if now >= *next_sweep_at {
+                *next_sweep_at = self
+                    .in_savepoint(conn, transaction, || Ok(sweep(&mut batch, conn, now)?))?
+                    .unwrap_or_else(|error| {
+                        tracing::warn!(%error, "sweeping expired entries failed");
+                        now.saturating_add(SWEEP_LOOK_EVERY_MS)
+                    });
             }
             let cursor = batch.last_logged();
             if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
@@ -470,6 +489,26 @@ impl SqliteStore {
     }
 }
 
+/// Sweeps expired entries if any are due (see [`writes::Batch::sweep`]), and answers when to
+/// look next: at once when the sweep removed all it may (more are likely due), else at the
+/// earliest expiry known, looking again within [`SWEEP_LOOK_EVERY_MS`] all the same.
+fn sweep(batch: &mut writes::Batch<'_, '_>, conn: &Connection, now: i64) -> rusqlite::Result<i64> {
+    let earliest: Option<i64> = conn
+        .prepare_cached(
+            "SELECT min(expires_at) FROM entries INDEXED BY entries_by_expiry WHERE expires_at IS NOT NULL",
+        )?
+        .query_row([], |row| row.get(0))?;
+    let look_again = now.saturating_add(SWEEP_LOOK_EVERY_MS);
+    match earliest {
+        Some(earliest) if earliest <= now => {
+            let removed = batch.sweep()?;
+            Ok(if removed as i64 >= writes::SWEEP_ROWS { now } else { look_again })
+        }
+        Some(earliest) => Ok(earliest.min(look_again)),
+        None => Ok(look_again),
+    }
+}
+
 fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
@@ -510,6 +549,11 @@ pub(super) fn stored_json<T: AsRef<str> + Into<std::sync::Arc<str>>>(text: T) ->
     Ok(Json::trusted(text))
 }
 
+/// A row of `value, expires_at` as [`Stored`].
+fn stored_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+    Ok(Stored { value: json_column(row, 0)?, expires_at: row.get(1)? })
+}
+
 /// Runs `read` in one read transaction, so its statements see one snapshot.
 fn snapshot<T>(conn: &Connection, read: impl FnOnce() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
     run(conn, "BEGIN DEFERRED")?;
@@ -541,23 +585,23 @@ impl Store for SqliteStore {
         })
     }
 
-    fn get(&self, cache: CacheId, key: &str) -> Result<Option<Json>> {
+    fn get(&self, cache: CacheId, key: &str) -> Result<Option<Stored>> {
+        let now = crate::clock::now_ms();
         self.read_prepared(|_, statements| {
-            statements.value.query_row(params![cache.0, key], |row| json_column(row, 0)).optional()
+            statements.value.query_row(params![cache.0, key, now], stored_row).optional()
         })
     }
 
-    fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Json>>> {
+    fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Stored>>> {
+        let now = crate::clock::now_ms();
         let mut bytes = 0;
         let values = self.read_prepared(|conn, statements| {
             snapshot(conn, || {
                 let mut values = Vec::with_capacity(keys.len());
                 for key in keys {
-                    let value = statements
-                        .value
-                        .query_row(params![cache.0, key], |row| json_column(row, 0))
-                        .optional()?;
-                    bytes += value.as_ref().map_or(0, Json::len);
+                    let value =
+                        statements.value.query_row(params![cache.0, key, now], stored_row).optional()?;
+                    bytes += value.as_ref().map_or(0, |stored| stored.value.len());
                     if bytes > max_bytes {
                         break;
                     }
@@ -573,8 +617,9 @@ impl Store for SqliteStore {
     }
 
     fn contains(&self, cache: CacheId, key: &str) -> Result<bool> {
+        let now = crate::clock::now_ms();
         self.read_prepared(|_, statements| {
-            statements.exists.query_row(params![cache.0, key], |row| row.get(0))
+            statements.exists.query_row(params![cache.0, key, now], |row| row.get(0))
         })
     }
 
@@ -585,15 +630,18 @@ impl Store for SqliteStore {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Page<(String, Json)>> {
+        let now = crate::clock::now_ms();
         self.read(|conn| {
             let sql = page_sql(
                 after,
-                "SELECT key, value FROM entries WHERE cache_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
-                "SELECT key, value FROM entries WHERE cache_id = ?1 AND key >= ?2 ORDER BY key LIMIT ?3",
+                "SELECT key, value FROM entries WHERE cache_id = ?1 AND key > ?2
+                 AND (expires_at IS NULL OR expires_at > ?4) ORDER BY key LIMIT ?3",
+                "SELECT key, value FROM entries WHERE cache_id = ?1 AND key >= ?2
+                 AND (expires_at IS NULL OR expires_at > ?4) ORDER BY key LIMIT ?3",
             );
             let mut statement = conn.prepare_cached(sql)?;
             // One more row than asked tells whether another page follows.
-            let mut rows = statement.query(params![cache.0, after.unwrap_or(""), (limit + 1) as i64])?;
+            let mut rows = statement.query(params![cache.0, after.unwrap_or(""), (limit + 1) as i64, now])?;
             let mut items: Vec<(String, Json)> = Vec::new();
             let mut bytes = 0;
             while let Some(row) = rows.next()? {
@@ -611,15 +659,18 @@ impl Store for SqliteStore {
     }
 
     fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>> {
+        let now = crate::clock::now_ms();
         self.read(|conn| {
             let sql = page_sql(
                 after,
-                "SELECT key FROM entries WHERE cache_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
-                "SELECT key FROM entries WHERE cache_id = ?1 AND key >= ?2 ORDER BY key LIMIT ?3",
+                "SELECT key FROM entries WHERE cache_id = ?1 AND key > ?2
+                 AND (expires_at IS NULL OR expires_at > ?4) ORDER BY key LIMIT ?3",
+                "SELECT key FROM entries WHERE cache_id = ?1 AND key >= ?2
+                 AND (expires_at IS NULL OR expires_at > ?4) ORDER BY key LIMIT ?3",
             );
             let mut statement = conn.prepare_cached(sql)?;
             let mut items: Vec<String> = statement
-                .query_map(params![cache.0, after.unwrap_or(""), (limit + 1) as i64], |row| row.get(0))?
+                .query_map(params![cache.0, after.unwrap_or(""), (limit + 1) as i64, now], |row| row.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             let next = if items.len() > limit {
                 items.truncate(limit);
@@ -631,16 +682,53 @@ impl Store for SqliteStore {
         })
     }
 
+    /// The counts on the cache's row, less its entries that have expired but are not swept
+    /// yet, counted through the index of its expiries: `len` stays a read (of as many rows as
+    /// wait to be swept), where sweeping first would make it a write, which a read-only handle
+    /// or a process that never writes could not make.
     fn cache_stats(&self, cache: CacheId) -> Result<Option<Stats>> {
-        self.read(|conn| CACHES.stats(conn, cache.0))
+        let now = crate::clock::now_ms();
+        self.read(|conn| {
+            let Some(stats) = CACHES.stats(conn, cache.0)? else {
+                return Ok(None);
+            };
+            let (entries, bytes): (i64, i64) = conn
+                .prepare_cached(writes::EXPIRED_IN_CACHE)?
+                .query_row(params![cache.0, now], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(Some(Stats {
+                entries: stats.entries.saturating_sub(entries.max(0) as u64),
+                bytes: stats.bytes.saturating_sub(bytes.max(0) as u64),
+            }))
+        })
     }
 
     fn find_cache(&self, name: &str) -> Result<Option<CacheId>> {
         Ok(self.read(|conn| CACHES.find(conn, name))?.map(CacheId))
     }
 
+    /// Each cache's counts less its entries that have expired, as [`Store::cache_stats`].
     fn list_caches(&self) -> Result<Vec<Listed>> {
-        self.read(|conn| CACHES.list(conn))
+        let now = crate::clock::now_ms();
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, name, max(entry_count - coalesce(expired.entries, 0), 0),
+                        max(byte_count - coalesce(expired.bytes, 0), 0)
+                 FROM caches LEFT JOIN (
+                     SELECT cache_id, count(*) AS entries,
+                            sum(octet_length(key) + octet_length(value)) AS bytes
+                     FROM entries INDEXED BY entries_by_expiry WHERE expires_at <= ?1 GROUP BY cache_id
+                 ) AS expired ON expired.cache_id = caches.id
+                 ORDER BY name",
+            )?;
+            let rows = statement.query_map([now], |row| {
+                Ok(Listed {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    stats: Stats { entries: row.get(2)?, bytes: row.get(3)? },
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     fn peek(&self, queue: &Target<QueueId>) -> Result<Option<Json>> {
@@ -833,6 +921,7 @@ mod tests {
         let write = Write::Set {
             cache: target,
             entries: vec![(key.to_owned(), Json::parse("1").unwrap())],
+            expires_at: None,
             quota: Quota::UNLIMITED,
         };
         apply_one(store, &write).unwrap();
@@ -882,6 +971,7 @@ mod tests {
         let write = Write::Set {
             cache: Target { id: cache, name: "c".into() },
             entries: vec![("k".into(), Json::parse("1").unwrap())],
+            expires_at: None,
             quota: Quota::UNLIMITED,
         };
         let started = Instant::now();
@@ -957,6 +1047,7 @@ mod tests {
         let write = Write::Set {
             cache: Target { id: cache, name: "c".into() },
             entries: vec![("k".into(), value(r#""poster""#))],
+            expires_at: None,
             quota: Quota::UNLIMITED,
         };
         let other = OtherProcess::start(&path);
@@ -983,7 +1074,11 @@ mod tests {
             assert!(answer.results[0].is_ok(), "{:?}", answer.results);
             let stored = store.get(cache, "k").unwrap();
             let expected = if committed { r#""holder""# } else { r#""poster""# };
-            assert_eq!(stored, Some(value(expected)), "committed by the holder: {committed}");
+            assert_eq!(
+                stored.map(|stored| stored.value),
+                Some(value(expected)),
+                "committed by the holder: {committed}"
+            );
         }
         assert_eq!(store.handoff_stats().handed_over, 1, "the one its holder committed");
     }
@@ -1001,6 +1096,7 @@ mod tests {
         let set = |text: &str| Write::Set {
             cache: Target { id: cache, name: "c".into() },
             entries: vec![("k".into(), value(text))],
+            expires_at: None,
             quota: Quota::UNLIMITED,
         };
         let dead_poster = open(&path);
@@ -1010,7 +1106,10 @@ mod tests {
         // Long after, the write turn free, this process sets the key: acknowledged.
         assert!(apply_one(&store, &set(r#""acknowledged""#)).is_ok());
         store.sync(SyncTarget::Visible).unwrap();
-        assert_eq!(store.get(cache, "k").unwrap(), Some(value(r#""acknowledged""#)));
+        assert_eq!(
+            store.get(cache, "k").unwrap().map(|stored| stored.value),
+            Some(value(r#""acknowledged""#))
+        );
         assert_eq!(handoffs.answer_in(zombie), None, "nobody is answered for the dead");
         assert!(handoffs.is_free(zombie), "its slot is free again");
     }
@@ -1141,6 +1240,7 @@ mod tests {
             let write = Write::Set {
                 cache: Target { id: cache, name: "c".into() },
                 entries,
+                expires_at: None,
                 quota: Quota::UNLIMITED,
             };
             apply_one(&store, &write).unwrap();
@@ -1172,6 +1272,7 @@ mod tests {
             let write = Write::Set {
                 cache: Target { id: cache, name: "c".into() },
                 entries,
+                expires_at: None,
                 quota: Quota::UNLIMITED,
             };
             apply_one(&store, &write).unwrap();
@@ -1209,6 +1310,7 @@ mod tests {
         Write::Set {
             cache: Target { id: cache, name: "c".into() },
             entries: entries.iter().map(|key| ((*key).to_owned(), Json::parse("1").unwrap())).collect(),
+            expires_at: None,
             quota,
         }
     }
@@ -1252,6 +1354,7 @@ mod tests {
             let write = Write::Set {
                 cache: Target { id: cache, name: "c".into() },
                 entries: entries.iter().map(|(k, v)| ((*k).to_owned(), Json::parse(*v).unwrap())).collect(),
+                expires_at: None,
                 quota,
             };
             let applied = store.apply(&mut std::slice::from_ref(&write).iter());
@@ -1263,7 +1366,7 @@ mod tests {
         assert_eq!(stats(), Stats { entries: 2, bytes: 5 });
         apply(&[("a", "2"), ("b", "33")], Quota::UNLIMITED).unwrap();
         assert_eq!(stats(), Stats { entries: 2, bytes: 5 }, "replaced in place");
-        assert_eq!(store.get(cache, "b").unwrap().unwrap().as_str(), "33");
+        assert_eq!(store.get(cache, "b").unwrap().unwrap().value.as_str(), "33");
         apply(&[("a", "333")], Quota::UNLIMITED).unwrap();
         assert_eq!(stats(), Stats { entries: 2, bytes: 7 }, "a value that grew");
 
@@ -1272,7 +1375,7 @@ mod tests {
         apply(&[("b", "44")], tiny.clone()).unwrap();
         assert!(matches!(apply(&[("b", "444")], tiny), Err(Error::QuotaExceeded(_))));
         assert_eq!(stats(), Stats { entries: 2, bytes: 7 });
-        assert_eq!(store.get(cache, "b").unwrap().unwrap().as_str(), "44");
+        assert_eq!(store.get(cache, "b").unwrap().unwrap().value.as_str(), "44");
 
         // Once the cache is gone, no write to it is taken, in place or not.
         let drop = Write::DropCache { name: "c".into() };

@@ -66,6 +66,15 @@ const MIGRATIONS: &[&str] = &[
         seq    INTEGER NOT NULL,
         count  INTEGER NOT NULL
     );",
+    // 3: entries that expire (see `Write::Set::expires_at`). `expires_at` is the unix time in
+    // milliseconds from which the entry is gone for every reader; NULL, the default, never
+    // expires, so existing entries keep living as they did. Both indexes are partial: an entry
+    // without a TTL (the common `set`) is in neither, and costs no index work. The first finds
+    // the earliest expiry across the database, cheaply, for the sweep on the write path; the
+    // second counts one cache's entries expired but not swept yet, for `len`.
+    "ALTER TABLE entries ADD COLUMN expires_at INTEGER;
+    CREATE INDEX entries_by_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE INDEX entries_expiring_by_cache ON entries (cache_id, expires_at) WHERE expires_at IS NOT NULL;",
 ];
 
 /// The page size of a new database file, in bytes (SQLite's default is 4096). A commit writes

@@ -38,9 +38,10 @@ pub(super) struct TransactionStatements<'c> {
 pub(super) struct EntryStatements<'c> {
     /// `(rowid, octet_length(value))` of entry `(?1, ?2)`.
     pub(super) find: Statement<'c>,
-    /// Sets the value of the entry with rowid `?1` to `?2`.
+    /// Sets the value of the entry with rowid `?1` to `?2`, and its expiry to `?3` (a `set`
+    /// replaces the expiry with its own, none when it has none: no statement more per write).
     pub(super) update: Statement<'c>,
-    /// Inserts the entry `(?1, ?2)` with value `?3`.
+    /// Inserts the entry `(?1, ?2)` with value `?3`, expiring at `?4` (NULL: never).
     pub(super) insert: Statement<'c>,
     /// Logs a change for other processes' LRUs: writer, cache, kind, key.
     pub(super) log_change: Statement<'c>,
@@ -63,8 +64,10 @@ impl<'c> WriteStatements<'c> {
                 find: conn.prepare(
                     "SELECT id, octet_length(value) FROM entries WHERE cache_id = ?1 AND key = ?2",
                 )?,
-                update: conn.prepare("UPDATE entries SET value = ?2 WHERE id = ?1")?,
-                insert: conn.prepare("INSERT INTO entries (cache_id, key, value) VALUES (?1, ?2, ?3)")?,
+                update: conn.prepare("UPDATE entries SET value = ?2, expires_at = ?3 WHERE id = ?1")?,
+                insert: conn.prepare(
+                    "INSERT INTO entries (cache_id, key, value, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                )?,
                 log_change: conn.prepare(
                     "INSERT INTO change_log (writer, cache_id, kind, key) VALUES (?1, ?2, ?3, ?4)",
                 )?,
@@ -99,9 +102,9 @@ impl WriterConnection {
 
 /// The statements of the read path, on a read connection.
 pub(super) struct ReadStatements<'c> {
-    /// The value of entry `(?1, ?2)`.
+    /// The value of entry `(?1, ?2)` and its expiry, unless it expired by `?3` (unix ms).
     pub(super) value: Statement<'c>,
-    /// Whether entry `(?1, ?2)` exists.
+    /// Whether entry `(?1, ?2)` exists and has not expired by `?3`.
     pub(super) exists: Statement<'c>,
 }
 
@@ -122,9 +125,14 @@ impl ReaderConnection {
     pub(super) fn prepare(conn: Connection) -> rusqlite::Result<ReaderConnection> {
         ReaderConnection::try_new(conn, |conn| {
             Ok(ReadStatements {
-                value: conn.prepare("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?,
-                exists: conn
-                    .prepare("SELECT EXISTS (SELECT 1 FROM entries WHERE cache_id = ?1 AND key = ?2)")?,
+                value: conn.prepare(
+                    "SELECT value, expires_at FROM entries
+                     WHERE cache_id = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+                )?,
+                exists: conn.prepare(
+                    "SELECT EXISTS (SELECT 1 FROM entries
+                     WHERE cache_id = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3))",
+                )?,
             })
         })
     }

@@ -2,6 +2,12 @@
 //!
 //! Every write keeps the entry and byte counts on its cache or queue row exact, checks the
 //! quota against them, and logs each cache key it changes for other processes' LRUs.
+//!
+//! Entries that expire (`entries.expires_at`, unix ms) are absent to every write that reads
+//! (increment, compare-and-swap, expire, the count a delete or clear answers) from their
+//! expiry on, before their rows are gone. The rows are reclaimed by [`Batch::sweep`], a
+//! bounded number per transaction, and by a write that would otherwise go over its cache's
+//! quota; either removes them as a delete does, counts and change log included.
 
 use rusqlite::{Connection, OptionalExtension, Params, Statement, params};
 
@@ -63,13 +69,42 @@ pub(super) struct Batch<'b, 'c> {
     /// The `seq` of the newest change-log row this batch wrote, which is the change-log cursor
     /// after the commit (no need to ask for `max(seq)`).
     last_logged: Option<i64>,
+    /// Now, in unix ms, as the batch's writes tell expiry: read once per batch.
+    now: i64,
 }
+
+/// The most expired rows one sweep removes: a transaction never holds an unbounded delete.
+pub(super) const SWEEP_ROWS: i64 = 256;
+
+/// A sweep: removes up to `?2` rows expired by `?1`, soonest expired first, through the index
+/// of expiries (only rows with an expiry are in it, so this costs nothing for the others).
+const SWEEP: &str = "DELETE FROM entries WHERE id IN (
+        SELECT id FROM entries INDEXED BY entries_by_expiry
+        WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)
+    RETURNING cache_id, key, octet_length(key) + octet_length(value)";
+
+/// A sweep of cache `?3` alone, for a write that would go over its quota.
+const SWEEP_CACHE: &str = "DELETE FROM entries WHERE id IN (
+        SELECT id FROM entries INDEXED BY entries_expiring_by_cache
+        WHERE cache_id = ?3 AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2)
+    RETURNING cache_id, key, octet_length(key) + octet_length(value)";
+
+/// How many entries of cache `?1` have expired by `?2`, and their bytes, counted through the
+/// index of the cache's expiries: as many rows as wait to be swept, however large the cache.
+pub(super) const EXPIRED_IN_CACHE: &str =
+    "SELECT count(*), coalesce(sum(octet_length(key) + octet_length(value)), 0)
+    FROM entries INDEXED BY entries_expiring_by_cache WHERE cache_id = ?1 AND expires_at <= ?2";
 
 impl<'b, 'c> Batch<'b, 'c> {
     /// A batch on `conn`, which is in a write transaction, with the entry statements prepared
     /// on it, logging its changes as `writer`.
     pub(super) fn new(conn: &'c Connection, statements: &'b mut EntryStatements<'c>, writer: i64) -> Self {
-        Batch { conn, statements, writer, last_logged: None }
+        Batch { conn, statements, writer, last_logged: None, now: crate::clock::now_ms() }
+    }
+
+    /// Now, in unix ms, as this batch tells expiry.
+    pub(super) fn now(&self) -> i64 {
+        self.now
     }
 
     /// The `seq` of the newest change-log row this batch wrote, if it wrote any.
@@ -103,7 +138,8 @@ impl<'b, 'c> Batch<'b, 'c> {
         match write {
             Write::CreateCache { name, quota } => create(conn, &CACHES, name, quota),
             Write::DropCache { name } => self.drop_cache(name),
-            Write::Set { cache, entries, quota } => self.set(cache, entries, quota),
+            Write::Set { cache, entries, expires_at, quota } => self.set(cache, entries, *expires_at, quota),
+            Write::Expire { cache, key, expires_at } => self.expire(cache, key, *expires_at),
             Write::Increment { cache, key, by, max_value_bytes, quota } => {
                 self.increment(cache, key, *by, *max_value_bytes, quota)
             }
@@ -159,8 +195,16 @@ impl<'b, 'c> Batch<'b, 'c> {
     }
 
     /// Per entry, one index lookup and then either an update by rowid or an insert (an
-    /// upsert would look the key up twice), and one change-log row; the counts once.
-    fn set(&mut self, cache: &Target<CacheId>, entries: &[(String, Json)], quota: &Quota) -> WriteResult {
+    /// upsert would look the key up twice), and one change-log row; the counts once. Each
+    /// entry gets `expires_at` (`None`: never), in the same statement that stores its value.
+    /// A row found expired is replaced in place: it was still counted.
+    fn set(
+        &mut self,
+        cache: &Target<CacheId>,
+        entries: &[(String, Json)],
+        expires_at: Option<i64>,
+        quota: &Quota,
+    ) -> WriteResult {
         let mut delta = Delta::default();
         for (key, value) in entries {
             let statements = &mut *self.statements;
@@ -170,13 +214,17 @@ impl<'b, 'c> Batch<'b, 'c> {
                 .optional()?;
             match found {
                 Some((row, old_size)) => {
-                    execute_releasing(&mut statements.update, params![row, value.as_str()], value)?;
+                    execute_releasing(
+                        &mut statements.update,
+                        params![row, value.as_str(), expires_at],
+                        value,
+                    )?;
                     delta.bytes += value.len() as i64 - old_size;
                 }
                 None => {
                     execute_releasing(
                         &mut statements.insert,
-                        params![cache.id.0, key, value.as_str()],
+                        params![cache.id.0, key, value.as_str(), expires_at],
                         value,
                     )?;
                     delta.entries += 1;
@@ -196,8 +244,9 @@ impl<'b, 'c> Batch<'b, 'c> {
         Ok(Outcome::Done)
     }
 
-    /// Reads the integer under `key` (0 when absent), adds `by`, and stores the sum through
-    /// [`Batch::set`], inside the batch's transaction: no other write comes in between. A sum
+    /// Reads the integer under `key` (0 when absent or expired), adds `by`, and stores the sum
+    /// through [`Batch::set`] with the entry's expiry (none for a new one, as Redis's `INCR`
+    /// keeps a key's TTL), inside the batch's transaction: no other write comes in between. A sum
     /// whose text is longer than `max_value_bytes` is refused, as `set` refuses such a value;
     /// only here is its length known.
     fn increment(
@@ -208,7 +257,8 @@ impl<'b, 'c> Batch<'b, 'c> {
         max_value_bytes: usize,
         quota: &Quota,
     ) -> WriteResult {
-        let sum = match self.stored(cache, key)? {
+        let (stored, expires_at) = self.stored(cache, key)?.unzip();
+        let sum = match stored {
             None => by,
             Some(text) => {
                 let refuse =
@@ -235,16 +285,38 @@ impl<'b, 'c> Batch<'b, 'c> {
             let size = text.len();
             return Err(Error::TooLarge { what: "value", size, unit: "bytes", limit: max_value_bytes }.into());
         }
-        self.set(cache, &[(key.to_owned(), Json::trusted(text))], quota)?;
+        self.set(cache, &[(key.to_owned(), Json::trusted(text))], expires_at.flatten(), quota)?;
         Ok(Outcome::Integer(sum))
     }
 
-    /// The text stored under `key`, read inside the batch's transaction.
-    fn stored(&self, cache: &Target<CacheId>, key: &str) -> rusqlite::Result<Option<String>> {
+    /// The text stored under `key` and its expiry, read inside the batch's transaction;
+    /// `None` when absent or expired.
+    fn stored(&self, cache: &Target<CacheId>, key: &str) -> rusqlite::Result<Option<(String, Option<i64>)>> {
         self.conn
-            .prepare_cached("SELECT value FROM entries WHERE cache_id = ?1 AND key = ?2")?
-            .query_row(params![cache.id.0, key], |row| row.get(0))
+            .prepare_cached(
+                "SELECT value, expires_at FROM entries
+                 WHERE cache_id = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+            )?
+            .query_row(params![cache.id.0, key, self.now], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()
+    }
+
+    /// Sets when the entry under `key` expires, unless it is absent or already expired.
+    fn expire(&mut self, cache: &Target<CacheId>, key: &str, expires_at: Option<i64>) -> WriteResult {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE entries SET expires_at = ?3
+                 WHERE cache_id = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?4)",
+            )?
+            .execute(params![cache.id.0, key, expires_at, self.now])?;
+        if changed == 0 {
+            // Nothing to change: still an error when the cache is gone.
+            cache_stats(self.conn, cache)?;
+            return Ok(Outcome::Found(false));
+        }
+        self.log(cache.id, KIND_KEY, Some(key))?;
+        Ok(Outcome::Found(true))
     }
 
     /// Reads what is stored under `key` inside the batch's transaction (so no other write can
@@ -260,7 +332,8 @@ impl<'b, 'c> Batch<'b, 'c> {
         value: Option<&Json>,
         quota: &Quota,
     ) -> WriteResult {
-        let stored = self.stored(cache, key)?.map(super::stored_json).transpose()?;
+        let (stored, expires_at) = self.stored(cache, key)?.unzip();
+        let stored = stored.map(super::stored_json).transpose()?;
         let matches = match (&stored, expected) {
             (None, None) => true,
             (Some(stored), Some(expected)) => stored.same_value(expected),
@@ -274,7 +347,9 @@ impl<'b, 'c> Batch<'b, 'c> {
         }
         match value {
             Some(value) => {
-                self.set(cache, &[(key.to_owned(), value.clone())], quota)?;
+                // A value stored over one that has not expired keeps its expiry, as increment
+                // does: an update (read, change, swap) of an entry with a TTL keeps the TTL.
+                self.set(cache, &[(key.to_owned(), value.clone())], expires_at.flatten(), quota)?;
             }
             None => {
                 self.delete(cache, &[key.to_owned()])?;
@@ -284,7 +359,10 @@ impl<'b, 'c> Batch<'b, 'c> {
     }
 
     /// Adds `delta` to the counts of `cache` and checks `quota` against them (see
-    /// [`add_stats_within`]), through the statement held prepared.
+    /// [`add_stats_within`]), through the statement held prepared. Should the write go over
+    /// the quota, the cache's expired entries (up to [`SWEEP_ROWS`]) are swept first and the
+    /// quota checked again: entries that have expired hold no room. (The sweep is undone with
+    /// the write, should it still be refused.)
     fn add_cache_stats(
         &mut self,
         cache: &Target<CacheId>,
@@ -293,20 +371,66 @@ impl<'b, 'c> Batch<'b, 'c> {
     ) -> Result<(), WriteError> {
         let of = CountsOf { table: &CACHES, id: cache.id.0, name: &cache.name };
         let add_stats = &mut self.statements.add_cache_stats;
-        add_stats_within(self.conn, of, add_stats, delta, quota, || cache_deleted(cache))
+        match add_stats_within(self.conn, of, add_stats, delta, quota, || cache_deleted(cache)) {
+            Err(WriteError::Refused(Error::QuotaExceeded(_))) if self.sweep_cache(cache.id)? > 0 => {
+                let after = cache_stats(self.conn, cache)?;
+                check_quota(self.conn, &CACHES, quota, &cache.name, delta.undo(after), after)
+            }
+            other => other,
+        }
+    }
+
+    /// Removes up to [`SWEEP_ROWS`] entries expired by now, from every cache, soonest expired
+    /// first, as [`Batch::delete`] removes entries: each cache's counts go down by what it
+    /// lost, and each key is logged for other processes' LRUs. Answers how many it removed.
+    pub(super) fn sweep(&mut self) -> rusqlite::Result<u64> {
+        let now = self.now;
+        self.remove_expired(SWEEP, params![now, SWEEP_ROWS])
+    }
+
+    /// [`Batch::sweep`] of one cache.
+    fn sweep_cache(&mut self, cache: CacheId) -> rusqlite::Result<u64> {
+        let now = self.now;
+        self.remove_expired(SWEEP_CACHE, params![now, SWEEP_ROWS, cache.0])
+    }
+
+    fn remove_expired(&mut self, sql: &str, params: impl Params) -> rusqlite::Result<u64> {
+        let removed: Vec<(i64, String, i64)> = self
+            .conn
+            .prepare_cached(sql)?
+            .query_map(params, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut deltas: std::collections::BTreeMap<i64, Delta> = Default::default();
+        for (cache, key, size) in &removed {
+            let delta = deltas.entry(*cache).or_default();
+            delta.entries -= 1;
+            delta.bytes -= size;
+            self.log(CacheId(*cache), KIND_KEY, Some(key))?;
+        }
+        for (cache, delta) in deltas {
+            // A cache deleted meanwhile took its entries with it: nothing to count.
+            tables::add_stats_with(&mut self.statements.add_cache_stats, cache, delta)?;
+        }
+        Ok(removed.len() as u64)
     }
 
     fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
         let mut remove = self.conn.prepare_cached(
-            "DELETE FROM entries WHERE cache_id = ?1 AND key = ?2 RETURNING octet_length(key) + octet_length(value)",
+            "DELETE FROM entries WHERE cache_id = ?1 AND key = ?2
+             RETURNING octet_length(key) + octet_length(value), expires_at",
         )?;
         let mut delta = Delta::default();
+        // The entries removed that had not expired: an expired one is reclaimed here all the
+        // same, but was not there for the caller to remove.
+        let mut live = 0u64;
         for key in keys {
-            let size: Option<i64> =
-                remove.query_row(params![cache.id.0, key], |row| row.get(0)).optional()?;
-            if let Some(size) = size {
+            let removed: Option<(i64, Option<i64>)> = remove
+                .query_row(params![cache.id.0, key], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            if let Some((size, expires_at)) = removed {
                 delta.entries -= 1;
                 delta.bytes -= size;
+                live += u64::from(!crate::clock::expired(expires_at, self.now));
                 self.log(cache.id, KIND_KEY, Some(key))?;
             }
         }
@@ -316,15 +440,20 @@ impl<'b, 'c> Batch<'b, 'c> {
         } else {
             self.add_cache_stats(cache, delta, &Quota::UNLIMITED)?;
         }
-        Ok(Outcome::Count(delta.entries.unsigned_abs()))
+        Ok(Outcome::Count(live))
     }
 
     fn clear(&mut self, cache: &Target<CacheId>) -> WriteResult {
         let stats = cache_stats(self.conn, cache)?;
+        // Entries that had expired were not there to clear.
+        let expired: i64 = self
+            .conn
+            .prepare_cached(EXPIRED_IN_CACHE)?
+            .query_row(params![cache.id.0, self.now], |row| row.get(0))?;
         CACHES.delete_contents(self.conn, cache.id.0)?;
         CACHES.set_stats(self.conn, cache.id.0, Stats::default())?;
         self.log(cache.id, KIND_CLEARED, None)?;
-        Ok(Outcome::Count(stats.entries))
+        Ok(Outcome::Count(stats.entries.saturating_sub(expired.max(0) as u64)))
     }
 
     fn log(&mut self, cache: CacheId, kind: i64, key: Option<&str>) -> rusqlite::Result<()> {
