@@ -29,7 +29,10 @@ fn every_operation_works_from_a_guest_and_leaves_what_it_wrote() {
     assert_eq!(run.stdout_text(), "every operation: ok\n");
     let cache = harness.cache("ops").unwrap();
     assert_eq!(cache.get_value::<String>("kept").unwrap().as_deref(), Some("for the host to see"));
-    assert_eq!(cache.len().unwrap(), 1);
+    // Stored with a TTL by the guest: the host sees it, with its TTL.
+    assert_eq!(cache.get_value::<String>("expiring").unwrap().as_deref(), Some("in an hour"));
+    assert!(cache.ttl("expiring").unwrap().is_some_and(|left| left <= std::time::Duration::from_secs(3600)));
+    assert_eq!(cache.len().unwrap(), 2);
     assert_eq!(
         harness.queue("ops-queue").unwrap().get_value::<String>().unwrap().as_deref(),
         Some("left for the host")
@@ -156,6 +159,9 @@ fn grants_decide_what_a_plugin_reaches_and_denials_are_errors_not_traps() {
             "clear read-only: access-denied",
             "swap read-only: access-denied",
             "update read-only: access-denied",
+            "ttl read-only: ok None",
+            "set with ttl read-only: access-denied",
+            "expire read-only: access-denied",
             "delete without create grant: access-denied",
             "create by prefix: ok \"team.alpha\"",
             "delete by prefix: ok true",

@@ -89,6 +89,7 @@ impl Error {
             // the WIT has it as `invalid-json` (JSON that is not what the call needs).
             Error::Store(Store::InvalidJson(_) | Store::WrongType { .. }) => WitError::InvalidJson(message),
             Error::Store(Store::TooLarge { .. }) => WitError::TooLarge(message),
+            Error::Store(Store::InvalidArgument(_)) => WitError::InvalidArgument(message),
             Error::Store(Store::QuotaExceeded(_)) | Error::TooManyHandles => WitError::QuotaExceeded(message),
             Error::AccessDenied(_) => WitError::AccessDenied(message),
             Error::Store(_) => WitError::Storage(message),

@@ -4,6 +4,8 @@
 //! key too long) comes back as a WIT `error` value. A trap is raised only for a host bug, such
 //! as a handle missing from the resource table.
 
+use std::time::Duration;
+
 use easycaching::Json;
 use wasmtime::component::{Resource, ResourceTableError};
 
@@ -181,6 +183,29 @@ impl caches::HostCache for EasyCaching<'_> {
     fn set(&mut self, handle: Resource<CacheResource>, key: String, value: String) -> Result<()> {
         let cache = self.writable_cache(&handle)?;
         Ok(cache.set(&key, json(value)?)?)
+    }
+
+    /// Checked and granted as `set`; the TTL is checked by the cache (`invalid-argument`).
+    fn set_with_ttl(
+        &mut self,
+        handle: Resource<CacheResource>,
+        key: String,
+        value: String,
+        ttl_ms: u64,
+    ) -> Result<()> {
+        let cache = self.writable_cache(&handle)?;
+        Ok(cache.set_with_ttl(&key, json(value)?, Duration::from_millis(ttl_ms))?)
+    }
+
+    fn ttl(&mut self, handle: Resource<CacheResource>, key: String) -> Result<Option<u64>> {
+        let left = self.cache(&handle)?.cache.ttl(&key)?;
+        // Rounded up: an entry that has any time left never says 0.
+        Ok(left.map(|left| u64::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)))
+    }
+
+    fn expire(&mut self, handle: Resource<CacheResource>, key: String, ttl_ms: Option<u64>) -> Result<bool> {
+        let cache = self.writable_cache(&handle)?;
+        Ok(cache.expire(&key, ttl_ms.map(Duration::from_millis))?)
     }
 
     fn increment(&mut self, handle: Resource<CacheResource>, key: String, delta: i64) -> Result<i64> {

@@ -34,6 +34,8 @@ pub enum Error {
     QuotaExceeded(String),
     /// The database failed; the message says how.
     Storage(String),
+    /// An argument outside the range the call takes: a TTL of zero or over 100 years.
+    InvalidArgument(String),
     /// A stored value, valid JSON, that does not deserialize into the type asked for. Nothing
     /// is lost: `value` holds what was read. That matters for a queue, whose `get` took the
     /// item before it could be deserialized: the item is here, and for `get_many` every item
@@ -66,6 +68,7 @@ impl Error {
             Error::TooLarge(_) => ("TooLarge", "too-large"),
             Error::QuotaExceeded(_) => ("QuotaExceeded", "quota-exceeded"),
             Error::Storage(_) => ("Storage", "storage"),
+            Error::InvalidArgument(_) => ("InvalidArgument", "invalid-argument"),
             Error::WrongType { .. } => ("WrongType", "wrong-type"),
         }
     }
@@ -81,6 +84,7 @@ impl Error {
             | Error::TooLarge(m)
             | Error::QuotaExceeded(m)
             | Error::Storage(m)
+            | Error::InvalidArgument(m)
             | Error::WrongType { reason: m, .. } => m,
         }
     }
@@ -129,6 +133,7 @@ impl From<types::Error> for Error {
             types::Error::TooLarge(m) => Error::TooLarge(m),
             types::Error::QuotaExceeded(m) => Error::QuotaExceeded(m),
             types::Error::Storage(m) => Error::Storage(m),
+            types::Error::InvalidArgument(m) => Error::InvalidArgument(m),
         }
     }
 }

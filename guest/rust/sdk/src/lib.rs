@@ -28,6 +28,8 @@
 //! `wasi:cli/run` export that `easycaching run` calls.
 #![deny(missing_docs)]
 
+use std::time::Duration;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -95,9 +97,44 @@ impl Cache {
         Ok(self.0.get(key)?)
     }
 
-    /// Stores `value` (serialized to JSON) under `key`.
+    /// Stores `value` (serialized to JSON) under `key`. It never expires, whatever TTL the
+    /// value it replaces had (as Redis's `SET`).
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
         Ok(self.0.set(key, &to_json(value)?)?)
+    }
+
+    /// Stores `value` (serialized to JSON) under `key`, to expire `ttl` from now (counted in
+    /// whole milliseconds, rounded up): from then on it is gone for every reader, in every
+    /// plugin and process. [`increment`](Cache::increment) and
+    /// [`compare_and_swap`](Cache::compare_and_swap) keep the TTL, [`set`](Cache::set) clears
+    /// it, [`expire`](Cache::expire) changes it. [`Error::InvalidArgument`] for a zero `ttl` or
+    /// one over 100 years.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use easycaching_guest::Cache;
+    /// # fn main() -> Result<(), easycaching_guest::Error> {
+    /// let sessions = Cache::create("sessions")?;
+    /// sessions.set_with_ttl("ada", &serde_json::json!({"user": 1}), Duration::from_secs(30 * 60))?;
+    /// assert!(sessions.ttl("ada")?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_with_ttl<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Duration) -> Result<()> {
+        Ok(self.0.set_with_ttl(key, &to_json(value)?, millis(ttl))?)
+    }
+
+    /// How long the entry under `key` has left to live; `None` when it has no TTL, or when
+    /// there is no entry ([`contains`](Cache::contains) tells the two apart).
+    pub fn ttl(&self, key: &str) -> Result<Option<Duration>> {
+        Ok(self.0.ttl(key)?.map(Duration::from_millis))
+    }
+
+    /// Sets the entry under `key` to expire `ttl` from now, or never with `None`, leaving its
+    /// value as it is; `true` when there was an entry to change. Errors as for
+    /// [`set_with_ttl`](Cache::set_with_ttl).
+    pub fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
+        Ok(self.0.expire(key, ttl.map(millis))?)
     }
 
     /// Stores JSON text under `key`; the host refuses text that is not JSON.
@@ -464,4 +501,10 @@ pub fn list_queues() -> Result<Vec<String>> {
 /// Deletes the queue called `name`; `true` when it existed.
 pub fn delete_queue(name: &str) -> Result<bool> {
     Ok(manager::delete_queue(name)?)
+}
+
+/// A duration in whole milliseconds, rounded up (so that no duration above zero is zero); one
+/// too long for a `u64` is `u64::MAX`, which the host refuses as too long.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }

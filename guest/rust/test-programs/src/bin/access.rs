@@ -1,6 +1,8 @@
 //! What a plugin with narrow grants can and cannot do. Run with
 //! `cache:open=rw`, `cache:lazy=rw`, `cache:readonly=r`, `cache:team.*=rwc`, `queue:inbox=r`.
 
+use std::time::Duration;
+
 use easycaching_guest::{Cache, Queue, delete_cache, list_caches};
 use easycaching_test_programs::report;
 
@@ -20,6 +22,9 @@ fn main() {
         let _ = report("clear read-only", readonly.clear());
         let _ = report("swap read-only", readonly.compare_and_swap("k", Some("v"), Some("w")));
         let _ = report("update read-only", readonly.update("k", |_: Option<String>| Some("w".to_owned())));
+        let _ = report("ttl read-only", readonly.ttl("k"));
+        let _ = report("set with ttl read-only", readonly.set_with_ttl("k", &2, Duration::from_secs(60)));
+        let _ = report("expire read-only", readonly.expire("k", Some(Duration::from_secs(60))));
     }
     let _ = report("delete without create grant", delete_cache("open"));
     let _ = report("create by prefix", Cache::create("team.alpha").map(|c| c.name()));

@@ -1,8 +1,9 @@
 //! Every cache and queue operation once, checked as it goes.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use easycaching_guest::{Cache, Queue, Result, delete_cache, delete_queue, list_caches, list_queues};
+use easycaching_guest::{Cache, Error, Queue, Result, delete_cache, delete_queue, list_caches, list_queues};
 use serde_json::{Value, json};
 
 fn main() -> Result<()> {
@@ -74,6 +75,40 @@ fn main() -> Result<()> {
     assert_eq!(cache.get::<i64>("counter")?, Some(2));
     assert_eq!(cache.update("counter", |_: Option<i64>| None)?, None, "an update to none deletes");
     assert!(cache.is_empty()?);
+
+    // TTL: a short one expires, a long one stays; increment keeps a TTL, set clears it,
+    // expire changes it; a TTL of zero or past the longest is invalid-argument.
+    let hour = Duration::from_secs(3600);
+    cache.set_with_ttl("short", "gone soon", Duration::from_millis(50))?;
+    cache.set_with_ttl("long", &1, hour)?;
+    assert!(cache.ttl("long")?.is_some_and(|left| left > Duration::ZERO && left <= hour));
+    assert_eq!(cache.increment("long", 1)?, 2);
+    assert!(cache.ttl("long")?.is_some(), "increment keeps the TTL");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cache.contains("short")? {
+        assert!(Instant::now() < deadline, "a 50 ms TTL did not expire within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(cache.get::<String>("short")?, None);
+    assert_eq!(cache.ttl("short")?, None);
+    assert_eq!(cache.len()?, 1, "len leaves out what expired");
+    assert_eq!(cache.keys().collect::<Result<Vec<_>>>()?, ["long"]);
+    cache.set("long", &3)?;
+    assert_eq!(cache.ttl("long")?, None, "set clears the TTL");
+    assert!(cache.expire("long", Some(hour))?);
+    assert!(cache.ttl("long")?.is_some());
+    assert!(cache.expire("long", None)?);
+    assert_eq!(cache.ttl("long")?, None);
+    assert!(!cache.expire("absent", Some(hour))?);
+    for ttl in [Duration::ZERO, Duration::MAX] {
+        match cache.set_with_ttl("bad", &1, ttl) {
+            Err(Error::InvalidArgument(message)) => assert!(message.contains("TTL"), "{message}"),
+            other => panic!("set_with_ttl with a TTL of {ttl:?}: {other:?}"),
+        }
+    }
+    assert!(!cache.contains("bad")?, "a refused TTL stores nothing");
+    assert!(cache.delete("long")?);
+    cache.set_with_ttl("expiring", "in an hour", hour)?;
 
     cache.set("kept", "for the host to see")?;
 
