@@ -56,6 +56,39 @@ fn cache_swap_changes_a_key_only_from_the_value_expected_and_says_so_by_its_exit
     assert_eq!(ok(easycaching(&db, &["cache", "len", "locks"])), "0\n");
 }
 
+/// `cache set --ttl` and `cache ttl`: a short TTL expires, a long one is printed in ms, a set
+/// without --ttl clears it, and a TTL of zero or one that is no duration is refused before
+/// anything is stored.
+#[test]
+fn cache_set_with_a_ttl_expires_and_cache_ttl_says_how_long_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ttl.db");
+    let run = |args: &[&str]| easycaching(&db, args);
+    ok(run(&["cache", "set", "sessions", "ada", r#"{"user": 1}"#, "--ttl", "1h"]));
+    let left = ok(run(&["cache", "ttl", "sessions", "ada"]));
+    let ms: u64 = left.trim().strip_suffix("ms").and_then(|n| n.parse().ok()).expect(&left);
+    assert!(ms > 0 && ms <= 3_600_000, "{left}");
+    ok(run(&["cache", "set", "sessions", "ada", r#"{"user": 1}"#]));
+    assert_eq!(ok(run(&["cache", "ttl", "sessions", "ada"])), "none\n", "a set without --ttl clears it");
+    let absent = run(&["cache", "ttl", "sessions", "nobody"]);
+    assert_eq!(absent.status.code(), Some(1), "{}", stderr(&absent));
+    assert!(stderr(&absent).contains("no value under \"nobody\""), "{}", stderr(&absent));
+    ok(run(&["cache", "set", "sessions", "bob", "2", "--ttl", "50ms"]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while run(&["cache", "get", "sessions", "bob"]).status.code() != Some(1) {
+        assert!(Instant::now() < deadline, "a 50ms TTL did not expire within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(run(&["cache", "ttl", "sessions", "bob"]).status.code(), Some(1), "expired is absent");
+    assert_eq!(ok(run(&["cache", "len", "sessions"])), "1\n");
+    for bad in ["0", "0s", "soon", "-5s"] {
+        let refused = run(&["cache", "set", "sessions", "carol", "3", &format!("--ttl={bad}")]);
+        assert_eq!(refused.status.code(), Some(2), "--ttl {bad}: {}", stderr(&refused));
+        assert!(stderr(&refused).contains("--ttl"), "{}", stderr(&refused));
+    }
+    assert_eq!(run(&["cache", "get", "sessions", "carol"]).status.code(), Some(1), "nothing stored");
+}
+
 #[test]
 fn caches_can_be_looked_into_and_changed_from_the_shell() {
     let dir = tempfile::tempdir().unwrap();

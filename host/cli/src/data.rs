@@ -5,6 +5,7 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -33,6 +34,18 @@ pub enum CacheCommand {
         /// The value, a JSON document, e.g. '"bar"', 42 or '{"n": 1}'.
         #[arg(value_parser = parse_json)]
         value: Json,
+        /// Expire the value this long from now, e.g. 500ms, 30s, 10m or 24h; without it the
+        /// value never expires (a TTL it replaces is cleared).
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+    },
+    /// Print how long the value under KEY has left before it expires, in milliseconds (e.g.
+    /// `29998ms`), or `none` when it never expires; exit status 1 when there is no value.
+    Ttl {
+        /// The cache to read.
+        cache: String,
+        /// The key whose TTL to print.
+        key: String,
     },
     /// Add BY (default 1; negative to subtract) to the integer under KEY and print the sum, in
     /// one write no other comes between; an absent key counts as 0. Creates the cache when
@@ -221,6 +234,20 @@ fn parse_json(value: &str) -> Result<Json, String> {
     })
 }
 
+/// The TTL of `set --ttl`: a duration as `--timeout` takes it, above zero, checked before
+/// anything is opened.
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    match crate::plugin_args::parse_duration(text)? {
+        Duration::ZERO => {
+            Err(format!("{text:?} is no TTL: a TTL is at least 1ms (leave out --ttl to keep the value)"))
+        }
+        ttl if ttl > easycaching::MAX_TTL => {
+            Err(format!("{text:?} is longer than the longest TTL, 100 years"))
+        }
+        ttl => Ok(ttl),
+    }
+}
+
 /// The amount `incr` adds: a whole number that fits 64 bits.
 fn parse_amount(text: &str) -> Result<i64, String> {
     text.parse()
@@ -288,8 +315,23 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
             let value = manager.open_cache(&cache)?.get(&key)?;
             return print_found(value, &format!("no value under {key:?} in cache {cache:?}"));
         }
-        CacheCommand::Set { cache, key, value } => {
-            manager.create_cache(&cache)?.set(&key, value)?;
+        CacheCommand::Set { cache, key, value, ttl } => {
+            let cache = manager.create_cache(&cache)?;
+            match ttl {
+                Some(ttl) => cache.set_with_ttl(&key, value, ttl)?,
+                None => cache.set(&key, value)?,
+            }
+        }
+        CacheCommand::Ttl { cache, key } => {
+            let cache = manager.open_cache(&cache)?;
+            match cache.ttl(&key)? {
+                Some(left) => writeln!(out, "{}ms", left.as_millis())?,
+                None if cache.contains(&key)? => writeln!(out, "none")?,
+                None => {
+                    eprintln!("no value under {key:?} in cache {:?}", cache.name());
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
         }
         CacheCommand::Incr { cache, key, by } => {
             let sum = manager.create_cache(&cache)?.increment(&key, by)?;
