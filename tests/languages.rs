@@ -182,6 +182,19 @@ fn python_gets_each_wit_error_as_its_exception_and_nothing_is_stored() {
             "update to ABSENT: ok (easycaching.ABSENT, False)",
             "swap read-only: AccessDenied access-denied",
             "update read-only: AccessDenied access-denied",
+            "set with a ttl of an hour: ok (None, True)",
+            "set with a timedelta ttl: ok (None, True)",
+            "increment keeps the ttl: ok (3, True)",
+            "set without a ttl clears it: ok (None, None)",
+            "expire, then remove the ttl: ok (True, True, True, None)",
+            "expire an absent key: ok False",
+            "set with a ttl of 0: InvalidArgument invalid-argument",
+            "set with a negative ttl: InvalidArgument invalid-argument",
+            "set with a ttl of 200 years: InvalidArgument invalid-argument",
+            "set with a str ttl: TypeError",
+            "a short ttl expires: ok True",
+            "the bad ttls stored nothing: ok (False, True)",
+            "set with a ttl read-only: AccessDenied access-denied",
         ]
     );
 }
@@ -243,6 +256,18 @@ fn javascript_gets_each_wit_error_as_a_thrown_error_and_nothing_is_stored() {
             "update to undefined: ok [\"absent\",false]",
             "swap read-only: CacheError access-denied",
             "update read-only: CacheError access-denied",
+            "set with a ttl of an hour: ok true",
+            "increment keeps the ttl: ok [2,true]",
+            "set without a ttl clears it: ok \"none\"",
+            "expire, then remove the ttl: ok [true,true,true,\"none\"]",
+            "expire an absent key: ok false",
+            "set with a ttl of 0: CacheError invalid-argument",
+            "set with a negative ttl: CacheError invalid-argument",
+            "set with a ttl of 200 years: CacheError invalid-argument",
+            "set with a string ttl: TypeError",
+            "a short ttl expires: ok true",
+            "the bad ttls stored nothing: ok [false,true]",
+            "set with a ttl read-only: CacheError access-denied",
         ]
     );
 }

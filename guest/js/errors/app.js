@@ -93,4 +93,32 @@ export const run = command(() => {
   attempt('update to undefined', () => [cache.update('c', () => undefined) ?? 'absent', cache.has('c')]);
   attempt('swap read-only', () => readonly.compareAndSwap('k', 'v', 'w'));
   attempt('update read-only', () => readonly.update('k', (v) => `${v}w`));
+  const hour = 60 * 60 * 1000;
+  attempt('set with a ttl of an hour', () => {
+    cache.set('t', 1, { ttl: hour });
+    return cache.ttl('t') > 0 && cache.ttl('t') <= hour;
+  });
+  attempt('increment keeps the ttl', () => [cache.increment('t'), cache.ttl('t') !== undefined]);
+  attempt('set without a ttl clears it', () => cache.set('t', 1).ttl('t') ?? 'none');
+  attempt('expire, then remove the ttl', () => [
+    cache.expire('t', 60000),
+    cache.ttl('t') !== undefined,
+    cache.expire('t'),
+    cache.ttl('t') ?? 'none',
+  ]);
+  attempt('expire an absent key', () => cache.expire('absent', 60000));
+  attempt('set with a ttl of 0', () => cache.set('z', 1, { ttl: 0 }) && 'stored');
+  attempt('set with a negative ttl', () => cache.set('z', 1, { ttl: -1 }) && 'stored');
+  attempt('set with a ttl of 200 years', () => cache.set('z', 1, { ttl: 200 * 365 * 24 * hour }) && 'stored');
+  attempt('set with a string ttl', () => cache.set('z', 1, { ttl: '1h' }) && 'stored');
+  attempt('a short ttl expires', () => {
+    cache.set('short', 1, { ttl: 50 });
+    const deadline = Date.now() + 10000;
+    while (cache.has('short')) {
+      if (Date.now() > deadline) throw new Error('a 50 ms TTL did not expire within 10 s');
+    }
+    return cache.get('short') === undefined && cache.ttl('short') === undefined;
+  });
+  attempt('the bad ttls stored nothing', () => [cache.has('z'), cache.delete('t')]);
+  attempt('set with a ttl read-only', () => readonly.set('k', 'w', { ttl: 60000 }) && 'stored');
 });

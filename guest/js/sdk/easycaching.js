@@ -163,6 +163,23 @@ function fromS64(value) {
   return Number.isSafeInteger(number) ? number : value;
 }
 
+/**
+ * A TTL in whole milliseconds, rounded up (so that no TTL above zero is zero), as the host
+ * takes it (a u64): a TypeError for what is not a number; a {@link CacheError}
+ * `invalid-argument`, as the host answers for 0 and TTLs over 100 years, for a negative one or
+ * NaN, which a u64 cannot carry. One past `Number.MAX_SAFE_INTEGER` goes as that, for the host
+ * to refuse as too long.
+ */
+function ttlMs(ttl) {
+  if (typeof ttl !== 'number') {
+    throw new TypeError(`the TTL must be a number of milliseconds, not ${ttl === null ? 'null' : typeof ttl}`);
+  }
+  if (Number.isNaN(ttl) || ttl < 0) {
+    throw new CacheError('invalid-argument', `a TTL of ${ttl} ms: a TTL is at least 1 ms`);
+  }
+  return Math.min(Math.ceil(ttl), Number.MAX_SAFE_INTEGER);
+}
+
 /** A value from optional JSON text: `undefined` when there is none. */
 function fromJson(text) {
   return text == null ? undefined : JSON.parse(text);
@@ -212,12 +229,49 @@ export class Cache {
     return fromJson(call(() => this.#live().get(key)));
   }
 
-  /** Stores `value` (as JSON) under `key`; returns the cache, as `Map.set` does. */
-  set(key, value) {
+  /**
+   * Stores `value` (as JSON) under `key`; returns the cache, as `Map.set` does.
+   *
+   * With `{ ttl }` (milliseconds) the value expires that long from now, for every reader in
+   * every plugin and process; without it, it never expires, whatever TTL the value it replaces
+   * had. `increment`, `compareAndSwap` and `update` keep a TTL. A {@link CacheError}
+   * `invalid-argument` for a TTL of zero or less, or over 100 years:
+   *
+   * ```js
+   * sessions.set('ada', { user: 1 }, { ttl: 30 * 60 * 1000 });
+   * ```
+   */
+  set(key, value, { ttl } = {}) {
     text(key, 'the key');
     const json = toJson(value);
-    call(() => this.#live().set(key, json));
+    if (ttl === undefined) {
+      call(() => this.#live().set(key, json));
+    } else {
+      const ms = ttlMs(ttl);
+      withS64(ms, (wit) => call(() => this.#live().setWithTtl(key, json, wit)));
+    }
     return this;
+  }
+
+  /**
+   * How many milliseconds the value under `key` has left to live, or `undefined` when it has
+   * no TTL or there is no value (`has` tells the two apart).
+   */
+  ttl(key) {
+    text(key, 'the key');
+    const left = call(() => this.#live().ttl(key));
+    return left == null ? undefined : Number(left);
+  }
+
+  /**
+   * Sets the value under `key` to expire `ttl` milliseconds from now, or never with
+   * `undefined`, leaving the value as it is; `true` when there was a value to change. Errors
+   * as for `set` with a TTL.
+   */
+  expire(key, ttl) {
+    text(key, 'the key');
+    if (ttl === undefined) return call(() => this.#live().expire(key, undefined));
+    return withS64(ttlMs(ttl), (wit) => call(() => this.#live().expire(key, wit)));
   }
 
   /** The JSON text stored under `key`, exactly as written and not parsed; `undefined` when none. */

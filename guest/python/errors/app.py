@@ -5,6 +5,9 @@ JSON ``null`` and compare as JSON values. tests/languages.rs runs it with the gr
 output line by line.
 """
 
+import datetime
+import time
+
 import easycaching
 from wit_world import exports
 
@@ -40,6 +43,15 @@ def bad_expected_refusal(cache):
         cache.compare_and_swap_json("cas", "{nope", "1")
     except easycaching.InvalidJson as error:
         return "`expected`" in error.message
+
+
+def short_ttl_expires(cache):
+    cache.set("short", 1, ttl=0.05)
+    deadline = time.monotonic() + 10
+    while "short" in cache:
+        assert time.monotonic() < deadline, "a 50 ms TTL did not expire within 10 s"
+        time.sleep(0.01)
+    return cache.get("short") is None and cache.ttl("short") is None
 
 
 class Run(exports.Run):
@@ -115,3 +127,21 @@ class Run(exports.Run):
         attempt("update to ABSENT", lambda: (cache.update("c", lambda n: ABSENT), "c" in cache))
         attempt("swap read-only", lambda: readonly.compare_and_swap("k", "v", "w"))
         attempt("update read-only", lambda: readonly.update("k", lambda v: v + "w"))
+        ttl = cache.ttl
+        attempt("set with a ttl of an hour", lambda: (cache.set("t", 1, ttl=3600), 0 < ttl("t") <= 3600))
+        five_minutes = datetime.timedelta(minutes=5)
+        attempt("set with a timedelta ttl", lambda: (cache.set("t", 2, ttl=five_minutes), 0 < ttl("t") <= 300))
+        attempt("increment keeps the ttl", lambda: (cache.increment("t"), ttl("t") is not None))
+        attempt("set without a ttl clears it", lambda: (cache.set("t", 1), ttl("t")))
+        attempt(
+            "expire, then remove the ttl",
+            lambda: (cache.expire("t", 60), ttl("t") is not None, cache.expire("t", None), ttl("t")),
+        )
+        attempt("expire an absent key", lambda: cache.expire("absent", 60))
+        attempt("set with a ttl of 0", lambda: cache.set("z", 1, ttl=0))
+        attempt("set with a negative ttl", lambda: cache.set("z", 1, ttl=-1))
+        attempt("set with a ttl of 200 years", lambda: cache.set("z", 1, ttl=200 * 365 * 86400))
+        attempt("set with a str ttl", lambda: cache.set("z", 1, ttl="1h"))
+        attempt("a short ttl expires", lambda: short_ttl_expires(cache))
+        attempt("the bad ttls stored nothing", lambda: ("z" in cache, cache.delete("t")))
+        attempt("set with a ttl read-only", lambda: readonly.set("k", "w", ttl=60))
