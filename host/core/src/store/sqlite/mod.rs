@@ -66,6 +66,12 @@ const PRUNE_EVERY_BATCHES: u64 = 256;
 /// The look is one probe of the index of expiries, at most once per this long per process:
 /// writes pay nothing for expiry when nothing expires.
 const SWEEP_LOOK_EVERY_MS: i64 = 1000;
+/// And it reads the clock to see whether that time has come only once every this many
+/// batches, unless a sweep is under way: a batch of plain sets reads no clock at all.
+const SWEEP_LOOK_EVERY_BATCHES: u64 = 16;
+/// `Writer::next_sweep_at` when the next batch is to look at once (a sweep under way, or
+/// none made yet).
+const SWEEP_NOW: i64 = 0;
 
 /// A database file and how long to wait for its locks: enough to describe any failure.
 pub(super) struct DbFile {
@@ -192,7 +198,7 @@ impl SqliteStore {
                 last_commit: None,
                 fsync_in_commit: false,
                 quiet_batches: QUIET_BATCHES_FOR_FSYNC_IN_COMMIT,
-                next_sweep_at: 0,
+                next_sweep_at: SWEEP_NOW,
             }),
             durable,
             write_turns,
@@ -348,17 +354,13 @@ impl SqliteStore {
                 *quiet_batches = 0;
             }
             // Expired entries reclaimed, a bounded number per transaction, once any are due.
-            let now = batch.now();
-            if now >= *next_sweep_at {
-                *next_sweep_at = self
-                    .in_savepoint(conn, transaction, || Ok(sweep(&mut batch, conn, now)?))?
-                    .unwrap_or_else(|error| {
-                        tracing::warn!(%error, "sweeping expired entries failed");
-                        now.saturating_add(SWEEP_LOOK_EVERY_MS)
-                    });
+            let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
+            let look = *next_sweep_at == SWEEP_NOW || batch_number.is_multiple_of(SWEEP_LOOK_EVERY_BATCHES);
+            if look && batch.now() >= *next_sweep_at {
+                *next_sweep_at = self.sweep(conn, transaction, &mut batch)?;
             }
             let cursor = batch.last_logged();
-            if self.batches.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
+            if batch_number % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
                 writes::prune_change_log(conn, CHANGE_LOG_RETAINED)
                     .map_err(|e| self.rollback(conn, &mut transaction.rollback, e))?;
             }
@@ -478,6 +480,38 @@ impl SqliteStore {
         Ok(result)
     }
 
+    /// Sweeps expired entries if any are due (see [`writes::Batch::sweep`]), in a savepoint
+    /// of the open transaction, and answers when to look next: at the next batch when the
+    /// sweep removed all it may (more are likely due), else at the earliest expiry known, but
+    /// within [`SWEEP_LOOK_EVERY_MS`] all the same. A sweep that fails is undone and logged:
+    /// it is no reason to fail the batch's writes. Only a failed savepoint, which rolled the
+    /// whole transaction back, is an error.
+    fn sweep(
+        &self,
+        conn: &Connection,
+        transaction: &mut TransactionStatements<'_>,
+        batch: &mut writes::Batch<'_, '_>,
+    ) -> Result<i64> {
+        let now = batch.now();
+        let look_again = now.saturating_add(SWEEP_LOOK_EVERY_MS);
+        let failed = |error: Error| {
+            tracing::warn!(%error, "sweeping expired entries failed");
+            look_again
+        };
+        Ok(match earliest_expiry(conn) {
+            Ok(Some(earliest)) if earliest <= now => {
+                match self.in_savepoint(conn, transaction, || Ok(batch.sweep()?))? {
+                    Ok(removed) if removed as i64 >= writes::SWEEP_ROWS => SWEEP_NOW,
+                    Ok(_) => look_again,
+                    Err(error) => failed(error),
+                }
+            }
+            Ok(Some(earliest)) => earliest.min(look_again),
+            Ok(None) => look_again,
+            Err(error) => failed(self.db.error(error)),
+        })
+    }
+
     /// Rolls back after a failure that dooms the whole transaction, keeping the first error.
     fn rollback(&self, conn: &Connection, rollback: &mut Statement<'_>, error: rusqlite::Error) -> Error {
         if !conn.is_autocommit()
@@ -489,24 +523,12 @@ impl SqliteStore {
     }
 }
 
-/// Sweeps expired entries if any are due (see [`writes::Batch::sweep`]), and answers when to
-/// look next: at once when the sweep removed all it may (more are likely due), else at the
-/// earliest expiry known, looking again within [`SWEEP_LOOK_EVERY_MS`] all the same.
-fn sweep(batch: &mut writes::Batch<'_, '_>, conn: &Connection, now: i64) -> rusqlite::Result<i64> {
-    let earliest: Option<i64> = conn
-        .prepare_cached(
-            "SELECT min(expires_at) FROM entries INDEXED BY entries_by_expiry WHERE expires_at IS NOT NULL",
-        )?
-        .query_row([], |row| row.get(0))?;
-    let look_again = now.saturating_add(SWEEP_LOOK_EVERY_MS);
-    match earliest {
-        Some(earliest) if earliest <= now => {
-            let removed = batch.sweep()?;
-            Ok(if removed as i64 >= writes::SWEEP_ROWS { now } else { look_again })
-        }
-        Some(earliest) => Ok(earliest.min(look_again)),
-        None => Ok(look_again),
-    }
+/// The earliest expiry in the database, through the index of expiries: one probe.
+fn earliest_expiry(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT min(expires_at) FROM entries INDEXED BY entries_by_expiry WHERE expires_at IS NOT NULL",
+    )?
+    .query_row([], |row| row.get(0))
 }
 
 fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
@@ -549,6 +571,16 @@ pub(super) fn stored_json<T: AsRef<str> + Into<std::sync::Arc<str>>>(text: T) ->
     Ok(Json::trusted(text))
 }
 
+/// Whether a value read has not expired (reading the clock only for one with an expiry).
+fn live(stored: &Stored) -> bool {
+    !expired_now(stored.expires_at)
+}
+
+/// Whether an entry with expiry `expires_at` has expired by now; no clock is read for none.
+fn expired_now(expires_at: Option<i64>) -> bool {
+    expires_at.is_some_and(|at| crate::clock::expired(Some(at), crate::clock::now_ms()))
+}
+
 /// A row of `value, expires_at` as [`Stored`].
 fn stored_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
     Ok(Stored { value: json_column(row, 0)?, expires_at: row.get(1)? })
@@ -585,22 +617,27 @@ impl Store for SqliteStore {
         })
     }
 
+    /// The row of the key, left out when it has expired: the expiry is checked on the row
+    /// just read, rather than in the SQL, so that a row without one (the common case) costs
+    /// no clock reading and no parameter more than before entries could expire.
     fn get(&self, cache: CacheId, key: &str) -> Result<Option<Stored>> {
-        let now = crate::clock::now_ms();
-        self.read_prepared(|_, statements| {
-            statements.value.query_row(params![cache.0, key, now], stored_row).optional()
-        })
+        let stored = self.read_prepared(|_, statements| {
+            statements.value.query_row(params![cache.0, key], stored_row).optional()
+        })?;
+        Ok(stored.filter(live))
     }
 
     fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Stored>>> {
-        let now = crate::clock::now_ms();
         let mut bytes = 0;
         let values = self.read_prepared(|conn, statements| {
             snapshot(conn, || {
                 let mut values = Vec::with_capacity(keys.len());
                 for key in keys {
-                    let value =
-                        statements.value.query_row(params![cache.0, key, now], stored_row).optional()?;
+                    let value = statements
+                        .value
+                        .query_row(params![cache.0, key], stored_row)
+                        .optional()?
+                        .filter(live);
                     bytes += value.as_ref().map_or(0, |stored| stored.value.len());
                     if bytes > max_bytes {
                         break;
@@ -617,10 +654,10 @@ impl Store for SqliteStore {
     }
 
     fn contains(&self, cache: CacheId, key: &str) -> Result<bool> {
-        let now = crate::clock::now_ms();
-        self.read_prepared(|_, statements| {
-            statements.exists.query_row(params![cache.0, key, now], |row| row.get(0))
-        })
+        let found: Option<Option<i64>> = self.read_prepared(|_, statements| {
+            statements.exists.query_row(params![cache.0, key], |row| row.get(0)).optional()
+        })?;
+        Ok(found.is_some_and(|expires_at| !expired_now(expires_at)))
     }
 
     fn entries(

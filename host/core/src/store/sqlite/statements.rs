@@ -36,11 +36,15 @@ pub(super) struct TransactionStatements<'c> {
 
 /// What a `set` runs for each entry, and once for its cache's counts.
 pub(super) struct EntryStatements<'c> {
-    /// `(rowid, octet_length(value))` of entry `(?1, ?2)`.
+    /// `(rowid, octet_length(value), whether it has an expiry)` of entry `(?1, ?2)`.
     pub(super) find: Statement<'c>,
-    /// Sets the value of the entry with rowid `?1` to `?2`, and its expiry to `?3` (a `set`
-    /// replaces the expiry with its own, none when it has none: no statement more per write).
+    /// Sets the value of the entry with rowid `?1` to `?2`, when neither it nor the write has
+    /// an expiry: the column of the indexes of expiries is left out, so SQLite does not look at
+    /// those indexes.
     pub(super) update: Statement<'c>,
+    /// Sets the value of the entry with rowid `?1` to `?2`, and its expiry to `?3` (a `set`
+    /// replaces the expiry with its own, none when it has none; still one statement a write).
+    pub(super) update_expiring: Statement<'c>,
     /// Inserts the entry `(?1, ?2)` with value `?3`, expiring at `?4` (NULL: never).
     pub(super) insert: Statement<'c>,
     /// Logs a change for other processes' LRUs: writer, cache, kind, key.
@@ -62,9 +66,12 @@ impl<'c> WriteStatements<'c> {
             },
             entries: EntryStatements {
                 find: conn.prepare(
-                    "SELECT id, octet_length(value) FROM entries WHERE cache_id = ?1 AND key = ?2",
+                    "SELECT id, octet_length(value), expires_at IS NOT NULL FROM entries
+                     WHERE cache_id = ?1 AND key = ?2",
                 )?,
-                update: conn.prepare("UPDATE entries SET value = ?2, expires_at = ?3 WHERE id = ?1")?,
+                update: conn.prepare("UPDATE entries SET value = ?2 WHERE id = ?1")?,
+                update_expiring: conn
+                    .prepare("UPDATE entries SET value = ?2, expires_at = ?3 WHERE id = ?1")?,
                 insert: conn.prepare(
                     "INSERT INTO entries (cache_id, key, value, expires_at) VALUES (?1, ?2, ?3, ?4)",
                 )?,
@@ -102,9 +109,10 @@ impl WriterConnection {
 
 /// The statements of the read path, on a read connection.
 pub(super) struct ReadStatements<'c> {
-    /// The value of entry `(?1, ?2)` and its expiry, unless it expired by `?3` (unix ms).
+    /// The value of entry `(?1, ?2)` and its expiry; the reader leaves it out when it has
+    /// expired (see `SqliteStore::get`).
     pub(super) value: Statement<'c>,
-    /// Whether entry `(?1, ?2)` exists and has not expired by `?3`.
+    /// The expiry of entry `(?1, ?2)`: a row when the entry exists, expired or not.
     pub(super) exists: Statement<'c>,
 }
 
@@ -125,14 +133,9 @@ impl ReaderConnection {
     pub(super) fn prepare(conn: Connection) -> rusqlite::Result<ReaderConnection> {
         ReaderConnection::try_new(conn, |conn| {
             Ok(ReadStatements {
-                value: conn.prepare(
-                    "SELECT value, expires_at FROM entries
-                     WHERE cache_id = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-                )?,
-                exists: conn.prepare(
-                    "SELECT EXISTS (SELECT 1 FROM entries
-                     WHERE cache_id = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3))",
-                )?,
+                value: conn
+                    .prepare("SELECT value, expires_at FROM entries WHERE cache_id = ?1 AND key = ?2")?,
+                exists: conn.prepare("SELECT expires_at FROM entries WHERE cache_id = ?1 AND key = ?2")?,
             })
         })
     }

@@ -9,6 +9,8 @@
 //! bounded number per transaction, and by a write that would otherwise go over its cache's
 //! quota; either removes them as a delete does, counts and change log included.
 
+use std::cell::Cell;
+
 use rusqlite::{Connection, OptionalExtension, Params, Statement, params};
 
 use super::DbFile;
@@ -69,8 +71,9 @@ pub(super) struct Batch<'b, 'c> {
     /// The `seq` of the newest change-log row this batch wrote, which is the change-log cursor
     /// after the commit (no need to ask for `max(seq)`).
     last_logged: Option<i64>,
-    /// Now, in unix ms, as the batch's writes tell expiry: read once per batch.
-    now: i64,
+    /// Now, in unix ms, as the batch's writes tell expiry: read once per batch, when first
+    /// needed (a batch of plain sets never reads the clock).
+    now: Cell<Option<i64>>,
 }
 
 /// The most expired rows one sweep removes: a transaction never holds an unbounded delete.
@@ -99,12 +102,17 @@ impl<'b, 'c> Batch<'b, 'c> {
     /// A batch on `conn`, which is in a write transaction, with the entry statements prepared
     /// on it, logging its changes as `writer`.
     pub(super) fn new(conn: &'c Connection, statements: &'b mut EntryStatements<'c>, writer: i64) -> Self {
-        Batch { conn, statements, writer, last_logged: None, now: crate::clock::now_ms() }
+        Batch { conn, statements, writer, last_logged: None, now: Cell::new(None) }
     }
 
     /// Now, in unix ms, as this batch tells expiry.
     pub(super) fn now(&self) -> i64 {
-        self.now
+        if let Some(now) = self.now.get() {
+            return now;
+        }
+        let now = crate::clock::now_ms();
+        self.now.set(Some(now));
+        now
     }
 
     /// The `seq` of the newest change-log row this batch wrote, if it wrote any.
@@ -208,14 +216,20 @@ impl<'b, 'c> Batch<'b, 'c> {
         let mut delta = Delta::default();
         for (key, value) in entries {
             let statements = &mut *self.statements;
-            let found: Option<(i64, i64)> = statements
+            let found: Option<(i64, i64, bool)> = statements
                 .find
-                .query_row(params![cache.id.0, key], |row| Ok((row.get(0)?, row.get(1)?)))
+                .query_row(params![cache.id.0, key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
                 .optional()?;
             match found {
-                Some((row, old_size)) => {
+                // Neither the entry nor the write has an expiry (the common case): the value
+                // alone is updated, and SQLite leaves the indexes of expiries alone.
+                Some((row, old_size, false)) if expires_at.is_none() => {
+                    execute_releasing(&mut statements.update, params![row, value.as_str()], value)?;
+                    delta.bytes += value.len() as i64 - old_size;
+                }
+                Some((row, old_size, _)) => {
                     execute_releasing(
-                        &mut statements.update,
+                        &mut statements.update_expiring,
                         params![row, value.as_str(), expires_at],
                         value,
                     )?;
@@ -297,7 +311,7 @@ impl<'b, 'c> Batch<'b, 'c> {
                 "SELECT value, expires_at FROM entries
                  WHERE cache_id = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
             )?
-            .query_row(params![cache.id.0, key, self.now], |row| Ok((row.get(0)?, row.get(1)?)))
+            .query_row(params![cache.id.0, key, self.now()], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()
     }
 
@@ -309,7 +323,7 @@ impl<'b, 'c> Batch<'b, 'c> {
                 "UPDATE entries SET expires_at = ?3
                  WHERE cache_id = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?4)",
             )?
-            .execute(params![cache.id.0, key, expires_at, self.now])?;
+            .execute(params![cache.id.0, key, expires_at, self.now()])?;
         if changed == 0 {
             // Nothing to change: still an error when the cache is gone.
             cache_stats(self.conn, cache)?;
@@ -384,13 +398,13 @@ impl<'b, 'c> Batch<'b, 'c> {
     /// first, as [`Batch::delete`] removes entries: each cache's counts go down by what it
     /// lost, and each key is logged for other processes' LRUs. Answers how many it removed.
     pub(super) fn sweep(&mut self) -> rusqlite::Result<u64> {
-        let now = self.now;
+        let now = self.now();
         self.remove_expired(SWEEP, params![now, SWEEP_ROWS])
     }
 
     /// [`Batch::sweep`] of one cache.
     fn sweep_cache(&mut self, cache: CacheId) -> rusqlite::Result<u64> {
-        let now = self.now;
+        let now = self.now();
         self.remove_expired(SWEEP_CACHE, params![now, SWEEP_ROWS, cache.0])
     }
 
@@ -430,7 +444,7 @@ impl<'b, 'c> Batch<'b, 'c> {
             if let Some((size, expires_at)) = removed {
                 delta.entries -= 1;
                 delta.bytes -= size;
-                live += u64::from(!crate::clock::expired(expires_at, self.now));
+                live += u64::from(!crate::clock::expired(expires_at, self.now()));
                 self.log(cache.id, KIND_KEY, Some(key))?;
             }
         }
@@ -449,7 +463,7 @@ impl<'b, 'c> Batch<'b, 'c> {
         let expired: i64 = self
             .conn
             .prepare_cached(EXPIRED_IN_CACHE)?
-            .query_row(params![cache.id.0, self.now], |row| row.get(0))?;
+            .query_row(params![cache.id.0, self.now()], |row| row.get(0))?;
         CACHES.delete_contents(self.conn, cache.id.0)?;
         CACHES.set_stats(self.conn, cache.id.0, Stats::default())?;
         self.log(cache.id, KIND_CLEARED, None)?;
