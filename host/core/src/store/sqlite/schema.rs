@@ -71,7 +71,10 @@ const MIGRATIONS: &[&str] = &[
     // expires, so existing entries keep living as they did. Both indexes are partial: an entry
     // without a TTL (the common `set`) is in neither, and costs no index work. The first finds
     // the earliest expiry across the database, cheaply, for the sweep on the write path; the
-    // second counts one cache's entries expired but not swept yet, for `len`.
+    // second counts one cache's entries expired but not swept yet, for `len`. An older build
+    // opening the file after this refuses it (`SchemaTooNew`); one already running when it is
+    // migrated knows nothing of expiry (its reads do not leave expired entries out, its sets
+    // keep a TTL), so every process sharing a database is upgraded together.
     "ALTER TABLE entries ADD COLUMN expires_at INTEGER;
     CREATE INDEX entries_by_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL;
     CREATE INDEX entries_expiring_by_cache ON entries (cache_id, expires_at) WHERE expires_at IS NOT NULL;",
