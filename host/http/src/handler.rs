@@ -163,6 +163,11 @@ impl Linked {
                     EasyCaching::new(&state.easycaching, &mut state.table)
                 })
             })
+            .and_then(|()| {
+                easycaching_host::add_keyvalue_to_linker(&mut linker, |state: &mut HandlerState| {
+                    EasyCaching::new(&state.easycaching, &mut state.table)
+                })
+            })
             .and_then(|()| add_body_finish(&mut linker))
             .map_err(|e| Error::Engine(format!("cannot link the host interfaces: {e:#}")))?;
         let instance_pre = linker

@@ -120,7 +120,8 @@ pub fn add_to_linker<T: Send + 'static>(
     replaced
 }
 
-struct HasEasyCaching;
+/// The `HasData` of the generated `add_to_linker`s: the view is [`EasyCaching`].
+pub(crate) struct HasEasyCaching;
 
 impl HasData for HasEasyCaching {
     type Data<'a> = EasyCaching<'a>;

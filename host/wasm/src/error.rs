@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::bindings::easycaching::cache::types::Error as WitError;
+use crate::keyvalue_bindings::wasi::keyvalue::store::Error as KeyValueError;
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -70,6 +71,12 @@ pub enum Error {
     #[error("the host is misconfigured: {0}")]
     Misconfigured(String),
 
+    /// A `wasi:keyvalue` call asked for what it cannot have here: a `list-keys` cursor its
+    /// bucket did not hand out (or has forgotten), an `increment` past the range the store's
+    /// counters share. Only `wasi:keyvalue` calls make it; the guest gets `other`.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
     /// A bug in the host; the guest call that met it traps.
     #[error("internal error: {0}")]
     Internal(String),
@@ -93,6 +100,43 @@ impl Error {
             Error::Store(Store::QuotaExceeded(_)) | Error::TooManyHandles => WitError::QuotaExceeded(message),
             Error::AccessDenied(_) => WitError::AccessDenied(message),
             Error::Store(_) => WitError::Storage(message),
+            Error::Internal(_)
+            | Error::InvalidArgument(_)
+            | Error::Misconfigured(_)
+            | Error::Load(_)
+            | Error::Exited { .. }
+            | Error::Trapped { .. }
+            | Error::OutOfMemory { .. }
+            | Error::TimedOut { .. }
+            | Error::OutOfFuel { .. } => return None,
+        })
+    }
+}
+
+impl Error {
+    /// The `wasi:keyvalue` error a guest receives, the one mapping of this crate's errors onto
+    /// it; `None` for host bugs, which trap instead.
+    ///
+    /// Its `access-denied` and `no-such-store` carry no message, so what ours says (the grant
+    /// that would allow it, above all) goes to the host's log instead, target
+    /// `easycaching_host::keyvalue`: a denial as a warning, which `easycaching run` prints by
+    /// default, a store not found as info. Every other error is `other`, with our message.
+    pub(crate) fn into_keyvalue(self) -> Option<KeyValueError> {
+        use easycaching::Error as Store;
+        let message = self.to_string();
+        Some(match self {
+            Error::AccessDenied(_) => {
+                tracing::warn!(target: "easycaching_host::keyvalue", "wasi:keyvalue access-denied: {message}");
+                KeyValueError::AccessDenied
+            }
+            // A name no cache may have names no store either.
+            Error::Store(Store::NoSuchCache(_) | Store::CacheDeleted(_) | Store::InvalidName { .. }) => {
+                tracing::info!(target: "easycaching_host::keyvalue", "wasi:keyvalue no-such-store: {message}");
+                KeyValueError::NoSuchStore
+            }
+            Error::Store(_) | Error::TooManyHandles | Error::InvalidArgument(_) => {
+                KeyValueError::Other(message)
+            }
             Error::Internal(_)
             | Error::Misconfigured(_)
             | Error::Load(_)

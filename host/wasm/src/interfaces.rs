@@ -45,7 +45,7 @@ fn json_argument(name: &str, text: String) -> Result<Json> {
     })
 }
 
-fn denied_write(kind: Kind, name: &str) -> Error {
+pub(crate) fn denied_write(kind: Kind, name: &str) -> Error {
     let needed = grant_needed(kind, name, "=rw");
     Error::AccessDenied(format!("this plugin may only read {kind} {name:?} ({needed})"))
 }

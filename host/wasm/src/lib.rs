@@ -96,6 +96,7 @@ mod error;
 mod fast_get;
 mod grants;
 mod interfaces;
+mod keyvalue;
 mod plugin;
 mod queue_delivery;
 mod stdio;
@@ -117,6 +118,22 @@ mod bindings {
     });
 }
 
+/// The bindings `wasmtime::component::bindgen!` generates for the `wasi:keyvalue@0.2.0-draft`
+/// interfaces (the `easycaching:cache/keyvalue-imports` world), their bucket mapped onto a cache.
+mod keyvalue_bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "easycaching:cache/keyvalue-imports",
+        imports: { default: trappable },
+        with: {
+            "wasi:keyvalue/store.bucket": crate::keyvalue::BucketResource,
+        },
+        trappable_error_type: {
+            "wasi:keyvalue/store.error" => crate::Error,
+        },
+    });
+}
+
 pub use bounded_waits::{WaitsView, add_to_linker as add_bounded_waits_to_linker};
 pub use compiled::CompiledCache;
 pub use component::{PluginKind, compile_component, expect_plugin_kind};
@@ -125,6 +142,7 @@ pub use ctx::{
 };
 pub use error::{Error, Result};
 pub use grants::{Grant, GrantParseError, Grants, Kind, Pattern, Permission};
+pub use keyvalue::{BucketResource, add_to_linker as add_keyvalue_to_linker};
 pub use plugin::MemoryLimiter;
 pub use plugin::{
     DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, EPOCH_TICK, MIN_HANDLES, Output, Plugin, PluginLimits,

@@ -179,8 +179,8 @@ fn pooling_strategy(max_memory_bytes: usize) -> InstanceAllocationStrategy {
     InstanceAllocationStrategy::Pooling(pool)
 }
 
-/// The engine, the linker with WASI and the easycaching interfaces, and the clock that enforces
-/// time limits. Make one per process and load every plugin through it.
+/// The engine, the linker with WASI, the easycaching interfaces and `wasi:keyvalue`, and the
+/// clock that enforces time limits. Make one per process and load every plugin through it.
 pub struct Runtime {
     engine: Engine,
     fuel: bool,
@@ -208,6 +208,11 @@ impl Runtime {
             })
             .and_then(|()| {
                 crate::add_to_linker(&mut linker, |state: &mut PluginState| {
+                    EasyCaching::new(&state.easycaching, &mut state.table)
+                })
+            })
+            .and_then(|()| {
+                crate::add_keyvalue_to_linker(&mut linker, |state: &mut PluginState| {
                     EasyCaching::new(&state.easycaching, &mut state.table)
                 })
             })
