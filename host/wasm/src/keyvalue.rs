@@ -248,3 +248,35 @@ pub fn add_to_linker<T: Send + 'static>(
     batch::add_to_linker::<_, HasEasyCaching>(linker, view)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_must_be_one_json_document_in_utf8_and_its_key_is_named() {
+        assert_eq!(json_value("k", br#"{"a": 1}"#.to_vec()).unwrap().as_str(), r#"{"a": 1}"#);
+        for bad in [&b"\xff\xfe"[..], b"", b"nope", b"1 2", b"\"\xc3\""] {
+            let error = json_value("the key", bad.to_vec()).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("the value for key \"the key\" is not a JSON document"), "{message}");
+            assert!(matches!(error.into_keyvalue(), Some(KeyValueError::Other(_))));
+        }
+    }
+
+    #[test]
+    fn a_handle_keeps_its_latest_cursors_and_refuses_any_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = easycaching::CacheManager::open(dir.path().join("kv.db")).unwrap();
+        let cache = manager.create_cache("kv").unwrap();
+        let mut bucket = BucketResource::new(CacheResource { cache, writable: true });
+        let numbers: Vec<u64> = (0..CURSORS_KEPT + 1).map(|n| bucket.remember(format!("key-{n}"))).collect();
+        assert_eq!(numbers, (1..=CURSORS_KEPT as u64 + 1).collect::<Vec<_>>());
+        assert_eq!(bucket.resume_after(2).unwrap(), "key-1");
+        assert_eq!(bucket.resume_after(CURSORS_KEPT as u64 + 1).unwrap(), format!("key-{CURSORS_KEPT}"));
+        for forgotten_or_never_given in [0, 1, CURSORS_KEPT as u64 + 2, u64::MAX] {
+            let error = bucket.resume_after(forgotten_or_never_given).unwrap_err();
+            assert!(matches!(error.into_keyvalue(), Some(KeyValueError::Other(_))));
+        }
+    }
+}

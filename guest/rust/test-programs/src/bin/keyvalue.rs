@@ -13,7 +13,12 @@
 //! keyvalue set-many BUCKET K=V...      set-many: ok
 //! keyvalue get-many BUCKET K...        get-many: ok K=V K=none ...
 //! keyvalue delete-many BUCKET K...     delete-many: ok
+//! keyvalue mixed BUCKET KEY VALUE      mixed: ok VALUE N (through both interfaces, below)
 //! ```
+//!
+//! `mixed` also imports `easycaching:cache` (through the guest SDK), as a component may: it
+//! sets KEY through `wasi:keyvalue` and reads it through the SDK, then counts `KEY.count` up
+//! through each and reads the sum back through `wasi:keyvalue`.
 //!
 //! An error prints `COMMAND: error CASE` (`other: MESSAGE` for `other`) and exits with status 1.
 //! `list` checks what the interface leaves to the host and this one promises: the keys come in
@@ -63,8 +68,8 @@ fn list(bucket: &Bucket) -> Outcome {
     Ok(format!("{} keys in {pages} pages", keys.len()))
 }
 
-fn run(command: &str, bucket: &str, rest: &[String]) -> Outcome {
-    let bucket = store::open(bucket)?;
+fn run(command: &str, bucket_name: &str, rest: &[String]) -> Outcome {
+    let bucket = store::open(bucket_name)?;
     let arg = |at: usize| rest.get(at).map(String::as_str).unwrap_or_default();
     match command {
         "open" => Ok(String::new()),
@@ -107,6 +112,16 @@ fn run(command: &str, bucket: &str, rest: &[String]) -> Outcome {
             Ok(shown.join(" "))
         }
         "delete-many" => batch::delete_many(&bucket, rest).map(|()| String::new()),
+        "mixed" => {
+            let (key, counter) = (arg(0), format!("{}.count", arg(0)));
+            bucket.set(key, arg(1).as_bytes())?;
+            let cache = easycaching_guest::Cache::open(bucket_name).expect("opens through easycaching:cache");
+            let read: serde_json::Value = cache.get(key).expect("reads").expect("finds what was set");
+            atomics::increment(&bucket, &counter, 2)?;
+            cache.increment(&counter, 3).expect("increments through easycaching:cache");
+            let sum = bucket.get(&counter)?.map(|value| text(&value)).unwrap_or_default();
+            Ok(format!("{read} {sum}"))
+        }
         other => panic!("unknown command {other:?}"),
     }
 }
