@@ -1,5 +1,5 @@
 //! `wasi:keyvalue@0.2.0-draft` over the caches, implemented on [`EasyCaching`]: the standard
-//! interfaces that components written for wasmtime's `wasmtime-wasi-keyvalue` or for Spin
+//! interfaces that components written for wasmtime's `wasmtime-wasi-keyvalue` (48.x)
 //! import, sharing their data with easycaching plugins and the `easycaching cache` commands.
 //!
 //! A bucket is the cache of the same name, opened under the plugin's grants exactly as

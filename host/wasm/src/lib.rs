@@ -74,6 +74,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! [`add_keyvalue_to_linker`] adds the standard `wasi:keyvalue@0.2.0-draft` interfaces over the
+//! same caches, with the same view: a bucket is the cache of its name, under the same grants
+//! (the `easycaching:cache/keyvalue-imports` world in `wit/worlds.wit` is the contract).
+//! [`Runtime`] links them for every plugin.
+//!
 //! Grants are checked when a guest opens or creates a cache or queue; from then on the handle
 //! is the capability, read-only or read-write. Every guest mistake comes back as a WIT `error`
 //! value, never a trap.

@@ -1,6 +1,6 @@
-//! A component written against the standard `wasi:keyvalue@0.2.0-draft` interfaces only (the
+//! A component written against the standard `wasi:keyvalue@0.2.0-draft` interfaces (the
 //! `easycaching:cache/keyvalue-imports` world), as one for wasmtime's `wasmtime-wasi-keyvalue`
-//! or Spin would be. Each run does one command on one bucket and prints one line:
+//! would be. Each run does one command on one bucket and prints one line:
 //!
 //! ```text
 //! keyvalue set BUCKET KEY VALUE        set: ok
