@@ -229,7 +229,7 @@ fn batches_store_read_and_delete_many_keys_and_a_bad_value_stores_none() {
 }
 
 #[test]
-fn the_grant_s_quota_holds_for_wasi_keyvalue_writes() {
+fn the_grant_s_quota_and_the_store_s_limits_hold_for_wasi_keyvalue() {
     let db = Db::new();
     let grant = &["cache:kv=rwc,entries=2"];
     assert_eq!(ok(db.keyvalue(grant, &["set-many", "kv", "a=1", "b=2"])), "set-many: ok");
@@ -240,4 +240,11 @@ fn the_grant_s_quota_holds_for_wasi_keyvalue_writes() {
     // A write that does not grow the cache passes.
     assert_eq!(ok(db.keyvalue(grant, &["set", "kv", "a", "10"])), "set: ok");
     assert_eq!(ok(db.cache(&["keys", "kv"])), "a\nb");
+
+    // The store's limits too, with its message.
+    let long_key = "k".repeat(5000);
+    for args in [&["set", "kv", &long_key, "1"][..], &["get", "kv", &long_key]] {
+        let over = failed(db.keyvalue(RWC, args));
+        assert!(over.contains("error other: key is 5000 bytes, over the limit of 4096"), "{over}");
+    }
 }
