@@ -179,7 +179,11 @@ fn buckets_are_opened_and_created_under_the_grants_and_read_only_ones_cannot_wri
     assert_eq!(ok(db.keyvalue(&["cache:lazy=rwc"], &["open", "lazy"])), "open: ok");
     assert!(exists(&db.path(), "lazy"));
     assert_eq!(ok(db.keyvalue(&["cache:team.*=rc"], &["open", "team.a"])), "open: ok");
-    assert_eq!(failed(db.keyvalue(&["cache:*=rwc"], &["open", ""])), "open: error no-such-store");
+    // The empty identifier, wasmtime's one store, is the cache `default`, under its grant.
+    assert_eq!(failed(db.keyvalue(&["cache:kv=rwc"], &["set", "", "k", "7"])), "set: error access-denied");
+    assert!(!exists(&db.path(), "default"));
+    assert_eq!(ok(db.keyvalue(&["cache:default=rwc"], &["set", "", "k", "7"])), "set: ok");
+    assert_eq!(ok(db.cache(&["get", "default", "k"])), "7");
     assert_eq!(failed(db.keyvalue(&["cache:*=rwc"], &["open", "no spaces"])), "open: error no-such-store");
 
     // Read-only: every read works, every write is access-denied and changes nothing.

@@ -23,6 +23,11 @@ use crate::{Error, Result};
 /// Keys one `list-keys` page holds at most: as many as a page of `caches.keys`.
 pub(crate) const LIST_KEYS_PAGE: usize = MAX_PAGE_ITEMS;
 
+/// The cache `store.open("")` opens. wasmtime's own `wasi:keyvalue` has one store, which
+/// components open with the empty identifier, and Spin names its store `default`: so a
+/// component written for either runs here, granted `--allow cache:default=rwc`.
+pub const DEFAULT_BUCKET: &str = "default";
+
 /// The `list-keys` cursors one bucket handle remembers; an older one is forgotten.
 pub(crate) const CURSORS_KEPT: usize = 16;
 
@@ -114,7 +119,8 @@ impl EasyCaching<'_> {
 
 impl store::Host for EasyCaching<'_> {
     fn open(&mut self, identifier: String) -> Result<Resource<BucketResource>> {
-        let handle = self.open_bucket(&identifier)?;
+        let name = if identifier.is_empty() { DEFAULT_BUCKET } else { &identifier };
+        let handle = self.open_bucket(name)?;
         Ok(self.table.push(BucketResource::new(handle))?)
     }
 

@@ -147,7 +147,7 @@ pub use ctx::{
 };
 pub use error::{Error, Result};
 pub use grants::{Grant, GrantParseError, Grants, Kind, Pattern, Permission};
-pub use keyvalue::{BucketResource, add_to_linker as add_keyvalue_to_linker};
+pub use keyvalue::{BucketResource, DEFAULT_BUCKET, add_to_linker as add_keyvalue_to_linker};
 pub use plugin::MemoryLimiter;
 pub use plugin::{
     DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, EPOCH_TICK, MIN_HANDLES, Output, Plugin, PluginLimits,
