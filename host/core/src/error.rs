@@ -73,7 +73,8 @@ pub enum Error {
     },
 
     /// An argument outside the range a call takes: a TTL of zero, or one longer than
-    /// [`MAX_TTL`](crate::MAX_TTL). Nothing was stored.
+    /// [`MAX_TTL`](crate::MAX_TTL); for the host's `wasi:keyvalue`, a `list-keys` cursor its
+    /// bucket did not hand out, or an `increment` past 2^63-1. Nothing was stored.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 

@@ -71,12 +71,6 @@ pub enum Error {
     #[error("the host is misconfigured: {0}")]
     Misconfigured(String),
 
-    /// A `wasi:keyvalue` call asked for what it cannot have here: a `list-keys` cursor its
-    /// bucket did not hand out (or has forgotten), an `increment` past the range the store's
-    /// counters share. Only `wasi:keyvalue` calls make it; the guest gets `other`.
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
-
     /// A bug in the host; the guest call that met it traps.
     #[error("internal error: {0}")]
     Internal(String),
@@ -101,7 +95,6 @@ impl Error {
             Error::AccessDenied(_) => WitError::AccessDenied(message),
             Error::Store(_) => WitError::Storage(message),
             Error::Internal(_)
-            | Error::InvalidArgument(_)
             | Error::Misconfigured(_)
             | Error::Load(_)
             | Error::Exited { .. }
@@ -134,9 +127,7 @@ impl Error {
                 tracing::info!(target: "easycaching_host::keyvalue", "wasi:keyvalue no-such-store: {message}");
                 KeyValueError::NoSuchStore
             }
-            Error::Store(_) | Error::TooManyHandles | Error::InvalidArgument(_) => {
-                KeyValueError::Other(message)
-            }
+            Error::Store(_) | Error::TooManyHandles => KeyValueError::Other(message),
             Error::Internal(_)
             | Error::Misconfigured(_)
             | Error::Load(_)

@@ -65,10 +65,10 @@ impl BucketResource {
     fn resume_after(&self, cursor: u64) -> Result<String> {
         let found = self.cursors.iter().find(|(number, _)| *number == cursor);
         found.map(|(_, key)| key.clone()).ok_or_else(|| {
-            Error::InvalidArgument(format!(
+            Error::Store(easycaching::Error::InvalidArgument(format!(
                 "list-keys cursor {cursor} is not one this bucket handle gave out, or one of more than \
                  {CURSORS_KEPT} older ones it has forgotten: start the scan again with no cursor"
-            ))
+            )))
         })
     }
 
@@ -173,11 +173,11 @@ impl atomics::Host for EasyCaching<'_> {
     fn increment(&mut self, bucket: Resource<BucketResource>, key: String, delta: u64) -> Result<u64> {
         let cache = self.bucket(&bucket)?.writable()?;
         let by = i64::try_from(delta).map_err(|_| {
-            Error::InvalidArgument(format!(
+            Error::Store(easycaching::Error::InvalidArgument(format!(
                 "increment of {key:?} by {delta}: the counters here are signed 64-bit integers, \
                  which take a delta of at most {}",
                 i64::MAX
-            ))
+            )))
         })?;
         // A negative counter (one easycaching's `increment` or a `set` of "-5" stored) is
         // refused before anything is written: its sum might be no u64. Only a writer storing a
