@@ -3,15 +3,8 @@
 use easycaching::{CacheManager, Error, Json, Limits, Quota};
 use serde_json::json;
 
-fn manager() -> (tempfile::TempDir, CacheManager) {
-    let dir = tempfile::tempdir().unwrap();
-    let manager = CacheManager::open(dir.path().join("test.db")).unwrap();
-    (dir, manager)
-}
-
-fn json(text: &str) -> Json {
-    Json::parse(text).unwrap()
-}
+mod common;
+use common::{json, manager};
 
 #[test]
 fn every_operation_does_what_it_says() {

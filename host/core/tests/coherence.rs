@@ -2,19 +2,10 @@
 //! change-log position, and must see the other's writes as soon as they return. (Real
 //! processes are tested end to end in tests/.)
 
-use easycaching::{CacheManager, Error, Json};
+use easycaching::{CacheManager, Error};
 
-fn json(text: &str) -> Json {
-    Json::parse(text).unwrap()
-}
-
-fn two_managers() -> (tempfile::TempDir, CacheManager, CacheManager) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shared.db");
-    let a = CacheManager::open(&path).unwrap();
-    let b = CacheManager::open(&path).unwrap();
-    (dir, a, b)
-}
+mod common;
+use common::{json, two_managers};
 
 #[test]
 fn a_write_in_one_is_read_in_the_other_even_over_a_cached_value() {

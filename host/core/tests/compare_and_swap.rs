@@ -4,23 +4,8 @@
 use easycaching::{Cache, CacheManager, Error, Json, Limits, Quota};
 use serde_json::{Value, json};
 
-fn manager() -> (tempfile::TempDir, CacheManager) {
-    let dir = tempfile::tempdir().unwrap();
-    let manager = CacheManager::open(dir.path().join("test.db")).unwrap();
-    (dir, manager)
-}
-
-fn json(text: &str) -> Json {
-    Json::parse(text).unwrap()
-}
-
-/// Two managers on one file, as two processes have.
-fn two_managers() -> (tempfile::TempDir, CacheManager, CacheManager) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shared.db");
-    let (a, b) = (CacheManager::open(&path).unwrap(), CacheManager::open(&path).unwrap());
-    (dir, a, b)
-}
+mod common;
+use common::{json, manager, two_managers};
 
 #[test]
 fn an_absent_key_is_expected_as_none_and_a_present_one_is_not() {

@@ -2,9 +2,8 @@
 
 use easycaching::{CacheManager, Error, Json, Limits, Quota};
 
-fn json(text: &str) -> Json {
-    Json::parse(text).unwrap()
-}
+mod common;
+use common::json;
 
 #[test]
 fn a_queue_is_first_in_first_out() {

@@ -13,6 +13,9 @@ use easycaching::store::{
 };
 use easycaching::{CacheManager, Durability, Error, Json, Page, Result};
 
+mod common;
+use common::json;
+
 /// The SQLite store, with a count of the calls that write, sync and read through it.
 struct Counting {
     inner: SqliteStore,
@@ -130,10 +133,6 @@ impl Store for Counting {
     fn handoff_stats(&self) -> HandoffStats {
         self.inner.handoff_stats()
     }
-}
-
-fn json(text: &str) -> Json {
-    Json::parse(text).unwrap()
 }
 
 #[test]

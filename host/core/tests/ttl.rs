@@ -13,23 +13,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use easycaching::store::{CacheId, Change, Changes, Outcome, SqliteStore, Store, Target, Write};
 use easycaching::{Cache, CacheManager, Durability, Error, Json, MAX_TTL, Quota};
 
+mod common;
+use common::{json, two_managers};
+
 const SHORT: Duration = Duration::from_millis(50);
 const HOUR: Duration = Duration::from_secs(3600);
 /// For an entry that must outlive the next call or two, even on a loaded machine, and then
 /// expire.
 const SECOND: Duration = Duration::from_secs(1);
-
-fn json(text: &str) -> Json {
-    Json::parse(text).unwrap()
-}
-
-/// Two managers on one file, as two processes have.
-fn two_managers() -> (tempfile::TempDir, CacheManager, CacheManager) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shared.db");
-    let (a, b) = (CacheManager::open(&path).unwrap(), CacheManager::open(&path).unwrap());
-    (dir, a, b)
-}
 
 /// Waits, up to 10 s, until `done` holds.
 fn eventually(what: &str, mut done: impl FnMut() -> bool) {

@@ -757,13 +757,7 @@ impl Store for SqliteStore {
                  ) AS expired ON expired.cache_id = caches.id
                  ORDER BY name",
             )?;
-            let rows = statement.query_map([now], |row| {
-                Ok(Listed {
-                    id: row.get(0)?,
-                    name: row.get(1)?,
-                    stats: Stats { entries: row.get(2)?, bytes: row.get(3)? },
-                })
-            })?;
+            let rows = statement.query_map([now], tables::listed)?;
             rows.collect()
         })
     }

@@ -100,13 +100,7 @@ impl Table {
 
     pub(super) fn list(&self, conn: &Connection) -> rusqlite::Result<Vec<Listed>> {
         let mut statement = conn.prepare_cached(self.list)?;
-        let rows = statement.query_map([], |row| {
-            Ok(Listed {
-                id: row.get(0)?,
-                name: row.get(1)?,
-                stats: Stats { entries: row.get(2)?, bytes: row.get(3)? },
-            })
-        })?;
+        let rows = statement.query_map([], listed)?;
         rows.collect()
     }
 
@@ -137,4 +131,13 @@ impl Table {
 /// temporary table.)
 pub(super) fn add_stats_with(statement: &mut Statement<'_>, id: i64, delta: Delta) -> rusqlite::Result<bool> {
     Ok(statement.execute(params![id, delta.entries, delta.bytes])? == 1)
+}
+
+/// A row of a listing, `id, name, count, bytes`, as [`Listed`].
+pub(super) fn listed(row: &rusqlite::Row<'_>) -> rusqlite::Result<Listed> {
+    Ok(Listed {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        stats: Stats { entries: row.get(2)?, bytes: row.get(3)? },
+    })
 }
