@@ -9,7 +9,7 @@ use lru::LruCache;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::clock::{self, expired, now_ms, remaining};
+use crate::clock::{self, expired_now, now_ms, remaining};
 use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS, MAX_RESPONSE_BYTES};
 use crate::manager::{Shared, unexpected};
 use crate::paging::{Paged, Scan};
@@ -702,8 +702,7 @@ impl CacheState {
         match self.lru() {
             Some(mut lru) => {
                 if let Some((value, expires_at)) = lru.entries.get(key) {
-                    // Only a value with an expiry reads the clock.
-                    if !expires_at.is_some_and(|at| at <= now_ms()) {
+                    if !expired_now(*expires_at) {
                         return Lookup::Hit(value.clone(), *expires_at);
                     }
                     lru.entries.pop(key);
@@ -756,7 +755,7 @@ impl CacheState {
         if let Some(mut lru) = self.lru() {
             lru.generation += 1;
             let kept = match lru.entries.peek(key) {
-                Some((_, expires_at)) if !expired(*expires_at, now_ms()) => Some(*expires_at),
+                Some((_, expires_at)) if !expired_now(*expires_at) => Some(*expires_at),
                 Some(_) => None,
                 None => lru.absent.contains(key).then_some(None),
             };

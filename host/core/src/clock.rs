@@ -62,6 +62,12 @@ pub(crate) fn expired(expires_at: Option<i64>, now: i64) -> bool {
     expires_at.is_some_and(|at| at <= now)
 }
 
+/// Whether an entry with expiry `expires_at` is gone by now; the clock is read only for an
+/// entry that has an expiry, so the common one costs none.
+pub(crate) fn expired_now(expires_at: Option<i64>) -> bool {
+    expires_at.is_some_and(|at| at <= now_ms())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

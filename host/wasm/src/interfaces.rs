@@ -12,7 +12,7 @@ use wasmtime::component::{Resource, ResourceTableError};
 use crate::bindings::easycaching::cache::types::{Entry, EntryPage, Error as WitError, KeyPage};
 use crate::bindings::easycaching::cache::{caches, manager, queues, types};
 use crate::ctx::{CacheResource, EasyCaching, QueueResource};
-use crate::grants::{Kind, grant_needed};
+use crate::grants::{Kind, Permission, grant_needed};
 use crate::{Error, Result};
 
 impl From<ResourceTableError> for Error {
@@ -57,6 +57,17 @@ fn denied_create(kind: Kind, name: &str, exists: bool) -> Error {
 }
 
 impl EasyCaching<'_> {
+    /// The cache called `name` under `permission`: created, empty, when it does not exist and
+    /// the grant allows creating; otherwise opened, `NoSuchCache` when it does not exist.
+    pub(crate) fn granted_cache(&self, name: &str, permission: Permission) -> Result<CacheResource> {
+        let manager = self.ctx.manager();
+        let cache = match permission.create {
+            true => manager.create_cache_within(name, &permission.quota)?,
+            false => manager.open_cache(name)?.with_quota(permission.quota),
+        };
+        Ok(CacheResource { cache, writable: permission.write })
+    }
+
     fn cache(&self, handle: &Resource<CacheResource>) -> Result<&CacheResource> {
         Ok(self.table.get(handle)?)
     }
@@ -90,18 +101,13 @@ impl EasyCaching<'_> {
 impl manager::Host for EasyCaching<'_> {
     fn create_cache(&mut self, name: String) -> Result<Resource<CacheResource>> {
         let permission = self.ctx.permission(Kind::Cache, &name, true)?;
-        let manager = self.ctx.manager();
-        let cache = if permission.create {
-            manager.create_cache_within(&name, &permission.quota)?
-        } else {
-            match manager.open_cache(&name) {
-                Err(easycaching::Error::NoSuchCache(_)) => {
-                    return Err(denied_create(Kind::Cache, &name, false));
-                }
-                opened => opened?.with_quota(permission.quota),
+        let handle = match self.granted_cache(&name, permission) {
+            Err(Error::Store(easycaching::Error::NoSuchCache(_))) => {
+                return Err(denied_create(Kind::Cache, &name, false));
             }
+            granted => granted?,
         };
-        Ok(self.table.push(CacheResource { cache, writable: permission.write })?)
+        Ok(self.table.push(handle)?)
     }
 
     fn open_cache(&mut self, name: String) -> Result<Resource<CacheResource>> {

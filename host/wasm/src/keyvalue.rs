@@ -107,13 +107,7 @@ impl EasyCaching<'_> {
     /// one that does not is created with the create grant and `no-such-store` without.
     fn open_bucket(&self, name: &str) -> Result<CacheResource> {
         let permission = self.ctx.permission(Kind::Cache, name, false)?;
-        let manager = self.ctx.manager();
-        let cache = if permission.create {
-            manager.create_cache_within(name, &permission.quota)?
-        } else {
-            manager.open_cache(name)?.with_quota(permission.quota)
-        };
-        Ok(CacheResource { cache, writable: permission.write })
+        self.granted_cache(name, permission)
     }
 }
 

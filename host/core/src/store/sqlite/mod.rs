@@ -573,12 +573,7 @@ pub(super) fn stored_json<T: AsRef<str> + Into<std::sync::Arc<str>>>(text: T) ->
 
 /// Whether a value read has not expired (reading the clock only for one with an expiry).
 fn live(stored: &Stored) -> bool {
-    !expired_now(stored.expires_at)
-}
-
-/// Whether an entry with expiry `expires_at` has expired by now; no clock is read for none.
-fn expired_now(expires_at: Option<i64>) -> bool {
-    expires_at.is_some_and(|at| crate::clock::expired(Some(at), crate::clock::now_ms()))
+    !crate::clock::expired_now(stored.expires_at)
 }
 
 /// A row of `value, expires_at` as [`Stored`].
@@ -657,7 +652,7 @@ impl Store for SqliteStore {
         let found: Option<Option<i64>> = self.read_prepared(|_, statements| {
             statements.exists.query_row(params![cache.0, key], |row| row.get(0)).optional()
         })?;
-        Ok(found.is_some_and(|expires_at| !expired_now(expires_at)))
+        Ok(found.is_some_and(|expires_at| !crate::clock::expired_now(expires_at)))
     }
 
     fn entries(
