@@ -38,9 +38,9 @@ guests: guest-rust guest-python guest-js
 rust-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-## guest-rust: the Rust example plugins (walkthrough, http-cache) and the test programs
+## guest-rust: the Rust example plugins (walkthrough, http-cache, keyvalue-counter) and the test programs
 guest-rust: rust-target
-	$(GUEST_BUILD) -p walkthrough -p easycaching-test-programs -p http-cache -p http-test-handler
+	$(GUEST_BUILD) -p walkthrough -p easycaching-test-programs -p http-cache -p http-test-handler -p keyvalue-counter
 	mkdir -p $(GUESTS)
 	cp $(TARGET)/wasm32-wasip2/release/*.wasm $(GUESTS)/
 

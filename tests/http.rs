@@ -234,6 +234,42 @@ fn answers_as_the_original_and_keeps_what_it_was_given(plugin: &str) {
     assert_eq!(json_of(&String::from_utf8_lossy(&stored.stdout)), json!({"json": "bar"}));
 }
 
+/// A handler written against `wasi:keyvalue` only (guest/rust/keyvalue-counter, nothing in it
+/// names easycaching) counts in the caches it was granted, shared with the CLI and between
+/// workers, and is refused every other.
+#[test]
+fn a_wasi_keyvalue_handler_counts_in_its_granted_caches_and_is_refused_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("counter.db");
+    assert!(easycaching(&db, &["cache", "create", "pages"]).status.success());
+    let grants = ["--workers", "2", "--allow", "cache:default=rwc", "--allow", "cache:pages=r"];
+    let server = Served::start(&db, "keyvalue_counter", &grants);
+    let client = client();
+
+    // The bucket "" is the cache `default`; every request is a fresh instance, so the count
+    // lives in the cache, not in the component.
+    for hits in 1..=3 {
+        assert_eq!(get(&client, &server.url("/home")), (200, hits.to_string()));
+    }
+    assert_eq!(get(&client, &server.url("/about")), (200, "1".to_owned()));
+    // A read-only grant cannot count; a cache not granted at all cannot be opened.
+    assert_eq!(get(&client, &server.url("/home?bucket=pages")), (500, "access-denied".to_owned()));
+    assert_eq!(get(&client, &server.url("/home?bucket=secret")), (500, "access-denied".to_owned()));
+    // What the CLI writes meanwhile, the handler counts on from.
+    assert!(easycaching(&db, &["cache", "set", "default", "home", "41"]).status.success());
+    assert_eq!(get(&client, &server.url("/home")), (200, "42".to_owned()));
+
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status}");
+    let stored = easycaching(&db, &["cache", "get", "default", "home"]);
+    assert_eq!(json_of(&String::from_utf8_lossy(&stored.stdout)), json!(42));
+    let caches = easycaching(&db, &["ls"]);
+    let listing = String::from_utf8_lossy(&caches.stdout);
+    assert!(!listing.contains("secret"), "a refused bucket is not created: {listing}");
+    let pages = easycaching(&db, &["cache", "len", "pages"]);
+    assert_eq!(String::from_utf8_lossy(&pages.stdout).trim(), "0", "the read-only cache stays empty");
+}
+
 /// One request and the answer to it, as sent on the wire.
 #[derive(Debug, PartialEq)]
 struct Exchange {
