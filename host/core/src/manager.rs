@@ -110,7 +110,48 @@ impl CacheManager {
         CacheManagerBuilder::new(path.as_ref())
     }
 
+    /// Starts configuring a manager over the PostgreSQL database at `url`
+    /// (`postgres://user:password@host:port/dbname`; cargo feature `postgres`), its tables in
+    /// the schema `easycaching` unless [`CacheManagerBuilder::postgres_schema`] names another.
+    /// [`open`](CacheManagerBuilder::open) connects, creating the schema and tables when they
+    /// do not exist. [`CacheManager::path`] is then the server as messages name it,
+    /// `postgres://user@host:port/dbname`, without the password.
+    /// [`busy_timeout`](CacheManagerBuilder::busy_timeout) bounds the wait for another
+    /// writer's lock; [`durability`](CacheManagerBuilder::durability) and
+    /// [`checkpoint_pages`](CacheManagerBuilder::checkpoint_pages) are SQLite's and not applied
+    /// (every commit is durable on the server when it returns). See
+    /// [`store::postgres`](crate::store::postgres) for what differs from SQLite.
+    ///
+    /// ```no_run
+    /// use easycaching::CacheManager;
+    ///
+    /// let manager = CacheManager::builder_postgres("postgres://app@db.internal/app").lru_capacity(1000).open()?;
+    /// manager.create_cache("sessions")?.set_value("ada", &1)?;
+    /// # Ok::<(), easycaching::Error>(())
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub fn builder_postgres(url: &str) -> CacheManagerBuilder {
+        let described = std::str::FromStr::from_str(url)
+            .map(|config| crate::store::postgres::describe(&config))
+            .unwrap_or_else(|_| "postgres://(an invalid URL)".to_owned());
+        let mut builder = CacheManagerBuilder::new(Path::new(&described));
+        builder.postgres = Some(crate::options::PostgresTarget {
+            url: url.to_owned(),
+            schema: crate::store::postgres::DEFAULT_SCHEMA.to_owned(),
+        });
+        builder
+    }
+
     pub(crate) fn from_builder(options: CacheManagerBuilder) -> Result<CacheManager> {
+        #[cfg(feature = "postgres")]
+        if let Some(target) = &options.postgres {
+            let store = crate::store::PostgresStore::open_in_schema(
+                &target.url,
+                &target.schema,
+                options.busy_timeout,
+            )?;
+            return Self::from_store(Box::new(store), options.path.clone(), &options);
+        }
         let store = SqliteStore::open(&options.path, options.durability, options.busy_timeout)?;
         store.set_checkpoint_pages(options.checkpoint_pages)?;
         if !store.detects_changes_in_memory() {

@@ -62,6 +62,25 @@ pub struct CacheManagerBuilder {
     pub(crate) max_batch_writes: usize,
     pub(crate) default_quota: Quota,
     pub(crate) checkpoint_pages: u32,
+    /// Set by [`CacheManager::builder_postgres`]: the server to open instead of a file.
+    #[cfg(feature = "postgres")]
+    pub(crate) postgres: Option<PostgresTarget>,
+}
+
+/// A PostgreSQL database to open: its URL (kept out of `Debug`, as it may hold a password)
+/// and the schema.
+#[cfg(feature = "postgres")]
+#[derive(Clone)]
+pub(crate) struct PostgresTarget {
+    pub(crate) url: String,
+    pub(crate) schema: String,
+}
+
+#[cfg(feature = "postgres")]
+impl std::fmt::Debug for PostgresTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresTarget").field("schema", &self.schema).finish_non_exhaustive()
+    }
 }
 
 impl CacheManagerBuilder {
@@ -76,7 +95,22 @@ impl CacheManagerBuilder {
             max_batch_writes: DEFAULT_MAX_BATCH_WRITES,
             default_quota: Quota::UNLIMITED,
             checkpoint_pages: DEFAULT_CHECKPOINT_PAGES,
+            #[cfg(feature = "postgres")]
+            postgres: None,
         }
+    }
+
+    /// The schema of the PostgreSQL database the manager keeps its tables in, for a builder
+    /// made by [`CacheManager::builder_postgres`] (ignored otherwise). Default
+    /// [`store::postgres::DEFAULT_SCHEMA`](crate::store::postgres::DEFAULT_SCHEMA),
+    /// `easycaching`. Several managers, or applications, can share one database in schemas of
+    /// their own.
+    #[cfg(feature = "postgres")]
+    pub fn postgres_schema(mut self, schema: impl Into<String>) -> Self {
+        if let Some(target) = &mut self.postgres {
+            target.schema = schema.into();
+        }
+        self
     }
 
     /// Entries each cache keeps in memory, least recently used evicted first; as many keys

@@ -23,11 +23,15 @@
 //! A manager is opened over a backend of one's own with
 //! [`CacheManagerBuilder::open_with_store`](crate::CacheManagerBuilder::open_with_store).
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::{Json, Quota, Result};

@@ -1,0 +1,904 @@
+//! The PostgreSQL backend (cargo feature `postgres`): [`PostgresStore`].
+//!
+//! Everything lives in one schema of the database (`easycaching` unless chosen otherwise), so
+//! it sits beside other applications' tables: `meta` (schema version, commit counter, how far
+//! the change log was pruned), `caches`/`entries`, `queues`/`queue_items` and `change_log`,
+//! created on open with `CREATE … IF NOT EXISTS`. Values are `text`, the exact JSON text
+//! written (never `jsonb`, which would rewrite it), so they come back byte for byte.
+//!
+//! How it keeps the guarantees of [`Store`](super::Store):
+//!
+//! - **One writer at a time.** [`Store::apply`] runs a batch in one transaction that first
+//!   takes a transaction-level advisory lock (`pg_advisory_xact_lock`) on the schema: writers
+//!   of every process commit one at a time. That keeps counts and quotas simple (a read of the
+//!   counts is not raced), makes the change log's sequence commit in order (Postgres sequence
+//!   values taken by concurrent transactions can otherwise become visible out of order, which
+//!   a reader of the log would skip for ever), and gives each commit a number
+//!   (`meta.commits`). Each write runs in a `SAVEPOINT`, so one failing write leaves the
+//!   others of its batch.
+//! - **Durable at commit.** Connections run with `synchronous_commit = on`: a commit is on
+//!   the server's disk when it returns, so [`Store::sync`] has nothing to do.
+//! - **Change token without I/O.** The commit's transaction `NOTIFY`s its number on a channel
+//!   of the schema; a thread of the store `LISTEN`s on a connection of its own and raises an
+//!   atomic counter, which [`Store::change_token`] reads. The store raises it itself after its
+//!   own commits. This leaves a window SQLite does not have: another host's commit is seen by
+//!   this process's LRU only once its notification arrives (typically well under a
+//!   millisecond on one network, like Redis's client-side caching), and while the listening
+//!   connection is down (it reconnects every second) other hosts' commits are not noticed at
+//!   all; reads that miss the LRU always read the server.
+//! - **Expiry** is the host's wall clock (`clock::now_ms`), compared in every read, and
+//!   expired rows are swept on the write path, [`SWEEP_ROWS`] at a time, as SQLite's are.
+//! - **Queues** give items positions that only grow from front to back: a put takes them from
+//!   the queue's `next_pos`, a give-back from its `first_pos`, which only falls.
+//!
+//! What it does not do: backups and restores (use `pg_dump`), TLS (connections are plain: use
+//! it on a trusted network or through a tunnel), and keys holding NUL characters (Postgres
+//! text cannot; such a write fails with [`Error::Storage`]).
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use postgres::config::Host;
+use postgres::{Client, Config, NoTls};
+
+use super::{
+    Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store, Stored,
+    SyncTarget, Target, Writes,
+};
+use crate::{Error, Json, Result};
+
+mod writes;
+
+/// The schema this build creates and understands (`meta.schema_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The schema used when none is chosen.
+pub const DEFAULT_SCHEMA: &str = "easycaching";
+
+/// The most expired rows one sweep removes.
+pub const SWEEP_ROWS: i64 = 256;
+
+/// The change log keeps at least this many recent changes.
+const CHANGE_LOG_RETAINED: i64 = 10_000;
+/// Old changes are pruned once every this many batches.
+const PRUNE_EVERY_BATCHES: u64 = 256;
+/// The longest a writer goes without looking for expired entries, in ms.
+const SWEEP_LOOK_EVERY_MS: i64 = 1000;
+/// Idle read connections kept.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The tables, in the schema chosen (the connection's `search_path`).
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS meta (
+        id             integer PRIMARY KEY CHECK (id = 1),
+        schema_version bigint NOT NULL,
+        commits        bigint NOT NULL DEFAULT 0,
+        pruned_through bigint NOT NULL DEFAULT 0
+    );
+    CREATE TABLE IF NOT EXISTS caches (
+        id          bigserial PRIMARY KEY,
+        name        text COLLATE \"C\" NOT NULL UNIQUE,
+        entry_count bigint NOT NULL DEFAULT 0,
+        byte_count  bigint NOT NULL DEFAULT 0,
+        created_at  bigint NOT NULL DEFAULT extract(epoch FROM now())::bigint
+    );
+    CREATE TABLE IF NOT EXISTS entries (
+        cache_id   bigint NOT NULL,
+        key        text COLLATE \"C\" NOT NULL,
+        value      text NOT NULL,
+        expires_at bigint,
+        PRIMARY KEY (cache_id, key)
+    );
+    CREATE INDEX IF NOT EXISTS entries_by_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS entries_expiring_by_cache ON entries (cache_id, expires_at)
+        WHERE expires_at IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS queues (
+        id         bigserial PRIMARY KEY,
+        name       text COLLATE \"C\" NOT NULL UNIQUE,
+        item_count bigint NOT NULL DEFAULT 0,
+        byte_count bigint NOT NULL DEFAULT 0,
+        next_pos   bigint NOT NULL DEFAULT 1,
+        first_pos  bigint NOT NULL DEFAULT 1,
+        created_at bigint NOT NULL DEFAULT extract(epoch FROM now())::bigint
+    );
+    CREATE TABLE IF NOT EXISTS queue_items (
+        queue_id bigint NOT NULL,
+        pos      bigint NOT NULL,
+        value    text NOT NULL,
+        PRIMARY KEY (queue_id, pos)
+    );
+    CREATE SEQUENCE IF NOT EXISTS change_seq;
+    CREATE TABLE IF NOT EXISTS change_log (
+        seq      bigint PRIMARY KEY,
+        writer   bigint NOT NULL,
+        cache_id bigint NOT NULL,
+        kind     smallint NOT NULL,
+        key      text
+    );";
+
+/// A PostgreSQL server, as messages name it: `postgres://user@host:port/dbname`, never with
+/// the password.
+#[derive(Debug, Clone)]
+struct Server {
+    config: Config,
+    described: String,
+    schema: String,
+    busy_timeout: Duration,
+}
+
+impl Server {
+    fn error(&self, error: postgres::Error) -> Error {
+        if error.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+            return Error::Busy { path: self.described.clone().into(), waited: self.busy_timeout };
+        }
+        let detail = match error.as_db_error() {
+            Some(db) => format!("{}: {}", db.severity(), db.message()),
+            None => error.to_string(),
+        };
+        Error::Storage(format!("PostgreSQL at {} (schema {}): {detail}", self.described, self.schema))
+    }
+
+    /// A new connection, set up for the schema.
+    fn connect(&self) -> Result<Client> {
+        let mut client = self.config.connect(NoTls).map_err(|e| self.error(e))?;
+        let timeout_ms = self.busy_timeout.as_millis().min(i32::MAX as u128);
+        client
+            .batch_execute(&format!(
+                "SET search_path TO {}; SET synchronous_commit = on; SET lock_timeout = {timeout_ms};",
+                quote_ident(&self.schema)
+            ))
+            .map_err(|e| self.error(e))?;
+        Ok(client)
+    }
+
+    /// The advisory lock of the schema's writers.
+    fn lock_key(&self) -> i64 {
+        // FNV-1a over the schema's name: stable across processes and builds.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in b"easycaching:".iter().chain(self.schema.as_bytes()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash as i64
+    }
+
+    /// The channel commits are announced on.
+    fn channel(&self) -> String {
+        format!("easycaching.{}", self.schema)
+    }
+}
+
+/// `name` as an SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Describes a server without its password.
+pub(crate) fn describe(config: &Config) -> String {
+    let user = config.get_user().unwrap_or("");
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(index, host)| {
+            let host = match host {
+                Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                Host::Unix(path) => path.display().to_string(),
+            };
+            match config.get_ports().get(index).or(config.get_ports().first()) {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            }
+        })
+        .collect();
+    let db = config.get_dbname().unwrap_or(user);
+    format!("postgres://{user}@{}/{db}", hosts.join(","))
+}
+
+/// A commit number as a change token (the second word tells tokens from the default).
+fn token_of(commits: u64) -> ChangeToken {
+    ChangeToken([commits, !commits])
+}
+
+/// The writer's connection and its bookkeeping.
+struct Writer {
+    client: Option<Client>,
+    next_sweep_at: i64,
+    batches: u64,
+}
+
+/// A store in a PostgreSQL database. See the [module documentation](self).
+///
+/// ```no_run
+/// use easycaching::CacheManager;
+/// use easycaching::store::PostgresStore;
+///
+/// let store = PostgresStore::open("postgres://app@db.internal/app")?;
+/// let manager = CacheManager::builder("postgres://app@db.internal/app").open_with_store(store)?;
+/// // or, the same: CacheManager::builder_postgres("postgres://app@db.internal/app").open()?
+/// # Ok::<(), easycaching::Error>(())
+/// ```
+pub struct PostgresStore {
+    server: Server,
+    writer: Mutex<Writer>,
+    readers: Mutex<Vec<Client>>,
+    /// This store's id in the change log: it skips its own changes.
+    writer_id: i64,
+    /// The newest commit number known (see the module docs).
+    commits: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    listener: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("server", &self.server.described)
+            .field("schema", &self.server.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Opens the store in schema [`DEFAULT_SCHEMA`] of the database at `url`
+    /// (`postgres://user:password@host:port/dbname`, or the key-value form libpq takes),
+    /// creating its tables when they do not exist.
+    pub fn open(url: &str) -> Result<PostgresStore> {
+        Self::open_in_schema(url, DEFAULT_SCHEMA, crate::DEFAULT_BUSY_TIMEOUT)
+    }
+
+    /// Opens the store in `schema` (created when missing), waiting up to `busy_timeout` for
+    /// another writer's lock before failing with [`Error::Busy`].
+    pub fn open_in_schema(url: &str, schema: &str, busy_timeout: Duration) -> Result<PostgresStore> {
+        let config = Config::from_str(url).map_err(|e| {
+            // The URL is not repeated: it may hold a password.
+            Error::InvalidArgument(format!("not a PostgreSQL connection URL: {e}"))
+        })?;
+        if schema.is_empty() || schema.len() > 48 {
+            return Err(Error::InvalidArgument(format!(
+                "a PostgreSQL schema name of {} bytes: it takes 1 to 48",
+                schema.len()
+            )));
+        }
+        let server = Server { described: describe(&config), config, schema: schema.to_owned(), busy_timeout };
+        let mut client = server.connect()?;
+        let commits = prepare(&server, &mut client)?;
+        let commits = Arc::new(AtomicU64::new(commits));
+        let stop = Arc::new(AtomicBool::new(false));
+        let listener = listen(&server, commits.clone(), stop.clone())?;
+        Ok(PostgresStore {
+            server,
+            writer: Mutex::new(Writer { client: Some(client), next_sweep_at: 0, batches: 0 }),
+            readers: Mutex::new(Vec::new()),
+            writer_id: fastrand::i64(1..i64::MAX),
+            commits,
+            stop,
+            listener: Some(listener),
+        })
+    }
+
+    /// The server, as messages name it (no password).
+    pub fn server(&self) -> &str {
+        &self.server.described
+    }
+
+    /// The schema the store's tables are in.
+    pub fn schema(&self) -> &str {
+        &self.server.schema
+    }
+
+    /// Runs `read` on a read connection of the pool.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&mut Client) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut client = match pooled {
+            Some(client) if !client.is_closed() => client,
+            _ => self.server.connect()?,
+        };
+        let result = read(&mut client).map_err(|e| self.server.error(e));
+        if !client.is_closed() {
+            let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if readers.len() < MAX_IDLE_READERS {
+                readers.push(client);
+            }
+        }
+        result
+    }
+
+    /// Runs `read` in one read-only snapshot.
+    fn snapshot<T>(
+        &self,
+        read: impl FnOnce(&mut postgres::Transaction<'_>) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        self.read(|client| {
+            let mut transaction = client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let value = read(&mut transaction)?;
+            transaction.commit()?;
+            Ok(value)
+        })
+    }
+
+    fn transaction(
+        &self,
+        writer: &mut Writer,
+        writes: &mut dyn Writes,
+        taken: &mut usize,
+    ) -> Result<Applied> {
+        let Some(first) = writes.next_write() else {
+            return Ok(Applied { results: Vec::new(), sync: SyncTarget::Visible, own_commit: None });
+        };
+        *taken = 1;
+        if writer.client.as_ref().is_none_or(Client::is_closed) {
+            writer.client = None;
+            writer.client = Some(self.server.connect()?);
+        }
+        let Some(client) = writer.client.as_mut() else {
+            return Err(Error::Storage("internal error: no writer connection".into()));
+        };
+        let server = &self.server;
+        let fail = |e| server.error(e);
+        client.batch_execute("BEGIN").map_err(fail)?;
+        let began = (|| -> std::result::Result<i64, postgres::Error> {
+            client.execute("SELECT pg_advisory_xact_lock($1)", &[&server.lock_key()])?;
+            client.query_one("SELECT commits FROM meta WHERE id = 1", &[])?.try_get(0)
+        })();
+        let before = match began {
+            Ok(before) => before,
+            Err(error) => return Err(rollback(client, server, error)),
+        };
+        let mut batch = writes::Batch::new(client, server, self.writer_id);
+        let mut results = Vec::new();
+        let mut next = Some(first);
+        while let Some(write) = next {
+            let result = batch.in_savepoint(|batch| batch.apply(write))?;
+            results.push(result);
+            next = writes.next_write();
+            *taken += usize::from(next.is_some());
+        }
+        writer.batches += 1;
+        let now = batch.now();
+        if now >= writer.next_sweep_at {
+            writer.next_sweep_at = match batch.in_savepoint(|batch| batch.sweep_due())? {
+                Ok(removed) if removed >= SWEEP_ROWS as u64 => now,
+                Ok(_) => now + SWEEP_LOOK_EVERY_MS,
+                Err(error) => {
+                    tracing::warn!(%error, "sweeping expired entries failed");
+                    now + SWEEP_LOOK_EVERY_MS
+                }
+            };
+        }
+        let prune = writer.batches.is_multiple_of(PRUNE_EVERY_BATCHES);
+        let cursor = batch.last_logged();
+        let client = batch.into_client();
+        let committed = (|| -> std::result::Result<i64, postgres::Error> {
+            if prune {
+                client.execute(
+                    "WITH pruned AS (DELETE FROM change_log
+                         WHERE seq <= (SELECT max(seq) FROM change_log) - $1 RETURNING seq)
+                     UPDATE meta SET pruned_through = greatest(pruned_through, (SELECT max(seq) FROM pruned))
+                     WHERE id = 1 AND EXISTS (SELECT 1 FROM pruned)",
+                    &[&CHANGE_LOG_RETAINED],
+                )?;
+            }
+            let after: i64 = client
+                .query_one("UPDATE meta SET commits = commits + 1 WHERE id = 1 RETURNING commits", &[])?
+                .try_get(0)?;
+            client.execute("SELECT pg_notify($1, $2)", &[&server.channel(), &after.to_string()])?;
+            client.batch_execute("COMMIT")?;
+            Ok(after)
+        })();
+        let after = match committed {
+            Ok(after) => after as u64,
+            Err(error) => return Err(rollback(client, server, error)),
+        };
+        self.commits.fetch_max(after, Ordering::AcqRel);
+        let own_commit = Some(OwnCommit {
+            before: token_of(before as u64),
+            after: token_of(after),
+            cursor,
+            others_keys: Vec::new(),
+        });
+        Ok(Applied { results, sync: SyncTarget::Commit { token: token_of(after), mark: 0 }, own_commit })
+    }
+}
+
+/// Rolls back after a failure that dooms the transaction, keeping the first error.
+fn rollback(client: &mut Client, server: &Server, error: postgres::Error) -> Error {
+    if !client.is_closed()
+        && let Err(rollback) = client.batch_execute("ROLLBACK")
+    {
+        tracing::error!(%rollback, "rolling back a failed write transaction failed too");
+    }
+    server.error(error)
+}
+
+/// Creates the schema and tables unless they exist, checks the schema version, and answers the
+/// commit number. Under the writers' lock, so processes opening together do not race.
+fn prepare(server: &Server, client: &mut Client) -> Result<u64> {
+    let fail = |e| server.error(e);
+    let mut transaction = client.transaction().map_err(fail)?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&server.lock_key()]).map_err(fail)?;
+    transaction
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&server.schema)))
+        .map_err(fail)?;
+    let tables: i64 = transaction
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name <> 'meta'",
+            &[&server.schema],
+        )
+        .and_then(|row| row.try_get(0))
+        .map_err(fail)?;
+    let has_meta: bool = transaction
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'meta')",
+            &[&server.schema],
+        )
+        .and_then(|row| row.try_get(0))
+        .map_err(fail)?;
+    if !has_meta && tables > 0 {
+        return Err(Error::NotOurDatabase {
+            path: server.described.clone().into(),
+            reason: format!(
+                "schema {} holds {tables} tables of another application; choose another schema",
+                server.schema
+            ),
+        });
+    }
+    if has_meta {
+        let version: Option<i64> = transaction
+            .query_opt("SELECT schema_version FROM meta WHERE id = 1", &[])
+            .map_err(fail)?
+            .map(|row| row.try_get(0))
+            .transpose()
+            .map_err(fail)?;
+        if let Some(version) = version
+            && version > SCHEMA_VERSION
+        {
+            return Err(Error::SchemaTooNew {
+                path: server.described.clone().into(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+    }
+    transaction.batch_execute(SCHEMA).map_err(fail)?;
+    transaction
+        .execute(
+            "INSERT INTO meta (id, schema_version) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            &[&SCHEMA_VERSION],
+        )
+        .map_err(fail)?;
+    let commits: i64 = transaction
+        .query_one("SELECT commits FROM meta WHERE id = 1", &[])
+        .and_then(|r| r.try_get(0))
+        .map_err(fail)?;
+    transaction.commit().map_err(fail)?;
+    Ok(commits as u64)
+}
+
+/// Starts the thread that listens for commits and raises `commits` (see the module docs).
+fn listen(server: &Server, commits: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
+    let mut client = Some(listening(server)?);
+    let server = server.clone();
+    std::thread::Builder::new()
+        .name("easycaching-pg-listen".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                let Some(connected) = client.as_mut() else {
+                    std::thread::sleep(Duration::from_secs(1));
+                    match listening(&server) {
+                        Ok(mut fresh) => {
+                            // Commits made while we were not listening: noticed now.
+                            if let Ok(row) = fresh.query_one("SELECT commits FROM meta WHERE id = 1", &[])
+                                && let Ok(newest) = row.try_get::<_, i64>(0)
+                            {
+                                commits.fetch_max(newest as u64, Ordering::AcqRel);
+                            }
+                            client = Some(fresh);
+                        }
+                        Err(error) => tracing::debug!(%error, "reconnecting to listen for commits failed"),
+                    }
+                    continue;
+                };
+                let mut failed = false;
+                {
+                let mut notifications = connected.notifications();
+                let mut iter = notifications.timeout_iter(Duration::from_millis(200));
+                loop {
+                    match postgres::fallible_iterator::FallibleIterator::next(&mut iter) {
+                        Ok(Some(notification)) => {
+                            if let Ok(number) = notification.payload().parse::<u64>() {
+                                commits.fetch_max(number, Ordering::AcqRel);
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(error) => {
+                            tracing::warn!(%error, "listening for other hosts' commits failed; reconnecting");
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                }
+                if failed || connected.is_closed() {
+                    client = None;
+                }
+            }
+        })
+        .map_err(|e| Error::Storage(format!("cannot start the thread listening for commits: {e}")))
+}
+
+fn listening(server: &Server) -> Result<Client> {
+    let mut client = server.connect()?;
+    client
+        .batch_execute(&format!("LISTEN {}", quote_ident(&server.channel())))
+        .map_err(|e| server.error(e))?;
+    Ok(client)
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.join();
+        }
+    }
+}
+
+/// A value read back: only checked JSON is ever stored, so it is not parsed again.
+fn json(text: String) -> Json {
+    Json::trusted(text)
+}
+
+fn live(expires_at: Option<i64>) -> bool {
+    !crate::clock::expired_now(expires_at)
+}
+
+fn stats_of(entries: i64, bytes: i64) -> Stats {
+    Stats { entries: entries.max(0) as u64, bytes: bytes.max(0) as u64 }
+}
+
+fn listed(row: &postgres::Row) -> std::result::Result<Listed, postgres::Error> {
+    Ok(Listed {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        stats: stats_of(row.try_get(2)?, row.try_get(3)?),
+    })
+}
+
+impl Store for PostgresStore {
+    fn apply(&self, writes: &mut dyn Writes) -> Applied {
+        let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut taken = 0;
+        self.transaction(&mut writer, writes, &mut taken).unwrap_or_else(|error| {
+            while writes.next_write().is_some() {
+                taken += 1;
+            }
+            Applied { results: vec![Err(error); taken], sync: SyncTarget::Visible, own_commit: None }
+        })
+    }
+
+    /// Nothing to do: commits are durable when they return (`synchronous_commit = on`).
+    fn sync(&self, _target: SyncTarget) -> Result<()> {
+        Ok(())
+    }
+
+    fn get(&self, cache: CacheId, key: &str) -> Result<Option<Stored>> {
+        let row = self.read(|client| {
+            client.query_opt(
+                "SELECT value, expires_at FROM entries WHERE cache_id = $1 AND key = $2",
+                &[&cache.0, &key],
+            )
+        })?;
+        let stored = row
+            .map(|row| -> Result<Stored> {
+                let value: String = row.try_get(0).map_err(|e| self.server.error(e))?;
+                Ok(Stored {
+                    value: json(value),
+                    expires_at: row.try_get(1).map_err(|e| self.server.error(e))?,
+                })
+            })
+            .transpose()?;
+        Ok(stored.filter(|stored| live(stored.expires_at)))
+    }
+
+    fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Stored>>> {
+        let rows = self.read(|client| {
+            client.query(
+                "SELECT key, value, expires_at FROM entries WHERE cache_id = $1 AND key = ANY($2)",
+                &[&cache.0, &keys],
+            )
+        })?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let fail = |e| self.server.error(e);
+            let key: String = row.try_get(0).map_err(fail)?;
+            let expires_at: Option<i64> = row.try_get(2).map_err(fail)?;
+            if live(expires_at) {
+                found.insert(key, Stored { value: json(row.try_get(1).map_err(fail)?), expires_at });
+            }
+        }
+        let mut bytes = 0;
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            let value = found.get(*key).cloned();
+            bytes += value.as_ref().map_or(0, |stored| stored.value.len());
+            if bytes > max_bytes {
+                return Err(super::too_many_bytes(bytes, max_bytes));
+            }
+            values.push(value);
+        }
+        Ok(values)
+    }
+
+    fn contains(&self, cache: CacheId, key: &str) -> Result<bool> {
+        let row = self.read(|client| {
+            client.query_opt(
+                "SELECT expires_at FROM entries WHERE cache_id = $1 AND key = $2",
+                &[&cache.0, &key],
+            )
+        })?;
+        match row {
+            None => Ok(false),
+            Some(row) => Ok(live(row.try_get(0).map_err(|e| self.server.error(e))?)),
+        }
+    }
+
+    fn entries(
+        &self,
+        cache: CacheId,
+        after: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page<(String, Json)>> {
+        let now = crate::clock::now_ms();
+        let rows = self.read(|client| {
+            let sql = if after.is_some() {
+                "SELECT key, value FROM entries WHERE cache_id = $1 AND key > $2
+                 AND (expires_at IS NULL OR expires_at > $4) ORDER BY key LIMIT $3"
+            } else {
+                "SELECT key, value FROM entries WHERE cache_id = $1 AND key >= $2
+                 AND (expires_at IS NULL OR expires_at > $4) ORDER BY key LIMIT $3"
+            };
+            client.query(sql, &[&cache.0, &after.unwrap_or(""), &((limit + 1) as i64), &now])
+        })?;
+        let mut items: Vec<(String, Json)> = Vec::new();
+        let mut bytes = 0;
+        for row in rows {
+            if items.len() == limit || bytes >= max_bytes {
+                let next = items.last().map(|(key, _)| key.clone());
+                return Ok(Page { items, next });
+            }
+            let fail = |e| self.server.error(e);
+            let key: String = row.try_get(0).map_err(fail)?;
+            let value: String = row.try_get(1).map_err(fail)?;
+            bytes += value.len();
+            items.push((key, json(value)));
+        }
+        Ok(Page { items, next: None })
+    }
+
+    fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>> {
+        let now = crate::clock::now_ms();
+        let rows = self.read(|client| {
+            let sql = if after.is_some() {
+                "SELECT key FROM entries WHERE cache_id = $1 AND key > $2
+                 AND (expires_at IS NULL OR expires_at > $4) ORDER BY key LIMIT $3"
+            } else {
+                "SELECT key FROM entries WHERE cache_id = $1 AND key >= $2
+                 AND (expires_at IS NULL OR expires_at > $4) ORDER BY key LIMIT $3"
+            };
+            client.query(sql, &[&cache.0, &after.unwrap_or(""), &((limit + 1) as i64), &now])
+        })?;
+        let mut items: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.server.error(e))?;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().cloned()
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    fn cache_stats(&self, cache: CacheId) -> Result<Option<Stats>> {
+        let now = crate::clock::now_ms();
+        self.read(|client| {
+            let row = client.query_opt(
+                "SELECT entry_count - coalesce(expired.entries, 0), byte_count - coalesce(expired.bytes, 0)
+                 FROM caches, LATERAL (
+                     SELECT count(*) AS entries, sum(octet_length(key) + octet_length(value))::bigint AS bytes
+                     FROM entries WHERE cache_id = $1 AND expires_at <= $2) AS expired
+                 WHERE id = $1",
+                &[&cache.0, &now],
+            )?;
+            row.map(|row| Ok(stats_of(row.try_get(0)?, row.try_get(1)?))).transpose()
+        })
+    }
+
+    fn find_cache(&self, name: &str) -> Result<Option<CacheId>> {
+        self.read(|client| {
+            client
+                .query_opt("SELECT id FROM caches WHERE name = $1", &[&name])?
+                .map(|row| row.try_get(0))
+                .transpose()
+        })
+        .map(|id| id.map(CacheId))
+    }
+
+    fn list_caches(&self) -> Result<Vec<Listed>> {
+        let now = crate::clock::now_ms();
+        self.read(|client| {
+            client
+                .query(
+                    "SELECT id, name, entry_count - coalesce(expired.entries, 0),
+                            byte_count - coalesce(expired.bytes, 0)
+                     FROM caches LEFT JOIN (
+                         SELECT cache_id, count(*) AS entries,
+                                sum(octet_length(key) + octet_length(value))::bigint AS bytes
+                         FROM entries WHERE expires_at <= $1 GROUP BY cache_id
+                     ) AS expired ON expired.cache_id = caches.id
+                     ORDER BY name",
+                    &[&now],
+                )?
+                .iter()
+                .map(listed)
+                .collect()
+        })
+    }
+
+    fn peek(&self, queue: &Target<QueueId>) -> Result<Option<Json>> {
+        let row = self.read(|client| {
+            client.query_opt(
+                "SELECT (SELECT value FROM queue_items WHERE queue_id = q.id ORDER BY pos LIMIT 1)
+                 FROM queues q WHERE q.id = $1",
+                &[&queue.id.0],
+            )
+        })?;
+        let row = row.ok_or_else(|| Error::QueueDeleted(queue.name.to_string()))?;
+        let value: Option<String> = row.try_get(0).map_err(|e| self.server.error(e))?;
+        Ok(value.map(json))
+    }
+
+    fn queue_items(
+        &self,
+        queue: &Target<QueueId>,
+        after: Option<i64>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page<Json, i64>> {
+        let page = self.snapshot(|transaction| {
+            if transaction.query_opt("SELECT 1 FROM queues WHERE id = $1", &[&queue.id.0])?.is_none() {
+                return Ok(None);
+            }
+            let sql = if after.is_some() {
+                "SELECT pos, value FROM queue_items WHERE queue_id = $1 AND pos > $2 ORDER BY pos LIMIT $3"
+            } else {
+                "SELECT pos, value FROM queue_items WHERE queue_id = $1 AND pos >= $2 ORDER BY pos LIMIT $3"
+            };
+            let rows =
+                transaction.query(sql, &[&queue.id.0, &after.unwrap_or(i64::MIN), &((limit + 1) as i64)])?;
+            let mut items = Vec::new();
+            let mut last = None;
+            let mut bytes = 0;
+            for row in rows {
+                if items.len() == limit || bytes >= max_bytes {
+                    return Ok(Some(Page { items, next: last }));
+                }
+                let pos: i64 = row.try_get(0)?;
+                let value: String = row.try_get(1)?;
+                bytes += value.len();
+                items.push(json(value));
+                last = Some(pos);
+            }
+            Ok(Some(Page { items, next: None }))
+        })?;
+        page.ok_or_else(|| Error::QueueDeleted(queue.name.to_string()))
+    }
+
+    fn queue_stats(&self, queue: QueueId) -> Result<Option<Stats>> {
+        self.read(|client| {
+            client
+                .query_opt("SELECT item_count, byte_count FROM queues WHERE id = $1", &[&queue.0])?
+                .map(|row| Ok(stats_of(row.try_get(0)?, row.try_get(1)?)))
+                .transpose()
+        })
+    }
+
+    fn find_queue(&self, name: &str) -> Result<Option<QueueId>> {
+        self.read(|client| {
+            client
+                .query_opt("SELECT id FROM queues WHERE name = $1", &[&name])?
+                .map(|row| row.try_get(0))
+                .transpose()
+        })
+        .map(|id| id.map(QueueId))
+    }
+
+    fn list_queues(&self) -> Result<Vec<Listed>> {
+        self.read(|client| {
+            client
+                .query("SELECT id, name, item_count, byte_count FROM queues ORDER BY name", &[])?
+                .iter()
+                .map(listed)
+                .collect()
+        })
+    }
+
+    fn change_token(&self) -> ChangeToken {
+        token_of(self.commits.load(Ordering::Acquire))
+    }
+
+    fn change_cursor(&self) -> Result<i64> {
+        self.read(|client| {
+            client
+                .query_one(
+                    "SELECT greatest(coalesce((SELECT max(seq) FROM change_log), 0),
+                                     (SELECT pruned_through FROM meta WHERE id = 1))",
+                    &[],
+                )?
+                .try_get(0)
+        })
+    }
+
+    fn changes_since(&self, cursor: i64) -> Result<Changes> {
+        let writer = self.writer_id;
+        self.snapshot(|transaction| {
+            let row = transaction.query_one(
+                "SELECT (SELECT max(seq) FROM change_log), (SELECT pruned_through FROM meta WHERE id = 1)",
+                &[],
+            )?;
+            let newest: Option<i64> = row.try_get(0)?;
+            let pruned: i64 = row.try_get(1)?;
+            let newest = newest.unwrap_or(0).max(pruned).max(cursor);
+            if cursor < pruned {
+                return Ok(Changes::Overflow { cursor: newest });
+            }
+            let rows = transaction.query(
+                "SELECT cache_id, kind, key FROM change_log WHERE seq > $1 AND writer <> $2 ORDER BY seq",
+                &[&cursor, &writer],
+            )?;
+            let mut changes = Vec::with_capacity(rows.len());
+            for row in rows {
+                let cache = CacheId(row.try_get(0)?);
+                changes.push(match row.try_get::<_, i16>(1)? {
+                    writes::KIND_CLEARED => Change::Cleared(cache),
+                    writes::KIND_DROPPED => Change::Dropped(cache),
+                    _ => Change::Key(cache, row.try_get(2)?),
+                });
+            }
+            Ok(Changes::Since { changes, cursor: newest })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_is_described_without_its_password() {
+        let config = Config::from_str("postgres://ada:s3cret@db.example:5433/app").expect("a URL");
+        let described = describe(&config);
+        assert_eq!(described, "postgres://ada@db.example:5433/app");
+        assert!(!described.contains("s3cret"));
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -1,0 +1,685 @@
+//! Each kind of [`Write`] as SQL, run inside the batch's transaction, which holds the writers'
+//! advisory lock: no other writer, of any process, runs meanwhile. Mirrors the SQLite store's
+//! `writes`: counts on the cache or queue row kept exact, quotas checked against them, every
+//! cache key changed logged for other processes' LRUs, expired entries absent to every write
+//! that reads.
+
+use std::cell::Cell;
+
+use postgres::Client;
+use postgres::types::ToSql;
+
+use super::{SWEEP_ROWS, Server};
+use crate::error::shortened;
+use crate::limits::MAX_PAGE_BYTES;
+use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
+use crate::{Error, Json, Quota, Result};
+
+/// `change_log.kind`: one key was written or removed.
+pub(super) const KIND_KEY: i16 = 0;
+/// `change_log.kind`: the whole cache was cleared.
+pub(super) const KIND_CLEARED: i16 = 1;
+/// `change_log.kind`: the cache was deleted.
+pub(super) const KIND_DROPPED: i16 = 2;
+
+/// A write failed: because of what it asked, or because the server failed.
+pub(super) enum WriteError {
+    Refused(Error),
+    Sql(postgres::Error),
+}
+
+impl From<postgres::Error> for WriteError {
+    fn from(error: postgres::Error) -> Self {
+        WriteError::Sql(error)
+    }
+}
+
+impl From<Error> for WriteError {
+    fn from(error: Error) -> Self {
+        WriteError::Refused(error)
+    }
+}
+
+type WriteResult = std::result::Result<Outcome, WriteError>;
+
+/// A change to a container's counts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Delta {
+    entries: i64,
+    bytes: i64,
+}
+
+impl Delta {
+    fn is_zero(self) -> bool {
+        self.entries == 0 && self.bytes == 0
+    }
+
+    /// The counts before this delta was added to reach `after`.
+    fn undo(self, after: Stats) -> Stats {
+        let back = |count: u64, delta: i64| (count as i64).saturating_sub(delta).max(0) as u64;
+        Stats { entries: back(after.entries, self.entries), bytes: back(after.bytes, self.bytes) }
+    }
+}
+
+/// Caches or queues: the table and its count column.
+#[derive(Clone, Copy)]
+enum Table {
+    Caches,
+    Queues,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Caches => "caches",
+            Table::Queues => "queues",
+        }
+    }
+
+    fn count(self) -> &'static str {
+        match self {
+            Table::Caches => "entry_count",
+            Table::Queues => "item_count",
+        }
+    }
+}
+
+/// The writes of one transaction.
+pub(super) struct Batch<'c> {
+    client: &'c mut Client,
+    server: &'c Server,
+    writer: i64,
+    /// The newest change-log `seq` this batch wrote (the cursor after the commit).
+    last_logged: Option<i64>,
+    /// Changes of the write under way, logged in one statement when it succeeds.
+    pending: Vec<(i64, i16, Option<String>)>,
+    now: Cell<Option<i64>>,
+}
+
+impl<'c> Batch<'c> {
+    pub(super) fn new(client: &'c mut Client, server: &'c Server, writer: i64) -> Self {
+        Batch { client, server, writer, last_logged: None, pending: Vec::new(), now: Cell::new(None) }
+    }
+
+    pub(super) fn into_client(self) -> &'c mut Client {
+        self.client
+    }
+
+    /// Now, in unix ms, read once per batch.
+    pub(super) fn now(&self) -> i64 {
+        if let Some(now) = self.now.get() {
+            return now;
+        }
+        let now = crate::clock::now_ms();
+        self.now.set(Some(now));
+        now
+    }
+
+    pub(super) fn last_logged(&self) -> Option<i64> {
+        self.last_logged
+    }
+
+    /// Runs `write` in a savepoint: its result, or (outer error) a failure that dooms the
+    /// whole transaction, which is then rolled back.
+    pub(super) fn in_savepoint<T>(
+        &mut self,
+        write: impl FnOnce(&mut Self) -> std::result::Result<T, WriteError>,
+    ) -> Result<Result<T>> {
+        let server = self.server;
+        if let Err(error) = self.client.batch_execute("SAVEPOINT write") {
+            return Err(super::rollback(self.client, server, error));
+        }
+        self.pending.clear();
+        let result = write(self).and_then(|value| {
+            self.flush_log()?;
+            Ok(value)
+        });
+        self.pending.clear();
+        let step = match &result {
+            Ok(_) => "RELEASE SAVEPOINT write",
+            Err(_) => "ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write",
+        };
+        if let Err(error) = self.client.batch_execute(step) {
+            return Err(super::rollback(self.client, server, error));
+        }
+        Ok(result.map_err(|error| match error {
+            WriteError::Refused(error) => error,
+            WriteError::Sql(error) => server.error(error),
+        }))
+    }
+
+    pub(super) fn apply(&mut self, write: &Write) -> WriteResult {
+        match write {
+            Write::CreateCache { name, quota } => self.create(Table::Caches, name, quota),
+            Write::DropCache { name } => self.drop_cache(name),
+            Write::Set { cache, entries, expires_at, quota } => self.set(cache, entries, *expires_at, quota),
+            Write::Expire { cache, key, expires_at } => self.expire(cache, key, *expires_at),
+            Write::Increment { cache, key, by, max_value_bytes, quota } => {
+                self.increment(cache, key, *by, *max_value_bytes, quota)
+            }
+            Write::CompareAndSwap { cache, key, expected, value, quota } => {
+                self.compare_and_swap(cache, key, expected.as_ref(), value.as_ref(), quota)
+            }
+            Write::Delete { cache, keys } => self.delete(cache, keys),
+            Write::Clear { cache } => self.clear(cache),
+            Write::CreateQueue { name, quota } => self.create(Table::Queues, name, quota),
+            Write::DropQueue { name } => self.drop_queue(name),
+            Write::Put { queue, values, quota } => self.put(queue, values, quota),
+            Write::Take { queue, max } => self.take(queue, *max),
+            Write::GiveBack { queue, values } => self.give_back(queue, values),
+            Write::ClearQueue { queue } => self.clear_queue(queue),
+        }
+    }
+
+    fn log(&mut self, cache: CacheId, kind: i16, key: Option<&str>) {
+        self.pending.push((cache.0, kind, key.map(str::to_owned)));
+    }
+
+    /// Writes the pending changes to the change log, in one statement.
+    fn flush_log(&mut self) -> std::result::Result<(), WriteError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let caches: Vec<i64> = self.pending.iter().map(|(cache, _, _)| *cache).collect();
+        let kinds: Vec<i16> = self.pending.iter().map(|(_, kind, _)| *kind).collect();
+        let keys: Vec<Option<&str>> = self.pending.iter().map(|(_, _, key)| key.as_deref()).collect();
+        let row = self.client.query_one(
+            "WITH logged AS (
+                 INSERT INTO change_log (seq, writer, cache_id, kind, key)
+                 SELECT nextval('change_seq'), $1, c, k, key
+                 FROM unnest($2::bigint[], $3::smallint[], $4::text[]) AS u(c, k, key)
+                 RETURNING seq)
+             SELECT max(seq) FROM logged",
+            &[&self.writer, &caches, &kinds, &keys],
+        )?;
+        let seq: Option<i64> = row.try_get(0)?;
+        if seq.is_some() {
+            self.last_logged = seq;
+        }
+        Ok(())
+    }
+
+    fn stats(&mut self, table: Table, id: i64) -> std::result::Result<Option<Stats>, WriteError> {
+        let sql = match table {
+            Table::Caches => "SELECT entry_count, byte_count FROM caches WHERE id = $1",
+            Table::Queues => "SELECT item_count, byte_count FROM queues WHERE id = $1",
+        };
+        Ok(self
+            .client
+            .query_opt(sql, &[&id])?
+            .map(|row| -> std::result::Result<Stats, postgres::Error> {
+                Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?))
+            })
+            .transpose()?)
+    }
+
+    fn cache_stats(&mut self, cache: &Target<CacheId>) -> std::result::Result<Stats, WriteError> {
+        self.stats(Table::Caches, cache.id.0)?.ok_or_else(|| cache_deleted(cache).into())
+    }
+
+    fn queue_stats(&mut self, queue: &Target<QueueId>) -> std::result::Result<Stats, WriteError> {
+        self.stats(Table::Queues, queue.id.0)?.ok_or_else(|| queue_deleted(queue).into())
+    }
+
+    fn create(&mut self, table: Table, name: &str, quota: &Quota) -> WriteResult {
+        let found =
+            self.client.query_opt(&format!("SELECT id FROM {} WHERE name = $1", table.name()), &[&name])?;
+        if let Some(row) = found {
+            return Ok(Outcome::Created { id: row.try_get(0)?, created: false });
+        }
+        let id: i64 = self
+            .client
+            .query_one(&format!("INSERT INTO {} (name) VALUES ($1) RETURNING id", table.name()), &[&name])?
+            .try_get(0)?;
+        // A new cache or queue counts its name toward a shared quota.
+        let named = Stats { entries: 0, bytes: name.len() as u64 };
+        self.check_quota(table, quota, name, Stats::default(), named)?;
+        Ok(Outcome::Created { id, created: true })
+    }
+
+    fn drop_cache(&mut self, name: &str) -> WriteResult {
+        let id: Option<i64> = self
+            .client
+            .query_opt("DELETE FROM caches WHERE name = $1 RETURNING id", &[&name])?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+        if let Some(id) = id {
+            self.client.execute("DELETE FROM entries WHERE cache_id = $1", &[&id])?;
+            self.log(CacheId(id), KIND_DROPPED, None);
+        }
+        Ok(Outcome::Dropped(id))
+    }
+
+    fn drop_queue(&mut self, name: &str) -> WriteResult {
+        let id: Option<i64> = self
+            .client
+            .query_opt("DELETE FROM queues WHERE name = $1 RETURNING id", &[&name])?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+        if let Some(id) = id {
+            self.client.execute("DELETE FROM queue_items WHERE queue_id = $1", &[&id])?;
+        }
+        Ok(Outcome::Dropped(id))
+    }
+
+    /// Per entry one upsert that answers the size of the value it replaced (none for a new
+    /// entry); the counts once.
+    fn set(
+        &mut self,
+        cache: &Target<CacheId>,
+        entries: &[(String, Json)],
+        expires_at: Option<i64>,
+        quota: &Quota,
+    ) -> WriteResult {
+        let mut delta = Delta::default();
+        let upsert = self.client.prepare(
+            "WITH old AS (SELECT octet_length(value) AS size FROM entries WHERE cache_id = $1 AND key = $2),
+             up AS (INSERT INTO entries (cache_id, key, value, expires_at) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (cache_id, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at)
+             SELECT (SELECT size FROM old)",
+        )?;
+        for (key, value) in entries {
+            let old: Option<i32> = self
+                .client
+                .query_one(&upsert, &[&cache.id.0, key, &value.as_str(), &expires_at])?
+                .try_get(0)?;
+            match old {
+                Some(old_size) => delta.bytes += value.len() as i64 - i64::from(old_size),
+                None => {
+                    delta.entries += 1;
+                    delta.bytes += (key.len() + value.len()) as i64;
+                }
+            }
+            self.log(cache.id, KIND_KEY, Some(key));
+        }
+        if delta.is_zero() && !entries.is_empty() {
+            return Ok(Outcome::Done);
+        }
+        self.add_cache_stats(cache, delta, quota)?;
+        Ok(Outcome::Done)
+    }
+
+    /// The text stored under `key` and its expiry; `None` when absent or expired.
+    fn stored(
+        &mut self,
+        cache: &Target<CacheId>,
+        key: &str,
+    ) -> std::result::Result<Option<(String, Option<i64>)>, WriteError> {
+        let now = self.now();
+        Ok(self
+            .client
+            .query_opt(
+                "SELECT value, expires_at FROM entries
+                 WHERE cache_id = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $3)",
+                &[&cache.id.0, &key, &now],
+            )?
+            .map(|row| -> std::result::Result<_, postgres::Error> { Ok((row.try_get(0)?, row.try_get(1)?)) })
+            .transpose()?)
+    }
+
+    fn increment(
+        &mut self,
+        cache: &Target<CacheId>,
+        key: &str,
+        by: i64,
+        max_value_bytes: usize,
+        quota: &Quota,
+    ) -> WriteResult {
+        let (stored, expires_at) = self.stored(cache, key)?.unzip();
+        let sum = match stored {
+            None => by,
+            Some(text) => {
+                let refuse =
+                    |reason: String| Error::WrongType { reason, value: Json::trusted(text.as_str()) };
+                let current: i64 = match text.trim() {
+                    "-0" => Ok(0),
+                    _ => serde_json::from_str(&text),
+                }
+                .map_err(|_| {
+                    refuse(format!(
+                        "increment needs an integer that fits 64 bits, and {key:?} holds {}",
+                        shortened(&text, 40)
+                    ))
+                })?;
+                current.checked_add(by).ok_or_else(|| {
+                    refuse(format!("{current} + {by} under {key:?} does not fit a 64-bit integer"))
+                })?
+            }
+        };
+        let text = sum.to_string();
+        if text.len() > max_value_bytes {
+            let size = text.len();
+            return Err(Error::TooLarge { what: "value", size, unit: "bytes", limit: max_value_bytes }.into());
+        }
+        self.set(cache, &[(key.to_owned(), Json::trusted(text))], expires_at.flatten(), quota)?;
+        Ok(Outcome::Integer(sum))
+    }
+
+    fn expire(&mut self, cache: &Target<CacheId>, key: &str, expires_at: Option<i64>) -> WriteResult {
+        let now = self.now();
+        let changed = self.client.execute(
+            "UPDATE entries SET expires_at = $3
+             WHERE cache_id = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $4)",
+            &[&cache.id.0, &key, &expires_at, &now],
+        )?;
+        if changed == 0 {
+            self.cache_stats(cache)?;
+            return Ok(Outcome::Found(false));
+        }
+        self.log(cache.id, KIND_KEY, Some(key));
+        Ok(Outcome::Found(true))
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        cache: &Target<CacheId>,
+        key: &str,
+        expected: Option<&Json>,
+        value: Option<&Json>,
+        quota: &Quota,
+    ) -> WriteResult {
+        let (stored, expires_at) = self.stored(cache, key)?.unzip();
+        let stored = stored.map(Json::trusted);
+        let matches = match (&stored, expected) {
+            (None, None) => true,
+            (Some(stored), Some(expected)) => stored.same_value(expected),
+            _ => false,
+        };
+        if !matches {
+            self.cache_stats(cache)?;
+            return Ok(Outcome::Swapped(false));
+        }
+        match value {
+            Some(value) => {
+                self.set(cache, &[(key.to_owned(), value.clone())], expires_at.flatten(), quota)?;
+            }
+            None => {
+                self.delete(cache, &[key.to_owned()])?;
+            }
+        }
+        Ok(Outcome::Swapped(true))
+    }
+
+    /// Adds `delta` to the counts of `cache` and checks `quota`; over it, the cache's expired
+    /// entries are swept first and the quota checked again.
+    fn add_cache_stats(
+        &mut self,
+        cache: &Target<CacheId>,
+        delta: Delta,
+        quota: &Quota,
+    ) -> std::result::Result<(), WriteError> {
+        match self
+            .add_stats_within(Table::Caches, cache.id.0, &cache.name, delta, quota, || cache_deleted(cache))
+        {
+            Err(WriteError::Refused(Error::QuotaExceeded(_))) if self.sweep_cache(cache.id)? > 0 => {
+                let after = self.cache_stats(cache)?;
+                self.check_quota(Table::Caches, quota, &cache.name, delta.undo(after), after)
+            }
+            other => other,
+        }
+    }
+
+    fn add_stats(
+        &mut self,
+        table: Table,
+        id: i64,
+        delta: Delta,
+    ) -> std::result::Result<Option<Stats>, postgres::Error> {
+        let count = table.count();
+        let sql = format!(
+            "UPDATE {} SET {count} = greatest({count} + $2, 0), byte_count = greatest(byte_count + $3, 0)
+             WHERE id = $1 RETURNING {count}, byte_count",
+            table.name()
+        );
+        self.client
+            .query_opt(&sql, &[&id, &delta.entries, &delta.bytes])?
+            .map(|row| Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?)))
+            .transpose()
+    }
+
+    fn add_stats_within(
+        &mut self,
+        table: Table,
+        id: i64,
+        name: &str,
+        delta: Delta,
+        quota: &Quota,
+        missing: impl FnOnce() -> Error,
+    ) -> std::result::Result<(), WriteError> {
+        let Some(after) = self.add_stats(table, id, delta)? else {
+            return Err(missing().into());
+        };
+        self.check_quota(table, quota, name, delta.undo(after), after)
+    }
+
+    /// Checks a write that took a cache or queue from `before` to `after` against `quota`:
+    /// its own usage, or its group's when the quota is shared (read with the write in place).
+    fn check_quota(
+        &mut self,
+        table: Table,
+        quota: &Quota,
+        name: &str,
+        before: Stats,
+        after: Stats,
+    ) -> std::result::Result<(), WriteError> {
+        if quota.is_unlimited() {
+            return Ok(());
+        }
+        let Some(prefix) = &quota.shared_by_prefix else {
+            return Ok(quota.check(
+                &format!("{name:?}"),
+                (before.entries, before.bytes),
+                (after.entries, after.bytes),
+            )?);
+        };
+        let count = table.count();
+        let row = self.client.query_one(
+            &format!(
+                "SELECT coalesce(sum({count}), 0)::bigint, coalesce(sum(byte_count + length(name)), 0)::bigint
+                 FROM {} WHERE starts_with(name, $1)",
+                table.name()
+            ),
+            &[&prefix.as_ref()],
+        )?;
+        let group = super::stats_of(row.try_get(0)?, row.try_get(1)?);
+        let group_before = (
+            (group.entries + before.entries).saturating_sub(after.entries),
+            (group.bytes + before.bytes).saturating_sub(after.bytes),
+        );
+        Ok(quota.check(&format!("everything named {prefix}*"), group_before, (group.entries, group.bytes))?)
+    }
+
+    /// Removes up to [`SWEEP_ROWS`] entries expired by now, from every cache, soonest expired
+    /// first, as a delete removes entries (counts and change log kept). Answers how many.
+    pub(super) fn sweep_due(&mut self) -> std::result::Result<u64, WriteError> {
+        let now = self.now();
+        self.remove_expired(
+            "DELETE FROM entries WHERE (cache_id, key) IN (
+                 SELECT cache_id, key FROM entries WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)
+             RETURNING cache_id, key, octet_length(key) + octet_length(value)",
+            &[&now, &SWEEP_ROWS],
+        )
+    }
+
+    fn sweep_cache(&mut self, cache: CacheId) -> std::result::Result<u64, WriteError> {
+        let now = self.now();
+        self.remove_expired(
+            "DELETE FROM entries WHERE cache_id = $3 AND key IN (
+                 SELECT key FROM entries WHERE cache_id = $3 AND expires_at <= $1 ORDER BY expires_at LIMIT $2)
+             RETURNING cache_id, key, octet_length(key) + octet_length(value)",
+            &[&now, &SWEEP_ROWS, &cache.0],
+        )
+    }
+
+    fn remove_expired(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<u64, WriteError> {
+        let rows = self.client.query(sql, params)?;
+        let mut deltas: std::collections::BTreeMap<i64, Delta> = Default::default();
+        for row in &rows {
+            let cache: i64 = row.try_get(0)?;
+            let key: String = row.try_get(1)?;
+            let size: i32 = row.try_get(2)?;
+            let delta = deltas.entry(cache).or_default();
+            delta.entries -= 1;
+            delta.bytes -= i64::from(size);
+            self.log(CacheId(cache), KIND_KEY, Some(&key));
+        }
+        for (cache, delta) in deltas {
+            self.add_stats(Table::Caches, cache, delta)?;
+        }
+        Ok(rows.len() as u64)
+    }
+
+    fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
+        let rows = self.client.query(
+            "DELETE FROM entries WHERE cache_id = $1 AND key = ANY($2)
+             RETURNING key, octet_length(key) + octet_length(value), expires_at",
+            &[&cache.id.0, &keys],
+        )?;
+        let mut delta = Delta::default();
+        let mut live = 0u64;
+        let now = self.now();
+        for row in &rows {
+            let key: String = row.try_get(0)?;
+            let size: i32 = row.try_get(1)?;
+            let expires_at: Option<i64> = row.try_get(2)?;
+            delta.entries -= 1;
+            delta.bytes -= i64::from(size);
+            live += u64::from(!crate::clock::expired(expires_at, now));
+            self.log(cache.id, KIND_KEY, Some(&key));
+        }
+        if delta.entries == 0 {
+            self.cache_stats(cache)?;
+        } else {
+            self.add_cache_stats(cache, delta, &Quota::UNLIMITED)?;
+        }
+        Ok(Outcome::Count(live))
+    }
+
+    fn clear(&mut self, cache: &Target<CacheId>) -> WriteResult {
+        let stats = self.cache_stats(cache)?;
+        let now = self.now();
+        let expired: i64 = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM entries WHERE cache_id = $1 AND expires_at <= $2",
+                &[&cache.id.0, &now],
+            )?
+            .try_get(0)?;
+        self.client.execute("DELETE FROM entries WHERE cache_id = $1", &[&cache.id.0])?;
+        self.client
+            .execute("UPDATE caches SET entry_count = 0, byte_count = 0 WHERE id = $1", &[&cache.id.0])?;
+        self.log(cache.id, KIND_CLEARED, None);
+        Ok(Outcome::Count(stats.entries.saturating_sub(expired.max(0) as u64)))
+    }
+
+    fn put(&mut self, queue: &Target<QueueId>, values: &[Json], quota: &Quota) -> WriteResult {
+        let delta =
+            Delta { entries: values.len() as i64, bytes: values.iter().map(|v| v.len() as i64).sum() };
+        self.add_stats_within(Table::Queues, queue.id.0, &queue.name, delta, quota, || queue_deleted(queue))?;
+        let count = values.len() as i64;
+        let first: i64 = self
+            .client
+            .query_one(
+                "UPDATE queues SET next_pos = next_pos + $2 WHERE id = $1 RETURNING next_pos - $2",
+                &[&queue.id.0, &count],
+            )?
+            .try_get(0)?;
+        self.insert_items(queue, first, values)
+    }
+
+    fn insert_items(&mut self, queue: &Target<QueueId>, first: i64, values: &[Json]) -> WriteResult {
+        let texts: Vec<&str> = values.iter().map(Json::as_str).collect();
+        self.client.execute(
+            "INSERT INTO queue_items (queue_id, pos, value)
+             SELECT $1, $2 + n - 1, v FROM unnest($3::text[]) WITH ORDINALITY AS u(v, n)",
+            &[&queue.id.0, &first, &texts],
+        )?;
+        Ok(Outcome::Done)
+    }
+
+    fn take(&mut self, queue: &Target<QueueId>, max: usize) -> WriteResult {
+        let rows = self.client.query(
+            "SELECT pos, value FROM queue_items WHERE queue_id = $1 ORDER BY pos LIMIT $2",
+            &[&queue.id.0, &(max.min(i64::MAX as usize) as i64)],
+        )?;
+        let mut taken: Vec<(i64, Json)> = Vec::new();
+        let mut bytes = 0;
+        for row in &rows {
+            if bytes >= MAX_PAGE_BYTES {
+                break;
+            }
+            let value: String = row.try_get(1)?;
+            bytes += value.len();
+            taken.push((row.try_get(0)?, Json::trusted(value)));
+        }
+        match taken.last() {
+            None => {
+                self.queue_stats(queue)?;
+            }
+            Some((last, _)) => {
+                self.client.execute(
+                    "DELETE FROM queue_items WHERE queue_id = $1 AND pos <= $2",
+                    &[&queue.id.0, last],
+                )?;
+                let delta = Delta {
+                    entries: -(taken.len() as i64),
+                    bytes: -taken.iter().map(|(_, v)| v.len() as i64).sum::<i64>(),
+                };
+                self.add_stats_within(
+                    Table::Queues,
+                    queue.id.0,
+                    &queue.name,
+                    delta,
+                    &Quota::UNLIMITED,
+                    || queue_deleted(queue),
+                )?;
+            }
+        }
+        Ok(Outcome::Values(taken.into_iter().map(|(_, value)| value).collect()))
+    }
+
+    /// Puts `values` before every item of the queue, in order, at positions below its
+    /// `first_pos`, which only falls: new items still go after the largest.
+    fn give_back(&mut self, queue: &Target<QueueId>, values: &[Json]) -> WriteResult {
+        if values.is_empty() {
+            self.queue_stats(queue)?;
+            return Ok(Outcome::Done);
+        }
+        let delta =
+            Delta { entries: values.len() as i64, bytes: values.iter().map(|v| v.len() as i64).sum() };
+        self.add_stats_within(Table::Queues, queue.id.0, &queue.name, delta, &Quota::UNLIMITED, || {
+            queue_deleted(queue)
+        })?;
+        let count = values.len() as i64;
+        let first: i64 = self
+            .client
+            .query_one(
+                "UPDATE queues SET first_pos = least(first_pos,
+                     coalesce((SELECT min(pos) FROM queue_items WHERE queue_id = $1), first_pos)) - $2
+                 WHERE id = $1 RETURNING first_pos",
+                &[&queue.id.0, &count],
+            )?
+            .try_get(0)?;
+        self.insert_items(queue, first, values)
+    }
+
+    fn clear_queue(&mut self, queue: &Target<QueueId>) -> WriteResult {
+        let stats = self.queue_stats(queue)?;
+        self.client.execute("DELETE FROM queue_items WHERE queue_id = $1", &[&queue.id.0])?;
+        self.client
+            .execute("UPDATE queues SET item_count = 0, byte_count = 0 WHERE id = $1", &[&queue.id.0])?;
+        Ok(Outcome::Count(stats.entries))
+    }
+}
+
+fn cache_deleted(cache: &Target<CacheId>) -> Error {
+    Error::CacheDeleted(cache.name.to_string())
+}
+
+fn queue_deleted(queue: &Target<QueueId>) -> Error {
+    Error::QueueDeleted(queue.name.to_string())
+}

@@ -1,0 +1,386 @@
+//! One set of behavioural tests, run against every backend: SQLite, and PostgreSQL when the
+//! `postgres` feature is on and `EASYCACHING_TEST_POSTGRES` names a server
+//! (`postgres://postgres@127.0.0.1:54329/postgres`; see the README). Each test is written once,
+//! as a function of a [`Db`], and `backend_tests!` runs it on each, so the two cannot drift.
+//! Every Postgres test works in a schema of its own, dropped at its end, so they run in
+//! parallel on one server.
+
+use std::time::{Duration, Instant};
+
+use easycaching::store::{CacheId, Outcome, QueueId, SqliteStore, Store, Target, Write};
+use easycaching::{CacheManager, Durability, Error, Json, Quota};
+
+mod common;
+use common::json;
+
+/// The environment variable naming the PostgreSQL server of the tests.
+const POSTGRES_ENV: &str = "EASYCACHING_TEST_POSTGRES";
+
+/// A fresh database of one backend.
+enum Db {
+    Sqlite(tempfile::TempDir),
+    #[cfg(feature = "postgres")]
+    Postgres {
+        url: String,
+        schema: String,
+    },
+}
+
+impl Db {
+    fn sqlite() -> Db {
+        Db::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    /// A new schema on the test server, or `None` (with a note) when there is none.
+    #[cfg(feature = "postgres")]
+    fn postgres(test: &str) -> Option<Db> {
+        let Ok(url) = std::env::var(POSTGRES_ENV) else {
+            eprintln!("note: skipping {test} on PostgreSQL: set {POSTGRES_ENV} to a server's URL to run it");
+            return None;
+        };
+        let schema = format!("t_{}_{}", std::process::id(), fastrand_suffix());
+        Some(Db::Postgres { url, schema })
+    }
+
+    /// A manager on this database; call again for another "process" on the same database.
+    fn open(&self) -> CacheManager {
+        match self {
+            Db::Sqlite(dir) => CacheManager::open(dir.path().join("test.db")).unwrap(),
+            #[cfg(feature = "postgres")]
+            Db::Postgres { url, schema } => {
+                CacheManager::builder_postgres(url).postgres_schema(schema).open().unwrap()
+            }
+        }
+    }
+
+    /// The raw store of this database.
+    fn store(&self) -> Box<dyn Store> {
+        match self {
+            Db::Sqlite(dir) => Box::new(
+                SqliteStore::open(&dir.path().join("test.db"), Durability::Full, Duration::from_secs(10))
+                    .unwrap(),
+            ),
+            #[cfg(feature = "postgres")]
+            Db::Postgres { url, schema } => Box::new(
+                easycaching::store::PostgresStore::open_in_schema(url, schema, Duration::from_secs(10))
+                    .unwrap(),
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn fastrand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{nanos}_{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Db::Postgres { url, schema } = self
+            && let Ok(mut client) = ::postgres::Client::connect(url, ::postgres::NoTls)
+        {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+        }
+    }
+}
+
+/// Runs each test on SQLite and on PostgreSQL.
+macro_rules! backend_tests {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $test() { super::$test(&super::Db::sqlite()); })*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(#[test] fn $test() {
+                if let Some(db) = super::Db::postgres(stringify!($test)) { super::$test(&db); }
+            })*
+        }
+    };
+}
+
+backend_tests!(
+    values_come_back_byte_for_byte_and_keys_are_counted,
+    entries_and_keys_page_in_byte_order,
+    increment_counts_and_refuses_what_is_not_an_integer,
+    compare_and_swap_matches_json_values,
+    entries_with_a_ttl_expire,
+    quotas_refuse_growth_past_them,
+    queues_are_fifo_and_give_back_goes_first,
+    handles_to_deleted_caches_and_queues_fail,
+    two_managers_see_each_others_writes,
+    a_reopened_database_keeps_its_data,
+    a_failing_write_leaves_the_rest_of_its_batch,
+);
+
+/// Polls `check` until it holds, for at most 10 s.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn values_come_back_byte_for_byte_and_keys_are_counted(db: &Db) {
+    let manager = db.open();
+    let cache = manager.create_cache("basics").unwrap();
+    let text = r#"{"b": 1,   "a" : [1.0, "é\u00e9"]}"#;
+    cache.set("doc", json(text)).unwrap();
+    cache.set("n", json("2")).unwrap();
+    assert_eq!(cache.get("doc").unwrap().unwrap().as_str(), text);
+    assert_eq!(
+        cache.get_many(&["n", "missing", "doc"]).unwrap(),
+        vec![Some(json("2")), None, Some(json(text))]
+    );
+    assert!(cache.contains("n").unwrap());
+    assert!(!cache.contains("missing").unwrap());
+    assert_eq!(cache.len().unwrap(), 2);
+    assert_eq!(cache.size_bytes().unwrap(), ("doc".len() + text.len() + "n".len() + 1) as u64);
+    cache.set("n", json("30")).unwrap();
+    assert_eq!(cache.size_bytes().unwrap(), ("doc".len() + text.len() + "n".len() + 2) as u64);
+    assert!(cache.delete("n").unwrap());
+    assert!(!cache.delete("n").unwrap());
+    assert_eq!(cache.len().unwrap(), 1);
+    assert_eq!(cache.clear().unwrap(), 1);
+    assert_eq!(cache.len().unwrap(), 0);
+    assert_eq!(cache.get("doc").unwrap(), None);
+    let listed = manager.list_caches().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].name.as_str(), listed[0].entries), ("basics", 0));
+    assert!(manager.delete_cache("basics").unwrap());
+    assert!(matches!(manager.open_cache("basics"), Err(Error::NoSuchCache(_))));
+}
+
+fn entries_and_keys_page_in_byte_order(db: &Db) {
+    let manager = db.open();
+    let cache = manager.create_cache("paged").unwrap();
+    let mut keys: Vec<String> = (0..25).map(|i| format!("k{i:02}")).collect();
+    keys.extend(["B".to_owned(), "a".to_owned(), "Z".to_owned(), "é".to_owned()]);
+    for (i, key) in keys.iter().enumerate() {
+        cache.set(key, json(&i.to_string())).unwrap();
+    }
+    keys.sort(); // byte order, as SQLite compares text
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = cache.entries(cursor.as_deref(), 10).unwrap();
+        assert!(page.items.len() <= 10);
+        seen.extend(page.items.into_iter().map(|(key, _)| key));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, keys);
+    let first = cache.keys(None, 3).unwrap();
+    assert_eq!(first.items, keys[..3].to_vec());
+    assert_eq!(first.next.as_deref(), Some(keys[2].as_str()));
+    let all: Vec<String> = cache.iter().map(|entry| entry.unwrap().0).collect();
+    assert_eq!(all, keys);
+}
+
+fn increment_counts_and_refuses_what_is_not_an_integer(db: &Db) {
+    let manager = db.open();
+    let cache = manager.create_cache("counters").unwrap();
+    assert_eq!(cache.increment("hits", 1).unwrap(), 1);
+    assert_eq!(cache.increment("hits", 41).unwrap(), 42);
+    assert_eq!(cache.increment("hits", -2).unwrap(), 40);
+    assert_eq!(cache.get("hits").unwrap(), Some(json("40")));
+    cache.set("text", json(r#""x""#)).unwrap();
+    assert!(matches!(cache.increment("text", 1), Err(Error::WrongType { .. })));
+    cache.set("big", json(&i64::MAX.to_string())).unwrap();
+    assert!(matches!(cache.increment("big", 1), Err(Error::WrongType { .. })));
+    cache.set("zero", json("-0")).unwrap();
+    assert_eq!(cache.increment("zero", 5).unwrap(), 5);
+    // Many threads counting on one key lose no count.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                (0..25).for_each(|_| {
+                    cache.increment("shared", 1).unwrap();
+                })
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(cache.get("shared").unwrap(), Some(json("100")));
+}
+
+fn compare_and_swap_matches_json_values(db: &Db) {
+    let manager = db.open();
+    let cache = manager.create_cache("cas").unwrap();
+    assert!(cache.compare_and_swap("k", None, Some(json(r#"{"a":1,"b":2}"#))).unwrap());
+    assert!(!cache.compare_and_swap("k", None, Some(json("0"))).unwrap());
+    assert!(cache.compare_and_swap("k", Some(&json(r#"{ "b": 2.0, "a": 1 }"#)), Some(json("3"))).unwrap());
+    assert_eq!(cache.get("k").unwrap(), Some(json("3")));
+    assert!(!cache.compare_and_swap("k", Some(&json("4")), None).unwrap());
+    assert!(cache.compare_and_swap("k", Some(&json("3")), None).unwrap());
+    assert_eq!(cache.get("k").unwrap(), None);
+    assert_eq!(cache.len().unwrap(), 0);
+}
+
+fn entries_with_a_ttl_expire(db: &Db) {
+    let manager = db.open();
+    let cache = manager.create_cache("ttl").unwrap();
+    cache.set_with_ttl("short", json("1"), Duration::from_millis(300)).unwrap();
+    cache.set_with_ttl("long", json("2"), Duration::from_secs(3600)).unwrap();
+    cache.set("forever", json("3")).unwrap();
+    let left = cache.ttl("long").unwrap().unwrap();
+    assert!(left > Duration::from_secs(3590) && left <= Duration::from_secs(3600), "{left:?}");
+    assert_eq!(cache.ttl("forever").unwrap(), None);
+    assert!(cache.expire("forever", Some(Duration::from_secs(60))).unwrap());
+    assert!(cache.ttl("forever").unwrap().is_some());
+    assert!(cache.expire("forever", None).unwrap());
+    assert_eq!(cache.ttl("forever").unwrap(), None);
+    assert!(!cache.expire("missing", None).unwrap());
+    eventually("the short entry expires", || cache.get("short").unwrap().is_none());
+    assert!(!cache.contains("short").unwrap());
+    assert_eq!(cache.len().unwrap(), 2, "an expired entry is not counted");
+    let keys = cache.keys(None, 10).unwrap().items;
+    assert_eq!(keys, ["forever", "long"]);
+    // An expired counter counts as absent, and a delete of it answers that nothing was there.
+    assert!(!manager.open_cache("ttl").unwrap().delete("short").unwrap());
+    cache.set_with_ttl("c", json("10"), Duration::from_millis(100)).unwrap();
+    eventually("the counter expires", || !cache.contains("c").unwrap());
+    assert_eq!(cache.increment("c", 1).unwrap(), 1);
+    assert_eq!(cache.ttl("c").unwrap(), None);
+}
+
+fn quotas_refuse_growth_past_them(db: &Db) {
+    let manager = db.open();
+    let quota = Quota { max_entries: Some(2), max_bytes: None, shared_by_prefix: None };
+    let cache = manager.create_cache("small").unwrap().with_quota(quota);
+    cache.set("a", json("1")).unwrap();
+    cache.set("b", json("2")).unwrap();
+    assert!(matches!(cache.set("c", json("3")), Err(Error::QuotaExceeded(_))));
+    cache.set("a", json("11")).unwrap();
+    assert_eq!(cache.len().unwrap(), 2);
+    assert_eq!(cache.get("c").unwrap(), None);
+    // A shared quota counts every cache of the prefix, names included.
+    let shared = Quota { max_entries: None, max_bytes: Some(40), shared_by_prefix: Some("t.".into()) };
+    let one = manager.create_cache_within("t.one", &shared).unwrap();
+    let two = manager.create_cache_within("t.two", &shared).unwrap();
+    one.set("k", json(r#""0123456789""#)).unwrap();
+    assert!(matches!(two.set("k", json(r#""0123456789abcdef""#)), Err(Error::QuotaExceeded(_))));
+    two.set("k", json("1")).unwrap();
+    // Queues too.
+    let queue =
+        manager.create_queue("q").unwrap().with_quota(Quota { max_entries: Some(1), ..Quota::default() });
+    queue.put(json("1")).unwrap();
+    assert!(matches!(queue.put(json("2")), Err(Error::QuotaExceeded(_))));
+    assert_eq!(queue.len().unwrap(), 1);
+}
+
+fn queues_are_fifo_and_give_back_goes_first(db: &Db) {
+    let manager = db.open();
+    let queue = manager.create_queue("jobs").unwrap();
+    assert_eq!(queue.get().unwrap(), None);
+    queue.put_many((1..=5).map(|i| json(&i.to_string()))).unwrap();
+    assert_eq!(queue.len().unwrap(), 5);
+    assert_eq!(queue.peek().unwrap(), Some(json("1")));
+    assert_eq!(queue.get().unwrap(), Some(json("1")));
+    assert_eq!(queue.get_many(2).unwrap(), vec![json("2"), json("3")]);
+    queue.give_back(vec![json("2"), json("3")]).unwrap();
+    queue.give_back(vec![json("0")]).unwrap();
+    let waiting: Vec<Json> = queue.items().map(|item| item.unwrap()).collect();
+    assert_eq!(waiting, ["0", "2", "3", "4", "5"].map(json));
+    assert_eq!(queue.len().unwrap(), 5);
+    queue.put(json("6")).unwrap();
+    assert_eq!(queue.get_many(10).unwrap(), ["0", "2", "3", "4", "5", "6"].map(json));
+    assert!(queue.is_empty().unwrap());
+    queue.put(json("7")).unwrap();
+    assert_eq!(queue.clear().unwrap(), 1);
+    assert_eq!(queue.size_bytes().unwrap(), 0);
+    let listed = manager.list_queues().unwrap();
+    assert_eq!((listed[0].name.as_str(), listed[0].entries), ("jobs", 0));
+}
+
+fn handles_to_deleted_caches_and_queues_fail(db: &Db) {
+    let manager = db.open();
+    let cache = manager.create_cache("gone").unwrap();
+    cache.set("k", json("1")).unwrap();
+    assert!(manager.delete_cache("gone").unwrap());
+    assert!(matches!(cache.set("k", json("2")), Err(Error::CacheDeleted(_))));
+    let again = manager.create_cache("gone").unwrap();
+    assert_eq!(again.get("k").unwrap(), None);
+    let queue = manager.create_queue("gone").unwrap();
+    assert!(manager.delete_queue("gone").unwrap());
+    assert!(matches!(queue.put(json("1")), Err(Error::QueueDeleted(_))));
+    assert!(matches!(queue.peek(), Err(Error::QueueDeleted(_))));
+    assert!(!manager.delete_queue("gone").unwrap());
+}
+
+fn two_managers_see_each_others_writes(db: &Db) {
+    let (a, b) = (db.open(), db.open());
+    let in_a = a.create_cache("shared").unwrap();
+    let in_b = b.open_cache("shared").unwrap();
+    in_a.set("k", json("1")).unwrap();
+    assert_eq!(in_b.get("k").unwrap(), Some(json("1")));
+    for round in 2..20 {
+        in_a.set("k", json(&round.to_string())).unwrap();
+        eventually("b sees a's write over its cached value", || {
+            in_b.get("k").unwrap() == Some(json(&round.to_string()))
+        });
+    }
+    in_b.set("other", json(r#""b""#)).unwrap();
+    eventually("a sees b's write", || in_a.get("other").unwrap() == Some(json(r#""b""#)));
+    in_a.clear().unwrap();
+    eventually("b sees the clear", || {
+        in_b.get("k").unwrap().is_none() && in_b.get("other").unwrap().is_none()
+    });
+    assert!(a.delete_cache("shared").unwrap());
+    eventually("b sees the cache deleted", || matches!(in_b.get("k"), Err(Error::CacheDeleted(_))));
+    let queue = a.create_queue("q").unwrap();
+    queue.put(json("1")).unwrap();
+    assert_eq!(b.open_queue("q").unwrap().get().unwrap(), Some(json("1")));
+    assert!(queue.is_empty().unwrap());
+}
+
+fn a_reopened_database_keeps_its_data(db: &Db) {
+    {
+        let manager = db.open();
+        manager.create_cache("kept").unwrap().set("k", json(r#"{"v": 1}"#)).unwrap();
+        manager.create_queue("kept").unwrap().put(json("1")).unwrap();
+    }
+    let manager = db.open();
+    assert_eq!(manager.open_cache("kept").unwrap().get("k").unwrap(), Some(json(r#"{"v": 1}"#)));
+    assert_eq!(manager.open_queue("kept").unwrap().get().unwrap(), Some(json("1")));
+}
+
+fn a_failing_write_leaves_the_rest_of_its_batch(db: &Db) {
+    let store = db.store();
+    let batch = |writes: Vec<Write>| {
+        let applied = store.apply(&mut writes.iter());
+        store.sync(applied.sync).unwrap();
+        applied.results
+    };
+    let created = batch(vec![Write::CreateCache { name: "c".into(), quota: Quota::UNLIMITED }]);
+    let Ok(Outcome::Created { id, created: true }) = created[0] else { panic!("{created:?}") };
+    let cache = Target { id: CacheId(id), name: "c".into() };
+    let gone = Target { id: CacheId(id + 1000), name: "gone".into() };
+    let set = |target: &Target<CacheId>, key: &str| Write::Set {
+        cache: target.clone(),
+        entries: vec![(key.into(), json("1"))],
+        expires_at: None,
+        quota: Quota::UNLIMITED,
+    };
+    let results = batch(vec![
+        set(&cache, "first"),
+        set(&gone, "lost"),
+        Write::Take { queue: Target { id: QueueId(999), name: "q".into() }, max: 1 },
+        set(&cache, "last"),
+    ]);
+    assert!(matches!(results[0], Ok(Outcome::Done)), "{results:?}");
+    assert!(matches!(results[1], Err(Error::CacheDeleted(_))), "{results:?}");
+    assert!(matches!(results[2], Err(Error::QueueDeleted(_))), "{results:?}");
+    assert!(matches!(results[3], Ok(Outcome::Done)), "{results:?}");
+    assert!(store.get(CacheId(id), "first").unwrap().is_some());
+    assert!(store.get(CacheId(id), "last").unwrap().is_some());
+    assert_eq!(store.cache_stats(CacheId(id)).unwrap().unwrap().entries, 2);
+}
