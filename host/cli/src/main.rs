@@ -19,8 +19,9 @@ use easycaching::{CacheManager, Durability, Limits};
 
 /// A shared, persistent cache for WebAssembly plugins.
 ///
-/// Caches and queues live in one SQLite file (--db). Plugins reach only the caches and queues
-/// you grant them with --allow; the other commands look into and change the file directly.
+/// Caches and queues live in one SQLite file (--db), or in a PostgreSQL database (--db
+/// postgres://user@host/dbname). Plugins reach only the caches and queues you grant them with
+/// --allow; the other commands look into and change the database directly.
 #[derive(Parser)]
 #[command(name = "easycaching", version, max_term_width = 100)]
 #[command(after_help = "\
@@ -37,10 +38,14 @@ Examples:
   easycaching queue dump jobs                               print them, oldest first, taking none
   easycaching backup backups/cache-2026-11-27.db            copy everything, while plugins run
 
-The database is ./easycaching.db unless --db or EASYCACHING_DB names another.
+The database is ./easycaching.db unless --db or EASYCACHING_DB names another: a file, or a
+PostgreSQL URL (postgres://user:password@host:port/dbname), whose tables go in schema easycaching.
 Logs go to stderr; set EASYCACHING_LOG=debug to see more.")]
 struct Cli {
     /// The database file; the commands that store something create it when it does not exist.
+    /// A value starting with postgres:// or postgresql:// is a PostgreSQL server instead
+    /// (postgres://user:password@host:port/dbname): its tables are created in the schema
+    /// easycaching when missing.
     #[arg(long, global = true, env = "EASYCACHING_DB", default_value = "easycaching.db")]
     db: PathBuf,
 
@@ -114,8 +119,28 @@ fn limits() -> Limits {
     Limits::default()
 }
 
+impl Database {
+    /// The PostgreSQL URL --db gives, if it gives one rather than a file.
+    fn postgres_url(&self) -> Option<&str> {
+        postgres_url(&self.path)
+    }
+}
+
+/// `db` as a PostgreSQL URL, when it is one (`postgres://…`, `postgresql://…`).
+fn postgres_url(db: &std::path::Path) -> Option<&str> {
+    db.to_str().filter(|db| db.starts_with("postgres://") || db.starts_with("postgresql://"))
+}
+
 /// Opens the database as [`open_database`] does, with the size limits given.
 fn open_database_with(db: &Database, limits: Limits) -> Result<CacheManager> {
+    if let Some(url) = db.postgres_url() {
+        // The library's errors name the server (never the password); the schema and tables are
+        // made when missing, like a new file, but a server is never a typo'd path: no note.
+        return Ok(CacheManager::builder_postgres(url)
+            .busy_timeout(db.busy_timeout)
+            .limits(limits)
+            .open()?);
+    }
     let new = !db.path.exists();
     // The library's errors name the file already.
     let manager = CacheManager::builder(&db.path)
@@ -134,7 +159,7 @@ fn open_database_with(db: &Database, limits: Limits) -> Result<CacheManager> {
 /// Opens a database that exists, for the commands that only look into or change what is
 /// there: a mistyped --db is an error, not a new empty file.
 fn open_existing_database(db: &Database) -> Result<CacheManager> {
-    if !db.path.exists() {
+    if db.postgres_url().is_none() && !db.path.exists() {
         anyhow::bail!(NoDatabase(db.path.clone()));
     }
     open_database(db)
@@ -168,6 +193,10 @@ fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Cache(command) => data::cache(&database_for(command.creates(), &db)?, command),
         Command::Queue(command) => data::queue(&database_for(command.creates(), &db)?, command),
         Command::Backup(args) => backup::backup(&open_existing_database(&db)?, args),
+        Command::Restore(_) if db.postgres_url().is_some() => anyhow::bail!(
+            "restore puts a backup file in place of an SQLite database; a PostgreSQL database is \
+             restored with its own tools (pg_restore, psql)"
+        ),
         Command::Restore(args) => backup::restore(&db.path, args),
     }
 }
@@ -232,7 +261,8 @@ fn files_named(cli: &Cli) -> Vec<PathBuf> {
         Command::Backup(args) => Some(args.dest().to_owned()),
         _ => None,
     };
-    [Some(cli.db.clone()), backup].into_iter().flatten().collect()
+    let db = postgres_url(&cli.db).is_none().then(|| cli.db.clone());
+    [db, backup].into_iter().flatten().collect()
 }
 
 /// The directory of one of `files` that does not exist (`--db data/app.db` or `backup

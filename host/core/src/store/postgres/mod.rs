@@ -136,7 +136,10 @@ impl Server {
         }
         let detail = match error.as_db_error() {
             Some(db) => format!("{}: {}", db.severity(), db.message()),
-            None => error.to_string(),
+            None => match std::error::Error::source(&error) {
+                Some(source) => format!("{error}: {source}"),
+                None => error.to_string(),
+            },
         };
         Error::Storage(format!("PostgreSQL at {} (schema {}): {detail}", self.described, self.schema))
     }
@@ -836,6 +839,17 @@ impl Store for PostgresStore {
                 .map(listed)
                 .collect()
         })
+    }
+
+    /// Refused: a PostgreSQL database is backed up with the server's own tools (`pg_dump`).
+    fn backup(&self, dest: &std::path::Path) -> Result<super::Copied> {
+        Err(Error::Storage(format!(
+            "cannot write a backup of {} to {}: back a PostgreSQL database up with pg_dump \
+             (e.g. pg_dump --schema={} …)",
+            self.server.described,
+            dest.display(),
+            self.server.schema
+        )))
     }
 
     fn change_token(&self) -> ChangeToken {
