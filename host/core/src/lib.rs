@@ -36,11 +36,22 @@
 //!   [`Limits`] ([`Error::TooLarge`]), names by [`validate_name`]; a failed write stores
 //!   nothing.
 //!
+//! # PostgreSQL
+//!
+//! With the cargo feature `postgres`, the caches and queues can live in a PostgreSQL database
+//! instead of a file, for processes on several machines:
+//! `CacheManager::builder_postgres("postgres://user:pw@host/db").open()`, or
+//! `store::PostgresStore` with [`open_with_store`](CacheManagerBuilder::open_with_store). The
+//! guarantees above hold, with one difference: another host's write reaches this process's
+//! LRU when the server's notification of it arrives, not at once; and backups are
+//! `pg_dump`'s. The module `store::postgres` has the details.
+//!
 //! # Layout
 //!
 //! [`CacheManager`] opens a database and hands out [`Cache`] and [`Queue`] handles. Under
 //! them, every write goes through a group commit to a [`store::Store`] (the shipped one is
-//! [`store::SqliteStore`]), and reads consult the LRU first.
+//! [`store::SqliteStore`]; `store::PostgresStore` with the feature `postgres`), and reads
+//! consult the LRU first.
 #![deny(missing_docs)]
 
 mod cache;

@@ -1,8 +1,9 @@
 //! The storage trait: what a backend must do, whatever it stores in.
 //!
 //! The rest of the crate (the LRU, group commit, coherence between processes) is written once
-//! against [`Store`]; [`SqliteStore`] is the backend that ships. A second backend (PostgreSQL,
-//! say) implements the same trait and keeps the same guarantees:
+//! against [`Store`]; [`SqliteStore`] is the backend that ships, and `PostgresStore` (cargo
+//! feature `postgres`, module `postgres`) a second. Every backend implements the same trait and
+//! keeps the same guarantees:
 //!
 //! - [`Store::apply`] runs a batch of writes in one transaction, each write all or nothing on
 //!   its own, and records every key it changes in a change log that other processes read with

@@ -6,7 +6,7 @@
 //! created on open with `CREATE … IF NOT EXISTS`. Values are `text`, the exact JSON text
 //! written (never `jsonb`, which would rewrite it), so they come back byte for byte.
 //!
-//! How it keeps the guarantees of [`Store`](super::Store):
+//! How it keeps the guarantees of [`Store`]:
 //!
 //! - **One writer at a time.** [`Store::apply`] runs a batch in one transaction that first
 //!   takes a transaction-level advisory lock (`pg_advisory_xact_lock`) on the schema: writers
