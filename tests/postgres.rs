@@ -135,3 +135,50 @@ fn an_unreachable_server_is_named_without_its_password() {
     assert!(said.contains("postgres://ada@127.0.0.1:1/app"), "{said}");
     assert!(!said.contains("s3cret"), "{said}");
 }
+
+#[test]
+fn serve_answers_from_postgres_sees_the_shells_writes_and_stops_cleanly() {
+    use std::io::BufRead;
+    let Some(db) = Database::create("serve") else { return };
+    let mut child = cli()
+        .arg("--db")
+        .arg(&db.url)
+        .args(["serve", guest("http_cache").to_str().unwrap(), "--allow", "cache:web=rwc"])
+        .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = send.send(line);
+        }
+    });
+    let first = lines.recv_timeout(std::time::Duration::from_secs(60)).expect("serve says where it listens");
+    let base =
+        first.split_whitespace().find(|w| w.starts_with("http://")).unwrap().trim_end_matches('/').to_owned();
+    let get = |key: &str| {
+        ureq::get(&format!("{base}/cache?key={key}")).call().unwrap().body_mut().read_to_string().unwrap()
+    };
+    ureq::post(&format!("{base}/cache?key=a&value=hello")).send_empty().unwrap();
+    assert_eq!(get("a"), r#"{"a":{"json":"hello"}}"#);
+    assert_eq!(db.ok(&["cache", "get", "web", "a"]), "{\"json\":\"hello\"}\n");
+    db.ok(&["cache", "set", "web", "a", r#"{"json":"from the shell"}"#]);
+    // The server's LRU learns of the shell's write by notification: within a bounded wait.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while get("a") != r#"{"a":{"json":"from the shell"}}"# {
+        assert!(std::time::Instant::now() < deadline, "serve kept answering the old value");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve stopped with {status}");
+}

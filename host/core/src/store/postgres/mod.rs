@@ -147,7 +147,8 @@ impl Server {
     /// A new connection, set up for the schema.
     fn connect(&self) -> Result<Client> {
         let mut client = self.config.connect(NoTls).map_err(|e| self.error(e))?;
-        let timeout_ms = self.busy_timeout.as_millis().min(i32::MAX as u128);
+        // 0 turns Postgres's timeout off: a busy timeout of 0 waits as little as it can instead.
+        let timeout_ms = self.busy_timeout.as_millis().clamp(1, i32::MAX as u128);
         client
             .batch_execute(&format!(
                 "SET search_path TO {}; SET synchronous_commit = on; SET lock_timeout = {timeout_ms};",
@@ -295,7 +296,14 @@ impl PostgresStore {
     }
 
     /// Runs `read` on a read connection of the pool.
-    fn read<T>(
+    fn read<T: Send>(
+        &self,
+        read: impl FnOnce(&mut Client) -> std::result::Result<T, postgres::Error> + Send,
+    ) -> Result<T> {
+        off_runtime(|| self.read_here(read))
+    }
+
+    fn read_here<T>(
         &self,
         read: impl FnOnce(&mut Client) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
@@ -315,9 +323,9 @@ impl PostgresStore {
     }
 
     /// Runs `read` in one read-only snapshot.
-    fn snapshot<T>(
+    fn snapshot<T: Send>(
         &self,
-        read: impl FnOnce(&mut postgres::Transaction<'_>) -> std::result::Result<T, postgres::Error>,
+        read: impl FnOnce(&mut postgres::Transaction<'_>) -> std::result::Result<T, postgres::Error> + Send,
     ) -> Result<T> {
         self.read(|client| {
             let mut transaction = client
@@ -413,6 +421,24 @@ impl PostgresStore {
         });
         Ok(Applied { results, sync: SyncTarget::Commit { token: token_of(after), mark: 0 }, own_commit })
     }
+}
+
+/// Whether this thread is driving an async runtime (tokio's), where the synchronous client,
+/// which blocks on a runtime of its own, would panic.
+fn in_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+}
+
+/// Runs `run` here, or, called from inside an async runtime, on a thread of its own (a read
+/// from async code then costs a thread's start more, but works).
+fn off_runtime<T: Send>(run: impl FnOnce() -> T + Send) -> T {
+    if !in_runtime() {
+        return run();
+    }
+    std::thread::scope(|scope| match scope.spawn(run).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 /// Rolls back after a failure that dooms the transaction, keeping the first error.
@@ -551,9 +577,16 @@ fn listening(server: &Server) -> Result<Client> {
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
+        // The listener sees this within its poll (200 ms) and closes its connection; not
+        // waited for, so dropping a store (ending a command) does not wait either.
         self.stop.store(true, Ordering::Release);
-        if let Some(listener) = self.listener.take() {
-            let _ = listener.join();
+        drop(self.listener.take());
+        // Closing a connection blocks on the client's runtime: not on a thread driving one
+        // (a manager dropped as `easycaching serve` shuts down).
+        let writer = self.writer.get_mut().unwrap_or_else(|p| p.into_inner()).client.take();
+        let readers = std::mem::take(self.readers.get_mut().unwrap_or_else(|p| p.into_inner()));
+        if in_runtime() {
+            let _ = std::thread::Builder::new().spawn(move || drop((writer, readers)));
         }
     }
 }
@@ -580,6 +613,10 @@ fn listed(row: &postgres::Row) -> std::result::Result<Listed, postgres::Error> {
 }
 
 impl Store for PostgresStore {
+    /// Writes on the calling thread, which must not be driving an async runtime (inside
+    /// `block_on`, or a task): the synchronous client would panic there, and the batch fail
+    /// with [`Error::Storage`]. Async code writes from `spawn_blocking`; the easycaching host's
+    /// plugin threads are fine. (Reads from such a thread run on a thread of their own.)
     fn apply(&self, writes: &mut dyn Writes) -> Applied {
         let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut taken = 0;
