@@ -152,6 +152,11 @@ fn values_come_back_byte_for_byte_and_keys_are_counted(db: &Db) {
     let listed = manager.list_caches().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].name.as_str(), listed[0].entries), ("basics", 0));
+    // A long key (a URL, say): 2 KB fits the index of either backend.
+    let long = format!("https://example.com/{}", "x".repeat(2000));
+    cache.set(&long, json("1")).unwrap();
+    assert_eq!(cache.get(&long).unwrap(), Some(json("1")));
+    assert!(cache.delete(&long).unwrap());
     assert!(manager.delete_cache("basics").unwrap());
     assert!(matches!(manager.open_cache("basics"), Err(Error::NoSuchCache(_))));
 }

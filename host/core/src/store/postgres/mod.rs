@@ -32,8 +32,14 @@
 //!   the queue's `next_pos`, a give-back from its `first_pos`, which only falls.
 //!
 //! What it does not do: backups and restores (use `pg_dump`), TLS (connections are plain: use
-//! it on a trusted network or through a tunnel), and keys holding NUL characters (Postgres
-//! text cannot; such a write fails with [`Error::Storage`]).
+//! it on a trusted network or through a tunnel), keys holding NUL characters (Postgres text
+//! cannot), and keys over about 2,700 bytes that do not compress (Postgres refuses index
+//! entries larger than a third of a page, where the default key limit is 4 KiB): such a write
+//! fails with [`Error::Storage`].
+//!
+//! The client is the synchronous `postgres` crate, which blocks on a runtime of its own: a
+//! thread driving an async runtime reads through a thread of its own, and cannot write (the
+//! batch fails); async code calls the manager from `spawn_blocking`.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
