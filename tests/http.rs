@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use easycaching_harness::{Error, Harness, PluginLimits};
 use easycaching_tests::{cli, guest};
 use serde_json::{Value, json};
 
@@ -268,6 +269,57 @@ fn a_wasi_keyvalue_handler_counts_in_its_granted_caches_and_is_refused_the_other
     assert!(!listing.contains("secret"), "a refused bucket is not created: {listing}");
     let pages = easycaching(&db, &["cache", "len", "pages"]);
     assert_eq!(String::from_utf8_lossy(&pages.stdout).trim(), "0", "the read-only cache stays empty");
+}
+
+/// A plugin author's own test of a `wasi:http` handler: the harness serves it in the test's
+/// process over the harness's database and grants, answers requests, and stops when asked,
+/// counting what it served.
+#[test]
+fn the_harness_serves_a_handler_to_a_test_over_its_database_and_grants() {
+    let harness = Harness::new().unwrap().allow("cache:web=rwc");
+    harness.seed_cache("web", [("seeded", json!("yes"))]).unwrap();
+    let served = harness.serve(guest("http_cache")).unwrap();
+
+    let seeded = served.get("/cache?key=seeded").unwrap();
+    assert_eq!(seeded.status, 200, "{}", seeded.text());
+    assert_eq!(seeded.json::<Value>().unwrap(), json!({"seeded": "yes"}));
+    assert!(seeded.header("content-type").is_some_and(|kind| kind.contains("json")), "{:?}", seeded.headers);
+    let stored = served.post("/cache?key=foo&value=bar", "").unwrap();
+    assert_eq!((stored.status, stored.text()), (200, "null".to_owned()));
+    assert_eq!(
+        harness.cache("web").unwrap().get_value::<Value>("foo").unwrap(),
+        Some(json!({"json": "bar"}))
+    );
+    assert_eq!(served.post("/cache?key=foo", "").unwrap().status, 422);
+
+    let summary = served.stop().unwrap();
+    assert_eq!((summary.requests, summary.client_errors, summary.server_errors), (3, 1, 0));
+}
+
+/// The harness's limits hold for each request, a handler with no grant is refused its cache,
+/// and a component that is not a handler is refused before anything is served.
+#[test]
+fn the_harness_serves_under_its_limits_and_grants_only() {
+    let limits = PluginLimits { time: Some(Duration::from_millis(300)), ..PluginLimits::default() };
+    let harness = Harness::new().unwrap().limits(limits);
+    let served = harness.serve(guest("http_test_handler")).unwrap();
+    let started = Instant::now();
+    let spun = served.get("/spin").unwrap();
+    assert_eq!(spun.status, 500, "{}", spun.text());
+    assert!(spun.text().contains("time limit of 300ms"), "{}", spun.text());
+    assert!(started.elapsed() < Duration::from_secs(10), "stopped after {:?}", started.elapsed());
+    assert_eq!(served.get("/counter").unwrap().text(), "1", "the server goes on, with a fresh instance");
+    drop(served); // stops it, without a summary
+
+    let ungranted = Harness::new().unwrap().serve(guest("http_cache")).unwrap();
+    let refused = ungranted.post("/cache?key=foo&value=bar", "").unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert!(refused.text().contains("cache:web"), "the refusal names the grant: {}", refused.text());
+    assert_eq!(ungranted.stop().unwrap().requests, 1);
+
+    let not_a_handler = Harness::new().unwrap().serve(guest("walkthrough")).unwrap_err();
+    assert!(matches!(not_a_handler, Error::Load(_)), "{not_a_handler:?}");
+    assert!(not_a_handler.to_string().contains("walkthrough.wasm: it is a command"), "{not_a_handler}");
 }
 
 /// One request and the answer to it, as sent on the wire.

@@ -23,6 +23,9 @@
 //! # }
 //! ```
 //!
+//! A `wasi:http` handler is tested the same way, with requests: [`Harness::serve`] serves it on
+//! a loopback port, as `easycaching serve` would, and [`Served`] sends it requests.
+//!
 //! Components are compiled once per test process, even when many tests start at once (and are
 //! kept compiled on disk between runs, see [`RuntimeConfig`]), so a suite of many small tests
 //! stays fast.
@@ -32,10 +35,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod served;
+
 use easycaching::{Cache, CacheManager, CacheManagerBuilder, Json, Queue};
-use easycaching_host::{EasyCachingCtx, Output, Plugin, RunOptions, Runtime};
+use easycaching_host::{CompiledCache, EasyCachingCtx, Output, Plugin, RunOptions, Runtime};
 pub use easycaching_host::{Error, Grant, Grants, MIN_HANDLES, PluginLimits, Run, RuntimeConfig};
+pub use easycaching_http::MetricsSummary;
+use easycaching_http::{DEFAULT_REQUEST_TIMEOUT, Server, ServerConfig};
 use serde::Serialize;
+pub use served::{Response, Served};
 
 /// `Result` with the host's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -143,6 +151,52 @@ impl Harness {
         let plugin = load(path.as_ref(), self.options.limits.fuel.is_some())?;
         let ctx = EasyCachingCtx::builder(self.manager.clone()).grants(self.grants.clone()).build();
         Ok(plugin.run(ctx, &self.options))
+    }
+
+    /// Serves the `wasi:http` handler at `path` (a component of the
+    /// `easycaching:cache/http-handler` world, or any exporting `wasi:http/incoming-handler`)
+    /// on a free loopback port, as `easycaching serve` would, with this harness's database,
+    /// grants, environment and limits (a request's time limit is the limits' `time`, 30 s when
+    /// unset). Send it requests, then assert on the answers and on the caches:
+    ///
+    /// ```no_run
+    /// # use easycaching_harness::Harness;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let harness = Harness::new()?.allow("cache:web=rwc");
+    /// let served = harness.serve("target/wasm32-wasip2/release/http_cache.wasm")?;
+    /// assert_eq!(served.post("/cache?key=foo&value=bar", "")?.status, 200);
+    /// let answer: serde_json::Value = served.get("/cache?key=foo")?.json()?;
+    /// assert_eq!(answer, serde_json::json!({"foo": {"json": "bar"}}));
+    /// assert_eq!(served.stop()?.requests, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// `Err` when the component cannot be loaded, is not an HTTP handler, or cannot be
+    /// instantiated with these grants and limits. The component is compiled once and kept on
+    /// disk, as `easycaching serve` keeps it. The server stops when the [`Served`] is stopped
+    /// or dropped.
+    pub fn serve(&self, path: impl AsRef<Path>) -> Result<Served> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(not_built(path));
+        }
+        let time = self.options.limits.time.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+        let config = ServerConfig {
+            listen: (std::net::Ipv4Addr::LOCALHOST, 0).into(),
+            request_timeout: Some(time),
+            limits: PluginLimits { time: Some(time), ..self.options.limits },
+            env: self.options.env.clone(),
+            compiled_cache: CompiledCache::default_dir().map(CompiledCache::new),
+            ..ServerConfig::default()
+        };
+        let ctx = EasyCachingCtx::builder(self.manager.clone()).grants(self.grants.clone()).build();
+        let server = Server::new(path, ctx, config).map_err(|error| match error {
+            easycaching_http::Error::Load { plugin, message } => Error::Load(format!("{plugin}: {message}")),
+            easycaching_http::Error::Misconfigured(message) => Error::Misconfigured(message),
+            other => Error::Internal(other.to_string()),
+        })?;
+        Served::start(server)
     }
 
     /// Closes the database and opens it again, as a restarted host would, with the settings

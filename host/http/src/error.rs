@@ -44,8 +44,8 @@ pub enum Error {
     #[error("cannot start the server: {0}")]
     Start(std::io::Error),
 
-    /// A second Ctrl-C or SIGTERM came while the server was finishing in-flight requests; it
-    /// stopped without waiting for them.
+    /// A second Ctrl-C or SIGTERM (or [`Shutdown::stop`](crate::Shutdown::stop)) came while the
+    /// server was finishing in-flight requests; it stopped without waiting for them.
     #[error("interrupted while finishing {in_flight} in-flight request(s)")]
     Interrupted {
         /// Requests still running when the server stopped.

@@ -44,6 +44,9 @@
 //! and timed ([`MetricsSummary`], also served as JSON on [`METRICS_PATH`]) and logged with
 //! `tracing` under the target [`ACCESS_LOG`] at level INFO.
 //!
+//! [`Server::serve_until`] stops on a [`Shutdown`] handle instead, for servers embedded in an
+//! application or started by a test.
+//!
 //! Unix only: the server stops on Unix signals.
 #![deny(missing_docs)]
 
@@ -62,7 +65,7 @@ use easycaching_host::{CompiledCache, EasyCachingCtx, PluginLimits};
 
 pub use error::{Error, Result};
 pub use metrics::MetricsSummary;
-pub use server::{ACCESS_LOG, METRICS_PATH};
+pub use server::{ACCESS_LOG, METRICS_PATH, Shutdown};
 
 /// The default address: port 8220 on the loopback interface.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8220);
@@ -182,7 +185,30 @@ impl Server {
     /// accepting, finishes the requests in flight, and returns what it served. `listening` is
     /// called with the bound address once the server accepts connections.
     pub fn serve(self, listening: impl FnOnce(SocketAddr)) -> Result<MetricsSummary> {
-        server::serve(self.handler, &self.config, listening)
+        server::serve(self.handler, &self.config, server::StopWhen::Signalled, listening)
+    }
+
+    /// Listens and serves, as [`Server::serve`] does, until `shutdown` asks it to stop rather
+    /// than until a signal: for a server embedded in an application, or started by a test, that
+    /// stops it itself. Installs no signal handler.
+    ///
+    /// ```no_run
+    /// # use easycaching_http::{Server, Shutdown};
+    /// # fn started(server: Server) -> easycaching_http::Result<()> {
+    /// let shutdown = Shutdown::new();
+    /// let stopper = shutdown.clone();
+    /// let serving = std::thread::spawn(move || server.serve_until(&shutdown, |address| println!("on {address}")));
+    /// // ... requests ...
+    /// stopper.stop();
+    /// let summary = serving.join().expect("the server does not panic")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn serve_until(
+        self,
+        shutdown: &Shutdown,
+        listening: impl FnOnce(SocketAddr),
+    ) -> Result<MetricsSummary> {
+        server::serve(self.handler, &self.config, shutdown.when(), listening)
     }
 }
 

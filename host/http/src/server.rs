@@ -84,11 +84,12 @@ struct Shared {
     header_read_timeout: Duration,
 }
 
-/// Runs the server on a runtime of its own until SIGINT or SIGTERM, then finishes what is in
-/// flight. `listening` is told the bound address before the first connection is accepted.
+/// Runs the server on a runtime of its own until `stop_when` asks it to stop, then finishes what
+/// is in flight. `listening` is told the bound address before the first connection is accepted.
 pub(crate) fn serve(
     handler: Handler,
     config: &ServerConfig,
+    stop_when: StopWhen,
     listening: impl FnOnce(SocketAddr),
 ) -> Result<MetricsSummary> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -108,7 +109,7 @@ pub(crate) fn serve(
         request_timeout: config.request_timeout,
         header_read_timeout: config.header_read_timeout,
     });
-    let outcome = runtime.block_on(accept_until_signalled(shared, config, listening));
+    let outcome = runtime.block_on(accept_until_stopped(shared, config, stop_when, listening));
     if matches!(outcome, Err(Error::Interrupted { .. })) {
         // Told twice to stop: do not wait for the plugin calls still running.
         runtime.shutdown_background();
@@ -116,14 +117,15 @@ pub(crate) fn serve(
     outcome
 }
 
-async fn accept_until_signalled(
+async fn accept_until_stopped(
     shared: Arc<Shared>,
     config: &ServerConfig,
+    stop_when: StopWhen,
     listening: impl FnOnce(SocketAddr),
 ) -> Result<MetricsSummary> {
     let address = config.listen;
     let listener = TcpListener::bind(address).await.map_err(|reason| Error::Listen { address, reason })?;
-    let mut signals = ShutdownSignals::new().map_err(Error::Start)?;
+    let mut signals = stop_when.requests().map_err(Error::Start)?;
     let ticker = config.limits.time.is_some().then(|| {
         let engine = shared.handler.engine().clone();
         tokio::spawn(async move {
@@ -177,7 +179,7 @@ async fn accept_until_signalled(
     drop(open);
     let in_flight = shared.in_flight.load(Ordering::Relaxed);
     if in_flight > 0 {
-        tracing::warn!("finishing {in_flight} in-flight request(s); Ctrl-C again to stop at once");
+        tracing::warn!("finishing {in_flight} in-flight request(s); {}", signals.again());
     }
     let outcome = tokio::select! {
         _ = all_closed.recv() => Ok(shared.metrics.summary()),
@@ -584,26 +586,100 @@ fn full(body: String) -> HyperOutgoingBody {
     Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync()
 }
 
-/// Ctrl-C (SIGINT) and SIGTERM, each of which asks the server to stop.
-struct ShutdownSignals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
+/// What asks a server to stop: the first request makes it stop accepting and finish what is in
+/// flight, a second one stops it without waiting.
+pub(crate) enum StopWhen {
+    /// Ctrl-C (SIGINT) or SIGTERM.
+    Signalled,
+    /// [`Shutdown::stop`] on the handle's receiver.
+    Asked(watch::Receiver<u64>),
 }
 
-impl ShutdownSignals {
-    fn new() -> std::io::Result<ShutdownSignals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(ShutdownSignals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
+impl StopWhen {
+    /// Starts listening for the requests to stop (installs the signal handlers).
+    fn requests(self) -> std::io::Result<StopRequests> {
+        Ok(match self {
+            StopWhen::Signalled => {
+                use tokio::signal::unix::{SignalKind, signal};
+                StopRequests::Signals {
+                    interrupt: signal(SignalKind::interrupt())?,
+                    terminate: signal(SignalKind::terminate())?,
+                }
+            }
+            StopWhen::Asked(asked) => StopRequests::Asked { asked, handled: 0 },
         })
     }
+}
 
-    /// Waits for the next signal.
+/// The requests to stop, as they come.
+enum StopRequests {
+    Signals {
+        interrupt: tokio::signal::unix::Signal,
+        terminate: tokio::signal::unix::Signal,
+    },
+    /// [`Shutdown::stop`]s so far, counted from the handle's creation (so that one made before
+    /// the server started stops it as soon as it has), and how many of them were waited for.
+    Asked {
+        asked: watch::Receiver<u64>,
+        handled: u64,
+    },
+}
+
+impl StopRequests {
+    /// Waits for the next request to stop.
     async fn next(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
+        match self {
+            StopRequests::Signals { interrupt, terminate } => tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            },
+            StopRequests::Asked { asked, handled } => {
+                let waited_for = *handled;
+                if asked.wait_for(|asked| *asked > waited_for).await.is_err() {
+                    // Every handle gone: nothing can ask any more.
+                    std::future::pending::<()>().await;
+                }
+                *handled += 1;
+            }
         }
+    }
+
+    /// How to stop at once, for the message while in-flight requests finish.
+    fn again(&self) -> &'static str {
+        match self {
+            StopRequests::Signals { .. } => "Ctrl-C again to stop at once",
+            StopRequests::Asked { .. } => "stop again to stop at once",
+        }
+    }
+}
+
+/// Stops a server started with [`Server::serve_until`](crate::Server::serve_until), from any
+/// thread: the first [`Shutdown::stop`] makes it stop accepting connections, finish the
+/// requests in flight and return; a second one makes it return without waiting for them
+/// ([`Error::Interrupted`]). Clones stop the same servers.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    requests: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown::new()
+    }
+}
+
+impl Shutdown {
+    /// A handle that has not asked anything yet.
+    pub fn new() -> Shutdown {
+        Shutdown { requests: Arc::new(watch::Sender::new(0)) }
+    }
+
+    /// Asks every server serving until this handle to stop (see [`Shutdown`]).
+    pub fn stop(&self) {
+        self.requests.send_modify(|asked| *asked += 1);
+    }
+
+    pub(crate) fn when(&self) -> StopWhen {
+        StopWhen::Asked(self.requests.subscribe())
     }
 }
