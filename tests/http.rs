@@ -322,6 +322,55 @@ fn the_harness_serves_under_its_limits_and_grants_only() {
     assert!(not_a_handler.to_string().contains("walkthrough.wasm: it is a command"), "{not_a_handler}");
 }
 
+/// An embedder stops a server with a `Shutdown` handle, from another thread: a first stop
+/// waits for the request in flight, a second stops at once; and a stop asked before the server
+/// started stops it as soon as it listens.
+#[test]
+fn a_server_embedded_with_serve_until_stops_when_its_handle_asks() {
+    use easycaching_host::EasyCachingCtx;
+    use easycaching_http::{Server, ServerConfig, Shutdown};
+
+    let dir = tempfile::tempdir().unwrap();
+    let manager = easycaching::CacheManager::open(dir.path().join("embedded.db")).unwrap();
+    let config = || ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
+    let server = || {
+        Server::new(guest("http_test_handler"), EasyCachingCtx::builder(manager.clone()).build(), config())
+    };
+
+    let shutdown = Shutdown::new();
+    let (bound, address) = channel();
+    let serving = {
+        let (server, shutdown) = (server().unwrap(), shutdown.clone());
+        std::thread::spawn(move || server.serve_until(&shutdown, |address| bound.send(address).unwrap()))
+    };
+    let address = address.recv_timeout(START_OR_STOP_WITHIN).unwrap();
+    // Its answer never comes: the second stop drops its connection.
+    let sleeping =
+        std::thread::spawn(move || client().get(format!("http://{address}/sleep?ms=30000")).call().is_ok());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json_of(&get(&client(), &format!("http://{address}/_easycaching/metrics")).1)["in_flight"] != 1 {
+        assert!(Instant::now() < deadline, "the request never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    shutdown.stop();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!serving.is_finished(), "a first stop waits for the request in flight");
+    let stopped_at = Instant::now();
+    shutdown.stop();
+    let outcome = serving.join().unwrap();
+    assert!(
+        matches!(outcome, Err(easycaching_http::Error::Interrupted { in_flight: 1 })),
+        "a second stop stops at once: {outcome:?}"
+    );
+    assert!(stopped_at.elapsed() < Duration::from_secs(10), "stopped after {:?}", stopped_at.elapsed());
+    assert!(!sleeping.join().unwrap(), "the request stopped at once has no answer");
+
+    let early = Shutdown::new();
+    early.stop();
+    let summary = server().unwrap().serve_until(&early, |_| {}).unwrap();
+    assert_eq!(summary.requests, 0, "a stop asked before the start stops it once it listens");
+}
+
 /// One request and the answer to it, as sent on the wire.
 #[derive(Debug, PartialEq)]
 struct Exchange {
