@@ -195,6 +195,9 @@ fn python_gets_each_wit_error_as_its_exception_and_nothing_is_stored() {
             "a short ttl expires: ok True",
             "the bad ttls stored nothing: ok (False, True)",
             "set with a ttl read-only: AccessDenied access-denied",
+            "set_many with a ttl: ok (None, [True, True])",
+            "set_many with a ttl of 0: InvalidArgument invalid-argument",
+            "the bad batch stored nothing: ok (False, 2)",
         ]
     );
 }
@@ -268,6 +271,9 @@ fn javascript_gets_each_wit_error_as_a_thrown_error_and_nothing_is_stored() {
             "a short ttl expires: ok true",
             "the bad ttls stored nothing: ok [false,true]",
             "set with a ttl read-only: CacheError access-denied",
+            "setMany with a ttl: ok [true,true]",
+            "setMany with a ttl of 0: CacheError invalid-argument",
+            "the bad batch stored nothing: ok [false,2]",
         ]
     );
 }

@@ -121,4 +121,10 @@ export const run = command(() => {
   });
   attempt('the bad ttls stored nothing', () => [cache.has('z'), cache.delete('t')]);
   attempt('set with a ttl read-only', () => readonly.set('k', 'w', { ttl: 60000 }) && 'stored');
+  attempt('setMany with a ttl', () => {
+    cache.setMany({ m1: 1, m2: 2 }, { ttl: hour });
+    return ['m1', 'm2'].map((key) => cache.ttl(key) > 0 && cache.ttl(key) <= hour);
+  });
+  attempt('setMany with a ttl of 0', () => cache.setMany({ m3: 3 }, { ttl: 0 }) ?? 'stored');
+  attempt('the bad batch stored nothing', () => [cache.has('m3'), cache.deleteMany(['m1', 'm2'])]);
 });

@@ -451,14 +451,20 @@ export class Cache {
   }
 
   /**
-   * Stores every entry in one durable write, all or none.
+   * Stores every entry in one durable write, all or none; with `{ ttl }` (milliseconds), each
+   * to expire that long from now, as {@link Cache#set} stores one.
    * @param entries a Map, an iterable of `[key, value]`, or a plain object
    */
-  setMany(entries) {
+  setMany(entries, { ttl } = {}) {
     batch(entries, 'the entries', true);
+    const ms = ttl === undefined ? undefined : ttlMs(ttl);
     const pairs = Symbol.iterator in Object(entries) ? entries : Object.entries(entries);
     const items = Array.from(pairs, ([key, value]) => ({ key: text(key, 'a key'), value: toJson(value) }));
-    call(() => this.#live().setMany(items));
+    if (ms === undefined) {
+      call(() => this.#live().setMany(items));
+    } else {
+      withS64(ms, (wit) => call(() => this.#live().setManyWithTtl(items, wit)));
+    }
   }
 
   /** Removes each of `keys` in one durable write; returns how many were there. */

@@ -600,12 +600,20 @@ class Cache(MutableMapping[str, Any]):
         batch = [_text(key, "a key") for key in _batch(keys, "the keys")]
         return [_loads(text) for text in _call(self._handle.get_many, batch)]
 
-    def set_many(self, entries: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+    def set_many(
+        self,
+        entries: Mapping[str, Any] | Iterable[tuple[str, Any]],
+        ttl: float | datetime.timedelta | None = None,
+    ) -> None:
         """Stores every entry (a mapping, or ``(key, value)`` pairs) in one durable write, all or
-        none."""
+        none; with ``ttl``, each to expire that long from now, as :meth:`set` stores one."""
+        ttl_ms = None if ttl is None else _ttl_ms(ttl)
         pairs = entries.items() if isinstance(entries, Mapping) else _batch(entries, "the entries")
         batch = [types.Entry(key=_text(key, "a key"), value=_dumps(value)) for key, value in pairs]
-        _call(self._handle.set_many, batch)
+        if ttl_ms is None:
+            _call(self._handle.set_many, batch)
+        else:
+            _call(self._handle.set_many_with_ttl, batch, ttl_ms)
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Removes each of ``keys`` in one durable write; returns how many were there."""

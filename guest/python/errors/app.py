@@ -145,3 +145,9 @@ class Run(exports.Run):
         attempt("a short ttl expires", lambda: short_ttl_expires(cache))
         attempt("the bad ttls stored nothing", lambda: ("z" in cache, cache.delete("t")))
         attempt("set with a ttl read-only", lambda: readonly.set("k", "w", ttl=60))
+        attempt(
+            "set_many with a ttl",
+            lambda: (cache.set_many({"m1": 1, "m2": 2}, ttl=60), [0 < ttl(k) <= 60 for k in ("m1", "m2")]),
+        )
+        attempt("set_many with a ttl of 0", lambda: cache.set_many({"m3": 3}, ttl=0))
+        attempt("the bad batch stored nothing", lambda: ("m3" in cache, cache.delete_many(["m1", "m2"])))

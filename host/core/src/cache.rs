@@ -253,6 +253,19 @@ impl Cache {
         self.write_entries(entries.into_iter().collect(), None)
     }
 
+    /// Stores every entry in one durable write, all or none, each to expire `ttl` from now, as
+    /// [`set_with_ttl`](Cache::set_with_ttl) would store it: a session store's or a page
+    /// cache's batch. Errors as for [`set_many`](Cache::set_many) and for a TTL as for
+    /// `set_with_ttl`; on any error nothing is stored.
+    pub fn set_many_with_ttl(
+        &self,
+        entries: impl IntoIterator<Item = (String, Json)>,
+        ttl: Duration,
+    ) -> Result<()> {
+        let ttl_ms = clock::ttl_ms(ttl)?;
+        self.write_entries(entries.into_iter().collect(), Some(clock::expiry(now_ms(), ttl_ms)))
+    }
+
     /// Checks and stores entries that expire at `expires_at` (`None`: never).
     fn write_entries(&self, entries: Vec<(String, Json)>, expires_at: Option<i64>) -> Result<()> {
         let limits = &self.shared.limits;

@@ -181,6 +181,29 @@ fn a_ttl_of_zero_or_past_the_longest_is_refused_and_stores_nothing() {
 }
 
 #[test]
+fn a_batch_set_with_a_ttl_expires_whole_for_every_process_and_a_bad_ttl_stores_none_of_it() {
+    let (_dir, a, b) = two_managers();
+    let (ca, cb) = (a.create_cache("c").unwrap(), b.create_cache("c").unwrap());
+    ca.set("kept", json("0")).unwrap();
+    ca.set_many_with_ttl([("s1".to_owned(), json("1")), ("s2".to_owned(), json("2"))], SECOND).unwrap();
+    ca.set_many_with_ttl([("h1".to_owned(), json("3"))], HOUR).unwrap();
+    for key in ["s1", "s2", "h1"] {
+        assert!(cb.ttl(key).unwrap().is_some(), "the other process sees {key}'s TTL");
+    }
+    eventually("the batch is gone in both processes", || {
+        ["s1", "s2"].iter().all(|key| gone(&ca, key) && gone(&cb, key))
+    });
+    assert_eq!(keys(&cb), ["h1", "kept"]);
+
+    let refused =
+        ca.set_many_with_ttl([("z1".to_owned(), json("1")), ("kept".to_owned(), json("9"))], Duration::ZERO);
+    assert!(matches!(refused, Err(Error::InvalidArgument(_))), "{refused:?}");
+    assert!(!cb.contains("z1").unwrap());
+    assert_eq!(cb.get("kept").unwrap(), Some(json("0")), "nothing of a refused batch is stored");
+    assert_eq!(cb.ttl("kept").unwrap(), None);
+}
+
+#[test]
 fn the_sweep_reclaims_expired_rows_in_bounded_batches_with_counts_and_log_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sweep.db");

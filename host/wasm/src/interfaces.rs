@@ -35,6 +35,11 @@ fn json(text: String) -> Result<Json> {
     Ok(Json::parse(text)?)
 }
 
+/// A batch's entries, each value checked as [`json`] checks one.
+fn json_entries(entries: Vec<Entry>) -> Result<Vec<(String, Json)>> {
+    entries.into_iter().map(|entry| Ok((entry.key, json(entry.value)?))).collect()
+}
+
 /// [`json`] for one of several JSON arguments of a call: an error names the argument.
 fn json_argument(name: &str, text: String) -> Result<Json> {
     Json::parse(text).map_err(|error| match error {
@@ -284,11 +289,18 @@ impl caches::HostCache for EasyCaching<'_> {
 
     fn set_many(&mut self, handle: Resource<CacheResource>, entries: Vec<Entry>) -> Result<()> {
         let cache = self.writable_cache(&handle)?;
-        let entries = entries
-            .into_iter()
-            .map(|entry| Ok((entry.key, json(entry.value)?)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(cache.set_many(entries)?)
+        Ok(cache.set_many(json_entries(entries)?)?)
+    }
+
+    /// Checked and granted as `set-many`; the TTL as for `set-with-ttl`.
+    fn set_many_with_ttl(
+        &mut self,
+        handle: Resource<CacheResource>,
+        entries: Vec<Entry>,
+        ttl_ms: u64,
+    ) -> Result<()> {
+        let cache = self.writable_cache(&handle)?;
+        Ok(cache.set_many_with_ttl(json_entries(entries)?, Duration::from_millis(ttl_ms))?)
     }
 
     fn delete_many(&mut self, handle: Resource<CacheResource>, keys: Vec<String>) -> Result<u64> {

@@ -280,11 +280,17 @@ impl Cache {
         &self,
         entries: impl IntoIterator<Item = (K, V)>,
     ) -> Result<()> {
-        let entries = entries
-            .into_iter()
-            .map(|(key, value)| Ok(types::Entry { key: key.as_ref().to_owned(), value: to_json(&value)? }))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(self.0.set_many(&entries)?)
+        Ok(self.0.set_many(&wit_entries(entries)?)?)
+    }
+
+    /// [`set_many`](Cache::set_many), each entry to expire `ttl` from now, as
+    /// [`set_with_ttl`](Cache::set_with_ttl) stores one; all or none.
+    pub fn set_many_with_ttl<K: AsRef<str>, V: Serialize>(
+        &self,
+        entries: impl IntoIterator<Item = (K, V)>,
+        ttl: Duration,
+    ) -> Result<()> {
+        Ok(self.0.set_many_with_ttl(&wit_entries(entries)?, millis(ttl))?)
     }
 
     /// Removes each of `keys` (`&str`s or `String`s) in one durable write; returns how many
@@ -501,6 +507,16 @@ pub fn list_queues() -> Result<Vec<String>> {
 /// Deletes the queue called `name`; `true` when it existed.
 pub fn delete_queue(name: &str) -> Result<bool> {
     Ok(manager::delete_queue(name)?)
+}
+
+/// A batch's entries as the host takes them, each value serialized to JSON.
+fn wit_entries<K: AsRef<str>, V: Serialize>(
+    entries: impl IntoIterator<Item = (K, V)>,
+) -> Result<Vec<types::Entry>> {
+    entries
+        .into_iter()
+        .map(|(key, value)| Ok(types::Entry { key: key.as_ref().to_owned(), value: to_json(&value)? }))
+        .collect()
 }
 
 /// A duration in whole milliseconds, rounded up (so that no duration above zero is zero); one

@@ -107,6 +107,13 @@ fn main() -> Result<()> {
         }
     }
     assert!(!cache.contains("bad")?, "a refused TTL stores nothing");
+    cache.set_many_with_ttl([("batch-1", &1), ("batch-2", &2)], hour)?;
+    for key in ["batch-1", "batch-2"] {
+        assert!(cache.ttl(key)?.is_some_and(|left| left > Duration::ZERO && left <= hour), "{key}");
+    }
+    assert_eq!(cache.delete_many(["batch-1", "batch-2"])?, 2);
+    assert!(matches!(cache.set_many_with_ttl([("bad", &1)], Duration::ZERO), Err(Error::InvalidArgument(_))));
+    assert!(!cache.contains("bad")?, "a refused batch TTL stores nothing");
     assert!(cache.delete("long")?);
     cache.set_with_ttl("expiring", "in an hour", hour)?;
 
