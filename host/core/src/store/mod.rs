@@ -26,6 +26,7 @@
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod rules;
 mod sqlite;
 
 use std::sync::Arc;

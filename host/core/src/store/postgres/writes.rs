@@ -10,8 +10,8 @@ use postgres::Client;
 use postgres::types::ToSql;
 
 use super::{SWEEP_ROWS, Server};
-use crate::error::shortened;
 use crate::limits::MAX_PAGE_BYTES;
+use crate::store::rules::{self, cache_deleted, queue_deleted};
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
 use crate::{Error, Json, Quota, Result};
 
@@ -326,31 +326,8 @@ impl<'c> Batch<'c> {
         quota: &Quota,
     ) -> WriteResult {
         let (stored, expires_at) = self.stored(cache, key)?.unzip();
-        let sum = match stored {
-            None => by,
-            Some(text) => {
-                let refuse =
-                    |reason: String| Error::WrongType { reason, value: Json::trusted(text.as_str()) };
-                let current: i64 = match text.trim() {
-                    "-0" => Ok(0),
-                    _ => serde_json::from_str(&text),
-                }
-                .map_err(|_| {
-                    refuse(format!(
-                        "increment needs an integer that fits 64 bits, and {key:?} holds {}",
-                        shortened(&text, 40)
-                    ))
-                })?;
-                current.checked_add(by).ok_or_else(|| {
-                    refuse(format!("{current} + {by} under {key:?} does not fit a 64-bit integer"))
-                })?
-            }
-        };
+        let sum = rules::incremented(key, stored.as_deref(), by, max_value_bytes)?;
         let text = sum.to_string();
-        if text.len() > max_value_bytes {
-            let size = text.len();
-            return Err(Error::TooLarge { what: "value", size, unit: "bytes", limit: max_value_bytes }.into());
-        }
         self.set(cache, &[(key.to_owned(), Json::trusted(text))], expires_at.flatten(), quota)?;
         Ok(Outcome::Integer(sum))
     }
@@ -380,12 +357,7 @@ impl<'c> Batch<'c> {
     ) -> WriteResult {
         let (stored, expires_at) = self.stored(cache, key)?.unzip();
         let stored = stored.map(Json::trusted);
-        let matches = match (&stored, expected) {
-            (None, None) => true,
-            (Some(stored), Some(expected)) => stored.same_value(expected),
-            _ => false,
-        };
-        if !matches {
+        if !rules::swap_matches(stored.as_ref(), expected) {
             self.cache_stats(cache)?;
             return Ok(Outcome::Swapped(false));
         }
@@ -462,31 +434,19 @@ impl<'c> Batch<'c> {
         before: Stats,
         after: Stats,
     ) -> std::result::Result<(), WriteError> {
-        if quota.is_unlimited() {
-            return Ok(());
-        }
-        let Some(prefix) = &quota.shared_by_prefix else {
-            return Ok(quota.check(
-                &format!("{name:?}"),
-                (before.entries, before.bytes),
-                (after.entries, after.bytes),
-            )?);
-        };
-        let count = table.count();
-        let row = self.client.query_one(
-            &format!(
-                "SELECT coalesce(sum({count}), 0)::bigint, coalesce(sum(byte_count + length(name)), 0)::bigint
-                 FROM {} WHERE starts_with(name, $1)",
-                table.name()
-            ),
-            &[&prefix.as_ref()],
-        )?;
-        let group = super::stats_of(row.try_get(0)?, row.try_get(1)?);
-        let group_before = (
-            (group.entries + before.entries).saturating_sub(after.entries),
-            (group.bytes + before.bytes).saturating_sub(after.bytes),
-        );
-        Ok(quota.check(&format!("everything named {prefix}*"), group_before, (group.entries, group.bytes))?)
+        let client = &mut *self.client;
+        rules::check_quota(quota, name, before, after, |prefix| {
+            let count = table.count();
+            let row = client.query_one(
+                &format!(
+                    "SELECT coalesce(sum({count}), 0)::bigint, coalesce(sum(byte_count + length(name)), 0)::bigint
+                     FROM {} WHERE starts_with(name, $1)",
+                    table.name()
+                ),
+                &[&prefix],
+            )?;
+            Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?))
+        })
     }
 
     /// Removes up to [`SWEEP_ROWS`] entries expired by now, from every cache, soonest expired
@@ -674,12 +634,4 @@ impl<'c> Batch<'c> {
             .execute("UPDATE queues SET item_count = 0, byte_count = 0 WHERE id = $1", &[&queue.id.0])?;
         Ok(Outcome::Count(stats.entries))
     }
-}
-
-fn cache_deleted(cache: &Target<CacheId>) -> Error {
-    Error::CacheDeleted(cache.name.to_string())
-}
-
-fn queue_deleted(queue: &Target<QueueId>) -> Error {
-    Error::QueueDeleted(queue.name.to_string())
 }

@@ -16,8 +16,8 @@ use rusqlite::{Connection, OptionalExtension, Params, Statement, params};
 use super::DbFile;
 use super::statements::EntryStatements;
 use super::tables::{self, CACHES, Delta, QUEUES, Table};
-use crate::error::shortened;
 use crate::limits::MAX_PAGE_BYTES;
+use crate::store::rules::{self, cache_deleted, queue_deleted};
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
 use crate::{Error, Json, Quota};
 
@@ -272,33 +272,8 @@ impl<'b, 'c> Batch<'b, 'c> {
         quota: &Quota,
     ) -> WriteResult {
         let (stored, expires_at) = self.stored(cache, key)?.unzip();
-        let sum = match stored {
-            None => by,
-            Some(text) => {
-                let refuse =
-                    |reason: String| Error::WrongType { reason, value: Json::trusted(text.as_str()) };
-                // `-0` is a JSON integer, which serde_json reads only as a float (to keep its
-                // sign): it counts as 0.
-                let current: i64 = match text.trim() {
-                    "-0" => Ok(0),
-                    _ => serde_json::from_str(&text),
-                }
-                .map_err(|_| {
-                    refuse(format!(
-                        "increment needs an integer that fits 64 bits, and {key:?} holds {}",
-                        shortened(&text, 40)
-                    ))
-                })?;
-                current.checked_add(by).ok_or_else(|| {
-                    refuse(format!("{current} + {by} under {key:?} does not fit a 64-bit integer"))
-                })?
-            }
-        };
+        let sum = rules::incremented(key, stored.as_deref(), by, max_value_bytes)?;
         let text = sum.to_string();
-        if text.len() > max_value_bytes {
-            let size = text.len();
-            return Err(Error::TooLarge { what: "value", size, unit: "bytes", limit: max_value_bytes }.into());
-        }
         self.set(cache, &[(key.to_owned(), Json::trusted(text))], expires_at.flatten(), quota)?;
         Ok(Outcome::Integer(sum))
     }
@@ -348,12 +323,7 @@ impl<'b, 'c> Batch<'b, 'c> {
     ) -> WriteResult {
         let (stored, expires_at) = self.stored(cache, key)?.unzip();
         let stored = stored.map(super::stored_json).transpose()?;
-        let matches = match (&stored, expected) {
-            (None, None) => true,
-            (Some(stored), Some(expected)) => stored.same_value(expected),
-            _ => false,
-        };
-        if !matches {
+        if !rules::swap_matches(stored.as_ref(), expected) {
             // Nothing to change, but a cache that is gone is still an error (its entries went
             // with it, so its key reads as absent).
             cache_stats(self.conn, cache)?;
@@ -499,34 +469,11 @@ fn check_quota(
     before: Stats,
     after: Stats,
 ) -> Result<(), WriteError> {
-    if quota.is_unlimited() {
-        return Ok(());
-    }
-    let Some(prefix) = &quota.shared_by_prefix else {
-        return Ok(quota.check(
-            &format!("{name:?}"),
-            (before.entries, before.bytes),
-            (after.entries, after.bytes),
-        )?);
-    };
-    let group = table.usage_by_prefix(conn, prefix)?;
-    let group_before = (
-        (group.entries + before.entries).saturating_sub(after.entries),
-        (group.bytes + before.bytes).saturating_sub(after.bytes),
-    );
-    Ok(quota.check(&format!("everything named {prefix}*"), group_before, (group.entries, group.bytes))?)
+    rules::check_quota(quota, name, before, after, |prefix| Ok(table.usage_by_prefix(conn, prefix)?))
 }
 
 fn drop_queue(conn: &Connection, name: &str) -> WriteResult {
     Ok(Outcome::Dropped(QUEUES.delete(conn, name)?))
-}
-
-fn cache_deleted(cache: &Target<CacheId>) -> Error {
-    Error::CacheDeleted(cache.name.to_string())
-}
-
-fn queue_deleted(queue: &Target<QueueId>) -> Error {
-    Error::QueueDeleted(queue.name.to_string())
 }
 
 fn cache_stats(conn: &Connection, cache: &Target<CacheId>) -> Result<Stats, WriteError> {
