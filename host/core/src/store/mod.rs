@@ -381,6 +381,18 @@ pub struct Page<T, Cursor = String> {
     pub next: Option<Cursor>,
 }
 
+/// A page of keys from keys read up to one past `limit`: the one past, when it came, says that
+/// more follow, so the page ends on its last key, the cursor of the next.
+pub(crate) fn key_page(mut keys: Vec<String>, limit: usize) -> Page<String> {
+    let next = if keys.len() > limit {
+        keys.truncate(limit);
+        keys.last().cloned()
+    } else {
+        None
+    };
+    Page { items: keys, next }
+}
+
 /// The writes of one batch, handed to [`Store::apply`] one at a time: group commit hands each
 /// over as its writer submits it, so a store applies the first while the last are on their way.
 pub trait Writes {

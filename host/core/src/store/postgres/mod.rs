@@ -746,18 +746,12 @@ impl Store for PostgresStore {
             };
             client.query(sql, &[&cache.0, &after.unwrap_or(""), &((limit + 1) as i64), &now])
         })?;
-        let mut items: Vec<String> = rows
+        let keys = rows
             .iter()
             .map(|row| row.try_get(0))
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| self.server.error(e))?;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().cloned()
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(super::key_page(keys, limit))
     }
 
     fn cache_stats(&self, cache: CacheId) -> Result<Option<Stats>> {

@@ -701,16 +701,10 @@ impl Store for SqliteStore {
                  AND (expires_at IS NULL OR expires_at > ?4) ORDER BY key LIMIT ?3",
             );
             let mut statement = conn.prepare_cached(sql)?;
-            let mut items: Vec<String> = statement
+            let keys = statement
                 .query_map(params![cache.0, after.unwrap_or(""), (limit + 1) as i64, now], |row| row.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
-            let next = if items.len() > limit {
-                items.truncate(limit);
-                items.last().cloned()
-            } else {
-                None
-            };
-            Ok(Page { items, next })
+            Ok(super::key_page(keys, limit))
         })
     }
 
