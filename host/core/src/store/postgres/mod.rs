@@ -545,32 +545,34 @@ fn listen(server: &Server, commits: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> Re
                     }
                     continue;
                 };
-                let mut failed = false;
-                {
-                let mut notifications = connected.notifications();
-                let mut iter = notifications.timeout_iter(Duration::from_millis(200));
-                loop {
-                    match postgres::fallible_iterator::FallibleIterator::next(&mut iter) {
-                        Ok(Some(notification)) => {
-                            if let Ok(number) = notification.payload().parse::<u64>() {
-                                commits.fetch_max(number, Ordering::AcqRel);
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(error) => {
-                            tracing::warn!(%error, "listening for other hosts' commits failed; reconnecting");
-                            failed = true;
-                            break;
-                        }
-                    }
-                }
-                }
+                let failed = !wait_for_commits(connected, &commits);
                 if failed || connected.is_closed() {
                     client = None;
                 }
             }
         })
         .map_err(|e| Error::Storage(format!("cannot start the thread listening for commits: {e}")))
+}
+
+/// Raises `commits` to the numbers the notifications that come within 200 ms carry; `false`
+/// when the connection failed (to be made again).
+fn wait_for_commits(connected: &mut Client, commits: &AtomicU64) -> bool {
+    let mut notifications = connected.notifications();
+    let mut iter = notifications.timeout_iter(Duration::from_millis(200));
+    loop {
+        match postgres::fallible_iterator::FallibleIterator::next(&mut iter) {
+            Ok(Some(notification)) => {
+                if let Ok(number) = notification.payload().parse::<u64>() {
+                    commits.fetch_max(number, Ordering::AcqRel);
+                }
+            }
+            Ok(None) => return true,
+            Err(error) => {
+                tracing::warn!(%error, "listening for other hosts' commits failed; reconnecting");
+                return false;
+            }
+        }
+    }
 }
 
 fn listening(server: &Server) -> Result<Client> {
