@@ -393,6 +393,28 @@ pub(crate) fn key_page(mut keys: Vec<String>, limit: usize) -> Page<String> {
     Page { items: keys, next }
 }
 
+/// A page of entries from entries read up to one past `limit`: it ends at `limit` entries, or
+/// once their values reach `max_bytes`, on its last key, the cursor of the next; at the end of
+/// `rows`, the scan is complete.
+pub(crate) fn entry_page<E>(
+    rows: impl Iterator<Item = std::result::Result<(String, Json), E>>,
+    limit: usize,
+    max_bytes: usize,
+) -> std::result::Result<Page<(String, Json)>, E> {
+    let mut items: Vec<(String, Json)> = Vec::new();
+    let mut bytes = 0;
+    for row in rows {
+        if items.len() == limit || bytes >= max_bytes {
+            let next = items.last().map(|(key, _)| key.clone());
+            return Ok(Page { items, next });
+        }
+        let (key, value) = row?;
+        bytes += value.as_str().len();
+        items.push((key, value));
+    }
+    Ok(Page { items, next: None })
+}
+
 /// The writes of one batch, handed to [`Store::apply`] one at a time: group commit hands each
 /// over as its writer submits it, so a store applies the first while the last are on their way.
 pub trait Writes {

@@ -720,20 +720,11 @@ impl Store for PostgresStore {
             };
             client.query(sql, &[&cache.0, &after.unwrap_or(""), &((limit + 1) as i64), &now])
         })?;
-        let mut items: Vec<(String, Json)> = Vec::new();
-        let mut bytes = 0;
-        for row in rows {
-            if items.len() == limit || bytes >= max_bytes {
-                let next = items.last().map(|(key, _)| key.clone());
-                return Ok(Page { items, next });
-            }
+        let entries = rows.iter().map(|row| {
             let fail = |e| self.server.error(e);
-            let key: String = row.try_get(0).map_err(fail)?;
-            let value: String = row.try_get(1).map_err(fail)?;
-            bytes += value.len();
-            items.push((key, json(value)));
-        }
-        Ok(Page { items, next: None })
+            Ok((row.try_get(0).map_err(fail)?, json(row.try_get::<_, String>(1).map_err(fail)?)))
+        });
+        super::entry_page(entries, limit, max_bytes)
     }
 
     fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>> {

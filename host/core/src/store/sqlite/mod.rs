@@ -673,20 +673,11 @@ impl Store for SqliteStore {
             );
             let mut statement = conn.prepare_cached(sql)?;
             // One more row than asked tells whether another page follows.
-            let mut rows = statement.query(params![cache.0, after.unwrap_or(""), (limit + 1) as i64, now])?;
-            let mut items: Vec<(String, Json)> = Vec::new();
-            let mut bytes = 0;
-            while let Some(row) = rows.next()? {
-                if items.len() == limit || bytes >= max_bytes {
-                    let next = items.last().map(|(key, _)| key.clone());
-                    return Ok(Page { items, next });
-                }
-                let key: String = row.get(0)?;
-                let value: String = row.get(1)?;
-                bytes += value.len();
-                items.push((key, stored_json(value)?));
-            }
-            Ok(Page { items, next: None })
+            let entries = statement
+                .query_map(params![cache.0, after.unwrap_or(""), (limit + 1) as i64, now], |row| {
+                    Ok((row.get(0)?, stored_json(row.get::<_, String>(1)?)?))
+                })?;
+            super::entry_page(entries, limit, max_bytes)
         })
     }
 
