@@ -126,7 +126,7 @@ impl<W, R> GroupCommit<W, R> {
         &self,
         write: W,
         run_batch: impl Fn(&mut Gathering<'_, W, R>) -> Vec<R>,
-        failed: impl Fn() -> R,
+        failed: impl Fn() -> R + Sync,
     ) -> R {
         let mut state = self.lock();
         let ticket = state.next_ticket;
@@ -230,7 +230,7 @@ impl<W, R> GroupCommit<W, R> {
 /// waiting forever.
 pub(crate) struct Gathering<'a, W, R> {
     group: &'a GroupCommit<W, R>,
-    failed: &'a dyn Fn() -> R,
+    failed: &'a (dyn Fn() -> R + Sync),
     /// The writes taken from the queue, with their tickets.
     taken: Vec<(u64, W)>,
     /// How many of them were handed to the batch.

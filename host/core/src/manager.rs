@@ -693,7 +693,7 @@ impl Shared {
 }
 
 /// Group commit hands a batch's writes to the store as they arrive.
-impl<R> Writes for Gathering<'_, Write, R> {
+impl<R: Send> Writes for Gathering<'_, Write, R> {
     fn next_write(&mut self) -> Option<&Write> {
         self.next()
     }

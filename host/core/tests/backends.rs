@@ -115,6 +115,7 @@ backend_tests!(
     two_managers_see_each_others_writes,
     a_reopened_database_keeps_its_data,
     a_failing_write_leaves_the_rest_of_its_batch,
+    async_code_calls_the_manager_directly,
 );
 
 /// Polls `check` until it holds, for at most 10 s.
@@ -388,4 +389,43 @@ fn a_failing_write_leaves_the_rest_of_its_batch(db: &Db) {
     assert!(store.get(CacheId(id), "first").unwrap().is_some());
     assert!(store.get(CacheId(id), "last").unwrap().is_some());
     assert_eq!(store.cache_stats(CacheId(id)).unwrap().unwrap().entries, 2);
+}
+
+/// What async code does: opens a manager, reads and writes and drops it straight from its
+/// tasks (no `spawn_blocking`), on a current-thread runtime (as `#[tokio::test]` runs) and on
+/// a multi-threaded one's workers. A second manager's reads miss its LRU and reach the store.
+fn async_code_calls_the_manager_directly(db: &Db) {
+    let work = |round: &str| {
+        let (writer, reader) = (db.open(), db.open());
+        let cache = writer.create_cache("async").unwrap();
+        cache.set(round, json("1")).unwrap();
+        assert_eq!(cache.increment(round, 2).unwrap(), 3);
+        let seen = reader.open_cache("async").unwrap();
+        assert_eq!(seen.get(round).unwrap(), Some(json("3")));
+        assert!(seen.contains(round).unwrap());
+        assert!(seen.len().unwrap() >= 1);
+        let queue = writer.create_queue(round).unwrap();
+        queue.put(json("7")).unwrap();
+        assert_eq!(reader.open_queue(round).unwrap().get().unwrap(), Some(json("7")));
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async { work("current-thread") });
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    std::thread::scope(|scope| {
+        let work = &work;
+        let tasks: Vec<_> = (0..4)
+            .map(|task| {
+                let handle = runtime.handle().clone();
+                scope.spawn(move || handle.block_on(async { work(&format!("worker-{task}")) }))
+            })
+            .collect();
+        for task in tasks {
+            task.join().unwrap();
+        }
+    });
+    let all = db.open().open_cache("async").unwrap().keys(None, 100).unwrap().items;
+    assert_eq!(all, ["current-thread", "worker-0", "worker-1", "worker-2", "worker-3"]);
 }

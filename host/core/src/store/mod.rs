@@ -417,7 +417,9 @@ pub(crate) fn entry_page<E>(
 
 /// The writes of one batch, handed to [`Store::apply`] one at a time: group commit hands each
 /// over as its writer submits it, so a store applies the first while the last are on their way.
-pub trait Writes {
+/// A store may apply them on a thread of its own (the PostgreSQL store does, for callers that
+/// drive an async runtime), hence `Send`.
+pub trait Writes: Send {
     /// The next write of the batch; `None` once the batch is complete.
     fn next_write(&mut self) -> Option<&Write>;
 

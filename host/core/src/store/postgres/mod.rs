@@ -37,9 +37,10 @@
 //! entries larger than a third of a page, where the default key limit is 4 KiB): such a write
 //! fails with [`Error::Storage`].
 //!
-//! The client is the synchronous `postgres` crate, which blocks on a runtime of its own: a
-//! thread driving an async runtime reads through a thread of its own, and cannot write (the
-//! batch fails); async code calls the manager from `spawn_blocking`.
+//! The client is the synchronous `postgres` crate, which blocks on a runtime of its own. Async
+//! code may still call the manager straight from its tasks: the store then runs the call's I/O
+//! on threads of its own (see `io_threads`) and blocks the task's thread until it is done, as
+//! SQLite's I/O does. (`spawn_blocking` spares the runtime's workers that wait.)
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,7 +57,10 @@ use super::{
 };
 use crate::{Error, Json, Result};
 
+mod io_threads;
 mod writes;
+
+use io_threads::{IoThreads, in_runtime};
 
 /// The schema this build creates and understands (`meta.schema_version`).
 pub const SCHEMA_VERSION: i64 = 1;
@@ -242,6 +246,8 @@ pub struct PostgresStore {
     commits: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     listener: Option<JoinHandle<()>>,
+    /// Where I/O runs for callers driving an async runtime.
+    io: IoThreads,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -275,11 +281,14 @@ impl PostgresStore {
             )));
         }
         let server = Server { described: describe(&config), config, schema: schema.to_owned(), busy_timeout };
-        let mut client = server.connect()?;
-        let commits = prepare(&server, &mut client)?;
-        let commits = Arc::new(AtomicU64::new(commits));
-        let stop = Arc::new(AtomicBool::new(false));
-        let listener = listen(&server, commits.clone(), stop.clone())?;
+        let io = IoThreads::default();
+        let (client, commits, stop, listener) = io.run(|| -> Result<_> {
+            let mut client = server.connect()?;
+            let commits = Arc::new(AtomicU64::new(prepare(&server, &mut client)?));
+            let stop = Arc::new(AtomicBool::new(false));
+            let listener = listen(&server, commits.clone(), stop.clone())?;
+            Ok((client, commits, stop, listener))
+        })??;
         Ok(PostgresStore {
             server,
             writer: Mutex::new(Writer { client: Some(client), next_sweep_at: 0, batches: 0 }),
@@ -288,6 +297,7 @@ impl PostgresStore {
             commits,
             stop,
             listener: Some(listener),
+            io,
         })
     }
 
@@ -306,7 +316,7 @@ impl PostgresStore {
         &self,
         read: impl FnOnce(&mut Client) -> std::result::Result<T, postgres::Error> + Send,
     ) -> Result<T> {
-        off_runtime(|| self.read_here(read))
+        self.io.run(|| self.read_here(read))?
     }
 
     fn read_here<T>(
@@ -427,24 +437,6 @@ impl PostgresStore {
         });
         Ok(Applied { results, sync: SyncTarget::Commit { token: token_of(after), mark: 0 }, own_commit })
     }
-}
-
-/// Whether this thread is driving an async runtime (tokio's), where the synchronous client,
-/// which blocks on a runtime of its own, would panic.
-fn in_runtime() -> bool {
-    tokio::runtime::Handle::try_current().is_ok()
-}
-
-/// Runs `run` here, or, called from inside an async runtime, on a thread of its own (a read
-/// from async code then costs a thread's start more, but works).
-fn off_runtime<T: Send>(run: impl FnOnce() -> T + Send) -> T {
-    if !in_runtime() {
-        return run();
-    }
-    std::thread::scope(|scope| match scope.spawn(run).join() {
-        Ok(value) => value,
-        Err(panic) => std::panic::resume_unwind(panic),
-    })
 }
 
 /// Rolls back after a failure that dooms the transaction, keeping the first error.
@@ -621,14 +613,15 @@ fn listed(row: &postgres::Row) -> std::result::Result<Listed, postgres::Error> {
 }
 
 impl Store for PostgresStore {
-    /// Writes on the calling thread, which must not be driving an async runtime (inside
-    /// `block_on`, or a task): the synchronous client would panic there, and the batch fail
-    /// with [`Error::Storage`]. Async code writes from `spawn_blocking`; the easycaching host's
-    /// plugin threads are fine. (Reads from such a thread run on a thread of their own.)
+    /// Writes on the calling thread, or, when it drives an async runtime, on one of the
+    /// store's (see the module docs).
     fn apply(&self, writes: &mut dyn Writes) -> Applied {
-        let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut taken = 0;
-        self.transaction(&mut writer, writes, &mut taken).unwrap_or_else(|error| {
+        let applied = self.io.run(|| {
+            let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.transaction(&mut writer, writes, &mut taken)
+        });
+        applied.and_then(|applied| applied).unwrap_or_else(|error| {
             while writes.next_write().is_some() {
                 taken += 1;
             }
