@@ -116,6 +116,7 @@ backend_tests!(
     a_reopened_database_keeps_its_data,
     a_failing_write_leaves_the_rest_of_its_batch,
     async_code_calls_the_manager_directly,
+    keys_up_to_the_limit_work_whatever_their_length,
 );
 
 /// Polls `check` until it holds, for at most 10 s.
@@ -428,4 +429,116 @@ fn async_code_calls_the_manager_directly(db: &Db) {
     });
     let all = db.open().open_cache("async").unwrap().keys(None, 100).unwrap().items;
     assert_eq!(all, ["current-thread", "worker-0", "worker-1", "worker-2", "worker-3"]);
+}
+
+/// Keys as long as the default limit allows (4 KiB) are stored, found, paged in byte order and
+/// removed like short ones, also when they do not compress and when two share their first
+/// 3,000 bytes (PostgreSQL cannot index such keys whole: its index holds a prefix of each).
+fn keys_up_to_the_limit_work_whatever_their_length(db: &Db) {
+    // Letters that do not compress: a xorshift generator's, seeded.
+    let noise = |mut seed: u64, len: usize| -> String {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'a' + (seed % 26) as u8)
+            })
+            .collect()
+    };
+    let shared = noise(1, 3000);
+    let (long_a, long_b) = (format!("{shared}{}", noise(2, 1096)), format!("{shared}{}", noise(3, 1096)));
+    let wide = "é".repeat(2048);
+    let keys = [long_a.as_str(), long_b.as_str(), wide.as_str(), "short", shared.as_str()];
+    assert!(keys.iter().all(|key| key.len() <= 4096));
+    let writer = db.open();
+    let cache = writer.create_cache("long").unwrap();
+    for (index, key) in keys.iter().enumerate() {
+        cache.set(key, json(&index.to_string())).unwrap();
+    }
+    cache.set(&long_a, json("10")).unwrap();
+    assert_eq!(cache.len().unwrap(), 5);
+
+    // A second manager: its reads miss its LRU and reach the store.
+    let reader = db.open();
+    let seen = reader.open_cache("long").unwrap();
+    assert_eq!(seen.get(&long_a).unwrap(), Some(json("10")));
+    assert_eq!(seen.get(&long_b).unwrap(), Some(json("1")));
+    assert_eq!(seen.get(&format!("{shared}x")).unwrap(), None);
+    assert!(seen.contains(&wide).unwrap());
+    assert_eq!(seen.get_many(&keys).unwrap(), ["10", "1", "2", "3", "4"].map(|value| Some(json(value))));
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = seen.keys(cursor.as_deref(), 2).unwrap();
+        paged.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut sorted: Vec<String> = keys.iter().map(|key| key.to_string()).collect();
+    sorted.sort();
+    assert_eq!(paged, sorted);
+    let after_shared = seen.entries(Some(&shared), 10).unwrap().items;
+    let after: Vec<&str> = after_shared.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(
+        after,
+        sorted.iter().filter(|key| key.as_str() > shared.as_str()).map(String::as_str).collect::<Vec<_>>()
+    );
+
+    assert_eq!(cache.increment(&long_b, 5).unwrap(), 6);
+    assert!(cache.compare_and_swap(&wide, Some(&json("2")), Some(json("20"))).unwrap());
+    assert!(cache.expire(&shared, Some(Duration::from_secs(3600))).unwrap());
+    assert!(cache.ttl(&shared).unwrap().is_some());
+    assert!(cache.delete(&long_a).unwrap());
+    assert_eq!(cache.delete_many(&[&long_a, "short"]).unwrap(), 1);
+    eventually("the reader sees the writes to long keys", || {
+        seen.get(&long_a).unwrap().is_none()
+            && seen.get(&long_b).unwrap() == Some(json("6"))
+            && seen.get(&wide).unwrap() == Some(json("20"))
+    });
+    assert_eq!(cache.len().unwrap(), 3);
+    assert_eq!(writer.open_cache("long").unwrap().keys(None, 10).unwrap().items.len(), 3);
+}
+
+/// A schema made by the first PostgreSQL build (version 1: a primary key over whole keys) is
+/// turned into version 2 when opened, and keeps its data.
+#[cfg(feature = "postgres")]
+#[test]
+fn a_postgres_schema_of_version_1_is_upgraded() {
+    let Some(db) = Db::postgres("a_postgres_schema_of_version_1_is_upgraded") else { return };
+    let Db::Postgres { url, schema } = &db else { unreachable!() };
+    db.open().create_cache("old").unwrap().set("kept", json("1")).unwrap();
+    let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+    let version_of = |client: &mut ::postgres::Client| -> i64 {
+        client.query_one(&format!("SELECT schema_version FROM \"{schema}\".meta"), &[]).unwrap().get(0)
+    };
+    client
+        .batch_execute(&format!(
+            "SET search_path TO \"{schema}\";
+             DROP INDEX entries_by_key;
+             ALTER TABLE entries ADD PRIMARY KEY (cache_id, key);
+             UPDATE meta SET schema_version = 1;"
+        ))
+        .unwrap();
+    assert_eq!(version_of(&mut client), 1);
+    let manager = db.open();
+    assert_eq!(version_of(&mut client), 2);
+    let primary_keys: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'entries_pkey'
+             AND connamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)",
+            &[schema],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(primary_keys, 0, "the primary key over whole keys is dropped");
+    let cache = manager.open_cache("old").unwrap();
+    assert_eq!(cache.get("kept").unwrap(), Some(json("1")));
+    let long = "k".repeat(3000) + &"é".repeat(500);
+    cache.set(&long, json("2")).unwrap();
+    cache.set(&long, json("3")).unwrap();
+    assert_eq!(cache.len().unwrap(), 2);
+    assert_eq!(db.open().open_cache("old").unwrap().get(&long).unwrap(), Some(json("3")));
 }

@@ -31,11 +31,16 @@
 //! - **Queues** give items positions that only grow from front to back: a put takes them from
 //!   the queue's `next_pos`, a give-back from its `first_pos`, which only falls.
 //!
+//! - **Keys of any length.** Postgres refuses index entries over a third of a page (2,704
+//!   bytes), shorter than the keys allowed (4 KiB by default). So `entries` has no primary
+//!   key: its index holds each key's first [`KEY_PREFIX_CHARS`] characters, a lookup compares
+//!   the key whole among the rows of that prefix, and a page of keys is read in the index's
+//!   order and sorted within a prefix (which is byte order: see `key_prefix!`). Keys are
+//!   unique because every write holds the writers' lock and looks before it inserts.
+//!
 //! What it does not do: backups and restores (use `pg_dump`), TLS (connections are plain: use
-//! it on a trusted network or through a tunnel), keys holding NUL characters (Postgres text
-//! cannot), and keys over about 2,700 bytes that do not compress (Postgres refuses index
-//! entries larger than a third of a page, where the default key limit is 4 KiB): such a write
-//! fails with [`Error::Storage`].
+//! it on a trusted network or through a tunnel), and keys holding NUL characters (Postgres
+//! text cannot): such a write fails with [`Error::Storage`].
 //!
 //! The client is the synchronous `postgres` crate, which blocks on a runtime of its own. Async
 //! code may still call the manager straight from its tasks: the store then runs the call's I/O
@@ -57,13 +62,67 @@ use super::{
 };
 use crate::{Error, Json, Result};
 
+/// The first [`KEY_PREFIX_CHARS`] characters of `$text` as SQL: the index's expression,
+/// which a query must spell the same to use the index. Ordering by it and then by the key is
+/// ordering by the key: keys are compared byte by byte (`COLLATE "C"`), and a prefix of
+/// characters is a prefix of bytes.
+macro_rules! key_prefix {
+    ($text:literal) => {
+        concat!("left(", $text, ", 512)")
+    };
+}
+
+/// SQL: the row's key is the text of parameter `$param`, found through the index.
+macro_rules! key_is {
+    ($param:literal) => {
+        concat!(key_prefix!("key"), " = ", key_prefix!($param), " AND key = ", $param)
+    };
+}
+
+/// SQL: the row's key is one of the texts of array parameter `$param`, found through the index.
+macro_rules! key_in {
+    ($param:literal) => {
+        concat!(
+            key_prefix!("key"),
+            " = ANY(ARRAY(SELECT ",
+            key_prefix!("k"),
+            " FROM unnest(",
+            $param,
+            "::text[]) AS k)) AND key = ANY(",
+            $param,
+            ")"
+        )
+    };
+}
+
+/// SQL: the row's key comes after (`>`) or at (`>=`) the text of `$param`, in the order of
+/// `key_order!`, read from the index.
+macro_rules! key_from {
+    ($op:literal, $param:literal) => {
+        concat!(key_prefix!("key"), " >= ", key_prefix!($param), " AND key ", $op, " ", $param)
+    };
+}
+
+/// SQL: byte order of keys, as the index gives it (sorted further only within a prefix).
+macro_rules! key_order {
+    () => {
+        concat!(key_prefix!("key"), ", key")
+    };
+}
+
+/// The characters of a key the index of `entries` holds (`key_prefix!` spells it in SQL): at
+/// most 4 bytes each, so an index entry stays well under Postgres's 2,704 bytes.
+pub const KEY_PREFIX_CHARS: usize = 512;
+
 mod io_threads;
 mod writes;
 
 use io_threads::{IoThreads, in_runtime};
 
-/// The schema this build creates and understands (`meta.schema_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema this build creates and understands (`meta.schema_version`). Version 1 indexed
+/// whole keys (a primary key on `entries`); 2 indexes their prefix, and opening a version 1
+/// schema turns it into version 2.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The schema used when none is chosen.
 pub const DEFAULT_SCHEMA: &str = "easycaching";
@@ -81,7 +140,8 @@ const SWEEP_LOOK_EVERY_MS: i64 = 1000;
 const MAX_IDLE_READERS: usize = 8;
 
 /// The tables, in the schema chosen (the connection's `search_path`).
-const SCHEMA: &str = "
+const SCHEMA: &str = concat!(
+    "
     CREATE TABLE IF NOT EXISTS meta (
         id             integer PRIMARY KEY CHECK (id = 1),
         schema_version bigint NOT NULL,
@@ -99,9 +159,11 @@ const SCHEMA: &str = "
         cache_id   bigint NOT NULL,
         key        text COLLATE \"C\" NOT NULL,
         value      text NOT NULL,
-        expires_at bigint,
-        PRIMARY KEY (cache_id, key)
+        expires_at bigint
     );
+    CREATE INDEX IF NOT EXISTS entries_by_key ON entries (cache_id, ",
+    key_prefix!("key"),
+    ");
     CREATE INDEX IF NOT EXISTS entries_by_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL;
     CREATE INDEX IF NOT EXISTS entries_expiring_by_cache ON entries (cache_id, expires_at)
         WHERE expires_at IS NOT NULL;
@@ -127,7 +189,8 @@ const SCHEMA: &str = "
         cache_id bigint NOT NULL,
         kind     smallint NOT NULL,
         key      text
-    );";
+    );"
+);
 
 /// A PostgreSQL server, as messages name it: `postgres://user@host:port/dbname`, never with
 /// the password.
@@ -499,6 +562,11 @@ fn prepare(server: &Server, client: &mut Client) -> Result<u64> {
         }
     }
     transaction.batch_execute(SCHEMA).map_err(fail)?;
+    // Version 1's primary key held whole keys; the index made just now holds their prefix.
+    transaction.batch_execute("ALTER TABLE entries DROP CONSTRAINT IF EXISTS entries_pkey").map_err(fail)?;
+    transaction
+        .execute("UPDATE meta SET schema_version = $1 WHERE id = 1", &[&SCHEMA_VERSION])
+        .map_err(fail)?;
     transaction
         .execute(
             "INSERT INTO meta (id, schema_version) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
@@ -637,7 +705,7 @@ impl Store for PostgresStore {
     fn get(&self, cache: CacheId, key: &str) -> Result<Option<Stored>> {
         let row = self.read(|client| {
             client.query_opt(
-                "SELECT value, expires_at FROM entries WHERE cache_id = $1 AND key = $2",
+                concat!("SELECT value, expires_at FROM entries WHERE cache_id = $1 AND ", key_is!("$2")),
                 &[&cache.0, &key],
             )
         })?;
@@ -656,7 +724,7 @@ impl Store for PostgresStore {
     fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Stored>>> {
         let rows = self.read(|client| {
             client.query(
-                "SELECT key, value, expires_at FROM entries WHERE cache_id = $1 AND key = ANY($2)",
+                concat!("SELECT key, value, expires_at FROM entries WHERE cache_id = $1 AND ", key_in!("$2")),
                 &[&cache.0, &keys],
             )
         })?;
@@ -685,7 +753,7 @@ impl Store for PostgresStore {
     fn contains(&self, cache: CacheId, key: &str) -> Result<bool> {
         let row = self.read(|client| {
             client.query_opt(
-                "SELECT expires_at FROM entries WHERE cache_id = $1 AND key = $2",
+                concat!("SELECT expires_at FROM entries WHERE cache_id = $1 AND ", key_is!("$2")),
                 &[&cache.0, &key],
             )
         })?;
@@ -705,11 +773,21 @@ impl Store for PostgresStore {
         let now = crate::clock::now_ms();
         let rows = self.read(|client| {
             let sql = if after.is_some() {
-                "SELECT key, value FROM entries WHERE cache_id = $1 AND key > $2
-                 AND (expires_at IS NULL OR expires_at > $4) ORDER BY key LIMIT $3"
+                concat!(
+                    "SELECT key, value FROM entries WHERE cache_id = $1 AND ",
+                    key_from!(">", "$2"),
+                    " AND (expires_at IS NULL OR expires_at > $4) ORDER BY ",
+                    key_order!(),
+                    " LIMIT $3"
+                )
             } else {
-                "SELECT key, value FROM entries WHERE cache_id = $1 AND key >= $2
-                 AND (expires_at IS NULL OR expires_at > $4) ORDER BY key LIMIT $3"
+                concat!(
+                    "SELECT key, value FROM entries WHERE cache_id = $1 AND ",
+                    key_from!(">=", "$2"),
+                    " AND (expires_at IS NULL OR expires_at > $4) ORDER BY ",
+                    key_order!(),
+                    " LIMIT $3"
+                )
             };
             client.query(sql, &[&cache.0, &after.unwrap_or(""), &((limit + 1) as i64), &now])
         })?;
@@ -724,11 +802,21 @@ impl Store for PostgresStore {
         let now = crate::clock::now_ms();
         let rows = self.read(|client| {
             let sql = if after.is_some() {
-                "SELECT key FROM entries WHERE cache_id = $1 AND key > $2
-                 AND (expires_at IS NULL OR expires_at > $4) ORDER BY key LIMIT $3"
+                concat!(
+                    "SELECT key FROM entries WHERE cache_id = $1 AND ",
+                    key_from!(">", "$2"),
+                    " AND (expires_at IS NULL OR expires_at > $4) ORDER BY ",
+                    key_order!(),
+                    " LIMIT $3"
+                )
             } else {
-                "SELECT key FROM entries WHERE cache_id = $1 AND key >= $2
-                 AND (expires_at IS NULL OR expires_at > $4) ORDER BY key LIMIT $3"
+                concat!(
+                    "SELECT key FROM entries WHERE cache_id = $1 AND ",
+                    key_from!(">=", "$2"),
+                    " AND (expires_at IS NULL OR expires_at > $4) ORDER BY ",
+                    key_order!(),
+                    " LIMIT $3"
+                )
             };
             client.query(sql, &[&cache.0, &after.unwrap_or(""), &((limit + 1) as i64), &now])
         })?;
@@ -932,6 +1020,14 @@ mod tests {
         let described = describe(&config);
         assert_eq!(described, "postgres://ada@db.example:5433/app");
         assert!(!described.contains("s3cret"));
+    }
+
+    #[test]
+    fn the_sql_indexes_the_prefix_the_constant_names() {
+        assert_eq!(key_prefix!("key"), format!("left(key, {KEY_PREFIX_CHARS})"));
+        assert!(SCHEMA.contains(&format!("ON entries (cache_id, left(key, {KEY_PREFIX_CHARS}))")));
+        // At most 4 bytes a character, with room for the cache's id and the entry's header.
+        assert!(KEY_PREFIX_CHARS * 4 + 64 < 2704);
     }
 
     #[test]

@@ -272,12 +272,17 @@ impl<'c> Batch<'c> {
         quota: &Quota,
     ) -> WriteResult {
         let mut delta = Delta::default();
-        let upsert = self.client.prepare(
-            "WITH old AS (SELECT octet_length(value) AS size FROM entries WHERE cache_id = $1 AND key = $2),
-             up AS (INSERT INTO entries (cache_id, key, value, expires_at) VALUES ($1, $2, $3, $4)
-                    ON CONFLICT (cache_id, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at)
-             SELECT (SELECT size FROM old)",
-        )?;
+        // Updates the key's row or, when it has none, inserts one: no other writer runs
+        // meanwhile (see the module docs), so the key stays unique.
+        let upsert = self.client.prepare(concat!(
+            "WITH old AS (SELECT octet_length(value) AS size FROM entries WHERE cache_id = $1 AND ",
+            key_is!("$2"),
+            "), updated AS (UPDATE entries SET value = $3, expires_at = $4 WHERE cache_id = $1 AND ",
+            key_is!("$2"),
+            "), inserted AS (INSERT INTO entries (cache_id, key, value, expires_at)
+                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM old))
+             SELECT (SELECT size FROM old)"
+        ))?;
         for (key, value) in entries {
             let old: Option<i32> = self
                 .client
@@ -309,8 +314,11 @@ impl<'c> Batch<'c> {
         Ok(self
             .client
             .query_opt(
-                "SELECT value, expires_at FROM entries
-                 WHERE cache_id = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $3)",
+                concat!(
+                    "SELECT value, expires_at FROM entries WHERE cache_id = $1 AND ",
+                    key_is!("$2"),
+                    " AND (expires_at IS NULL OR expires_at > $3)"
+                ),
                 &[&cache.id.0, &key, &now],
             )?
             .map(|row| -> std::result::Result<_, postgres::Error> { Ok((row.try_get(0)?, row.try_get(1)?)) })
@@ -335,8 +343,11 @@ impl<'c> Batch<'c> {
     fn expire(&mut self, cache: &Target<CacheId>, key: &str, expires_at: Option<i64>) -> WriteResult {
         let now = self.now();
         let changed = self.client.execute(
-            "UPDATE entries SET expires_at = $3
-             WHERE cache_id = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $4)",
+            concat!(
+                "UPDATE entries SET expires_at = $3 WHERE cache_id = $1 AND ",
+                key_is!("$2"),
+                " AND (expires_at IS NULL OR expires_at > $4)"
+            ),
             &[&cache.id.0, &key, &expires_at, &now],
         )?;
         if changed == 0 {
@@ -454,8 +465,8 @@ impl<'c> Batch<'c> {
     pub(super) fn sweep_due(&mut self) -> std::result::Result<u64, WriteError> {
         let now = self.now();
         self.remove_expired(
-            "DELETE FROM entries WHERE (cache_id, key) IN (
-                 SELECT cache_id, key FROM entries WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)
+            "DELETE FROM entries WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM entries WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))
              RETURNING cache_id, key, octet_length(key) + octet_length(value)",
             &[&now, &SWEEP_ROWS],
         )
@@ -464,8 +475,8 @@ impl<'c> Batch<'c> {
     fn sweep_cache(&mut self, cache: CacheId) -> std::result::Result<u64, WriteError> {
         let now = self.now();
         self.remove_expired(
-            "DELETE FROM entries WHERE cache_id = $3 AND key IN (
-                 SELECT key FROM entries WHERE cache_id = $3 AND expires_at <= $1 ORDER BY expires_at LIMIT $2)
+            "DELETE FROM entries WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM entries WHERE cache_id = $3 AND expires_at <= $1 ORDER BY expires_at LIMIT $2))
              RETURNING cache_id, key, octet_length(key) + octet_length(value)",
             &[&now, &SWEEP_ROWS, &cache.0],
         )
@@ -495,8 +506,11 @@ impl<'c> Batch<'c> {
 
     fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
         let rows = self.client.query(
-            "DELETE FROM entries WHERE cache_id = $1 AND key = ANY($2)
-             RETURNING key, octet_length(key) + octet_length(value), expires_at",
+            concat!(
+                "DELETE FROM entries WHERE cache_id = $1 AND ",
+                key_in!("$2"),
+                " RETURNING key, octet_length(key) + octet_length(value), expires_at"
+            ),
             &[&cache.id.0, &keys],
         )?;
         let mut delta = Delta::default();
