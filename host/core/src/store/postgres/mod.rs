@@ -113,6 +113,8 @@ macro_rules! key_order {
 /// The characters of a key the index of `entries` holds (`key_prefix!` spells it in SQL): at
 /// most 4 bytes each, so an index entry stays well under Postgres's 2,704 bytes.
 pub const KEY_PREFIX_CHARS: usize = 512;
+// At most 4 bytes a character, with room for the cache's id and the index entry's header.
+const _: () = assert!(KEY_PREFIX_CHARS * 4 + 64 < 2704);
 
 mod io_threads;
 mod writes;
@@ -1026,8 +1028,6 @@ mod tests {
     fn the_sql_indexes_the_prefix_the_constant_names() {
         assert_eq!(key_prefix!("key"), format!("left(key, {KEY_PREFIX_CHARS})"));
         assert!(SCHEMA.contains(&format!("ON entries (cache_id, left(key, {KEY_PREFIX_CHARS}))")));
-        // At most 4 bytes a character, with room for the cache's id and the entry's header.
-        assert!(KEY_PREFIX_CHARS * 4 + 64 < 2704);
     }
 
     #[test]
