@@ -5,6 +5,10 @@
 #
 #   export EASYCACHING_TEST_POSTGRES="$(.ci/postgres.sh)"
 #
+# The server also takes TLS, with a certificate for `localhost` signed by a throwaway root,
+# $EASYCACHING_PG_DATA/root.crt, for the TLS tests (EASYCACHING_TEST_POSTGRES_CA); made with
+# openssl, and skipped (the server plain) when there is no openssl.
+#
 # Idempotent: a server already answering on the port is reused; PostgreSQL is installed with
 # apt-get only when no initdb is found. EASYCACHING_PG_PORT (54329) and EASYCACHING_PG_DATA
 # (/tmp/easycaching-pg) choose where. Stop it with:
@@ -46,6 +50,26 @@ if [ ! -f "$data/PG_VERSION" ]; then
     chmod 700 "$data"
     "${as_owner[@]}" "$bin/initdb" -D "$data" -A trust -U postgres >&2
 fi
+tls=""
+if command -v openssl >/dev/null; then
+    if [ ! -f "$data/server.crt" ]; then
+        (
+            cd "$data"
+            openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=easycaching test root" \
+                -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+                -keyout root.key -out root.crt 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+            printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' > server.ext
+            openssl x509 -req -in server.csr -CA root.crt -CAkey root.key -CAcreateserial -days 3650 \
+                -extfile server.ext -out server.crt 2>/dev/null
+            chmod 600 server.key root.key
+            chown "$owner" server.key server.crt
+        ) >&2
+    fi
+    tls="-c ssl=on -c ssl_cert_file=$data/server.crt -c ssl_key_file=$data/server.key"
+else
+    echo "postgres.sh: no openssl: the server takes no TLS, and the TLS tests are skipped" >&2
+fi
 "${as_owner[@]}" "$bin/pg_ctl" -D "$data" -l "$data.log" -w \
-    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300" start >&2
+    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 $tls" start >&2
 echo "$url"

@@ -131,9 +131,7 @@ impl CacheManager {
     /// ```
     #[cfg(feature = "postgres")]
     pub fn builder_postgres(url: &str) -> CacheManagerBuilder {
-        let described = std::str::FromStr::from_str(url)
-            .map(|config| crate::store::postgres::describe(&config))
-            .unwrap_or_else(|_| "postgres://(an invalid URL)".to_owned());
+        let described = crate::store::postgres::describe_url(url);
         let mut builder = CacheManagerBuilder::new(Path::new(&described));
         builder.postgres = Some(crate::options::PostgresTarget {
             url: url.to_owned(),

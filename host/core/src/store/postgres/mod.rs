@@ -38,9 +38,11 @@
 //!   order and sorted within a prefix (which is byte order: see `key_prefix!`). Keys are
 //!   unique because every write holds the writers' lock and looks before it inserts.
 //!
-//! What it does not do: backups and restores (use `pg_dump`), TLS (connections are plain: use
-//! it on a trusted network or through a tunnel), and keys holding NUL characters (Postgres
-//! text cannot): such a write fails with [`Error::Storage`].
+//! - **TLS** as libpq's `sslmode` and `sslrootcert` ask, from `disable` to `verify-full`
+//!   (see `tls`), on rustls.
+//!
+//! What it does not do: backups and restores (use `pg_dump`), client certificates, and keys
+//! holding NUL characters (Postgres text cannot): such a write fails with [`Error::Storage`].
 //!
 //! The client is the synchronous `postgres` crate, which blocks on a runtime of its own. Async
 //! code may still call the manager straight from its tasks: the store then runs the call's I/O
@@ -54,7 +56,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use postgres::config::Host;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store, Stored,
@@ -117,6 +120,7 @@ pub const KEY_PREFIX_CHARS: usize = 512;
 const _: () = assert!(KEY_PREFIX_CHARS * 4 + 64 < 2704);
 
 mod io_threads;
+mod tls;
 mod writes;
 
 use io_threads::{IoThreads, in_runtime};
@@ -196,9 +200,11 @@ const SCHEMA: &str = concat!(
 
 /// A PostgreSQL server, as messages name it: `postgres://user@host:port/dbname`, never with
 /// the password.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Server {
     config: Config,
+    /// Makes the TLS sessions the URL's `sslmode` asks for (see `tls`).
+    tls: MakeRustlsConnect,
     described: String,
     schema: String,
     busy_timeout: Duration,
@@ -221,7 +227,7 @@ impl Server {
 
     /// A new connection, set up for the schema.
     fn connect(&self) -> Result<Client> {
-        let mut client = self.config.connect(NoTls).map_err(|e| self.error(e))?;
+        let mut client = self.config.connect(self.tls.clone()).map_err(|e| self.error(e))?;
         // 0 turns Postgres's timeout off: a busy timeout of 0 waits as little as it can instead.
         let timeout_ms = self.busy_timeout.as_millis().clamp(1, i32::MAX as u128);
         client
@@ -255,8 +261,16 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Describes the server of a connection URL without its password, or says the URL is none.
+pub(crate) fn describe_url(url: &str) -> String {
+    tls::take_tls_options(url)
+        .ok()
+        .and_then(|(rest, _)| Config::from_str(&rest).ok())
+        .map_or_else(|| "postgres://(an invalid URL)".to_owned(), |config| describe(&config))
+}
+
 /// Describes a server without its password.
-pub(crate) fn describe(config: &Config) -> String {
+fn describe(config: &Config) -> String {
     let user = config.get_user().unwrap_or("");
     let hosts: Vec<String> = config
         .get_hosts()
@@ -335,17 +349,25 @@ impl PostgresStore {
     /// Opens the store in `schema` (created when missing), waiting up to `busy_timeout` for
     /// another writer's lock before failing with [`Error::Busy`].
     pub fn open_in_schema(url: &str, schema: &str, busy_timeout: Duration) -> Result<PostgresStore> {
-        let config = Config::from_str(url).map_err(|e| {
+        let (url, tls) = tls::take_tls_options(url)?;
+        let mut config = Config::from_str(&url).map_err(|e| {
             // The URL is not repeated: it may hold a password.
             Error::InvalidArgument(format!("not a PostgreSQL connection URL: {e}"))
         })?;
+        config.ssl_mode(tls.ssl_mode());
         if schema.is_empty() || schema.len() > 48 {
             return Err(Error::InvalidArgument(format!(
                 "a PostgreSQL schema name of {} bytes: it takes 1 to 48",
                 schema.len()
             )));
         }
-        let server = Server { described: describe(&config), config, schema: schema.to_owned(), busy_timeout };
+        let server = Server {
+            described: describe(&config),
+            config,
+            tls: tls.connector()?,
+            schema: schema.to_owned(),
+            busy_timeout,
+        };
         let io = IoThreads::default();
         let (client, commits, stop, listener) = io.run(|| -> Result<_> {
             let mut client = server.connect()?;
@@ -1022,6 +1044,10 @@ mod tests {
         let described = describe(&config);
         assert_eq!(described, "postgres://ada@db.example:5433/app");
         assert!(!described.contains("s3cret"));
+        let with_tls =
+            describe_url("postgres://ada:s3cret@db.example/app?sslmode=verify-full&sslrootcert=/ca.pem");
+        assert_eq!(with_tls, "postgres://ada@db.example/app");
+        assert_eq!(describe_url("mysql://nope"), "postgres://(an invalid URL)");
     }
 
     #[test]
