@@ -1046,7 +1046,7 @@ mod tests {
         assert!(!described.contains("s3cret"));
         let with_tls =
             describe_url("postgres://ada:s3cret@db.example/app?sslmode=verify-full&sslrootcert=/ca.pem");
-        assert_eq!(with_tls, "postgres://ada@db.example/app");
+        assert_eq!(with_tls, "postgres://ada@db.example:5432/app");
         assert_eq!(describe_url("mysql://nope"), "postgres://(an invalid URL)");
     }
 
