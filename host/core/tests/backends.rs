@@ -542,3 +542,40 @@ fn a_postgres_schema_of_version_1_is_upgraded() {
     assert_eq!(cache.len().unwrap(), 2);
     assert_eq!(db.open().open_cache("old").unwrap().get(&long).unwrap(), Some(json("3")));
 }
+
+/// A manager whose connections the server drops (a restart, a failover, an administrator or a
+/// proxy closing idle sessions) carries on: the next write and the next read each connect
+/// again, and fail nothing.
+#[cfg(feature = "postgres")]
+#[test]
+fn a_postgres_manager_carries_on_after_its_connections_are_dropped() {
+    let Some(db) = Db::postgres("a_postgres_manager_carries_on_after_its_connections_are_dropped") else {
+        return;
+    };
+    let Db::Postgres { url, schema } = &db else { unreachable!() };
+    let application = format!("easycaching-dropped-{}", std::process::id());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let named = format!("{url}{separator}application_name={application}");
+    // No LRU: every read reaches the server, through the pool of read connections.
+    let manager =
+        CacheManager::builder_postgres(&named).postgres_schema(schema).lru_capacity(0).open().unwrap();
+    let cache = manager.create_cache("c").unwrap();
+    cache.set("k", json("1")).unwrap();
+    assert_eq!(cache.get("k").unwrap(), Some(json("1")));
+
+    let mut admin = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+    for round in 2..5 {
+        let dropped: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+                 WHERE application_name = $1) AS terminated",
+                &[&application],
+            )
+            .unwrap()
+            .get(0);
+        assert!(dropped >= 2, "the writer's and a reader's connections, at least: {dropped}");
+        cache.set("k", json(&round.to_string())).unwrap();
+        assert_eq!(cache.get("k").unwrap(), Some(json(&round.to_string())));
+        assert_eq!(cache.len().unwrap(), 1);
+    }
+}

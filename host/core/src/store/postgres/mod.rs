@@ -38,6 +38,10 @@
 //!   order and sorted within a prefix (which is byte order: see `key_prefix!`). Keys are
 //!   unique because every write holds the writers' lock and looks before it inserts.
 //!
+//! - **Connections that drop** (the server restarted, a proxy closed an idle one) are made anew:
+//!   a read runs again on a new connection, and a write transaction whose `BEGIN` finds its
+//!   connection closed begins on a new one (nothing had run). A connection lost in the middle
+//!   of a transaction fails that batch, as its outcome is not known.
 //! - **TLS** as libpq's `sslmode` and `sslrootcert` ask, from `disable` to `verify-full`
 //!   (see `tls`), on rustls.
 //!
@@ -401,21 +405,27 @@ impl PostgresStore {
     /// Runs `read` on a read connection of the pool.
     fn read<T: Send>(
         &self,
-        read: impl FnOnce(&mut Client) -> std::result::Result<T, postgres::Error> + Send,
+        read: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error> + Send,
     ) -> Result<T> {
         self.io.run(|| self.read_here(read))?
     }
 
     fn read_here<T>(
         &self,
-        read: impl FnOnce(&mut Client) -> std::result::Result<T, postgres::Error>,
+        mut read: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut client = match pooled {
-            Some(client) if !client.is_closed() => client,
-            _ => self.server.connect()?,
+        let (mut client, pooled) = match pooled {
+            Some(client) if !client.is_closed() => (client, true),
+            _ => (self.server.connect()?, false),
         };
-        let result = read(&mut client).map_err(|e| self.server.error(e));
+        let mut result = read(&mut client);
+        if result.is_err() && client.is_closed() && pooled {
+            // A pooled connection closed since (see `begin`): a read runs again on a new one.
+            client = self.server.connect()?;
+            result = read(&mut client);
+        }
+        let result = result.map_err(|e| self.server.error(e));
         if !client.is_closed() {
             let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
             if readers.len() < MAX_IDLE_READERS {
@@ -428,7 +438,7 @@ impl PostgresStore {
     /// Runs `read` in one read-only snapshot.
     fn snapshot<T: Send>(
         &self,
-        read: impl FnOnce(&mut postgres::Transaction<'_>) -> std::result::Result<T, postgres::Error> + Send,
+        mut read: impl FnMut(&mut postgres::Transaction<'_>) -> std::result::Result<T, postgres::Error> + Send,
     ) -> Result<T> {
         self.read(|client| {
             let mut transaction = client
@@ -442,6 +452,31 @@ impl PostgresStore {
         })
     }
 
+    /// Begins a write transaction on the writer's connection, made first when there is none.
+    /// A connection found dead at `BEGIN` (the server restarted, or a proxy or an
+    /// administrator closed it) is made anew once: nothing it was sent had run.
+    fn begin<'w>(&self, connection: &'w mut Option<Client>) -> Result<&'w mut Client> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if connection.as_ref().is_none_or(Client::is_closed) {
+                *connection = None;
+                *connection = Some(self.server.connect()?);
+            }
+            let Some(client) = connection.as_mut() else {
+                return Err(Error::Storage("internal error: no writer connection".into()));
+            };
+            match client.batch_execute("BEGIN") {
+                Ok(()) => break,
+                Err(error) if attempts == 1 && client.is_closed() => {
+                    tracing::info!(%error, "the writer's connection was closed; connecting again");
+                }
+                Err(error) => return Err(self.server.error(error)),
+            }
+        }
+        connection.as_mut().ok_or_else(|| Error::Storage("internal error: no writer connection".into()))
+    }
+
     fn transaction(
         &self,
         writer: &mut Writer,
@@ -452,16 +487,8 @@ impl PostgresStore {
             return Ok(Applied { results: Vec::new(), sync: SyncTarget::Visible, own_commit: None });
         };
         *taken = 1;
-        if writer.client.as_ref().is_none_or(Client::is_closed) {
-            writer.client = None;
-            writer.client = Some(self.server.connect()?);
-        }
-        let Some(client) = writer.client.as_mut() else {
-            return Err(Error::Storage("internal error: no writer connection".into()));
-        };
+        let client = self.begin(&mut writer.client)?;
         let server = &self.server;
-        let fail = |e| server.error(e);
-        client.batch_execute("BEGIN").map_err(fail)?;
         let began = (|| -> std::result::Result<i64, postgres::Error> {
             client.execute("SELECT pg_advisory_xact_lock($1)", &[&server.lock_key()])?;
             client.query_one("SELECT commits FROM meta WHERE id = 1", &[])?.try_get(0)
