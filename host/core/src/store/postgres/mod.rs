@@ -123,10 +123,12 @@ pub const KEY_PREFIX_CHARS: usize = 512;
 // At most 4 bytes a character, with room for the cache's id and the index entry's header.
 const _: () = assert!(KEY_PREFIX_CHARS * 4 + 64 < 2704);
 
+mod connection;
 mod io_threads;
 mod tls;
 mod writes;
 
+use connection::Connection;
 use io_threads::{IoThreads, in_runtime};
 
 /// The schema this build creates and understands (`meta.schema_version`). Version 1 indexed
@@ -303,7 +305,7 @@ fn token_of(commits: u64) -> ChangeToken {
 
 /// The writer's connection and its bookkeeping.
 struct Writer {
-    client: Option<Client>,
+    client: Option<Connection>,
     next_sweep_at: i64,
     batches: u64,
 }
@@ -322,7 +324,7 @@ struct Writer {
 pub struct PostgresStore {
     server: Server,
     writer: Mutex<Writer>,
-    readers: Mutex<Vec<Client>>,
+    readers: Mutex<Vec<Connection>>,
     /// This store's id in the change log: it skips its own changes.
     writer_id: i64,
     /// The newest commit number known (see the module docs).
@@ -382,7 +384,11 @@ impl PostgresStore {
         })??;
         Ok(PostgresStore {
             server,
-            writer: Mutex::new(Writer { client: Some(client), next_sweep_at: 0, batches: 0 }),
+            writer: Mutex::new(Writer {
+                client: Some(Connection::new(client)),
+                next_sweep_at: 0,
+                batches: 0,
+            }),
             readers: Mutex::new(Vec::new()),
             writer_id: fastrand::i64(1..i64::MAX),
             commits,
@@ -405,24 +411,24 @@ impl PostgresStore {
     /// Runs `read` on a read connection of the pool.
     fn read<T: Send>(
         &self,
-        read: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error> + Send,
+        read: impl FnMut(&mut Connection) -> std::result::Result<T, postgres::Error> + Send,
     ) -> Result<T> {
         self.io.run(|| self.read_here(read))?
     }
 
     fn read_here<T>(
         &self,
-        mut read: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error>,
+        mut read: impl FnMut(&mut Connection) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let (mut client, pooled) = match pooled {
             Some(client) if !client.is_closed() => (client, true),
-            _ => (self.server.connect()?, false),
+            _ => (Connection::new(self.server.connect()?), false),
         };
         let mut result = read(&mut client);
         if result.is_err() && client.is_closed() && pooled {
             // A pooled connection closed since (see `begin`): a read runs again on a new one.
-            client = self.server.connect()?;
+            client = Connection::new(self.server.connect()?);
             result = read(&mut client);
         }
         let result = result.map_err(|e| self.server.error(e));
@@ -442,6 +448,7 @@ impl PostgresStore {
     ) -> Result<T> {
         self.read(|client| {
             let mut transaction = client
+                .client()
                 .build_transaction()
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)
                 .read_only(true)
@@ -455,13 +462,13 @@ impl PostgresStore {
     /// Begins a write transaction on the writer's connection, made first when there is none.
     /// A connection found dead at `BEGIN` (the server restarted, or a proxy or an
     /// administrator closed it) is made anew once: nothing it was sent had run.
-    fn begin<'w>(&self, connection: &'w mut Option<Client>) -> Result<&'w mut Client> {
+    fn begin<'w>(&self, connection: &'w mut Option<Connection>) -> Result<&'w mut Connection> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            if connection.as_ref().is_none_or(Client::is_closed) {
+            if connection.as_ref().is_none_or(Connection::is_closed) {
                 *connection = None;
-                *connection = Some(self.server.connect()?);
+                *connection = Some(Connection::new(self.server.connect()?));
             }
             let Some(client) = connection.as_mut() else {
                 return Err(Error::Storage("internal error: no writer connection".into()));
@@ -554,7 +561,7 @@ impl PostgresStore {
 }
 
 /// Rolls back after a failure that dooms the transaction, keeping the first error.
-fn rollback(client: &mut Client, server: &Server, error: postgres::Error) -> Error {
+fn rollback(client: &mut Connection, server: &Server, error: postgres::Error) -> Error {
     if !client.is_closed()
         && let Err(rollback) = client.batch_execute("ROLLBACK")
     {

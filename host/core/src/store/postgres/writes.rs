@@ -6,9 +6,9 @@
 
 use std::cell::Cell;
 
-use postgres::Client;
 use postgres::types::ToSql;
 
+use super::connection::Connection;
 use super::{SWEEP_ROWS, Server};
 use crate::limits::MAX_PAGE_BYTES;
 use crate::store::rules::{self, cache_deleted, queue_deleted};
@@ -68,25 +68,68 @@ enum Table {
     Queues,
 }
 
-impl Table {
-    fn name(self) -> &'static str {
-        match self {
-            Table::Caches => "caches",
-            Table::Queues => "queues",
+/// The SQL `$sql!(table, count_column)` spells, for `$table`: each table's is fixed at build
+/// time, so a connection prepares it once (see `connection`).
+macro_rules! per_table {
+    ($table:expr, $sql:ident) => {
+        match $table {
+            Table::Caches => $sql!("caches", "entry_count"),
+            Table::Queues => $sql!("queues", "item_count"),
         }
-    }
+    };
+}
 
-    fn count(self) -> &'static str {
-        match self {
-            Table::Caches => "entry_count",
-            Table::Queues => "item_count",
-        }
-    }
+macro_rules! find_sql {
+    ($table:literal, $count:literal) => {
+        concat!("SELECT id FROM ", $table, " WHERE name = $1")
+    };
+}
+
+macro_rules! create_sql {
+    ($table:literal, $count:literal) => {
+        concat!("INSERT INTO ", $table, " (name) VALUES ($1) RETURNING id")
+    };
+}
+
+macro_rules! stats_sql {
+    ($table:literal, $count:literal) => {
+        concat!("SELECT ", $count, ", byte_count FROM ", $table, " WHERE id = $1")
+    };
+}
+
+macro_rules! add_stats_sql {
+    ($table:literal, $count:literal) => {
+        concat!(
+            "UPDATE ",
+            $table,
+            " SET ",
+            $count,
+            " = greatest(",
+            $count,
+            " + $2, 0),
+             byte_count = greatest(byte_count + $3, 0) WHERE id = $1 RETURNING ",
+            $count,
+            ", byte_count"
+        )
+    };
+}
+
+macro_rules! group_stats_sql {
+    ($table:literal, $count:literal) => {
+        concat!(
+            "SELECT coalesce(sum(",
+            $count,
+            "), 0)::bigint, coalesce(sum(byte_count + length(name)), 0)::bigint
+             FROM ",
+            $table,
+            " WHERE starts_with(name, $1)"
+        )
+    };
 }
 
 /// The writes of one transaction.
 pub(super) struct Batch<'c> {
-    client: &'c mut Client,
+    client: &'c mut Connection,
     server: &'c Server,
     writer: i64,
     /// The newest change-log `seq` this batch wrote (the cursor after the commit).
@@ -97,11 +140,11 @@ pub(super) struct Batch<'c> {
 }
 
 impl<'c> Batch<'c> {
-    pub(super) fn new(client: &'c mut Client, server: &'c Server, writer: i64) -> Self {
+    pub(super) fn new(client: &'c mut Connection, server: &'c Server, writer: i64) -> Self {
         Batch { client, server, writer, last_logged: None, pending: Vec::new(), now: Cell::new(None) }
     }
 
-    pub(super) fn into_client(self) -> &'c mut Client {
+    pub(super) fn into_client(self) -> &'c mut Connection {
         self.client
     }
 
@@ -200,13 +243,9 @@ impl<'c> Batch<'c> {
     }
 
     fn stats(&mut self, table: Table, id: i64) -> std::result::Result<Option<Stats>, WriteError> {
-        let sql = match table {
-            Table::Caches => "SELECT entry_count, byte_count FROM caches WHERE id = $1",
-            Table::Queues => "SELECT item_count, byte_count FROM queues WHERE id = $1",
-        };
         Ok(self
             .client
-            .query_opt(sql, &[&id])?
+            .query_opt(per_table!(table, stats_sql), &[&id])?
             .map(|row| -> std::result::Result<Stats, postgres::Error> {
                 Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?))
             })
@@ -222,15 +261,11 @@ impl<'c> Batch<'c> {
     }
 
     fn create(&mut self, table: Table, name: &str, quota: &Quota) -> WriteResult {
-        let found =
-            self.client.query_opt(&format!("SELECT id FROM {} WHERE name = $1", table.name()), &[&name])?;
+        let found = self.client.query_opt(per_table!(table, find_sql), &[&name])?;
         if let Some(row) = found {
             return Ok(Outcome::Created { id: row.try_get(0)?, created: false });
         }
-        let id: i64 = self
-            .client
-            .query_one(&format!("INSERT INTO {} (name) VALUES ($1) RETURNING id", table.name()), &[&name])?
-            .try_get(0)?;
+        let id: i64 = self.client.query_one(per_table!(table, create_sql), &[&name])?.try_get(0)?;
         // A new cache or queue counts its name toward a shared quota.
         let named = Stats { entries: 0, bytes: name.len() as u64 };
         self.check_quota(table, quota, name, Stats::default(), named)?;
@@ -274,7 +309,7 @@ impl<'c> Batch<'c> {
         let mut delta = Delta::default();
         // Updates the key's row or, when it has none, inserts one: no other writer runs
         // meanwhile (see the module docs), so the key stays unique.
-        let upsert = self.client.prepare(concat!(
+        const UPSERT: &str = concat!(
             "WITH old AS (SELECT octet_length(value) AS size FROM entries WHERE cache_id = $1 AND ",
             key_is!("$2"),
             "), updated AS (UPDATE entries SET value = $3, expires_at = $4 WHERE cache_id = $1 AND ",
@@ -282,11 +317,11 @@ impl<'c> Batch<'c> {
             "), inserted AS (INSERT INTO entries (cache_id, key, value, expires_at)
                  SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM old))
              SELECT (SELECT size FROM old)"
-        ))?;
+        );
         for (key, value) in entries {
             let old: Option<i32> = self
                 .client
-                .query_one(&upsert, &[&cache.id.0, key, &value.as_str(), &expires_at])?
+                .query_one(UPSERT, &[&cache.id.0, key, &value.as_str(), &expires_at])?
                 .try_get(0)?;
             match old {
                 Some(old_size) => delta.bytes += value.len() as i64 - i64::from(old_size),
@@ -408,14 +443,8 @@ impl<'c> Batch<'c> {
         id: i64,
         delta: Delta,
     ) -> std::result::Result<Option<Stats>, postgres::Error> {
-        let count = table.count();
-        let sql = format!(
-            "UPDATE {} SET {count} = greatest({count} + $2, 0), byte_count = greatest(byte_count + $3, 0)
-             WHERE id = $1 RETURNING {count}, byte_count",
-            table.name()
-        );
         self.client
-            .query_opt(&sql, &[&id, &delta.entries, &delta.bytes])?
+            .query_opt(per_table!(table, add_stats_sql), &[&id, &delta.entries, &delta.bytes])?
             .map(|row| Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?)))
             .transpose()
     }
@@ -447,15 +476,7 @@ impl<'c> Batch<'c> {
     ) -> std::result::Result<(), WriteError> {
         let client = &mut *self.client;
         rules::check_quota(quota, name, before, after, |prefix| {
-            let count = table.count();
-            let row = client.query_one(
-                &format!(
-                    "SELECT coalesce(sum({count}), 0)::bigint, coalesce(sum(byte_count + length(name)), 0)::bigint
-                     FROM {} WHERE starts_with(name, $1)",
-                    table.name()
-                ),
-                &[&prefix],
-            )?;
+            let row = client.query_one(per_table!(table, group_stats_sql), &[&prefix])?;
             Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?))
         })
     }
@@ -484,7 +505,7 @@ impl<'c> Batch<'c> {
 
     fn remove_expired(
         &mut self,
-        sql: &str,
+        sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> std::result::Result<u64, WriteError> {
         let rows = self.client.query(sql, params)?;
