@@ -112,7 +112,7 @@ BENCH_REPORT := $(BENCH) report --criterion $(BENCH_DIR)/criterion
 # compiled all of wasmtime a second time, 7-8 minutes of a fresh clone's first `make bench`.
 BENCH_PACKAGES := -p easycaching-cli -p easycaching-bench
 
-.PHONY: bench bench-full bench-guests bench-http bench-http-figures bench-original bench-build bench-tools
+.PHONY: bench bench-full bench-guests bench-http bench-http-figures bench-postgres bench-postgres-figures bench-original bench-build bench-tools
 
 ## bench: the figures of issue 7: criterion and callgrind for the per-call ones, bounded loops for the rest
 bench: bench-build bench-tools guest-python-bench guest-js-bench
@@ -122,6 +122,7 @@ bench: bench-build bench-tools guest-python-bench guest-js-bench
 	$(BENCH) callgrind || echo "make bench: no instruction counts (valgrind missing?)"
 	for stage in $(BENCH_STAGES); do $(BENCH) stage $$stage $(BENCH_FULL); done
 	$(MAKE) --no-print-directory bench-http-figures || echo "make bench: no HTTP figures (bench/http.sh says why above)"
+	$(MAKE) --no-print-directory bench-postgres-figures || echo "make bench: no PostgreSQL figures (see above)"
 	$(BENCH_REPORT)
 
 ## bench-full: longer runs and 10M entries
@@ -142,6 +143,14 @@ bench-http-figures:
 	mkdir -p $(BENCH_DIR)
 	bench/http.sh --duration 3s --rounds 3 $(HTTP_BENCH_FLAGS) | tee $(BENCH_DIR)/http.txt
 	$(BENCH) stage http --input $(BENCH_DIR)/http.txt
+
+## bench-postgres: only the PostgreSQL figures (part of `make bench`): the PostgreSQL backend
+## against plain PostgreSQL, on EASYCACHING_BENCH_POSTGRES or a throwaway server (.ci/postgres.sh)
+bench-postgres: bench-build bench-postgres-figures
+	$(BENCH_REPORT)
+
+bench-postgres-figures:
+	EASYCACHING_BENCH_POSTGRES="$${EASYCACHING_BENCH_POSTGRES:-$$(.ci/postgres.sh)}" $(BENCH) stage postgres $(BENCH_FULL)
 
 ## bench-original: against the original Python easycaching 0.108 from PyPI, in a virtualenv
 ORIGINAL_VENV := $(BENCH_DIR)/original-venv

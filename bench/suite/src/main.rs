@@ -94,6 +94,8 @@ enum StageName {
     Original,
     /// The HTTP server (needs --input OUTPUT_OF_HTTP_SH).
     Http,
+    /// The PostgreSQL backend (when EASYCACHING_BENCH_POSTGRES names a server).
+    Postgres,
 }
 
 impl StageName {
@@ -109,6 +111,7 @@ impl StageName {
             StageName::Languages => "languages",
             StageName::Original => "original",
             StageName::Http => "http",
+            StageName::Postgres => "postgres",
         }
     }
 }
@@ -126,6 +129,7 @@ const PARTS: &[&str] = &[
     "spin",
     "languages",
     "http",
+    "postgres",
 ];
 
 fn main() -> Result<()> {
@@ -160,6 +164,7 @@ fn main() -> Result<()> {
                 StageName::Languages => stages::languages::run()?,
                 StageName::Original => stages::original::run(&needs_input()?)?,
                 StageName::Http => stages::http::run(&needs_input()?)?,
+                StageName::Postgres => stages::postgres::run(budget)?,
             };
             print!("{}", report::aligned(&report::markdown(&figures)));
             report::write_part(stage.file(), &figures)?;

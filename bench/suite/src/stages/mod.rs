@@ -7,6 +7,7 @@ pub mod languages;
 pub mod micro_figures;
 pub mod micro_turns;
 pub mod original;
+pub mod postgres;
 pub mod queues;
 pub mod scale;
 pub mod startup;
@@ -41,6 +42,8 @@ pub mod section {
     pub const LANGUAGES: &str = "11. Python and JavaScript guests";
     /// The HTTP server.
     pub const HTTP: &str = "12. HTTP server";
+    /// The PostgreSQL backend against plain PostgreSQL.
+    pub const POSTGRES: &str = "13. PostgreSQL backend";
 }
 
 /// How long each side of a paired comparison runs per round, and how many rounds: `--full`
