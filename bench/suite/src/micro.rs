@@ -177,7 +177,7 @@ pub fn empty_plugin_path() -> std::path::PathBuf {
 fn plugin_loop(scratch: Scratch, db: &Path, config: RuntimeConfig) -> Result<Loop> {
     let manager = fixture::manager(db, Durability::Full)?;
     let runtime = Runtime::new(config.compiled_cache_dir(crate::bench_dir().join("compiled")))?;
-    let plugin: Plugin = runtime.load(&empty_plugin_path())?;
+    let plugin: Plugin = runtime.load(empty_plugin_path())?;
     let ctx = EasyCachingCtx::builder(manager).grant(Grant::manage(Kind::Cache, CACHE)?).build();
     let options = RunOptions::default();
     Ok(Box::new(move |n| {

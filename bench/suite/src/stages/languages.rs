@@ -40,7 +40,7 @@ pub fn run() -> Result<Vec<Figure>> {
 
     // The Rust figures each language stands next to.
     let rust_size = std::fs::metadata(guest_path())?.len() as f64 / 1e6;
-    let rust_start = start_up(&runtime.load(&empty_plugin_path())?, &ctx)?;
+    let rust_start = start_up(&runtime.load(empty_plugin_path())?, &ctx)?;
     let rust_get_us = {
         let guest = BenchGuest::load(&guest_path())?;
         let mut instance = guest.instantiate(manager.clone())?;
