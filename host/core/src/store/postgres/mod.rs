@@ -238,7 +238,8 @@ impl Server {
         let timeout_ms = self.busy_timeout.as_millis().clamp(1, i32::MAX as u128);
         client
             .batch_execute(&format!(
-                "SET search_path TO {}; SET synchronous_commit = on; SET lock_timeout = {timeout_ms};",
+                "SET search_path TO {}; SET synchronous_commit = on; SET lock_timeout = {timeout_ms};
+                 SET standard_conforming_strings = on;",
                 quote_ident(&self.schema)
             ))
             .map_err(|e| self.error(e))?;
@@ -459,12 +460,18 @@ impl PostgresStore {
         })
     }
 
-    /// Begins a write transaction on the writer's connection, made first when there is none.
-    /// A connection found dead at `BEGIN` (the server restarted, or a proxy or an
-    /// administrator closed it) is made anew once: nothing it was sent had run.
-    fn begin<'w>(&self, connection: &'w mut Option<Connection>) -> Result<&'w mut Connection> {
+    /// Begins a write transaction on the writer's connection, made first when there is none,
+    /// in one round trip: takes the writers' lock, reads the commit number (after the lock,
+    /// so it is the newest) and sets savepoint `write` for the first write (see
+    /// `writes::Batch::in_savepoint`). A connection found dead (the server restarted, or a
+    /// proxy or an administrator closed it) is made anew once: nothing it was sent had run.
+    fn begin<'w>(&self, connection: &'w mut Option<Connection>) -> Result<(&'w mut Connection, i64)> {
+        let sql = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({}); SELECT commits FROM meta WHERE id = 1; SAVEPOINT write",
+            self.server.lock_key()
+        );
         let mut attempts = 0;
-        loop {
+        let commits = loop {
             attempts += 1;
             if connection.as_ref().is_none_or(Connection::is_closed) {
                 *connection = None;
@@ -473,15 +480,23 @@ impl PostgresStore {
             let Some(client) = connection.as_mut() else {
                 return Err(Error::Storage("internal error: no writer connection".into()));
             };
-            match client.batch_execute("BEGIN") {
-                Ok(()) => break,
+            match client.client().simple_query(&sql) {
+                Ok(messages) => break last_number(&messages),
                 Err(error) if attempts == 1 && client.is_closed() => {
                     tracing::info!(%error, "the writer's connection was closed; connecting again");
                 }
-                Err(error) => return Err(self.server.error(error)),
+                Err(error) => return Err(rollback(client, &self.server, error)),
+            }
+        };
+        let client = connection
+            .as_mut()
+            .ok_or_else(|| Error::Storage("internal error: no writer connection".into()))?;
+        match commits {
+            Some(commits) => Ok((client, commits)),
+            None => {
+                Err(rollback_after(client, Error::Storage("the meta row of the schema is missing".into())))
             }
         }
-        connection.as_mut().ok_or_else(|| Error::Storage("internal error: no writer connection".into()))
     }
 
     fn transaction(
@@ -494,16 +509,8 @@ impl PostgresStore {
             return Ok(Applied { results: Vec::new(), sync: SyncTarget::Visible, own_commit: None });
         };
         *taken = 1;
-        let client = self.begin(&mut writer.client)?;
+        let (client, before) = self.begin(&mut writer.client)?;
         let server = &self.server;
-        let began = (|| -> std::result::Result<i64, postgres::Error> {
-            client.execute("SELECT pg_advisory_xact_lock($1)", &[&server.lock_key()])?;
-            client.query_one("SELECT commits FROM meta WHERE id = 1", &[])?.try_get(0)
-        })();
-        let before = match began {
-            Ok(before) => before,
-            Err(error) => return Err(rollback(client, server, error)),
-        };
         let mut batch = writes::Batch::new(client, server, self.writer_id);
         let mut results = Vec::new();
         let mut next = Some(first);
@@ -528,7 +535,7 @@ impl PostgresStore {
         let prune = writer.batches.is_multiple_of(PRUNE_EVERY_BATCHES);
         let cursor = batch.last_logged();
         let client = batch.into_client();
-        let committed = (|| -> std::result::Result<i64, postgres::Error> {
+        let committed = (|| -> std::result::Result<Option<i64>, postgres::Error> {
             if prune {
                 client.execute(
                     "WITH pruned AS (DELETE FROM change_log
@@ -538,15 +545,22 @@ impl PostgresStore {
                     &[&CHANGE_LOG_RETAINED],
                 )?;
             }
-            let after: i64 = client
-                .query_one("UPDATE meta SET commits = commits + 1 WHERE id = 1 RETURNING commits", &[])?
-                .try_get(0)?;
-            client.execute("SELECT pg_notify($1, $2)", &[&server.channel(), &after.to_string()])?;
-            client.batch_execute("COMMIT")?;
-            Ok(after)
+            // Numbers the commit, announces it and commits, in one round trip.
+            let messages = client.client().simple_query(&format!(
+                "WITH numbered AS (UPDATE meta SET commits = commits + 1 WHERE id = 1 RETURNING commits)
+                 SELECT commits, pg_notify({}, commits::text) FROM numbered; COMMIT",
+                quote_literal(&server.channel())
+            ))?;
+            Ok(last_number(&messages))
         })();
         let after = match committed {
-            Ok(after) => after as u64,
+            Ok(Some(after)) => after as u64,
+            Ok(None) => {
+                return Err(rollback_after(
+                    client,
+                    Error::Storage("the meta row of the schema is missing".into()),
+                ));
+            }
             Err(error) => return Err(rollback(client, server, error)),
         };
         self.commits.fetch_max(after, Ordering::AcqRel);
@@ -558,6 +572,29 @@ impl PostgresStore {
         });
         Ok(Applied { results, sync: SyncTarget::Commit { token: token_of(after), mark: 0 }, own_commit })
     }
+}
+
+/// The number in the first column of the last row of a simple query's answer.
+fn last_number(messages: &[postgres::SimpleQueryMessage]) -> Option<i64> {
+    messages.iter().rev().find_map(|message| match message {
+        postgres::SimpleQueryMessage::Row(row) => row.get(0).and_then(|text| text.parse().ok()),
+        _ => None,
+    })
+}
+
+/// `text` as an SQL string literal (connections run with `standard_conforming_strings`).
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Rolls back a transaction that cannot go on, answering `error`.
+fn rollback_after(client: &mut Connection, error: Error) -> Error {
+    if !client.is_closed()
+        && let Err(rollback) = client.batch_execute("ROLLBACK")
+    {
+        tracing::error!(%rollback, "rolling back a failed write transaction failed too");
+    }
+    error
 }
 
 /// Rolls back after a failure that dooms the transaction, keeping the first error.

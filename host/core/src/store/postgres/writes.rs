@@ -137,11 +137,23 @@ pub(super) struct Batch<'c> {
     /// Changes of the write under way, logged in one statement when it succeeds.
     pending: Vec<(i64, i16, Option<String>)>,
     now: Cell<Option<i64>>,
+    /// Savepoint `write` holds the last write that succeeded: the next write releases it and
+    /// sets a new one, in one round trip. (The transaction begins with it set; see
+    /// `PostgresStore::begin`.)
+    savepoint_used: bool,
 }
 
 impl<'c> Batch<'c> {
     pub(super) fn new(client: &'c mut Connection, server: &'c Server, writer: i64) -> Self {
-        Batch { client, server, writer, last_logged: None, pending: Vec::new(), now: Cell::new(None) }
+        Batch {
+            client,
+            server,
+            writer,
+            last_logged: None,
+            pending: Vec::new(),
+            now: Cell::new(None),
+            savepoint_used: false,
+        }
     }
 
     pub(super) fn into_client(self) -> &'c mut Connection {
@@ -163,13 +175,17 @@ impl<'c> Batch<'c> {
     }
 
     /// Runs `write` in a savepoint: its result, or (outer error) a failure that dooms the
-    /// whole transaction, which is then rolled back.
+    /// whole transaction, which is then rolled back. A write that fails is rolled back to the
+    /// savepoint, which stays set for the next; one that succeeds keeps it until the next
+    /// write (or the commit) releases it.
     pub(super) fn in_savepoint<T>(
         &mut self,
         write: impl FnOnce(&mut Self) -> std::result::Result<T, WriteError>,
     ) -> Result<Result<T>> {
         let server = self.server;
-        if let Err(error) = self.client.batch_execute("SAVEPOINT write") {
+        if self.savepoint_used
+            && let Err(error) = self.client.batch_execute("RELEASE SAVEPOINT write; SAVEPOINT write")
+        {
             return Err(super::rollback(self.client, server, error));
         }
         self.pending.clear();
@@ -178,11 +194,10 @@ impl<'c> Batch<'c> {
             Ok(value)
         });
         self.pending.clear();
-        let step = match &result {
-            Ok(_) => "RELEASE SAVEPOINT write",
-            Err(_) => "ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write",
-        };
-        if let Err(error) = self.client.batch_execute(step) {
+        self.savepoint_used = result.is_ok();
+        if result.is_err()
+            && let Err(error) = self.client.batch_execute("ROLLBACK TO SAVEPOINT write")
+        {
             return Err(super::rollback(self.client, server, error));
         }
         Ok(result.map_err(|error| match error {
