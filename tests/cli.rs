@@ -729,14 +729,7 @@ fn serve_whose_reader_has_gone_stops_cleanly_on_sigterm() {
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
     assert!(first.contains("serving"), "{first}");
     // The reader is dropped: the pipe is closed before the summary is printed.
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("sh")
-            .args(["-c", &format!("kill -TERM {pid}")])
-            .status()
-            .unwrap()
-            .success()
-    );
+    easycaching_tests::terminate(&child);
     let status = exits_within(&mut child, Duration::from_secs(60));
     let mut errors = String::new();
     child.stderr.take().unwrap().read_to_string(&mut errors).unwrap();

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdout, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -75,10 +75,7 @@ impl Served {
 
     /// Sends SIGTERM and waits for the process to exit; its status and the rest of its stdout.
     fn terminate(mut self) -> (ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        // The shell's own `kill`: no dependency for one signal, and no procps needed.
-        let killed = Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().expect("sh runs");
-        assert!(killed.success(), "kill -TERM {pid} failed");
+        easycaching_tests::terminate(&self.child);
         let deadline = Instant::now() + START_OR_STOP_WITHIN;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("the server can be waited for") {

@@ -171,14 +171,7 @@ fn serve_answers_from_postgres_sees_the_shells_writes_and_stops_cleanly() {
         assert!(std::time::Instant::now() < deadline, "serve kept answering the old value");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("sh")
-            .args(["-c", &format!("kill -TERM {pid}")])
-            .status()
-            .unwrap()
-            .success()
-    );
+    easycaching_tests::terminate(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "serve stopped with {status}");
 }

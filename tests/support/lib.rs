@@ -1,4 +1,5 @@
-//! Finding what `make guests` and `make host` built: guest components and the CLI binary.
+//! Finding what `make guests` and `make host` built (guest components and the CLI binary),
+//! and stopping the CLI's servers as an operator does.
 
 use std::path::PathBuf;
 
@@ -50,6 +51,18 @@ pub fn cli() -> Command {
     let mut command = Command::new(path);
     command.env_remove("EASYCACHING_DB").env("EASYCACHING_LOG", "warn");
     command
+}
+
+/// Sends SIGTERM to `child`, as an operator or a service manager stops a server, through the
+/// shell's own `kill` (no dependency for one signal, and no procps needed).
+///
+/// # Panics
+///
+/// When the signal could not be sent.
+pub fn terminate(child: &std::process::Child) {
+    let pid = child.id();
+    let sent = Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().expect("sh runs");
+    assert!(sent.success(), "kill -TERM {pid} failed");
 }
 
 /// Lines of text, for comparing output line by line.

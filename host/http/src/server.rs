@@ -125,7 +125,7 @@ async fn accept_until_stopped(
 ) -> Result<MetricsSummary> {
     let address = config.listen;
     let listener = TcpListener::bind(address).await.map_err(|reason| Error::Listen { address, reason })?;
-    let mut signals = stop_when.requests().map_err(Error::Start)?;
+    let mut stop_requests = stop_when.requests().map_err(Error::Start)?;
     let ticker = config.limits.time.is_some().then(|| {
         let engine = shared.handler.engine().clone();
         tokio::spawn(async move {
@@ -146,7 +146,7 @@ async fn accept_until_stopped(
     // connection waits in the listen backlog, and the open ones are served on.
     let connections = Arc::new(Semaphore::new(connection_cap(config.max_connections)));
     {
-        let signalled = signals.next();
+        let signalled = stop_requests.next();
         tokio::pin!(signalled);
         loop {
             let slot = tokio::select! {
@@ -179,11 +179,11 @@ async fn accept_until_stopped(
     drop(open);
     let in_flight = shared.in_flight.load(Ordering::Relaxed);
     if in_flight > 0 {
-        tracing::warn!("finishing {in_flight} in-flight request(s); {}", signals.again());
+        tracing::warn!("finishing {in_flight} in-flight request(s); {}", stop_requests.again());
     }
     let outcome = tokio::select! {
         _ = all_closed.recv() => Ok(shared.metrics.summary()),
-        () = signals.next() => Err(Error::Interrupted { in_flight: shared.in_flight.load(Ordering::Relaxed) }),
+        () = stop_requests.next() => Err(Error::Interrupted { in_flight: shared.in_flight.load(Ordering::Relaxed) }),
     };
     if let Some(ticker) = ticker {
         ticker.abort();
