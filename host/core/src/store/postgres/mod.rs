@@ -599,12 +599,7 @@ fn rollback_after(client: &mut Connection, error: Error) -> Error {
 
 /// Rolls back after a failure that dooms the transaction, keeping the first error.
 fn rollback(client: &mut Connection, server: &Server, error: postgres::Error) -> Error {
-    if !client.is_closed()
-        && let Err(rollback) = client.batch_execute("ROLLBACK")
-    {
-        tracing::error!(%rollback, "rolling back a failed write transaction failed too");
-    }
-    server.error(error)
+    rollback_after(client, server.error(error))
 }
 
 /// Creates the schema and tables unless they exist, checks the schema version, and answers the
