@@ -2,16 +2,16 @@
 //! loopback port, driven by a real HTTP client. Every wait is bounded.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, ChildStdout, ExitStatus, Output, Stdio};
+use std::process::{Child, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use easycaching_harness::{Error, Harness, PluginLimits};
-use easycaching_tests::{cli, guest};
+use easycaching_tests::{cli, guest, lines_of, listening_url};
 use serde_json::{Value, json};
 
 /// The longest the server may take to start (compiling the plugin the first time) or to stop.
@@ -41,13 +41,7 @@ impl Served {
             .expect("the CLI starts");
         let stdout = lines_of(child.stdout.take().expect("piped"));
         let first = stdout.recv_timeout(START_OR_STOP_WITHIN).expect("the server says where it listens");
-        let url = first
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {first:?}"))
-            .trim_end_matches('/')
-            .to_owned();
-        Served { child, url, stdout }
+        Served { child, url: listening_url(&first), stdout }
     }
 
     fn url(&self, path: &str) -> String {
@@ -94,18 +88,6 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn lines_of(stdout: ChildStdout) -> Receiver<String> {
-    let (send, lines) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if send.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    lines
 }
 
 /// An HTTP client whose statuses are answers, not errors, and whose every call is bounded.

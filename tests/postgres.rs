@@ -138,7 +138,6 @@ fn an_unreachable_server_is_named_without_its_password() {
 
 #[test]
 fn serve_answers_from_postgres_sees_the_shells_writes_and_stops_cleanly() {
-    use std::io::BufRead;
     let Some(db) = Database::create("serve") else { return };
     let mut child = cli()
         .arg("--db")
@@ -148,16 +147,9 @@ fn serve_answers_from_postgres_sees_the_shells_writes_and_stops_cleanly() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (send, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = send.send(line);
-        }
-    });
+    let lines = easycaching_tests::lines_of(child.stdout.take().unwrap());
     let first = lines.recv_timeout(std::time::Duration::from_secs(60)).expect("serve says where it listens");
-    let base =
-        first.split_whitespace().find(|w| w.starts_with("http://")).unwrap().trim_end_matches('/').to_owned();
+    let base = easycaching_tests::listening_url(&first);
     let get = |key: &str| {
         ureq::get(&format!("{base}/cache?key={key}")).call().unwrap().body_mut().read_to_string().unwrap()
     };

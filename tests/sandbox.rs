@@ -358,8 +358,6 @@ fn unread_terminal() -> (std::fs::File, std::fs::File) {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_plugin_blocked_writing_to_a_terminal_nobody_reads_holds_no_other_plugin_sharing_it() {
-    use std::io::BufRead;
-
     let dir = tempfile::tempdir().unwrap();
     let (master, terminal) = unread_terminal();
     let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_easycaching-test-worker"))
@@ -371,13 +369,7 @@ fn a_plugin_blocked_writing_to_a_terminal_nobody_reads_holds_no_other_plugin_sha
         .stderr(terminal)
         .spawn()
         .unwrap();
-    let stdout = worker.stdout.take().unwrap();
-    let (line, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for text in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = line.send(text);
-        }
-    });
+    let lines = easycaching_tests::lines_of(worker.stdout.take().unwrap());
     let mut ended = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while ended.len() < 3 {

@@ -2,10 +2,10 @@
 //! and many threads against one database file. Every wait is bounded.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use easycaching::{CacheManager, Json};
@@ -55,15 +55,7 @@ impl Worker {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the test worker starts");
-        let stdout = child.stdout.take().expect("piped");
-        let (send, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = easycaching_tests::lines_of(child.stdout.take().expect("piped"));
         Worker { stdin: child.stdin.take(), child, lines }
     }
 

@@ -65,6 +65,34 @@ pub fn terminate(child: &std::process::Child) {
     assert!(sent.success(), "kill -TERM {pid} failed");
 }
 
+/// The lines `stdout` (a child's) carries, as they come, read on a thread of their own so
+/// that a test can wait for one with a timeout. The thread reads until the pipe closes, also
+/// once nobody receives, so the child never writes into a closed pipe.
+pub fn lines_of(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = send.send(line);
+        }
+    });
+    lines
+}
+
+/// The address `easycaching serve` listens on, `http://host:port`, from the line it first
+/// prints.
+///
+/// # Panics
+///
+/// When the line holds no address.
+pub fn listening_url(line: &str) -> String {
+    line.split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .trim_end_matches('/')
+        .to_owned()
+}
+
 /// Lines of text, for comparing output line by line.
 pub fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
