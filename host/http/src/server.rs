@@ -146,15 +146,15 @@ async fn accept_until_stopped(
     // connection waits in the listen backlog, and the open ones are served on.
     let connections = Arc::new(Semaphore::new(connection_cap(config.max_connections)));
     {
-        let signalled = stop_requests.next();
-        tokio::pin!(signalled);
+        let first_stop = stop_requests.next();
+        tokio::pin!(first_stop);
         loop {
             let slot = tokio::select! {
-                () = &mut signalled => break,
+                () = &mut first_stop => break,
                 slot = connections.clone().acquire_owned() => slot.expect("the connection semaphore is never closed"),
             };
             tokio::select! {
-                () = &mut signalled => break,
+                () = &mut first_stop => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let connection = serve_connection(stream, shared.clone(), stopping.clone(), open.clone());
