@@ -117,6 +117,8 @@ backend_tests!(
     a_failing_write_leaves_the_rest_of_its_batch,
     async_code_calls_the_manager_directly,
     keys_up_to_the_limit_work_whatever_their_length,
+    each_write_keeps_the_counts_and_tells_other_managers,
+    a_queue_get_stops_after_a_page_of_bytes,
 );
 
 /// Polls `check` until it holds, for at most 10 s.
@@ -347,6 +349,65 @@ fn two_managers_see_each_others_writes(db: &Db) {
     queue.put(json("1")).unwrap();
     assert_eq!(b.open_queue("q").unwrap().get().unwrap(), Some(json("1")));
     assert!(queue.is_empty().unwrap());
+}
+
+/// Sets of new keys and of values of other sizes, deletes of several keys (some absent, one
+/// expired), and what another manager sees of them: counts, sizes and LRUs stay exact.
+fn each_write_keeps_the_counts_and_tells_other_managers(db: &Db) {
+    let (a, b) = (db.open(), db.open());
+    let in_a = a.create_cache("counted").unwrap();
+    let in_b = b.open_cache("counted").unwrap();
+    in_a.set_many(entries(&[("k1", "1"), ("k2", "22"), ("k3", "333")])).unwrap();
+    in_a.set("k2", json("2")).unwrap();
+    in_a.set_with_ttl("gone", json("4444"), Duration::from_millis(100)).unwrap();
+    assert_eq!(in_a.len().unwrap(), 4);
+    assert_eq!(in_a.size_bytes().unwrap(), (3 * 2 + 1 + 1 + 3 + 4 + 4) as u64);
+    for key in ["k1", "k2", "k3"] {
+        assert!(in_b.get(key).unwrap().is_some(), "b reads {key} into its LRU");
+    }
+    eventually("the entry with a TTL expires", || in_a.get("gone").unwrap().is_none());
+    // Two live keys, one expired, one never set: two were there.
+    assert_eq!(in_a.delete_many(&["k1", "gone", "k3", "never"]).unwrap(), 2);
+    assert_eq!(in_a.len().unwrap(), 1);
+    assert_eq!(in_a.size_bytes().unwrap(), 3, "only k2 and its value are left");
+    eventually("b sees the deletes", || {
+        in_b.get("k1").unwrap().is_none() && in_b.get("k3").unwrap().is_none()
+    });
+    assert_eq!(in_b.get("k2").unwrap(), Some(json("2")));
+    assert_eq!(in_b.delete_many(&["nothing", "here"]).unwrap(), 0);
+    // A cache over its quota refuses the whole set of several keys.
+    let small =
+        a.open_cache("counted").unwrap().with_quota(Quota { max_entries: Some(2), ..Quota::default() });
+    assert!(matches!(small.set_many(entries(&[("n1", "1"), ("n2", "2")])), Err(Error::QuotaExceeded(_))));
+    assert_eq!((in_a.len().unwrap(), in_a.get("n1").unwrap()), (1, None));
+    assert!(a.delete_cache("counted").unwrap());
+    assert!(matches!(in_a.delete("k2"), Err(Error::CacheDeleted(_))));
+    assert!(matches!(in_a.set_many(entries(&[("k", "1")])), Err(Error::CacheDeleted(_))));
+}
+
+fn entries(pairs: &[(&str, &str)]) -> Vec<(String, Json)> {
+    pairs.iter().map(|(key, value)| (key.to_string(), json(value))).collect()
+}
+
+/// A `get_many` takes items until they hold a page of bytes, the item that crosses it
+/// included, counts them out, and fails on a queue deleted.
+fn a_queue_get_stops_after_a_page_of_bytes(db: &Db) {
+    let manager = db.open();
+    let queue = manager.create_queue("big").unwrap();
+    let big = |i: usize| Json::from_value(&format!("{i}{}", "x".repeat((1 << 20) - 3))).unwrap();
+    queue.put_many((0..6).map(big)).unwrap();
+    queue.put(json("6")).unwrap();
+    assert_eq!(queue.size_bytes().unwrap(), 6 * (1 << 20) + 1);
+    let taken = queue.get_many(1000).unwrap();
+    assert_eq!(taken, (0..4).map(big).collect::<Vec<_>>());
+    assert!(taken.iter().map(Json::len).sum::<usize>() >= easycaching::MAX_PAGE_BYTES);
+    assert_eq!((queue.len().unwrap(), queue.size_bytes().unwrap()), (3, 2 * (1 << 20) + 1));
+    assert_eq!(queue.get_many(1).unwrap(), vec![big(4)]);
+    assert_eq!(queue.get_many(1000).unwrap(), vec![big(5), json("6")]);
+    assert_eq!(queue.get().unwrap(), None);
+    assert_eq!((queue.len().unwrap(), queue.size_bytes().unwrap()), (0, 0));
+    assert!(manager.delete_queue("big").unwrap());
+    assert!(matches!(queue.get(), Err(Error::QueueDeleted(_))));
 }
 
 fn a_reopened_database_keeps_its_data(db: &Db) {

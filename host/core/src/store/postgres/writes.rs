@@ -250,11 +250,13 @@ impl<'c> Batch<'c> {
              SELECT max(seq) FROM logged",
             &[&self.writer, &caches, &kinds, &keys],
         )?;
-        let seq: Option<i64> = row.try_get(0)?;
-        if seq.is_some() {
-            self.last_logged = seq;
-        }
+        self.logged(row.try_get(0)?);
         Ok(())
+    }
+
+    /// Notes `seq`, when there is one, as the newest change-log row this batch wrote.
+    fn logged(&mut self, seq: Option<i64>) {
+        self.last_logged = self.last_logged.max(seq);
     }
 
     fn stats(&mut self, table: Table, id: i64) -> std::result::Result<Option<Stats>, WriteError> {
@@ -312,8 +314,8 @@ impl<'c> Batch<'c> {
         Ok(Outcome::Dropped(id))
     }
 
-    /// Per entry one upsert that answers the size of the value it replaced (none for a new
-    /// entry); the counts once.
+    /// Per entry one statement that upserts it, adds what it changed to the cache's counts
+    /// and logs the key, answering the counts after it; the quota is checked once, at the end.
     fn set(
         &mut self,
         cache: &Target<CacheId>,
@@ -321,36 +323,63 @@ impl<'c> Batch<'c> {
         expires_at: Option<i64>,
         quota: &Quota,
     ) -> WriteResult {
-        let mut delta = Delta::default();
         // Updates the key's row or, when it has none, inserts one: no other writer runs
-        // meanwhile (see the module docs), so the key stays unique.
-        const UPSERT: &str = concat!(
+        // meanwhile (see the module docs), so the key stays unique. `$5` and `$6` are the
+        // key's and the value's sizes in bytes, as Rust counts them everywhere else.
+        const SET_ENTRY: &str = concat!(
             "WITH old AS (SELECT octet_length(value) AS size FROM entries WHERE cache_id = $1 AND ",
             key_is!("$2"),
             "), updated AS (UPDATE entries SET value = $3, expires_at = $4 WHERE cache_id = $1 AND ",
             key_is!("$2"),
             "), inserted AS (INSERT INTO entries (cache_id, key, value, expires_at)
-                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM old))
-             SELECT (SELECT size FROM old)"
+                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM old)),
+             delta AS (SELECT (CASE WHEN EXISTS (SELECT 1 FROM old) THEN 0 ELSE 1 END)::bigint AS entries,
+                              coalesce($6::bigint - (SELECT size FROM old), $5::bigint + $6::bigint) AS bytes),
+             counted AS (UPDATE caches SET entry_count = greatest(entry_count + delta.entries, 0),
+                                           byte_count = greatest(byte_count + delta.bytes, 0)
+                 FROM delta WHERE id = $1 AND (delta.entries <> 0 OR delta.bytes <> 0)
+                 RETURNING entry_count, byte_count),
+             logged AS (INSERT INTO change_log (seq, writer, cache_id, kind, key)
+                 VALUES (nextval('change_seq'), $7, $1, 0, $2) RETURNING seq)
+             SELECT delta.entries, delta.bytes,
+                    coalesce((SELECT entry_count FROM counted), (SELECT entry_count FROM caches WHERE id = $1)),
+                    coalesce((SELECT byte_count FROM counted), (SELECT byte_count FROM caches WHERE id = $1)),
+                    (SELECT seq FROM logged)
+             FROM delta"
         );
+        let mut delta = Delta::default();
+        let mut after = None;
         for (key, value) in entries {
-            let old: Option<i32> = self
-                .client
-                .query_one(UPSERT, &[&cache.id.0, key, &value.as_str(), &expires_at])?
-                .try_get(0)?;
-            match old {
-                Some(old_size) => delta.bytes += value.len() as i64 - i64::from(old_size),
-                None => {
-                    delta.entries += 1;
-                    delta.bytes += (key.len() + value.len()) as i64;
-                }
-            }
-            self.log(cache.id, KIND_KEY, Some(key));
+            let row = self.client.query_one(
+                SET_ENTRY,
+                &[
+                    &cache.id.0,
+                    key,
+                    &value.as_str(),
+                    &expires_at,
+                    &(key.len() as i64),
+                    &(value.len() as i64),
+                    &self.writer,
+                ],
+            )?;
+            delta.entries += row.try_get::<_, i64>(0)?;
+            delta.bytes += row.try_get::<_, i64>(1)?;
+            after = match (row.try_get::<_, Option<i64>>(2)?, row.try_get::<_, Option<i64>>(3)?) {
+                (Some(entries), Some(bytes)) => Some(super::stats_of(entries, bytes)),
+                _ => None,
+            };
+            self.logged(row.try_get(4)?);
         }
-        if delta.is_zero() && !entries.is_empty() {
+        if entries.is_empty() {
+            self.cache_stats(cache)?;
             return Ok(Outcome::Done);
         }
-        self.add_cache_stats(cache, delta, quota)?;
+        let Some(after) = after else {
+            return Err(cache_deleted(cache).into());
+        };
+        if !delta.is_zero() {
+            self.check_cache_quota(cache, delta, after, quota)?;
+        }
         Ok(Outcome::Done)
     }
 
@@ -433,17 +462,17 @@ impl<'c> Batch<'c> {
         Ok(Outcome::Swapped(true))
     }
 
-    /// Adds `delta` to the counts of `cache` and checks `quota`; over it, the cache's expired
-    /// entries are swept first and the quota checked again.
-    fn add_cache_stats(
+    /// Checks a write that added `delta` to the counts of `cache`, which are now `after`,
+    /// against `quota`; over it, the cache's expired entries are swept first and the quota
+    /// checked again.
+    fn check_cache_quota(
         &mut self,
         cache: &Target<CacheId>,
         delta: Delta,
+        after: Stats,
         quota: &Quota,
     ) -> std::result::Result<(), WriteError> {
-        match self
-            .add_stats_within(Table::Caches, cache.id.0, &cache.name, delta, quota, || cache_deleted(cache))
-        {
+        match self.check_quota(Table::Caches, quota, &cache.name, delta.undo(after), after) {
             Err(WriteError::Refused(Error::QuotaExceeded(_))) if self.sweep_cache(cache.id)? > 0 => {
                 let after = self.cache_stats(cache)?;
                 self.check_quota(Table::Caches, quota, &cache.name, delta.undo(after), after)
@@ -540,33 +569,32 @@ impl<'c> Batch<'c> {
         Ok(rows.len() as u64)
     }
 
+    /// One statement deletes the keys, takes them off the cache's counts and logs them,
+    /// answering how many were live (not expired by now) and whether the cache exists.
     fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
-        let rows = self.client.query(
+        let row = self.client.query_one(
             concat!(
-                "DELETE FROM entries WHERE cache_id = $1 AND ",
+                "WITH deleted AS (DELETE FROM entries WHERE cache_id = $1 AND ",
                 key_in!("$2"),
-                " RETURNING key, octet_length(key) + octet_length(value), expires_at"
+                " RETURNING key, octet_length(key) + octet_length(value) AS size, expires_at),
+                 counted AS (UPDATE caches
+                     SET entry_count = greatest(entry_count - (SELECT count(*) FROM deleted), 0),
+                         byte_count = greatest(byte_count - (SELECT coalesce(sum(size), 0) FROM deleted), 0)
+                     WHERE id = $1 AND EXISTS (SELECT 1 FROM deleted)),
+                 logged AS (INSERT INTO change_log (seq, writer, cache_id, kind, key)
+                     SELECT nextval('change_seq'), $3, $1, 0, key FROM deleted RETURNING seq)
+                 SELECT (SELECT count(*) FROM deleted WHERE expires_at IS NULL OR expires_at > $4),
+                        EXISTS (SELECT 1 FROM caches WHERE id = $1),
+                        (SELECT max(seq) FROM logged)"
             ),
-            &[&cache.id.0, &keys],
+            &[&cache.id.0, &keys, &self.writer, &self.now()],
         )?;
-        let mut delta = Delta::default();
-        let mut live = 0u64;
-        let now = self.now();
-        for row in &rows {
-            let key: String = row.try_get(0)?;
-            let size: i32 = row.try_get(1)?;
-            let expires_at: Option<i64> = row.try_get(2)?;
-            delta.entries -= 1;
-            delta.bytes -= i64::from(size);
-            live += u64::from(!crate::clock::expired(expires_at, now));
-            self.log(cache.id, KIND_KEY, Some(&key));
+        if !row.try_get::<_, bool>(1)? {
+            return Err(cache_deleted(cache).into());
         }
-        if delta.entries == 0 {
-            self.cache_stats(cache)?;
-        } else {
-            self.add_cache_stats(cache, delta, &Quota::UNLIMITED)?;
-        }
-        Ok(Outcome::Count(live))
+        self.logged(row.try_get(2)?);
+        let live: i64 = row.try_get(0)?;
+        Ok(Outcome::Count(live.max(0) as u64))
     }
 
     fn clear(&mut self, cache: &Target<CacheId>) -> WriteResult {
@@ -586,19 +614,32 @@ impl<'c> Batch<'c> {
         Ok(Outcome::Count(stats.entries.saturating_sub(expired.max(0) as u64)))
     }
 
+    /// One statement counts the values in, numbers them after the queue's last item and
+    /// inserts them; the quota is checked on the counts it answers.
     fn put(&mut self, queue: &Target<QueueId>, values: &[Json], quota: &Quota) -> WriteResult {
         let delta =
             Delta { entries: values.len() as i64, bytes: values.iter().map(|v| v.len() as i64).sum() };
-        self.add_stats_within(Table::Queues, queue.id.0, &queue.name, delta, quota, || queue_deleted(queue))?;
-        let count = values.len() as i64;
-        let first: i64 = self
+        let texts: Vec<&str> = values.iter().map(Json::as_str).collect();
+        let after = self
             .client
-            .query_one(
-                "UPDATE queues SET next_pos = next_pos + $2 WHERE id = $1 RETURNING next_pos - $2",
-                &[&queue.id.0, &count],
+            .query_opt(
+                "WITH counted AS (UPDATE queues
+                     SET item_count = greatest(item_count + $2, 0), byte_count = greatest(byte_count + $3, 0),
+                         next_pos = next_pos + $2
+                     WHERE id = $1 RETURNING item_count, byte_count, next_pos - $2 AS first),
+                 inserted AS (INSERT INTO queue_items (queue_id, pos, value)
+                     SELECT $1, counted.first + n - 1, v
+                     FROM counted, unnest($4::text[]) WITH ORDINALITY AS u(v, n))
+                 SELECT item_count, byte_count FROM counted",
+                &[&queue.id.0, &delta.entries, &delta.bytes, &texts],
             )?
-            .try_get(0)?;
-        self.insert_items(queue, first, values)
+            .map(|row| -> std::result::Result<Stats, postgres::Error> {
+                Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?))
+            })
+            .transpose()?
+            .ok_or_else(|| queue_deleted(queue))?;
+        self.check_quota(Table::Queues, quota, &queue.name, delta.undo(after), after)?;
+        Ok(Outcome::Done)
     }
 
     fn insert_items(&mut self, queue: &Target<QueueId>, first: i64, values: &[Json]) -> WriteResult {
@@ -611,45 +652,39 @@ impl<'c> Batch<'c> {
         Ok(Outcome::Done)
     }
 
+    /// One statement takes up to `max` items from the front, stopping once those taken hold
+    /// [`MAX_PAGE_BYTES`] (the item that crosses it included), and takes them off the queue's
+    /// counts; the queue's existence comes back with them.
     fn take(&mut self, queue: &Target<QueueId>, max: usize) -> WriteResult {
         let rows = self.client.query(
-            "SELECT pos, value FROM queue_items WHERE queue_id = $1 ORDER BY pos LIMIT $2",
-            &[&queue.id.0, &(max.min(i64::MAX as usize) as i64)],
+            "WITH front AS (SELECT pos, sum(octet_length(value)) OVER (ORDER BY pos) - octet_length(value) AS before
+                     FROM (SELECT pos, value FROM queue_items WHERE queue_id = $1 ORDER BY pos LIMIT $2) AS f),
+                 taken AS (DELETE FROM queue_items
+                     WHERE queue_id = $1 AND pos = ANY(ARRAY(SELECT pos FROM front WHERE before < $3))
+                     RETURNING pos, value),
+                 counted AS (UPDATE queues
+                     SET item_count = greatest(item_count - (SELECT count(*) FROM taken), 0),
+                         byte_count = greatest(byte_count - (SELECT coalesce(sum(octet_length(value)), 0) FROM taken), 0)
+                     WHERE id = $1 AND EXISTS (SELECT 1 FROM taken))
+             SELECT pos, value FROM taken
+             UNION ALL SELECT NULL, NULL WHERE EXISTS (SELECT 1 FROM queues WHERE id = $1)",
+            &[&queue.id.0, &(max.min(i64::MAX as usize) as i64), &(MAX_PAGE_BYTES as i64)],
         )?;
-        let mut taken: Vec<(i64, Json)> = Vec::new();
-        let mut bytes = 0;
+        // Besides the items, one row without an item says that the queue exists.
+        let mut exists = false;
+        let mut taken: Vec<(i64, Json)> = Vec::with_capacity(rows.len());
         for row in &rows {
-            if bytes >= MAX_PAGE_BYTES {
-                break;
-            }
-            let value: String = row.try_get(1)?;
-            bytes += value.len();
-            taken.push((row.try_get(0)?, Json::trusted(value)));
-        }
-        match taken.last() {
-            None => {
-                self.queue_stats(queue)?;
-            }
-            Some((last, _)) => {
-                self.client.execute(
-                    "DELETE FROM queue_items WHERE queue_id = $1 AND pos <= $2",
-                    &[&queue.id.0, last],
-                )?;
-                let delta = Delta {
-                    entries: -(taken.len() as i64),
-                    bytes: -taken.iter().map(|(_, v)| v.len() as i64).sum::<i64>(),
-                };
-                self.add_stats_within(
-                    Table::Queues,
-                    queue.id.0,
-                    &queue.name,
-                    delta,
-                    &Quota::UNLIMITED,
-                    || queue_deleted(queue),
-                )?;
+            match row.try_get::<_, Option<i64>>(0)? {
+                Some(pos) => taken.push((pos, Json::trusted(row.try_get::<_, String>(1)?))),
+                None => exists = true,
             }
         }
-        Ok(Outcome::Values(taken.into_iter().map(|(_, value)| value).collect()))
+        if !exists {
+            return Err(queue_deleted(queue).into());
+        }
+        taken.sort_unstable_by_key(|(pos, _)| *pos);
+        let taken = taken.into_iter().map(|(_, value)| value).collect();
+        Ok(Outcome::Values(taken))
     }
 
     /// Puts `values` before every item of the queue, in order, at positions below its
