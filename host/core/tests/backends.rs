@@ -53,6 +53,10 @@ impl Db {
         }
     }
 
+    fn is_postgres(&self) -> bool {
+        !matches!(self, Db::Sqlite(_))
+    }
+
     /// The raw store of this database.
     fn store(&self) -> Box<dyn Store> {
         match self {
@@ -119,6 +123,7 @@ backend_tests!(
     keys_up_to_the_limit_work_whatever_their_length,
     each_write_keeps_the_counts_and_tells_other_managers,
     a_queue_get_stops_after_a_page_of_bytes,
+    a_key_with_a_nul_character,
 );
 
 /// Polls `check` until it holds, for at most 10 s.
@@ -408,6 +413,41 @@ fn a_queue_get_stops_after_a_page_of_bytes(db: &Db) {
     assert_eq!((queue.len().unwrap(), queue.size_bytes().unwrap()), (0, 0));
     assert!(manager.delete_queue("big").unwrap());
     assert!(matches!(queue.get(), Err(Error::QueueDeleted(_))));
+}
+
+/// SQLite stores a key holding NUL as any other. PostgreSQL's text cannot hold one: a write
+/// that would store one is refused, naming the key, and to every other call it is absent.
+fn a_key_with_a_nul_character(db: &Db) {
+    let manager = db.open();
+    let cache = manager.create_cache("nul").unwrap();
+    cache.set_many(entries(&[("a", "1"), ("b", "2")])).unwrap();
+    let key = "a\0b";
+    if db.is_postgres() {
+        let error = cache.set(key, json("3")).unwrap_err();
+        assert!(matches!(error, Error::InvalidArgument(_)), "{error:?}");
+        assert!(error.to_string().contains(r#""a\0b" holds a NUL character"#), "{error}");
+        assert!(matches!(cache.increment(key, 1), Err(Error::InvalidArgument(_))));
+        assert!(matches!(cache.compare_and_swap(key, None, Some(json("1"))), Err(Error::InvalidArgument(_))));
+        let mixed = cache.set_many(entries(&[("c", "3"), (key, "3")])).unwrap_err();
+        assert!(matches!(mixed, Error::InvalidArgument(_)), "{mixed:?}");
+        assert_eq!(cache.get("c").unwrap(), None, "nothing of a refused set is stored");
+        assert_eq!(cache.get(key).unwrap(), None);
+        assert!(!cache.contains(key).unwrap());
+        assert!(!cache.expire(key, None).unwrap());
+        assert!(!cache.delete(key).unwrap());
+    } else {
+        cache.set(key, json("3")).unwrap();
+        assert_eq!(cache.get(key).unwrap(), Some(json("3")));
+        assert!(cache.delete(key).unwrap());
+    }
+    // Either way a NUL key is absent now, among others that are not.
+    assert_eq!(cache.get_many(&["a", key, "b"]).unwrap(), vec![Some(json("1")), None, Some(json("2"))]);
+    assert_eq!(cache.delete_many(&[key, "a"]).unwrap(), 1);
+    assert_eq!(cache.len().unwrap(), 1);
+    // The keys after one holding NUL are those after its text up to the NUL, but that text.
+    cache.set("a", json("1")).unwrap();
+    assert_eq!(cache.keys(Some(key), 10).unwrap().items, ["b"]);
+    assert_eq!(cache.keys(Some("\0"), 10).unwrap().items, ["a", "b"]);
 }
 
 fn a_reopened_database_keeps_its_data(db: &Db) {

@@ -45,8 +45,11 @@
 //! - **TLS** as libpq's `sslmode` and `sslrootcert` ask, from `disable` to `verify-full`
 //!   (see `tls`), on rustls.
 //!
-//! What it does not do: backups and restores (use `pg_dump`), client certificates, and keys
-//! holding NUL characters (Postgres text cannot): such a write fails with [`Error::Storage`].
+//! - **Keys with NUL characters**, which Postgres text cannot hold: a write that would store
+//!   one fails with [`Error::InvalidArgument`], which names the key, and every other call
+//!   treats such a key as absent (see [`storable`]), as none can be stored.
+//!
+//! What it does not do: backups and restores (use `pg_dump`) and client certificates.
 //!
 //! The client is the synchronous `postgres` crate, which blocks on a runtime of its own. Async
 //! code may still call the manager straight from its tasks: the store then runs the call's I/O
@@ -574,6 +577,19 @@ impl PostgresStore {
     }
 }
 
+/// Whether PostgreSQL can hold `key`: its text cannot hold NUL characters. Since no stored key
+/// holds one, a key that does is absent to every read, and writes that would store it are
+/// refused.
+pub(super) fn storable(key: &str) -> bool {
+    !key.contains('\0')
+}
+
+/// A page cursor that reads the same keys as `after`: the keys after `after` are, since no
+/// stored key holds a NUL, those after its text up to its first NUL (which sorts first).
+fn storable_cursor(after: &str) -> &str {
+    after.split('\0').next().unwrap_or(after)
+}
+
 /// The number in the first column of the last row of a simple query's answer.
 fn last_number(messages: &[postgres::SimpleQueryMessage]) -> Option<i64> {
     messages.iter().rev().find_map(|message| match message {
@@ -793,6 +809,9 @@ impl Store for PostgresStore {
     }
 
     fn get(&self, cache: CacheId, key: &str) -> Result<Option<Stored>> {
+        if !storable(key) {
+            return Ok(None);
+        }
         let row = self.read(|client| {
             client.query_opt(
                 concat!("SELECT value, expires_at FROM entries WHERE cache_id = $1 AND ", key_is!("$2")),
@@ -812,10 +831,17 @@ impl Store for PostgresStore {
     }
 
     fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Stored>>> {
+        let storable_keys: Vec<&str>;
+        let asked = if keys.iter().all(|key| storable(key)) {
+            keys
+        } else {
+            storable_keys = keys.iter().copied().filter(|key| storable(key)).collect();
+            &storable_keys
+        };
         let rows = self.read(|client| {
             client.query(
                 concat!("SELECT key, value, expires_at FROM entries WHERE cache_id = $1 AND ", key_in!("$2")),
-                &[&cache.0, &keys],
+                &[&cache.0, &asked],
             )
         })?;
         let mut found = std::collections::HashMap::with_capacity(rows.len());
@@ -841,6 +867,9 @@ impl Store for PostgresStore {
     }
 
     fn contains(&self, cache: CacheId, key: &str) -> Result<bool> {
+        if !storable(key) {
+            return Ok(false);
+        }
         let row = self.read(|client| {
             client.query_opt(
                 concat!("SELECT expires_at FROM entries WHERE cache_id = $1 AND ", key_is!("$2")),
@@ -861,6 +890,7 @@ impl Store for PostgresStore {
         max_bytes: usize,
     ) -> Result<Page<(String, Json)>> {
         let now = crate::clock::now_ms();
+        let after = after.map(storable_cursor);
         let rows = self.read(|client| {
             let sql = if after.is_some() {
                 concat!(
@@ -890,6 +920,7 @@ impl Store for PostgresStore {
 
     fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>> {
         let now = crate::clock::now_ms();
+        let after = after.map(storable_cursor);
         let rows = self.read(|client| {
             let sql = if after.is_some() {
                 concat!(

@@ -207,6 +207,7 @@ impl<'c> Batch<'c> {
     }
 
     pub(super) fn apply(&mut self, write: &Write) -> WriteResult {
+        refuse_unstorable_keys(write)?;
         match write {
             Write::CreateCache { name, quota } => self.create(Table::Caches, name, quota),
             Write::DropCache { name } => self.drop_cache(name),
@@ -420,6 +421,10 @@ impl<'c> Batch<'c> {
     }
 
     fn expire(&mut self, cache: &Target<CacheId>, key: &str, expires_at: Option<i64>) -> WriteResult {
+        if !super::storable(key) {
+            self.cache_stats(cache)?;
+            return Ok(Outcome::Found(false));
+        }
         let now = self.now();
         let changed = self.client.execute(
             concat!(
@@ -572,6 +577,13 @@ impl<'c> Batch<'c> {
     /// One statement deletes the keys, takes them off the cache's counts and logs them,
     /// answering how many were live (not expired by now) and whether the cache exists.
     fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
+        let storable: Vec<&str>;
+        let keys: &(dyn ToSql + Sync) = if keys.iter().all(|key| super::storable(key)) {
+            &keys
+        } else {
+            storable = keys.iter().map(String::as_str).filter(|key| super::storable(key)).collect();
+            &storable
+        };
         let row = self.client.query_one(
             concat!(
                 "WITH deleted AS (DELETE FROM entries WHERE cache_id = $1 AND ",
@@ -587,7 +599,7 @@ impl<'c> Batch<'c> {
                         EXISTS (SELECT 1 FROM caches WHERE id = $1),
                         (SELECT max(seq) FROM logged)"
             ),
-            &[&cache.id.0, &keys, &self.writer, &self.now()],
+            &[&cache.id.0, keys, &self.writer, &self.now()],
         )?;
         if !row.try_get::<_, bool>(1)? {
             return Err(cache_deleted(cache).into());
@@ -718,5 +730,25 @@ impl<'c> Batch<'c> {
         self.client
             .execute("UPDATE queues SET item_count = 0, byte_count = 0 WHERE id = $1", &[&queue.id.0])?;
         Ok(Outcome::Count(stats.entries))
+    }
+}
+
+/// Refuses a write that would store a key PostgreSQL cannot hold (see [`super::storable`]).
+fn refuse_unstorable_keys(write: &Write) -> std::result::Result<(), Error> {
+    let refuse = |key: &str| {
+        Err(Error::InvalidArgument(format!(
+            "key {:?} holds a NUL character, which the PostgreSQL backend cannot store",
+            crate::error::shortened(key, 64)
+        )))
+    };
+    match write {
+        Write::Set { entries, .. } => match entries.iter().find(|(key, _)| !super::storable(key)) {
+            Some((key, _)) => refuse(key),
+            None => Ok(()),
+        },
+        Write::Increment { key, .. } | Write::CompareAndSwap { key, .. } if !super::storable(key) => {
+            refuse(key)
+        }
+        _ => Ok(()),
     }
 }
