@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use easycaching_tests::{cli, guest};
+use easycaching_tests::{cli, guest, small_disk};
 
 fn easycaching(db: &Path, args: &[&str]) -> Output {
     cli().arg("--db").arg(db).args(args).output().unwrap()
@@ -815,33 +815,6 @@ fn a_database_another_process_holds_fails_after_the_busy_timeout_given_with_what
     holder.execute_batch("ROLLBACK;").unwrap();
     assert_eq!(ok(easycaching(&db, &["cache", "keys", "c"])), "before\n", "nothing was half-written");
     assert!(!easycaching(&db, &["queue", "len", "q"]).status.success(), "no queue was made");
-}
-
-/// Unmounts what a test mounted, however it ends.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
-/// A small disk of `size` (as mount takes it: "512k") at `dir/small`: a tmpfs, which only
-/// root may mount; `None` (and a note that the test is skipped) elsewhere.
-fn small_disk(dir: &Path, size: &str) -> Option<(std::path::PathBuf, Mounted)> {
-    let small = dir.join("small");
-    std::fs::create_dir(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(&small)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here (not root)");
-        return None;
-    }
-    Some((small.clone(), Mounted(small)))
 }
 
 #[test]

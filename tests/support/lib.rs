@@ -10,6 +10,9 @@ use std::path::PathBuf;
 mod readme {}
 use std::process::Command;
 
+pub mod small_disk;
+pub use small_disk::small_disk;
+
 /// The workspace's `target` directory (or `$CARGO_TARGET_DIR`).
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")

@@ -14,6 +14,7 @@ mod common;
 use common::json;
 
 /// The environment variable naming the PostgreSQL server of the tests.
+#[cfg(feature = "postgres")]
 const POSTGRES_ENV: &str = "EASYCACHING_TEST_POSTGRES";
 
 /// A fresh database of one backend.

@@ -441,40 +441,17 @@ fn threads_incrementing_one_key_lose_no_count() {
     assert_eq!(cache.get_value::<i64>("hits").unwrap(), Some(400));
 }
 
-/// Unmounts what a test mounted, however it ends.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// A write larger than the disk's room is refused as a full disk, and stores nothing. SQLite
 /// rolls such a transaction back itself; the store rolled it back again, and the error of that
 /// ("cannot rollback - no transaction is active") was all the caller heard.
-/// A small disk of 2 MiB at `dir/small`: a tmpfs, which only root may mount; `None` (and a
-/// note that the test is skipped) elsewhere.
-fn small_disk(dir: &std::path::Path) -> Option<(std::path::PathBuf, Mounted)> {
-    let small = dir.join("small");
-    std::fs::create_dir(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&small)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here (not root)");
-        return None;
-    }
-    Some((small.clone(), Mounted(small)))
-}
+#[path = "../../../tests/support/small_disk.rs"]
+mod small_disk;
+use small_disk::small_disk;
 
 #[test]
 fn a_write_the_disk_cannot_hold_says_the_disk_is_full_and_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((small, _unmount)) = small_disk(dir.path()) else { return };
+    let Some((small, _unmount)) = small_disk(dir.path(), "2m") else { return };
     let manager = CacheManager::open(small.join("full.db")).unwrap();
     let cache = manager.create_cache("c").unwrap();
     cache.set("kept", json("1")).unwrap();
@@ -493,7 +470,7 @@ fn a_write_the_disk_cannot_hold_says_the_disk_is_full_and_stores_nothing() {
 fn a_later_write_of_a_batch_the_disk_cannot_hold_fails_the_batch_as_a_full_disk() {
     use easycaching::store::{CacheId, Outcome, SqliteStore, Store, Target, Write};
     let dir = tempfile::tempdir().unwrap();
-    let Some((small, _unmount)) = small_disk(dir.path()) else { return };
+    let Some((small, _unmount)) = small_disk(dir.path(), "2m") else { return };
     let store = SqliteStore::open(
         &small.join("full.db"),
         easycaching::Durability::Full,
