@@ -50,6 +50,10 @@ if [ ! -f "$data/PG_VERSION" ]; then
     chmod 700 "$data"
     "${as_owner[@]}" "$bin/initdb" -D "$data" -A trust -U postgres >&2
 fi
+# The TLS tests' role that the server lets in only over TLS (sslmode=allow must fall back to it).
+if ! grep -q easycaching_tls_only "$data/pg_hba.conf"; then
+    sed -i '1i hostnossl all easycaching_tls_only all reject' "$data/pg_hba.conf"
+fi
 tls=""
 if command -v openssl >/dev/null; then
     if [ ! -f "$data/server.crt" ]; then

@@ -90,6 +90,41 @@ fn require_and_prefer_encrypt_and_disable_does_not() {
     }
 }
 
+/// `allow` connects without TLS where the server lets it, and with TLS where it insists: for
+/// the role `easycaching_tls_only`, which `.ci/postgres.sh` lets in only over TLS.
+#[test]
+fn allow_encrypts_only_when_the_server_insists() {
+    let Some(server) = Server::from_env("allow") else { return };
+    let application = format!("easycaching-tls-allow-{}", std::process::id());
+    let query = format!("sslmode=allow&application_name={application}");
+    let (manager, other) =
+        (server.open("127.0.0.1", &query).unwrap(), server.open("127.0.0.1", &query).unwrap());
+    works(&manager, &other);
+    assert_eq!(server.encrypted(&application), Some(false), "the server lets postgres in without TLS");
+    drop((manager, other));
+
+    server
+        .inspect()
+        .batch_execute(
+            "DO $$ BEGIN CREATE ROLE easycaching_tls_only LOGIN SUPERUSER;
+             EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+        )
+        .unwrap();
+    // The same schema, reached as the role (the server's Drop drops it).
+    let open_as_tls_only = |query: &str| {
+        let url =
+            format!("postgres://easycaching_tls_only@127.0.0.1:{}/{}?{query}", server.port, server.dbname);
+        CacheManager::builder_postgres(&url).postgres_schema(&server.schema).open()
+    };
+    let refused = open_as_tls_only("sslmode=disable").unwrap_err().to_string();
+    assert!(refused.contains("pg_hba.conf"), "the server takes the role only over TLS: {refused}");
+    let application = format!("easycaching-tls-allow-only-{}", std::process::id());
+    let query = format!("sslmode=allow&application_name={application}");
+    let (manager, other) = (open_as_tls_only(&query).unwrap(), open_as_tls_only(&query).unwrap());
+    works(&manager, &other);
+    assert_eq!(server.encrypted(&application), Some(true));
+}
+
 #[test]
 fn verify_full_checks_the_root_and_the_host_name() {
     let Some(server) = Server::from_env("verify_full") else { return };

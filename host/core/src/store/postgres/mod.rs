@@ -214,6 +214,8 @@ struct Server {
     config: Config,
     /// Makes the TLS sessions the URL's `sslmode` asks for (see `tls`).
     tls: MakeRustlsConnect,
+    /// `sslmode=allow`: a connection refused without TLS is tried again with it.
+    retry_with_tls: bool,
     described: String,
     schema: String,
     busy_timeout: Duration,
@@ -236,7 +238,16 @@ impl Server {
 
     /// A new connection, set up for the schema.
     fn connect(&self) -> Result<Client> {
-        let mut client = self.config.connect(self.tls.clone()).map_err(|e| self.error(e))?;
+        let mut client = match self.config.connect(self.tls.clone()) {
+            Err(refused) if self.retry_with_tls => {
+                tracing::debug!(%refused, "connecting without TLS failed; trying with TLS (sslmode=allow)");
+                let mut with_tls = self.config.clone();
+                with_tls.ssl_mode(postgres::config::SslMode::Require);
+                with_tls.connect(self.tls.clone())
+            }
+            connected => connected,
+        }
+        .map_err(|e| self.error(e))?;
         // 0 turns Postgres's timeout off: a busy timeout of 0 waits as little as it can instead.
         let timeout_ms = self.busy_timeout.as_millis().clamp(1, i32::MAX as u128);
         client
@@ -375,6 +386,7 @@ impl PostgresStore {
             described: describe(&config),
             config,
             tls: tls.connector()?,
+            retry_with_tls: tls.retry_with_tls(),
             schema: schema.to_owned(),
             busy_timeout,
         };

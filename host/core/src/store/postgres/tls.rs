@@ -5,6 +5,7 @@
 //! | `sslmode` | encrypted | the server's certificate |
 //! |---|---|---|
 //! | `disable` | never | — |
+//! | `allow` | only when the server refuses a session without it | not checked |
 //! | `prefer` (the default) | when the server offers it | not checked |
 //! | `require` | always | not checked, unless `sslrootcert` is given: then as `verify-ca` |
 //! | `verify-ca` | always | signed by a root of `sslrootcert` (default: the system's roots) |
@@ -32,6 +33,7 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
     Disable,
+    Allow,
     Prefer,
     Require,
     VerifyCa,
@@ -48,12 +50,19 @@ pub(super) struct TlsOptions {
 
 impl TlsOptions {
     /// The mode the client is given: it only encrypts or not, the checks are the connector's.
+    /// For `allow`, that of the first attempt (see [`TlsOptions::retry_with_tls`]).
     pub(super) fn ssl_mode(&self) -> SslMode {
         match self.mode {
-            Mode::Disable => SslMode::Disable,
+            Mode::Disable | Mode::Allow => SslMode::Disable,
             Mode::Prefer => SslMode::Prefer,
             Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
         }
+    }
+
+    /// Whether a connection the server refused without TLS is tried again with it: `allow`,
+    /// as libpq does.
+    pub(super) fn retry_with_tls(&self) -> bool {
+        self.mode == Mode::Allow
     }
 
     /// The connector that makes TLS sessions and checks the server's certificate as the mode
@@ -62,7 +71,7 @@ impl TlsOptions {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verify_chain = match (self.mode, &self.root_cert) {
             (Mode::VerifyCa | Mode::VerifyFull, _) | (Mode::Require, Some(_)) => true,
-            (Mode::Disable | Mode::Prefer | Mode::Require, _) => false,
+            (Mode::Disable | Mode::Allow | Mode::Prefer | Mode::Require, _) => false,
         };
         let chain = if verify_chain {
             let roots = Arc::new(self.roots()?);
@@ -125,13 +134,14 @@ impl Mode {
     fn parse(value: &str) -> Result<Mode> {
         Ok(match value {
             "disable" => Mode::Disable,
-            "prefer" | "allow" => Mode::Prefer,
+            "allow" => Mode::Allow,
+            "prefer" => Mode::Prefer,
             "require" => Mode::Require,
             "verify-ca" => Mode::VerifyCa,
             "verify-full" => Mode::VerifyFull,
             other => {
                 return Err(Error::InvalidArgument(format!(
-                    "sslmode {other:?}: takes disable, prefer, require, verify-ca or verify-full"
+                    "sslmode {other:?}: takes disable, allow, prefer, require, verify-ca or verify-full"
                 )));
             }
         })
@@ -140,6 +150,7 @@ impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Disable => "disable",
+            Mode::Allow => "allow",
             Mode::Prefer => "prefer",
             Mode::Require => "require",
             Mode::VerifyCa => "verify-ca",
@@ -314,6 +325,9 @@ mod tests {
         let (rest, tls) = taken("postgres://db/app");
         assert_eq!((rest.as_str(), tls.mode), ("postgres://db/app", Mode::Prefer));
         assert_eq!(taken("postgres://db/app?sslrootcert=system").1.root_cert, None);
+        let (_, tls) = taken("postgres://db/app?sslmode=allow");
+        assert_eq!((tls.mode, tls.ssl_mode(), tls.retry_with_tls()), (Mode::Allow, SslMode::Disable, true));
+        assert!(!taken("postgres://db/app?sslmode=prefer").1.retry_with_tls());
     }
 
     #[test]
