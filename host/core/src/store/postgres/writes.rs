@@ -315,8 +315,10 @@ impl<'c> Batch<'c> {
         Ok(Outcome::Dropped(id))
     }
 
-    /// Per entry one statement that upserts it, adds what it changed to the cache's counts
-    /// and logs the key, answering the counts after it; the quota is checked once, at the end.
+    /// One entry: one statement upserts it, adds what it changed to the cache's counts and
+    /// logs the key, answering the counts after it. Several: one statement each upserts and
+    /// logs, and the counts are added once at the end (a row updated once per entry of a large
+    /// set would grow a chain of versions that each update walks). The quota is checked once.
     fn set(
         &mut self,
         cache: &Target<CacheId>,
@@ -325,34 +327,49 @@ impl<'c> Batch<'c> {
         quota: &Quota,
     ) -> WriteResult {
         // Updates the key's row or, when it has none, inserts one: no other writer runs
-        // meanwhile (see the module docs), so the key stays unique. `$5` and `$6` are the
-        // key's and the value's sizes in bytes, as Rust counts them everywhere else.
-        const SET_ENTRY: &str = concat!(
-            "WITH old AS (SELECT octet_length(value) AS size FROM entries WHERE cache_id = $1 AND ",
-            key_is!("$2"),
-            "), updated AS (UPDATE entries SET value = $3, expires_at = $4 WHERE cache_id = $1 AND ",
-            key_is!("$2"),
-            "), inserted AS (INSERT INTO entries (cache_id, key, value, expires_at)
-                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM old)),
-             delta AS (SELECT (CASE WHEN EXISTS (SELECT 1 FROM old) THEN 0 ELSE 1 END)::bigint AS entries,
-                              coalesce($6::bigint - (SELECT size FROM old), $5::bigint + $6::bigint) AS bytes),
-             counted AS (UPDATE caches SET entry_count = greatest(entry_count + delta.entries, 0),
-                                           byte_count = greatest(byte_count + delta.bytes, 0)
+        // meanwhile (see the module docs), so the key stays unique. Logs the key. `$5` and `$6`
+        // are the key's and the value's sizes in bytes, as Rust counts them everywhere else.
+        macro_rules! upsert_and_log {
+            () => {
+                concat!(
+                    "WITH old AS (SELECT octet_length(value) AS size FROM entries WHERE cache_id = $1 AND ",
+                    key_is!("$2"),
+                    "), updated AS (UPDATE entries SET value = $3, expires_at = $4 WHERE cache_id = $1 AND ",
+                    key_is!("$2"),
+                    "), inserted AS (INSERT INTO entries (cache_id, key, value, expires_at)
+                         SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM old)),
+                     delta AS (SELECT (CASE WHEN EXISTS (SELECT 1 FROM old) THEN 0 ELSE 1 END)::bigint AS entries,
+                                      coalesce($6::bigint - (SELECT size FROM old), $5::bigint + $6::bigint) AS bytes),
+                     logged AS (INSERT INTO change_log (seq, writer, cache_id, kind, key)
+                         VALUES (nextval('change_seq'), $7, $1, 0, $2) RETURNING seq)"
+                )
+            };
+        }
+        const SET_ONE: &str = concat!(
+            upsert_and_log!(),
+            ", counted AS (UPDATE caches SET entry_count = greatest(entry_count + delta.entries, 0),
+                                            byte_count = greatest(byte_count + delta.bytes, 0)
                  FROM delta WHERE id = $1 AND (delta.entries <> 0 OR delta.bytes <> 0)
-                 RETURNING entry_count, byte_count),
-             logged AS (INSERT INTO change_log (seq, writer, cache_id, kind, key)
-                 VALUES (nextval('change_seq'), $7, $1, 0, $2) RETURNING seq)
-             SELECT delta.entries, delta.bytes,
+                 RETURNING entry_count, byte_count)
+             SELECT delta.entries, delta.bytes, (SELECT seq FROM logged),
                     coalesce((SELECT entry_count FROM counted), (SELECT entry_count FROM caches WHERE id = $1)),
-                    coalesce((SELECT byte_count FROM counted), (SELECT byte_count FROM caches WHERE id = $1)),
-                    (SELECT seq FROM logged)
+                    coalesce((SELECT byte_count FROM counted), (SELECT byte_count FROM caches WHERE id = $1))
              FROM delta"
         );
+        const SET_EACH: &str = concat!(
+            upsert_and_log!(),
+            " SELECT delta.entries, delta.bytes, (SELECT seq FROM logged) FROM delta"
+        );
+        if entries.is_empty() {
+            self.cache_stats(cache)?;
+            return Ok(Outcome::Done);
+        }
+        let one = entries.len() == 1;
         let mut delta = Delta::default();
-        let mut after = None;
+        let mut counted = None;
         for (key, value) in entries {
             let row = self.client.query_one(
-                SET_ENTRY,
+                if one { SET_ONE } else { SET_EACH },
                 &[
                     &cache.id.0,
                     key,
@@ -365,19 +382,21 @@ impl<'c> Batch<'c> {
             )?;
             delta.entries += row.try_get::<_, i64>(0)?;
             delta.bytes += row.try_get::<_, i64>(1)?;
-            after = match (row.try_get::<_, Option<i64>>(2)?, row.try_get::<_, Option<i64>>(3)?) {
-                (Some(entries), Some(bytes)) => Some(super::stats_of(entries, bytes)),
-                _ => None,
-            };
-            self.logged(row.try_get(4)?);
+            self.logged(row.try_get(2)?);
+            if one {
+                counted =
+                    Some(match (row.try_get::<_, Option<i64>>(3)?, row.try_get::<_, Option<i64>>(4)?) {
+                        (Some(entries), Some(bytes)) => Some(super::stats_of(entries, bytes)),
+                        _ => None,
+                    });
+            }
         }
-        if entries.is_empty() {
-            self.cache_stats(cache)?;
-            return Ok(Outcome::Done);
-        }
-        let Some(after) = after else {
-            return Err(cache_deleted(cache).into());
+        let after = match counted {
+            Some(after) => after,
+            None if delta.is_zero() => return Ok(Outcome::Done),
+            None => self.add_stats(Table::Caches, cache.id.0, delta)?,
         };
+        let after = after.ok_or_else(|| cache_deleted(cache))?;
         if !delta.is_zero() {
             self.check_cache_quota(cache, delta, after, quota)?;
         }
