@@ -645,6 +645,59 @@ fn a_postgres_schema_of_version_1_is_upgraded() {
     assert_eq!(db.open().open_cache("old").unwrap().get(&long).unwrap(), Some(json("3")));
 }
 
+/// A role granted only reads and writes on a schema that its owner made, as deployments keep
+/// the application's role apart from the one that owns the tables, opens it and works: opening
+/// a schema of this version changes nothing of its definition.
+#[cfg(feature = "postgres")]
+#[test]
+fn a_role_that_does_not_own_the_tables_opens_a_schema_of_this_version() {
+    let Some(db) = Db::postgres("a_role_that_does_not_own_the_tables_opens_a_schema_of_this_version") else {
+        return;
+    };
+    let Db::Postgres { url, schema } = &db else { unreachable!() };
+    db.open().create_cache("shared").unwrap().set("k", json("1")).unwrap();
+    let role = format!("easycaching_app_{}", std::process::id());
+    let mut owner = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+    owner
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN;
+             GRANT USAGE ON SCHEMA \"{schema}\" TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{schema}\" TO {role};
+             GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA \"{schema}\" TO {role};"
+        ))
+        .unwrap();
+    let _drop_role = DropRole(owner, role.clone());
+    let config: ::postgres::Config = url.parse().unwrap();
+    let ::postgres::config::Host::Tcp(host) = &config.get_hosts()[0] else { panic!("a TCP host in {url}") };
+    let as_role = format!(
+        "host={host} port={} dbname={} user={role}",
+        config.get_ports()[0],
+        config.get_dbname().unwrap_or("postgres")
+    );
+    let app = CacheManager::builder_postgres(&as_role).postgres_schema(schema).open().unwrap();
+    let cache = app.open_cache("shared").unwrap();
+    assert_eq!(cache.get("k").unwrap(), Some(json("1")));
+    cache.set("k", json("2")).unwrap();
+    cache.set("new", json("3")).unwrap();
+    assert!(cache.delete("new").unwrap());
+    let queue = app.create_queue("jobs").unwrap();
+    queue.put(json("4")).unwrap();
+    assert_eq!(queue.get().unwrap(), Some(json("4")));
+    assert_eq!(db.open().open_cache("shared").unwrap().get("k").unwrap(), Some(json("2")));
+}
+
+/// Drops a role made by a test, and its grants, once the test's managers are gone.
+#[cfg(feature = "postgres")]
+struct DropRole(::postgres::Client, String);
+
+#[cfg(feature = "postgres")]
+impl Drop for DropRole {
+    fn drop(&mut self) {
+        let role = &self.1;
+        let _ = self.0.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+    }
+}
+
 /// A manager whose connections the server drops (a restart, a failover, an administrator or a
 /// proxy closing idle sessions) carries on: the next write and the next read each connect
 /// again, and fail nothing.

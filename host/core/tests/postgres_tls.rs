@@ -70,6 +70,33 @@ impl Drop for Server {
     }
 }
 
+/// The role `easycaching_tls_only`, which `.ci/postgres.sh` lets in only over TLS, granted
+/// reads and writes on `server`'s schema, and dropped with its grants when dropped.
+struct TlsOnlyRole(postgres::Client);
+
+impl TlsOnlyRole {
+    fn create(server: &Server) -> TlsOnlyRole {
+        let mut client = server.inspect();
+        let schema = &server.schema;
+        client
+            .batch_execute(&format!(
+                "DO $$ BEGIN CREATE ROLE easycaching_tls_only LOGIN;
+                 EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+                 GRANT USAGE ON SCHEMA \"{schema}\" TO easycaching_tls_only;
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{schema}\" TO easycaching_tls_only;
+                 GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA \"{schema}\" TO easycaching_tls_only;"
+            ))
+            .unwrap();
+        TlsOnlyRole(client)
+    }
+}
+
+impl Drop for TlsOnlyRole {
+    fn drop(&mut self) {
+        let _ = self.0.batch_execute("DROP OWNED BY easycaching_tls_only; DROP ROLE easycaching_tls_only");
+    }
+}
+
 /// A manager works on it: a write read back by a second manager.
 fn works(manager: &CacheManager, other: &CacheManager) {
     let cache = manager.create_cache("tls").unwrap();
@@ -103,21 +130,20 @@ fn allow_encrypts_only_when_the_server_insists() {
     assert_eq!(server.encrypted(&application), Some(false), "the server lets postgres in without TLS");
     drop((manager, other));
 
-    server
-        .inspect()
-        .batch_execute(
-            "DO $$ BEGIN CREATE ROLE easycaching_tls_only LOGIN SUPERUSER;
-             EXCEPTION WHEN duplicate_object THEN NULL; END $$",
-        )
-        .unwrap();
+    // The role, with rights on the test's schema only; dropped when the test ends.
+    let _role = TlsOnlyRole::create(&server);
     // The same schema, reached as the role (the server's Drop drops it).
     let open_as_tls_only = |query: &str| {
         let url =
             format!("postgres://easycaching_tls_only@127.0.0.1:{}/{}?{query}", server.port, server.dbname);
         CacheManager::builder_postgres(&url).postgres_schema(&server.schema).open()
     };
-    let refused = open_as_tls_only("sslmode=disable").unwrap_err().to_string();
-    assert!(refused.contains("pg_hba.conf"), "the server takes the role only over TLS: {refused}");
+    // `hostnossl all easycaching_tls_only all reject`, first in pg_hba.conf (.ci/postgres.sh).
+    let refused = match open_as_tls_only("sslmode=disable") {
+        Ok(_) => panic!("the server must refuse easycaching_tls_only without TLS: see .ci/postgres.sh"),
+        Err(error) => error.to_string(),
+    };
+    assert!(refused.contains("pg_hba.conf"), "{refused}");
     let application = format!("easycaching-tls-allow-only-{}", std::process::id());
     let query = format!("sslmode=allow&application_name={application}");
     let (manager, other) = (open_as_tls_only(&query).unwrap(), open_as_tls_only(&query).unwrap());

@@ -636,23 +636,21 @@ fn prepare(server: &Server, client: &mut Client) -> Result<u64> {
     let fail = |e| server.error(e);
     let mut transaction = client.transaction().map_err(fail)?;
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&server.lock_key()]).map_err(fail)?;
-    transaction
-        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&server.schema)))
-        .map_err(fail)?;
-    let tables: i64 = transaction
+    // The catalog, not information_schema, which shows only the tables this role may use.
+    let (schema_exists, tables, has_meta): (bool, i64, bool) = transaction
         .query_one(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name <> 'meta'",
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1),
+                    (SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename <> 'meta'),
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename = 'meta')",
             &[&server.schema],
         )
-        .and_then(|row| row.try_get(0))
+        .and_then(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
         .map_err(fail)?;
-    let has_meta: bool = transaction
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'meta')",
-            &[&server.schema],
-        )
-        .and_then(|row| row.try_get(0))
-        .map_err(fail)?;
+    if !schema_exists {
+        transaction
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&server.schema)))
+            .map_err(fail)?;
+    }
     if !has_meta && tables > 0 {
         return Err(Error::NotOurDatabase {
             path: server.described.clone().into(),
@@ -662,8 +660,9 @@ fn prepare(server: &Server, client: &mut Client) -> Result<u64> {
             ),
         });
     }
+    let mut version = None;
     if has_meta {
-        let version: Option<i64> = transaction
+        version = transaction
             .query_opt("SELECT schema_version FROM meta WHERE id = 1", &[])
             .map_err(fail)?
             .map(|row| row.try_get(0))
@@ -679,18 +678,24 @@ fn prepare(server: &Server, client: &mut Client) -> Result<u64> {
             });
         }
     }
-    transaction.batch_execute(SCHEMA).map_err(fail)?;
-    // Version 1's primary key held whole keys; the index made just now holds their prefix.
-    transaction.batch_execute("ALTER TABLE entries DROP CONSTRAINT IF EXISTS entries_pkey").map_err(fail)?;
-    transaction
-        .execute("UPDATE meta SET schema_version = $1 WHERE id = 1", &[&SCHEMA_VERSION])
-        .map_err(fail)?;
-    transaction
-        .execute(
-            "INSERT INTO meta (id, schema_version) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
-            &[&SCHEMA_VERSION],
-        )
-        .map_err(fail)?;
+    // A schema of this version is used as it is: a role that does not own its tables (one
+    // granted only reads and writes) may open it. Creating or upgrading takes its owner.
+    if version != Some(SCHEMA_VERSION) {
+        transaction.batch_execute(SCHEMA).map_err(fail)?;
+        // Version 1's primary key held whole keys; the index made just now holds their prefix.
+        transaction
+            .batch_execute("ALTER TABLE entries DROP CONSTRAINT IF EXISTS entries_pkey")
+            .map_err(fail)?;
+        transaction
+            .execute("UPDATE meta SET schema_version = $1 WHERE id = 1", &[&SCHEMA_VERSION])
+            .map_err(fail)?;
+        transaction
+            .execute(
+                "INSERT INTO meta (id, schema_version) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+                &[&SCHEMA_VERSION],
+            )
+            .map_err(fail)?;
+    }
     let commits: i64 = transaction
         .query_one("SELECT commits FROM meta WHERE id = 1", &[])
         .and_then(|r| r.try_get(0))
