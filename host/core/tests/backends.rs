@@ -656,17 +656,10 @@ fn a_role_that_does_not_own_the_tables_opens_a_schema_of_this_version() {
     };
     let Db::Postgres { url, schema } = &db else { unreachable!() };
     db.open().create_cache("shared").unwrap().set("k", json("1")).unwrap();
-    let role = format!("easycaching_app_{}", std::process::id());
-    let mut owner = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
-    owner
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN;
-             GRANT USAGE ON SCHEMA \"{schema}\" TO {role};
-             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{schema}\" TO {role};
-             GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA \"{schema}\" TO {role};"
-        ))
-        .unwrap();
-    let _drop_role = DropRole(owner, role.clone());
+    let owner = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+    let granted =
+        common::ReadWriteRole::create(owner, &format!("easycaching_app_{}", std::process::id()), schema);
+    let role = &granted.name;
     let config: ::postgres::Config = url.parse().unwrap();
     let ::postgres::config::Host::Tcp(host) = &config.get_hosts()[0] else { panic!("a TCP host in {url}") };
     let as_role = format!(
@@ -684,18 +677,6 @@ fn a_role_that_does_not_own_the_tables_opens_a_schema_of_this_version() {
     queue.put(json("4")).unwrap();
     assert_eq!(queue.get().unwrap(), Some(json("4")));
     assert_eq!(db.open().open_cache("shared").unwrap().get("k").unwrap(), Some(json("2")));
-}
-
-/// Drops a role made by a test, and its grants, once the test's managers are gone.
-#[cfg(feature = "postgres")]
-struct DropRole(::postgres::Client, String);
-
-#[cfg(feature = "postgres")]
-impl Drop for DropRole {
-    fn drop(&mut self) {
-        let role = &self.1;
-        let _ = self.0.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
-    }
 }
 
 /// A manager whose connections the server drops (a restart, a failover, an administrator or a

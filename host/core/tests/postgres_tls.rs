@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use easycaching::{CacheManager, Error, Json};
 
+mod common;
+
 /// The test server, to be reached at `host` with the URL's query `query`.
 struct Server {
     user: String,
@@ -70,33 +72,6 @@ impl Drop for Server {
     }
 }
 
-/// The role `easycaching_tls_only`, which `.ci/postgres.sh` lets in only over TLS, granted
-/// reads and writes on `server`'s schema, and dropped with its grants when dropped.
-struct TlsOnlyRole(postgres::Client);
-
-impl TlsOnlyRole {
-    fn create(server: &Server) -> TlsOnlyRole {
-        let mut client = server.inspect();
-        let schema = &server.schema;
-        client
-            .batch_execute(&format!(
-                "DO $$ BEGIN CREATE ROLE easycaching_tls_only LOGIN;
-                 EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-                 GRANT USAGE ON SCHEMA \"{schema}\" TO easycaching_tls_only;
-                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{schema}\" TO easycaching_tls_only;
-                 GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA \"{schema}\" TO easycaching_tls_only;"
-            ))
-            .unwrap();
-        TlsOnlyRole(client)
-    }
-}
-
-impl Drop for TlsOnlyRole {
-    fn drop(&mut self) {
-        let _ = self.0.batch_execute("DROP OWNED BY easycaching_tls_only; DROP ROLE easycaching_tls_only");
-    }
-}
-
 /// A manager works on it: a write read back by a second manager.
 fn works(manager: &CacheManager, other: &CacheManager) {
     let cache = manager.create_cache("tls").unwrap();
@@ -130,8 +105,8 @@ fn allow_encrypts_only_when_the_server_insists() {
     assert_eq!(server.encrypted(&application), Some(false), "the server lets postgres in without TLS");
     drop((manager, other));
 
-    // The role, with rights on the test's schema only; dropped when the test ends.
-    let _role = TlsOnlyRole::create(&server);
+    // The role, granted reads and writes on the test's schema; dropped when the test ends.
+    let _role = common::ReadWriteRole::create(server.inspect(), "easycaching_tls_only", &server.schema);
     // The same schema, reached as the role (the server's Drop drops it).
     let open_as_tls_only = |query: &str| {
         let url =
