@@ -7,7 +7,8 @@
 #
 # The server also takes TLS, with a certificate for `localhost` signed by a throwaway root,
 # $EASYCACHING_PG_DATA/root.crt, for the TLS tests (EASYCACHING_TEST_POSTGRES_CA); made with
-# openssl, and skipped (the server plain) when there is no openssl.
+# openssl, and skipped (the server plain) when there is no openssl. Its pg_hba.conf lets the
+# role easycaching_tls_only (made and dropped by the test of sslmode=allow) in only over TLS.
 #
 # Idempotent: a server already answering on the port is reused; PostgreSQL is installed with
 # apt-get only when no initdb is found. EASYCACHING_PG_PORT (54329) and EASYCACHING_PG_DATA
