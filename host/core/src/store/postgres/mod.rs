@@ -63,6 +63,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use postgres::config::Host;
+use postgres::types::ToSql;
 use postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -596,6 +597,15 @@ pub(super) fn storable(key: &str) -> bool {
     !key.contains('\0')
 }
 
+/// `keys` without those PostgreSQL cannot hold, for a query that looks them up (none of them
+/// can be stored); `None` when it can hold them all, so that the caller passes `keys` as they
+/// are, without a copy.
+pub(super) fn storable_only<K: AsRef<str>>(keys: &[K]) -> Option<Vec<&str>> {
+    keys.iter()
+        .any(|key| !storable(key.as_ref()))
+        .then(|| keys.iter().map(AsRef::as_ref).filter(|key| storable(key)).collect())
+}
+
 /// A page cursor that reads the same keys as `after`: the keys after `after` are, since no
 /// stored key holds a NUL, those after its text up to its first NUL (which sorts first).
 fn storable_cursor(after: &str) -> &str {
@@ -660,23 +670,23 @@ fn prepare(server: &Server, client: &mut Client) -> Result<u64> {
             ),
         });
     }
-    let mut version = None;
-    if has_meta {
-        version = transaction
+    let version: Option<i64> = match has_meta {
+        true => transaction
             .query_opt("SELECT schema_version FROM meta WHERE id = 1", &[])
             .map_err(fail)?
             .map(|row| row.try_get(0))
             .transpose()
-            .map_err(fail)?;
-        if let Some(version) = version
-            && version > SCHEMA_VERSION
-        {
-            return Err(Error::SchemaTooNew {
-                path: server.described.clone().into(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
+            .map_err(fail)?,
+        false => None,
+    };
+    if let Some(found) = version
+        && found > SCHEMA_VERSION
+    {
+        return Err(Error::SchemaTooNew {
+            path: server.described.clone().into(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
     }
     // A schema of this version is used as it is: a role that does not own its tables (one
     // granted only reads and writes) may open it. Creating or upgrading takes its owner.
@@ -848,17 +858,15 @@ impl Store for PostgresStore {
     }
 
     fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Stored>>> {
-        let storable_keys: Vec<&str>;
-        let asked = if keys.iter().all(|key| storable(key)) {
-            keys
-        } else {
-            storable_keys = keys.iter().copied().filter(|key| storable(key)).collect();
-            &storable_keys
+        let storable = storable_only(keys);
+        let asked: &(dyn ToSql + Sync) = match &storable {
+            Some(storable) => storable,
+            None => &keys,
         };
         let rows = self.read(|client| {
             client.query(
                 concat!("SELECT key, value, expires_at FROM entries WHERE cache_id = $1 AND ", key_in!("$2")),
-                &[&cache.0, &asked],
+                &[&cache.0, asked],
             )
         })?;
         let mut found = std::collections::HashMap::with_capacity(rows.len());

@@ -517,21 +517,6 @@ impl<'c> Batch<'c> {
             .transpose()
     }
 
-    fn add_stats_within(
-        &mut self,
-        table: Table,
-        id: i64,
-        name: &str,
-        delta: Delta,
-        quota: &Quota,
-        missing: impl FnOnce() -> Error,
-    ) -> std::result::Result<(), WriteError> {
-        let Some(after) = self.add_stats(table, id, delta)? else {
-            return Err(missing().into());
-        };
-        self.check_quota(table, quota, name, delta.undo(after), after)
-    }
-
     /// Checks a write that took a cache or queue from `before` to `after` against `quota`:
     /// its own usage, or its group's when the quota is shared (read with the write in place).
     fn check_quota(
@@ -596,12 +581,10 @@ impl<'c> Batch<'c> {
     /// One statement deletes the keys, takes them off the cache's counts and logs them,
     /// answering how many were live (not expired by now) and whether the cache exists.
     fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
-        let storable: Vec<&str>;
-        let keys: &(dyn ToSql + Sync) = if keys.iter().all(|key| super::storable(key)) {
-            &keys
-        } else {
-            storable = keys.iter().map(String::as_str).filter(|key| super::storable(key)).collect();
-            &storable
+        let storable = super::storable_only(keys);
+        let keys: &(dyn ToSql + Sync) = match &storable {
+            Some(storable) => storable,
+            None => &keys,
         };
         let row = self.client.query_one(
             concat!(
@@ -727,9 +710,8 @@ impl<'c> Batch<'c> {
         }
         let delta =
             Delta { entries: values.len() as i64, bytes: values.iter().map(|v| v.len() as i64).sum() };
-        self.add_stats_within(Table::Queues, queue.id.0, &queue.name, delta, &Quota::UNLIMITED, || {
-            queue_deleted(queue)
-        })?;
+        // Given back, not put: no quota applies.
+        self.add_stats(Table::Queues, queue.id.0, delta)?.ok_or_else(|| queue_deleted(queue))?;
         let count = values.len() as i64;
         let first: i64 = self
             .client
