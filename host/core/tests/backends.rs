@@ -492,6 +492,69 @@ fn a_failing_write_leaves_the_rest_of_its_batch(db: &Db) {
     assert!(store.get(CacheId(id), "first").unwrap().is_some());
     assert!(store.get(CacheId(id), "last").unwrap().is_some());
     assert_eq!(store.cache_stats(CacheId(id)).unwrap().unwrap().entries, 2);
+
+    // Writes whose outcome depends on what they find, before and after one that fails: each
+    // is done once, and answers what the committed data says (a backend may undo the writes
+    // before a failure and apply them again).
+    let queue_made =
+        batch(vec![Write::CreateQueue { name: "q".into(), quota: Quota::UNLIMITED }, set(&cache, "n")]);
+    let Ok(Outcome::Created { id: queue_id, .. }) = queue_made[0] else { panic!("{queue_made:?}") };
+    let queue = Target { id: QueueId(queue_id), name: "q".into() };
+    let put = batch(vec![Write::Put {
+        queue: queue.clone(),
+        values: vec![json("1"), json("2"), json("3")],
+        quota: Quota::UNLIMITED,
+    }]);
+    assert!(put[0].is_ok(), "{put:?}");
+    let increment = |by| Write::Increment {
+        cache: cache.clone(),
+        key: "n".into(),
+        by,
+        max_value_bytes: 1024,
+        quota: Quota::UNLIMITED,
+    };
+    let take = || Write::Take { queue: queue.clone(), max: 1 };
+    let results = batch(vec![
+        Write::CreateCache { name: "made".into(), quota: Quota::UNLIMITED },
+        increment(4),
+        take(),
+        set(&gone, "lost"),
+        take(),
+        increment(1),
+        Write::Take { queue: Target { id: QueueId(999), name: "gone".into() }, max: 1 },
+    ]);
+    let made = store.find_cache("made").unwrap().expect("the cache made in the batch exists");
+    assert!(
+        matches!(results[0], Ok(Outcome::Created { id, created: true }) if id == made.0),
+        "the id answered is the one stored: {made:?}, {results:?}"
+    );
+    assert!(matches!(results[1], Ok(Outcome::Integer(5))), "{results:?}");
+    assert_eq!(results[2].as_ref().ok(), Some(&Outcome::Values(vec![json("1")])), "{results:?}");
+    assert!(matches!(results[3], Err(Error::CacheDeleted(_))), "{results:?}");
+    assert_eq!(results[4].as_ref().ok(), Some(&Outcome::Values(vec![json("2")])), "{results:?}");
+    assert!(matches!(results[5], Ok(Outcome::Integer(6))), "{results:?}");
+    assert!(matches!(results[6], Err(Error::QueueDeleted(_))), "{results:?}");
+    assert_eq!(store.get(CacheId(id), "n").unwrap().map(|stored| stored.value), Some(json("6")));
+    assert_eq!(store.queue_stats(queue.id).unwrap().unwrap().entries, 1);
+    assert_eq!(store.peek(&queue).unwrap(), Some(json("3")));
+
+    // The same around a write too large for a backend to keep a copy of (100 KiB of values).
+    let large = Write::Set {
+        cache: cache.clone(),
+        entries: (0..100)
+            .map(|i| (format!("large{i}"), Json::parse(format!("\"{}\"", "x".repeat(1024))).unwrap()))
+            .collect(),
+        expires_at: None,
+        quota: Quota::UNLIMITED,
+    };
+    let results = batch(vec![increment(10), large, set(&gone, "lost"), take(), increment(1)]);
+    assert!(matches!(results[0], Ok(Outcome::Integer(16))), "{results:?}");
+    assert!(matches!(results[1], Ok(Outcome::Done)), "{results:?}");
+    assert!(matches!(results[2], Err(Error::CacheDeleted(_))), "{results:?}");
+    assert_eq!(results[3].as_ref().ok(), Some(&Outcome::Values(vec![json("3")])), "{results:?}");
+    assert!(matches!(results[4], Ok(Outcome::Integer(17))), "{results:?}");
+    assert_eq!(store.get(CacheId(id), "n").unwrap().map(|stored| stored.value), Some(json("17")));
+    assert_eq!(store.cache_stats(CacheId(id)).unwrap().unwrap().entries, 103);
 }
 
 /// What async code does: opens a manager, reads and writes and drops it straight from its
@@ -604,45 +667,74 @@ fn keys_up_to_the_limit_work_whatever_their_length(db: &Db) {
     assert_eq!(writer.open_cache("long").unwrap().keys(None, 10).unwrap().items.len(), 3);
 }
 
-/// A schema made by the first PostgreSQL build (version 1: a primary key over whole keys) is
-/// turned into version 2 when opened, and keeps its data.
+/// Schemas made by older PostgreSQL builds are turned into this version when opened, and keep
+/// their data: version 1 (a primary key over whole keys, commits counted in `meta.commits`) and
+/// version 2 (the key's prefix indexed, commits still counted in `meta`). Commit numbers go on
+/// from the old count, never back, and another manager still sees each commit.
 #[cfg(feature = "postgres")]
 #[test]
-fn a_postgres_schema_of_version_1_is_upgraded() {
-    let Some(db) = Db::postgres("a_postgres_schema_of_version_1_is_upgraded") else { return };
-    let Db::Postgres { url, schema } = &db else { unreachable!() };
-    db.open().create_cache("old").unwrap().set("kept", json("1")).unwrap();
-    let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
-    let version_of = |client: &mut ::postgres::Client| -> i64 {
-        client.query_one(&format!("SELECT schema_version FROM \"{schema}\".meta"), &[]).unwrap().get(0)
-    };
-    client
-        .batch_execute(&format!(
-            "SET search_path TO \"{schema}\";
-             DROP INDEX entries_by_key;
-             ALTER TABLE entries ADD PRIMARY KEY (cache_id, key);
-             UPDATE meta SET schema_version = 1;"
-        ))
-        .unwrap();
-    assert_eq!(version_of(&mut client), 1);
-    let manager = db.open();
-    assert_eq!(version_of(&mut client), 2);
-    let primary_keys: i64 = client
-        .query_one(
+fn postgres_schemas_of_older_versions_are_upgraded() {
+    for old_version in [1, 2] {
+        let name = format!("postgres_schema_of_version_{old_version}_is_upgraded");
+        let Some(db) = Db::postgres(&name) else { return };
+        let Db::Postgres { url, schema } = &db else { unreachable!() };
+        db.open().create_cache("old").unwrap().set("kept", json("1")).unwrap();
+        let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+        let version_of = |client: &mut ::postgres::Client| -> i64 {
+            client.query_one(&format!("SELECT schema_version FROM \"{schema}\".meta"), &[]).unwrap().get(0)
+        };
+        let whole_key_index = match old_version {
+            1 => "DROP INDEX entries_by_key; ALTER TABLE entries ADD PRIMARY KEY (cache_id, key);",
+            _ => "",
+        };
+        client
+            .batch_execute(&format!(
+                "SET search_path TO \"{schema}\";
+                 {whole_key_index}
+                 DROP SEQUENCE commit_seq;
+                 ALTER TABLE meta ADD COLUMN commits bigint NOT NULL DEFAULT 0;
+                 UPDATE meta SET schema_version = {old_version}, commits = 41;"
+            ))
+            .unwrap();
+        assert_eq!(version_of(&mut client), old_version);
+        let manager = db.open();
+        assert_eq!(version_of(&mut client), easycaching::store::postgres::SCHEMA_VERSION);
+        let in_schema = |client: &mut ::postgres::Client, sql: &str| -> i64 {
+            client.query_one(sql, &[schema]).unwrap().get(0)
+        };
+        let primary_keys = in_schema(
+            &mut client,
             "SELECT count(*) FROM pg_constraint WHERE conname = 'entries_pkey'
              AND connamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)",
-            &[schema],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(primary_keys, 0, "the primary key over whole keys is dropped");
-    let cache = manager.open_cache("old").unwrap();
-    assert_eq!(cache.get("kept").unwrap(), Some(json("1")));
-    let long = "k".repeat(3000) + &"é".repeat(500);
-    cache.set(&long, json("2")).unwrap();
-    cache.set(&long, json("3")).unwrap();
-    assert_eq!(cache.len().unwrap(), 2);
-    assert_eq!(db.open().open_cache("old").unwrap().get(&long).unwrap(), Some(json("3")));
+        );
+        assert_eq!(primary_keys, 0, "the primary key over whole keys is dropped");
+        let commit_columns = in_schema(
+            &mut client,
+            "SELECT count(*) FROM information_schema.columns
+             WHERE table_schema = $1 AND table_name = 'meta' AND column_name = 'commits'",
+        );
+        assert_eq!(commit_columns, 0, "meta no longer counts commits");
+        let cache = manager.open_cache("old").unwrap();
+        assert_eq!(cache.get("kept").unwrap(), Some(json("1")));
+        let other = db.open();
+        let seen = other.open_cache("old").unwrap();
+        assert_eq!(seen.get("kept").unwrap(), Some(json("1")));
+        let long = "k".repeat(3000) + &"é".repeat(500);
+        cache.set(&long, json("2")).unwrap();
+        // The other manager keeps the value in its LRU, and must hear of the next commit.
+        eventually("the other manager sees the first write", || seen.get(&long).unwrap() == Some(json("2")));
+        cache.set(&long, json("3")).unwrap();
+        let last_commit = in_schema(
+            &mut client,
+            "SELECT last_value FROM pg_sequences WHERE schemaname = $1 AND sequencename = 'commit_seq'",
+        );
+        assert_eq!(last_commit, 43, "commit numbers go on from the old count");
+        assert_eq!(cache.len().unwrap(), 2);
+        eventually("the other manager hears of the upgraded schema's commits", || {
+            seen.get(&long).unwrap() == Some(json("3"))
+        });
+        assert_eq!(db.open().open_cache("old").unwrap().get(&long).unwrap(), Some(json("3")));
+    }
 }
 
 /// A role granted only reads and writes on a schema that its owner made, as deployments keep

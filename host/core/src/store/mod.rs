@@ -57,7 +57,7 @@ pub struct Target<Id> {
 }
 
 /// One write, applied all or nothing.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Write {
     /// Creates a cache unless one of that name exists. Outcome: [`Outcome::Created`].

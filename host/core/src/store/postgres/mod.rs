@@ -13,9 +13,16 @@
 //!   of every process commit one at a time. That keeps counts and quotas simple (a read of the
 //!   counts is not raced), makes the change log's sequence commit in order (Postgres sequence
 //!   values taken by concurrent transactions can otherwise become visible out of order, which
-//!   a reader of the log would skip for ever), and gives each commit a number
-//!   (`meta.commits`). Each write runs in a `SAVEPOINT`, so one failing write leaves the
-//!   others of its batch.
+//!   a reader of the log would skip for ever), and gives each commit a number: the next value
+//!   of sequence `commit_seq`, taken under the lock just before `COMMIT`. (A sequence, not a
+//!   counter in a row: a row updated by every commit grows a chain of versions that each read
+//!   of it walks, which cost a lone write about a quarter of its time. A commit that fails
+//!   after taking its number leaves a gap, which only makes the next writer's LRU forget the
+//!   keys it wrote rather than keep them, see `PostgresStore::transaction`.)
+//! - **One failing write leaves the others of its batch.** The batch rolls back to a
+//!   `SAVEPOINT` and applies again the writes that succeeded since it (see
+//!   `writes::Batch::apply_next`): a round trip per write, where a savepoint set before
+//!   each write took two.
 //! - **Durable at commit.** Connections run with `synchronous_commit = on`: a commit is on
 //!   the server's disk when it returns, so [`Store::sync`] has nothing to do.
 //! - **Change token without I/O.** The commit's transaction `NOTIFY`s its number on a channel
@@ -136,9 +143,10 @@ use connection::Connection;
 use io_threads::{IoThreads, in_runtime};
 
 /// The schema this build creates and understands (`meta.schema_version`). Version 1 indexed
-/// whole keys (a primary key on `entries`); 2 indexes their prefix, and opening a version 1
-/// schema turns it into version 2.
-pub const SCHEMA_VERSION: i64 = 2;
+/// whole keys (a primary key on `entries`); 2 indexes their prefix; 3 numbers commits with
+/// sequence `commit_seq` where 1 and 2 counted them in `meta.commits`. Opening a schema of an
+/// older version turns it into this one.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The schema used when none is chosen.
 pub const DEFAULT_SCHEMA: &str = "easycaching";
@@ -161,9 +169,9 @@ const SCHEMA: &str = concat!(
     CREATE TABLE IF NOT EXISTS meta (
         id             integer PRIMARY KEY CHECK (id = 1),
         schema_version bigint NOT NULL,
-        commits        bigint NOT NULL DEFAULT 0,
         pruned_through bigint NOT NULL DEFAULT 0
     );
+    CREATE SEQUENCE IF NOT EXISTS commit_seq;
     CREATE TABLE IF NOT EXISTS caches (
         id          bigserial PRIMARY KEY,
         name        text COLLATE \"C\" NOT NULL UNIQUE,
@@ -477,17 +485,14 @@ impl PostgresStore {
     }
 
     /// Begins a write transaction on the writer's connection, made first when there is none,
-    /// in one round trip: takes the writers' lock, reads the commit number (after the lock,
-    /// so it is the newest) and sets savepoint `write` for the first write (see
-    /// `writes::Batch::in_savepoint`). A connection found dead (the server restarted, or a
-    /// proxy or an administrator closed it) is made anew once: nothing it was sent had run.
-    fn begin<'w>(&self, connection: &'w mut Option<Connection>) -> Result<(&'w mut Connection, i64)> {
-        let sql = format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({}); SELECT commits FROM meta WHERE id = 1; SAVEPOINT write",
-            self.server.lock_key()
-        );
+    /// in one round trip: takes the writers' lock and sets savepoint `write` for the first
+    /// write (see `writes::Batch::apply_next`). A connection found dead (the server
+    /// restarted, or a proxy or an administrator closed it) is made anew once: nothing it was
+    /// sent had run.
+    fn begin<'w>(&self, connection: &'w mut Option<Connection>) -> Result<&'w mut Connection> {
+        let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({}); SAVEPOINT write", self.server.lock_key());
         let mut attempts = 0;
-        let commits = loop {
+        loop {
             attempts += 1;
             if connection.as_ref().is_none_or(Connection::is_closed) {
                 *connection = None;
@@ -496,23 +501,15 @@ impl PostgresStore {
             let Some(client) = connection.as_mut() else {
                 return Err(Error::Storage("internal error: no writer connection".into()));
             };
-            match client.client().simple_query(&sql) {
-                Ok(messages) => break last_number(&messages),
+            match client.client().batch_execute(&sql) {
+                Ok(()) => break,
                 Err(error) if attempts == 1 && client.is_closed() => {
                     tracing::info!(%error, "the writer's connection was closed; connecting again");
                 }
                 Err(error) => return Err(rollback(client, &self.server, error)),
             }
-        };
-        let client = connection
-            .as_mut()
-            .ok_or_else(|| Error::Storage("internal error: no writer connection".into()))?;
-        match commits {
-            Some(commits) => Ok((client, commits)),
-            None => {
-                Err(rollback_after(client, Error::Storage("the meta row of the schema is missing".into())))
-            }
         }
+        connection.as_mut().ok_or_else(|| Error::Storage("internal error: no writer connection".into()))
     }
 
     fn transaction(
@@ -525,21 +522,19 @@ impl PostgresStore {
             return Ok(Applied { results: Vec::new(), sync: SyncTarget::Visible, own_commit: None });
         };
         *taken = 1;
-        let (client, before) = self.begin(&mut writer.client)?;
+        let client = self.begin(&mut writer.client)?;
         let server = &self.server;
         let mut batch = writes::Batch::new(client, server, self.writer_id);
-        let mut results = Vec::new();
         let mut next = Some(first);
         while let Some(write) = next {
-            let result = batch.in_savepoint(|batch| batch.apply(write))?;
-            results.push(result);
+            batch.apply_next(write)?;
             next = writes.next_write();
             *taken += usize::from(next.is_some());
         }
         writer.batches += 1;
         let now = batch.now();
         if now >= writer.next_sweep_at {
-            writer.next_sweep_at = match batch.in_savepoint(|batch| batch.sweep_due())? {
+            writer.next_sweep_at = match batch.sweep()? {
                 Ok(removed) if removed >= SWEEP_ROWS as u64 => now,
                 Ok(_) => now + SWEEP_LOOK_EVERY_MS,
                 Err(error) => {
@@ -550,7 +545,7 @@ impl PostgresStore {
         }
         let prune = writer.batches.is_multiple_of(PRUNE_EVERY_BATCHES);
         let cursor = batch.last_logged();
-        let client = batch.into_client();
+        let (client, results) = batch.finish();
         let committed = (|| -> std::result::Result<Option<i64>, postgres::Error> {
             if prune {
                 client.execute(
@@ -563,8 +558,8 @@ impl PostgresStore {
             }
             // Numbers the commit, announces it and commits, in one round trip.
             let messages = client.client().simple_query(&format!(
-                "WITH numbered AS (UPDATE meta SET commits = commits + 1 WHERE id = 1 RETURNING commits)
-                 SELECT commits, pg_notify({}, commits::text) FROM numbered; COMMIT",
+                "SELECT number, pg_notify({}, number::text) FROM (SELECT nextval('commit_seq') AS number) AS numbered;
+                 COMMIT",
                 quote_literal(&server.channel())
             ))?;
             Ok(last_number(&messages))
@@ -572,16 +567,17 @@ impl PostgresStore {
         let after = match committed {
             Ok(Some(after)) => after as u64,
             Ok(None) => {
-                return Err(rollback_after(
-                    client,
-                    Error::Storage("the meta row of the schema is missing".into()),
-                ));
+                return Err(rollback_after(client, Error::Storage("the commit was not numbered".into())));
             }
             Err(error) => return Err(rollback(client, server, error)),
         };
         self.commits.fetch_max(after, Ordering::AcqRel);
+        // Numbers are taken under the writers' lock, so the number before this one is the
+        // commit just before it, unless that one failed after taking it: then no commit
+        // carries it, the LRU's token cannot equal it, and the LRU forgets the keys written
+        // here rather than keep their values, which is always safe.
         let own_commit = Some(OwnCommit {
-            before: token_of(before as u64),
+            before: token_of(after - 1),
             after: token_of(after),
             cursor,
             others_keys: Vec::new(),
@@ -696,6 +692,17 @@ fn prepare(server: &Server, client: &mut Client) -> Result<u64> {
         transaction
             .batch_execute("ALTER TABLE entries DROP CONSTRAINT IF EXISTS entries_pkey")
             .map_err(fail)?;
+        // Versions 1 and 2 counted commits in `meta.commits`: the sequence made just now goes on
+        // from there, so numbers never go back. The column goes, so that a process of an older
+        // build still writing fails rather than numbering commits apart from this one's.
+        if version.is_some_and(|version| version < 3) {
+            transaction
+                .batch_execute(
+                    "SELECT setval('commit_seq', greatest(commits, 1), commits > 0) FROM meta WHERE id = 1;
+                     ALTER TABLE meta DROP COLUMN commits",
+                )
+                .map_err(fail)?;
+        }
         transaction
             .execute("UPDATE meta SET schema_version = $1 WHERE id = 1", &[&SCHEMA_VERSION])
             .map_err(fail)?;
@@ -706,13 +713,15 @@ fn prepare(server: &Server, client: &mut Client) -> Result<u64> {
             )
             .map_err(fail)?;
     }
-    let commits: i64 = transaction
-        .query_one("SELECT commits FROM meta WHERE id = 1", &[])
-        .and_then(|r| r.try_get(0))
-        .map_err(fail)?;
+    let commits: i64 = transaction.query_one(LAST_COMMIT, &[]).and_then(|r| r.try_get(0)).map_err(fail)?;
     transaction.commit().map_err(fail)?;
     Ok(commits as u64)
 }
+
+/// The number of the newest commit (0 before the first). `pg_sequence_last_value` rather than
+/// `SELECT last_value FROM commit_seq`, which would take `SELECT` on the sequence where
+/// numbering commits takes only `USAGE`.
+const LAST_COMMIT: &str = "SELECT coalesce(pg_sequence_last_value('commit_seq'), 0)";
 
 /// Starts the thread that listens for commits and raises `commits` (see the module docs).
 fn listen(server: &Server, commits: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
@@ -727,7 +736,7 @@ fn listen(server: &Server, commits: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> Re
                     match listening(&server) {
                         Ok(mut fresh) => {
                             // Commits made while we were not listening: noticed now.
-                            if let Ok(row) = fresh.query_one("SELECT commits FROM meta WHERE id = 1", &[])
+                            if let Ok(row) = fresh.query_one(LAST_COMMIT, &[])
                                 && let Ok(newest) = row.try_get::<_, i64>(0)
                             {
                                 commits.fetch_max(newest as u64, Ordering::AcqRel);

@@ -137,11 +137,18 @@ pub(super) struct Batch<'c> {
     /// Changes of the write under way, logged in one statement when it succeeds.
     pending: Vec<(i64, i16, Option<String>)>,
     now: Cell<Option<i64>>,
-    /// Savepoint `write` holds the last write that succeeded: the next write releases it and
-    /// sets a new one, in one round trip. (The transaction begins with it set; see
-    /// `PostgresStore::begin`.)
-    savepoint_used: bool,
+    /// The result of each write taken so far, in order.
+    results: Vec<Result<Outcome>>,
+    /// The writes that succeeded since savepoint `write` was set (the transaction begins with
+    /// it set, see `PostgresStore::begin`), by their place in `results`. A write that fails
+    /// rolls back to the savepoint, and these are applied again: one round trip per write in
+    /// the usual batch, where setting a savepoint before each write took two.
+    replayable: Vec<(usize, Write)>,
 }
+
+/// The most bytes of keys and values a write may hold to be kept for applying again (see
+/// `Batch::replayable`); after a larger one the savepoint is moved instead, a round trip.
+const MAX_REPLAYABLE_BYTES: usize = 64 * 1024;
 
 impl<'c> Batch<'c> {
     pub(super) fn new(client: &'c mut Connection, server: &'c Server, writer: i64) -> Self {
@@ -152,12 +159,14 @@ impl<'c> Batch<'c> {
             last_logged: None,
             pending: Vec::new(),
             now: Cell::new(None),
-            savepoint_used: false,
+            results: Vec::new(),
+            replayable: Vec::new(),
         }
     }
 
-    pub(super) fn into_client(self) -> &'c mut Connection {
-        self.client
+    /// The connection, and the result of each write taken.
+    pub(super) fn finish(self) -> (&'c mut Connection, Vec<Result<Outcome>>) {
+        (self.client, self.results)
     }
 
     /// Now, in unix ms, read once per batch.
@@ -174,36 +183,86 @@ impl<'c> Batch<'c> {
         self.last_logged
     }
 
-    /// Runs `write` in a savepoint: its result, or (outer error) a failure that dooms the
-    /// whole transaction, which is then rolled back. A write that fails is rolled back to the
-    /// savepoint, which stays set for the next; one that succeeds keeps it until the next
-    /// write (or the commit) releases it.
-    pub(super) fn in_savepoint<T>(
-        &mut self,
-        write: impl FnOnce(&mut Self) -> std::result::Result<T, WriteError>,
-    ) -> Result<Result<T>> {
-        let server = self.server;
-        if self.savepoint_used
-            && let Err(error) = self.client.batch_execute("RELEASE SAVEPOINT write; SAVEPOINT write")
-        {
-            return Err(super::rollback(self.client, server, error));
+    /// Applies `write`, the batch's next, and records its result. A write that fails is
+    /// undone and leaves the others (see [`Batch::back_to_savepoint`]). The outer error is a
+    /// failure that dooms the whole transaction, which is then rolled back.
+    pub(super) fn apply_next(&mut self, write: &Write) -> Result<()> {
+        let index = self.results.len();
+        let result = self.attempt(|batch| batch.apply(write));
+        let failed = result.is_err();
+        self.results.push(result);
+        if failed {
+            self.back_to_savepoint()
+        } else if replay_bytes(write) <= MAX_REPLAYABLE_BYTES {
+            self.replayable.push((index, write.clone()));
+            Ok(())
+        } else {
+            self.move_savepoint()
         }
+    }
+
+    /// Removes expired entries (see [`Batch::sweep_due`]): how many, or why it failed, undone.
+    /// The outer error dooms the transaction, as for [`Batch::apply_next`].
+    pub(super) fn sweep(&mut self) -> Result<Result<u64>> {
+        let result = self.attempt(Self::sweep_due);
+        if result.is_err() {
+            self.back_to_savepoint()?;
+        }
+        Ok(result)
+    }
+
+    /// Runs one step, then logs its changes: what it returned, or why it failed.
+    fn attempt<T>(
+        &mut self,
+        step: impl FnOnce(&mut Self) -> std::result::Result<T, WriteError>,
+    ) -> Result<T> {
         self.pending.clear();
-        let result = write(self).and_then(|value| {
+        let result = step(self).and_then(|value| {
             self.flush_log()?;
             Ok(value)
         });
         self.pending.clear();
-        self.savepoint_used = result.is_ok();
-        if result.is_err()
-            && let Err(error) = self.client.batch_execute("ROLLBACK TO SAVEPOINT write")
-        {
-            return Err(super::rollback(self.client, server, error));
-        }
-        Ok(result.map_err(|error| match error {
+        result.map_err(|error| match error {
             WriteError::Refused(error) => error,
-            WriteError::Sql(error) => server.error(error),
-        }))
+            WriteError::Sql(error) => self.server.error(error),
+        })
+    }
+
+    /// Undoes a step that failed: rolls back to savepoint `write`, which undoes the writes
+    /// since it too, applies those again (in the same transaction, under the same lock and
+    /// clock, each does what it did the first time, and its result replaces the first), and
+    /// moves the savepoint after them.
+    fn back_to_savepoint(&mut self) -> Result<()> {
+        self.run_or_roll_back("ROLLBACK TO SAVEPOINT write")?;
+        let replayed = std::mem::take(&mut self.replayable);
+        if replayed.is_empty() {
+            return Ok(());
+        }
+        for (index, write) in &replayed {
+            match self.attempt(|batch| batch.apply(write)) {
+                Ok(outcome) => self.results[*index] = Ok(outcome),
+                Err(error) => {
+                    let error = Error::Storage(format!(
+                        "internal error: a write that had succeeded failed when applied again, after a later write of its batch failed: {error}"
+                    ));
+                    return Err(super::rollback_after(self.client, error));
+                }
+            }
+        }
+        self.move_savepoint()
+    }
+
+    /// Sets savepoint `write` after the writes so far, which need no applying again.
+    fn move_savepoint(&mut self) -> Result<()> {
+        self.replayable.clear();
+        self.run_or_roll_back("RELEASE SAVEPOINT write; SAVEPOINT write")
+    }
+
+    fn run_or_roll_back(&mut self, sql: &str) -> Result<()> {
+        match self.client.batch_execute(sql) {
+            Ok(()) => Ok(()),
+            Err(error) => Err(super::rollback(self.client, self.server, error)),
+        }
     }
 
     pub(super) fn apply(&mut self, write: &Write) -> WriteResult {
@@ -536,7 +595,7 @@ impl<'c> Batch<'c> {
 
     /// Removes up to [`SWEEP_ROWS`] entries expired by now, from every cache, soonest expired
     /// first, as a delete removes entries (counts and change log kept). Answers how many.
-    pub(super) fn sweep_due(&mut self) -> std::result::Result<u64, WriteError> {
+    fn sweep_due(&mut self) -> std::result::Result<u64, WriteError> {
         let now = self.now();
         self.remove_expired(
             "DELETE FROM entries WHERE ctid = ANY(ARRAY(
@@ -735,6 +794,24 @@ impl<'c> Batch<'c> {
 }
 
 /// Refuses a write that would store a key PostgreSQL cannot hold (see [`super::storable`]).
+/// The bytes of keys and values `write` holds, which keeping it to apply again would copy.
+fn replay_bytes(write: &Write) -> usize {
+    match write {
+        Write::Set { entries, .. } => entries.iter().map(|(key, value)| key.len() + value.len()).sum(),
+        Write::Delete { keys, .. } => keys.iter().map(String::len).sum(),
+        Write::Put { values, .. } | Write::GiveBack { values, .. } => values.iter().map(Json::len).sum(),
+        Write::CompareAndSwap { key, expected, value, .. } => {
+            key.len() + expected.as_ref().map_or(0, Json::len) + value.as_ref().map_or(0, Json::len)
+        }
+        Write::Expire { key, .. } | Write::Increment { key, .. } => key.len(),
+        Write::CreateCache { name, .. }
+        | Write::DropCache { name }
+        | Write::CreateQueue { name, .. }
+        | Write::DropQueue { name } => name.len(),
+        Write::Clear { .. } | Write::Take { .. } | Write::ClearQueue { .. } => 0,
+    }
+}
+
 fn refuse_unstorable_keys(write: &Write) -> std::result::Result<(), Error> {
     let refuse = |key: &str| {
         Err(Error::InvalidArgument(format!(
