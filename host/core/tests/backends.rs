@@ -125,6 +125,7 @@ backend_tests!(
     each_write_keeps_the_counts_and_tells_other_managers,
     a_queue_get_stops_after_a_page_of_bytes,
     a_key_with_a_nul_character,
+    a_set_of_many_entries_counts_each_key_once,
 );
 
 /// Polls `check` until it holds, for at most 10 s.
@@ -389,6 +390,43 @@ fn each_write_keeps_the_counts_and_tells_other_managers(db: &Db) {
     assert!(a.delete_cache("counted").unwrap());
     assert!(matches!(in_a.delete("k2"), Err(Error::CacheDeleted(_))));
     assert!(matches!(in_a.set_many(entries(&[("k", "1")])), Err(Error::CacheDeleted(_))));
+}
+
+/// A `set_many` of as many entries as one call takes (1,000: more than one statement of the
+/// PostgreSQL store takes), with a key given three times and one already stored: each key is counted once, at
+/// its last value, and another manager reads exactly that.
+fn a_set_of_many_entries_counts_each_key_once(db: &Db) {
+    let manager = db.open();
+    let cache = manager.create_cache("many").unwrap();
+    cache.set("old", json("1")).unwrap();
+    let mut batch: Vec<(String, Json)> =
+        (0..994).map(|i| (format!("k{i:04}"), json(&i.to_string()))).collect();
+    batch.insert(0, ("dup".into(), json(r#""first""#)));
+    batch.insert(700, ("dup".into(), json(r#""second""#)));
+    batch.push(("dup".into(), json("3")));
+    batch.push(("old".into(), json("12345")));
+    batch.push(("twice".into(), json("1")));
+    batch.push(("twice".into(), json("22")));
+    cache.set_many(batch.clone()).unwrap();
+    let last: std::collections::BTreeMap<String, Json> = batch.into_iter().collect();
+    assert_eq!(cache.len().unwrap(), last.len() as u64);
+    let bytes: usize = last.iter().map(|(key, value)| key.len() + value.len()).sum();
+    assert_eq!(cache.size_bytes().unwrap(), bytes as u64);
+    let seen = db.open().open_cache("many").unwrap();
+    for key in ["dup", "old", "twice", "k0000", "k0499", "k0993"] {
+        assert_eq!(seen.get(key).unwrap().as_ref(), last.get(key), "{key}");
+    }
+    let mut stored = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = seen.entries(cursor.as_deref(), 1000).unwrap();
+        stored.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(stored, last.into_iter().collect::<Vec<_>>(), "every key once, at its last value");
 }
 
 fn entries(pairs: &[(&str, &str)]) -> Vec<(String, Json)> {

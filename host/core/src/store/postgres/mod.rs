@@ -1,8 +1,8 @@
 //! The PostgreSQL backend (cargo feature `postgres`): [`PostgresStore`].
 //!
 //! Everything lives in one schema of the database (`easycaching` unless chosen otherwise), so
-//! it sits beside other applications' tables: `meta` (schema version, commit counter, how far
-//! the change log was pruned), `caches`/`entries`, `queues`/`queue_items` and `change_log`,
+//! it sits beside other applications' tables: `meta` (schema version, how far the change log was
+//! pruned), `caches`/`entries`, `queues`/`queue_items`, `change_log` and two sequences,
 //! created on open with `CREATE … IF NOT EXISTS`. Values are `text`, the exact JSON text
 //! written (never `jsonb`, which would rewrite it), so they come back byte for byte.
 //!

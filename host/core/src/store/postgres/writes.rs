@@ -146,6 +146,11 @@ pub(super) struct Batch<'c> {
     replayable: Vec<(usize, Write)>,
 }
 
+/// The most entries one statement of a `set` of many sets: each statement is a round trip, and
+/// its arrays are held whole by client and server. (A call sets at most
+/// `Limits::max_batch_items` entries, 1,000 by default.)
+const SET_ROWS_PER_STATEMENT: usize = 500;
+
 /// The most bytes of keys and values a write may hold to be kept for applying again (see
 /// `Batch::replayable`); after a larger one the savepoint is moved instead, a round trip.
 const MAX_REPLAYABLE_BYTES: usize = 64 * 1024;
@@ -375,9 +380,10 @@ impl<'c> Batch<'c> {
     }
 
     /// One entry: one statement upserts it, adds what it changed to the cache's counts and
-    /// logs the key, answering the counts after it. Several: one statement each upserts and
-    /// logs, and the counts are added once at the end (a row updated once per entry of a large
-    /// set would grow a chain of versions that each update walks). The quota is checked once.
+    /// logs the key, answering the counts after it. Several: one statement per
+    /// [`SET_ROWS_PER_STATEMENT`] entries upserts and logs them, and the counts are added once
+    /// at the end (a row updated once per entry of a large set would grow a chain of versions
+    /// that each update walks). The quota is checked once.
     fn set(
         &mut self,
         cache: &Target<CacheId>,
@@ -415,20 +421,44 @@ impl<'c> Batch<'c> {
                     coalesce((SELECT byte_count FROM counted), (SELECT byte_count FROM caches WHERE id = $1))
              FROM delta"
         );
-        const SET_EACH: &str = concat!(
-            upsert_and_log!(),
-            " SELECT delta.entries, delta.bytes, (SELECT seq FROM logged) FROM delta"
+        // Many entries, the same way, a chunk at a time: `$2`..`$5` are arrays of keys, values
+        // and their sizes. Where a key comes more than once, its last value is the one set, as
+        // if each were set in turn.
+        //
+        // Each key is looked up through the index on its own (`OFFSET 0` keeps the planner
+        // from joining the whole cache instead, which it did for a cache of 200k entries whose
+        // statistics were not yet updated) and its row, when found, updated by its `ctid`.
+        const SET_MANY: &str = concat!(
+            "WITH input AS (
+                 SELECT last.k, last.v, last.kb, last.vb, old.found, old.size
+                 FROM (SELECT DISTINCT ON (k) k, v, kb, vb
+                       FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[])
+                            WITH ORDINALITY AS u(k, v, kb, vb, ord)
+                       ORDER BY k, ord DESC) AS last
+                 LEFT JOIN LATERAL (SELECT ctid AS found, octet_length(value) AS size FROM entries
+                                    WHERE cache_id = $1 AND ",
+            key_is!("last.k"),
+            " OFFSET 0) AS old ON true),
+             updated AS (UPDATE entries SET value = input.v, expires_at = $6 FROM input
+                 WHERE entries.ctid = input.found),
+             inserted AS (INSERT INTO entries (cache_id, key, value, expires_at)
+                 SELECT $1, k, v, $6 FROM input WHERE found IS NULL),
+             logged AS (INSERT INTO change_log (seq, writer, cache_id, kind, key)
+                 SELECT nextval('change_seq'), $7, $1, 0, k FROM input RETURNING seq)
+             SELECT count(*) FILTER (WHERE found IS NULL),
+                    coalesce(sum(vb + CASE WHEN found IS NULL THEN kb ELSE -size END), 0)::bigint,
+                    (SELECT max(seq) FROM logged)
+             FROM input"
         );
         if entries.is_empty() {
             self.cache_stats(cache)?;
             return Ok(Outcome::Done);
         }
-        let one = entries.len() == 1;
         let mut delta = Delta::default();
         let mut counted = None;
-        for (key, value) in entries {
+        if let [(key, value)] = entries {
             let row = self.client.query_one(
-                if one { SET_ONE } else { SET_EACH },
+                SET_ONE,
                 &[
                     &cache.id.0,
                     key,
@@ -439,15 +469,25 @@ impl<'c> Batch<'c> {
                     &self.writer,
                 ],
             )?;
-            delta.entries += row.try_get::<_, i64>(0)?;
-            delta.bytes += row.try_get::<_, i64>(1)?;
+            delta = Delta { entries: row.try_get(0)?, bytes: row.try_get(1)? };
             self.logged(row.try_get(2)?);
-            if one {
-                counted =
-                    Some(match (row.try_get::<_, Option<i64>>(3)?, row.try_get::<_, Option<i64>>(4)?) {
-                        (Some(entries), Some(bytes)) => Some(super::stats_of(entries, bytes)),
-                        _ => None,
-                    });
+            counted = Some(match (row.try_get::<_, Option<i64>>(3)?, row.try_get::<_, Option<i64>>(4)?) {
+                (Some(entries), Some(bytes)) => Some(super::stats_of(entries, bytes)),
+                _ => None,
+            });
+        } else {
+            for chunk in entries.chunks(SET_ROWS_PER_STATEMENT) {
+                let keys: Vec<&str> = chunk.iter().map(|(key, _)| key.as_str()).collect();
+                let values: Vec<&str> = chunk.iter().map(|(_, value)| value.as_str()).collect();
+                let key_bytes: Vec<i64> = chunk.iter().map(|(key, _)| key.len() as i64).collect();
+                let value_bytes: Vec<i64> = chunk.iter().map(|(_, value)| value.len() as i64).collect();
+                let row = self.client.query_one(
+                    SET_MANY,
+                    &[&cache.id.0, &keys, &values, &key_bytes, &value_bytes, &expires_at, &self.writer],
+                )?;
+                delta.entries += row.try_get::<_, i64>(0)?;
+                delta.bytes += row.try_get::<_, i64>(1)?;
+                self.logged(row.try_get(2)?);
             }
         }
         let after = match counted {
