@@ -593,6 +593,44 @@ fn a_failing_write_leaves_the_rest_of_its_batch(db: &Db) {
     assert!(matches!(results[4], Ok(Outcome::Integer(17))), "{results:?}");
     assert_eq!(store.get(CacheId(id), "n").unwrap().map(|stored| stored.value), Some(json("17")));
     assert_eq!(store.cache_stats(CacheId(id)).unwrap().unwrap().entries, 103);
+
+    // Sets of one cache from several writers, as a batch gathers them (a backend may apply them
+    // in one statement): each answered for itself, a key set twice holds its last value, and a
+    // set that fails (a key PostgreSQL cannot hold, a deleted cache) fails alone.
+    let set_to = |target: &Target<CacheId>, key: &str, value: &str| Write::Set {
+        cache: target.clone(),
+        entries: vec![(key.into(), json(value))],
+        expires_at: None,
+        quota: Quota::UNLIMITED,
+    };
+    let results = batch(vec![
+        set_to(&cache, "s1", "1"),
+        set_to(&cache, "s2", "2"),
+        set_to(&cache, "s1", "3"),
+        set_to(&cache, "nul\0key", "4"),
+        set_to(&cache, "s3", "5"),
+        set_to(&gone, "g1", "6"),
+        set_to(&gone, "g2", "7"),
+        set_to(&cache, "s4", "8"),
+    ]);
+    for ok in [0, 1, 2, 4, 7] {
+        assert!(matches!(results[ok], Ok(Outcome::Done)), "{ok}: {results:?}");
+    }
+    match db.is_postgres() {
+        true => assert!(matches!(results[3], Err(Error::InvalidArgument(_))), "{results:?}"),
+        false => assert!(matches!(results[3], Ok(Outcome::Done)), "{results:?}"),
+    }
+    assert!(matches!(results[5], Err(Error::CacheDeleted(_))), "{results:?}");
+    assert!(matches!(results[6], Err(Error::CacheDeleted(_))), "{results:?}");
+    for (key, value) in [("s1", "3"), ("s2", "2"), ("s3", "5"), ("s4", "8")] {
+        assert_eq!(
+            store.get(CacheId(id), key).unwrap().map(|stored| stored.value),
+            Some(json(value)),
+            "{key}"
+        );
+    }
+    let stored_nul = usize::from(!db.is_postgres()) as u64;
+    assert_eq!(store.cache_stats(CacheId(id)).unwrap().unwrap().entries, 107 + stored_nul);
 }
 
 /// What async code does: opens a manager, reads and writes and drops it straight from its

@@ -206,6 +206,43 @@ impl<'c> Batch<'c> {
         }
     }
 
+    /// Applies `group`, writes of the batch that [`together`] gives the same answer, in one
+    /// statement (see [`Batch::set`]), and records a result for each. Should they fail
+    /// together (a key PostgreSQL cannot hold, a cache deleted), each is applied alone, for a
+    /// result of its own.
+    pub(super) fn apply_together(&mut self, group: Vec<Write>) -> Result<()> {
+        if let [write] = group.as_slice() {
+            return self.apply_next(write);
+        }
+        if self.attempt(|batch| batch.set_together(&group)).is_err() {
+            self.back_to_savepoint()?;
+            return group.iter().try_for_each(|write| self.apply_next(write));
+        }
+        for write in group {
+            self.replayable.push((self.results.len(), write));
+            self.results.push(Ok(Outcome::Done));
+        }
+        Ok(())
+    }
+
+    /// The sets of `group` as one (a key set by several, to the last value).
+    fn set_together(&mut self, group: &[Write]) -> WriteResult {
+        let mut entries = Vec::new();
+        let mut target = None;
+        for write in group {
+            refuse_unstorable_keys(write)?;
+            let Write::Set { cache, entries: these, expires_at, .. } = write else {
+                return Err(Error::Storage("internal error: only sets are applied together".into()).into());
+            };
+            entries.extend(these.iter().cloned());
+            target = Some((cache, *expires_at));
+        }
+        match target {
+            Some((cache, expires_at)) => self.set(cache, &entries, expires_at, &Quota::UNLIMITED),
+            None => Ok(Outcome::Done),
+        }
+    }
+
     /// Removes expired entries (see [`Batch::sweep_due`]): how many, or why it failed, undone.
     /// The outer error dooms the transaction, as for [`Batch::apply_next`].
     pub(super) fn sweep(&mut self) -> Result<Result<u64>> {
@@ -834,6 +871,21 @@ impl<'c> Batch<'c> {
 }
 
 /// Refuses a write that would store a key PostgreSQL cannot hold (see [`super::storable`]).
+/// Writes with the same answer here may be applied in one statement ([`Batch::apply_together`]):
+/// sets of one cache with the same expiry, under no quota (a quota is checked after each write,
+/// so one that would go over must fail alone, while the writes after it may pass), and small
+/// enough to keep a copy of. `None` for any other write.
+pub(super) fn together(write: &Write) -> Option<(i64, Option<i64>)> {
+    match write {
+        Write::Set { cache, expires_at, quota, .. }
+            if quota.is_unlimited() && replay_bytes(write) <= MAX_REPLAYABLE_BYTES =>
+        {
+            Some((cache.id.0, *expires_at))
+        }
+        _ => None,
+    }
+}
+
 /// The bytes of keys and values `write` holds, which keeping it to apply again would copy.
 fn replay_bytes(write: &Write) -> usize {
     match write {
