@@ -870,7 +870,6 @@ impl<'c> Batch<'c> {
     }
 }
 
-/// Refuses a write that would store a key PostgreSQL cannot hold (see [`super::storable`]).
 /// Writes with the same answer here may be applied in one statement ([`Batch::apply_together`]):
 /// sets of one cache with the same expiry, under no quota (a quota is checked after each write,
 /// so one that would go over must fail alone, while the writes after it may pass), and small
@@ -904,6 +903,7 @@ fn replay_bytes(write: &Write) -> usize {
     }
 }
 
+/// Refuses a write that would store a key PostgreSQL cannot hold (see [`super::storable`]).
 fn refuse_unstorable_keys(write: &Write) -> std::result::Result<(), Error> {
     let refuse = |key: &str| {
         Err(Error::InvalidArgument(format!(
