@@ -393,8 +393,8 @@ fn each_write_keeps_the_counts_and_tells_other_managers(db: &Db) {
 }
 
 /// A `set_many` of as many entries as one call takes (1,000: more than one statement of the
-/// PostgreSQL store takes), with a key given three times and one already stored: each key is counted once, at
-/// its last value, and another manager reads exactly that.
+/// PostgreSQL store takes), with a key given three times and one already stored: each key is
+/// counted once, at its last value, and another manager reads exactly that.
 fn a_set_of_many_entries_counts_each_key_once(db: &Db) {
     let manager = db.open();
     let cache = manager.create_cache("many").unwrap();
