@@ -21,7 +21,7 @@
 //!   keys it wrote rather than keep them, see `PostgresStore::transaction`.)
 //! - **One failing write leaves the others of its batch.** The batch rolls back to a
 //!   `SAVEPOINT` and applies again the writes that succeeded since it (see
-//!   `writes::Batch::apply_next`): a round trip per write, where a savepoint set before
+//!   `writes::Batch::back_to_savepoint`): a round trip per write, where a savepoint set before
 //!   each write took two.
 //! - **Durable at commit.** Connections run with `synchronous_commit = on`: a commit is on
 //!   the server's disk when it returns, so [`Store::sync`] has nothing to do.
@@ -76,7 +76,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store, Stored,
-    SyncTarget, Target, Write, Writes,
+    SyncTarget, Target, Writes,
 };
 use crate::{Error, Json, Result};
 
@@ -492,7 +492,7 @@ impl PostgresStore {
 
     /// Begins a write transaction on the writer's connection, made first when there is none,
     /// in one round trip: takes the writers' lock and sets savepoint `write` for the first
-    /// write (see `writes::Batch::apply_next`). A connection found dead (the server
+    /// write (see `writes::Batch::add`). A connection found dead (the server
     /// restarted, or a proxy or an administrator closed it) is made anew once: nothing it was
     /// sent had run.
     fn begin<'w>(&self, connection: &'w mut Option<Connection>) -> Result<&'w mut Connection> {
@@ -531,31 +531,13 @@ impl PostgresStore {
         let client = self.begin(&mut writer.client)?;
         let server = &self.server;
         let mut batch = writes::Batch::new(client, server, self.writer_id);
-        // Sets that can go together (concurrent writers' sets of one cache) are gathered and
-        // applied in one statement, a round trip for all of them; other writes one by one.
-        let mut group: Vec<Write> = Vec::new();
         let mut next = Some(first);
         while let Some(write) = next {
-            match writes::together(write) {
-                Some(key) if group.first().and_then(writes::together).is_none_or(|first| first == key) => {
-                    group.push(write.clone());
-                }
-                joins => {
-                    if !group.is_empty() {
-                        batch.apply_together(std::mem::take(&mut group))?;
-                    }
-                    match joins {
-                        Some(_) => group.push(write.clone()),
-                        None => batch.apply_next(write)?,
-                    }
-                }
-            }
+            batch.add(write)?;
             next = writes.next_write();
             *taken += usize::from(next.is_some());
         }
-        if !group.is_empty() {
-            batch.apply_together(group)?;
-        }
+        batch.apply_gathered()?;
         writer.batches += 1;
         let now = batch.now();
         if now >= writer.next_sweep_at {

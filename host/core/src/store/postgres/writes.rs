@@ -4,6 +4,7 @@
 //! cache key changed logged for other processes' LRUs, expired entries absent to every write
 //! that reads.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 
 use postgres::types::ToSql;
@@ -144,6 +145,10 @@ pub(super) struct Batch<'c> {
     /// rolls back to the savepoint, and these are applied again: one round trip per write in
     /// the usual batch, where setting a savepoint before each write took two.
     replayable: Vec<(usize, Write)>,
+    /// Sets taken but not yet applied, which the next write may join (see [`together`]), and
+    /// what [`together`] answers for them.
+    gathered: Vec<Write>,
+    gathered_as: Option<(i64, Option<i64>)>,
 }
 
 /// The most entries one statement of a `set` of many sets: each statement is a round trip, and
@@ -166,6 +171,8 @@ impl<'c> Batch<'c> {
             now: Cell::new(None),
             results: Vec::new(),
             replayable: Vec::new(),
+            gathered: Vec::new(),
+            gathered_as: None,
         }
     }
 
@@ -188,41 +195,62 @@ impl<'c> Batch<'c> {
         self.last_logged
     }
 
-    /// Applies `write`, the batch's next, and records its result. A write that fails is
-    /// undone and leaves the others (see [`Batch::back_to_savepoint`]). The outer error is a
-    /// failure that dooms the whole transaction, which is then rolled back.
-    pub(super) fn apply_next(&mut self, write: &Write) -> Result<()> {
-        let index = self.results.len();
-        let result = self.attempt(|batch| batch.apply(write));
-        let failed = result.is_err();
-        self.results.push(result);
-        if failed {
-            self.back_to_savepoint()
-        } else if replay_bytes(write) <= MAX_REPLAYABLE_BYTES {
-            self.replayable.push((index, write.clone()));
-            Ok(())
-        } else {
-            self.move_savepoint()
+    /// Takes `write`, the batch's next. Sets that can go together (concurrent writers' sets of
+    /// one cache) wait for the writes after them, to be applied in one statement, a round trip
+    /// for all; any other write is applied at once, after them. [`Batch::apply_gathered`]
+    /// applies those still waiting once the batch has no more writes.
+    pub(super) fn add(&mut self, write: &Write) -> Result<()> {
+        let joins = together(write);
+        if joins.is_none() || joins != self.gathered_as {
+            self.apply_gathered()?;
+        }
+        match joins {
+            Some(_) => {
+                self.gathered_as = joins;
+                self.gathered.push(write.clone());
+                Ok(())
+            }
+            None => self.apply_alone(Cow::Borrowed(write)),
         }
     }
 
-    /// Applies `group`, writes of the batch that [`together`] gives the same answer, in one
-    /// statement (see [`Batch::set`]), and records a result for each. Should they fail
-    /// together (a key PostgreSQL cannot hold, a cache deleted), each is applied alone, for a
-    /// result of its own.
-    pub(super) fn apply_together(&mut self, group: Vec<Write>) -> Result<()> {
-        if let [write] = group.as_slice() {
-            return self.apply_next(write);
+    /// Applies the sets gathered (see [`Batch::add`]) in one statement (see [`Batch::set`]),
+    /// and records a result for each. Should they fail together (a key PostgreSQL cannot hold,
+    /// a cache deleted), each is applied alone, for a result of its own.
+    pub(super) fn apply_gathered(&mut self) -> Result<()> {
+        self.gathered_as = None;
+        let mut group = std::mem::take(&mut self.gathered);
+        if group.len() <= 1 {
+            return group.pop().map_or(Ok(()), |write| self.apply_alone(Cow::Owned(write)));
         }
         if self.attempt(|batch| batch.set_together(&group)).is_err() {
             self.back_to_savepoint()?;
-            return group.iter().try_for_each(|write| self.apply_next(write));
+            return group.into_iter().try_for_each(|write| self.apply_alone(Cow::Owned(write)));
         }
         for write in group {
             self.replayable.push((self.results.len(), write));
             self.results.push(Ok(Outcome::Done));
         }
         Ok(())
+    }
+
+    /// Applies `write` alone and records its result. A write that fails is undone and leaves
+    /// the others (see [`Batch::back_to_savepoint`]); one that succeeds is kept to apply again
+    /// (a copy, when borrowed) or, when large, the savepoint moved past it. The outer error is
+    /// a failure that dooms the whole transaction, which is then rolled back.
+    fn apply_alone(&mut self, write: Cow<'_, Write>) -> Result<()> {
+        let index = self.results.len();
+        let result = self.attempt(|batch| batch.apply(&write));
+        let failed = result.is_err();
+        self.results.push(result);
+        if failed {
+            self.back_to_savepoint()
+        } else if replay_bytes(&write) <= MAX_REPLAYABLE_BYTES {
+            self.replayable.push((index, write.into_owned()));
+            Ok(())
+        } else {
+            self.move_savepoint()
+        }
     }
 
     /// The sets of `group` as one (a key set by several, to the last value).
@@ -244,7 +272,7 @@ impl<'c> Batch<'c> {
     }
 
     /// Removes expired entries (see [`Batch::sweep_due`]): how many, or why it failed, undone.
-    /// The outer error dooms the transaction, as for [`Batch::apply_next`].
+    /// The outer error dooms the transaction, as for [`Batch::add`].
     pub(super) fn sweep(&mut self) -> Result<Result<u64>> {
         let result = self.attempt(Self::sweep_due);
         if result.is_err() {
@@ -870,11 +898,11 @@ impl<'c> Batch<'c> {
     }
 }
 
-/// Writes with the same answer here may be applied in one statement ([`Batch::apply_together`]):
+/// Writes with the same answer here may be applied in one statement ([`Batch::add`]):
 /// sets of one cache with the same expiry, under no quota (a quota is checked after each write,
 /// so one that would go over must fail alone, while the writes after it may pass), and small
 /// enough to keep a copy of. `None` for any other write.
-pub(super) fn together(write: &Write) -> Option<(i64, Option<i64>)> {
+fn together(write: &Write) -> Option<(i64, Option<i64>)> {
     match write {
         Write::Set { cache, expires_at, quota, .. }
             if quota.is_unlimited() && replay_bytes(write) <= MAX_REPLAYABLE_BYTES =>
