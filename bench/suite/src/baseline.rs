@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -62,8 +63,18 @@ const RAW_CACHE_ID: i64 = 1;
 impl RawSqlite {
     /// Opens (creating) the database at `path`; `synchronous` is `"FULL"` or `"NORMAL"`.
     pub fn open(path: &Path, synchronous: &str) -> Result<RawSqlite> {
+        RawSqlite::open_with_pages(path, synchronous, None)
+    }
+
+    /// As [`RawSqlite::open`], creating a new file with pages of `page_size` bytes, or of
+    /// SQLite's default size when `None`.
+    pub fn open_with_pages(path: &Path, synchronous: &str, page_size: Option<u32>) -> Result<RawSqlite> {
         let mut conn = Connection::open(path)?;
         conn.busy_handler(Some(short_waits()))?;
+        if let Some(page_size) = page_size {
+            // Before WAL is set: a database in WAL mode keeps the page size it has.
+            conn.execute_batch(&format!("PRAGMA page_size = {page_size}"))?;
+        }
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "the raw baseline needs WAL, got {mode}");
         conn.execute_batch(&format!(
@@ -143,6 +154,103 @@ impl RawSqlite {
     }
 }
 
+/// Raw rusqlite batching as well as writers that wait for their acknowledgement allow, a
+/// reference for what group commit can reach on a machine: each of `writers` threads hands its
+/// upsert in and waits, and every commit carries one write of each of them, the most such
+/// writers can offer it. The first writer to find no batch running leads the next one: it
+/// yields the processor until every writer has queued its write (or the gathering wait has
+/// passed, which happens only once the writers stop), commits them in one transaction of
+/// [`RawSqlite`]'s upserts, and wakes the others with one call. No change log, no counts, no
+/// LRU: only the batching and the SQLite work every durable write must do.
+pub struct PerfectBatches {
+    raw: Mutex<RawSqlite>,
+    gather: Mutex<Gather>,
+    committed: Condvar,
+    writers: usize,
+    gather_wait: Duration,
+    commits: AtomicU64,
+}
+
+/// The longest a leader of [`PerfectBatches`] waits for the writers of its batch by default:
+/// as long as easycaching's group commit waits at most.
+pub const GATHER_WAIT: Duration = Duration::from_millis(2);
+
+/// The writes of [`PerfectBatches`] waiting for a commit, and how far commits have come.
+#[derive(Default)]
+struct Gather {
+    queued: Vec<(String, String)>,
+    /// The number of the last write queued; writes are numbered from 1 as they are queued.
+    last_queued: u64,
+    /// Every write numbered up to this one has been committed.
+    committed_up_to: u64,
+    leading: bool,
+    /// Why the last batch failed to commit, for its writers.
+    failed: Option<String>,
+}
+
+impl PerfectBatches {
+    /// Batches the writes of `writers` threads into `raw`, a leader waiting at most
+    /// `gather_wait` for them.
+    pub fn new(raw: RawSqlite, writers: usize, gather_wait: Duration) -> PerfectBatches {
+        PerfectBatches {
+            raw: Mutex::new(raw),
+            gather: Mutex::new(Gather::default()),
+            committed: Condvar::new(),
+            writers,
+            gather_wait,
+            commits: AtomicU64::new(0),
+        }
+    }
+
+    /// The writes committed so far, on average, by each commit.
+    pub fn writes_per_commit(&self) -> f64 {
+        let writes = self.gather.lock().unwrap().committed_up_to;
+        writes as f64 / self.commits.load(Ordering::Relaxed).max(1) as f64
+    }
+
+    /// The value under `key`, read outside any batch.
+    pub fn get(&self, key: &str) -> Result<Option<String>> {
+        self.raw.lock().unwrap().get(key)
+    }
+
+    /// Upserts `value` under `key` with the next batch, and returns once it has committed.
+    pub fn set(&self, key: &str, value: &str) -> Result<()> {
+        let mut gather = self.gather.lock().unwrap();
+        gather.queued.push((key.to_owned(), value.to_owned()));
+        gather.last_queued += 1;
+        let mine = gather.last_queued;
+        loop {
+            if gather.committed_up_to >= mine {
+                return match &gather.failed {
+                    Some(error) => Err(anyhow::anyhow!("the batch failed to commit: {error}")),
+                    None => Ok(()),
+                };
+            }
+            if gather.leading {
+                gather = self.committed.wait(gather).unwrap();
+                continue;
+            }
+            gather.leading = true;
+            let deadline = Instant::now() + self.gather_wait;
+            while gather.queued.len() < self.writers && Instant::now() < deadline {
+                drop(gather);
+                std::thread::yield_now();
+                gather = self.gather.lock().unwrap();
+            }
+            let batch = std::mem::take(&mut gather.queued);
+            let last = gather.last_queued;
+            drop(gather);
+            let outcome = self.raw.lock().unwrap().set_many(batch);
+            self.commits.fetch_add(1, Ordering::Relaxed);
+            gather = self.gather.lock().unwrap();
+            gather.committed_up_to = last;
+            gather.failed = outcome.err().map(|error| error.to_string());
+            gather.leading = false;
+            self.committed.notify_all();
+        }
+    }
+}
+
 /// The design of Spin's SQLite key-value store (`spin-key-value-sqlite`): one table keyed by
 /// (store, key) with bytes values, one connection behind a `Mutex`, and SQLite's defaults: a
 /// rollback journal and `synchronous = FULL`, so every write is a transaction with its own
@@ -200,5 +308,38 @@ impl SpinStore {
             .prepare_cached("SELECT value FROM spin_key_value WHERE store = $1 AND key = $2")?
             .query_row(params![SPIN_STORE, key], |row| row.get(0))
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every commit of [`PerfectBatches`] carries one write of each writer, and every write is
+    /// stored.
+    #[test]
+    fn perfect_batches_commit_one_write_of_every_writer_at_once() -> Result<()> {
+        const WRITERS: usize = 4;
+        const WRITES: u64 = 25;
+        let dir = tempfile::tempdir()?;
+        let raw = RawSqlite::open_with_pages(&dir.path().join("batched.db"), "FULL", Some(2048))?;
+        // A wait no writer of this test outlasts, however busy the machine: it ends only
+        // when every writer has queued.
+        let batched = PerfectBatches::new(raw, WRITERS, Duration::from_secs(30));
+        std::thread::scope(|scope| {
+            for writer in 0..WRITERS {
+                let batched = &batched;
+                scope.spawn(move || {
+                    for i in 0..WRITES {
+                        batched.set(&format!("key-{writer}"), &format!("{i}")).expect("set");
+                    }
+                });
+            }
+        });
+        assert_eq!(batched.writes_per_commit(), WRITERS as f64);
+        for writer in 0..WRITERS {
+            assert_eq!(batched.get(&format!("key-{writer}"))?, Some(format!("{}", WRITES - 1)));
+        }
+        Ok(())
     }
 }

@@ -80,3 +80,10 @@ pub fn fill(manager: &CacheManager, count: u64) -> Result<()> {
     }
     Ok(())
 }
+
+/// The page size of the SQLite database at `path` (easycaching's own, for a baseline that
+/// should write pages of the same size).
+pub fn page_size(path: &Path) -> Result<u32> {
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    Ok(conn.query_row("PRAGMA page_size", [], |row| row.get(0))?)
+}

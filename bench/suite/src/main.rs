@@ -151,7 +151,8 @@ fn main() -> Result<()> {
             let needs_input = || input.clone().ok_or_else(|| anyhow::anyhow!("this stage needs --input"));
             let figures: Vec<Figure> = match stage {
                 StageName::Writes => {
-                    let mut figures = vec![stages::writes::single(budget)?, stages::writes::threads(budget)?];
+                    let mut figures = vec![stages::writes::single(budget)?];
+                    figures.extend(stages::writes::threads(budget)?);
                     figures.extend(stages::writes::processes(budget)?);
                     figures
                 }

@@ -84,13 +84,23 @@ pub fn alternate<E>(
     mut ours: impl FnMut(usize) -> Result<Rate, E>,
     mut baseline: impl FnMut(usize) -> Result<Rate, E>,
 ) -> Result<(Rate, Rate), E> {
-    let mut ours_rates = Vec::new();
-    let mut baseline_rates = Vec::new();
+    let [ours, baseline] = in_turns(rounds, [&mut ours, &mut baseline])?;
+    Ok((ours, baseline))
+}
+
+/// Runs each side in turns, `rounds` times each, and returns the median rate of each, in the
+/// order given: [`alternate`] for any number of sides.
+pub fn in_turns<E, const SIDES: usize>(
+    rounds: usize,
+    mut sides: [&mut dyn FnMut(usize) -> Result<Rate, E>; SIDES],
+) -> Result<[Rate; SIDES], E> {
+    let mut rates: [Vec<Rate>; SIDES] = std::array::from_fn(|_| Vec::new());
     for round in 0..rounds.max(1) {
-        ours_rates.push(ours(round)?);
-        baseline_rates.push(baseline(round)?);
+        for (side, rates) in sides.iter_mut().zip(&mut rates) {
+            rates.push(side(round)?);
+        }
     }
-    Ok((median_rate(ours_rates), median_rate(baseline_rates)))
+    Ok(rates.map(median_rate))
 }
 
 fn median_rate(mut rates: Vec<Rate>) -> Rate {
@@ -206,4 +216,33 @@ pub fn rss() -> (u64, u64) {
             .map_or(0, |kib| kib * 1024)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each round runs every side once, in the order given, and each side's figure is the
+    /// median of its rounds, returned in that order.
+    #[test]
+    fn in_turns_runs_the_sides_in_order_and_keeps_each_median() {
+        let calls = std::cell::RefCell::new(Vec::new());
+        let rate = |ops: u64| Rate { ops, elapsed: Duration::from_secs(1) };
+        let rates = [[5, 1, 3], [20, 40, 30]];
+        let Ok([first, second]) = in_turns::<Infallible, 2>(
+            3,
+            [
+                &mut |round| {
+                    calls.borrow_mut().push(('a', round));
+                    Ok(rate(rates[0][round]))
+                },
+                &mut |round| {
+                    calls.borrow_mut().push(('b', round));
+                    Ok(rate(rates[1][round]))
+                },
+            ],
+        );
+        assert_eq!(calls.into_inner(), [('a', 0), ('b', 0), ('a', 1), ('b', 1), ('a', 2), ('b', 2)]);
+        assert_eq!((first.ops, second.ops), (3, 30));
+    }
 }

@@ -12,9 +12,9 @@ use anyhow::Result;
 use easycaching::{Cache, Durability};
 
 use super::{Budget, section};
-use crate::baseline::{RawSqlite, SpinStore};
+use crate::baseline::{GATHER_WAIT, PerfectBatches, RawSqlite, SpinStore};
 use crate::fixture::{self, CACHE, Scratch, VALUE, key};
-use crate::measure::{self, CHILD_START_MILLIS, Rate, alternate, concurrent, paired, round_op};
+use crate::measure::{self, CHILD_START_MILLIS, Rate, alternate, concurrent, in_turns, paired, round_op};
 use crate::report::{Figure, Goal, Unit};
 
 /// Concurrent writers, as issue 7 asks.
@@ -48,37 +48,70 @@ pub fn single(budget: Budget) -> Result<Figure> {
 
 /// 8 writer threads sharing one manager, against 8 threads taking turns on one connection
 /// with one transaction per write; every write replaces a value (the keys are written once
-/// before).
-pub fn threads(budget: Budget) -> Result<Figure> {
+/// before). Beside them, in the same turns, raw rusqlite batching the 8 threads' writes
+/// perfectly ([`PerfectBatches`], on pages of easycaching's size): what any group commit of
+/// writers that wait for their acknowledgement can reach on this machine, as a multiple of one
+/// transaction per write, and easycaching against it.
+pub fn threads(budget: Budget) -> Result<Vec<Figure>> {
     let scratch = Scratch::new()?;
     let manager = fixture::manager(&scratch.db("ours.db"), Durability::Full)?;
     let cache = manager.create_cache(CACHE)?;
     let mut raw = RawSqlite::open(&scratch.db("raw.db"), "FULL")?;
     prefill(&cache, &mut raw)?;
     let raw = Mutex::new(raw);
+    let page_size = fixture::page_size(&scratch.db("ours.db"))?;
+    let mut batched = RawSqlite::open_with_pages(&scratch.db("batched.db"), "FULL", Some(page_size))?;
+    prefill_raw(&mut batched)?;
+    let batched = PerfectBatches::new(batched, WRITERS, GATHER_WAIT);
     let before = manager.write_stats();
-    let (ours, base) = alternate(
+    let [ours, base, perfect] = in_turns::<anyhow::Error, 3>(
         budget.rounds,
-        |round| {
-            Ok::<_, anyhow::Error>(concurrent(WRITERS, budget.round, |thread, i| {
-                let i = round_op(round, i);
-                cache.set(&existing_key(thread, i), fixture::numbered_json(i)).expect("set")
-            }))
-        },
-        |round| {
-            Ok(concurrent(WRITERS, budget.round, |thread, i| {
-                let i = round_op(round, i);
-                let value = fixture::numbered_value(i);
-                raw.lock().unwrap().set(&existing_key(thread, i), &value).expect("raw set")
-            }))
-        },
+        [
+            &mut |round| {
+                Ok(concurrent(WRITERS, budget.round, |thread, i| {
+                    let i = round_op(round, i);
+                    cache.set(&existing_key(thread, i), fixture::numbered_json(i)).expect("set")
+                }))
+            },
+            &mut |round| {
+                Ok(concurrent(WRITERS, budget.round, |thread, i| {
+                    let i = round_op(round, i);
+                    let value = fixture::numbered_value(i);
+                    raw.lock().unwrap().set(&existing_key(thread, i), &value).expect("raw set")
+                }))
+            },
+            &mut |round| {
+                Ok(concurrent(WRITERS, budget.round, |thread, i| {
+                    let i = round_op(round, i);
+                    let value = fixture::numbered_value(i);
+                    batched.set(&existing_key(thread, i), &value).expect("batched set")
+                }))
+            },
+        ],
     )?;
     let after = manager.write_stats();
     let per_commit = (after.writes - before.writes) as f64 / (after.batches - before.batches).max(1) as f64;
-    Ok(Figure::new(section::WRITES, "set, 8 writer threads, FULL", ours.per_sec(), Unit::OpsPerSec)
-        .against("rusqlite, one transaction per write, FULL", base.per_sec())
-        .goal(Goal::RatioAtLeast(5.0))
-        .note(format!("{per_commit:.1} writes per commit")))
+    let one_transaction_per_write = "rusqlite, one transaction per write, FULL";
+    let perfect_batching = "rusqlite batching perfectly, as above";
+    Ok(vec![
+        Figure::new(section::WRITES, "set, 8 writer threads, FULL", ours.per_sec(), Unit::OpsPerSec)
+            .against(one_transaction_per_write, base.per_sec())
+            .goal(Goal::RatioAtLeast(5.0))
+            .note(format!("{per_commit:.1} writes per commit")),
+        Figure::new(
+            section::WRITES,
+            "8 writer threads, FULL, rusqlite batching perfectly",
+            perfect.per_sec(),
+            Unit::OpsPerSec,
+        )
+        .against(one_transaction_per_write, base.per_sec())
+        .note(format!(
+            "{:.1} writes per commit, one of each thread; {page_size}-byte pages as easycaching's",
+            batched.writes_per_commit()
+        )),
+        Figure::new(section::WRITES, "set, 8 writer threads, FULL", ours.per_sec(), Unit::OpsPerSec)
+            .against(perfect_batching, perfect.per_sec()),
+    ])
 }
 
 /// The key of a writer thread's `i`th write: it cycles through keys of its own.
@@ -92,7 +125,15 @@ fn prefill(cache: &Cache, raw: &mut RawSqlite) -> Result<()> {
     for thread in 0..WRITERS {
         let keys = || (0..KEYS_PER_WRITER).map(|i| existing_key(thread, i));
         cache.set_many(keys().map(|key| (key, fixture::value())))?;
-        raw.set_many(keys().map(|key| (key, VALUE.to_owned())))?;
+    }
+    prefill_raw(raw)
+}
+
+/// [`prefill`]'s keys, in a raw database alone.
+fn prefill_raw(raw: &mut RawSqlite) -> Result<()> {
+    for thread in 0..WRITERS {
+        let keys = (0..KEYS_PER_WRITER).map(|i| existing_key(thread, i));
+        raw.set_many(keys.map(|key| (key, VALUE.to_owned())))?;
     }
     Ok(())
 }
