@@ -172,6 +172,16 @@ fn buckets_are_opened_and_created_under_the_grants_and_read_only_ones_cannot_wri
         assert!(log.contains(&format!("--allow cache:{name}`")), "{log}");
     }
     assert!(!exists(&db.path(), "secret"));
+    // A guest refused again and again gets its answer every time, but cannot fill the host's
+    // log: ten lines a minute at warning level, the rest at debug level only.
+    let denied = db.keyvalue(&["cache:kv=r"], &["set-repeatedly", "kv", "k", "2", "500"]);
+    assert_eq!(ok(denied.clone()), "set-repeatedly: ok 500 access-denied");
+    let log = stderr(&denied);
+    assert_eq!(log.matches("wasi:keyvalue access-denied").count(), 10, "{log}");
+    assert_eq!(
+        db.manager().open_cache("kv").unwrap().get("k").unwrap().map(|v| v.as_str().to_owned()),
+        Some("1".into())
+    );
 
     // Missing: created with the create grant, no-such-store without, as is a name no cache has.
     assert_eq!(failed(db.keyvalue(&["cache:lazy=rw"], &["open", "lazy"])), "open: error no-such-store");

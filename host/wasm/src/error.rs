@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::bindings::easycaching::cache::types::Error as WitError;
+use crate::guest_log;
 use crate::keyvalue_bindings::wasi::keyvalue::store::Error as KeyValueError;
 
 /// `Result` with this crate's [`Error`].
@@ -113,18 +114,19 @@ impl Error {
     /// Its `access-denied` and `no-such-store` carry no message, so what ours says (the grant
     /// that would allow it, above all) goes to the host's log instead, target
     /// `easycaching_host::keyvalue`: a denial as a warning, which `easycaching run` prints by
-    /// default, a store not found as info. Every other error is `other`, with our message.
+    /// default, a store not found as info, at most ten such lines a minute in the process
+    /// (`guest_log`: the rest at debug level). Every other error is `other`, with our message.
     pub(crate) fn into_keyvalue(self) -> Option<KeyValueError> {
         use easycaching::Error as Store;
         let message = self.to_string();
         Some(match self {
             Error::AccessDenied(_) => {
-                tracing::warn!(target: "easycaching_host::keyvalue", "wasi:keyvalue access-denied: {message}");
+                guest_log::keyvalue_error("access-denied", &message, true);
                 KeyValueError::AccessDenied
             }
             // A name no cache may have names no store either.
             Error::Store(Store::NoSuchCache(_) | Store::CacheDeleted(_) | Store::InvalidName { .. }) => {
-                tracing::info!(target: "easycaching_host::keyvalue", "wasi:keyvalue no-such-store: {message}");
+                guest_log::keyvalue_error("no-such-store", &message, false);
                 KeyValueError::NoSuchStore
             }
             Error::Store(_) | Error::TooManyHandles => KeyValueError::Other(message),

@@ -100,6 +100,7 @@ mod ctx;
 mod error;
 mod fast_get;
 mod grants;
+mod guest_log;
 mod interfaces;
 mod keyvalue;
 mod plugin;

@@ -122,6 +122,17 @@ fn run(command: &str, bucket_name: &str, rest: &[String]) -> Outcome {
             let sum = bucket.get(&counter)?.map(|value| text(&value)).unwrap_or_default();
             Ok(format!("{read} {sum}"))
         }
+        // `set` tried TIMES times, on through its errors: the errors, counted by kind.
+        "set-repeatedly" => {
+            let times: u32 = arg(2).parse().expect("set-repeatedly KEY VALUE TIMES");
+            let mut errors = std::collections::BTreeMap::<String, u32>::new();
+            for _ in 0..times {
+                if let Err(error) = bucket.set(arg(0), arg(1).as_bytes()) {
+                    *errors.entry(describe(&error)).or_default() += 1;
+                }
+            }
+            Ok(errors.iter().map(|(error, count)| format!("{count} {error}")).collect::<Vec<_>>().join(", "))
+        }
         other => panic!("unknown command {other:?}"),
     }
 }
