@@ -202,6 +202,11 @@ impl PerfectBatches {
         }
     }
 
+    /// The writers it batches.
+    pub fn writers(&self) -> usize {
+        self.writers
+    }
+
     /// The writes committed so far, on average, by each commit.
     pub fn writes_per_commit(&self) -> f64 {
         let writes = self.gather.lock().unwrap().committed_up_to;

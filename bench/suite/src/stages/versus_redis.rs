@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use anyhow::Result;
 use easycaching::Durability;
 
+use super::writes::{beside_perfect_batching, perfectly_batched_round};
 use super::{Budget, section};
 use crate::baseline::{GATHER_WAIT, PerfectBatches, RawSqlite};
 use crate::fixture::{self, CACHE, KEY, Scratch, VALUE, key};
@@ -113,46 +114,21 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
                     clients[thread].lock().unwrap().set(&writer_key(thread, i), &value).expect("redis set")
                 }))
             },
-            &mut |round| {
-                Ok(concurrent(WRITERS, budget.round, |thread, i| {
-                    let value = fixture::numbered_value(round_op(round, i));
-                    batched.set(&writer_key(thread, i), &value).expect("batched set")
-                }))
-            },
+            &mut |round| Ok(perfectly_batched_round(&batched, WRITERS, budget, round, writer_key)),
         ],
     )?;
-    let redis = "Redis SET, appendfsync always, 50 clients";
+    let name = "set, 50 concurrent writers, fsync before ack";
+    let redis = ("Redis SET, appendfsync always, 50 clients", base.per_sec());
     figures.push(
-        Figure::new(
-            section::REDIS,
-            "set, 50 concurrent writers, fsync before ack",
-            ours.per_sec(),
-            Unit::OpsPerSec,
-        )
-        .against(redis, base.per_sec())
-        .goal(Goal::RatioAtLeast(1.0)),
+        Figure::new(section::REDIS, name, ours.per_sec(), Unit::OpsPerSec)
+            .against(redis.0, redis.1)
+            .goal(Goal::RatioAtLeast(1.0)),
     );
-    figures.push(
-        Figure::new(
-            section::REDIS,
-            "50 writers, fsync before ack, rusqlite batching perfectly",
-            perfect.per_sec(),
-            Unit::OpsPerSec,
-        )
-        .against(redis, base.per_sec())
-        .note(format!(
-            "{:.1} writes per commit; {page_size}-byte pages as easycaching's",
-            batched.writes_per_commit()
-        )),
-    );
-    figures.push(
-        Figure::new(
-            section::REDIS,
-            "set, 50 concurrent writers, fsync before ack",
-            ours.per_sec(),
-            Unit::OpsPerSec,
-        )
-        .against("rusqlite batching perfectly, as above", perfect.per_sec()),
-    );
+    figures.extend(beside_perfect_batching(
+        section::REDIS,
+        (name, ours.per_sec()),
+        (&perfect, &batched, page_size),
+        redis,
+    ));
     Ok(figures)
 }

@@ -80,38 +80,69 @@ pub fn threads(budget: Budget) -> Result<Vec<Figure>> {
                     raw.lock().unwrap().set(&existing_key(thread, i), &value).expect("raw set")
                 }))
             },
-            &mut |round| {
-                Ok(concurrent(WRITERS, budget.round, |thread, i| {
-                    let i = round_op(round, i);
-                    let value = fixture::numbered_value(i);
-                    batched.set(&existing_key(thread, i), &value).expect("batched set")
-                }))
-            },
+            &mut |round| Ok(perfectly_batched_round(&batched, WRITERS, budget, round, existing_key)),
         ],
     )?;
     let after = manager.write_stats();
     let per_commit = (after.writes - before.writes) as f64 / (after.batches - before.batches).max(1) as f64;
-    let one_transaction_per_write = "rusqlite, one transaction per write, FULL";
-    let perfect_batching = "rusqlite batching perfectly, as above";
+    let name = "set, 8 writer threads, FULL";
+    let baseline = ("rusqlite, one transaction per write, FULL", base.per_sec());
+    let [reference, against_it] = beside_perfect_batching(
+        section::WRITES,
+        (name, ours.per_sec()),
+        (&perfect, &batched, page_size),
+        baseline,
+    );
     Ok(vec![
-        Figure::new(section::WRITES, "set, 8 writer threads, FULL", ours.per_sec(), Unit::OpsPerSec)
-            .against(one_transaction_per_write, base.per_sec())
+        Figure::new(section::WRITES, name, ours.per_sec(), Unit::OpsPerSec)
+            .against(baseline.0, baseline.1)
             .goal(Goal::RatioAtLeast(5.0))
             .note(format!("{per_commit:.1} writes per commit")),
+        reference,
+        against_it,
+    ])
+}
+
+/// One round of `writers` threads writing through `batched`, each cycling through its keys
+/// (`key(thread, i)`) as the other sides of its figure do, a new value every write.
+pub(super) fn perfectly_batched_round(
+    batched: &PerfectBatches,
+    writers: usize,
+    budget: Budget,
+    round: usize,
+    key: impl Fn(usize, u64) -> String + Sync,
+) -> Rate {
+    concurrent(writers, budget.round, |thread, i| {
+        let i = round_op(round, i);
+        batched.set(&key(thread, i), &fixture::numbered_value(i)).expect("batched set")
+    })
+}
+
+/// The rows that put raw rusqlite batching perfectly beside the figure `ours` (its name and
+/// rate): the reference against the figure's `baseline` (its name and rate), and `ours`
+/// against the reference. `perfect` is the reference's rate, with its batches and page size.
+pub(super) fn beside_perfect_batching(
+    section: &str,
+    ours: (&str, f64),
+    (perfect, batched, page_size): (&Rate, &PerfectBatches, u32),
+    baseline: (&str, f64),
+) -> [Figure; 2] {
+    let writers = batched.writers();
+    [
         Figure::new(
-            section::WRITES,
-            "8 writer threads, FULL, rusqlite batching perfectly",
+            section,
+            &format!("{writers} writers, rusqlite batching perfectly"),
             perfect.per_sec(),
             Unit::OpsPerSec,
         )
-        .against(one_transaction_per_write, base.per_sec())
+        .against(baseline.0, baseline.1)
         .note(format!(
-            "{:.1} writes per commit, one of each thread; {page_size}-byte pages as easycaching's",
+            "{:.1} writes per commit, one of each writer; {page_size}-byte pages as easycaching's",
             batched.writes_per_commit()
         )),
-        Figure::new(section::WRITES, "set, 8 writer threads, FULL", ours.per_sec(), Unit::OpsPerSec)
-            .against(perfect_batching, perfect.per_sec()),
-    ])
+        Figure::new(section, ours.0, ours.1, Unit::OpsPerSec)
+            .against("rusqlite batching perfectly, as above", perfect.per_sec()),
+    ]
 }
 
 /// The key of a writer thread's `i`th write: it cycles through keys of its own.
