@@ -3,6 +3,7 @@
 //! pragmas, and the store design of Spin's SQLite key-value store.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -184,8 +185,9 @@ struct Gather {
     /// Every write numbered up to this one has been committed.
     committed_up_to: u64,
     leading: bool,
-    /// Why the last batch failed to commit, for its writers.
-    failed: Option<String>,
+    /// The numbers of the writes of the last batch that failed to commit, and why, for its
+    /// writers.
+    failed: Option<(RangeInclusive<u64>, String)>,
 }
 
 impl PerfectBatches {
@@ -227,8 +229,10 @@ impl PerfectBatches {
         loop {
             if gather.committed_up_to >= mine {
                 return match &gather.failed {
-                    Some(error) => Err(anyhow::anyhow!("the batch failed to commit: {error}")),
-                    None => Ok(()),
+                    Some((writes, error)) if writes.contains(&mine) => {
+                        Err(anyhow::anyhow!("the batch failed to commit: {error}"))
+                    }
+                    _ => Ok(()),
                 };
             }
             if gather.leading {
@@ -243,13 +247,15 @@ impl PerfectBatches {
                 gather = self.gather.lock().unwrap();
             }
             let batch = std::mem::take(&mut gather.queued);
-            let last = gather.last_queued;
+            let writes = gather.committed_up_to + 1..=gather.last_queued;
             drop(gather);
             let outcome = self.raw.lock().unwrap().set_many(batch);
             self.commits.fetch_add(1, Ordering::Relaxed);
             gather = self.gather.lock().unwrap();
-            gather.committed_up_to = last;
-            gather.failed = outcome.err().map(|error| error.to_string());
+            gather.committed_up_to = *writes.end();
+            if let Err(error) = outcome {
+                gather.failed = Some((writes, error.to_string()));
+            }
             gather.leading = false;
             self.committed.notify_all();
         }
