@@ -6,7 +6,9 @@
 //! under `easycaching serve`, would otherwise write a line per call, as fast as it can call,
 //! and fill the host's disk with its log. So the process logs at most [`LINES_PER_WINDOW`] of
 //! them in each [`WINDOW`] at their level; the rest go out at `debug` level only, and the next
-//! line logged at its level says how many did.
+//! line logged at its level says how many did. Denials (warnings) and stores not found (info)
+//! have a budget each, so that lines nobody reads at the default level (`warn`) leave the
+//! denials theirs, and a line whose level is off spends none.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,8 +19,14 @@ pub(crate) const LINES_PER_WINDOW: u32 = 10;
 /// How long a window of [`LINES_PER_WINDOW`] lines lasts.
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
-/// The process's budget for the log lines guests cause.
-static BUDGET: LogBudget = LogBudget::new(LINES_PER_WINDOW, WINDOW);
+/// The process's budget for the denials guests cause.
+static DENIALS: LogBudget = LogBudget::new(LINES_PER_WINDOW, WINDOW);
+
+/// The process's budget for the stores not found that guests cause.
+static STORES_NOT_FOUND: LogBudget = LogBudget::new(LINES_PER_WINDOW, WINDOW);
+
+/// The log target of these lines.
+const TARGET: &str = "easycaching_host::keyvalue";
 
 /// What to do with one log line a guest caused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,9 +76,15 @@ impl LogBudget {
 }
 
 /// Logs a `wasi:keyvalue` error a guest caused, `what` (`access-denied`, `no-such-store`) and
-/// why, at `warn` level for a denial and `info` otherwise, within the process's budget.
+/// why, at `warn` level for a denial and `info` otherwise, within the process's budget for it.
 pub(crate) fn keyvalue_error(what: &str, why: &str, denial: bool) {
-    match BUDGET.admit(Instant::now()) {
+    let (budget, enabled) = if denial {
+        (&DENIALS, tracing::enabled!(target: TARGET, tracing::Level::WARN))
+    } else {
+        (&STORES_NOT_FOUND, tracing::enabled!(target: TARGET, tracing::Level::INFO))
+    };
+    let admission = if enabled { budget.admit(Instant::now()) } else { Admission::DebugOnly };
+    match admission {
         Admission::AtItsLevel { held_back } => {
             let held_back = match held_back {
                 0 => String::new(),
@@ -80,14 +94,12 @@ pub(crate) fn keyvalue_error(what: &str, why: &str, denial: bool) {
                 ),
             };
             if denial {
-                tracing::warn!(target: "easycaching_host::keyvalue", "wasi:keyvalue {what}: {why}{held_back}");
+                tracing::warn!(target: TARGET, "wasi:keyvalue {what}: {why}{held_back}");
             } else {
-                tracing::info!(target: "easycaching_host::keyvalue", "wasi:keyvalue {what}: {why}{held_back}");
+                tracing::info!(target: TARGET, "wasi:keyvalue {what}: {why}{held_back}");
             }
         }
-        Admission::DebugOnly => {
-            tracing::debug!(target: "easycaching_host::keyvalue", "wasi:keyvalue {what}: {why}");
-        }
+        Admission::DebugOnly => tracing::debug!(target: TARGET, "wasi:keyvalue {what}: {why}"),
     }
 }
 
