@@ -49,9 +49,9 @@ pub fn single(budget: Budget) -> Result<Figure> {
 /// 8 writer threads sharing one manager, against 8 threads taking turns on one connection
 /// with one transaction per write; every write replaces a value (the keys are written once
 /// before). Beside them, in the same turns, raw rusqlite batching the 8 threads' writes
-/// perfectly ([`PerfectBatches`], on pages of easycaching's size): what any group commit of
-/// writers that wait for their acknowledgement can reach on this machine, as a multiple of one
-/// transaction per write, and easycaching against it.
+/// perfectly ([`PerfectBatches`], on pages of easycaching's size): a reference for what group
+/// commit of writers that wait for their acknowledgement can reach on this machine, as a
+/// multiple of one transaction per write, and easycaching against it.
 pub fn threads(budget: Budget) -> Result<Vec<Figure>> {
     let scratch = Scratch::new()?;
     let manager = fixture::manager(&scratch.db("ours.db"), Durability::Full)?;
