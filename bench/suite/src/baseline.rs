@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -145,6 +144,11 @@ impl RawSqlite {
         Ok(())
     }
 
+    /// The size of the database's pages, in bytes.
+    pub fn page_size(&self) -> Result<u32> {
+        Ok(self.conn.query_row("PRAGMA page_size", [], |row| row.get(0))?)
+    }
+
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Result<Option<String>> {
         Ok(self
@@ -169,7 +173,6 @@ pub struct PerfectBatches {
     committed: Condvar,
     writers: usize,
     gather_wait: Duration,
-    commits: AtomicU64,
 }
 
 /// The longest a leader of [`PerfectBatches`] waits for the writers of its batch by default:
@@ -185,6 +188,8 @@ struct Gather {
     /// Every write numbered up to this one has been committed.
     committed_up_to: u64,
     leading: bool,
+    /// The batches committed so far.
+    commits: u64,
     /// The numbers of the writes of the last batch that failed to commit, and why, for its
     /// writers.
     failed: Option<(RangeInclusive<u64>, String)>,
@@ -200,7 +205,6 @@ impl PerfectBatches {
             committed: Condvar::new(),
             writers,
             gather_wait,
-            commits: AtomicU64::new(0),
         }
     }
 
@@ -209,10 +213,15 @@ impl PerfectBatches {
         self.writers
     }
 
+    /// The size of the database's pages, in bytes.
+    pub fn page_size(&self) -> Result<u32> {
+        self.raw.lock().unwrap().page_size()
+    }
+
     /// The writes committed so far, on average, by each commit.
     pub fn writes_per_commit(&self) -> f64 {
-        let writes = self.gather.lock().unwrap().committed_up_to;
-        writes as f64 / self.commits.load(Ordering::Relaxed).max(1) as f64
+        let gather = self.gather.lock().unwrap();
+        gather.committed_up_to as f64 / gather.commits.max(1) as f64
     }
 
     /// The value under `key`, read outside any batch.
@@ -250,8 +259,8 @@ impl PerfectBatches {
             let writes = gather.committed_up_to + 1..=gather.last_queued;
             drop(gather);
             let outcome = self.raw.lock().unwrap().set_many(batch);
-            self.commits.fetch_add(1, Ordering::Relaxed);
             gather = self.gather.lock().unwrap();
+            gather.commits += 1;
             gather.committed_up_to = *writes.end();
             if let Err(error) = outcome {
                 gather.failed = Some((writes, error.to_string()));

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use anyhow::Result;
 use easycaching::Durability;
 
-use super::writes::{beside_perfect_batching, perfectly_batched_round};
+use super::writes::{beside_perfect_batching, perfectly_batched_round, sets_round};
 use super::{Budget, section};
 use crate::baseline::{GATHER_WAIT, PerfectBatches, RawSqlite};
 use crate::fixture::{self, CACHE, KEY, Scratch, VALUE, key};
@@ -102,12 +102,7 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
     let [ours, base, perfect] = in_turns::<anyhow::Error, 3>(
         budget.rounds,
         [
-            &mut |round| {
-                Ok(concurrent(WRITERS, budget.round, |thread, i| {
-                    let i = round_op(round, i);
-                    cache.set(&writer_key(thread, i), fixture::numbered_json(i)).expect("set")
-                }))
-            },
+            &mut |round| Ok(sets_round(&cache, WRITERS, budget, round, writer_key)),
             &mut |round| {
                 Ok(concurrent(WRITERS, budget.round, |thread, i| {
                     let value = fixture::numbered_value(round_op(round, i));
@@ -127,8 +122,9 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
     figures.extend(beside_perfect_batching(
         section::REDIS,
         (name, ours.per_sec()),
-        (&perfect, &batched, page_size),
+        &perfect,
+        &batched,
         redis,
-    ));
+    )?);
     Ok(figures)
 }

@@ -67,12 +67,7 @@ pub fn threads(budget: Budget) -> Result<Vec<Figure>> {
     let [ours, base, perfect] = in_turns::<anyhow::Error, 3>(
         budget.rounds,
         [
-            &mut |round| {
-                Ok(concurrent(WRITERS, budget.round, |thread, i| {
-                    let i = round_op(round, i);
-                    cache.set(&existing_key(thread, i), fixture::numbered_json(i)).expect("set")
-                }))
-            },
+            &mut |round| Ok(sets_round(&cache, WRITERS, budget, round, existing_key)),
             &mut |round| {
                 Ok(concurrent(WRITERS, budget.round, |thread, i| {
                     let i = round_op(round, i);
@@ -87,12 +82,8 @@ pub fn threads(budget: Budget) -> Result<Vec<Figure>> {
     let per_commit = (after.writes - before.writes) as f64 / (after.batches - before.batches).max(1) as f64;
     let name = "set, 8 writer threads, FULL";
     let baseline = ("rusqlite, one transaction per write, FULL", base.per_sec());
-    let [reference, against_it] = beside_perfect_batching(
-        section::WRITES,
-        (name, ours.per_sec()),
-        (&perfect, &batched, page_size),
-        baseline,
-    );
+    let [reference, against_it] =
+        beside_perfect_batching(section::WRITES, (name, ours.per_sec()), &perfect, &batched, baseline)?;
     Ok(vec![
         Figure::new(section::WRITES, name, ours.per_sec(), Unit::OpsPerSec)
             .against(baseline.0, baseline.1)
@@ -101,6 +92,21 @@ pub fn threads(budget: Budget) -> Result<Vec<Figure>> {
         reference,
         against_it,
     ])
+}
+
+/// One round of `writers` threads setting values in `cache`, each cycling through its keys
+/// (`key(thread, i)`), a new value every write.
+pub(super) fn sets_round(
+    cache: &Cache,
+    writers: usize,
+    budget: Budget,
+    round: usize,
+    key: impl Fn(usize, u64) -> String + Sync,
+) -> Rate {
+    concurrent(writers, budget.round, |thread, i| {
+        let i = round_op(round, i);
+        cache.set(&key(thread, i), fixture::numbered_json(i)).expect("set")
+    })
 }
 
 /// One round of `writers` threads writing through `batched`, each cycling through its keys
@@ -120,15 +126,17 @@ pub(super) fn perfectly_batched_round(
 
 /// The rows that put raw rusqlite batching perfectly beside the figure `ours` (its name and
 /// rate): the reference against the figure's `baseline` (its name and rate), and `ours`
-/// against the reference. `perfect` is the reference's rate, with its batches and page size.
+/// against the reference. `perfect` is the reference's rate, `batched` its batches.
 pub(super) fn beside_perfect_batching(
     section: &str,
     ours: (&str, f64),
-    (perfect, batched, page_size): (&Rate, &PerfectBatches, u32),
+    perfect: &Rate,
+    batched: &PerfectBatches,
     baseline: (&str, f64),
-) -> [Figure; 2] {
+) -> Result<[Figure; 2]> {
     let writers = batched.writers();
-    [
+    let page_size = batched.page_size()?;
+    Ok([
         Figure::new(
             section,
             &format!("{writers} writers, rusqlite batching perfectly"),
@@ -142,7 +150,7 @@ pub(super) fn beside_perfect_batching(
         )),
         Figure::new(section, ours.0, ours.1, Unit::OpsPerSec)
             .against("rusqlite batching perfectly, as above", perfect.per_sec()),
-    ]
+    ])
 }
 
 /// The key of a writer thread's `i`th write: it cycles through keys of its own.
