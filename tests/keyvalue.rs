@@ -173,11 +173,18 @@ fn buckets_are_opened_and_created_under_the_grants_and_read_only_ones_cannot_wri
     }
     assert!(!exists(&db.path(), "secret"));
     // A guest refused again and again gets its answer every time, but cannot fill the host's
-    // log: ten lines a minute at warning level, the rest at debug level only.
+    // log: ten lines a minute at warning level, then one saying that the rest of the minute's
+    // go out at debug level only.
     let denied = db.keyvalue(&["cache:kv=r"], &["set-repeatedly", "kv", "k", "2", "500"]);
     assert_eq!(ok(denied.clone()), "set-repeatedly: ok 500 access-denied");
     let log = stderr(&denied);
-    assert_eq!(log.matches("wasi:keyvalue access-denied").count(), 10, "{log}");
+    assert_eq!(
+        log.matches("wasi:keyvalue access-denied: access denied: this plugin may only read").count(),
+        10,
+        "{log}"
+    );
+    assert_eq!(log.matches("the rest of that minute's go out at debug level only").count(), 1, "{log}");
+    assert_eq!(log.matches("wasi:keyvalue access-denied").count(), 11, "{log}");
     assert_eq!(
         db.manager().open_cache("kv").unwrap().get("k").unwrap().map(|v| v.as_str().to_owned()),
         Some("1".into())

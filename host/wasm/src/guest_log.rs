@@ -5,8 +5,10 @@
 //! doing: a plugin that retries a refused call in a loop, or a handler refused on every request
 //! under `easycaching serve`, would otherwise write a line per call, as fast as it can call,
 //! and fill the host's disk with its log. So the process logs at most [`LINES_PER_WINDOW`] of
-//! them in each [`WINDOW`] at their level; the rest go out at `debug` level only, and the next
-//! line logged at its level says how many did. Denials (warnings) and stores not found (info)
+//! them in each [`WINDOW`] at their level; the rest go out at `debug` level only. The first line
+//! held back in a window logs, at its level, that the rest of the window's are held back (so
+//! that a log read at the default level shows lines were left out, even should no other line
+//! follow), and the next line logged at its level says how many were. Denials (warnings) and stores not found (info)
 //! have a budget each, so that lines nobody reads at the default level (`warn`) leave the
 //! denials theirs, and a line whose level is off spends none.
 
@@ -33,7 +35,10 @@ const TARGET: &str = "easycaching_host::keyvalue";
 pub(crate) enum Admission {
     /// Log it at its level; `held_back` lines before it went out at `debug` level only.
     AtItsLevel { held_back: u64 },
-    /// Log it at `debug` level only: the budget of this window is spent.
+    /// Log it at `debug` level only, and say at its level that the rest of this window's lines
+    /// are held back too: the first line over the budget of this window.
+    FirstHeldBack,
+    /// Log it at `debug` level only: the budget of this window is spent, and said so.
     DebugOnly,
 }
 
@@ -45,17 +50,24 @@ pub(crate) struct LogBudget {
     state: Mutex<Window>,
 }
 
-/// The window under way: when it began, how many lines it logged and how many it held back.
+/// The window under way: when it began, how many lines it logged and how many were held back
+/// since a line last said so.
 struct Window {
     began: Option<Instant>,
     logged: u32,
     held_back: u64,
+    /// This window held a line back already (and said so).
+    holding_back: bool,
 }
 
 impl LogBudget {
     /// A budget of `lines` a `window`.
     pub(crate) const fn new(lines: u32, window: Duration) -> LogBudget {
-        LogBudget { lines, window, state: Mutex::new(Window { began: None, logged: 0, held_back: 0 }) }
+        LogBudget {
+            lines,
+            window,
+            state: Mutex::new(Window { began: None, logged: 0, held_back: 0, holding_back: false }),
+        }
     }
 
     /// Whether a line caused at `now` is logged at its level.
@@ -65,10 +77,14 @@ impl LogBudget {
         if state.began.is_none_or(|began| now.saturating_duration_since(began) >= self.window) {
             state.began = Some(now);
             state.logged = 0;
+            state.holding_back = false;
         }
         if state.logged == self.lines {
             state.held_back += 1;
-            return Admission::DebugOnly;
+            if std::mem::replace(&mut state.holding_back, true) {
+                return Admission::DebugOnly;
+            }
+            return Admission::FirstHeldBack;
         }
         state.logged += 1;
         Admission::AtItsLevel { held_back: std::mem::take(&mut state.held_back) }
@@ -99,6 +115,19 @@ pub(crate) fn keyvalue_error(what: &str, why: &str, denial: bool) {
                 tracing::info!(target: TARGET, "wasi:keyvalue {what}: {why}{held_back}");
             }
         }
+        Admission::FirstHeldBack => {
+            let notice = format!(
+                "wasi:keyvalue {what}: guests caused more than {LINES_PER_WINDOW} such lines within a \
+                 minute; the rest of that minute's go out at debug level only \
+                 (EASYCACHING_LOG=warn,{TARGET}=debug shows them)"
+            );
+            if denial {
+                tracing::warn!(target: TARGET, "{notice}");
+            } else {
+                tracing::info!(target: TARGET, "{notice}");
+            }
+            tracing::debug!(target: TARGET, "wasi:keyvalue {what}: {why}");
+        }
         Admission::DebugOnly => tracing::debug!(target: TARGET, "wasi:keyvalue {what}: {why}"),
     }
 }
@@ -107,8 +136,9 @@ pub(crate) fn keyvalue_error(what: &str, why: &str, denial: bool) {
 mod tests {
     use super::*;
 
-    /// A window logs its budget at the lines' level and holds the rest back; the first line of
-    /// the next window says how many were held back, and the count starts again.
+    /// A window logs its budget at the lines' level and holds the rest back, saying so once;
+    /// the first line of the next window says how many were held back, and the count starts
+    /// again.
     #[test]
     fn a_window_logs_its_budget_and_the_next_counts_what_was_held_back() {
         let budget = LogBudget::new(3, Duration::from_secs(60));
@@ -117,14 +147,16 @@ mod tests {
         for second in 0..3 {
             assert_eq!(budget.admit(at(second)), Admission::AtItsLevel { held_back: 0 });
         }
-        for second in 3..8 {
+        assert_eq!(budget.admit(at(3)), Admission::FirstHeldBack);
+        for second in 4..8 {
             assert_eq!(budget.admit(at(second)), Admission::DebugOnly);
         }
         assert_eq!(budget.admit(at(59)), Admission::DebugOnly);
         assert_eq!(budget.admit(at(60)), Admission::AtItsLevel { held_back: 6 });
         assert_eq!(budget.admit(at(61)), Admission::AtItsLevel { held_back: 0 });
         assert_eq!(budget.admit(at(62)), Admission::AtItsLevel { held_back: 0 });
-        assert_eq!(budget.admit(at(63)), Admission::DebugOnly);
-        assert_eq!(budget.admit(at(200)), Admission::AtItsLevel { held_back: 1 });
+        assert_eq!(budget.admit(at(63)), Admission::FirstHeldBack);
+        assert_eq!(budget.admit(at(64)), Admission::DebugOnly);
+        assert_eq!(budget.admit(at(200)), Admission::AtItsLevel { held_back: 2 });
     }
 }
