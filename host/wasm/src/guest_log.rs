@@ -6,11 +6,11 @@
 //! under `easycaching serve`, would otherwise write a line per call, as fast as it can call,
 //! and fill the host's disk with its log. So the process logs at most [`LINES_PER_WINDOW`] of
 //! them in each [`WINDOW`] at their level; the rest go out at `debug` level only. The first line
-//! held back in a window logs, at its level, that the rest of the window's are held back (so
-//! that a log read at the default level shows lines were left out, even should no other line
-//! follow), and the next line logged at its level says how many were. Denials (warnings) and stores not found (info)
-//! have a budget each, so that lines nobody reads at the default level (`warn`) leave the
-//! denials theirs, and a line whose level is off spends none.
+//! held back in a window says, at its level, that the rest of the window's are held back (so a
+//! log read at the default level shows that lines were left out, even when no line follows),
+//! and the next line logged at its level says how many were. Denials (warnings) and stores not
+//! found (info) have a budget each, so that lines nobody reads at the default level (`warn`)
+//! leave the denials theirs, and a line whose level is off spends none.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -81,10 +81,8 @@ impl LogBudget {
         }
         if state.logged == self.lines {
             state.held_back += 1;
-            if std::mem::replace(&mut state.holding_back, true) {
-                return Admission::DebugOnly;
-            }
-            return Admission::FirstHeldBack;
+            let said_so = std::mem::replace(&mut state.holding_back, true);
+            return if said_so { Admission::DebugOnly } else { Admission::FirstHeldBack };
         }
         state.logged += 1;
         Admission::AtItsLevel { held_back: std::mem::take(&mut state.held_back) }
