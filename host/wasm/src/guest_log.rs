@@ -107,26 +107,29 @@ pub(crate) fn keyvalue_error(what: &str, why: &str, denial: bool) {
                      went out at debug level only)"
                 ),
             };
-            if denial {
-                tracing::warn!(target: TARGET, "wasi:keyvalue {what}: {why}{held_back}");
-            } else {
-                tracing::info!(target: TARGET, "wasi:keyvalue {what}: {why}{held_back}");
-            }
+            at_its_level(denial, format_args!("wasi:keyvalue {what}: {why}{held_back}"));
         }
         Admission::FirstHeldBack => {
-            let notice = format!(
-                "wasi:keyvalue {what}: guests caused more than {LINES_PER_WINDOW} such lines within a \
-                 minute; the rest of that minute's go out at debug level only \
-                 (EASYCACHING_LOG=warn,{TARGET}=debug shows them)"
+            at_its_level(
+                denial,
+                format_args!(
+                    "wasi:keyvalue {what}: guests caused more than {LINES_PER_WINDOW} such lines \
+                     within a minute; the rest of that minute's go out at debug level only \
+                     (EASYCACHING_LOG=warn,{TARGET}=debug shows them)"
+                ),
             );
-            if denial {
-                tracing::warn!(target: TARGET, "{notice}");
-            } else {
-                tracing::info!(target: TARGET, "{notice}");
-            }
             tracing::debug!(target: TARGET, "wasi:keyvalue {what}: {why}");
         }
         Admission::DebugOnly => tracing::debug!(target: TARGET, "wasi:keyvalue {what}: {why}"),
+    }
+}
+
+/// Logs `line` at the level of its kind: `warn` for a denial, `info` otherwise.
+fn at_its_level(denial: bool, line: std::fmt::Arguments<'_>) {
+    if denial {
+        tracing::warn!(target: TARGET, "{line}");
+    } else {
+        tracing::info!(target: TARGET, "{line}");
     }
 }
 
