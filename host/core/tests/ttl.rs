@@ -400,7 +400,7 @@ fn a_database_of_the_schema_before_expiry_is_migrated_in_place_with_its_data() {
     drop((cache, manager));
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 #[test]
@@ -408,6 +408,6 @@ fn a_database_of_a_schema_newer_than_this_build_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new.db");
     drop(CacheManager::open(&path).unwrap());
-    rusqlite::Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 4;").unwrap();
-    assert!(matches!(CacheManager::open(&path), Err(Error::SchemaTooNew { found: 4, supported: 3, .. })));
+    rusqlite::Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 5;").unwrap();
+    assert!(matches!(CacheManager::open(&path), Err(Error::SchemaTooNew { found: 5, supported: 4, .. })));
 }

@@ -52,8 +52,9 @@ use super::{
 use crate::options::Durability;
 use crate::{Error, Json, Result};
 
-/// The change log keeps at least this many recent changes: a process that falls further behind
-/// than this forgets its whole LRU instead of the changed keys only.
+/// The change log keeps at least this many recent rows (a change each, or the keys one
+/// transaction changed in one cache): a process that falls further behind than this forgets
+/// its whole LRU instead of the changed keys only.
 const CHANGE_LOG_RETAINED: i64 = 10_000;
 /// A writer fsyncs inside COMMIT again after this many batches in a row that no other
 /// process committed between: a writer process that won the lock twice in a row among many
@@ -359,6 +360,8 @@ impl SqliteStore {
             if look && batch.now() >= *next_sweep_at {
                 *next_sweep_at = self.sweep(conn, transaction, &mut batch)?;
             }
+            // The change log, once every write is in.
+            batch.log_changes().map_err(|e| self.rollback(conn, &mut transaction.rollback, e))?;
             let cursor = batch.last_logged();
             if batch_number % PRUNE_EVERY_BATCHES == PRUNE_EVERY_BATCHES - 1 {
                 writes::prune_change_log(conn, CHANGE_LOG_RETAINED)
@@ -862,16 +865,27 @@ impl Store for SqliteStore {
                     let mut statement = conn.prepare_cached(
                     "SELECT cache_id, kind, key FROM change_log WHERE seq > ?1 AND writer <> ?2 ORDER BY seq",
                 )?;
-                    let changes = statement
-                        .query_map(params![cursor, self.writer_id], |row| {
-                            let cache = CacheId(row.get(0)?);
-                            Ok(match row.get::<_, i64>(1)? {
-                                writes::KIND_CLEARED => Change::Cleared(cache),
-                                writes::KIND_DROPPED => Change::Dropped(cache),
-                                _ => Change::Key(cache, row.get(2)?),
-                            })
-                        })?
-                        .collect::<rusqlite::Result<_>>()?;
+                    let mut changes = Vec::new();
+                    let mut rows = statement.query(params![cursor, self.writer_id])?;
+                    while let Some(row) = rows.next()? {
+                        let cache = CacheId(row.get(0)?);
+                        match row.get::<_, i64>(1)? {
+                            writes::KIND_CLEARED => changes.push(Change::Cleared(cache)),
+                            writes::KIND_DROPPED => changes.push(Change::Dropped(cache)),
+                            writes::KIND_KEYS => {
+                                let list: String = row.get(2)?;
+                                match serde_json::from_str::<Vec<String>>(&list) {
+                                    Ok(keys) => {
+                                        changes.extend(keys.into_iter().map(|key| Change::Key(cache, key)))
+                                    }
+                                    // Not what this build writes: forgetting the whole cache
+                                    // is never wrong.
+                                    Err(_) => changes.push(Change::Cleared(cache)),
+                                }
+                            }
+                            _ => changes.push(Change::Key(cache, row.get(2)?)),
+                        }
+                    }
                     Ok(Changes::Since { changes, cursor: newest })
                 })
             },
@@ -1356,6 +1370,67 @@ mod tests {
         assert!(matches!(applied.results[0], Err(Error::QuotaExceeded(_))), "{:?}", applied.results[0]);
         assert!(matches!(applied.results[1], Err(Error::CacheDeleted(_))), "{:?}", applied.results[1]);
         assert_eq!(store.cache_stats(cache).unwrap().unwrap().entries, 2);
+    }
+
+    #[test]
+    fn a_batch_logs_the_keys_of_each_cache_in_one_row_and_no_key_of_a_failed_write() {
+        let WithCache { path, store, cache, _dir } = with_cache();
+        let other_cache =
+            CacheId(created(&store, Write::CreateCache { name: "c2".into(), quota: Quota::UNLIMITED }));
+        let reader = open(&path);
+        let cursor = reader.change_cursor().unwrap();
+        let at_most_three = Quota { max_entries: Some(3), ..Quota::UNLIMITED };
+        let batch = [
+            set_write(cache, &["a"], Quota::UNLIMITED),
+            set_write(other_cache, &["x"], Quota::UNLIMITED),
+            // Over the quota once both are in: rolled back, and neither key logged.
+            set_write(cache, &["b", "c", "z"], at_most_three),
+            set_write(cache, &["d", "a"], Quota::UNLIMITED),
+        ];
+        let applied = store.apply(&mut batch.iter());
+        let failed: Vec<bool> = applied.results.iter().map(|result| result.is_err()).collect();
+        assert_eq!(failed, [false, false, true, false]);
+        store.sync(applied.sync).unwrap();
+
+        let raw = Connection::open(&path).unwrap();
+        let mut rows: Vec<(i64, i64, String)> = raw
+            .prepare("SELECT cache_id, kind, key FROM change_log WHERE seq > ?1 ORDER BY cache_id")
+            .unwrap()
+            .query_map([cursor], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        rows.sort();
+        assert_eq!(
+            rows,
+            [
+                (cache.0, writes::KIND_KEYS, r#"["a","d"]"#.to_owned()),
+                (other_cache.0, writes::KIND_KEY, "x".to_owned())
+            ]
+        );
+        let Changes::Since { mut changes, .. } = reader.changes_since(cursor).unwrap() else {
+            panic!("the change log overflowed")
+        };
+        changes.sort_by_key(|change| format!("{change:?}"));
+        assert_eq!(
+            changes,
+            [
+                Change::Key(cache, "a".into()),
+                Change::Key(cache, "d".into()),
+                Change::Key(other_cache, "x".into())
+            ]
+        );
+        // A row of keys this build cannot read makes a reader forget the whole cache.
+        raw.execute(
+            "INSERT INTO change_log (writer, cache_id, kind, key) VALUES (?1, ?2, ?3, 'not a list')",
+            params![writes::NOBODY, cache.0, writes::KIND_KEYS],
+        )
+        .unwrap();
+        let after = reader.changes_since(cursor).unwrap();
+        assert!(
+            matches!(&after, Changes::Since { changes, .. } if changes.last() == Some(&Change::Cleared(cache))),
+            "{after:?}"
+        );
     }
 
     #[test]

@@ -78,6 +78,13 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE entries ADD COLUMN expires_at INTEGER;
     CREATE INDEX entries_by_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL;
     CREATE INDEX entries_expiring_by_cache ON entries (cache_id, expires_at) WHERE expires_at IS NOT NULL;",
+    // 4: change-log rows of kind 3 (`writes::KIND_KEYS`): the keys one writer changed in one
+    // cache in one transaction, in one row, as a JSON array of strings. No table changes; the
+    // version does, so that an older build, which would take the array for one key and keep
+    // the keys in it stale in its LRU, refuses the file (`SchemaTooNew`). As for 3, a process
+    // already running when the file is migrated does not look at the version again: every
+    // process sharing a database is upgraded together.
+    "-- the change log's kind 3: no table changes",
 ];
 
 /// The page size of a new database file, in bytes (SQLite's default is 4096). A commit writes

@@ -27,6 +27,9 @@ pub(super) const KIND_KEY: i64 = 0;
 pub(super) const KIND_CLEARED: i64 = 1;
 /// `change_log.kind`: the cache was deleted.
 pub(super) const KIND_DROPPED: i64 = 2;
+/// `change_log.kind`: several keys of one cache were written or removed in one transaction,
+/// by one writer; `key` holds them as a JSON array of strings (see [`Batch::log_changes`]).
+pub(super) const KIND_KEYS: i64 = 3;
 
 /// `change_log.writer` of the changes no process skips when it reads the log: those of writes
 /// committed for another process (see `handoffs`). Every process names its own changes with a
@@ -68,12 +71,24 @@ pub(super) struct Batch<'b, 'c> {
     conn: &'c Connection,
     statements: &'b mut EntryStatements<'c>,
     writer: i64,
+    /// The changes of the writes applied so far, oldest first, logged together by
+    /// [`Batch::log_changes`] before the commit. A write that fails takes its own back.
+    unlogged: Vec<Unlogged>,
     /// The `seq` of the newest change-log row this batch wrote, which is the change-log cursor
     /// after the commit (no need to ask for `max(seq)`).
     last_logged: Option<i64>,
     /// Now, in unix ms, as the batch's writes tell expiry: read once per batch, when first
     /// needed (a batch of plain sets never reads the clock).
     now: Cell<Option<i64>>,
+}
+
+/// A change a write made, for the change log: its writer, its cache, its kind and the key of
+/// a [`KIND_KEY`] change.
+struct Unlogged {
+    writer: i64,
+    cache: CacheId,
+    kind: i64,
+    key: Option<String>,
 }
 
 /// The most expired rows one sweep removes: a transaction never holds an unbounded delete.
@@ -102,7 +117,7 @@ impl<'b, 'c> Batch<'b, 'c> {
     /// A batch on `conn`, which is in a write transaction, with the entry statements prepared
     /// on it, logging its changes as `writer`.
     pub(super) fn new(conn: &'c Connection, statements: &'b mut EntryStatements<'c>, writer: i64) -> Self {
-        Batch { conn, statements, writer, last_logged: None, now: Cell::new(None) }
+        Batch { conn, statements, writer, unlogged: Vec::new(), last_logged: None, now: Cell::new(None) }
     }
 
     /// Now, in unix ms, as this batch tells expiry.
@@ -120,22 +135,74 @@ impl<'b, 'c> Batch<'b, 'c> {
         self.last_logged
     }
 
+    /// Writes the change-log rows of every change the batch's writes made, once they are all
+    /// in, before the commit: a row per cleared or deleted cache, and the keys of one writer
+    /// and cache in one row, of [`KIND_KEYS`] when there are several. A batch of many sets
+    /// under one cache (every commit of concurrent writers) inserts one row, not one a key:
+    /// an `INSERT` costs about as much as the `UPDATE` of the value it logs. The order of the
+    /// rows is not the order of the changes: each only tells other processes' LRUs to forget,
+    /// which no order changes.
+    pub(super) fn log_changes(&mut self) -> rusqlite::Result<()> {
+        let unlogged = std::mem::take(&mut self.unlogged);
+        // A lone change (a lone `set`, the common batch): its row, with nothing to group.
+        if let [Unlogged { writer, cache, kind, key }] = unlogged.as_slice() {
+            return self.insert_log_row(*writer, *cache, *kind, key.as_deref());
+        }
+        // The keys by (writer, cache), in the order each pair first changed one.
+        let mut keys: Vec<(i64, CacheId, Vec<String>)> = Vec::new();
+        for Unlogged { writer, cache, kind, key } in unlogged {
+            match key {
+                Some(key) if kind == KIND_KEY => {
+                    match keys.iter_mut().find(|(w, c, _)| *w == writer && *c == cache) {
+                        Some((_, _, group)) => group.push(key),
+                        None => keys.push((writer, cache, vec![key])),
+                    }
+                }
+                key => self.insert_log_row(writer, cache, kind, key.as_deref())?,
+            }
+        }
+        for (writer, cache, mut group) in keys {
+            group.sort_unstable();
+            group.dedup();
+            if let [key] = group.as_slice() {
+                self.insert_log_row(writer, cache, KIND_KEY, Some(key))?;
+            } else {
+                let list = serde_json::to_string(&group)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                self.insert_log_row(writer, cache, KIND_KEYS, Some(&list))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_log_row(
+        &mut self,
+        writer: i64,
+        cache: CacheId,
+        kind: i64,
+        key: Option<&str>,
+    ) -> rusqlite::Result<()> {
+        let seq = self.statements.log_change.insert(params![writer, cache.0, kind, key])?;
+        self.last_logged = Some(seq);
+        Ok(())
+    }
+
     /// Applies one write. The caller wraps it in a savepoint (or rolls the transaction back),
     /// so an error leaves no trace.
     pub(super) fn apply(&mut self, write: &Write) -> WriteResult {
         self.forgetting_log_on_error(|batch| batch.dispatch(write))
     }
 
-    /// Runs `apply`; should it fail, forgets the change-log rows it wrote, which are rolled
-    /// back with it.
-    fn forgetting_log_on_error<T>(
+    /// Runs `apply`; should it fail, forgets the changes it made, which are rolled back with
+    /// it.
+    fn forgetting_log_on_error<T, E>(
         &mut self,
-        apply: impl FnOnce(&mut Self) -> Result<T, WriteError>,
-    ) -> Result<T, WriteError> {
-        let logged_before = self.last_logged;
+        apply: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let changes_before = self.unlogged.len();
         let result = apply(self);
         if result.is_err() {
-            self.last_logged = logged_before;
+            self.unlogged.truncate(changes_before);
         }
         result
     }
@@ -197,7 +264,7 @@ impl<'b, 'c> Batch<'b, 'c> {
     fn drop_cache(&mut self, name: &str) -> WriteResult {
         let id = CACHES.delete(self.conn, name)?;
         if let Some(id) = id {
-            self.log(CacheId(id), KIND_DROPPED, None)?;
+            self.log(CacheId(id), KIND_DROPPED, None);
         }
         Ok(Outcome::Dropped(id))
     }
@@ -245,7 +312,7 @@ impl<'b, 'c> Batch<'b, 'c> {
                     delta.bytes += (key.len() + value.len()) as i64;
                 }
             }
-            self.log(cache.id, KIND_KEY, Some(key))?;
+            self.log(cache.id, KIND_KEY, Some(key));
         }
         // Values replaced by values of the same size change no count, and a write that does
         // not grow the usage passes any quota: the counts row is left alone, one statement and
@@ -304,7 +371,7 @@ impl<'b, 'c> Batch<'b, 'c> {
             cache_stats(self.conn, cache)?;
             return Ok(Outcome::Found(false));
         }
-        self.log(cache.id, KIND_KEY, Some(key))?;
+        self.log(cache.id, KIND_KEY, Some(key));
         Ok(Outcome::Found(true))
     }
 
@@ -369,7 +436,7 @@ impl<'b, 'c> Batch<'b, 'c> {
     /// lost, and each key is logged for other processes' LRUs. Answers how many it removed.
     pub(super) fn sweep(&mut self) -> rusqlite::Result<u64> {
         let now = self.now();
-        self.remove_expired(SWEEP, params![now, SWEEP_ROWS])
+        self.forgetting_log_on_error(|batch| batch.remove_expired(SWEEP, params![now, SWEEP_ROWS]))
     }
 
     /// [`Batch::sweep`] of one cache.
@@ -389,7 +456,7 @@ impl<'b, 'c> Batch<'b, 'c> {
             let delta = deltas.entry(*cache).or_default();
             delta.entries -= 1;
             delta.bytes -= size;
-            self.log(CacheId(*cache), KIND_KEY, Some(key))?;
+            self.log(CacheId(*cache), KIND_KEY, Some(key));
         }
         for (cache, delta) in deltas {
             // A cache deleted meanwhile took its entries with it: nothing to count.
@@ -415,7 +482,7 @@ impl<'b, 'c> Batch<'b, 'c> {
                 delta.entries -= 1;
                 delta.bytes -= size;
                 live += u64::from(!crate::clock::expired(expires_at, self.now()));
-                self.log(cache.id, KIND_KEY, Some(key))?;
+                self.log(cache.id, KIND_KEY, Some(key));
             }
         }
         if delta.entries == 0 {
@@ -436,14 +503,13 @@ impl<'b, 'c> Batch<'b, 'c> {
             .query_row(params![cache.id.0, self.now()], |row| row.get(0))?;
         CACHES.delete_contents(self.conn, cache.id.0)?;
         CACHES.set_stats(self.conn, cache.id.0, Stats::default())?;
-        self.log(cache.id, KIND_CLEARED, None)?;
+        self.log(cache.id, KIND_CLEARED, None);
         Ok(Outcome::Count(stats.entries.saturating_sub(expired.max(0) as u64)))
     }
 
-    fn log(&mut self, cache: CacheId, kind: i64, key: Option<&str>) -> rusqlite::Result<()> {
-        let seq = self.statements.log_change.insert(params![self.writer, cache.0, kind, key])?;
-        self.last_logged = Some(seq);
-        Ok(())
+    /// Notes a change for the change log, written by [`Batch::log_changes`].
+    fn log(&mut self, cache: CacheId, kind: i64, key: Option<&str>) {
+        self.unlogged.push(Unlogged { writer: self.writer, cache, kind, key: key.map(str::to_owned) });
     }
 }
 
