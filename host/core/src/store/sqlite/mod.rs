@@ -52,9 +52,9 @@ use super::{
 use crate::options::Durability;
 use crate::{Error, Json, Result};
 
-/// The change log keeps at least this many recent rows (a change each, or the keys one
-/// transaction changed in one cache): a process that falls further behind than this forgets
-/// its whole LRU instead of the changed keys only.
+/// The change log keeps at least this many recent changes (a row of several keys counts
+/// each, see `writes::KIND_KEYS`): a process that falls further behind than this forgets its
+/// whole LRU instead of the changed keys only.
 const CHANGE_LOG_RETAINED: i64 = 10_000;
 /// A writer fsyncs inside COMMIT again after this many batches in a row that no other
 /// process committed between: a writer process that won the lock twice in a row among many
@@ -856,7 +856,10 @@ impl Store for SqliteStore {
             |conn, _| {
                 snapshot(conn, || {
                     let (oldest, newest): (Option<i64>, Option<i64>) = conn
-                        .prepare_cached("SELECT min(seq), max(seq) FROM change_log")?
+                        .prepare_cached(&format!(
+                            "SELECT ({}), max(seq) FROM change_log",
+                            writes::FIRST_SEQ_KEPT
+                        ))?
                         .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
                     let newest = newest.unwrap_or(0).max(cursor);
                     if oldest.is_some_and(|oldest| oldest > cursor + 1) {
@@ -1408,6 +1411,14 @@ mod tests {
                 (other_cache.0, writes::KIND_KEY, "x".to_owned())
             ]
         );
+        let seqs: Vec<i64> = raw
+            .prepare("SELECT seq FROM change_log WHERE seq > ?1 ORDER BY seq")
+            .unwrap()
+            .query_map([cursor], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(seqs, [cursor + 2, cursor + 3], "seq counts the two keys of the first row");
         let Changes::Since { mut changes, .. } = reader.changes_since(cursor).unwrap() else {
             panic!("the change log overflowed")
         };
@@ -1431,6 +1442,30 @@ mod tests {
             matches!(&after, Changes::Since { changes, .. } if changes.last() == Some(&Change::Cleared(cache))),
             "{after:?}"
         );
+    }
+
+    #[test]
+    fn a_reader_falls_behind_the_log_only_once_a_change_it_has_not_read_is_pruned() {
+        let WithCache { path, store, cache, _dir } = with_cache();
+        let reader = open(&path);
+        let start = reader.change_cursor().unwrap();
+        // One row for three keys (seq start + 3), then one for the fourth (start + 4).
+        apply_one(&store, &set_write(cache, &["a", "b", "c"], Quota::UNLIMITED)).unwrap();
+        set(&store, cache, "d");
+        let raw = Connection::open(&path).unwrap();
+        let keys_since = |cursor: i64| match reader.changes_since(cursor).unwrap() {
+            Changes::Since { changes, .. } => Some(changes.len()),
+            Changes::Overflow { .. } => None,
+        };
+        assert_eq!(keys_since(start), Some(4));
+
+        // Keeping the newest 2 changes keeps the row of three whole: nothing unread is gone.
+        writes::prune_change_log(&raw, 2).unwrap();
+        assert_eq!(keys_since(start), Some(4));
+        // Keeping 1 prunes it: a reader that had not read it fell behind; one that had did not.
+        writes::prune_change_log(&raw, 1).unwrap();
+        assert_eq!(keys_since(start), None);
+        assert_eq!(keys_since(start + 3), Some(1));
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub(super) struct EntryStatements<'c> {
     pub(super) insert: Statement<'c>,
     /// Logs a change for other processes' LRUs: writer, cache, kind, key.
     pub(super) log_change: Statement<'c>,
+    /// Logs `?4` changes in one row (see `writes::KIND_KEYS`): writer, cache, kind, the keys,
+    /// and their number, by which its `seq` passes the row before it.
+    pub(super) log_changes: Statement<'c>,
     /// Adds to a cache's counts (see `Table::add_stats`).
     pub(super) add_cache_stats: Statement<'c>,
 }
@@ -77,6 +80,10 @@ impl<'c> WriteStatements<'c> {
                 )?,
                 log_change: conn.prepare(
                     "INSERT INTO change_log (writer, cache_id, kind, key) VALUES (?1, ?2, ?3, ?4)",
+                )?,
+                log_changes: conn.prepare(
+                    "INSERT INTO change_log (seq, writer, cache_id, kind, key)
+                     VALUES ((SELECT coalesce(max(seq), 0) FROM change_log) + ?5, ?1, ?2, ?3, ?4)",
                 )?,
                 add_cache_stats: conn.prepare(CACHES.add_stats)?,
             },

@@ -29,7 +29,18 @@ pub(super) const KIND_CLEARED: i64 = 1;
 pub(super) const KIND_DROPPED: i64 = 2;
 /// `change_log.kind`: several keys of one cache were written or removed in one transaction,
 /// by one writer; `key` holds them as a JSON array of strings (see [`Batch::log_changes`]).
+/// Such a row's `seq` is the row before it's plus the number of keys, so that `seq` counts
+/// changes, not rows, as with one row a key: the pruning keeps as many changes, and a reader
+/// tells that it fell behind by the first `seq` the oldest row stands for
+/// ([`FIRST_SEQ_KEPT`]).
 pub(super) const KIND_KEYS: i64 = 3;
+
+/// The first `seq` the change log still stands for: the oldest row's, less the keys before
+/// its last in a [`KIND_KEYS`] row (a row that is not a list, which this build never writes,
+/// stands for one). NULL when the log is empty.
+pub(super) const FIRST_SEQ_KEPT: &str = "SELECT seq + 1
+        - CASE WHEN kind = 3 AND json_valid(key) THEN max(json_array_length(key), 1) ELSE 1 END
+     FROM change_log ORDER BY seq LIMIT 1";
 
 /// `change_log.writer` of the changes no process skips when it reads the log: those of writes
 /// committed for another process (see `handoffs`). Every process names its own changes with a
@@ -169,7 +180,14 @@ impl<'b, 'c> Batch<'b, 'c> {
             } else {
                 let list = serde_json::to_string(&group)
                     .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                self.insert_log_row(writer, cache, KIND_KEYS, Some(&list))?;
+                let seq = self.statements.log_changes.insert(params![
+                    writer,
+                    cache.0,
+                    KIND_KEYS,
+                    list,
+                    group.len() as i64
+                ])?;
+                self.last_logged = Some(seq);
             }
         }
         Ok(())
@@ -585,7 +603,8 @@ fn add_queue_stats_within(
     add_stats_within(conn, of, &mut add_stats, delta, quota, || queue_deleted(queue))
 }
 
-/// Forgets all but the newest `retained` changes.
+/// Forgets all but the newest `retained` changes (a row of several keys goes once its last
+/// key would, so at least `retained` are kept).
 pub(super) fn prune_change_log(conn: &Connection, retained: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM change_log WHERE seq <= (SELECT max(seq) FROM change_log) - ?1")?
         .execute([retained])?;
