@@ -91,8 +91,40 @@ pub(super) fn open_reader(db: &DbFile, settings: &Settings) -> Result<Connection
 }
 
 fn configure(conn: &mut Connection, db: &DbFile, settings: &Settings) -> Result<()> {
+    grow_lookaside(conn);
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_handler(Some(busy_handler(settings.busy_timeout, || None))).map_err(|e| db.error(e))
+}
+
+/// Slots of the connection's lookaside memory (see [`grow_lookaside`]), of [`LOOKASIDE_SLOT`]
+/// bytes each (SQLite carves part of them into small slots of 128 bytes).
+const LOOKASIDE_SLOTS: i32 = 120;
+/// The size of a lookaside slot, SQLite's own default.
+const LOOKASIDE_SLOT: i32 = 1200;
+
+/// Gives the connection 144 KB of lookaside memory, three times SQLite's default. SQLite takes
+/// its small, short-lived allocations (cursors, values, a statement's run) from there, without
+/// `malloc` and its global memory mutex; but every statement prepared holds some of it for as
+/// long as it lives, and ours stay prepared. With the default, the writer's statements had used
+/// it up and each statement run went to `malloc`: one statement more on the writer, never run,
+/// cost a lone `set` 3.1k instructions (6%); 96 KB measured the same as 144 KB and 600 KB.
+/// Must come before anything else on the connection; should SQLite refuse (its memory in use),
+/// the connection keeps the default.
+fn grow_lookaside(conn: &Connection) {
+    // SAFETY: `conn.handle()` is a live connection, used by this thread alone here; with a
+    // null buffer SQLite allocates the lookaside memory itself, of the size given.
+    let code = unsafe {
+        ffi::sqlite3_db_config(
+            conn.handle(),
+            ffi::SQLITE_DBCONFIG_LOOKASIDE,
+            std::ptr::null_mut::<c_void>(),
+            LOOKASIDE_SLOT,
+            LOOKASIDE_SLOTS,
+        )
+    };
+    if code != ffi::SQLITE_OK {
+        tracing::debug!(code, "SQLite kept its default lookaside memory");
+    }
 }
 
 /// What a wait too long for an `Instant` (`Duration::MAX`, meant as "for ever") waits: a year.

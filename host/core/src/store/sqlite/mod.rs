@@ -1468,6 +1468,49 @@ mod tests {
         assert_eq!(keys_since(start + 3), Some(1));
     }
 
+    /// How many of the writer's allocations since the last look found its lookaside memory
+    /// used up and went to `malloc` (see `connection::grow_lookaside`).
+    fn lookaside_misses(store: &SqliteStore) -> i32 {
+        let writer = store.writer.lock().unwrap();
+        let (mut misses, mut highest) = (0, 0);
+        // SAFETY: the writer's connection is live, and ours alone while its lock is held.
+        let code = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                writer.conn.borrow_owner().handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_LOOKASIDE_MISS_FULL,
+                &mut misses,
+                &mut highest,
+                1,
+            )
+        };
+        assert_eq!(code, rusqlite::ffi::SQLITE_OK);
+        highest
+    }
+
+    #[test]
+    fn the_writers_statements_run_in_its_lookaside_memory() {
+        let WithCache { store, cache, _dir, .. } = with_cache();
+        let keys: Vec<String> = (0..8).map(|i| format!("key-{i}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let batch = |store: &SqliteStore| {
+            let writes = [
+                set_write(cache, &keys, Quota::UNLIMITED),
+                set_write(cache, &keys[..4], Quota::UNLIMITED),
+                Write::Delete { cache: Target { id: cache, name: "c".into() }, keys: vec!["key-7".into()] },
+            ];
+            let applied = store.apply(&mut writes.iter());
+            assert!(applied.results.iter().all(Result::is_ok), "{:?}", applied.results);
+            store.sync(applied.sync).unwrap();
+        };
+        // Every statement of these writes prepared and cached, then the misses counted afresh.
+        batch(&store);
+        lookaside_misses(&store);
+        for _ in 0..20 {
+            batch(&store);
+        }
+        assert_eq!(lookaside_misses(&store), 0, "the writer's statements went to malloc");
+    }
+
     #[test]
     fn counts_stay_exact_when_values_are_replaced_in_place() {
         let WithCache { store, cache, _dir, .. } = with_cache();
