@@ -49,8 +49,8 @@ pub(super) struct EntryStatements<'c> {
     pub(super) insert: Statement<'c>,
     /// Logs a change for other processes' LRUs: writer, cache, kind, key.
     pub(super) log_change: Statement<'c>,
-    /// Logs `?4` changes in one row (see `writes::KIND_KEYS`): writer, cache, kind, the keys,
-    /// and their number, by which its `seq` passes the row before it.
+    /// Logs several changes in one row (see `writes::KIND_KEYS`): writer, cache, kind, the keys
+    /// as a JSON array, and their number `?5`, by which its `seq` passes the newest row's.
     pub(super) log_changes: Statement<'c>,
     /// Adds to a cache's counts (see `Table::add_stats`).
     pub(super) add_cache_stats: Statement<'c>,
