@@ -856,10 +856,7 @@ impl Store for SqliteStore {
             |conn, _| {
                 snapshot(conn, || {
                     let (oldest, newest): (Option<i64>, Option<i64>) = conn
-                        .prepare_cached(&format!(
-                            "SELECT ({}), max(seq) FROM change_log",
-                            writes::FIRST_SEQ_KEPT
-                        ))?
+                        .prepare_cached(writes::CHANGE_LOG_SPAN)?
                         .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
                     let newest = newest.unwrap_or(0).max(cursor);
                     if oldest.is_some_and(|oldest| oldest > cursor + 1) {
@@ -876,14 +873,14 @@ impl Store for SqliteStore {
                             writes::KIND_CLEARED => changes.push(Change::Cleared(cache)),
                             writes::KIND_DROPPED => changes.push(Change::Dropped(cache)),
                             writes::KIND_KEYS => {
-                                let list: String = row.get(2)?;
-                                match serde_json::from_str::<Vec<String>>(&list) {
-                                    Ok(keys) => {
+                                let list: Option<String> = row.get(2)?;
+                                match list.and_then(|list| serde_json::from_str::<Vec<String>>(&list).ok()) {
+                                    Some(keys) => {
                                         changes.extend(keys.into_iter().map(|key| Change::Key(cache, key)))
                                     }
                                     // Not what this build writes: forgetting the whole cache
                                     // is never wrong.
-                                    Err(_) => changes.push(Change::Cleared(cache)),
+                                    None => changes.push(Change::Cleared(cache)),
                                 }
                             }
                             _ => changes.push(Change::Key(cache, row.get(2)?)),
@@ -1440,6 +1437,17 @@ mod tests {
         let after = reader.changes_since(cursor).unwrap();
         assert!(
             matches!(&after, Changes::Since { changes, .. } if changes.last() == Some(&Change::Cleared(cache))),
+            "{after:?}"
+        );
+        // And so does one with no keys at all.
+        raw.execute(
+            "INSERT INTO change_log (writer, cache_id, kind, key) VALUES (?1, ?2, ?3, NULL)",
+            params![writes::NOBODY, other_cache.0, writes::KIND_KEYS],
+        )
+        .unwrap();
+        let after = reader.changes_since(cursor).unwrap();
+        assert!(
+            matches!(&after, Changes::Since { changes, .. } if changes.last() == Some(&Change::Cleared(other_cache))),
             "{after:?}"
         );
     }

@@ -32,15 +32,17 @@ pub(super) const KIND_DROPPED: i64 = 2;
 /// Such a row's `seq` is the row before it's plus the number of keys, so that `seq` counts
 /// changes, not rows, as with one row a key: the pruning keeps as many changes, and a reader
 /// tells that it fell behind by the first `seq` the oldest row stands for
-/// ([`FIRST_SEQ_KEPT`]).
+/// ([`CHANGE_LOG_SPAN`]).
 pub(super) const KIND_KEYS: i64 = 3;
 
-/// The first `seq` the change log still stands for: the oldest row's, less the keys before
-/// its last in a [`KIND_KEYS`] row (a row that is not a list, which this build never writes,
-/// stands for one). NULL when the log is empty.
-pub(super) const FIRST_SEQ_KEPT: &str = "SELECT seq + 1
-        - CASE WHEN kind = 3 AND json_valid(key) THEN max(json_array_length(key), 1) ELSE 1 END
-     FROM change_log ORDER BY seq LIMIT 1";
+/// The span of the change log: the first `seq` it still stands for (the oldest row's, less
+/// the keys before its last in a [`KIND_KEYS`] row; a row that is not a list, which this build
+/// never writes, stands for one), and the newest. Both NULL when the log is empty.
+pub(super) const CHANGE_LOG_SPAN: &str = "SELECT
+        (SELECT seq + 1
+            - CASE WHEN kind = 3 AND json_valid(key) THEN max(json_array_length(key), 1) ELSE 1 END
+         FROM change_log ORDER BY seq LIMIT 1),
+        (SELECT max(seq) FROM change_log)";
 
 /// `change_log.writer` of the changes no process skips when it reads the log: those of writes
 /// committed for another process (see `handoffs`). Every process names its own changes with a
