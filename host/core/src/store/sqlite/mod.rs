@@ -1428,28 +1428,20 @@ mod tests {
                 Change::Key(other_cache, "x".into())
             ]
         );
-        // A row of keys this build cannot read makes a reader forget the whole cache.
-        raw.execute(
-            "INSERT INTO change_log (writer, cache_id, kind, key) VALUES (?1, ?2, ?3, 'not a list')",
-            params![writes::NOBODY, cache.0, writes::KIND_KEYS],
-        )
-        .unwrap();
-        let after = reader.changes_since(cursor).unwrap();
-        assert!(
-            matches!(&after, Changes::Since { changes, .. } if changes.last() == Some(&Change::Cleared(cache))),
-            "{after:?}"
-        );
-        // And so does one with no keys at all.
-        raw.execute(
-            "INSERT INTO change_log (writer, cache_id, kind, key) VALUES (?1, ?2, ?3, NULL)",
-            params![writes::NOBODY, other_cache.0, writes::KIND_KEYS],
-        )
-        .unwrap();
-        let after = reader.changes_since(cursor).unwrap();
-        assert!(
-            matches!(&after, Changes::Since { changes, .. } if changes.last() == Some(&Change::Cleared(other_cache))),
-            "{after:?}"
-        );
+        // A row of keys this build cannot read, not a list or none at all, makes a reader
+        // forget the whole cache.
+        for (unreadable, keys) in [(cache, Some("not a list")), (other_cache, None)] {
+            raw.execute(
+                "INSERT INTO change_log (writer, cache_id, kind, key) VALUES (?1, ?2, ?3, ?4)",
+                params![writes::NOBODY, unreadable.0, writes::KIND_KEYS, keys],
+            )
+            .unwrap();
+            let after = reader.changes_since(cursor).unwrap();
+            assert!(
+                matches!(&after, Changes::Since { changes, .. } if changes.last() == Some(&Change::Cleared(unreadable))),
+                "{keys:?}: {after:?}"
+            );
+        }
     }
 
     #[test]
