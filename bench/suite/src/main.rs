@@ -175,7 +175,7 @@ fn main() -> Result<()> {
         {
             "writer" => {
                 let keys = stages::writes::WriterKeys { index, first_key, new_keys };
-                println!("{}", stages::writes::writer_child(&engine, &db, start_at, millis, keys)?)
+                println!("{}", stages::writes::writer_child(&engine, &db, start_at, millis, keys)?.line())
             }
             "producer" | "consumer" => {
                 println!("{}", stages::queues::peer_child(&role, &engine, &db, start_at, millis)?)

@@ -20,9 +20,22 @@ pub struct Rate {
     pub ops: u64,
     /// The time they took.
     pub elapsed: Duration,
+    /// The processor time they took, user and system, on every thread (and process) that did
+    /// them: [`Duration::ZERO`] where it was not measured.
+    pub cpu: Duration,
 }
 
 impl Rate {
+    /// `ops` operations in `elapsed`, their processor time not measured.
+    pub fn new(ops: u64, elapsed: Duration) -> Rate {
+        Rate { ops, elapsed, cpu: Duration::ZERO }
+    }
+
+    /// Microseconds of processor time per operation, when it was measured.
+    pub fn cpu_us_per_op(&self) -> Option<f64> {
+        (!self.cpu.is_zero()).then(|| self.cpu.as_secs_f64() * 1e6 / self.ops.max(1) as f64)
+    }
+
     /// Operations per second.
     pub fn per_sec(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -46,7 +59,7 @@ pub fn run_for(budget: Duration, max_ops: u64, mut op: impl FnMut(u64)) -> Rate 
             break;
         }
     }
-    Rate { ops, elapsed: start.elapsed() }
+    Rate::new(ops, start.elapsed())
 }
 
 /// Runs `ours` and `baseline` in turns, `rounds` times each for `budget` (or `max_ops`), and
@@ -109,11 +122,13 @@ fn median_rate(mut rates: Vec<Rate>) -> Rate {
 }
 
 /// Runs `op(thread, i)` on `threads` threads at once, each until `budget` has passed, and
-/// returns the total rate.
+/// returns the total rate, with the processor time of this whole process meanwhile (the
+/// calling thread only sleeps).
 pub fn concurrent(threads: usize, budget: Duration, op: impl Fn(usize, u64) + Sync) -> Rate {
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
     let ready = Barrier::new(threads + 1);
+    let mut cpu = Duration::ZERO;
     let elapsed = std::thread::scope(|scope| {
         for thread in 0..threads {
             let (stop, done, ready, op) = (&stop, &done, &ready, &op);
@@ -128,12 +143,28 @@ pub fn concurrent(threads: usize, budget: Duration, op: impl Fn(usize, u64) + Sy
             });
         }
         ready.wait();
-        let start = Instant::now();
+        let (start, cpu_at_start) = (Instant::now(), processor_time());
         std::thread::sleep(budget);
         stop.store(true, Ordering::Relaxed);
-        start.elapsed()
+        let elapsed = start.elapsed();
+        // Taken once every thread has stopped (the scope joins them) would count their last
+        // operation twice over the budget; taken here, it leaves out only what runs after.
+        cpu = processor_time().saturating_sub(cpu_at_start);
+        elapsed
     });
-    Rate { ops: done.load(Ordering::Relaxed), elapsed }
+    Rate { ops: done.load(Ordering::Relaxed), elapsed, cpu }
+}
+
+/// The processor time this process has used so far, user and system, all its threads.
+pub fn processor_time() -> Duration {
+    // SAFETY: `getrusage` only writes the struct it is given, which is plain data.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// The median of some values.
@@ -227,7 +258,7 @@ mod tests {
     #[test]
     fn in_turns_runs_the_sides_in_order_and_keeps_each_median() {
         let calls = std::cell::RefCell::new(Vec::new());
-        let rate = |ops: u64| Rate { ops, elapsed: Duration::from_secs(1) };
+        let rate = |ops: u64| Rate::new(ops, Duration::from_secs(1));
         let rates = [[5, 1, 3], [20, 40, 30]];
         let Ok([first, second]) = in_turns::<Infallible, 2>(
             3,

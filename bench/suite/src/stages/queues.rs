@@ -47,7 +47,7 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
             .map(|role| measure::timed_child(role, engine, db, start_at, budget.round))
             .collect();
         let outputs = measure::run_children(&children)?;
-        Ok(Rate { ops: outputs[1].trim().parse()?, elapsed: budget.round })
+        Ok(Rate::new(outputs[1].trim().parse()?, budget.round))
     };
     // A fresh pair of databases each round, so no round starts with the last one's backlog;
     // made before the children start, so neither races the other to make the schema.

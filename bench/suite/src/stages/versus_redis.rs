@@ -119,12 +119,6 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
             .against(redis.0, redis.1)
             .goal(Goal::RatioAtLeast(1.0)),
     );
-    figures.extend(beside_perfect_batching(
-        section::REDIS,
-        (name, ours.per_sec()),
-        &perfect,
-        &batched,
-        redis,
-    )?);
+    figures.extend(beside_perfect_batching(section::REDIS, (name, &ours), &perfect, &batched, redis)?);
     Ok(figures)
 }

@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use anyhow::Result;
 use easycaching::{Cache, Durability};
@@ -83,12 +84,16 @@ pub fn threads(budget: Budget) -> Result<Vec<Figure>> {
     let name = "set, 8 writer threads, FULL";
     let baseline = ("rusqlite, one transaction per write, FULL", base.per_sec());
     let [reference, against_it] =
-        beside_perfect_batching(section::WRITES, (name, ours.per_sec()), &perfect, &batched, baseline)?;
+        beside_perfect_batching(section::WRITES, (name, &ours), &perfect, &batched, baseline)?;
     Ok(vec![
         Figure::new(section::WRITES, name, ours.per_sec(), Unit::OpsPerSec)
             .against(baseline.0, baseline.1)
             .goal(Goal::RatioAtLeast(5.0))
-            .note(format!("{per_commit:.1} writes per commit")),
+            .note(format!(
+                "{per_commit:.1} writes per commit; processor time per write {}, the baseline's {}",
+                cpu_per_write(&ours),
+                cpu_per_write(&base)
+            )),
         reference,
         against_it,
     ])
@@ -129,7 +134,7 @@ pub(super) fn perfectly_batched_round(
 /// against the reference. `perfect` is the reference's rate, `batched` its batches.
 pub(super) fn beside_perfect_batching(
     section: &str,
-    ours: (&str, f64),
+    ours: (&str, &Rate),
     perfect: &Rate,
     batched: &PerfectBatches,
     baseline: (&str, f64),
@@ -148,9 +153,19 @@ pub(super) fn beside_perfect_batching(
             "{:.1} writes per commit, one of each writer; {page_size}-byte pages as easycaching's",
             batched.writes_per_commit()
         )),
-        Figure::new(section, ours.0, ours.1, Unit::OpsPerSec)
-            .against("rusqlite batching perfectly, as above", perfect.per_sec()),
+        Figure::new(section, ours.0, ours.1.per_sec(), Unit::OpsPerSec)
+            .against("rusqlite batching perfectly, as above", perfect.per_sec())
+            .note(format!(
+                "processor time per write {}, perfect batching's {}",
+                cpu_per_write(ours.1),
+                cpu_per_write(perfect)
+            )),
     ])
+}
+
+/// The processor time per write of `rate`, in microseconds, for a figure's note.
+pub(super) fn cpu_per_write(rate: &Rate) -> String {
+    rate.cpu_us_per_op().map_or_else(|| "not measured".to_owned(), |us| format!("{us:.1} µs"))
 }
 
 /// The key of a writer thread's `i`th write: it cycles through keys of its own.
@@ -184,9 +199,9 @@ fn prefill_raw(raw: &mut RawSqlite) -> Result<()> {
 /// rate of a single writer; inserts hold the lock longer and collide more.
 pub fn processes(budget: Budget) -> Result<Vec<Figure>> {
     let scratch = Scratch::new()?;
-    // How many writes each process got done in a round, by engine: throughput alone hides
-    // whether every process got its turn.
-    let spread: RefCell<BTreeMap<String, Vec<u64>>> = RefCell::default();
+    // What each process did in each round, by engine: throughput alone hides whether every
+    // process got its turn, how many writes shared a commit, and what a write cost the processor.
+    let spread: RefCell<BTreeMap<String, Vec<WriterRound>>> = RefCell::default();
     let rate = |engine: &str, db: &Path, first_key: u64, new_keys: bool| -> Result<Rate> {
         let start_at = measure::unix_millis() + CHILD_START_MILLIS;
         let children: Vec<Vec<String>> = (0..WRITERS)
@@ -204,12 +219,16 @@ pub fn processes(budget: Budget) -> Result<Vec<Figure>> {
                 args
             })
             .collect();
-        let per_process: Vec<u64> = measure::run_children(&children)?
+        let per_process: Vec<WriterRound> = measure::run_children(&children)?
             .iter()
-            .map(|out| out.trim().parse::<u64>())
-            .collect::<Result<_, _>>()?;
+            .map(|out| WriterRound::parse(out))
+            .collect::<Result<_>>()?;
         spread.borrow_mut().entry(engine.to_owned()).or_default().extend(per_process.iter().copied());
-        Ok(Rate { ops: per_process.iter().sum(), elapsed: budget.round })
+        Ok(Rate {
+            ops: per_process.iter().map(|p| p.writes).sum(),
+            elapsed: budget.round,
+            cpu: per_process.iter().map(|p| p.cpu).sum(),
+        })
     };
     // Made (and filled) before the children start, so no child races another for the schema.
     let ours_db = scratch.db("ours.db");
@@ -232,17 +251,20 @@ pub fn processes(budget: Budget) -> Result<Vec<Figure>> {
         } else {
             "set, 8 writer processes, FULL"
         };
-        let range = |engine: &str| {
+        let note = {
             let spread = spread.borrow();
-            let counts = spread.get(engine).map(Vec::as_slice).unwrap_or_default();
-            let (least, most) = (counts.iter().min().copied(), counts.iter().max().copied());
-            format!("{}-{}", least.unwrap_or(0), most.unwrap_or(0))
+            let rounds = |engine: &str| spread.get(engine).map(Vec::as_slice).unwrap_or_default();
+            let (ours, base) = (rounds("easycaching"), rounds("rusqlite"));
+            format!(
+                "writes per process and round: {}, the baseline's {}; {:.1} writes per commit; \
+                 processor time per write {:.1} µs, the baseline's {:.1} µs",
+                writes_range(ours),
+                writes_range(base),
+                writes_per_commit(ours),
+                cpu_us_per_write(ours),
+                cpu_us_per_write(base),
+            )
         };
-        let note = format!(
-            "writes per process and round: {}, the baseline's {}",
-            range("easycaching"),
-            range("rusqlite")
-        );
         spread.borrow_mut().clear();
         figures.push(
             Figure::new(section::WRITES, name, ours.per_sec(), Unit::OpsPerSec)
@@ -252,6 +274,25 @@ pub fn processes(budget: Budget) -> Result<Vec<Figure>> {
         );
     }
     Ok(figures)
+}
+
+/// The fewest and the most writes a process did in a round, as "least-most".
+fn writes_range(rounds: &[WriterRound]) -> String {
+    let writes = || rounds.iter().map(|round| round.writes);
+    format!("{}-{}", writes().min().unwrap_or(0), writes().max().unwrap_or(0))
+}
+
+/// The writes of every process and round over their commits.
+fn writes_per_commit(rounds: &[WriterRound]) -> f64 {
+    let total = |of: fn(&WriterRound) -> u64| rounds.iter().map(of).sum::<u64>();
+    total(|round| round.writes) as f64 / total(|round| round.commits).max(1) as f64
+}
+
+/// The processor time of every process and round over their writes, in microseconds.
+fn cpu_us_per_write(rounds: &[WriterRound]) -> f64 {
+    let writes = rounds.iter().map(|round| round.writes).sum::<u64>();
+    let cpu = rounds.iter().map(|round| round.cpu).sum::<Duration>();
+    cpu.as_secs_f64() * 1e6 / writes.max(1) as f64
 }
 
 /// Where the new keys of a round of writer processes start: past any key a writer cycles
@@ -277,30 +318,72 @@ impl WriterKeys {
     }
 }
 
-/// A child of [`processes`]: writes from `start_at` for `millis`, prints how many writes.
-pub fn writer_child(engine: &str, db: &Path, start_at: u64, millis: u64, keys: WriterKeys) -> Result<u64> {
+/// What a child of [`processes`] did in its round.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WriterRound {
+    /// Writes acknowledged.
+    pub writes: u64,
+    /// Transactions this process committed: its own writes', with any handed over to it.
+    pub commits: u64,
+    /// The processor time the writes took, user and system.
+    pub cpu: Duration,
+}
+
+impl WriterRound {
+    /// The line a child prints: writes, commits, processor time in nanoseconds.
+    pub fn line(&self) -> String {
+        format!("{} {} {}", self.writes, self.commits, self.cpu.as_nanos())
+    }
+
+    /// Reads back [`WriterRound::line`].
+    pub fn parse(line: &str) -> Result<WriterRound> {
+        let numbers: Vec<u64> = line.split_whitespace().map(str::parse).collect::<Result<_, _>>()?;
+        let [writes, commits, cpu_ns] = numbers[..] else {
+            anyhow::bail!("a writer child printed {line:?}, not its writes, commits and processor time");
+        };
+        Ok(WriterRound { writes, commits, cpu: Duration::from_nanos(cpu_ns) })
+    }
+}
+
+/// A child of [`processes`]: writes from `start_at` for `millis`, and says what it did.
+pub fn writer_child(
+    engine: &str,
+    db: &Path,
+    start_at: u64,
+    millis: u64,
+    keys: WriterKeys,
+) -> Result<WriterRound> {
     let end = start_at + millis;
-    let mut done = 0;
-    match engine {
+    let mut writes = 0;
+    let (commits, cpu) = match engine {
         "easycaching" => {
-            let cache = fixture::manager(db, Durability::Full)?.create_cache(CACHE)?;
+            let manager = fixture::manager(db, Durability::Full)?;
+            let cache = manager.create_cache(CACHE)?;
             measure::sleep_until(start_at);
+            let (before, cpu) = (manager.write_stats(), measure::processor_time());
             while measure::unix_millis() < end {
-                cache.set(&keys.key(done), fixture::numbered_json(done))?;
-                done += 1;
+                cache.set(&keys.key(writes), fixture::numbered_json(writes))?;
+                writes += 1;
             }
+            let (after, cpu) = (manager.write_stats(), measure::processor_time() - cpu);
+            // Every write of this process is a batch of its own (each waits for its answer),
+            // committed here unless it was handed over to another process.
+            let commits = (after.batches - before.batches) - (after.handed_over - before.handed_over);
+            (commits, cpu)
         }
         "rusqlite" => {
             let raw = RawSqlite::open(db, "FULL")?;
             measure::sleep_until(start_at);
+            let cpu = measure::processor_time();
             while measure::unix_millis() < end {
-                raw.set(&keys.key(done), &fixture::numbered_value(done))?;
-                done += 1;
+                raw.set(&keys.key(writes), &fixture::numbered_value(writes))?;
+                writes += 1;
             }
+            (writes, measure::processor_time() - cpu)
         }
         other => anyhow::bail!("no writer engine {other:?}"),
-    }
-    Ok(done)
+    };
+    Ok(WriterRound { writes, commits, cpu })
 }
 
 /// Durable `set` against Spin's design: one table keyed by (store, key), one connection behind
@@ -319,4 +402,27 @@ pub fn spin(budget: Budget) -> Result<Figure> {
     );
     Ok(Figure::new(section::SPIN, "set, 1 writer, durable", ours.per_sec(), Unit::OpsPerSec)
         .against(&format!("Spin design: journal_mode={journal}, synchronous={synchronous}"), base.per_sec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a writer child prints reads back as what it did, and the note's figures add up
+    /// every process and round: writes over commits, processor time over writes.
+    #[test]
+    fn writer_rounds_read_back_and_add_up_across_processes() {
+        let rounds = [
+            WriterRound { writes: 300, commits: 20, cpu: Duration::from_millis(9) },
+            WriterRound { writes: 100, commits: 30, cpu: Duration::from_millis(3) },
+        ];
+        for round in rounds {
+            assert_eq!(WriterRound::parse(&format!("{}\n", round.line())).unwrap(), round);
+        }
+        assert_eq!(writes_range(&rounds), "100-300");
+        assert_eq!(writes_per_commit(&rounds), 8.0);
+        assert!((cpu_us_per_write(&rounds) - 30.0).abs() < 1e-9);
+        let error = WriterRound::parse("300 20").unwrap_err().to_string();
+        assert!(error.contains("\"300 20\""), "{error}");
+    }
 }
