@@ -147,15 +147,16 @@ pub fn concurrent(threads: usize, budget: Duration, op: impl Fn(usize, u64) + Sy
         std::thread::sleep(budget);
         stop.store(true, Ordering::Relaxed);
         let elapsed = start.elapsed();
-        // Taken once every thread has stopped (the scope joins them) would count their last
-        // operation twice over the budget; taken here, it leaves out only what runs after.
+        // Taken when the budget ends, as `elapsed` is: what the threads do after it (finishing
+        // the operation under way, and being joined) is left out.
         cpu = processor_time().saturating_sub(cpu_at_start);
         elapsed
     });
     Rate { ops: done.load(Ordering::Relaxed), elapsed, cpu }
 }
 
-/// The processor time this process has used so far, user and system, all its threads.
+/// The processor time this process has used so far, user and system, all its threads (zero
+/// should the system not say).
 pub fn processor_time() -> Duration {
     // SAFETY: `getrusage` only writes the struct it is given, which is plain data.
     let usage = unsafe {

@@ -365,7 +365,7 @@ pub fn writer_child(
                 cache.set(&keys.key(writes), fixture::numbered_json(writes))?;
                 writes += 1;
             }
-            let (after, cpu) = (manager.write_stats(), measure::processor_time() - cpu);
+            let (after, cpu) = (manager.write_stats(), measure::processor_time().saturating_sub(cpu));
             // Every write of this process is a batch of its own (each waits for its answer),
             // committed here unless it was handed over to another process.
             let commits = (after.batches - before.batches) - (after.handed_over - before.handed_over);
@@ -379,7 +379,7 @@ pub fn writer_child(
                 raw.set(&keys.key(writes), &fixture::numbered_value(writes))?;
                 writes += 1;
             }
-            (writes, measure::processor_time() - cpu)
+            (writes, measure::processor_time().saturating_sub(cpu))
         }
         other => anyhow::bail!("no writer engine {other:?}"),
     };
