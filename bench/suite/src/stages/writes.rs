@@ -224,11 +224,7 @@ pub fn processes(budget: Budget) -> Result<Vec<Figure>> {
             .map(|out| WriterRound::parse(out))
             .collect::<Result<_>>()?;
         spread.borrow_mut().entry(engine.to_owned()).or_default().extend(per_process.iter().copied());
-        Ok(Rate {
-            ops: per_process.iter().map(|p| p.writes).sum(),
-            elapsed: budget.round,
-            cpu: per_process.iter().map(|p| p.cpu).sum(),
-        })
+        Ok(round_rate(&per_process, budget.round))
     };
     // Made (and filled) before the children start, so no child races another for the schema.
     let ours_db = scratch.db("ours.db");
@@ -241,7 +237,7 @@ pub fn processes(budget: Budget) -> Result<Vec<Figure>> {
     for new_keys in [false, true] {
         // New keys start past every key written so far, in a range of their own each round.
         let first_key = |round: usize| if new_keys { NEW_KEYS_FROM * (round as u64 + 1) } else { 0 };
-        let (ours, base) = alternate(
+        let (ours_rate, base_rate) = alternate(
             budget.rounds,
             |round| rate("easycaching", &ours_db, first_key(round), new_keys),
             |round| rate("rusqlite", &raw_db, first_key(round), new_keys),
@@ -257,18 +253,18 @@ pub fn processes(budget: Budget) -> Result<Vec<Figure>> {
             let (ours, base) = (rounds("easycaching"), rounds("rusqlite"));
             format!(
                 "writes per process and round: {}, the baseline's {}; {:.1} writes per commit; \
-                 processor time per write {:.1} µs, the baseline's {:.1} µs",
+                 processor time per write {}, the baseline's {}",
                 writes_range(ours),
                 writes_range(base),
                 writes_per_commit(ours),
-                cpu_us_per_write(ours),
-                cpu_us_per_write(base),
+                cpu_per_write(&ours_rate),
+                cpu_per_write(&base_rate),
             )
         };
         spread.borrow_mut().clear();
         figures.push(
-            Figure::new(section::WRITES, name, ours.per_sec(), Unit::OpsPerSec)
-                .against("rusqlite, one transaction per write, FULL", base.per_sec())
+            Figure::new(section::WRITES, name, ours_rate.per_sec(), Unit::OpsPerSec)
+                .against("rusqlite, one transaction per write, FULL", base_rate.per_sec())
                 .goal(Goal::RatioAtLeast(5.0))
                 .note(note),
         );
@@ -288,11 +284,14 @@ fn writes_per_commit(rounds: &[WriterRound]) -> f64 {
     total(|round| round.writes) as f64 / total(|round| round.commits).max(1) as f64
 }
 
-/// The processor time of every process and round over their writes, in microseconds.
-fn cpu_us_per_write(rounds: &[WriterRound]) -> f64 {
-    let writes = rounds.iter().map(|round| round.writes).sum::<u64>();
-    let cpu = rounds.iter().map(|round| round.cpu).sum::<Duration>();
-    cpu.as_secs_f64() * 1e6 / writes.max(1) as f64
+/// The rate of one round of writer processes that ran for `elapsed`: their writes, and their
+/// processor time, all added up.
+fn round_rate(per_process: &[WriterRound], elapsed: Duration) -> Rate {
+    Rate {
+        ops: per_process.iter().map(|process| process.writes).sum(),
+        elapsed,
+        cpu: per_process.iter().map(|process| process.cpu).sum(),
+    }
 }
 
 /// Where the new keys of a round of writer processes start: past any key a writer cycles
@@ -409,7 +408,7 @@ mod tests {
     use super::*;
 
     /// What a writer child prints reads back as what it did, and the note's figures add up
-    /// every process and round: writes over commits, processor time over writes.
+    /// every process: writes over commits, processor time over writes.
     #[test]
     fn writer_rounds_read_back_and_add_up_across_processes() {
         let rounds = [
@@ -421,7 +420,7 @@ mod tests {
         }
         assert_eq!(writes_range(&rounds), "100-300");
         assert_eq!(writes_per_commit(&rounds), 8.0);
-        assert!((cpu_us_per_write(&rounds) - 30.0).abs() < 1e-9);
+        assert_eq!(cpu_per_write(&round_rate(&rounds, Duration::from_secs(1))), "30.0 µs");
         let error = WriterRound::parse("300 20").unwrap_err().to_string();
         assert!(error.contains("\"300 20\""), "{error}");
     }
