@@ -4,8 +4,88 @@
 //! apart on what a write means.
 
 use crate::error::shortened;
-use crate::store::{CacheId, QueueId, Stats, Target};
+use crate::store::{CacheId, Outcome, QueueId, Stats, Target};
 use crate::{Error, Json, Quota};
+
+/// The reads and writes of entries that a backend's batch makes inside its transaction, from
+/// which the writes that read before they write (an increment, a compare-and-swap) are made,
+/// the same way in every backend: nothing can come between their read and their write, and they
+/// store through the backend's own `set` and `delete`, which keep the counts, the quotas and
+/// the change log.
+pub(crate) trait EntryWrites {
+    /// The backend's error of a write, which a refusal ([`Error`]) converts into.
+    type Error: From<Error>;
+
+    /// The value stored under `key` and its expiry, read inside the transaction; `None` when
+    /// absent or expired.
+    fn stored(
+        &mut self,
+        cache: &Target<CacheId>,
+        key: &str,
+    ) -> Result<Option<(Json, Option<i64>)>, Self::Error>;
+
+    /// Stores `entries` in `cache`, expiring at `expires_at` (never when `None`), within `quota`.
+    fn set(
+        &mut self,
+        cache: &Target<CacheId>,
+        entries: &[(String, Json)],
+        expires_at: Option<i64>,
+        quota: &Quota,
+    ) -> Result<Outcome, Self::Error>;
+
+    /// Removes `keys` from `cache`.
+    fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> Result<Outcome, Self::Error>;
+
+    /// Fails with [`cache_deleted`] when `cache` is gone: a write that changes nothing still
+    /// reports it.
+    fn check_cache(&mut self, cache: &Target<CacheId>) -> Result<(), Self::Error>;
+
+    /// Reads the integer under `key` (0 when absent or expired), adds `by`, and stores the sum
+    /// with the entry's expiry (none for a new one, as Redis's `INCR` keeps a key's TTL). A sum
+    /// whose text is longer than `max_value_bytes` is refused, as `set` refuses such a value;
+    /// only here is its length known (see [`incremented`]).
+    fn increment(
+        &mut self,
+        cache: &Target<CacheId>,
+        key: &str,
+        by: i64,
+        max_value_bytes: usize,
+        quota: &Quota,
+    ) -> Result<Outcome, Self::Error> {
+        let (stored, expires_at) = self.stored(cache, key)?.unzip();
+        let sum = incremented(key, stored.as_ref().map(Json::as_str), by, max_value_bytes)?;
+        self.set(cache, &[(key.to_owned(), Json::trusted(sum.to_string()))], expires_at.flatten(), quota)?;
+        Ok(Outcome::Integer(sum))
+    }
+
+    /// Compares what is stored under `key` with `expected` as a JSON value ([`swap_matches`])
+    /// and on a match stores `value`, or removes the key when `value` is `None`. A value
+    /// stored over one that has not expired keeps its expiry, as an increment does: an update
+    /// (read, change, swap) of an entry with a TTL keeps the TTL. A mismatch writes nothing
+    /// (but a cache that is gone is still an error: its entries went with it, so its key reads
+    /// as absent).
+    fn compare_and_swap(
+        &mut self,
+        cache: &Target<CacheId>,
+        key: &str,
+        expected: Option<&Json>,
+        value: Option<&Json>,
+        quota: &Quota,
+    ) -> Result<Outcome, Self::Error> {
+        let (stored, expires_at) = self.stored(cache, key)?.unzip();
+        if !swap_matches(stored.as_ref(), expected) {
+            self.check_cache(cache)?;
+            return Ok(Outcome::Swapped(false));
+        }
+        match value {
+            Some(value) => {
+                self.set(cache, &[(key.to_owned(), value.clone())], expires_at.flatten(), quota)?
+            }
+            None => self.delete(cache, &[key.to_owned()])?,
+        };
+        Ok(Outcome::Swapped(true))
+    }
+}
 
 /// The sum an increment of `by` stores under `key`, which holds `stored` (`None`: absent or
 /// expired, counted as 0). [`Error::WrongType`] (holding the value) when `stored` is not a

@@ -12,7 +12,7 @@ use postgres::types::ToSql;
 use super::connection::Connection;
 use super::{SWEEP_ROWS, Server};
 use crate::limits::MAX_PAGE_BYTES;
-use crate::store::rules::{self, cache_deleted, queue_deleted};
+use crate::store::rules::{self, EntryWrites, cache_deleted, queue_deleted};
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
 use crate::{Error, Json, Quota, Result};
 
@@ -444,6 +444,269 @@ impl<'c> Batch<'c> {
         Ok(Outcome::Dropped(id))
     }
 
+    fn expire(&mut self, cache: &Target<CacheId>, key: &str, expires_at: Option<i64>) -> WriteResult {
+        if !super::storable(key) {
+            self.cache_stats(cache)?;
+            return Ok(Outcome::Found(false));
+        }
+        let now = self.now();
+        let changed = self.client.execute(
+            concat!(
+                "UPDATE entries SET expires_at = $3 WHERE cache_id = $1 AND ",
+                key_is!("$2"),
+                " AND (expires_at IS NULL OR expires_at > $4)"
+            ),
+            &[&cache.id.0, &key, &expires_at, &now],
+        )?;
+        if changed == 0 {
+            self.cache_stats(cache)?;
+            return Ok(Outcome::Found(false));
+        }
+        self.log(cache.id, KIND_KEY, Some(key));
+        Ok(Outcome::Found(true))
+    }
+
+    /// Checks a write that added `delta` to the counts of `cache`, which are now `after`,
+    /// against `quota`; over it, the cache's expired entries are swept first and the quota
+    /// checked again.
+    fn check_cache_quota(
+        &mut self,
+        cache: &Target<CacheId>,
+        delta: Delta,
+        after: Stats,
+        quota: &Quota,
+    ) -> std::result::Result<(), WriteError> {
+        match self.check_quota(Table::Caches, quota, &cache.name, delta.undo(after), after) {
+            Err(WriteError::Refused(Error::QuotaExceeded(_))) if self.sweep_cache(cache.id)? > 0 => {
+                let after = self.cache_stats(cache)?;
+                self.check_quota(Table::Caches, quota, &cache.name, delta.undo(after), after)
+            }
+            other => other,
+        }
+    }
+
+    fn add_stats(
+        &mut self,
+        table: Table,
+        id: i64,
+        delta: Delta,
+    ) -> std::result::Result<Option<Stats>, postgres::Error> {
+        self.client
+            .query_opt(per_table!(table, add_stats_sql), &[&id, &delta.entries, &delta.bytes])?
+            .map(|row| Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?)))
+            .transpose()
+    }
+
+    /// Checks a write that took a cache or queue from `before` to `after` against `quota`:
+    /// its own usage, or its group's when the quota is shared (read with the write in place).
+    fn check_quota(
+        &mut self,
+        table: Table,
+        quota: &Quota,
+        name: &str,
+        before: Stats,
+        after: Stats,
+    ) -> std::result::Result<(), WriteError> {
+        let client = &mut *self.client;
+        rules::check_quota(quota, name, before, after, |prefix| {
+            let row = client.query_one(per_table!(table, group_stats_sql), &[&prefix])?;
+            Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?))
+        })
+    }
+
+    /// Removes up to [`SWEEP_ROWS`] entries expired by now, from every cache, soonest expired
+    /// first, as a delete removes entries (counts and change log kept). Answers how many.
+    fn sweep_due(&mut self) -> std::result::Result<u64, WriteError> {
+        let now = self.now();
+        self.remove_expired(
+            "DELETE FROM entries WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM entries WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))
+             RETURNING cache_id, key, octet_length(key) + octet_length(value)",
+            &[&now, &SWEEP_ROWS],
+        )
+    }
+
+    fn sweep_cache(&mut self, cache: CacheId) -> std::result::Result<u64, WriteError> {
+        let now = self.now();
+        self.remove_expired(
+            "DELETE FROM entries WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM entries WHERE cache_id = $3 AND expires_at <= $1 ORDER BY expires_at LIMIT $2))
+             RETURNING cache_id, key, octet_length(key) + octet_length(value)",
+            &[&now, &SWEEP_ROWS, &cache.0],
+        )
+    }
+
+    fn remove_expired(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<u64, WriteError> {
+        let rows = self.client.query(sql, params)?;
+        let mut deltas: std::collections::BTreeMap<i64, Delta> = Default::default();
+        for row in &rows {
+            let cache: i64 = row.try_get(0)?;
+            let key: String = row.try_get(1)?;
+            let size: i32 = row.try_get(2)?;
+            let delta = deltas.entry(cache).or_default();
+            delta.entries -= 1;
+            delta.bytes -= i64::from(size);
+            self.log(CacheId(cache), KIND_KEY, Some(&key));
+        }
+        for (cache, delta) in deltas {
+            self.add_stats(Table::Caches, cache, delta)?;
+        }
+        Ok(rows.len() as u64)
+    }
+
+    fn clear(&mut self, cache: &Target<CacheId>) -> WriteResult {
+        let stats = self.cache_stats(cache)?;
+        let now = self.now();
+        let expired: i64 = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM entries WHERE cache_id = $1 AND expires_at <= $2",
+                &[&cache.id.0, &now],
+            )?
+            .try_get(0)?;
+        self.client.execute("DELETE FROM entries WHERE cache_id = $1", &[&cache.id.0])?;
+        self.client
+            .execute("UPDATE caches SET entry_count = 0, byte_count = 0 WHERE id = $1", &[&cache.id.0])?;
+        self.log(cache.id, KIND_CLEARED, None);
+        Ok(Outcome::Count(stats.entries.saturating_sub(expired.max(0) as u64)))
+    }
+
+    /// One statement counts the values in, numbers them after the queue's last item and
+    /// inserts them; the quota is checked on the counts it answers.
+    fn put(&mut self, queue: &Target<QueueId>, values: &[Json], quota: &Quota) -> WriteResult {
+        let delta =
+            Delta { entries: values.len() as i64, bytes: values.iter().map(|v| v.len() as i64).sum() };
+        let texts: Vec<&str> = values.iter().map(Json::as_str).collect();
+        let after = self
+            .client
+            .query_opt(
+                "WITH counted AS (UPDATE queues
+                     SET item_count = greatest(item_count + $2, 0), byte_count = greatest(byte_count + $3, 0),
+                         next_pos = next_pos + $2
+                     WHERE id = $1 RETURNING item_count, byte_count, next_pos - $2 AS first),
+                 inserted AS (INSERT INTO queue_items (queue_id, pos, value)
+                     SELECT $1, counted.first + n - 1, v
+                     FROM counted, unnest($4::text[]) WITH ORDINALITY AS u(v, n))
+                 SELECT item_count, byte_count FROM counted",
+                &[&queue.id.0, &delta.entries, &delta.bytes, &texts],
+            )?
+            .map(|row| -> std::result::Result<Stats, postgres::Error> {
+                Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?))
+            })
+            .transpose()?
+            .ok_or_else(|| queue_deleted(queue))?;
+        self.check_quota(Table::Queues, quota, &queue.name, delta.undo(after), after)?;
+        Ok(Outcome::Done)
+    }
+
+    fn insert_items(&mut self, queue: &Target<QueueId>, first: i64, values: &[Json]) -> WriteResult {
+        let texts: Vec<&str> = values.iter().map(Json::as_str).collect();
+        self.client.execute(
+            "INSERT INTO queue_items (queue_id, pos, value)
+             SELECT $1, $2 + n - 1, v FROM unnest($3::text[]) WITH ORDINALITY AS u(v, n)",
+            &[&queue.id.0, &first, &texts],
+        )?;
+        Ok(Outcome::Done)
+    }
+
+    /// One statement takes up to `max` items from the front, stopping once those taken hold
+    /// [`MAX_PAGE_BYTES`] (the item that crosses it included), and takes them off the queue's
+    /// counts; the queue's existence comes back with them.
+    fn take(&mut self, queue: &Target<QueueId>, max: usize) -> WriteResult {
+        let rows = self.client.query(
+            "WITH front AS (SELECT pos, sum(octet_length(value)) OVER (ORDER BY pos) - octet_length(value) AS before
+                     FROM (SELECT pos, value FROM queue_items WHERE queue_id = $1 ORDER BY pos LIMIT $2) AS f),
+                 taken AS (DELETE FROM queue_items
+                     WHERE queue_id = $1 AND pos = ANY(ARRAY(SELECT pos FROM front WHERE before < $3))
+                     RETURNING pos, value),
+                 counted AS (UPDATE queues
+                     SET item_count = greatest(item_count - (SELECT count(*) FROM taken), 0),
+                         byte_count = greatest(byte_count - (SELECT coalesce(sum(octet_length(value)), 0) FROM taken), 0)
+                     WHERE id = $1 AND EXISTS (SELECT 1 FROM taken))
+             SELECT pos, value FROM taken
+             UNION ALL SELECT NULL, NULL WHERE EXISTS (SELECT 1 FROM queues WHERE id = $1)",
+            &[&queue.id.0, &(max.min(i64::MAX as usize) as i64), &(MAX_PAGE_BYTES as i64)],
+        )?;
+        // Besides the items, one row without an item says that the queue exists.
+        let mut exists = false;
+        let mut taken: Vec<(i64, Json)> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match row.try_get::<_, Option<i64>>(0)? {
+                Some(pos) => taken.push((pos, Json::trusted(row.try_get::<_, String>(1)?))),
+                None => exists = true,
+            }
+        }
+        if !exists {
+            return Err(queue_deleted(queue).into());
+        }
+        taken.sort_unstable_by_key(|(pos, _)| *pos);
+        let taken = taken.into_iter().map(|(_, value)| value).collect();
+        Ok(Outcome::Values(taken))
+    }
+
+    /// Puts `values` before every item of the queue, in order, at positions below its
+    /// `first_pos`, which only falls: new items still go after the largest.
+    fn give_back(&mut self, queue: &Target<QueueId>, values: &[Json]) -> WriteResult {
+        if values.is_empty() {
+            self.queue_stats(queue)?;
+            return Ok(Outcome::Done);
+        }
+        let delta =
+            Delta { entries: values.len() as i64, bytes: values.iter().map(|v| v.len() as i64).sum() };
+        // Given back, not put: no quota applies.
+        self.add_stats(Table::Queues, queue.id.0, delta)?.ok_or_else(|| queue_deleted(queue))?;
+        let count = values.len() as i64;
+        let first: i64 = self
+            .client
+            .query_one(
+                "UPDATE queues SET first_pos = least(first_pos,
+                     coalesce((SELECT min(pos) FROM queue_items WHERE queue_id = $1), first_pos)) - $2
+                 WHERE id = $1 RETURNING first_pos",
+                &[&queue.id.0, &count],
+            )?
+            .try_get(0)?;
+        self.insert_items(queue, first, values)
+    }
+
+    fn clear_queue(&mut self, queue: &Target<QueueId>) -> WriteResult {
+        let stats = self.queue_stats(queue)?;
+        self.client.execute("DELETE FROM queue_items WHERE queue_id = $1", &[&queue.id.0])?;
+        self.client
+            .execute("UPDATE queues SET item_count = 0, byte_count = 0 WHERE id = $1", &[&queue.id.0])?;
+        Ok(Outcome::Count(stats.entries))
+    }
+}
+
+/// The batch's reads and writes of entries, of which increments and compare-and-swaps are made
+/// (see [`EntryWrites`]): they read inside the batch's transaction, which holds the writers'
+/// advisory lock, never from an LRU.
+impl EntryWrites for Batch<'_> {
+    type Error = WriteError;
+
+    fn stored(
+        &mut self,
+        cache: &Target<CacheId>,
+        key: &str,
+    ) -> std::result::Result<Option<(Json, Option<i64>)>, WriteError> {
+        let now = self.now();
+        let Some(row) = self.client.query_opt(
+            concat!(
+                "SELECT value, expires_at FROM entries WHERE cache_id = $1 AND ",
+                key_is!("$2"),
+                " AND (expires_at IS NULL OR expires_at > $3)"
+            ),
+            &[&cache.id.0, &key, &now],
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((Json::trusted(row.try_get::<_, String>(0)?), row.try_get(1)?)))
+    }
+
     /// One entry: one statement upserts it, adds what it changed to the cache's counts and
     /// logs the key, answering the counts after it. Several: one statement per
     /// [`SET_ROWS_PER_STATEMENT`] entries upserts and logs them, and the counts are added once
@@ -567,181 +830,6 @@ impl<'c> Batch<'c> {
         Ok(Outcome::Done)
     }
 
-    /// The text stored under `key` and its expiry; `None` when absent or expired.
-    fn stored(
-        &mut self,
-        cache: &Target<CacheId>,
-        key: &str,
-    ) -> std::result::Result<Option<(String, Option<i64>)>, WriteError> {
-        let now = self.now();
-        Ok(self
-            .client
-            .query_opt(
-                concat!(
-                    "SELECT value, expires_at FROM entries WHERE cache_id = $1 AND ",
-                    key_is!("$2"),
-                    " AND (expires_at IS NULL OR expires_at > $3)"
-                ),
-                &[&cache.id.0, &key, &now],
-            )?
-            .map(|row| -> std::result::Result<_, postgres::Error> { Ok((row.try_get(0)?, row.try_get(1)?)) })
-            .transpose()?)
-    }
-
-    fn increment(
-        &mut self,
-        cache: &Target<CacheId>,
-        key: &str,
-        by: i64,
-        max_value_bytes: usize,
-        quota: &Quota,
-    ) -> WriteResult {
-        let (stored, expires_at) = self.stored(cache, key)?.unzip();
-        let sum = rules::incremented(key, stored.as_deref(), by, max_value_bytes)?;
-        let text = sum.to_string();
-        self.set(cache, &[(key.to_owned(), Json::trusted(text))], expires_at.flatten(), quota)?;
-        Ok(Outcome::Integer(sum))
-    }
-
-    fn expire(&mut self, cache: &Target<CacheId>, key: &str, expires_at: Option<i64>) -> WriteResult {
-        if !super::storable(key) {
-            self.cache_stats(cache)?;
-            return Ok(Outcome::Found(false));
-        }
-        let now = self.now();
-        let changed = self.client.execute(
-            concat!(
-                "UPDATE entries SET expires_at = $3 WHERE cache_id = $1 AND ",
-                key_is!("$2"),
-                " AND (expires_at IS NULL OR expires_at > $4)"
-            ),
-            &[&cache.id.0, &key, &expires_at, &now],
-        )?;
-        if changed == 0 {
-            self.cache_stats(cache)?;
-            return Ok(Outcome::Found(false));
-        }
-        self.log(cache.id, KIND_KEY, Some(key));
-        Ok(Outcome::Found(true))
-    }
-
-    fn compare_and_swap(
-        &mut self,
-        cache: &Target<CacheId>,
-        key: &str,
-        expected: Option<&Json>,
-        value: Option<&Json>,
-        quota: &Quota,
-    ) -> WriteResult {
-        let (stored, expires_at) = self.stored(cache, key)?.unzip();
-        let stored = stored.map(Json::trusted);
-        if !rules::swap_matches(stored.as_ref(), expected) {
-            self.cache_stats(cache)?;
-            return Ok(Outcome::Swapped(false));
-        }
-        match value {
-            Some(value) => {
-                self.set(cache, &[(key.to_owned(), value.clone())], expires_at.flatten(), quota)?;
-            }
-            None => {
-                self.delete(cache, &[key.to_owned()])?;
-            }
-        }
-        Ok(Outcome::Swapped(true))
-    }
-
-    /// Checks a write that added `delta` to the counts of `cache`, which are now `after`,
-    /// against `quota`; over it, the cache's expired entries are swept first and the quota
-    /// checked again.
-    fn check_cache_quota(
-        &mut self,
-        cache: &Target<CacheId>,
-        delta: Delta,
-        after: Stats,
-        quota: &Quota,
-    ) -> std::result::Result<(), WriteError> {
-        match self.check_quota(Table::Caches, quota, &cache.name, delta.undo(after), after) {
-            Err(WriteError::Refused(Error::QuotaExceeded(_))) if self.sweep_cache(cache.id)? > 0 => {
-                let after = self.cache_stats(cache)?;
-                self.check_quota(Table::Caches, quota, &cache.name, delta.undo(after), after)
-            }
-            other => other,
-        }
-    }
-
-    fn add_stats(
-        &mut self,
-        table: Table,
-        id: i64,
-        delta: Delta,
-    ) -> std::result::Result<Option<Stats>, postgres::Error> {
-        self.client
-            .query_opt(per_table!(table, add_stats_sql), &[&id, &delta.entries, &delta.bytes])?
-            .map(|row| Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?)))
-            .transpose()
-    }
-
-    /// Checks a write that took a cache or queue from `before` to `after` against `quota`:
-    /// its own usage, or its group's when the quota is shared (read with the write in place).
-    fn check_quota(
-        &mut self,
-        table: Table,
-        quota: &Quota,
-        name: &str,
-        before: Stats,
-        after: Stats,
-    ) -> std::result::Result<(), WriteError> {
-        let client = &mut *self.client;
-        rules::check_quota(quota, name, before, after, |prefix| {
-            let row = client.query_one(per_table!(table, group_stats_sql), &[&prefix])?;
-            Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?))
-        })
-    }
-
-    /// Removes up to [`SWEEP_ROWS`] entries expired by now, from every cache, soonest expired
-    /// first, as a delete removes entries (counts and change log kept). Answers how many.
-    fn sweep_due(&mut self) -> std::result::Result<u64, WriteError> {
-        let now = self.now();
-        self.remove_expired(
-            "DELETE FROM entries WHERE ctid = ANY(ARRAY(
-                 SELECT ctid FROM entries WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))
-             RETURNING cache_id, key, octet_length(key) + octet_length(value)",
-            &[&now, &SWEEP_ROWS],
-        )
-    }
-
-    fn sweep_cache(&mut self, cache: CacheId) -> std::result::Result<u64, WriteError> {
-        let now = self.now();
-        self.remove_expired(
-            "DELETE FROM entries WHERE ctid = ANY(ARRAY(
-                 SELECT ctid FROM entries WHERE cache_id = $3 AND expires_at <= $1 ORDER BY expires_at LIMIT $2))
-             RETURNING cache_id, key, octet_length(key) + octet_length(value)",
-            &[&now, &SWEEP_ROWS, &cache.0],
-        )
-    }
-
-    fn remove_expired(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> std::result::Result<u64, WriteError> {
-        let rows = self.client.query(sql, params)?;
-        let mut deltas: std::collections::BTreeMap<i64, Delta> = Default::default();
-        for row in &rows {
-            let cache: i64 = row.try_get(0)?;
-            let key: String = row.try_get(1)?;
-            let size: i32 = row.try_get(2)?;
-            let delta = deltas.entry(cache).or_default();
-            delta.entries -= 1;
-            delta.bytes -= i64::from(size);
-            self.log(CacheId(cache), KIND_KEY, Some(&key));
-        }
-        for (cache, delta) in deltas {
-            self.add_stats(Table::Caches, cache, delta)?;
-        }
-        Ok(rows.len() as u64)
-    }
-
     /// One statement deletes the keys, takes them off the cache's counts and logs them,
     /// answering how many were live (not expired by now) and whether the cache exists.
     fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
@@ -775,126 +863,8 @@ impl<'c> Batch<'c> {
         Ok(Outcome::Count(live.max(0) as u64))
     }
 
-    fn clear(&mut self, cache: &Target<CacheId>) -> WriteResult {
-        let stats = self.cache_stats(cache)?;
-        let now = self.now();
-        let expired: i64 = self
-            .client
-            .query_one(
-                "SELECT count(*) FROM entries WHERE cache_id = $1 AND expires_at <= $2",
-                &[&cache.id.0, &now],
-            )?
-            .try_get(0)?;
-        self.client.execute("DELETE FROM entries WHERE cache_id = $1", &[&cache.id.0])?;
-        self.client
-            .execute("UPDATE caches SET entry_count = 0, byte_count = 0 WHERE id = $1", &[&cache.id.0])?;
-        self.log(cache.id, KIND_CLEARED, None);
-        Ok(Outcome::Count(stats.entries.saturating_sub(expired.max(0) as u64)))
-    }
-
-    /// One statement counts the values in, numbers them after the queue's last item and
-    /// inserts them; the quota is checked on the counts it answers.
-    fn put(&mut self, queue: &Target<QueueId>, values: &[Json], quota: &Quota) -> WriteResult {
-        let delta =
-            Delta { entries: values.len() as i64, bytes: values.iter().map(|v| v.len() as i64).sum() };
-        let texts: Vec<&str> = values.iter().map(Json::as_str).collect();
-        let after = self
-            .client
-            .query_opt(
-                "WITH counted AS (UPDATE queues
-                     SET item_count = greatest(item_count + $2, 0), byte_count = greatest(byte_count + $3, 0),
-                         next_pos = next_pos + $2
-                     WHERE id = $1 RETURNING item_count, byte_count, next_pos - $2 AS first),
-                 inserted AS (INSERT INTO queue_items (queue_id, pos, value)
-                     SELECT $1, counted.first + n - 1, v
-                     FROM counted, unnest($4::text[]) WITH ORDINALITY AS u(v, n))
-                 SELECT item_count, byte_count FROM counted",
-                &[&queue.id.0, &delta.entries, &delta.bytes, &texts],
-            )?
-            .map(|row| -> std::result::Result<Stats, postgres::Error> {
-                Ok(super::stats_of(row.try_get(0)?, row.try_get(1)?))
-            })
-            .transpose()?
-            .ok_or_else(|| queue_deleted(queue))?;
-        self.check_quota(Table::Queues, quota, &queue.name, delta.undo(after), after)?;
-        Ok(Outcome::Done)
-    }
-
-    fn insert_items(&mut self, queue: &Target<QueueId>, first: i64, values: &[Json]) -> WriteResult {
-        let texts: Vec<&str> = values.iter().map(Json::as_str).collect();
-        self.client.execute(
-            "INSERT INTO queue_items (queue_id, pos, value)
-             SELECT $1, $2 + n - 1, v FROM unnest($3::text[]) WITH ORDINALITY AS u(v, n)",
-            &[&queue.id.0, &first, &texts],
-        )?;
-        Ok(Outcome::Done)
-    }
-
-    /// One statement takes up to `max` items from the front, stopping once those taken hold
-    /// [`MAX_PAGE_BYTES`] (the item that crosses it included), and takes them off the queue's
-    /// counts; the queue's existence comes back with them.
-    fn take(&mut self, queue: &Target<QueueId>, max: usize) -> WriteResult {
-        let rows = self.client.query(
-            "WITH front AS (SELECT pos, sum(octet_length(value)) OVER (ORDER BY pos) - octet_length(value) AS before
-                     FROM (SELECT pos, value FROM queue_items WHERE queue_id = $1 ORDER BY pos LIMIT $2) AS f),
-                 taken AS (DELETE FROM queue_items
-                     WHERE queue_id = $1 AND pos = ANY(ARRAY(SELECT pos FROM front WHERE before < $3))
-                     RETURNING pos, value),
-                 counted AS (UPDATE queues
-                     SET item_count = greatest(item_count - (SELECT count(*) FROM taken), 0),
-                         byte_count = greatest(byte_count - (SELECT coalesce(sum(octet_length(value)), 0) FROM taken), 0)
-                     WHERE id = $1 AND EXISTS (SELECT 1 FROM taken))
-             SELECT pos, value FROM taken
-             UNION ALL SELECT NULL, NULL WHERE EXISTS (SELECT 1 FROM queues WHERE id = $1)",
-            &[&queue.id.0, &(max.min(i64::MAX as usize) as i64), &(MAX_PAGE_BYTES as i64)],
-        )?;
-        // Besides the items, one row without an item says that the queue exists.
-        let mut exists = false;
-        let mut taken: Vec<(i64, Json)> = Vec::with_capacity(rows.len());
-        for row in &rows {
-            match row.try_get::<_, Option<i64>>(0)? {
-                Some(pos) => taken.push((pos, Json::trusted(row.try_get::<_, String>(1)?))),
-                None => exists = true,
-            }
-        }
-        if !exists {
-            return Err(queue_deleted(queue).into());
-        }
-        taken.sort_unstable_by_key(|(pos, _)| *pos);
-        let taken = taken.into_iter().map(|(_, value)| value).collect();
-        Ok(Outcome::Values(taken))
-    }
-
-    /// Puts `values` before every item of the queue, in order, at positions below its
-    /// `first_pos`, which only falls: new items still go after the largest.
-    fn give_back(&mut self, queue: &Target<QueueId>, values: &[Json]) -> WriteResult {
-        if values.is_empty() {
-            self.queue_stats(queue)?;
-            return Ok(Outcome::Done);
-        }
-        let delta =
-            Delta { entries: values.len() as i64, bytes: values.iter().map(|v| v.len() as i64).sum() };
-        // Given back, not put: no quota applies.
-        self.add_stats(Table::Queues, queue.id.0, delta)?.ok_or_else(|| queue_deleted(queue))?;
-        let count = values.len() as i64;
-        let first: i64 = self
-            .client
-            .query_one(
-                "UPDATE queues SET first_pos = least(first_pos,
-                     coalesce((SELECT min(pos) FROM queue_items WHERE queue_id = $1), first_pos)) - $2
-                 WHERE id = $1 RETURNING first_pos",
-                &[&queue.id.0, &count],
-            )?
-            .try_get(0)?;
-        self.insert_items(queue, first, values)
-    }
-
-    fn clear_queue(&mut self, queue: &Target<QueueId>) -> WriteResult {
-        let stats = self.queue_stats(queue)?;
-        self.client.execute("DELETE FROM queue_items WHERE queue_id = $1", &[&queue.id.0])?;
-        self.client
-            .execute("UPDATE queues SET item_count = 0, byte_count = 0 WHERE id = $1", &[&queue.id.0])?;
-        Ok(Outcome::Count(stats.entries))
+    fn check_cache(&mut self, cache: &Target<CacheId>) -> std::result::Result<(), WriteError> {
+        self.cache_stats(cache).map(drop)
     }
 }
 

@@ -17,7 +17,7 @@ use super::DbFile;
 use super::statements::EntryStatements;
 use super::tables::{self, CACHES, Delta, QUEUES, Table};
 use crate::limits::MAX_PAGE_BYTES;
-use crate::store::rules::{self, cache_deleted, queue_deleted};
+use crate::store::rules::{self, EntryWrites, cache_deleted, queue_deleted};
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
 use crate::{Error, Json, Quota};
 
@@ -289,94 +289,6 @@ impl<'b, 'c> Batch<'b, 'c> {
         Ok(Outcome::Dropped(id))
     }
 
-    /// Per entry, one index lookup and then either an update by rowid or an insert (an
-    /// upsert would look the key up twice), and one change-log row; the counts once. Each
-    /// entry gets `expires_at` (`None`: never), in the same statement that stores its value.
-    /// A row found expired is replaced in place: it was still counted.
-    fn set(
-        &mut self,
-        cache: &Target<CacheId>,
-        entries: &[(String, Json)],
-        expires_at: Option<i64>,
-        quota: &Quota,
-    ) -> WriteResult {
-        let mut delta = Delta::default();
-        for (key, value) in entries {
-            let statements = &mut *self.statements;
-            let found: Option<(i64, i64, bool)> = statements
-                .find
-                .query_row(params![cache.id.0, key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                .optional()?;
-            match found {
-                // Neither the entry nor the write has an expiry (the common case): the value
-                // alone is updated, and SQLite leaves the indexes of expiries alone.
-                Some((row, old_size, false)) if expires_at.is_none() => {
-                    execute_releasing(&mut statements.update, params![row, value.as_str()], value)?;
-                    delta.bytes += value.len() as i64 - old_size;
-                }
-                Some((row, old_size, _)) => {
-                    execute_releasing(
-                        &mut statements.update_expiring,
-                        params![row, value.as_str(), expires_at],
-                        value,
-                    )?;
-                    delta.bytes += value.len() as i64 - old_size;
-                }
-                None => {
-                    execute_releasing(
-                        &mut statements.insert,
-                        params![cache.id.0, key, value.as_str(), expires_at],
-                        value,
-                    )?;
-                    delta.entries += 1;
-                    delta.bytes += (key.len() + value.len()) as i64;
-                }
-            }
-            self.log(cache.id, KIND_KEY, Some(key));
-        }
-        // Values replaced by values of the same size change no count, and a write that does
-        // not grow the usage passes any quota: the counts row is left alone, one statement and
-        // one WAL page fewer. The cache exists, since its entries were found (they never
-        // outlive it); with no entry at all, the update below is what finds out.
-        if delta.is_zero() && !entries.is_empty() {
-            return Ok(Outcome::Done);
-        }
-        self.add_cache_stats(cache, delta, quota)?;
-        Ok(Outcome::Done)
-    }
-
-    /// Reads the integer under `key` (0 when absent or expired), adds `by`, and stores the sum
-    /// through [`Batch::set`] with the entry's expiry (none for a new one, as Redis's `INCR`
-    /// keeps a key's TTL), inside the batch's transaction: no other write comes in between. A sum
-    /// whose text is longer than `max_value_bytes` is refused, as `set` refuses such a value;
-    /// only here is its length known.
-    fn increment(
-        &mut self,
-        cache: &Target<CacheId>,
-        key: &str,
-        by: i64,
-        max_value_bytes: usize,
-        quota: &Quota,
-    ) -> WriteResult {
-        let (stored, expires_at) = self.stored(cache, key)?.unzip();
-        let sum = rules::incremented(key, stored.as_deref(), by, max_value_bytes)?;
-        let text = sum.to_string();
-        self.set(cache, &[(key.to_owned(), Json::trusted(text))], expires_at.flatten(), quota)?;
-        Ok(Outcome::Integer(sum))
-    }
-
-    /// The text stored under `key` and its expiry, read inside the batch's transaction;
-    /// `None` when absent or expired.
-    fn stored(&self, cache: &Target<CacheId>, key: &str) -> rusqlite::Result<Option<(String, Option<i64>)>> {
-        self.conn
-            .prepare_cached(
-                "SELECT value, expires_at FROM entries
-                 WHERE cache_id = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-            )?
-            .query_row(params![cache.id.0, key, self.now()], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()
-    }
-
     /// Sets when the entry under `key` expires, unless it is absent or already expired.
     fn expire(&mut self, cache: &Target<CacheId>, key: &str, expires_at: Option<i64>) -> WriteResult {
         let changed = self
@@ -393,40 +305,6 @@ impl<'b, 'c> Batch<'b, 'c> {
         }
         self.log(cache.id, KIND_KEY, Some(key));
         Ok(Outcome::Found(true))
-    }
-
-    /// Reads what is stored under `key` inside the batch's transaction (so no other write can
-    /// come between the comparison and the change, and no LRU, stale or not, is consulted),
-    /// compares it with `expected` as a JSON value, and on a match stores `value` through
-    /// [`Batch::set`] or removes the key through [`Batch::delete`]: the counts, the quota and
-    /// the change log are kept exactly as those keep them. A mismatch writes nothing.
-    fn compare_and_swap(
-        &mut self,
-        cache: &Target<CacheId>,
-        key: &str,
-        expected: Option<&Json>,
-        value: Option<&Json>,
-        quota: &Quota,
-    ) -> WriteResult {
-        let (stored, expires_at) = self.stored(cache, key)?.unzip();
-        let stored = stored.map(super::stored_json).transpose()?;
-        if !rules::swap_matches(stored.as_ref(), expected) {
-            // Nothing to change, but a cache that is gone is still an error (its entries went
-            // with it, so its key reads as absent).
-            cache_stats(self.conn, cache)?;
-            return Ok(Outcome::Swapped(false));
-        }
-        match value {
-            Some(value) => {
-                // A value stored over one that has not expired keeps its expiry, as increment
-                // does: an update (read, change, swap) of an entry with a TTL keeps the TTL.
-                self.set(cache, &[(key.to_owned(), value.clone())], expires_at.flatten(), quota)?;
-            }
-            None => {
-                self.delete(cache, &[key.to_owned()])?;
-            }
-        }
-        Ok(Outcome::Swapped(true))
     }
 
     /// Adds `delta` to the counts of `cache` and checks `quota` against them (see
@@ -485,35 +363,6 @@ impl<'b, 'c> Batch<'b, 'c> {
         Ok(removed.len() as u64)
     }
 
-    fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
-        let mut remove = self.conn.prepare_cached(
-            "DELETE FROM entries WHERE cache_id = ?1 AND key = ?2
-             RETURNING octet_length(key) + octet_length(value), expires_at",
-        )?;
-        let mut delta = Delta::default();
-        // The entries removed that had not expired: an expired one is reclaimed here all the
-        // same, but was not there for the caller to remove.
-        let mut live = 0u64;
-        for key in keys {
-            let removed: Option<(i64, Option<i64>)> = remove
-                .query_row(params![cache.id.0, key], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()?;
-            if let Some((size, expires_at)) = removed {
-                delta.entries -= 1;
-                delta.bytes -= size;
-                live += u64::from(!crate::clock::expired(expires_at, self.now()));
-                self.log(cache.id, KIND_KEY, Some(key));
-            }
-        }
-        if delta.entries == 0 {
-            // Nothing removed: still an error when the cache is gone.
-            cache_stats(self.conn, cache)?;
-        } else {
-            self.add_cache_stats(cache, delta, &Quota::UNLIMITED)?;
-        }
-        Ok(Outcome::Count(live))
-    }
-
     fn clear(&mut self, cache: &Target<CacheId>) -> WriteResult {
         let stats = cache_stats(self.conn, cache)?;
         // Entries that had expired were not there to clear.
@@ -560,6 +409,118 @@ fn check_quota(
 
 fn drop_queue(conn: &Connection, name: &str) -> WriteResult {
     Ok(Outcome::Dropped(QUEUES.delete(conn, name)?))
+}
+
+/// The batch's reads and writes of entries, of which increments and compare-and-swaps are made
+/// (see [`EntryWrites`]): they read inside the batch's transaction, never from an LRU.
+impl EntryWrites for Batch<'_, '_> {
+    type Error = WriteError;
+
+    fn stored(
+        &mut self,
+        cache: &Target<CacheId>,
+        key: &str,
+    ) -> Result<Option<(Json, Option<i64>)>, WriteError> {
+        let stored: Option<(String, Option<i64>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT value, expires_at FROM entries
+                 WHERE cache_id = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+            )?
+            .query_row(params![cache.id.0, key, self.now()], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        let Some((value, expires_at)) = stored else { return Ok(None) };
+        Ok(Some((super::stored_json(value)?, expires_at)))
+    }
+
+    /// Per entry, one index lookup and then either an update by rowid or an insert (an
+    /// upsert would look the key up twice), and one change-log row; the counts once. Each
+    /// entry gets `expires_at` (`None`: never), in the same statement that stores its value.
+    /// A row found expired is replaced in place: it was still counted.
+    fn set(
+        &mut self,
+        cache: &Target<CacheId>,
+        entries: &[(String, Json)],
+        expires_at: Option<i64>,
+        quota: &Quota,
+    ) -> WriteResult {
+        let mut delta = Delta::default();
+        for (key, value) in entries {
+            let statements = &mut *self.statements;
+            let found: Option<(i64, i64, bool)> = statements
+                .find
+                .query_row(params![cache.id.0, key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .optional()?;
+            match found {
+                // Neither the entry nor the write has an expiry (the common case): the value
+                // alone is updated, and SQLite leaves the indexes of expiries alone.
+                Some((row, old_size, false)) if expires_at.is_none() => {
+                    execute_releasing(&mut statements.update, params![row, value.as_str()], value)?;
+                    delta.bytes += value.len() as i64 - old_size;
+                }
+                Some((row, old_size, _)) => {
+                    execute_releasing(
+                        &mut statements.update_expiring,
+                        params![row, value.as_str(), expires_at],
+                        value,
+                    )?;
+                    delta.bytes += value.len() as i64 - old_size;
+                }
+                None => {
+                    execute_releasing(
+                        &mut statements.insert,
+                        params![cache.id.0, key, value.as_str(), expires_at],
+                        value,
+                    )?;
+                    delta.entries += 1;
+                    delta.bytes += (key.len() + value.len()) as i64;
+                }
+            }
+            self.log(cache.id, KIND_KEY, Some(key));
+        }
+        // Values replaced by values of the same size change no count, and a write that does
+        // not grow the usage passes any quota: the counts row is left alone, one statement and
+        // one WAL page fewer. The cache exists, since its entries were found (they never
+        // outlive it); with no entry at all, the update below is what finds out.
+        if delta.is_zero() && !entries.is_empty() {
+            return Ok(Outcome::Done);
+        }
+        self.add_cache_stats(cache, delta, quota)?;
+        Ok(Outcome::Done)
+    }
+
+    fn delete(&mut self, cache: &Target<CacheId>, keys: &[String]) -> WriteResult {
+        let mut remove = self.conn.prepare_cached(
+            "DELETE FROM entries WHERE cache_id = ?1 AND key = ?2
+             RETURNING octet_length(key) + octet_length(value), expires_at",
+        )?;
+        let mut delta = Delta::default();
+        // The entries removed that had not expired: an expired one is reclaimed here all the
+        // same, but was not there for the caller to remove.
+        let mut live = 0u64;
+        for key in keys {
+            let removed: Option<(i64, Option<i64>)> = remove
+                .query_row(params![cache.id.0, key], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            if let Some((size, expires_at)) = removed {
+                delta.entries -= 1;
+                delta.bytes -= size;
+                live += u64::from(!crate::clock::expired(expires_at, self.now()));
+                self.log(cache.id, KIND_KEY, Some(key));
+            }
+        }
+        if delta.entries == 0 {
+            // Nothing removed: still an error when the cache is gone.
+            cache_stats(self.conn, cache)?;
+        } else {
+            self.add_cache_stats(cache, delta, &Quota::UNLIMITED)?;
+        }
+        Ok(Outcome::Count(live))
+    }
+
+    fn check_cache(&mut self, cache: &Target<CacheId>) -> Result<(), WriteError> {
+        cache_stats(self.conn, cache).map(drop)
+    }
 }
 
 fn cache_stats(conn: &Connection, cache: &Target<CacheId>) -> Result<Stats, WriteError> {
