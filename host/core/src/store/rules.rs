@@ -1,7 +1,8 @@
 //! What a write decides from what it read, the same whatever the backend stores in: the sum of
 //! an increment, whether a compare-and-swap matches, whether a quota holds. Each backend's
 //! `writes` reads and writes its own way and asks these, so that the backends cannot drift
-//! apart on what a write means.
+//! apart on what a write means; the writes that read first, increment and compare-and-swap,
+//! are made here whole ([`EntryWrites`]) from the backend's reads and writes.
 
 use crate::error::shortened;
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target};
