@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use easycaching::{CacheManager, Error};
+use easycaching::{CacheManager, Error, Json};
 
 fn bytes_of(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
@@ -78,8 +78,7 @@ fn a_corrupt_database_gives_a_clear_error() {
         let manager = CacheManager::open(&path).unwrap();
         let cache = manager.create_cache("c").unwrap();
         for chunk in 0..2 {
-            let keys =
-                (0..1000).map(|i| (format!("key-{chunk}-{i}"), easycaching::Json::parse("1").unwrap()));
+            let keys = (0..1000).map(|i| (format!("key-{chunk}-{i}"), Json::parse("1").unwrap()));
             cache.set_many(keys).unwrap();
         }
     }
@@ -131,6 +130,10 @@ fn a_value_damaged_on_disk_is_reported_as_corruption_not_handed_out() {
     for key in ["zeroed", "garbled"] {
         corrupt(key, cache.get(key).map(drop));
         corrupt(key, cache.get_many(&[key]).map(drop));
+        // The writes that read first read it as damaged too, and change nothing.
+        corrupt(key, cache.increment(key, 1).map(drop));
+        corrupt(key, cache.compare_and_swap(key, None, Some(Json::parse("1").unwrap())).map(drop));
+        corrupt(key, cache.get(key).map(drop));
         let queue = manager.open_queue(key).unwrap();
         corrupt(key, queue.peek().map(drop));
         corrupt(key, queue.items().collect::<easycaching::Result<Vec<_>>>().map(drop));
@@ -226,14 +229,14 @@ fn a_database_locked_by_another_process_waits_then_says_so() {
     let holder = rusqlite::Connection::open(&path).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE;").unwrap();
     let started = std::time::Instant::now();
-    let err = cache.set("k", easycaching::Json::parse("1").unwrap()).unwrap_err();
+    let err = cache.set("k", Json::parse("1").unwrap()).unwrap_err();
     assert!(started.elapsed() >= std::time::Duration::from_millis(250));
     assert!(matches!(err, Error::Busy { .. }), "{err:?}");
     assert!(err.to_string().contains("stayed locked"), "{err}");
     // Reads go on meanwhile, and the write goes through once the lock is released.
     assert_eq!(cache.get("k").unwrap(), None);
     holder.execute_batch("ROLLBACK;").unwrap();
-    cache.set("k", easycaching::Json::parse("1").unwrap()).unwrap();
+    cache.set("k", Json::parse("1").unwrap()).unwrap();
 }
 
 #[test]
@@ -241,7 +244,7 @@ fn a_database_someone_is_writing_opens_and_reads_without_waiting_for_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked.db");
     let first = CacheManager::open(&path).unwrap();
-    first.create_cache("c").unwrap().set("k", easycaching::Json::parse("1").unwrap()).unwrap();
+    first.create_cache("c").unwrap().set("k", Json::parse("1").unwrap()).unwrap();
     first.create_queue("q").unwrap();
     drop(first);
     let holder = rusqlite::Connection::open(&path).unwrap();
@@ -275,7 +278,7 @@ fn writers_queued_behind_a_locked_database_each_wait_only_their_own_timeout() {
         for manager in [&first, &second] {
             scope.spawn(move || {
                 let cache = manager.open_cache("c").unwrap();
-                let err = cache.set("k", easycaching::Json::parse("1").unwrap()).unwrap_err();
+                let err = cache.set("k", Json::parse("1").unwrap()).unwrap_err();
                 assert!(matches!(err, Error::Busy { .. }), "{err:?}");
             });
         }
@@ -283,7 +286,7 @@ fn writers_queued_behind_a_locked_database_each_wait_only_their_own_timeout() {
     let waited = started.elapsed();
     assert!(waited < timeout * 2 - std::time::Duration::from_millis(100), "waited {waited:?}");
     holder.execute_batch("ROLLBACK;").unwrap();
-    second.open_cache("c").unwrap().set("k", easycaching::Json::parse("2").unwrap()).unwrap();
+    second.open_cache("c").unwrap().set("k", Json::parse("2").unwrap()).unwrap();
     assert_eq!(first.open_cache("c").unwrap().get("k").unwrap().map(|v| v.to_string()), Some("2".into()));
 }
 
@@ -303,7 +306,7 @@ fn many_openers_of_a_new_file_all_succeed() {
                     scope.spawn(move || {
                         start.wait();
                         let manager = CacheManager::open(path)?;
-                        manager.create_cache("c")?.set(&format!("k{opener}"), easycaching::Json::parse("1")?)
+                        manager.create_cache("c")?.set(&format!("k{opener}"), Json::parse("1")?)
                     })
                 })
                 .collect();
@@ -330,7 +333,7 @@ fn a_new_file_gets_small_pages_and_a_file_with_pages_keeps_them() {
         .unwrap()
         .create_cache("c")
         .unwrap()
-        .set("k", easycaching::Json::parse("1").unwrap())
+        .set("k", Json::parse("1").unwrap())
         .unwrap();
     assert_eq!(page_size(&fresh), 2048);
 
@@ -343,7 +346,7 @@ fn a_new_file_gets_small_pages_and_a_file_with_pages_keeps_them() {
         )
         .unwrap();
     let cache = CacheManager::open(&sized).unwrap().create_cache("c").unwrap();
-    cache.set("k", easycaching::Json::parse("[1, 2]").unwrap()).unwrap();
+    cache.set("k", Json::parse("[1, 2]").unwrap()).unwrap();
     assert_eq!(cache.get("k").unwrap().unwrap().as_str(), "[1, 2]");
     assert_eq!(page_size(&sized), 4096);
 }
