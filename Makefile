@@ -110,7 +110,8 @@ BENCH_REPORT := $(BENCH) report --criterion $(BENCH_DIR)/criterion
 # features for what they share and builds wasmtime once: `cargo bench -p easycaching-bench` alone
 # leaves out features the CLI's dependencies turn on (in fnv, log, smallvec, indexmap), and
 # compiled all of wasmtime a second time, 7-8 minutes of a fresh clone's first `make bench`.
-BENCH_PACKAGES := -p easycaching-cli -p easycaching-bench
+# The feature `micro` brings in criterion, for the micro benchmark only (bench/suite/Cargo.toml).
+BENCH_PACKAGES := -p easycaching-cli -p easycaching-bench --features easycaching-bench/micro
 
 .PHONY: bench bench-full bench-guests bench-http bench-http-figures bench-postgres bench-postgres-figures bench-original bench-build bench-tools
 
