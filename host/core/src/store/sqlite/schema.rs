@@ -21,6 +21,15 @@ const MIGRATIONS: &[&str] = &[
     // 1: caches with entries, queues with items, and the change log other processes read to
     // keep their LRUs coherent. Entry and item counts live on their cache or queue row, so
     // `len` and quota checks never count rows.
+    //
+    // Entries are a rowid table with a unique index on (cache, key), not a `WITHOUT ROWID`
+    // table keyed by (cache, key): SQLite keeps at most about 490 bytes of a `WITHOUT ROWID`
+    // row in its 2 KiB page (an index b-tree's cell) and the rest on overflow pages, where a
+    // rowid table's leaf keeps up to about 2,000. Measured with raw rusqlite on 100,000
+    // entries (docs/benchmark-log.md, 2026-11-29): `WITHOUT ROWID` wrote 1.70 pages to the
+    // WAL for a new key of a 40-byte value against 2.43 and read it faster, but from 400-byte
+    // values on it wrote more pages than the rowid table (3.70 against 2.89) and read 2-4x
+    // slower; JSON documents are more often the larger kind.
     "CREATE TABLE caches (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,
         name        TEXT NOT NULL UNIQUE,
