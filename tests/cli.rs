@@ -248,6 +248,54 @@ fn commands_that_cannot_print_say_so_rather_than_panic() {
     assert_eq!(ok(easycaching(&db, &["cache", "get", "test", "k"])), "3\n");
 }
 
+/// A reader that stops early (`easycaching cache keys big | head`) leaves a closed pipe behind.
+/// A command that only reads then ends quietly with exit status 0, as `cat` and `grep` do (it
+/// said "Broken pipe" and failed); one that changed something still fails saying what it did,
+/// and `queue get` puts its item back.
+#[test]
+fn a_reader_that_stops_early_ends_a_listing_quietly_and_a_change_says_what_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    ok(easycaching(&db, &["cache", "set", "test", "k", "1"]));
+    ok(easycaching(&db, &["cache", "set", "test", "j", "2"]));
+    ok(easycaching(&db, &["queue", "put", "jobs", r#""first""#]));
+    let closed_pipe = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    let run = |args: &[&str]| cli().arg("--db").arg(&db).args(args).stdout(closed_pipe()).output().unwrap();
+    for args in [
+        &["ls"][..],
+        &["cache", "get", "test", "k"],
+        &["cache", "ttl", "test", "k"],
+        &["cache", "len", "test"],
+        &["cache", "keys", "test"],
+        &["cache", "dump", "test"],
+        &["queue", "len", "jobs"],
+        &["queue", "peek", "jobs"],
+        &["queue", "dump", "jobs"],
+    ] {
+        let quiet = run(args);
+        assert!(quiet.status.success(), "{args:?}: {}\n{}", quiet.status, stderr(&quiet));
+        assert_eq!(stderr(&quiet), "", "{args:?}");
+    }
+    for (args, said) in [
+        (&["cache", "del", "test", "k", "gone"][..], r#"removed 1 of the 2 keys given from cache "test""#),
+        (&["cache", "incr", "test", "n"], "which now holds 1, but could not print it"),
+        (&["cache", "clear", "test"], r#"cleared cache "test" (entries removed: 2)"#),
+        (&["queue", "get", "jobs"], r#"put back at the front of queue "jobs""#),
+        (&["queue", "clear", "jobs"], r#"cleared queue "jobs" (items removed: 1)"#),
+    ] {
+        let failed = run(args);
+        assert_eq!(failed.status.code(), Some(1), "{args:?}: {}", stderr(&failed));
+        assert!(stderr(&failed).contains(said), "{args:?}: {}", stderr(&failed));
+        assert!(stderr(&failed).contains("broken pipe"), "{args:?}: {}", stderr(&failed));
+    }
+    assert_eq!(ok(easycaching(&db, &["cache", "len", "test"])), "0\n");
+    assert_eq!(ok(easycaching(&db, &["queue", "len", "jobs"])), "0\n");
+}
+
 #[test]
 fn durability_can_be_chosen_per_command_and_the_file_is_the_same() {
     let dir = tempfile::tempdir().unwrap();

@@ -288,9 +288,64 @@ fn print_found(value: Option<Json>, absent: &str) -> Result<ExitCode> {
 /// Prints `value` and a newline, flushed: an error when stdout cannot take it (a full disk, a
 /// closed pipe), where `println!` would panic.
 fn print_line(value: &Json) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = Stdout::lock();
     writeln!(out, "{value}")?;
     out.flush()
+}
+
+/// Standard output, as every command of this module prints to it. A reader that stops early,
+/// as `head` does (`easycaching cache keys big | head`), closes the pipe: the write it refuses
+/// then fails with [`ReaderGone`], on which `main` ends the command quietly, as `cat` and
+/// `grep` end, when nothing is lost by it. A command that changed something says what it did
+/// instead ([`print_done`], `queue get`), and any other failure to print (a full disk) is an
+/// error.
+pub struct Stdout(std::io::StdoutLock<'static>);
+
+impl Stdout {
+    /// Standard output, locked for this command.
+    pub fn lock() -> Stdout {
+        Stdout(std::io::stdout().lock())
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(reader_gone)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(reader_gone)
+    }
+}
+
+/// Why stdout took no more: its reader closed the pipe.
+#[derive(Debug)]
+pub struct ReaderGone;
+
+impl fmt::Display for ReaderGone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("broken pipe: stdout was closed by the command reading it")
+    }
+}
+
+impl std::error::Error for ReaderGone {}
+
+/// `error`, marked [`ReaderGone`] when it is a closed pipe's.
+fn reader_gone(error: std::io::Error) -> std::io::Error {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, ReaderGone)
+    } else {
+        error
+    }
+}
+
+/// Whether `error` is [`Stdout`]'s closed pipe, left as the command's error: the command only
+/// read, and its reader has all it wanted.
+pub fn is_reader_gone(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        .is_some_and(|inner| inner.is::<ReaderGone>())
 }
 
 pub fn list(manager: &CacheManager) -> Result<ExitCode> {
@@ -300,7 +355,7 @@ pub fn list(manager: &CacheManager) -> Result<ExitCode> {
         eprintln!("{} holds no caches or queues yet", manager.path().display());
         return Ok(ExitCode::SUCCESS);
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = Stdout::lock();
     writeln!(out, "{:<6} {:<32} {:>10} {:>12}", "KIND", "NAME", "ENTRIES", "BYTES")?;
     for (kind, summary) in caches.iter().map(|c| ("cache", c)).chain(queues.iter().map(|q| ("queue", q))) {
         writeln!(out, "{kind:<6} {:<32} {:>10} {:>12}", summary.name, summary.entries, summary.bytes)?;
@@ -309,7 +364,7 @@ pub fn list(manager: &CacheManager) -> Result<ExitCode> {
 }
 
 pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
+    let mut out = Stdout::lock();
     match command {
         CacheCommand::Get { cache, key } => {
             let value = manager.open_cache(&cache)?.get(&key)?;
@@ -359,7 +414,13 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
             for chunk in keys.chunks(manager.limits().max_batch_items.max(1)) {
                 removed += cache.delete_many(chunk)?;
             }
-            writeln!(out, "{removed}")?;
+            print_done(&mut out, removed, || {
+                let given = keys.len();
+                format!(
+                    "removed {removed} of the {given} keys given from cache {:?}, but could not print how many",
+                    cache.name()
+                )
+            })?;
         }
         CacheCommand::Keys { cache, limit, after } => {
             let cache = manager.open_cache(&cache)?;
@@ -386,7 +447,12 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
         // `main` runs it through `load`, which reads its input before it opens the database.
         CacheCommand::Load { .. } => unreachable!("`cache load` is run by data::load"),
         CacheCommand::Len { cache } => writeln!(out, "{}", manager.open_cache(&cache)?.len()?)?,
-        CacheCommand::Clear { cache } => writeln!(out, "{}", manager.open_cache(&cache)?.clear()?)?,
+        CacheCommand::Clear { cache } => {
+            let removed = manager.open_cache(&cache)?.clear()?;
+            print_done(&mut out, removed, || {
+                format!("cleared cache {cache:?} (entries removed: {removed}), but could not print how many")
+            })?;
+        }
         CacheCommand::Create { cache } => drop(manager.create_cache(&cache)?),
         CacheCommand::Drop { cache } => {
             if !manager.delete_cache(&cache)? {
@@ -425,7 +491,7 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
             return print_found(value, &format!("queue {name:?} is empty"));
         }
         QueueCommand::Dump { queue } => {
-            let mut out = std::io::stdout().lock();
+            let mut out = Stdout::lock();
             for item in manager.open_queue(&queue)?.items() {
                 writeln!(out, "{}", item?)?;
             }
@@ -433,9 +499,12 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
         }
         // Printed through `writeln!`, whose error is reported: `println!` panics on a stdout
         // that takes nothing (a full disk, a closed pipe).
-        QueueCommand::Len { queue } => writeln!(std::io::stdout(), "{}", manager.open_queue(&queue)?.len()?)?,
+        QueueCommand::Len { queue } => writeln!(Stdout::lock(), "{}", manager.open_queue(&queue)?.len()?)?,
         QueueCommand::Clear { queue } => {
-            writeln!(std::io::stdout(), "{}", manager.open_queue(&queue)?.clear()?)?
+            let removed = manager.open_queue(&queue)?.clear()?;
+            print_done(&mut Stdout::lock(), removed, || {
+                format!("cleared queue {queue:?} (items removed: {removed}), but could not print how many")
+            })?;
         }
         QueueCommand::Create { queue } => drop(manager.create_queue(&queue)?),
         QueueCommand::Drop { queue } => {
@@ -463,7 +532,7 @@ pub fn load(db: &Database, cache: &str, file: Option<&Path>) -> Result<ExitCode>
     if count > 0 {
         target.set_many(entries)?;
     }
-    print_done(&mut std::io::stdout().lock(), count, || {
+    print_done(&mut Stdout::lock(), count, || {
         format!("stored {count} entries in cache {cache:?}, but could not print how many")
     })?;
     Ok(ExitCode::SUCCESS)

@@ -214,6 +214,8 @@ fn main() -> ExitCode {
     let files = files_named(&cli);
     match execute(cli) {
         Ok(code) => code,
+        // `easycaching cache keys big | head`: the reader has what it wanted.
+        Err(error) if data::is_reader_gone(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("easycaching: {error:#}");
             // Only for an error about that directory: `--db data/app.db run typo.wasm` is told
