@@ -296,6 +296,39 @@ fn a_reader_that_stops_early_ends_a_listing_quietly_and_a_change_says_what_it_di
     assert_eq!(ok(easycaching(&db, &["queue", "len", "jobs"])), "0\n");
 }
 
+/// `ls` counts the bytes of keys and values; when most of the file is pages a clear freed,
+/// which it keeps, a note on stderr says so and how to give them back, and the table on
+/// stdout stays as it was.
+#[test]
+fn ls_notes_a_file_that_is_mostly_free_pages_and_how_to_shrink_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    let value = format!("\"{}\"", "x".repeat(1000));
+    let dump: String = (0..3000).map(|i| format!("{{\"key{i:05}\": {value}}}\n")).collect();
+    ok(load(&db, &["big"], dump.as_bytes()));
+    let full = easycaching(&db, &["ls"]);
+    assert_eq!(stderr(&full), "");
+    ok(easycaching(&db, &["cache", "clear", "big"]));
+    let cleared = easycaching(&db, &["ls"]);
+    assert!(cleared.status.success());
+    assert_eq!(
+        stdout(&cleared).lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["cache", "big", "0", "0"]
+    );
+    assert!(
+        stderr(&cleared).contains("MiB of it free pages that later writes reuse"),
+        "{}",
+        stderr(&cleared)
+    );
+    let backup = dir.path().join("compact.db");
+    ok(easycaching(&db, &["backup", backup.to_str().unwrap()]));
+    ok(easycaching(&db, &["restore", backup.to_str().unwrap()]));
+    let restored = easycaching(&db, &["ls"]);
+    assert_eq!(stdout(&restored), stdout(&cleared));
+    assert_eq!(stderr(&restored), "");
+    assert!(std::fs::metadata(&db).unwrap().len() < 1 << 20);
+}
+
 #[test]
 fn durability_can_be_chosen_per_command_and_the_file_is_the_same() {
     let dir = tempfile::tempdir().unwrap();

@@ -353,14 +353,39 @@ pub fn list(manager: &CacheManager) -> Result<ExitCode> {
     let queues = manager.list_queues()?;
     if caches.is_empty() && queues.is_empty() {
         eprintln!("{} holds no caches or queues yet", manager.path().display());
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        let mut out = Stdout::lock();
+        writeln!(out, "{:<6} {:<32} {:>10} {:>12}", "KIND", "NAME", "ENTRIES", "BYTES")?;
+        for (kind, summary) in caches.iter().map(|c| ("cache", c)).chain(queues.iter().map(|q| ("queue", q)))
+        {
+            writeln!(out, "{kind:<6} {:<32} {:>10} {:>12}", summary.name, summary.entries, summary.bytes)?;
+        }
+        out.flush()?;
     }
-    let mut out = Stdout::lock();
-    writeln!(out, "{:<6} {:<32} {:>10} {:>12}", "KIND", "NAME", "ENTRIES", "BYTES")?;
-    for (kind, summary) in caches.iter().map(|c| ("cache", c)).chain(queues.iter().map(|q| ("queue", q))) {
-        writeln!(out, "{kind:<6} {:<32} {:>10} {:>12}", summary.name, summary.entries, summary.bytes)?;
+    if let Some(note) = manager.disk_usage()?.and_then(|usage| mostly_free(manager.path(), usage)) {
+        eprintln!("{note}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Free pages below this many bytes are not worth a note.
+const FREE_BYTES_WORTH_A_NOTE: u64 = 1 << 20;
+
+/// A note for `ls`, on stderr beside the table, when most of the database file is free pages:
+/// the BYTES of the caches and queues add up to far less than the file takes, and only a
+/// restored backup shrinks it.
+fn mostly_free(path: &Path, usage: easycaching::DiskUsage) -> Option<String> {
+    let easycaching::DiskUsage { file_bytes, free_bytes } = usage;
+    (free_bytes >= FREE_BYTES_WORTH_A_NOTE && free_bytes * 2 >= file_bytes).then(|| {
+        format!(
+            "easycaching: note: {} takes {}, {} of it free pages that later writes reuse; to \
+             give them back, `easycaching backup NEW.db`, then, with every process stopped, \
+             `easycaching restore NEW.db`",
+            path.display(),
+            indicatif::HumanBytes(file_bytes),
+            indicatif::HumanBytes(free_bytes),
+        )
+    })
 }
 
 pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> {

@@ -83,4 +83,4 @@ pub use options::{
     DEFAULT_MAX_BATCH_WRITES, DEFAULT_MAX_CACHED_VALUE_BYTES, Durability,
 };
 pub use queue::{Items, Queue};
-pub use store::Page;
+pub use store::{DiskUsage, Page};

@@ -9,8 +9,8 @@ use crate::group_commit::{Gathering, GroupCommit, WriteStats};
 use crate::options::CacheManagerBuilder;
 use crate::queue::Queue;
 use crate::store::{
-    Applied, AtomicChangeToken, CacheId, Change, ChangeToken, Changes, Copied, Listed, Outcome, OwnCommit,
-    QueueId, SqliteStore, Store, Target, Write, Writes,
+    Applied, AtomicChangeToken, CacheId, Change, ChangeToken, Changes, Copied, DiskUsage, Listed, Outcome,
+    OwnCommit, QueueId, SqliteStore, Store, Target, Write, Writes,
 };
 use crate::{Error, Json, Limits, Quota, Result, validate_name};
 
@@ -187,6 +187,30 @@ impl CacheManager {
             committed_for_others: handoffs.committed_for_others,
             ..self.shared.writes.stats()
         }
+    }
+
+    /// How much room the database file takes, and how much of that is free pages, which
+    /// later writes reuse before the file grows: deleting and clearing never shrink the file.
+    /// `None` for a store with no file of its own (PostgreSQL). A backup holds only the pages
+    /// in use: [`CacheManager::restore`]-ing one gives the free ones back.
+    ///
+    /// ```
+    /// use easycaching::CacheManager;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = CacheManager::open(dir.path().join("app.db"))?;
+    /// let cache = manager.create_cache("test")?;
+    /// let value = easycaching::Json::from_value(&"x".repeat(500))?;
+    /// cache.set_many((0..1000).map(|i| (format!("key{i}"), value.clone())))?;
+    /// let full = manager.disk_usage()?.expect("a file");
+    /// cache.clear()?;
+    /// let cleared = manager.disk_usage()?.expect("a file");
+    /// assert_eq!(cleared.file_bytes, full.file_bytes);
+    /// assert!(cleared.free_bytes > 500 * 1000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn disk_usage(&self) -> Result<Option<DiskUsage>> {
+        self.shared.store.disk_usage()
     }
 
     /// The size limits in force.

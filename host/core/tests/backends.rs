@@ -126,6 +126,7 @@ backend_tests!(
     a_queue_get_stops_after_a_page_of_bytes,
     a_key_with_a_nul_character,
     a_set_of_many_entries_counts_each_key_once,
+    disk_usage_tells_the_free_pages_a_clear_leaves_in_the_file,
 );
 
 /// Polls `check` until it holds, for at most 10 s.
@@ -418,6 +419,33 @@ fn a_set_of_many_entries_counts_each_key_once(db: &Db) {
     }
     let stored: Vec<(String, Json)> = seen.iter().map(Result::unwrap).collect();
     assert_eq!(stored, last.into_iter().collect::<Vec<_>>(), "every key once, at its last value");
+}
+
+/// A clear frees pages without shrinking the file, and later writes take them again before
+/// the file grows. PostgreSQL has no file of ours to tell of.
+fn disk_usage_tells_the_free_pages_a_clear_leaves_in_the_file(db: &Db) {
+    let manager = db.open();
+    if db.is_postgres() {
+        assert_eq!(manager.disk_usage().unwrap(), None);
+        return;
+    }
+    let cache = manager.create_cache("bulky").unwrap();
+    let value = Json::from_value(&"x".repeat(2000)).unwrap();
+    let fill = || cache.set_many((0..1000).map(|i| (format!("key{i:05}"), value.clone()))).unwrap();
+    fill();
+    let full = manager.disk_usage().unwrap().expect("a file");
+    assert!(full.file_bytes > 2000 * 1000, "{full:?}");
+    assert!(full.free_bytes < full.file_bytes / 10, "{full:?}");
+    cache.clear().unwrap();
+    let cleared = manager.disk_usage().unwrap().expect("a file");
+    assert_eq!(cleared.file_bytes, full.file_bytes, "a clear does not shrink the file");
+    assert!(cleared.free_bytes > 2000 * 1000, "{cleared:?}");
+    // Another manager (another process) sees the same file.
+    assert_eq!(db.open().disk_usage().unwrap(), Some(cleared));
+    fill();
+    let refilled = manager.disk_usage().unwrap().expect("a file");
+    assert!(refilled.file_bytes <= full.file_bytes + full.file_bytes / 10, "{refilled:?} after {full:?}");
+    assert!(refilled.free_bytes < full.file_bytes / 10, "{refilled:?}");
 }
 
 fn entries(pairs: &[(&str, &str)]) -> Vec<(String, Json)> {

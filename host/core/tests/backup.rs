@@ -215,6 +215,34 @@ fn a_restore_puts_the_backup_in_place_and_moves_the_database_aside_whole() {
     assert_eq!(kept(&orphan).as_deref(), Some("kept"));
 }
 
+/// A backup copies only the pages in use: putting one in place gives back the room that
+/// deletes left free in the file, which never shrinks by itself.
+#[test]
+fn a_restored_backup_gives_back_the_free_pages_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, backup) = (dir.path().join("app.db"), dir.path().join("compact.db"));
+    let manager = CacheManager::open(&db).unwrap();
+    let bulky = manager.create_cache("bulky").unwrap();
+    let value = easycaching::Json::from_value(&"x".repeat(2000)).unwrap();
+    bulky.set_many((0..1000).map(|i| (format!("key{i:05}"), value.clone()))).unwrap();
+    manager.create_cache("kept").unwrap().set_value("foo", &"bar").unwrap();
+    bulky.clear().unwrap();
+    let before = manager.disk_usage().unwrap().expect("a file");
+    manager.backup(&backup).unwrap();
+    drop((bulky, manager));
+    CacheManager::restore(&backup, &db).unwrap();
+    let manager = CacheManager::open(&db).unwrap();
+    let after = manager.disk_usage().unwrap().expect("a file");
+    assert!(after.file_bytes < (before.file_bytes - before.free_bytes) * 2, "{after:?} from {before:?}");
+    assert!(after.file_bytes < before.file_bytes / 4, "{after:?} from {before:?}");
+    assert_eq!(after.free_bytes, 0, "{after:?}");
+    assert_eq!(
+        manager.open_cache("kept").unwrap().get_value::<String>("foo").unwrap().as_deref(),
+        Some("bar")
+    );
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), after.file_bytes);
+}
+
 #[test]
 fn a_restore_from_what_is_not_a_backup_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();

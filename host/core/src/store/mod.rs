@@ -547,6 +547,26 @@ pub trait Store: Send + Sync + 'static {
     fn handoff_stats(&self) -> HandoffStats {
         HandoffStats::default()
     }
+
+    /// How much room the database file takes, and how much of it is free; `None` for a
+    /// backend that keeps no file of its own, as this default does.
+    fn disk_usage(&self) -> Result<Option<DiskUsage>> {
+        Ok(None)
+    }
+}
+
+/// The room a database file takes, as [`Store::disk_usage`] answers it.
+///
+/// SQLite keeps the pages that deletes free in the file, on its free list, and reuses them
+/// before the file grows: the file never shrinks by itself. A backup copies only the pages
+/// in use, so putting one in place gives the free ones back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Bytes of the database as of its last commit (its pages, those still in the `-wal`
+    /// file included).
+    pub file_bytes: u64,
+    /// Bytes of those pages that hold nothing, for later writes to reuse.
+    pub free_bytes: u64,
 }
 
 /// See [`Store::handoff_stats`].

@@ -46,8 +46,8 @@ use self::wal_index::WalIndex;
 use self::wal_writes::CommitWrites;
 use self::write_turns::WriteTurns;
 use super::{
-    Applied, CacheId, Change, ChangeToken, Changes, Copied, HandoffStats, Listed, Outcome, OwnCommit, Page,
-    QueueId, Stats, Store, Stored, SyncTarget, Target, Write, Writes,
+    Applied, CacheId, Change, ChangeToken, Changes, Copied, DiskUsage, HandoffStats, Listed, Outcome,
+    OwnCommit, Page, QueueId, Stats, Store, Stored, SyncTarget, Target, Write, Writes,
 };
 use crate::options::Durability;
 use crate::{Error, Json, Result};
@@ -821,6 +821,16 @@ impl Store for SqliteStore {
 
     fn handoff_stats(&self) -> HandoffStats {
         self.handoffs.stats()
+    }
+
+    fn disk_usage(&self) -> Result<Option<DiskUsage>> {
+        let pages = |conn: &Connection, pragma: &str| -> rusqlite::Result<u64> {
+            conn.query_row(&format!("PRAGMA {pragma}"), [], |row| row.get(0))
+        };
+        let (page_count, free_pages, page_size) = self.read(|conn| {
+            Ok((pages(conn, "page_count")?, pages(conn, "freelist_count")?, pages(conn, "page_size")?))
+        })?;
+        Ok(Some(DiskUsage { file_bytes: page_count * page_size, free_bytes: free_pages * page_size }))
     }
 
     fn backup(&self, dest: &Path) -> Result<Copied> {
