@@ -549,6 +549,8 @@ pub fn load(db: &Database, cache: &str, file: Option<&Path>) -> Result<ExitCode>
     let limits = crate::limits();
     let (source, input) = read_input(file)?;
     let entries = parse_dump(&input, &limits).map_err(|error| anyhow::anyhow!("{source}, {error}"))?;
+    // The entries own their keys and values: the input is not held through the write too.
+    drop(input);
     let count = entries.len();
     // One `set_many`, one transaction: the batch limit, which bounds what a plugin may ask
     // for in one call, is raised to the input's size, which is in memory already.
