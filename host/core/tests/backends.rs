@@ -866,6 +866,55 @@ fn a_role_that_does_not_own_the_tables_opens_a_schema_of_this_version() {
     assert_eq!(db.open().open_cache("shared").unwrap().get("k").unwrap(), Some(json("2")));
 }
 
+/// A dropped manager lets go of its connections, the one listening for commits included,
+/// while other hosts go on writing (the listener once waited for a pause in their commits).
+#[cfg(feature = "postgres")]
+#[test]
+fn a_dropped_postgres_manager_closes_its_connections_while_others_write() {
+    let Some(db) = Db::postgres("a_dropped_postgres_manager_closes_its_connections_while_others_write")
+    else {
+        return;
+    };
+    let Db::Postgres { url, schema } = &db else { unreachable!() };
+    let application = format!("easycaching-closed-{}", std::process::id());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let named = format!("{url}{separator}application_name={application}");
+    let writer = db.open();
+    let cache = writer.create_cache("busy").unwrap();
+    let writing = std::sync::atomic::AtomicBool::new(true);
+    let mut admin = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+    let mut connections = || -> i64 {
+        let sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1";
+        admin.query_one(sql, &[&application]).unwrap().get(0)
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // A commit, and so a notification, every few milliseconds.
+            for round in 0.. {
+                if !writing.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                cache.set("k", json(&(round % 1000).to_string())).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        for _ in 0..3 {
+            let manager = CacheManager::builder_postgres(&named).postgres_schema(schema).open().unwrap();
+            assert_eq!(manager.open_cache("busy").unwrap().len().unwrap(), 1);
+            assert!(connections() >= 2, "its writer's and its listener's connections, at least");
+            drop(manager);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut open = connections();
+        while open > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            open = connections();
+        }
+        writing.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(open, 0, "connections of the dropped managers still open after 10 s");
+    });
+}
+
 /// A manager whose connections the server drops (a restart, a failover, an administrator or a
 /// proxy closing idle sessions) carries on: the next write and the next read each connect
 /// again, and fail nothing.

@@ -67,7 +67,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::config::Host;
 use postgres::types::ToSql;
@@ -763,13 +763,20 @@ fn listen(server: &Server, commits: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> Re
         .map_err(|e| Error::Storage(format!("cannot start the thread listening for commits: {e}")))
 }
 
-/// Raises `commits` to the numbers the notifications that come within 200 ms carry; `false`
-/// when the connection failed (to be made again).
+/// Raises `commits` to the numbers the notifications that come within the next 200 ms carry,
+/// then returns, however many keep coming, so that the caller sees in time that its store was
+/// dropped (a wait that lasted while notifications came kept the thread and its connection
+/// alive for as long as other hosts wrote); `false` when the connection failed (to be made
+/// again).
 fn wait_for_commits(connected: &mut Client, commits: &AtomicU64) -> bool {
+    let deadline = Instant::now() + Duration::from_millis(200);
     let mut notifications = connected.notifications();
-    let mut iter = notifications.timeout_iter(Duration::from_millis(200));
     loop {
-        match postgres::fallible_iterator::FallibleIterator::next(&mut iter) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        match postgres::fallible_iterator::FallibleIterator::next(&mut notifications.timeout_iter(left)) {
             Ok(Some(notification)) => {
                 if let Ok(number) = notification.payload().parse::<u64>() {
                     commits.fetch_max(number, Ordering::AcqRel);
