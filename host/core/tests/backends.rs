@@ -8,10 +8,13 @@
 use std::time::{Duration, Instant};
 
 use easycaching::store::{CacheId, Outcome, QueueId, SqliteStore, Store, Target, Write};
-use easycaching::{CacheManager, Durability, Error, Json, Quota};
+use easycaching::{CacheManager, CacheManagerBuilder, Durability, Error, Json, Quota};
 
 mod common;
 use common::json;
+#[path = "backends/model.rs"]
+mod model;
+use model::random_operations_agree_with_a_model;
 
 /// The environment variable naming the PostgreSQL server of the tests.
 #[cfg(feature = "postgres")]
@@ -45,12 +48,15 @@ impl Db {
 
     /// A manager on this database; call again for another "process" on the same database.
     fn open(&self) -> CacheManager {
+        self.builder().open().unwrap()
+    }
+
+    /// A builder of a manager on this database, to open one with options of its own.
+    fn builder(&self) -> CacheManagerBuilder {
         match self {
-            Db::Sqlite(dir) => CacheManager::open(dir.path().join("test.db")).unwrap(),
+            Db::Sqlite(dir) => CacheManager::builder(dir.path().join("test.db")),
             #[cfg(feature = "postgres")]
-            Db::Postgres { url, schema } => {
-                CacheManager::builder_postgres(url).postgres_schema(schema).open().unwrap()
-            }
+            Db::Postgres { url, schema } => CacheManager::builder_postgres(url).postgres_schema(schema),
         }
     }
 
@@ -127,6 +133,8 @@ backend_tests!(
     a_key_with_a_nul_character,
     a_set_of_many_entries_counts_each_key_once,
     disk_usage_tells_the_free_pages_a_clear_leaves_in_the_file,
+    a_cache_deleted_elsewhere_is_gone_at_once_and_made_again_anew,
+    random_operations_agree_with_a_model,
 );
 
 /// Polls `check` until it holds, for at most 10 s.
@@ -331,6 +339,23 @@ fn handles_to_deleted_caches_and_queues_fail(db: &Db) {
     assert!(matches!(queue.put(json("1")), Err(Error::QueueDeleted(_))));
     assert!(matches!(queue.peek(), Err(Error::QueueDeleted(_))));
     assert!(!manager.delete_queue("gone").unwrap());
+}
+
+/// A cache that another manager deleted is gone for this one at once, and one made again
+/// opens as the new one, in every backend: on PostgreSQL, before the notification of the
+/// delete has arrived, the manager asks the server rather than hand out its handle to the
+/// deleted cache.
+fn a_cache_deleted_elsewhere_is_gone_at_once_and_made_again_anew(db: &Db) {
+    let (a, b) = (db.open(), db.open());
+    let old = b.create_cache("again").unwrap();
+    old.set("old", json("1")).unwrap();
+    assert!(a.delete_cache("again").unwrap());
+    assert!(matches!(b.open_cache("again"), Err(Error::NoSuchCache(_))));
+    let again = b.create_cache("again").unwrap();
+    again.set("new", json("2")).unwrap();
+    assert_eq!(again.get("old").unwrap(), None);
+    assert_eq!(a.open_cache("again").unwrap().get("new").unwrap(), Some(json("2")));
+    assert!(matches!(old.set("old", json("3")), Err(Error::CacheDeleted(_))));
 }
 
 fn two_managers_see_each_others_writes(db: &Db) {
