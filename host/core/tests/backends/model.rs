@@ -6,8 +6,10 @@
 //! entries, values of at most 8 bytes, none; every read must still answer what the last write,
 //! from whichever manager, left. On PostgreSQL another host's LRU learns of a write a moment
 //! later (see the README), so there every manager reads the server, and the model checks the
-//! store's own rules. Now and then a manager is closed and opened again, as a restarted process
-//! is. When a sequence fails, proptest shrinks it to a short one and prints it.
+//! store's own rules. Manager 1's handles are held to a quota, which the others' writes may
+//! take the cache past. Now and then a manager is closed and opened again, as a restarted
+//! process is, and the cache or the queue is dropped and made again, leaving handles to the
+//! dropped one behind. When a sequence fails, proptest shrinks it to a short one and prints it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -54,6 +56,9 @@ const DELTAS: &[i64] = &[1, -1, 5, 1_000_000, i64::MAX, i64::MIN];
 
 /// A TTL that outlasts any test: entries set with it must not expire during one.
 const LONG_TTL: Duration = Duration::from_secs(3600);
+
+/// How many sequences a run tries, unless `PROPTEST_CASES` says otherwise.
+const SEQUENCES: u32 = 128;
 
 /// How many managers share the database.
 const MANAGERS: usize = 3;
@@ -226,39 +231,40 @@ fn op(key_set: &'static [&'static str]) -> impl Strategy<Value = Op> {
     let value = || select(VALUES);
     let keys = move || prop::collection::vec(key(), 0..4);
     let values = move || prop::collection::vec(value(), 0..4);
+    // Drops are rare, so that most operations reach a cache and a queue that exist.
     prop_oneof![
-        4 => (by(), key(), value()).prop_map(|(by, key, value)| Op::Set { by, key, value }),
-        1 => (by(), key(), value()).prop_map(|(by, key, value)| Op::SetWithTtl { by, key, value }),
-        1 => (by(), prop::collection::vec((key(), value()), 0..4))
+        20 => (by(), key(), value()).prop_map(|(by, key, value)| Op::Set { by, key, value }),
+        5 => (by(), key(), value()).prop_map(|(by, key, value)| Op::SetWithTtl { by, key, value }),
+        5 => (by(), prop::collection::vec((key(), value()), 0..4))
             .prop_map(|(by, entries)| Op::SetMany { by, entries }),
-        4 => (by(), key()).prop_map(|(by, key)| Op::Get { by, key }),
-        1 => (by(), keys()).prop_map(|(by, keys)| Op::GetMany { by, keys }),
-        2 => (by(), key()).prop_map(|(by, key)| Op::Contains { by, key }),
-        1 => (by(), key()).prop_map(|(by, key)| Op::Ttl { by, key }),
-        1 => (by(), key(), any::<bool>()).prop_map(|(by, key, ttl)| Op::Expire { by, key, ttl }),
-        2 => (by(), key(), select(DELTAS)).prop_map(|(by, key, delta)| Op::Increment { by, key, delta }),
-        2 => (by(), key(), prop::option::of(value()), prop::option::of(value()))
+        20 => (by(), key()).prop_map(|(by, key)| Op::Get { by, key }),
+        5 => (by(), keys()).prop_map(|(by, keys)| Op::GetMany { by, keys }),
+        10 => (by(), key()).prop_map(|(by, key)| Op::Contains { by, key }),
+        5 => (by(), key()).prop_map(|(by, key)| Op::Ttl { by, key }),
+        5 => (by(), key(), any::<bool>()).prop_map(|(by, key, ttl)| Op::Expire { by, key, ttl }),
+        10 => (by(), key(), select(DELTAS)).prop_map(|(by, key, delta)| Op::Increment { by, key, delta }),
+        10 => (by(), key(), prop::option::of(value()), prop::option::of(value()))
             .prop_map(|(by, key, expected, value)| Op::CompareAndSwap { by, key, expected, value }),
-        2 => (by(), key()).prop_map(|(by, key)| Op::Delete { by, key }),
-        1 => (by(), keys()).prop_map(|(by, keys)| Op::DeleteMany { by, keys }),
-        1 => by().prop_map(|by| Op::Clear { by }),
-        1 => by().prop_map(|by| Op::Len { by }),
-        1 => (by(), 1..4usize).prop_map(|(by, page)| Op::Entries { by, page }),
-        1 => (by(), 1..4usize).prop_map(|(by, page)| Op::Keys { by, page }),
-        2 => (by(), value()).prop_map(|(by, value)| Op::Put { by, value }),
-        1 => (by(), values()).prop_map(|(by, values)| Op::PutMany { by, values }),
-        2 => (by(), 0..4usize).prop_map(|(by, max)| Op::Take { by, max }),
-        1 => (by(), values()).prop_map(|(by, values)| Op::GiveBack { by, values }),
-        1 => by().prop_map(|by| Op::Peek { by }),
-        1 => by().prop_map(|by| Op::QueueLen { by }),
-        1 => by().prop_map(|by| Op::QueueClear { by }),
-        1 => by().prop_map(|by| Op::Reopen { by }),
+        10 => (by(), key()).prop_map(|(by, key)| Op::Delete { by, key }),
+        5 => (by(), keys()).prop_map(|(by, keys)| Op::DeleteMany { by, keys }),
+        5 => by().prop_map(|by| Op::Clear { by }),
+        5 => by().prop_map(|by| Op::Len { by }),
+        5 => (by(), 1..4usize).prop_map(|(by, page)| Op::Entries { by, page }),
+        5 => (by(), 1..4usize).prop_map(|(by, page)| Op::Keys { by, page }),
+        10 => (by(), value()).prop_map(|(by, value)| Op::Put { by, value }),
+        5 => (by(), values()).prop_map(|(by, values)| Op::PutMany { by, values }),
+        10 => (by(), 0..4usize).prop_map(|(by, max)| Op::Take { by, max }),
+        5 => (by(), values()).prop_map(|(by, values)| Op::GiveBack { by, values }),
+        5 => by().prop_map(|by| Op::Peek { by }),
+        5 => by().prop_map(|by| Op::QueueLen { by }),
+        5 => by().prop_map(|by| Op::QueueClear { by }),
+        5 => by().prop_map(|by| Op::Reopen { by }),
         1 => by().prop_map(|by| Op::DropCache { by }),
-        1 => by().prop_map(|by| Op::CreateCache { by }),
-        1 => by().prop_map(|by| Op::OpenCache { by }),
+        3 => by().prop_map(|by| Op::CreateCache { by }),
+        3 => by().prop_map(|by| Op::OpenCache { by }),
         1 => by().prop_map(|by| Op::DropQueue { by }),
-        1 => by().prop_map(|by| Op::CreateQueue { by }),
-        1 => by().prop_map(|by| Op::OpenQueue { by }),
+        3 => by().prop_map(|by| Op::CreateQueue { by }),
+        3 => by().prop_map(|by| Op::OpenQueue { by }),
     ]
 }
 
@@ -274,7 +280,7 @@ pub fn random_operations_agree_with_a_model(db: &Db) {
     let sequence = AtomicUsize::new(0);
     // `PROPTEST_CASES=5000` hunts longer.
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok());
-    let cases = cases.unwrap_or(128);
+    let cases = cases.unwrap_or(SEQUENCES);
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
     let outcome = runner.run(&prop::collection::vec(op(keys_of(db)), 1..40), |ops| {
         // Each sequence, and each of its shrunk versions, works on a cache and a queue of its own.
@@ -286,7 +292,11 @@ pub fn random_operations_agree_with_a_model(db: &Db) {
     }
     let seen = &world.seen;
     let met = [&seen.quota_refusals, &seen.wrong_types, &seen.mismatches, &seen.reopens, &seen.gone];
-    assert!(met.iter().all(|count| count.get() > 0), "a rule no sequence met: {seen:?}");
+    // Each comes up many times in 128 sequences (quota refusals, the rarest, 5 to 24 times in
+    // 16 runs); a run of fewer may miss one.
+    if cases >= SEQUENCES {
+        assert!(met.iter().all(|count| count.get() > 0), "a rule no sequence met: {seen:?}");
+    }
 }
 
 /// What every sequence shares: the database and its managers, and what the sequences met.
