@@ -283,8 +283,8 @@ impl CacheManager {
 
     /// Deletes the cache called `name` and its entries; `true` when it existed. Handles to it
     /// fail with [`Error::CacheDeleted`] from then on, in every process (on PostgreSQL, another
-    /// host's handles read the cache as empty until that host hears of the delete, a moment
-    /// later; their writes fail at once).
+    /// host learns of the delete a moment later, or at once when one of its writes finds the
+    /// cache gone; until then its handles read the cache as empty).
     pub fn delete_cache(&self, name: &str) -> Result<bool> {
         validate_name(name)?;
         match self.shared.write(Write::DropCache { name: name.to_owned() })? {
@@ -401,19 +401,7 @@ impl CacheManager {
     /// of which may have deleted the cache).
     fn registered_cache(&self, name: &str) -> Result<Option<Cache>> {
         self.shared.refresh()?;
-        let Some(state) = self.shared.registered_by_name(name) else {
-            return Ok(None);
-        };
-        // A store that hears of other processes' commits a moment late may not have heard yet
-        // that this cache was deleted (and perhaps made again, under a new identity): the
-        // database tells. Identities are never reused, so another one means this one is gone.
-        if !self.shared.store.change_token_is_exact()
-            && self.shared.store.find_cache(name)? != Some(state.target.id)
-        {
-            self.shared.unregister(state.target.id);
-            return Ok(None);
-        }
-        Ok(Some(self.handle(state)))
+        Ok(self.shared.registered_by_name(name).map(|state| self.handle(state)))
     }
 
     fn handle(&self, state: Arc<CacheState>) -> Cache {

@@ -133,7 +133,7 @@ backend_tests!(
     a_key_with_a_nul_character,
     a_set_of_many_entries_counts_each_key_once,
     disk_usage_tells_the_free_pages_a_clear_leaves_in_the_file,
-    a_cache_deleted_elsewhere_is_gone_at_once_and_made_again_anew,
+    a_write_that_finds_its_cache_deleted_elsewhere_forgets_it,
     random_operations_agree_with_a_model,
 );
 
@@ -341,21 +341,25 @@ fn handles_to_deleted_caches_and_queues_fail(db: &Db) {
     assert!(!manager.delete_queue("gone").unwrap());
 }
 
-/// A cache that another manager deleted is gone for this one at once, and one made again
-/// opens as the new one, in every backend: on PostgreSQL, before the notification of the
-/// delete has arrived, the manager asks the server rather than hand out its handle to the
-/// deleted cache.
-fn a_cache_deleted_elsewhere_is_gone_at_once_and_made_again_anew(db: &Db) {
+/// A write through a handle to a cache that another manager deleted fails at once, in every
+/// backend (the database checks), and from then on this manager knows the cache is gone: its
+/// handles fail, and opening the cache again finds none, or the one made since. On PostgreSQL
+/// this is how a manager learns of the delete before the notification of it arrives: its
+/// commit takes in the changes committed before it.
+fn a_write_that_finds_its_cache_deleted_elsewhere_forgets_it(db: &Db) {
     let (a, b) = (db.open(), db.open());
     let old = b.create_cache("again").unwrap();
     old.set("old", json("1")).unwrap();
     assert!(a.delete_cache("again").unwrap());
+    assert!(matches!(old.set("old", json("2")), Err(Error::CacheDeleted(_))));
+    assert!(matches!(old.get("old"), Err(Error::CacheDeleted(_))));
     assert!(matches!(b.open_cache("again"), Err(Error::NoSuchCache(_))));
+    a.create_cache("again").unwrap().set("new", json("3")).unwrap();
+    assert!(matches!(old.delete("old"), Err(Error::CacheDeleted(_))));
     let again = b.create_cache("again").unwrap();
-    again.set("new", json("2")).unwrap();
-    assert_eq!(again.get("old").unwrap(), None);
-    assert_eq!(a.open_cache("again").unwrap().get("new").unwrap(), Some(json("2")));
-    assert!(matches!(old.set("old", json("3")), Err(Error::CacheDeleted(_))));
+    assert_eq!(again.get("new").unwrap(), Some(json("3")));
+    again.set("from b", json("4")).unwrap();
+    assert_eq!(a.open_cache("again").unwrap().len().unwrap(), 2);
 }
 
 fn two_managers_see_each_others_writes(db: &Db) {
@@ -938,6 +942,42 @@ fn a_dropped_postgres_manager_closes_its_connections_while_others_write() {
         writing.store(false, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(open, 0, "connections of the dropped managers still open after 10 s");
     });
+}
+
+/// A write that finds its cache deleted by another host makes this host forget the cache at
+/// once, before the notification of the delete arrives (here, while its listening connection
+/// is down, which it makes again after a second): its commit takes in the changes committed
+/// before it, so opening the cache again finds none, then the one made since, never the
+/// deleted one.
+#[cfg(feature = "postgres")]
+#[test]
+fn a_postgres_write_that_finds_its_cache_deleted_forgets_it_before_the_notification() {
+    let Some(db) =
+        Db::postgres("a_postgres_write_that_finds_its_cache_deleted_forgets_it_before_the_notification")
+    else {
+        return;
+    };
+    let Db::Postgres { url, schema } = &db else { unreachable!() };
+    let application = format!("easycaching-deaf-{}", std::process::id());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let named = format!("{url}{separator}application_name={application}");
+    let deaf = CacheManager::builder_postgres(&named).postgres_schema(schema).open().unwrap();
+    let old = deaf.create_cache("again").unwrap();
+    old.set("old", json("1")).unwrap();
+    let other = db.open();
+    let mut admin = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+             WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+            &[&application],
+        )
+        .unwrap();
+    assert!(other.delete_cache("again").unwrap());
+    assert!(matches!(old.set("old", json("2")), Err(Error::CacheDeleted(_))));
+    assert!(matches!(deaf.open_cache("again"), Err(Error::NoSuchCache(_))));
+    other.create_cache("again").unwrap().set("new", json("3")).unwrap();
+    assert_eq!(deaf.create_cache("again").unwrap().get("new").unwrap(), Some(json("3")));
 }
 
 /// A manager whose connections the server drops (a restart, a failover, an administrator or a

@@ -122,10 +122,6 @@ impl Store for Counting {
         self.inner.change_token()
     }
 
-    fn change_token_is_exact(&self) -> bool {
-        self.inner.change_token_is_exact()
-    }
-
     fn change_cursor(&self) -> Result<i64> {
         self.inner.change_cursor()
     }

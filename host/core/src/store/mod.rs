@@ -523,16 +523,6 @@ pub trait Store: Send + Sync + 'static {
     /// The current change token: no I/O, no system call.
     fn change_token(&self) -> ChangeToken;
 
-    /// Whether [`change_token`](Store::change_token) moves as soon as another process
-    /// commits, so that a token that has not moved means no change was missed (SQLite's
-    /// wal-index header). When `false`, as this default answers, other processes' changes may
-    /// be heard of a moment after their commit (PostgreSQL's notifications), and the manager
-    /// asks the database before it hands out a handle to a cache it already knows, which
-    /// another process may have deleted meanwhile.
-    fn change_token_is_exact(&self) -> bool {
-        false
-    }
-
     /// The change-log cursor as of now: changes after it are yet to come.
     fn change_cursor(&self) -> Result<i64>;
 

@@ -815,11 +815,6 @@ impl Store for SqliteStore {
         self.wal_index.token()
     }
 
-    /// The wal-index header changes with every commit; without it every token is new.
-    fn change_token_is_exact(&self) -> bool {
-        true
-    }
-
     fn change_cursor(&self) -> Result<i64> {
         self.read_then(|conn, _| change_cursor(conn), |_| false)
     }
