@@ -895,6 +895,14 @@ fn a_role_that_does_not_own_the_tables_opens_a_schema_of_this_version() {
     assert_eq!(db.open().open_cache("shared").unwrap().get("k").unwrap(), Some(json("2")));
 }
 
+/// `url` with `application_name` set, so that the test can find (and end) the connections
+/// made with it in `pg_stat_activity`.
+#[cfg(feature = "postgres")]
+fn with_application_name(url: &str, application: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}application_name={application}")
+}
+
 /// A dropped manager lets go of its connections, the one listening for commits included,
 /// while other hosts go on writing (the listener once waited for a pause in their commits).
 #[cfg(feature = "postgres")]
@@ -906,8 +914,7 @@ fn a_dropped_postgres_manager_closes_its_connections_while_others_write() {
     };
     let Db::Postgres { url, schema } = &db else { unreachable!() };
     let application = format!("easycaching-closed-{}", std::process::id());
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let named = format!("{url}{separator}application_name={application}");
+    let named = with_application_name(url, &application);
     let writer = db.open();
     let cache = writer.create_cache("busy").unwrap();
     let writing = std::sync::atomic::AtomicBool::new(true);
@@ -959,8 +966,7 @@ fn a_postgres_write_that_finds_its_cache_deleted_forgets_it_before_the_notificat
     };
     let Db::Postgres { url, schema } = &db else { unreachable!() };
     let application = format!("easycaching-deaf-{}", std::process::id());
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let named = format!("{url}{separator}application_name={application}");
+    let named = with_application_name(url, &application);
     let deaf = CacheManager::builder_postgres(&named).postgres_schema(schema).open().unwrap();
     let old = deaf.create_cache("again").unwrap();
     old.set("old", json("1")).unwrap();
@@ -991,8 +997,7 @@ fn a_postgres_manager_carries_on_after_its_connections_are_dropped() {
     };
     let Db::Postgres { url, schema } = &db else { unreachable!() };
     let application = format!("easycaching-dropped-{}", std::process::id());
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let named = format!("{url}{separator}application_name={application}");
+    let named = with_application_name(url, &application);
     // No LRU: every read reaches the server, through the pool of read connections.
     let manager =
         CacheManager::builder_postgres(&named).postgres_schema(schema).lru_capacity(0).open().unwrap();
