@@ -4,7 +4,9 @@
 //! Each operation is made through one of three managers sharing the database, as three
 //! processes would share it. On SQLite they keep their LRUs as unlike as they can be: two
 //! entries, values of at most 8 bytes, none; every read must still answer what the last write,
-//! from whichever manager, left. On PostgreSQL another host's LRU learns of a write a moment
+//! from whichever manager, left. Two of them checkpoint the log every few pages, so that it
+//! starts over again and again under the others, and the third writes with
+//! `Durability::Normal`, as a command given `--durability normal` beside a server would. On PostgreSQL another host's LRU learns of a write a moment
 //! later (see the README), so there every manager reads the server, the model checks the
 //! store's own rules, and a drop is waited for until every manager has heard of it. Manager 1's
 //! handles are held to a quota, which the others' writes may
@@ -17,7 +19,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use easycaching::{Cache, CacheManager, Error, Json, Queue, Quota};
+use easycaching::{Cache, CacheManager, Durability, Error, Json, Queue, Quota};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -322,13 +324,14 @@ fn count(counter: &Cell<usize>) {
     counter.set(counter.get() + 1);
 }
 
-/// A manager with the LRU of manager `by` (see the module's docs).
+/// A manager with the LRU and the settings of manager `by` (see the module's docs).
 fn open(db: &Db, by: usize) -> CacheManager {
     let builder = db.builder();
     let builder = match (db.is_postgres(), by) {
-        (true, _) | (false, 2) => builder.lru_capacity(0),
-        (false, 0) => builder.lru_capacity(2),
-        (false, _) => builder.max_cached_value_bytes(8),
+        (true, _) => builder.lru_capacity(0),
+        (false, 2) => builder.lru_capacity(0).durability(Durability::Normal),
+        (false, 0) => builder.lru_capacity(2).checkpoint_pages(3),
+        (false, _) => builder.max_cached_value_bytes(8).checkpoint_pages(2),
     };
     builder.open().unwrap()
 }
