@@ -284,7 +284,7 @@ impl CacheManager {
     /// Deletes the cache called `name` and its entries; `true` when it existed. Handles to it
     /// fail with [`Error::CacheDeleted`] from then on, in every process (on PostgreSQL, another
     /// host learns of the delete a moment later, or at once when one of its writes finds the
-    /// cache gone; until then its handles read the cache as empty).
+    /// cache gone; until then its reads answer what its LRU held, and find nothing else).
     pub fn delete_cache(&self, name: &str) -> Result<bool> {
         validate_name(name)?;
         match self.shared.write(Write::DropCache { name: name.to_owned() })? {
