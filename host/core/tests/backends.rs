@@ -972,13 +972,15 @@ fn a_postgres_write_that_finds_its_cache_deleted_forgets_it_before_the_notificat
     old.set("old", json("1")).unwrap();
     let other = db.open();
     let mut admin = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
-             WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+    let deafened: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+             WHERE application_name = $1 AND query LIKE 'LISTEN%') AS terminated",
             &[&application],
         )
-        .unwrap();
+        .unwrap()
+        .get(0);
+    assert_eq!(deafened, 1, "the listening connection, ended");
     assert!(other.delete_cache("again").unwrap());
     assert!(matches!(old.set("old", json("2")), Err(Error::CacheDeleted(_))));
     assert!(matches!(deaf.open_cache("again"), Err(Error::NoSuchCache(_))));
