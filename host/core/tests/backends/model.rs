@@ -17,9 +17,9 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use easycaching::{Cache, CacheManager, Durability, Error, Json, Queue, Quota};
+use easycaching::{Cache, CacheManager, Durability, Error, Json, Page, Queue, Quota};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -547,8 +547,7 @@ impl<'a> Sequence<'a> {
             Op::QueueLen { by } => {
                 let queue = &self.queues[by];
                 let counted = (queue.len().map_err(unexpected)?, queue.size_bytes().map_err(unexpected)?);
-                let bytes = self.items.iter().map(|item| item.len() as u64).sum();
-                prop_assert_eq!(counted, (self.items.len() as u64, bytes), "items and bytes");
+                prop_assert_eq!(counted, self.queue_usage(), "items and bytes");
             }
             Op::QueueClear { by } => {
                 prop_assert_eq!(self.queues[by].clear().map_err(unexpected)?, self.items.len() as u64);
@@ -607,9 +606,9 @@ impl<'a> Sequence<'a> {
 
     /// Polls until `heard` holds for every manager, for at most 10 s.
     fn until_every_manager(&self, heard: impl Fn(&CacheManager) -> bool) -> Step {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while !self.world.managers.borrow().iter().all(&heard) {
-            prop_assert!(std::time::Instant::now() < deadline, "not heard by every manager within 10 s");
+            prop_assert!(Instant::now() < deadline, "not heard by every manager within 10 s");
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(())
@@ -720,7 +719,7 @@ impl<'a> Sequence<'a> {
 
     /// Items put at the back through manager `by`, as `write_entries` for the queue.
     fn put_items(&mut self, by: usize, result: easycaching::Result<()>, values: &[&str]) -> Step {
-        let before = (self.items.len() as u64, self.items.iter().map(|item| item.len() as u64).sum::<u64>());
+        let before = self.queue_usage();
         let added: u64 = values.iter().map(|value| value.len() as u64).sum();
         let after = (before.0 + values.len() as u64, before.1 + added);
         if within_quota(by, before, after) {
@@ -738,17 +737,9 @@ impl<'a> Sequence<'a> {
     }
 
     fn check_entries(&self, by: usize, page: usize) -> Step {
-        let mut listed = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let got = self.caches[by].entries(cursor.as_deref(), page).map_err(unexpected)?;
-            prop_assert!(got.items.len() <= page, "a page of {} entries, {page} asked", got.items.len());
-            listed.extend(got.items.into_iter().map(|(key, value)| (key, value.as_str().to_owned())));
-            match got.next {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
+        let listed = every_page(page, |cursor| self.caches[by].entries(cursor, page))?;
+        let listed: Vec<(String, String)> =
+            listed.into_iter().map(|(key, value)| (key, value.as_str().to_owned())).collect();
         let expected: Vec<(String, String)> =
             self.entries.iter().map(|(key, (value, _))| (key.clone(), value.clone())).collect();
         prop_assert_eq!(listed, expected);
@@ -756,17 +747,7 @@ impl<'a> Sequence<'a> {
     }
 
     fn check_keys(&self, by: usize, page: usize) -> Step {
-        let mut listed = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let got = self.caches[by].keys(cursor.as_deref(), page).map_err(unexpected)?;
-            prop_assert!(got.items.len() <= page, "a page of {} keys, {page} asked", got.items.len());
-            listed.extend(got.items);
-            match got.next {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
+        let listed = every_page(page, |cursor| self.caches[by].keys(cursor, page))?;
         prop_assert_eq!(listed, self.entries.keys().cloned().collect::<Vec<_>>());
         Ok(())
     }
@@ -791,6 +772,11 @@ impl<'a> Sequence<'a> {
             prop_assert_eq!(texts(rest), expected, "at the end, the queue's items");
         }
         Ok(())
+    }
+
+    /// The queue's items and bytes, as the model holds it.
+    fn queue_usage(&self) -> (u64, u64) {
+        (self.items.len() as u64, self.items.iter().map(|item| item.len() as u64).sum())
     }
 
     fn value(&self, key: &str) -> Option<String> {
@@ -819,6 +805,25 @@ fn with_quota_of<T>(by: usize, handle: T, with_quota: fn(&T, Quota) -> T) -> T {
 fn usage(entries: &BTreeMap<String, (String, bool)>) -> (u64, u64) {
     let bytes = entries.iter().map(|(key, (value, _))| (key.len() + value.len()) as u64).sum();
     (entries.len() as u64, bytes)
+}
+
+/// Every item of the pages `fetch` answers from the start, each page checked to hold at most
+/// `page` items.
+fn every_page<T>(
+    page: usize,
+    fetch: impl Fn(Option<&str>) -> easycaching::Result<Page<T>>,
+) -> Result<Vec<T>, TestCaseError> {
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let got = fetch(cursor.as_deref()).map_err(unexpected)?;
+        prop_assert!(got.items.len() <= page, "a page of {} items, {page} asked", got.items.len());
+        listed.extend(got.items);
+        match got.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(listed),
+        }
+    }
 }
 
 /// An error where the model expects none.
