@@ -59,6 +59,7 @@ mod clock;
 mod error;
 mod group_commit;
 mod json;
+mod lease;
 mod limits;
 mod manager;
 mod names;
@@ -72,6 +73,7 @@ pub use clock::MAX_TTL;
 pub use error::{Error, Result};
 pub use group_commit::WriteStats;
 pub use json::Json;
+pub use lease::{Leased, Receipt};
 pub use limits::{
     DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES, Limits, MAX_PAGE_BYTES,
     MAX_PAGE_ITEMS, MAX_RESPONSE_BYTES, Quota,

@@ -1,6 +1,7 @@
 //! [`Queue`]: a handle to one named, persistent FIFO queue.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -9,7 +10,7 @@ use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS};
 use crate::manager::{Shared, unexpected};
 use crate::paging::{Paged, Scan};
 use crate::store::{Outcome, Page, QueueId, Stats, Target, Write};
-use crate::{Error, Json, Quota, Result};
+use crate::{Error, Json, Leased, Quota, Receipt, Result};
 
 /// A handle to one named queue: first in, first out, kept in the database.
 ///
@@ -22,6 +23,13 @@ use crate::{Error, Json, Quota, Result};
 /// a `get` runs, or after it and before the item is handled, has lost that item; nothing
 /// redelivers it. Items a process took but cannot handle, while it lives, go back to the front
 /// with [`give_back`](Queue::give_back).
+///
+/// Delivery *at least once* takes a lease: [`lease`](Queue::lease) hands out the oldest item
+/// waiting and leaves it in the queue, hidden from other takers, until it is acknowledged
+/// ([`ack`](Queue::ack)) or released ([`release`](Queue::release)), or its lease ends, when it
+/// is handed out again in its place. A holder killed halfway loses nothing; an item may then
+/// be handled twice, so handle items in a way that a second time does no harm. See
+/// [`Receipt`](crate::Receipt).
 ///
 /// ```
 /// use easycaching::{CacheManager, Json};
@@ -113,6 +121,66 @@ impl Queue {
         }
     }
 
+    /// Hands out the oldest item waiting under a lease of `lease` (1 ms to 100 years): the
+    /// item stays in the queue, and no [`get`](Queue::get) or `lease` hands it out again,
+    /// until it is acknowledged with [`ack`](Queue::ack) (removed, durable when that returns)
+    /// or released with [`release`](Queue::release), or until the lease ends: then it waits
+    /// again in its place, ahead of items put after it. `None` when no item waits. The lease
+    /// is durable when this returns. Delivery is at least once (see [`Queue`]): choose a lease
+    /// longer than handling an item takes, or an item still being handled is handed out to
+    /// another taker too.
+    ///
+    /// ```
+    /// use easycaching::CacheManager;
+    /// use std::time::Duration;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = CacheManager::open(dir.path().join("app.db"))?;
+    /// let jobs = manager.create_queue("jobs")?;
+    /// jobs.put_value("resize")?;
+    /// jobs.put_value("upload")?;
+    ///
+    /// let first = jobs.lease(Duration::from_secs(30))?.expect("an item waits");
+    /// assert_eq!(first.value.deserialize::<String>()?, "resize");
+    /// // Hidden from other takers while leased, but still in the queue.
+    /// assert_eq!(jobs.peek()?.as_deref(), Some(r#""upload""#));
+    /// assert_eq!(jobs.len()?, 2);
+    ///
+    /// assert!(jobs.ack(&first.receipt)?); // handled: removed
+    /// assert_eq!(jobs.len()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lease(&self, lease: Duration) -> Result<Option<Leased>> {
+        let lease_ms = crate::lease::lease_ms(lease)?;
+        match self.shared.write(Write::Lease { queue: self.target.clone(), lease_ms })? {
+            Outcome::Leased(leased) => Ok(leased),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Removes the item leased under `receipt`, done with it; durable when it returns. `false`,
+    /// and nothing changed, when the item is no longer under that lease: released, or handed
+    /// out again after the lease ended (to [`get`](Queue::get) or another `lease`), or
+    /// cleared. An item whose lease ended but that nobody took since is removed all the same.
+    pub fn ack(&self, receipt: &Receipt) -> Result<bool> {
+        self.end_lease(Write::Ack { queue: self.target.clone(), receipt: *receipt })
+    }
+
+    /// Ends the lease under `receipt` at once: the item waits again in its place (ahead of
+    /// items put after it), for this or another taker, and its next lease counts one more
+    /// [delivery](Receipt::deliveries). `false`, as for [`ack`](Queue::ack), when the item is
+    /// no longer under that lease.
+    pub fn release(&self, receipt: &Receipt) -> Result<bool> {
+        self.end_lease(Write::Release { queue: self.target.clone(), receipt: *receipt })
+    }
+
+    fn end_lease(&self, write: Write) -> Result<bool> {
+        match self.shared.write(write)? {
+            Outcome::Found(found) => Ok(found),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Puts items taken by [`get`](Queue::get) or [`get_many`](Queue::get_many) back at the
     /// front of the queue, ahead of every item waiting, in the order given (oldest first):
     /// for items that were taken but could not be handled, so that they are not lost. Durable
@@ -151,13 +219,15 @@ impl Queue {
         Ok(())
     }
 
-    /// The oldest item, left in place; `None` when the queue is empty.
+    /// The oldest item waiting (the one [`get`](Queue::get) would take), left in place;
+    /// `None` when none waits. Items under a lease are passed over.
     pub fn peek(&self) -> Result<Option<Json>> {
         self.shared.store.peek(&self.target)
     }
 
-    /// Every item waiting, oldest first, fetched a page at a time and left in place: for
-    /// looking into a queue without taking from it. While others put and take, an item that
+    /// Every item in the queue, oldest first, fetched a page at a time and left in place: for
+    /// looking into a queue without taking from it. Items under a [lease](Queue::lease) are
+    /// among them, as they are counted by [`len`](Queue::len). While others put and take, an item that
     /// stays in the queue for the whole iteration is seen exactly once, and the items seen come
     /// in queue order, none twice; items put meanwhile may be seen, items taken meanwhile may
     /// have been. An item taken and [given back](Queue::give_back) meanwhile goes back to the
@@ -190,7 +260,8 @@ impl Queue {
         self.shared.store.queue_items(&self.target, after, limit, MAX_PAGE_BYTES)
     }
 
-    /// How many items are waiting.
+    /// How many items the queue holds: those waiting, and those under a
+    /// [lease](Queue::lease) not yet acknowledged.
     pub fn len(&self) -> Result<u64> {
         Ok(self.stats()?.entries)
     }
@@ -207,7 +278,7 @@ impl Queue {
             .ok_or_else(|| Error::QueueDeleted(self.name().to_owned()))
     }
 
-    /// Whether no item is waiting.
+    /// Whether the queue holds no item (none waiting, none under a lease).
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }

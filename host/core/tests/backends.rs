@@ -135,6 +135,7 @@ backend_tests!(
     disk_usage_tells_the_free_pages_a_clear_leaves_in_the_file,
     a_write_that_finds_its_cache_deleted_elsewhere_forgets_it,
     random_operations_agree_with_a_model,
+    leased_items_come_back_unless_acknowledged,
 );
 
 /// Polls `check` until it holds, for at most 10 s.
@@ -324,6 +325,82 @@ fn queues_are_fifo_and_give_back_goes_first(db: &Db) {
     assert_eq!(queue.size_bytes().unwrap(), 0);
     let listed = manager.list_queues().unwrap();
     assert_eq!((listed[0].name.as_str(), listed[0].entries), ("jobs", 0));
+}
+
+/// A leased item stays in its queue, hidden from every taker of every manager, until it is
+/// acknowledged (gone), released (handed out again in its place, one delivery more) or its
+/// lease ends; a receipt names one lease of one item, and no later lease or other item.
+fn leased_items_come_back_unless_acknowledged(db: &Db) {
+    const LONG: Duration = Duration::from_secs(3600);
+    let manager = db.open();
+    let other = db.open();
+    let queue = manager.create_queue("jobs").unwrap();
+    let theirs = other.open_queue("jobs").unwrap();
+    let items = |queue: &easycaching::Queue| queue.items().map(|item| item.unwrap()).collect::<Vec<_>>();
+    assert_eq!(queue.lease(LONG).unwrap(), None);
+    queue.put_many(["1", "2", "3", "4"].map(json)).unwrap();
+
+    let first = queue.lease(LONG).unwrap().expect("an item waits");
+    assert_eq!((&first.value, first.receipt.deliveries()), (&json("1"), 1));
+    assert!(first.receipt.ends_at() > std::time::SystemTime::now() + LONG - Duration::from_secs(60));
+    assert_eq!(theirs.peek().unwrap(), Some(json("2")), "hidden from the other manager");
+    let second = theirs.lease(LONG).unwrap().expect("an item waits");
+    assert_eq!(second.value, json("2"));
+    assert_eq!((queue.len().unwrap(), queue.size_bytes().unwrap()), (4, 4), "leased items are held");
+    assert_eq!(items(&queue), ["1", "2", "3", "4"].map(json));
+    // `get` passes over the leased items, and removes only what it hands out.
+    assert_eq!(queue.get_many(10).unwrap(), ["3", "4"].map(json));
+    assert_eq!(items(&theirs), ["1", "2"].map(json));
+    assert_eq!((queue.get().unwrap(), queue.peek().unwrap()), (None, None));
+
+    assert!(queue.ack(&second.receipt).unwrap(), "any handle acknowledges");
+    assert!(!theirs.ack(&second.receipt).unwrap(), "acknowledged once");
+    assert_eq!((queue.len().unwrap(), queue.size_bytes().unwrap()), (1, 1));
+    let elsewhere = manager.create_queue("elsewhere").unwrap();
+    elsewhere.put(json("1")).unwrap();
+    assert!(!elsewhere.ack(&first.receipt).unwrap(), "a receipt names an item of its own queue");
+    assert_eq!(elsewhere.len().unwrap(), 1);
+
+    // Released: it waits again, ahead of items put after it, and the old receipt is spent.
+    queue.put(json("5")).unwrap();
+    assert!(theirs.release(&first.receipt).unwrap());
+    assert!(!queue.release(&first.receipt).unwrap());
+    assert!(!queue.ack(&first.receipt).unwrap());
+    let again = theirs.lease(LONG).unwrap().expect("the released item");
+    assert_eq!((&again.value, again.receipt.deliveries()), (&json("1"), 2));
+    assert_ne!(again.receipt, first.receipt);
+
+    // A lease that ends: the item waits again, and the ended lease's receipt no longer
+    // acknowledges once another taker has it...
+    let short = queue.lease(Duration::from_millis(50)).unwrap().expect("item 5");
+    assert_eq!(short.value, json("5"));
+    assert_eq!(queue.peek().unwrap(), None);
+    eventually("the item of an ended lease waits again", || queue.peek().unwrap() == Some(json("5")));
+    let retaken = theirs.lease(LONG).unwrap().expect("item 5 again");
+    assert_eq!((&retaken.value, retaken.receipt.deliveries()), (&json("5"), 2));
+    assert!(!queue.ack(&short.receipt).unwrap());
+    assert!(theirs.release(&retaken.receipt).unwrap());
+    // ...but does while nobody has taken it over; `get` takes one whose lease ended.
+    let short = queue.lease(Duration::from_millis(50)).unwrap().expect("item 5");
+    eventually("the item of an ended lease waits again", || queue.peek().unwrap() == Some(json("5")));
+    assert!(queue.ack(&short.receipt).unwrap());
+    queue.put(json("6")).unwrap();
+    let short = queue.lease(Duration::from_millis(50)).unwrap().expect("item 6");
+    eventually("the item of an ended lease waits again", || queue.peek().unwrap() == Some(json("6")));
+    assert_eq!(queue.get().unwrap(), Some(json("6")));
+    assert!(!queue.ack(&short.receipt).unwrap());
+    assert_eq!(items(&queue), [json("1")]);
+
+    for refused in [Duration::ZERO, easycaching::MAX_TTL + Duration::from_millis(1)] {
+        assert!(matches!(queue.lease(refused), Err(Error::InvalidArgument(_))), "{refused:?}");
+    }
+    assert_eq!(queue.clear().unwrap(), 1, "a clear removes leased items");
+    assert!(!theirs.ack(&again.receipt).unwrap());
+    assert_eq!((queue.len().unwrap(), queue.size_bytes().unwrap()), (0, 0));
+    assert!(manager.delete_queue("jobs").unwrap());
+    assert!(matches!(queue.lease(LONG), Err(Error::QueueDeleted(_))));
+    assert!(matches!(theirs.ack(&again.receipt), Err(Error::QueueDeleted(_))));
+    assert!(matches!(theirs.release(&again.receipt), Err(Error::QueueDeleted(_))));
 }
 
 fn handles_to_deleted_caches_and_queues_fail(db: &Db) {
@@ -793,16 +870,18 @@ fn keys_up_to_the_limit_work_whatever_their_length(db: &Db) {
 
 /// Schemas made by older PostgreSQL builds are turned into this version when opened, and keep
 /// their data: version 1 (a primary key over whole keys, commits counted in `meta.commits`) and
-/// version 2 (the key's prefix indexed, commits still counted in `meta`). Commit numbers go on
-/// from the old count, never back, and another manager still sees each commit.
+/// version 2 (the key's prefix indexed, commits still counted in `meta`) and version 3 (no
+/// leases on queue items). Commit numbers go on from the old count, never back, another manager
+/// still sees each commit, and items put before leases can be leased.
 #[cfg(feature = "postgres")]
 #[test]
 fn postgres_schemas_of_older_versions_are_upgraded() {
-    for old_version in [1, 2] {
+    for old_version in [1, 2, 3] {
         let name = format!("postgres_schema_of_version_{old_version}_is_upgraded");
         let Some(db) = Db::postgres(&name) else { return };
         let Db::Postgres { url, schema } = &db else { unreachable!() };
         db.open().create_cache("old").unwrap().set("kept", json("1")).unwrap();
+        db.open().create_queue("jobs").unwrap().put(json("1")).unwrap();
         let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
         let version_of = |client: &mut ::postgres::Client| -> i64 {
             client.query_one(&format!("SELECT schema_version FROM \"{schema}\".meta"), &[]).unwrap().get(0)
@@ -811,13 +890,20 @@ fn postgres_schemas_of_older_versions_are_upgraded() {
             1 => "DROP INDEX entries_by_key; ALTER TABLE entries ADD PRIMARY KEY (cache_id, key);",
             _ => "",
         };
+        let counted_commits = match old_version {
+            1 | 2 => {
+                "DROP SEQUENCE commit_seq; ALTER TABLE meta ADD COLUMN commits bigint NOT NULL DEFAULT 0;
+                      UPDATE meta SET commits = 41;"
+            }
+            _ => "",
+        };
         client
             .batch_execute(&format!(
                 "SET search_path TO \"{schema}\";
                  {whole_key_index}
-                 DROP SEQUENCE commit_seq;
-                 ALTER TABLE meta ADD COLUMN commits bigint NOT NULL DEFAULT 0;
-                 UPDATE meta SET schema_version = {old_version}, commits = 41;"
+                 {counted_commits}
+                 ALTER TABLE queue_items DROP COLUMN lease_ends, DROP COLUMN deliveries;
+                 UPDATE meta SET schema_version = {old_version};"
             ))
             .unwrap();
         assert_eq!(version_of(&mut client), old_version);
@@ -852,7 +938,13 @@ fn postgres_schemas_of_older_versions_are_upgraded() {
             &mut client,
             "SELECT last_value FROM pg_sequences WHERE schemaname = $1 AND sequencename = 'commit_seq'",
         );
-        assert_eq!(last_commit, 43, "commit numbers go on from the old count");
+        if old_version < 3 {
+            assert_eq!(last_commit, 43, "commit numbers go on from the old count");
+        }
+        let jobs = manager.open_queue("jobs").unwrap();
+        let leased = jobs.lease(Duration::from_secs(60)).unwrap().expect("the item from before");
+        assert_eq!((&leased.value, leased.receipt.deliveries()), (&json("1"), 1));
+        assert!(jobs.ack(&leased.receipt).unwrap());
         assert_eq!(cache.len().unwrap(), 2);
         eventually("the other manager hears of the upgraded schema's commits", || {
             seen.get(&long).unwrap() == Some(json("3"))

@@ -384,7 +384,9 @@ fn a_database_of_the_schema_before_expiry_is_migrated_in_place_with_its_data() {
         conn.execute_batch(SCHEMA_2).unwrap();
         conn.execute_batch(
             "INSERT INTO caches (id, name, entry_count, byte_count) VALUES (1, 'old', 2, 6);
-             INSERT INTO entries (cache_id, key, value) VALUES (1, 'a', '1'), (1, 'b', '\"x\"');",
+             INSERT INTO entries (cache_id, key, value) VALUES (1, 'a', '1'), (1, 'b', '\"x\"');
+             INSERT INTO queues (id, name, item_count, byte_count) VALUES (1, 'jobs', 2, 2);
+             INSERT INTO queue_items (queue_id, value) VALUES (1, '1'), (1, '2');",
         )
         .unwrap();
     }
@@ -397,10 +399,17 @@ fn a_database_of_the_schema_before_expiry_is_migrated_in_place_with_its_data() {
     cache.set_with_ttl("a", json("2"), SHORT).unwrap();
     eventually("an entry given a TTL after the migration expires", || gone(&cache, "a"));
     assert_eq!(keys(&cache), ["b"]);
-    drop((cache, manager));
+    // Items from before leases wait, and are leased and acknowledged as any other.
+    let jobs = manager.open_queue("jobs").unwrap();
+    let leased = jobs.lease(Duration::from_secs(60)).unwrap().expect("an item from before");
+    assert_eq!((leased.value, leased.receipt.deliveries()), (json("1"), 1));
+    assert_eq!(jobs.get().unwrap(), Some(json("2")));
+    assert!(jobs.ack(&leased.receipt).unwrap());
+    assert_eq!(jobs.len().unwrap(), 0);
+    drop((cache, jobs, manager));
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[test]
@@ -408,6 +417,6 @@ fn a_database_of_a_schema_newer_than_this_build_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new.db");
     drop(CacheManager::open(&path).unwrap());
-    rusqlite::Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 5;").unwrap();
-    assert!(matches!(CacheManager::open(&path), Err(Error::SchemaTooNew { found: 5, supported: 4, .. })));
+    rusqlite::Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 6;").unwrap();
+    assert!(matches!(CacheManager::open(&path), Err(Error::SchemaTooNew { found: 6, supported: 5, .. })));
 }

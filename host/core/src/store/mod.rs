@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use self::postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use crate::{Json, Quota, Result};
+use crate::{Json, Leased, Quota, Receipt, Result};
 
 /// The identity of a cache in the database. Never reused, so a handle to a deleted cache can
 /// never reach a new cache that got the same name.
@@ -196,6 +196,36 @@ pub enum Write {
         /// The queue.
         queue: Target<QueueId>,
     },
+    /// Hands out the oldest item not under a lease (one whose lease has ended counts as
+    /// waiting), leaving it in place under a lease that ends `lease_ms` from the write's now,
+    /// and counting one more delivery of it. Outcome: [`Outcome::Leased`], `None` when no
+    /// item waits. Leased items stay in the queue: they count toward its length and quota,
+    /// and [`Write::ClearQueue`] removes them; [`Write::Take`] and [`Store::peek`] pass over
+    /// them while their lease lasts.
+    Lease {
+        /// The queue.
+        queue: Target<QueueId>,
+        /// How long the lease lasts, in milliseconds (checked: 1 ms to 100 years).
+        lease_ms: u64,
+    },
+    /// Removes the item under the lease `receipt` names: done with. Outcome:
+    /// [`Outcome::Found`], false (and nothing changed) when the item is no longer under that
+    /// lease: released, taken or leased again after the lease ended, or cleared. A lease that
+    /// ended with the item still untaken is acknowledged all the same.
+    Ack {
+        /// The queue.
+        queue: Target<QueueId>,
+        /// The lease.
+        receipt: Receipt,
+    },
+    /// Ends the lease `receipt` names at once, so that the item is handed out again, in its
+    /// place. Outcome: [`Outcome::Found`], as for [`Write::Ack`].
+    Release {
+        /// The queue.
+        queue: Target<QueueId>,
+        /// The lease.
+        receipt: Receipt,
+    },
 }
 
 /// What a successful [`Write`] did.
@@ -220,8 +250,11 @@ pub enum Outcome {
     Integer(i64),
     /// Whether a [`Write::CompareAndSwap`] found what it expected and made its change.
     Swapped(bool),
-    /// Whether a [`Write::Expire`] found a value to change.
+    /// Whether a [`Write::Expire`] found a value to change, or a [`Write::Ack`] or
+    /// [`Write::Release`] the item under its lease.
     Found(bool),
+    /// The item a [`Write::Lease`] handed out, if any waited.
+    Leased(Option<Leased>),
 }
 
 /// A value read from a store, with when it expires.

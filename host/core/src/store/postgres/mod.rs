@@ -54,7 +54,7 @@
 //!
 //! - **Keys with NUL characters**, which Postgres text cannot hold: a write that would store
 //!   one fails with [`Error::InvalidArgument`], which names the key, and every other call
-//!   treats such a key as absent (see [`storable`]), as none can be stored.
+//!   treats such a key as absent (see `storable` in this module), as none can be stored.
 //!
 //! What it does not do: backups and restores (use `pg_dump`) and client certificates.
 //!
@@ -144,9 +144,10 @@ use io_threads::{IoThreads, in_runtime};
 
 /// The schema this build creates and understands (`meta.schema_version`). Version 1 indexed
 /// whole keys (a primary key on `entries`); 2 indexes their prefix; 3 numbers commits with
-/// sequence `commit_seq` where 1 and 2 counted them in `meta.commits`. Opening a schema of an
-/// older version turns it into this one.
-pub const SCHEMA_VERSION: i64 = 3;
+/// sequence `commit_seq` where 1 and 2 counted them in `meta.commits`; 4 adds leases on queue
+/// items (`queue_items.lease_ends` and `deliveries`, as the SQLite schema's version 5 does).
+/// Opening a schema of an older version turns it into this one.
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The schema used when none is chosen.
 pub const DEFAULT_SCHEMA: &str = "easycaching";
@@ -206,6 +207,8 @@ const SCHEMA: &str = concat!(
         value    text NOT NULL,
         PRIMARY KEY (queue_id, pos)
     );
+    ALTER TABLE queue_items ADD COLUMN IF NOT EXISTS lease_ends bigint;
+    ALTER TABLE queue_items ADD COLUMN IF NOT EXISTS deliveries bigint NOT NULL DEFAULT 0;
     CREATE SEQUENCE IF NOT EXISTS change_seq;
     CREATE TABLE IF NOT EXISTS change_log (
         seq      bigint PRIMARY KEY,
@@ -1044,11 +1047,13 @@ impl Store for PostgresStore {
     }
 
     fn peek(&self, queue: &Target<QueueId>) -> Result<Option<Json>> {
+        let now = crate::clock::now_ms();
         let row = self.read(|client| {
             client.query_opt(
-                "SELECT (SELECT value FROM queue_items WHERE queue_id = q.id ORDER BY pos LIMIT 1)
+                "SELECT (SELECT value FROM queue_items
+                         WHERE queue_id = q.id AND (lease_ends IS NULL OR lease_ends <= $2) ORDER BY pos LIMIT 1)
                  FROM queues q WHERE q.id = $1",
-                &[&queue.id.0],
+                &[&queue.id.0, &now],
             )
         })?;
         let row = row.ok_or_else(|| Error::QueueDeleted(queue.name.to_string()))?;

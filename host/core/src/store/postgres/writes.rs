@@ -14,7 +14,7 @@ use super::{SWEEP_ROWS, Server};
 use crate::limits::MAX_PAGE_BYTES;
 use crate::store::rules::{self, EntryWrites, cache_deleted, queue_deleted};
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
-use crate::{Error, Json, Quota, Result};
+use crate::{Error, Json, Leased, Quota, Receipt, Result};
 
 /// `change_log.kind`: one key was written or removed.
 pub(super) const KIND_KEY: i16 = 0;
@@ -356,6 +356,9 @@ impl<'c> Batch<'c> {
             Write::Take { queue, max } => self.take(queue, *max),
             Write::GiveBack { queue, values } => self.give_back(queue, values),
             Write::ClearQueue { queue } => self.clear_queue(queue),
+            Write::Lease { queue, lease_ms } => self.lease(queue, *lease_ms),
+            Write::Ack { queue, receipt } => self.ack(queue, receipt),
+            Write::Release { queue, receipt } => self.release(queue, receipt),
         }
     }
 
@@ -619,7 +622,9 @@ impl<'c> Batch<'c> {
     fn take(&mut self, queue: &Target<QueueId>, max: usize) -> WriteResult {
         let rows = self.client.query(
             "WITH front AS (SELECT pos, sum(octet_length(value)) OVER (ORDER BY pos) - octet_length(value) AS before
-                     FROM (SELECT pos, value FROM queue_items WHERE queue_id = $1 ORDER BY pos LIMIT $2) AS f),
+                     FROM (SELECT pos, value FROM queue_items
+                           WHERE queue_id = $1 AND (lease_ends IS NULL OR lease_ends <= $4)
+                           ORDER BY pos LIMIT $2) AS f),
                  taken AS (DELETE FROM queue_items
                      WHERE queue_id = $1 AND pos = ANY(ARRAY(SELECT pos FROM front WHERE before < $3))
                      RETURNING pos, value),
@@ -629,7 +634,7 @@ impl<'c> Batch<'c> {
                      WHERE id = $1 AND EXISTS (SELECT 1 FROM taken))
              SELECT pos, value FROM taken
              UNION ALL SELECT NULL, NULL WHERE EXISTS (SELECT 1 FROM queues WHERE id = $1)",
-            &[&queue.id.0, &(max.min(i64::MAX as usize) as i64), &(MAX_PAGE_BYTES as i64)],
+            &[&queue.id.0, &(max.min(i64::MAX as usize) as i64), &(MAX_PAGE_BYTES as i64), &self.now()],
         )?;
         // Besides the items, one row without an item says that the queue exists.
         let mut exists = false;
@@ -670,6 +675,61 @@ impl<'c> Batch<'c> {
             )?
             .try_get(0)?;
         self.insert_items(queue, first, values)
+    }
+
+    /// Leases the oldest item waiting (see [`Write::Lease`]) in one statement, which also
+    /// tells whether the queue exists.
+    fn lease(&mut self, queue: &Target<QueueId>, lease_ms: u64) -> WriteResult {
+        let now = self.now();
+        let ends = crate::clock::expiry(now, lease_ms);
+        let rows = self.client.query(
+            "WITH leased AS (UPDATE queue_items SET lease_ends = $3, deliveries = deliveries + 1
+                     WHERE queue_id = $1 AND pos = (SELECT pos FROM queue_items
+                         WHERE queue_id = $1 AND (lease_ends IS NULL OR lease_ends <= $2) ORDER BY pos LIMIT 1)
+                     RETURNING pos, deliveries, value)
+             SELECT pos, deliveries, value FROM leased
+             UNION ALL SELECT NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM leased)
+                 AND EXISTS (SELECT 1 FROM queues WHERE id = $1)",
+            &[&queue.id.0, &now, &ends],
+        )?;
+        // No row: no such queue; a row without an item: nothing waits.
+        let row = rows.first().ok_or_else(|| queue_deleted(queue))?;
+        let Some(item) = row.try_get::<_, Option<i64>>(0)? else {
+            return Ok(Outcome::Leased(None));
+        };
+        let deliveries: i64 = row.try_get(1)?;
+        let value = Json::trusted(row.try_get::<_, String>(2)?);
+        Ok(Outcome::Leased(Some(Leased { value, receipt: Receipt { item, deliveries, ends_ms: ends } })))
+    }
+
+    /// Removes the item under the lease `receipt` names and takes it off the counts, in one
+    /// statement.
+    fn ack(&mut self, queue: &Target<QueueId>, receipt: &Receipt) -> WriteResult {
+        let row = self.client.query_opt(
+            "WITH acked AS (DELETE FROM queue_items
+                     WHERE queue_id = $1 AND pos = $2 AND deliveries = $3 AND lease_ends = $4
+                     RETURNING octet_length(value) AS bytes),
+                 counted AS (UPDATE queues
+                     SET item_count = greatest(item_count - 1, 0),
+                         byte_count = greatest(byte_count - (SELECT bytes FROM acked), 0)
+                     WHERE id = $1 AND EXISTS (SELECT 1 FROM acked))
+             SELECT EXISTS (SELECT 1 FROM acked) FROM queues WHERE id = $1",
+            &[&queue.id.0, &receipt.item, &receipt.deliveries, &receipt.ends_ms],
+        )?;
+        let acked: bool = row.ok_or_else(|| queue_deleted(queue))?.try_get(0)?;
+        Ok(Outcome::Found(acked))
+    }
+
+    fn release(&mut self, queue: &Target<QueueId>, receipt: &Receipt) -> WriteResult {
+        let row = self.client.query_opt(
+            "WITH released AS (UPDATE queue_items SET lease_ends = NULL
+                     WHERE queue_id = $1 AND pos = $2 AND deliveries = $3 AND lease_ends = $4
+                     RETURNING pos)
+             SELECT EXISTS (SELECT 1 FROM released) FROM queues WHERE id = $1",
+            &[&queue.id.0, &receipt.item, &receipt.deliveries, &receipt.ends_ms],
+        )?;
+        let released: bool = row.ok_or_else(|| queue_deleted(queue))?.try_get(0)?;
+        Ok(Outcome::Found(released))
     }
 
     fn clear_queue(&mut self, queue: &Target<QueueId>) -> WriteResult {
@@ -897,7 +957,12 @@ fn replay_bytes(write: &Write) -> usize {
         | Write::DropCache { name }
         | Write::CreateQueue { name, .. }
         | Write::DropQueue { name } => name.len(),
-        Write::Clear { .. } | Write::Take { .. } | Write::ClearQueue { .. } => 0,
+        Write::Clear { .. }
+        | Write::Take { .. }
+        | Write::ClearQueue { .. }
+        | Write::Lease { .. }
+        | Write::Ack { .. }
+        | Write::Release { .. } => 0,
     }
 }
 

@@ -748,10 +748,11 @@ impl Store for SqliteStore {
     fn peek(&self, queue: &Target<QueueId>) -> Result<Option<Json>> {
         let found: Option<Option<Json>> = self.read(|conn| {
             conn.prepare_cached(
-                "SELECT (SELECT value FROM queue_items WHERE queue_id = q.id ORDER BY id LIMIT 1)
+                "SELECT (SELECT value FROM queue_items
+                         WHERE queue_id = q.id AND (lease_ends IS NULL OR lease_ends <= ?2) ORDER BY id LIMIT 1)
                  FROM queues q WHERE q.id = ?1",
             )?
-            .query_row([queue.id.0], |row| row.get::<_, Option<String>>(0)?.map(stored_json).transpose())
+            .query_row([queue.id.0, crate::clock::now_ms()], |row| row.get::<_, Option<String>>(0)?.map(stored_json).transpose())
             .optional()
         })?;
         found.ok_or_else(|| Error::QueueDeleted(queue.name.to_string()))

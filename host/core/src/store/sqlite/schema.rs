@@ -94,6 +94,16 @@ const MIGRATIONS: &[&str] = &[
     // already running when the file is migrated does not look at the version again: every
     // process sharing a database is upgraded together.
     "-- the change log's kind 3: no table changes",
+    // 5: leases on queue items (`Write::Lease`, for delivery at least once). `lease_ends` is
+    // the unix time in milliseconds at which an item's lease ends; NULL, the default, or a
+    // time passed means the item waits. `deliveries` counts the leases an item was handed out
+    // under, and with the item's id and `lease_ends` names one lease (a `Receipt`). No index:
+    // a take passes over the leased items at the front, which are as many as takers at work.
+    // An older build opening the file after this refuses it (`SchemaTooNew`); one already
+    // running would hand out leased items to `get`, so, as for 3, every process sharing a
+    // database is upgraded together.
+    "ALTER TABLE queue_items ADD COLUMN lease_ends INTEGER;
+    ALTER TABLE queue_items ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The page size of a new database file, in bytes (SQLite's default is 4096). A commit writes

@@ -19,7 +19,7 @@ use super::tables::{self, CACHES, Delta, QUEUES, Table};
 use crate::limits::MAX_PAGE_BYTES;
 use crate::store::rules::{self, EntryWrites, cache_deleted, queue_deleted};
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
-use crate::{Error, Json, Quota};
+use crate::{Error, Json, Leased, Quota, Receipt};
 
 /// `change_log.kind`: one key was written or removed.
 pub(super) const KIND_KEY: i64 = 0;
@@ -246,9 +246,12 @@ impl<'b, 'c> Batch<'b, 'c> {
             Write::CreateQueue { name, quota } => create(conn, &QUEUES, name, quota),
             Write::DropQueue { name } => drop_queue(conn, name),
             Write::Put { queue, values, quota } => put(conn, queue, values, quota),
-            Write::Take { queue, max } => take(conn, queue, *max),
+            Write::Take { queue, max } => take(conn, queue, self.now(), *max),
             Write::GiveBack { queue, values } => give_back(conn, queue, values),
             Write::ClearQueue { queue } => clear_queue(conn, queue),
+            Write::Lease { queue, lease_ms } => lease(conn, queue, self.now(), *lease_ms),
+            Write::Ack { queue, receipt } => ack(conn, queue, receipt),
+            Write::Release { queue, receipt } => release(conn, queue, receipt),
         }
     }
 
@@ -609,10 +612,12 @@ fn execute_releasing(
     executed
 }
 
-fn take(conn: &Connection, queue: &Target<QueueId>, max: usize) -> WriteResult {
-    let mut oldest =
-        conn.prepare_cached("SELECT id, value FROM queue_items WHERE queue_id = ?1 ORDER BY id LIMIT ?2")?;
-    let mut rows = oldest.query(params![queue.id.0, max as i64])?;
+fn take(conn: &Connection, queue: &Target<QueueId>, now: i64, max: usize) -> WriteResult {
+    let mut oldest = conn.prepare_cached(
+        "SELECT id, value FROM queue_items
+         WHERE queue_id = ?1 AND (lease_ends IS NULL OR lease_ends <= ?3) ORDER BY id LIMIT ?2",
+    )?;
+    let mut rows = oldest.query(params![queue.id.0, max as i64, now])?;
     let mut taken: Vec<(i64, Json)> = Vec::new();
     let mut bytes = 0;
     // Up to MAX_PAGE_BYTES of values, as a page of a scan: at least one item, however large.
@@ -631,9 +636,12 @@ fn take(conn: &Connection, queue: &Target<QueueId>, max: usize) -> WriteResult {
             queue_stats(conn, queue)?;
         }
         Some((last, _)) => {
-            // The items taken are exactly this queue's items up to the last one taken.
-            conn.prepare_cached("DELETE FROM queue_items WHERE queue_id = ?1 AND id <= ?2")?
-                .execute(params![queue.id.0, last])?;
+            // The items taken are exactly this queue's items waiting up to the last one taken.
+            conn.prepare_cached(
+                "DELETE FROM queue_items
+                 WHERE queue_id = ?1 AND id <= ?2 AND (lease_ends IS NULL OR lease_ends <= ?3)",
+            )?
+            .execute(params![queue.id.0, last, now])?;
             let delta = Delta {
                 entries: -(taken.len() as i64),
                 bytes: -taken.iter().map(|(_, v)| v.len() as i64).sum::<i64>(),
@@ -665,6 +673,59 @@ fn give_back(conn: &Connection, queue: &Target<QueueId>, values: &[Json]) -> Wri
         execute_releasing(&mut insert, params![id, queue.id.0, value.as_str()], value)?;
     }
     Ok(Outcome::Done)
+}
+
+/// Leases the oldest item waiting (see [`Write::Lease`]) in one statement.
+fn lease(conn: &Connection, queue: &Target<QueueId>, now: i64, lease_ms: u64) -> WriteResult {
+    let ends = crate::clock::expiry(now, lease_ms);
+    let leased = conn
+        .prepare_cached(
+            "UPDATE queue_items SET lease_ends = ?3, deliveries = deliveries + 1
+             WHERE id = (SELECT id FROM queue_items
+                         WHERE queue_id = ?1 AND (lease_ends IS NULL OR lease_ends <= ?2) ORDER BY id LIMIT 1)
+             RETURNING id, deliveries, value",
+        )?
+        .query_row(params![queue.id.0, now, ends], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
+        })
+        .optional()?;
+    let Some((item, deliveries, value)) = leased else {
+        // Nothing waits: still an error when the queue is gone.
+        queue_stats(conn, queue)?;
+        return Ok(Outcome::Leased(None));
+    };
+    // A damaged item fails the lease, which is rolled back with the write.
+    let value = super::stored_json(value)?;
+    Ok(Outcome::Leased(Some(Leased { value, receipt: Receipt { item, deliveries, ends_ms: ends } })))
+}
+
+/// The condition that an item is still under the lease `?2`-`?4` names (its id, deliveries and
+/// end) in queue `?1`.
+const UNDER_LEASE: &str = "id = ?2 AND queue_id = ?1 AND deliveries = ?3 AND lease_ends = ?4";
+
+fn ack(conn: &Connection, queue: &Target<QueueId>, receipt: &Receipt) -> WriteResult {
+    let removed: Option<i64> = conn
+        .prepare_cached(&format!(
+            "DELETE FROM queue_items WHERE {UNDER_LEASE} RETURNING octet_length(value)"
+        ))?
+        .query_row(params![queue.id.0, receipt.item, receipt.deliveries, receipt.ends_ms], |row| row.get(0))
+        .optional()?;
+    let Some(bytes) = removed else {
+        queue_stats(conn, queue)?;
+        return Ok(Outcome::Found(false));
+    };
+    add_queue_stats_within(conn, queue, Delta { entries: -1, bytes: -bytes }, &Quota::UNLIMITED)?;
+    Ok(Outcome::Found(true))
+}
+
+fn release(conn: &Connection, queue: &Target<QueueId>, receipt: &Receipt) -> WriteResult {
+    let released = conn
+        .prepare_cached(&format!("UPDATE queue_items SET lease_ends = NULL WHERE {UNDER_LEASE}"))?
+        .execute(params![queue.id.0, receipt.item, receipt.deliveries, receipt.ends_ms])?;
+    if released == 0 {
+        queue_stats(conn, queue)?;
+    }
+    Ok(Outcome::Found(released > 0))
 }
 
 fn clear_queue(conn: &Connection, queue: &Target<QueueId>) -> WriteResult {
