@@ -105,6 +105,9 @@ fn bad_input_comes_back_as_wit_errors_and_stores_nothing() {
             "set_many with one bad value: invalid-json",
             "put invalid json: invalid-json",
             "queue len: ok 0",
+            "lease for 0 ms: invalid-argument",
+            "ack of text that is not a receipt: invalid-argument",
+            "release of a receipt never handed out: ok false",
             "open missing cache: no-such-cache",
             "open missing queue: no-such-queue",
             "create bad name: invalid-name",
@@ -170,6 +173,9 @@ fn grants_decide_what_a_plugin_reaches_and_denials_are_errors_not_traps() {
             "peek read-only queue: ok Some(1)",
             "take from read-only queue: access-denied",
             "put on read-only queue: access-denied",
+            "lease from read-only queue: access-denied",
+            "ack on read-only queue: access-denied",
+            "release on read-only queue: access-denied",
             "open ungranted queue: access-denied",
         ]
     );

@@ -252,6 +252,63 @@ fn items_taken_that_do_not_fit_in_the_guest_go_back_to_the_front_of_the_queue() 
     }
 }
 
+/// Runs `queue_taker` with `args` on `harness`'s database: the harness back, how the run
+/// ended, and what it printed, line by line.
+fn leased(harness: Harness, args: &[&str]) -> (Harness, Result<(), Error>, Vec<String>) {
+    let harness = harness.args(args.iter().copied());
+    let run = harness.run(guest("queue_taker")).unwrap();
+    let printed = lines(&String::from_utf8_lossy(&run.stdout)).into_iter().map(str::to_owned).collect();
+    (harness, run.result.map(|_| ()), printed)
+}
+
+/// Waits until the item `get` would take next is `item`: a lease on it ended.
+fn until_next_is(queue: &easycaching::Queue, item: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while queue.peek().unwrap().map(|next| next.deserialize::<String>().unwrap()).as_deref() != Some(item) {
+        assert!(Instant::now() < deadline, "the lease never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn an_item_leased_by_a_plugin_that_traps_is_handed_out_again_when_the_lease_ends() {
+    let harness = Harness::new().unwrap().allow("queue:jobs=rw");
+    harness.seed_queue("jobs", ["first", "second"]).unwrap();
+    let (harness, result, printed) = leased(harness, &["lease", "300", "trap"]);
+    assert!(matches!(result, Err(Error::Trapped { .. })), "{result:?}");
+    assert_eq!(printed, [r#"leased "first" (delivery 1, 5 bytes)"#]);
+    let jobs = harness.queue("jobs").unwrap();
+    assert_eq!(jobs.len().unwrap(), 2, "the trap lost the item");
+    assert_eq!(jobs.peek().unwrap().map(|next| next.to_string()).as_deref(), Some(r#""second""#));
+
+    until_next_is(&jobs, "first");
+    let (harness, result, printed) = leased(harness, &["lease", "60000", "ack"]);
+    result.unwrap();
+    assert_eq!(printed, [r#"leased "first" (delivery 2, 5 bytes)"#, "acknowledged: true"]);
+    assert_eq!(jobs.len().unwrap(), 1);
+    assert_eq!(jobs.get_value::<String>().unwrap().as_deref(), Some("second"));
+    let (_, result, printed) = leased(harness, &["lease", "60000", "ack"]);
+    result.unwrap();
+    assert_eq!(printed, ["nothing waits"]);
+}
+
+#[test]
+fn an_item_leased_that_does_not_fit_in_the_guest_is_handed_out_again_when_the_lease_ends() {
+    let tight = Harness::new().unwrap().allow("queue:jobs=rw");
+    let items = seed_jobs(&tight, 2, 1 << 20);
+    let tight = tight.limits(limits(|l| l.memory_bytes = 2 << 20));
+    let (tight, result, printed) = leased(tight, &["lease", "300", "ack"]);
+    let error = result.expect_err("the item cannot fit in 2 MiB of guest memory");
+    assert!(matches!(error, Error::OutOfMemory { .. } | Error::Trapped { .. }), "{error}");
+    assert!(printed.is_empty(), "the guest received something: {printed:?}");
+    let jobs = tight.queue("jobs").unwrap();
+    assert_eq!(jobs.len().unwrap(), 2);
+    until_next_is(&jobs, &items[0]);
+    let again = jobs.lease(Duration::from_secs(60)).unwrap().expect("the item, again");
+    assert_eq!(again.value.deserialize::<String>().unwrap(), items[0]);
+    assert_eq!(again.receipt.deliveries(), 2);
+}
+
 #[test]
 fn items_a_guest_received_are_taken_once_and_the_rest_wait() {
     let harness = Harness::new().unwrap().allow("queue:jobs=rw").args(["many", "50"]);

@@ -358,6 +358,31 @@ impl queues::HostQueue for EasyCaching<'_> {
         Ok(values.into_iter().map(|value| value.as_str().to_owned()).collect())
     }
 
+    /// An item leased that cannot be copied into the guest is not lost: it is handed out again
+    /// when its lease ends.
+    fn lease(
+        &mut self,
+        handle: Resource<QueueResource>,
+        lease_ms: u64,
+    ) -> Result<Option<queues::LeasedItem>> {
+        let leased = self.writable_queue(&handle)?.lease(Duration::from_millis(lease_ms))?;
+        Ok(leased.map(|leased| queues::LeasedItem {
+            value: leased.value.as_str().to_owned(),
+            receipt: leased.receipt.to_string(),
+            deliveries: leased.receipt.deliveries(),
+        }))
+    }
+
+    fn ack(&mut self, handle: Resource<QueueResource>, receipt: String) -> Result<bool> {
+        let queue = self.writable_queue(&handle)?;
+        Ok(queue.ack(&receipt.parse()?)?)
+    }
+
+    fn release(&mut self, handle: Resource<QueueResource>, receipt: String) -> Result<bool> {
+        let queue = self.writable_queue(&handle)?;
+        Ok(queue.release(&receipt.parse()?)?)
+    }
+
     fn drop(&mut self, handle: Resource<QueueResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

@@ -406,8 +406,23 @@ fn owned_keys(keys: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<String> {
 
 /// A named FIFO queue of JSON values, shared with every plugin and process using the same
 /// database. Each item is handed out at most once: `get` removes it durably before it returns,
-/// so a plugin stopped before it has handled an item has lost it.
+/// so a plugin stopped before it has handled an item has lost it. For delivery at least once,
+/// take items with [`lease`](Queue::lease) and [`ack`](Queue::ack) each once handled.
 pub struct Queue(queues::Queue);
+
+/// An item handed out by [`Queue::lease`]: it stays in the queue, hidden from other takers,
+/// until [`Queue::ack`] removes it or [`Queue::release`] hands it back, or until the lease
+/// ends, when it is handed out again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leased<T> {
+    /// The item.
+    pub value: T,
+    /// Names this lease of the item, for [`Queue::ack`] and [`Queue::release`] (text that may
+    /// be kept, and acknowledged by another plugin).
+    pub receipt: String,
+    /// How many times the item has been handed out under a lease, this time included.
+    pub deliveries: u64,
+}
 
 impl Queue {
     /// Opens the queue called `name`, creating it when it does not exist.
@@ -437,17 +452,17 @@ impl Queue {
         self.0.get()?.map(from_json).transpose()
     }
 
-    /// The oldest item, left in place.
+    /// The oldest item waiting (the one `get` would take), left in place.
     pub fn peek<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         self.0.peek()?.map(from_json).transpose()
     }
 
-    /// How many items are waiting.
+    /// How many items the queue holds, those under a lease not yet acknowledged included.
     pub fn len(&self) -> Result<u64> {
         Ok(self.0.len()?)
     }
 
-    /// Whether no item is waiting.
+    /// Whether the queue holds no item.
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
@@ -462,6 +477,44 @@ impl Queue {
     pub fn put_many<T: Serialize>(&self, values: impl IntoIterator<Item = T>) -> Result<()> {
         let values = values.into_iter().map(|value| to_json(&value)).collect::<Result<Vec<_>>>()?;
         Ok(self.0.put_many(&values)?)
+    }
+
+    /// Hands out the oldest item waiting under a lease of `lease` (rounded up to whole
+    /// milliseconds): the item stays in the queue until [`ack`](Queue::ack) removes it, and is
+    /// handed out again if it is not acknowledged before the lease ends, whatever becomes of
+    /// this plugin meanwhile. `None` when no item waits. An item that does not deserialize
+    /// into `T` stays under its lease, and the [`Error::WrongType`] holds it (lease it as a
+    /// `serde_json::Value` to see it and acknowledge it).
+    ///
+    /// ```no_run
+    /// # use easycaching_guest::Queue;
+    /// # use std::time::Duration;
+    /// # fn resize(_: &str) {}
+    /// # fn main() -> easycaching_guest::Result<()> {
+    /// let jobs = Queue::create("jobs")?;
+    /// while let Some(job) = jobs.lease::<String>(Duration::from_secs(60))? {
+    ///     resize(&job.value); // a trap here loses nothing: the job comes back in a minute
+    ///     jobs.ack(&job.receipt)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn lease<T: DeserializeOwned>(&self, lease: Duration) -> Result<Option<Leased<T>>> {
+        let Some(item) = self.0.lease(millis(lease))? else { return Ok(None) };
+        let value = from_json(item.value)?;
+        Ok(Some(Leased { value, receipt: item.receipt, deliveries: item.deliveries }))
+    }
+
+    /// Removes the item leased under `receipt`: handled. `false` when it is no longer under
+    /// that lease (released, handed out again after the lease ended, or cleared).
+    pub fn ack(&self, receipt: &str) -> Result<bool> {
+        Ok(self.0.ack(receipt)?)
+    }
+
+    /// Hands the item leased under `receipt` back at once, in its place; `false` as for
+    /// [`ack`](Queue::ack).
+    pub fn release(&self, receipt: &str) -> Result<bool> {
+        Ok(self.0.release(receipt)?)
     }
 
     /// Removes and returns up to `max` of the oldest items, oldest first. When one of them

@@ -35,6 +35,9 @@ fn main() {
         let _ = report("peek read-only queue", queue.peek::<u32>());
         let _ = report("take from read-only queue", queue.get::<u32>());
         let _ = report("put on read-only queue", queue.put(&1));
+        let _ = report("lease from read-only queue", queue.lease::<u32>(Duration::from_secs(60)));
+        let _ = report("ack on read-only queue", queue.ack("1.1.1"));
+        let _ = report("release on read-only queue", queue.release("1.1.1"));
     }
     let _ = report("open ungranted queue", Queue::open("outbox"));
 }
