@@ -127,4 +127,16 @@ export const run = command(() => {
   });
   attempt('setMany with a ttl of 0', () => cache.setMany({ m3: 3 }, { ttl: 0 }) ?? 'stored');
   attempt('the bad batch stored nothing', () => [cache.has('m3'), cache.deleteMany(['m1', 'm2'])]);
+  attempt('leases', () => {
+    queue.putMany(['a', 'b']);
+    const first = queue.lease(60000);
+    const seen = [first.value, first.deliveries, queue.peek(), queue.size, queue.release(first)];
+    const again = queue.lease(60000);
+    seen.push(again.value, again.deliveries, queue.ack(again), queue.ack(again.receipt));
+    return [...seen, queue.get(), queue.lease(60000) ?? 'none'];
+  });
+  attempt('lease for 0 ms', () => queue.lease(0));
+  attempt('lease for a string', () => queue.lease('1m'));
+  attempt('ack of text that is not a receipt', () => queue.ack('nope'));
+  attempt('ack of a number', () => queue.ack(1));
 });

@@ -164,20 +164,25 @@ function fromS64(value) {
 }
 
 /**
- * A TTL in whole milliseconds, rounded up (so that no TTL above zero is zero), as the host
+ * A TTL (or a lease, as `what` says) in whole milliseconds, rounded up (so that none above zero is zero), as the host
  * takes it (a u64): a TypeError for what is not a number; a {@link CacheError}
  * `invalid-argument`, as the host answers for 0 and TTLs over 100 years, for a negative one or
  * NaN, which a u64 cannot carry. One past `Number.MAX_SAFE_INTEGER` goes as that, for the host
  * to refuse as too long.
  */
-function ttlMs(ttl) {
+function ttlMs(ttl, what = 'TTL') {
   if (typeof ttl !== 'number') {
-    throw new TypeError(`the TTL must be a number of milliseconds, not ${ttl === null ? 'null' : typeof ttl}`);
+    throw new TypeError(`the ${what} must be a number of milliseconds, not ${ttl === null ? 'null' : typeof ttl}`);
   }
   if (Number.isNaN(ttl) || ttl < 0) {
-    throw new CacheError('invalid-argument', `a TTL of ${ttl} ms: a TTL is at least 1 ms`);
+    throw new CacheError('invalid-argument', `a ${what} of ${ttl} ms: a ${what} is at least 1 ms`);
   }
   return Math.min(Math.ceil(ttl), Number.MAX_SAFE_INTEGER);
+}
+
+/** The receipt's text, from what {@link Queue#lease} returned or the text itself. */
+function receiptOf(receipt) {
+  return text(typeof receipt === 'object' && receipt !== null ? receipt.receipt : receipt, 'the receipt');
 }
 
 /** A value from optional JSON text: `undefined` when there is none. */
@@ -525,14 +530,50 @@ export class Queue {
     return fromJson(call(() => this.#live().get()));
   }
 
-  /** The oldest item, left in place; `undefined` when the queue is empty. */
+  /** The oldest item waiting (the one `get` would take), left in place; `undefined` when none waits. */
   peek() {
     return fromJson(call(() => this.#live().peek()));
   }
 
-  /** How many items are waiting. */
+  /** How many items the queue holds, those under a lease not yet acknowledged included. */
   get size() {
     return Number(call(() => this.#live().len()));
+  }
+
+  /**
+   * Hands out the oldest item waiting under a lease of `ms` milliseconds, as
+   * `{ value, receipt, deliveries }`: the item stays in the queue until {@link Queue#ack}
+   * removes it, and is handed out again if it is not acknowledged before the lease ends,
+   * whatever becomes of this plugin meanwhile (`deliveries` counts the times, this one
+   * included). `undefined` when no item waits.
+   *
+   * @example
+   * for (let job; (job = jobs.lease(60_000)); ) {
+   *   resize(job.value); // a throw here loses nothing: the job comes back in a minute
+   *   jobs.ack(job);
+   * }
+   */
+  lease(ms) {
+    const lease = ttlMs(ms, 'lease');
+    const leased = withS64(lease, (wit) => call(() => this.#live().lease(wit)));
+    if (leased == null) return undefined;
+    return { value: JSON.parse(leased.value), receipt: leased.receipt, deliveries: Number(leased.deliveries) };
+  }
+
+  /**
+   * Removes the item leased under `receipt` (what {@link Queue#lease} returned, or its
+   * `receipt`): handled. `false` when it is no longer under that lease (released, handed out
+   * again after the lease ended, or cleared).
+   */
+  ack(receipt) {
+    const text = receiptOf(receipt);
+    return call(() => this.#live().ack(text));
+  }
+
+  /** Hands the item leased under `receipt` back at once, in its place; `false` as for {@link Queue#ack}. */
+  release(receipt) {
+    const text = receiptOf(receipt);
+    return call(() => this.#live().release(text));
   }
 
   /** Removes every item; returns how many there were. */

@@ -46,7 +46,7 @@ from collections.abc import (
     MutableMapping,
     ValuesView,
 )
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from componentize_py_types import Err
 from wit_world.imports import caches as wit_caches, manager, queues
@@ -72,6 +72,7 @@ __all__ = [
     "ABSENT",
     "Cache",
     "Queue",
+    "Leased",
     "create_cache",
     "open_cache",
     "list_caches",
@@ -222,19 +223,19 @@ def _integer(value: Any, what: str, bounds: tuple[int, int]) -> int:
 _U64_MAX = 2**64 - 1
 
 
-def _ttl_ms(ttl: Any) -> int:
-    """A TTL given in seconds (an ``int`` or ``float``) or as a ``datetime.timedelta``, in whole
-    milliseconds, rounded up (so that no TTL above zero is zero). The host refuses 0 and TTLs
-    over 100 years with :class:`InvalidArgument`; a negative one, or NaN, is refused here the
-    same way, as the WIT's unsigned integer cannot carry it."""
+def _ttl_ms(ttl: Any, what: str = "TTL") -> int:
+    """A TTL (or a lease, as ``what`` says) given in seconds (an ``int`` or ``float``) or as a
+    ``datetime.timedelta``, in whole milliseconds, rounded up (so that none above zero is
+    zero). The host refuses 0 and over 100 years with :class:`InvalidArgument`; a negative one,
+    or NaN, is refused here the same way, as the WIT's unsigned integer cannot carry it."""
     if isinstance(ttl, datetime.timedelta):
         seconds = ttl.total_seconds()
     elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
         seconds = ttl
     else:
-        raise TypeError(f"the TTL must be seconds (int or float) or a timedelta, not {type(ttl).__name__}")
+        raise TypeError(f"the {what} must be seconds (int or float) or a timedelta, not {type(ttl).__name__}")
     if isinstance(seconds, float) and math.isnan(seconds) or seconds < 0:
-        raise InvalidArgument(f"a TTL of {ttl!r}: a TTL is at least 1 ms")
+        raise InvalidArgument(f"a {what} of {ttl!r}: a {what} is at least 1 ms")
     if seconds == math.inf:
         return _U64_MAX
     if isinstance(seconds, int):
@@ -634,11 +635,26 @@ class Cache(MutableMapping[str, Any]):
         self.close()
 
 
+class Leased(NamedTuple):
+    """An item handed out by :meth:`Queue.lease`: it stays in the queue, hidden from other
+    takers, until :meth:`Queue.ack` removes it or :meth:`Queue.release` hands it back, or until
+    the lease ends, when it is handed out again."""
+
+    value: Any
+    """The item."""
+    receipt: str
+    """Names this lease of the item, for ``ack`` and ``release`` (text that may be kept, and
+    acknowledged by another plugin)."""
+    deliveries: int
+    """How many times the item has been handed out under a lease, this time included."""
+
+
 class Queue:
     """A named first-in, first-out queue of JSON values, shared with every plugin and process
     using the same database; each item is handed out at most once: ``get`` removes it durably
-    before it returns, so a plugin stopped before it has handled an item has lost it. Get one from
-    :func:`create_queue` or :func:`open_queue`.
+    before it returns, so a plugin stopped before it has handled an item has lost it. For
+    delivery at least once, take items with :meth:`lease` and :meth:`ack` each once handled.
+    Get one from :func:`create_queue` or :func:`open_queue`.
     """
 
     def __init__(self, handle: queues.Queue) -> None:
@@ -665,12 +681,40 @@ class Queue:
         return default if text is None else json.loads(text)
 
     def peek(self, default: Any = None) -> Any:
-        """The oldest item, left in place; ``default`` when the queue is empty."""
+        """The oldest item waiting (the one ``get`` would take), left in place; ``default`` when
+        none waits."""
         text = _call(self._handle.peek)
         return default if text is None else json.loads(text)
 
     def __len__(self) -> int:
+        """How many items the queue holds, those under a lease not yet acknowledged included."""
         return _call(self._handle.len)
+
+    def lease(self, lease: float | datetime.timedelta) -> Leased | None:
+        """Hands out the oldest item waiting under a lease of ``lease`` (seconds, or a
+        ``timedelta``): it stays in the queue until :meth:`ack` removes it, and is handed out
+        again if it is not acknowledged before the lease ends, whatever becomes of this plugin
+        meanwhile. ``None`` when no item waits. ::
+
+            while (job := jobs.lease(60)) is not None:
+                resize(job.value)  # an exception here loses nothing: the job comes back
+                jobs.ack(job)
+        """
+        leased = _call(self._handle.lease, _ttl_ms(lease, "lease"))
+        if leased is None:
+            return None
+        return Leased(json.loads(leased.value), leased.receipt, leased.deliveries)
+
+    def ack(self, receipt: Leased | str) -> bool:
+        """Removes the item leased under ``receipt`` (a :class:`Leased`, or its ``receipt``):
+        handled. ``False`` when it is no longer under that lease (released, handed out again
+        after the lease ended, or cleared)."""
+        return _call(self._handle.ack, _receipt(receipt))
+
+    def release(self, receipt: Leased | str) -> bool:
+        """Hands the item leased under ``receipt`` back at once, in its place; ``False`` as for
+        :meth:`ack`."""
+        return _call(self._handle.release, _receipt(receipt))
 
     def clear(self) -> int:
         """Removes every item; returns how many there were."""
@@ -697,6 +741,11 @@ class Queue:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _receipt(receipt: Any) -> str:
+    """The receipt's text, from a :class:`Leased` or the text itself."""
+    return _text(receipt.receipt if isinstance(receipt, Leased) else receipt, "the receipt")
 
 
 def create_cache(name: str) -> Cache:

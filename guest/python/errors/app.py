@@ -12,6 +12,16 @@ import easycaching
 from wit_world import exports
 
 
+def leases(queue):
+    """Leases, releases and acknowledgements, as a worker makes them; what each answered."""
+    queue.put_many(["a", "b"])
+    first = queue.lease(60)
+    seen = [first.value, first.deliveries, queue.peek(), len(queue), queue.release(first)]
+    again = queue.lease(datetime.timedelta(minutes=1))
+    seen += [again.value, again.deliveries, queue.ack(again), queue.ack(again.receipt)]
+    return seen + [queue.get(), queue.lease(60)]
+
+
 def attempt(label, action):
     """Runs ``action`` and prints what came of it: ``ok`` and the result, or the exception."""
     try:
@@ -151,3 +161,8 @@ class Run(exports.Run):
         )
         attempt("set_many with a ttl of 0", lambda: cache.set_many({"m3": 3}, ttl=0))
         attempt("the bad batch stored nothing", lambda: ("m3" in cache, cache.delete_many(["m1", "m2"])))
+        attempt("leases", lambda: leases(queue))
+        attempt("lease for 0 s", lambda: queue.lease(0))
+        attempt("lease for a str", lambda: queue.lease("1m"))
+        attempt("ack of text that is not a receipt", lambda: queue.ack("nope"))
+        attempt("ack of a number", lambda: queue.ack(1))
