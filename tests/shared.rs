@@ -383,6 +383,55 @@ fn queue_items_go_to_exactly_one_consumer_in_order_even_when_a_consumer_is_kille
     assert_eq!(seen.len() as u64, PRODUCERS * PER_PRODUCER, "items were lost");
 }
 
+/// Consumers that lease, handle and acknowledge each item, one of them killed with `kill -9`
+/// while it holds a lease, another started in its place: no item is lost, every item is
+/// acknowledged exactly once (an acknowledgement succeeds once), and the item the killed
+/// consumer held is handed out again, to another consumer, as its second delivery.
+#[test]
+fn an_item_leased_by_a_consumer_killed_while_handling_it_is_handled_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("leases.db");
+    const ITEMS: u64 = 200;
+    let jobs = CacheManager::open(&db).unwrap().create_queue("jobs").unwrap();
+    jobs.put_many((0..ITEMS).map(|i| Json::from_value(&serde_json::json!({"p": 0, "i": i})).unwrap()))
+        .unwrap();
+
+    // The victim takes one item and takes a minute to handle it: killed holding its lease.
+    let victim = Worker::spawn(&db, &["lease-consume", "jobs", "300", "60000"]);
+    let first = victim.next_line();
+    let held = first.strip_prefix("leased ").and_then(|rest| rest.strip_suffix(" 1")).map(str::to_owned);
+    let held = held.unwrap_or_else(|| panic!("not a first lease: {first}"));
+    let mut lines = victim.kill();
+    lines.insert(0, first);
+    assert_eq!(lines.len(), 1, "the victim acknowledged something: {lines:?}");
+
+    let consumers: Vec<Worker> =
+        (0..3).map(|_| Worker::spawn(&db, &["lease-consume", "jobs", "300", "1"])).collect();
+    let mut acked: HashMap<String, usize> = HashMap::new();
+    let mut deliveries: HashMap<String, u64> = HashMap::new();
+    for consumer in consumers {
+        let (status, printed) = consumer.finish();
+        assert!(status.success(), "a consumer failed: {printed:?}");
+        for line in printed {
+            let mut words = line.split(' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some("acked"), Some(item), None) => *acked.entry(item.to_owned()).or_default() += 1,
+                (Some("leased"), Some(item), Some(count)) => {
+                    let count = count.parse().unwrap();
+                    let most = deliveries.entry(item.to_owned()).or_default();
+                    *most = (*most).max(count);
+                }
+                (Some("late"), Some(_), None) => {}
+                _ => panic!("not a line of lease-consume: {line}"),
+            }
+        }
+    }
+    assert_eq!(acked.len() as u64, ITEMS, "items were lost");
+    assert!(acked.values().all(|&count| count == 1), "an item was acknowledged twice");
+    assert_eq!(deliveries.get(&held), Some(&2), "the held item was handed out again, as its second delivery");
+    assert_eq!(jobs.len().unwrap(), 0);
+}
+
 /// What a killed or finished `consume` worker printed: the items it got, and whether it was
 /// cut short inside a take (its last line "take N"), which may have removed up to N items it
 /// never got to print.

@@ -21,6 +21,13 @@
 //! easycaching-test-worker DB consume Q          takes 1 to 5 items at a time, printing "take N"
 //!                                               before each take and "got P:I P:I ..." after it,
 //!                                               until the queue has been empty for a second
+//! easycaching-test-worker DB lease-consume Q LEASE_MS HANDLE_MS
+//!                                               leases one item at a time for LEASE_MS, prints
+//!                                               "leased P:I D" (D its deliveries), sleeps HANDLE_MS
+//!                                               and acknowledges it, printing "acked P:I" (or
+//!                                               "late P:I" when the ack found it no longer under
+//!                                               that lease), until no item has waited for
+//!                                               2 x LEASE_MS + 1 s
 //! easycaching-test-worker DB share-stderr GUEST two instances of the stdio_flood guest sharing the
 //!                                               process's stderr, each with a time limit of 1s:
 //!                                               one floods it a page a write, the other (300 ms
@@ -59,6 +66,12 @@ fn main() -> ExitCode {
         "mutate" => mutate(&manager, arg(2), Duration::from_millis(number(3))),
         "put-forever" => put_forever(&manager, arg(2), number(3)),
         "consume" => consume(&manager, arg(2)),
+        "lease-consume" => lease_consume(
+            &manager,
+            arg(2),
+            Duration::from_millis(number(3)),
+            Duration::from_millis(number(4)),
+        ),
         "count" => count(&manager, number(2)),
         "swap-count" => swap_count(&manager, number(2), number(3)),
         "share-stderr" => {
@@ -234,6 +247,29 @@ fn consume(manager: &CacheManager, queue: &str) -> Result {
         emit(line);
     }
     Ok(())
+}
+
+fn lease_consume(manager: &CacheManager, queue: &str, lease: Duration, handling: Duration) -> Result {
+    let queue = manager.open_queue(queue)?;
+    let mut empty_since: Option<Instant> = None;
+    loop {
+        let Some(leased) = queue.lease(lease)? else {
+            if empty_since.get_or_insert_with(Instant::now).elapsed() > 2 * lease + Duration::from_secs(1) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        };
+        empty_since = None;
+        let item: serde_json::Value = leased.value.deserialize()?;
+        let name = format!("{}:{}", item["p"], item["i"]);
+        emit(format!("leased {name} {}", leased.receipt.deliveries()));
+        std::thread::sleep(handling);
+        match queue.ack(&leased.receipt)? {
+            true => emit(format!("acked {name}")),
+            false => emit(format!("late {name}")),
+        }
+    }
 }
 
 /// Inserts keys that sort between the stable ones and deletes them again, until time is up.
