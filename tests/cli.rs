@@ -144,6 +144,57 @@ fn queues_can_be_used_from_the_shell() {
 }
 
 #[test]
+fn queue_lease_hands_out_an_item_that_ack_removes_and_release_hands_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    ok(easycaching(&db, &["queue", "put", "jobs", r#""first""#]));
+    ok(easycaching(&db, &["queue", "put", "jobs", r#"{"n": 2}"#]));
+    let leased = |lease: &str| {
+        let printed = ok(easycaching(&db, &["queue", "lease", "jobs", "--for", lease]));
+        let (receipt, item) = printed.trim_end().split_once(' ').expect("a receipt, a space and the item");
+        (receipt.to_owned(), item.to_owned())
+    };
+    let (first, item) = leased("10m");
+    assert_eq!(item, r#""first""#);
+    assert_eq!(ok(easycaching(&db, &["queue", "peek", "jobs"])), "{\"n\": 2}\n", "hidden while leased");
+    assert_eq!(ok(easycaching(&db, &["queue", "len", "jobs"])), "2\n", "and still held");
+    let (second, item) = leased("10m");
+    assert_eq!(item, r#"{"n": 2}"#);
+    let nothing = easycaching(&db, &["queue", "get", "jobs"]);
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(stderr(&nothing).contains("has no item waiting (2 under a lease)"), "{}", stderr(&nothing));
+
+    ok(easycaching(&db, &["queue", "ack", "jobs", &second]));
+    let again = easycaching(&db, &["queue", "ack", "jobs", &second]);
+    assert_eq!(again.status.code(), Some(3), "acknowledged once");
+    assert!(stderr(&again).contains("is under the lease"), "{}", stderr(&again));
+    ok(easycaching(&db, &["queue", "release", "jobs", &first]));
+    assert_eq!(easycaching(&db, &["queue", "release", "jobs", &first]).status.code(), Some(3));
+    let (_, item) = leased("1ms");
+    assert_eq!(item, r#""first""#, "released, it is handed out again");
+
+    let bad = easycaching(&db, &["queue", "ack", "jobs", "not-a-receipt"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("is not a receipt"), "{}", stderr(&bad));
+    let zero = easycaching(&db, &["queue", "lease", "jobs", "--for", "0s"]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(stderr(&zero).contains("a lease is at least 1ms"), "{}", stderr(&zero));
+    // The 1 ms lease ended: `get` takes the item, and the queue is empty.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = easycaching(&db, &["queue", "get", "jobs"]);
+        if got.status.success() {
+            assert_eq!(String::from_utf8_lossy(&got.stdout), "\"first\"\n");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the lease never ended");
+    }
+    let empty = easycaching(&db, &["queue", "lease", "jobs", "--for", "1m"]);
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(stderr(&empty).contains("is empty"), "{}", stderr(&empty));
+}
+
+#[test]
 fn queue_dump_prints_every_item_oldest_first_and_takes_none() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shell.db");

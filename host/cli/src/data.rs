@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use easycaching::{CacheManager, Json, Limits};
+use easycaching::{CacheManager, Json, Limits, Receipt};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -168,22 +168,53 @@ pub enum QueueCommand {
         #[arg(value_parser = parse_json)]
         value: Json,
     },
-    /// Remove and print the oldest item (exit status 1 when the queue is empty).
+    /// Remove and print the oldest item (exit status 1 when none waits).
     Get {
         /// The queue to take from.
         queue: String,
     },
-    /// Print the oldest item without removing it (exit status 1 when the queue is empty).
+    /// Print the oldest item waiting without removing it (exit status 1 when none waits).
     Peek {
         /// The queue to look into.
         queue: String,
     },
-    /// Print every item waiting as a JSON line, oldest first, without removing any.
+    /// Hand out the oldest item waiting under a lease, for delivery at least once: prints its
+    /// receipt, a space and the item (exit status 1 when none waits). The item stays in the
+    /// queue, hidden, until `queue ack` removes it or `queue release` hands it back, or the
+    /// lease ends and it is handed out again.
+    #[command(after_help = "Example, a worker in the shell:
+  read -r receipt job < <(easycaching queue lease jobs --for 5m) &&
+    handle \"$job\" && easycaching queue ack jobs \"$receipt\"")]
+    Lease {
+        /// The queue to take from.
+        queue: String,
+        /// How long the lease lasts, e.g. 30s, 10m or 24h: longer than handling the item takes.
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_lease)]
+        lease: Duration,
+    },
+    /// Remove the item leased under RECEIPT: handled (exit status 3 when it is no longer under
+    /// that lease: released, handed out again after the lease ended, or cleared).
+    Ack {
+        /// The queue the item is in.
+        queue: String,
+        /// The receipt `queue lease` printed.
+        receipt: Receipt,
+    },
+    /// Hand the item leased under RECEIPT back at once, in its place (exit status 3 as for
+    /// `ack`).
+    Release {
+        /// The queue the item is in.
+        queue: String,
+        /// The receipt `queue lease` printed.
+        receipt: Receipt,
+    },
+    /// Print every item as a JSON line, oldest first, without removing any (items under a lease
+    /// too).
     Dump {
         /// The queue to print.
         queue: String,
     },
-    /// Print how many items wait.
+    /// Print how many items the queue holds (items under a lease too).
     Len {
         /// The queue to count.
         queue: String,
@@ -234,6 +265,17 @@ fn parse_json(value: &str) -> Result<Json, String> {
     })
 }
 
+/// The lease of `queue lease --for`, checked as a TTL is, before anything is opened.
+fn parse_lease(text: &str) -> Result<Duration, String> {
+    match crate::plugin_args::parse_duration(text)? {
+        Duration::ZERO => Err(format!("{text:?} is no lease: a lease is at least 1ms")),
+        lease if lease > easycaching::MAX_TTL => {
+            Err(format!("{text:?} is longer than the longest lease, 100 years"))
+        }
+        lease => Ok(lease),
+    }
+}
+
 /// The TTL of `set --ttl`: a duration as `--timeout` takes it, above zero, checked before
 /// anything is opened.
 fn parse_ttl(text: &str) -> Result<Duration, String> {
@@ -254,9 +296,10 @@ fn parse_amount(text: &str) -> Result<i64, String> {
         .map_err(|_| format!("{text:?} is not a whole number to add, like 5 or -3 (from -2^63 to 2^63-1)"))
 }
 
-/// The exit status of a `cache swap` that found another value than expected: apart from 1, an
-/// error, so that a script retrying on a mismatch does not retry on an error.
-const NOT_SWAPPED: u8 = 3;
+/// The exit status of a command whose condition did not hold: a `cache swap` that found another
+/// value than expected, a `queue ack` or `release` of an item no longer under that lease. Apart
+/// from 1, an error, so that a script retrying on a mismatch does not retry on an error.
+const NOT_AS_EXPECTED: u8 = 3;
 
 /// Prints the answer of a write already stored. When it cannot be printed, the error says what
 /// was done (`done`, followed by why printing failed), so that nobody runs the write again
@@ -429,7 +472,7 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
                 format!("{done} {key:?} in cache {cache:?}, but could not print it")
             })?;
             if !swapped {
-                return Ok(ExitCode::from(NOT_SWAPPED));
+                return Ok(ExitCode::from(NOT_AS_EXPECTED));
             }
         }
         CacheCommand::Del { cache, keys } => {
@@ -494,7 +537,7 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
         QueueCommand::Get { queue: name } => {
             let queue = manager.open_queue(&name)?;
             let Some(item) = queue.get()? else {
-                return print_found(None, &format!("queue {name:?} is empty"));
+                return print_found(None, &nothing_waits(&queue)?);
             };
             // Taken before it is printed: should it not reach stdout, it goes back to the
             // front rather than be lost.
@@ -511,9 +554,44 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
                 );
             }
         }
-        QueueCommand::Peek { queue: name } => {
-            let value = manager.open_queue(&name)?.peek()?;
-            return print_found(value, &format!("queue {name:?} is empty"));
+        QueueCommand::Lease { queue: name, lease } => {
+            let queue = manager.open_queue(&name)?;
+            let Some(leased) = queue.lease(lease)? else {
+                return print_found(None, &nothing_waits(&queue)?);
+            };
+            // Should it not reach stdout, the item is handed back at once rather than when
+            // the lease ends.
+            let mut out = Stdout::lock();
+            if let Err(error) =
+                writeln!(out, "{} {}", leased.receipt, leased.value).and_then(|()| out.flush())
+            {
+                let back = match queue.release(&leased.receipt) {
+                    Ok(_) => "it was handed back".to_owned(),
+                    Err(back) => {
+                        format!("nor hand it back ({back}): it is handed out again when its lease ends")
+                    }
+                };
+                anyhow::bail!("could not print the item leased from queue {name:?} ({error}); {back}");
+            }
+        }
+        QueueCommand::Ack { queue, receipt } => {
+            if !manager.open_queue(&queue)?.ack(&receipt)? {
+                eprintln!("no item of queue {queue:?} is under the lease {receipt} any more");
+                return Ok(ExitCode::from(NOT_AS_EXPECTED));
+            }
+        }
+        QueueCommand::Release { queue, receipt } => {
+            if !manager.open_queue(&queue)?.release(&receipt)? {
+                eprintln!("no item of queue {queue:?} is under the lease {receipt} any more");
+                return Ok(ExitCode::from(NOT_AS_EXPECTED));
+            }
+        }
+        QueueCommand::Peek { queue } => {
+            let queue = manager.open_queue(&queue)?;
+            return match queue.peek()? {
+                None => print_found(None, &nothing_waits(&queue)?),
+                value => print_found(value, ""),
+            };
         }
         QueueCommand::Dump { queue } => {
             let mut out = Stdout::lock();
@@ -539,6 +617,15 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why `queue get`, `peek` or `lease` found nothing: the queue is empty, or all it holds is
+/// under a lease.
+fn nothing_waits(queue: &easycaching::Queue) -> Result<String> {
+    Ok(match queue.len()? {
+        0 => format!("queue {:?} is empty", queue.name()),
+        leased => format!("queue {:?} has no item waiting ({leased} under a lease)", queue.name()),
+    })
 }
 
 /// `cache load`: reads the whole input and checks it against the limits the database is
