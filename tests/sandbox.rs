@@ -306,7 +306,7 @@ fn an_item_leased_that_does_not_fit_in_the_guest_is_handed_out_again_when_the_le
     until_next_is(&jobs, &items[0]);
     let again = jobs.lease(Duration::from_secs(60)).unwrap().expect("the item, again");
     assert_eq!(again.value.deserialize::<String>().unwrap(), items[0]);
-    assert_eq!(again.receipt.deliveries(), 2);
+    assert_eq!(again.deliveries, 2);
 }
 
 #[test]

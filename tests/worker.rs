@@ -263,7 +263,7 @@ fn lease_consume(manager: &CacheManager, queue: &str, lease: Duration, handling:
         empty_since = None;
         let item: serde_json::Value = leased.value.deserialize()?;
         let name = format!("{}:{}", item["p"], item["i"]);
-        emit(format!("leased {name} {}", leased.receipt.deliveries()));
+        emit(format!("leased {name} {}", leased.deliveries));
         std::thread::sleep(handling);
         match queue.ack(&leased.receipt)? {
             true => emit(format!("acked {name}")),

@@ -168,7 +168,7 @@ impl Queue {
 
     /// Ends the lease under `receipt` at once: the item waits again in its place (ahead of
     /// items put after it), for this or another taker, and its next lease counts one more
-    /// [delivery](Receipt::deliveries). `false`, as for [`ack`](Queue::ack), when the item is
+    /// [delivery](Leased::deliveries). `false`, as for [`ack`](Queue::ack), when the item is
     /// no longer under that lease.
     pub fn release(&self, receipt: &Receipt) -> Result<bool> {
         self.end_lease(Write::Release { queue: self.target.clone(), receipt: *receipt })

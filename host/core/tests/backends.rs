@@ -341,8 +341,8 @@ fn leased_items_come_back_unless_acknowledged(db: &Db) {
     queue.put_many(["1", "2", "3", "4"].map(json)).unwrap();
 
     let first = queue.lease(LONG).unwrap().expect("an item waits");
-    assert_eq!((&first.value, first.receipt.deliveries()), (&json("1"), 1));
-    assert!(first.receipt.ends_at() > std::time::SystemTime::now() + LONG - Duration::from_secs(60));
+    assert_eq!((&first.value, first.deliveries), (&json("1"), 1));
+    assert!(first.lease_ends > std::time::SystemTime::now() + LONG - Duration::from_secs(60));
     assert_eq!(theirs.peek().unwrap(), Some(json("2")), "hidden from the other manager");
     let second = theirs.lease(LONG).unwrap().expect("an item waits");
     assert_eq!(second.value, json("2"));
@@ -367,7 +367,7 @@ fn leased_items_come_back_unless_acknowledged(db: &Db) {
     assert!(!queue.release(&first.receipt).unwrap());
     assert!(!queue.ack(&first.receipt).unwrap());
     let again = theirs.lease(LONG).unwrap().expect("the released item");
-    assert_eq!((&again.value, again.receipt.deliveries()), (&json("1"), 2));
+    assert_eq!((&again.value, again.deliveries), (&json("1"), 2));
     assert_ne!(again.receipt, first.receipt);
 
     // A lease that ends: the item waits again, and the ended lease's receipt no longer
@@ -377,7 +377,7 @@ fn leased_items_come_back_unless_acknowledged(db: &Db) {
     assert_eq!(queue.peek().unwrap(), None);
     eventually("the item of an ended lease waits again", || queue.peek().unwrap() == Some(json("5")));
     let retaken = theirs.lease(LONG).unwrap().expect("item 5 again");
-    assert_eq!((&retaken.value, retaken.receipt.deliveries()), (&json("5"), 2));
+    assert_eq!((&retaken.value, retaken.deliveries), (&json("5"), 2));
     assert!(!queue.ack(&short.receipt).unwrap());
     assert!(theirs.release(&retaken.receipt).unwrap());
     // ...but does while nobody has taken it over; `get` takes one whose lease ended.
@@ -390,6 +390,22 @@ fn leased_items_come_back_unless_acknowledged(db: &Db) {
     assert_eq!(queue.get().unwrap(), Some(json("6")));
     assert!(!queue.ack(&short.receipt).unwrap());
     assert_eq!(items(&queue), [json("1")]);
+
+    // A receipt names one lease, and no lease of a later item the store puts in the same place
+    // (SQLite numbers a new item after the largest left, which was the acknowledged one).
+    queue.put(json("7")).unwrap();
+    let acked = queue.lease(LONG).unwrap().expect("item 7");
+    assert!(queue.ack(&acked.receipt).unwrap());
+    queue.put(json("8")).unwrap();
+    let later = queue.lease(LONG).unwrap().expect("item 8");
+    let place =
+        |leased: &easycaching::Leased| leased.receipt.to_string().split('.').next().unwrap().to_owned();
+    if !db.is_postgres() {
+        assert_eq!(place(&later), place(&acked), "the later item is in the same place");
+    }
+    assert!(!queue.ack(&acked.receipt).unwrap(), "an old receipt acknowledged a later item");
+    assert!(!queue.release(&acked.receipt).unwrap());
+    assert!(queue.ack(&later.receipt).unwrap());
 
     for refused in [Duration::ZERO, easycaching::MAX_TTL + Duration::from_millis(1)] {
         assert!(matches!(queue.lease(refused), Err(Error::InvalidArgument(_))), "{refused:?}");
@@ -902,7 +918,7 @@ fn postgres_schemas_of_older_versions_are_upgraded() {
                 "SET search_path TO \"{schema}\";
                  {whole_key_index}
                  {counted_commits}
-                 ALTER TABLE queue_items DROP COLUMN lease_ends, DROP COLUMN deliveries;
+                 ALTER TABLE queue_items DROP COLUMN lease_ends, DROP COLUMN lease_token, DROP COLUMN deliveries;
                  UPDATE meta SET schema_version = {old_version};"
             ))
             .unwrap();
@@ -943,7 +959,7 @@ fn postgres_schemas_of_older_versions_are_upgraded() {
         }
         let jobs = manager.open_queue("jobs").unwrap();
         let leased = jobs.lease(Duration::from_secs(60)).unwrap().expect("the item from before");
-        assert_eq!((&leased.value, leased.receipt.deliveries()), (&json("1"), 1));
+        assert_eq!((&leased.value, leased.deliveries), (&json("1"), 1));
         assert!(jobs.ack(&leased.receipt).unwrap());
         assert_eq!(cache.len().unwrap(), 2);
         eventually("the other manager hears of the upgraded schema's commits", || {

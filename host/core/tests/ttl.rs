@@ -402,7 +402,7 @@ fn a_database_of_the_schema_before_expiry_is_migrated_in_place_with_its_data() {
     // Items from before leases wait, and are leased and acknowledged as any other.
     let jobs = manager.open_queue("jobs").unwrap();
     let leased = jobs.lease(Duration::from_secs(60)).unwrap().expect("an item from before");
-    assert_eq!((leased.value, leased.receipt.deliveries()), (json("1"), 1));
+    assert_eq!((leased.value, leased.deliveries), (json("1"), 1));
     assert_eq!(jobs.get().unwrap(), Some(json("2")));
     assert!(jobs.ack(&leased.receipt).unwrap());
     assert_eq!(jobs.len().unwrap(), 0);

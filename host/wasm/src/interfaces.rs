@@ -369,7 +369,7 @@ impl queues::HostQueue for EasyCaching<'_> {
         Ok(leased.map(|leased| queues::LeasedItem {
             value: leased.value.as_str().to_owned(),
             receipt: leased.receipt.to_string(),
-            deliveries: leased.receipt.deliveries(),
+            deliveries: leased.deliveries,
         }))
     }
 

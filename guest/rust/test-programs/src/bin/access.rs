@@ -36,8 +36,8 @@ fn main() {
         let _ = report("take from read-only queue", queue.get::<u32>());
         let _ = report("put on read-only queue", queue.put(&1));
         let _ = report("lease from read-only queue", queue.lease::<u32>(Duration::from_secs(60)));
-        let _ = report("ack on read-only queue", queue.ack("1.1.1"));
-        let _ = report("release on read-only queue", queue.release("1.1.1"));
+        let _ = report("ack on read-only queue", queue.ack("1.0000000000000001"));
+        let _ = report("release on read-only queue", queue.release("1.0000000000000001"));
     }
     let _ = report("open ungranted queue", Queue::open("outbox"));
 }

@@ -145,7 +145,8 @@ use io_threads::{IoThreads, in_runtime};
 /// The schema this build creates and understands (`meta.schema_version`). Version 1 indexed
 /// whole keys (a primary key on `entries`); 2 indexes their prefix; 3 numbers commits with
 /// sequence `commit_seq` where 1 and 2 counted them in `meta.commits`; 4 adds leases on queue
-/// items (`queue_items.lease_ends` and `deliveries`, as the SQLite schema's version 5 does).
+/// items (`queue_items.lease_ends`, `lease_token` and `deliveries`, as the SQLite schema's
+/// version 5 does).
 /// Opening a schema of an older version turns it into this one.
 pub const SCHEMA_VERSION: i64 = 4;
 
@@ -208,6 +209,7 @@ const SCHEMA: &str = concat!(
         PRIMARY KEY (queue_id, pos)
     );
     ALTER TABLE queue_items ADD COLUMN IF NOT EXISTS lease_ends bigint;
+    ALTER TABLE queue_items ADD COLUMN IF NOT EXISTS lease_token bigint;
     ALTER TABLE queue_items ADD COLUMN IF NOT EXISTS deliveries bigint NOT NULL DEFAULT 0;
     CREATE SEQUENCE IF NOT EXISTS change_seq;
     CREATE TABLE IF NOT EXISTS change_log (

@@ -682,15 +682,16 @@ impl<'c> Batch<'c> {
     fn lease(&mut self, queue: &Target<QueueId>, lease_ms: u64) -> WriteResult {
         let now = self.now();
         let ends = crate::clock::expiry(now, lease_ms);
+        let token = crate::lease::new_token();
         let rows = self.client.query(
-            "WITH leased AS (UPDATE queue_items SET lease_ends = $3, deliveries = deliveries + 1
+            "WITH leased AS (UPDATE queue_items SET lease_ends = $3, lease_token = $4, deliveries = deliveries + 1
                      WHERE queue_id = $1 AND pos = (SELECT pos FROM queue_items
                          WHERE queue_id = $1 AND (lease_ends IS NULL OR lease_ends <= $2) ORDER BY pos LIMIT 1)
                      RETURNING pos, deliveries, value)
              SELECT pos, deliveries, value FROM leased
              UNION ALL SELECT NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM leased)
                  AND EXISTS (SELECT 1 FROM queues WHERE id = $1)",
-            &[&queue.id.0, &now, &ends],
+            &[&queue.id.0, &now, &ends, &token],
         )?;
         // No row: no such queue; a row without an item: nothing waits.
         let row = rows.first().ok_or_else(|| queue_deleted(queue))?;
@@ -698,23 +699,26 @@ impl<'c> Batch<'c> {
             return Ok(Outcome::Leased(None));
         };
         let deliveries: i64 = row.try_get(1)?;
-        let value = Json::trusted(row.try_get::<_, String>(2)?);
-        Ok(Outcome::Leased(Some(Leased { value, receipt: Receipt { item, deliveries, ends_ms: ends } })))
+        Ok(Outcome::Leased(Some(Leased {
+            value: Json::trusted(row.try_get::<_, String>(2)?),
+            receipt: Receipt { item, token },
+            deliveries: deliveries.max(0) as u64,
+            lease_ends: crate::lease::unix_ms(ends),
+        })))
     }
 
     /// Removes the item under the lease `receipt` names and takes it off the counts, in one
     /// statement.
     fn ack(&mut self, queue: &Target<QueueId>, receipt: &Receipt) -> WriteResult {
         let row = self.client.query_opt(
-            "WITH acked AS (DELETE FROM queue_items
-                     WHERE queue_id = $1 AND pos = $2 AND deliveries = $3 AND lease_ends = $4
+            "WITH acked AS (DELETE FROM queue_items WHERE queue_id = $1 AND pos = $2 AND lease_token = $3
                      RETURNING octet_length(value) AS bytes),
                  counted AS (UPDATE queues
                      SET item_count = greatest(item_count - 1, 0),
                          byte_count = greatest(byte_count - (SELECT bytes FROM acked), 0)
                      WHERE id = $1 AND EXISTS (SELECT 1 FROM acked))
              SELECT EXISTS (SELECT 1 FROM acked) FROM queues WHERE id = $1",
-            &[&queue.id.0, &receipt.item, &receipt.deliveries, &receipt.ends_ms],
+            &[&queue.id.0, &receipt.item, &receipt.token],
         )?;
         let acked: bool = row.ok_or_else(|| queue_deleted(queue))?.try_get(0)?;
         Ok(Outcome::Found(acked))
@@ -722,11 +726,10 @@ impl<'c> Batch<'c> {
 
     fn release(&mut self, queue: &Target<QueueId>, receipt: &Receipt) -> WriteResult {
         let row = self.client.query_opt(
-            "WITH released AS (UPDATE queue_items SET lease_ends = NULL
-                     WHERE queue_id = $1 AND pos = $2 AND deliveries = $3 AND lease_ends = $4
-                     RETURNING pos)
+            "WITH released AS (UPDATE queue_items SET lease_ends = NULL, lease_token = NULL
+                     WHERE queue_id = $1 AND pos = $2 AND lease_token = $3 RETURNING pos)
              SELECT EXISTS (SELECT 1 FROM released) FROM queues WHERE id = $1",
-            &[&queue.id.0, &receipt.item, &receipt.deliveries, &receipt.ends_ms],
+            &[&queue.id.0, &receipt.item, &receipt.token],
         )?;
         let released: bool = row.ok_or_else(|| queue_deleted(queue))?.try_get(0)?;
         Ok(Outcome::Found(released))

@@ -96,13 +96,15 @@ const MIGRATIONS: &[&str] = &[
     "-- the change log's kind 3: no table changes",
     // 5: leases on queue items (`Write::Lease`, for delivery at least once). `lease_ends` is
     // the unix time in milliseconds at which an item's lease ends; NULL, the default, or a
-    // time passed means the item waits. `deliveries` counts the leases an item was handed out
-    // under, and with the item's id and `lease_ends` names one lease (a `Receipt`). No index:
-    // a take passes over the leased items at the front, which are as many as takers at work.
-    // An older build opening the file after this refuses it (`SchemaTooNew`); one already
-    // running would hand out leased items to `get`, so, as for 3, every process sharing a
-    // database is upgraded together.
+    // time passed means the item waits. `lease_token` is the random token of the item's last
+    // lease, which its `Receipt` carries: an acknowledgement or release matches it, and no
+    // other lease's. `deliveries` counts the leases the item was handed out under. No index: a
+    // take passes over the leased items at the front, which are as many as takers at work. An
+    // older build opening the file after this refuses it (`SchemaTooNew`); one already running
+    // would hand out leased items to `get`, so, as for 3, every process sharing a database is
+    // upgraded together.
     "ALTER TABLE queue_items ADD COLUMN lease_ends INTEGER;
+    ALTER TABLE queue_items ADD COLUMN lease_token INTEGER;
     ALTER TABLE queue_items ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0;",
 ];
 

@@ -678,14 +678,15 @@ fn give_back(conn: &Connection, queue: &Target<QueueId>, values: &[Json]) -> Wri
 /// Leases the oldest item waiting (see [`Write::Lease`]) in one statement.
 fn lease(conn: &Connection, queue: &Target<QueueId>, now: i64, lease_ms: u64) -> WriteResult {
     let ends = crate::clock::expiry(now, lease_ms);
+    let token = crate::lease::new_token();
     let leased = conn
         .prepare_cached(
-            "UPDATE queue_items SET lease_ends = ?3, deliveries = deliveries + 1
+            "UPDATE queue_items SET lease_ends = ?3, lease_token = ?4, deliveries = deliveries + 1
              WHERE id = (SELECT id FROM queue_items
                          WHERE queue_id = ?1 AND (lease_ends IS NULL OR lease_ends <= ?2) ORDER BY id LIMIT 1)
              RETURNING id, deliveries, value",
         )?
-        .query_row(params![queue.id.0, now, ends], |row| {
+        .query_row(params![queue.id.0, now, ends, token], |row| {
             Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
         })
         .optional()?;
@@ -696,19 +697,23 @@ fn lease(conn: &Connection, queue: &Target<QueueId>, now: i64, lease_ms: u64) ->
     };
     // A damaged item fails the lease, which is rolled back with the write.
     let value = super::stored_json(value)?;
-    Ok(Outcome::Leased(Some(Leased { value, receipt: Receipt { item, deliveries, ends_ms: ends } })))
+    Ok(Outcome::Leased(Some(Leased {
+        value,
+        receipt: Receipt { item, token },
+        deliveries: deliveries.max(0) as u64,
+        lease_ends: crate::lease::unix_ms(ends),
+    })))
 }
 
-/// The condition that an item is still under the lease `?2`-`?4` names (its id, deliveries and
-/// end) in queue `?1`.
-const UNDER_LEASE: &str = "id = ?2 AND queue_id = ?1 AND deliveries = ?3 AND lease_ends = ?4";
+/// The condition that item `?2` of queue `?1` is still under the lease of token `?3`.
+const UNDER_LEASE: &str = "id = ?2 AND queue_id = ?1 AND lease_token = ?3";
 
 fn ack(conn: &Connection, queue: &Target<QueueId>, receipt: &Receipt) -> WriteResult {
     let removed: Option<i64> = conn
         .prepare_cached(&format!(
             "DELETE FROM queue_items WHERE {UNDER_LEASE} RETURNING octet_length(value)"
         ))?
-        .query_row(params![queue.id.0, receipt.item, receipt.deliveries, receipt.ends_ms], |row| row.get(0))
+        .query_row(params![queue.id.0, receipt.item, receipt.token], |row| row.get(0))
         .optional()?;
     let Some(bytes) = removed else {
         queue_stats(conn, queue)?;
@@ -720,8 +725,10 @@ fn ack(conn: &Connection, queue: &Target<QueueId>, receipt: &Receipt) -> WriteRe
 
 fn release(conn: &Connection, queue: &Target<QueueId>, receipt: &Receipt) -> WriteResult {
     let released = conn
-        .prepare_cached(&format!("UPDATE queue_items SET lease_ends = NULL WHERE {UNDER_LEASE}"))?
-        .execute(params![queue.id.0, receipt.item, receipt.deliveries, receipt.ends_ms])?;
+        .prepare_cached(&format!(
+            "UPDATE queue_items SET lease_ends = NULL, lease_token = NULL WHERE {UNDER_LEASE}"
+        ))?
+        .execute(params![queue.id.0, receipt.item, receipt.token])?;
     if released == 0 {
         queue_stats(conn, queue)?;
     }
