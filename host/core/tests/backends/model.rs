@@ -1,5 +1,6 @@
 //! Random sequences of operations on one cache and one queue, checked step by step against a
-//! plain in-memory model: a `BTreeMap` of keys to (JSON text, has a TTL) and a `VecDeque`.
+//! plain in-memory model: a `BTreeMap` of keys to (JSON text, has a TTL) and a `VecDeque` of
+//! items (JSON text, the lease an item is under, how often it was leased).
 //!
 //! Each operation is made through one of three managers sharing the database, as three
 //! processes would share it. On SQLite they keep their LRUs as unlike as they can be: two
@@ -19,7 +20,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use easycaching::{Cache, CacheManager, Durability, Error, Json, Page, Queue, Quota};
+use easycaching::{Cache, CacheManager, Durability, Error, Json, Page, Queue, Quota, Receipt};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -161,6 +162,19 @@ enum Op {
     QueueClear {
         by: usize,
     },
+    Lease {
+        by: usize,
+    },
+    /// Acknowledges one of the receipts handed out so far (`which`, modulo how many), whether
+    /// it still holds or not.
+    Ack {
+        by: usize,
+        which: usize,
+    },
+    Release {
+        by: usize,
+        which: usize,
+    },
     Reopen {
         by: usize,
     },
@@ -216,7 +230,10 @@ impl Op {
             | Op::GiveBack { by, .. }
             | Op::Peek { by }
             | Op::QueueLen { by }
-            | Op::QueueClear { by } => Through::Queue(by),
+            | Op::QueueClear { by }
+            | Op::Lease { by }
+            | Op::Ack { by, .. }
+            | Op::Release { by, .. } => Through::Queue(by),
             Op::Reopen { .. }
             | Op::DropCache { .. }
             | Op::CreateCache { .. }
@@ -261,6 +278,9 @@ fn op(key_set: &'static [&'static str]) -> impl Strategy<Value = Op> {
         5 => by().prop_map(|by| Op::Peek { by }),
         5 => by().prop_map(|by| Op::QueueLen { by }),
         5 => by().prop_map(|by| Op::QueueClear { by }),
+        10 => by().prop_map(|by| Op::Lease { by }),
+        5 => (by(), any::<usize>()).prop_map(|(by, which)| Op::Ack { by, which }),
+        5 => (by(), any::<usize>()).prop_map(|(by, which)| Op::Release { by, which }),
         5 => by().prop_map(|by| Op::Reopen { by }),
         1 => by().prop_map(|by| Op::DropCache { by }),
         3 => by().prop_map(|by| Op::CreateCache { by }),
@@ -294,7 +314,15 @@ pub fn random_operations_agree_with_a_model(db: &Db) {
         panic!("{failure}");
     }
     let seen = &world.seen;
-    let met = [&seen.quota_refusals, &seen.wrong_types, &seen.mismatches, &seen.reopens, &seen.gone];
+    let met = [
+        &seen.quota_refusals,
+        &seen.wrong_types,
+        &seen.mismatches,
+        &seen.reopens,
+        &seen.gone,
+        &seen.stale_receipts,
+        &seen.releases,
+    ];
     // Each comes up many times in 128 sequences (quota refusals, the rarest, 5 to 24 times in
     // 16 runs); a run of fewer may miss one.
     if cases >= SEQUENCES {
@@ -318,6 +346,10 @@ struct Seen {
     mismatches: Cell<usize>,
     reopens: Cell<usize>,
     gone: Cell<usize>,
+    /// Acknowledgements and releases of a receipt no longer under its lease.
+    stale_receipts: Cell<usize>,
+    /// Releases of an item under its lease, which waits again.
+    releases: Cell<usize>,
 }
 
 fn count(counter: &Cell<usize>) {
@@ -349,8 +381,28 @@ struct Sequence<'a> {
     cache_live: [bool; MANAGERS],
     queue_live: [bool; MANAGERS],
     entries: BTreeMap<String, (String, bool)>,
-    items: VecDeque<String>,
+    items: VecDeque<Item>,
+    /// Every receipt handed out, spent or not.
+    receipts: Vec<Receipt>,
 }
+
+/// A queue item as the model holds it.
+#[derive(Debug, Clone, PartialEq)]
+struct Item {
+    value: String,
+    /// The lease it is under (leases last longer than any test).
+    lease: Option<Receipt>,
+    deliveries: u64,
+}
+
+impl Item {
+    fn waiting(value: &str) -> Item {
+        Item { value: value.to_owned(), lease: None, deliveries: 0 }
+    }
+}
+
+/// A lease that outlasts any test: items leased with it must not come back during one.
+const LONG_LEASE: Duration = Duration::from_secs(3600);
 
 /// The outcome of one step: a test failure names what differed.
 type Step = Result<(), TestCaseError>;
@@ -380,6 +432,7 @@ impl<'a> Sequence<'a> {
             queue_live: [true; MANAGERS],
             entries: BTreeMap::new(),
             items: VecDeque::new(),
+            receipts: Vec::new(),
         };
         world.managers.borrow()[0].create_cache(name).unwrap();
         world.managers.borrow()[0].create_queue(name).unwrap();
@@ -529,7 +582,15 @@ impl<'a> Sequence<'a> {
             }
             Op::Take { by, max } => {
                 let taken = texts(self.queues[by].get_many(max).map_err(unexpected)?);
-                let expected: Vec<String> = self.items.drain(..max.min(self.items.len())).collect();
+                // The oldest items waiting, passing over those under a lease.
+                let mut expected = Vec::new();
+                self.items.retain(|item| match item.lease.is_none() && expected.len() < max {
+                    true => {
+                        expected.push(item.value.clone());
+                        false
+                    }
+                    false => true,
+                });
                 prop_assert_eq!(taken, expected);
             }
             Op::GiveBack { by, ref values } => {
@@ -537,12 +598,12 @@ impl<'a> Sequence<'a> {
                     .give_back(values.iter().map(|value| json(value)).collect())
                     .map_err(unexpected)?;
                 for value in values.iter().rev() {
-                    self.items.push_front(value.to_string());
+                    self.items.push_front(Item::waiting(value));
                 }
             }
             Op::Peek { by } => {
                 let peeked = self.queues[by].peek().map_err(unexpected)?;
-                prop_assert_eq!(text(peeked), self.items.front().cloned());
+                prop_assert_eq!(text(peeked), self.next_waiting().map(|at| self.items[at].value.clone()));
             }
             Op::QueueLen { by } => {
                 let queue = &self.queues[by];
@@ -552,6 +613,44 @@ impl<'a> Sequence<'a> {
             Op::QueueClear { by } => {
                 prop_assert_eq!(self.queues[by].clear().map_err(unexpected)?, self.items.len() as u64);
                 self.items.clear();
+            }
+            Op::Lease { by } => {
+                let leased = self.queues[by].lease(LONG_LEASE).map_err(unexpected)?;
+                let Some(at) = self.next_waiting() else {
+                    prop_assert_eq!(leased, None);
+                    return Ok(());
+                };
+                let Some(leased) = leased else {
+                    return Err(TestCaseError::fail(format!("nothing leased; {:?} waits", self.items[at])));
+                };
+                let item = &mut self.items[at];
+                item.deliveries += 1;
+                prop_assert_eq!(
+                    (leased.value.as_str(), leased.deliveries),
+                    (item.value.as_str(), item.deliveries)
+                );
+                prop_assert!(!self.receipts.contains(&leased.receipt), "a receipt handed out twice");
+                item.lease = Some(leased.receipt);
+                self.receipts.push(leased.receipt);
+            }
+            Op::Ack { by, which } | Op::Release { by, which } => {
+                let Some(&receipt) = self.receipts.get(which % self.receipts.len().max(1)) else {
+                    return Ok(());
+                };
+                let held = self.items.iter().position(|item| item.lease == Some(receipt));
+                let answered = match op {
+                    Op::Ack { .. } => self.queues[by].ack(&receipt),
+                    _ => self.queues[by].release(&receipt),
+                };
+                prop_assert_eq!(answered.map_err(unexpected)?, held.is_some());
+                match (held, op) {
+                    (None, _) => count(&self.world.seen.stale_receipts),
+                    (Some(at), Op::Ack { .. }) => drop(self.items.remove(at)),
+                    (Some(at), _) => {
+                        self.items[at].lease = None;
+                        count(&self.world.seen.releases);
+                    }
+                }
             }
             Op::Reopen { by } => {
                 // A process that ended leaves nothing behind: its manager goes, and its handles
@@ -637,13 +736,17 @@ impl<'a> Sequence<'a> {
     /// The same for a handle to a queue that was dropped.
     fn check_queue_gone(&self, by: usize) -> Step {
         let queue = &self.queues[by];
-        let calls: [(&str, easycaching::Result<()>); 6] = [
+        let receipt = self.receipts.last().copied().unwrap_or_else(|| "1.0000000000000001".parse().unwrap());
+        let calls: [(&str, easycaching::Result<()>); 9] = [
             ("peek", queue.peek().map(drop)),
             ("len", queue.len().map(drop)),
             ("put", queue.put(json("1"))),
             ("get", queue.get().map(drop)),
             ("give_back", queue.give_back(vec![json("1")])),
             ("clear", queue.clear().map(drop)),
+            ("lease", queue.lease(LONG_LEASE).map(drop)),
+            ("ack", queue.ack(&receipt).map(drop)),
+            ("release", queue.release(&receipt).map(drop)),
         ];
         self.check_gone(calls, |error| matches!(error, Error::QueueDeleted(_)))
     }
@@ -724,7 +827,7 @@ impl<'a> Sequence<'a> {
         let after = (before.0 + values.len() as u64, before.1 + added);
         if within_quota(by, before, after) {
             result.map_err(unexpected)?;
-            self.items.extend(values.iter().map(|value| value.to_string()));
+            self.items.extend(values.iter().map(|value| Item::waiting(value)));
             return Ok(());
         }
         match result {
@@ -768,15 +871,20 @@ impl<'a> Sequence<'a> {
         }
         if let Some(by) = (0..MANAGERS).find(|&by| self.queue_live[by]) {
             let rest = self.queues[by].items().collect::<Result<Vec<_>, _>>().map_err(unexpected)?;
-            let expected: Vec<String> = self.items.iter().cloned().collect();
-            prop_assert_eq!(texts(rest), expected, "at the end, the queue's items");
+            let expected: Vec<String> = self.items.iter().map(|item| item.value.clone()).collect();
+            prop_assert_eq!(texts(rest), expected, "at the end, the queue's items, leased or not");
         }
         Ok(())
     }
 
     /// The queue's items and bytes, as the model holds it.
     fn queue_usage(&self) -> (u64, u64) {
-        (self.items.len() as u64, self.items.iter().map(|item| item.len() as u64).sum())
+        (self.items.len() as u64, self.items.iter().map(|item| item.value.len() as u64).sum())
+    }
+
+    /// Where the oldest item not under a lease is.
+    fn next_waiting(&self) -> Option<usize> {
+        self.items.iter().position(|item| item.lease.is_none())
     }
 
     fn value(&self, key: &str) -> Option<String> {
