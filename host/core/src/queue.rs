@@ -227,7 +227,7 @@ impl Queue {
 
     /// Every item in the queue, oldest first, fetched a page at a time and left in place: for
     /// looking into a queue without taking from it. Items under a [lease](Queue::lease) are
-    /// among them, as they are counted by [`len`](Queue::len). While others put and take, an item that
+    /// among them, as [`len`](Queue::len) counts them. While others put and take, an item that
     /// stays in the queue for the whole iteration is seen exactly once, and the items seen come
     /// in queue order, none twice; items put meanwhile may be seen, items taken meanwhile may
     /// have been. An item taken and [given back](Queue::give_back) meanwhile goes back to the

@@ -198,10 +198,11 @@ pub enum Write {
     },
     /// Hands out the oldest item not under a lease (one whose lease has ended counts as
     /// waiting), leaving it in place under a lease that ends `lease_ms` from the write's now,
-    /// with a fresh random token (see [`Receipt`]), and counting one more delivery of it. Outcome: [`Outcome::Leased`], `None` when no
-    /// item waits. Leased items stay in the queue: they count toward its length and quota,
-    /// and [`Write::ClearQueue`] removes them; [`Write::Take`] and [`Store::peek`] pass over
-    /// them while their lease lasts.
+    /// with a fresh random token (see [`Receipt`]), and counting one more delivery of it.
+    /// Outcome: [`Outcome::Leased`], `None` when no item waits. Leased items stay in the
+    /// queue: they count toward its length and quota, and [`Write::ClearQueue`] removes them;
+    /// [`Write::Take`] and [`Store::peek`] pass over them while their lease lasts. A backend
+    /// that applies a write again (after a later one failed) draws a new token.
     Lease {
         /// The queue.
         queue: Target<QueueId>,
