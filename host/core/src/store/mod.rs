@@ -175,7 +175,8 @@ pub enum Write {
         /// The quota to hold the queue to.
         quota: Quota,
     },
-    /// Removes up to `max` items from the front. Outcome: [`Outcome::Values`], oldest first.
+    /// Removes up to `max` of the oldest items not under a lease (see [`Write::Lease`]).
+    /// Outcome: [`Outcome::Values`], oldest first.
     Take {
         /// The queue.
         queue: Target<QueueId>,

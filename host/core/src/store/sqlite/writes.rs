@@ -705,14 +705,17 @@ fn lease(conn: &Connection, queue: &Target<QueueId>, now: i64, lease_ms: u64) ->
     })))
 }
 
-/// The condition that item `?2` of queue `?1` is still under the lease of token `?3`.
-const UNDER_LEASE: &str = "id = ?2 AND queue_id = ?1 AND lease_token = ?3";
+/// Removes item `?2` of queue `?1` if it is still under the lease of token `?3`.
+const ACK: &str = "DELETE FROM queue_items WHERE id = ?2 AND queue_id = ?1 AND lease_token = ?3
+    RETURNING octet_length(value)";
+
+/// Ends the lease of token `?3` on item `?2` of queue `?1`, if the item is still under it.
+const RELEASE: &str = "UPDATE queue_items SET lease_ends = NULL, lease_token = NULL
+    WHERE id = ?2 AND queue_id = ?1 AND lease_token = ?3";
 
 fn ack(conn: &Connection, queue: &Target<QueueId>, receipt: &Receipt) -> WriteResult {
     let removed: Option<i64> = conn
-        .prepare_cached(&format!(
-            "DELETE FROM queue_items WHERE {UNDER_LEASE} RETURNING octet_length(value)"
-        ))?
+        .prepare_cached(ACK)?
         .query_row(params![queue.id.0, receipt.item, receipt.token], |row| row.get(0))
         .optional()?;
     let Some(bytes) = removed else {
@@ -724,11 +727,7 @@ fn ack(conn: &Connection, queue: &Target<QueueId>, receipt: &Receipt) -> WriteRe
 }
 
 fn release(conn: &Connection, queue: &Target<QueueId>, receipt: &Receipt) -> WriteResult {
-    let released = conn
-        .prepare_cached(&format!(
-            "UPDATE queue_items SET lease_ends = NULL, lease_token = NULL WHERE {UNDER_LEASE}"
-        ))?
-        .execute(params![queue.id.0, receipt.item, receipt.token])?;
+    let released = conn.prepare_cached(RELEASE)?.execute(params![queue.id.0, receipt.item, receipt.token])?;
     if released == 0 {
         queue_stats(conn, queue)?;
     }
