@@ -483,8 +483,9 @@ impl Queue {
     /// milliseconds): the item stays in the queue until [`ack`](Queue::ack) removes it, and is
     /// handed out again if it is not acknowledged before the lease ends, whatever becomes of
     /// this plugin meanwhile. `None` when no item waits. An item that does not deserialize
-    /// into `T` stays under its lease, and the [`Error::WrongType`] holds it (lease it as a
-    /// `serde_json::Value` to see it and acknowledge it).
+    /// into `T` is not lost: the [`Error::WrongType`] holds its JSON, and the item comes back
+    /// when the lease ends (to lease such items and acknowledge them, lease a
+    /// `serde_json::Value`).
     ///
     /// ```no_run
     /// # use easycaching_guest::Queue;
