@@ -237,6 +237,24 @@ fn an_item_that_queue_get_cannot_print_goes_back_to_the_front() {
     assert_eq!(ok(easycaching(&db, &["queue", "get", "jobs"])), "\"first\"\n");
 }
 
+/// `queue lease` that cannot print the item it leased hands it back at once, rather than
+/// leave it hidden until its lease ends.
+#[test]
+fn an_item_that_queue_lease_cannot_print_is_handed_back_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    ok(easycaching(&db, &["queue", "put", "jobs", r#""first""#]));
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let lease = ["queue", "lease", "jobs", "--for", "1h"];
+    let failed = cli().arg("--db").arg(&db).args(lease).stdout(full).output().unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(stderr(&failed).contains("it was handed back"), "{}", stderr(&failed));
+    assert_eq!(ok(easycaching(&db, &["queue", "peek", "jobs"])), "\"first\"\n", "waiting again");
+    let jobs = easycaching::CacheManager::open(&db).unwrap().open_queue("jobs").unwrap();
+    let again = jobs.lease(std::time::Duration::from_secs(60)).unwrap().expect("the item");
+    assert_eq!(again.deliveries, 2);
+}
+
 /// An item larger than the CLI's value limit (1 MiB), put by a process that allows more, goes
 /// back when `queue get` cannot print it: it was refused as "over the limit" and lost.
 #[test]
