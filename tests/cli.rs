@@ -164,7 +164,9 @@ fn queue_lease_hands_out_an_item_that_ack_removes_and_release_hands_back() {
     assert_eq!(nothing.status.code(), Some(1));
     assert!(stderr(&nothing).contains("has no item waiting (2 under a lease)"), "{}", stderr(&nothing));
 
+    ok(easycaching(&db, &["queue", "extend", "jobs", &second, "--for", "1h"]));
     ok(easycaching(&db, &["queue", "ack", "jobs", &second]));
+    assert_eq!(easycaching(&db, &["queue", "extend", "jobs", &second, "--for", "1h"]).status.code(), Some(3));
     let again = easycaching(&db, &["queue", "ack", "jobs", &second]);
     assert_eq!(again.status.code(), Some(3), "acknowledged once");
     assert!(stderr(&again).contains("is under the lease"), "{}", stderr(&again));

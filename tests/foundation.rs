@@ -176,6 +176,7 @@ fn grants_decide_what_a_plugin_reaches_and_denials_are_errors_not_traps() {
             "lease from read-only queue: access-denied",
             "ack on read-only queue: access-denied",
             "release on read-only queue: access-denied",
+            "extend on read-only queue: access-denied",
             "open ungranted queue: access-denied",
         ]
     );

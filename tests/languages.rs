@@ -198,11 +198,12 @@ fn python_gets_each_wit_error_as_its_exception_and_nothing_is_stored() {
             "set_many with a ttl: ok (None, [True, True])",
             "set_many with a ttl of 0: InvalidArgument invalid-argument",
             "the bad batch stored nothing: ok (False, 2)",
-            "leases: ok ['a', 1, 'b', 2, True, 'a', 2, True, False, 'b', None]",
+            "leases: ok ['a', 1, 'b', 2, True, 'a', 2, True, True, False, False, 'b', None]",
             "lease for 0 s: InvalidArgument invalid-argument",
             "lease for a str: TypeError",
             "ack of text that is not a receipt: InvalidArgument invalid-argument",
             "ack of a number: TypeError",
+            "extend by 0 s: InvalidArgument invalid-argument",
         ]
     );
 }
@@ -279,11 +280,12 @@ fn javascript_gets_each_wit_error_as_a_thrown_error_and_nothing_is_stored() {
             "setMany with a ttl: ok [true,true]",
             "setMany with a ttl of 0: CacheError invalid-argument",
             "the bad batch stored nothing: ok [false,2]",
-            r#"leases: ok ["a",1,"b",2,true,"a",2,true,false,"b","none"]"#,
+            r#"leases: ok ["a",1,"b",2,true,"a",2,true,true,false,false,"b","none"]"#,
             "lease for 0 ms: CacheError invalid-argument",
             "lease for a string: TypeError",
             "ack of text that is not a receipt: CacheError invalid-argument",
             "ack of a number: TypeError",
+            "extend by 0 ms: CacheError invalid-argument",
         ]
     );
 }

@@ -132,11 +132,13 @@ export const run = command(() => {
     const first = queue.lease(60000);
     const seen = [first.value, first.deliveries, queue.peek(), queue.size, queue.release(first)];
     const again = queue.lease(60000);
-    seen.push(again.value, again.deliveries, queue.ack(again), queue.ack(again.receipt));
+    seen.push(again.value, again.deliveries, queue.extend(again, 120000), queue.ack(again), queue.ack(again.receipt));
+    seen.push(queue.extend(again, 120000));
     return [...seen, queue.get(), queue.lease(60000) ?? 'none'];
   });
   attempt('lease for 0 ms', () => queue.lease(0));
   attempt('lease for a string', () => queue.lease('1m'));
   attempt('ack of text that is not a receipt', () => queue.ack('nope'));
   attempt('ack of a number', () => queue.ack(1));
+  attempt('extend by 0 ms', () => queue.extend('1.0000000000000001', 0));
 });

@@ -576,6 +576,16 @@ export class Queue {
     return call(() => this.#live().release(text));
   }
 
+  /**
+   * Makes the lease under `receipt` end `ms` milliseconds from now instead, for work that takes
+   * longer than first thought; the receipt stays the same. `false` as for {@link Queue#ack}.
+   */
+  extend(receipt, ms) {
+    const text = receiptOf(receipt);
+    const lease = ttlMs(ms, 'lease');
+    return withS64(lease, (wit) => call(() => this.#live().extend(text, wit)));
+  }
+
   /** Removes every item; returns how many there were. */
   clear() {
     return Number(call(() => this.#live().clear()));

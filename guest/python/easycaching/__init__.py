@@ -716,6 +716,12 @@ class Queue:
         :meth:`ack`."""
         return _call(self._handle.release, _receipt(receipt))
 
+    def extend(self, receipt: Leased | str, lease: float | datetime.timedelta) -> bool:
+        """Makes the lease under ``receipt`` end ``lease`` (seconds, or a ``timedelta``) from
+        now instead, for work that takes longer than first thought; the receipt stays the same.
+        ``False`` as for :meth:`ack`."""
+        return _call(self._handle.extend, _receipt(receipt), _ttl_ms(lease, "lease"))
+
     def clear(self) -> int:
         """Removes every item; returns how many there were."""
         return _call(self._handle.clear)

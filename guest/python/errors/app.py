@@ -18,7 +18,8 @@ def leases(queue):
     first = queue.lease(60)
     seen = [first.value, first.deliveries, queue.peek(), len(queue), queue.release(first)]
     again = queue.lease(datetime.timedelta(minutes=1))
-    seen += [again.value, again.deliveries, queue.ack(again), queue.ack(again.receipt)]
+    seen += [again.value, again.deliveries, queue.extend(again, 120), queue.ack(again), queue.ack(again.receipt)]
+    seen.append(queue.extend(again, 120))
     return seen + [queue.get(), queue.lease(60)]
 
 
@@ -166,3 +167,4 @@ class Run(exports.Run):
         attempt("lease for a str", lambda: queue.lease("1m"))
         attempt("ack of text that is not a receipt", lambda: queue.ack("nope"))
         attempt("ack of a number", lambda: queue.ack(1))
+        attempt("extend by 0 s", lambda: queue.extend("1.0000000000000001", 0))

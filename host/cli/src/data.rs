@@ -208,6 +208,17 @@ pub enum QueueCommand {
         /// The receipt `queue lease` printed.
         receipt: Receipt,
     },
+    /// Make the lease under RECEIPT end DURATION from now instead, for work that takes longer
+    /// than first thought; the receipt stays the same (exit status 3 as for `ack`).
+    Extend {
+        /// The queue the item is in.
+        queue: String,
+        /// The receipt `queue lease` printed.
+        receipt: Receipt,
+        /// How long from now the lease lasts, e.g. 30s, 10m or 24h.
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_lease)]
+        lease: Duration,
+    },
     /// Print every item as a JSON line, oldest first, without removing any (items under a lease
     /// too).
     Dump {
@@ -576,14 +587,17 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
         }
         QueueCommand::Ack { queue, receipt } => {
             if !manager.open_queue(&queue)?.ack(&receipt)? {
-                eprintln!("no item of queue {queue:?} is under the lease {receipt} any more");
-                return Ok(ExitCode::from(NOT_AS_EXPECTED));
+                return Ok(not_under_lease(&queue, &receipt));
             }
         }
         QueueCommand::Release { queue, receipt } => {
             if !manager.open_queue(&queue)?.release(&receipt)? {
-                eprintln!("no item of queue {queue:?} is under the lease {receipt} any more");
-                return Ok(ExitCode::from(NOT_AS_EXPECTED));
+                return Ok(not_under_lease(&queue, &receipt));
+            }
+        }
+        QueueCommand::Extend { queue, receipt, lease } => {
+            if !manager.open_queue(&queue)?.extend(&receipt, lease)? {
+                return Ok(not_under_lease(&queue, &receipt));
             }
         }
         QueueCommand::Peek { queue } => {
@@ -617,6 +631,13 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says that no item of `queue` is under the lease `receipt` any more; the exit status of an
+/// `ack`, `release` or `extend` that found none.
+fn not_under_lease(queue: &str, receipt: &Receipt) -> ExitCode {
+    eprintln!("no item of queue {queue:?} is under the lease {receipt} any more");
+    ExitCode::from(NOT_AS_EXPECTED)
 }
 
 /// Why `queue get`, `peek` or `lease` found nothing: the queue is empty, or all it holds is

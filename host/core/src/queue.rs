@@ -163,7 +163,7 @@ impl Queue {
     /// out again after the lease ended (to [`get`](Queue::get) or another `lease`), or
     /// cleared. An item whose lease ended but that nobody took since is removed all the same.
     pub fn ack(&self, receipt: &Receipt) -> Result<bool> {
-        self.end_lease(Write::Ack { queue: self.target.clone(), receipt: *receipt })
+        self.on_lease(Write::Ack { queue: self.target.clone(), receipt: *receipt })
     }
 
     /// Ends the lease under `receipt` at once: the item waits again in its place (ahead of
@@ -171,10 +171,35 @@ impl Queue {
     /// [delivery](Leased::deliveries). `false`, as for [`ack`](Queue::ack), when the item is
     /// no longer under that lease.
     pub fn release(&self, receipt: &Receipt) -> Result<bool> {
-        self.end_lease(Write::Release { queue: self.target.clone(), receipt: *receipt })
+        self.on_lease(Write::Release { queue: self.target.clone(), receipt: *receipt })
     }
 
-    fn end_lease(&self, write: Write) -> Result<bool> {
+    /// Makes the lease under `receipt` end `lease` from now (1 ms to 100 years) instead, for
+    /// a holder that needs longer than it first took: the receipt stays the same. `false`, as
+    /// for [`ack`](Queue::ack), when the item is no longer under that lease; a lease that ended
+    /// with the item still untaken is renewed.
+    ///
+    /// ```
+    /// use easycaching::CacheManager;
+    /// use std::time::Duration;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = CacheManager::open(dir.path().join("app.db"))?;
+    /// let jobs = manager.create_queue("jobs")?;
+    /// jobs.put_value("transcode")?;
+    /// let job = jobs.lease(Duration::from_secs(30))?.expect("an item waits");
+    /// // Still at it after 20 s: another 30 s from now.
+    /// assert!(jobs.extend(&job.receipt, Duration::from_secs(30))?);
+    /// assert!(jobs.ack(&job.receipt)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn extend(&self, receipt: &Receipt, lease: Duration) -> Result<bool> {
+        let lease_ms = crate::lease::lease_ms(lease)?;
+        self.on_lease(Write::Extend { queue: self.target.clone(), receipt: *receipt, lease_ms })
+    }
+
+    /// Runs a write that answers whether the item was still under its lease.
+    fn on_lease(&self, write: Write) -> Result<bool> {
         match self.shared.write(write)? {
             Outcome::Found(found) => Ok(found),
             other => Err(unexpected(other)),

@@ -391,6 +391,16 @@ fn leased_items_come_back_unless_acknowledged(db: &Db) {
     assert!(!queue.ack(&short.receipt).unwrap());
     assert_eq!(items(&queue), [json("1")]);
 
+    // Extended before it ends, a lease outlasts its first end, under the same receipt.
+    queue.put(json("9")).unwrap();
+    let long_job = queue.lease(Duration::from_millis(100)).unwrap().expect("item 9");
+    assert!(theirs.extend(&long_job.receipt, LONG).unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(queue.peek().unwrap(), None, "an extended lease ended at its first end");
+    assert!(queue.ack(&long_job.receipt).unwrap());
+    assert!(!queue.extend(&long_job.receipt, LONG).unwrap(), "nothing to extend once acknowledged");
+    assert!(matches!(queue.extend(&again.receipt, Duration::ZERO), Err(Error::InvalidArgument(_))));
+
     // A receipt names one lease, and no lease of a later item the store puts in the same place
     // (SQLite numbers a new item after the largest left, which was the acknowledged one).
     queue.put(json("7")).unwrap();
@@ -417,6 +427,7 @@ fn leased_items_come_back_unless_acknowledged(db: &Db) {
     assert!(matches!(queue.lease(LONG), Err(Error::QueueDeleted(_))));
     assert!(matches!(theirs.ack(&again.receipt), Err(Error::QueueDeleted(_))));
     assert!(matches!(theirs.release(&again.receipt), Err(Error::QueueDeleted(_))));
+    assert!(matches!(theirs.extend(&again.receipt, LONG), Err(Error::QueueDeleted(_))));
 }
 
 fn handles_to_deleted_caches_and_queues_fail(db: &Db) {

@@ -383,6 +383,11 @@ impl queues::HostQueue for EasyCaching<'_> {
         Ok(queue.release(&receipt.parse()?)?)
     }
 
+    fn extend(&mut self, handle: Resource<QueueResource>, receipt: String, lease_ms: u64) -> Result<bool> {
+        let queue = self.writable_queue(&handle)?;
+        Ok(queue.extend(&receipt.parse()?, Duration::from_millis(lease_ms))?)
+    }
+
     fn drop(&mut self, handle: Resource<QueueResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

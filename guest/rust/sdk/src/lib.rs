@@ -518,6 +518,12 @@ impl Queue {
         Ok(self.0.release(receipt)?)
     }
 
+    /// Makes the lease under `receipt` end `lease` from now instead, for work that takes longer
+    /// than first thought; the receipt stays the same. `false` as for [`ack`](Queue::ack).
+    pub fn extend(&self, receipt: &str, lease: Duration) -> Result<bool> {
+        Ok(self.0.extend(receipt, millis(lease))?)
+    }
+
     /// Removes and returns up to `max` of the oldest items, oldest first. When one of them
     /// does not deserialize into `T`, the [`Error::WrongType`] holds every item taken, as one
     /// JSON array, so none is lost.

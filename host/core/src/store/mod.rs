@@ -228,6 +228,17 @@ pub enum Write {
         /// The lease.
         receipt: Receipt,
     },
+    /// Makes the lease `receipt` names end `lease_ms` from the write's now instead, keeping
+    /// its token. Outcome: [`Outcome::Found`], as for [`Write::Ack`] (a lease that ended with
+    /// the item still untaken is renewed).
+    Extend {
+        /// The queue.
+        queue: Target<QueueId>,
+        /// The lease.
+        receipt: Receipt,
+        /// How long from now the lease lasts, in milliseconds (checked: 1 ms to 100 years).
+        lease_ms: u64,
+    },
 }
 
 /// What a successful [`Write`] did.
@@ -252,8 +263,8 @@ pub enum Outcome {
     Integer(i64),
     /// Whether a [`Write::CompareAndSwap`] found what it expected and made its change.
     Swapped(bool),
-    /// Whether a [`Write::Expire`] found a value to change, or a [`Write::Ack`] or
-    /// [`Write::Release`] the item under its lease.
+    /// Whether a [`Write::Expire`] found a value to change, or a [`Write::Ack`],
+    /// [`Write::Release`] or [`Write::Extend`] the item under its lease.
     Found(bool),
     /// The item a [`Write::Lease`] handed out, if any waited.
     Leased(Option<Leased>),

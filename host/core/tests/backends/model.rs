@@ -175,6 +175,11 @@ enum Op {
         by: usize,
         which: usize,
     },
+    /// Extends one of the receipts handed out so far by another long lease.
+    Extend {
+        by: usize,
+        which: usize,
+    },
     Reopen {
         by: usize,
     },
@@ -233,7 +238,8 @@ impl Op {
             | Op::QueueClear { by }
             | Op::Lease { by }
             | Op::Ack { by, .. }
-            | Op::Release { by, .. } => Through::Queue(by),
+            | Op::Release { by, .. }
+            | Op::Extend { by, .. } => Through::Queue(by),
             Op::Reopen { .. }
             | Op::DropCache { .. }
             | Op::CreateCache { .. }
@@ -281,6 +287,7 @@ fn op(key_set: &'static [&'static str]) -> impl Strategy<Value = Op> {
         10 => by().prop_map(|by| Op::Lease { by }),
         5 => (by(), any::<usize>()).prop_map(|(by, which)| Op::Ack { by, which }),
         5 => (by(), any::<usize>()).prop_map(|(by, which)| Op::Release { by, which }),
+        3 => (by(), any::<usize>()).prop_map(|(by, which)| Op::Extend { by, which }),
         5 => by().prop_map(|by| Op::Reopen { by }),
         1 => by().prop_map(|by| Op::DropCache { by }),
         3 => by().prop_map(|by| Op::CreateCache { by }),
@@ -633,19 +640,21 @@ impl<'a> Sequence<'a> {
                 item.lease = Some(leased.receipt);
                 self.receipts.push(leased.receipt);
             }
-            Op::Ack { by, which } | Op::Release { by, which } => {
+            Op::Ack { by, which } | Op::Release { by, which } | Op::Extend { by, which } => {
                 let Some(&receipt) = self.receipts.get(which % self.receipts.len().max(1)) else {
                     return Ok(());
                 };
                 let held = self.items.iter().position(|item| item.lease == Some(receipt));
                 let answered = match op {
                     Op::Ack { .. } => self.queues[by].ack(&receipt),
-                    _ => self.queues[by].release(&receipt),
+                    Op::Release { .. } => self.queues[by].release(&receipt),
+                    _ => self.queues[by].extend(&receipt, LONG_LEASE),
                 };
                 prop_assert_eq!(answered.map_err(unexpected)?, held.is_some());
                 match (held, op) {
                     (None, _) => count(&self.world.seen.stale_receipts),
                     (Some(at), Op::Ack { .. }) => drop(self.items.remove(at)),
+                    (Some(_), Op::Extend { .. }) => {}
                     (Some(at), _) => {
                         self.items[at].lease = None;
                         count(&self.world.seen.releases);
@@ -737,7 +746,7 @@ impl<'a> Sequence<'a> {
     fn check_queue_gone(&self, by: usize) -> Step {
         let queue = &self.queues[by];
         let receipt = self.receipts.last().copied().unwrap_or_else(|| "1.0000000000000001".parse().unwrap());
-        let calls: [(&str, easycaching::Result<()>); 9] = [
+        let calls: [(&str, easycaching::Result<()>); 10] = [
             ("peek", queue.peek().map(drop)),
             ("len", queue.len().map(drop)),
             ("put", queue.put(json("1"))),
@@ -747,6 +756,7 @@ impl<'a> Sequence<'a> {
             ("lease", queue.lease(LONG_LEASE).map(drop)),
             ("ack", queue.ack(&receipt).map(drop)),
             ("release", queue.release(&receipt).map(drop)),
+            ("extend", queue.extend(&receipt, LONG_LEASE).map(drop)),
         ];
         self.check_gone(calls, |error| matches!(error, Error::QueueDeleted(_)))
     }

@@ -38,6 +38,8 @@ fn main() {
         let _ = report("lease from read-only queue", queue.lease::<u32>(Duration::from_secs(60)));
         let _ = report("ack on read-only queue", queue.ack("1.0000000000000001"));
         let _ = report("release on read-only queue", queue.release("1.0000000000000001"));
+        let _ =
+            report("extend on read-only queue", queue.extend("1.0000000000000001", Duration::from_secs(60)));
     }
     let _ = report("open ungranted queue", Queue::open("outbox"));
 }

@@ -359,6 +359,7 @@ impl<'c> Batch<'c> {
             Write::Lease { queue, lease_ms } => self.lease(queue, *lease_ms),
             Write::Ack { queue, receipt } => self.ack(queue, receipt),
             Write::Release { queue, receipt } => self.release(queue, receipt),
+            Write::Extend { queue, receipt, lease_ms } => self.extend(queue, receipt, *lease_ms),
         }
     }
 
@@ -725,14 +726,27 @@ impl<'c> Batch<'c> {
     }
 
     fn release(&mut self, queue: &Target<QueueId>, receipt: &Receipt) -> WriteResult {
+        self.change_lease(queue, receipt, None)
+    }
+
+    fn extend(&mut self, queue: &Target<QueueId>, receipt: &Receipt, lease_ms: u64) -> WriteResult {
+        let ends = crate::clock::expiry(self.now(), lease_ms);
+        self.change_lease(queue, receipt, Some(ends))
+    }
+
+    /// Makes the lease `receipt` names end at `ends`, or ends it now (`None`: its token goes
+    /// with it), if the item is still under it; in one statement, which also tells whether the
+    /// queue exists.
+    fn change_lease(&mut self, queue: &Target<QueueId>, receipt: &Receipt, ends: Option<i64>) -> WriteResult {
         let row = self.client.query_opt(
-            "WITH released AS (UPDATE queue_items SET lease_ends = NULL, lease_token = NULL
+            "WITH changed AS (UPDATE queue_items
+                     SET lease_ends = $4, lease_token = CASE WHEN $4::bigint IS NULL THEN NULL ELSE lease_token END
                      WHERE queue_id = $1 AND pos = $2 AND lease_token = $3 RETURNING pos)
-             SELECT EXISTS (SELECT 1 FROM released) FROM queues WHERE id = $1",
-            &[&queue.id.0, &receipt.item, &receipt.token],
+             SELECT EXISTS (SELECT 1 FROM changed) FROM queues WHERE id = $1",
+            &[&queue.id.0, &receipt.item, &receipt.token, &ends],
         )?;
-        let released: bool = row.ok_or_else(|| queue_deleted(queue))?.try_get(0)?;
-        Ok(Outcome::Found(released))
+        let changed: bool = row.ok_or_else(|| queue_deleted(queue))?.try_get(0)?;
+        Ok(Outcome::Found(changed))
     }
 
     fn clear_queue(&mut self, queue: &Target<QueueId>) -> WriteResult {
@@ -965,7 +979,8 @@ fn replay_bytes(write: &Write) -> usize {
         | Write::ClearQueue { .. }
         | Write::Lease { .. }
         | Write::Ack { .. }
-        | Write::Release { .. } => 0,
+        | Write::Release { .. }
+        | Write::Extend { .. } => 0,
     }
 }
 

@@ -252,6 +252,7 @@ impl<'b, 'c> Batch<'b, 'c> {
             Write::Lease { queue, lease_ms } => lease(conn, queue, self.now(), *lease_ms),
             Write::Ack { queue, receipt } => ack(conn, queue, receipt),
             Write::Release { queue, receipt } => release(conn, queue, receipt),
+            Write::Extend { queue, receipt, lease_ms } => extend(conn, queue, receipt, self.now(), *lease_ms),
         }
     }
 
@@ -726,12 +727,36 @@ fn ack(conn: &Connection, queue: &Target<QueueId>, receipt: &Receipt) -> WriteRe
     Ok(Outcome::Found(true))
 }
 
+/// Makes the lease of token `?3` on item `?2` of queue `?1` end at `?4`, if the item is still
+/// under it.
+const EXTEND: &str = "UPDATE queue_items SET lease_ends = ?4
+    WHERE id = ?2 AND queue_id = ?1 AND lease_token = ?3";
+
 fn release(conn: &Connection, queue: &Target<QueueId>, receipt: &Receipt) -> WriteResult {
     let released = conn.prepare_cached(RELEASE)?.execute(params![queue.id.0, receipt.item, receipt.token])?;
-    if released == 0 {
+    under_lease(conn, queue, released)
+}
+
+fn extend(
+    conn: &Connection,
+    queue: &Target<QueueId>,
+    receipt: &Receipt,
+    now: i64,
+    lease_ms: u64,
+) -> WriteResult {
+    let ends = crate::clock::expiry(now, lease_ms);
+    let extended =
+        conn.prepare_cached(EXTEND)?.execute(params![queue.id.0, receipt.item, receipt.token, ends])?;
+    under_lease(conn, queue, extended)
+}
+
+/// The outcome of a write that changed `changed` items under a lease: whether it found one,
+/// and when it found none, still an error should the queue be gone.
+fn under_lease(conn: &Connection, queue: &Target<QueueId>, changed: usize) -> WriteResult {
+    if changed == 0 {
         queue_stats(conn, queue)?;
     }
-    Ok(Outcome::Found(released > 0))
+    Ok(Outcome::Found(changed > 0))
 }
 
 fn clear_queue(conn: &Connection, queue: &Target<QueueId>) -> WriteResult {
