@@ -28,19 +28,20 @@ pub(crate) fn now_ms() -> i64 {
 /// The TTL in whole milliseconds, rounded up (so that no TTL above zero becomes zero), checked
 /// to be at least 1 ms and at most [`MAX_TTL`].
 pub(crate) fn ttl_ms(ttl: Duration) -> Result<u64> {
-    let ms = ttl.as_nanos().div_ceil(1_000_000);
-    check_ttl_ms(u64::try_from(ms).unwrap_or(u64::MAX))
+    bounded_ms(ttl, "TTL", "; store the value without a TTL to keep it until it is deleted")
 }
 
-/// Checks a TTL given in milliseconds: at least 1, at most [`MAX_TTL`].
-pub(crate) fn check_ttl_ms(ms: u64) -> Result<u64> {
+/// `duration` in whole milliseconds, rounded up, checked to be at least 1 ms and at most
+/// [`MAX_TTL`], as a TTL is: `what` names it in the error ("TTL", "lease"), and `instead` ends
+/// the error of one too long (what to do instead, or nothing).
+pub(crate) fn bounded_ms(duration: Duration, what: &str, instead: &str) -> Result<u64> {
+    let ms = u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
     if ms == 0 {
-        return Err(Error::InvalidArgument("a TTL of 0 ms: a TTL is at least 1 ms".into()));
+        return Err(Error::InvalidArgument(format!("a {what} of 0 ms: a {what} is at least 1 ms")));
     }
     if ms > MAX_TTL_MS {
         return Err(Error::InvalidArgument(format!(
-            "a TTL of {ms} ms is longer than the longest taken, {MAX_TTL_MS} ms (100 years); \
-             store the value without a TTL to keep it until it is deleted"
+            "a {what} of {ms} ms is longer than the longest taken, {MAX_TTL_MS} ms (100 years){instead}"
         )));
     }
     Ok(ms)

@@ -16,7 +16,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::clock::MAX_TTL_MS;
 use crate::{Error, Json, Result};
 
 /// An item handed out by [`Queue::lease`](crate::Queue::lease): its value, the receipt that
@@ -102,19 +101,10 @@ impl FromStr for Receipt {
     }
 }
 
-/// A lease's length in whole milliseconds, rounded up, checked to be at least 1 ms and at most
-/// 100 years ([`MAX_TTL`](crate::MAX_TTL), as for a TTL).
+/// A lease's length in whole milliseconds, rounded up, checked as a TTL is: at least 1 ms and
+/// at most 100 years ([`MAX_TTL`](crate::MAX_TTL)).
 pub(crate) fn lease_ms(lease: Duration) -> Result<u64> {
-    let ms = u64::try_from(lease.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
-    if ms == 0 {
-        return Err(Error::InvalidArgument("a lease of 0 ms: a lease is at least 1 ms".into()));
-    }
-    if ms > MAX_TTL_MS {
-        return Err(Error::InvalidArgument(format!(
-            "a lease of {ms} ms is longer than the longest taken, {MAX_TTL_MS} ms (100 years)"
-        )));
-    }
-    Ok(ms)
+    crate::clock::bounded_ms(lease, "lease", "")
 }
 
 /// The time `ms` milliseconds after the unix epoch (the epoch for a time before it).
@@ -160,7 +150,10 @@ mod tests {
         assert_eq!(lease_ms(Duration::from_secs(30)).ok(), Some(30_000));
         assert!(matches!(lease_ms(Duration::ZERO), Err(Error::InvalidArgument(_))));
         assert!(matches!(lease_ms(Duration::MAX), Err(Error::InvalidArgument(_))));
-        assert_eq!(lease_ms(Duration::from_millis(MAX_TTL_MS)).ok(), Some(MAX_TTL_MS));
+        let longest = crate::MAX_TTL;
+        assert_eq!(lease_ms(longest).ok(), Some(longest.as_millis() as u64));
+        let refused = lease_ms(longest + Duration::from_millis(1)).map_err(|error| error.to_string());
+        assert!(refused.as_ref().is_err_and(|error| error.contains("a lease of")), "{refused:?}");
         assert_eq!(unix_ms(1500), UNIX_EPOCH + Duration::from_millis(1500));
     }
 }

@@ -146,8 +146,7 @@ use io_threads::{IoThreads, in_runtime};
 /// whole keys (a primary key on `entries`); 2 indexes their prefix; 3 numbers commits with
 /// sequence `commit_seq` where 1 and 2 counted them in `meta.commits`; 4 adds leases on queue
 /// items (`queue_items.lease_ends`, `lease_token` and `deliveries`, as the SQLite schema's
-/// version 5 does).
-/// Opening a schema of an older version turns it into this one.
+/// version 5 does). Opening a schema of an older version turns it into this one.
 pub const SCHEMA_VERSION: i64 = 4;
 
 /// The schema used when none is chosen.
