@@ -274,7 +274,9 @@ fn until_next_is(queue: &easycaching::Queue, item: &str) {
 fn an_item_leased_by_a_plugin_that_traps_is_handed_out_again_when_the_lease_ends() {
     let harness = Harness::new().unwrap().allow("queue:jobs=rw");
     harness.seed_queue("jobs", ["first", "second"]).unwrap();
-    let (harness, result, printed) = leased(harness, &["lease", "300", "trap"]);
+    // Two seconds: long enough that the item is still hidden when the test looks, on a slow
+    // machine too.
+    let (harness, result, printed) = leased(harness, &["lease", "2000", "trap"]);
     assert!(matches!(result, Err(Error::Trapped { .. })), "{result:?}");
     assert_eq!(printed, [r#"leased "first" (delivery 1, 5 bytes)"#]);
     let jobs = harness.queue("jobs").unwrap();

@@ -428,7 +428,9 @@ fn an_item_leased_by_a_consumer_killed_while_handling_it_is_handled_by_another()
     }
     assert_eq!(acked.len() as u64, ITEMS, "items were lost");
     assert!(acked.values().all(|&count| count == 1), "an item was acknowledged twice");
-    assert_eq!(deliveries.get(&held), Some(&2), "the held item was handed out again, as its second delivery");
+    // Its second delivery, or later should a consumer stall past its own lease.
+    let again = deliveries.get(&held).copied().unwrap_or(0);
+    assert!(again >= 2, "the held item was not handed out again: deliveries {again}");
     assert_eq!(jobs.len().unwrap(), 0);
 }
 

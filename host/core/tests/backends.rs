@@ -372,9 +372,10 @@ fn leased_items_come_back_unless_acknowledged(db: &Db) {
 
     // A lease that ends: the item waits again, and the ended lease's receipt no longer
     // acknowledges once another taker has it...
+    // (Whether it is hidden meanwhile is not asked here: on a slow disk the lease's fsync alone
+    // can outlast 50 ms. The leases above are long for that.)
     let short = queue.lease(Duration::from_millis(50)).unwrap().expect("item 5");
     assert_eq!(short.value, json("5"));
-    assert_eq!(queue.peek().unwrap(), None);
     eventually("the item of an ended lease waits again", || queue.peek().unwrap() == Some(json("5")));
     let retaken = theirs.lease(LONG).unwrap().expect("item 5 again");
     assert_eq!((&retaken.value, retaken.deliveries), (&json("5"), 2));
