@@ -272,18 +272,21 @@ fn until_next_is(queue: &easycaching::Queue, item: &str) {
 
 #[test]
 fn an_item_leased_by_a_plugin_that_traps_is_handed_out_again_when_the_lease_ends() {
-    let harness = Harness::new().unwrap().allow("queue:jobs=rw");
+    // On a clock of the test's: the lease ends when the test says, not on a slow machine's
+    // schedule.
+    let clock = easycaching_harness::ManualClock::new();
+    let harness = Harness::with_database(|database| database.clock(&clock)).unwrap().allow("queue:jobs=rw");
     harness.seed_queue("jobs", ["first", "second"]).unwrap();
-    // Two seconds: long enough that the item is still hidden when the test looks, on a slow
-    // machine too.
-    let (harness, result, printed) = leased(harness, &["lease", "2000", "trap"]);
+    let (harness, result, printed) = leased(harness, &["lease", "60000", "trap"]);
     assert!(matches!(result, Err(Error::Trapped { .. })), "{result:?}");
     assert_eq!(printed, [r#"leased "first" (delivery 1, 5 bytes)"#]);
     let jobs = harness.queue("jobs").unwrap();
     assert_eq!(jobs.len().unwrap(), 2, "the trap lost the item");
+    clock.advance(Duration::from_millis(59_999));
     assert_eq!(jobs.peek().unwrap().map(|next| next.to_string()).as_deref(), Some(r#""second""#));
 
-    until_next_is(&jobs, "first");
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(jobs.peek().unwrap().map(|next| next.to_string()).as_deref(), Some(r#""first""#));
     let (harness, result, printed) = leased(harness, &["lease", "60000", "ack"]);
     result.unwrap();
     assert_eq!(printed, [r#"leased "first" (delivery 2, 5 bytes)"#, "acknowledged: true"]);
@@ -292,6 +295,25 @@ fn an_item_leased_by_a_plugin_that_traps_is_handed_out_again_when_the_lease_ends
     let (_, result, printed) = leased(harness, &["lease", "60000", "ack"]);
     result.unwrap();
     assert_eq!(printed, ["nothing waits"]);
+}
+
+#[test]
+fn a_plugin_reads_the_manual_clock_its_host_tells_ttls_by() {
+    let start = std::time::UNIX_EPOCH + Duration::from_millis(1_000_000_000_123);
+    let clock = easycaching_harness::ManualClock::at(start);
+    let harness = Harness::with_database(|database| database.clock(&clock)).unwrap();
+    let read = |harness: &Harness| {
+        let run = harness.run(guest("wall_clock")).unwrap();
+        run.result.unwrap();
+        lines(&String::from_utf8_lossy(&run.stdout)).join("\n")
+    };
+    assert_eq!(read(&harness), "1000000000123");
+    clock.advance(Duration::from_millis(1500));
+    assert_eq!(read(&harness), "1000000001623");
+    // On the system's clock (the default), the plugin reads the system's time.
+    let system = read(&Harness::new().unwrap()).parse::<u128>().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    assert!(now.abs_diff(system) < 60_000, "{system} against {now}");
 }
 
 #[test]

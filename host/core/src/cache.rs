@@ -9,7 +9,7 @@ use lru::LruCache;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::clock::{self, expired_now, now_ms, remaining};
+use crate::clock::{self, Clock, remaining};
 use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS, MAX_RESPONSE_BYTES};
 use crate::manager::{Shared, unexpected};
 use crate::paging::{Paged, Scan};
@@ -215,7 +215,10 @@ impl Cache {
     /// ```
     pub fn set_with_ttl(&self, key: &str, value: Json, ttl: Duration) -> Result<()> {
         let ttl_ms = clock::ttl_ms(ttl)?;
-        self.write_entries(vec![(key.to_owned(), value)], Some(clock::expiry(now_ms(), ttl_ms)))
+        self.write_entries(
+            vec![(key.to_owned(), value)],
+            Some(clock::expiry(self.shared.clock.now_ms(), ttl_ms)),
+        )
     }
 
     /// How long the entry under `key` has left to live; `None` when it has no TTL, or when
@@ -224,7 +227,7 @@ impl Cache {
         self.shared.limits.check_key(key)?;
         self.ready()?;
         let expires_at = self.read(key)?.and_then(|stored| stored.expires_at);
-        Ok(expires_at.and_then(|at| remaining(at, now_ms())))
+        Ok(expires_at.and_then(|at| remaining(at, self.shared.clock.now_ms())))
     }
 
     /// Sets the entry under `key` to expire `ttl` from now, or, with `None`, never, leaving its
@@ -233,7 +236,10 @@ impl Cache {
     /// [`set_with_ttl`](Cache::set_with_ttl).
     pub fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
         self.shared.limits.check_key(key)?;
-        let expires_at = ttl.map(clock::ttl_ms).transpose()?.map(|ttl_ms| clock::expiry(now_ms(), ttl_ms));
+        let expires_at = ttl
+            .map(clock::ttl_ms)
+            .transpose()?
+            .map(|ttl_ms| clock::expiry(self.shared.clock.now_ms(), ttl_ms));
         self.alive()?;
         let write = Write::Expire { cache: self.target(), key: key.to_owned(), expires_at };
         match self.shared.write(write)? {
@@ -263,7 +269,10 @@ impl Cache {
         ttl: Duration,
     ) -> Result<()> {
         let ttl_ms = clock::ttl_ms(ttl)?;
-        self.write_entries(entries.into_iter().collect(), Some(clock::expiry(now_ms(), ttl_ms)))
+        self.write_entries(
+            entries.into_iter().collect(),
+            Some(clock::expiry(self.shared.clock.now_ms(), ttl_ms)),
+        )
     }
 
     /// Checks and stores entries that expire at `expires_at` (`None`: never).
@@ -563,6 +572,8 @@ pub(crate) struct CacheState {
     pub(crate) target: Target<CacheId>,
     lru: Option<Mutex<Lru>>,
     dropped: AtomicBool,
+    /// The manager's clock, by which the LRU's entries expire.
+    clock: Clock,
 }
 
 /// The LRU, and a generation that every change to it bumps. A reader that missed notes the
@@ -695,6 +706,7 @@ impl CacheState {
         target: Target<CacheId>,
         capacity: usize,
         absent_budget: Arc<AbsentKeys>,
+        clock: Clock,
     ) -> CacheState {
         let lru = NonZeroUsize::new(capacity).map(|capacity| {
             Mutex::new(Lru {
@@ -704,7 +716,7 @@ impl CacheState {
                 generation: 0,
             })
         });
-        CacheState { target, lru, dropped: AtomicBool::new(false) }
+        CacheState { target, lru, dropped: AtomicBool::new(false), clock }
     }
 
     fn lru(&self) -> Option<MutexGuard<'_, Lru>> {
@@ -715,7 +727,7 @@ impl CacheState {
         match self.lru() {
             Some(mut lru) => {
                 if let Some((value, expires_at)) = lru.entries.get(key) {
-                    if !expired_now(*expires_at) {
+                    if !self.clock.expired(*expires_at) {
                         return Lookup::Hit(value.clone(), *expires_at);
                     }
                     lru.entries.pop(key);
@@ -768,7 +780,7 @@ impl CacheState {
         if let Some(mut lru) = self.lru() {
             lru.generation += 1;
             let kept = match lru.entries.peek(key) {
-                Some((_, expires_at)) if !expired_now(*expires_at) => Some(*expires_at),
+                Some((_, expires_at)) if !self.clock.expired(*expires_at) => Some(*expires_at),
                 Some(_) => None,
                 None => lru.absent.contains(key).then_some(None),
             };
@@ -819,7 +831,12 @@ mod tests {
     use super::*;
 
     fn state(id: i64, budget: &Arc<AbsentKeys>) -> CacheState {
-        CacheState::new(Target { id: CacheId(id), name: format!("c{id}").into() }, 500, budget.clone())
+        CacheState::new(
+            Target { id: CacheId(id), name: format!("c{id}").into() },
+            500,
+            budget.clone(),
+            Clock::system(),
+        )
     }
 
     fn absent(state: &CacheState, key: &str) -> bool {

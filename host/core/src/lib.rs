@@ -69,7 +69,7 @@ mod queue;
 pub mod store;
 
 pub use cache::{Cache, Entries};
-pub use clock::MAX_TTL;
+pub use clock::{Clock, MAX_TTL, ManualClock};
 pub use error::{Error, Result};
 pub use group_commit::WriteStats;
 pub use json::Json;

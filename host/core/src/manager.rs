@@ -12,7 +12,7 @@ use crate::store::{
     Applied, AtomicChangeToken, CacheId, Change, ChangeToken, Changes, Copied, DiskUsage, Listed, Outcome,
     OwnCommit, QueueId, SqliteStore, Store, Target, Write, Writes,
 };
-use crate::{Error, Json, Limits, Quota, Result, validate_name};
+use crate::{Clock, Error, Json, Limits, Quota, Result, validate_name};
 
 /// How many times a cache is created again when it is deleted before it could be opened.
 const CREATE_ATTEMPTS: usize = 8;
@@ -147,10 +147,12 @@ impl CacheManager {
                 &target.url,
                 &target.schema,
                 options.busy_timeout,
-            )?;
+            )?
+            .with_clock(options.clock.clone());
             return Self::from_store(Box::new(store), options.path.clone(), &options);
         }
-        let store = SqliteStore::open(&options.path, options.durability, options.busy_timeout)?;
+        let store = SqliteStore::open(&options.path, options.durability, options.busy_timeout)?
+            .with_clock(options.clock.clone());
         store.set_checkpoint_pages(options.checkpoint_pages)?;
         if !store.detects_changes_in_memory() {
             tracing::warn!(
@@ -175,6 +177,11 @@ impl CacheManager {
     /// ([`CacheManagerBuilder::open_with_store`]), the path the builder was given.
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// The clock expiry and leases are told by (see [`CacheManagerBuilder::clock`]).
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
     }
 
     /// How many writes this manager made, in how many commits: with many concurrent writers
@@ -434,6 +441,8 @@ pub(crate) struct Shared {
     registry: Mutex<Registry>,
     writes: GroupCommit<Write, Result<Outcome>>,
     coherence: Coherence,
+    /// What expiry and leases are told by (see [`CacheManagerBuilder::clock`]).
+    pub(crate) clock: Clock,
 }
 
 /// The in-memory state of every cache this process has opened, by id and by name.
@@ -487,6 +496,7 @@ impl Shared {
             registry: Mutex::default(),
             writes: GroupCommit::new(options.max_batch_writes),
             coherence,
+            clock: options.clock.clone(),
         })
     }
 
@@ -511,6 +521,7 @@ impl Shared {
                 Target { id, name: name.clone() },
                 self.lru_capacity,
                 self.absent_keys.clone(),
+                self.clock.clone(),
             ));
             registry.by_id.insert(id, state.clone());
             registry.by_name.insert(name, id);

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::store::Store;
-use crate::{CacheManager, Limits, Quota, Result};
+use crate::{CacheManager, Clock, Limits, Quota, Result};
 
 /// Default for [`CacheManagerBuilder::lru_capacity`]: 500 entries per cache, as in the
 /// original Python easycaching.
@@ -62,6 +62,7 @@ pub struct CacheManagerBuilder {
     pub(crate) max_batch_writes: usize,
     pub(crate) default_quota: Quota,
     pub(crate) checkpoint_pages: u32,
+    pub(crate) clock: Clock,
     /// Set by [`CacheManager::builder_postgres`]: the server to open instead of a file.
     #[cfg(feature = "postgres")]
     pub(crate) postgres: Option<PostgresTarget>,
@@ -95,6 +96,7 @@ impl CacheManagerBuilder {
             max_batch_writes: DEFAULT_MAX_BATCH_WRITES,
             default_quota: Quota::UNLIMITED,
             checkpoint_pages: DEFAULT_CHECKPOINT_PAGES,
+            clock: Clock::system(),
             #[cfg(feature = "postgres")]
             postgres: None,
         }
@@ -176,6 +178,16 @@ impl CacheManagerBuilder {
     /// `with_quota`). Default: unlimited.
     pub fn default_quota(mut self, quota: Quota) -> Self {
         self.default_quota = quota;
+        self
+    }
+
+    /// The clock expiry and leases are told by: the system's wall clock by default, or, for
+    /// tests, a [`ManualClock`](crate::ManualClock) that moves only when the test moves it
+    /// (an hour's TTL passes in an instant). It applies to the manager and to the store
+    /// [`open`](Self::open) opens; a store given to [`open_with_store`](Self::open_with_store)
+    /// keeps its own (`SqliteStore::with_clock` sets a SQLite store's).
+    pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
+        self.clock = clock.into();
         self
     }
 

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use easycaching::store::{CacheId, Outcome, QueueId, SqliteStore, Store, Target, Write};
-use easycaching::{CacheManager, CacheManagerBuilder, Durability, Error, Json, Quota};
+use easycaching::{CacheManager, CacheManagerBuilder, Durability, Error, Json, ManualClock, Quota};
 
 mod common;
 use common::json;
@@ -136,6 +136,7 @@ backend_tests!(
     a_write_that_finds_its_cache_deleted_elsewhere_forgets_it,
     random_operations_agree_with_a_model,
     leased_items_come_back_unless_acknowledged,
+    a_manual_clock_tells_expiry_and_leases,
 );
 
 /// Polls `check` until it holds, for at most 10 s.
@@ -429,6 +430,53 @@ fn leased_items_come_back_unless_acknowledged(db: &Db) {
     assert!(matches!(theirs.ack(&again.receipt), Err(Error::QueueDeleted(_))));
     assert!(matches!(theirs.release(&again.receipt), Err(Error::QueueDeleted(_))));
     assert!(matches!(theirs.extend(&again.receipt, LONG), Err(Error::QueueDeleted(_))));
+}
+
+fn a_manual_clock_tells_expiry_and_leases(db: &Db) {
+    const HOUR: Duration = Duration::from_secs(3600);
+    let clock = ManualClock::new();
+    let manager = db.builder().clock(&clock).open().unwrap();
+    // Another manager on the database, on the system's clock, without an LRU: it reads the store.
+    let system = db.builder().lru_capacity(0).open().unwrap();
+    let cache = manager.create_cache("sessions").unwrap();
+    cache.set_with_ttl("ada", json("1"), HOUR).unwrap();
+    cache.set("forever", json("2")).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(cache.ttl("ada").unwrap(), Some(HOUR), "the clock stands still");
+
+    clock.advance(HOUR - Duration::from_millis(1));
+    assert_eq!(cache.ttl("ada").unwrap(), Some(Duration::from_millis(1)));
+    assert_eq!(cache.get("ada").unwrap(), Some(json("1")));
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(cache.get("ada").unwrap(), None, "expired in the LRU");
+    assert!(!cache.contains("ada").unwrap(), "expired in the store");
+    assert_eq!(cache.ttl("ada").unwrap(), None);
+    assert_eq!(cache.len().unwrap(), 1);
+    assert_eq!(cache.keys(None, 10).unwrap().items, ["forever"]);
+    let fresh = db.builder().clock(&clock).lru_capacity(0).open().unwrap();
+    assert_eq!(
+        fresh.open_cache("sessions").unwrap().get("ada").unwrap(),
+        None,
+        "expired, read from the store"
+    );
+    // The manager on the system's clock has an hour to go (no write has swept the entry yet).
+    assert_eq!(system.open_cache("sessions").unwrap().get("ada").unwrap(), Some(json("1")));
+
+    let queue = manager.create_queue("jobs").unwrap();
+    queue.put(json("\"job\"")).unwrap();
+    let leased = queue.lease(Duration::from_secs(30)).unwrap().expect("the job waits");
+    assert_eq!(leased.lease_ends, clock.now() + Duration::from_secs(30));
+    clock.advance(Duration::from_millis(29_999));
+    assert_eq!(queue.lease(Duration::from_secs(30)).unwrap(), None, "leased until the clock says so");
+    assert_eq!(queue.peek().unwrap(), None);
+    assert!(queue.extend(&leased.receipt, Duration::from_secs(30)).unwrap());
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(queue.peek().unwrap(), Some(json("\"job\"")), "the extended lease ended");
+    let again = queue.lease(Duration::from_secs(30)).unwrap().expect("handed out again");
+    assert_eq!((again.value, again.deliveries), (json("\"job\""), 2));
+    assert!(!queue.ack(&leased.receipt).unwrap(), "the first lease ended");
+    assert!(queue.ack(&again.receipt).unwrap());
+    assert_eq!(queue.len().unwrap(), 0);
 }
 
 fn handles_to_deleted_caches_and_queues_fail(db: &Db) {

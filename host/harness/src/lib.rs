@@ -23,6 +23,28 @@
 //! # }
 //! ```
 //!
+//! Time is the test's to move: a harness on a [`ManualClock`] tells TTLs and leases by it, so
+//! an hour-long TTL or a lease a plugin took for a minute ends when the test advances the
+//! clock, not after waiting for it (and plugins read it from `wasi:clocks/wall-clock`):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use easycaching_harness::{Harness, ManualClock};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let clock = ManualClock::new();
+//! let harness = Harness::with_database(|database| database.clock(&clock))?.allow("queue:jobs=rw");
+//! harness.seed_queue("jobs", ["resize photo 7"])?;
+//! // A worker plugin that leases its job for a minute, then fails before acknowledging it.
+//! let run = harness.run("target/wasm32-wasip2/release/worker.wasm")?;
+//! assert!(run.result.is_err());
+//! assert_eq!(harness.queue("jobs")?.peek()?, None, "still under the worker's lease");
+//! clock.advance(Duration::from_secs(60));
+//! assert!(harness.queue("jobs")?.peek()?.is_some(), "handed out again once the lease ended");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! A `wasi:http` handler is tested the same way, with requests: [`Harness::serve`] serves it on
 //! a loopback port, as `easycaching serve` would, and [`Served`] sends it requests.
 //!
@@ -37,6 +59,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 mod served;
 
+pub use easycaching::ManualClock;
 use easycaching::{Cache, CacheManager, CacheManagerBuilder, Json, Queue};
 use easycaching_host::{CompiledCache, EasyCachingCtx, Output, Plugin, RunOptions, Runtime};
 pub use easycaching_host::{Error, Grant, Grants, MIN_HANDLES, PluginLimits, Run, RuntimeConfig};

@@ -310,6 +310,7 @@ impl Handler {
         // The host's streams, written by a thread of the host's: a plugin waiting for them to take
         // its output is stopped at its time limit, not held by a reader that does not read.
         wasi.arg(&self.name).envs(&self.env).stdout(HostOutput::stdout()).stderr(HostOutput::stderr());
+        self.easycaching.use_clock_in(&mut wasi);
         let state = HandlerState {
             table,
             wasi: wasi.build(),

@@ -1,8 +1,12 @@
 //! The host state of the easycaching interfaces: a builder, the ctx it builds, and the view
 //! the generated host traits are implemented on.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use easycaching::{Cache, CacheManager, Queue};
 use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::clocks::HostWallClock;
 
 use crate::bindings::easycaching::cache::{caches, manager, queues, types};
 use crate::grants::{Grant, Grants, Kind, Permission, grant_needed};
@@ -63,6 +67,16 @@ impl EasyCachingCtx {
         &self.manager
     }
 
+    /// Has the plugin's `wasi:clocks/wall-clock` read the manager's clock when that is a
+    /// [`ManualClock`](easycaching::ManualClock), so a plugin sees the time its TTLs and
+    /// leases are told by; the system's clock otherwise (WASI's default). `easycaching run`,
+    /// `serve` and the test harness call it on every plugin's WASI context.
+    pub fn use_clock_in(&self, wasi: &mut WasiCtxBuilder) {
+        if let Some(manual) = self.manager.clock().manual() {
+            wasi.wall_clock(ManualWallClock(manual.clone()));
+        }
+    }
+
     /// What the plugin may do with `name`, or `access-denied` naming the grant it lacks: with
     /// `creating`, one that lets it create (and delete), so that the host's first fix works.
     pub(crate) fn permission(&self, kind: Kind, name: &str, creating: bool) -> Result<Permission> {
@@ -71,6 +85,19 @@ impl EasyCachingCtx {
             let needed = grant_needed(kind, name, if creating { "=rwc" } else { "" });
             Error::AccessDenied(format!("this plugin has no grant for {kind} {name:?} ({needed})"))
         })
+    }
+}
+
+/// WASI's wall clock on a [`ManualClock`](easycaching::ManualClock).
+struct ManualWallClock(easycaching::ManualClock);
+
+impl HostWallClock for ManualWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.0.now().duration_since(UNIX_EPOCH).unwrap_or_default()
     }
 }
 

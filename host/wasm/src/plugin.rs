@@ -358,6 +358,7 @@ impl Plugin {
         let host_output = (HostOutput::stdout(), HostOutput::stderr());
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg(&self.name).args(&options.args).envs(&options.env);
+        easycaching.use_clock_in(&mut wasi);
         match (&stdout, &stderr) {
             (Some(out), Some(err)) => wasi.stdout(out.clone()).stderr(err.clone()),
             _ => wasi.stdout(host_output.0.clone()).stderr(host_output.1.clone()),

@@ -78,7 +78,7 @@ use super::{
     Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store, Stored,
     SyncTarget, Target, Writes,
 };
-use crate::{Error, Json, Result};
+use crate::{Clock, Error, Json, Result};
 
 /// The first [`KEY_PREFIX_CHARS`] characters of `$text` as SQL: the index's expression,
 /// which a query must spell the same to use the index. Ordering by it and then by the key is
@@ -367,6 +367,8 @@ pub struct PostgresStore {
     listener: Option<JoinHandle<()>>,
     /// Where I/O runs for callers driving an async runtime.
     io: IoThreads,
+    /// What expiry and leases are told by.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -430,7 +432,15 @@ impl PostgresStore {
             stop,
             listener: Some(listener),
             io,
+            clock: Clock::system(),
         })
+    }
+
+    /// Tells expiry and leases by `clock` rather than the system's wall clock (see
+    /// [`ManualClock`](crate::ManualClock)).
+    pub fn with_clock(mut self, clock: impl Into<Clock>) -> PostgresStore {
+        self.clock = clock.into();
+        self
     }
 
     /// The server, as messages name it (no password).
@@ -534,7 +544,7 @@ impl PostgresStore {
         *taken = 1;
         let client = self.begin(&mut writer.client)?;
         let server = &self.server;
-        let mut batch = writes::Batch::new(client, server, self.writer_id);
+        let mut batch = writes::Batch::new(client, server, self.writer_id, &self.clock);
         let mut next = Some(first);
         while let Some(write) = next {
             batch.add(write)?;
@@ -824,10 +834,6 @@ fn json(text: String) -> Json {
     Json::trusted(text)
 }
 
-fn live(expires_at: Option<i64>) -> bool {
-    !crate::clock::expired_now(expires_at)
-}
-
 fn stats_of(entries: i64, bytes: i64) -> Stats {
     Stats { entries: entries.max(0) as u64, bytes: bytes.max(0) as u64 }
 }
@@ -881,7 +887,7 @@ impl Store for PostgresStore {
                 })
             })
             .transpose()?;
-        Ok(stored.filter(|stored| live(stored.expires_at)))
+        Ok(stored.filter(|stored| !self.clock.expired(stored.expires_at)))
     }
 
     fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Stored>>> {
@@ -901,7 +907,7 @@ impl Store for PostgresStore {
             let fail = |e| self.server.error(e);
             let key: String = row.try_get(0).map_err(fail)?;
             let expires_at: Option<i64> = row.try_get(2).map_err(fail)?;
-            if live(expires_at) {
+            if !self.clock.expired(expires_at) {
                 found.insert(key, Stored { value: json(row.try_get(1).map_err(fail)?), expires_at });
             }
         }
@@ -930,7 +936,7 @@ impl Store for PostgresStore {
         })?;
         match row {
             None => Ok(false),
-            Some(row) => Ok(live(row.try_get(0).map_err(|e| self.server.error(e))?)),
+            Some(row) => Ok(!self.clock.expired(row.try_get(0).map_err(|e| self.server.error(e))?)),
         }
     }
 
@@ -941,7 +947,7 @@ impl Store for PostgresStore {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Page<(String, Json)>> {
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         let after = after.map(storable_cursor);
         let rows = self.read(|client| {
             let sql = if after.is_some() {
@@ -971,7 +977,7 @@ impl Store for PostgresStore {
     }
 
     fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>> {
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         let after = after.map(storable_cursor);
         let rows = self.read(|client| {
             let sql = if after.is_some() {
@@ -1002,7 +1008,7 @@ impl Store for PostgresStore {
     }
 
     fn cache_stats(&self, cache: CacheId) -> Result<Option<Stats>> {
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         self.read(|client| {
             let row = client.query_opt(
                 "SELECT entry_count - coalesce(expired.entries, 0), byte_count - coalesce(expired.bytes, 0)
@@ -1027,7 +1033,7 @@ impl Store for PostgresStore {
     }
 
     fn list_caches(&self) -> Result<Vec<Listed>> {
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         self.read(|client| {
             client
                 .query(
@@ -1048,7 +1054,7 @@ impl Store for PostgresStore {
     }
 
     fn peek(&self, queue: &Target<QueueId>) -> Result<Option<Json>> {
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         let row = self.read(|client| {
             client.query_opt(
                 "SELECT (SELECT value FROM queue_items

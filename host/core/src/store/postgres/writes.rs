@@ -14,7 +14,7 @@ use super::{SWEEP_ROWS, Server};
 use crate::limits::MAX_PAGE_BYTES;
 use crate::store::rules::{self, EntryWrites, cache_deleted, queue_deleted};
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
-use crate::{Error, Json, Leased, Quota, Receipt, Result};
+use crate::{Clock, Error, Json, Leased, Quota, Receipt, Result};
 
 /// `change_log.kind`: one key was written or removed.
 pub(super) const KIND_KEY: i16 = 0;
@@ -138,6 +138,8 @@ pub(super) struct Batch<'c> {
     /// Changes of the write under way, logged in one statement when it succeeds.
     pending: Vec<(i64, i16, Option<String>)>,
     now: Cell<Option<i64>>,
+    /// The store's clock, read once per batch into `now`.
+    clock: &'c Clock,
     /// The result of each write taken so far, in order.
     results: Vec<Result<Outcome>>,
     /// The writes that succeeded since savepoint `write` was set (the transaction begins with
@@ -161,11 +163,12 @@ const SET_ROWS_PER_STATEMENT: usize = 500;
 const MAX_REPLAYABLE_BYTES: usize = 64 * 1024;
 
 impl<'c> Batch<'c> {
-    pub(super) fn new(client: &'c mut Connection, server: &'c Server, writer: i64) -> Self {
+    pub(super) fn new(client: &'c mut Connection, server: &'c Server, writer: i64, clock: &'c Clock) -> Self {
         Batch {
             client,
             server,
             writer,
+            clock,
             last_logged: None,
             pending: Vec::new(),
             now: Cell::new(None),
@@ -186,7 +189,7 @@ impl<'c> Batch<'c> {
         if let Some(now) = self.now.get() {
             return now;
         }
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         self.now.set(Some(now));
         now
     }

@@ -50,7 +50,7 @@ use super::{
     OwnCommit, Page, QueueId, Stats, Store, Stored, SyncTarget, Target, Write, Writes,
 };
 use crate::options::Durability;
-use crate::{Error, Json, Result};
+use crate::{Clock, Error, Json, Result};
 
 /// The change log keeps at least this many recent changes (a row of several keys counts
 /// each, see `writes::KIND_KEYS`): a process that falls further behind than this forgets its
@@ -165,6 +165,8 @@ pub struct SqliteStore {
     /// Tags this store's rows in the change log, so it can skip its own changes.
     writer_id: i64,
     batches: AtomicU64,
+    /// What expiry and leases are told by.
+    clock: Clock,
 }
 
 impl SqliteStore {
@@ -207,7 +209,15 @@ impl SqliteStore {
             db,
             writer_id,
             batches: AtomicU64::new(0),
+            clock: Clock::system(),
         })
+    }
+
+    /// Tells expiry and leases by `clock` rather than the system's wall clock (see
+    /// [`ManualClock`](crate::ManualClock)).
+    pub fn with_clock(mut self, clock: impl Into<Clock>) -> SqliteStore {
+        self.clock = clock.into();
+        self
     }
 
     /// Has the commit that takes the WAL past `pages` pages copy it into the database (see
@@ -301,7 +311,7 @@ impl SqliteStore {
             // Our turn among the writers of every process, until the transaction ends.
             let turn = self.write_turns.take(waits.deadline);
             let mut results = Vec::new();
-            let mut batch = writes::Batch::new(conn, entries, self.writer_id);
+            let mut batch = writes::Batch::new(conn, entries, self.writer_id, &self.clock);
             // The token read as the transaction open now began, if one is open.
             let mut open: Option<ChangeToken> = None;
             let mut next = Some(first);
@@ -574,11 +584,6 @@ pub(super) fn stored_json<T: AsRef<str> + Into<std::sync::Arc<str>>>(text: T) ->
     Ok(Json::trusted(text))
 }
 
-/// Whether a value read has not expired (reading the clock only for one with an expiry).
-fn live(stored: &Stored) -> bool {
-    !crate::clock::expired_now(stored.expires_at)
-}
-
 /// A row of `value, expires_at` as [`Stored`].
 fn stored_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
     Ok(Stored { value: json_column(row, 0)?, expires_at: row.get(1)? })
@@ -622,7 +627,7 @@ impl Store for SqliteStore {
         let stored = self.read_prepared(|_, statements| {
             statements.value.query_row(params![cache.0, key], stored_row).optional()
         })?;
-        Ok(stored.filter(live))
+        Ok(stored.filter(|stored| !self.clock.expired(stored.expires_at)))
     }
 
     fn get_many(&self, cache: CacheId, keys: &[&str], max_bytes: usize) -> Result<Vec<Option<Stored>>> {
@@ -635,7 +640,7 @@ impl Store for SqliteStore {
                         .value
                         .query_row(params![cache.0, key], stored_row)
                         .optional()?
-                        .filter(live);
+                        .filter(|stored| !self.clock.expired(stored.expires_at));
                     bytes += value.as_ref().map_or(0, |stored| stored.value.len());
                     if bytes > max_bytes {
                         break;
@@ -655,7 +660,7 @@ impl Store for SqliteStore {
         let found: Option<Option<i64>> = self.read_prepared(|_, statements| {
             statements.exists.query_row(params![cache.0, key], |row| row.get(0)).optional()
         })?;
-        Ok(found.is_some_and(|expires_at| !crate::clock::expired_now(expires_at)))
+        Ok(found.is_some_and(|expires_at| !self.clock.expired(expires_at)))
     }
 
     fn entries(
@@ -665,7 +670,7 @@ impl Store for SqliteStore {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Page<(String, Json)>> {
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         self.read(|conn| {
             let sql = page_sql(
                 after,
@@ -685,7 +690,7 @@ impl Store for SqliteStore {
     }
 
     fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>> {
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         self.read(|conn| {
             let sql = page_sql(
                 after,
@@ -707,7 +712,7 @@ impl Store for SqliteStore {
     /// wait to be swept), where sweeping first would make it a write, which a read-only handle
     /// or a process that never writes could not make.
     fn cache_stats(&self, cache: CacheId) -> Result<Option<Stats>> {
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         self.read(|conn| {
             let Some(stats) = CACHES.stats(conn, cache.0)? else {
                 return Ok(None);
@@ -728,7 +733,7 @@ impl Store for SqliteStore {
 
     /// Each cache's counts less its entries that have expired, as [`Store::cache_stats`].
     fn list_caches(&self) -> Result<Vec<Listed>> {
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         self.read(|conn| {
             let mut statement = conn.prepare_cached(
                 "SELECT id, name, max(entry_count - coalesce(expired.entries, 0), 0),
@@ -752,7 +757,7 @@ impl Store for SqliteStore {
                          WHERE queue_id = q.id AND (lease_ends IS NULL OR lease_ends <= ?2) ORDER BY id LIMIT 1)
                  FROM queues q WHERE q.id = ?1",
             )?
-            .query_row([queue.id.0, crate::clock::now_ms()], |row| row.get::<_, Option<String>>(0)?.map(stored_json).transpose())
+            .query_row([queue.id.0, self.clock.now_ms()], |row| row.get::<_, Option<String>>(0)?.map(stored_json).transpose())
             .optional()
         })?;
         found.ok_or_else(|| Error::QueueDeleted(queue.name.to_string()))

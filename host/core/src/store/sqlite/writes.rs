@@ -19,7 +19,7 @@ use super::tables::{self, CACHES, Delta, QUEUES, Table};
 use crate::limits::MAX_PAGE_BYTES;
 use crate::store::rules::{self, EntryWrites, cache_deleted, queue_deleted};
 use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
-use crate::{Error, Json, Leased, Quota, Receipt};
+use crate::{Clock, Error, Json, Leased, Quota, Receipt};
 
 /// `change_log.kind`: one key was written or removed.
 pub(super) const KIND_KEY: i64 = 0;
@@ -93,6 +93,8 @@ pub(super) struct Batch<'b, 'c> {
     /// Now, in unix ms, as the batch's writes tell expiry: read once per batch, when first
     /// needed (a batch of plain sets never reads the clock).
     now: Cell<Option<i64>>,
+    /// The store's clock, read once per batch into `now`.
+    clock: &'b Clock,
 }
 
 /// A change a write made, for the change log: its writer, its cache, its kind and the key of
@@ -129,8 +131,21 @@ pub(super) const EXPIRED_IN_CACHE: &str =
 impl<'b, 'c> Batch<'b, 'c> {
     /// A batch on `conn`, which is in a write transaction, with the entry statements prepared
     /// on it, logging its changes as `writer`.
-    pub(super) fn new(conn: &'c Connection, statements: &'b mut EntryStatements<'c>, writer: i64) -> Self {
-        Batch { conn, statements, writer, unlogged: Vec::new(), last_logged: None, now: Cell::new(None) }
+    pub(super) fn new(
+        conn: &'c Connection,
+        statements: &'b mut EntryStatements<'c>,
+        writer: i64,
+        clock: &'b Clock,
+    ) -> Self {
+        Batch {
+            conn,
+            statements,
+            writer,
+            unlogged: Vec::new(),
+            last_logged: None,
+            now: Cell::new(None),
+            clock,
+        }
     }
 
     /// Now, in unix ms, as this batch tells expiry.
@@ -138,7 +153,7 @@ impl<'b, 'c> Batch<'b, 'c> {
         if let Some(now) = self.now.get() {
             return now;
         }
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         self.now.set(Some(now));
         now
     }
