@@ -92,7 +92,7 @@ impl From<&ManualClock> for Clock {
 /// let clock = ManualClock::new();
 /// let manager = CacheManager::builder(dir.path().join("test.db")).clock(&clock).open()?;
 /// let sessions = manager.create_cache("sessions")?;
-/// sessions.set_value_with_ttl("ada", &1, Duration::from_secs(3600))?;
+/// sessions.set_with_ttl("ada", easycaching::Json::from_value(&1)?, Duration::from_secs(3600))?;
 ///
 /// clock.advance(Duration::from_secs(3599));
 /// assert_eq!(sessions.ttl("ada")?, Some(Duration::from_secs(1)));
