@@ -1,7 +1,7 @@
-//! `wasi:keyvalue@0.2.0-draft` over the caches, end to end: the `keyvalue` test program, a
-//! component that imports only the standard interfaces, run by `easycaching run` with the
-//! grants each scenario needs, against what the `easycaching cache` commands and the storage
-//! engine see in the same database.
+//! `wasi:keyvalue` over the caches, end to end: the `keyvalue` test program (`0.2.0-draft`) and
+//! `keyvalue_draft2` (`0.2.0-draft2`), components that import only the standard interfaces, run
+//! by `easycaching run` with the grants each scenario needs, against what the `easycaching
+//! cache` commands and the storage engine see in the same database.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -23,10 +23,19 @@ impl Db {
         self.dir.path().join("kv.db")
     }
 
-    /// `easycaching run keyvalue.wasm --allow GRANT... -- ARGS...`.
+    /// `easycaching run keyvalue.wasm --allow GRANT... -- ARGS...`: `wasi:keyvalue@0.2.0-draft`.
     fn keyvalue(&self, grants: &[&str], args: &[&str]) -> Output {
+        self.run("keyvalue", grants, args)
+    }
+
+    /// The same with `keyvalue_draft2.wasm`: `wasi:keyvalue@0.2.0-draft2`.
+    fn draft2(&self, grants: &[&str], args: &[&str]) -> Output {
+        self.run("keyvalue_draft2", grants, args)
+    }
+
+    fn run(&self, program: &str, grants: &[&str], args: &[&str]) -> Output {
         let mut command = cli();
-        command.arg("--db").arg(self.path()).arg("run").arg(guest("keyvalue"));
+        command.arg("--db").arg(self.path()).arg("run").arg(guest(program));
         command.arg("--compiled-cache").arg(self.dir.path().join("compiled"));
         for grant in grants {
             command.args(["--allow", grant]);
@@ -268,4 +277,62 @@ fn the_grant_s_quota_and_the_store_s_limits_hold_for_wasi_keyvalue() {
         let over = failed(db.keyvalue(RWC, args));
         assert!(over.contains("error other: key is 5000 bytes, over the limit of 4096"), "{over}");
     }
+}
+
+/// Every line a run printed, when it exited with `status`.
+fn lines_of(output: Output, status: i32) -> Vec<String> {
+    assert_eq!(output.status.code(), Some(status), "{}\n{}", stdout(&output), stderr(&output));
+    stdout(&output).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn draft2_sets_gets_counts_down_and_shares_the_caches_with_the_first_draft() {
+    let db = Db::new();
+    let printed = lines_of(db.draft2(RWC, &["basics", "kv"]), 1);
+    assert_eq!(
+        printed[..5],
+        ["set: ok ", r#"get: ok {"n": 1}"#, "incr down: ok -5", "incr up: ok 2", "delete: ok exists false"]
+    );
+    assert!(
+        printed[5].starts_with("not json: error other: ")
+            && printed[5].contains(r#"the value for key "bad" is not a JSON document"#),
+        "{printed:?}"
+    );
+    assert_eq!(printed.len(), 6, "{printed:?}");
+    assert_eq!(ok(db.cache(&["get", "kv", "n"])), "2");
+    assert!(!db.cache(&["get", "kv", "bad"]).status.success(), "a value that is not JSON was stored");
+    // What one draft stores, the other reads.
+    assert_eq!(ok(db.keyvalue(RWC, &["incr", "kv", "n", "3"])), "incr: ok 5");
+}
+
+#[test]
+fn draft2_compare_and_swap_swaps_what_it_read_and_hands_back_what_it_found() {
+    let db = Db::new();
+    let printed = lines_of(db.draft2(RWC, &["cas", "kv"]), 1);
+    let expected = [
+        "set: ok ",
+        "swap: ok swapped",
+        "get: ok 2",
+        "set meanwhile: ok ",
+        "stale swap: ok cas-failed, current 3; retried: swapped",
+        "get: ok 4",
+        "absent: ok current none",
+        "swap absent: ok swapped",
+    ];
+    assert_eq!(printed[..expected.len()], expected, "{printed:?}");
+    assert!(printed[8].starts_with("swap not json: error other: "), "{printed:?}");
+    assert_eq!(printed[9..], ["get: ok 4"], "a swap of a value that is not JSON changed the key");
+    assert_eq!(ok(db.cache(&["get", "kv", "fresh"])), r#""x""#);
+
+    // A read-only grant reads, and neither makes a `cas` nor counts.
+    let printed = lines_of(db.draft2(&["cache:kv=r"], &["denied", "kv"]), 1);
+    assert_eq!(printed, ["get: ok 4", "cas: error access-denied", "incr: error access-denied"]);
+}
+
+#[test]
+fn draft2_list_keys_pages_with_the_last_key_as_its_cursor() {
+    let db = Db::new();
+    let printed = lines_of(db.draft2(RWC, &["list", "kv", "2500"]), 0);
+    assert_eq!(printed, ["list: ok 2500 keys in 3 pages, in order true"]);
+    assert_eq!(db.manager().open_cache("kv").unwrap().len().unwrap(), 2500);
 }

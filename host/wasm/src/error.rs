@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::bindings::easycaching::cache::types::Error as WitError;
 use crate::guest_log;
-use crate::keyvalue_bindings::wasi::keyvalue::store::Error as KeyValueError;
+use crate::keyvalue_bindings::wasi::keyvalue0_2_0_draft::store::Error as KeyValueError;
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -74,9 +74,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! [`add_keyvalue_to_linker`] adds the standard `wasi:keyvalue@0.2.0-draft` interfaces over the
-//! same caches, with the same view: a bucket is the cache of its name, under the same grants
-//! (the `easycaching:cache/keyvalue-imports` world in `wit/worlds.wit` is the contract).
+//! [`add_keyvalue_to_linker`] adds the standard `wasi:keyvalue` interfaces, `0.2.0-draft` and
+//! `0.2.0-draft2`, over the same caches, with the same view: a bucket is the cache of its name,
+//! under the same grants (the `easycaching:cache/keyvalue-imports` and `keyvalue-draft2-imports`
+//! worlds in `wit/worlds.wit` are the contract).
 //! [`Runtime`] links them for every plugin.
 //!
 //! Grants are checked when a guest opens or creates a cache or queue; from then on the handle
@@ -132,10 +133,28 @@ mod keyvalue_bindings {
         world: "easycaching:cache/keyvalue-imports",
         imports: { default: trappable },
         with: {
-            "wasi:keyvalue/store.bucket": crate::keyvalue::BucketResource,
+            "wasi:keyvalue/store@0.2.0-draft.bucket": crate::keyvalue::BucketResource,
         },
         trappable_error_type: {
-            "wasi:keyvalue/store.error" => crate::Error,
+            "wasi:keyvalue/store@0.2.0-draft.error" => crate::Error,
+        },
+    });
+}
+
+/// The bindings `wasmtime::component::bindgen!` generates for the `wasi:keyvalue@0.2.0-draft2`
+/// interfaces (the `easycaching:cache/keyvalue-draft2-imports` world): its bucket mapped onto
+/// the same type as `0.2.0-draft`'s, its compare-and-swap onto [`CasResource`].
+mod keyvalue_draft2_bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "easycaching:cache/keyvalue-draft2-imports",
+        imports: { default: trappable },
+        with: {
+            "wasi:keyvalue/store@0.2.0-draft2.bucket": crate::keyvalue::BucketResource,
+            "wasi:keyvalue/atomics@0.2.0-draft2.cas": crate::keyvalue::CasResource,
+        },
+        trappable_error_type: {
+            "wasi:keyvalue/store@0.2.0-draft2.error" => crate::Error,
         },
     });
 }
@@ -148,7 +167,7 @@ pub use ctx::{
 };
 pub use error::{Error, Result};
 pub use grants::{Grant, GrantParseError, Grants, Kind, Pattern, Permission};
-pub use keyvalue::{BucketResource, DEFAULT_BUCKET, add_to_linker as add_keyvalue_to_linker};
+pub use keyvalue::{BucketResource, CasResource, DEFAULT_BUCKET, add_to_linker as add_keyvalue_to_linker};
 pub use plugin::MemoryLimiter;
 pub use plugin::{
     DEFAULT_MAX_HANDLES, DEFAULT_MEMORY_BYTES, EPOCH_TICK, MIN_HANDLES, Output, Plugin, PluginLimits,

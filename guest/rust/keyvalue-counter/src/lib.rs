@@ -26,7 +26,10 @@ use bindings::exports::wasi::http::incoming_handler::Guest;
 use bindings::wasi::http::types::{
     Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
-use bindings::wasi::keyvalue::{atomics, store};
+// The WIT folder holds both drafts of `wasi:keyvalue`, so wit-bindgen names each package's
+// module with its version; a component with only its own copy of the interfaces, as one for
+// wasmCloud has, writes `bindings::wasi::keyvalue`.
+use bindings::wasi::keyvalue0_2_0_draft::{atomics, store};
 
 struct Counter;
 

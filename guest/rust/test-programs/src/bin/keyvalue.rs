@@ -32,8 +32,8 @@ mod bindings {
     });
 }
 
-use bindings::wasi::keyvalue::store::{self, Bucket, Error};
-use bindings::wasi::keyvalue::{atomics, batch};
+use bindings::wasi::keyvalue0_2_0_draft::store::{self, Bucket, Error};
+use bindings::wasi::keyvalue0_2_0_draft::{atomics, batch};
 
 /// What one command printed after `COMMAND: ok`.
 type Outcome = Result<String, Error>;
