@@ -80,9 +80,9 @@ impl From<&ManualClock> for Clock {
 /// it; every clone moves together.
 ///
 /// It governs what the manager and its store tell by the clock (TTLs set and expired,
-/// `Cache::ttl`, leases handed out and ended), not the time plugins read from WASI, nor the
-/// time other processes sharing the database go by: a manual clock is for a database of its
-/// own, as a test's is.
+/// `Cache::ttl`, leases handed out and ended) and, through `easycaching-host`, the wall clock
+/// of the plugins it runs; not the time other processes sharing the database go by: a manual
+/// clock is for a database of its own, as a test's is.
 ///
 /// ```
 /// use std::time::Duration;
@@ -128,7 +128,7 @@ impl ManualClock {
 
     /// The time the clock shows.
     pub fn now(&self) -> SystemTime {
-        Clock::from(self).now()
+        crate::lease::unix_ms(self.0.load(Ordering::Acquire))
     }
 }
 

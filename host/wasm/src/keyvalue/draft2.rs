@@ -32,8 +32,8 @@ impl CasResource {
     }
 }
 
-/// `error` as this draft's `error` (the same three cases as `0.2.0-draft`'s), or `None` for an
-/// error that ends the plugin (a trap) rather than returning to it.
+/// `error` as this draft's `error` (the same three cases as `0.2.0-draft`'s), or, for an error
+/// that ends the plugin (a trap) rather than returning to it, that error.
 fn keyvalue_error(error: Error) -> std::result::Result<KeyValueError, wasmtime::Error> {
     let message = error.to_string();
     Ok(match error.into_keyvalue().ok_or_else(|| wasmtime::Error::msg(message))? {
