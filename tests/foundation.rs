@@ -189,11 +189,15 @@ fn grants_decide_what_a_plugin_reaches_and_denials_are_errors_not_traps() {
 }
 
 #[test]
-fn a_paged_scan_of_ten_thousand_entries_from_a_guest_sees_each_exactly_once() {
+fn a_paged_scan_of_ten_thousand_entries_from_a_guest_sees_each_exactly_once_and_a_prefix_only_its_own() {
     let harness = Harness::new().unwrap().allow("cache:scan=rwc");
     let run = harness.run(guest("scan")).unwrap();
     succeeded(&run);
-    assert_eq!(run.stdout_text(), "scanned 10000 entries in 15 pages; iterated 10000\n");
+    assert_eq!(
+        run.stdout_text(),
+        "scanned 10000 entries in 15 pages; iterated 10000\n\
+         prefix key-01: 1000 entries in 4 pages; key-012: 100; key-0999: 10 keys, key-09990 to key-09999; other-: 0\n"
+    );
     assert_eq!(harness.cache("scan").unwrap().len().unwrap(), 10_000);
 }
 

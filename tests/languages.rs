@@ -235,6 +235,11 @@ fn javascript_gets_each_wit_error_as_a_thrown_error_and_nothing_is_stored() {
             "the batch's keys are still there: ok 3",
             "entriesPage of 1: ok 0",
             "the last page has no next: ok true",
+            r#"entries with a prefix: ok [["user:1:lang","en"],["user:1:name","Ada"]]"#,
+            r#"keys with a prefix: ok ["user:10:name","user:1:lang","user:1:name","user:2:name"]"#,
+            r#"a page with a prefix: ok [["user:10:name"],"user:10:name"]"#,
+            "keys with a number for a prefix: TypeError",
+            "the prefixed entries removed: ok 4",
             "use a closed cache: TypeError",
             "open and close 10,001 times: ok \"no handle left open\"",
             "get missing key: ok \"undefined\"",
@@ -317,7 +322,7 @@ fn an_uncaught_error_ends_a_javascript_plugin_with_status_1_and_names_the_wit_ca
 const ITERATION_ENTRIES: usize = 600;
 
 #[test]
-fn python_async_for_gives_every_entry_as_a_one_entry_dict_across_pages() {
+fn python_async_for_gives_every_entry_as_a_one_entry_dict_across_pages_and_lists_a_prefix() {
     let harness = harness(&["cache:pages=r"]);
     let entries: Vec<_> = (0..ITERATION_ENTRIES).map(|n| (format!("k{n:04}"), json!({"n": n}))).collect();
     harness.seed_cache("pages", entries.clone()).unwrap();
@@ -332,6 +337,13 @@ fn python_async_for_gives_every_entry_as_a_one_entry_dict_across_pages() {
             "sleep(0): ok",
             "a real wait: RuntimeError True",
             &format!("run_async returned {ITERATION_ENTRIES}"),
+            "prefix k0: 600, k0000 to k0599",
+            &format!(
+                "prefix k059: [{}]",
+                (590..600).map(|n| format!("'k{n:04}'")).collect::<Vec<_>>().join(", ")
+            ),
+            "a page of k05: 30, next k0529",
+            "prefix x: []",
             "run_async of a function: TypeError",
         ]
         .map(String::from),

@@ -47,6 +47,16 @@ export const run = command(() => {
   attempt("the batch's keys are still there", () => cache.deleteMany(['k', 'e', 'y']));
   attempt('entriesPage of 1', () => cache.entriesPage(undefined, 1).entries.length);
   attempt('the last page has no next', () => cache.entriesPage(undefined, 1).next === undefined);
+  cache.setMany({ 'user:1:name': 'Ada', 'user:1:lang': 'en', 'user:2:name': 'Grace', 'user:10:name': 'Alan' });
+  attempt('entries with a prefix', () => [...cache.entriesWithPrefix('user:1:')]);
+  attempt('keys with a prefix', () => [...cache.keysWithPrefix('user:')]);
+  attempt('a page with a prefix', () => {
+    const page = cache.entriesPage(undefined, 1, { prefix: 'user:1' });
+    return [page.entries.map((entry) => entry.key), page.next];
+  });
+  attempt('keys with a number for a prefix', () => [...cache.keysWithPrefix(5)]);
+  attempt('the prefixed entries removed', () =>
+    cache.deleteMany(['user:1:name', 'user:1:lang', 'user:2:name', 'user:10:name']));
   const closed = openCache('input');
   closed.close();
   attempt('use a closed cache', () => closed.size);

@@ -400,9 +400,20 @@ export class Cache {
 
   /** Every `[key, value]` in key order, fetched a page at a time. */
   *entries() {
+    yield* this.entriesWithPrefix('');
+  }
+
+  /**
+   * Every `[key, value]` whose key begins with `prefix` (compared byte by byte in UTF-8, as keys
+   * are ordered), in key order, fetched a page at a time: with keys such as `user:1:name`,
+   * `entriesWithPrefix('user:1:')` lists user 1's. Only those entries are read, however many
+   * others the cache holds.
+   */
+  *entriesWithPrefix(prefix) {
+    text(prefix, 'the prefix');
     let cursor;
     do {
-      const page = call(() => this.#live().entries(cursor, PAGE));
+      const page = call(() => this.#live().entriesWithPrefix(prefix, cursor, PAGE));
       for (const { key, value } of page.entries) yield [key, JSON.parse(value)];
       cursor = page.next;
     } while (cursor != null);
@@ -412,22 +423,30 @@ export class Cache {
    * One page of entries in key order: `page.entries` holds up to `limit` `{ key, value }` (the
    * host takes 0 as 1 and more than 1000 as 1000), the value as JSON text (not parsed), starting
    * after `cursor` (from the start when `undefined`); `page.next` is the cursor for the next
-   * page, `undefined` after the last. For handing pages out one at a time, as a web listing
-   * does; iterating the cache pages through all of it.
+   * page, `undefined` after the last. With `{ prefix }`, only entries whose keys begin with it.
+   * For handing pages out one at a time, as a web listing does; iterating the cache pages
+   * through all of it.
    */
-  entriesPage(cursor, limit = PAGE) {
+  entriesPage(cursor, limit = PAGE, { prefix = '' } = {}) {
     const after = cursorOf(cursor);
     count(limit, 'the limit');
-    const page = call(() => this.#live().entries(after, limit));
+    text(prefix, 'the prefix');
+    const page = call(() => this.#live().entriesWithPrefix(prefix, after, limit));
     // QuickJS's bindings give `null` for a missing option, StarlingMonkey's `undefined`.
     return { entries: page.entries, next: page.next ?? undefined };
   }
 
   /** Every key in key order, fetched a page at a time. */
   *keys() {
+    yield* this.keysWithPrefix('');
+  }
+
+  /** Every key that begins with `prefix`, in key order, fetched a page at a time. */
+  *keysWithPrefix(prefix) {
+    text(prefix, 'the prefix');
     let cursor;
     do {
-      const page = call(() => this.#live().keys(cursor, PAGE));
+      const page = call(() => this.#live().keysWithPrefix(prefix, cursor, PAGE));
       yield* page.keys;
       cursor = page.next;
     } while (cursor != null);

@@ -553,28 +553,46 @@ class Cache(MutableMapping[str, Any]):
         return _call(self._handle.clear)
 
     def __iter__(self) -> Iterator[str]:
+        return self.keys_with_prefix("")
+
+    def keys_with_prefix(self, prefix: str) -> Iterator[str]:
+        """Every key that begins with ``prefix`` (compared byte by byte in UTF-8, as keys are
+        ordered), in key order, fetched a page at a time; only those keys are read, however
+        many others the cache holds."""
+        prefix = _text(prefix, "the prefix")
         cursor = None
         while True:
-            page = _call(self._handle.keys, cursor, PAGE)
+            page = _call(self._handle.keys_with_prefix, prefix, cursor, PAGE)
             yield from page.keys
             if page.next is None:
                 return
             cursor = page.next
 
-    def entries_page(self, cursor: str | None = None, limit: int = PAGE) -> types.EntryPage:
+    def entries_page(self, cursor: str | None = None, limit: int = PAGE, prefix: str = "") -> types.EntryPage:
         """One page of entries in key order, as the host returns it: ``page.entries`` holds up to
         ``limit`` entries (the host takes 0 as 1 and more than 1000 as 1000), each with ``.key``
         and ``.value`` (the JSON text, not parsed), starting after ``cursor`` (from the start
         when ``None``); ``page.next`` is the cursor for the next page, ``None`` after the last.
-        For handing pages out one at a time, as a web listing does; ``items()`` pages through
-        the whole cache."""
+        With ``prefix``, only entries whose keys begin with it. For handing pages out one at a
+        time, as a web listing does; ``items()`` pages through the whole cache."""
         after = None if cursor is None else _text(cursor, "the cursor")
-        return _call(self._handle.entries, after, _integer(limit, "the limit", _U32))
+        return _call(
+            self._handle.entries_with_prefix,
+            _text(prefix, "the prefix"),
+            after,
+            _integer(limit, "the limit", _U32),
+        )
 
-    def _entries(self) -> Iterator[tuple[str, Any]]:
+    def items_with_prefix(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        """Every ``(key, value)`` whose key begins with ``prefix``, in key order, fetched a page
+        at a time: with keys such as ``user:1:name``, ``items_with_prefix("user:1:")`` lists
+        user 1's."""
+        return self._entries(_text(prefix, "the prefix"))
+
+    def _entries(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         cursor = None
         while True:
-            page = self.entries_page(cursor, PAGE)
+            page = self.entries_page(cursor, PAGE, prefix)
             for entry in page.entries:
                 yield entry.key, json.loads(entry.value)
             if page.next is None:

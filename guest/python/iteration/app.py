@@ -1,5 +1,5 @@
 """Test program: ``async for item in cache`` as the original easycaching had it, in a coroutine
-driven by ``easycaching.run_async``. tests/languages.rs seeds the cache ``pages`` with more
+driven by ``easycaching.run_async``, and the listing of a prefix. tests/languages.rs seeds the cache ``pages`` with more
 entries than one page holds, runs it with the grant ``cache:pages=r`` and compares its output
 line by line.
 """
@@ -50,6 +50,14 @@ class Run(exports.Run):
     @easycaching.command
     def run(self) -> None:
         print(f"run_async returned {easycaching.run_async(main())}")
+        # The entries and keys of a prefix, across pages too.
+        pages = easycaching.open_cache("pages")
+        prefixed = list(pages.items_with_prefix("k0"))
+        print(f"prefix k0: {len(prefixed)}, {prefixed[0][0]} to {prefixed[-1][0]}")
+        print(f"prefix k059: {list(pages.keys_with_prefix('k059'))}")
+        page = pages.entries_page(limit=30, prefix="k05")
+        print(f"a page of k05: {len(page.entries)}, next {page.next}")
+        print(f"prefix x: {list(pages.items_with_prefix('x'))}")
         try:
             easycaching.run_async(main)
         except TypeError:

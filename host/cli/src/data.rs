@@ -105,11 +105,17 @@ pub enum CacheCommand {
         /// Start after this key.
         #[arg(long)]
         after: Option<String>,
+        /// Only the keys that begin with this (e.g. `user:1:`).
+        #[arg(long, default_value = "")]
+        prefix: String,
     },
     /// Print every entry as a JSON line {"key": value}, in key order.
     Dump {
         /// The cache to print.
         cache: String,
+        /// Only the entries whose keys begin with this (e.g. `user:1:`).
+        #[arg(long, default_value = "")]
+        prefix: String,
     },
     /// Store the entries of a dump ({"key": value} lines, as `dump` prints them) in one write,
     /// creating the cache when needed; prints how many keys it stored.
@@ -501,12 +507,16 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
                 )
             })?;
         }
-        CacheCommand::Keys { cache, limit, after } => {
+        CacheCommand::Keys { cache, limit, after, prefix } => {
             let cache = manager.open_cache(&cache)?;
             let mut cursor = after;
             let mut left = limit.unwrap_or(usize::MAX);
             while left > 0 {
-                let page = cache.keys(cursor.as_deref(), left.min(easycaching::MAX_PAGE_ITEMS))?;
+                let page = cache.keys_with_prefix(
+                    &prefix,
+                    cursor.as_deref(),
+                    left.min(easycaching::MAX_PAGE_ITEMS),
+                )?;
                 left -= page.items.len();
                 for key in page.items {
                     writeln!(out, "{key}")?;
@@ -517,8 +527,8 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
                 }
             }
         }
-        CacheCommand::Dump { cache } => {
-            for entry in manager.open_cache(&cache)?.iter() {
+        CacheCommand::Dump { cache, prefix } => {
+            for entry in manager.open_cache(&cache)?.iter_with_prefix(&prefix) {
                 let (key, value) = entry?;
                 writeln!(out, "{{{}: {value}}}", serde_json::to_string(&key)?)?;
             }

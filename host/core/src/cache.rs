@@ -13,7 +13,7 @@ use crate::clock::{self, Clock, remaining};
 use crate::limits::{MAX_PAGE_BYTES, MAX_PAGE_ITEMS, MAX_RESPONSE_BYTES};
 use crate::manager::{Shared, unexpected};
 use crate::paging::{Paged, Scan};
-use crate::store::{CacheId, Outcome, Page, Stats, Stored, Target, Write, too_many_bytes};
+use crate::store::{CacheId, KeyRange, Outcome, Page, Stats, Stored, Target, Write, too_many_bytes};
 use crate::{Error, Json, Quota, Result};
 
 /// A handle to one named cache: a persistent map from string keys to [`Json`] values.
@@ -500,22 +500,62 @@ impl Cache {
     /// `limit` entries (clamped to 1..=1000), stopping early after about 4 MiB of values.
     /// Pass [`Page::next`] back for the following page; it is `None` at the end.
     pub fn entries(&self, cursor: Option<&str>, limit: usize) -> Result<Page<(String, Json)>> {
-        self.ready()?;
-        let limit = limit.clamp(1, MAX_PAGE_ITEMS);
-        self.shared.store.entries(self.state.target.id, cursor, limit, MAX_PAGE_BYTES)
+        self.entries_with_prefix("", cursor, limit)
     }
 
     /// One page of keys in key order; paged like [`Cache::entries`].
     pub fn keys(&self, cursor: Option<&str>, limit: usize) -> Result<Page<String>> {
+        self.keys_with_prefix("", cursor, limit)
+    }
+
+    /// One page of the entries whose keys begin with `prefix` (compared byte by byte, as keys
+    /// are ordered), in key order; paged like [`Cache::entries`]. Reads only those entries,
+    /// however many others the cache holds.
+    ///
+    /// ```
+    /// # fn main() -> easycaching::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let manager = easycaching::CacheManager::open(dir.path().join("app.db"))?;
+    /// let cache = manager.create_cache("profiles")?;
+    /// cache.set_value("user:1:name", &"Ada")?;
+    /// cache.set_value("user:1:lang", &"en")?;
+    /// cache.set_value("user:2:name", &"Grace")?;
+    /// let page = cache.entries_with_prefix("user:1:", None, 100)?;
+    /// let keys: Vec<&str> = page.items.iter().map(|(key, _)| key.as_str()).collect();
+    /// assert_eq!(keys, ["user:1:lang", "user:1:name"]);
+    /// assert_eq!(page.next, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn entries_with_prefix(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<(String, Json)>> {
         self.ready()?;
         let limit = limit.clamp(1, MAX_PAGE_ITEMS);
-        self.shared.store.keys(self.state.target.id, cursor, limit)
+        self.shared.store.entries(self.state.target.id, KeyRange::new(prefix, cursor), limit, MAX_PAGE_BYTES)
+    }
+
+    /// One page of the keys that begin with `prefix`, in key order; paged like
+    /// [`Cache::entries_with_prefix`].
+    pub fn keys_with_prefix(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<Page<String>> {
+        self.ready()?;
+        let limit = limit.clamp(1, MAX_PAGE_ITEMS);
+        self.shared.store.keys(self.state.target.id, KeyRange::new(prefix, cursor), limit)
     }
 
     /// Every entry in key order, fetched a page at a time. An entry that exists for the whole
     /// iteration is seen exactly once, even while others write.
     pub fn iter(&self) -> Entries {
-        Entries(Paged::new(self.clone()))
+        self.iter_with_prefix("")
+    }
+
+    /// Every entry whose key begins with `prefix`, in key order, fetched a page at a time; as
+    /// [`Cache::iter`], which is this with an empty prefix.
+    pub fn iter_with_prefix(&self, prefix: &str) -> Entries {
+        Entries(Paged::new(WithPrefix { cache: self.clone(), prefix: prefix.to_owned() }))
     }
 
     fn target(&self) -> Target<CacheId> {
@@ -547,8 +587,9 @@ fn count(outcome: Outcome) -> Result<u64> {
     }
 }
 
-/// Every entry of a cache, a page at a time. Made by [`Cache::iter`].
-pub struct Entries(Paged<Cache>);
+/// Every entry of a cache, or those whose keys begin with a prefix, a page at a time. Made by
+/// [`Cache::iter`] and [`Cache::iter_with_prefix`].
+pub struct Entries(Paged<WithPrefix>);
 
 impl Iterator for Entries {
     type Item = Result<(String, Json)>;
@@ -558,12 +599,18 @@ impl Iterator for Entries {
     }
 }
 
-impl Scan for Cache {
+/// The entries of a cache whose keys begin with a prefix.
+struct WithPrefix {
+    cache: Cache,
+    prefix: String,
+}
+
+impl Scan for WithPrefix {
     type Item = (String, Json);
     type Cursor = String;
 
     fn page(&self, after: Option<&String>, limit: usize) -> Result<Page<(String, Json)>> {
-        self.entries(after.map(String::as_str), limit)
+        self.cache.entries_with_prefix(&self.prefix, after.map(String::as_str), limit)
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use easycaching::store::{
-    Applied, CacheId, ChangeToken, Changes, HandoffStats, Listed, QueueId, SqliteStore, Stats, Store, Stored,
-    SyncTarget, Target, Writes,
+    Applied, CacheId, ChangeToken, Changes, HandoffStats, KeyRange, Listed, QueueId, SqliteStore, Stats,
+    Store, Stored, SyncTarget, Target, Writes,
 };
 use easycaching::{CacheManager, Durability, Error, Json, Page, Result};
 
@@ -65,17 +65,17 @@ impl Store for Counting {
     fn entries(
         &self,
         cache: CacheId,
-        after: Option<&str>,
+        range: KeyRange<'_>,
         limit: usize,
         max_bytes: usize,
     ) -> Result<Page<(String, Json)>> {
         self.read();
-        self.inner.entries(cache, after, limit, max_bytes)
+        self.inner.entries(cache, range, limit, max_bytes)
     }
 
-    fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>> {
+    fn keys(&self, cache: CacheId, range: KeyRange<'_>, limit: usize) -> Result<Page<String>> {
         self.read();
-        self.inner.keys(cache, after, limit)
+        self.inner.keys(cache, range, limit)
     }
 
     fn cache_stats(&self, cache: CacheId) -> Result<Option<Stats>> {

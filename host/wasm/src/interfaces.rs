@@ -258,13 +258,7 @@ impl caches::HostCache for EasyCaching<'_> {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<EntryPage> {
-        let page = self.cache(&handle)?.cache.entries(cursor.as_deref(), limit as usize)?;
-        let entries = page
-            .items
-            .into_iter()
-            .map(|(key, value)| Entry { key, value: value.as_str().to_owned() })
-            .collect();
-        Ok(EntryPage { entries, next: page.next })
+        self.entries_with_prefix(handle, String::new(), cursor, limit)
     }
 
     fn keys(
@@ -273,7 +267,34 @@ impl caches::HostCache for EasyCaching<'_> {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<KeyPage> {
-        let page = self.cache(&handle)?.cache.keys(cursor.as_deref(), limit as usize)?;
+        self.keys_with_prefix(handle, String::new(), cursor, limit)
+    }
+
+    fn entries_with_prefix(
+        &mut self,
+        handle: Resource<CacheResource>,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<EntryPage> {
+        let page =
+            self.cache(&handle)?.cache.entries_with_prefix(&prefix, cursor.as_deref(), limit as usize)?;
+        let entries = page
+            .items
+            .into_iter()
+            .map(|(key, value)| Entry { key, value: value.as_str().to_owned() })
+            .collect();
+        Ok(EntryPage { entries, next: page.next })
+    }
+
+    fn keys_with_prefix(
+        &mut self,
+        handle: Resource<CacheResource>,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<KeyPage> {
+        let page = self.cache(&handle)?.cache.keys_with_prefix(&prefix, cursor.as_deref(), limit as usize)?;
         Ok(KeyPage { keys: page.items, next: page.next })
     }
 

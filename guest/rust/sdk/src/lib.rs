@@ -305,11 +305,31 @@ impl Cache {
         Ok(self.0.entries(cursor, limit)?)
     }
 
+    /// One page of the entries whose keys begin with `prefix`, after `cursor`, as the WIT
+    /// returns it.
+    pub fn entries_page_with_prefix(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<types::EntryPage> {
+        Ok(self.0.entries_with_prefix(prefix, cursor, limit)?)
+    }
+
     /// Every entry in key order, deserialized into `T`, fetched a page at a time: the whole
     /// cache is never held in memory at once.
     pub fn iter<T: DeserializeOwned>(&self) -> Entries<'_, T> {
+        self.iter_with_prefix("")
+    }
+
+    /// Every entry whose key begins with `prefix` (compared byte by byte, as keys are
+    /// ordered), in key order, deserialized into `T`, fetched a page at a time. Reads only
+    /// those entries, however many others the cache holds: with keys such as `user:1:name`,
+    /// `iter_with_prefix("user:1:")` lists user 1's.
+    pub fn iter_with_prefix<T: DeserializeOwned>(&self, prefix: &str) -> Entries<'_, T> {
         Entries {
             cache: self,
+            prefix: prefix.to_owned(),
             page: Vec::new().into_iter(),
             next: None,
             done: false,
@@ -319,7 +339,12 @@ impl Cache {
 
     /// Every key in key order, fetched a page at a time.
     pub fn keys(&self) -> Keys<'_> {
-        Keys { cache: self, page: Vec::new().into_iter(), next: None, done: false }
+        self.keys_with_prefix("")
+    }
+
+    /// Every key that begins with `prefix`, in key order, fetched a page at a time.
+    pub fn keys_with_prefix(&self, prefix: &str) -> Keys<'_> {
+        Keys { cache: self, prefix: prefix.to_owned(), page: Vec::new().into_iter(), next: None, done: false }
     }
 }
 
@@ -329,9 +354,11 @@ impl std::fmt::Debug for Cache {
     }
 }
 
-/// Every entry of a cache. Made by [`Cache::iter`].
+/// Every entry of a cache, or those whose keys begin with a prefix. Made by [`Cache::iter`]
+/// and [`Cache::iter_with_prefix`].
 pub struct Entries<'a, T> {
     cache: &'a Cache,
+    prefix: String,
     page: std::vec::IntoIter<types::Entry>,
     next: Option<String>,
     done: bool,
@@ -350,7 +377,7 @@ impl<T: DeserializeOwned> Iterator for Entries<'_, T> {
             if self.done {
                 return None;
             }
-            match self.cache.0.entries(self.next.as_deref(), PAGE) {
+            match self.cache.0.entries_with_prefix(&self.prefix, self.next.as_deref(), PAGE) {
                 Ok(page) => {
                     self.done = page.next.is_none();
                     self.next = page.next;
@@ -365,9 +392,11 @@ impl<T: DeserializeOwned> Iterator for Entries<'_, T> {
     }
 }
 
-/// Every key of a cache. Made by [`Cache::keys`].
+/// Every key of a cache, or those that begin with a prefix. Made by [`Cache::keys`] and
+/// [`Cache::keys_with_prefix`].
 pub struct Keys<'a> {
     cache: &'a Cache,
+    prefix: String,
     page: std::vec::IntoIter<String>,
     next: Option<String>,
     done: bool,
@@ -384,7 +413,7 @@ impl Iterator for Keys<'_> {
             if self.done {
                 return None;
             }
-            match self.cache.0.keys(self.next.as_deref(), PAGE) {
+            match self.cache.0.keys_with_prefix(&self.prefix, self.next.as_deref(), PAGE) {
                 Ok(page) => {
                     self.done = page.next.is_none();
                     self.next = page.next;

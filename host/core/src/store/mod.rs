@@ -24,6 +24,7 @@
 //! A manager is opened over a backend of one's own with
 //! [`CacheManagerBuilder::open_with_store`](crate::CacheManagerBuilder::open_with_store).
 
+mod key_range;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod rules;
@@ -34,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;
+pub use key_range::KeyRange;
 pub use sqlite::SqliteStore;
 
 use crate::{Json, Leased, Quota, Receipt, Result};
@@ -517,18 +519,19 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a key is present (and has not expired).
     fn contains(&self, cache: CacheId, key: &str) -> Result<bool>;
 
-    /// One page of entries after `after`, at most `limit` and about `max_bytes` of values;
-    /// entries that have expired are skipped, as are they by [`Store::keys`].
+    /// One page of the entries in `range`, in key order, at most `limit` and about
+    /// `max_bytes` of values; entries that have expired are skipped, as are they by
+    /// [`Store::keys`].
     fn entries(
         &self,
         cache: CacheId,
-        after: Option<&str>,
+        range: KeyRange<'_>,
         limit: usize,
         max_bytes: usize,
     ) -> Result<Page<(String, Json)>>;
 
-    /// One page of keys after `after`, at most `limit`.
-    fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>>;
+    /// One page of the keys in `range`, in key order, at most `limit`.
+    fn keys(&self, cache: CacheId, range: KeyRange<'_>, limit: usize) -> Result<Page<String>>;
 
     /// A cache's size, entries that have expired left out, or `None` when it does not exist.
     fn cache_stats(&self, cache: CacheId) -> Result<Option<Stats>>;

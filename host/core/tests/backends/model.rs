@@ -32,6 +32,21 @@ use super::Db;
 /// there.
 const KEYS: &[&str] = &["a", "b", "c", "é", "long key, over eight bytes", "k\u{0}"];
 
+/// Prefixes to list entries and keys by: none (every key), those of one key, of several, of
+/// a key with a NUL, a whole key, one longer than any key, and one that no key has.
+const PREFIXES: &[&str] = &[
+    "",
+    "",
+    "a",
+    "lo",
+    "long key, over eight bytes",
+    "long key, over eight bytes!",
+    "k",
+    "k\u{0}",
+    "é",
+    "z",
+];
+
 /// The keys `db` can store.
 fn keys_of(db: &Db) -> &'static [&'static str] {
     if db.is_postgres() { &KEYS[..KEYS.len() - 1] } else { KEYS }
@@ -131,10 +146,12 @@ enum Op {
     },
     Entries {
         by: usize,
+        prefix: &'static str,
         page: usize,
     },
     Keys {
         by: usize,
+        prefix: &'static str,
         page: usize,
     },
     Put {
@@ -275,8 +292,9 @@ fn op(key_set: &'static [&'static str]) -> impl Strategy<Value = Op> {
         5 => (by(), keys()).prop_map(|(by, keys)| Op::DeleteMany { by, keys }),
         5 => by().prop_map(|by| Op::Clear { by }),
         5 => by().prop_map(|by| Op::Len { by }),
-        5 => (by(), 1..4usize).prop_map(|(by, page)| Op::Entries { by, page }),
-        5 => (by(), 1..4usize).prop_map(|(by, page)| Op::Keys { by, page }),
+        5 => (by(), select(PREFIXES), 1..4usize)
+            .prop_map(|(by, prefix, page)| Op::Entries { by, prefix, page }),
+        5 => (by(), select(PREFIXES), 1..4usize).prop_map(|(by, prefix, page)| Op::Keys { by, prefix, page }),
         10 => (by(), value()).prop_map(|(by, value)| Op::Put { by, value }),
         5 => (by(), values()).prop_map(|(by, values)| Op::PutMany { by, values }),
         10 => (by(), 0..4usize).prop_map(|(by, max)| Op::Take { by, max }),
@@ -577,8 +595,8 @@ impl<'a> Sequence<'a> {
                 let counted = (cache.len().map_err(unexpected)?, cache.size_bytes().map_err(unexpected)?);
                 prop_assert_eq!(counted, usage(&self.entries), "entries and bytes");
             }
-            Op::Entries { by, page } => self.check_entries(by, page)?,
-            Op::Keys { by, page } => self.check_keys(by, page)?,
+            Op::Entries { by, prefix, page } => self.check_entries(by, prefix, page)?,
+            Op::Keys { by, prefix, page } => self.check_keys(by, prefix, page)?,
             Op::Put { by, value } => {
                 let result = self.queues[by].put(json(value));
                 self.put_items(by, result, &[value])?;
@@ -849,19 +867,25 @@ impl<'a> Sequence<'a> {
         }
     }
 
-    fn check_entries(&self, by: usize, page: usize) -> Step {
-        let listed = every_page(page, |cursor| self.caches[by].entries(cursor, page))?;
+    fn check_entries(&self, by: usize, prefix: &str, page: usize) -> Step {
+        let listed = every_page(page, |cursor| self.caches[by].entries_with_prefix(prefix, cursor, page))?;
         let listed: Vec<(String, String)> =
             listed.into_iter().map(|(key, value)| (key, value.as_str().to_owned())).collect();
-        let expected: Vec<(String, String)> =
-            self.entries.iter().map(|(key, (value, _))| (key.clone(), value.clone())).collect();
+        let expected: Vec<(String, String)> = self
+            .entries
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, (value, _))| (key.clone(), value.clone()))
+            .collect();
         prop_assert_eq!(listed, expected);
         Ok(())
     }
 
-    fn check_keys(&self, by: usize, page: usize) -> Step {
-        let listed = every_page(page, |cursor| self.caches[by].keys(cursor, page))?;
-        prop_assert_eq!(listed, self.entries.keys().cloned().collect::<Vec<_>>());
+    fn check_keys(&self, by: usize, prefix: &str, page: usize) -> Step {
+        let listed = every_page(page, |cursor| self.caches[by].keys_with_prefix(prefix, cursor, page))?;
+        let expected: Vec<String> =
+            self.entries.keys().filter(|key| key.starts_with(prefix)).cloned().collect();
+        prop_assert_eq!(listed, expected);
         Ok(())
     }
 
@@ -872,8 +896,12 @@ impl<'a> Sequence<'a> {
             let reads = keys_of(self.world.db)
                 .iter()
                 .flat_map(|&key| [Op::Get { by, key }, Op::Contains { by, key }]);
-            let counts =
-                [Op::Len { by }, Op::Entries { by, page: 1000 }, Op::QueueLen { by }, Op::Peek { by }];
+            let counts = [
+                Op::Len { by },
+                Op::Entries { by, prefix: "", page: 1000 },
+                Op::QueueLen { by },
+                Op::Peek { by },
+            ];
             for op in reads.chain(counts) {
                 self.apply(&op)
                     .map_err(|error| TestCaseError::fail(format!("at the end, {op:?}: {error}")))?;

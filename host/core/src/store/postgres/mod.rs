@@ -75,8 +75,8 @@ use postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    Applied, CacheId, Change, ChangeToken, Changes, Listed, OwnCommit, Page, QueueId, Stats, Store, Stored,
-    SyncTarget, Target, Writes,
+    Applied, CacheId, Change, ChangeToken, Changes, KeyRange, Listed, OwnCommit, Page, QueueId, Stats, Store,
+    Stored, SyncTarget, Target, Writes,
 };
 use crate::{Clock, Error, Json, Result};
 
@@ -127,6 +127,43 @@ macro_rules! key_order {
         concat!(key_prefix!("key"), ", key")
     };
 }
+
+/// SQL: the row's key is before the text of parameter `$param`, bounded through the index (a
+/// key before another has a prefix of characters before, or equal to, the other's).
+macro_rules! key_before {
+    ($param:literal) => {
+        concat!(key_prefix!("key"), " <= ", key_prefix!($param), " AND key < ", $param)
+    };
+}
+
+/// The statements of a page of a cache's keys (`KEYS_PAGE`) or entries (`ENTRIES_PAGE`),
+/// one for each kind of [`KeyRange`]: whether its start is read itself, and whether it has an
+/// end. Parameters: the cache, the start, the limit, the time (for expiry) and the end.
+macro_rules! page_statements {
+    ($columns:literal) => {
+        [
+            page_statements!($columns, ">", ""),
+            page_statements!($columns, ">=", ""),
+            page_statements!($columns, ">", concat!(" AND ", key_before!("$5"))),
+            page_statements!($columns, ">=", concat!(" AND ", key_before!("$5"))),
+        ]
+    };
+    ($columns:literal, $from:literal, $to:expr) => {
+        concat!(
+            "SELECT ",
+            $columns,
+            " FROM entries WHERE cache_id = $1 AND ",
+            key_from!($from, "$2"),
+            $to,
+            " AND (expires_at IS NULL OR expires_at > $4) ORDER BY ",
+            key_order!(),
+            " LIMIT $3"
+        )
+    };
+}
+
+const KEYS_PAGE: [&str; 4] = page_statements!("key");
+const ENTRIES_PAGE: [&str; 4] = page_statements!("key, value");
 
 /// The characters of a key the index of `entries` holds (`key_prefix!` spells it in SQL): at
 /// most 4 bytes each, so an index entry stays well under Postgres's 2,704 bytes.
@@ -381,6 +418,34 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Reads a page of `range` in `cache`, at most `limit` rows, with the statement of
+    /// `statements` (`KEYS_PAGE` or `ENTRIES_PAGE`) for it.
+    fn read_page(
+        &self,
+        statements: &[&'static str; 4],
+        cache: CacheId,
+        range: &KeyRange<'_>,
+        limit: usize,
+    ) -> Result<Vec<postgres::Row>> {
+        let (start, inclusive) = range.start();
+        if !storable(range.prefix) {
+            // No stored key holds a NUL, so none begins with this prefix.
+            return Ok(Vec::new());
+        }
+        // A cursor with a NUL reads the keys its text up to the NUL does (see
+        // `storable_cursor`); a start that is the prefix has none.
+        let start = if inclusive { start } else { storable_cursor(start) };
+        let end = range.end();
+        let sql = statements[usize::from(inclusive) + 2 * usize::from(end.is_some())];
+        let now = self.clock.now_ms();
+        let limit = limit as i64;
+        let mut parameters: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&cache.0, &start, &limit, &now];
+        if let Some(end) = &end {
+            parameters.push(end);
+        }
+        self.read(|client| client.query(sql, &parameters))
+    }
+
     /// Opens the store in schema [`DEFAULT_SCHEMA`] of the database at `url`
     /// (`postgres://user:password@host:port/dbname`, or the key-value form libpq takes),
     /// creating its tables when they do not exist.
@@ -943,32 +1008,12 @@ impl Store for PostgresStore {
     fn entries(
         &self,
         cache: CacheId,
-        after: Option<&str>,
+        range: KeyRange<'_>,
         limit: usize,
         max_bytes: usize,
     ) -> Result<Page<(String, Json)>> {
-        let now = self.clock.now_ms();
-        let after = after.map(storable_cursor);
-        let rows = self.read(|client| {
-            let sql = if after.is_some() {
-                concat!(
-                    "SELECT key, value FROM entries WHERE cache_id = $1 AND ",
-                    key_from!(">", "$2"),
-                    " AND (expires_at IS NULL OR expires_at > $4) ORDER BY ",
-                    key_order!(),
-                    " LIMIT $3"
-                )
-            } else {
-                concat!(
-                    "SELECT key, value FROM entries WHERE cache_id = $1 AND ",
-                    key_from!(">=", "$2"),
-                    " AND (expires_at IS NULL OR expires_at > $4) ORDER BY ",
-                    key_order!(),
-                    " LIMIT $3"
-                )
-            };
-            client.query(sql, &[&cache.0, &after.unwrap_or(""), &((limit + 1) as i64), &now])
-        })?;
+        // One more row than asked tells whether another page follows.
+        let rows = self.read_page(&ENTRIES_PAGE, cache, &range, limit + 1)?;
         let entries = rows.iter().map(|row| {
             let fail = |e| self.server.error(e);
             Ok((row.try_get(0).map_err(fail)?, json(row.try_get::<_, String>(1).map_err(fail)?)))
@@ -976,29 +1021,8 @@ impl Store for PostgresStore {
         super::entry_page(entries, limit, max_bytes)
     }
 
-    fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>> {
-        let now = self.clock.now_ms();
-        let after = after.map(storable_cursor);
-        let rows = self.read(|client| {
-            let sql = if after.is_some() {
-                concat!(
-                    "SELECT key FROM entries WHERE cache_id = $1 AND ",
-                    key_from!(">", "$2"),
-                    " AND (expires_at IS NULL OR expires_at > $4) ORDER BY ",
-                    key_order!(),
-                    " LIMIT $3"
-                )
-            } else {
-                concat!(
-                    "SELECT key FROM entries WHERE cache_id = $1 AND ",
-                    key_from!(">=", "$2"),
-                    " AND (expires_at IS NULL OR expires_at > $4) ORDER BY ",
-                    key_order!(),
-                    " LIMIT $3"
-                )
-            };
-            client.query(sql, &[&cache.0, &after.unwrap_or(""), &((limit + 1) as i64), &now])
-        })?;
+    fn keys(&self, cache: CacheId, range: KeyRange<'_>, limit: usize) -> Result<Page<String>> {
+        let rows = self.read_page(&KEYS_PAGE, cache, &range, limit + 1)?;
         let keys = rows
             .iter()
             .map(|row| row.try_get(0))

@@ -46,8 +46,8 @@ use self::wal_index::WalIndex;
 use self::wal_writes::CommitWrites;
 use self::write_turns::WriteTurns;
 use super::{
-    Applied, CacheId, Change, ChangeToken, Changes, Copied, DiskUsage, HandoffStats, Listed, Outcome,
-    OwnCommit, Page, QueueId, Stats, Store, Stored, SyncTarget, Target, Write, Writes,
+    Applied, CacheId, Change, ChangeToken, Changes, Copied, DiskUsage, HandoffStats, KeyRange, Listed,
+    Outcome, OwnCommit, Page, QueueId, Stats, Store, Stored, SyncTarget, Target, Write, Writes,
 };
 use crate::options::Durability;
 use crate::{Clock, Error, Json, Result};
@@ -553,10 +553,56 @@ fn change_cursor(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM change_log")?.query_row([], |row| row.get(0))
 }
 
-/// Chooses the query for a page: after the cursor, or from the very first key (the empty key
-/// included) when there is none.
-fn page_sql(after: Option<&str>, after_cursor: &'static str, from_start: &'static str) -> &'static str {
-    if after.is_some() { after_cursor } else { from_start }
+/// The statements of a page of a cache's keys (`KEYS_PAGE`) or entries (`ENTRIES_PAGE`),
+/// one for each kind of [`KeyRange`]: whether its start is read itself, and whether it has an
+/// end. Parameters: the cache, the start, the limit, the time (for expiry) and the end.
+macro_rules! page_statements {
+    ($columns:literal) => {
+        [
+            page_statements!($columns, ">", ""),
+            page_statements!($columns, ">=", ""),
+            page_statements!($columns, ">", " AND key < ?5"),
+            page_statements!($columns, ">=", " AND key < ?5"),
+        ]
+    };
+    ($columns:literal, $from:literal, $to:literal) => {
+        concat!(
+            "SELECT ",
+            $columns,
+            " FROM entries WHERE cache_id = ?1 AND key ",
+            $from,
+            " ?2",
+            $to,
+            " AND (expires_at IS NULL OR expires_at > ?4) ORDER BY key LIMIT ?3"
+        )
+    };
+}
+
+const KEYS_PAGE: [&str; 4] = page_statements!("key");
+const ENTRIES_PAGE: [&str; 4] = page_statements!("key, value");
+
+/// Reads a page of `range` in `cache`, at most `limit` rows, with the statement of
+/// `statements` (`KEYS_PAGE` or `ENTRIES_PAGE`) for it: `read` takes the rows as SQLite steps
+/// to them, so a page that stops early reads no further.
+fn read_page<T>(
+    conn: &Connection,
+    statements: &[&'static str; 4],
+    cache: CacheId,
+    range: &KeyRange<'_>,
+    limit: usize,
+    now: i64,
+    read: impl FnOnce(rusqlite::Rows<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let (start, inclusive) = range.start();
+    let end = range.end();
+    let mut statement =
+        conn.prepare_cached(statements[usize::from(inclusive) + 2 * usize::from(end.is_some())])?;
+    let limit = limit as i64;
+    let mut parameters: Vec<&dyn rusqlite::ToSql> = vec![&cache.0, &start, &limit, &now];
+    if let Some(end) = &end {
+        parameters.push(end);
+    }
+    read(statement.query(&*parameters)?)
 }
 
 /// Column `index` of `row` as JSON, copied once out of SQLite's buffer (through a `String` it
@@ -666,43 +712,26 @@ impl Store for SqliteStore {
     fn entries(
         &self,
         cache: CacheId,
-        after: Option<&str>,
+        range: KeyRange<'_>,
         limit: usize,
         max_bytes: usize,
     ) -> Result<Page<(String, Json)>> {
         let now = self.clock.now_ms();
         self.read(|conn| {
-            let sql = page_sql(
-                after,
-                "SELECT key, value FROM entries WHERE cache_id = ?1 AND key > ?2
-                 AND (expires_at IS NULL OR expires_at > ?4) ORDER BY key LIMIT ?3",
-                "SELECT key, value FROM entries WHERE cache_id = ?1 AND key >= ?2
-                 AND (expires_at IS NULL OR expires_at > ?4) ORDER BY key LIMIT ?3",
-            );
-            let mut statement = conn.prepare_cached(sql)?;
             // One more row than asked tells whether another page follows.
-            let entries = statement
-                .query_map(params![cache.0, after.unwrap_or(""), (limit + 1) as i64, now], |row| {
-                    Ok((row.get(0)?, stored_json(row.get::<_, String>(1)?)?))
-                })?;
-            super::entry_page(entries, limit, max_bytes)
+            read_page(conn, &ENTRIES_PAGE, cache, &range, limit + 1, now, |rows| {
+                let entries = rows.mapped(|row| Ok((row.get(0)?, stored_json(row.get::<_, String>(1)?)?)));
+                super::entry_page(entries, limit, max_bytes)
+            })
         })
     }
 
-    fn keys(&self, cache: CacheId, after: Option<&str>, limit: usize) -> Result<Page<String>> {
+    fn keys(&self, cache: CacheId, range: KeyRange<'_>, limit: usize) -> Result<Page<String>> {
         let now = self.clock.now_ms();
         self.read(|conn| {
-            let sql = page_sql(
-                after,
-                "SELECT key FROM entries WHERE cache_id = ?1 AND key > ?2
-                 AND (expires_at IS NULL OR expires_at > ?4) ORDER BY key LIMIT ?3",
-                "SELECT key FROM entries WHERE cache_id = ?1 AND key >= ?2
-                 AND (expires_at IS NULL OR expires_at > ?4) ORDER BY key LIMIT ?3",
-            );
-            let mut statement = conn.prepare_cached(sql)?;
-            let keys = statement
-                .query_map(params![cache.0, after.unwrap_or(""), (limit + 1) as i64, now], |row| row.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+            let keys = read_page(conn, &KEYS_PAGE, cache, &range, limit + 1, now, |rows| {
+                rows.mapped(|row| row.get(0)).collect()
+            })?;
             Ok(super::key_page(keys, limit))
         })
     }
