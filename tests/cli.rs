@@ -108,7 +108,9 @@ fn caches_can_be_looked_into_and_changed_from_the_shell() {
     assert_eq!(ok(easycaching(&db, &["cache", "keys", "test", "--prefix", "fo", "--after", "fob"])), "foo\n");
     assert_eq!(ok(easycaching(&db, &["cache", "keys", "test", "--prefix", "x"])), "");
     assert_eq!(ok(easycaching(&db, &["cache", "dump", "test", "--prefix", "foo"])), "{\"foo\": \"bar\"}\n");
-    ok(easycaching(&db, &["cache", "del", "test", "fob"]));
+    assert_eq!(ok(easycaching(&db, &["cache", "clear", "test", "--prefix", "fo"])), "2\n");
+    assert_eq!(ok(easycaching(&db, &["cache", "keys", "test"])), "n\n");
+    ok(easycaching(&db, &["cache", "set", "test", "foo", r#""bar""#]));
     assert_eq!(ok(easycaching(&db, &["cache", "len", "test"])), "2\n");
     assert_eq!(ok(easycaching(&db, &["cache", "incr", "counts", "hits"])), "1\n");
     assert_eq!(ok(easycaching(&db, &["cache", "incr", "counts", "hits", "-3"])), "-2\n");

@@ -189,16 +189,22 @@ fn grants_decide_what_a_plugin_reaches_and_denials_are_errors_not_traps() {
 }
 
 #[test]
-fn a_paged_scan_of_ten_thousand_entries_from_a_guest_sees_each_exactly_once_and_a_prefix_only_its_own() {
+fn a_paged_scan_of_ten_thousand_entries_from_a_guest_sees_each_exactly_once_and_a_prefix_lists_and_deletes_only_its_own()
+ {
     let harness = Harness::new().unwrap().allow("cache:scan=rwc");
     let run = harness.run(guest("scan")).unwrap();
     succeeded(&run);
     assert_eq!(
         run.stdout_text(),
         "scanned 10000 entries in 15 pages; iterated 10000\n\
-         prefix key-01: 1000 entries in 4 pages; key-012: 100; key-0999: 10 keys, key-09990 to key-09999; other-: 0\n"
+         prefix key-01: 1000 entries in 4 pages; key-012: 100; key-0999: 10 keys, key-09990 to key-09999; other-: 0\n\
+         deleted prefix key-01: 1000; 0 left of it, 9000 in all\n"
     );
-    assert_eq!(harness.cache("scan").unwrap().len().unwrap(), 10_000);
+    let cache = harness.cache("scan").unwrap();
+    assert_eq!(cache.len().unwrap(), 9_000);
+    assert_eq!(cache.get("key-00999").unwrap().map(|value| value.to_string()), Some("999".to_owned()));
+    assert_eq!(cache.get("key-02000").unwrap().map(|value| value.to_string()), Some("2000".to_owned()));
+    assert_eq!(cache.get("key-01500").unwrap(), None);
 }
 
 #[test]

@@ -55,8 +55,9 @@ export const run = command(() => {
     return [page.entries.map((entry) => entry.key), page.next];
   });
   attempt('keys with a number for a prefix', () => [...cache.keysWithPrefix(5)]);
-  attempt('the prefixed entries removed', () =>
-    cache.deleteMany(['user:1:name', 'user:1:lang', 'user:2:name', 'user:10:name']));
+  attempt('delete with a prefix', () => [cache.deleteWithPrefix('user:1:'), [...cache.keysWithPrefix('user:')]]);
+  attempt('delete with a number for a prefix', () => cache.deleteWithPrefix(1));
+  attempt('the prefixed entries removed', () => cache.deleteWithPrefix('user:'));
   const closed = openCache('input');
   closed.close();
   attempt('use a closed cache', () => closed.size);
@@ -72,6 +73,7 @@ export const run = command(() => {
   attempt('read read-only', () => readonly.get('k'));
   attempt('write read-only', () => readonly.set('k', 'changed') && 'stored');
   attempt('delete from read-only', () => readonly.delete('k'));
+  attempt('delete with a prefix from read-only', () => readonly.deleteWithPrefix('k'));
   attempt('cache size', () => cache.size);
   attempt('queue size', () => queue.size);
   attempt('increment twice', () => [cache.increment('n'), cache.increment('n', 41)]);

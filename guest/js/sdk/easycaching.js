@@ -393,6 +393,16 @@ export class Cache {
     return Number(call(() => this.#live().clear()));
   }
 
+  /**
+   * Removes every entry whose key begins with `prefix` (compared byte by byte in UTF-8, as keys
+   * are ordered) in one durable write, however many there are; returns how many there were.
+   * With keys such as `user:1:name`, `deleteWithPrefix('user:1:')` forgets user 1.
+   */
+  deleteWithPrefix(prefix) {
+    text(prefix, 'the prefix');
+    return Number(call(() => this.#live().deleteWithPrefix(prefix)));
+  }
+
   /** How many entries the cache holds (asked of the host each time). */
   get size() {
     return Number(call(() => this.#live().len()));

@@ -552,6 +552,13 @@ class Cache(MutableMapping[str, Any]):
         """Removes every entry in one call; returns how many there were."""
         return _call(self._handle.clear)
 
+    def delete_with_prefix(self, prefix: str) -> int:
+        """Removes every entry whose key begins with ``prefix`` (compared byte by byte in UTF-8,
+        as keys are ordered) in one durable write, however many there are; returns how many
+        there were. With keys such as ``user:1:name``, ``delete_with_prefix("user:1:")``
+        forgets user 1."""
+        return _call(self._handle.delete_with_prefix, _text(prefix, "the prefix"))
+
     def __iter__(self) -> Iterator[str]:
         return self.keys_with_prefix("")
 

@@ -110,6 +110,14 @@ class Run(exports.Run):
         attempt("read read-only", lambda: readonly["k"])
         attempt("write read-only", lambda: store(readonly, "k", "changed"))
         attempt("delete from read-only", lambda: readonly.delete("k"))
+        attempt("delete with a prefix from read-only", lambda: readonly.delete_with_prefix("k"))
+        cache.set_many({"user:1:name": "Ada", "user:1:lang": "en", "user:10:name": "Alan"})
+        attempt(
+            "delete with a prefix",
+            lambda: (cache.delete_with_prefix("user:1:"), list(cache.keys_with_prefix("user:"))),
+        )
+        attempt("delete with a bytes prefix", lambda: cache.delete_with_prefix(b"user"))
+        attempt("the rest deleted", lambda: cache.delete_with_prefix("user:"))
         attempt("cache len", lambda: len(cache))
         attempt("queue len", lambda: len(queue))
         attempt("increment twice", lambda: (cache.increment("n"), cache.increment("n", 41)))

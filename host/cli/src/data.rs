@@ -132,10 +132,14 @@ pub enum CacheCommand {
         /// The cache to count.
         cache: String,
     },
-    /// Remove every entry; prints how many there were.
+    /// Remove every entry, or with --prefix those whose keys begin with it; prints how many
+    /// there were.
     Clear {
         /// The cache to empty.
         cache: String,
+        /// Only the entries whose keys begin with this (e.g. `user:1:`).
+        #[arg(long, default_value = "")]
+        prefix: String,
     },
     /// Create an empty cache (nothing happens when it exists).
     Create {
@@ -536,10 +540,14 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
         // `main` runs it through `load`, which reads its input before it opens the database.
         CacheCommand::Load { .. } => unreachable!("`cache load` is run by data::load"),
         CacheCommand::Len { cache } => writeln!(out, "{}", manager.open_cache(&cache)?.len()?)?,
-        CacheCommand::Clear { cache } => {
-            let removed = manager.open_cache(&cache)?.clear()?;
+        CacheCommand::Clear { cache, prefix } => {
+            let removed = manager.open_cache(&cache)?.delete_with_prefix(&prefix)?;
             print_done(&mut out, removed, || {
-                format!("cleared cache {cache:?} (entries removed: {removed}), but could not print how many")
+                let which =
+                    if prefix.is_empty() { String::new() } else { format!(" of keys beginning {prefix:?}") };
+                format!(
+                    "cleared cache {cache:?} (entries{which} removed: {removed}), but could not print how many"
+                )
             })?;
         }
         CacheCommand::Create { cache } => drop(manager.create_cache(&cache)?),

@@ -465,8 +465,29 @@ impl Cache {
 
     /// Removes every entry; returns how many there were.
     pub fn clear(&self) -> Result<u64> {
+        self.delete_with_prefix("")
+    }
+
+    /// Removes every entry whose key begins with `prefix` (compared byte by byte, as keys are
+    /// ordered) in one durable write, however many there are; returns how many there were.
+    /// With keys such as `user:1:name`, `delete_with_prefix("user:1:")` forgets user 1.
+    ///
+    /// ```
+    /// # fn main() -> easycaching::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let manager = easycaching::CacheManager::open(dir.path().join("app.db"))?;
+    /// let cache = manager.create_cache("profiles")?;
+    /// cache.set_value("user:1:name", &"Ada")?;
+    /// cache.set_value("user:1:lang", &"en")?;
+    /// cache.set_value("user:10:name", &"Alan")?;
+    /// assert_eq!(cache.delete_with_prefix("user:1:")?, 2);
+    /// assert_eq!(cache.len()?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn delete_with_prefix(&self, prefix: &str) -> Result<u64> {
         self.alive()?;
-        count(self.shared.write(Write::Clear { cache: self.target() })?)
+        count(self.shared.write(Write::Clear { cache: self.target(), prefix: prefix.to_owned() })?)
     }
 
     /// How many entries the cache holds, those that have expired left out.
@@ -847,6 +868,27 @@ impl CacheState {
             lru.generation += 1;
             lru.entries.pop(key);
             lru.forget_absent(key);
+        }
+    }
+
+    /// Forgets every value held under a key that begins with `prefix` (keys known to be absent
+    /// stay so).
+    pub(crate) fn forget_prefix(&self, prefix: &str) {
+        if prefix.is_empty() {
+            return self.forget_all();
+        }
+        if let Some(mut lru) = self.lru() {
+            lru.generation += 1;
+            let keys: Vec<String> = lru
+                .entries
+                .iter()
+                .map(|(key, _)| key)
+                .filter(|key| key.starts_with(prefix))
+                .cloned()
+                .collect();
+            for key in keys {
+                lru.entries.pop(&key);
+            }
         }
     }
 

@@ -653,9 +653,9 @@ impl Shared {
                         keys.iter().for_each(|key| learn(&state, key, None));
                     }
                 }
-                Write::Clear { cache } => {
+                Write::Clear { cache, prefix } => {
                     if let Some(state) = self.registered(cache.id) {
-                        state.forget_all();
+                        state.forget_prefix(prefix);
                     }
                 }
                 Write::DropCache { .. } => {

@@ -137,6 +137,7 @@ backend_tests!(
     random_operations_agree_with_a_model,
     leased_items_come_back_unless_acknowledged,
     a_manual_clock_tells_expiry_and_leases,
+    a_prefix_lists_and_deletes_only_its_own_keys,
 );
 
 /// Polls `check` until it holds, for at most 10 s.
@@ -477,6 +478,90 @@ fn a_manual_clock_tells_expiry_and_leases(db: &Db) {
     assert!(!queue.ack(&leased.receipt).unwrap(), "the first lease ended");
     assert!(queue.ack(&again.receipt).unwrap());
     assert_eq!(queue.len().unwrap(), 0);
+}
+
+fn a_prefix_lists_and_deletes_only_its_own_keys(db: &Db) {
+    let clock = ManualClock::new();
+    let manager = db.builder().clock(&clock).open().unwrap();
+    let other = db.builder().clock(&clock).open().unwrap();
+    let cache = manager.create_cache("users").unwrap();
+    // Groups whose prefixes are prefixes of each other's keys, and keys past the 512
+    // characters PostgreSQL's index holds of a key.
+    let long = "x".repeat(600);
+    let mut keys: Vec<String> = Vec::new();
+    for user in ["1", "10", "2"] {
+        keys.extend((0..300).map(|n| format!("user:{user}:{n:03}")));
+    }
+    keys.extend([format!("{long}:a"), format!("{long}:b"), format!("{long};"), long.clone()]);
+    keys.extend(["\u{10FFFF}".to_owned(), "\u{10FFFF}\u{10FFFF}a".to_owned(), "\u{10FFFF}b".to_owned()]);
+    cache.set_many(keys.iter().map(|key| (key.clone(), json("1")))).unwrap();
+    let all_keys = |prefix: &str, page: usize| {
+        let (mut listed, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let got = cache.keys_with_prefix(prefix, cursor.as_deref(), page).unwrap();
+            assert!(got.items.len() <= page);
+            listed.extend(got.items);
+            match got.next {
+                Some(next) => cursor = Some(next),
+                None => return listed,
+            }
+        }
+    };
+    let expected = |prefix: &str| {
+        let mut expected: Vec<String> = keys.iter().filter(|key| key.starts_with(prefix)).cloned().collect();
+        expected.sort();
+        expected
+    };
+    for prefix in [
+        "user:1:",
+        "user:1",
+        "user:",
+        "user:2:29",
+        &format!("{long}:"),
+        &long,
+        "\u{10FFFF}",
+        "\u{10FFFF}\u{10FFFF}",
+        "nobody",
+    ] {
+        assert_eq!(all_keys(prefix, 7), expected(prefix), "keys with prefix {prefix:?}");
+    }
+    let page = cache.entries_with_prefix("user:10:", None, 1000).unwrap();
+    assert_eq!(page.items.len(), 300);
+    assert_eq!(page.items[0], ("user:10:000".to_owned(), json("1")));
+    assert_eq!(page.next, None);
+    // A cursor of another group starts the page at the prefix, or ends it.
+    assert_eq!(
+        cache.keys_with_prefix("user:2:", Some("user:1:5"), 2).unwrap().items,
+        ["user:2:000", "user:2:001"]
+    );
+    assert!(cache.keys_with_prefix("user:10:", Some("user:2:"), 2).unwrap().items.is_empty());
+
+    // Another manager has user 1 in its LRU; one of user 1's entries expires.
+    let seen = other.open_cache("users").unwrap();
+    assert_eq!(seen.get("user:1:000").unwrap(), Some(json("1")));
+    cache.set_with_ttl("user:1:299", json("2"), Duration::from_secs(1)).unwrap();
+    clock.advance(Duration::from_secs(1));
+    let (len, bytes) = (cache.len().unwrap(), cache.size_bytes().unwrap());
+    assert_eq!(cache.delete_with_prefix("user:1:").unwrap(), 299, "the expired entry was not there");
+    assert_eq!(all_keys("user:1", 50), expected("user:10:"));
+    assert_eq!(cache.get("user:1:000").unwrap(), None);
+    // At once on SQLite; once the notification arrives on PostgreSQL.
+    eventually("the other manager forgets user 1", || seen.get("user:1:000").unwrap().is_none());
+    assert_eq!(seen.get("user:10:000").unwrap(), Some(json("1")));
+    let user_bytes: u64 = (0..299).map(|n| format!("user:1:{n:03}").len() as u64 + 1).sum();
+    assert_eq!(cache.len().unwrap(), len - 299);
+    assert_eq!(cache.size_bytes().unwrap(), bytes - user_bytes);
+    assert_eq!(cache.delete_with_prefix(&format!("{long}:")).unwrap(), 2);
+    assert_eq!(cache.delete_with_prefix("\u{10FFFF}\u{10FFFF}").unwrap(), 1);
+    assert_eq!(all_keys("\u{10FFFF}", 2), ["\u{10FFFF}", "\u{10FFFF}b"]);
+    assert_eq!(cache.delete_with_prefix("nobody").unwrap(), 0);
+    assert_eq!(all_keys(&long, 2), [long.clone(), format!("{long};")]);
+    assert_eq!(cache.len().unwrap(), 600 + 2 + 2);
+    // An empty prefix is the whole cache.
+    assert_eq!(cache.delete_with_prefix("").unwrap(), 604);
+    assert_eq!(cache.len().unwrap(), 0);
+    manager.delete_cache("users").unwrap();
+    assert!(matches!(cache.delete_with_prefix("user:"), Err(Error::CacheDeleted(_))));
 }
 
 fn handles_to_deleted_caches_and_queues_fail(db: &Db) {

@@ -248,6 +248,10 @@ impl caches::HostCache for EasyCaching<'_> {
         Ok(self.writable_cache(&handle)?.clear()?)
     }
 
+    fn delete_with_prefix(&mut self, handle: Resource<CacheResource>, prefix: String) -> Result<u64> {
+        Ok(self.writable_cache(&handle)?.delete_with_prefix(&prefix)?)
+    }
+
     fn len(&mut self, handle: Resource<CacheResource>) -> Result<u64> {
         Ok(self.cache(&handle)?.cache.len()?)
     }

@@ -293,6 +293,13 @@ impl Cache {
         Ok(self.0.set_many_with_ttl(&wit_entries(entries)?, millis(ttl))?)
     }
 
+    /// Removes every entry whose key begins with `prefix` (compared byte by byte, as keys
+    /// are ordered) in one durable write, however many there are; returns how many there
+    /// were. With keys such as `user:1:name`, `delete_with_prefix("user:1:")` forgets user 1.
+    pub fn delete_with_prefix(&self, prefix: &str) -> Result<u64> {
+        Ok(self.0.delete_with_prefix(prefix)?)
+    }
+
     /// Removes each of `keys` (`&str`s or `String`s) in one durable write; returns how many
     /// were there.
     pub fn delete_many(&self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> Result<u64> {

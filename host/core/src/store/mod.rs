@@ -151,10 +151,14 @@ pub enum Write {
         /// The keys.
         keys: Vec<String>,
     },
-    /// Removes every entry. Outcome: [`Outcome::Count`].
+    /// Removes every entry whose key begins with `prefix` (every entry when it is empty), in
+    /// one statement however many there are. Outcome: [`Outcome::Count`], how many were there
+    /// (those that had expired not counted). Other processes' LRUs forget the whole cache.
     Clear {
         /// The cache.
         cache: Target<CacheId>,
+        /// Only the keys that begin with this; every key when empty.
+        prefix: String,
     },
     /// Creates a queue unless one of that name exists. Outcome: [`Outcome::Created`].
     CreateQueue {

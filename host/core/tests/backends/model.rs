@@ -141,6 +141,10 @@ enum Op {
     Clear {
         by: usize,
     },
+    DeletePrefix {
+        by: usize,
+        prefix: &'static str,
+    },
     Len {
         by: usize,
     },
@@ -243,6 +247,7 @@ impl Op {
             | Op::Delete { by, .. }
             | Op::DeleteMany { by, .. }
             | Op::Clear { by }
+            | Op::DeletePrefix { by, .. }
             | Op::Len { by }
             | Op::Entries { by, .. }
             | Op::Keys { by, .. } => Through::Cache(by),
@@ -291,6 +296,7 @@ fn op(key_set: &'static [&'static str]) -> impl Strategy<Value = Op> {
         10 => (by(), key()).prop_map(|(by, key)| Op::Delete { by, key }),
         5 => (by(), keys()).prop_map(|(by, keys)| Op::DeleteMany { by, keys }),
         5 => by().prop_map(|by| Op::Clear { by }),
+        5 => (by(), select(PREFIXES)).prop_map(|(by, prefix)| Op::DeletePrefix { by, prefix }),
         5 => by().prop_map(|by| Op::Len { by }),
         5 => (by(), select(PREFIXES), 1..4usize)
             .prop_map(|(by, prefix, page)| Op::Entries { by, prefix, page }),
@@ -589,6 +595,12 @@ impl<'a> Sequence<'a> {
             Op::Clear { by } => {
                 prop_assert_eq!(self.caches[by].clear().map_err(unexpected)?, self.entries.len() as u64);
                 self.entries.clear();
+            }
+            Op::DeletePrefix { by, prefix } => {
+                let removed = self.caches[by].delete_with_prefix(prefix).map_err(unexpected)?;
+                let before = self.entries.len();
+                self.entries.retain(|key, _| !key.starts_with(prefix));
+                prop_assert_eq!(removed, (before - self.entries.len()) as u64);
             }
             Op::Len { by } => {
                 let cache = &self.caches[by];

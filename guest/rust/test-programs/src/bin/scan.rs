@@ -58,5 +58,8 @@ fn main() -> Result<()> {
         ten[0],
         ten[ten.len() - 1]
     );
+    let removed = cache.delete_with_prefix("key-01")?;
+    let left = cache.keys_with_prefix("key-01").count();
+    println!("deleted prefix key-01: {removed}; {left} left of it, {} in all", cache.len()?);
     Ok(())
 }

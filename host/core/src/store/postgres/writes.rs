@@ -13,7 +13,7 @@ use super::connection::Connection;
 use super::{SWEEP_ROWS, Server};
 use crate::limits::MAX_PAGE_BYTES;
 use crate::store::rules::{self, EntryWrites, cache_deleted, queue_deleted};
-use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
+use crate::store::{CacheId, KeyRange, Outcome, QueueId, Stats, Target, Write};
 use crate::{Clock, Error, Json, Leased, Quota, Receipt, Result};
 
 /// `change_log.kind`: one key was written or removed.
@@ -352,7 +352,8 @@ impl<'c> Batch<'c> {
                 self.compare_and_swap(cache, key, expected.as_ref(), value.as_ref(), quota)
             }
             Write::Delete { cache, keys } => self.delete(cache, keys),
-            Write::Clear { cache } => self.clear(cache),
+            Write::Clear { cache, prefix } if prefix.is_empty() => self.clear(cache),
+            Write::Clear { cache, prefix } => self.clear_prefix(cache, prefix),
             Write::CreateQueue { name, quota } => self.create(Table::Queues, name, quota),
             Write::DropQueue { name } => self.drop_queue(name),
             Write::Put { queue, values, quota } => self.put(queue, values, quota),
@@ -580,6 +581,50 @@ impl<'c> Batch<'c> {
             .execute("UPDATE caches SET entry_count = 0, byte_count = 0 WHERE id = $1", &[&cache.id.0])?;
         self.log(cache.id, KIND_CLEARED, None);
         Ok(Outcome::Count(stats.entries.saturating_sub(expired.max(0) as u64)))
+    }
+
+    /// Removes the entries whose keys begin with `prefix` (not empty), one range of the index,
+    /// in one statement that also takes their counts off the cache's. Other hosts forget the
+    /// cache's LRU, as after a clear, rather than read a log of every key.
+    fn clear_prefix(&mut self, cache: &Target<CacheId>, prefix: &str) -> WriteResult {
+        if !super::storable(prefix) {
+            // No stored key holds a NUL, so none begins with this prefix.
+            self.cache_stats(cache)?;
+            return Ok(Outcome::Count(0));
+        }
+        macro_rules! delete_range {
+            ($to:expr) => {
+                concat!(
+                    "WITH deleted AS (DELETE FROM entries WHERE cache_id = $1 AND ",
+                    key_from!(">=", "$2"),
+                    $to,
+                    " RETURNING octet_length(key) + octet_length(value) AS size, expires_at),
+                     counted AS (UPDATE caches
+                         SET entry_count = greatest(entry_count - (SELECT count(*) FROM deleted), 0),
+                             byte_count = greatest(byte_count - (SELECT coalesce(sum(size), 0) FROM deleted), 0)
+                         WHERE id = $1 AND EXISTS (SELECT 1 FROM deleted))
+                     SELECT (SELECT count(*) FROM deleted WHERE expires_at IS NULL OR expires_at > $3),
+                            (SELECT count(*) FROM deleted),
+                            EXISTS (SELECT 1 FROM caches WHERE id = $1)"
+                )
+            };
+        }
+        let now = self.now();
+        let row = match KeyRange::new(prefix, None).end() {
+            Some(end) => self.client.query_one(
+                delete_range!(concat!(" AND ", key_before!("$4"))),
+                &[&cache.id.0, &prefix, &now, &end],
+            )?,
+            None => self.client.query_one(delete_range!(""), &[&cache.id.0, &prefix, &now])?,
+        };
+        if !row.try_get::<_, bool>(2)? {
+            return Err(cache_deleted(cache).into());
+        }
+        if row.try_get::<_, i64>(1)? > 0 {
+            self.log(cache.id, KIND_CLEARED, None);
+        }
+        let live: i64 = row.try_get(0)?;
+        Ok(Outcome::Count(live.max(0) as u64))
     }
 
     /// One statement counts the values in, numbers them after the queue's last item and
@@ -977,8 +1022,8 @@ fn replay_bytes(write: &Write) -> usize {
         | Write::DropCache { name }
         | Write::CreateQueue { name, .. }
         | Write::DropQueue { name } => name.len(),
-        Write::Clear { .. }
-        | Write::Take { .. }
+        Write::Clear { prefix, .. } => prefix.len(),
+        Write::Take { .. }
         | Write::ClearQueue { .. }
         | Write::Lease { .. }
         | Write::Ack { .. }

@@ -824,7 +824,8 @@ mod tests {
         assert!(all_free(poster), "no slot was used");
         // Nor is anything but a set or a delete.
         poster.board.counters().writer.store(other.mark(), SeqCst);
-        let clear = Write::Clear { cache: Target { id: CacheId(7), name: "c".into() } };
+        let clear =
+            Write::Clear { cache: Target { id: CacheId(7), name: "c".into() }, prefix: String::new() };
         assert!(matches!(
             poster.hand_over(&clear, Instant::now() + Duration::from_secs(30)),
             HandedOver::NotTaken

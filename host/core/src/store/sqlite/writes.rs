@@ -18,7 +18,7 @@ use super::statements::EntryStatements;
 use super::tables::{self, CACHES, Delta, QUEUES, Table};
 use crate::limits::MAX_PAGE_BYTES;
 use crate::store::rules::{self, EntryWrites, cache_deleted, queue_deleted};
-use crate::store::{CacheId, Outcome, QueueId, Stats, Target, Write};
+use crate::store::{CacheId, KeyRange, Outcome, QueueId, Stats, Target, Write};
 use crate::{Clock, Error, Json, Leased, Quota, Receipt};
 
 /// `change_log.kind`: one key was written or removed.
@@ -121,6 +121,14 @@ const SWEEP_CACHE: &str = "DELETE FROM entries WHERE id IN (
         SELECT id FROM entries INDEXED BY entries_expiring_by_cache
         WHERE cache_id = ?3 AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2)
     RETURNING cache_id, key, octet_length(key) + octet_length(value)";
+
+/// Removes a cache's keys from `?2` to before `?3`, answering each one's size and expiry.
+const DELETE_RANGE: &str = "DELETE FROM entries WHERE cache_id = ?1 AND key >= ?2 AND key < ?3
+    RETURNING octet_length(key) + octet_length(value), expires_at";
+
+/// Removes a cache's keys from `?2` on, answering each one's size and expiry.
+const DELETE_FROM: &str = "DELETE FROM entries WHERE cache_id = ?1 AND key >= ?2
+    RETURNING octet_length(key) + octet_length(value), expires_at";
 
 /// How many entries of cache `?1` have expired by `?2`, and their bytes, counted through the
 /// index of the cache's expiries: as many rows as wait to be swept, however large the cache.
@@ -257,7 +265,8 @@ impl<'b, 'c> Batch<'b, 'c> {
                 self.compare_and_swap(cache, key, expected.as_ref(), value.as_ref(), quota)
             }
             Write::Delete { cache, keys } => self.delete(cache, keys),
-            Write::Clear { cache } => self.clear(cache),
+            Write::Clear { cache, prefix } if prefix.is_empty() => self.clear(cache),
+            Write::Clear { cache, prefix } => self.clear_prefix(cache, prefix),
             Write::CreateQueue { name, quota } => create(conn, &QUEUES, name, quota),
             Write::DropQueue { name } => drop_queue(conn, name),
             Write::Put { queue, values, quota } => put(conn, queue, values, quota),
@@ -393,6 +402,40 @@ impl<'b, 'c> Batch<'b, 'c> {
         CACHES.set_stats(self.conn, cache.id.0, Stats::default())?;
         self.log(cache.id, KIND_CLEARED, None);
         Ok(Outcome::Count(stats.entries.saturating_sub(expired.max(0) as u64)))
+    }
+
+    /// Removes the entries whose keys begin with `prefix` (not empty): one range of the index,
+    /// in one statement; their counts come off the cache's. Other processes forget the cache's
+    /// LRU, as after a clear, rather than read a log of every key.
+    fn clear_prefix(&mut self, cache: &Target<CacheId>, prefix: &str) -> WriteResult {
+        cache_stats(self.conn, cache)?;
+        let end = KeyRange::new(prefix, None).end();
+        let mut statement =
+            self.conn.prepare_cached(if end.is_some() { DELETE_RANGE } else { DELETE_FROM })?;
+        let mut parameters: Vec<&dyn rusqlite::ToSql> = vec![&cache.id.0, &prefix];
+        if let Some(end) = &end {
+            parameters.push(end);
+        }
+        let mut rows = statement.query(&*parameters)?;
+        let (mut removed, mut bytes, mut live) = (0, 0, 0);
+        let now = self.now();
+        while let Some(row) = rows.next()? {
+            removed += 1;
+            bytes += row.get::<_, i64>(0)?;
+            // Entries that had expired were not there to remove.
+            live += u64::from(row.get::<_, Option<i64>>(1)?.is_none_or(|at| at > now));
+        }
+        drop(rows);
+        if removed == 0 {
+            return Ok(Outcome::Count(0));
+        }
+        tables::add_stats_with(
+            &mut self.statements.add_cache_stats,
+            cache.id.0,
+            Delta { entries: -removed, bytes: -bytes },
+        )?;
+        self.log(cache.id, KIND_CLEARED, None);
+        Ok(Outcome::Count(live))
     }
 
     /// Notes a change for the change log, written by [`Batch::log_changes`].
