@@ -536,17 +536,27 @@ fn a_prefix_lists_and_deletes_only_its_own_keys(db: &Db) {
     );
     assert!(cache.keys_with_prefix("user:10:", Some("user:2:"), 2).unwrap().items.is_empty());
 
-    // Another manager has user 1 in its LRU; one of user 1's entries expires.
+    // Another manager has user 1 and two of user 2's in its LRU. Told of a delete of a few
+    // keys, it forgets those alone.
     let seen = other.open_cache("users").unwrap();
-    assert_eq!(seen.get("user:1:000").unwrap(), Some(json("1")));
+    for key in ["user:1:000", "user:2:000", "user:2:290"] {
+        assert_eq!(seen.get(key).unwrap(), Some(json("1")));
+    }
+    assert_eq!(seen.cached_len(), 3);
+    assert_eq!(cache.delete_with_prefix("user:2:29").unwrap(), 10);
+    // At once on SQLite; once the notification arrives on PostgreSQL.
+    eventually("the other manager forgets user:2:29*", || seen.get("user:2:290").unwrap().is_none());
+    assert_eq!(seen.cached_len(), 2, "it keeps the values of other keys");
+
+    // One of user 1's entries expires.
     cache.set_with_ttl("user:1:299", json("2"), Duration::from_secs(1)).unwrap();
     clock.advance(Duration::from_secs(1));
     let (len, bytes) = (cache.len().unwrap(), cache.size_bytes().unwrap());
     assert_eq!(cache.delete_with_prefix("user:1:").unwrap(), 299, "the expired entry was not there");
     assert_eq!(all_keys("user:1", 50), expected("user:10:"));
     assert_eq!(cache.get("user:1:000").unwrap(), None);
-    // At once on SQLite; once the notification arrives on PostgreSQL.
     eventually("the other manager forgets user 1", || seen.get("user:1:000").unwrap().is_none());
+    assert_eq!(seen.cached_len(), 0, "told of more keys than are logged one by one, it forgets the cache");
     assert_eq!(seen.get("user:10:000").unwrap(), Some(json("1")));
     let user_bytes: u64 = (0..299).map(|n| format!("user:1:{n:03}").len() as u64 + 1).sum();
     assert_eq!(cache.len().unwrap(), len - 299);
@@ -556,9 +566,9 @@ fn a_prefix_lists_and_deletes_only_its_own_keys(db: &Db) {
     assert_eq!(all_keys("\u{10FFFF}", 2), ["\u{10FFFF}", "\u{10FFFF}b"]);
     assert_eq!(cache.delete_with_prefix("nobody").unwrap(), 0);
     assert_eq!(all_keys(&long, 2), [long.clone(), format!("{long};")]);
-    assert_eq!(cache.len().unwrap(), 600 + 2 + 2);
+    assert_eq!(cache.len().unwrap(), 590 + 2 + 2);
     // An empty prefix is the whole cache.
-    assert_eq!(cache.delete_with_prefix("").unwrap(), 604);
+    assert_eq!(cache.delete_with_prefix("").unwrap(), 594);
     assert_eq!(cache.len().unwrap(), 0);
     manager.delete_cache("users").unwrap();
     assert!(matches!(cache.delete_with_prefix("user:"), Err(Error::CacheDeleted(_))));

@@ -153,7 +153,8 @@ pub enum Write {
     },
     /// Removes every entry whose key begins with `prefix` (every entry when it is empty), in
     /// one statement however many there are. Outcome: [`Outcome::Count`], how many were there
-    /// (those that had expired not counted). Other processes' LRUs forget the whole cache.
+    /// (those that had expired not counted). Other processes' LRUs forget the keys removed, or
+    /// the whole cache when there were more than [`PREFIX_DELETE_LOGGED_KEYS`].
     Clear {
         /// The cache.
         cache: Target<CacheId>,
@@ -432,6 +433,11 @@ pub struct Page<T, Cursor = String> {
     /// The cursor for the next page; `None` when the scan is complete.
     pub next: Option<Cursor>,
 }
+
+/// The most keys a delete by prefix ([`Write::Clear`] with a prefix) logs one by one, so that
+/// other processes forget only those; one that removes more logs a clear of the cache, so that
+/// the change log never holds a list as long as the group.
+pub const PREFIX_DELETE_LOGGED_KEYS: usize = 256;
 
 /// A page of keys from keys read up to one past `limit`: the one past, when it came, says that
 /// more follow, so the page ends on its last key, the cursor of the next.

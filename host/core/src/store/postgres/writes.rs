@@ -13,7 +13,7 @@ use super::connection::Connection;
 use super::{SWEEP_ROWS, Server};
 use crate::limits::MAX_PAGE_BYTES;
 use crate::store::rules::{self, EntryWrites, cache_deleted, queue_deleted};
-use crate::store::{CacheId, KeyRange, Outcome, QueueId, Stats, Target, Write};
+use crate::store::{CacheId, KeyRange, Outcome, PREFIX_DELETE_LOGGED_KEYS, QueueId, Stats, Target, Write};
 use crate::{Clock, Error, Json, Leased, Quota, Receipt, Result};
 
 /// `change_log.kind`: one key was written or removed.
@@ -585,7 +585,8 @@ impl<'c> Batch<'c> {
 
     /// Removes the entries whose keys begin with `prefix` (not empty), one range of the index,
     /// in one statement that also takes their counts off the cache's. Other hosts forget the
-    /// cache's LRU, as after a clear, rather than read a log of every key.
+    /// keys removed, or the cache's whole LRU when there were many (see
+    /// `PREFIX_DELETE_LOGGED_KEYS`).
     fn clear_prefix(&mut self, cache: &Target<CacheId>, prefix: &str) -> WriteResult {
         if !super::storable(prefix) {
             // No stored key holds a NUL, so none begins with this prefix.
@@ -598,30 +599,35 @@ impl<'c> Batch<'c> {
                     "WITH deleted AS (DELETE FROM entries WHERE cache_id = $1 AND ",
                     key_from!(">=", "$2"),
                     $to,
-                    " RETURNING octet_length(key) + octet_length(value) AS size, expires_at),
+                    " RETURNING key, octet_length(key) + octet_length(value) AS size, expires_at),
                      counted AS (UPDATE caches
                          SET entry_count = greatest(entry_count - (SELECT count(*) FROM deleted), 0),
                              byte_count = greatest(byte_count - (SELECT coalesce(sum(size), 0) FROM deleted), 0)
                          WHERE id = $1 AND EXISTS (SELECT 1 FROM deleted))
                      SELECT (SELECT count(*) FROM deleted WHERE expires_at IS NULL OR expires_at > $3),
                             (SELECT count(*) FROM deleted),
-                            EXISTS (SELECT 1 FROM caches WHERE id = $1)"
+                            EXISTS (SELECT 1 FROM caches WHERE id = $1),
+                            (SELECT CASE WHEN count(*) <= $4 THEN array_agg(key) END FROM deleted)"
                 )
             };
         }
         let now = self.now();
+        let logged_keys = PREFIX_DELETE_LOGGED_KEYS as i64;
         let row = match KeyRange::new(prefix, None).end() {
             Some(end) => self.client.query_one(
-                delete_range!(concat!(" AND ", key_before!("$4"))),
-                &[&cache.id.0, &prefix, &now, &end],
+                delete_range!(concat!(" AND ", key_before!("$5"))),
+                &[&cache.id.0, &prefix, &now, &logged_keys, &end],
             )?,
-            None => self.client.query_one(delete_range!(""), &[&cache.id.0, &prefix, &now])?,
+            None => self.client.query_one(delete_range!(""), &[&cache.id.0, &prefix, &now, &logged_keys])?,
         };
         if !row.try_get::<_, bool>(2)? {
             return Err(cache_deleted(cache).into());
         }
         if row.try_get::<_, i64>(1)? > 0 {
-            self.log(cache.id, KIND_CLEARED, None);
+            match row.try_get::<_, Option<Vec<String>>>(3)? {
+                Some(keys) => keys.iter().for_each(|key| self.log(cache.id, KIND_KEY, Some(key))),
+                None => self.log(cache.id, KIND_CLEARED, None),
+            }
         }
         let live: i64 = row.try_get(0)?;
         Ok(Outcome::Count(live.max(0) as u64))

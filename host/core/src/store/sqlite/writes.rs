@@ -18,7 +18,7 @@ use super::statements::EntryStatements;
 use super::tables::{self, CACHES, Delta, QUEUES, Table};
 use crate::limits::MAX_PAGE_BYTES;
 use crate::store::rules::{self, EntryWrites, cache_deleted, queue_deleted};
-use crate::store::{CacheId, KeyRange, Outcome, QueueId, Stats, Target, Write};
+use crate::store::{CacheId, KeyRange, Outcome, PREFIX_DELETE_LOGGED_KEYS, QueueId, Stats, Target, Write};
 use crate::{Clock, Error, Json, Leased, Quota, Receipt};
 
 /// `change_log.kind`: one key was written or removed.
@@ -122,13 +122,13 @@ const SWEEP_CACHE: &str = "DELETE FROM entries WHERE id IN (
         WHERE cache_id = ?3 AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2)
     RETURNING cache_id, key, octet_length(key) + octet_length(value)";
 
-/// Removes a cache's keys from `?2` to before `?3`, answering each one's size and expiry.
+/// Removes a cache's keys from `?2` to before `?3`, answering each one, its size and expiry.
 const DELETE_RANGE: &str = "DELETE FROM entries WHERE cache_id = ?1 AND key >= ?2 AND key < ?3
-    RETURNING octet_length(key) + octet_length(value), expires_at";
+    RETURNING key, octet_length(key) + octet_length(value), expires_at";
 
-/// Removes a cache's keys from `?2` on, answering each one's size and expiry.
+/// Removes a cache's keys from `?2` on, answering each one, its size and expiry.
 const DELETE_FROM: &str = "DELETE FROM entries WHERE cache_id = ?1 AND key >= ?2
-    RETURNING octet_length(key) + octet_length(value), expires_at";
+    RETURNING key, octet_length(key) + octet_length(value), expires_at";
 
 /// How many entries of cache `?1` have expired by `?2`, and their bytes, counted through the
 /// index of the cache's expiries: as many rows as wait to be swept, however large the cache.
@@ -405,8 +405,9 @@ impl<'b, 'c> Batch<'b, 'c> {
     }
 
     /// Removes the entries whose keys begin with `prefix` (not empty): one range of the index,
-    /// in one statement; their counts come off the cache's. Other processes forget the cache's
-    /// LRU, as after a clear, rather than read a log of every key.
+    /// in one statement; their counts come off the cache's. Other processes forget the keys
+    /// removed, or the cache's whole LRU when there were many (see
+    /// `PREFIX_DELETE_LOGGED_KEYS`).
     fn clear_prefix(&mut self, cache: &Target<CacheId>, prefix: &str) -> WriteResult {
         cache_stats(self.conn, cache)?;
         let end = KeyRange::new(prefix, None).end();
@@ -418,12 +419,18 @@ impl<'b, 'c> Batch<'b, 'c> {
         }
         let mut rows = statement.query(&*parameters)?;
         let (mut removed, mut bytes, mut live) = (0, 0, 0);
+        // The keys to log, while few enough (see `PREFIX_DELETE_LOGGED_KEYS`).
+        let mut logged = Some(Vec::new());
         let now = self.now();
         while let Some(row) = rows.next()? {
             removed += 1;
-            bytes += row.get::<_, i64>(0)?;
+            bytes += row.get::<_, i64>(1)?;
             // Entries that had expired were not there to remove.
-            live += u64::from(row.get::<_, Option<i64>>(1)?.is_none_or(|at| at > now));
+            live += u64::from(row.get::<_, Option<i64>>(2)?.is_none_or(|at| at > now));
+            logged = logged.filter(|keys: &Vec<String>| keys.len() < PREFIX_DELETE_LOGGED_KEYS);
+            if let Some(keys) = &mut logged {
+                keys.push(row.get(0)?);
+            }
         }
         drop(rows);
         if removed == 0 {
@@ -434,7 +441,10 @@ impl<'b, 'c> Batch<'b, 'c> {
             cache.id.0,
             Delta { entries: -removed, bytes: -bytes },
         )?;
-        self.log(cache.id, KIND_CLEARED, None);
+        match logged {
+            Some(keys) => keys.iter().for_each(|key| self.log(cache.id, KIND_KEY, Some(key))),
+            None => self.log(cache.id, KIND_CLEARED, None),
+        }
         Ok(Outcome::Count(live))
     }
 
