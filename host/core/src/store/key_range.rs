@@ -49,10 +49,10 @@ impl<'a> KeyRange<'a> {
         }
     }
 
-    /// The first key past every key that begins with the prefix, which no page reads or
-    /// reaches: `None` when nothing follows them all (an empty prefix, or one of only
-    /// `char::MAX`). Code points order as their UTF-8 bytes do, so this is the prefix with its
-    /// last character that can be, counted one up, and what followed that character left off.
+    /// The first key past every key that begins with the prefix, which no page reads: `None`
+    /// when nothing follows them all (an empty prefix, or one of only `char::MAX`). Code points
+    /// order as their UTF-8 bytes do, so this is the prefix cut after its last character
+    /// below `char::MAX`, with that character counted one up (`user:` ends at `user;`).
     pub fn end(&self) -> Option<String> {
         let mut chars: Vec<char> = self.prefix.chars().collect();
         while let Some(last) = chars.pop() {

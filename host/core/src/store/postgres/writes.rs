@@ -623,13 +623,13 @@ impl<'c> Batch<'c> {
         if !row.try_get::<_, bool>(2)? {
             return Err(cache_deleted(cache).into());
         }
-        if row.try_get::<_, i64>(1)? > 0 {
+        let (live, removed): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        if removed > 0 {
             match row.try_get::<_, Option<Vec<String>>>(3)? {
                 Some(keys) => keys.iter().for_each(|key| self.log(cache.id, KIND_KEY, Some(key))),
                 None => self.log(cache.id, KIND_CLEARED, None),
             }
         }
-        let live: i64 = row.try_get(0)?;
         Ok(Outcome::Count(live.max(0) as u64))
     }
 
