@@ -65,6 +65,29 @@ impl<'a> KeyRange<'a> {
     }
 }
 
+/// The statements a backend reads a page of keys or entries with, one for each kind of
+/// [`KeyRange`]: by whether its start is read itself (the prefix) or not (a cursor), and
+/// whether it has an end.
+pub(crate) struct PageStatements {
+    pub(crate) after: &'static str,
+    pub(crate) from: &'static str,
+    pub(crate) after_to_end: &'static str,
+    pub(crate) from_to_end: &'static str,
+}
+
+impl PageStatements {
+    /// The statement for a range whose start is read itself (`inclusive`) or not, and that
+    /// has an end (`bounded`) or not.
+    pub(crate) fn of(&self, inclusive: bool, bounded: bool) -> &'static str {
+        match (inclusive, bounded) {
+            (false, false) => self.after,
+            (true, false) => self.from,
+            (false, true) => self.after_to_end,
+            (true, true) => self.from_to_end,
+        }
+    }
+}
+
 /// The next code point that is a `char` (surrogates are not), if any.
 fn next_char(c: char) -> Option<char> {
     match c {

@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;
 pub use key_range::KeyRange;
+use key_range::PageStatements;
 pub use sqlite::SqliteStore;
 
 use crate::{Json, Leased, Quota, Receipt, Result};

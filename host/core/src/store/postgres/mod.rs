@@ -75,8 +75,8 @@ use postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    Applied, CacheId, Change, ChangeToken, Changes, KeyRange, Listed, OwnCommit, Page, QueueId, Stats, Store,
-    Stored, SyncTarget, Target, Writes,
+    Applied, CacheId, Change, ChangeToken, Changes, KeyRange, Listed, OwnCommit, Page, PageStatements,
+    QueueId, Stats, Store, Stored, SyncTarget, Target, Writes,
 };
 use crate::{Clock, Error, Json, Result};
 
@@ -137,16 +137,16 @@ macro_rules! key_before {
 }
 
 /// The statements of a page of a cache's keys (`KEYS_PAGE`) or entries (`ENTRIES_PAGE`),
-/// one for each kind of [`KeyRange`]: whether its start is read itself, and whether it has an
-/// end. Parameters: the cache, the start, the limit, the time (for expiry) and the end.
+/// one for each kind of [`KeyRange`] (see [`PageStatements`]). Parameters: the cache, the
+/// start, the limit, the time (for expiry) and the end.
 macro_rules! page_statements {
     ($columns:literal) => {
-        [
-            page_statements!($columns, ">", ""),
-            page_statements!($columns, ">=", ""),
-            page_statements!($columns, ">", concat!(" AND ", key_before!("$5"))),
-            page_statements!($columns, ">=", concat!(" AND ", key_before!("$5"))),
-        ]
+        PageStatements {
+            after: page_statements!($columns, ">", ""),
+            from: page_statements!($columns, ">=", ""),
+            after_to_end: page_statements!($columns, ">", concat!(" AND ", key_before!("$5"))),
+            from_to_end: page_statements!($columns, ">=", concat!(" AND ", key_before!("$5"))),
+        }
     };
     ($columns:literal, $from:literal, $to:expr) => {
         concat!(
@@ -162,8 +162,8 @@ macro_rules! page_statements {
     };
 }
 
-const KEYS_PAGE: [&str; 4] = page_statements!("key");
-const ENTRIES_PAGE: [&str; 4] = page_statements!("key, value");
+const KEYS_PAGE: PageStatements = page_statements!("key");
+const ENTRIES_PAGE: PageStatements = page_statements!("key, value");
 
 /// The characters of a key the index of `entries` holds (`key_prefix!` spells it in SQL): at
 /// most 4 bytes each, so an index entry stays well under Postgres's 2,704 bytes.
@@ -422,7 +422,7 @@ impl PostgresStore {
     /// `statements` (`KEYS_PAGE` or `ENTRIES_PAGE`) for it.
     fn read_page(
         &self,
-        statements: &[&'static str; 4],
+        statements: &PageStatements,
         cache: CacheId,
         range: &KeyRange<'_>,
         limit: usize,
@@ -436,7 +436,7 @@ impl PostgresStore {
         // `storable_cursor`); a start that is the prefix has none.
         let start = if inclusive { start } else { storable_cursor(start) };
         let end = range.end();
-        let sql = statements[usize::from(inclusive) + 2 * usize::from(end.is_some())];
+        let sql = statements.of(inclusive, end.is_some());
         let now = self.clock.now_ms();
         let limit = limit as i64;
         let mut parameters: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&cache.0, &start, &limit, &now];

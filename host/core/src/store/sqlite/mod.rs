@@ -47,7 +47,8 @@ use self::wal_writes::CommitWrites;
 use self::write_turns::WriteTurns;
 use super::{
     Applied, CacheId, Change, ChangeToken, Changes, Copied, DiskUsage, HandoffStats, KeyRange, Listed,
-    Outcome, OwnCommit, Page, QueueId, Stats, Store, Stored, SyncTarget, Target, Write, Writes,
+    Outcome, OwnCommit, Page, PageStatements, QueueId, Stats, Store, Stored, SyncTarget, Target, Write,
+    Writes,
 };
 use crate::options::Durability;
 use crate::{Clock, Error, Json, Result};
@@ -554,16 +555,16 @@ fn change_cursor(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 /// The statements of a page of a cache's keys (`KEYS_PAGE`) or entries (`ENTRIES_PAGE`),
-/// one for each kind of [`KeyRange`]: whether its start is read itself, and whether it has an
-/// end. Parameters: the cache, the start, the limit, the time (for expiry) and the end.
+/// one for each kind of [`KeyRange`] (see [`PageStatements`]). Parameters: the cache, the
+/// start, the limit, the time (for expiry) and the end.
 macro_rules! page_statements {
     ($columns:literal) => {
-        [
-            page_statements!($columns, ">", ""),
-            page_statements!($columns, ">=", ""),
-            page_statements!($columns, ">", " AND key < ?5"),
-            page_statements!($columns, ">=", " AND key < ?5"),
-        ]
+        PageStatements {
+            after: page_statements!($columns, ">", ""),
+            from: page_statements!($columns, ">=", ""),
+            after_to_end: page_statements!($columns, ">", " AND key < ?5"),
+            from_to_end: page_statements!($columns, ">=", " AND key < ?5"),
+        }
     };
     ($columns:literal, $from:literal, $to:literal) => {
         concat!(
@@ -578,15 +579,15 @@ macro_rules! page_statements {
     };
 }
 
-const KEYS_PAGE: [&str; 4] = page_statements!("key");
-const ENTRIES_PAGE: [&str; 4] = page_statements!("key, value");
+const KEYS_PAGE: PageStatements = page_statements!("key");
+const ENTRIES_PAGE: PageStatements = page_statements!("key, value");
 
 /// Reads a page of `range` in `cache`, at most `limit` rows, with the statement of
 /// `statements` (`KEYS_PAGE` or `ENTRIES_PAGE`) for it: `read` takes the rows as SQLite steps
 /// to them, so a page that stops early reads no further.
 fn read_page<T>(
     conn: &Connection,
-    statements: &[&'static str; 4],
+    statements: &PageStatements,
     cache: CacheId,
     range: &KeyRange<'_>,
     limit: usize,
@@ -595,8 +596,7 @@ fn read_page<T>(
 ) -> rusqlite::Result<T> {
     let (start, inclusive) = range.start();
     let end = range.end();
-    let mut statement =
-        conn.prepare_cached(statements[usize::from(inclusive) + 2 * usize::from(end.is_some())])?;
+    let mut statement = conn.prepare_cached(statements.of(inclusive, end.is_some()))?;
     let limit = limit as i64;
     let mut parameters: Vec<&dyn rusqlite::ToSql> = vec![&cache.0, &start, &limit, &now];
     if let Some(end) = &end {
