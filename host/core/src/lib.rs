@@ -66,6 +66,7 @@ mod names;
 mod options;
 mod paging;
 mod queue;
+mod queue_wait;
 pub mod store;
 
 pub use cache::{Cache, Entries};

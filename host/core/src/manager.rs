@@ -8,6 +8,7 @@ use crate::cache::{ABSENT_KEYS_BUDGET, AbsentKeys, Cache, CacheState};
 use crate::group_commit::{Gathering, GroupCommit, WriteStats};
 use crate::options::CacheManagerBuilder;
 use crate::queue::Queue;
+use crate::queue_wait::Bell;
 use crate::store::{
     Applied, AtomicChangeToken, CacheId, Change, ChangeToken, Changes, Copied, DiskUsage, Listed, Outcome,
     OwnCommit, QueueId, SqliteStore, Store, Target, Write, Writes,
@@ -443,6 +444,8 @@ pub(crate) struct Shared {
     coherence: Coherence,
     /// What expiry and leases are told by (see [`CacheManagerBuilder::clock`]).
     pub(crate) clock: Clock,
+    /// Rung when this process makes queue items available; `get_wait` and `lease_wait` sleep on it.
+    pub(crate) queue_bell: Bell,
 }
 
 /// The in-memory state of every cache this process has opened, by id and by name.
@@ -497,6 +500,7 @@ impl Shared {
             writes: GroupCommit::new(options.max_batch_writes),
             coherence,
             clock: options.clock.clone(),
+            queue_bell: Bell::default(),
         })
     }
 

@@ -91,6 +91,7 @@ impl Queue {
             self.shared.limits.check_value(value)?;
         }
         self.shared.write(Write::Put { queue: self.target.clone(), values, quota: self.quota.clone() })?;
+        self.shared.queue_bell.ring();
         Ok(())
     }
 
@@ -99,6 +100,41 @@ impl Queue {
     /// [`Queue`]).
     pub fn get(&self) -> Result<Option<Json>> {
         Ok(self.get_many(1)?.into_iter().next())
+    }
+
+    /// Removes and returns the oldest item as [`get`](Queue::get) does, waiting up to
+    /// `timeout` for one when the queue has none: `None` only when none came in time. A
+    /// `timeout` of zero waits no more than `get`.
+    ///
+    /// A put in this process wakes the wait at once; one in another process sharing the
+    /// database is seen within 16 ms on SQLite, and within 100 ms on PostgreSQL, as is a
+    /// [lease](Queue::lease) that ends. Many may wait on one queue: each item goes to one of
+    /// them. The wait holds the calling thread (and takes no write turn while it waits).
+    ///
+    /// ```
+    /// use easycaching::CacheManager;
+    /// use std::time::Duration;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = CacheManager::open(dir.path().join("app.db"))?;
+    /// let jobs = manager.create_queue("jobs")?;
+    /// let producer = {
+    ///     let jobs = jobs.clone();
+    ///     std::thread::spawn(move || {
+    ///         std::thread::sleep(Duration::from_millis(20));
+    ///         jobs.put_value("resize")
+    ///     })
+    /// };
+    /// // Waits for the producer's item rather than finding the queue empty.
+    /// let job = jobs.get_wait(Duration::from_secs(30))?.expect("put within 30 s");
+    /// assert_eq!(job.deserialize::<String>()?, "resize");
+    /// # producer.join().expect("the producer ran")?;
+    /// // Nothing more comes: `None` once the timeout has passed.
+    /// assert_eq!(jobs.get_wait(Duration::from_millis(10))?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_wait(&self, timeout: Duration) -> Result<Option<Json>> {
+        crate::queue_wait::until_taken(self, timeout, || self.get())
     }
 
     /// Removes the oldest item and deserializes it into `T`. An item that does not fit `T` is
@@ -158,6 +194,14 @@ impl Queue {
         }
     }
 
+    /// Hands out the oldest item waiting under a lease of `lease`, as [`lease`](Queue::lease)
+    /// does, waiting up to `timeout` for one when none waits (see [`get_wait`](Queue::get_wait)):
+    /// `None` only when none came in time. An item whose lease ends while this waits is handed
+    /// out again.
+    pub fn lease_wait(&self, lease: Duration, timeout: Duration) -> Result<Option<Leased>> {
+        crate::queue_wait::until_taken(self, timeout, || self.lease(lease))
+    }
+
     /// Removes the item leased under `receipt`, done with it; durable when it returns. `false`,
     /// and nothing changed, when the item is no longer under that lease: released, or handed
     /// out again after the lease ended (to [`get`](Queue::get) or another `lease`), or
@@ -171,7 +215,11 @@ impl Queue {
     /// [delivery](Leased::deliveries). `false`, as for [`ack`](Queue::ack), when the item is
     /// no longer under that lease.
     pub fn release(&self, receipt: &Receipt) -> Result<bool> {
-        self.on_lease(Write::Release { queue: self.target.clone(), receipt: *receipt })
+        let released = self.on_lease(Write::Release { queue: self.target.clone(), receipt: *receipt })?;
+        if released {
+            self.shared.queue_bell.ring();
+        }
+        Ok(released)
     }
 
     /// Makes the lease under `receipt` end `lease` from now (1 ms to 100 years) instead, for
@@ -241,6 +289,7 @@ impl Queue {
             return Err(Error::TooLarge { what: "batch", size: values.len(), unit: "items", limit: most });
         }
         self.shared.write(Write::GiveBack { queue: self.target.clone(), values })?;
+        self.shared.queue_bell.ring();
         Ok(())
     }
 

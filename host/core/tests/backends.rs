@@ -138,6 +138,7 @@ backend_tests!(
     leased_items_come_back_unless_acknowledged,
     a_manual_clock_tells_expiry_and_leases,
     a_prefix_lists_and_deletes_only_its_own_keys,
+    a_waiting_taker_gets_what_comes_in_time,
 );
 
 /// Polls `check` until it holds, for at most 10 s.
@@ -478,6 +479,71 @@ fn a_manual_clock_tells_expiry_and_leases(db: &Db) {
     assert!(!queue.ack(&leased.receipt).unwrap(), "the first lease ended");
     assert!(queue.ack(&again.receipt).unwrap());
     assert_eq!(queue.len().unwrap(), 0);
+}
+
+fn a_waiting_taker_gets_what_comes_in_time(db: &Db) {
+    const LONG: Duration = Duration::from_secs(60);
+    /// How long a producer lets the waiters begin waiting.
+    const LATER: Duration = Duration::from_millis(30);
+    let clock = ManualClock::new();
+    let manager = db.builder().clock(&clock).open().unwrap();
+    // Another "process": a manager of its own, which rings no bell of the first's.
+    let other = db.builder().clock(&clock).open().unwrap();
+    let queue = manager.create_queue("jobs").unwrap();
+    let theirs = other.open_queue("jobs").unwrap();
+
+    // Nothing comes: `None` once the timeout has passed, and not before.
+    let started = Instant::now();
+    assert_eq!(queue.get_wait(Duration::from_millis(50)).unwrap(), None);
+    assert!(started.elapsed() >= Duration::from_millis(50), "gave up early");
+    assert_eq!(queue.get_wait(Duration::ZERO).unwrap(), None);
+    assert_eq!(queue.lease_wait(LONG, Duration::ZERO).unwrap(), None);
+    assert!(matches!(queue.lease_wait(Duration::ZERO, LONG), Err(Error::InvalidArgument(_))), "at once");
+
+    // An item put while it waits, by this manager or another, by `put` or `give_back`.
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| queue.get_wait(LONG));
+        std::thread::sleep(LATER);
+        queue.put(json("1")).unwrap();
+        assert_eq!(waiting.join().unwrap().unwrap(), Some(json("1")));
+
+        let waiting = scope.spawn(|| queue.get_wait(LONG));
+        std::thread::sleep(LATER);
+        theirs.put(json("2")).unwrap();
+        assert_eq!(waiting.join().unwrap().unwrap(), Some(json("2")));
+
+        let waiting = scope.spawn(|| theirs.lease_wait(LONG, LONG));
+        std::thread::sleep(LATER);
+        queue.give_back(vec![json("3")]).unwrap();
+        let leased = waiting.join().unwrap().unwrap().expect("the item given back");
+        assert_eq!((&leased.value, leased.deliveries), (&json("3"), 1));
+
+        // Released by its holder, or its lease ended: handed out again to a waiter.
+        let waiting = scope.spawn(|| queue.lease_wait(LONG, LONG));
+        std::thread::sleep(LATER);
+        assert!(theirs.release(&leased.receipt).unwrap());
+        let again = waiting.join().unwrap().unwrap().expect("the released item");
+        assert_eq!((&again.value, again.deliveries), (&json("3"), 2));
+        let waiting = scope.spawn(|| theirs.get_wait(LONG));
+        std::thread::sleep(LATER);
+        clock.advance(LONG);
+        assert_eq!(waiting.join().unwrap().unwrap(), Some(json("3")), "the item of the ended lease");
+        assert!(!queue.ack(&again.receipt).unwrap());
+
+        // Two waiting, one item: one of them gets it, the other nothing, once its time is up.
+        let first = scope.spawn(|| queue.get_wait(Duration::from_millis(500)));
+        let second = scope.spawn(|| theirs.get_wait(Duration::from_millis(500)));
+        std::thread::sleep(LATER);
+        queue.put(json("4")).unwrap();
+        let got = [first, second].map(|waiting| waiting.join().unwrap().unwrap());
+        assert!(got.contains(&Some(json("4"))) && got.contains(&None), "{got:?}");
+
+        // A queue deleted while one waits on it: the wait fails as any use of the handle does.
+        let waiting = scope.spawn(|| theirs.get_wait(LONG));
+        std::thread::sleep(LATER);
+        assert!(manager.delete_queue("jobs").unwrap());
+        assert!(matches!(waiting.join().unwrap(), Err(Error::QueueDeleted(_))));
+    });
 }
 
 fn a_prefix_lists_and_deletes_only_its_own_keys(db: &Db) {
