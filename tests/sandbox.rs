@@ -334,6 +334,49 @@ fn an_item_leased_that_does_not_fit_in_the_guest_is_handed_out_again_when_the_le
 }
 
 #[test]
+fn a_plugin_waiting_for_an_item_gets_what_is_put_meanwhile_and_stops_at_its_time_limit() {
+    let harness = Harness::new().unwrap().allow("queue:jobs=rw");
+    harness.seed_queue("jobs", [""; 0]).unwrap();
+    let jobs = harness.queue("jobs").unwrap();
+    let taken = |harness: Harness, args: &[&str], late: Option<&str>| {
+        std::thread::scope(|scope| {
+            if let Some(late) = late {
+                scope.spawn(|| {
+                    std::thread::sleep(Duration::from_millis(100));
+                    jobs.put_value(late).unwrap();
+                });
+            }
+            leased(harness, args)
+        })
+    };
+    // Put while the plugin waits: it gets the item, by get-wait or lease-wait.
+    let (harness, result, printed) = taken(harness, &["wait", "60000"], Some("late"));
+    result.unwrap();
+    assert_eq!(printed, [r#"received "late""#]);
+    let (harness, result, printed) = taken(harness, &["lease-wait", "60000"], Some("later"));
+    result.unwrap();
+    assert_eq!(printed, [r#"leased "later" (delivery 1)"#, "acknowledged: true"]);
+    assert_eq!(jobs.len().unwrap(), 0);
+    // Nothing put: nothing after its timeout.
+    let (harness, result, printed) = taken(harness, &["wait", "50"], None);
+    result.unwrap();
+    assert_eq!(printed, ["nothing came"]);
+
+    // A time limit stops a wait that would outlast it, as it stops a sleep, and takes nothing.
+    let mut limited = harness.limits(limits(|l| l.time = Some(Duration::from_millis(300))));
+    for mode in ["wait", "lease-wait"] {
+        let started = Instant::now();
+        let (harness, result, printed) = leased(limited, &[mode, "20000"]);
+        assert!(matches!(result, Err(Error::TimedOut { .. })), "{mode}: {result:?}");
+        assert!(printed.is_empty(), "{mode}: {printed:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{mode}: waited past its time limit");
+        limited = harness;
+    }
+    jobs.put_value("after").unwrap();
+    assert_eq!(jobs.get_value::<String>().unwrap().as_deref(), Some("after"));
+}
+
+#[test]
 fn items_a_guest_received_are_taken_once_and_the_rest_wait() {
     let harness = Harness::new().unwrap().allow("queue:jobs=rw").args(["many", "50"]);
     let items = seed_jobs(&harness, 6, 1 << 20);

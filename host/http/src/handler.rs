@@ -160,7 +160,7 @@ impl Linked {
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker))
             .and_then(|()| {
                 easycaching_host::add_to_linker(&mut linker, |state: &mut HandlerState| {
-                    EasyCaching::new(&state.easycaching, &mut state.table)
+                    EasyCaching::new(&state.easycaching, &mut state.table).until(state.deadline)
                 })
             })
             .and_then(|()| {

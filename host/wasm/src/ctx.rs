@@ -1,7 +1,7 @@
 //! The host state of the easycaching interfaces: a builder, the ctx it builds, and the view
 //! the generated host traits are implemented on.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use easycaching::{Cache, CacheManager, Queue};
 use wasmtime::component::{HasData, Linker, ResourceTable};
@@ -101,16 +101,40 @@ impl HostWallClock for ManualWallClock {
     }
 }
 
-/// The view the host traits are implemented on: the ctx and the resource table of one store.
+/// The view the host traits are implemented on: the ctx and the resource table of one store,
+/// and when the plugin's time runs out.
 pub struct EasyCaching<'a> {
     pub(crate) ctx: &'a EasyCachingCtx,
     pub(crate) table: &'a mut ResourceTable,
+    deadline: Option<Instant>,
 }
 
 impl<'a> EasyCaching<'a> {
-    /// A view over one store's ctx and table.
+    /// A view over one store's ctx and table, for a plugin with no time limit.
     pub fn new(ctx: &'a EasyCachingCtx, table: &'a mut ResourceTable) -> Self {
-        EasyCaching { ctx, table }
+        EasyCaching { ctx, table, deadline: None }
+    }
+
+    /// Stops a plugin waiting in a queue's `get-wait` or `lease-wait` at `deadline`, its time
+    /// limit (`None`: none): there it traps as at an epoch deadline ([`Trap::Interrupt`]). An
+    /// epoch deadline reaches only wasm code, so a host with a time limit sets this too, as
+    /// [`Plugin::run`](crate::Plugin::run) and `easycaching serve` do (see [`add_to_linker`]).
+    ///
+    /// [`Trap::Interrupt`]: wasmtime::Trap::Interrupt
+    pub fn until(self, deadline: Option<Instant>) -> Self {
+        EasyCaching { deadline, ..self }
+    }
+
+    /// How long a wait of `timeout_ms` milliseconds may go on: no later than the deadline.
+    pub(crate) fn wait_for_at_most(&self, timeout_ms: u64) -> Duration {
+        let timeout = Duration::from_millis(timeout_ms);
+        self.deadline
+            .map_or(timeout, |deadline| timeout.min(deadline.saturating_duration_since(Instant::now())))
+    }
+
+    /// Whether the plugin's time has run out.
+    pub(crate) fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
     }
 }
 

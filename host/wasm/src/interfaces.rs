@@ -358,6 +358,13 @@ impl queues::HostQueue for EasyCaching<'_> {
         Ok(value.map(|value| value.as_str().to_owned()))
     }
 
+    /// As `get`, replaced by `queue_delivery`'s when linked, which also traps at the deadline.
+    fn get_wait(&mut self, handle: Resource<QueueResource>, timeout_ms: u64) -> Result<Option<String>> {
+        let timeout = self.wait_for_at_most(timeout_ms);
+        let value = self.writable_queue(&handle)?.get_wait(timeout)?;
+        Ok(value.map(|value| value.as_str().to_owned()))
+    }
+
     fn peek(&mut self, handle: Resource<QueueResource>) -> Result<Option<String>> {
         let value = self.queue(&handle)?.queue.peek()?;
         Ok(value.map(|value| value.as_str().to_owned()))
@@ -391,11 +398,19 @@ impl queues::HostQueue for EasyCaching<'_> {
         lease_ms: u64,
     ) -> Result<Option<queues::LeasedItem>> {
         let leased = self.writable_queue(&handle)?.lease(Duration::from_millis(lease_ms))?;
-        Ok(leased.map(|leased| queues::LeasedItem {
-            value: leased.value.as_str().to_owned(),
-            receipt: leased.receipt.to_string(),
-            deliveries: leased.deliveries,
-        }))
+        Ok(leased.map(leased_item))
+    }
+
+    /// As `lease`; `queue_delivery` registers it over this to trap at the deadline.
+    fn lease_wait(
+        &mut self,
+        handle: Resource<QueueResource>,
+        lease_ms: u64,
+        timeout_ms: u64,
+    ) -> Result<Option<queues::LeasedItem>> {
+        let timeout = self.wait_for_at_most(timeout_ms);
+        let leased = self.writable_queue(&handle)?.lease_wait(Duration::from_millis(lease_ms), timeout)?;
+        Ok(leased.map(leased_item))
     }
 
     fn ack(&mut self, handle: Resource<QueueResource>, receipt: String) -> Result<bool> {
@@ -416,5 +431,14 @@ impl queues::HostQueue for EasyCaching<'_> {
     fn drop(&mut self, handle: Resource<QueueResource>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())
+    }
+}
+
+/// A lease as the guest receives it.
+fn leased_item(leased: easycaching::Leased) -> queues::LeasedItem {
+    queues::LeasedItem {
+        value: leased.value.as_str().to_owned(),
+        receipt: leased.receipt.to_string(),
+        deliveries: leased.deliveries,
     }
 }

@@ -87,7 +87,8 @@
 //! A time limit by epoch deadline reaches only wasm code: a host with one should also call
 //! [`add_bounded_waits_to_linker`] after WASI's, so that a plugin asleep (or waiting in any
 //! `wasi:io/poll`, or in a blocking stream call) stops at its deadline too, as [`Plugin::run`]
-//! and `easycaching serve` do; and give it the host's stdout and stderr as [`HostOutput`]
+//! and `easycaching serve` do; hand the deadline to the view with [`EasyCaching::until`], so
+//! that a plugin waiting for a queue item (`get-wait`, `lease-wait`) stops there too; and give it the host's stdout and stderr as [`HostOutput`]
 //! rather than wasmtime-wasi's `inherit_stdout`, whose writes block in the call itself, where
 //! no deadline reaches (a plugin printing to a pipe nobody reads). What the host's streams
 //! have not taken yet is written by a thread of the host's, so a host about to exit calls

@@ -208,7 +208,7 @@ impl Runtime {
             })
             .and_then(|()| {
                 crate::add_to_linker(&mut linker, |state: &mut PluginState| {
-                    EasyCaching::new(&state.easycaching, &mut state.table)
+                    EasyCaching::new(&state.easycaching, &mut state.table).until(state.deadline)
                 })
             })
             .and_then(|()| {

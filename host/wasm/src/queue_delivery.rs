@@ -1,5 +1,6 @@
-//! The queue's `get` and `get-many`, registered over the ones `bindgen!` generates, so that an
-//! item taken is never lost on its way into the guest.
+//! The queue's `get`, `get-many` and `get-wait`, registered over the ones `bindgen!`
+//! generates, so that an item taken is never lost on its way into the guest; and `lease-wait`,
+//! so that it can stop at the plugin's deadline.
 //!
 //! Taking an item is a durable write that commits before the host function returns; wasmtime
 //! then copies the result into guest memory, calling the guest's allocator. That copy can fail
@@ -23,10 +24,11 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use easycaching::{Json, Queue};
+use wasmtime::Trap;
 use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext};
 use wasmtime::component::{ComponentType, Linker, Lower, Resource};
 
-use crate::bindings::easycaching::cache::types;
+use crate::bindings::easycaching::cache::{queues, types};
 use crate::ctx::{EasyCaching, QueueResource};
 
 /// The interface instance the queue lives in, as components import it.
@@ -34,6 +36,9 @@ const QUEUES: &str = "easycaching:cache/queues@0.1.0";
 /// The component-model names of the `get` and `get-many` methods of resource `queue`.
 const GET: &str = "[method]queue.get";
 const GET_MANY: &str = "[method]queue.get-many";
+/// And of `get-wait` and `lease-wait`, which also stop at the plugin's deadline.
+const GET_WAIT: &str = "[method]queue.get-wait";
+const LEASE_WAIT: &str = "[method]queue.lease-wait";
 
 /// A result about to be copied into the guest, and the items taken to make it, which go back
 /// to the front of their queue should the copy fail.
@@ -100,8 +105,11 @@ unsafe impl<R: Lower> Lower for Delivery<R> {
 
 type Answer<T> = Result<T, types::Error>;
 
-/// Registers the queue's `get` and `get-many` over the generated ones. Call after
-/// `queues::add_to_linker`, with shadowing allowed.
+/// Registers the queue's `get`, `get-many`, `get-wait` and `lease-wait` over the generated
+/// ones. Call after `queues::add_to_linker`, with shadowing allowed.
+///
+/// A wait that ends empty-handed at the plugin's deadline traps as the epoch deadline does
+/// ([`Trap::Interrupt`]), so that it reads as the time limit it is (see `bounded_waits`).
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> EasyCaching<'_>,
@@ -109,26 +117,61 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     linker.instance(QUEUES).and_then(|mut queues| {
         queues.func_wrap(GET, move |mut store, (handle,): (Resource<QueueResource>,)| {
             let mut host = view(store.data_mut());
-            Ok((take(&mut host, &handle, 1, |mut items| items.pop())?,))
+            Ok((take(&mut host, &handle, |queue| queue.get_many(1), |mut items| items.pop())?,))
         })?;
         queues.func_wrap(GET_MANY, move |mut store, (handle, max): (Resource<QueueResource>, u32)| {
             let mut host = view(store.data_mut());
-            Ok((take(&mut host, &handle, max as usize, |items| items)?,))
-        })
+            Ok((take(&mut host, &handle, |queue| queue.get_many(max as usize), |items| items)?,))
+        })?;
+        queues.func_wrap(
+            GET_WAIT,
+            move |mut store, (handle, timeout_ms): (Resource<QueueResource>, u64)| {
+                let mut host = view(store.data_mut());
+                let timeout = host.wait_for_at_most(timeout_ms);
+                let taken = take(
+                    &mut host,
+                    &handle,
+                    |queue| Ok(queue.get_wait(timeout)?.into_iter().collect()),
+                    |mut items| items.pop(),
+                )?;
+                stopped_at_deadline(&host, matches!(taken.result, Ok(None)))?;
+                Ok((taken,))
+            },
+        )?;
+        queues.func_wrap(
+            LEASE_WAIT,
+            move |mut store, (handle, lease_ms, timeout_ms): (Resource<QueueResource>, u64, u64)| {
+                let mut host = view(store.data_mut());
+                let leased = match queues::HostQueue::lease_wait(&mut host, handle, lease_ms, timeout_ms) {
+                    Ok(leased) => Ok(leased),
+                    Err(error) => Err(types::Host::convert_error(&mut host, error)?),
+                };
+                stopped_at_deadline(&host, matches!(leased, Ok(None)))?;
+                Ok((leased,))
+            },
+        )
     })
 }
 
-/// Takes up to `max` items from the queue behind `handle` and answers them, shaped by `shape`
+/// Traps as at the time limit when a wait came back `empty` because the plugin's time ran out.
+fn stopped_at_deadline(host: &EasyCaching<'_>, empty: bool) -> wasmtime::Result<()> {
+    if empty && host.past_deadline() {
+        return Err(Trap::Interrupt.into());
+    }
+    Ok(())
+}
+
+/// Takes items from the queue behind `handle` with `taking` and answers them, shaped by `shape`
 /// (one or a list), wrapped so that they go back should they not reach the guest; or answers
 /// the error. As the generated glue does, a guest mistake becomes a WIT error, a host bug a
 /// trap.
 fn take<V>(
     host: &mut EasyCaching<'_>,
     handle: &Resource<QueueResource>,
-    max: usize,
+    taking: impl FnOnce(&Queue) -> easycaching::Result<Vec<Json>>,
     shape: impl FnOnce(Vec<Arc<str>>) -> V,
 ) -> wasmtime::Result<Delivery<Answer<V>>> {
-    let taken = host.writable_queue(handle).and_then(|queue| Ok((queue.clone(), queue.get_many(max)?)));
+    let taken = host.writable_queue(handle).and_then(|queue| Ok((queue.clone(), taking(queue)?)));
     Ok(match taken {
         Ok((queue, items)) => {
             let values = items.iter().map(|item| Arc::<str>::from(item.clone())).collect();

@@ -488,6 +488,28 @@ impl Queue {
         self.0.get()?.map(from_json).transpose()
     }
 
+    /// Removes and returns the oldest item as [`get`](Queue::get) does, waiting up to
+    /// `timeout` for one when the queue is empty: `None` only when none came in time. A put
+    /// by another plugin or process ends the wait within milliseconds; the plugin's time
+    /// limit ends it too, as it ends a sleep.
+    ///
+    /// ```no_run
+    /// # use easycaching_guest::Queue;
+    /// # use std::time::Duration;
+    /// # fn send(_: &str) {}
+    /// # fn main() -> easycaching_guest::Result<()> {
+    /// let outbox = Queue::create("outbox")?;
+    /// // Sends as mail comes in, and stops after a quiet minute.
+    /// while let Some(mail) = outbox.get_wait::<String>(Duration::from_secs(60))? {
+    ///     send(&mail);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_wait<T: DeserializeOwned>(&self, timeout: Duration) -> Result<Option<T>> {
+        self.0.get_wait(millis(timeout))?.map(from_json).transpose()
+    }
+
     /// The oldest item waiting (the one `get` would take), left in place.
     pub fn peek<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         self.0.peek()?.map(from_json).transpose()
@@ -537,9 +559,18 @@ impl Queue {
     /// # }
     /// ```
     pub fn lease<T: DeserializeOwned>(&self, lease: Duration) -> Result<Option<Leased<T>>> {
-        let Some(item) = self.0.lease(millis(lease))? else { return Ok(None) };
-        let value = from_json(item.value)?;
-        Ok(Some(Leased { value, receipt: item.receipt, deliveries: item.deliveries }))
+        self.0.lease(millis(lease))?.map(Leased::from_item).transpose()
+    }
+
+    /// Hands out the oldest item waiting under a lease as [`lease`](Queue::lease) does,
+    /// waiting up to `timeout` for one when none waits, as [`get_wait`](Queue::get_wait)
+    /// waits: `None` only when none came in time.
+    pub fn lease_wait<T: DeserializeOwned>(
+        &self,
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<Option<Leased<T>>> {
+        self.0.lease_wait(millis(lease), millis(timeout))?.map(Leased::from_item).transpose()
     }
 
     /// Removes the item leased under `receipt`: handled. `false` when it is no longer under
@@ -576,6 +607,13 @@ impl Queue {
             }
         }
         Ok(values)
+    }
+}
+
+impl<T: DeserializeOwned> Leased<T> {
+    fn from_item(item: queues::LeasedItem) -> Result<Self> {
+        let value = from_json(item.value)?;
+        Ok(Leased { value, receipt: item.receipt, deliveries: item.deliveries })
     }
 }
 

@@ -4,6 +4,9 @@
 //!
 //! `lease MS ack|trap|keep` leases one item for MS milliseconds, prints it and its delivery,
 //! then acknowledges it, traps (a panic) or ends without acknowledging it.
+//!
+//! `wait MS` takes one item with `get-wait`, waiting up to MS milliseconds, and prints it or
+//! `nothing came`; `lease-wait MS` leases one the same way and acknowledges it.
 
 use std::time::Duration;
 
@@ -19,7 +22,10 @@ fn main() {
             jobs.get_many(max).expect("the get-many goes through")
         }
         Some("lease") => return lease(&jobs, &args[2..]),
-        other => panic!("unknown mode {other:?}: one, many N, or lease MS ack|trap|keep"),
+        Some(mode @ ("wait" | "lease-wait")) => return wait(&jobs, mode, &args[2..]),
+        other => {
+            panic!("unknown mode {other:?}: one, many N, lease MS ack|trap|keep, wait MS or lease-wait MS")
+        }
     };
     let bytes: usize = items.iter().map(|item| item.len()).sum();
     println!("received {} items, {bytes} bytes", items.len());
@@ -42,5 +48,23 @@ fn lease(jobs: &Queue, args: &[String]) {
         Some("trap") => panic!("trapped while holding the lease"),
         Some("keep") => {}
         other => panic!("unknown ending {other:?}: ack, trap or keep"),
+    }
+}
+
+fn wait(jobs: &Queue, mode: &str, args: &[String]) {
+    let timeout = args.first().and_then(|ms| ms.parse().ok()).map(Duration::from_millis).expect("MS");
+    if mode == "wait" {
+        match jobs.get_wait::<String>(timeout).expect("the get-wait goes through") {
+            Some(item) => println!("received {item:?}"),
+            None => println!("nothing came"),
+        }
+        return;
+    }
+    match jobs.lease_wait::<String>(Duration::from_secs(60), timeout).expect("the lease-wait goes through") {
+        Some(item) => {
+            println!("leased {:?} (delivery {})", item.value, item.deliveries);
+            println!("acknowledged: {}", jobs.ack(&item.receipt).expect("the ack goes through"));
+        }
+        None => println!("nothing came"),
     }
 }
