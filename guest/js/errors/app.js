@@ -148,6 +148,17 @@ export const run = command(() => {
     seen.push(queue.extend(again, 120000));
     return [...seen, queue.get(), queue.lease(60000) ?? 'none'];
   });
+  attempt('waits', () => {
+    // An item waiting at once, then none in time (the test puts nothing meanwhile).
+    queue.putMany(['c', 'd']);
+    const got = queue.get({ timeout: 50 });
+    const leased = queue.lease(60000, { timeout: 1000 });
+    queue.ack(leased);
+    const none = [queue.get({ timeout: 10 }), queue.get({ timeout: 0 }), queue.lease(60000, { timeout: 10 })];
+    return [got, leased.value, ...none.map((nothing) => nothing ?? 'none')];
+  });
+  attempt('get with a negative timeout', () => queue.get({ timeout: -1 }));
+  attempt('lease with a string timeout', () => queue.lease(60000, { timeout: '1m' }));
   attempt('lease for 0 ms', () => queue.lease(0));
   attempt('lease for a string', () => queue.lease('1m'));
   attempt('ack of text that is not a receipt', () => queue.ack('nope'));

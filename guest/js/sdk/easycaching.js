@@ -144,16 +144,17 @@ let s64IsBigInt = false;
  * then, should the bindings refuse it as not a `BigInt` (before any call reached the host), as
  * a `BigInt` from then on.
  */
-function withS64(number, operation) {
+function withS64(numbers, operation) {
+  const all = Array.isArray(numbers) ? numbers : [numbers];
   if (!s64IsBigInt) {
     try {
-      return operation(number);
+      return operation(...all);
     } catch (error) {
       if (!(error instanceof TypeError) || !/BigInt/i.test(String(error.message))) throw error;
       s64IsBigInt = true;
     }
   }
-  return operation(BigInt(number));
+  return operation(...all.map(BigInt));
 }
 
 /** An s64 from the host as a `number` when it is exactly one, a `BigInt` when it is beyond. */
@@ -164,18 +165,18 @@ function fromS64(value) {
 }
 
 /**
- * A TTL (or a lease, as `what` says) in whole milliseconds, rounded up (so that none above zero is zero), as the host
+ * A TTL (or a lease or a timeout, as `what` says, `least` the smallest) in whole milliseconds, rounded up (so that none above zero is zero), as the host
  * takes it (a u64): a TypeError for what is not a number; a {@link CacheError}
  * `invalid-argument`, as the host answers for 0 and TTLs over 100 years, for a negative one or
  * NaN, which a u64 cannot carry. One past `Number.MAX_SAFE_INTEGER` goes as that, for the host
  * to refuse as too long.
  */
-function ttlMs(ttl, what = 'TTL') {
+function ttlMs(ttl, what = 'TTL', least = '1 ms') {
   if (typeof ttl !== 'number') {
     throw new TypeError(`the ${what} must be a number of milliseconds, not ${ttl === null ? 'null' : typeof ttl}`);
   }
   if (Number.isNaN(ttl) || ttl < 0) {
-    throw new CacheError('invalid-argument', `a ${what} of ${ttl} ms: a ${what} is at least 1 ms`);
+    throw new CacheError('invalid-argument', `a ${what} of ${ttl} ms: a ${what} is at least ${least}`);
   }
   return Math.min(Math.ceil(ttl), Number.MAX_SAFE_INTEGER);
 }
@@ -554,9 +555,21 @@ export class Queue {
     call(() => this.#live().put(json));
   }
 
-  /** Removes and returns the oldest item; `undefined` when the queue is empty. */
-  get() {
-    return fromJson(call(() => this.#live().get()));
+  /**
+   * Removes and returns the oldest item; `undefined` when the queue is empty. With
+   * `{ timeout }` (milliseconds; `Infinity` for ever), waits up to that long for an item when
+   * the queue is empty, and returns `undefined` only when none came in time; a put by another
+   * plugin or process ends the wait within milliseconds.
+   *
+   * @example
+   * for (let mail; (mail = outbox.get({ timeout: 60_000 })) !== undefined; ) {
+   *   send(mail); // and stops after a quiet minute
+   * }
+   */
+  get({ timeout } = {}) {
+    if (timeout === undefined) return fromJson(call(() => this.#live().get()));
+    const wait = ttlMs(timeout, 'timeout', '0 ms');
+    return fromJson(withS64(wait, (wit) => call(() => this.#live().getWait(wit))));
   }
 
   /** The oldest item waiting (the one `get` would take), left in place; `undefined` when none waits. */
@@ -574,7 +587,8 @@ export class Queue {
    * `{ value, receipt, deliveries }`: the item stays in the queue until {@link Queue#ack}
    * removes it, and is handed out again if it is not acknowledged before the lease ends,
    * whatever becomes of this plugin meanwhile (`deliveries` counts the times, this one
-   * included). `undefined` when no item waits.
+   * included). `undefined` when no item waits; with `{ timeout }`, waits for one up to that
+   * long first, as {@link Queue#get} does.
    *
    * @example
    * for (let job; (job = jobs.lease(60_000)); ) {
@@ -582,9 +596,14 @@ export class Queue {
    *   jobs.ack(job);
    * }
    */
-  lease(ms) {
+  lease(ms, { timeout } = {}) {
     const lease = ttlMs(ms, 'lease');
-    const leased = withS64(lease, (wit) => call(() => this.#live().lease(wit)));
+    const leased =
+      timeout === undefined
+        ? withS64(lease, (wit) => call(() => this.#live().lease(wit)))
+        : withS64([lease, ttlMs(timeout, 'timeout', '0 ms')], (witLease, witTimeout) =>
+            call(() => this.#live().leaseWait(witLease, witTimeout)),
+          );
     if (leased == null) return undefined;
     return { value: JSON.parse(leased.value), receipt: leased.receipt, deliveries: Number(leased.deliveries) };
   }

@@ -223,11 +223,12 @@ def _integer(value: Any, what: str, bounds: tuple[int, int]) -> int:
 _U64_MAX = 2**64 - 1
 
 
-def _ttl_ms(ttl: Any, what: str = "TTL") -> int:
-    """A TTL (or a lease, as ``what`` says) given in seconds (an ``int`` or ``float``) or as a
-    ``datetime.timedelta``, in whole milliseconds, rounded up (so that none above zero is
-    zero). The host refuses 0 and over 100 years with :class:`InvalidArgument`; a negative one,
-    or NaN, is refused here the same way, as the WIT's unsigned integer cannot carry it."""
+def _ttl_ms(ttl: Any, what: str = "TTL", least: str = "1 ms") -> int:
+    """A TTL (or a lease or a timeout, as ``what`` says) given in seconds (an ``int`` or
+    ``float``) or as a ``datetime.timedelta``, in whole milliseconds, rounded up (so that none
+    above zero is zero). The host refuses a TTL or lease of 0 or over 100 years with
+    :class:`InvalidArgument`; a negative one, or NaN, is refused here the same way, as the
+    WIT's unsigned integer cannot carry it (``least`` says what the smallest is)."""
     if isinstance(ttl, datetime.timedelta):
         seconds = ttl.total_seconds()
     elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
@@ -235,7 +236,7 @@ def _ttl_ms(ttl: Any, what: str = "TTL") -> int:
     else:
         raise TypeError(f"the {what} must be seconds (int or float) or a timedelta, not {type(ttl).__name__}")
     if isinstance(seconds, float) and math.isnan(seconds) or seconds < 0:
-        raise InvalidArgument(f"a {what} of {ttl!r}: a {what} is at least 1 ms")
+        raise InvalidArgument(f"a {what} of {ttl!r}: a {what} is at least {least}")
     if seconds == math.inf:
         return _U64_MAX
     if isinstance(seconds, int):
@@ -700,9 +701,19 @@ class Queue:
         """Appends ``value`` at the back."""
         _call(self._handle.put, _dumps(value))
 
-    def get(self, default: Any = None) -> Any:
-        """Removes and returns the oldest item; ``default`` when the queue is empty."""
-        text = _call(self._handle.get)
+    def get(self, default: Any = None, *, timeout: float | datetime.timedelta | None = None) -> Any:
+        """Removes and returns the oldest item; ``default`` when the queue is empty. With a
+        ``timeout`` (seconds, or a ``timedelta``; ``math.inf`` for ever), waits up to that long
+        for an item when the queue is empty, and returns ``default`` only when none came in
+        time; a put by another plugin or process ends the wait within milliseconds. ::
+
+            while (mail := outbox.get(timeout=60)) is not None:
+                send(mail)  # and stops after a quiet minute
+        """
+        if timeout is None:
+            text = _call(self._handle.get)
+        else:
+            text = _call(self._handle.get_wait, _ttl_ms(timeout, "timeout", least="0 ms"))
         return default if text is None else json.loads(text)
 
     def peek(self, default: Any = None) -> Any:
@@ -715,17 +726,24 @@ class Queue:
         """How many items the queue holds, those under a lease not yet acknowledged included."""
         return _call(self._handle.len)
 
-    def lease(self, lease: float | datetime.timedelta) -> Leased | None:
+    def lease(
+        self, lease: float | datetime.timedelta, *, timeout: float | datetime.timedelta | None = None
+    ) -> Leased | None:
         """Hands out the oldest item waiting under a lease of ``lease`` (seconds, or a
         ``timedelta``): it stays in the queue until :meth:`ack` removes it, and is handed out
         again if it is not acknowledged before the lease ends, whatever becomes of this plugin
-        meanwhile. ``None`` when no item waits. ::
+        meanwhile. ``None`` when no item waits; with a ``timeout``, waits for one up to that
+        long first, as :meth:`get` does. ::
 
             while (job := jobs.lease(60)) is not None:
                 resize(job.value)  # an exception here loses nothing: the job comes back
                 jobs.ack(job)
         """
-        leased = _call(self._handle.lease, _ttl_ms(lease, "lease"))
+        lease_ms = _ttl_ms(lease, "lease")
+        if timeout is None:
+            leased = _call(self._handle.lease, lease_ms)
+        else:
+            leased = _call(self._handle.lease_wait, lease_ms, _ttl_ms(timeout, "timeout", least="0 ms"))
         if leased is None:
             return None
         return Leased(json.loads(leased.value), leased.receipt, leased.deliveries)

@@ -23,6 +23,16 @@ def leases(queue):
     return seen + [queue.get(), queue.lease(60)]
 
 
+def waits(queue):
+    """Gets and leases that wait for an item: what each answered (the test puts nothing
+    meanwhile: an item waiting at once, then none in time)."""
+    queue.put_many(["c", "d"])
+    seen = [queue.get(timeout=0.05), queue.lease(60, timeout=datetime.timedelta(seconds=1))]
+    queue.ack(seen[-1])
+    seen[-1] = seen[-1].value
+    return seen + [queue.get(timeout=0.01), queue.get("none", timeout=0), queue.lease(60, timeout=0.01)]
+
+
 def attempt(label, action):
     """Runs ``action`` and prints what came of it: ``ok`` and the result, or the exception."""
     try:
@@ -171,6 +181,9 @@ class Run(exports.Run):
         attempt("set_many with a ttl of 0", lambda: cache.set_many({"m3": 3}, ttl=0))
         attempt("the bad batch stored nothing", lambda: ("m3" in cache, cache.delete_many(["m1", "m2"])))
         attempt("leases", lambda: leases(queue))
+        attempt("waits", lambda: waits(queue))
+        attempt("get with a negative timeout", lambda: queue.get(timeout=-1))
+        attempt("lease with a str timeout", lambda: queue.lease(60, timeout="1m"))
         attempt("lease for 0 s", lambda: queue.lease(0))
         attempt("lease for a str", lambda: queue.lease("1m"))
         attempt("ack of text that is not a receipt", lambda: queue.ack("nope"))
