@@ -230,6 +230,31 @@ fn queue_dump_prints_every_item_oldest_first_and_takes_none() {
     assert_eq!(stdout(&unknown), "");
 }
 
+/// `queue get --wait` and `queue lease --wait` wait for an item another process puts, and
+/// give up (exit status 1) when none comes in time.
+#[test]
+fn queue_get_and_lease_wait_for_an_item_put_by_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    ok(easycaching(&db, &["queue", "create", "jobs"]));
+    for (waiting, put) in [
+        (&["queue", "get", "jobs", "--wait", "60s"][..], r#""first""#),
+        (&["queue", "lease", "jobs", "--for", "1m", "--wait", "1m"], r#""second""#),
+    ] {
+        let child =
+            cli().arg("--db").arg(&db).args(waiting).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        ok(easycaching(&db, &["queue", "put", "jobs", put]));
+        let taken = child.wait_with_output().unwrap();
+        let printed = ok(taken);
+        assert!(printed.ends_with(&format!("{put}\n")), "{waiting:?}: {printed:?}");
+    }
+    assert_eq!(ok(easycaching(&db, &["queue", "len", "jobs"])), "1\n", "the leased item is held");
+    let nothing = easycaching(&db, &["queue", "get", "jobs", "--wait", "50ms"]);
+    assert_eq!(nothing.status.code(), Some(1), "{}", stderr(&nothing));
+    assert_eq!(stdout(&nothing), "");
+}
+
 /// `queue get` removes the item before it prints it: when it cannot be printed (stdout is a
 /// full disk, a closed pipe), the item goes back to the front of the queue and the command
 /// says so, rather than panicking with the item gone.

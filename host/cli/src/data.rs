@@ -182,6 +182,10 @@ pub enum QueueCommand {
     Get {
         /// The queue to take from.
         queue: String,
+        /// Wait up to this long for an item when none waits, e.g. 500ms, 30s or 10m (exit
+        /// status 1 when none came in time).
+        #[arg(long, value_name = "DURATION", value_parser = crate::plugin_args::parse_duration)]
+        wait: Option<Duration>,
     },
     /// Print the oldest item waiting without removing it (exit status 1 when none waits).
     Peek {
@@ -201,6 +205,9 @@ pub enum QueueCommand {
         /// How long the lease lasts, e.g. 30s, 10m or 24h: longer than handling the item takes.
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_lease)]
         lease: Duration,
+        /// Wait up to this long for an item when none waits, as `queue get --wait` does.
+        #[arg(long, value_name = "DURATION", value_parser = crate::plugin_args::parse_duration)]
+        wait: Option<Duration>,
     },
     /// Remove the item leased under RECEIPT: handled (exit status 3 when it is no longer under
     /// that lease: released, handed out again after the lease ended, or cleared).
@@ -563,9 +570,9 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
 pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> {
     match command {
         QueueCommand::Put { queue, value } => manager.create_queue(&queue)?.put(value)?,
-        QueueCommand::Get { queue: name } => {
+        QueueCommand::Get { queue: name, wait } => {
             let queue = manager.open_queue(&name)?;
-            let Some(item) = queue.get()? else {
+            let Some(item) = queue.get_wait(wait.unwrap_or_default())? else {
                 return print_found(None, &nothing_waits(&queue)?);
             };
             // Taken before it is printed: should it not reach stdout, it goes back to the
@@ -583,9 +590,9 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
                 );
             }
         }
-        QueueCommand::Lease { queue: name, lease } => {
+        QueueCommand::Lease { queue: name, lease, wait } => {
             let queue = manager.open_queue(&name)?;
-            let Some(leased) = queue.lease(lease)? else {
+            let Some(leased) = queue.lease_wait(lease, wait.unwrap_or_default())? else {
                 return print_found(None, &nothing_waits(&queue)?);
             };
             // Should it not reach stdout, the item is handed back at once rather than when
