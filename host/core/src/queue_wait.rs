@@ -8,7 +8,7 @@
 //!   release): its waiters wake at once.
 //! - **Other processes' commits** move the store's [change token](crate::store::Store::change_token),
 //!   which a waiter reads (no I/O) at intervals growing from 1 ms to [`LAST_POLL`] while it
-//!   sees nothing new, back to 1 ms once it has looked.
+//!   sees nothing new, back to 1 ms once it is told of something.
 //! - **What no commit announces** (a lease that ends, a store whose token tells only its own
 //!   commits, as PostgreSQL's) is seen by a look every [`LOOK_EVERY`] at the latest.
 
@@ -80,7 +80,7 @@ pub(crate) fn until_taken<T>(
     let store = &queue.shared.store;
     loop {
         // Read before taking: a put in between rings or moves them, and is not slept through.
-        let mut seen = Seen { rung: bell.rung(), token: store.change_token() };
+        let mut seen = Seen { rung: bell.rung(), token: store.change_token(), poll: FIRST_POLL };
         if let Some(taken) = take()? {
             return Ok(Some(taken));
         }
@@ -95,10 +95,12 @@ pub(crate) fn until_taken<T>(
     }
 }
 
-/// What a waiter knew when it last looked.
+/// What a waiter knew when it last looked, and how long it sleeps before it reads the token
+/// again.
 struct Seen {
     rung: u64,
     token: ChangeToken,
+    poll: Duration,
 }
 
 /// Why a waiter looks at its queue again.
@@ -117,7 +119,6 @@ impl Seen {
     /// has passed.
     fn wait_for_news(&mut self, queue: &Queue, deadline: Option<Instant>) -> Option<News> {
         let since = Instant::now();
-        let mut poll = FIRST_POLL;
         loop {
             let now = Instant::now();
             if deadline.is_some_and(|deadline| now >= deadline) {
@@ -127,17 +128,19 @@ impl Seen {
             if now >= look_at {
                 return Some(News::Due);
             }
-            let until = deadline.map_or(look_at, |deadline| deadline.min(look_at)).min(now + poll);
+            let until = deadline.map_or(look_at, |deadline| deadline.min(look_at)).min(now + self.poll);
             if queue.shared.queue_bell.wait(self.rung, until) {
                 self.rung = queue.shared.queue_bell.rung();
+                self.poll = FIRST_POLL;
                 return Some(News::Rung);
             }
             let token = queue.shared.store.change_token();
             if token != self.token {
                 self.token = token;
+                self.poll = FIRST_POLL;
                 return Some(News::Moved);
             }
-            poll = (poll * 2).min(LAST_POLL);
+            self.poll = (self.poll * 2).min(LAST_POLL);
         }
     }
 }
@@ -152,7 +155,11 @@ mod tests {
     const LATER: Duration = Duration::from_millis(20);
 
     fn seen(queue: &Queue) -> Seen {
-        Seen { rung: queue.shared.queue_bell.rung(), token: queue.shared.store.change_token() }
+        Seen {
+            rung: queue.shared.queue_bell.rung(),
+            token: queue.shared.store.change_token(),
+            poll: FIRST_POLL,
+        }
     }
 
     fn far() -> Option<Instant> {

@@ -1,12 +1,15 @@
 //! Queues: a durable `put` followed by a `get`, in one process and between two, against the
 //! same done with raw rusqlite (an insert, and a delete of the oldest item, each its own
-//! transaction).
+//! transaction); and a consumer in another process that waits for items (`get_wait`) against
+//! one that asks again and again (`get`), with what each costs the processor.
 
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use easycaching::Durability;
 
+use super::writes::cpu_per_op;
 use super::{Budget, section};
 use crate::baseline::RawSqlite;
 use crate::fixture::{self, Scratch, VALUE};
@@ -40,6 +43,7 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
             .against("rusqlite insert + delete oldest, autocommit, FULL", base.per_sec()),
     ];
 
+    // What the consumer took, and the processor time it spent.
     let across = |engine: &str, db: &Path| -> Result<Rate> {
         let start_at = measure::unix_millis() + CHILD_START_MILLIS;
         let children: Vec<Vec<String>> = ["producer", "consumer"]
@@ -47,7 +51,9 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
             .map(|role| measure::timed_child(role, engine, db, start_at, budget.round))
             .collect();
         let outputs = measure::run_children(&children)?;
-        Ok(Rate::new(outputs[1].trim().parse()?, budget.round))
+        let (taken, cpu_ns) = outputs[1].trim().split_once(' ').context("a consumer prints two numbers")?;
+        let cpu = Duration::from_nanos(cpu_ns.parse()?);
+        Ok(Rate { cpu, ..Rate::new(taken.parse()?, budget.round) })
     };
     // A fresh pair of databases each round, so no round starts with the last one's backlog;
     // made before the children start, so neither races the other to make the schema.
@@ -67,34 +73,108 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
     figures.push(
         Figure::new(section::QUEUES, "put in one process, get in another", ours.per_sec(), Unit::OpsPerSec)
             .against("rusqlite, the same between two processes", base.per_sec())
-            .note("items through per second"),
+            .note(format!(
+                "items through per second; the consumer's processor time per item {}, the baseline's {}",
+                cpu_per_op(&ours),
+                cpu_per_op(&base)
+            )),
     );
+
+    let (waiting, asking) = alternate(
+        budget.rounds,
+        |round| {
+            let db = scratch.db(&format!("waiting-{round}.db"));
+            fixture::manager(&db, Durability::Full)?.create_queue(QUEUE)?;
+            across("easycaching-waiting", &db)
+        },
+        |round| {
+            let db = scratch.db(&format!("asking-{round}.db"));
+            fixture::manager(&db, Durability::Full)?.create_queue(QUEUE)?;
+            across("easycaching", &db)
+        },
+    )?;
+    figures.push(
+        Figure::new(
+            section::QUEUES,
+            "put in one process, get_wait in another",
+            waiting.per_sec(),
+            Unit::OpsPerSec,
+        )
+        .against("the same with a consumer that calls get again and again", asking.per_sec())
+        .note(format!(
+            "items through per second; the consumer's processor time per item {}, asking again's {}",
+            cpu_per_op(&waiting),
+            cpu_per_op(&asking)
+        )),
+    );
+    figures.push(idle_wait()?);
     Ok(figures)
 }
 
+/// The processor time a `get_wait` spends in a second of waiting on an empty queue (what a
+/// worker with nothing to do costs), against a second of `thread::sleep`.
+fn idle_wait() -> Result<Figure> {
+    const WAIT: Duration = Duration::from_secs(1);
+    let scratch = Scratch::new()?;
+    let queue = fixture::manager(&scratch.db("idle.db"), Durability::Full)?.create_queue(QUEUE)?;
+    let cpu_of = |wait: &dyn Fn() -> Result<()>| -> Result<Duration> {
+        let before = measure::processor_time();
+        wait()?;
+        Ok(measure::processor_time().saturating_sub(before))
+    };
+    let waiting = cpu_of(&|| {
+        anyhow::ensure!(queue.get_wait(WAIT)?.is_none(), "nothing was put");
+        Ok(())
+    })?;
+    let sleeping = cpu_of(&|| {
+        std::thread::sleep(WAIT);
+        Ok(())
+    })?;
+    let micros = |cpu: Duration| cpu.as_secs_f64() * 1e6;
+    Ok(Figure::new(
+        section::QUEUES,
+        "get_wait on an empty queue, processor time per second",
+        micros(waiting),
+        Unit::Micros,
+    )
+    .against("thread::sleep for a second", micros(sleeping).max(1.0))
+    .note("the change token read at most every 16 ms, the queue looked at every 100 ms"))
+}
+
 /// A child of [`run`]: the producer puts as fast as it can and prints how many it put; the
-/// consumer takes as fast as items come and prints how many it took.
-pub fn peer_child(role: &str, engine: &str, db: &Path, start_at: u64, millis: u64) -> Result<u64> {
+/// consumer takes as fast as items come and prints how many it took and the processor time
+/// it spent meanwhile, in nanoseconds. Engine `easycaching-waiting` is easycaching with a
+/// consumer that waits for each item with `get_wait`.
+pub fn peer_child(role: &str, engine: &str, db: &Path, start_at: u64, millis: u64) -> Result<String> {
     let end = start_at + millis;
     let mut done = 0;
     let producer = role == "producer";
-    match engine {
-        "easycaching" => {
+    let cpu = match engine {
+        "easycaching" | "easycaching-waiting" => {
             let queue = fixture::manager(db, Durability::Full)?.create_queue(QUEUE)?;
             let value = fixture::value();
+            let waits = engine == "easycaching-waiting";
             measure::sleep_until(start_at);
+            let started = measure::processor_time();
             while measure::unix_millis() < end {
                 if producer {
                     queue.put(value.clone())?;
                     done += 1;
+                } else if waits {
+                    let left = end.saturating_sub(measure::unix_millis());
+                    if queue.get_wait(Duration::from_millis(left))?.is_some() {
+                        done += 1;
+                    }
                 } else if queue.get()?.is_some() {
                     done += 1;
                 }
             }
+            measure::processor_time().saturating_sub(started)
         }
         "rusqlite" => {
             let raw = RawSqlite::open(db, "FULL")?;
             measure::sleep_until(start_at);
+            let started = measure::processor_time();
             while measure::unix_millis() < end {
                 if producer {
                     raw.put(VALUE)?;
@@ -103,8 +183,9 @@ pub fn peer_child(role: &str, engine: &str, db: &Path, start_at: u64, millis: u6
                     done += 1;
                 }
             }
+            measure::processor_time().saturating_sub(started)
         }
         other => anyhow::bail!("no queue engine {other:?}"),
-    }
-    Ok(done)
+    };
+    Ok(if producer { done.to_string() } else { format!("{done} {}", cpu.as_nanos()) })
 }

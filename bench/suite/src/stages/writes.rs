@@ -91,8 +91,8 @@ pub fn threads(budget: Budget) -> Result<Vec<Figure>> {
             .goal(Goal::RatioAtLeast(5.0))
             .note(format!(
                 "{per_commit:.1} writes per commit; processor time per write {}, the baseline's {}",
-                cpu_per_write(&ours),
-                cpu_per_write(&base)
+                cpu_per_op(&ours),
+                cpu_per_op(&base)
             )),
         reference,
         against_it,
@@ -157,14 +157,15 @@ pub(super) fn beside_perfect_batching(
             .against("rusqlite batching perfectly, as above", perfect.per_sec())
             .note(format!(
                 "processor time per write {}, perfect batching's {}",
-                cpu_per_write(ours.1),
-                cpu_per_write(perfect)
+                cpu_per_op(ours.1),
+                cpu_per_op(perfect)
             )),
     ])
 }
 
-/// The processor time per write of `rate`, in microseconds, for a figure's note.
-pub(super) fn cpu_per_write(rate: &Rate) -> String {
+/// The processor time per operation (a write, an item taken) of `rate`, in microseconds, for a
+/// figure's note.
+pub(super) fn cpu_per_op(rate: &Rate) -> String {
     rate.cpu_us_per_op().map_or_else(|| "not measured".to_owned(), |us| format!("{us:.1} µs"))
 }
 
@@ -257,8 +258,8 @@ pub fn processes(budget: Budget) -> Result<Vec<Figure>> {
                 writes_range(ours),
                 writes_range(base),
                 writes_per_commit(ours),
-                cpu_per_write(&ours_rate),
-                cpu_per_write(&base_rate),
+                cpu_per_op(&ours_rate),
+                cpu_per_op(&base_rate),
             )
         };
         spread.borrow_mut().clear();
@@ -420,7 +421,7 @@ mod tests {
         }
         assert_eq!(writes_range(&rounds), "100-300");
         assert_eq!(writes_per_commit(&rounds), 8.0);
-        assert_eq!(cpu_per_write(&round_rate(&rounds, Duration::from_secs(1))), "30.0 µs");
+        assert_eq!(cpu_per_op(&round_rate(&rounds, Duration::from_secs(1))), "30.0 µs");
         let error = WriterRound::parse("300 20").unwrap_err().to_string();
         assert!(error.contains("\"300 20\""), "{error}");
     }
