@@ -203,10 +203,10 @@ mod tests {
             assert!(bell.wait(rung, far), "a give-back rings");
             let leased = queue.lease(Duration::from_secs(60)).unwrap().expect("item 1");
             let rung = bell.rung();
-            let queue = &queue;
+            let releaser = &queue;
             scope.spawn(move || {
                 thread::sleep(LATER);
-                queue.release(&leased.receipt)
+                releaser.release(&leased.receipt)
             });
             assert!(bell.wait(rung, far), "a release rings");
 
