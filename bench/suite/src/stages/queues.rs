@@ -43,32 +43,31 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
             .against("rusqlite insert + delete oldest, autocommit, FULL", base.per_sec()),
     ];
 
-    // What the consumer took, and the processor time it spent.
-    let across = |engine: &str, db: &Path| -> Result<Rate> {
+    // A producer and a consumer on `engine`, on a fresh database each round (`file`, with the
+    // round), so no round starts with the last one's backlog; the database is made before the
+    // children start, so neither races the other to make the schema. What the consumer took,
+    // and the processor time it spent.
+    let across = |file: &str, round: usize, engine: &str| -> Result<Rate> {
+        let db = scratch.db(&format!("{file}-{round}.db"));
+        if engine == "rusqlite" {
+            RawSqlite::open(&db, "FULL")?;
+        } else {
+            fixture::manager(&db, Durability::Full)?.create_queue(QUEUE)?;
+        }
         let start_at = measure::unix_millis() + CHILD_START_MILLIS;
         let children: Vec<Vec<String>> = ["producer", "consumer"]
             .iter()
-            .map(|role| measure::timed_child(role, engine, db, start_at, budget.round))
+            .map(|role| measure::timed_child(role, engine, &db, start_at, budget.round))
             .collect();
         let outputs = measure::run_children(&children)?;
         let (taken, cpu_ns) = outputs[1].trim().split_once(' ').context("a consumer prints two numbers")?;
         let cpu = Duration::from_nanos(cpu_ns.parse()?);
         Ok(Rate { cpu, ..Rate::new(taken.parse()?, budget.round) })
     };
-    // A fresh pair of databases each round, so no round starts with the last one's backlog;
-    // made before the children start, so neither races the other to make the schema.
     let (ours, base) = alternate(
         budget.rounds,
-        |round| {
-            let db = scratch.db(&format!("across-{round}.db"));
-            fixture::manager(&db, Durability::Full)?.create_queue(QUEUE)?;
-            across("easycaching", &db)
-        },
-        |round| {
-            let db = scratch.db(&format!("raw-across-{round}.db"));
-            RawSqlite::open(&db, "FULL")?;
-            across("rusqlite", &db)
-        },
+        |round| across("across", round, "easycaching"),
+        |round| across("raw-across", round, "rusqlite"),
     )?;
     figures.push(
         Figure::new(section::QUEUES, "put in one process, get in another", ours.per_sec(), Unit::OpsPerSec)
@@ -82,16 +81,8 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
 
     let (waiting, asking) = alternate(
         budget.rounds,
-        |round| {
-            let db = scratch.db(&format!("waiting-{round}.db"));
-            fixture::manager(&db, Durability::Full)?.create_queue(QUEUE)?;
-            across("easycaching-waiting", &db)
-        },
-        |round| {
-            let db = scratch.db(&format!("asking-{round}.db"));
-            fixture::manager(&db, Durability::Full)?.create_queue(QUEUE)?;
-            across("easycaching", &db)
-        },
+        |round| across("waiting", round, "easycaching-waiting"),
+        |round| across("asking", round, "easycaching"),
     )?;
     figures.push(
         Figure::new(
