@@ -31,6 +31,10 @@ use crate::{Error, Json, Leased, Quota, Receipt, Result};
 /// be handled twice, so handle items in a way that a second time does no harm. See
 /// [`Receipt`](crate::Receipt).
 ///
+/// A taker with nothing to take can wait for an item rather than ask again and again:
+/// [`get_wait`](Queue::get_wait) and [`lease_wait`](Queue::lease_wait) return as soon as one is
+/// put, by this process or another.
+///
 /// ```
 /// use easycaching::{CacheManager, Json};
 ///
