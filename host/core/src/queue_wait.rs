@@ -30,39 +30,52 @@ const FIRST_POLL: Duration = Duration::from_millis(1);
 /// Rung whenever this process makes items available to take; waiters sleep on it.
 #[derive(Debug, Default)]
 pub(crate) struct Bell {
-    rung: Mutex<u64>,
+    state: Mutex<BellState>,
     ringing: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct BellState {
+    /// How many times it has rung.
+    rung: u64,
+    /// How many threads sleep on it: a ring with none wakes nobody (no system call).
+    sleeping: usize,
 }
 
 impl Bell {
     /// Wakes every waiter.
     pub(crate) fn ring(&self) {
-        *self.lock() += 1;
-        self.ringing.notify_all();
+        let mut state = self.lock();
+        state.rung += 1;
+        if state.sleeping > 0 {
+            self.ringing.notify_all();
+        }
     }
 
     /// How many times it has rung so far.
     fn rung(&self) -> u64 {
-        *self.lock()
+        self.lock().rung
     }
 
     /// Sleeps until it rings after `seen` rings, or until `until`; whether it rang.
     fn wait(&self, seen: u64, until: Instant) -> bool {
-        let mut rung = self.lock();
+        let mut state = self.lock();
         loop {
-            if *rung != seen {
+            if state.rung != seen {
                 return true;
             }
             let Some(left) = until.checked_duration_since(Instant::now()).filter(|left| !left.is_zero())
             else {
                 return false;
             };
-            rung = self.ringing.wait_timeout(rung, left).unwrap_or_else(PoisonError::into_inner).0;
+            state.sleeping += 1;
+            state = self.ringing.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+            state.sleeping -= 1;
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, u64> {
-        self.rung.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, BellState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
