@@ -7,8 +7,10 @@
 //! - **This process's puts** ring a [`Bell`] the manager's handles share (a put, a give-back, a
 //!   release): its waiters wake at once.
 //! - **Other processes' commits** move the store's [change token](crate::store::Store::change_token),
-//!   which a waiter reads (no I/O) at intervals growing from 1 ms to [`LAST_POLL`] while it
-//!   sees nothing new, back to 1 ms once it is told of something.
+//!   which a waiter reads (no I/O) at intervals growing from 1 ms to [`LAST_POLL`] as it goes
+//!   on waiting. They stay long when the token moves: most commits of a busy database are not
+//!   puts to this queue, and a waiter that looked after each would read the queue a thousand
+//!   times a second.
 //! - **What no commit announces** (a lease that ends, a store whose token tells only its own
 //!   commits, as PostgreSQL's) is seen by a look every [`LOOK_EVERY`] at the latest.
 
@@ -144,16 +146,14 @@ impl Seen {
             let until = deadline.map_or(look_at, |deadline| deadline.min(look_at)).min(now + self.poll);
             if queue.shared.queue_bell.wait(self.rung, until) {
                 self.rung = queue.shared.queue_bell.rung();
-                self.poll = FIRST_POLL;
                 return Some(News::Rung);
             }
+            self.poll = (self.poll * 2).min(LAST_POLL);
             let token = queue.shared.store.change_token();
             if token != self.token {
                 self.token = token;
-                self.poll = FIRST_POLL;
                 return Some(News::Moved);
             }
-            self.poll = (self.poll * 2).min(LAST_POLL);
         }
     }
 }
@@ -231,6 +231,38 @@ mod tests {
             });
             assert_eq!(news(&mut waiter, &queue), Some(News::Moved));
         });
+    }
+
+    #[test]
+    fn a_database_busy_with_other_writes_is_not_looked_at_after_every_commit() {
+        const BUSY: Duration = Duration::from_millis(500);
+        let dir = tempfile::tempdir().unwrap();
+        let manager = CacheManager::open(dir.path().join("test.db")).unwrap();
+        let other = CacheManager::open(dir.path().join("test.db")).unwrap();
+        let queue = manager.create_queue("jobs").unwrap();
+        let cache = other.create_cache("busy").unwrap();
+        let writing = std::sync::atomic::AtomicBool::new(true);
+        let looks = thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut n = 0u64;
+                while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                    cache.set_value("counter", &n).unwrap();
+                    n += 1;
+                }
+            });
+            let mut waiter = seen(&queue);
+            let end = Instant::now() + BUSY;
+            let mut looks = 0;
+            while waiter.wait_for_news(&queue, Some(end)).is_some() {
+                looks += 1;
+            }
+            writing.store(false, std::sync::atomic::Ordering::Relaxed);
+            looks
+        });
+        // Commits come every few hundred microseconds; a look after each would be hundreds.
+        // At most one a 16 ms read of the token, and the first few reads sooner: about 35.
+        let most = (BUSY.as_millis() / LAST_POLL.as_millis()) as usize + 10;
+        assert!(looks <= most, "{looks} looks in {BUSY:?}, more than {most}");
     }
 
     #[test]
