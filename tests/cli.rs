@@ -240,6 +240,7 @@ fn queue_get_and_lease_wait_for_an_item_put_by_another_process() {
     for (waiting, put) in [
         (&["queue", "get", "jobs", "--wait", "60s"][..], r#""first""#),
         (&["queue", "lease", "jobs", "--for", "1m", "--wait", "1m"], r#""second""#),
+        (&["queue", "get", "jobs", "--max", "10", "--wait", "60s"], r#""third""#),
     ] {
         let child =
             cli().arg("--db").arg(&db).args(waiting).stdout(std::process::Stdio::piped()).spawn().unwrap();
@@ -250,9 +251,31 @@ fn queue_get_and_lease_wait_for_an_item_put_by_another_process() {
         assert!(printed.ends_with(&format!("{put}\n")), "{waiting:?}: {printed:?}");
     }
     assert_eq!(ok(easycaching(&db, &["queue", "len", "jobs"])), "1\n", "the leased item is held");
-    let nothing = easycaching(&db, &["queue", "get", "jobs", "--wait", "50ms"]);
-    assert_eq!(nothing.status.code(), Some(1), "{}", stderr(&nothing));
-    assert_eq!(stdout(&nothing), "");
+    for nothing_comes in
+        [&["queue", "get", "jobs", "--wait", "50ms"][..], &["queue", "get", "jobs", "--max", "5"]]
+    {
+        let nothing = easycaching(&db, nothing_comes);
+        assert_eq!(nothing.status.code(), Some(1), "{nothing_comes:?}: {}", stderr(&nothing));
+        assert_eq!(stdout(&nothing), "");
+    }
+}
+
+/// `queue get --max N` takes up to N items in one write and prints them a line each, oldest
+/// first.
+#[test]
+fn queue_get_takes_several_items_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shell.db");
+    for item in ["1", "2", "3"] {
+        ok(easycaching(&db, &["queue", "put", "jobs", item]));
+    }
+    assert_eq!(ok(easycaching(&db, &["queue", "get", "jobs", "--max", "2"])), "1\n2\n");
+    assert_eq!(ok(easycaching(&db, &["queue", "get", "jobs", "--max", "1000", "--wait", "10s"])), "3\n");
+    for refused in ["0", "1001", "some"] {
+        let refused = easycaching(&db, &["queue", "get", "jobs", "--max", refused]);
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("--max"), "{}", stderr(&refused));
+    }
 }
 
 /// `queue get` removes the item before it prints it: when it cannot be printed (stdout is a
@@ -269,7 +292,18 @@ fn an_item_that_queue_get_cannot_print_goes_back_to_the_front() {
     assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
     assert!(stderr(&failed).contains("put back at the front of queue \"jobs\""), "{}", stderr(&failed));
     assert_eq!(ok(easycaching(&db, &["queue", "len", "jobs"])), "2\n");
-    assert_eq!(ok(easycaching(&db, &["queue", "get", "jobs"])), "\"first\"\n");
+    // Several taken at once: every one not printed goes back, in its order.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let failed = cli()
+        .arg("--db")
+        .arg(&db)
+        .args(["queue", "get", "jobs", "--max", "5"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(stderr(&failed).contains("could not print 2 items"), "{}", stderr(&failed));
+    assert_eq!(ok(easycaching(&db, &["queue", "get", "jobs", "--max", "5"])), "\"first\"\n\"second\"\n");
 }
 
 /// `queue lease` that cannot print the item it leased hands it back at once, rather than

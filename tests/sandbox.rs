@@ -228,7 +228,7 @@ fn seed_jobs(harness: &Harness, count: usize, bytes: usize) -> Vec<String> {
 
 #[test]
 fn items_taken_that_do_not_fit_in_the_guest_go_back_to_the_front_of_the_queue() {
-    for mode in [&["one"][..], &["many", "50"]] {
+    for mode in [&["one"][..], &["many", "50"], &["many-wait", "60000"]] {
         let tight = Harness::new().unwrap().allow("queue:jobs=rw");
         let items = seed_jobs(&tight, 6, 1 << 20);
         // An item put after the items were given back comes out after them.
@@ -338,33 +338,41 @@ fn a_plugin_waiting_for_an_item_gets_what_is_put_meanwhile_and_stops_at_its_time
     let harness = Harness::new().unwrap().allow("queue:jobs=rw");
     harness.seed_queue("jobs", [""; 0]).unwrap();
     let jobs = harness.queue("jobs").unwrap();
-    let taken = |harness: Harness, args: &[&str], late: Option<&str>| {
+    let taken = |harness: Harness, args: &[&str], late: &[&str]| {
         std::thread::scope(|scope| {
-            if let Some(late) = late {
+            if !late.is_empty() {
                 scope.spawn(|| {
                     std::thread::sleep(Duration::from_millis(100));
-                    jobs.put_value(late).unwrap();
+                    let items = late.iter().map(|item| easycaching::Json::from_value(item).unwrap());
+                    jobs.put_many(items).unwrap();
                 });
             }
             leased(harness, args)
         })
     };
-    // Put while the plugin waits: it gets the item, by get-wait or lease-wait.
-    let (harness, result, printed) = taken(harness, &["wait", "60000"], Some("late"));
+    // Put while the plugin waits: it gets the item, by get-wait or lease-wait, or every item
+    // of the put by get-many-wait.
+    let (harness, result, printed) = taken(harness, &["wait", "60000"], &["late"]);
     result.unwrap();
     assert_eq!(printed, [r#"received "late""#]);
-    let (harness, result, printed) = taken(harness, &["lease-wait", "60000"], Some("later"));
+    let (harness, result, printed) = taken(harness, &["lease-wait", "60000"], &["later"]);
     result.unwrap();
     assert_eq!(printed, [r#"leased "later" (delivery 1)"#, "acknowledged: true"]);
+    let (harness, result, printed) = taken(harness, &["many-wait", "60000"], &["one", "two", "three"]);
+    result.unwrap();
+    assert_eq!(printed, [r#"received ["one", "two", "three"], 11 bytes"#]);
     assert_eq!(jobs.len().unwrap(), 0);
     // Nothing put: nothing after its timeout.
-    let (harness, result, printed) = taken(harness, &["wait", "50"], None);
+    let (harness, result, printed) = taken(harness, &["wait", "50"], &[]);
+    result.unwrap();
+    assert_eq!(printed, ["nothing came"]);
+    let (harness, result, printed) = taken(harness, &["many-wait", "50"], &[]);
     result.unwrap();
     assert_eq!(printed, ["nothing came"]);
 
     // A time limit stops a wait that would outlast it, as it stops a sleep, and takes nothing.
     let mut limited = harness.limits(limits(|l| l.time = Some(Duration::from_millis(300))));
-    for mode in ["wait", "lease-wait"] {
+    for mode in ["wait", "lease-wait", "many-wait"] {
         let started = Instant::now();
         let (harness, result, printed) = leased(limited, &[mode, "20000"]);
         assert!(matches!(result, Err(Error::TimedOut { .. })), "{mode}: {result:?}");

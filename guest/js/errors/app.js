@@ -150,14 +150,16 @@ export const run = command(() => {
   });
   attempt('waits', () => {
     // An item waiting at once, then none in time (the test puts nothing meanwhile).
-    queue.putMany(['c', 'd']);
+    queue.putMany(['c', 'd', 'e', 'f']);
     const got = queue.get({ timeout: 50 });
     const leased = queue.lease(60000, { timeout: 1000 });
     queue.ack(leased);
+    const batch = queue.getMany(10, { timeout: 50 });
     const none = [queue.get({ timeout: 10 }), queue.get({ timeout: 0 }), queue.lease(60000, { timeout: 10 })];
-    return [got, leased.value, ...none.map((nothing) => nothing ?? 'none')];
+    return [got, leased.value, batch, ...none.map((nothing) => nothing ?? 'none'), queue.getMany(10, { timeout: 10 })];
   });
   attempt('get with a negative timeout', () => queue.get({ timeout: -1 }));
+  attempt('getMany with a negative timeout', () => queue.getMany(10, { timeout: -1 }));
   attempt('lease with a string timeout', () => queue.lease(60000, { timeout: '1m' }));
   attempt('lease for 0 ms', () => queue.lease(0));
   attempt('lease for a string', () => queue.lease('1m'));

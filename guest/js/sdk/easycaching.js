@@ -645,10 +645,24 @@ export class Queue {
     call(() => this.#live().putMany(texts));
   }
 
-  /** Removes and returns up to `max` of the oldest items, oldest first. */
-  getMany(max) {
+  /**
+   * Removes and returns up to `max` of the oldest items, oldest first. With `{ timeout }`
+   * (milliseconds; `Infinity` for ever), waits up to that long for at least one when the
+   * queue is empty, as `get` does, and returns an empty array only when none came in time; it
+   * takes what waits when the first item comes, and waits for no more.
+   *
+   * @example
+   * for (let batch; (batch = pages.getMany(100, { timeout: 60_000 })).length > 0; ) {
+   *   index(batch); // and stops after a quiet minute
+   * }
+   */
+  getMany(max, { timeout } = {}) {
     count(max, 'max');
-    return call(() => this.#live().getMany(max)).map((json) => JSON.parse(json));
+    const texts =
+      timeout === undefined
+        ? call(() => this.#live().getMany(max))
+        : withS64(ttlMs(timeout, 'timeout', '0 ms'), (wit) => call(() => this.#live().getManyWait(max, wit)));
+    return texts.map((json) => JSON.parse(json));
   }
 }
 

@@ -773,9 +773,20 @@ class Queue:
         """Appends every value, in order, in one durable write."""
         _call(self._handle.put_many, [_dumps(value) for value in _batch(values, "the values")])
 
-    def get_many(self, max: int) -> list[Any]:
-        """Removes and returns up to ``max`` of the oldest items, oldest first."""
-        texts = _call(self._handle.get_many, _integer(max, "max", _U32))
+    def get_many(self, max: int, *, timeout: float | datetime.timedelta | None = None) -> list[Any]:
+        """Removes and returns up to ``max`` of the oldest items, oldest first. With a
+        ``timeout``, waits up to that long for at least one when the queue is empty, as
+        :meth:`get` does, and returns an empty list only when none came in time; it takes what
+        waits when the first item comes, and waits for no more. ::
+
+            while batch := pages.get_many(100, timeout=60):
+                index(batch)  # and stops after a quiet minute
+        """
+        max = _integer(max, "max", _U32)
+        if timeout is None:
+            texts = _call(self._handle.get_many, max)
+        else:
+            texts = _call(self._handle.get_many_wait, max, _ttl_ms(timeout, "timeout", least="0 ms"))
         return [json.loads(text) for text in texts]
 
     def close(self) -> None:

@@ -26,11 +26,13 @@ def leases(queue):
 def waits(queue):
     """Gets and leases that wait for an item: what each answered (the test puts nothing
     meanwhile: an item waiting at once, then none in time)."""
-    queue.put_many(["c", "d"])
+    queue.put_many(["c", "d", "e", "f"])
     seen = [queue.get(timeout=0.05), queue.lease(60, timeout=datetime.timedelta(seconds=1))]
     queue.ack(seen[-1])
     seen[-1] = seen[-1].value
-    return seen + [queue.get(timeout=0.01), queue.get("none", timeout=0), queue.lease(60, timeout=0.01)]
+    seen.append(queue.get_many(10, timeout=0.05))
+    nothing = [queue.get(timeout=0.01), queue.get("none", timeout=0), queue.lease(60, timeout=0.01)]
+    return seen + nothing + [queue.get_many(10, timeout=0.01)]
 
 
 def attempt(label, action):
@@ -183,6 +185,7 @@ class Run(exports.Run):
         attempt("leases", lambda: leases(queue))
         attempt("waits", lambda: waits(queue))
         attempt("get with a negative timeout", lambda: queue.get(timeout=-1))
+        attempt("get_many with a negative timeout", lambda: queue.get_many(10, timeout=-1))
         attempt("lease with a str timeout", lambda: queue.lease(60, timeout="1m"))
         attempt("lease for 0 s", lambda: queue.lease(0))
         attempt("lease for a str", lambda: queue.lease("1m"))

@@ -186,6 +186,12 @@ pub enum QueueCommand {
         /// status 1 when none came in time).
         #[arg(long, value_name = "DURATION", value_parser = crate::plugin_args::parse_duration)]
         wait: Option<Duration>,
+        /// Take up to this many of the oldest items at once (at most 1000, and about 4 MiB), in
+        /// one write, printed one JSON line each, oldest first; with --wait, those that wait
+        /// when the first one comes.
+        #[arg(long, value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u32).range(1..=easycaching::MAX_PAGE_ITEMS as i64))]
+        max: u32,
     },
     /// Print the oldest item waiting without removing it (exit status 1 when none waits).
     Peek {
@@ -570,24 +576,32 @@ pub fn cache(manager: &CacheManager, command: CacheCommand) -> Result<ExitCode> 
 pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> {
     match command {
         QueueCommand::Put { queue, value } => manager.create_queue(&queue)?.put(value)?,
-        QueueCommand::Get { queue: name, wait } => {
+        QueueCommand::Get { queue: name, wait, max } => {
             let queue = manager.open_queue(&name)?;
-            let Some(item) = queue.get_wait(wait.unwrap_or_default())? else {
+            let items = queue.get_many_wait(max as usize, wait.unwrap_or_default())?;
+            if items.is_empty() {
                 return print_found(None, &nothing_waits(&queue)?);
-            };
-            // Taken before it is printed: should it not reach stdout, it goes back to the
-            // front rather than be lost.
-            if let Err(error) = print_line(&item) {
-                queue.give_back(vec![item]).map_err(|back| {
-                    anyhow::anyhow!(
-                        "could not print the item taken from queue {name:?} ({error}), nor put it \
-                         back ({back}): it is lost"
-                    )
-                })?;
-                anyhow::bail!(
-                    "could not print the item taken from queue {name:?} ({error}); it was put back \
-                     at the front of queue {name:?}"
-                );
+            }
+            // Taken before they are printed: those that do not reach stdout go back to the
+            // front, in their order, rather than be lost.
+            for (printed, item) in items.iter().enumerate() {
+                if let Err(error) = print_line(item) {
+                    let unprinted = items[printed..].to_vec();
+                    let count = match unprinted.len() {
+                        1 => "the item".to_owned(),
+                        n => format!("{n} items"),
+                    };
+                    queue.give_back(unprinted).map_err(|back| {
+                        anyhow::anyhow!(
+                            "could not print {count} taken from queue {name:?} ({error}), nor put \
+                             them back ({back}): they are lost"
+                        )
+                    })?;
+                    anyhow::bail!(
+                        "could not print {count} taken from queue {name:?} ({error}); put back at \
+                         the front of queue {name:?}"
+                    );
+                }
             }
         }
         QueueCommand::Lease { queue: name, lease, wait } => {

@@ -111,9 +111,10 @@ impl Queue {
     /// `timeout` of zero waits no more than `get`.
     ///
     /// A put in this process wakes the wait at once; one in another process sharing the
-    /// database is seen within 16 ms on SQLite, and within 100 ms on PostgreSQL, as is a
-    /// [lease](Queue::lease) that ends. Many may wait on one queue: each item goes to one of
-    /// them. The wait holds the calling thread (and takes no write turn while it waits).
+    /// database is seen within about 16 ms (on PostgreSQL, once its commit's notification
+    /// has come, typically well under a millisecond on one network), and a
+    /// [lease](Queue::lease) that ends within 100 ms. Many may wait on one queue: each item
+    /// goes to one of them. The wait holds the calling thread (and takes no write turn while it waits).
     ///
     /// ```
     /// use easycaching::CacheManager;
@@ -159,6 +160,40 @@ impl Queue {
             Outcome::Values(values) => Ok(values),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Removes and returns up to `max` of the oldest items as [`get_many`](Queue::get_many)
+    /// does, waiting up to `timeout` for at least one when the queue has none (see
+    /// [`get_wait`](Queue::get_wait)): empty only when none came in time, or when `max` is 0
+    /// (which does not wait). It takes what waits when the first item comes and does not wait
+    /// for more: a worker that handles items in batches gets one as soon as there is anything
+    /// to do, as large as the queue holds then.
+    ///
+    /// ```
+    /// use easycaching::CacheManager;
+    /// use std::time::Duration;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = CacheManager::open(dir.path().join("app.db"))?;
+    /// let jobs = manager.create_queue("jobs")?;
+    /// jobs.put_value("resize")?;
+    /// jobs.put_value("upload")?;
+    ///
+    /// let batch = jobs.get_many_wait(10, Duration::from_secs(30))?;
+    /// assert_eq!(batch.len(), 2);
+    /// // Nothing more comes: an empty batch once the timeout has passed.
+    /// assert!(jobs.get_many_wait(10, Duration::from_millis(10))?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_many_wait(&self, max: usize, timeout: Duration) -> Result<Vec<Json>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let taken = crate::queue_wait::until_taken(self, timeout, || {
+            let items = self.get_many(max)?;
+            Ok((!items.is_empty()).then_some(items))
+        })?;
+        Ok(taken.unwrap_or_default())
     }
 
     /// Hands out the oldest item waiting under a lease of `lease` (1 ms to 100 years): the

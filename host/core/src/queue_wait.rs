@@ -6,13 +6,15 @@
 //!
 //! - **This process's puts** ring a [`Bell`] the manager's handles share (a put, a give-back, a
 //!   release): its waiters wake at once.
-//! - **Other processes' commits** move the store's [change token](crate::store::Store::change_token),
-//!   which a waiter reads (no I/O) at intervals growing from 1 ms to [`LAST_POLL`] as it goes
-//!   on waiting. They stay long when the token moves: most commits of a busy database are not
-//!   puts to this queue, and a waiter that looked after each would read the queue a thousand
-//!   times a second.
-//! - **What no commit announces** (a lease that ends, a store whose token tells only its own
-//!   commits, as PostgreSQL's) is seen by a look every [`LOOK_EVERY`] at the latest.
+//! - **Other processes' commits** move the store's [change token](crate::store::Store::change_token)
+//!   (SQLite's wal-index; PostgreSQL's commit notifications, as they arrive), which a waiter
+//!   reads (no I/O) at intervals growing from 1 ms to [`LAST_POLL`] as it goes on waiting.
+//!   They stay long when the token moves: most commits of a busy database are not puts to
+//!   this queue, and a waiter that looked after each would read the queue a thousand times a
+//!   second.
+//! - **What no commit announces** (a lease that ends; on PostgreSQL, another host's commit
+//!   while the store's listening connection is down) is seen by a look every [`LOOK_EVERY`]
+//!   at the latest.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};

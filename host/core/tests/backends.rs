@@ -499,6 +499,17 @@ fn a_waiting_taker_gets_what_comes_in_time(db: &Db) {
     assert_eq!(queue.get_wait(Duration::ZERO).unwrap(), None);
     assert_eq!(queue.lease_wait(LONG, Duration::ZERO).unwrap(), None);
     assert!(matches!(queue.lease_wait(Duration::ZERO, LONG), Err(Error::InvalidArgument(_))), "at once");
+    let started = Instant::now();
+    assert_eq!(queue.get_many_wait(10, Duration::from_millis(50)).unwrap(), []);
+    assert!(started.elapsed() >= Duration::from_millis(50), "gave up early");
+    // What waits already is taken at once, up to `max`; a `max` of 0 takes nothing and does
+    // not wait.
+    queue.put_many([json("0"), json("0.1"), json("0.2")]).unwrap();
+    let started = Instant::now();
+    assert_eq!(queue.get_many_wait(0, LONG).unwrap(), []);
+    assert_eq!(queue.get_many_wait(2, LONG).unwrap(), [json("0"), json("0.1")]);
+    assert_eq!(queue.get_many_wait(2, LONG).unwrap(), [json("0.2")]);
+    assert!(started.elapsed() < LONG / 2, "waited with items there");
 
     // An item put while it waits, by this manager or another, by `put` or `give_back`.
     std::thread::scope(|scope| {
@@ -529,6 +540,12 @@ fn a_waiting_taker_gets_what_comes_in_time(db: &Db) {
         clock.advance(LONG);
         assert_eq!(waiting.join().unwrap().unwrap(), Some(json("3")), "the item of the ended lease");
         assert!(!queue.ack(&again.receipt).unwrap());
+
+        // Waiting for a batch: what another manager puts while it waits, all of it.
+        let waiting = scope.spawn(|| queue.get_many_wait(10, LONG));
+        std::thread::sleep(LATER);
+        theirs.put_many([json("5"), json("6")]).unwrap();
+        assert_eq!(waiting.join().unwrap().unwrap(), [json("5"), json("6")]);
 
         // Two waiting, one item: one of them gets it, the other nothing, once its time is up.
         let first = scope.spawn(|| queue.get_wait(Duration::from_millis(500)));

@@ -390,6 +390,17 @@ impl queues::HostQueue for EasyCaching<'_> {
         Ok(values.into_iter().map(|value| value.as_str().to_owned()).collect())
     }
 
+    fn get_many_wait(
+        &mut self,
+        handle: Resource<QueueResource>,
+        max: u32,
+        timeout_ms: u64,
+    ) -> Result<Vec<String>> {
+        let timeout = self.wait_for_at_most(timeout_ms);
+        let values = self.writable_queue(&handle)?.get_many_wait(max as usize, timeout)?;
+        Ok(values.into_iter().map(|value| value.as_str().to_owned()).collect())
+    }
+
     /// An item leased that cannot be copied into the guest is not lost: it is handed out again
     /// when its lease ends.
     fn lease(

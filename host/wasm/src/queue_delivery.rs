@@ -1,6 +1,6 @@
-//! The queue's `get`, `get-many` and `get-wait`, registered over the ones `bindgen!`
-//! generates, so that an item taken is never lost on its way into the guest; and `lease-wait`,
-//! so that it can stop at the plugin's deadline.
+//! The queue's `get`, `get-many`, `get-wait` and `get-many-wait`, registered over the ones
+//! `bindgen!` generates, so that an item taken is never lost on its way into the guest (and
+//! the waits stop at the plugin's deadline); and `lease-wait`, so that it can stop there too.
 //!
 //! Taking an item is a durable write that commits before the host function returns; wasmtime
 //! then copies the result into guest memory, calling the guest's allocator. That copy can fail
@@ -36,8 +36,9 @@ const QUEUES: &str = "easycaching:cache/queues@0.1.0";
 /// The component-model names of the `get` and `get-many` methods of resource `queue`.
 const GET: &str = "[method]queue.get";
 const GET_MANY: &str = "[method]queue.get-many";
-/// And of `get-wait` and `lease-wait`, which also stop at the plugin's deadline.
+/// And of `get-wait`, `get-many-wait` and `lease-wait`, which also stop at the plugin's deadline.
 const GET_WAIT: &str = "[method]queue.get-wait";
+const GET_MANY_WAIT: &str = "[method]queue.get-many-wait";
 const LEASE_WAIT: &str = "[method]queue.lease-wait";
 
 /// A result about to be copied into the guest, and the items taken to make it, which go back
@@ -105,8 +106,8 @@ unsafe impl<R: Lower> Lower for Delivery<R> {
 
 type Answer<T> = Result<T, types::Error>;
 
-/// Registers the queue's `get`, `get-many`, `get-wait` and `lease-wait` over the generated
-/// ones. Call after `queues::add_to_linker`, with shadowing allowed.
+/// Registers the queue's `get`, `get-many`, `get-wait`, `get-many-wait` and `lease-wait` over
+/// the generated ones. Call after `queues::add_to_linker`, with shadowing allowed.
 ///
 /// A wait that ends empty-handed at the plugin's deadline traps as the epoch deadline does
 /// ([`Trap::Interrupt`]), so that it reads as the time limit it is (see `bounded_waits`).
@@ -135,6 +136,22 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
                     |mut items| items.pop(),
                 )?;
                 stopped_at_deadline(&host, matches!(taken.result, Ok(None)))?;
+                Ok((taken,))
+            },
+        )?;
+        queues.func_wrap(
+            GET_MANY_WAIT,
+            move |mut store, (handle, max, timeout_ms): (Resource<QueueResource>, u32, u64)| {
+                let mut host = view(store.data_mut());
+                let timeout = host.wait_for_at_most(timeout_ms);
+                let taken = take(
+                    &mut host,
+                    &handle,
+                    |queue| queue.get_many_wait(max as usize, timeout),
+                    |items| items,
+                )?;
+                let empty = matches!(&taken.result, Ok(items) if items.is_empty());
+                stopped_at_deadline(&host, empty && max > 0)?;
                 Ok((taken,))
             },
         )?;

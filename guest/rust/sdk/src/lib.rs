@@ -595,19 +595,51 @@ impl Queue {
     /// does not deserialize into `T`, the [`Error::WrongType`] holds every item taken, as one
     /// JSON array, so none is lost.
     pub fn get_many<T: DeserializeOwned>(&self, max: u32) -> Result<Vec<T>> {
-        let items = self.0.get_many(max)?;
-        let mut values = Vec::with_capacity(items.len());
-        for (at, item) in items.iter().enumerate() {
-            match serde_json::from_str(item) {
-                Ok(value) => values.push(value),
-                Err(e) => {
-                    let reason = format!("item {at} of {}: {e}", items.len());
-                    return Err(Error::WrongType { reason, value: format!("[{}]", items.join(",")) });
-                }
+        items_as(self.0.get_many(max)?)
+    }
+
+    /// Removes and returns up to `max` of the oldest items as [`get_many`](Queue::get_many)
+    /// does, waiting up to `timeout` for at least one when the queue is empty, as
+    /// [`get_wait`](Queue::get_wait) waits: empty only when none came in time (or `max` is 0).
+    /// It takes what waits when the first item comes, and waits for no more. Items that do
+    /// not deserialize into `T` come back as `get_many`'s do.
+    ///
+    /// ```no_run
+    /// # use easycaching_guest::Queue;
+    /// # use std::time::Duration;
+    /// # fn index(_: &[String]) {}
+    /// # fn main() -> easycaching_guest::Result<()> {
+    /// let pages = Queue::create("pages")?;
+    /// // Indexes pages in batches of up to 100, and stops after a quiet minute.
+    /// loop {
+    ///     let batch: Vec<String> = pages.get_many_wait(100, Duration::from_secs(60))?;
+    ///     if batch.is_empty() {
+    ///         break;
+    ///     }
+    ///     index(&batch);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_many_wait<T: DeserializeOwned>(&self, max: u32, timeout: Duration) -> Result<Vec<T>> {
+        items_as(self.0.get_many_wait(max, millis(timeout))?)
+    }
+}
+
+/// Items taken from a queue, deserialized into `T`. When one of them does not fit, the
+/// [`Error::WrongType`] holds every item taken, as one JSON array, so none is lost.
+fn items_as<T: DeserializeOwned>(items: Vec<String>) -> Result<Vec<T>> {
+    let mut values = Vec::with_capacity(items.len());
+    for (at, item) in items.iter().enumerate() {
+        match serde_json::from_str(item) {
+            Ok(value) => values.push(value),
+            Err(e) => {
+                let reason = format!("item {at} of {}: {e}", items.len());
+                return Err(Error::WrongType { reason, value: format!("[{}]", items.join(",")) });
             }
         }
-        Ok(values)
     }
+    Ok(values)
 }
 
 impl<T: DeserializeOwned> Leased<T> {

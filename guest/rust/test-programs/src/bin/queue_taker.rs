@@ -6,7 +6,8 @@
 //! then acknowledges it, traps (a panic) or ends without acknowledging it.
 //!
 //! `wait MS` takes one item with `get-wait`, waiting up to MS milliseconds, and prints it or
-//! `nothing came`; `lease-wait MS` leases one the same way and acknowledges it.
+//! `nothing came`; `lease-wait MS` leases one the same way and acknowledges it; `many-wait MS`
+//! takes up to 10 with `get-many-wait` and prints them.
 
 use std::time::Duration;
 
@@ -22,10 +23,10 @@ fn main() {
             jobs.get_many(max).expect("the get-many goes through")
         }
         Some("lease") => return lease(&jobs, &args[2..]),
-        Some(mode @ ("wait" | "lease-wait")) => return wait(&jobs, mode, &args[2..]),
-        other => {
-            panic!("unknown mode {other:?}: one, many N, lease MS ack|trap|keep, wait MS or lease-wait MS")
-        }
+        Some(mode @ ("wait" | "lease-wait" | "many-wait")) => return wait(&jobs, mode, &args[2..]),
+        other => panic!(
+            "unknown mode {other:?}: one, many N, lease MS ack|trap|keep, wait MS, lease-wait MS or many-wait MS"
+        ),
     };
     let bytes: usize = items.iter().map(|item| item.len()).sum();
     println!("received {} items, {bytes} bytes", items.len());
@@ -57,6 +58,17 @@ fn wait(jobs: &Queue, mode: &str, args: &[String]) {
         match jobs.get_wait::<String>(timeout).expect("the get-wait goes through") {
             Some(item) => println!("received {item:?}"),
             None => println!("nothing came"),
+        }
+        return;
+    }
+    if mode == "many-wait" {
+        match jobs.get_many_wait::<String>(10, timeout).expect("the get-many-wait goes through") {
+            items if items.is_empty() => println!("nothing came"),
+            items => {
+                let bytes: usize = items.iter().map(String::len).sum();
+                let shown: Vec<&str> = items.iter().map(|item| item.get(..5).unwrap_or(item)).collect();
+                println!("received {shown:?}, {bytes} bytes");
+            }
         }
         return;
     }
