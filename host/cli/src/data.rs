@@ -178,7 +178,8 @@ pub enum QueueCommand {
         #[arg(value_parser = parse_json)]
         value: Json,
     },
-    /// Remove and print the oldest item (exit status 1 when none waits).
+    /// Remove and print the oldest item, or with --max the oldest N (exit status 1 when none
+    /// waits).
     Get {
         /// The queue to take from.
         queue: String,
