@@ -12,6 +12,7 @@
 //! `make bench` runs it all; `bench/README.md` says what each figure means.
 
 pub mod baseline;
+pub mod committer;
 pub mod fixture;
 pub mod guest;
 pub mod measure;

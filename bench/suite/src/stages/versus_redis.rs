@@ -119,6 +119,7 @@ pub fn run(budget: Budget) -> Result<Vec<Figure>> {
             .against(redis.0, redis.1)
             .goal(Goal::RatioAtLeast(1.0)),
     );
-    figures.extend(beside_perfect_batching(section::REDIS, (name, &ours), &perfect, &batched, redis)?);
+    let reference = (&*format!("{WRITERS} writers, rusqlite batching perfectly"), &perfect);
+    figures.extend(beside_perfect_batching(section::REDIS, (name, &ours), reference, &batched, redis)?);
     Ok(figures)
 }

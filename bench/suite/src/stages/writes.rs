@@ -14,8 +14,9 @@ use easycaching::{Cache, Durability};
 
 use super::{Budget, section};
 use crate::baseline::{GATHER_WAIT, PerfectBatches, RawSqlite, SpinStore};
+use crate::committer::{Committer, CommitterClient};
 use crate::fixture::{self, CACHE, Scratch, VALUE, key};
-use crate::measure::{self, CHILD_START_MILLIS, Rate, alternate, concurrent, in_turns, paired, round_op};
+use crate::measure::{self, CHILD_START_MILLIS, Rate, concurrent, in_turns, paired, round_op};
 use crate::report::{Figure, Goal, Unit};
 
 /// Concurrent writers, as issue 7 asks.
@@ -83,8 +84,9 @@ pub fn threads(budget: Budget) -> Result<Vec<Figure>> {
     let per_commit = (after.writes - before.writes) as f64 / (after.batches - before.batches).max(1) as f64;
     let name = "set, 8 writer threads, FULL";
     let baseline = ("rusqlite, one transaction per write, FULL", base.per_sec());
+    let reference = (&*format!("{WRITERS} writers, rusqlite batching perfectly"), &perfect);
     let [reference, against_it] =
-        beside_perfect_batching(section::WRITES, (name, &ours), &perfect, &batched, baseline)?;
+        beside_perfect_batching(section::WRITES, (name, &ours), reference, &batched, baseline)?;
     Ok(vec![
         Figure::new(section::WRITES, name, ours.per_sec(), Unit::OpsPerSec)
             .against(baseline.0, baseline.1)
@@ -130,29 +132,23 @@ pub(super) fn perfectly_batched_round(
 }
 
 /// The rows that put raw rusqlite batching perfectly beside the figure `ours` (its name and
-/// rate): the reference against the figure's `baseline` (its name and rate), and `ours`
-/// against the reference. `perfect` is the reference's rate, `batched` its batches.
+/// rate): the reference (its name and rate) against the figure's `baseline` (its name and
+/// rate), and `ours` against the reference. `batched` did the reference's batches.
 pub(super) fn beside_perfect_batching(
     section: &str,
     ours: (&str, &Rate),
-    perfect: &Rate,
+    (reference, perfect): (&str, &Rate),
     batched: &PerfectBatches,
     baseline: (&str, f64),
 ) -> Result<[Figure; 2]> {
-    let writers = batched.writers();
     let page_size = batched.page_size()?;
     Ok([
-        Figure::new(
-            section,
-            &format!("{writers} writers, rusqlite batching perfectly"),
-            perfect.per_sec(),
-            Unit::OpsPerSec,
-        )
-        .against(baseline.0, baseline.1)
-        .note(format!(
-            "{:.1} writes per commit, one of each writer; {page_size}-byte pages as easycaching's",
-            batched.writes_per_commit()
-        )),
+        Figure::new(section, reference, perfect.per_sec(), Unit::OpsPerSec)
+            .against(baseline.0, baseline.1)
+            .note(format!(
+                "{:.1} writes per commit, one of each writer; {page_size}-byte pages as easycaching's",
+                batched.writes_per_commit()
+            )),
         Figure::new(section, ours.0, ours.1.per_sec(), Unit::OpsPerSec)
             .against("rusqlite batching perfectly, as above", perfect.per_sec())
             .note(format!(
@@ -197,7 +193,10 @@ fn prefill_raw(raw: &mut RawSqlite) -> Result<()> {
 /// replacing values of keys written before, and writing new keys. SQLite lets the process
 /// that just committed take the write lock again ahead of those asleep in their busy
 /// handlers, so one-transaction-per-write processes run mostly one at a time, at about the
-/// rate of a single writer; inserts hold the lock longer and collide more.
+/// rate of a single writer; inserts hold the lock longer and collide more. Beside them, in the
+/// same turns, raw rusqlite batching the 8 processes' writes perfectly in one committer
+/// process ([`Committer`]): the reach of batching writers in other processes that wait for
+/// their acknowledgement, as the threads' figure has its own.
 pub fn processes(budget: Budget) -> Result<Vec<Figure>> {
     let scratch = Scratch::new()?;
     // What each process did in each round, by engine: throughput alone hides whether every
@@ -234,14 +233,30 @@ pub fn processes(budget: Budget) -> Result<Vec<Figure>> {
         &fixture::manager(&ours_db, Durability::Full)?.create_cache(CACHE)?,
         &mut RawSqlite::open(&raw_db, "FULL")?,
     )?;
+    let batched_db = scratch.db("batched.db");
+    let mut batched = RawSqlite::open_with_pages(&batched_db, "FULL", Some(fixture::page_size(&ours_db)?))?;
+    prefill_raw(&mut batched)?;
+    let batched = PerfectBatches::new(batched, WRITERS, GATHER_WAIT);
+    let committer = Committer::bind(&committer_socket(&batched_db))?;
+    // The committer's processor time is the bench's own over the round, added to the writers'.
+    let perfect_rate = |first_key: u64, new_keys: bool| -> Result<Rate> {
+        let cpu = measure::processor_time();
+        let mut rate =
+            committer.serve(&batched, WRITERS, || rate("perfect", &batched_db, first_key, new_keys))?;
+        rate.cpu += measure::processor_time().saturating_sub(cpu);
+        Ok(rate)
+    };
     let mut figures = Vec::new();
     for new_keys in [false, true] {
         // New keys start past every key written so far, in a range of their own each round.
         let first_key = |round: usize| if new_keys { NEW_KEYS_FROM * (round as u64 + 1) } else { 0 };
-        let (ours_rate, base_rate) = alternate(
+        let [ours_rate, base_rate, perfect] = in_turns::<anyhow::Error, 3>(
             budget.rounds,
-            |round| rate("easycaching", &ours_db, first_key(round), new_keys),
-            |round| rate("rusqlite", &raw_db, first_key(round), new_keys),
+            [
+                &mut |round| rate("easycaching", &ours_db, first_key(round), new_keys),
+                &mut |round| rate("rusqlite", &raw_db, first_key(round), new_keys),
+                &mut |round| perfect_rate(first_key(round), new_keys),
+            ],
         )?;
         let name = if new_keys {
             "set, 8 writer processes, FULL, a new key every write"
@@ -263,14 +278,32 @@ pub fn processes(budget: Budget) -> Result<Vec<Figure>> {
             )
         };
         spread.borrow_mut().clear();
+        let baseline = ("rusqlite, one transaction per write, FULL", base_rate.per_sec());
         figures.push(
             Figure::new(section::WRITES, name, ours_rate.per_sec(), Unit::OpsPerSec)
-                .against("rusqlite, one transaction per write, FULL", base_rate.per_sec())
+                .against(baseline.0, baseline.1)
                 .goal(Goal::RatioAtLeast(5.0))
                 .note(note),
         );
+        let reference = if new_keys {
+            "8 writer processes, rusqlite batching perfectly in a committer process, a new key every write"
+        } else {
+            "8 writer processes, rusqlite batching perfectly in a committer process"
+        };
+        figures.extend(beside_perfect_batching(
+            section::WRITES,
+            (name, &ours_rate),
+            (reference, &perfect),
+            &batched,
+            baseline,
+        )?);
     }
     Ok(figures)
+}
+
+/// Where the committer of the writes to `db` batched perfectly listens.
+fn committer_socket(db: &Path) -> std::path::PathBuf {
+    db.with_extension("sock")
 }
 
 /// The fewest and the most writes a process did in a round, as "least-most".
@@ -380,6 +413,17 @@ pub fn writer_child(
                 writes += 1;
             }
             (writes, measure::processor_time().saturating_sub(cpu))
+        }
+        "perfect" => {
+            // The committer commits: this process only sends and waits (its commits are 0).
+            let mut committer = CommitterClient::connect(&committer_socket(db))?;
+            measure::sleep_until(start_at);
+            let cpu = measure::processor_time();
+            while measure::unix_millis() < end {
+                committer.set(&keys.key(writes), &fixture::numbered_value(writes))?;
+                writes += 1;
+            }
+            (0, measure::processor_time().saturating_sub(cpu))
         }
         other => anyhow::bail!("no writer engine {other:?}"),
     };
