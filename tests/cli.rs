@@ -322,6 +322,25 @@ fn an_item_that_queue_lease_cannot_print_is_handed_back_at_once() {
     let jobs = easycaching::CacheManager::open(&db).unwrap().open_queue("jobs").unwrap();
     let again = jobs.lease(std::time::Duration::from_secs(60)).unwrap().expect("the item");
     assert_eq!(again.deliveries, 2);
+    assert!(jobs.release(&again.receipt).unwrap());
+
+    // Several leased at once: every one not printed is handed back.
+    ok(easycaching(&db, &["queue", "put", "jobs", r#""second""#]));
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let lease = ["queue", "lease", "jobs", "--for", "1h", "--max", "5"];
+    let failed = cli().arg("--db").arg(&db).args(lease).stdout(full).output().unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(stderr(&failed).contains("could not print 2 items"), "{}", stderr(&failed));
+    assert!(stderr(&failed).contains("they were handed back"), "{}", stderr(&failed));
+    // Leased a line each, with a receipt of its own.
+    let printed = ok(easycaching(&db, &["queue", "lease", "jobs", "--for", "1h", "--max", "5"]));
+    let lines: Vec<(&str, &str)> = printed.lines().map(|line| line.split_once(' ').unwrap()).collect();
+    assert_eq!(lines.iter().map(|(_, item)| *item).collect::<Vec<_>>(), [r#""first""#, r#""second""#]);
+    assert_ne!(lines[0].0, lines[1].0);
+    for (receipt, _) in lines {
+        ok(easycaching(&db, &["queue", "ack", "jobs", receipt]));
+    }
+    assert_eq!(ok(easycaching(&db, &["queue", "len", "jobs"])), "0\n");
 }
 
 /// An item larger than the CLI's value limit (1 MiB), put by a process that allows more, goes

@@ -361,6 +361,13 @@ fn a_plugin_waiting_for_an_item_gets_what_is_put_meanwhile_and_stops_at_its_time
     let (harness, result, printed) = taken(harness, &["many-wait", "60000"], &["one", "two", "three"]);
     result.unwrap();
     assert_eq!(printed, [r#"received ["one", "two", "three"], 11 bytes"#]);
+    let (harness, result, printed) = taken(harness, &["lease-many-wait", "60000"], &["four", "five"]);
+    result.unwrap();
+    let acknowledged = "acknowledged: true";
+    assert_eq!(
+        printed,
+        [r#"leased "four" (delivery 1)"#, acknowledged, r#"leased "five" (delivery 1)"#, acknowledged]
+    );
     assert_eq!(jobs.len().unwrap(), 0);
     // Nothing put: nothing after its timeout.
     let (harness, result, printed) = taken(harness, &["wait", "50"], &[]);
@@ -372,7 +379,7 @@ fn a_plugin_waiting_for_an_item_gets_what_is_put_meanwhile_and_stops_at_its_time
 
     // A time limit stops a wait that would outlast it, as it stops a sleep, and takes nothing.
     let mut limited = harness.limits(limits(|l| l.time = Some(Duration::from_millis(300))));
-    for mode in ["wait", "lease-wait", "many-wait"] {
+    for mode in ["wait", "lease-wait", "many-wait", "lease-many-wait"] {
         let started = Instant::now();
         let (harness, result, printed) = leased(limited, &[mode, "20000"]);
         assert!(matches!(result, Err(Error::TimedOut { .. })), "{mode}: {result:?}");

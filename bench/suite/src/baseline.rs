@@ -208,11 +208,6 @@ impl PerfectBatches {
         }
     }
 
-    /// The writers it batches.
-    pub fn writers(&self) -> usize {
-        self.writers
-    }
-
     /// The size of the database's pages, in bytes.
     pub fn page_size(&self) -> Result<u32> {
         self.raw.lock().unwrap().page_size()

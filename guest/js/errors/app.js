@@ -155,8 +155,11 @@ export const run = command(() => {
     const leased = queue.lease(60000, { timeout: 1000 });
     queue.ack(leased);
     const batch = queue.getMany(10, { timeout: 50 });
+    queue.putMany(['g', 'h']);
+    const leasedBatch = queue.leaseMany(60000, 10).filter((job) => queue.ack(job)).map((job) => job.value);
     const none = [queue.get({ timeout: 10 }), queue.get({ timeout: 0 }), queue.lease(60000, { timeout: 10 })];
-    return [got, leased.value, batch, ...none.map((nothing) => nothing ?? 'none'), queue.getMany(10, { timeout: 10 })];
+    const empty = [queue.getMany(10, { timeout: 10 }), queue.leaseMany(60000, 10, { timeout: 10 })];
+    return [got, leased.value, batch, leasedBatch, ...none.map((nothing) => nothing ?? 'none'), ...empty];
   });
   attempt('get with a negative timeout', () => queue.get({ timeout: -1 }));
   attempt('getMany with a negative timeout', () => queue.getMany(10, { timeout: -1 }));

@@ -120,6 +120,11 @@ function count(value, what) {
   return value;
 }
 
+/** A leased item of the host's as the SDK hands it out: `{ value, receipt, deliveries }`. */
+function leasedItem(leased) {
+  return { value: JSON.parse(leased.value), receipt: leased.receipt, deliveries: Number(leased.deliveries) };
+}
+
 /**
  * A whole number the host takes as an s64: a safe integer (a `BigInt` within that range is
  * taken too), as a `number`; a RangeError here otherwise. The engines differ: QuickJS takes an
@@ -605,7 +610,31 @@ export class Queue {
             call(() => this.#live().leaseWait(witLease, witTimeout)),
           );
     if (leased == null) return undefined;
-    return { value: JSON.parse(leased.value), receipt: leased.receipt, deliveries: Number(leased.deliveries) };
+    return leasedItem(leased);
+  }
+
+  /**
+   * Hands out up to `max` of the oldest items waiting, each under a lease of `ms`
+   * milliseconds as {@link Queue#lease} hands out one, oldest first, each with a receipt of
+   * its own; an empty array when none waits. With `{ timeout }`, waits up to that long for at
+   * least one first, as {@link Queue#getMany} does.
+   *
+   * @example
+   * for (const job of jobs.leaseMany(60_000, 10, { timeout: 60_000 })) {
+   *   resize(job.value);
+   *   jobs.ack(job);
+   * }
+   */
+  leaseMany(ms, max, { timeout } = {}) {
+    const lease = ttlMs(ms, 'lease');
+    count(max, 'max');
+    const leased =
+      timeout === undefined
+        ? withS64(lease, (wit) => call(() => this.#live().leaseMany(wit, max)))
+        : withS64([lease, ttlMs(timeout, 'timeout', '0 ms')], (witLease, witTimeout) =>
+            call(() => this.#live().leaseManyWait(witLease, max, witTimeout)),
+          );
+    return leased.map(leasedItem);
   }
 
   /**

@@ -746,7 +746,27 @@ class Queue:
             leased = _call(self._handle.lease_wait, lease_ms, _ttl_ms(timeout, "timeout", least="0 ms"))
         if leased is None:
             return None
-        return Leased(json.loads(leased.value), leased.receipt, leased.deliveries)
+        return _leased(leased)
+
+    def lease_many(
+        self, lease: float | datetime.timedelta, max: int, *, timeout: float | datetime.timedelta | None = None
+    ) -> list[Leased]:
+        """Hands out up to ``max`` of the oldest items waiting, each under a lease of ``lease``
+        as :meth:`lease` hands out one, oldest first, each with a receipt of its own; an empty
+        list when none waits. With a ``timeout``, waits up to that long for at least one first,
+        as :meth:`get_many` does. ::
+
+            for job in jobs.lease_many(60, 10, timeout=60):
+                resize(job.value)
+                jobs.ack(job)
+        """
+        lease_ms = _ttl_ms(lease, "lease")
+        max = _integer(max, "max", _U32)
+        if timeout is None:
+            leased = _call(self._handle.lease_many, lease_ms, max)
+        else:
+            leased = _call(self._handle.lease_many_wait, lease_ms, max, _ttl_ms(timeout, "timeout", least="0 ms"))
+        return [_leased(item) for item in leased]
 
     def ack(self, receipt: Leased | str) -> bool:
         """Removes the item leased under ``receipt`` (a :class:`Leased`, or its ``receipt``):
@@ -801,6 +821,11 @@ class Queue:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _leased(item: Any) -> Leased:
+    """A :class:`Leased` of the host's leased item."""
+    return Leased(json.loads(item.value), item.receipt, item.deliveries)
 
 
 def _receipt(receipt: Any) -> str:

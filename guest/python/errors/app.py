@@ -31,8 +31,10 @@ def waits(queue):
     queue.ack(seen[-1])
     seen[-1] = seen[-1].value
     seen.append(queue.get_many(10, timeout=0.05))
+    queue.put_many(["g", "h"])
+    seen.append([job.value for job in queue.lease_many(60, 10) if queue.ack(job)])
     nothing = [queue.get(timeout=0.01), queue.get("none", timeout=0), queue.lease(60, timeout=0.01)]
-    return seen + nothing + [queue.get_many(10, timeout=0.01)]
+    return seen + nothing + [queue.get_many(10, timeout=0.01), queue.lease_many(60, 10, timeout=0.01)]
 
 
 def attempt(label, action):

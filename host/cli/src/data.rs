@@ -200,9 +200,9 @@ pub enum QueueCommand {
         queue: String,
     },
     /// Hand out the oldest item waiting under a lease, for delivery at least once: prints its
-    /// receipt, a space and the item (exit status 1 when none waits). The item stays in the
-    /// queue, hidden, until `queue ack` removes it or `queue release` hands it back, or the
-    /// lease ends and it is handed out again.
+    /// receipt, a space and the item, or with --max up to N of them, a line each (exit status 1
+    /// when none waits). The item stays in the queue, hidden, until `queue ack` removes it or
+    /// `queue release` hands it back, or the lease ends and it is handed out again.
     #[command(after_help = "Example, a worker in the shell:
   read -r receipt job < <(easycaching queue lease jobs --for 5m) &&
     handle \"$job\" && easycaching queue ack jobs \"$receipt\"")]
@@ -215,6 +215,11 @@ pub enum QueueCommand {
         /// Wait up to this long for an item when none waits, as `queue get --wait` does.
         #[arg(long, value_name = "DURATION", value_parser = crate::plugin_args::parse_duration)]
         wait: Option<Duration>,
+        /// Lease up to this many of the oldest items waiting at once, as `queue get --max`
+        /// takes them, each printed on a line of its own with its own receipt.
+        #[arg(long, value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u32).range(1..=easycaching::MAX_PAGE_ITEMS as i64))]
+        max: u32,
     },
     /// Remove the item leased under RECEIPT: handled (exit status 3 when it is no longer under
     /// that lease: released, handed out again after the lease ended, or cleared).
@@ -588,10 +593,7 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
             for (printed, item) in items.iter().enumerate() {
                 if let Err(error) = print_line(item) {
                     let unprinted = items[printed..].to_vec();
-                    let count = match unprinted.len() {
-                        1 => "the item".to_owned(),
-                        n => format!("{n} items"),
-                    };
+                    let count = items_counted(unprinted.len());
                     queue.give_back(unprinted).map_err(|back| {
                         anyhow::anyhow!(
                             "could not print {count} taken from queue {name:?} ({error}), nor put \
@@ -605,24 +607,33 @@ pub fn queue(manager: &CacheManager, command: QueueCommand) -> Result<ExitCode> 
                 }
             }
         }
-        QueueCommand::Lease { queue: name, lease, wait } => {
+        QueueCommand::Lease { queue: name, lease, wait, max } => {
             let queue = manager.open_queue(&name)?;
-            let Some(leased) = queue.lease_wait(lease, wait.unwrap_or_default())? else {
+            let leased = queue.lease_many_wait(lease, max as usize, wait.unwrap_or_default())?;
+            if leased.is_empty() {
                 return print_found(None, &nothing_waits(&queue)?);
-            };
-            // Should it not reach stdout, the item is handed back at once rather than when
-            // the lease ends.
+            }
+            // Those that do not reach stdout are handed back at once rather than when their
+            // leases end.
             let mut out = Stdout::lock();
-            if let Err(error) =
-                writeln!(out, "{} {}", leased.receipt, leased.value).and_then(|()| out.flush())
-            {
-                let back = match queue.release(&leased.receipt) {
-                    Ok(_) => "it was handed back".to_owned(),
-                    Err(back) => {
-                        format!("nor hand it back ({back}): it is handed out again when its lease ends")
-                    }
-                };
-                anyhow::bail!("could not print the item leased from queue {name:?} ({error}); {back}");
+            for (printed, item) in leased.iter().enumerate() {
+                if let Err(error) =
+                    writeln!(out, "{} {}", item.receipt, item.value).and_then(|()| out.flush())
+                {
+                    let unprinted = &leased[printed..];
+                    let failed: Vec<easycaching::Error> =
+                        unprinted.iter().filter_map(|item| queue.release(&item.receipt).err()).collect();
+                    let back = match failed.first() {
+                        None if unprinted.len() == 1 => "it was handed back".to_owned(),
+                        None => "they were handed back".to_owned(),
+                        Some(first) => format!(
+                            "{} could not be handed back ({first}): handed out again when the lease ends",
+                            items_counted(failed.len())
+                        ),
+                    };
+                    let count = items_counted(unprinted.len());
+                    anyhow::bail!("could not print {count} leased from queue {name:?} ({error}); {back}");
+                }
             }
         }
         QueueCommand::Ack { queue, receipt } => {
@@ -682,6 +693,14 @@ fn not_under_lease(queue: &str, receipt: &Receipt) -> ExitCode {
 
 /// Why `queue get`, `peek` or `lease` found nothing: the queue is empty, or all it holds is
 /// under a lease.
+/// "the item", or "N items", as a message names those it is about.
+fn items_counted(count: usize) -> String {
+    match count {
+        1 => "the item".to_owned(),
+        n => format!("{n} items"),
+    }
+}
+
 fn nothing_waits(queue: &easycaching::Queue) -> Result<String> {
     Ok(match queue.len()? {
         0 => format!("queue {:?} is empty", queue.name()),

@@ -112,6 +112,20 @@ pub(crate) fn until_taken<T>(
     }
 }
 
+/// [`until_taken`] for takes of several items at once: calls `take` until it hands out at
+/// least one, or until `timeout` has passed (empty then).
+pub(crate) fn until_any_taken<T>(
+    queue: &Queue,
+    timeout: Duration,
+    mut take: impl FnMut() -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let taken = until_taken(queue, timeout, || {
+        let items = take()?;
+        Ok((!items.is_empty()).then_some(items))
+    })?;
+    Ok(taken.unwrap_or_default())
+}
+
 /// What a waiter knew when it last looked, and how long it sleeps before it reads the token
 /// again.
 struct Seen {

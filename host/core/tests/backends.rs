@@ -136,6 +136,7 @@ backend_tests!(
     a_write_that_finds_its_cache_deleted_elsewhere_forgets_it,
     random_operations_agree_with_a_model,
     leased_items_come_back_unless_acknowledged,
+    leases_hand_out_batches,
     a_manual_clock_tells_expiry_and_leases,
     a_prefix_lists_and_deletes_only_its_own_keys,
     a_waiting_taker_gets_what_comes_in_time,
@@ -432,6 +433,64 @@ fn leased_items_come_back_unless_acknowledged(db: &Db) {
     assert!(matches!(theirs.ack(&again.receipt), Err(Error::QueueDeleted(_))));
     assert!(matches!(theirs.release(&again.receipt), Err(Error::QueueDeleted(_))));
     assert!(matches!(theirs.extend(&again.receipt, LONG), Err(Error::QueueDeleted(_))));
+}
+
+fn leases_hand_out_batches(db: &Db) {
+    const LONG: Duration = Duration::from_secs(3600);
+    let clock = ManualClock::new();
+    let manager = db.builder().clock(&clock).open().unwrap();
+    let other = db.builder().clock(&clock).open().unwrap();
+    let queue = manager.create_queue("jobs").unwrap();
+    let theirs = other.open_queue("jobs").unwrap();
+    let handed = |leased: &[easycaching::Leased]| -> Vec<(Json, u64)> {
+        leased.iter().map(|item| (item.value.clone(), item.deliveries)).collect()
+    };
+    assert_eq!(queue.lease_many(LONG, 5).unwrap(), []);
+    queue.put_many(["1", "2", "3", "4", "5"].map(json)).unwrap();
+
+    // A batch passes over an item leased alone, and stops at `max`.
+    let alone = queue.lease(LONG).unwrap().expect("item 1");
+    let batch = theirs.lease_many(LONG, 3).unwrap();
+    assert_eq!(handed(&batch), [(json("2"), 1), (json("3"), 1), (json("4"), 1)]);
+    assert!(batch.iter().all(|item| item.lease_ends == batch[0].lease_ends));
+    let receipts: std::collections::HashSet<String> =
+        batch.iter().map(|item| item.receipt.to_string()).collect();
+    assert_eq!(receipts.len(), 3, "a receipt for each item");
+    assert_eq!((queue.peek().unwrap(), queue.len().unwrap()), (Some(json("5")), 5));
+    // Each item of the batch is acknowledged or released alone.
+    assert!(queue.ack(&batch[1].receipt).unwrap());
+    assert!(queue.release(&batch[0].receipt).unwrap());
+    assert_eq!(queue.len().unwrap(), 4);
+
+    // `max` 0 leases nothing; a bad lease is refused all the same.
+    assert_eq!(queue.lease_many(LONG, 0).unwrap(), []);
+    assert!(matches!(queue.lease_many(Duration::ZERO, 0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(queue.lease_many_wait(Duration::ZERO, 1, LONG), Err(Error::InvalidArgument(_))));
+    // What waits, in order: the released item (its second delivery) and the last.
+    let rest = queue.lease_many(LONG, 10).unwrap();
+    assert_eq!(handed(&rest), [(json("2"), 2), (json("5"), 1)]);
+    assert_eq!(queue.lease_many(LONG, 10).unwrap(), []);
+    // Every lease ends: all come back in their places, and the old receipts are spent.
+    clock.advance(LONG);
+    let again = theirs.lease_many(LONG, 10).unwrap();
+    assert_eq!(handed(&again), [(json("1"), 2), (json("2"), 3), (json("4"), 2), (json("5"), 2)]);
+    assert!(!queue.ack(&alone.receipt).unwrap());
+    assert!(!queue.ack(&batch[2].receipt).unwrap());
+    assert!(again.iter().all(|item| queue.ack(&item.receipt).unwrap()));
+    assert_eq!(queue.len().unwrap(), 0);
+
+    // Waiting: nothing comes, then another manager's items, all of them.
+    let started = Instant::now();
+    assert_eq!(queue.lease_many_wait(LONG, 10, Duration::from_millis(50)).unwrap(), []);
+    assert!(started.elapsed() >= Duration::from_millis(50), "gave up early");
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| queue.lease_many_wait(LONG, 10, Duration::from_secs(60)));
+        std::thread::sleep(Duration::from_millis(30));
+        theirs.put_many(["6", "7"].map(json)).unwrap();
+        assert_eq!(handed(&waiting.join().unwrap().unwrap()), [(json("6"), 1), (json("7"), 1)]);
+    });
+    assert!(manager.delete_queue("jobs").unwrap());
+    assert!(matches!(queue.lease_many(LONG, 1), Err(Error::QueueDeleted(_))));
 }
 
 fn a_manual_clock_tells_expiry_and_leases(db: &Db) {
@@ -821,6 +880,13 @@ fn a_queue_get_stops_after_a_page_of_bytes(db: &Db) {
     queue.put_many((0..6).map(big)).unwrap();
     queue.put(json("6")).unwrap();
     assert_eq!(queue.size_bytes().unwrap(), 6 * (1 << 20) + 1);
+    // A lease of many stops at the same place; released, its items wait again in place.
+    let leased = queue.lease_many(Duration::from_secs(3600), 1000).unwrap();
+    assert_eq!(
+        leased.iter().map(|item| item.value.clone()).collect::<Vec<_>>(),
+        (0..4).map(big).collect::<Vec<_>>()
+    );
+    assert!(leased.iter().all(|item| queue.release(&item.receipt).unwrap()));
     let taken = queue.get_many(1000).unwrap();
     assert_eq!(taken, (0..4).map(big).collect::<Vec<_>>());
     assert!(taken.iter().map(Json::len).sum::<usize>() >= easycaching::MAX_PAGE_BYTES);

@@ -424,6 +424,31 @@ impl queues::HostQueue for EasyCaching<'_> {
         Ok(leased.map(leased_item))
     }
 
+    /// As `lease`: items that cannot be copied into the guest come back when their leases end.
+    fn lease_many(
+        &mut self,
+        handle: Resource<QueueResource>,
+        lease_ms: u64,
+        max: u32,
+    ) -> Result<Vec<queues::LeasedItem>> {
+        let leased =
+            self.writable_queue(&handle)?.lease_many(Duration::from_millis(lease_ms), max as usize)?;
+        Ok(leased.into_iter().map(leased_item).collect())
+    }
+
+    fn lease_many_wait(
+        &mut self,
+        handle: Resource<QueueResource>,
+        lease_ms: u64,
+        max: u32,
+        timeout_ms: u64,
+    ) -> Result<Vec<queues::LeasedItem>> {
+        let timeout = self.wait_for_at_most(timeout_ms);
+        let queue = self.writable_queue(&handle)?;
+        let leased = queue.lease_many_wait(Duration::from_millis(lease_ms), max as usize, timeout)?;
+        Ok(leased.into_iter().map(leased_item).collect())
+    }
+
     fn ack(&mut self, handle: Resource<QueueResource>, receipt: String) -> Result<bool> {
         let queue = self.writable_queue(&handle)?;
         Ok(queue.ack(&receipt.parse()?)?)

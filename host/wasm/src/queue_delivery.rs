@@ -1,6 +1,7 @@
 //! The queue's `get`, `get-many`, `get-wait` and `get-many-wait`, registered over the ones
 //! `bindgen!` generates, so that an item taken is never lost on its way into the guest (and
-//! the waits stop at the plugin's deadline); and `lease-wait`, so that it can stop there too.
+//! the waits stop at the plugin's deadline); and `lease-wait` and `lease-many-wait`, so that
+//! they can stop there too.
 //!
 //! Taking an item is a durable write that commits before the host function returns; wasmtime
 //! then copies the result into guest memory, calling the guest's allocator. That copy can fail
@@ -36,10 +37,11 @@ const QUEUES: &str = "easycaching:cache/queues@0.1.0";
 /// The component-model names of the `get` and `get-many` methods of resource `queue`.
 const GET: &str = "[method]queue.get";
 const GET_MANY: &str = "[method]queue.get-many";
-/// And of `get-wait`, `get-many-wait` and `lease-wait`, which also stop at the plugin's deadline.
+/// And of the waits, which also stop at the plugin's deadline.
 const GET_WAIT: &str = "[method]queue.get-wait";
 const GET_MANY_WAIT: &str = "[method]queue.get-many-wait";
 const LEASE_WAIT: &str = "[method]queue.lease-wait";
+const LEASE_MANY_WAIT: &str = "[method]queue.lease-many-wait";
 
 /// A result about to be copied into the guest, and the items taken to make it, which go back
 /// to the front of their queue should the copy fail.
@@ -106,8 +108,8 @@ unsafe impl<R: Lower> Lower for Delivery<R> {
 
 type Answer<T> = Result<T, types::Error>;
 
-/// Registers the queue's `get`, `get-many`, `get-wait`, `get-many-wait` and `lease-wait` over
-/// the generated ones. Call after `queues::add_to_linker`, with shadowing allowed.
+/// Registers the queue's `get`, `get-many`, `get-wait`, `get-many-wait`, `lease-wait` and
+/// `lease-many-wait` over the generated ones. Call after `queues::add_to_linker`, with shadowing allowed.
 ///
 /// A wait that ends empty-handed at the plugin's deadline traps as the epoch deadline does
 /// ([`Trap::Interrupt`]), so that it reads as the time limit it is (see `bounded_waits`).
@@ -164,6 +166,21 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
                     Err(error) => Err(types::Host::convert_error(&mut host, error)?),
                 };
                 stopped_at_deadline(&host, matches!(leased, Ok(None)))?;
+                Ok((leased,))
+            },
+        )?;
+        queues.func_wrap(
+            LEASE_MANY_WAIT,
+            move |mut store,
+                  (handle, lease_ms, max, timeout_ms): (Resource<QueueResource>, u64, u32, u64)| {
+                let mut host = view(store.data_mut());
+                let leased =
+                    match queues::HostQueue::lease_many_wait(&mut host, handle, lease_ms, max, timeout_ms) {
+                        Ok(leased) => Ok(leased),
+                        Err(error) => Err(types::Host::convert_error(&mut host, error)?),
+                    };
+                let empty = matches!(&leased, Ok(items) if items.is_empty());
+                stopped_at_deadline(&host, empty && max > 0)?;
                 Ok((leased,))
             },
         )

@@ -573,6 +573,44 @@ impl Queue {
         self.0.lease_wait(millis(lease), millis(timeout))?.map(Leased::from_item).transpose()
     }
 
+    /// Hands out up to `max` of the oldest items waiting, each under a lease of `lease` as
+    /// [`lease`](Queue::lease) hands out one, in one call: oldest first, each with a receipt of
+    /// its own; empty when none waits. An item that does not deserialize into `T` fails the
+    /// call with its [`Error::WrongType`]; the items leased with it come back when their
+    /// leases end.
+    ///
+    /// ```no_run
+    /// # use easycaching_guest::Queue;
+    /// # use std::time::Duration;
+    /// # fn resize(_: &str) {}
+    /// # fn main() -> easycaching_guest::Result<()> {
+    /// let jobs = Queue::create("jobs")?;
+    /// // Up to 10 jobs at a time, waiting up to a minute for the first.
+    /// for job in jobs.lease_many_wait::<String>(Duration::from_secs(60), 10, Duration::from_secs(60))? {
+    ///     resize(&job.value);
+    ///     jobs.ack(&job.receipt)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn lease_many<T: DeserializeOwned>(&self, lease: Duration, max: u32) -> Result<Vec<Leased<T>>> {
+        self.0.lease_many(millis(lease), max)?.into_iter().map(Leased::from_item).collect()
+    }
+
+    /// Hands out up to `max` of the oldest items waiting under a lease as
+    /// [`lease_many`](Queue::lease_many) does, waiting up to `timeout` for at least one when
+    /// none waits, as [`get_many_wait`](Queue::get_many_wait) waits: empty only when none came
+    /// in time.
+    pub fn lease_many_wait<T: DeserializeOwned>(
+        &self,
+        lease: Duration,
+        max: u32,
+        timeout: Duration,
+    ) -> Result<Vec<Leased<T>>> {
+        let leased = self.0.lease_many_wait(millis(lease), max, millis(timeout))?;
+        leased.into_iter().map(Leased::from_item).collect()
+    }
+
     /// Removes the item leased under `receipt`: handled. `false` when it is no longer under
     /// that lease (released, handed out again after the lease ended, or cleared).
     pub fn ack(&self, receipt: &str) -> Result<bool> {

@@ -183,7 +183,8 @@ pub enum Write {
         /// The quota to hold the queue to.
         quota: Quota,
     },
-    /// Removes up to `max` of the oldest items not under a lease (see [`Write::Lease`]).
+    /// Removes up to `max` of the oldest items not under a lease (see [`Write::Lease`]),
+    /// stopping after the item that takes them to [`MAX_PAGE_BYTES`](crate::MAX_PAGE_BYTES).
     /// Outcome: [`Outcome::Values`], oldest first.
     Take {
         /// The queue.
@@ -205,18 +206,21 @@ pub enum Write {
         /// The queue.
         queue: Target<QueueId>,
     },
-    /// Hands out the oldest item not under a lease (one whose lease has ended counts as
-    /// waiting), leaving it in place under a lease that ends `lease_ms` from the write's now,
-    /// with a fresh random token (see [`Receipt`]), and counting one more delivery of it.
-    /// Outcome: [`Outcome::Leased`], `None` when no item waits. Leased items stay in the
-    /// queue: they count toward its length and quota, and [`Write::ClearQueue`] removes them;
-    /// [`Write::Take`] and [`Store::peek`] pass over them while their lease lasts. A backend
-    /// that applies a write again (after a later one failed) draws a new token.
+    /// Hands out up to `max` of the oldest items not under a lease (one whose lease has ended
+    /// counts as waiting), as [`Write::Take`] would take them, leaving them in place under a
+    /// lease that ends `lease_ms` from the write's now, with a fresh random token (see
+    /// [`Receipt`]; one for the write's items), and counting one more delivery of each.
+    /// Outcome: [`Outcome::Leased`], oldest first, empty when no item waits. Leased items stay
+    /// in the queue: they count toward its length and quota, and [`Write::ClearQueue`] removes
+    /// them; [`Write::Take`] and [`Store::peek`] pass over them while their lease lasts. A
+    /// backend that applies a write again (after a later one failed) draws a new token.
     Lease {
         /// The queue.
         queue: Target<QueueId>,
         /// How long the lease lasts, in milliseconds (checked: 1 ms to 100 years).
         lease_ms: u64,
+        /// The most items to lease (at least 1).
+        max: usize,
     },
     /// Removes the item under the lease `receipt` names: done with. Outcome:
     /// [`Outcome::Found`], false (and nothing changed) when the item is no longer under that
@@ -274,8 +278,8 @@ pub enum Outcome {
     /// Whether a [`Write::Expire`] found a value to change, or a [`Write::Ack`],
     /// [`Write::Release`] or [`Write::Extend`] the item under its lease.
     Found(bool),
-    /// The item a [`Write::Lease`] handed out, if any waited.
-    Leased(Option<Leased>),
+    /// The items a [`Write::Lease`] handed out, oldest first.
+    Leased(Vec<Leased>),
 }
 
 /// A value read from a store, with when it expires.

@@ -7,7 +7,8 @@
 //!
 //! `wait MS` takes one item with `get-wait`, waiting up to MS milliseconds, and prints it or
 //! `nothing came`; `lease-wait MS` leases one the same way and acknowledges it; `many-wait MS`
-//! takes up to 10 with `get-many-wait` and prints them.
+//! takes up to 10 with `get-many-wait` and prints them; `lease-many-wait MS` leases up to 10
+//! with `lease-many-wait`, prints them and acknowledges each.
 
 use std::time::Duration;
 
@@ -23,9 +24,12 @@ fn main() {
             jobs.get_many(max).expect("the get-many goes through")
         }
         Some("lease") => return lease(&jobs, &args[2..]),
-        Some(mode @ ("wait" | "lease-wait" | "many-wait")) => return wait(&jobs, mode, &args[2..]),
+        Some(mode @ ("wait" | "lease-wait" | "many-wait" | "lease-many-wait")) => {
+            return wait(&jobs, mode, &args[2..]);
+        }
         other => panic!(
-            "unknown mode {other:?}: one, many N, lease MS ack|trap|keep, wait MS, lease-wait MS or many-wait MS"
+            "unknown mode {other:?}: one, many N, lease MS ack|trap|keep, wait MS, lease-wait MS, \
+             many-wait MS or lease-many-wait MS"
         ),
     };
     let bytes: usize = items.iter().map(|item| item.len()).sum();
@@ -58,6 +62,19 @@ fn wait(jobs: &Queue, mode: &str, args: &[String]) {
         match jobs.get_wait::<String>(timeout).expect("the get-wait goes through") {
             Some(item) => println!("received {item:?}"),
             None => println!("nothing came"),
+        }
+        return;
+    }
+    if mode == "lease-many-wait" {
+        let leased = jobs
+            .lease_many_wait::<String>(Duration::from_secs(60), 10, timeout)
+            .expect("the lease-many-wait goes through");
+        if leased.is_empty() {
+            println!("nothing came");
+        }
+        for item in leased {
+            println!("leased {:?} (delivery {})", item.value, item.deliveries);
+            println!("acknowledged: {}", jobs.ack(&item.receipt).expect("the ack goes through"));
         }
         return;
     }

@@ -43,6 +43,23 @@ impl From<Error> for WriteError {
 
 type WriteResult = std::result::Result<Outcome, WriteError>;
 
+/// A statement on the front of a queue: the CTE `front`, the positions of up to `$2` of the
+/// oldest items of queue `$1` waiting at `$4` (not under a lease), each with the bytes of the
+/// items before it (`before`: those under `$3` bytes are what a take takes, the item that
+/// crosses it included), followed by the rest of the statement, `$3` and on.
+macro_rules! concat_front {
+    ($rest:literal) => {
+        concat!(
+            "WITH front AS (SELECT pos, sum(octet_length(value)) OVER (ORDER BY pos) - octet_length(value) AS before
+                     FROM (SELECT pos, value FROM queue_items
+                           WHERE queue_id = $1 AND (lease_ends IS NULL OR lease_ends <= $4)
+                           ORDER BY pos LIMIT $2) AS f),
+                 ",
+            $rest
+        )
+    };
+}
+
 /// A change to a container's counts.
 #[derive(Debug, Clone, Copy, Default)]
 struct Delta {
@@ -360,7 +377,7 @@ impl<'c> Batch<'c> {
             Write::Take { queue, max } => self.take(queue, *max),
             Write::GiveBack { queue, values } => self.give_back(queue, values),
             Write::ClearQueue { queue } => self.clear_queue(queue),
-            Write::Lease { queue, lease_ms } => self.lease(queue, *lease_ms),
+            Write::Lease { queue, lease_ms, max } => self.lease(queue, *lease_ms, *max),
             Write::Ack { queue, receipt } => self.ack(queue, receipt),
             Write::Release { queue, receipt } => self.release(queue, receipt),
             Write::Extend { queue, receipt, lease_ms } => self.extend(queue, receipt, *lease_ms),
@@ -676,11 +693,8 @@ impl<'c> Batch<'c> {
     /// counts; the queue's existence comes back with them.
     fn take(&mut self, queue: &Target<QueueId>, max: usize) -> WriteResult {
         let rows = self.client.query(
-            "WITH front AS (SELECT pos, sum(octet_length(value)) OVER (ORDER BY pos) - octet_length(value) AS before
-                     FROM (SELECT pos, value FROM queue_items
-                           WHERE queue_id = $1 AND (lease_ends IS NULL OR lease_ends <= $4)
-                           ORDER BY pos LIMIT $2) AS f),
-                 taken AS (DELETE FROM queue_items
+            concat_front!(
+                "taken AS (DELETE FROM queue_items
                      WHERE queue_id = $1 AND pos = ANY(ARRAY(SELECT pos FROM front WHERE before < $3))
                      RETURNING pos, value),
                  counted AS (UPDATE queues
@@ -688,7 +702,8 @@ impl<'c> Batch<'c> {
                          byte_count = greatest(byte_count - (SELECT coalesce(sum(octet_length(value)), 0) FROM taken), 0)
                      WHERE id = $1 AND EXISTS (SELECT 1 FROM taken))
              SELECT pos, value FROM taken
-             UNION ALL SELECT NULL, NULL WHERE EXISTS (SELECT 1 FROM queues WHERE id = $1)",
+             UNION ALL SELECT NULL, NULL WHERE EXISTS (SELECT 1 FROM queues WHERE id = $1)"
+            ),
             &[&queue.id.0, &(max.min(i64::MAX as usize) as i64), &(MAX_PAGE_BYTES as i64), &self.now()],
         )?;
         // Besides the items, one row without an item says that the queue exists.
@@ -732,34 +747,43 @@ impl<'c> Batch<'c> {
         self.insert_items(queue, first, values)
     }
 
-    /// Leases the oldest item waiting (see [`Write::Lease`]) in one statement, which also
-    /// tells whether the queue exists.
-    fn lease(&mut self, queue: &Target<QueueId>, lease_ms: u64) -> WriteResult {
+    /// Leases the items [`take`](Self::take) would take (see [`Write::Lease`]) in one
+    /// statement, which also tells whether the queue exists.
+    fn lease(&mut self, queue: &Target<QueueId>, lease_ms: u64, max: usize) -> WriteResult {
         let now = self.now();
         let ends = crate::clock::expiry(now, lease_ms);
         let token = crate::lease::new_token();
         let rows = self.client.query(
-            "WITH leased AS (UPDATE queue_items SET lease_ends = $3, lease_token = $4, deliveries = deliveries + 1
-                     WHERE queue_id = $1 AND pos = (SELECT pos FROM queue_items
-                         WHERE queue_id = $1 AND (lease_ends IS NULL OR lease_ends <= $2) ORDER BY pos LIMIT 1)
+            concat_front!(
+                "leased AS (UPDATE queue_items SET lease_ends = $5, lease_token = $6, deliveries = deliveries + 1
+                     WHERE queue_id = $1 AND pos = ANY(ARRAY(SELECT pos FROM front WHERE before < $3))
                      RETURNING pos, deliveries, value)
              SELECT pos, deliveries, value FROM leased
-             UNION ALL SELECT NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM leased)
-                 AND EXISTS (SELECT 1 FROM queues WHERE id = $1)",
-            &[&queue.id.0, &now, &ends, &token],
+             UNION ALL SELECT NULL, NULL, NULL WHERE EXISTS (SELECT 1 FROM queues WHERE id = $1)"
+            ),
+            &[&queue.id.0, &(max.min(i64::MAX as usize) as i64), &(MAX_PAGE_BYTES as i64), &now, &ends, &token],
         )?;
-        // No row: no such queue; a row without an item: nothing waits.
-        let row = rows.first().ok_or_else(|| queue_deleted(queue))?;
-        let Some(item) = row.try_get::<_, Option<i64>>(0)? else {
-            return Ok(Outcome::Leased(None));
-        };
-        let deliveries: i64 = row.try_get(1)?;
-        Ok(Outcome::Leased(Some(Leased {
-            value: Json::trusted(row.try_get::<_, String>(2)?),
-            receipt: Receipt { item, token },
-            deliveries: deliveries.max(0) as u64,
-            lease_ends: crate::lease::unix_ms(ends),
-        })))
+        // Besides the items, one row without an item says that the queue exists.
+        let mut exists = false;
+        let mut leased: Vec<Leased> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Some(item) = row.try_get::<_, Option<i64>>(0)? else {
+                exists = true;
+                continue;
+            };
+            let deliveries: i64 = row.try_get(1)?;
+            leased.push(Leased {
+                value: Json::trusted(row.try_get::<_, String>(2)?),
+                receipt: Receipt { item, token },
+                deliveries: deliveries.max(0) as u64,
+                lease_ends: crate::lease::unix_ms(ends),
+            });
+        }
+        if !exists {
+            return Err(queue_deleted(queue).into());
+        }
+        leased.sort_unstable_by_key(|leased| leased.receipt.item);
+        Ok(Outcome::Leased(leased))
     }
 
     /// Removes the item under the lease `receipt` names and takes it off the counts, in one

@@ -273,7 +273,7 @@ impl<'b, 'c> Batch<'b, 'c> {
             Write::Take { queue, max } => take(conn, queue, self.now(), *max),
             Write::GiveBack { queue, values } => give_back(conn, queue, values),
             Write::ClearQueue { queue } => clear_queue(conn, queue),
-            Write::Lease { queue, lease_ms } => lease(conn, queue, self.now(), *lease_ms),
+            Write::Lease { queue, lease_ms, max } => lease(conn, queue, self.now(), *lease_ms, *max),
             Write::Ack { queue, receipt } => ack(conn, queue, receipt),
             Write::Release { queue, receipt } => release(conn, queue, receipt),
             Write::Extend { queue, receipt, lease_ms } => extend(conn, queue, receipt, self.now(), *lease_ms),
@@ -681,24 +681,35 @@ fn execute_releasing(
     executed
 }
 
-fn take(conn: &Connection, queue: &Target<QueueId>, now: i64, max: usize) -> WriteResult {
+/// The ids and values of up to `max` of the oldest items of `queue` waiting at `now` (not
+/// under a lease), stopping after the item that takes them to [`MAX_PAGE_BYTES`], as a page of
+/// a scan: at least one item, however large. What [`take`] takes and [`lease`] leases.
+fn front(
+    conn: &Connection,
+    queue: &Target<QueueId>,
+    now: i64,
+    max: usize,
+) -> Result<Vec<(i64, Json)>, WriteError> {
     let mut oldest = conn.prepare_cached(
         "SELECT id, value FROM queue_items
          WHERE queue_id = ?1 AND (lease_ends IS NULL OR lease_ends <= ?3) ORDER BY id LIMIT ?2",
     )?;
     let mut rows = oldest.query(params![queue.id.0, max as i64, now])?;
-    let mut taken: Vec<(i64, Json)> = Vec::new();
+    let mut front: Vec<(i64, Json)> = Vec::new();
     let mut bytes = 0;
-    // Up to MAX_PAGE_BYTES of values, as a page of a scan: at least one item, however large.
     while bytes < MAX_PAGE_BYTES
         && let Some(row) = rows.next()?
     {
-        // Checked before anything is deleted: a damaged item fails the take, and stays.
+        // Checked before anything changes: a damaged item fails the write, and stays.
         let (id, value): (i64, Json) = (row.get(0)?, super::stored_json(row.get::<_, String>(1)?)?);
         bytes += value.len();
-        taken.push((id, value));
+        front.push((id, value));
     }
-    drop(rows);
+    Ok(front)
+}
+
+fn take(conn: &Connection, queue: &Target<QueueId>, now: i64, max: usize) -> WriteResult {
+    let taken = front(conn, queue, now, max)?;
     match taken.last() {
         None => {
             // Nothing taken: still an error when the queue is gone.
@@ -744,34 +755,40 @@ fn give_back(conn: &Connection, queue: &Target<QueueId>, values: &[Json]) -> Wri
     Ok(Outcome::Done)
 }
 
-/// Leases the oldest item waiting (see [`Write::Lease`]) in one statement.
-fn lease(conn: &Connection, queue: &Target<QueueId>, now: i64, lease_ms: u64) -> WriteResult {
-    let ends = crate::clock::expiry(now, lease_ms);
-    let token = crate::lease::new_token();
-    let leased = conn
-        .prepare_cached(
-            "UPDATE queue_items SET lease_ends = ?3, lease_token = ?4, deliveries = deliveries + 1
-             WHERE id = (SELECT id FROM queue_items
-                         WHERE queue_id = ?1 AND (lease_ends IS NULL OR lease_ends <= ?2) ORDER BY id LIMIT 1)
-             RETURNING id, deliveries, value",
-        )?
-        .query_row(params![queue.id.0, now, ends, token], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
-        })
-        .optional()?;
-    let Some((item, deliveries, value)) = leased else {
+/// Leases the items [`front`] finds (see [`Write::Lease`]): the items waiting up to the last
+/// of them, in one statement.
+fn lease(conn: &Connection, queue: &Target<QueueId>, now: i64, lease_ms: u64, max: usize) -> WriteResult {
+    let items = front(conn, queue, now, max)?;
+    let Some(&(last, _)) = items.last() else {
         // Nothing waits: still an error when the queue is gone.
         queue_stats(conn, queue)?;
-        return Ok(Outcome::Leased(None));
+        return Ok(Outcome::Leased(Vec::new()));
     };
-    // A damaged item fails the lease, which is rolled back with the write.
-    let value = super::stored_json(value)?;
-    Ok(Outcome::Leased(Some(Leased {
+    let ends = crate::clock::expiry(now, lease_ms);
+    let token = crate::lease::new_token();
+    let mut deliveries = conn
+        .prepare_cached(
+            "UPDATE queue_items SET lease_ends = ?4, lease_token = ?5, deliveries = deliveries + 1
+             WHERE queue_id = ?1 AND id <= ?2 AND (lease_ends IS NULL OR lease_ends <= ?3)
+             RETURNING id, deliveries",
+        )?
+        .query_map(params![queue.id.0, last, now, ends, token], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    deliveries.sort_unstable();
+    if deliveries.iter().map(|&(id, _)| id).ne(items.iter().map(|&(id, _)| id)) {
+        return Err(
+            Error::Storage(format!("queue {:?}: the items leased are not those read", queue.name)).into()
+        );
+    }
+    let leased = items.into_iter().zip(deliveries).map(|((item, value), (_, deliveries))| Leased {
         value,
         receipt: Receipt { item, token },
         deliveries: deliveries.max(0) as u64,
         lease_ends: crate::lease::unix_ms(ends),
-    })))
+    });
+    Ok(Outcome::Leased(leased.collect()))
 }
 
 /// Removes item `?2` of queue `?1` if it is still under the lease of token `?3`.
