@@ -435,13 +435,24 @@ fn leased_items_come_back_unless_acknowledged(db: &Db) {
     assert!(matches!(theirs.extend(&again.receipt, LONG), Err(Error::QueueDeleted(_))));
 }
 
+/// Queue `jobs`, created through a manager on `clock`, and opened through another manager on
+/// it (another "process": a manager of its own, which rings no bell of the first's): the
+/// first manager, and the two handles.
+fn jobs_of_two_managers(
+    db: &Db,
+    clock: &ManualClock,
+) -> (CacheManager, easycaching::Queue, easycaching::Queue) {
+    let manager = db.builder().clock(clock).open().unwrap();
+    let other = db.builder().clock(clock).open().unwrap();
+    let queue = manager.create_queue("jobs").unwrap();
+    let theirs = other.open_queue("jobs").unwrap();
+    (manager, queue, theirs)
+}
+
 fn leases_hand_out_batches(db: &Db) {
     const LONG: Duration = Duration::from_secs(3600);
     let clock = ManualClock::new();
-    let manager = db.builder().clock(&clock).open().unwrap();
-    let other = db.builder().clock(&clock).open().unwrap();
-    let queue = manager.create_queue("jobs").unwrap();
-    let theirs = other.open_queue("jobs").unwrap();
+    let (manager, queue, theirs) = jobs_of_two_managers(db, &clock);
     let handed = |leased: &[easycaching::Leased]| -> Vec<(Json, u64)> {
         leased.iter().map(|item| (item.value.clone(), item.deliveries)).collect()
     };
@@ -545,11 +556,7 @@ fn a_waiting_taker_gets_what_comes_in_time(db: &Db) {
     /// How long a producer lets the waiters begin waiting.
     const LATER: Duration = Duration::from_millis(30);
     let clock = ManualClock::new();
-    let manager = db.builder().clock(&clock).open().unwrap();
-    // Another "process": a manager of its own, which rings no bell of the first's.
-    let other = db.builder().clock(&clock).open().unwrap();
-    let queue = manager.create_queue("jobs").unwrap();
-    let theirs = other.open_queue("jobs").unwrap();
+    let (manager, queue, theirs) = jobs_of_two_managers(db, &clock);
 
     // Nothing comes: `None` once the timeout has passed, and not before.
     let started = Instant::now();
