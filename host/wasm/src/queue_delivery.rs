@@ -130,43 +130,22 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
             GET_WAIT,
             move |mut store, (handle, timeout_ms): (Resource<QueueResource>, u64)| {
                 let mut host = view(store.data_mut());
-                let timeout = host.wait_for_at_most(timeout_ms);
-                let taken = take(
-                    &mut host,
-                    &handle,
-                    |queue| Ok(queue.get_wait(timeout)?.into_iter().collect()),
-                    |mut items| items.pop(),
-                )?;
-                stopped_at_deadline(&host, matches!(taken.result, Ok(None)))?;
-                Ok((taken,))
+                Ok((take_waiting(&mut host, &handle, 1, timeout_ms, |mut items| items.pop())?,))
             },
         )?;
         queues.func_wrap(
             GET_MANY_WAIT,
             move |mut store, (handle, max, timeout_ms): (Resource<QueueResource>, u32, u64)| {
                 let mut host = view(store.data_mut());
-                let timeout = host.wait_for_at_most(timeout_ms);
-                let taken = take(
-                    &mut host,
-                    &handle,
-                    |queue| queue.get_many_wait(max as usize, timeout),
-                    |items| items,
-                )?;
-                let empty = matches!(&taken.result, Ok(items) if items.is_empty());
-                stopped_at_deadline(&host, empty && max > 0)?;
-                Ok((taken,))
+                Ok((take_waiting(&mut host, &handle, max, timeout_ms, |items| items)?,))
             },
         )?;
         queues.func_wrap(
             LEASE_WAIT,
             move |mut store, (handle, lease_ms, timeout_ms): (Resource<QueueResource>, u64, u64)| {
                 let mut host = view(store.data_mut());
-                let leased = match queues::HostQueue::lease_wait(&mut host, handle, lease_ms, timeout_ms) {
-                    Ok(leased) => Ok(leased),
-                    Err(error) => Err(types::Host::convert_error(&mut host, error)?),
-                };
-                stopped_at_deadline(&host, matches!(leased, Ok(None)))?;
-                Ok((leased,))
+                let leased = queues::HostQueue::lease_wait(&mut host, handle, lease_ms, timeout_ms);
+                Ok((waited(&mut host, leased, Option::is_none)?,))
             },
         )?;
         queues.func_wrap(
@@ -174,17 +153,43 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
             move |mut store,
                   (handle, lease_ms, max, timeout_ms): (Resource<QueueResource>, u64, u32, u64)| {
                 let mut host = view(store.data_mut());
-                let leased =
-                    match queues::HostQueue::lease_many_wait(&mut host, handle, lease_ms, max, timeout_ms) {
-                        Ok(leased) => Ok(leased),
-                        Err(error) => Err(types::Host::convert_error(&mut host, error)?),
-                    };
-                let empty = matches!(&leased, Ok(items) if items.is_empty());
-                stopped_at_deadline(&host, empty && max > 0)?;
-                Ok((leased,))
+                let leased = queues::HostQueue::lease_many_wait(&mut host, handle, lease_ms, max, timeout_ms);
+                Ok((waited(&mut host, leased, |items| items.is_empty() && max > 0)?,))
             },
         )
     })
+}
+
+/// Takes up to `max` items as `get-many-wait` does, waiting up to `timeout_ms` (and no longer
+/// than the plugin's time), shaped by `shape` as [`take`] shapes them; traps as at the time
+/// limit when the wait ended empty-handed there.
+fn take_waiting<V>(
+    host: &mut EasyCaching<'_>,
+    handle: &Resource<QueueResource>,
+    max: u32,
+    timeout_ms: u64,
+    shape: impl FnOnce(Vec<Arc<str>>) -> V,
+) -> wasmtime::Result<Delivery<Answer<V>>> {
+    let timeout = host.wait_for_at_most(timeout_ms);
+    let taken = take(host, handle, |queue| queue.get_many_wait(max as usize, timeout), shape)?;
+    stopped_at_deadline(host, taken.result.is_ok() && taken.taken.is_none() && max > 0)?;
+    Ok(taken)
+}
+
+/// Answers what a lease that waited came to: its error as the WIT error (a host bug as a
+/// trap), and a trap as at the time limit when it came back `empty` because the plugin's time
+/// ran out.
+fn waited<T>(
+    host: &mut EasyCaching<'_>,
+    answer: crate::Result<T>,
+    empty: impl FnOnce(&T) -> bool,
+) -> wasmtime::Result<Answer<T>> {
+    let answer = match answer {
+        Ok(value) => Ok(value),
+        Err(error) => Err(types::Host::convert_error(host, error)?),
+    };
+    stopped_at_deadline(host, answer.as_ref().is_ok_and(empty))?;
+    Ok(answer)
 }
 
 /// Traps as at the time limit when a wait came back `empty` because the plugin's time ran out.

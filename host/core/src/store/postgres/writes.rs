@@ -45,8 +45,9 @@ type WriteResult = std::result::Result<Outcome, WriteError>;
 
 /// A statement on the front of a queue: the CTE `front`, the positions of up to `$2` of the
 /// oldest items of queue `$1` waiting at `$4` (not under a lease), each with the bytes of the
-/// items before it (`before`: those under `$3` bytes are what a take takes, the item that
-/// crosses it included), followed by the rest of the statement, `$3` and on.
+/// items before it in `before` (those with `before < $3`, `$3` being [`MAX_PAGE_BYTES`], are
+/// a page: what a take takes, the item that crosses it included); then `$rest`, the
+/// statement's other CTEs and its query, which may number parameters of their own from `$5`.
 macro_rules! concat_front {
     ($rest:literal) => {
         concat!(
